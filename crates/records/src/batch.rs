@@ -100,6 +100,59 @@ pub fn compute_crc(batch: &[u8]) -> u32 {
     crc32c::crc32c(&batch[ATTRIBUTES..])
 }
 
+/// The fixed header fields of a batch, copied out of its first
+/// [`HEADER_LEN`] bytes: enough to walk a log without reading the records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchHeader {
+    /// baseOffset.
+    pub base_offset: i64,
+    /// Total length in bytes, header included (batchLength + 12).
+    pub len: usize,
+    /// lastOffsetDelta.
+    pub last_offset_delta: i32,
+    /// maxTimestamp.
+    pub max_timestamp: i64,
+    /// recordCount.
+    pub record_count: i32,
+    /// attributes.
+    pub attributes: i16,
+    /// producerId.
+    pub producer_id: i64,
+}
+
+impl BatchHeader {
+    /// Reads the header at the start of `buf`, which needs only the first
+    /// [`HEADER_LEN`] bytes of the batch. Checks length and magic.
+    pub fn parse(buf: &[u8]) -> Result<BatchHeader> {
+        let len = batch_len(buf)?;
+        if buf.len() < HEADER_LEN {
+            return Err(RecordsError::Truncated {
+                needed: HEADER_LEN,
+                available: buf.len(),
+            });
+        }
+        let magic = buf[MAGIC_OFFSET] as i8;
+        if magic != MAGIC {
+            return Err(RecordsError::UnsupportedMagic(magic));
+        }
+        Ok(BatchHeader {
+            base_offset: i64_at(buf, BASE_OFFSET),
+            len,
+            last_offset_delta: i32_at(buf, LAST_OFFSET_DELTA),
+            max_timestamp: i64_at(buf, MAX_TIMESTAMP),
+            record_count: i32_at(buf, RECORD_COUNT),
+            attributes: i16_at(buf, ATTRIBUTES),
+            producer_id: i64_at(buf, PRODUCER_ID),
+        })
+    }
+
+    /// Offset of the last record slot.
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset
+            .saturating_add(i64::from(self.last_offset_delta))
+    }
+}
+
 /// A read-only view of exactly one RecordBatch v2.
 ///
 /// Construction checks the length and the magic byte; the CRC and the

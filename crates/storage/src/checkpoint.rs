@@ -1,0 +1,232 @@
+//! Small checkpoint files, written atomically and checksummed.
+//!
+//! Container (big-endian; docs/FORMAT.md has the payloads):
+//!
+//! ```text
+//! offset len field
+//!  0      4  magic "PSCK"
+//!  4      2  format version = 1
+//!  6      2  kind (1 recovery point, 2 clean shutdown; the broker adds its own)
+//!  8      4  payload length N
+//! 12      N  payload
+//! 12+N    4  CRC-32 (IEEE, crc32fast) of bytes 0..12+N
+//! ```
+//!
+//! Replacement is atomic: write `NAME.tmp`, fsync it, rename over `NAME`,
+//! fsync the directory. A reader sees the old file or the new one, never a mix;
+//! anything else (short, wrong magic, bad CRC) is reported as corrupt.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Result, StorageError};
+use crate::fs::{FileSystem, OpenMode};
+
+const MAGIC: [u8; 4] = *b"PSCK";
+const VERSION: u16 = 1;
+const HEADER: usize = 12;
+
+/// Kind of the recovery-point checkpoint.
+pub const KIND_RECOVERY_POINT: u16 = 1;
+/// Kind of the clean-shutdown marker.
+pub const KIND_CLEAN_SHUTDOWN: u16 = 2;
+
+/// Encodes a checkpoint container around `payload`.
+pub fn encode(kind: u16, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER + payload.len() + 4);
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&VERSION.to_be_bytes());
+    out.extend_from_slice(&kind.to_be_bytes());
+    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    out.extend_from_slice(payload);
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_be_bytes());
+    out
+}
+
+/// Decodes a container of the expected `kind`; the error says what is wrong.
+pub fn decode(kind: u16, bytes: &[u8]) -> std::result::Result<&[u8], String> {
+    if bytes.len() < HEADER + 4 {
+        return Err(format!("{} bytes is too short", bytes.len()));
+    }
+    if bytes[..4] != MAGIC {
+        return Err("bad magic".into());
+    }
+    let version = u16::from_be_bytes([bytes[4], bytes[5]]);
+    if version != VERSION {
+        return Err(format!("unsupported version {version}"));
+    }
+    let found = u16::from_be_bytes([bytes[6], bytes[7]]);
+    if found != kind {
+        return Err(format!("kind {found}, expected {kind}"));
+    }
+    let len = u32::from_be_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize;
+    if bytes.len() != HEADER + len + 4 {
+        return Err(format!(
+            "payload length {len} does not match file size {}",
+            bytes.len()
+        ));
+    }
+    let (body, crc) = bytes.split_at(HEADER + len);
+    let stored = u32::from_be_bytes([crc[0], crc[1], crc[2], crc[3]]);
+    let computed = crc32fast::hash(body);
+    if stored != computed {
+        return Err(format!(
+            "CRC mismatch: stored {stored:#010x}, computed {computed:#010x}"
+        ));
+    }
+    Ok(&body[HEADER..])
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(crate::layout::TMP_SUFFIX);
+    path.with_file_name(name)
+}
+
+/// Atomically replaces the checkpoint at `path` (temp file, fsync, rename,
+/// directory fsync).
+pub fn write(fs: &dyn FileSystem, path: &Path, kind: u16, payload: &[u8]) -> Result<()> {
+    let bytes = encode(kind, payload);
+    let tmp = tmp_path(path);
+    let file = fs
+        .open(&tmp, OpenMode::Truncate)
+        .map_err(|e| StorageError::io("create", &tmp, e))?;
+    file.write_all_at(&bytes, 0)
+        .map_err(|e| StorageError::io("write", &tmp, e))?;
+    file.sync_data()
+        .map_err(|e| StorageError::io("fsync", &tmp, e))?;
+    drop(file);
+    fs.rename(&tmp, path)
+        .map_err(|e| StorageError::io("rename", path, e))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs.sync_dir(dir)
+        .map_err(|e| StorageError::io("fsync directory", dir, e))
+}
+
+/// Reads the checkpoint at `path`: `None` if there is none.
+pub fn read(path: &Path, kind: u16) -> Result<Option<Vec<u8>>> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StorageError::io("read", path, e)),
+    };
+    match decode(kind, &bytes) {
+        Ok(payload) => Ok(Some(payload.to_vec())),
+        Err(reason) => Err(StorageError::CorruptCheckpoint {
+            path: path.to_path_buf(),
+            reason,
+        }),
+    }
+}
+
+/// The recovery point of a log: every offset below it was fsynced, and the
+/// log start offset. Payload: `recovery_point u64 | log_start_offset u64`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecoveryCheckpoint {
+    /// All offsets below this are durable.
+    pub recovery_point: u64,
+    /// First offset of the log.
+    pub log_start_offset: u64,
+}
+
+impl RecoveryCheckpoint {
+    /// Payload bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16);
+        out.extend_from_slice(&self.recovery_point.to_be_bytes());
+        out.extend_from_slice(&self.log_start_offset.to_be_bytes());
+        out
+    }
+
+    /// Parses payload bytes.
+    pub fn decode(payload: &[u8]) -> std::result::Result<Self, String> {
+        let [a, b] = u64_fields::<2>(payload)?;
+        Ok(RecoveryCheckpoint {
+            recovery_point: a,
+            log_start_offset: b,
+        })
+    }
+}
+
+/// Written by a clean close, removed by the next open. Payload:
+/// `log_end_offset u64 | active_segment_base u64 | active_segment_size u64`;
+/// open trusts the marker only if the active segment still matches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanShutdown {
+    /// Next offset to be written.
+    pub log_end_offset: u64,
+    /// Base offset of the last segment.
+    pub active_segment_base: u64,
+    /// Its size in bytes.
+    pub active_segment_size: u64,
+}
+
+impl CleanShutdown {
+    /// Payload bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(24);
+        out.extend_from_slice(&self.log_end_offset.to_be_bytes());
+        out.extend_from_slice(&self.active_segment_base.to_be_bytes());
+        out.extend_from_slice(&self.active_segment_size.to_be_bytes());
+        out
+    }
+
+    /// Parses payload bytes.
+    pub fn decode(payload: &[u8]) -> std::result::Result<Self, String> {
+        let [a, b, c] = u64_fields::<3>(payload)?;
+        Ok(CleanShutdown {
+            log_end_offset: a,
+            active_segment_base: b,
+            active_segment_size: c,
+        })
+    }
+}
+
+fn u64_fields<const N: usize>(payload: &[u8]) -> std::result::Result<[u64; N], String> {
+    if payload.len() != N * 8 {
+        return Err(format!(
+            "payload of {} bytes, expected {}",
+            payload.len(),
+            N * 8
+        ));
+    }
+    let mut out = [0u64; N];
+    for (i, chunk) in payload.chunks_exact(8).enumerate() {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(chunk);
+        out[i] = u64::from_be_bytes(b);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::RealFs;
+
+    #[test]
+    fn round_trip_and_corruption() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("x.checkpoint");
+        assert_eq!(read(&path, 1).expect("missing is fine"), None);
+        let cp = RecoveryCheckpoint {
+            recovery_point: 7,
+            log_start_offset: 3,
+        };
+        write(&RealFs, &path, KIND_RECOVERY_POINT, &cp.encode()).expect("write");
+        let payload = read(&path, KIND_RECOVERY_POINT)
+            .expect("read")
+            .expect("present");
+        assert_eq!(RecoveryCheckpoint::decode(&payload), Ok(cp));
+        assert!(!tmp_path(&path).exists());
+        // Wrong kind, flipped bit, truncation: all refused.
+        assert!(read(&path, KIND_CLEAN_SHUTDOWN).is_err());
+        let mut bytes = std::fs::read(&path).expect("bytes");
+        for i in 0..bytes.len() {
+            bytes[i] ^= 0x10;
+            assert!(decode(KIND_RECOVERY_POINT, &bytes).is_err(), "byte {i}");
+            bytes[i] ^= 0x10;
+        }
+        assert!(decode(KIND_RECOVERY_POINT, &bytes[..bytes.len() - 1]).is_err());
+    }
+}

@@ -1,0 +1,105 @@
+//! The one error type of the storage crate.
+
+use std::io;
+use std::path::PathBuf;
+
+use pubsub_records::RecordsError;
+
+/// Everything that can go wrong in a partition log.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// A file operation failed. The log is poisoned if it was a write or a sync.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done ("write", "fsync", "rename", ...).
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// An earlier write or fsync failed; the log refuses writes until reopened,
+    /// because the kernel may have dropped the data it failed to write.
+    #[error("log {dir} refuses writes after an earlier failure ({reason}); reopen it to recover")]
+    Poisoned {
+        /// Partition directory.
+        dir: PathBuf,
+        /// The failure that poisoned it.
+        reason: String,
+    },
+    /// The log was closed.
+    #[error("log {dir} is closed")]
+    Closed {
+        /// Partition directory.
+        dir: PathBuf,
+    },
+    /// A read or lookup outside `[log start, log end]`.
+    #[error("offset {offset} is out of range: the log holds [{start}, {end})")]
+    OffsetOutOfRange {
+        /// The offset asked for.
+        offset: u64,
+        /// Log start offset.
+        start: u64,
+        /// Log end offset (next offset to be written).
+        end: u64,
+    },
+    /// A batch handed to `append` is not a valid RecordBatch v2.
+    #[error("invalid record batch: {0}")]
+    InvalidBatch(#[from] RecordsError),
+    /// An append larger than a whole segment may hold.
+    #[error("append of {size} bytes is larger than the segment size {max}")]
+    BatchTooLarge {
+        /// Bytes in the append.
+        size: usize,
+        /// `segment_bytes` of the log.
+        max: u64,
+    },
+    /// Data that was durable (below the recovery point, or in a sealed
+    /// segment) failed validation: reported, never deleted.
+    #[error("corrupt log data in {path} at byte {position}: {reason}")]
+    Corrupt {
+        /// The segment file.
+        path: PathBuf,
+        /// Byte position of the bad batch.
+        position: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A checkpoint file exists but cannot be trusted.
+    #[error("corrupt checkpoint {path}: {reason}")]
+    CorruptCheckpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A configuration value is out of range.
+    #[error("invalid log configuration: {0}")]
+    Config(String),
+}
+
+impl StorageError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        StorageError::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// True for errors caused by the disk or the OS rather than by input:
+    /// the partition is unusable until reopened (Kafka's KAFKA_STORAGE_ERROR).
+    pub fn is_storage_failure(&self) -> bool {
+        matches!(
+            self,
+            StorageError::Io { .. }
+                | StorageError::Poisoned { .. }
+                | StorageError::Corrupt { .. }
+                | StorageError::CorruptCheckpoint { .. }
+        )
+    }
+}
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;

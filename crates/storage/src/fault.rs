@@ -1,0 +1,222 @@
+//! A fault-injecting file layer for tests: makes fsyncs fail, writes run out
+//! of space part-way, or the "process" die after a given number of operations
+//! (every later write, sync, rename and delete fails and changes nothing), so
+//! every step of a multi-file protocol can be interrupted.
+//!
+//! Memory-mapped index writes bypass this layer; indexes are derived data and
+//! are rebuilt from the log after any failure.
+
+use std::fs::File;
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+use crate::fs::{FileHandle, FileSystem, OpenMode, RealFs};
+
+/// What to break. Shared between the test and the [`FaultFs`] under the log.
+#[derive(Debug, Default)]
+pub struct FaultPlan {
+    fail_syncs: AtomicBool,
+    /// Bytes that may still be written before ENOSPC; negative = unlimited.
+    write_budget: AtomicI64,
+    /// Mutating operations allowed before the simulated crash; negative = never.
+    ops_before_crash: AtomicI64,
+    ops: AtomicU64,
+    crashed: AtomicBool,
+    syncs: AtomicU64,
+    hold: Mutex<bool>,
+    released: Condvar,
+}
+
+impl FaultPlan {
+    /// A plan that breaks nothing (yet).
+    pub fn new() -> Arc<Self> {
+        Arc::new(FaultPlan {
+            write_budget: AtomicI64::new(-1),
+            ops_before_crash: AtomicI64::new(-1),
+            ..FaultPlan::default()
+        })
+    }
+
+    /// Makes every fsync (file or directory) fail with EIO.
+    pub fn fail_syncs(&self, fail: bool) {
+        self.fail_syncs.store(fail, Ordering::SeqCst);
+    }
+
+    /// Lets `bytes` more bytes be written, then fails writes with ENOSPC
+    /// (after writing what fits, as a real full disk does).
+    pub fn limit_writes(&self, bytes: u64) {
+        self.write_budget
+            .store(i64::try_from(bytes).unwrap_or(i64::MAX), Ordering::SeqCst);
+    }
+
+    /// Removes the write limit.
+    pub fn unlimited_writes(&self) {
+        self.write_budget.store(-1, Ordering::SeqCst);
+    }
+
+    /// Lets `ops` more mutating operations (write, sync, set_len, rename,
+    /// remove, open for writing) succeed, then "crashes": all later ones fail.
+    pub fn crash_after(&self, ops: u64) {
+        self.ops_before_crash
+            .store(i64::try_from(ops).unwrap_or(i64::MAX), Ordering::SeqCst);
+    }
+
+    /// Mutating operations performed so far.
+    pub fn ops(&self) -> u64 {
+        self.ops.load(Ordering::SeqCst)
+    }
+
+    /// File fsyncs that reached the disk (directory fsyncs not counted).
+    pub fn syncs(&self) -> u64 {
+        self.syncs.load(Ordering::SeqCst)
+    }
+
+    /// While held, every file fsync blocks until [`FaultPlan::release_syncs`]
+    /// (lets a test line up many waiters behind one fsync).
+    pub fn hold_syncs(&self) {
+        *self.hold.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+    }
+
+    /// Lets held fsyncs proceed.
+    pub fn release_syncs(&self) {
+        *self.hold.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = false;
+        self.released.notify_all();
+    }
+
+    fn wait_if_held(&self) {
+        let mut held = self.hold.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        while *held {
+            held = self
+                .released
+                .wait(held)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+
+    /// True once the simulated crash happened.
+    pub fn crashed(&self) -> bool {
+        self.crashed.load(Ordering::SeqCst)
+    }
+
+    fn mutate(&self) -> io::Result<()> {
+        if self.crashed() {
+            return Err(crash());
+        }
+        let left = self.ops_before_crash.load(Ordering::SeqCst);
+        if left == 0 {
+            self.crashed.store(true, Ordering::SeqCst);
+            return Err(crash());
+        }
+        if left > 0 {
+            self.ops_before_crash.store(left - 1, Ordering::SeqCst);
+        }
+        self.ops.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        self.mutate()?;
+        if self.fail_syncs.load(Ordering::SeqCst) {
+            return Err(io::Error::other("injected fsync failure (EIO)"));
+        }
+        Ok(())
+    }
+}
+
+fn crash() -> io::Error {
+    io::Error::other("injected crash: the process is gone")
+}
+
+/// A [`FileSystem`] that obeys a [`FaultPlan`] on top of the real one.
+#[derive(Debug, Clone)]
+pub struct FaultFs {
+    plan: Arc<FaultPlan>,
+}
+
+impl FaultFs {
+    /// A fault-injecting file system driven by `plan`.
+    pub fn new(plan: Arc<FaultPlan>) -> Self {
+        FaultFs { plan }
+    }
+}
+
+#[derive(Debug)]
+struct FaultFile {
+    inner: Arc<dyn FileHandle>,
+    plan: Arc<FaultPlan>,
+}
+
+impl FileHandle for FaultFile {
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        self.inner.read_at(buf, pos)
+    }
+
+    fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
+        self.plan.mutate()?;
+        let budget = self.plan.write_budget.load(Ordering::SeqCst);
+        if budget < 0 || budget as u64 >= buf.len() as u64 {
+            if budget >= 0 {
+                self.plan
+                    .write_budget
+                    .fetch_sub(buf.len() as i64, Ordering::SeqCst);
+            }
+            return self.inner.write_all_at(buf, pos);
+        }
+        // A full disk: write what fits, then fail.
+        let fits = budget as usize;
+        self.inner.write_all_at(&buf[..fits], pos)?;
+        self.plan.write_budget.store(0, Ordering::SeqCst);
+        Err(io::Error::from_raw_os_error(28)) // ENOSPC
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.plan.wait_if_held();
+        self.plan.sync()?;
+        self.inner.sync_data()?;
+        self.plan.syncs.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.plan.mutate()?;
+        self.inner.set_len(len)
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        self.inner.len()
+    }
+
+    fn std_file(&self) -> &File {
+        self.inner.std_file()
+    }
+}
+
+impl FileSystem for FaultFs {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn FileHandle>> {
+        if mode != OpenMode::ReadOnly {
+            self.plan.mutate()?;
+        }
+        let inner = RealFs.open(path, mode)?;
+        Ok(Arc::new(FaultFile {
+            inner,
+            plan: Arc::clone(&self.plan),
+        }))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.plan.mutate()?;
+        RealFs.rename(from, to)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.plan.mutate()?;
+        RealFs.remove_file(path)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.plan.sync()?;
+        RealFs.sync_dir(dir)
+    }
+}

@@ -1,0 +1,131 @@
+//! The file layer under the log. Every write, sync, rename and delete the log
+//! makes goes through [`FileSystem`] and [`FileHandle`], so tests can put the
+//! fault-injecting [`FaultFs`](crate::fault::FaultFs) underneath and prove that
+//! a failed write or fsync is never acknowledged.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+
+/// How to open a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Read and write; create if missing; keep contents.
+    ReadWrite,
+    /// Read and write; create, or empty an existing file.
+    Truncate,
+    /// Read only; the file must exist.
+    ReadOnly,
+}
+
+/// An open file. Positional reads and writes, so one handle serves
+/// concurrent readers and the single writer without a shared cursor.
+pub trait FileHandle: Send + Sync + fmt::Debug {
+    /// Reads at `pos`; returns bytes read (0 at end of file).
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize>;
+    /// Writes all of `buf` at `pos`, or fails (possibly after a partial write).
+    fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()>;
+    /// fdatasync: data and the metadata needed to read it back.
+    fn sync_data(&self) -> io::Result<()>;
+    /// Truncates or extends.
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Current length.
+    fn len(&self) -> io::Result<u64>;
+    /// The OS file, for memory-mapping indexes.
+    fn std_file(&self) -> &File;
+
+    /// Fills `buf` from `pos`, failing with `UnexpectedEof` at end of file.
+    fn read_exact_at(&self, mut buf: &mut [u8], mut pos: u64) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.read_at(buf, pos) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "file ended before the expected data",
+                    ))
+                }
+                Ok(n) => {
+                    buf = &mut buf[n..];
+                    pos += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// File-system operations the log needs besides reading and writing files.
+pub trait FileSystem: Send + Sync + fmt::Debug {
+    /// Opens a file.
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn FileHandle>>;
+    /// Atomically renames `from` to `to`, replacing `to`.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Deletes a file.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// fsyncs a directory, making renames, creations and deletions in it durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+}
+
+/// The real file system.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RealFs;
+
+/// A real file.
+#[derive(Debug)]
+pub struct RealFile {
+    file: File,
+}
+
+impl RealFile {
+    /// Wraps an open file.
+    pub fn new(file: File) -> Self {
+        RealFile { file }
+    }
+}
+
+impl FileHandle for RealFile {
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        self.file.read_at(buf, pos)
+    }
+    fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
+        self.file.write_all_at(buf, pos)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
+    }
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+    fn std_file(&self) -> &File {
+        &self.file
+    }
+}
+
+impl FileSystem for RealFs {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn FileHandle>> {
+        let mut options = OpenOptions::new();
+        match mode {
+            OpenMode::ReadWrite => options.read(true).write(true).create(true),
+            OpenMode::Truncate => options.read(true).write(true).create(true).truncate(true),
+            OpenMode::ReadOnly => options.read(true),
+        };
+        Ok(Arc::new(RealFile::new(options.open(path)?)))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+}

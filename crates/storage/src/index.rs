@@ -1,0 +1,467 @@
+//! The two sparse, memory-mapped indexes of a segment (Kafka's layout):
+//!
+//! - `.index`: 8-byte entries `relative offset u32 | file position u32`, one
+//!   each time more than `index_interval_bytes` were appended since the last
+//!   entry, mapping the last offset of a batch to the position where that
+//!   batch starts.
+//! - `.timeindex`: 12-byte entries `timestamp i64 | relative offset u32`,
+//!   written at the same moments when the segment's largest timestamp has
+//!   grown, plus once more when the segment is sealed, so the last entry
+//!   holds the segment's largest timestamp.
+//!
+//! Index files are derived data: preallocated to `max_index_bytes` while the
+//! segment is active, trimmed to their entries when it is sealed, never
+//! checksummed, and rebuilt from the log whenever they look wrong.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use memmap2::MmapMut;
+
+use crate::error::{Result, StorageError};
+use crate::fs::{FileHandle, FileSystem, OpenMode};
+
+/// Bytes per offset-index entry.
+pub const OFFSET_ENTRY: usize = 8;
+/// Bytes per time-index entry.
+pub const TIME_ENTRY: usize = 12;
+
+/// A memory-mapped file of fixed-size entries.
+#[derive(Debug)]
+struct IndexFile {
+    path: PathBuf,
+    file: Arc<dyn FileHandle>,
+    mmap: MmapMut,
+    entry_size: usize,
+    entries: usize,
+    /// True when the file length was not a whole number of entries.
+    ragged: bool,
+}
+
+fn map(file: &dyn FileHandle, path: &Path) -> Result<MmapMut> {
+    // SAFETY: the file belongs to this log: it is mapped only here, and is
+    // never truncated below the mapped length while mapped (trimming remaps
+    // first, under the exclusive lock of the index). Other processes must not
+    // modify a live partition directory, as with any database.
+    unsafe { MmapMut::map_mut(file.std_file()) }.map_err(|e| StorageError::io("mmap", path, e))
+}
+
+impl IndexFile {
+    /// Opens (creating if missing) an index file. `preallocate` extends it to
+    /// `max_bytes` for appending; otherwise it is mapped at its current size.
+    fn open(
+        fs: &dyn FileSystem,
+        path: &Path,
+        entry_size: usize,
+        max_bytes: u64,
+        preallocate: bool,
+        fresh: bool,
+    ) -> Result<Self> {
+        let mode = if fresh {
+            OpenMode::Truncate
+        } else {
+            OpenMode::ReadWrite
+        };
+        let file = fs
+            .open(path, mode)
+            .map_err(|e| StorageError::io("open", path, e))?;
+        let len = file.len().map_err(|e| StorageError::io("stat", path, e))?;
+        let entries = (len / entry_size as u64) as usize;
+        let ragged = len % entry_size as u64 != 0;
+        let max_bytes = max_bytes - max_bytes % entry_size as u64;
+        if preallocate && len < max_bytes {
+            file.set_len(max_bytes)
+                .map_err(|e| StorageError::io("preallocate", path, e))?;
+        }
+        let mmap = map(file.as_ref(), path)?;
+        let entries = entries.min(mmap.len() / entry_size);
+        Ok(IndexFile {
+            path: path.to_path_buf(),
+            file,
+            mmap,
+            entry_size,
+            entries,
+            ragged,
+        })
+    }
+
+    fn capacity(&self) -> usize {
+        self.mmap.len() / self.entry_size
+    }
+
+    fn entry(&self, i: usize) -> &[u8] {
+        &self.mmap[i * self.entry_size..(i + 1) * self.entry_size]
+    }
+
+    fn push(&mut self, bytes: &[u8]) -> bool {
+        if self.entries >= self.capacity() {
+            return false;
+        }
+        let at = self.entries * self.entry_size;
+        self.mmap[at..at + self.entry_size].copy_from_slice(bytes);
+        self.entries += 1;
+        true
+    }
+
+    /// Shrinks the file to its entries and maps exactly that.
+    fn trim(&mut self) -> Result<()> {
+        let len = (self.entries * self.entry_size) as u64;
+        if self.mmap.len() as u64 == len && !self.ragged {
+            return Ok(());
+        }
+        // Pages past the new end are never touched between the cut and the
+        // remap: this runs under the index's exclusive lock.
+        self.mmap
+            .flush()
+            .map_err(|e| StorageError::io("msync", &self.path, e))?;
+        self.file
+            .set_len(len)
+            .map_err(|e| StorageError::io("trim", &self.path, e))?;
+        self.mmap = map(self.file.as_ref(), &self.path)?;
+        self.ragged = false;
+        Ok(())
+    }
+
+    /// Extends the file to `max_bytes` so it can take more entries.
+    fn preallocate(&mut self, max_bytes: u64) -> Result<()> {
+        let max_bytes = max_bytes - max_bytes % self.entry_size as u64;
+        if self.mmap.len() as u64 >= max_bytes {
+            return Ok(());
+        }
+        self.file
+            .set_len(max_bytes)
+            .map_err(|e| StorageError::io("preallocate", &self.path, e))?;
+        self.mmap = map(self.file.as_ref(), &self.path)?;
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.mmap
+            .flush()
+            .map_err(|e| StorageError::io("msync", &self.path, e))?;
+        self.file
+            .sync_data()
+            .map_err(|e| StorageError::io("fsync", &self.path, e))
+    }
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn i64_at(b: &[u8], at: usize) -> i64 {
+    let mut x = [0u8; 8];
+    x.copy_from_slice(&b[at..at + 8]);
+    i64::from_be_bytes(x)
+}
+
+/// `.index`: relative offset -> file position.
+#[derive(Debug)]
+pub(crate) struct OffsetIndex {
+    inner: IndexFile,
+}
+
+/// One offset-index entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OffsetEntry {
+    pub relative_offset: u32,
+    pub position: u32,
+}
+
+impl OffsetIndex {
+    pub fn open(
+        fs: &dyn FileSystem,
+        path: &Path,
+        max_bytes: u64,
+        preallocate: bool,
+        fresh: bool,
+    ) -> Result<Self> {
+        IndexFile::open(fs, path, OFFSET_ENTRY, max_bytes, preallocate, fresh)
+            .map(|inner| OffsetIndex { inner })
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.entries
+    }
+
+    pub fn remaining(&self) -> usize {
+        self.inner.capacity().saturating_sub(self.inner.entries)
+    }
+
+    pub fn entry(&self, i: usize) -> OffsetEntry {
+        let b = self.inner.entry(i);
+        OffsetEntry {
+            relative_offset: u32_at(b, 0),
+            position: u32_at(b, 4),
+        }
+    }
+
+    pub fn last(&self) -> Option<OffsetEntry> {
+        self.len().checked_sub(1).map(|i| self.entry(i))
+    }
+
+    /// The entry with the largest relative offset `<= target`.
+    pub fn floor(&self, target: u32) -> Option<OffsetEntry> {
+        let n = self.len();
+        // partition point: first entry with relative_offset > target
+        let (mut lo, mut hi) = (0, n);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if self.entry(mid).relative_offset <= target {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo.checked_sub(1).map(|i| self.entry(i))
+    }
+
+    pub fn push(&mut self, e: OffsetEntry) -> bool {
+        let mut b = [0u8; OFFSET_ENTRY];
+        b[..4].copy_from_slice(&e.relative_offset.to_be_bytes());
+        b[4..].copy_from_slice(&e.position.to_be_bytes());
+        self.inner.push(&b)
+    }
+
+    pub fn clear(&mut self) {
+        self.inner.entries = 0;
+    }
+
+    pub fn trim(&mut self) -> Result<()> {
+        self.inner.trim()
+    }
+
+    pub fn preallocate(&mut self, max_bytes: u64) -> Result<()> {
+        self.inner.preallocate(max_bytes)
+    }
+
+    pub fn flush(&self) -> Result<()> {
+        self.inner.flush()
+    }
+
+    /// Why the entries cannot be right for a segment of `size` bytes whose
+    /// relative offsets stay below `max_relative` (exclusive), if they can't.
+    pub fn inconsistency(&self, size: u64, max_relative: u64) -> Option<String> {
+        if self.inner.ragged {
+            return Some("length is not a whole number of entries".into());
+        }
+        let mut prev: Option<OffsetEntry> = None;
+        for i in 0..self.len() {
+            let e = self.entry(i);
+            if u64::from(e.position) >= size.max(1) {
+                return Some(format!("entry {i} points past the end of the log"));
+            }
+            if u64::from(e.relative_offset) >= max_relative {
+                return Some(format!("entry {i} names an offset beyond the segment"));
+            }
+            if let Some(p) = prev {
+                if e.relative_offset <= p.relative_offset || e.position <= p.position {
+                    return Some(format!("entry {i} does not increase"));
+                }
+            }
+            prev = Some(e);
+        }
+        None
+    }
+}
+
+/// `.timeindex`: largest timestamp so far -> relative offset.
+#[derive(Debug)]
+pub(crate) struct TimeIndex {
+    inner: IndexFile,
+}
+
+/// One time-index entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TimeEntry {
+    pub timestamp: i64,
+    pub relative_offset: u32,
+}
+
+impl TimeIndex {
+    pub fn open(
+        fs: &dyn FileSystem,
+        path: &Path,
+        max_bytes: u64,
+        preallocate: bool,
+        fresh: bool,
+    ) -> Result<Self> {
+        IndexFile::open(fs, path, TIME_ENTRY, max_bytes, preallocate, fresh)
+            .map(|inner| TimeIndex { inner })
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.entries
+    }
+
+    pub fn remaining(&self) -> usize {
+        self.inner.capacity().saturating_sub(self.inner.entries)
+    }
+
+    pub fn entry(&self, i: usize) -> TimeEntry {
+        let b = self.inner.entry(i);
+        TimeEntry {
+            timestamp: i64_at(b, 0),
+            relative_offset: u32_at(b, 8),
+        }
+    }
+
+    pub fn last(&self) -> Option<TimeEntry> {
+        self.len().checked_sub(1).map(|i| self.entry(i))
+    }
+
+    /// The entry with the largest timestamp strictly below `target`: every
+    /// record up to its offset is older than `target`.
+    pub fn floor_before(&self, target: i64) -> Option<TimeEntry> {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if self.entry(mid).timestamp < target {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo.checked_sub(1).map(|i| self.entry(i))
+    }
+
+    /// Appends only if `timestamp` is larger than the last entry's (or the
+    /// index is empty and it is not negative), as Kafka does.
+    pub fn maybe_push(&mut self, e: TimeEntry) -> bool {
+        let last = self.last().map_or(-1, |l| l.timestamp);
+        if e.timestamp <= last {
+            return true;
+        }
+        let mut b = [0u8; TIME_ENTRY];
+        b[..8].copy_from_slice(&e.timestamp.to_be_bytes());
+        b[8..].copy_from_slice(&e.relative_offset.to_be_bytes());
+        self.inner.push(&b)
+    }
+
+    pub fn clear(&mut self) {
+        self.inner.entries = 0;
+    }
+
+    pub fn trim(&mut self) -> Result<()> {
+        self.inner.trim()
+    }
+
+    pub fn preallocate(&mut self, max_bytes: u64) -> Result<()> {
+        self.inner.preallocate(max_bytes)
+    }
+
+    pub fn flush(&self) -> Result<()> {
+        self.inner.flush()
+    }
+
+    /// Why the entries cannot be right, if they can't.
+    pub fn inconsistency(&self, max_relative: u64) -> Option<String> {
+        if self.inner.ragged {
+            return Some("length is not a whole number of entries".into());
+        }
+        let mut prev: Option<TimeEntry> = None;
+        for i in 0..self.len() {
+            let e = self.entry(i);
+            if u64::from(e.relative_offset) >= max_relative {
+                return Some(format!("entry {i} names an offset beyond the segment"));
+            }
+            if let Some(p) = prev {
+                if e.timestamp <= p.timestamp || e.relative_offset < p.relative_offset {
+                    return Some(format!("entry {i} does not increase"));
+                }
+            }
+            prev = Some(e);
+        }
+        None
+    }
+}
+
+/// The indexing rule, shared by append, recovery, rebuild and compaction so
+/// all four produce identical indexes for identical data.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IndexTracker {
+    pub bytes_since_entry: u64,
+    /// Largest batch maxTimestamp so far (-1 when none).
+    pub max_timestamp: i64,
+    /// Last offset of the batch holding `max_timestamp`.
+    pub offset_of_max_timestamp: u64,
+}
+
+impl IndexTracker {
+    pub fn new(base_offset: u64) -> Self {
+        IndexTracker {
+            bytes_since_entry: 0,
+            max_timestamp: -1,
+            offset_of_max_timestamp: base_offset,
+        }
+    }
+
+    /// Records one batch of `len` bytes at `position`. Returns false if an
+    /// index was full (the caller rolls before that can happen).
+    pub fn on_batch(
+        &mut self,
+        index: &mut SegmentIndex,
+        base_offset: u64,
+        position: u64,
+        last_offset: u64,
+        max_timestamp: i64,
+        len: u64,
+        interval: u64,
+    ) -> bool {
+        if max_timestamp > self.max_timestamp {
+            self.max_timestamp = max_timestamp;
+            self.offset_of_max_timestamp = last_offset;
+        }
+        let mut ok = true;
+        if self.bytes_since_entry > interval {
+            ok &= index.offsets.push(OffsetEntry {
+                relative_offset: (last_offset - base_offset) as u32,
+                position: position as u32,
+            });
+            ok &= index.times.maybe_push(TimeEntry {
+                timestamp: self.max_timestamp,
+                relative_offset: (self.offset_of_max_timestamp - base_offset) as u32,
+            });
+            self.bytes_since_entry = 0;
+        }
+        self.bytes_since_entry += len;
+        ok
+    }
+
+    /// The final time-index entry written when a segment is sealed.
+    pub fn on_seal(&self, index: &mut SegmentIndex, base_offset: u64) -> bool {
+        index.times.maybe_push(TimeEntry {
+            timestamp: self.max_timestamp,
+            relative_offset: (self.offset_of_max_timestamp - base_offset) as u32,
+        })
+    }
+}
+
+/// Both indexes of one segment.
+#[derive(Debug)]
+pub(crate) struct SegmentIndex {
+    pub offsets: OffsetIndex,
+    pub times: TimeIndex,
+}
+
+impl SegmentIndex {
+    pub fn trim(&mut self) -> Result<()> {
+        self.offsets.trim()?;
+        self.times.trim()
+    }
+
+    pub fn flush(&self) -> Result<()> {
+        self.offsets.flush()?;
+        self.times.flush()
+    }
+
+    pub fn clear(&mut self) {
+        self.offsets.clear();
+        self.times.clear();
+    }
+
+    /// Entries left before one of the two is full.
+    pub fn remaining(&self) -> usize {
+        self.offsets.remaining().min(self.times.remaining())
+    }
+}

@@ -1,0 +1,124 @@
+//! Names of the files in a partition directory (see docs/FORMAT.md).
+//!
+//! ```text
+//! 00000000000000000000.log         batches, as appended
+//! 00000000000000000000.index       sparse offset index
+//! 00000000000000000000.timeindex   sparse time index
+//! recovery-point.checkpoint        recovery point and log start offset
+//! clean-shutdown.checkpoint        present only between a clean close and the next open
+//! *.cleaned                        compaction output not yet committed
+//! *.log.deleted                    segment folded into a compacted one, not yet removed
+//! *.tmp                            checkpoint being written
+//! ```
+
+use std::path::{Path, PathBuf};
+
+/// Segment data.
+pub const LOG_SUFFIX: &str = ".log";
+/// Offset index.
+pub const INDEX_SUFFIX: &str = ".index";
+/// Time index.
+pub const TIME_INDEX_SUFFIX: &str = ".timeindex";
+/// Suffix added to compaction output until it is committed.
+pub const CLEANED_SUFFIX: &str = ".cleaned";
+/// Suffix added to a segment replaced by compaction until it is removed.
+pub const DELETED_SUFFIX: &str = ".deleted";
+/// Suffix of a checkpoint being written.
+pub const TMP_SUFFIX: &str = ".tmp";
+/// Recovery-point checkpoint file name.
+pub const RECOVERY_CHECKPOINT: &str = "recovery-point.checkpoint";
+/// Clean-shutdown marker file name.
+pub const CLEAN_SHUTDOWN: &str = "clean-shutdown.checkpoint";
+
+/// The three files of one segment.
+pub(crate) fn segment_name(base_offset: u64, suffix: &str) -> String {
+    format!("{base_offset:020}{suffix}")
+}
+
+/// Path of a segment file in `dir`.
+pub(crate) fn segment_path(dir: &Path, base_offset: u64, suffix: &str) -> PathBuf {
+    dir.join(segment_name(base_offset, suffix))
+}
+
+/// What a file in a partition directory is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FileKind {
+    Log(u64),
+    Index(u64),
+    TimeIndex(u64),
+    /// Uncommitted compaction output: always removed at open.
+    Cleaned,
+    /// A replaced segment (`{base}.log.deleted`).
+    DeletedLog(u64),
+    /// Stray temporary file: removed at open.
+    Temporary,
+    RecoveryCheckpoint,
+    CleanShutdown,
+    Unknown,
+}
+
+fn base_of(stem: &str) -> Option<u64> {
+    if stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()) {
+        stem.parse().ok()
+    } else {
+        None
+    }
+}
+
+/// Classifies a file name.
+pub(crate) fn classify(name: &str) -> FileKind {
+    if name == RECOVERY_CHECKPOINT {
+        return FileKind::RecoveryCheckpoint;
+    }
+    if name == CLEAN_SHUTDOWN {
+        return FileKind::CleanShutdown;
+    }
+    if name.ends_with(TMP_SUFFIX) {
+        return FileKind::Temporary;
+    }
+    if name.ends_with(CLEANED_SUFFIX) {
+        return FileKind::Cleaned;
+    }
+    if let Some(stem) = name.strip_suffix(DELETED_SUFFIX) {
+        if let Some(base) = stem.strip_suffix(LOG_SUFFIX).and_then(base_of) {
+            return FileKind::DeletedLog(base);
+        }
+        // An index renamed by an older layout: derived data, removable.
+        return FileKind::Cleaned;
+    }
+    let parse = |suffix: &str| name.strip_suffix(suffix).and_then(base_of);
+    if let Some(b) = parse(LOG_SUFFIX) {
+        FileKind::Log(b)
+    } else if let Some(b) = parse(INDEX_SUFFIX) {
+        FileKind::Index(b)
+    } else if let Some(b) = parse(TIME_INDEX_SUFFIX) {
+        FileKind::TimeIndex(b)
+    } else {
+        FileKind::Unknown
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        assert_eq!(segment_name(42, LOG_SUFFIX), "00000000000000000042.log");
+        assert_eq!(classify("00000000000000000042.log"), FileKind::Log(42));
+        assert_eq!(classify("00000000000000000042.index"), FileKind::Index(42));
+        assert_eq!(
+            classify("00000000000000000042.timeindex"),
+            FileKind::TimeIndex(42)
+        );
+        assert_eq!(
+            classify("00000000000000000042.log.deleted"),
+            FileKind::DeletedLog(42)
+        );
+        assert_eq!(classify("00000000000000000042.log.cleaned"), FileKind::Cleaned);
+        assert_eq!(classify("recovery-point.checkpoint.tmp"), FileKind::Temporary);
+        assert_eq!(classify("42.log"), FileKind::Unknown);
+        assert_eq!(classify("0000000000000000004x.log"), FileKind::Unknown);
+        assert_eq!(classify(RECOVERY_CHECKPOINT), FileKind::RecoveryCheckpoint);
+    }
+}

@@ -1,0 +1,41 @@
+//! The partition log of pubsub: an append-only sequence of Kafka
+//! RecordBatch v2 batches, split into segments, each a `.log` file with a
+//! memory-mapped sparse offset index and time index.
+//!
+//! - [`Log::append`] assigns offsets, writes, indexes and rolls segments by
+//!   size, age and index capacity.
+//! - [`Log::read`] returns whole batches from the one holding an offset;
+//!   [`Log::offset_for_timestamp`] finds the first record at or after a time.
+//! - Durability follows [`FlushPolicy`]; concurrent waiters share fsyncs
+//!   (group commit); a failed write or fsync poisons the log until reopened.
+//! - [`Log::open`] recovers after an unclean stop from the recovery-point
+//!   checkpoint and returns a [`RecoveryReport`].
+//! - [`Log::apply_retention`] deletes old segments; [`Log::compact`] keeps
+//!   the latest record per key.
+//!
+//! Synchronous by design (no async runtime): the broker calls it from its
+//! own threads. Every byte written is specified in docs/FORMAT.md.
+
+pub mod checkpoint;
+mod compaction;
+mod config;
+mod error;
+pub mod fault;
+pub mod fs;
+mod index;
+mod layout;
+mod log;
+mod recovery;
+mod retention;
+pub mod scan;
+mod segment;
+
+pub use compaction::CompactionReport;
+pub use config::{CleanupPolicy, FlushPolicy, LogConfig};
+pub use error::{Result, StorageError};
+pub use layout::{
+    CLEAN_SHUTDOWN, INDEX_SUFFIX, LOG_SUFFIX, RECOVERY_CHECKPOINT, TIME_INDEX_SUFFIX,
+};
+pub use log::{AppendInfo, Log, ReadResult, SegmentInfo, TimestampOffset};
+pub use recovery::{DroppedSegment, RecoveryReport, Truncation};
+pub use retention::RetentionReport;

@@ -1,0 +1,101 @@
+//! Retention for `cleanup.policy=delete`: whole segments go, oldest first,
+//! when their newest record is older than `retention_ms` or while the log is
+//! larger than `retention_bytes`. The log start offset moves to the first
+//! remaining segment; reads below it get `OffsetOutOfRange`.
+
+use std::sync::Arc;
+
+use crate::error::{Result, StorageError};
+use crate::log::Log;
+use crate::segment::{lock, write, Segment};
+
+/// What retention deleted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionReport {
+    /// Base offsets of the deleted segments.
+    pub deleted_segments: Vec<u64>,
+    /// Bytes freed.
+    pub deleted_bytes: u64,
+    /// Log start offset afterwards.
+    pub log_start_offset: u64,
+}
+
+impl Log {
+    /// Deletes segments past the retention limits, as of `now_ms`. The
+    /// active segment goes too (after a roll) if everything in it expired.
+    pub fn apply_retention(&self, now_ms: i64) -> Result<RetentionReport> {
+        let mut report = RetentionReport {
+            log_start_offset: self.log_start_offset(),
+            ..RetentionReport::default()
+        };
+        if !self.config.cleanup_policy.deletes() {
+            return Ok(report);
+        }
+        let _m = lock(&self.maintenance);
+        self.check_writable()?;
+        let mut segments = self.segment_list();
+        let mut doomed: Vec<Arc<Segment>> = Vec::new();
+
+        if let Some(retention) = self.config.retention_ms {
+            let cutoff = now_ms.saturating_sub(retention);
+            for seg in &segments[..segments.len() - 1] {
+                if seg.max_timestamp()?.0 < cutoff {
+                    doomed.push(Arc::clone(seg));
+                } else {
+                    break;
+                }
+            }
+            let active = &segments[segments.len() - 1];
+            if doomed.len() + 1 == segments.len()
+                && active.size() > 0
+                && active.max_timestamp()?.0 < cutoff
+            {
+                // Everything expired: seal the active segment so it can go too.
+                self.roll()?;
+                doomed.push(Arc::clone(active));
+                segments = self.segment_list();
+            }
+        }
+        if let Some(limit) = self.config.retention_bytes {
+            let mut remaining: u64 = segments.iter().map(|s| s.size()).sum::<u64>()
+                - doomed.iter().map(|s| s.size()).sum::<u64>();
+            for seg in &segments[doomed.len()..segments.len() - 1] {
+                if remaining.saturating_sub(seg.size()) >= limit {
+                    remaining -= seg.size();
+                    doomed.push(Arc::clone(seg));
+                } else {
+                    break;
+                }
+            }
+        }
+        if doomed.is_empty() {
+            return Ok(report);
+        }
+
+        {
+            let mut map = write(&self.segments);
+            for seg in &doomed {
+                map.remove(&seg.base_offset);
+            }
+            if let Some((&first, _)) = map.iter().next() {
+                self.start_offset
+                    .store(first, std::sync::atomic::Ordering::Release);
+            }
+        }
+        for seg in &doomed {
+            report.deleted_segments.push(seg.base_offset);
+            report.deleted_bytes += seg.size();
+            self.poison_on_err(seg.delete_files())?;
+        }
+        let dir = self.dir();
+        let synced = self
+            .ctx
+            .fs
+            .sync_dir(dir)
+            .map_err(|e| StorageError::io("fsync directory", dir, e));
+        self.poison_on_err(synced)?;
+        self.write_checkpoint(self.durable_offset())?;
+        report.log_start_offset = self.log_start_offset();
+        Ok(report)
+    }
+}

@@ -1,0 +1,13 @@
+//! Integration tests of the partition log, on real files in temporary
+//! directories. One test binary with a module per area.
+
+mod common;
+
+mod basic;
+mod compaction;
+mod crash;
+mod faults;
+mod fixtures;
+mod model;
+mod recovery;
+mod retention;

@@ -1,0 +1,282 @@
+//! Opening after unclean stops: torn tails, garbage, cut segments,
+//! corruption below the recovery point, broken indexes and checkpoints.
+
+use std::fs::OpenOptions;
+use std::path::Path;
+
+use pubsub_storage::{Log, LogConfig, StorageError, RECOVERY_CHECKPOINT};
+
+use crate::common::*;
+
+fn seg_path(dir: &Path, base: u64, suffix: &str) -> std::path::PathBuf {
+    dir.join(format!("{base:020}{suffix}"))
+}
+
+fn fill(log: &Log, batches: usize) -> Vec<(u64, Vec<u8>)> {
+    for i in 0..batches {
+        log.append(&mut simple_batch(&format!("r{i}"), 1 + i % 3, 1000 + i as i64))
+            .expect("append");
+    }
+    raw_batches(log)
+}
+
+#[test]
+fn unclean_stop_keeps_everything_written_and_scans_from_the_recovery_point() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, _) = Log::open(dir.path(), small_config()).expect("open");
+    let before = fill(&log, 120);
+    let segments = log.segments();
+    assert!(segments.len() >= 4);
+    let rp = log.recovery_point();
+    assert!(
+        rp >= segments.last().expect("active").base_offset,
+        "rolling moves the recovery point into the new segment"
+    );
+    drop(log); // no close: unclean
+    let (log, report) = Log::open(dir.path(), small_config()).expect("reopen");
+    assert!(!report.clean_shutdown);
+    assert_eq!(report.recovery_point, rp);
+    assert_eq!(report.segments_scanned, 1, "only the active segment: {report}");
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(raw_batches(&log), before);
+}
+
+#[test]
+fn torn_tail_is_truncated_and_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, _) = Log::open(dir.path(), small_config()).expect("open");
+    let before = fill(&log, 30);
+    let active = log.segments().last().copied().expect("active");
+    drop(log);
+    let path = seg_path(dir.path(), active.base_offset, ".log");
+    let len = std::fs::metadata(&path).expect("stat").len();
+    let last_len = before.last().expect("last").1.len() as u64;
+    let file = OpenOptions::new().write(true).open(&path).expect("open");
+    file.set_len(len - last_len / 2).expect("cut");
+    drop(file);
+
+    let (log, report) = Log::open(dir.path(), small_config()).expect("reopen");
+    let t = report.truncation.as_ref().expect("truncated");
+    assert_eq!(t.segment_base, active.base_offset);
+    assert_eq!(t.position, len - last_len);
+    assert_eq!(t.bytes, last_len - last_len / 2);
+    assert_eq!(report.lost_bytes(), t.bytes);
+    assert_eq!(raw_batches(&log), before[..before.len() - 1].to_vec());
+    // Appends continue at the offset after the last whole batch.
+    let next = before[before.len() - 1].0;
+    assert_eq!(log.log_end_offset(), next);
+    let info = log.append(&mut simple_batch("after", 1, 5)).expect("append");
+    assert_eq!(info.base_offset, next);
+}
+
+#[test]
+fn garbage_and_zeros_after_the_last_batch_are_truncated() {
+    for tail in [vec![0u8; 777], (0..1000u32).map(|i| (i * 31 % 251) as u8).collect()] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (log, _) = Log::open(dir.path(), small_config()).expect("open");
+        let before = fill(&log, 25);
+        let active = log.segments().last().copied().expect("active");
+        drop(log);
+        let path = seg_path(dir.path(), active.base_offset, ".log");
+        let mut bytes = std::fs::read(&path).expect("read");
+        let len = bytes.len() as u64;
+        bytes.extend_from_slice(&tail);
+        std::fs::write(&path, &bytes).expect("write");
+        let (log, report) = Log::open(dir.path(), small_config()).expect("reopen");
+        let t = report.truncation.as_ref().expect("truncated");
+        assert_eq!((t.position, t.bytes), (len, tail.len() as u64));
+        assert_eq!(raw_batches(&log), before);
+        assert_eq!(std::fs::metadata(&path).expect("stat").len(), len);
+    }
+}
+
+#[test]
+fn a_cut_segment_above_the_recovery_point_drops_the_later_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, _) = Log::open(dir.path(), small_config()).expect("open");
+    fill(&log, 20);
+    // Remember an early recovery point, as if later fsyncs never completed.
+    let early_checkpoint = std::fs::read(dir.path().join(RECOVERY_CHECKPOINT)).expect("cp");
+    let early_rp = log.recovery_point();
+    let before = fill(&log, 100);
+    let segs = log.segments();
+    drop(log);
+    std::fs::write(dir.path().join(RECOVERY_CHECKPOINT), early_checkpoint).expect("restore");
+    // Cut the first segment above that recovery point in half.
+    let victim = segs
+        .iter()
+        .position(|s| s.base_offset > early_rp)
+        .expect("a later segment");
+    assert!(victim + 2 < segs.len(), "need segments after the victim");
+    let path = seg_path(dir.path(), segs[victim].base_offset, ".log");
+    let len = std::fs::metadata(&path).expect("stat").len();
+    OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("open")
+        .set_len(len / 2)
+        .expect("cut");
+
+    let (log, report) = Log::open(dir.path(), small_config()).expect("reopen");
+    assert_eq!(report.recovery_point, early_rp);
+    let t = report.truncation.as_ref().expect("truncation");
+    assert_eq!(t.segment_base, segs[victim].base_offset);
+    assert_eq!(report.dropped_segments.len(), segs.len() - victim - 1);
+    assert!(report.lost_batches() > 0);
+    for d in &report.dropped_segments {
+        assert!(!seg_path(dir.path(), d.base_offset, ".log").exists());
+    }
+    // What is left is exactly a prefix of what was written.
+    let after = raw_batches(&log);
+    assert!(!after.is_empty() && after.len() < before.len());
+    assert_eq!(after[..], before[..after.len()]);
+    assert_eq!(log.segments().len(), victim + 1);
+}
+
+#[test]
+fn bad_data_below_the_recovery_point_is_corruption_and_nothing_is_deleted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        segment_bytes: 1 << 20,
+        ..small_config()
+    };
+    let (log, _) = Log::open(dir.path(), config.clone()).expect("open");
+    fill(&log, 40);
+    log.checkpoint().expect("checkpoint"); // recovery point = end, inside the only segment
+    fill(&log, 5);
+    let rp = log.recovery_point();
+    let batches = raw_batches(&log);
+    drop(log);
+    // Flip a bit in a batch below the recovery point.
+    let path = seg_path(dir.path(), 0, ".log");
+    let mut bytes = std::fs::read(&path).expect("read");
+    let pos: usize = batches[..10].iter().map(|b| b.1.len()).sum::<usize>() + 40;
+    bytes[pos] ^= 0x04;
+    std::fs::write(&path, &bytes).expect("write");
+    let listing = |d: &Path| {
+        let mut v: Vec<(String, u64)> = std::fs::read_dir(d)
+            .expect("ls")
+            .map(|e| {
+                let e = e.expect("e");
+                (
+                    e.file_name().into_string().expect("utf8"),
+                    e.metadata().expect("md").len(),
+                )
+            })
+            .filter(|(n, _)| n.ends_with(".log"))
+            .collect();
+        v.sort();
+        v
+    };
+    let files_before = listing(dir.path());
+    match Log::open(dir.path(), config) {
+        Err(StorageError::Corrupt { path: p, position, reason }) => {
+            assert_eq!(p, path);
+            let batch_start: u64 = batches[..10].iter().map(|b| b.1.len() as u64).sum();
+            assert_eq!(position, batch_start);
+            assert!(reason.contains(&rp.to_string()), "{reason}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert_eq!(listing(dir.path()), files_before, "nothing deleted or cut");
+    assert_eq!(std::fs::read(&path).expect("read"), bytes);
+}
+
+#[test]
+fn indexes_are_rebuilt_when_missing_ragged_or_short() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, _) = Log::open(dir.path(), small_config()).expect("open");
+    let before = fill(&log, 150);
+    let segs = log.segments();
+    log.close().expect("close");
+    let victim = segs[1].base_offset;
+    let index = seg_path(dir.path(), victim, ".index");
+    let time_index = seg_path(dir.path(), victim, ".timeindex");
+    let good_index = std::fs::read(&index).expect("index");
+    let good_time = std::fs::read(&time_index).expect("timeindex");
+    assert!(good_index.len() >= 16 && good_time.len() >= 12);
+
+    let damage: Vec<(&str, Box<dyn Fn()>)> = vec![
+        ("deleted", Box::new(|| std::fs::remove_file(&index).expect("rm"))),
+        ("ragged", Box::new(|| std::fs::write(&index, &good_index[..good_index.len() - 3]).expect("w"))),
+        ("short", Box::new(|| std::fs::write(&index, &good_index[..good_index.len() - 8]).expect("w"))),
+        ("garbage", Box::new(|| std::fs::write(&index, vec![0xab; good_index.len()]).expect("w"))),
+        ("time deleted", Box::new(|| std::fs::remove_file(&time_index).expect("rm"))),
+        ("time short", Box::new(|| std::fs::write(&time_index, &good_time[..good_time.len() - 12]).expect("w"))),
+    ];
+    for (what, harm) in damage {
+        harm();
+        let (log, report) = Log::open(dir.path(), small_config()).expect("reopen");
+        assert!(report.clean_shutdown, "{what}: {report}");
+        // Reads through the damaged segment are right (this loads and checks it).
+        for off in segs[1].base_offset..segs[1].end_offset {
+            let r = log.read(off, 1).expect("read");
+            let b = pubsub_records::Batch::parse(&r.records).expect("batch");
+            assert!(b.base_offset() as u64 <= off && off <= b.last_offset() as u64, "{what}");
+        }
+        assert_eq!(
+            log.offset_for_timestamp(1000).expect("ts").map(|t| t.offset),
+            Some(0),
+            "{what}"
+        );
+        assert_eq!(raw_batches(&log), before, "{what}");
+        assert_eq!(std::fs::read(&index).expect("index"), good_index, "{what}: offset index rebuilt identically");
+        assert_eq!(std::fs::read(&time_index).expect("time"), good_time, "{what}: time index rebuilt identically");
+        log.close().expect("close");
+    }
+}
+
+#[test]
+fn a_marker_that_does_not_match_the_files_is_not_trusted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, _) = Log::open(dir.path(), small_config()).expect("open");
+    let before = fill(&log, 10);
+    let active = log.segments().last().copied().expect("active");
+    log.close().expect("close");
+    // Something wrote after the clean close.
+    let path = seg_path(dir.path(), active.base_offset, ".log");
+    let mut bytes = std::fs::read(&path).expect("read");
+    bytes.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
+    std::fs::write(&path, &bytes).expect("write");
+    let (log, report) = Log::open(dir.path(), small_config()).expect("reopen");
+    assert!(!report.clean_shutdown);
+    assert!(report.notes.iter().any(|n| n.contains("marker")), "{report}");
+    assert_eq!(report.truncation.as_ref().map(|t| t.bytes), Some(13));
+    assert_eq!(raw_batches(&log), before);
+}
+
+#[test]
+fn a_corrupt_recovery_checkpoint_means_recovering_more_not_failing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, _) = Log::open(dir.path(), small_config()).expect("open");
+    let before = fill(&log, 60);
+    drop(log);
+    let cp = dir.path().join(RECOVERY_CHECKPOINT);
+    let mut bytes = std::fs::read(&cp).expect("cp");
+    bytes[14] ^= 0xff;
+    std::fs::write(&cp, bytes).expect("write");
+    let (log, report) = Log::open(dir.path(), small_config()).expect("reopen");
+    assert!(report.notes.iter().any(|n| n.contains("checkpoint")), "{report}");
+    assert_eq!(raw_batches(&log), before);
+}
+
+#[test]
+fn stray_files_from_interrupted_work_are_removed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, _) = Log::open(dir.path(), small_config()).expect("open");
+    let before = fill(&log, 10);
+    log.close().expect("close");
+    for name in [
+        "recovery-point.checkpoint.tmp",
+        "00000000000000000000.log.cleaned",
+        "00000000000000000000.index.cleaned",
+        "00000000000000099999.index",
+        "00000000000000099999.timeindex",
+    ] {
+        std::fs::write(dir.path().join(name), b"junk").expect("write");
+    }
+    let (log, report) = Log::open(dir.path(), small_config()).expect("reopen");
+    assert_eq!(report.removed_files.len(), 5, "{report}");
+    assert!(report.clean_shutdown);
+    assert_eq!(raw_batches(&log), before);
+}
