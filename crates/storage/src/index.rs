@@ -376,8 +376,8 @@ impl TimeIndex {
     }
 }
 
-/// The indexing rule, shared by append, recovery, rebuild and compaction so
-/// all four produce identical indexes for identical data.
+/// The indexing rule, shared by append, recovery, rebuild, compaction and
+/// `check`, so all of them produce identical indexes for identical data.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct IndexTracker {
     pub bytes_since_entry: u64,
@@ -386,6 +386,9 @@ pub(crate) struct IndexTracker {
     /// Last offset of the batch holding `max_timestamp`.
     pub offset_of_max_timestamp: u64,
 }
+
+/// Entries the rule produced for one batch.
+pub(crate) type Entries = (OffsetEntry, TimeEntry);
 
 impl IndexTracker {
     pub fn new(base_offset: u64) -> Self {
@@ -396,8 +399,47 @@ impl IndexTracker {
         }
     }
 
-    /// Records one batch of `len` bytes at `position`. Returns false if an
-    /// index was full (the caller rolls before that can happen).
+    /// Accounts for one batch of `len` bytes at `position`; returns the index
+    /// entries it calls for, if any (the time entry is added only if its
+    /// timestamp is larger than the time index's last).
+    pub fn next(
+        &mut self,
+        base_offset: u64,
+        position: u64,
+        last_offset: u64,
+        max_timestamp: i64,
+        len: u64,
+        interval: u64,
+    ) -> Option<Entries> {
+        if max_timestamp > self.max_timestamp {
+            self.max_timestamp = max_timestamp;
+            self.offset_of_max_timestamp = last_offset;
+        }
+        let mut entries = None;
+        if self.bytes_since_entry > interval {
+            entries = Some((
+                OffsetEntry {
+                    relative_offset: (last_offset - base_offset) as u32,
+                    position: position as u32,
+                },
+                self.seal_entry(base_offset),
+            ));
+            self.bytes_since_entry = 0;
+        }
+        self.bytes_since_entry += len;
+        entries
+    }
+
+    /// The final time-index entry written when a segment is sealed.
+    pub fn seal_entry(&self, base_offset: u64) -> TimeEntry {
+        TimeEntry {
+            timestamp: self.max_timestamp,
+            relative_offset: (self.offset_of_max_timestamp - base_offset) as u32,
+        }
+    }
+
+    /// [`IndexTracker::next`], applied to `index`. False if an index was full.
+    #[allow(clippy::too_many_arguments)]
     pub fn on_batch(
         &mut self,
         index: &mut SegmentIndex,
@@ -408,33 +450,43 @@ impl IndexTracker {
         len: u64,
         interval: u64,
     ) -> bool {
-        if max_timestamp > self.max_timestamp {
-            self.max_timestamp = max_timestamp;
-            self.offset_of_max_timestamp = last_offset;
+        match self.next(base_offset, position, last_offset, max_timestamp, len, interval) {
+            Some((o, t)) => index.offsets.push(o) & index.times.maybe_push(t),
+            None => true,
         }
-        let mut ok = true;
-        if self.bytes_since_entry > interval {
-            ok &= index.offsets.push(OffsetEntry {
-                relative_offset: (last_offset - base_offset) as u32,
-                position: position as u32,
-            });
-            ok &= index.times.maybe_push(TimeEntry {
-                timestamp: self.max_timestamp,
-                relative_offset: (self.offset_of_max_timestamp - base_offset) as u32,
-            });
-            self.bytes_since_entry = 0;
-        }
-        self.bytes_since_entry += len;
-        ok
     }
 
-    /// The final time-index entry written when a segment is sealed.
+    /// Adds the seal entry to `index`.
     pub fn on_seal(&self, index: &mut SegmentIndex, base_offset: u64) -> bool {
-        index.times.maybe_push(TimeEntry {
-            timestamp: self.max_timestamp,
-            relative_offset: (self.offset_of_max_timestamp - base_offset) as u32,
-        })
+        index.times.maybe_push(self.seal_entry(base_offset))
     }
+}
+
+/// The bytes of an offset index holding `entries`.
+pub(crate) fn encode_offsets(entries: &[OffsetEntry]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entries.len() * OFFSET_ENTRY);
+    for e in entries {
+        out.extend_from_slice(&e.relative_offset.to_be_bytes());
+        out.extend_from_slice(&e.position.to_be_bytes());
+    }
+    out
+}
+
+/// Appends `e` to in-memory time entries under the time index's rule.
+pub(crate) fn push_time(entries: &mut Vec<TimeEntry>, e: TimeEntry) {
+    if e.timestamp > entries.last().map_or(-1, |l| l.timestamp) {
+        entries.push(e);
+    }
+}
+
+/// The bytes of a time index holding `entries`.
+pub(crate) fn encode_times(entries: &[TimeEntry]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entries.len() * TIME_ENTRY);
+    for e in entries {
+        out.extend_from_slice(&e.timestamp.to_be_bytes());
+        out.extend_from_slice(&e.relative_offset.to_be_bytes());
+    }
+    out
 }
 
 /// Both indexes of one segment.

@@ -16,6 +16,7 @@
 //! Synchronous by design (no async runtime): the broker calls it from its
 //! own threads. Every byte written is specified in docs/FORMAT.md.
 
+mod check;
 pub mod checkpoint;
 mod compaction;
 mod config;
@@ -30,6 +31,7 @@ mod retention;
 pub mod scan;
 mod segment;
 
+pub use check::{check, CheckReport, SegmentCheck};
 pub use compaction::CompactionReport;
 pub use config::{CleanupPolicy, FlushPolicy, LogConfig};
 pub use error::{Result, StorageError};
