@@ -177,9 +177,7 @@ impl<'a> Batch<'a> {
         if magic != MAGIC {
             return Err(RecordsError::UnsupportedMagic(magic));
         }
-        Ok(Batch {
-            bytes: &buf[..len],
-        })
+        Ok(Batch { bytes: &buf[..len] })
     }
 
     /// The batch's bytes, header included.

@@ -220,7 +220,10 @@ impl BatchBuilder {
         }
         self.count += 1;
         self.last_offset_delta = Some(offset_delta);
-        self.max_timestamp = Some(self.max_timestamp.map_or(record.timestamp, |m| m.max(record.timestamp)));
+        self.max_timestamp = Some(
+            self.max_timestamp
+                .map_or(record.timestamp, |m| m.max(record.timestamp)),
+        );
         Ok(())
     }
 

@@ -177,8 +177,9 @@ pub fn decompress(codec: Compression, data: &[u8], limit: usize) -> Result<Vec<u
             // The window is memory the decoder allocates up front: never more
             // than the output we accept (zstd's minimum window is 1 KiB).
             let window = limit.max(1 << 10) as u64;
-            let decoder = ruzstd::decoding::StreamingDecoder::new_with_max_window_size(data, window)
-                .map_err(|e| fail(e.to_string()))?;
+            let decoder =
+                ruzstd::decoding::StreamingDecoder::new_with_max_window_size(data, window)
+                    .map_err(|e| fail(e.to_string()))?;
             read_bounded(decoder, limit, codec)
         }
     }
@@ -247,7 +248,9 @@ mod tests {
     use super::*;
 
     fn sample() -> Vec<u8> {
-        (0..100_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect()
+        (0..100_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect()
     }
 
     #[test]

@@ -27,7 +27,9 @@ mod error;
 pub mod record;
 pub mod varint;
 
-pub use batch::{batch_len, Batch, BatchHeader, BatchMut, Batches, TimestampType, HEADER_LEN, LOG_OVERHEAD};
+pub use batch::{
+    batch_len, Batch, BatchHeader, BatchMut, Batches, TimestampType, HEADER_LEN, LOG_OVERHEAD,
+};
 pub use builder::{BatchBuilder, NewRecord};
 pub use compression::Compression;
 pub use error::{RecordsError, Result};

@@ -275,7 +275,10 @@ fn batches_iterates_and_reports_a_partial_tail() {
     assert_eq!(it.next().expect("a").expect("a").len(), a.len());
     assert_eq!(it.next().expect("b").expect("b").len(), b.len());
     assert_eq!(it.position(), a.len() + b.len());
-    assert!(matches!(it.next(), Some(Err(RecordsError::Truncated { .. }))));
+    assert!(matches!(
+        it.next(),
+        Some(Err(RecordsError::Truncated { .. }))
+    ));
     assert!(it.next().is_none());
     buf.truncate(a.len() + b.len());
     assert_eq!(Batches::new(&buf).count(), 2);
@@ -308,7 +311,10 @@ fn explicit_offsets_and_forced_span_for_compaction() {
     let bytes = b.build().expect("build");
     let batch = Batch::parse(&bytes).expect("parse");
     batch.validate().expect("valid");
-    assert!(batch.validate_for_append().is_err(), "gaps are not appendable");
+    assert!(
+        batch.validate_for_append().is_err(),
+        "gaps are not appendable"
+    );
     assert_eq!(batch.last_offset(), 109);
     let offsets: Vec<i64> = read_all(&bytes).iter().map(|r| r.offset).collect();
     assert_eq!(offsets, [103, 107]);
@@ -445,8 +451,8 @@ proptest! {
             let Ok(batch) = batch else { break };
             let _ = batch.validate();
             if let Ok(set) = batch.records(1 << 16) {
-                for r in set.iter() {
-                    if let Ok(r) = r { let _ = r.headers().count(); }
+                for r in set.iter().map_while(Result::ok) {
+                    let _ = r.headers().count();
                 }
             }
         }

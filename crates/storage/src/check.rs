@@ -78,7 +78,9 @@ impl CheckReport {
         let rp = if self.clean_shutdown {
             return "clean shutdown: open would not scan anything (indexes with problems are rebuilt when first used)".into();
         } else {
-            self.recovery_point.unwrap_or(last_base).max(self.segments[0].base_offset)
+            self.recovery_point
+                .unwrap_or(last_base)
+                .max(self.segments[0].base_offset)
         };
         let first = self
             .segments
@@ -87,9 +89,11 @@ impl CheckReport {
             .unwrap_or(0);
         for (i, s) in self.segments.iter().enumerate().skip(first) {
             let next = s.last_offset.map_or(s.base_offset, |l| l + 1);
-            let problem = s.invalid.as_ref().map(|p| (p.position, p.reason.clone())).or_else(|| {
-                s.gap.as_ref().map(|g| (s.valid_bytes, g.clone()))
-            });
+            let problem = s
+                .invalid
+                .as_ref()
+                .map(|p| (p.position, p.reason.clone()))
+                .or_else(|| s.gap.as_ref().map(|g| (s.valid_bytes, g.clone())));
             if let Some((position, reason)) = problem {
                 if next < rp {
                     return format!(
@@ -192,14 +196,18 @@ pub fn check(dir: &Path, config: &LogConfig) -> Result<CheckReport> {
         }
     }
     bases.sort_unstable();
-    let marker = match checkpoint::read(&dir.join(CLEAN_SHUTDOWN), checkpoint::KIND_CLEAN_SHUTDOWN) {
+    let marker = match checkpoint::read(&dir.join(CLEAN_SHUTDOWN), checkpoint::KIND_CLEAN_SHUTDOWN)
+    {
         Ok(p) => p.and_then(|p| CleanShutdown::decode(&p).ok()),
         Err(e) => {
             report.checkpoint_problems.push(e.to_string());
             None
         }
     };
-    match checkpoint::read(&dir.join(RECOVERY_CHECKPOINT), checkpoint::KIND_RECOVERY_POINT) {
+    match checkpoint::read(
+        &dir.join(RECOVERY_CHECKPOINT),
+        checkpoint::KIND_RECOVERY_POINT,
+    ) {
         Ok(Some(p)) => match RecoveryCheckpoint::decode(&p) {
             Ok(c) => report.recovery_point = Some(c.recovery_point),
             Err(e) => report.checkpoint_problems.push(e),
@@ -211,11 +219,12 @@ pub fn check(dir: &Path, config: &LogConfig) -> Result<CheckReport> {
         let path = ctx.path(base, LOG_SUFFIX);
         let file = std::fs::File::open(&path).map_err(|e| StorageError::io("open", &path, e))?;
         let handle = crate::fs::RealFile::new(file);
-        let size = crate::fs::FileHandle::len(&handle).map_err(|e| StorageError::io("stat", &path, e))?;
+        let size =
+            crate::fs::FileHandle::len(&handle).map_err(|e| StorageError::io("stat", &path, e))?;
         let is_last = i + 1 == bases.len();
         if is_last {
-            report.clean_shutdown =
-                marker.is_some_and(|m| m.active_segment_base == base && m.active_segment_size == size);
+            report.clean_shutdown = marker
+                .is_some_and(|m| m.active_segment_base == base && m.active_segment_size == size);
         }
         let mut tracker = IndexTracker::new(base);
         let mut offsets: Vec<OffsetEntry> = Vec::new();
@@ -238,21 +247,26 @@ pub fn check(dir: &Path, config: &LogConfig) -> Result<CheckReport> {
         .map_err(|e| StorageError::io("read", &path, e))?;
         let next = summary.last_offset.map_or(base, |l| l + 1);
         let gap = (!is_last && summary.stop.is_none() && next != bases[i + 1]).then(|| {
-            format!("ends before offset {} (next segment starts at {})", next, bases[i + 1])
+            format!(
+                "ends before offset {} (next segment starts at {})",
+                next,
+                bases[i + 1]
+            )
         });
         if !is_last {
             push_time(&mut times, tracker.seal_entry(base));
         }
         // Indexes are only comparable for whole segments; the active segment
         // of an unclean stop is rebuilt by recovery anyway.
-        let (index_problem, time_index_problem) = if summary.stop.is_some() || (is_last && !report.clean_shutdown) {
-            (None, None)
-        } else {
-            (
-                compare(&ctx.path(base, INDEX_SUFFIX), &encode_offsets(&offsets)),
-                compare(&ctx.path(base, TIME_INDEX_SUFFIX), &encode_times(&times)),
-            )
-        };
+        let (index_problem, time_index_problem) =
+            if summary.stop.is_some() || (is_last && !report.clean_shutdown) {
+                (None, None)
+            } else {
+                (
+                    compare(&ctx.path(base, INDEX_SUFFIX), &encode_offsets(&offsets)),
+                    compare(&ctx.path(base, TIME_INDEX_SUFFIX), &encode_times(&times)),
+                )
+            };
         report.segments.push(SegmentCheck {
             base_offset: base,
             size,

@@ -21,7 +21,7 @@
 //! The active segment is never touched.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use pubsub_records::{Batch, BatchBuilder, Header, NewRecord};
@@ -72,11 +72,7 @@ impl KeyHasher {
         }
     }
     fn hash(&self, key: &[u8]) -> u128 {
-        let mut h1 = self.a.build_hasher();
-        key.hash(&mut h1);
-        let mut h2 = self.b.build_hasher();
-        key.hash(&mut h2);
-        (u128::from(h1.finish()) << 64) | u128::from(h2.finish())
+        (u128::from(self.a.hash_one(key)) << 64) | u128::from(self.b.hash_one(key))
     }
 }
 
@@ -89,10 +85,7 @@ fn corrupt(seg: &Segment, position: u64, reason: impl ToString) -> StorageError 
 }
 
 /// Calls `f` on every batch of a sealed segment, failing on invalid data.
-fn for_each_batch(
-    seg: &Segment,
-    mut f: impl FnMut(u64, Batch<'_>) -> Result<()>,
-) -> Result<()> {
+fn for_each_batch(seg: &Segment, mut f: impl FnMut(u64, Batch<'_>) -> Result<()>) -> Result<()> {
     let file = seg.file()?;
     let mut failure: Option<StorageError> = None;
     let summary = scan(file.as_ref(), seg.size(), seg.base_offset, |b| {
@@ -174,8 +167,7 @@ impl Log {
             let end = seg.end_offset().unwrap_or(seg.base_offset);
             let fits = groups.last().is_some_and(|g| {
                 let base = g[0].base_offset;
-                size + seg.size() <= self.config.segment_bytes
-                    && end - base <= u64::from(u32::MAX)
+                size + seg.size() <= self.config.segment_bytes && end - base <= u64::from(u32::MAX)
             });
             if fits {
                 size += seg.size();
@@ -219,8 +211,18 @@ impl Log {
             (group_bytes / self.config.index_interval_bytes.max(1) + 2) * entry as u64
         };
         let mut index = SegmentIndex {
-            offsets: OffsetIndex::open(ctx.fs.as_ref(), &cleaned_index, index_bytes(OFFSET_ENTRY), true, true)?,
-            times: TimeIndex::open(ctx.fs.as_ref(), &cleaned_time, index_bytes(TIME_ENTRY), true, true)?,
+            offsets: OffsetIndex::open(
+                ctx.fs.as_ref(),
+                &cleaned_index,
+                index_bytes(OFFSET_ENTRY),
+                true,
+            )?,
+            times: TimeIndex::open(
+                ctx.fs.as_ref(),
+                &cleaned_time,
+                index_bytes(TIME_ENTRY),
+                true,
+            )?,
         };
         let mut tracker = IndexTracker::new(base);
         let mut pos = 0u64;
@@ -273,7 +275,7 @@ impl Log {
                     header.max_timestamp(),
                     bytes.len() as u64,
                     interval,
-                );
+                )?;
                 pos += bytes.len() as u64;
                 Ok(())
             })
@@ -284,8 +286,8 @@ impl Log {
             self.discard(&[&cleaned_log, &cleaned_index, &cleaned_time]);
             return Ok(());
         }
-        tracker.on_seal(&mut index, base);
         let finished = (|| {
+            tracker.on_seal(&mut index, base)?;
             index.trim()?;
             index.flush()?;
             file.sync_data()
@@ -300,7 +302,15 @@ impl Log {
         // settle, so the log is poisoned until reopened.
         let committed = self.commit_group(group, base, &cleaned_log, &cleaned_index, &cleaned_time);
         self.poison_on_err(committed)?;
-        let seg = Arc::new(Segment::from_parts(ctx, base, file, index, pos, Some(end), &tracker));
+        let seg = Arc::new(Segment::from_parts(
+            ctx,
+            base,
+            file,
+            index,
+            pos,
+            Some(end),
+            &tracker,
+        ));
         {
             let mut map = write(&self.segments);
             for old in group {
@@ -344,7 +354,10 @@ impl Log {
         };
         let deleted = |b: u64| dir.join(format!("{}{DELETED_SUFFIX}", segment_name(b, LOG_SUFFIX)));
         for old in &group[1..] {
-            rename(&ctx.path(old.base_offset, LOG_SUFFIX), &deleted(old.base_offset))?;
+            rename(
+                &ctx.path(old.base_offset, LOG_SUFFIX),
+                &deleted(old.base_offset),
+            )?;
         }
         for old in group {
             remove(&ctx.path(old.base_offset, INDEX_SUFFIX))?;
@@ -372,13 +385,20 @@ impl Log {
 
 /// Re-encodes `batch` with only `kept` records, keeping its codec, offsets,
 /// timestamps and producer fields.
-fn rebuild(batch: &Batch<'_>, kept: &[pubsub_records::Record<'_>]) -> pubsub_records::Result<Vec<u8>> {
+fn rebuild(
+    batch: &Batch<'_>,
+    kept: &[pubsub_records::Record<'_>],
+) -> pubsub_records::Result<Vec<u8>> {
     let mut b = BatchBuilder::new()
         .compression(batch.compression()?)
         .timestamp_type(batch.timestamp_type())
         .base_offset(batch.base_offset())
         .partition_leader_epoch(batch.partition_leader_epoch())
-        .producer(batch.producer_id(), batch.producer_epoch(), batch.base_sequence())
+        .producer(
+            batch.producer_id(),
+            batch.producer_epoch(),
+            batch.base_sequence(),
+        )
         .transactional(batch.is_transactional())
         .base_timestamp(batch.base_timestamp())
         .last_offset_delta(batch.last_offset_delta());

@@ -60,8 +60,9 @@ pub struct LogConfig {
     /// Bytes between two entries of the sparse indexes (Kafka
     /// `index.interval.bytes`, default 4096).
     pub index_interval_bytes: u64,
-    /// Size each index file is preallocated to (Kafka
-    /// `segment.index.bytes`, default 10 MiB). A full index rolls the segment.
+    /// Largest size of each index file (Kafka `segment.index.bytes`, default
+    /// 10 MiB). Index files grow in steps up to it; a full index rolls the
+    /// segment.
     pub max_index_bytes: u64,
     /// When to fsync.
     pub flush: FlushPolicy,

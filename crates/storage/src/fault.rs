@@ -76,17 +76,26 @@ impl FaultPlan {
     /// While held, every file fsync blocks until [`FaultPlan::release_syncs`]
     /// (lets a test line up many waiters behind one fsync).
     pub fn hold_syncs(&self) {
-        *self.hold.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+        *self
+            .hold
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
     }
 
     /// Lets held fsyncs proceed.
     pub fn release_syncs(&self) {
-        *self.hold.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = false;
+        *self
+            .hold
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = false;
         self.released.notify_all();
     }
 
     fn wait_if_held(&self) {
-        let mut held = self.hold.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut held = self
+            .hold
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         while *held {
             held = self
                 .released

@@ -23,6 +23,7 @@ pub enum OpenMode {
 
 /// An open file. Positional reads and writes, so one handle serves
 /// concurrent readers and the single writer without a shared cursor.
+#[allow(clippy::len_without_is_empty)] // a file, not a collection
 pub trait FileHandle: Send + Sync + fmt::Debug {
     /// Reads at `pos`; returns bytes read (0 at end of file).
     fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize>;

@@ -9,8 +9,8 @@
 //!   grown, plus once more when the segment is sealed, so the last entry
 //!   holds the segment's largest timestamp.
 //!
-//! Index files are derived data: preallocated to `max_index_bytes` while the
-//! segment is active, trimmed to their entries when it is sealed, never
+//! Index files are derived data: grown in steps up to `max_index_bytes` while
+//! the segment is active, trimmed to their entries when it is sealed, never
 //! checksummed, and rebuilt from the log whenever they look wrong.
 
 use std::path::{Path, PathBuf};
@@ -27,6 +27,10 @@ pub const OFFSET_ENTRY: usize = 8;
 pub const TIME_ENTRY: usize = 12;
 
 /// A memory-mapped file of fixed-size entries.
+///
+/// The file grows in steps (doubling, by writing zeros, so a full disk is a
+/// clean ENOSPC error rather than a SIGBUS on a store into a sparse page) up
+/// to `max_entries`, and is remapped each time.
 #[derive(Debug)]
 struct IndexFile {
     path: PathBuf,
@@ -34,27 +38,30 @@ struct IndexFile {
     mmap: MmapMut,
     entry_size: usize,
     entries: usize,
+    max_entries: usize,
     /// True when the file length was not a whole number of entries.
     ragged: bool,
 }
 
+/// First growth step of an index file.
+const INITIAL_BYTES: u64 = 8 << 10;
+
 fn map(file: &dyn FileHandle, path: &Path) -> Result<MmapMut> {
     // SAFETY: the file belongs to this log: it is mapped only here, and is
-    // never truncated below the mapped length while mapped (trimming remaps
-    // first, under the exclusive lock of the index). Other processes must not
-    // modify a live partition directory, as with any database.
+    // never truncated below the mapped length while mapped (trimming and
+    // growth remap under the exclusive lock of the index). Other processes
+    // must not modify a live partition directory, as with any database.
     unsafe { MmapMut::map_mut(file.std_file()) }.map_err(|e| StorageError::io("mmap", path, e))
 }
 
 impl IndexFile {
-    /// Opens (creating if missing) an index file. `preallocate` extends it to
-    /// `max_bytes` for appending; otherwise it is mapped at its current size.
+    /// Opens (creating if missing, emptying if `fresh`) an index file that
+    /// may grow to `max_bytes`.
     fn open(
         fs: &dyn FileSystem,
         path: &Path,
         entry_size: usize,
         max_bytes: u64,
-        preallocate: bool,
         fresh: bool,
     ) -> Result<Self> {
         let mode = if fresh {
@@ -67,25 +74,19 @@ impl IndexFile {
             .map_err(|e| StorageError::io("open", path, e))?;
         let len = file.len().map_err(|e| StorageError::io("stat", path, e))?;
         let entries = (len / entry_size as u64) as usize;
-        let ragged = len % entry_size as u64 != 0;
-        let max_bytes = max_bytes - max_bytes % entry_size as u64;
-        if preallocate && len < max_bytes {
-            file.set_len(max_bytes)
-                .map_err(|e| StorageError::io("preallocate", path, e))?;
-        }
         let mmap = map(file.as_ref(), path)?;
-        let entries = entries.min(mmap.len() / entry_size);
         Ok(IndexFile {
             path: path.to_path_buf(),
             file,
             mmap,
             entry_size,
             entries,
-            ragged,
+            max_entries: ((max_bytes / entry_size as u64) as usize).max(entries),
+            ragged: len % entry_size as u64 != 0,
         })
     }
 
-    fn capacity(&self) -> usize {
+    fn mapped_entries(&self) -> usize {
         self.mmap.len() / self.entry_size
     }
 
@@ -93,20 +94,56 @@ impl IndexFile {
         &self.mmap[i * self.entry_size..(i + 1) * self.entry_size]
     }
 
-    fn push(&mut self, bytes: &[u8]) -> bool {
-        if self.entries >= self.capacity() {
-            return false;
+    /// Grows the file (zero-filled, really allocated) and remaps it.
+    fn grow(&mut self) -> Result<()> {
+        let max = (self.max_entries * self.entry_size) as u64;
+        let current = self
+            .file
+            .len()
+            .map_err(|e| StorageError::io("stat", &self.path, e))?;
+        let target = (current.max(INITIAL_BYTES / 2) * 2).min(max);
+        let target = target - target % self.entry_size as u64;
+        if target <= current {
+            return Ok(());
+        }
+        let zeros = vec![0u8; (target - current).min(1 << 20) as usize];
+        let mut at = current;
+        while at < target {
+            let n = (target - at).min(zeros.len() as u64) as usize;
+            self.file
+                .write_all_at(&zeros[..n], at)
+                .map_err(|e| StorageError::io("extend", &self.path, e))?;
+            at += n as u64;
+        }
+        self.mmap = map(self.file.as_ref(), &self.path)?;
+        Ok(())
+    }
+
+    /// Appends an entry; `Ok(false)` if the index is full.
+    fn push(&mut self, bytes: &[u8]) -> Result<bool> {
+        if self.entries >= self.max_entries {
+            return Ok(false);
+        }
+        if self.entries >= self.mapped_entries() {
+            self.grow()?;
+            if self.entries >= self.mapped_entries() {
+                return Ok(false);
+            }
         }
         let at = self.entries * self.entry_size;
         self.mmap[at..at + self.entry_size].copy_from_slice(bytes);
         self.entries += 1;
-        true
+        Ok(true)
     }
 
     /// Shrinks the file to its entries and maps exactly that.
     fn trim(&mut self) -> Result<()> {
         let len = (self.entries * self.entry_size) as u64;
-        if self.mmap.len() as u64 == len && !self.ragged {
+        let file_len = self
+            .file
+            .len()
+            .map_err(|e| StorageError::io("stat", &self.path, e))?;
+        if file_len == len {
             return Ok(());
         }
         // Pages past the new end are never touched between the cut and the
@@ -122,17 +159,11 @@ impl IndexFile {
         Ok(())
     }
 
-    /// Extends the file to `max_bytes` so it can take more entries.
-    fn preallocate(&mut self, max_bytes: u64) -> Result<()> {
-        let max_bytes = max_bytes - max_bytes % self.entry_size as u64;
-        if self.mmap.len() as u64 >= max_bytes {
-            return Ok(());
-        }
-        self.file
-            .set_len(max_bytes)
-            .map_err(|e| StorageError::io("preallocate", &self.path, e))?;
-        self.mmap = map(self.file.as_ref(), &self.path)?;
-        Ok(())
+    /// Lets the index hold at least `max_bytes` worth of entries.
+    fn allow(&mut self, max_bytes: u64) {
+        self.max_entries = self
+            .max_entries
+            .max((max_bytes / self.entry_size as u64) as usize);
     }
 
     fn flush(&self) -> Result<()> {
@@ -169,15 +200,8 @@ pub(crate) struct OffsetEntry {
 }
 
 impl OffsetIndex {
-    pub fn open(
-        fs: &dyn FileSystem,
-        path: &Path,
-        max_bytes: u64,
-        preallocate: bool,
-        fresh: bool,
-    ) -> Result<Self> {
-        IndexFile::open(fs, path, OFFSET_ENTRY, max_bytes, preallocate, fresh)
-            .map(|inner| OffsetIndex { inner })
+    pub fn open(fs: &dyn FileSystem, path: &Path, max_bytes: u64, fresh: bool) -> Result<Self> {
+        IndexFile::open(fs, path, OFFSET_ENTRY, max_bytes, fresh).map(|inner| OffsetIndex { inner })
     }
 
     pub fn len(&self) -> usize {
@@ -185,7 +209,7 @@ impl OffsetIndex {
     }
 
     pub fn remaining(&self) -> usize {
-        self.inner.capacity().saturating_sub(self.inner.entries)
+        self.inner.max_entries.saturating_sub(self.inner.entries)
     }
 
     pub fn entry(&self, i: usize) -> OffsetEntry {
@@ -216,7 +240,7 @@ impl OffsetIndex {
         lo.checked_sub(1).map(|i| self.entry(i))
     }
 
-    pub fn push(&mut self, e: OffsetEntry) -> bool {
+    pub fn push(&mut self, e: OffsetEntry) -> Result<bool> {
         let mut b = [0u8; OFFSET_ENTRY];
         b[..4].copy_from_slice(&e.relative_offset.to_be_bytes());
         b[4..].copy_from_slice(&e.position.to_be_bytes());
@@ -231,8 +255,8 @@ impl OffsetIndex {
         self.inner.trim()
     }
 
-    pub fn preallocate(&mut self, max_bytes: u64) -> Result<()> {
-        self.inner.preallocate(max_bytes)
+    pub fn allow(&mut self, max_bytes: u64) {
+        self.inner.allow(max_bytes)
     }
 
     pub fn flush(&self) -> Result<()> {
@@ -279,15 +303,8 @@ pub(crate) struct TimeEntry {
 }
 
 impl TimeIndex {
-    pub fn open(
-        fs: &dyn FileSystem,
-        path: &Path,
-        max_bytes: u64,
-        preallocate: bool,
-        fresh: bool,
-    ) -> Result<Self> {
-        IndexFile::open(fs, path, TIME_ENTRY, max_bytes, preallocate, fresh)
-            .map(|inner| TimeIndex { inner })
+    pub fn open(fs: &dyn FileSystem, path: &Path, max_bytes: u64, fresh: bool) -> Result<Self> {
+        IndexFile::open(fs, path, TIME_ENTRY, max_bytes, fresh).map(|inner| TimeIndex { inner })
     }
 
     pub fn len(&self) -> usize {
@@ -295,7 +312,7 @@ impl TimeIndex {
     }
 
     pub fn remaining(&self) -> usize {
-        self.inner.capacity().saturating_sub(self.inner.entries)
+        self.inner.max_entries.saturating_sub(self.inner.entries)
     }
 
     pub fn entry(&self, i: usize) -> TimeEntry {
@@ -327,10 +344,10 @@ impl TimeIndex {
 
     /// Appends only if `timestamp` is larger than the last entry's (or the
     /// index is empty and it is not negative), as Kafka does.
-    pub fn maybe_push(&mut self, e: TimeEntry) -> bool {
+    pub fn maybe_push(&mut self, e: TimeEntry) -> Result<bool> {
         let last = self.last().map_or(-1, |l| l.timestamp);
         if e.timestamp <= last {
-            return true;
+            return Ok(true);
         }
         let mut b = [0u8; TIME_ENTRY];
         b[..8].copy_from_slice(&e.timestamp.to_be_bytes());
@@ -346,8 +363,8 @@ impl TimeIndex {
         self.inner.trim()
     }
 
-    pub fn preallocate(&mut self, max_bytes: u64) -> Result<()> {
-        self.inner.preallocate(max_bytes)
+    pub fn allow(&mut self, max_bytes: u64) {
+        self.inner.allow(max_bytes)
     }
 
     pub fn flush(&self) -> Result<()> {
@@ -438,7 +455,9 @@ impl IndexTracker {
         }
     }
 
-    /// [`IndexTracker::next`], applied to `index`. False if an index was full.
+    /// [`IndexTracker::next`], applied to `index`. An entry that does not
+    /// fit (the log rolls before that happens) is skipped: lookups stay
+    /// correct, only slower, and the next check rebuilds the index.
     #[allow(clippy::too_many_arguments)]
     pub fn on_batch(
         &mut self,
@@ -449,16 +468,27 @@ impl IndexTracker {
         max_timestamp: i64,
         len: u64,
         interval: u64,
-    ) -> bool {
-        match self.next(base_offset, position, last_offset, max_timestamp, len, interval) {
-            Some((o, t)) => index.offsets.push(o) & index.times.maybe_push(t),
-            None => true,
+    ) -> Result<()> {
+        if let Some((o, t)) = self.next(
+            base_offset,
+            position,
+            last_offset,
+            max_timestamp,
+            len,
+            interval,
+        ) {
+            index.offsets.push(o)?;
+            index.times.maybe_push(t)?;
         }
+        Ok(())
     }
 
     /// Adds the seal entry to `index`.
-    pub fn on_seal(&self, index: &mut SegmentIndex, base_offset: u64) -> bool {
-        index.times.maybe_push(self.seal_entry(base_offset))
+    pub fn on_seal(&self, index: &mut SegmentIndex, base_offset: u64) -> Result<()> {
+        index
+            .times
+            .maybe_push(self.seal_entry(base_offset))
+            .map(|_| ())
     }
 }
 
@@ -515,5 +545,13 @@ impl SegmentIndex {
     /// Entries left before one of the two is full.
     pub fn remaining(&self) -> usize {
         self.offsets.remaining().min(self.times.remaining())
+    }
+
+    /// Lets both indexes hold the entries of a segment of `size` bytes with
+    /// entries every `interval` bytes (rebuilds of old, larger segments).
+    pub fn allow_for(&mut self, size: u64, interval: u64) {
+        let entries = size / interval.max(1) + 2;
+        self.offsets.allow(entries * OFFSET_ENTRY as u64);
+        self.times.allow(entries * TIME_ENTRY as u64);
     }
 }

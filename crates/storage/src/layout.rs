@@ -115,8 +115,14 @@ mod tests {
             classify("00000000000000000042.log.deleted"),
             FileKind::DeletedLog(42)
         );
-        assert_eq!(classify("00000000000000000042.log.cleaned"), FileKind::Cleaned);
-        assert_eq!(classify("recovery-point.checkpoint.tmp"), FileKind::Temporary);
+        assert_eq!(
+            classify("00000000000000000042.log.cleaned"),
+            FileKind::Cleaned
+        );
+        assert_eq!(
+            classify("recovery-point.checkpoint.tmp"),
+            FileKind::Temporary
+        );
         assert_eq!(classify("42.log"), FileKind::Unknown);
         assert_eq!(classify("0000000000000000004x.log"), FileKind::Unknown);
         assert_eq!(classify(RECOVERY_CHECKPOINT), FileKind::RecoveryCheckpoint);

@@ -15,6 +15,24 @@
 //!
 //! Synchronous by design (no async runtime): the broker calls it from its
 //! own threads. Every byte written is specified in docs/FORMAT.md.
+//!
+//! ```
+//! use pubsub_records::{BatchBuilder, NewRecord};
+//! use pubsub_storage::{Log, LogConfig};
+//!
+//! # let dir = tempfile::tempdir()?;
+//! let (log, report) = Log::open(dir.path().join("demo-0"), LogConfig::default())?;
+//! println!("{report}");
+//! let mut batch = BatchBuilder::new();
+//! batch.push(&NewRecord { timestamp: 1_700_000_000_000, key: Some(b"k"), value: Some(b"v"), headers: &[] })?;
+//! let mut bytes = batch.build()?;
+//! let info = log.append(&mut bytes)?;              // offsets assigned
+//! log.wait_durable(info.last_offset)?;             // fsynced (group commit)
+//! let read = log.read(info.base_offset, 1 << 20)?; // whole batches, as stored
+//! assert_eq!(read.records, bytes);
+//! log.close()?;                                    // clean: the next open skips recovery
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod check;
 pub mod checkpoint;

@@ -362,12 +362,10 @@ impl Log {
         let active = Arc::clone(&w.active);
         let position = active.size();
         let path = active.path();
-        let written = active
-            .file()
-            .and_then(|f| {
-                f.write_all_at(records, position)
-                    .map_err(|e| StorageError::io("write", &path, e))
-            });
+        let written = active.file().and_then(|f| {
+            f.write_all_at(records, position)
+                .map_err(|e| StorageError::io("write", &path, e))
+        });
         self.poison_on_err(written)?;
 
         let interval = self.config.index_interval_bytes;
@@ -378,8 +376,16 @@ impl Log {
             let mut offset = base_offset;
             for m in &metas {
                 let last = offset + m.delta;
-                w.tracker
-                    .on_batch(&mut index, active.base_offset, pos, last, m.max_ts, m.len as u64, interval);
+                let indexed = w.tracker.on_batch(
+                    &mut index,
+                    active.base_offset,
+                    pos,
+                    last,
+                    m.max_ts,
+                    m.len as u64,
+                    interval,
+                );
+                self.poison_on_err(indexed)?;
                 pos += m.len as u64;
                 offset = last + 1;
             }
@@ -569,7 +575,12 @@ impl Log {
             return Ok(());
         }
         let path = self.ctx.dir.join(RECOVERY_CHECKPOINT);
-        let written = checkpoint::write(self.ctx.fs.as_ref(), &path, KIND_RECOVERY_POINT, &cp.encode());
+        let written = checkpoint::write(
+            self.ctx.fs.as_ref(),
+            &path,
+            KIND_RECOVERY_POINT,
+            &cp.encode(),
+        );
         self.poison_on_err(written)?;
         *last = Some(cp);
         Ok(())
@@ -589,13 +600,26 @@ impl Log {
     /// `max_bytes` (but always at least that one batch). Reading at the log
     /// end offset returns nothing; outside `[start, end]` is an error.
     pub fn read(&self, offset: u64, max_bytes: usize) -> Result<ReadResult> {
+        let mut records = Vec::new();
+        let (log_start_offset, log_end_offset) = self.read_into(offset, max_bytes, &mut records)?;
+        Ok(ReadResult {
+            records,
+            log_start_offset,
+            log_end_offset,
+        })
+    }
+
+    /// [`Log::read`] into a caller's buffer (cleared first, its allocation
+    /// reused). Returns the log start and end offsets as of the read.
+    pub fn read_into(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(u64, u64)> {
         let end = self.log_end_offset();
         let start = self.log_start_offset();
-        let mut result = ReadResult {
-            records: Vec::new(),
-            log_start_offset: start,
-            log_end_offset: end,
-        };
+        out.clear();
         if offset < start || offset > end {
             return Err(StorageError::OffsetOutOfRange { offset, start, end });
         }
@@ -606,25 +630,23 @@ impl Log {
                 let Some((_, seg)) = map.range(..=target).next_back() else {
                     break;
                 };
-                let next = map
-                    .range(seg.base_offset + 1..)
-                    .next()
-                    .map(|(b, _)| *b);
+                let next = map.range(seg.base_offset + 1..).next().map(|(b, _)| *b);
                 (Arc::clone(seg), next)
             };
-            let found = seg.find_batch(target).map_err(|e| self.vanished(e, offset))?;
+            let found = seg
+                .find_batch(target)
+                .map_err(|e| self.vanished(e, offset))?;
             if let Some((pos, header)) = found {
-                result.records = seg
-                    .read_batches(pos, header.len, max_bytes)
+                seg.read_batches_into(pos, header.len, max_bytes, out)
                     .map_err(|e| self.vanished(e, offset))?;
-                return Ok(result);
+                return Ok((start, end));
             }
             match next_base {
                 Some(b) => target = target.max(b),
                 None => break,
             }
         }
-        Ok(result)
+        Ok((start, end))
     }
 
     /// A read racing with retention may find its segment's files gone.

@@ -119,7 +119,10 @@ impl fmt::Display for RecoveryReport {
             write!(
                 f,
                 "recovered from offset {}: scanned {} segment(s), {} batches, {} bytes",
-                self.recovery_point, self.segments_scanned, self.batches_scanned, self.bytes_scanned
+                self.recovery_point,
+                self.segments_scanned,
+                self.batches_scanned,
+                self.bytes_scanned
             )?;
         }
         if let Some(t) = &self.truncation {
@@ -198,32 +201,46 @@ fn read_checkpoints(
     ctx: &SegmentContext,
     report: &mut RecoveryReport,
 ) -> Result<(Option<CleanShutdown>, Option<RecoveryCheckpoint>)> {
-    let marker = match checkpoint::read(&ctx.dir.join(CLEAN_SHUTDOWN), checkpoint::KIND_CLEAN_SHUTDOWN) {
+    let marker = match checkpoint::read(
+        &ctx.dir.join(CLEAN_SHUTDOWN),
+        checkpoint::KIND_CLEAN_SHUTDOWN,
+    ) {
         Ok(Some(p)) => match CleanShutdown::decode(&p) {
             Ok(m) => Some(m),
             Err(e) => {
-                report.notes.push(format!("ignored clean-shutdown marker: {e}"));
+                report
+                    .notes
+                    .push(format!("ignored clean-shutdown marker: {e}"));
                 None
             }
         },
         Ok(None) => None,
         Err(StorageError::CorruptCheckpoint { reason, .. }) => {
-            report.notes.push(format!("ignored corrupt clean-shutdown marker: {reason}"));
+            report
+                .notes
+                .push(format!("ignored corrupt clean-shutdown marker: {reason}"));
             None
         }
         Err(e) => return Err(e),
     };
-    let rcp = match checkpoint::read(&ctx.dir.join(RECOVERY_CHECKPOINT), checkpoint::KIND_RECOVERY_POINT) {
+    let rcp = match checkpoint::read(
+        &ctx.dir.join(RECOVERY_CHECKPOINT),
+        checkpoint::KIND_RECOVERY_POINT,
+    ) {
         Ok(Some(p)) => match RecoveryCheckpoint::decode(&p) {
             Ok(c) => Some(c),
             Err(e) => {
-                report.notes.push(format!("ignored recovery checkpoint: {e}"));
+                report
+                    .notes
+                    .push(format!("ignored recovery checkpoint: {e}"));
                 None
             }
         },
         Ok(None) => None,
         Err(StorageError::CorruptCheckpoint { reason, .. }) => {
-            report.notes.push(format!("ignored corrupt recovery checkpoint: {reason}"));
+            report
+                .notes
+                .push(format!("ignored corrupt recovery checkpoint: {reason}"));
             None
         }
         Err(e) => return Err(e),
@@ -276,7 +293,9 @@ pub(crate) fn open(ctx: &Arc<SegmentContext>) -> Result<Opened> {
             FileKind::DeletedLog(b) => deleted.push(b),
             FileKind::CleanShutdown => marker_present = true,
             FileKind::RecoveryCheckpoint => {}
-            FileKind::Unknown => warn!(file = %dir.join(name).display(), "ignoring unknown file in a partition directory"),
+            FileKind::Unknown => {
+                warn!(file = %dir.join(name).display(), "ignoring unknown file in a partition directory")
+            }
         }
     }
 
@@ -352,7 +371,12 @@ pub(crate) fn open(ctx: &Arc<SegmentContext>) -> Result<Opened> {
     }
     let last_base = bases[bases.len() - 1];
     let clean = match marker {
-        Some(m) if m.active_segment_base == last_base && Some(&m.active_segment_size) == sizes.get(&last_base) => true,
+        Some(m)
+            if m.active_segment_base == last_base
+                && Some(&m.active_segment_size) == sizes.get(&last_base) =>
+        {
+            true
+        }
         Some(_) => {
             report
                 .notes
@@ -372,7 +396,9 @@ pub(crate) fn open(ctx: &Arc<SegmentContext>) -> Result<Opened> {
         let (active, t, rebuilt) = Segment::open_active(ctx, last_base, sizes[&last_base])?;
         if let Some(reason) = rebuilt {
             report.rebuilt_indexes.push(last_base);
-            report.notes.push(format!("active segment index rebuilt: {reason}"));
+            report
+                .notes
+                .push(format!("active segment index rebuilt: {reason}"));
         }
         next_offset = last_offset_of(ctx, last_base, LOG_SUFFIX)?.map_or(last_base, |l| l + 1);
         tracker = t;
@@ -380,13 +406,16 @@ pub(crate) fn open(ctx: &Arc<SegmentContext>) -> Result<Opened> {
         report.clean_shutdown = true;
         report.recovery_point = next_offset;
     } else {
-        let rp = rcp
-            .map_or(last_base, |c| c.recovery_point)
-            .max(bases[0]);
+        let rp = rcp.map_or(last_base, |c| c.recovery_point).max(bases[0]);
         report.recovery_point = rp;
         let first_scanned = bases.iter().rposition(|&b| b <= rp).unwrap_or(0);
         for i in 0..first_scanned {
-            segments.push(Arc::new(Segment::sealed(ctx, bases[i], sizes[&bases[i]], bases[i + 1])));
+            segments.push(Arc::new(Segment::sealed(
+                ctx,
+                bases[i],
+                sizes[&bases[i]],
+                bases[i + 1],
+            )));
         }
         let mut carried = None;
         for i in first_scanned..bases.len() {
@@ -458,17 +487,35 @@ pub(crate) fn open(ctx: &Arc<SegmentContext>) -> Result<Opened> {
                 carried = Some((r, expected_next, base));
                 break;
             }
-            r.tracker.on_seal(&mut r.index, base);
+            r.tracker.on_seal(&mut r.index, base)?;
             r.index.trim()?;
             r.index.flush()?;
-            let seg = Segment::from_parts(ctx, base, r.file, r.index, r.summary.valid_len, Some(bases[i + 1]), &r.tracker);
+            let seg = Segment::from_parts(
+                ctx,
+                base,
+                r.file,
+                r.index,
+                r.summary.valid_len,
+                Some(bases[i + 1]),
+                &r.tracker,
+            );
             seg.sync(false)?;
             segments.push(Arc::new(seg));
         }
         let Some((r, expected_next, base)) = carried else {
-            return Err(StorageError::Config("recovery found no last segment".into()));
+            return Err(StorageError::Config(
+                "recovery found no last segment".into(),
+            ));
         };
-        let seg = Segment::from_parts(ctx, base, r.file, r.index, r.summary.valid_len, None, &r.tracker);
+        let seg = Segment::from_parts(
+            ctx,
+            base,
+            r.file,
+            r.index,
+            r.summary.valid_len,
+            None,
+            &r.tracker,
+        );
         // Everything kept is now made durable, so it can count as fsynced.
         seg.sync(true)?;
         tracker = r.tracker;

@@ -139,7 +139,9 @@ pub fn scan<R: ReadAt + ?Sized>(
         if total > left {
             summary.stop = stop(
                 pos,
-                format!("batch of {total} bytes runs past the end of the segment ({left} bytes left)"),
+                format!(
+                    "batch of {total} bytes runs past the end of the segment ({left} bytes left)"
+                ),
             );
             break;
         }

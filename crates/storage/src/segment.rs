@@ -15,7 +15,7 @@ use tracing::warn;
 
 use crate::error::{Result, StorageError};
 use crate::fs::{FileHandle, FileSystem, OpenMode};
-use crate::index::{IndexTracker, OffsetIndex, SegmentIndex, TimeIndex, OFFSET_ENTRY, TIME_ENTRY};
+use crate::index::{IndexTracker, OffsetIndex, SegmentIndex, TimeIndex};
 use crate::layout::{segment_path, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 use crate::scan::{scan, ScanSummary};
 
@@ -84,13 +84,6 @@ pub(crate) struct SegmentContext {
 impl SegmentContext {
     pub fn path(&self, base: u64, suffix: &str) -> PathBuf {
         segment_path(&self.dir, base, suffix)
-    }
-
-    /// Index bytes needed for a segment of `size` bytes (at least the
-    /// configured preallocation).
-    fn index_bytes_for(&self, size: u64, entry: usize) -> u64 {
-        let entries = size / self.index_interval.max(1) + 2;
-        self.max_index_bytes.max(entries * entry as u64)
     }
 }
 
@@ -165,13 +158,11 @@ impl Segment {
             &ctx.path(base, INDEX_SUFFIX),
             ctx.max_index_bytes,
             true,
-            true,
         )?;
         let times = TimeIndex::open(
             ctx.fs.as_ref(),
             &ctx.path(base, TIME_INDEX_SUFFIX),
             ctx.max_index_bytes,
-            true,
             true,
         )?;
         Ok(Segment::new(
@@ -239,7 +230,7 @@ impl Segment {
             size,
             OPEN_END,
         );
-        let mut index = seg.open_index_files(true)?;
+        let mut index = seg.open_index_files()?;
         let file = seg.file()?;
         let mut problem = index
             .offsets
@@ -280,29 +271,43 @@ impl Segment {
             .open(&path, OpenMode::ReadWrite)
             .map_err(|e| StorageError::io("open", &path, e))?;
         let file_len = file.len().map_err(|e| StorageError::io("stat", &path, e))?;
-        let mk = |suffix: &str, entry: usize| -> (PathBuf, u64) {
-            (ctx.path(base, suffix), ctx.index_bytes_for(file_len, entry))
-        };
-        let (ip, ib) = mk(INDEX_SUFFIX, OFFSET_ENTRY);
-        let (tp, tb) = mk(TIME_INDEX_SUFFIX, TIME_ENTRY);
         let mut index = SegmentIndex {
-            offsets: OffsetIndex::open(ctx.fs.as_ref(), &ip, ib, true, true)?,
-            times: TimeIndex::open(ctx.fs.as_ref(), &tp, tb, true, true)?,
+            offsets: OffsetIndex::open(
+                ctx.fs.as_ref(),
+                &ctx.path(base, INDEX_SUFFIX),
+                ctx.max_index_bytes,
+                true,
+            )?,
+            times: TimeIndex::open(
+                ctx.fs.as_ref(),
+                &ctx.path(base, TIME_INDEX_SUFFIX),
+                ctx.max_index_bytes,
+                true,
+            )?,
         };
+        index.allow_for(file_len, ctx.index_interval);
         let mut tracker = IndexTracker::new(base);
         let interval = ctx.index_interval;
+        let mut failure = None;
         let summary = scan(file.as_ref(), file_len, base, |b| {
-            tracker.on_batch(
-                &mut index,
-                base,
-                b.position,
-                b.batch.last_offset() as u64,
-                b.batch.max_timestamp(),
-                b.batch.len() as u64,
-                interval,
-            );
+            if failure.is_none() {
+                failure = tracker
+                    .on_batch(
+                        &mut index,
+                        base,
+                        b.position,
+                        b.batch.last_offset() as u64,
+                        b.batch.max_timestamp(),
+                        b.batch.len() as u64,
+                        interval,
+                    )
+                    .err();
+            }
         })
         .map_err(|e| StorageError::io("read", &path, e))?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
         Ok(Rescan {
             file,
             index,
@@ -335,7 +340,8 @@ impl Segment {
     }
 
     pub fn set_max_timestamp(&self, ts: i64, offset: u64) {
-        self.offset_of_max_timestamp.store(offset, Ordering::Release);
+        self.offset_of_max_timestamp
+            .store(offset, Ordering::Release);
         self.max_timestamp.store(ts, Ordering::Release);
     }
 
@@ -367,21 +373,19 @@ impl Segment {
             .get_or_try_init(|| self.load_sealed_index().map(RwLock::new))
     }
 
-    fn open_index_files(&self, preallocate: bool) -> Result<SegmentIndex> {
+    fn open_index_files(&self) -> Result<SegmentIndex> {
         let c = &self.ctx;
         Ok(SegmentIndex {
             offsets: OffsetIndex::open(
                 c.fs.as_ref(),
                 &c.path(self.base_offset, INDEX_SUFFIX),
                 c.max_index_bytes,
-                preallocate,
                 false,
             )?,
             times: TimeIndex::open(
                 c.fs.as_ref(),
                 &c.path(self.base_offset, TIME_INDEX_SUFFIX),
                 c.max_index_bytes,
-                preallocate,
                 false,
             )?,
         })
@@ -393,7 +397,7 @@ impl Segment {
         let span = self
             .end_offset()
             .map_or(u64::from(u32::MAX) + 1, |end| end.saturating_sub(base));
-        let mut index = self.open_index_files(false)?;
+        let mut index = self.open_index_files()?;
         let file = self.file()?;
         let mut problem = index
             .offsets
@@ -488,27 +492,30 @@ impl Segment {
     ) -> Result<IndexTracker> {
         let base = self.base_offset;
         index.clear();
-        index
-            .offsets
-            .preallocate(self.ctx.index_bytes_for(size, OFFSET_ENTRY))?;
-        index
-            .times
-            .preallocate(self.ctx.index_bytes_for(size, TIME_ENTRY))?;
+        index.allow_for(size, self.ctx.index_interval);
         let mut tracker = IndexTracker::new(base);
         let interval = self.ctx.index_interval;
         let path = self.path();
+        let mut failure = None;
         let summary = scan(file, size, base, |b| {
-            tracker.on_batch(
-                index,
-                base,
-                b.position,
-                b.batch.last_offset() as u64,
-                b.batch.max_timestamp(),
-                b.batch.len() as u64,
-                interval,
-            );
+            if failure.is_none() {
+                failure = tracker
+                    .on_batch(
+                        index,
+                        base,
+                        b.position,
+                        b.batch.last_offset() as u64,
+                        b.batch.max_timestamp(),
+                        b.batch.len() as u64,
+                        interval,
+                    )
+                    .err();
+            }
         })
         .map_err(|e| StorageError::io("read", &path, e))?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
         if let Some(stop) = summary.stop {
             return Err(StorageError::Corrupt {
                 path,
@@ -517,7 +524,7 @@ impl Segment {
             });
         }
         if sealed {
-            tracker.on_seal(index, base);
+            tracker.on_seal(index, base)?;
             index.trim()?;
         }
         index.flush()?;
@@ -527,7 +534,7 @@ impl Segment {
     /// Seals the segment: final time-index entry, indexes trimmed to size.
     pub fn seal(&self, tracker: &IndexTracker, end_offset: u64) -> Result<()> {
         let mut index = write(self.index()?);
-        tracker.on_seal(&mut index, self.base_offset);
+        tracker.on_seal(&mut index, self.base_offset)?;
         index.trim()?;
         drop(index);
         self.end_offset.store(end_offset, Ordering::Release);
@@ -564,9 +571,14 @@ impl Segment {
 
     /// File position from which to scan for `offset` (from the offset index).
     pub fn scan_start(&self, offset: u64) -> Result<u64> {
-        let rel = offset.saturating_sub(self.base_offset).min(u64::from(u32::MAX)) as u32;
+        let rel = offset
+            .saturating_sub(self.base_offset)
+            .min(u64::from(u32::MAX)) as u32;
         let index = read(self.index()?);
-        Ok(index.offsets.floor(rel).map_or(0, |e| u64::from(e.position)))
+        Ok(index
+            .offsets
+            .floor(rel)
+            .map_or(0, |e| u64::from(e.position)))
     }
 
     /// The batch holding `offset`, or the first batch after it (offsets
@@ -587,21 +599,29 @@ impl Segment {
     }
 
     /// Reads whole batches from `pos` (where a batch of `first_len` bytes
-    /// starts): the first one always, then as many more as fit in `max_bytes`.
-    pub fn read_batches(&self, pos: u64, first_len: usize, max_bytes: usize) -> Result<Vec<u8>> {
+    /// starts) into `out` (cleared first): the first batch always, then as
+    /// many more as fit in `max_bytes`. Reuses `out`'s allocation.
+    pub fn read_batches_into(
+        &self,
+        pos: u64,
+        first_len: usize,
+        max_bytes: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
         let size = self.size();
         let available = size.saturating_sub(pos);
         let want = (max_bytes as u64).max(first_len as u64).min(available) as usize;
-        let mut data = vec![0u8; want];
+        out.clear();
+        out.resize(want, 0);
         let file = self.file()?;
         let path = self.path();
-        file.read_exact_at(&mut data, pos)
+        file.read_exact_at(out, pos)
             .map_err(|e| StorageError::io("read", &path, e))?;
         // Keep whole batches only.
         let mut end = 0usize;
-        while end < data.len() {
-            match pubsub_records::batch_len(&data[end..]) {
-                Ok(len) if end + len <= data.len() => end += len,
+        while end < out.len() {
+            match pubsub_records::batch_len(&out[end..]) {
+                Ok(len) if end + len <= out.len() => end += len,
                 Ok(_) => break,
                 Err(pubsub_records::RecordsError::Truncated { .. }) => break,
                 Err(e) => {
@@ -613,13 +633,17 @@ impl Segment {
                 }
             }
         }
-        data.truncate(end);
-        Ok(data)
+        out.truncate(end);
+        Ok(())
     }
 
     /// First record at or after `timestamp` in this segment: its offset and
     /// timestamp.
-    pub fn find_timestamp(&self, timestamp: i64, max_decompressed: usize) -> Result<Option<(u64, i64)>> {
+    pub fn find_timestamp(
+        &self,
+        timestamp: i64,
+        max_decompressed: usize,
+    ) -> Result<Option<(u64, i64)>> {
         let start = {
             let index = read(self.index()?);
             match index.times.floor_before(timestamp) {
@@ -627,7 +651,10 @@ impl Segment {
                 Some(e) => {
                     let after = u64::from(e.relative_offset) + 1;
                     let rel = after.min(u64::from(u32::MAX)) as u32;
-                    index.offsets.floor(rel).map_or(0, |o| u64::from(o.position))
+                    index
+                        .offsets
+                        .floor(rel)
+                        .map_or(0, |o| u64::from(o.position))
                 }
             }
         };

@@ -12,7 +12,10 @@ use crate::common::*;
 fn append_assigns_offsets_and_reads_return_whole_batches() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (log, report) = Log::open(dir.path(), small_config()).expect("open");
-    assert!(report.clean_shutdown, "a new log needs no recovery: {report}");
+    assert!(
+        report.clean_shutdown,
+        "a new log needs no recovery: {report}"
+    );
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 0));
 
     let mut a = simple_batch("a", 3, 1000);
@@ -53,7 +56,10 @@ fn several_batches_in_one_append() {
     let (log, _) = Log::open(dir.path(), small_config()).expect("open");
     let mut buf = [simple_batch("x", 2, 1), simple_batch("y", 3, 2)].concat();
     let info = log.append(&mut buf).expect("append");
-    assert_eq!((info.base_offset, info.last_offset, info.batches), (0, 4, 2));
+    assert_eq!(
+        (info.base_offset, info.last_offset, info.batches),
+        (0, 4, 2)
+    );
     let offsets: Vec<u64> = read_all(&log).iter().map(|r| r.offset).collect();
     assert_eq!(offsets, [0, 1, 2, 3, 4]);
 }
@@ -96,7 +102,11 @@ fn rolls_by_size_and_reads_across_segments() {
             .expect("append");
     }
     let segs = log.segments();
-    assert!(segs.len() > 5, "expected several segments, got {}", segs.len());
+    assert!(
+        segs.len() > 5,
+        "expected several segments, got {}",
+        segs.len()
+    );
     for pair in segs.windows(2) {
         assert_eq!(pair[0].end_offset, pair[1].base_offset);
         assert!(pair[0].size <= 1024);
@@ -128,10 +138,13 @@ fn rolls_by_age_of_record_timestamps() {
         ..small_config()
     };
     let (log, _) = Log::open(dir.path(), config).expect("open");
-    log.append(&mut simple_batch("a", 1, 10_000)).expect("append");
-    log.append(&mut simple_batch("b", 1, 10_900)).expect("append");
+    log.append(&mut simple_batch("a", 1, 10_000))
+        .expect("append");
+    log.append(&mut simple_batch("b", 1, 10_900))
+        .expect("append");
     assert_eq!(log.segments().len(), 1);
-    log.append(&mut simple_batch("c", 1, 11_001)).expect("append");
+    log.append(&mut simple_batch("c", 1, 11_001))
+        .expect("append");
     assert_eq!(log.segments().len(), 2, "1001 ms after the first batch");
     assert_eq!(log.segments()[1].base_offset, 2);
 }
@@ -153,12 +166,15 @@ fn rolls_when_an_index_is_full() {
     assert_eq!(read_all(&log).len(), 40);
     drop(log);
     // The indexes written that way are consistent: a clean reopen keeps them.
-    let (log, report) = Log::open(dir.path(), LogConfig {
-        segment_bytes: 1 << 20,
-        index_interval_bytes: 1,
-        max_index_bytes: 48,
-        ..small_config()
-    })
+    let (log, report) = Log::open(
+        dir.path(),
+        LogConfig {
+            segment_bytes: 1 << 20,
+            index_interval_bytes: 1,
+            max_index_bytes: 48,
+            ..small_config()
+        },
+    )
     .expect("reopen");
     assert!(report.truncation.is_none(), "{report}");
     assert_eq!(read_all(&log).len(), 40);
@@ -176,7 +192,7 @@ fn timestamp_lookups_find_the_first_record_at_or_after() {
         expected.push(ts);
     }
     for chunk in 0..40 {
-        let recs: Vec<(Option<&[u8]>, Option<&[u8]>, i64)> = (0..5)
+        let recs: Vec<Spec<'_>> = (0..5)
             .map(|j| (None, Some(&b"v"[..]), expected[chunk * 5 + j]))
             .collect();
         let codec = if chunk % 2 == 0 {
@@ -186,7 +202,9 @@ fn timestamp_lookups_find_the_first_record_at_or_after() {
         };
         log.append(&mut batch_of(&recs, codec)).expect("append");
     }
-    for target in [0, 1_000_000, 1_000_001, 1_000_555, 1_001_000, 1_001_990, 1_001_997] {
+    for target in [
+        0, 1_000_000, 1_000_001, 1_000_555, 1_001_000, 1_001_990, 1_001_997,
+    ] {
         let want = expected
             .iter()
             .position(|&t| t >= target)
@@ -225,7 +243,8 @@ fn clean_close_reopens_without_recovery_and_continues() {
         "the marker is removed at open, before any write"
     );
     assert_eq!(log.log_end_offset(), 180);
-    log.append(&mut simple_batch("more", 2, 99)).expect("append");
+    log.append(&mut simple_batch("more", 2, 99))
+        .expect("append");
     let all = read_all(&log);
     assert_eq!(all.len(), 182);
     assert_eq!(all[181].value.as_deref(), Some(&b"more-1"[..]));

@@ -14,6 +14,9 @@ pub struct Rec {
     pub value: Option<Vec<u8>>,
 }
 
+/// One record to write: key, value, timestamp.
+pub type Spec<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, i64);
+
 /// A small config that rolls and indexes often.
 pub fn small_config() -> LogConfig {
     LogConfig {
@@ -27,7 +30,7 @@ pub fn small_config() -> LogConfig {
 }
 
 /// A batch of records `(key, value, timestamp)`.
-pub fn batch_of(records: &[(Option<&[u8]>, Option<&[u8]>, i64)], codec: Compression) -> Vec<u8> {
+pub fn batch_of(records: &[Spec<'_>], codec: Compression) -> Vec<u8> {
     let mut b = BatchBuilder::new().compression(codec);
     for (key, value, ts) in records {
         b.push(&NewRecord {
@@ -44,7 +47,7 @@ pub fn batch_of(records: &[(Option<&[u8]>, Option<&[u8]>, i64)], codec: Compress
 /// `n` records with values `"{prefix}-{i}"` and timestamps `ts0 + i`.
 pub fn simple_batch(prefix: &str, n: usize, ts0: i64) -> Vec<u8> {
     let values: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
-    let recs: Vec<(Option<&[u8]>, Option<&[u8]>, i64)> = values
+    let recs: Vec<Spec<'_>> = values
         .iter()
         .enumerate()
         .map(|(i, v)| (None, Some(v.as_bytes()), ts0 + i as i64))
@@ -86,7 +89,11 @@ pub fn read_from(log: &Log, from: u64, step: usize) -> Vec<Rec> {
             let batch = batch.expect("batch");
             last = batch.last_offset() as u64;
         }
-        out.extend(records_in(&r.records).into_iter().filter(|x| x.offset >= next));
+        out.extend(
+            records_in(&r.records)
+                .into_iter()
+                .filter(|x| x.offset >= next),
+        );
         next = last + 1;
     }
     out

@@ -50,7 +50,7 @@ fn fill_keyed(log: &Log, batches: usize, seed: u64) {
         let n = 1 + rng.below(5) as usize;
         let keys: Vec<String> = (0..n).map(|_| format!("key-{}", rng.below(12))).collect();
         let values: Vec<String> = (0..n).map(|j| format!("v{i}.{j}")).collect();
-        let recs: Vec<(Option<&[u8]>, Option<&[u8]>, i64)> = (0..n)
+        let recs: Vec<Spec<'_>> = (0..n)
             .map(|j| {
                 let key = (rng.below(10) != 0).then(|| keys[j].as_bytes());
                 let value = (rng.below(6) != 0).then(|| values[j].as_bytes());
@@ -78,7 +78,10 @@ fn keeps_the_latest_record_per_key_at_its_offset() {
     assert!(report.bytes_after < report.bytes_before);
     let after = read_all(&log);
     assert_eq!(after, expected_after(&before, active_base, now - 1000));
-    assert_eq!(key_view(&after, active_base), key_view(&before, active_base));
+    assert_eq!(
+        key_view(&after, active_base),
+        key_view(&before, active_base)
+    );
     // The now small segments merge on the next pass; nothing else changes.
     let merge = log.compact(now).expect("compact");
     assert!(merge.segments_merged_away > 0, "{merge:?}");
@@ -89,7 +92,10 @@ fn keeps_the_latest_record_per_key_at_its_offset() {
         assert_eq!(pair[0].end_offset, pair[1].base_offset);
     }
     assert_eq!(segs.last().expect("active").base_offset, active_base);
-    assert_eq!(log.log_end_offset(), before.last().expect("last").offset + 1);
+    assert_eq!(
+        log.log_end_offset(),
+        before.last().expect("last").offset + 1
+    );
     // Every offset still reads (gaps resolve to the next batch).
     for off in log.log_start_offset()..log.log_end_offset() {
         let r = log.read(off, 1).expect("read");
@@ -113,8 +119,11 @@ fn keeps_the_latest_record_per_key_at_its_offset() {
 fn tombstones_are_kept_until_the_delete_retention_passes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (log, _) = Log::open(dir.path(), compact_config()).expect("open");
-    log.append(&mut batch_of(&[(Some(b"a"), Some(b"1"), 100)], Compression::None))
-        .expect("append");
+    log.append(&mut batch_of(
+        &[(Some(b"a"), Some(b"1"), 100)],
+        Compression::None,
+    ))
+    .expect("append");
     log.append(&mut batch_of(&[(Some(b"a"), None, 200)], Compression::None))
         .expect("append");
     log.roll().expect("roll");
@@ -135,7 +144,7 @@ fn compressed_batches_keep_their_codec() {
     let (log, _) = Log::open(dir.path(), compact_config()).expect("open");
     for codec in Compression::ALL {
         let (x, y) = (format!("{codec}-x"), format!("{codec}-y"));
-        let recs: Vec<(Option<&[u8]>, Option<&[u8]>, i64)> = vec![
+        let recs: Vec<Spec<'_>> = vec![
             (Some(x.as_bytes()), Some(b"old"), 1),
             (Some(y.as_bytes()), Some(b"keep"), 2),
             (Some(x.as_bytes()), Some(b"new"), 3),
@@ -149,7 +158,11 @@ fn compressed_batches_keep_their_codec() {
     let batches: Vec<(Compression, i32, i64)> = Batches::new(&r.records)
         .map(|b| {
             let b = b.expect("batch");
-            (b.compression().expect("codec"), b.record_count(), b.last_offset())
+            (
+                b.compression().expect("codec"),
+                b.record_count(),
+                b.last_offset(),
+            )
         })
         .collect();
     let expected: Vec<(Compression, i32, i64)> = Compression::ALL
@@ -157,7 +170,10 @@ fn compressed_batches_keep_their_codec() {
         .enumerate()
         .map(|(i, c)| (*c, 2, i as i64 * 3 + 2))
         .collect();
-    assert_eq!(batches, expected, "codec and offset span kept, one record gone");
+    assert_eq!(
+        batches, expected,
+        "codec and offset span kept, one record gone"
+    );
     let offsets: Vec<u64> = read_all(&log).iter().map(|r| r.offset).collect();
     assert_eq!(offsets, [1, 2, 4, 5, 7, 8, 10, 11, 13, 14]);
 }
@@ -230,8 +246,14 @@ fn crash_at_every_step(prepared: &Path, now: i64) -> usize {
         // Each group is either old or new: nothing compaction keeps is
         // missing, nothing appears that was not there, and every key still
         // reads as its latest value (or as deleted).
-        assert!(is_sub(&after, &seen), "crash after {step}: a kept record is missing");
-        assert!(is_sub(&seen, &before), "crash after {step}: a record appeared or changed");
+        assert!(
+            is_sub(&after, &seen),
+            "crash after {step}: a kept record is missing"
+        );
+        assert!(
+            is_sub(&seen, &before),
+            "crash after {step}: a record appeared or changed"
+        );
         assert_eq!(
             key_view(&seen, active_base),
             key_view(&before, active_base),
@@ -246,7 +268,10 @@ fn crash_at_every_step(prepared: &Path, now: i64) -> usize {
         }
         crashed_runs += 1;
     }
-    assert!(crashed_runs > 10, "only {crashed_runs} crash points were tried");
+    assert!(
+        crashed_runs > 10,
+        "only {crashed_runs} crash points were tried"
+    );
     mid_merge
 }
 

@@ -87,12 +87,21 @@ fn verify(dir: &std::path::Path, acks: &[(u64, u64, u64)]) -> u64 {
             .expect("batch")
             .set_base_offset(offset as i64);
         assert_eq!(base, offset, "batch {seq} is at the wrong offset");
-        assert!(bytes == want, "batch {seq} at offset {offset} differs from what was written");
-        offset += pubsub_records::Batch::parse(&bytes).expect("batch").last_offset_delta() as u64 + 1;
+        assert!(
+            bytes == want,
+            "batch {seq} at offset {offset} differs from what was written"
+        );
+        offset += pubsub_records::Batch::parse(&bytes)
+            .expect("batch")
+            .last_offset_delta() as u64
+            + 1;
         seq += 1;
     }
     for &(s, base, last) in acks {
-        assert!(s < seq, "acknowledged batch {s} (offsets {base}-{last}) is missing; log holds {seq}");
+        assert!(
+            s < seq,
+            "acknowledged batch {s} (offsets {base}-{last}) is missing; log holds {seq}"
+        );
     }
     assert_eq!(log.log_end_offset(), offset);
     if seq % 2 == 0 {
@@ -109,7 +118,12 @@ fn kill_cycles(flush_name: &str, cycles: usize, seed: u64) {
     let mut batches = 0;
     for cycle in 0..cycles {
         let mut child = Command::new(&exe)
-            .args(["--exact", "crash::appends_survive_sigkill", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "crash::appends_survive_sigkill",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_DIR, dir.path())
             .env(CHILD_FLUSH, flush_name)
             .stdout(Stdio::piped())
@@ -140,16 +154,26 @@ fn kill_cycles(flush_name: &str, cycles: usize, seed: u64) {
             }
         }
         std::thread::sleep(Duration::from_millis(20 + rng.below(150)));
-        assert!(child.try_wait().expect("try_wait").is_none(), "child died on its own");
+        assert!(
+            child.try_wait().expect("try_wait").is_none(),
+            "child died on its own"
+        );
         child.kill().expect("SIGKILL");
         child.wait().expect("reap");
         let new_acks = reader.join().expect("reader");
         acks.extend(new_acks);
         let count = verify(dir.path(), &acks);
-        assert!(count >= batches, "cycle {cycle}: batches went from {batches} to {count}");
+        assert!(
+            count >= batches,
+            "cycle {cycle}: batches went from {batches} to {count}"
+        );
         batches = count;
     }
-    assert!(acks.len() > cycles, "the child acknowledged only {} batches", acks.len());
+    assert!(
+        acks.len() > cycles,
+        "the child acknowledged only {} batches",
+        acks.len()
+    );
 }
 
 #[test]

@@ -10,8 +10,7 @@ use crate::common::*;
 
 fn open_faulty(dir: &std::path::Path, config: LogConfig) -> (Log, Arc<FaultPlan>) {
     let plan = FaultPlan::new();
-    let (log, _) =
-        Log::open_with(dir, config, Arc::new(FaultFs::new(plan.clone()))).expect("open");
+    let (log, _) = Log::open_with(dir, config, Arc::new(FaultFs::new(plan.clone()))).expect("open");
     (log, plan)
 }
 
@@ -29,7 +28,9 @@ fn a_failed_fsync_poisons_the_log_and_nothing_unsynced_is_acknowledged() {
         acked.push(info.base_offset);
     }
     plan.fail_syncs(true);
-    let err = log.append(&mut simple_batch("lost", 2, 99)).expect_err("fsync fails");
+    let err = log
+        .append(&mut simple_batch("lost", 2, 99))
+        .expect_err("fsync fails");
     assert!(matches!(err, StorageError::Io { op: "fsync", .. }), "{err}");
     assert!(log.poisoned().is_some());
     // Even with the disk healthy again, writes are refused until reopened:
@@ -52,7 +53,8 @@ fn a_failed_fsync_poisons_the_log_and_nothing_unsynced_is_acknowledged() {
     for base in acked {
         assert!(all.iter().any(|r| r.offset == base), "acked {base} lost");
     }
-    log.append(&mut simple_batch("again", 1, 1)).expect("writable after reopen");
+    log.append(&mut simple_batch("again", 1, 1))
+        .expect("writable after reopen");
 }
 
 #[test]
@@ -127,9 +129,42 @@ fn a_failed_checkpoint_write_leaves_the_old_one_intact() {
     log.flush().expect("flush");
     plan.crash_after(2);
     assert!(log.checkpoint().is_err());
-    assert_eq!(std::fs::read(&cp_path).expect("cp"), old, "old checkpoint untouched");
+    assert_eq!(
+        std::fs::read(&cp_path).expect("cp"),
+        old,
+        "old checkpoint untouched"
+    );
     drop(log);
     let (log, report) = Log::open(dir.path(), small_config()).expect("reopen");
-    assert!(report.removed_files.iter().any(|f| f.ends_with(".tmp")), "{report}");
+    assert!(
+        report.removed_files.iter().any(|f| f.ends_with(".tmp")),
+        "{report}"
+    );
     assert_eq!(log.log_end_offset(), 61);
+}
+
+#[test]
+fn an_index_that_cannot_grow_fails_the_append_cleanly() {
+    // Index files grow by writing zeros, so a full disk is an error here, not
+    // a SIGBUS on a store into an unallocated mapped page.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, plan) = open_faulty(dir.path(), small_config());
+    let mut first = simple_batch("first-batch-bigger-than-the-interval", 4, 1);
+    assert!(first.len() > 128);
+    log.append(&mut first).expect("append");
+    // The next batch needs the first index entry, and the index file is empty.
+    let mut second = simple_batch("second", 1, 2);
+    plan.limit_writes(second.len() as u64 + 10);
+    let err = log
+        .append(&mut second)
+        .expect_err("index growth hits ENOSPC");
+    assert!(
+        matches!(err, StorageError::Io { op: "extend", .. }),
+        "{err}"
+    );
+    assert!(log.poisoned().is_some());
+    drop(log);
+    plan.unlimited_writes();
+    let (log, _) = Log::open(dir.path(), small_config()).expect("reopen");
+    assert!(read_all(&log).len() >= 4, "the acknowledged batch is there");
 }

@@ -91,8 +91,13 @@ fn set_recovery_point(dir: &Path, rp: u64) {
         recovery_point: rp,
         log_start_offset: 0,
     };
-    checkpoint::write(&RealFs, &dir.join(RECOVERY_CHECKPOINT), KIND_RECOVERY_POINT, &cp.encode())
-        .expect("checkpoint");
+    checkpoint::write(
+        &RealFs,
+        &dir.join(RECOVERY_CHECKPOINT),
+        KIND_RECOVERY_POINT,
+        &cp.encode(),
+    )
+    .expect("checkpoint");
 }
 
 /// Byte length of the last batch of a segment file.
@@ -118,7 +123,10 @@ fn derive(name: &str, golden: &Path, out: &Path) {
             let path = seg(out, active, ".log");
             let len = std::fs::metadata(&path).expect("stat").len();
             let cut = last_batch_len(&path) / 2;
-            let f = std::fs::OpenOptions::new().write(true).open(&path).expect("open");
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .expect("open");
             f.set_len(len - cut).expect("cut");
         }
         "garbage-tail" => {
@@ -180,7 +188,12 @@ fn regenerate() {
     }
 }
 
-fn open_copy(name: &str) -> (tempfile::TempDir, Result<(Log, pubsub_storage::RecoveryReport), StorageError>) {
+fn open_copy(
+    name: &str,
+) -> (
+    tempfile::TempDir,
+    Result<(Log, pubsub_storage::RecoveryReport), StorageError>,
+) {
     let tmp = tempfile::tempdir().expect("tempdir");
     copy_dir(&fixtures_root().join(name), tmp.path());
     let opened = Log::open(tmp.path(), config());
@@ -208,10 +221,16 @@ fn fixtures_open_as_specified() {
         regenerate();
     }
     let golden = fixtures_root().join("golden");
-    assert!(golden.exists(), "missing fixtures: run with PUBSUB_WRITE_FIXTURES=1");
+    assert!(
+        golden.exists(),
+        "missing fixtures: run with PUBSUB_WRITE_FIXTURES=1"
+    );
     let expected = golden_records();
     let active = *bases(&golden).last().expect("segments");
-    assert!(bases(&golden).len() >= 3, "golden log should have several segments");
+    assert!(
+        bases(&golden).len() >= 3,
+        "golden log should have several segments"
+    );
 
     // The format has not changed: writing the same data gives the same bytes.
     let fresh = tempfile::tempdir().expect("tempdir");
@@ -229,7 +248,10 @@ fn fixtures_open_as_specified() {
     assert!(report.clean_shutdown, "{report}");
     assert_eq!(read_all(&log), expected);
     let ts = expected[50].timestamp;
-    assert_eq!(log.offset_for_timestamp(ts).expect("ts").map(|t| t.offset), Some(50));
+    assert_eq!(
+        log.offset_for_timestamp(ts).expect("ts").map(|t| t.offset),
+        Some(50)
+    );
 
     // torn-tail: the half-written last batch is cut; everything before stays.
     let last_batch_records = 1 + (BATCHES - 1) % 4;
@@ -237,9 +259,17 @@ fn fixtures_open_as_specified() {
     let (log, report) = opened.expect("open torn-tail");
     let cut = report.truncation.as_ref().expect("truncated");
     assert_eq!(cut.segment_base, active);
-    let whole = std::fs::metadata(seg(&golden, active, ".log")).expect("stat").len();
-    assert_eq!(cut.position, whole - last_batch_len(&seg(&golden, active, ".log")));
-    assert_eq!(read_all(&log), expected[..expected.len() - last_batch_records as usize]);
+    let whole = std::fs::metadata(seg(&golden, active, ".log"))
+        .expect("stat")
+        .len();
+    assert_eq!(
+        cut.position,
+        whole - last_batch_len(&seg(&golden, active, ".log"))
+    );
+    assert_eq!(
+        read_all(&log),
+        expected[..expected.len() - last_batch_records as usize]
+    );
     drop((log, t));
 
     // garbage-tail: exactly the 100 garbage bytes go.
@@ -254,7 +284,10 @@ fn fixtures_open_as_specified() {
     let (log, report) = opened.expect("open bitflip-tail");
     let cut = report.truncation.as_ref().expect("truncated");
     assert!(cut.reason.contains("CRC"), "{}", cut.reason);
-    assert_eq!(read_all(&log), expected[..expected.len() - last_batch_records as usize]);
+    assert_eq!(
+        read_all(&log),
+        expected[..expected.len() - last_batch_records as usize]
+    );
 
     // bitflip-sealed: a sealed segment below the recovery point is corrupt.
     // `check` reports it; opening does not scan or delete it; and when the
@@ -262,8 +295,16 @@ fn fixtures_open_as_specified() {
     let sealed = fixtures_root().join("bitflip-sealed");
     let report = check(&sealed, &config()).expect("check");
     let bad = &report.segments[0];
-    assert!(bad.invalid.as_ref().is_some_and(|p| p.reason.contains("CRC")), "{report}");
-    assert!(report.recovery_action().contains("scan 1 segment"), "{report}");
+    assert!(
+        bad.invalid
+            .as_ref()
+            .is_some_and(|p| p.reason.contains("CRC")),
+        "{report}"
+    );
+    assert!(
+        report.recovery_action().contains("scan 1 segment"),
+        "{report}"
+    );
     let (t, opened) = open_copy("bitflip-sealed");
     let (log, report) = opened.expect("open bitflip-sealed");
     assert!(report.is_clean(), "sealed data is never cut: {report}");
@@ -273,7 +314,9 @@ fn fixtures_open_as_specified() {
     // had been fsynced.
     set_recovery_point(t.path(), bases(&golden)[1] - 1);
     match Log::open(t.path(), config()) {
-        Err(StorageError::Corrupt { position, reason, .. }) => {
+        Err(StorageError::Corrupt {
+            position, reason, ..
+        }) => {
             assert!(reason.contains("CRC"), "{reason}");
             assert!(position <= 300);
         }

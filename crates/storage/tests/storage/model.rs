@@ -62,17 +62,19 @@ fn config() -> impl Strategy<Value = LogConfig> {
         prop_oneof![Just(48u64), Just(96), Just(4096)],
         proptest::option::of(2000i64..20_000),
     )
-        .prop_map(|(segment_bytes, interval, index_bytes, segment_ms)| LogConfig {
-            segment_bytes,
-            index_interval_bytes: interval,
-            max_index_bytes: index_bytes,
-            segment_ms,
-            retention_ms: Some(30_000),
-            retention_bytes: None,
-            cleanup_policy: CleanupPolicy::CompactDelete,
-            delete_retention_ms: 5_000,
-            ..LogConfig::default()
-        })
+        .prop_map(
+            |(segment_bytes, interval, index_bytes, segment_ms)| LogConfig {
+                segment_bytes,
+                index_interval_bytes: interval,
+                max_index_bytes: index_bytes,
+                segment_ms,
+                retention_ms: Some(30_000),
+                retention_bytes: None,
+                cleanup_policy: CleanupPolicy::CompactDelete,
+                delete_retention_ms: 5_000,
+                ..LogConfig::default()
+            },
+        )
 }
 
 struct Model {
@@ -91,7 +93,10 @@ fn check_read(log: &Log, model: &Model, offset: u64, max_bytes: usize) {
     let batches: Vec<Batch<'_>> = Batches::new(&r.records)
         .map(|b| b.expect("whole batches"))
         .collect();
-    assert!(!batches.is_empty(), "read at {offset} below the end returned nothing");
+    assert!(
+        !batches.is_empty(),
+        "read at {offset} below the end returned nothing"
+    );
     assert!(batches[0].last_offset() as u64 >= offset);
     let end = batches[batches.len() - 1].last_offset() as u64;
     let got: Vec<Rec> = records_in(&r.records)
@@ -135,7 +140,7 @@ fn run(config: LogConfig, ops: Vec<Op>) {
                             (!tomb).then(|| format!("v{}-{i}", model.next).into_bytes())
                         })
                         .collect();
-                    let spec: Vec<(Option<&[u8]>, Option<&[u8]>, i64)> = b
+                    let spec: Vec<Spec<'_>> = b
                         .iter()
                         .enumerate()
                         .map(|(i, (_, _, jitter))| {
@@ -158,6 +163,13 @@ fn run(config: LogConfig, ops: Vec<Op>) {
                 }
                 for (i, r) in recs.iter_mut().enumerate() {
                     r.offset = model.next + i as u64;
+                }
+                if buf.len() as u64 > config.segment_bytes {
+                    assert!(matches!(
+                        log.append(&mut buf),
+                        Err(pubsub_storage::StorageError::BatchTooLarge { .. })
+                    ));
+                    continue;
                 }
                 let info = log.append(&mut buf).expect("append");
                 assert_eq!(info.base_offset, model.next);
@@ -192,7 +204,10 @@ fn run(config: LogConfig, ops: Vec<Op>) {
                 assert_eq!(report.log_start_offset, start);
                 assert!(start >= model.start && start <= model.next);
                 for r in model.records.iter().filter(|r| r.offset < start) {
-                    assert!(r.timestamp < horizon, "retention deleted a live record {r:?}");
+                    assert!(
+                        r.timestamp < horizon,
+                        "retention deleted a live record {r:?}"
+                    );
                 }
                 model.records.retain(|r| r.offset >= start);
                 model.start = start;

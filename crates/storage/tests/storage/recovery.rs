@@ -14,8 +14,12 @@ fn seg_path(dir: &Path, base: u64, suffix: &str) -> std::path::PathBuf {
 
 fn fill(log: &Log, batches: usize) -> Vec<(u64, Vec<u8>)> {
     for i in 0..batches {
-        log.append(&mut simple_batch(&format!("r{i}"), 1 + i % 3, 1000 + i as i64))
-            .expect("append");
+        log.append(&mut simple_batch(
+            &format!("r{i}"),
+            1 + i % 3,
+            1000 + i as i64,
+        ))
+        .expect("append");
     }
     raw_batches(log)
 }
@@ -36,7 +40,10 @@ fn unclean_stop_keeps_everything_written_and_scans_from_the_recovery_point() {
     let (log, report) = Log::open(dir.path(), small_config()).expect("reopen");
     assert!(!report.clean_shutdown);
     assert_eq!(report.recovery_point, rp);
-    assert_eq!(report.segments_scanned, 1, "only the active segment: {report}");
+    assert_eq!(
+        report.segments_scanned, 1,
+        "only the active segment: {report}"
+    );
     assert!(report.is_clean(), "{report}");
     assert_eq!(raw_batches(&log), before);
 }
@@ -65,13 +72,18 @@ fn torn_tail_is_truncated_and_reported() {
     // Appends continue at the offset after the last whole batch.
     let next = before[before.len() - 1].0;
     assert_eq!(log.log_end_offset(), next);
-    let info = log.append(&mut simple_batch("after", 1, 5)).expect("append");
+    let info = log
+        .append(&mut simple_batch("after", 1, 5))
+        .expect("append");
     assert_eq!(info.base_offset, next);
 }
 
 #[test]
 fn garbage_and_zeros_after_the_last_batch_are_truncated() {
-    for tail in [vec![0u8; 777], (0..1000u32).map(|i| (i * 31 % 251) as u8).collect()] {
+    for tail in [
+        vec![0u8; 777],
+        (0..1000u32).map(|i| (i * 31 % 251) as u8).collect(),
+    ] {
         let dir = tempfile::tempdir().expect("tempdir");
         let (log, _) = Log::open(dir.path(), small_config()).expect("open");
         let before = fill(&log, 25);
@@ -170,7 +182,11 @@ fn bad_data_below_the_recovery_point_is_corruption_and_nothing_is_deleted() {
     };
     let files_before = listing(dir.path());
     match Log::open(dir.path(), config) {
-        Err(StorageError::Corrupt { path: p, position, reason }) => {
+        Err(StorageError::Corrupt {
+            path: p,
+            position,
+            reason,
+        }) => {
             assert_eq!(p, path);
             let batch_start: u64 = batches[..10].iter().map(|b| b.1.len() as u64).sum();
             assert_eq!(position, batch_start);
@@ -196,13 +212,34 @@ fn indexes_are_rebuilt_when_missing_ragged_or_short() {
     let good_time = std::fs::read(&time_index).expect("timeindex");
     assert!(good_index.len() >= 16 && good_time.len() >= 12);
 
-    let damage: Vec<(&str, Box<dyn Fn()>)> = vec![
-        ("deleted", Box::new(|| std::fs::remove_file(&index).expect("rm"))),
-        ("ragged", Box::new(|| std::fs::write(&index, &good_index[..good_index.len() - 3]).expect("w"))),
-        ("short", Box::new(|| std::fs::write(&index, &good_index[..good_index.len() - 8]).expect("w"))),
-        ("garbage", Box::new(|| std::fs::write(&index, vec![0xab; good_index.len()]).expect("w"))),
-        ("time deleted", Box::new(|| std::fs::remove_file(&time_index).expect("rm"))),
-        ("time short", Box::new(|| std::fs::write(&time_index, &good_time[..good_time.len() - 12]).expect("w"))),
+    type Damage<'a> = (&'a str, Box<dyn Fn() + 'a>);
+    let damage: Vec<Damage<'_>> = vec![
+        (
+            "deleted",
+            Box::new(|| std::fs::remove_file(&index).expect("rm")),
+        ),
+        (
+            "ragged",
+            Box::new(|| std::fs::write(&index, &good_index[..good_index.len() - 3]).expect("w")),
+        ),
+        (
+            "short",
+            Box::new(|| std::fs::write(&index, &good_index[..good_index.len() - 8]).expect("w")),
+        ),
+        (
+            "garbage",
+            Box::new(|| std::fs::write(&index, vec![0xab; good_index.len()]).expect("w")),
+        ),
+        (
+            "time deleted",
+            Box::new(|| std::fs::remove_file(&time_index).expect("rm")),
+        ),
+        (
+            "time short",
+            Box::new(|| {
+                std::fs::write(&time_index, &good_time[..good_time.len() - 12]).expect("w")
+            }),
+        ),
     ];
     for (what, harm) in damage {
         harm();
@@ -212,16 +249,29 @@ fn indexes_are_rebuilt_when_missing_ragged_or_short() {
         for off in segs[1].base_offset..segs[1].end_offset {
             let r = log.read(off, 1).expect("read");
             let b = pubsub_records::Batch::parse(&r.records).expect("batch");
-            assert!(b.base_offset() as u64 <= off && off <= b.last_offset() as u64, "{what}");
+            assert!(
+                b.base_offset() as u64 <= off && off <= b.last_offset() as u64,
+                "{what}"
+            );
         }
         assert_eq!(
-            log.offset_for_timestamp(1000).expect("ts").map(|t| t.offset),
+            log.offset_for_timestamp(1000)
+                .expect("ts")
+                .map(|t| t.offset),
             Some(0),
             "{what}"
         );
         assert_eq!(raw_batches(&log), before, "{what}");
-        assert_eq!(std::fs::read(&index).expect("index"), good_index, "{what}: offset index rebuilt identically");
-        assert_eq!(std::fs::read(&time_index).expect("time"), good_time, "{what}: time index rebuilt identically");
+        assert_eq!(
+            std::fs::read(&index).expect("index"),
+            good_index,
+            "{what}: offset index rebuilt identically"
+        );
+        assert_eq!(
+            std::fs::read(&time_index).expect("time"),
+            good_time,
+            "{what}: time index rebuilt identically"
+        );
         log.close().expect("close");
     }
 }
@@ -240,7 +290,10 @@ fn a_marker_that_does_not_match_the_files_is_not_trusted() {
     std::fs::write(&path, &bytes).expect("write");
     let (log, report) = Log::open(dir.path(), small_config()).expect("reopen");
     assert!(!report.clean_shutdown);
-    assert!(report.notes.iter().any(|n| n.contains("marker")), "{report}");
+    assert!(
+        report.notes.iter().any(|n| n.contains("marker")),
+        "{report}"
+    );
     assert_eq!(report.truncation.as_ref().map(|t| t.bytes), Some(13));
     assert_eq!(raw_batches(&log), before);
 }
@@ -256,7 +309,10 @@ fn a_corrupt_recovery_checkpoint_means_recovering_more_not_failing() {
     bytes[14] ^= 0xff;
     std::fs::write(&cp, bytes).expect("write");
     let (log, report) = Log::open(dir.path(), small_config()).expect("reopen");
-    assert!(report.notes.iter().any(|n| n.contains("checkpoint")), "{report}");
+    assert!(
+        report.notes.iter().any(|n| n.contains("checkpoint")),
+        "{report}"
+    );
     assert_eq!(raw_batches(&log), before);
 }
 

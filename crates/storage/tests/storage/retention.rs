@@ -38,8 +38,14 @@ fn retention_by_age_deletes_old_segments_and_moves_the_start() {
     // Deleted segments held only expired records; the first kept one does not.
     for seg in before.iter().filter(|s| s.base_offset < start) {
         let last_batch_ts = 1_000_000 + ((seg.end_offset - 1) / 2) as i64 * 1000;
-        assert!(last_batch_ts < now - 10_000, "segment {seg:?} was not expired");
-        assert!(!dir.path().join(format!("{:020}.log", seg.base_offset)).exists());
+        assert!(
+            last_batch_ts < now - 10_000,
+            "segment {seg:?} was not expired"
+        );
+        assert!(!dir
+            .path()
+            .join(format!("{:020}.log", seg.base_offset))
+            .exists());
     }
     let first_kept_max = 1_000_000 + ((log.segments()[0].end_offset - 1) / 2) as i64 * 1000;
     assert!(first_kept_max >= now - 10_000);
