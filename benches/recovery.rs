@@ -15,24 +15,19 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use pubsub_storage::checkpoint::{self, RecoveryCheckpoint, KIND_RECOVERY_POINT};
+use pubsub_storage::checkpoint::{Checkpoint, RecoveryCheckpoint};
 use pubsub_storage::fs::RealFs;
-use pubsub_storage::{Log, LogConfig, CLEAN_SHUTDOWN, RECOVERY_CHECKPOINT};
+use pubsub_storage::{Log, LogConfig, CLEAN_SHUTDOWN};
 
 use common::build_log;
 
 fn set_unclean(dir: &std::path::Path, rp: u64) {
     let _ = std::fs::remove_file(dir.join(CLEAN_SHUTDOWN));
-    let cp = RecoveryCheckpoint {
+    RecoveryCheckpoint {
         recovery_point: rp,
         log_start_offset: 0,
-    };
-    checkpoint::write(
-        &RealFs,
-        &dir.join(RECOVERY_CHECKPOINT),
-        KIND_RECOVERY_POINT,
-        &cp.encode(),
-    )
+    }
+    .write_to(&RealFs, dir)
     .expect("checkpoint");
 }
 

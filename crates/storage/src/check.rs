@@ -6,16 +6,13 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::checkpoint::{self, CleanShutdown, RecoveryCheckpoint};
+use crate::checkpoint::{Checkpoint, CleanShutdown, RecoveryCheckpoint};
 use crate::config::LogConfig;
 use crate::error::{Result, StorageError};
-use crate::index::{encode_offsets, encode_times, push_time, IndexTracker, OffsetEntry, TimeEntry};
-use crate::layout::{
-    classify, FileKind, CLEAN_SHUTDOWN, INDEX_SUFFIX, LOG_SUFFIX, RECOVERY_CHECKPOINT,
-    TIME_INDEX_SUFFIX,
-};
-use crate::scan::{scan, ScanStop};
-use crate::segment::SegmentContext;
+use crate::index::{encode_entries, IndexSink, MemIndex};
+use crate::layout::{classify, FileKind, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use crate::scan::ScanStop;
+use crate::segment::{scan_and_index, SegmentContext};
 
 /// The findings for one segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,23 +193,12 @@ pub fn check(dir: &Path, config: &LogConfig) -> Result<CheckReport> {
         }
     }
     bases.sort_unstable();
-    let marker = match checkpoint::read(&dir.join(CLEAN_SHUTDOWN), checkpoint::KIND_CLEAN_SHUTDOWN)
-    {
-        Ok(p) => p.and_then(|p| CleanShutdown::decode(&p).ok()),
-        Err(e) => {
-            report.checkpoint_problems.push(e.to_string());
-            None
-        }
-    };
-    match checkpoint::read(
-        &dir.join(RECOVERY_CHECKPOINT),
-        checkpoint::KIND_RECOVERY_POINT,
-    ) {
-        Ok(Some(p)) => match RecoveryCheckpoint::decode(&p) {
-            Ok(c) => report.recovery_point = Some(c.recovery_point),
-            Err(e) => report.checkpoint_problems.push(e),
-        },
-        Ok(None) => {}
+    let marker = CleanShutdown::read_from(dir).unwrap_or_else(|e| {
+        report.checkpoint_problems.push(e.to_string());
+        None
+    });
+    match RecoveryCheckpoint::read_from(dir) {
+        Ok(c) => report.recovery_point = c.map(|c| c.recovery_point),
         Err(e) => report.checkpoint_problems.push(e.to_string()),
     }
     for (i, &base) in bases.iter().enumerate() {
@@ -226,25 +212,15 @@ pub fn check(dir: &Path, config: &LogConfig) -> Result<CheckReport> {
             report.clean_shutdown = marker
                 .is_some_and(|m| m.active_segment_base == base && m.active_segment_size == size);
         }
-        let mut tracker = IndexTracker::new(base);
-        let mut offsets: Vec<OffsetEntry> = Vec::new();
-        let mut times: Vec<TimeEntry> = Vec::new();
-        let interval = config.index_interval_bytes;
-        let handle_ref: &dyn crate::fs::FileHandle = &handle;
-        let summary = scan(handle_ref, size, base, |b| {
-            if let Some((o, t)) = tracker.next(
-                base,
-                b.position,
-                b.batch.last_offset() as u64,
-                b.batch.max_timestamp(),
-                b.batch.len() as u64,
-                interval,
-            ) {
-                offsets.push(o);
-                push_time(&mut times, t);
-            }
-        })
-        .map_err(|e| StorageError::io("read", &path, e))?;
+        let mut index = MemIndex::default();
+        let (summary, tracker) = scan_and_index(
+            &handle,
+            &path,
+            size,
+            base,
+            config.index_interval_bytes,
+            &mut index,
+        )?;
         let next = summary.last_offset.map_or(base, |l| l + 1);
         let gap = (!is_last && summary.stop.is_none() && next != bases[i + 1]).then(|| {
             format!(
@@ -254,7 +230,7 @@ pub fn check(dir: &Path, config: &LogConfig) -> Result<CheckReport> {
             )
         });
         if !is_last {
-            push_time(&mut times, tracker.seal_entry(base));
+            index.add_time(tracker.seal_entry(base))?;
         }
         // Indexes are only comparable for whole segments; the active segment
         // of an unclean stop is rebuilt by recovery anyway.
@@ -263,8 +239,14 @@ pub fn check(dir: &Path, config: &LogConfig) -> Result<CheckReport> {
                 (None, None)
             } else {
                 (
-                    compare(&ctx.path(base, INDEX_SUFFIX), &encode_offsets(&offsets)),
-                    compare(&ctx.path(base, TIME_INDEX_SUFFIX), &encode_times(&times)),
+                    compare(
+                        &ctx.path(base, INDEX_SUFFIX),
+                        &encode_entries(&index.offsets),
+                    ),
+                    compare(
+                        &ctx.path(base, TIME_INDEX_SUFFIX),
+                        &encode_entries(&index.times),
+                    ),
                 )
             };
         report.segments.push(SegmentCheck {

@@ -29,6 +29,8 @@ const HEADER: usize = 12;
 pub const KIND_RECOVERY_POINT: u16 = 1;
 /// Kind of the clean-shutdown marker.
 pub const KIND_CLEAN_SHUTDOWN: u16 = 2;
+/// Kinds from here on are free for users of the container (the broker).
+pub const FIRST_USER_KIND: u16 = 16;
 
 /// Encodes a checkpoint container around `payload`.
 pub fn encode(kind: u16, payload: &[u8]) -> Vec<u8> {
@@ -119,6 +121,34 @@ pub fn read(path: &Path, kind: u16) -> Result<Option<Vec<u8>>> {
     }
 }
 
+/// A typed checkpoint with a fixed file name in the partition directory.
+pub trait Checkpoint: Sized {
+    /// Container kind.
+    const KIND: u16;
+    /// File name.
+    const FILE: &'static str;
+    /// Payload bytes.
+    fn encode(&self) -> Vec<u8>;
+    /// Parses payload bytes.
+    fn decode(payload: &[u8]) -> std::result::Result<Self, String>;
+
+    /// Reads it from `dir`: `None` if absent, `CorruptCheckpoint` if invalid.
+    fn read_from(dir: &Path) -> Result<Option<Self>> {
+        let path = dir.join(Self::FILE);
+        match read(&path, Self::KIND)? {
+            None => Ok(None),
+            Some(payload) => Self::decode(&payload)
+                .map(Some)
+                .map_err(|reason| StorageError::CorruptCheckpoint { path, reason }),
+        }
+    }
+
+    /// Atomically replaces it in `dir`.
+    fn write_to(&self, fs: &dyn FileSystem, dir: &Path) -> Result<()> {
+        write(fs, &dir.join(Self::FILE), Self::KIND, &self.encode())
+    }
+}
+
 /// The recovery point of a log: every offset below it was fsynced, and the
 /// log start offset. Payload: `recovery_point u64 | log_start_offset u64`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,17 +159,15 @@ pub struct RecoveryCheckpoint {
     pub log_start_offset: u64,
 }
 
-impl RecoveryCheckpoint {
-    /// Payload bytes.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(16);
-        out.extend_from_slice(&self.recovery_point.to_be_bytes());
-        out.extend_from_slice(&self.log_start_offset.to_be_bytes());
-        out
+impl Checkpoint for RecoveryCheckpoint {
+    const KIND: u16 = KIND_RECOVERY_POINT;
+    const FILE: &'static str = crate::layout::RECOVERY_CHECKPOINT;
+
+    fn encode(&self) -> Vec<u8> {
+        u64_payload(&[self.recovery_point, self.log_start_offset])
     }
 
-    /// Parses payload bytes.
-    pub fn decode(payload: &[u8]) -> std::result::Result<Self, String> {
+    fn decode(payload: &[u8]) -> std::result::Result<Self, String> {
         let [a, b] = u64_fields::<2>(payload)?;
         Ok(RecoveryCheckpoint {
             recovery_point: a,
@@ -161,18 +189,19 @@ pub struct CleanShutdown {
     pub active_segment_size: u64,
 }
 
-impl CleanShutdown {
-    /// Payload bytes.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(24);
-        out.extend_from_slice(&self.log_end_offset.to_be_bytes());
-        out.extend_from_slice(&self.active_segment_base.to_be_bytes());
-        out.extend_from_slice(&self.active_segment_size.to_be_bytes());
-        out
+impl Checkpoint for CleanShutdown {
+    const KIND: u16 = KIND_CLEAN_SHUTDOWN;
+    const FILE: &'static str = crate::layout::CLEAN_SHUTDOWN;
+
+    fn encode(&self) -> Vec<u8> {
+        u64_payload(&[
+            self.log_end_offset,
+            self.active_segment_base,
+            self.active_segment_size,
+        ])
     }
 
-    /// Parses payload bytes.
-    pub fn decode(payload: &[u8]) -> std::result::Result<Self, String> {
+    fn decode(payload: &[u8]) -> std::result::Result<Self, String> {
         let [a, b, c] = u64_fields::<3>(payload)?;
         Ok(CleanShutdown {
             log_end_offset: a,
@@ -180,6 +209,10 @@ impl CleanShutdown {
             active_segment_size: c,
         })
     }
+}
+
+fn u64_payload(fields: &[u64]) -> Vec<u8> {
+    fields.iter().flat_map(|f| f.to_be_bytes()).collect()
 }
 
 fn u64_fields<const N: usize>(payload: &[u8]) -> std::result::Result<[u64; N], String> {
@@ -218,6 +251,12 @@ mod tests {
             .expect("read")
             .expect("present");
         assert_eq!(RecoveryCheckpoint::decode(&payload), Ok(cp));
+        cp.write_to(&RealFs, dir.path()).expect("typed write");
+        assert_eq!(
+            RecoveryCheckpoint::read_from(dir.path()).expect("typed read"),
+            Some(cp)
+        );
+        assert_eq!(CleanShutdown::read_from(dir.path()).expect("absent"), None);
         assert!(!tmp_path(&path).exists());
         // Wrong kind, flipped bit, truncation: all refused.
         assert!(read(&path, KIND_CLEAN_SHUTDOWN).is_err());

@@ -39,24 +39,8 @@ pub trait FileHandle: Send + Sync + fmt::Debug {
     fn std_file(&self) -> &File;
 
     /// Fills `buf` from `pos`, failing with `UnexpectedEof` at end of file.
-    fn read_exact_at(&self, mut buf: &mut [u8], mut pos: u64) -> io::Result<()> {
-        while !buf.is_empty() {
-            match self.read_at(buf, pos) {
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "file ended before the expected data",
-                    ))
-                }
-                Ok(n) => {
-                    buf = &mut buf[n..];
-                    pos += n as u64;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+    fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> io::Result<()> {
+        crate::scan::read_exact(self, buf, pos)
     }
 }
 

@@ -13,6 +13,8 @@
 //! the segment is active, trimmed to their entries when it is sealed, never
 //! checksummed, and rebuilt from the log whenever they look wrong.
 
+use std::fmt;
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -186,10 +188,12 @@ fn i64_at(b: &[u8], at: usize) -> i64 {
     i64::from_be_bytes(x)
 }
 
-/// `.index`: relative offset -> file position.
-#[derive(Debug)]
-pub(crate) struct OffsetIndex {
-    inner: IndexFile,
+/// A fixed-size index entry.
+pub(crate) trait Entry: Copy + fmt::Debug {
+    /// Bytes per entry on disk.
+    const SIZE: usize;
+    fn decode(b: &[u8]) -> Self;
+    fn encode(&self, out: &mut [u8]);
 }
 
 /// One offset-index entry.
@@ -199,100 +203,18 @@ pub(crate) struct OffsetEntry {
     pub position: u32,
 }
 
-impl OffsetIndex {
-    pub fn open(fs: &dyn FileSystem, path: &Path, max_bytes: u64, fresh: bool) -> Result<Self> {
-        IndexFile::open(fs, path, OFFSET_ENTRY, max_bytes, fresh).map(|inner| OffsetIndex { inner })
-    }
-
-    pub fn len(&self) -> usize {
-        self.inner.entries
-    }
-
-    pub fn remaining(&self) -> usize {
-        self.inner.max_entries.saturating_sub(self.inner.entries)
-    }
-
-    pub fn entry(&self, i: usize) -> OffsetEntry {
-        let b = self.inner.entry(i);
+impl Entry for OffsetEntry {
+    const SIZE: usize = OFFSET_ENTRY;
+    fn decode(b: &[u8]) -> Self {
         OffsetEntry {
             relative_offset: u32_at(b, 0),
             position: u32_at(b, 4),
         }
     }
-
-    pub fn last(&self) -> Option<OffsetEntry> {
-        self.len().checked_sub(1).map(|i| self.entry(i))
+    fn encode(&self, out: &mut [u8]) {
+        out[..4].copy_from_slice(&self.relative_offset.to_be_bytes());
+        out[4..8].copy_from_slice(&self.position.to_be_bytes());
     }
-
-    /// The entry with the largest relative offset `<= target`.
-    pub fn floor(&self, target: u32) -> Option<OffsetEntry> {
-        let n = self.len();
-        // partition point: first entry with relative_offset > target
-        let (mut lo, mut hi) = (0, n);
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            if self.entry(mid).relative_offset <= target {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        lo.checked_sub(1).map(|i| self.entry(i))
-    }
-
-    pub fn push(&mut self, e: OffsetEntry) -> Result<bool> {
-        let mut b = [0u8; OFFSET_ENTRY];
-        b[..4].copy_from_slice(&e.relative_offset.to_be_bytes());
-        b[4..].copy_from_slice(&e.position.to_be_bytes());
-        self.inner.push(&b)
-    }
-
-    pub fn clear(&mut self) {
-        self.inner.entries = 0;
-    }
-
-    pub fn trim(&mut self) -> Result<()> {
-        self.inner.trim()
-    }
-
-    pub fn allow(&mut self, max_bytes: u64) {
-        self.inner.allow(max_bytes)
-    }
-
-    pub fn flush(&self) -> Result<()> {
-        self.inner.flush()
-    }
-
-    /// Why the entries cannot be right for a segment of `size` bytes whose
-    /// relative offsets stay below `max_relative` (exclusive), if they can't.
-    pub fn inconsistency(&self, size: u64, max_relative: u64) -> Option<String> {
-        if self.inner.ragged {
-            return Some("length is not a whole number of entries".into());
-        }
-        let mut prev: Option<OffsetEntry> = None;
-        for i in 0..self.len() {
-            let e = self.entry(i);
-            if u64::from(e.position) >= size.max(1) {
-                return Some(format!("entry {i} points past the end of the log"));
-            }
-            if u64::from(e.relative_offset) >= max_relative {
-                return Some(format!("entry {i} names an offset beyond the segment"));
-            }
-            if let Some(p) = prev {
-                if e.relative_offset <= p.relative_offset || e.position <= p.position {
-                    return Some(format!("entry {i} does not increase"));
-                }
-            }
-            prev = Some(e);
-        }
-        None
-    }
-}
-
-/// `.timeindex`: largest timestamp so far -> relative offset.
-#[derive(Debug)]
-pub(crate) struct TimeIndex {
-    inner: IndexFile,
 }
 
 /// One time-index entry.
@@ -302,9 +224,47 @@ pub(crate) struct TimeEntry {
     pub relative_offset: u32,
 }
 
-impl TimeIndex {
+impl Entry for TimeEntry {
+    const SIZE: usize = TIME_ENTRY;
+    fn decode(b: &[u8]) -> Self {
+        TimeEntry {
+            timestamp: i64_at(b, 0),
+            relative_offset: u32_at(b, 8),
+        }
+    }
+    fn encode(&self, out: &mut [u8]) {
+        out[..8].copy_from_slice(&self.timestamp.to_be_bytes());
+        out[8..12].copy_from_slice(&self.relative_offset.to_be_bytes());
+    }
+}
+
+/// The bytes of an index file holding `entries`.
+pub(crate) fn encode_entries<E: Entry>(entries: &[E]) -> Vec<u8> {
+    let mut out = vec![0u8; entries.len() * E::SIZE];
+    for (e, chunk) in entries.iter().zip(out.chunks_exact_mut(E::SIZE)) {
+        e.encode(chunk);
+    }
+    out
+}
+
+/// An index file of entries of type `E`.
+#[derive(Debug)]
+pub(crate) struct Index<E> {
+    inner: IndexFile,
+    _entry: PhantomData<E>,
+}
+
+/// `.index`: relative offset -> file position.
+pub(crate) type OffsetIndex = Index<OffsetEntry>;
+/// `.timeindex`: largest timestamp so far -> relative offset.
+pub(crate) type TimeIndex = Index<TimeEntry>;
+
+impl<E: Entry> Index<E> {
     pub fn open(fs: &dyn FileSystem, path: &Path, max_bytes: u64, fresh: bool) -> Result<Self> {
-        IndexFile::open(fs, path, TIME_ENTRY, max_bytes, fresh).map(|inner| TimeIndex { inner })
+        IndexFile::open(fs, path, E::SIZE, max_bytes, fresh).map(|inner| Index {
+            inner,
+            _entry: PhantomData,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -315,25 +275,21 @@ impl TimeIndex {
         self.inner.max_entries.saturating_sub(self.inner.entries)
     }
 
-    pub fn entry(&self, i: usize) -> TimeEntry {
-        let b = self.inner.entry(i);
-        TimeEntry {
-            timestamp: i64_at(b, 0),
-            relative_offset: u32_at(b, 8),
-        }
+    pub fn entry(&self, i: usize) -> E {
+        E::decode(self.inner.entry(i))
     }
 
-    pub fn last(&self) -> Option<TimeEntry> {
+    pub fn last(&self) -> Option<E> {
         self.len().checked_sub(1).map(|i| self.entry(i))
     }
 
-    /// The entry with the largest timestamp strictly below `target`: every
-    /// record up to its offset is older than `target`.
-    pub fn floor_before(&self, target: i64) -> Option<TimeEntry> {
+    /// The last entry for which `below` holds (entries are sorted, so
+    /// `below` holds for a prefix).
+    pub fn last_where(&self, below: impl Fn(&E) -> bool) -> Option<E> {
         let (mut lo, mut hi) = (0, self.len());
         while lo < hi {
             let mid = (lo + hi) / 2;
-            if self.entry(mid).timestamp < target {
+            if below(&self.entry(mid)) {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -342,17 +298,10 @@ impl TimeIndex {
         lo.checked_sub(1).map(|i| self.entry(i))
     }
 
-    /// Appends only if `timestamp` is larger than the last entry's (or the
-    /// index is empty and it is not negative), as Kafka does.
-    pub fn maybe_push(&mut self, e: TimeEntry) -> Result<bool> {
-        let last = self.last().map_or(-1, |l| l.timestamp);
-        if e.timestamp <= last {
-            return Ok(true);
-        }
-        let mut b = [0u8; TIME_ENTRY];
-        b[..8].copy_from_slice(&e.timestamp.to_be_bytes());
-        b[8..].copy_from_slice(&e.relative_offset.to_be_bytes());
-        self.inner.push(&b)
+    fn push_entry(&mut self, e: E) -> Result<bool> {
+        let mut b = [0u8; 16];
+        e.encode(&mut b[..E::SIZE]);
+        self.inner.push(&b[..E::SIZE])
     }
 
     pub fn clear(&mut self) {
@@ -371,25 +320,111 @@ impl TimeIndex {
         self.inner.flush()
     }
 
-    /// Why the entries cannot be right, if they can't.
-    pub fn inconsistency(&self, max_relative: u64) -> Option<String> {
+    /// The first entry that is out of order with its predecessor or out of
+    /// range, as a message.
+    fn first_bad(&self, bad: impl Fn(Option<&E>, &E) -> Option<&'static str>) -> Option<String> {
         if self.inner.ragged {
             return Some("length is not a whole number of entries".into());
         }
-        let mut prev: Option<TimeEntry> = None;
+        let mut prev = None;
         for i in 0..self.len() {
             let e = self.entry(i);
-            if u64::from(e.relative_offset) >= max_relative {
-                return Some(format!("entry {i} names an offset beyond the segment"));
-            }
-            if let Some(p) = prev {
-                if e.timestamp <= p.timestamp || e.relative_offset < p.relative_offset {
-                    return Some(format!("entry {i} does not increase"));
-                }
+            if let Some(why) = bad(prev.as_ref(), &e) {
+                return Some(format!("entry {i} {why}"));
             }
             prev = Some(e);
         }
         None
+    }
+}
+
+impl OffsetIndex {
+    /// The entry with the largest relative offset `<= target`.
+    pub fn floor(&self, target: u32) -> Option<OffsetEntry> {
+        self.last_where(|e| e.relative_offset <= target)
+    }
+
+    pub fn push(&mut self, e: OffsetEntry) -> Result<bool> {
+        self.push_entry(e)
+    }
+
+    /// Why the entries cannot be right for a segment of `size` bytes whose
+    /// relative offsets stay below `max_relative` (exclusive), if they can't.
+    pub fn inconsistency(&self, size: u64, max_relative: u64) -> Option<String> {
+        self.first_bad(|prev, e| {
+            if u64::from(e.position) >= size.max(1) {
+                Some("points past the end of the log")
+            } else if u64::from(e.relative_offset) >= max_relative {
+                Some("names an offset beyond the segment")
+            } else if prev
+                .is_some_and(|p| e.relative_offset <= p.relative_offset || e.position <= p.position)
+            {
+                Some("does not increase")
+            } else {
+                None
+            }
+        })
+    }
+}
+
+impl TimeIndex {
+    /// The entry with the largest timestamp strictly below `target`: every
+    /// record up to its offset is older than `target`.
+    pub fn floor_before(&self, target: i64) -> Option<TimeEntry> {
+        self.last_where(|e| e.timestamp < target)
+    }
+
+    /// Appends only if `timestamp` is larger than the last entry's (or the
+    /// index is empty and it is not negative), as Kafka does.
+    pub fn maybe_push(&mut self, e: TimeEntry) -> Result<bool> {
+        if e.timestamp <= self.last().map_or(-1, |l| l.timestamp) {
+            return Ok(true);
+        }
+        self.push_entry(e)
+    }
+
+    /// Why the entries cannot be right, if they can't.
+    pub fn inconsistency(&self, max_relative: u64) -> Option<String> {
+        self.first_bad(|prev, e| {
+            if u64::from(e.relative_offset) >= max_relative {
+                Some("names an offset beyond the segment")
+            } else if prev.is_some_and(|p| {
+                e.timestamp <= p.timestamp || e.relative_offset < p.relative_offset
+            }) {
+                Some("does not increase")
+            } else {
+                None
+            }
+        })
+    }
+}
+
+/// Where the indexing rule's entries go: the mapped files of a segment, or
+/// memory (for `check`).
+pub(crate) trait IndexSink {
+    /// Adds an offset entry (skipped if the index is full).
+    fn add_offset(&mut self, e: OffsetEntry) -> Result<()>;
+    /// Adds a time entry if its timestamp is larger than the last one's.
+    fn add_time(&mut self, e: TimeEntry) -> Result<()>;
+}
+
+/// Index entries held in memory.
+#[derive(Debug, Default)]
+pub(crate) struct MemIndex {
+    pub offsets: Vec<OffsetEntry>,
+    pub times: Vec<TimeEntry>,
+}
+
+impl IndexSink for MemIndex {
+    fn add_offset(&mut self, e: OffsetEntry) -> Result<()> {
+        self.offsets.push(e);
+        Ok(())
+    }
+    fn add_time(&mut self, e: TimeEntry) -> Result<()> {
+        if e.timestamp > self.times.last().map_or(-1, |l| l.timestamp) {
+            self.times.push(e);
+        }
+        Ok(())
     }
 }
 
@@ -461,7 +496,7 @@ impl IndexTracker {
     #[allow(clippy::too_many_arguments)]
     pub fn on_batch(
         &mut self,
-        index: &mut SegmentIndex,
+        index: &mut impl IndexSink,
         base_offset: u64,
         position: u64,
         last_offset: u64,
@@ -477,46 +512,16 @@ impl IndexTracker {
             len,
             interval,
         ) {
-            index.offsets.push(o)?;
-            index.times.maybe_push(t)?;
+            index.add_offset(o)?;
+            index.add_time(t)?;
         }
         Ok(())
     }
 
     /// Adds the seal entry to `index`.
-    pub fn on_seal(&self, index: &mut SegmentIndex, base_offset: u64) -> Result<()> {
-        index
-            .times
-            .maybe_push(self.seal_entry(base_offset))
-            .map(|_| ())
+    pub fn on_seal(&self, index: &mut impl IndexSink, base_offset: u64) -> Result<()> {
+        index.add_time(self.seal_entry(base_offset))
     }
-}
-
-/// The bytes of an offset index holding `entries`.
-pub(crate) fn encode_offsets(entries: &[OffsetEntry]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(entries.len() * OFFSET_ENTRY);
-    for e in entries {
-        out.extend_from_slice(&e.relative_offset.to_be_bytes());
-        out.extend_from_slice(&e.position.to_be_bytes());
-    }
-    out
-}
-
-/// Appends `e` to in-memory time entries under the time index's rule.
-pub(crate) fn push_time(entries: &mut Vec<TimeEntry>, e: TimeEntry) {
-    if e.timestamp > entries.last().map_or(-1, |l| l.timestamp) {
-        entries.push(e);
-    }
-}
-
-/// The bytes of a time index holding `entries`.
-pub(crate) fn encode_times(entries: &[TimeEntry]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(entries.len() * TIME_ENTRY);
-    for e in entries {
-        out.extend_from_slice(&e.timestamp.to_be_bytes());
-        out.extend_from_slice(&e.relative_offset.to_be_bytes());
-    }
-    out
 }
 
 /// Both indexes of one segment.
@@ -524,6 +529,15 @@ pub(crate) fn encode_times(entries: &[TimeEntry]) -> Vec<u8> {
 pub(crate) struct SegmentIndex {
     pub offsets: OffsetIndex,
     pub times: TimeIndex,
+}
+
+impl IndexSink for SegmentIndex {
+    fn add_offset(&mut self, e: OffsetEntry) -> Result<()> {
+        self.offsets.push(e).map(|_| ())
+    }
+    fn add_time(&mut self, e: TimeEntry) -> Result<()> {
+        self.times.maybe_push(e).map(|_| ())
+    }
 }
 
 impl SegmentIndex {

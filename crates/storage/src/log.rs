@@ -18,12 +18,11 @@ use std::time::Instant;
 use pubsub_records::{Batch, BatchMut};
 use tracing::error;
 
-use crate::checkpoint::{self, RecoveryCheckpoint, KIND_RECOVERY_POINT};
+use crate::checkpoint::{Checkpoint, CleanShutdown, RecoveryCheckpoint};
 use crate::config::{FlushPolicy, LogConfig};
 use crate::error::{Result, StorageError};
 use crate::fs::{FileSystem, RealFs};
 use crate::index::IndexTracker;
-use crate::layout::RECOVERY_CHECKPOINT;
 use crate::recovery::{self, RecoveryReport};
 use crate::segment::{lock, read, write, Segment, SegmentContext};
 
@@ -377,7 +376,7 @@ impl Log {
             for m in &metas {
                 let last = offset + m.delta;
                 let indexed = w.tracker.on_batch(
-                    &mut index,
+                    &mut *index,
                     active.base_offset,
                     pos,
                     last,
@@ -574,13 +573,7 @@ impl Log {
         if last.is_some_and(|l| l == cp) {
             return Ok(());
         }
-        let path = self.ctx.dir.join(RECOVERY_CHECKPOINT);
-        let written = checkpoint::write(
-            self.ctx.fs.as_ref(),
-            &path,
-            KIND_RECOVERY_POINT,
-            &cp.encode(),
-        );
+        let written = cp.write_to(self.ctx.fs.as_ref(), &self.ctx.dir);
         self.poison_on_err(written)?;
         *last = Some(cp);
         Ok(())
@@ -725,17 +718,12 @@ impl Log {
                 index.flush()?;
             }
             self.write_checkpoint(end)?;
-            let marker = checkpoint::CleanShutdown {
+            CleanShutdown {
                 log_end_offset: end,
                 active_segment_base: active.base_offset,
                 active_segment_size: active.size(),
-            };
-            checkpoint::write(
-                self.ctx.fs.as_ref(),
-                &self.ctx.dir.join(crate::layout::CLEAN_SHUTDOWN),
-                checkpoint::KIND_CLEAN_SHUTDOWN,
-                &marker.encode(),
-            )
+            }
+            .write_to(self.ctx.fs.as_ref(), &self.ctx.dir)
         })();
         drop(w);
         self.poison_on_err(done)

@@ -26,13 +26,13 @@ use std::sync::Arc;
 
 use tracing::warn;
 
-use crate::checkpoint::{self, CleanShutdown, RecoveryCheckpoint};
+use crate::checkpoint::{Checkpoint, CleanShutdown, RecoveryCheckpoint};
 use crate::error::{Result, StorageError};
 use crate::fs::OpenMode;
 use crate::index::IndexTracker;
 use crate::layout::{
     classify, segment_name, FileKind, CLEAN_SHUTDOWN, DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX,
-    RECOVERY_CHECKPOINT, TIME_INDEX_SUFFIX,
+    TIME_INDEX_SUFFIX,
 };
 use crate::scan::scan;
 use crate::segment::{HeaderWalker, Segment, SegmentContext};
@@ -197,55 +197,22 @@ fn last_offset_of(ctx: &SegmentContext, base: u64, suffix: &str) -> Result<Optio
     Ok(last)
 }
 
-fn read_checkpoints(
+/// Reads a checkpoint; a corrupt one is noted in the report and ignored
+/// (the log then recovers more, never less).
+fn read_or_note<C: Checkpoint>(
     ctx: &SegmentContext,
     report: &mut RecoveryReport,
-) -> Result<(Option<CleanShutdown>, Option<RecoveryCheckpoint>)> {
-    let marker = match checkpoint::read(
-        &ctx.dir.join(CLEAN_SHUTDOWN),
-        checkpoint::KIND_CLEAN_SHUTDOWN,
-    ) {
-        Ok(Some(p)) => match CleanShutdown::decode(&p) {
-            Ok(m) => Some(m),
-            Err(e) => {
-                report
-                    .notes
-                    .push(format!("ignored clean-shutdown marker: {e}"));
-                None
-            }
-        },
-        Ok(None) => None,
-        Err(StorageError::CorruptCheckpoint { reason, .. }) => {
-            report
-                .notes
-                .push(format!("ignored corrupt clean-shutdown marker: {reason}"));
-            None
+) -> Result<Option<C>> {
+    match C::read_from(&ctx.dir) {
+        Err(StorageError::CorruptCheckpoint { path, reason }) => {
+            report.notes.push(format!(
+                "ignored corrupt checkpoint {}: {reason}",
+                path.display()
+            ));
+            Ok(None)
         }
-        Err(e) => return Err(e),
-    };
-    let rcp = match checkpoint::read(
-        &ctx.dir.join(RECOVERY_CHECKPOINT),
-        checkpoint::KIND_RECOVERY_POINT,
-    ) {
-        Ok(Some(p)) => match RecoveryCheckpoint::decode(&p) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                report
-                    .notes
-                    .push(format!("ignored recovery checkpoint: {e}"));
-                None
-            }
-        },
-        Ok(None) => None,
-        Err(StorageError::CorruptCheckpoint { reason, .. }) => {
-            report
-                .notes
-                .push(format!("ignored corrupt recovery checkpoint: {reason}"));
-            None
-        }
-        Err(e) => return Err(e),
-    };
-    Ok((marker, rcp))
+        other => other,
+    }
 }
 
 fn first_batch_timestamp(seg: &Segment) -> Result<Option<i64>> {
@@ -333,7 +300,8 @@ pub(crate) fn open(ctx: &Arc<SegmentContext>) -> Result<Opened> {
             .map_err(|e| StorageError::io("fsync directory", dir, e))?;
     }
 
-    let (marker, rcp) = read_checkpoints(ctx, &mut report)?;
+    let marker: Option<CleanShutdown> = read_or_note(ctx, &mut report)?;
+    let rcp: Option<RecoveryCheckpoint> = read_or_note(ctx, &mut report)?;
     if logs.is_empty() {
         let base = rcp.map_or(0, |c| c.recovery_point.max(c.log_start_offset));
         let seg = Segment::create(ctx, base)?;

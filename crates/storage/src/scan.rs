@@ -34,13 +34,18 @@ impl ReadAt for [u8] {
     }
 }
 
-impl<'a> ReadAt for dyn crate::fs::FileHandle + 'a {
+impl<F: crate::fs::FileHandle + ?Sized> ReadAt for F {
     fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
         crate::fs::FileHandle::read_at(self, buf, pos)
     }
 }
 
-fn read_exact(r: &(impl ReadAt + ?Sized), mut buf: &mut [u8], mut pos: u64) -> io::Result<()> {
+/// Fills `buf` from `pos`, failing with `UnexpectedEof` at the end.
+pub(crate) fn read_exact(
+    r: &(impl ReadAt + ?Sized),
+    mut buf: &mut [u8],
+    mut pos: u64,
+) -> io::Result<()> {
     while !buf.is_empty() {
         match r.read_at(buf, pos) {
             Ok(0) => {

@@ -15,7 +15,7 @@ use tracing::warn;
 
 use crate::error::{Result, StorageError};
 use crate::fs::{FileHandle, FileSystem, OpenMode};
-use crate::index::{IndexTracker, OffsetIndex, SegmentIndex, TimeIndex};
+use crate::index::{IndexSink, IndexTracker, OffsetIndex, SegmentIndex, TimeIndex};
 use crate::layout::{segment_path, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 use crate::scan::{scan, ScanSummary};
 
@@ -84,6 +84,40 @@ pub(crate) struct SegmentContext {
 impl SegmentContext {
     pub fn path(&self, base: u64, suffix: &str) -> PathBuf {
         segment_path(&self.dir, base, suffix)
+    }
+}
+
+/// Scans the first `len` bytes of the segment at `path` (validating every
+/// batch, see `scan`) and feeds the indexing rule's entries to `sink`.
+pub(crate) fn scan_and_index(
+    file: &dyn FileHandle,
+    path: &Path,
+    len: u64,
+    base: u64,
+    interval: u64,
+    sink: &mut impl IndexSink,
+) -> Result<(ScanSummary, IndexTracker)> {
+    let mut tracker = IndexTracker::new(base);
+    let mut failure = None;
+    let summary = scan(file, len, base, |b| {
+        if failure.is_none() {
+            failure = tracker
+                .on_batch(
+                    sink,
+                    base,
+                    b.position,
+                    b.batch.last_offset() as u64,
+                    b.batch.max_timestamp(),
+                    b.batch.len() as u64,
+                    interval,
+                )
+                .err();
+        }
+    })
+    .map_err(|e| StorageError::io("read", path, e))?;
+    match failure {
+        Some(e) => Err(e),
+        None => Ok((summary, tracker)),
     }
 }
 
@@ -286,28 +320,14 @@ impl Segment {
             )?,
         };
         index.allow_for(file_len, ctx.index_interval);
-        let mut tracker = IndexTracker::new(base);
-        let interval = ctx.index_interval;
-        let mut failure = None;
-        let summary = scan(file.as_ref(), file_len, base, |b| {
-            if failure.is_none() {
-                failure = tracker
-                    .on_batch(
-                        &mut index,
-                        base,
-                        b.position,
-                        b.batch.last_offset() as u64,
-                        b.batch.max_timestamp(),
-                        b.batch.len() as u64,
-                        interval,
-                    )
-                    .err();
-            }
-        })
-        .map_err(|e| StorageError::io("read", &path, e))?;
-        if let Some(e) = failure {
-            return Err(e);
-        }
+        let (summary, tracker) = scan_and_index(
+            file.as_ref(),
+            &path,
+            file_len,
+            base,
+            ctx.index_interval,
+            &mut index,
+        )?;
         Ok(Rescan {
             file,
             index,
@@ -493,29 +513,9 @@ impl Segment {
         let base = self.base_offset;
         index.clear();
         index.allow_for(size, self.ctx.index_interval);
-        let mut tracker = IndexTracker::new(base);
-        let interval = self.ctx.index_interval;
         let path = self.path();
-        let mut failure = None;
-        let summary = scan(file, size, base, |b| {
-            if failure.is_none() {
-                failure = tracker
-                    .on_batch(
-                        index,
-                        base,
-                        b.position,
-                        b.batch.last_offset() as u64,
-                        b.batch.max_timestamp(),
-                        b.batch.len() as u64,
-                        interval,
-                    )
-                    .err();
-            }
-        })
-        .map_err(|e| StorageError::io("read", &path, e))?;
-        if let Some(e) = failure {
-            return Err(e);
-        }
+        let (summary, tracker) =
+            scan_and_index(file, &path, size, base, self.ctx.index_interval, index)?;
         if let Some(stop) = summary.stop {
             return Err(StorageError::Corrupt {
                 path,
@@ -534,7 +534,7 @@ impl Segment {
     /// Seals the segment: final time-index entry, indexes trimmed to size.
     pub fn seal(&self, tracker: &IndexTracker, end_offset: u64) -> Result<()> {
         let mut index = write(self.index()?);
-        tracker.on_seal(&mut index, self.base_offset)?;
+        tracker.on_seal(&mut *index, self.base_offset)?;
         index.trim()?;
         drop(index);
         self.end_offset.store(end_offset, Ordering::Release);

@@ -10,9 +10,9 @@
 use std::path::{Path, PathBuf};
 
 use pubsub_records::{BatchBuilder, NewRecord};
-use pubsub_storage::checkpoint::{self, RecoveryCheckpoint, KIND_RECOVERY_POINT};
+use pubsub_storage::checkpoint::{Checkpoint, RecoveryCheckpoint};
 use pubsub_storage::fs::RealFs;
-use pubsub_storage::{check, Log, LogConfig, StorageError, CLEAN_SHUTDOWN, RECOVERY_CHECKPOINT};
+use pubsub_storage::{check, Log, LogConfig, StorageError, CLEAN_SHUTDOWN};
 
 use crate::common::*;
 
@@ -87,16 +87,11 @@ fn bases(dir: &Path) -> Vec<u64> {
 }
 
 fn set_recovery_point(dir: &Path, rp: u64) {
-    let cp = RecoveryCheckpoint {
+    RecoveryCheckpoint {
         recovery_point: rp,
         log_start_offset: 0,
-    };
-    checkpoint::write(
-        &RealFs,
-        &dir.join(RECOVERY_CHECKPOINT),
-        KIND_RECOVERY_POINT,
-        &cp.encode(),
-    )
+    }
+    .write_to(&RealFs, dir)
     .expect("checkpoint");
 }
 
