@@ -302,6 +302,17 @@ pub(crate) fn open(ctx: &Arc<SegmentContext>) -> Result<Opened> {
 
     let marker: Option<CleanShutdown> = read_or_note(ctx, &mut report)?;
     let rcp: Option<RecoveryCheckpoint> = read_or_note(ctx, &mut report)?;
+    if marker_present {
+        // Consumed before anything is written: from here on a crash must
+        // look unclean.
+        let path = dir.join(CLEAN_SHUTDOWN);
+        ctx.fs
+            .remove_file(&path)
+            .map_err(|e| StorageError::io("delete", &path, e))?;
+        ctx.fs
+            .sync_dir(dir)
+            .map_err(|e| StorageError::io("fsync directory", dir, e))?;
+    }
     if logs.is_empty() {
         let base = rcp.map_or(0, |c| c.recovery_point.max(c.log_start_offset));
         let seg = Segment::create(ctx, base)?;
@@ -309,12 +320,6 @@ pub(crate) fn open(ctx: &Arc<SegmentContext>) -> Result<Opened> {
         ctx.fs
             .sync_dir(dir)
             .map_err(|e| StorageError::io("fsync directory", dir, e))?;
-        if marker_present {
-            let path = dir.join(CLEAN_SHUTDOWN);
-            ctx.fs
-                .remove_file(&path)
-                .map_err(|e| StorageError::io("delete", &path, e))?;
-        }
         report.clean_shutdown = marker.is_some() || rcp.is_none();
         report.recovery_point = base;
         report.log_end_offset = base;
@@ -494,16 +499,6 @@ pub(crate) fn open(ctx: &Arc<SegmentContext>) -> Result<Opened> {
             .map_err(|e| StorageError::io("fsync directory", dir, e))?;
     }
 
-    if marker_present {
-        // Before any write: from here on a crash must look unclean.
-        let path = dir.join(CLEAN_SHUTDOWN);
-        ctx.fs
-            .remove_file(&path)
-            .map_err(|e| StorageError::io("delete", &path, e))?;
-        ctx.fs
-            .sync_dir(dir)
-            .map_err(|e| StorageError::io("fsync directory", dir, e))?;
-    }
     let rolling_timestamp = match segments.last() {
         Some(s) => first_batch_timestamp(s)?,
         None => None,
