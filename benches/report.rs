@@ -10,7 +10,9 @@ use serde_json::Value;
 /// (group, measurement, baseline in the same group)
 const PAIRS: &[(&str, &str, &str)] = &[
     ("append_16KiB", "log", "raw_write"),
+    ("append_16KiB", "log_trusted", "raw_write"),
     ("append_1MiB", "log", "raw_write"),
+    ("append_1MiB", "log_trusted", "raw_write"),
     ("append_fsync_16KiB", "log", "raw_write_fdatasync"),
     ("append_fsync_1MiB", "log", "raw_write_fdatasync"),
     ("read_1GiB", "log", "raw_read"),

@@ -2,7 +2,8 @@
 //! the same run on the same file system:
 //!
 //! - `append_{16KiB,1MiB}/log` vs `/raw_write`: 1 KiB records, flush never,
-//!   against `write_all` of the same bytes to a plain file;
+//!   against `write_all` of the same bytes to a plain file; `/log_trusted`
+//!   is the same without the CRC check (batches built in-process);
 //! - `append_fsync_{16KiB,1MiB}/log` vs `/raw_write_fdatasync`: fsync per append;
 //! - `read_1GiB/log` vs `/raw_read`: sequential read of a 1 GiB log;
 //! - `lookup_1GiB/offset`, `/timestamp`: random lookups in that log.
@@ -28,8 +29,15 @@ fn config(flush: FlushPolicy) -> LogConfig {
     }
 }
 
-/// Appends `volume` bytes of `batch` to a fresh log per iteration.
-fn time_log_appends(batch: &[u8], volume: usize, flush: FlushPolicy, iters: u64) -> Duration {
+/// Appends `volume` bytes of `batch` to a fresh log per iteration;
+/// `trusted` skips the CRC check (batches built in-process).
+fn time_log_appends(
+    batch: &[u8],
+    volume: usize,
+    flush: FlushPolicy,
+    trusted: bool,
+    iters: u64,
+) -> Duration {
     let mut total = Duration::ZERO;
     for _ in 0..iters {
         let dir = tempfile::tempdir_in(".").expect("tempdir");
@@ -38,7 +46,11 @@ fn time_log_appends(batch: &[u8], volume: usize, flush: FlushPolicy, iters: u64)
         let n = volume / batch.len();
         let start = Instant::now();
         for _ in 0..n {
-            log.append(black_box(&mut buf)).expect("append");
+            if trusted {
+                log.append_trusted(black_box(&mut buf)).expect("append");
+            } else {
+                log.append(black_box(&mut buf)).expect("append");
+            }
         }
         total += start.elapsed();
         drop(log);
@@ -72,7 +84,12 @@ fn append(c: &mut Criterion) {
         let mut g = c.benchmark_group(format!("append_{name}"));
         g.sample_size(10).throughput(Throughput::Bytes(bytes));
         g.bench_function("log", |b| {
-            b.iter_custom(|iters| time_log_appends(&batch, volume, FlushPolicy::Never, iters))
+            b.iter_custom(|iters| {
+                time_log_appends(&batch, volume, FlushPolicy::Never, false, iters)
+            })
+        });
+        g.bench_function("log_trusted", |b| {
+            b.iter_custom(|iters| time_log_appends(&batch, volume, FlushPolicy::Never, true, iters))
         });
         g.bench_function("raw_write", |b| {
             b.iter_custom(|iters| time_raw_writes(&batch, volume, false, iters))
@@ -88,7 +105,9 @@ fn append_fsync(c: &mut Criterion) {
         let mut g = c.benchmark_group(format!("append_fsync_{name}"));
         g.sample_size(10).throughput(Throughput::Bytes(bytes));
         g.bench_function("log", |b| {
-            b.iter_custom(|iters| time_log_appends(&batch, volume, FlushPolicy::Always, iters))
+            b.iter_custom(|iters| {
+                time_log_appends(&batch, volume, FlushPolicy::Always, false, iters)
+            })
         });
         g.bench_function("raw_write_fdatasync", |b| {
             b.iter_custom(|iters| time_raw_writes(&batch, volume, true, iters))

@@ -347,7 +347,14 @@ impl<'a> Batch<'a> {
     /// The checks a broker makes on a batch a producer sends: `validate`, plus
     /// one record per offset, at least one record, and no control batch.
     pub fn validate_for_append(&self) -> Result<()> {
-        self.validate()?;
+        self.validate_crc()?;
+        self.validate_for_append_header()
+    }
+
+    /// The checks of [`Batch::validate_for_append`] without the CRC (for
+    /// batches built in this process, whose CRC was just computed).
+    pub fn validate_for_append_header(&self) -> Result<()> {
+        self.validate_header()?;
         let count = self.record_count();
         if count == 0 {
             return Err(RecordsError::InvalidHeader("batch holds no records"));

@@ -611,7 +611,8 @@ impl Segment {
         let size = self.size();
         let available = size.saturating_sub(pos);
         let want = (max_bytes as u64).max(first_len as u64).min(available) as usize;
-        out.clear();
+        // Resizing (not clearing) keeps the bytes already there, so a reused
+        // buffer is not zeroed again on every read.
         out.resize(want, 0);
         let file = self.file()?;
         let path = self.path();
@@ -700,7 +701,9 @@ pub(crate) struct HeaderWalker<'a> {
     buf_start: u64,
 }
 
-const WALK_BUF: usize = 16 << 10;
+/// Bytes read at a time while walking headers: index entries are about
+/// `index_interval_bytes` (4 KiB) apart.
+const WALK_BUF: usize = 4 << 10;
 
 impl<'a> HeaderWalker<'a> {
     pub fn new(file: &'a dyn FileHandle, path: &'a Path, from: u64, end: u64) -> Self {

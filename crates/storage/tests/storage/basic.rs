@@ -94,6 +94,35 @@ fn invalid_batches_are_refused_and_not_written() {
 }
 
 #[test]
+fn trusted_appends_skip_only_the_crc() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, _) = Log::open(dir.path(), small_config()).expect("open");
+    let mut good = simple_batch("t", 3, 1);
+    assert_eq!(
+        log.append_trusted(&mut good).expect("append").last_offset,
+        2
+    );
+    // Structure is still checked: a batch whose count disagrees with its
+    // offsets, or a truncated one, is refused.
+    let mut bad_count = simple_batch("t", 3, 1);
+    bad_count[57..61].copy_from_slice(&2i32.to_be_bytes());
+    assert!(log.append_trusted(&mut bad_count).is_err());
+    let mut truncated = simple_batch("t", 3, 1);
+    truncated.truncate(70);
+    assert!(log.append_trusted(&mut truncated).is_err());
+    // The untrusted path catches the same corruption by CRC.
+    let mut flipped = simple_batch("t", 3, 1);
+    flipped[70] ^= 1;
+    assert!(matches!(
+        log.append(&mut flipped),
+        Err(StorageError::InvalidBatch(
+            pubsub_records::RecordsError::CrcMismatch { .. }
+        ))
+    ));
+    assert_eq!(read_all(&log).len(), 3);
+}
+
+#[test]
 fn rolls_by_size_and_reads_across_segments() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (log, _) = Log::open(dir.path(), small_config()).expect("open");
