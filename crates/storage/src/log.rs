@@ -627,8 +627,8 @@ impl Log {
     ) -> Result<(u64, u64)> {
         let end = self.log_end_offset();
         let start = self.log_start_offset();
-        out.clear();
         if offset < start || offset > end {
+            out.clear();
             return Err(StorageError::OffsetOutOfRange { offset, start, end });
         }
         let mut target = offset;
@@ -645,8 +645,10 @@ impl Log {
                 .find_batch(target)
                 .map_err(|e| self.vanished(e, offset))?;
             if let Some((pos, header)) = found {
-                seg.read_batches_into(pos, header.len, max_bytes, out)
-                    .map_err(|e| self.vanished(e, offset))?;
+                if let Err(e) = seg.read_batches_into(pos, header.len, max_bytes, out) {
+                    out.clear();
+                    return Err(self.vanished(e, offset));
+                }
                 return Ok((start, end));
             }
             match next_base {
@@ -654,6 +656,7 @@ impl Log {
                 None => break,
             }
         }
+        out.clear();
         Ok((start, end))
     }
 
