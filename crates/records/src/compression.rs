@@ -94,7 +94,7 @@ impl std::str::FromStr for Compression {
         Compression::ALL
             .into_iter()
             .find(|c| c.name().eq_ignore_ascii_case(s))
-            .ok_or(RecordsError::Build("unknown compression name"))
+            .ok_or_else(|| RecordsError::UnknownCodecName(s.to_string()))
     }
 }
 

@@ -36,6 +36,9 @@ pub enum RecordsError {
     /// Compression bits name a codec that does not exist (5, 6 or 7).
     #[error("unknown compression codec id {0}")]
     UnknownCodec(u8),
+    /// A codec name that is not none, gzip, snappy, lz4 or zstd.
+    #[error("unknown compression {0:?}: expected none, gzip, snappy, lz4 or zstd")]
+    UnknownCodecName(String),
     /// The compressed payload could not be decompressed.
     #[error("{codec} decompression failed: {reason}")]
     Decompression {
