@@ -118,6 +118,10 @@ pub struct BatchHeader {
     pub attributes: i16,
     /// producerId.
     pub producer_id: i64,
+    /// producerEpoch.
+    pub producer_epoch: i16,
+    /// baseSequence.
+    pub base_sequence: i32,
 }
 
 impl BatchHeader {
@@ -143,7 +147,14 @@ impl BatchHeader {
             record_count: i32_at(buf, RECORD_COUNT),
             attributes: i16_at(buf, ATTRIBUTES),
             producer_id: i64_at(buf, PRODUCER_ID),
+            producer_epoch: i16_at(buf, PRODUCER_EPOCH),
+            base_sequence: i32_at(buf, BASE_SEQUENCE),
         })
+    }
+
+    /// A control batch (transaction marker).
+    pub fn is_control(&self) -> bool {
+        self.attributes & CONTROL_BIT != 0
     }
 
     /// Offset of the last record slot.

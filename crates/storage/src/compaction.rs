@@ -110,7 +110,7 @@ impl Log {
     /// (tombstone expiry). Does nothing unless the cleanup policy compacts.
     pub fn compact(&self, now_ms: i64) -> Result<CompactionReport> {
         let mut report = CompactionReport::default();
-        if !self.config.cleanup_policy.compacts() {
+        if !self.config().cleanup_policy.compacts() {
             return Ok(report);
         }
         let _m = lock(&self.maintenance);
@@ -135,7 +135,7 @@ impl Log {
         }
 
         let hasher = KeyHasher::new();
-        let limit = self.config.max_decompressed_bytes;
+        let limit = self.config().max_decompressed_bytes;
         let mut latest: HashMap<u128, u64> = HashMap::new();
         for seg in &sealed {
             for_each_batch(seg, |pos, batch| {
@@ -167,7 +167,8 @@ impl Log {
             let end = seg.end_offset().unwrap_or(seg.base_offset);
             let fits = groups.last().is_some_and(|g| {
                 let base = g[0].base_offset;
-                size + seg.size() <= self.config.segment_bytes && end - base <= u64::from(u32::MAX)
+                size + seg.size() <= self.config().segment_bytes
+                    && end - base <= u64::from(u32::MAX)
             });
             if fits {
                 size += seg.size();
@@ -200,15 +201,15 @@ impl Log {
         let cleaned_log = ctx.dir.join(name(LOG_SUFFIX));
         let cleaned_index = ctx.dir.join(name(INDEX_SUFFIX));
         let cleaned_time = ctx.dir.join(name(TIME_INDEX_SUFFIX));
-        let limit = self.config.max_decompressed_bytes;
-        let tombstone_horizon = now_ms.saturating_sub(self.config.delete_retention_ms);
+        let limit = self.config().max_decompressed_bytes;
+        let tombstone_horizon = now_ms.saturating_sub(self.config().delete_retention_ms);
 
         let file = ctx
             .fs
             .open(&cleaned_log, OpenMode::Truncate)
             .map_err(|e| StorageError::io("create", &cleaned_log, e))?;
         let index_bytes = |entry: usize| {
-            (group_bytes / self.config.index_interval_bytes.max(1) + 2) * entry as u64
+            (group_bytes / self.config().index_interval_bytes.max(1) + 2) * entry as u64
         };
         let mut index = SegmentIndex {
             offsets: OffsetIndex::open(
@@ -228,7 +229,7 @@ impl Log {
         let mut pos = 0u64;
         let mut changed = group.len() > 1;
         let mut stats = CompactionReport::default();
-        let interval = self.config.index_interval_bytes;
+        let interval = self.config().index_interval_bytes;
 
         for seg in group {
             for_each_batch(seg, |at, batch| {

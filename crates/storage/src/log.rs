@@ -101,7 +101,7 @@ struct FlushState {
 /// One partition: an append-only, segmented, indexed log.
 pub struct Log {
     pub(crate) ctx: Arc<SegmentContext>,
-    pub(crate) config: LogConfig,
+    config: RwLock<Arc<LogConfig>>,
     pub(crate) writer: Mutex<Writer>,
     pub(crate) segments: RwLock<BTreeMap<u64, Arc<Segment>>>,
     end_offset: AtomicU64,
@@ -161,7 +161,7 @@ impl Log {
             .collect();
         let log = Log {
             ctx,
-            config,
+            config: RwLock::new(Arc::new(config)),
             writer: Mutex::new(Writer {
                 active,
                 tracker: opened.tracker,
@@ -195,9 +195,18 @@ impl Log {
         &self.ctx.dir
     }
 
-    /// The configuration the log was opened with.
-    pub fn config(&self) -> &LogConfig {
-        &self.config
+    /// The current configuration.
+    pub fn config(&self) -> Arc<LogConfig> {
+        Arc::clone(&read(&self.config))
+    }
+
+    /// Changes the configuration of an open log. Everything but the index
+    /// settings (`index_interval_bytes`, `max_index_bytes`, which shape files
+    /// already written) takes effect at once; those apply after a reopen.
+    pub fn set_config(&self, config: LogConfig) -> Result<()> {
+        config.validate()?;
+        *write(&self.config) = Arc::new(config);
+        Ok(())
     }
 
     /// First offset in the log.
@@ -338,11 +347,12 @@ impl Log {
             });
             at += batch.len();
         }
+        let config = self.config();
         let total = records.len();
-        if total as u64 > self.config.segment_bytes {
+        if total as u64 > config.segment_bytes {
             return Err(StorageError::BatchTooLarge {
                 size: total,
-                max: self.config.segment_bytes,
+                max: config.segment_bytes,
             });
         }
         let offsets: u64 = metas.iter().map(|m| m.delta + 1).sum();
@@ -350,7 +360,14 @@ impl Log {
 
         let mut w = lock(&self.writer);
         self.check_writable()?;
-        let rolled = self.maybe_roll(&mut w, total as u64, metas.len(), offsets, append_max_ts)?;
+        let rolled = self.maybe_roll(
+            &mut w,
+            &config,
+            total as u64,
+            metas.len(),
+            offsets,
+            append_max_ts,
+        )?;
 
         let base_offset = w.next_offset;
         let mut next = base_offset;
@@ -382,7 +399,7 @@ impl Log {
         });
         self.poison_on_err(written)?;
 
-        let interval = self.config.index_interval_bytes;
+        let interval = self.ctx.index_interval;
         {
             let index = self.poison_on_err(active.index())?;
             let mut index = write(index);
@@ -417,7 +434,7 @@ impl Log {
             // Seal the previous segment durably and move the recovery point.
             self.flush_until(base_offset)?;
         }
-        match self.config.flush {
+        match config.flush {
             FlushPolicy::Always => self.flush_until(next)?,
             FlushPolicy::Interval(every) => {
                 if lock(&self.flush).last_flush.elapsed() >= every {
@@ -432,6 +449,7 @@ impl Log {
     fn maybe_roll(
         &self,
         w: &mut Writer,
+        config: &LogConfig,
         bytes: u64,
         batches: usize,
         offsets: u64,
@@ -442,8 +460,8 @@ impl Log {
         if size == 0 {
             return Ok(false);
         }
-        let full = size + bytes > self.config.segment_bytes;
-        let aged = match (self.config.segment_ms, w.rolling_timestamp) {
+        let full = size + bytes > config.segment_bytes;
+        let aged = match (config.segment_ms, w.rolling_timestamp) {
             (Some(ms), Some(first)) => max_ts.saturating_sub(first) > ms,
             _ => false,
         };
@@ -499,7 +517,7 @@ impl Log {
     /// For [`FlushPolicy::Interval`]: flushes if the interval has passed.
     /// A broker calls this from a timer so idle logs get flushed too.
     pub fn flush_if_due(&self) -> Result<()> {
-        if let FlushPolicy::Interval(every) = self.config.flush {
+        if let FlushPolicy::Interval(every) = self.config().flush {
             let due = lock(&self.flush).last_flush.elapsed() >= every;
             if due && self.durable_offset() < self.log_end_offset() {
                 return self.flush();
@@ -660,6 +678,35 @@ impl Log {
         Ok((start, end))
     }
 
+    /// Calls `f` with the position-independent header of every batch from the
+    /// one holding `from` to the end, in order (e.g. to rebuild producer
+    /// state). Only headers are read.
+    pub fn for_each_batch_header(
+        &self,
+        from: u64,
+        mut f: impl FnMut(&pubsub_records::BatchHeader),
+    ) -> Result<()> {
+        let end = self.log_end_offset();
+        let from = from.max(self.log_start_offset());
+        for seg in self.segment_list() {
+            if seg.end_offset().is_some_and(|e| e <= from) {
+                continue;
+            }
+            let size = seg.size();
+            let start = seg.scan_start(from)?;
+            let file = seg.file()?;
+            let path = seg.path();
+            let mut walker = crate::segment::HeaderWalker::new(file.as_ref(), &path, start, size);
+            while let Some((_, header)) = walker.next()? {
+                let last = header.last_offset() as u64;
+                if last >= from && last < end {
+                    f(&header);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// A read racing with retention may find its segment's files gone.
     fn vanished(&self, e: StorageError, offset: u64) -> StorageError {
         match &e {
@@ -683,7 +730,7 @@ impl Log {
                 continue;
             }
             if let Some((offset, ts)) =
-                seg.find_timestamp(timestamp, self.config.max_decompressed_bytes)?
+                seg.find_timestamp(timestamp, self.config().max_decompressed_bytes)?
             {
                 if offset >= self.log_start_offset() {
                     return Ok(Some(TimestampOffset {

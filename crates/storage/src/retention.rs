@@ -28,7 +28,7 @@ impl Log {
             log_start_offset: self.log_start_offset(),
             ..RetentionReport::default()
         };
-        if !self.config.cleanup_policy.deletes() {
+        if !self.config().cleanup_policy.deletes() {
             return Ok(report);
         }
         let _m = lock(&self.maintenance);
@@ -36,7 +36,7 @@ impl Log {
         let mut segments = self.segment_list();
         let mut doomed: Vec<Arc<Segment>> = Vec::new();
 
-        if let Some(retention) = self.config.retention_ms {
+        if let Some(retention) = self.config().retention_ms {
             let cutoff = now_ms.saturating_sub(retention);
             for seg in &segments[..segments.len() - 1] {
                 if seg.max_timestamp()?.0 < cutoff {
@@ -56,7 +56,7 @@ impl Log {
                 segments = self.segment_list();
             }
         }
-        if let Some(limit) = self.config.retention_bytes {
+        if let Some(limit) = self.config().retention_bytes {
             let mut remaining: u64 = segments.iter().map(|s| s.size()).sum::<u64>()
                 - doomed.iter().map(|s| s.size()).sum::<u64>();
             for seg in &segments[doomed.len()..segments.len() - 1] {

@@ -1,0 +1,823 @@
+//! The embedded consumer: joins a consumer group, gets partitions, reads
+//! them from their committed positions, and commits as it goes.
+//!
+//! Liveness is Kafka's: the consumer heartbeats while it polls, so one that
+//! stops polling for longer than its session timeout loses its partitions to
+//! the rest of the group. A consumer with a `name` is a static member: after
+//! a restart of the process or the broker it gets its partitions back.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pubsub_records::Batches;
+use tracing::{debug, warn};
+
+use super::block_on;
+use crate::broker::{Broker, OffsetSpec};
+use crate::error::{BrokerError, Result};
+use crate::group::assignor::{assign, AssignorMember, Strategy};
+use crate::group::protocol::{by_topic, Assignment, Subscription};
+use crate::group::{CommitEntry, CommitRequest, JoinRequest, SyncRequest};
+use crate::notify::Wakeup;
+
+/// Where a consumer starts on a partition with no committed offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OffsetReset {
+    /// The oldest record still kept (default: nothing published while no
+    /// consumer listened is missed).
+    #[default]
+    Earliest,
+    /// Only records published from now on.
+    Latest,
+}
+
+/// Consumer settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerConfig {
+    /// The consumer group.
+    pub group_id: String,
+    /// A stable name makes the consumer a static member (Kafka's
+    /// `group.instance.id`): it keeps its partitions across restarts.
+    pub name: Option<String>,
+    /// Assignment strategy (range by default).
+    pub strategy: Strategy,
+    /// A consumer that does not poll for this long is removed from the group
+    /// (default 10 s; at least the broker's minimum).
+    pub session_timeout: Duration,
+    /// How long a rebalance waits for members to rejoin (default 30 s).
+    pub rebalance_timeout: Duration,
+    /// Commit positions automatically (default true).
+    pub auto_commit: bool,
+    /// How often automatic commits happen (default 5 s; also before every
+    /// rebalance and on close).
+    pub auto_commit_interval: Duration,
+    /// Where to start without a committed offset.
+    pub offset_reset: OffsetReset,
+    /// Most records one poll returns (500).
+    pub max_poll_records: usize,
+    /// Bytes read from a partition at a time (1 MiB).
+    pub fetch_bytes: usize,
+}
+
+impl ConsumerConfig {
+    /// Defaults for `group_id`.
+    pub fn new(group_id: &str) -> Self {
+        ConsumerConfig {
+            group_id: group_id.to_string(),
+            name: None,
+            strategy: Strategy::Range,
+            session_timeout: Duration::from_secs(10),
+            rebalance_timeout: Duration::from_secs(30),
+            auto_commit: true,
+            auto_commit_interval: Duration::from_secs(5),
+            offset_reset: OffsetReset::Earliest,
+            max_poll_records: 500,
+            fetch_bytes: 1 << 20,
+        }
+    }
+
+    /// With a static name.
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(name.to_string());
+        self
+    }
+
+    /// With a strategy.
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+}
+
+/// A record as a consumer receives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerRecord {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Timestamp.
+    pub timestamp: i64,
+    /// Key.
+    pub key: Option<Vec<u8>>,
+    /// Value (`None` for a tombstone).
+    pub value: Option<Vec<u8>>,
+    /// Headers.
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+/// What a [`Consumer::run`] handler wants next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Keep going.
+    Continue,
+    /// Stop the loop (the record just handled counts as consumed).
+    Stop,
+}
+
+/// Stops a [`Consumer::run`] loop from another thread.
+#[derive(Debug, Clone)]
+pub struct StopHandle {
+    flag: Arc<AtomicBool>,
+    wakeup: Arc<Wakeup>,
+}
+
+impl StopHandle {
+    /// Makes `run` (and `poll`) return as soon as possible.
+    pub fn stop(&self) {
+        self.flag.store(true, Ordering::Release);
+        self.wakeup.wake();
+    }
+}
+
+type TopicPartition = (String, i32);
+
+/// A member of a consumer group on an in-process broker.
+#[derive(Debug)]
+pub struct Consumer {
+    broker: Broker,
+    config: ConsumerConfig,
+    topics: Vec<String>,
+    member_id: String,
+    generation: i32,
+    needs_join: bool,
+    assignment: Vec<TopicPartition>,
+    /// Partition counts the assignment was computed from (leader only).
+    assigned_counts: BTreeMap<String, u32>,
+    /// Next offset to hand to the application, per assigned partition.
+    positions: HashMap<TopicPartition, u64>,
+    /// Next offset to read from the log.
+    fetch_positions: HashMap<TopicPartition, u64>,
+    buffer: VecDeque<ConsumerRecord>,
+    next_partition: usize,
+    wakeup: Arc<Wakeup>,
+    stop: Arc<AtomicBool>,
+    last_heartbeat: Instant,
+    last_commit: Instant,
+    read_buf: Vec<u8>,
+    closed: bool,
+}
+
+impl Broker {
+    /// A consumer for this broker (it joins its group on `subscribe`).
+    pub fn consumer(&self, config: ConsumerConfig) -> Result<Consumer> {
+        crate::names::validate_group_id(&config.group_id)?;
+        let wakeup = Wakeup::new();
+        self.subscribe_ticks(&wakeup);
+        Ok(Consumer {
+            broker: self.clone(),
+            config,
+            topics: Vec::new(),
+            member_id: String::new(),
+            generation: -1,
+            needs_join: false,
+            assignment: Vec::new(),
+            assigned_counts: BTreeMap::new(),
+            positions: HashMap::new(),
+            fetch_positions: HashMap::new(),
+            buffer: VecDeque::new(),
+            next_partition: 0,
+            wakeup,
+            stop: Arc::new(AtomicBool::new(false)),
+            last_heartbeat: Instant::now(),
+            last_commit: Instant::now(),
+            read_buf: Vec::new(),
+            closed: false,
+        })
+    }
+}
+
+/// How finely the blocking API re-checks deadlines.
+const STEP: Duration = Duration::from_millis(10);
+
+impl Consumer {
+    /// Subscribes to `topics` (creating unknown ones if the broker allows)
+    /// and joins the group, returning once partitions are assigned.
+    pub fn subscribe(&mut self, topics: &[&str]) -> Result<()> {
+        block_on(self.subscribe_async(topics), STEP)
+    }
+
+    /// [`Consumer::subscribe`], async.
+    pub async fn subscribe_async(&mut self, topics: &[&str]) -> Result<()> {
+        self.check_open()?;
+        for t in topics {
+            self.broker.ensure_topic(t)?;
+        }
+        let mut topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
+        topics.sort();
+        topics.dedup();
+        self.topics = topics;
+        self.needs_join = true;
+        let deadline = Instant::now() + self.config.rebalance_timeout + self.config.session_timeout;
+        self.ensure_active(deadline).await?;
+        if self.needs_join {
+            return Err(BrokerError::Timeout("joining the group"));
+        }
+        Ok(())
+    }
+
+    /// Partitions currently assigned.
+    pub fn assignment(&self) -> Vec<TopicPartition> {
+        self.assignment.clone()
+    }
+
+    /// The member id the coordinator gave this consumer.
+    pub fn member_id(&self) -> &str {
+        &self.member_id
+    }
+
+    /// The group generation of the current assignment.
+    pub fn generation(&self) -> i32 {
+        self.generation
+    }
+
+    /// Next offset this consumer will return for a partition.
+    pub fn position(&self, topic: &str, partition: i32) -> Option<u64> {
+        self.positions.get(&(topic.to_string(), partition)).copied()
+    }
+
+    /// The group's committed offset for a partition.
+    pub fn committed(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.broker
+            .fetch_offsets(
+                &self.config.group_id,
+                Some(&[(topic.to_string(), partition)]),
+            )
+            .into_iter()
+            .next()
+            .and_then(|(_, c)| c.map(|c| c.offset))
+    }
+
+    /// A handle that stops `run`/`poll` from another thread.
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle {
+            flag: Arc::clone(&self.stop),
+            wakeup: Arc::clone(&self.wakeup),
+        }
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed {
+            return Err(BrokerError::Closed);
+        }
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for records; returns those available (possibly
+    /// none). Heartbeats, rebalances and automatic commits happen here.
+    pub fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
+        block_on(self.poll_async(timeout), STEP)
+    }
+
+    /// [`Consumer::poll`], async. Deadlines are checked at the broker's
+    /// clock tick (100 ms) when awaited on an async runtime.
+    pub async fn poll_async(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
+        self.fill(Instant::now() + timeout).await?;
+        Ok(self.take_records(self.config.max_poll_records))
+    }
+
+    /// Works (rebalances, heartbeats, commits, fetches) until records are
+    /// buffered, the deadline passes, or the consumer is stopped.
+    async fn fill(&mut self, deadline: Instant) -> Result<()> {
+        self.check_open()?;
+        loop {
+            if self.stop.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            self.ensure_active(deadline).await?;
+            self.heartbeat_if_due();
+            self.auto_commit_if_due();
+            if self.buffer.is_empty() {
+                self.fetch()?;
+            }
+            if !self.buffer.is_empty() || Instant::now() >= deadline {
+                return Ok(());
+            }
+            self.wakeup.wait_async().await;
+        }
+    }
+
+    /// Calls `handler` on every record until it returns [`Flow::Stop`] or a
+    /// [`StopHandle`] stops the consumer. Positions advance record by record,
+    /// so a stop leaves nothing skipped.
+    pub fn run(&mut self, mut handler: impl FnMut(&ConsumerRecord) -> Flow) -> Result<()> {
+        loop {
+            if self.stop.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            if self.buffer.is_empty() {
+                block_on(self.fill(Instant::now() + Duration::from_millis(200)), STEP)?;
+                continue;
+            }
+            for record in self.take_records(1) {
+                if handler(&record) == Flow::Stop {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn take_records(&mut self, max: usize) -> Vec<ConsumerRecord> {
+        let n = max.min(self.buffer.len());
+        let out: Vec<ConsumerRecord> = self.buffer.drain(..n).collect();
+        for r in &out {
+            self.positions
+                .insert((r.topic.clone(), r.partition), r.offset as u64 + 1);
+        }
+        out
+    }
+
+    /// Reads the next batch of records from one assigned partition (in turn).
+    fn fetch(&mut self) -> Result<()> {
+        let n = self.assignment.len();
+        for step in 0..n {
+            let tp = self.assignment[(self.next_partition + step) % n].clone();
+            let Some(&pos) = self.fetch_positions.get(&tp) else {
+                continue;
+            };
+            let mut buf = std::mem::take(&mut self.read_buf);
+            let result = self
+                .broker
+                .fetch(&tp.0, tp.1, pos, self.config.fetch_bytes, &mut buf);
+            match result {
+                Ok(_) => {}
+                Err(BrokerError::OffsetOutOfRange { start, end, .. }) => {
+                    let reset = match self.config.offset_reset {
+                        OffsetReset::Earliest => start,
+                        OffsetReset::Latest => end,
+                    };
+                    warn!(topic = %tp.0, partition = tp.1, position = pos, reset, "position out of range; resetting");
+                    self.fetch_positions.insert(tp.clone(), reset);
+                    self.positions.insert(tp, reset);
+                    self.read_buf = buf;
+                    continue;
+                }
+                Err(BrokerError::UnknownTopicOrPartition { .. }) => {
+                    self.needs_join = true;
+                    self.read_buf = buf;
+                    continue;
+                }
+                Err(e) => {
+                    self.read_buf = buf;
+                    return Err(e);
+                }
+            }
+            let mut next = pos;
+            for batch in Batches::new(&buf) {
+                let batch = batch?;
+                next = batch.last_offset() as u64 + 1;
+                if batch.is_control() {
+                    continue;
+                }
+                for r in batch.records(64 << 20)?.iter() {
+                    let r = r?;
+                    if (r.offset as u64) < pos {
+                        continue;
+                    }
+                    self.buffer.push_back(ConsumerRecord {
+                        topic: tp.0.clone(),
+                        partition: tp.1,
+                        offset: r.offset,
+                        timestamp: r.timestamp,
+                        key: r.key.map(<[u8]>::to_vec),
+                        value: r.value.map(<[u8]>::to_vec),
+                        headers: r
+                            .headers()
+                            .map(|h| {
+                                (
+                                    String::from_utf8_lossy(h.key).into_owned(),
+                                    h.value.map(<[u8]>::to_vec),
+                                )
+                            })
+                            .collect(),
+                    });
+                }
+            }
+            self.read_buf = buf;
+            self.fetch_positions.insert(tp, next);
+            if !self.buffer.is_empty() {
+                self.next_partition = (self.next_partition + step + 1) % n;
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    fn heartbeat_interval(&self) -> Duration {
+        self.config.session_timeout / 3
+    }
+
+    fn heartbeat_if_due(&mut self) {
+        if self.needs_join || self.member_id.is_empty() {
+            return;
+        }
+        if self.last_heartbeat.elapsed() < self.heartbeat_interval() {
+            return;
+        }
+        self.last_heartbeat = Instant::now();
+        let result = self.broker.heartbeat(
+            &self.config.group_id,
+            &self.member_id,
+            self.config.name.as_deref(),
+            self.generation,
+        );
+        match result {
+            Ok(()) => {
+                // The leader notices new partitions of its topics.
+                if !self.assigned_counts.is_empty()
+                    && self
+                        .assigned_counts
+                        .iter()
+                        .any(|(t, n)| self.broker.partition_count(t) != Some(*n))
+                {
+                    self.needs_join = true;
+                }
+            }
+            Err(BrokerError::RebalanceInProgress(_))
+            | Err(BrokerError::IllegalGeneration { .. }) => {
+                self.needs_join = true;
+            }
+            Err(BrokerError::UnknownMemberId { .. }) => {
+                self.member_id.clear();
+                self.needs_join = true;
+            }
+            Err(e) => warn!(group = %self.config.group_id, error = %e, "heartbeat failed"),
+        }
+    }
+
+    fn auto_commit_if_due(&mut self) {
+        if self.config.auto_commit && self.last_commit.elapsed() >= self.config.auto_commit_interval
+        {
+            if let Err(e) = self.commit() {
+                debug!(group = %self.config.group_id, error = %e, "automatic commit failed");
+            }
+        }
+    }
+
+    /// Commits the current positions of all assigned partitions; returns
+    /// once the commit is durable.
+    pub fn commit(&mut self) -> Result<()> {
+        self.last_commit = Instant::now();
+        let entries: Vec<CommitEntry> = self
+            .assignment
+            .iter()
+            .filter_map(|tp| {
+                self.positions.get(tp).map(|&offset| CommitEntry {
+                    topic: tp.0.clone(),
+                    partition: tp.1,
+                    offset: offset as i64,
+                    leader_epoch: -1,
+                    metadata: String::new(),
+                })
+            })
+            .collect();
+        self.commit_entries(entries)
+    }
+
+    /// Commits explicit offsets (the next offset to consume per partition).
+    pub fn commit_offsets(&mut self, offsets: &[(&str, i32, i64)]) -> Result<()> {
+        let entries = offsets
+            .iter()
+            .map(|(t, p, o)| CommitEntry {
+                topic: t.to_string(),
+                partition: *p,
+                offset: *o,
+                leader_epoch: -1,
+                metadata: String::new(),
+            })
+            .collect();
+        self.commit_entries(entries)
+    }
+
+    fn commit_entries(&mut self, entries: Vec<CommitEntry>) -> Result<()> {
+        if entries.is_empty() || self.member_id.is_empty() {
+            return Ok(());
+        }
+        self.broker.commit_offsets(CommitRequest {
+            group_id: self.config.group_id.clone(),
+            generation_id: self.generation,
+            member_id: self.member_id.clone(),
+            group_instance_id: self.config.name.clone(),
+            entries,
+        })
+    }
+
+    fn assigned(&self, topic: &str, partition: i32) -> Result<TopicPartition> {
+        let tp = (topic.to_string(), partition);
+        if !self.assignment.contains(&tp) {
+            return Err(BrokerError::UnknownTopicOrPartition {
+                topic: topic.to_string(),
+                partition: Some(partition),
+            });
+        }
+        Ok(tp)
+    }
+
+    fn set_position(&mut self, tp: TopicPartition, offset: u64) {
+        self.buffer
+            .retain(|r| !(r.topic == tp.0 && r.partition == tp.1));
+        self.fetch_positions.insert(tp.clone(), offset);
+        self.positions.insert(tp, offset);
+    }
+
+    /// Continues an assigned partition from `offset` (replay or skip).
+    pub fn seek(&mut self, topic: &str, partition: i32, offset: u64) -> Result<()> {
+        let tp = self.assigned(topic, partition)?;
+        self.set_position(tp, offset);
+        Ok(())
+    }
+
+    fn seek_all(&mut self, spec: OffsetSpec) -> Result<()> {
+        for tp in self.assignment.clone() {
+            let offset = match self.broker.list_offset(&tp.0, tp.1, spec)? {
+                Some((o, _)) => o as u64,
+                None => self.broker.partition(&tp.0, tp.1)?.log().log_end_offset(),
+            };
+            self.set_position(tp, offset);
+        }
+        Ok(())
+    }
+
+    /// Replays every assigned partition from its first record.
+    pub fn seek_to_beginning(&mut self) -> Result<()> {
+        self.seek_all(OffsetSpec::Earliest)
+    }
+
+    /// Skips to the end of every assigned partition.
+    pub fn seek_to_end(&mut self) -> Result<()> {
+        self.seek_all(OffsetSpec::Latest)
+    }
+
+    /// Replays every assigned partition from the first record at or after
+    /// `timestamp` (ms since the epoch).
+    pub fn seek_to_timestamp(&mut self, timestamp: i64) -> Result<()> {
+        self.seek_all(OffsetSpec::Timestamp(timestamp))
+    }
+
+    /// Rejoins the group if needed; returns when assigned, or at `deadline`.
+    async fn ensure_active(&mut self, deadline: Instant) -> Result<()> {
+        while self.needs_join {
+            if self.stop.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            if self.config.auto_commit && !self.assignment.is_empty() {
+                // Commit what was consumed before the partitions move.
+                if let Err(e) = self.commit() {
+                    debug!(error = %e, "commit before rebalance failed");
+                }
+            }
+            match self.join_once(deadline).await {
+                Ok(true) => self.needs_join = false,
+                Ok(false) => {}
+                Err(BrokerError::Timeout(w)) => {
+                    if Instant::now() >= deadline {
+                        return Ok(());
+                    }
+                    debug!(what = w, "retrying the join");
+                }
+                Err(e) => return Err(e),
+            }
+            if Instant::now() >= deadline && self.needs_join {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    fn subscription_bytes(&self) -> Vec<u8> {
+        let sticky = self.config.strategy == Strategy::Sticky;
+        Subscription {
+            topics: self.topics.clone(),
+            user_data: None,
+            owned_partitions: if sticky {
+                by_topic(&self.assignment)
+            } else {
+                Vec::new()
+            },
+            generation: if sticky { self.generation } else { -1 },
+        }
+        .encode()
+    }
+
+    /// One JoinGroup + SyncGroup round. Ok(false): start over.
+    async fn join_once(&mut self, deadline: Instant) -> Result<bool> {
+        let req = JoinRequest {
+            group_id: self.config.group_id.clone(),
+            member_id: self.member_id.clone(),
+            group_instance_id: self.config.name.clone(),
+            protocol_type: "consumer".into(),
+            protocols: vec![(
+                self.config.strategy.name().to_string(),
+                self.subscription_bytes(),
+            )],
+            session_timeout_ms: self.config.session_timeout.as_millis() as i32,
+            rebalance_timeout_ms: self.config.rebalance_timeout.as_millis() as i32,
+            client_id: self
+                .config
+                .name
+                .clone()
+                .unwrap_or_else(|| "pubsub-embedded".into()),
+            client_host: "embedded".into(),
+            require_known_member_id: true,
+        };
+        let promise = match self.broker.join_group(req) {
+            Ok(p) => p,
+            Err(BrokerError::MemberIdRequired(id)) => {
+                self.member_id = id;
+                return Ok(false);
+            }
+            Err(BrokerError::UnknownMemberId { .. }) => {
+                self.member_id.clear();
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        };
+        let resp = match self.wait(&promise, deadline).await? {
+            Ok(r) => r,
+            Err(BrokerError::UnknownMemberId { .. }) => {
+                self.member_id.clear();
+                return Ok(false);
+            }
+            Err(BrokerError::RebalanceInProgress(_)) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        self.member_id = resp.member_id.clone();
+        self.generation = resp.generation_id;
+        let mut assignments = Vec::new();
+        self.assigned_counts.clear();
+        if resp.leader == resp.member_id && !resp.members.is_empty() {
+            let strategy = resp
+                .protocol_name
+                .as_deref()
+                .and_then(Strategy::from_name)
+                .unwrap_or(self.config.strategy);
+            let mut members = Vec::with_capacity(resp.members.len());
+            for m in &resp.members {
+                let sub = Subscription::decode(&m.metadata).unwrap_or_default();
+                for t in &sub.topics {
+                    if let Some(n) = self.broker.partition_count(t) {
+                        self.assigned_counts.insert(t.clone(), n);
+                    }
+                }
+                members.push(AssignorMember {
+                    member_id: m.member_id.clone(),
+                    instance_id: m.group_instance_id.clone(),
+                    topics: sub.topics,
+                    owned: sub
+                        .owned_partitions
+                        .iter()
+                        .flat_map(|(t, ps)| ps.iter().map(move |p| (t.clone(), *p)))
+                        .collect(),
+                });
+            }
+            for (member, parts) in assign(strategy, &members, &self.assigned_counts) {
+                let bytes = Assignment {
+                    partitions: by_topic(&parts),
+                    user_data: None,
+                }
+                .encode();
+                assignments.push((member, bytes));
+            }
+        }
+        let sync = self.broker.sync_group(SyncRequest {
+            group_id: self.config.group_id.clone(),
+            generation_id: self.generation,
+            member_id: self.member_id.clone(),
+            group_instance_id: self.config.name.clone(),
+            protocol_type: resp.protocol_type.clone(),
+            protocol_name: resp.protocol_name.clone(),
+            assignments,
+        });
+        let promise = match sync {
+            Ok(p) => p,
+            Err(BrokerError::RebalanceInProgress(_))
+            | Err(BrokerError::IllegalGeneration { .. }) => return Ok(false),
+            Err(BrokerError::UnknownMemberId { .. }) => {
+                self.member_id.clear();
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        };
+        let synced = match self.wait(&promise, deadline).await? {
+            Ok(r) => r,
+            Err(BrokerError::RebalanceInProgress(_))
+            | Err(BrokerError::IllegalGeneration { .. }) => return Ok(false),
+            Err(BrokerError::UnknownMemberId { .. }) => {
+                self.member_id.clear();
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        };
+        let assignment = Assignment::decode(&synced.assignment)
+            .map_err(|e| BrokerError::InvalidRecord(format!("undecodable assignment: {e}")))?;
+        self.install(assignment.topic_partitions())?;
+        self.last_heartbeat = Instant::now();
+        Ok(true)
+    }
+
+    /// Waits for a promise until `deadline` (woken by the clock tick too).
+    async fn wait<T>(&self, promise: &crate::notify::Promise<T>, deadline: Instant) -> Result<T> {
+        self.broker.subscribe_ticks(promise.bell());
+        loop {
+            if let Some(v) = promise.try_take() {
+                return Ok(v);
+            }
+            if Instant::now() >= deadline {
+                return Err(BrokerError::Timeout("waiting for the group coordinator"));
+            }
+            promise.bell().wait_async().await;
+        }
+    }
+
+    /// Takes a new assignment: positions of kept partitions stay; new ones
+    /// start at the committed offset (or the reset policy).
+    fn install(&mut self, mut parts: Vec<TopicPartition>) -> Result<()> {
+        parts.sort();
+        for old in &self.assignment {
+            if !parts.contains(old) {
+                if let Ok(p) = self.broker.partition(&old.0, old.1) {
+                    p.unsubscribe(&self.wakeup);
+                }
+                self.positions.remove(old);
+                self.fetch_positions.remove(old);
+                self.buffer
+                    .retain(|r| !(r.topic == old.0 && r.partition == old.1));
+            }
+        }
+        let new: Vec<TopicPartition> = parts
+            .iter()
+            .filter(|tp| !self.positions.contains_key(*tp))
+            .cloned()
+            .collect();
+        let committed = self.broker.fetch_offsets(&self.config.group_id, Some(&new));
+        for (tp, c) in committed {
+            let p = self.broker.partition(&tp.0, tp.1)?;
+            p.subscribe(&self.wakeup);
+            let log = p.log();
+            let offset = match c {
+                Some(c) if c.offset >= 0 => c.offset as u64,
+                _ => match self.config.offset_reset {
+                    OffsetReset::Earliest => log.log_start_offset(),
+                    OffsetReset::Latest => log.log_end_offset(),
+                },
+            };
+            self.positions.insert(tp.clone(), offset);
+            self.fetch_positions.insert(tp, offset);
+        }
+        debug!(group = %self.config.group_id, member = %self.member_id, generation = self.generation, partitions = ?parts, "assigned");
+        self.assignment = parts;
+        self.wakeup.wake();
+        Ok(())
+    }
+
+    /// Commits (if automatic), leaves the group and stops the consumer.
+    pub fn unsubscribe(&mut self) -> Result<()> {
+        if self.config.auto_commit {
+            if let Err(e) = self.commit() {
+                debug!(error = %e, "final commit failed");
+            }
+        }
+        if !self.member_id.is_empty() {
+            let _ = self.broker.leave_group(
+                &self.config.group_id,
+                &[(self.member_id.clone(), self.config.name.clone())],
+            );
+        }
+        for tp in std::mem::take(&mut self.assignment) {
+            if let Ok(p) = self.broker.partition(&tp.0, tp.1) {
+                p.unsubscribe(&self.wakeup);
+            }
+        }
+        self.member_id.clear();
+        self.positions.clear();
+        self.fetch_positions.clear();
+        self.buffer.clear();
+        self.topics.clear();
+        self.needs_join = false;
+        Ok(())
+    }
+
+    /// [`Consumer::unsubscribe`], then closes.
+    pub fn close(mut self) -> Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        let r = self.unsubscribe();
+        self.closed = true;
+        r
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}

@@ -1,0 +1,448 @@
+//! The group coordinator: every consumer group of the broker, the classic
+//! group protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup), committed
+//! offsets, and their persistence in `__consumer_offsets`.
+//!
+//! Groups are independent state machines ([`state`]), each behind its own
+//! lock; what they must make durable (assignments, commits, deletions) is
+//! written through an [`OffsetsStore`] while that group's lock is held, so
+//! records of one group reach the log in order, and a commit is
+//! acknowledged only once durable. Time is passed in (`now`, monotonic ms),
+//! so the coordinator is tested without sleeping; the broker's clock thread
+//! calls [`GroupCoordinator::tick`].
+
+pub mod assignor;
+pub mod protocol;
+pub mod records;
+mod state;
+mod wire;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use tracing::warn;
+
+use crate::config::GroupConfig;
+use crate::error::{BrokerError, Result};
+use crate::names::validate_group_id;
+use crate::notify::Promise;
+use records::{CommittedOffset, OffsetsKey, StoredGroup};
+use state::{Group, SyncStep};
+pub use state::{
+    GroupDescription, GroupState, JoinMember, JoinRequest, JoinResponse, MemberDescription,
+    SyncRequest, SyncResponse,
+};
+
+/// Where the coordinator makes its records durable (the broker appends them
+/// to the group's `__consumer_offsets` partition and waits for the fsync).
+pub trait OffsetsStore {
+    /// Appends `(key, value)` records for `group`; a `None` value deletes.
+    /// Returns once they are durable.
+    fn persist(&self, group: &str, records: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<()>;
+}
+
+/// One partition's commit in an OffsetCommit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitEntry {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// The next offset to consume.
+    pub offset: i64,
+    /// Leader epoch the client saw (-1 if none).
+    pub leader_epoch: i32,
+    /// Client metadata (stored and returned verbatim).
+    pub metadata: String,
+}
+
+/// An OffsetCommit.
+#[derive(Debug, Clone, Default)]
+pub struct CommitRequest {
+    /// Group.
+    pub group_id: String,
+    /// Generation (-1 for a commit outside group membership).
+    pub generation_id: i32,
+    /// Member id ("" outside group membership).
+    pub member_id: String,
+    /// Static instance id.
+    pub group_instance_id: Option<String>,
+    /// What to commit.
+    pub entries: Vec<CommitEntry>,
+}
+
+/// A group in ListGroups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupListing {
+    /// Group id.
+    pub group_id: String,
+    /// Protocol type ("consumer", or "" for a group with only offsets).
+    pub protocol_type: String,
+    /// State.
+    pub state: GroupState,
+}
+
+/// Every group of the broker.
+#[derive(Debug)]
+pub struct GroupCoordinator {
+    groups: Mutex<BTreeMap<String, Arc<Mutex<Group>>>>,
+    config: GroupConfig,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn group_record(group: &str, stored: &StoredGroup) -> (Vec<u8>, Option<Vec<u8>>) {
+    (
+        OffsetsKey::Group {
+            group: group.to_string(),
+        }
+        .encode(),
+        Some(stored.encode()),
+    )
+}
+
+impl GroupCoordinator {
+    /// An empty coordinator.
+    pub fn new(config: GroupConfig) -> Self {
+        GroupCoordinator {
+            groups: Mutex::new(BTreeMap::new()),
+            config,
+        }
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> &GroupConfig {
+        &self.config
+    }
+
+    /// Rebuilds groups from `__consumer_offsets` records, in log order.
+    pub fn load(&self, records: impl IntoIterator<Item = (Vec<u8>, Option<Vec<u8>>)>, now: u64) {
+        let mut groups = lock(&self.groups);
+        for (key, value) in records {
+            let key = match OffsetsKey::decode(&key) {
+                Ok(k) => k,
+                Err(e) => {
+                    warn!(error = %e, "skipping an unreadable __consumer_offsets key");
+                    continue;
+                }
+            };
+            let entry = groups
+                .entry(key.group().to_string())
+                .or_insert_with(|| Arc::new(Mutex::new(Group::new(key.group()))));
+            let mut g = lock(entry);
+            match (key, value) {
+                (
+                    OffsetsKey::Offset {
+                        topic, partition, ..
+                    },
+                    Some(v),
+                ) => match CommittedOffset::decode(&v) {
+                    Ok(c) => {
+                        g.offsets.insert((topic, partition), c);
+                    }
+                    Err(e) => {
+                        warn!(group = %g.id, error = %e, "skipping an unreadable offset commit")
+                    }
+                },
+                (
+                    OffsetsKey::Offset {
+                        topic, partition, ..
+                    },
+                    None,
+                ) => {
+                    g.offsets.remove(&(topic, partition));
+                }
+                (OffsetsKey::Group { group }, Some(v)) => match StoredGroup::decode(&v) {
+                    Ok(stored) => {
+                        let offsets = std::mem::take(&mut g.offsets);
+                        *g = Group::restore(&group, stored, now);
+                        g.offsets = offsets;
+                    }
+                    Err(e) => {
+                        warn!(group = %group, error = %e, "skipping unreadable group metadata")
+                    }
+                },
+                (OffsetsKey::Group { group }, None) => {
+                    let offsets = std::mem::take(&mut g.offsets);
+                    *g = Group::new(&group);
+                    g.offsets = offsets;
+                }
+            }
+        }
+        groups.retain(|_, g| {
+            let g = lock(g);
+            !(g.is_empty() && g.offsets.is_empty() && g.generation == 0)
+        });
+    }
+
+    fn group(&self, id: &str) -> Option<Arc<Mutex<Group>>> {
+        lock(&self.groups).get(id).cloned()
+    }
+
+    fn group_or_create(&self, id: &str) -> Arc<Mutex<Group>> {
+        Arc::clone(
+            lock(&self.groups)
+                .entry(id.to_string())
+                .or_insert_with(|| Arc::new(Mutex::new(Group::new(id)))),
+        )
+    }
+
+    fn unknown(group: &str, member: &str) -> BrokerError {
+        BrokerError::UnknownMemberId {
+            group: group.to_string(),
+            member_id: member.to_string(),
+        }
+    }
+
+    /// Stores metadata of a group that changed on its own (emptied).
+    fn persist_quietly(&self, store: &dyn OffsetsStore, group: &str, stored: Option<StoredGroup>) {
+        if let Some(stored) = stored {
+            if let Err(e) = store.persist(group, vec![group_record(group, &stored)]) {
+                warn!(group, error = %e, "could not store group metadata");
+            }
+        }
+    }
+
+    /// JoinGroup. The promise is fulfilled when the join phase completes.
+    pub fn join(&self, req: JoinRequest, now: u64) -> Result<Arc<Promise<Result<JoinResponse>>>> {
+        validate_group_id(&req.group_id)?;
+        let group = if req.member_id.is_empty() {
+            self.group_or_create(&req.group_id)
+        } else {
+            self.group(&req.group_id)
+                .ok_or_else(|| Self::unknown(&req.group_id, &req.member_id))?
+        };
+        let mut g = lock(&group);
+        g.join(req, now, &self.config)
+    }
+
+    /// SyncGroup. The leader's assignment is stored before anyone gets it.
+    pub fn sync(
+        &self,
+        store: &dyn OffsetsStore,
+        req: SyncRequest,
+        now: u64,
+    ) -> Result<Arc<Promise<Result<SyncResponse>>>> {
+        let group = self
+            .group(&req.group_id)
+            .ok_or_else(|| Self::unknown(&req.group_id, &req.member_id))?;
+        let mut g = lock(&group);
+        let generation = req.generation_id;
+        match g.sync(req, now)? {
+            SyncStep::Wait(p) => Ok(p),
+            SyncStep::Persist(stored, p) => {
+                let id = g.id.clone();
+                match store.persist(&id, vec![group_record(&id, &stored)]) {
+                    Ok(()) => g.finish_sync(generation, now),
+                    Err(e) => {
+                        warn!(group = %id, error = %e, "could not store the assignment; rebalancing");
+                        g.abort_sync(now);
+                    }
+                }
+                Ok(p)
+            }
+        }
+    }
+
+    /// Heartbeat.
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        now: u64,
+    ) -> Result<()> {
+        let group = self
+            .group(group_id)
+            .ok_or_else(|| Self::unknown(group_id, member_id))?;
+        let mut g = lock(&group);
+        g.heartbeat(member_id, instance_id, generation, now)
+    }
+
+    /// LeaveGroup for (member id, instance id) pairs: one result each.
+    pub fn leave(
+        &self,
+        store: &dyn OffsetsStore,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+        now: u64,
+    ) -> Result<Vec<Result<()>>> {
+        let group = self
+            .group(group_id)
+            .ok_or_else(|| BrokerError::GroupIdNotFound(group_id.to_string()))?;
+        let mut g = lock(&group);
+        let (results, stored) = g.leave(members, now, &self.config);
+        self.persist_quietly(store, group_id, stored);
+        Ok(results)
+    }
+
+    /// OffsetCommit: validated, made durable, then visible.
+    pub fn commit(
+        &self,
+        store: &dyn OffsetsStore,
+        req: CommitRequest,
+        now: u64,
+        wall_ms: i64,
+    ) -> Result<()> {
+        validate_group_id(&req.group_id)?;
+        let group = if req.generation_id < 0 && req.member_id.is_empty() {
+            self.group_or_create(&req.group_id)
+        } else {
+            self.group(&req.group_id)
+                .ok_or_else(|| Self::unknown(&req.group_id, &req.member_id))?
+        };
+        let mut g = lock(&group);
+        g.check_commit(
+            &req.member_id,
+            req.group_instance_id.as_deref(),
+            req.generation_id,
+            now,
+        )?;
+        let commits: Vec<((String, i32), CommittedOffset)> = req
+            .entries
+            .into_iter()
+            .map(|e| {
+                (
+                    (e.topic, e.partition),
+                    CommittedOffset {
+                        offset: e.offset,
+                        leader_epoch: e.leader_epoch,
+                        metadata: e.metadata,
+                        commit_timestamp: wall_ms,
+                    },
+                )
+            })
+            .collect();
+        let records = commits
+            .iter()
+            .map(|((topic, partition), c)| {
+                (
+                    OffsetsKey::Offset {
+                        group: req.group_id.clone(),
+                        topic: topic.clone(),
+                        partition: *partition,
+                    }
+                    .encode(),
+                    Some(c.encode()),
+                )
+            })
+            .collect();
+        store.persist(&req.group_id, records)?;
+        g.offsets.extend(commits);
+        Ok(())
+    }
+
+    /// OffsetFetch: committed offsets of the given partitions, or of all.
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        partitions: Option<&[(String, i32)]>,
+    ) -> Vec<((String, i32), Option<CommittedOffset>)> {
+        let Some(group) = self.group(group_id) else {
+            return partitions
+                .unwrap_or_default()
+                .iter()
+                .map(|tp| (tp.clone(), None))
+                .collect();
+        };
+        let g = lock(&group);
+        match partitions {
+            Some(ps) => ps
+                .iter()
+                .map(|tp| (tp.clone(), g.offsets.get(tp).cloned()))
+                .collect(),
+            None => g
+                .offsets
+                .iter()
+                .map(|(tp, c)| (tp.clone(), Some(c.clone())))
+                .collect(),
+        }
+    }
+
+    /// DescribeGroups (an unknown group is reported Dead with no members).
+    pub fn describe(&self, group_id: &str) -> GroupDescription {
+        match self.group(group_id) {
+            Some(g) => lock(&g).describe(),
+            None => GroupDescription {
+                group_id: group_id.to_string(),
+                state: GroupState::Dead,
+                protocol_type: String::new(),
+                protocol: String::new(),
+                members: Vec::new(),
+            },
+        }
+    }
+
+    /// ListGroups.
+    pub fn list(&self) -> Vec<GroupListing> {
+        let groups: Vec<Arc<Mutex<Group>>> = lock(&self.groups).values().cloned().collect();
+        groups
+            .iter()
+            .map(|g| {
+                let g = lock(g);
+                let d = g.describe();
+                GroupListing {
+                    group_id: d.group_id,
+                    protocol_type: d.protocol_type,
+                    state: d.state,
+                }
+            })
+            .filter(|l| l.state != GroupState::Dead)
+            .collect()
+    }
+
+    /// DeleteGroups: an empty group and its offsets go (tombstones are
+    /// written first).
+    pub fn delete(&self, store: &dyn OffsetsStore, group_id: &str) -> Result<()> {
+        let group = self
+            .group(group_id)
+            .ok_or_else(|| BrokerError::GroupIdNotFound(group_id.to_string()))?;
+        let mut g = lock(&group);
+        if g.state == GroupState::Dead {
+            return Err(BrokerError::GroupIdNotFound(group_id.to_string()));
+        }
+        if g.member_count() > 0 {
+            return Err(BrokerError::NonEmptyGroup(group_id.to_string()));
+        }
+        let mut records: Vec<(Vec<u8>, Option<Vec<u8>>)> = g
+            .offsets
+            .keys()
+            .map(|(topic, partition)| {
+                (
+                    OffsetsKey::Offset {
+                        group: group_id.to_string(),
+                        topic: topic.clone(),
+                        partition: *partition,
+                    }
+                    .encode(),
+                    None,
+                )
+            })
+            .collect();
+        records.push((
+            OffsetsKey::Group {
+                group: group_id.to_string(),
+            }
+            .encode(),
+            None,
+        ));
+        store.persist(group_id, records)?;
+        g.delete()?;
+        drop(g);
+        lock(&self.groups).remove(group_id);
+        Ok(())
+    }
+
+    /// Advances every group's timers to `now`.
+    pub fn tick(&self, store: &dyn OffsetsStore, now: u64) {
+        let groups: Vec<Arc<Mutex<Group>>> = lock(&self.groups).values().cloned().collect();
+        for group in groups {
+            let mut g = lock(&group);
+            let stored = g.tick(now, &self.config);
+            let id = g.id.clone();
+            self.persist_quietly(store, &id, stored);
+        }
+    }
+}

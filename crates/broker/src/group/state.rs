@@ -1,0 +1,1036 @@
+//! One consumer group: Kafka's classic group protocol as a state machine.
+//!
+//! States: Empty -> PreparingRebalance -> CompletingRebalance -> Stable (and
+//! Dead once deleted). Every method takes the current time (`now`, in
+//! monotonic milliseconds) and does no I/O: what must be made durable is
+//! returned to the caller ([`super::GroupCoordinator`]), which writes it to
+//! `__consumer_offsets` before completing the requests that depend on it.
+//! Answers that cannot be given at once (JoinGroup while others are still
+//! joining, SyncGroup of a follower) are [`Promise`]s fulfilled later.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use super::records::{CommittedOffset, StoredGroup, StoredMember};
+use crate::config::GroupConfig;
+use crate::error::{BrokerError, Result};
+use crate::notify::Promise;
+
+/// Where a group is in the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupState {
+    /// No members (offsets may still be stored).
+    Empty,
+    /// Waiting for members to (re)join.
+    PreparingRebalance,
+    /// Joined; waiting for the leader's assignment.
+    CompletingRebalance,
+    /// Assigned; members heartbeat.
+    Stable,
+    /// Deleted.
+    Dead,
+}
+
+impl GroupState {
+    /// The name Kafka uses in DescribeGroups/ListGroups.
+    pub fn kafka_name(self) -> &'static str {
+        match self {
+            GroupState::Empty => "Empty",
+            GroupState::PreparingRebalance => "PreparingRebalance",
+            GroupState::CompletingRebalance => "CompletingRebalance",
+            GroupState::Stable => "Stable",
+            GroupState::Dead => "Dead",
+        }
+    }
+}
+
+/// A JoinGroup request.
+#[derive(Debug, Clone, Default)]
+pub struct JoinRequest {
+    /// Group id.
+    pub group_id: String,
+    /// Empty on a member's first join.
+    pub member_id: String,
+    /// Static membership id.
+    pub group_instance_id: Option<String>,
+    /// "consumer" for consumers.
+    pub protocol_type: String,
+    /// (assignor name, metadata), in the member's order of preference.
+    pub protocols: Vec<(String, Vec<u8>)>,
+    /// Session timeout.
+    pub session_timeout_ms: i32,
+    /// Rebalance timeout (-1: the session timeout, as JoinGroup v0 implies).
+    pub rebalance_timeout_ms: i32,
+    /// Client id.
+    pub client_id: String,
+    /// Client host as Kafka reports it ("/127.0.0.1").
+    pub client_host: String,
+    /// JoinGroup v4+: an empty member id gets MEMBER_ID_REQUIRED first.
+    pub require_known_member_id: bool,
+}
+
+/// A member as the leader sees it in a JoinGroup response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinMember {
+    /// Member id.
+    pub member_id: String,
+    /// Static instance id.
+    pub group_instance_id: Option<String>,
+    /// Its metadata for the chosen protocol.
+    pub metadata: Vec<u8>,
+}
+
+/// A JoinGroup answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinResponse {
+    /// The new generation.
+    pub generation_id: i32,
+    /// The group's protocol type.
+    pub protocol_type: Option<String>,
+    /// The chosen assignor.
+    pub protocol_name: Option<String>,
+    /// The leader's member id.
+    pub leader: String,
+    /// This member's id.
+    pub member_id: String,
+    /// Every member, for the leader only; empty for the others.
+    pub members: Vec<JoinMember>,
+}
+
+/// A SyncGroup request.
+#[derive(Debug, Clone, Default)]
+pub struct SyncRequest {
+    /// Group id.
+    pub group_id: String,
+    /// Generation from the JoinGroup answer.
+    pub generation_id: i32,
+    /// Member id.
+    pub member_id: String,
+    /// Static instance id.
+    pub group_instance_id: Option<String>,
+    /// SyncGroup v5+: must match the group's.
+    pub protocol_type: Option<String>,
+    /// SyncGroup v5+: must match the group's.
+    pub protocol_name: Option<String>,
+    /// The leader's assignment per member id (empty from followers).
+    pub assignments: Vec<(String, Vec<u8>)>,
+}
+
+/// A SyncGroup answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncResponse {
+    /// The group's protocol type.
+    pub protocol_type: Option<String>,
+    /// The chosen assignor.
+    pub protocol_name: Option<String>,
+    /// This member's assignment bytes.
+    pub assignment: Vec<u8>,
+}
+
+/// One member in a group description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberDescription {
+    /// Member id.
+    pub member_id: String,
+    /// Static instance id.
+    pub group_instance_id: Option<String>,
+    /// Client id.
+    pub client_id: String,
+    /// Client host.
+    pub client_host: String,
+    /// Metadata for the chosen protocol (subscription).
+    pub metadata: Vec<u8>,
+    /// Assignment bytes.
+    pub assignment: Vec<u8>,
+}
+
+/// DescribeGroups for one group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDescription {
+    /// Group id.
+    pub group_id: String,
+    /// State.
+    pub state: GroupState,
+    /// Protocol type ("" if none).
+    pub protocol_type: String,
+    /// Chosen protocol ("" if none).
+    pub protocol: String,
+    /// Members.
+    pub members: Vec<MemberDescription>,
+}
+
+pub(crate) type JoinPromise = Arc<Promise<Result<JoinResponse>>>;
+pub(crate) type SyncPromise = Arc<Promise<Result<SyncResponse>>>;
+
+#[derive(Debug)]
+struct Member {
+    member_id: String,
+    instance_id: Option<String>,
+    client_id: String,
+    client_host: String,
+    session_timeout_ms: u64,
+    rebalance_timeout_ms: u64,
+    protocols: Vec<(String, Vec<u8>)>,
+    assignment: Vec<u8>,
+    last_heartbeat: u64,
+    pending_join: Option<JoinPromise>,
+    pending_sync: Option<SyncPromise>,
+}
+
+impl Member {
+    fn metadata_for(&self, protocol: &str) -> Vec<u8> {
+        self.protocols
+            .iter()
+            .find(|(n, _)| n == protocol)
+            .map(|(_, m)| m.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// What a SyncGroup needs from the caller next.
+#[derive(Debug)]
+pub(crate) enum SyncStep {
+    /// Wait on this promise (fulfilled at once if the answer is known).
+    Wait(SyncPromise),
+    /// The leader's assignment: store this, then call
+    /// [`Group::finish_sync`] (or [`Group::abort_sync`] if storing failed).
+    Persist(StoredGroup, SyncPromise),
+}
+
+/// One group.
+#[derive(Debug)]
+pub(crate) struct Group {
+    pub id: String,
+    pub state: GroupState,
+    protocol_type: Option<String>,
+    protocol: Option<String>,
+    pub generation: i32,
+    leader: Option<String>,
+    members: BTreeMap<String, Member>,
+    /// Member ids handed out with MEMBER_ID_REQUIRED -> expiry time.
+    pending_members: BTreeMap<String, u64>,
+    static_members: HashMap<String, String>,
+    /// PreparingRebalance: when the join phase ends at the latest.
+    join_deadline: u64,
+    /// PreparingRebalance from Empty: the initial delay is running.
+    initial_delay: bool,
+    join_started: u64,
+    /// CompletingRebalance: when the leader's SyncGroup is overdue.
+    sync_deadline: u64,
+    state_timestamp: i64,
+    pub offsets: BTreeMap<(String, i32), CommittedOffset>,
+}
+
+fn fresh_member_id(client_id: &str) -> String {
+    let prefix = if client_id.is_empty() {
+        "member"
+    } else {
+        client_id
+    };
+    format!("{prefix}-{}", uuid::Uuid::new_v4())
+}
+
+impl Group {
+    pub fn new(id: &str) -> Group {
+        Group {
+            id: id.to_string(),
+            state: GroupState::Empty,
+            protocol_type: None,
+            protocol: None,
+            generation: 0,
+            leader: None,
+            members: BTreeMap::new(),
+            pending_members: BTreeMap::new(),
+            static_members: HashMap::new(),
+            join_deadline: 0,
+            initial_delay: false,
+            join_started: 0,
+            sync_deadline: 0,
+            state_timestamp: -1,
+            offsets: BTreeMap::new(),
+        }
+    }
+
+    /// Rebuilds a group from its stored metadata (at broker start). Members
+    /// get one session timeout from `now` to come back.
+    pub fn restore(id: &str, stored: StoredGroup, now: u64) -> Group {
+        let mut g = Group::new(id);
+        g.generation = stored.generation;
+        g.protocol_type = Some(stored.protocol_type).filter(|p| !p.is_empty());
+        g.protocol = stored.protocol;
+        g.leader = stored.leader;
+        g.state_timestamp = stored.state_timestamp;
+        for m in stored.members {
+            if let Some(i) = &m.instance_id {
+                g.static_members.insert(i.clone(), m.member_id.clone());
+            }
+            let protocol = g.protocol.clone().unwrap_or_default();
+            g.members.insert(
+                m.member_id.clone(),
+                Member {
+                    member_id: m.member_id,
+                    instance_id: m.instance_id,
+                    client_id: m.client_id,
+                    client_host: m.client_host,
+                    session_timeout_ms: m.session_timeout_ms.max(0) as u64,
+                    rebalance_timeout_ms: m.rebalance_timeout_ms.max(m.session_timeout_ms).max(0)
+                        as u64,
+                    protocols: vec![(protocol, m.subscription)],
+                    assignment: m.assignment,
+                    last_heartbeat: now,
+                    pending_join: None,
+                    pending_sync: None,
+                },
+            );
+        }
+        g.state = if g.members.is_empty() {
+            GroupState::Empty
+        } else {
+            GroupState::Stable
+        };
+        g
+    }
+
+    /// The group's metadata as stored in `__consumer_offsets`.
+    pub fn stored(&self) -> StoredGroup {
+        let protocol = self.protocol.clone().unwrap_or_default();
+        StoredGroup {
+            protocol_type: self.protocol_type.clone().unwrap_or_default(),
+            generation: self.generation,
+            protocol: self.protocol.clone(),
+            leader: self.leader.clone(),
+            state_timestamp: self.state_timestamp,
+            members: self
+                .members
+                .values()
+                .map(|m| StoredMember {
+                    member_id: m.member_id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    rebalance_timeout_ms: m.rebalance_timeout_ms as i32,
+                    session_timeout_ms: m.session_timeout_ms as i32,
+                    subscription: m.metadata_for(&protocol),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty() && self.pending_members.is_empty()
+    }
+
+    pub fn member_count(&self) -> usize {
+        self.members.len()
+    }
+
+    fn unknown_member(&self, member_id: &str) -> BrokerError {
+        BrokerError::UnknownMemberId {
+            group: self.id.clone(),
+            member_id: member_id.to_string(),
+        }
+    }
+
+    /// Checks that `member_id` is a member and that a static instance id, if
+    /// given, still belongs to it.
+    fn check_member(&self, member_id: &str, instance_id: Option<&str>) -> Result<()> {
+        if let Some(iid) = instance_id {
+            match self.static_members.get(iid) {
+                Some(current) if current != member_id => {
+                    return Err(BrokerError::FencedInstanceId(iid.to_string()))
+                }
+                None if self.members.contains_key(member_id) => {
+                    return Err(BrokerError::FencedInstanceId(iid.to_string()))
+                }
+                _ => {}
+            }
+        }
+        if !self.members.contains_key(member_id) {
+            return Err(self.unknown_member(member_id));
+        }
+        Ok(())
+    }
+
+    fn check_generation(&self, generation: i32) -> Result<()> {
+        if generation != self.generation {
+            return Err(BrokerError::IllegalGeneration {
+                group: self.id.clone(),
+                generation,
+                current: self.generation,
+            });
+        }
+        Ok(())
+    }
+
+    /// Protocols every member (but `except`) supports, in `ours` order.
+    fn supports(
+        &self,
+        protocol_type: &str,
+        ours: &[(String, Vec<u8>)],
+        except: Option<&str>,
+    ) -> bool {
+        if ours.is_empty() {
+            return false;
+        }
+        let others: Vec<&Member> = self
+            .members
+            .values()
+            .filter(|m| Some(m.member_id.as_str()) != except)
+            .collect();
+        if others.is_empty() {
+            return true;
+        }
+        if self
+            .protocol_type
+            .as_deref()
+            .is_some_and(|t| t != protocol_type)
+        {
+            return false;
+        }
+        ours.iter().any(|(name, _)| {
+            others
+                .iter()
+                .all(|m| m.protocols.iter().any(|(n, _)| n == name))
+        })
+    }
+
+    /// Handles a JoinGroup.
+    pub fn join(&mut self, req: JoinRequest, now: u64, cfg: &GroupConfig) -> Result<JoinPromise> {
+        let min = cfg.min_session_timeout.as_millis() as i32;
+        let max = cfg.max_session_timeout.as_millis() as i32;
+        if req.session_timeout_ms < min || req.session_timeout_ms > max {
+            return Err(BrokerError::InvalidSessionTimeout {
+                timeout_ms: req.session_timeout_ms,
+                min_ms: min,
+                max_ms: max,
+            });
+        }
+        if self.state == GroupState::Dead {
+            return Err(self.unknown_member(&req.member_id));
+        }
+        let except = (!req.member_id.is_empty()).then_some(req.member_id.as_str());
+        if !self.supports(&req.protocol_type, &req.protocols, except) {
+            return Err(BrokerError::InconsistentGroupProtocol(self.id.clone()));
+        }
+        let promise: JoinPromise = Promise::new();
+        let session = req.session_timeout_ms.max(0) as u64;
+        let rebalance = if req.rebalance_timeout_ms < 0 {
+            session
+        } else {
+            req.rebalance_timeout_ms as u64
+        };
+
+        if req.member_id.is_empty() {
+            let new_id = fresh_member_id(&req.client_id);
+            if let Some(iid) = req.group_instance_id.clone() {
+                if let Some(old_id) = self.static_members.get(&iid).cloned() {
+                    let times = (session, rebalance, now);
+                    return Ok(self.rejoin_static(&iid, &old_id, new_id, req, times, promise, cfg));
+                }
+                self.static_members.insert(iid, new_id.clone());
+            } else if req.require_known_member_id {
+                self.pending_members.insert(new_id.clone(), now + session);
+                return Err(BrokerError::MemberIdRequired(new_id));
+            }
+            self.add_member(
+                new_id,
+                req,
+                session,
+                rebalance,
+                now,
+                Some(Arc::clone(&promise)),
+            );
+            self.prepare_rebalance(now, cfg);
+            return Ok(promise);
+        }
+
+        if self.pending_members.remove(&req.member_id).is_some() {
+            let id = req.member_id.clone();
+            self.add_member(id, req, session, rebalance, now, Some(Arc::clone(&promise)));
+            self.prepare_rebalance(now, cfg);
+            return Ok(promise);
+        }
+        self.check_member(&req.member_id, req.group_instance_id.as_deref())?;
+        let leader = self.leader.clone();
+        let Some(member) = self.members.get_mut(&req.member_id) else {
+            return Err(self.unknown_member(&req.member_id));
+        };
+        let changed = member.protocols != req.protocols;
+        member.protocols = req.protocols;
+        member.session_timeout_ms = session;
+        member.rebalance_timeout_ms = rebalance;
+        member.last_heartbeat = now;
+        let is_leader = leader.as_deref() == Some(req.member_id.as_str());
+        match self.state {
+            GroupState::PreparingRebalance => {
+                // A repeated JoinGroup replaces the one still waiting.
+                if let Some(old) = member.pending_join.replace(Arc::clone(&promise)) {
+                    old.fulfil(Err(BrokerError::RebalanceInProgress(self.id.clone())));
+                }
+                self.try_complete_join(now);
+            }
+            GroupState::CompletingRebalance if !changed => {
+                // The member lost our answer: send it again.
+                promise.fulfil(Ok(self.join_response(&req.member_id)));
+            }
+            GroupState::Stable if !changed && !is_leader => {
+                promise.fulfil(Ok(self.join_response(&req.member_id)));
+            }
+            _ => {
+                member.pending_join = Some(Arc::clone(&promise));
+                self.prepare_rebalance(now, cfg);
+            }
+        }
+        Ok(promise)
+    }
+
+    /// A static member came back with no member id (a restart): it takes
+    /// over its old identity under a new member id, and keeps its
+    /// assignment without a rebalance if nothing about it changed.
+    #[allow(clippy::too_many_arguments)]
+    fn rejoin_static(
+        &mut self,
+        iid: &str,
+        old_id: &str,
+        new_id: String,
+        req: JoinRequest,
+        (session, rebalance, now): (u64, u64, u64),
+        promise: JoinPromise,
+        cfg: &GroupConfig,
+    ) -> JoinPromise {
+        let Some(mut member) = self.members.remove(old_id) else {
+            // Known instance id but no member: join as a new static member.
+            self.static_members.insert(iid.to_string(), new_id.clone());
+            self.add_member(
+                new_id,
+                req,
+                session,
+                rebalance,
+                now,
+                Some(Arc::clone(&promise)),
+            );
+            self.prepare_rebalance(now, cfg);
+            return promise;
+        };
+        let fenced = |p: Option<JoinPromise>| {
+            if let Some(p) = p {
+                p.fulfil(Err(BrokerError::FencedInstanceId(iid.to_string())));
+            }
+        };
+        fenced(member.pending_join.take());
+        if let Some(s) = member.pending_sync.take() {
+            s.fulfil(Err(BrokerError::FencedInstanceId(iid.to_string())));
+        }
+        let changed = member.protocols != req.protocols;
+        member.member_id = new_id.clone();
+        member.protocols = req.protocols;
+        member.client_id = req.client_id;
+        member.client_host = req.client_host;
+        member.session_timeout_ms = session;
+        member.rebalance_timeout_ms = rebalance;
+        member.last_heartbeat = now;
+        if self.leader.as_deref() == Some(old_id) {
+            self.leader = Some(new_id.clone());
+        }
+        self.static_members.insert(iid.to_string(), new_id.clone());
+        let stable = self.state == GroupState::Stable;
+        if stable && !changed {
+            self.members.insert(new_id.clone(), member);
+            let mut resp = self.join_response(&new_id);
+            resp.members.clear();
+            promise.fulfil(Ok(resp));
+        } else {
+            member.pending_join = Some(Arc::clone(&promise));
+            self.members.insert(new_id, member);
+            self.prepare_rebalance(now, cfg);
+        }
+        promise
+    }
+
+    fn add_member(
+        &mut self,
+        member_id: String,
+        req: JoinRequest,
+        session: u64,
+        rebalance: u64,
+        now: u64,
+        pending_join: Option<JoinPromise>,
+    ) {
+        if self.members.is_empty() {
+            self.protocol_type = Some(req.protocol_type.clone());
+        }
+        if self.leader.is_none() {
+            self.leader = Some(member_id.clone());
+        }
+        self.members.insert(
+            member_id.clone(),
+            Member {
+                member_id,
+                instance_id: req.group_instance_id,
+                client_id: req.client_id,
+                client_host: req.client_host,
+                session_timeout_ms: session,
+                rebalance_timeout_ms: rebalance,
+                protocols: req.protocols,
+                assignment: Vec::new(),
+                last_heartbeat: now,
+                pending_join,
+                pending_sync: None,
+            },
+        );
+    }
+
+    fn max_rebalance_timeout(&self) -> u64 {
+        self.members
+            .values()
+            .map(|m| m.rebalance_timeout_ms)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Enters (or stays in) PreparingRebalance after a membership change.
+    fn prepare_rebalance(&mut self, now: u64, cfg: &GroupConfig) {
+        match self.state {
+            GroupState::PreparingRebalance => {
+                if self.initial_delay {
+                    // Each new member pushes the initial delay back, up to
+                    // the rebalance timeout.
+                    let delay = cfg.initial_rebalance_delay.as_millis() as u64;
+                    let cap = self.join_started + self.max_rebalance_timeout();
+                    self.join_deadline = (now + delay).min(cap.max(now));
+                }
+                self.try_complete_join(now);
+            }
+            GroupState::Empty => {
+                let delay = cfg.initial_rebalance_delay.as_millis() as u64;
+                self.start_rebalance(now, delay > 0, delay);
+            }
+            _ => self.start_rebalance(now, false, 0),
+        }
+    }
+
+    fn start_rebalance(&mut self, now: u64, initial: bool, delay: u64) {
+        if self.state == GroupState::CompletingRebalance {
+            for m in self.members.values_mut() {
+                if let Some(p) = m.pending_sync.take() {
+                    p.fulfil(Err(BrokerError::RebalanceInProgress(self.id.clone())));
+                }
+            }
+        }
+        self.state = GroupState::PreparingRebalance;
+        self.initial_delay = initial;
+        self.join_started = now;
+        self.join_deadline = if initial {
+            now + delay
+        } else {
+            now + self.max_rebalance_timeout()
+        };
+        self.try_complete_join(now);
+    }
+
+    /// Completes the join phase if everyone rejoined (and any initial delay
+    /// is over) or the deadline passed.
+    fn try_complete_join(&mut self, now: u64) -> Option<StoredGroup> {
+        if self.state != GroupState::PreparingRebalance {
+            return None;
+        }
+        let all_joined = self.pending_members.is_empty()
+            && self.members.values().all(|m| m.pending_join.is_some());
+        let due = now >= self.join_deadline;
+        if (all_joined && !self.initial_delay) || due {
+            return self.complete_join(now);
+        }
+        None
+    }
+
+    fn complete_join(&mut self, now: u64) -> Option<StoredGroup> {
+        // Members that did not rejoin in time are out.
+        let gone: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| m.pending_join.is_none())
+            .map(|m| m.member_id.clone())
+            .collect();
+        for id in gone {
+            self.remove_member(&id);
+        }
+        self.pending_members.clear();
+        self.initial_delay = false;
+        self.generation += 1;
+        self.state_timestamp = now as i64;
+        if self.members.is_empty() {
+            self.state = GroupState::Empty;
+            self.protocol = None;
+            self.leader = None;
+            return Some(self.stored());
+        }
+        self.protocol = self.select_protocol();
+        if self
+            .leader
+            .as_ref()
+            .is_none_or(|l| !self.members.contains_key(l))
+        {
+            self.leader = self.members.keys().next().cloned();
+        }
+        self.state = GroupState::CompletingRebalance;
+        self.sync_deadline = now + self.max_rebalance_timeout();
+        let ids: Vec<String> = self.members.keys().cloned().collect();
+        for id in ids {
+            let resp = self.join_response(&id);
+            if let Some(m) = self.members.get_mut(&id) {
+                m.last_heartbeat = now;
+                m.assignment.clear();
+                if let Some(p) = m.pending_join.take() {
+                    p.fulfil(Ok(resp));
+                }
+            }
+        }
+        None
+    }
+
+    /// Kafka's vote: among the protocols every member supports, each member
+    /// votes for its most preferred; the most votes wins (ties: the first
+    /// member's preference).
+    fn select_protocol(&self) -> Option<String> {
+        let first = self.members.values().next()?;
+        let candidates: Vec<&String> = first
+            .protocols
+            .iter()
+            .map(|(n, _)| n)
+            .filter(|n| {
+                self.members
+                    .values()
+                    .all(|m| m.protocols.iter().any(|(x, _)| x == *n))
+            })
+            .collect();
+        let mut votes: Vec<(usize, &String)> = candidates.iter().map(|c| (0, *c)).collect();
+        for m in self.members.values() {
+            if let Some((choice, _)) = m.protocols.iter().find(|(n, _)| candidates.contains(&n)) {
+                if let Some(v) = votes.iter_mut().find(|(_, c)| *c == choice) {
+                    v.0 += 1;
+                }
+            }
+        }
+        let best = votes.iter().map(|(n, _)| *n).max()?;
+        votes
+            .into_iter()
+            .find(|(n, _)| *n == best)
+            .map(|(_, c)| c.clone())
+    }
+
+    fn join_response(&self, member_id: &str) -> JoinResponse {
+        let leader = self.leader.clone().unwrap_or_default();
+        let protocol = self.protocol.clone().unwrap_or_default();
+        let members = if leader == member_id {
+            self.members
+                .values()
+                .map(|m| JoinMember {
+                    member_id: m.member_id.clone(),
+                    group_instance_id: m.instance_id.clone(),
+                    metadata: m.metadata_for(&protocol),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        JoinResponse {
+            generation_id: self.generation,
+            protocol_type: self.protocol_type.clone(),
+            protocol_name: self.protocol.clone(),
+            leader,
+            member_id: member_id.to_string(),
+            members,
+        }
+    }
+
+    fn remove_member(&mut self, member_id: &str) {
+        let Some(mut m) = self.members.remove(member_id) else {
+            self.pending_members.remove(member_id);
+            return;
+        };
+        if let Some(p) = m.pending_join.take() {
+            p.fulfil(Err(self.unknown_member(member_id)));
+        }
+        if let Some(p) = m.pending_sync.take() {
+            p.fulfil(Err(self.unknown_member(member_id)));
+        }
+        if let Some(iid) = &m.instance_id {
+            if self.static_members.get(iid).map(String::as_str) == Some(member_id) {
+                self.static_members.remove(iid);
+            }
+        }
+        if self.leader.as_deref() == Some(member_id) {
+            self.leader = None;
+        }
+    }
+
+    /// After members left or expired: rebalance the rest (or become Empty).
+    fn after_departure(&mut self, now: u64, cfg: &GroupConfig) -> Option<StoredGroup> {
+        match self.state {
+            GroupState::PreparingRebalance => self.try_complete_join(now),
+            GroupState::Stable | GroupState::CompletingRebalance => {
+                if self.members.is_empty() {
+                    self.state = GroupState::PreparingRebalance;
+                    self.join_deadline = now;
+                    self.initial_delay = false;
+                    self.complete_join(now)
+                } else {
+                    self.prepare_rebalance(now, cfg);
+                    None
+                }
+            }
+            GroupState::Empty | GroupState::Dead => None,
+        }
+    }
+
+    /// Handles a SyncGroup.
+    pub fn sync(&mut self, req: SyncRequest, now: u64) -> Result<SyncStep> {
+        if matches!(self.state, GroupState::Empty | GroupState::Dead) {
+            return Err(self.unknown_member(&req.member_id));
+        }
+        self.check_member(&req.member_id, req.group_instance_id.as_deref())?;
+        self.check_generation(req.generation_id)?;
+        let mismatch = |ours: &Option<String>, theirs: &Option<String>| {
+            theirs.is_some() && ours.is_some() && ours != theirs
+        };
+        if mismatch(&self.protocol_type, &req.protocol_type)
+            || mismatch(&self.protocol, &req.protocol_name)
+        {
+            return Err(BrokerError::InconsistentGroupProtocol(self.id.clone()));
+        }
+        let promise: SyncPromise = Promise::new();
+        match self.state {
+            GroupState::PreparingRebalance => {
+                Err(BrokerError::RebalanceInProgress(self.id.clone()))
+            }
+            GroupState::Stable => {
+                let assignment = self
+                    .members
+                    .get(&req.member_id)
+                    .map(|m| m.assignment.clone())
+                    .unwrap_or_default();
+                promise.fulfil(Ok(self.sync_response(assignment)));
+                Ok(SyncStep::Wait(promise))
+            }
+            GroupState::CompletingRebalance => {
+                let is_leader = self.leader.as_deref() == Some(req.member_id.as_str());
+                if let Some(m) = self.members.get_mut(&req.member_id) {
+                    m.last_heartbeat = now;
+                    m.pending_sync = Some(Arc::clone(&promise));
+                }
+                if !is_leader {
+                    return Ok(SyncStep::Wait(promise));
+                }
+                let given: HashMap<String, Vec<u8>> = req.assignments.into_iter().collect();
+                for m in self.members.values_mut() {
+                    m.assignment = given.get(&m.member_id).cloned().unwrap_or_default();
+                }
+                Ok(SyncStep::Persist(self.stored(), promise))
+            }
+            GroupState::Empty | GroupState::Dead => Err(self.unknown_member(&req.member_id)),
+        }
+    }
+
+    fn sync_response(&self, assignment: Vec<u8>) -> SyncResponse {
+        SyncResponse {
+            protocol_type: self.protocol_type.clone(),
+            protocol_name: self.protocol.clone(),
+            assignment,
+        }
+    }
+
+    /// The leader's assignment is stored: the group is Stable; every member
+    /// waiting in SyncGroup gets its part.
+    pub fn finish_sync(&mut self, generation: i32, now: u64) {
+        if self.state != GroupState::CompletingRebalance || self.generation != generation {
+            return;
+        }
+        self.state = GroupState::Stable;
+        self.state_timestamp = now as i64;
+        let responses: Vec<(SyncPromise, Vec<u8>)> = self
+            .members
+            .values_mut()
+            .filter_map(|m| m.pending_sync.take().map(|p| (p, m.assignment.clone())))
+            .collect();
+        for (p, a) in responses {
+            p.fulfil(Ok(self.sync_response(a)));
+        }
+    }
+
+    /// Storing the assignment failed: members must rejoin.
+    pub fn abort_sync(&mut self, now: u64) {
+        self.start_rebalance(now, false, 0);
+    }
+
+    /// Handles a Heartbeat.
+    pub fn heartbeat(
+        &mut self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        now: u64,
+    ) -> Result<()> {
+        if matches!(self.state, GroupState::Empty | GroupState::Dead) {
+            return Err(self.unknown_member(member_id));
+        }
+        self.check_member(member_id, instance_id)?;
+        self.check_generation(generation)?;
+        if let Some(m) = self.members.get_mut(member_id) {
+            m.last_heartbeat = now;
+        }
+        if self.state == GroupState::PreparingRebalance {
+            return Err(BrokerError::RebalanceInProgress(self.id.clone()));
+        }
+        Ok(())
+    }
+
+    /// Handles a LeaveGroup of (member id, instance id) pairs; one result
+    /// each, plus group metadata to store if the group became empty.
+    pub fn leave(
+        &mut self,
+        members: &[(String, Option<String>)],
+        now: u64,
+        cfg: &GroupConfig,
+    ) -> (Vec<Result<()>>, Option<StoredGroup>) {
+        let mut results = Vec::with_capacity(members.len());
+        let mut any = false;
+        for (member_id, instance_id) in members {
+            let target = match instance_id {
+                Some(iid) => match self.static_members.get(iid) {
+                    Some(current) if member_id.is_empty() || current == member_id => {
+                        Ok(current.clone())
+                    }
+                    Some(_) => Err(BrokerError::FencedInstanceId(iid.clone())),
+                    None => Err(self.unknown_member(member_id)),
+                },
+                None if self.members.contains_key(member_id)
+                    || self.pending_members.contains_key(member_id) =>
+                {
+                    Ok(member_id.clone())
+                }
+                None => Err(self.unknown_member(member_id)),
+            };
+            match target {
+                Ok(id) => {
+                    self.remove_member(&id);
+                    any = true;
+                    results.push(Ok(()));
+                }
+                Err(e) => results.push(Err(e)),
+            }
+        }
+        let stored = if any {
+            self.after_departure(now, cfg)
+        } else {
+            None
+        };
+        (results, stored)
+    }
+
+    /// Expires members and pending ids past their session timeout, ends an
+    /// overdue join phase, and restarts a rebalance whose leader never sent
+    /// its assignment. Returns group metadata to store if the group emptied.
+    pub fn tick(&mut self, now: u64, cfg: &GroupConfig) -> Option<StoredGroup> {
+        self.pending_members.retain(|_, deadline| *deadline > now);
+        let expired: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| {
+                // A member waiting in JoinGroup is alive: it is waiting on us.
+                m.pending_join.is_none()
+                    && now.saturating_sub(m.last_heartbeat) > m.session_timeout_ms
+            })
+            .map(|m| m.member_id.clone())
+            .collect();
+        let mut stored = None;
+        if !expired.is_empty() {
+            for id in &expired {
+                self.remove_member(id);
+            }
+            stored = self.after_departure(now, cfg);
+        }
+        match self.state {
+            GroupState::PreparingRebalance => stored = self.try_complete_join(now).or(stored),
+            GroupState::CompletingRebalance if now >= self.sync_deadline => {
+                let laggards: Vec<String> = self
+                    .members
+                    .values()
+                    .filter(|m| m.pending_sync.is_none())
+                    .map(|m| m.member_id.clone())
+                    .collect();
+                for id in &laggards {
+                    self.remove_member(id);
+                }
+                stored = self.after_departure(now, cfg).or(stored);
+                if self.state == GroupState::CompletingRebalance {
+                    self.start_rebalance(now, false, 0);
+                }
+            }
+            _ => {}
+        }
+        stored
+    }
+
+    /// Checks an OffsetCommit: a member of the current generation, or a
+    /// "simple" commit (generation -1, no member) to a group without members.
+    pub fn check_commit(
+        &mut self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        now: u64,
+    ) -> Result<()> {
+        if self.state == GroupState::Dead {
+            return Err(self.unknown_member(member_id));
+        }
+        if generation < 0 && member_id.is_empty() {
+            if self.members.is_empty() {
+                return Ok(());
+            }
+            return Err(self.unknown_member(member_id));
+        }
+        self.check_member(member_id, instance_id)?;
+        self.check_generation(generation)?;
+        if self.state == GroupState::CompletingRebalance {
+            return Err(BrokerError::RebalanceInProgress(self.id.clone()));
+        }
+        if let Some(m) = self.members.get_mut(member_id) {
+            m.last_heartbeat = now;
+        }
+        Ok(())
+    }
+
+    /// DescribeGroups.
+    pub fn describe(&self) -> GroupDescription {
+        let protocol = self.protocol.clone().unwrap_or_default();
+        GroupDescription {
+            group_id: self.id.clone(),
+            state: self.state,
+            protocol_type: self.protocol_type.clone().unwrap_or_default(),
+            protocol: protocol.clone(),
+            members: self
+                .members
+                .values()
+                .map(|m| MemberDescription {
+                    member_id: m.member_id.clone(),
+                    group_instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    metadata: m.metadata_for(&protocol),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Marks the group deleted (only an empty group can be).
+    pub fn delete(&mut self) -> Result<()> {
+        if !self.members.is_empty() {
+            return Err(BrokerError::NonEmptyGroup(self.id.clone()));
+        }
+        self.state = GroupState::Dead;
+        self.offsets.clear();
+        Ok(())
+    }
+}

@@ -1,0 +1,225 @@
+//! Waking waiters, blocking or async, without an async runtime.
+//!
+//! A [`Wakeup`] belongs to one waiter (a consumer, a long-polling fetch). It
+//! can be registered with any number of [`Notifier`]s (one per partition, the
+//! group coordinator, the broker's clock tick); a notification sets it and
+//! wakes the thread blocked in [`Wakeup::wait`] or the task awaiting
+//! [`Wakeup::wait_async`].
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[derive(Debug, Default)]
+struct WakeState {
+    notified: bool,
+    waker: Option<Waker>,
+}
+
+/// A waiter's doorbell.
+#[derive(Debug, Default)]
+pub struct Wakeup {
+    state: Mutex<WakeState>,
+    ready: Condvar,
+}
+
+impl Wakeup {
+    /// A new doorbell, not rung.
+    pub fn new() -> Arc<Wakeup> {
+        Arc::new(Wakeup::default())
+    }
+
+    /// Rings it.
+    pub fn wake(&self) {
+        let waker = {
+            let mut st = lock(&self.state);
+            st.notified = true;
+            st.waker.take()
+        };
+        self.ready.notify_all();
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Blocks until rung or `timeout` passes; true if rung. Clears the bell.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut st = lock(&self.state);
+        loop {
+            if st.notified {
+                st.notified = false;
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            st = self
+                .ready
+                .wait_timeout(st, deadline - now)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+    }
+
+    /// Completes when rung (clearing the bell).
+    pub fn wait_async(self: &Arc<Self>) -> WakeupFuture {
+        WakeupFuture {
+            wakeup: Arc::clone(self),
+        }
+    }
+}
+
+/// The future of [`Wakeup::wait_async`].
+#[derive(Debug)]
+pub struct WakeupFuture {
+    wakeup: Arc<Wakeup>,
+}
+
+impl Future for WakeupFuture {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut st = lock(&self.wakeup.state);
+        if st.notified {
+            st.notified = false;
+            return Poll::Ready(());
+        }
+        st.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// Something waiters can wait for (new data in a partition, a tick).
+#[derive(Debug, Default)]
+pub struct Notifier {
+    listeners: Mutex<Vec<Weak<Wakeup>>>,
+}
+
+impl Notifier {
+    /// Registers `w` to be woken by every later [`Notifier::notify`], until it
+    /// is dropped or removed.
+    pub fn subscribe(&self, w: &Arc<Wakeup>) {
+        let mut l = lock(&self.listeners);
+        if !l.iter().any(|x| x.as_ptr() == Arc::as_ptr(w)) {
+            l.push(Arc::downgrade(w));
+        }
+    }
+
+    /// Stops waking `w`.
+    pub fn unsubscribe(&self, w: &Arc<Wakeup>) {
+        lock(&self.listeners).retain(|x| x.as_ptr() != Arc::as_ptr(w) && x.strong_count() > 0);
+    }
+
+    /// Wakes every listener (and forgets dropped ones).
+    pub fn notify(&self) {
+        let live: Vec<Arc<Wakeup>> = {
+            let mut l = lock(&self.listeners);
+            l.retain(|x| x.strong_count() > 0);
+            l.iter().filter_map(Weak::upgrade).collect()
+        };
+        for w in live {
+            w.wake();
+        }
+    }
+}
+
+/// A value delivered once, waited for blocking or async.
+#[derive(Debug)]
+pub struct Promise<T> {
+    slot: Mutex<Option<T>>,
+    wakeup: Arc<Wakeup>,
+}
+
+impl<T> Default for Promise<T> {
+    fn default() -> Self {
+        Promise {
+            slot: Mutex::new(None),
+            wakeup: Wakeup::new(),
+        }
+    }
+}
+
+impl<T> Promise<T> {
+    /// An empty promise.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Promise::default())
+    }
+
+    /// Fulfils it (later calls replace the value if it was not taken yet).
+    pub fn fulfil(&self, value: T) {
+        *lock(&self.slot) = Some(value);
+        self.wakeup.wake();
+    }
+
+    /// The bell rung when the value arrives (subscribe it elsewhere to be
+    /// woken by other events too).
+    pub fn bell(&self) -> &Arc<Wakeup> {
+        &self.wakeup
+    }
+
+    /// Takes the value if it is there.
+    pub fn try_take(&self) -> Option<T> {
+        lock(&self.slot).take()
+    }
+
+    /// Blocks up to `timeout` for the value.
+    pub fn wait(&self, timeout: Duration) -> Option<T> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(v) = self.try_take() {
+                return Some(v);
+            }
+            let now = Instant::now();
+            if now >= deadline || !self.wakeup.wait(deadline - now) {
+                return self.try_take();
+            }
+        }
+    }
+
+    /// Waits for the value asynchronously.
+    pub async fn wait_async(&self) -> T {
+        loop {
+            if let Some(v) = self.try_take() {
+                return v;
+            }
+            self.wakeup.wait_async().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_notification_wakes_a_blocked_waiter() {
+        let n = Arc::new(Notifier::default());
+        let w = Wakeup::new();
+        n.subscribe(&w);
+        let n2 = Arc::clone(&n);
+        let t = std::thread::spawn(move || n2.notify());
+        assert!(w.wait(Duration::from_secs(10)));
+        t.join().expect("thread");
+        assert!(!w.wait(Duration::from_millis(1)), "the bell was cleared");
+        drop(w);
+        n.notify(); // a dropped listener is forgotten, not an error
+        assert!(lock(&n.listeners).is_empty());
+    }
+
+    #[test]
+    fn promises_deliver_once() {
+        let p: Arc<Promise<u32>> = Promise::new();
+        let p2 = Arc::clone(&p);
+        std::thread::spawn(move || p2.fulfil(7));
+        assert_eq!(p.wait(Duration::from_secs(10)), Some(7));
+        assert_eq!(p.try_take(), None);
+    }
+}

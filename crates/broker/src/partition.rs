@@ -1,0 +1,348 @@
+//! One partition of a topic: its log, its idempotent-producer state, and a
+//! notifier for waiters (long-polling fetches and consumers).
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+
+use pubsub_records::{Batch, BatchMut, TimestampType};
+use pubsub_storage::{FlushPolicy, Log, RecoveryReport};
+use tracing::warn;
+
+use crate::config::TopicConfig;
+use crate::error::{BrokerError, Result};
+use crate::metadata::{
+    self, PartitionMeta, ProducerSnapshot, KIND_PARTITION, KIND_PRODUCERS, PARTITION_FILE,
+    PRODUCERS_FILE,
+};
+use crate::notify::{Notifier, Wakeup};
+use crate::producer_state::{BatchMeta, ProducerStates, SequenceCheck};
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// How much durability a produce waits for (Kafka's `acks`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Acks {
+    /// `acks=0`: nothing is waited for (the caller does not even answer).
+    None,
+    /// `acks=1`: written to the log (survives a process crash).
+    Leader,
+    /// `acks=all`: fsynced (survives power loss); fsyncs are shared.
+    #[default]
+    All,
+}
+
+impl Acks {
+    /// From Kafka's numeric `acks` (0, 1, -1).
+    pub fn from_kafka(acks: i16) -> Option<Acks> {
+        match acks {
+            0 => Some(Acks::None),
+            1 => Some(Acks::Leader),
+            -1 => Some(Acks::All),
+            _ => None,
+        }
+    }
+}
+
+/// What a produce did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendResult {
+    /// Offset of the first record.
+    pub base_offset: u64,
+    /// Offset of the last record.
+    pub last_offset: u64,
+    /// The broker's timestamp for LogAppendTime topics, else -1.
+    pub log_append_time: i64,
+    /// Log start offset after the append.
+    pub log_start_offset: u64,
+    /// The batch was a retry of one already appended (nothing was written).
+    pub duplicate: bool,
+}
+
+/// One partition.
+#[derive(Debug)]
+pub struct Partition {
+    topic: Arc<str>,
+    index: i32,
+    log: Log,
+    producers: Mutex<ProducerStates>,
+    notifier: Notifier,
+    config: RwLock<Arc<TopicConfig>>,
+}
+
+impl Partition {
+    /// Opens (creating) the partition's directory and log.
+    pub(crate) fn open(
+        dir: PathBuf,
+        meta: PartitionMeta,
+        config: Arc<TopicConfig>,
+        flush: FlushPolicy,
+    ) -> Result<(Partition, RecoveryReport)> {
+        let (log, report) = Log::open(&dir, config.log_config(flush))
+            .map_err(|e| BrokerError::storage(&meta.topic, meta.partition, e))?;
+        let meta_path = dir.join(PARTITION_FILE);
+        if metadata::read::<PartitionMeta>(&meta_path, KIND_PARTITION)?.as_ref() != Some(&meta) {
+            metadata::write(&meta_path, KIND_PARTITION, &meta)?;
+        }
+        // Producer state: from the snapshot if it is still valid, then the
+        // batches after it; otherwise from the whole log.
+        let snapshot: Option<ProducerSnapshot> =
+            metadata::read(&dir.join(PRODUCERS_FILE), KIND_PRODUCERS).unwrap_or_else(|e| {
+                warn!(error = %e, "ignoring an unreadable producer snapshot");
+                None
+            });
+        let (mut states, from) = match snapshot {
+            Some(s) if s.offset <= log.log_end_offset() && s.offset >= log.log_start_offset() => {
+                (s.states, s.offset)
+            }
+            _ => (ProducerStates::default(), log.log_start_offset()),
+        };
+        log.for_each_batch_header(from, |h| states.replay(h))
+            .map_err(|e| BrokerError::storage(&meta.topic, meta.partition, e))?;
+        Ok((
+            Partition {
+                topic: meta.topic.into(),
+                index: meta.partition,
+                log,
+                producers: Mutex::new(states),
+                notifier: Notifier::default(),
+                config: RwLock::new(config),
+            },
+            report,
+        ))
+    }
+
+    /// Topic name.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Partition index.
+    pub fn index(&self) -> i32 {
+        self.index
+    }
+
+    /// The partition's log.
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
+    pub(crate) fn config(&self) -> Arc<TopicConfig> {
+        Arc::clone(
+            &self
+                .config
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    pub(crate) fn set_config(&self, config: Arc<TopicConfig>) {
+        *self
+            .config
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = config;
+    }
+
+    /// Wakes `w` whenever records are appended.
+    pub fn subscribe(&self, w: &Arc<Wakeup>) {
+        self.notifier.subscribe(w);
+    }
+
+    /// Stops waking `w`.
+    pub fn unsubscribe(&self, w: &Arc<Wakeup>) {
+        self.notifier.unsubscribe(w);
+    }
+
+    /// Wakes every waiter (the partition is going away).
+    pub(crate) fn notify_gone(&self) {
+        self.notifier.notify();
+    }
+
+    fn storage_err(&self, e: pubsub_storage::StorageError) -> BrokerError {
+        BrokerError::storage(&self.topic, self.index, e)
+    }
+
+    /// Appends the batches in `records` (as a producer sent them) and waits
+    /// for `acks`. Checks size, keys on compacted topics, idempotent
+    /// sequences; applies LogAppendTime. `trusted` skips the CRC check, for
+    /// batches built in this process.
+    pub fn append(
+        &self,
+        records: &mut [u8],
+        acks: Acks,
+        now_ms: i64,
+        trusted: bool,
+    ) -> Result<AppendResult> {
+        let config = self.config();
+        // Split into batches and check what does not need the lock.
+        let mut spans = Vec::new();
+        let mut at = 0;
+        while at < records.len() {
+            let batch = Batch::parse(&records[at..])?;
+            if batch.len() > config.max_message_bytes {
+                return Err(BrokerError::MessageTooLarge {
+                    size: batch.len(),
+                    max: config.max_message_bytes,
+                });
+            }
+            let needs_crc = !trusted && config.timestamp_type == TimestampType::LogAppendTime;
+            if needs_crc {
+                // Checked before the timestamp rewrite recomputes the CRC.
+                batch.validate_crc()?;
+            }
+            if config.cleanup_policy.compacts() {
+                let set = batch.records(64 << 20)?;
+                for r in set.iter() {
+                    if r?.key.is_none() {
+                        return Err(BrokerError::InvalidRecord(
+                            "compacted topics need a key on every record".into(),
+                        ));
+                    }
+                }
+            }
+            spans.push((
+                at,
+                batch.len(),
+                batch.producer_id(),
+                batch.producer_epoch(),
+                batch.base_sequence(),
+                batch.last_sequence(),
+            ));
+            at += batch.len();
+        }
+        if spans.is_empty() {
+            return Err(BrokerError::CorruptMessage(
+                pubsub_records::RecordsError::Truncated {
+                    needed: pubsub_records::HEADER_LEN,
+                    available: 0,
+                },
+            ));
+        }
+        let log_append_time = match config.timestamp_type {
+            TimestampType::LogAppendTime => {
+                for &(at, ..) in &spans {
+                    BatchMut::parse(&mut records[at..])?.set_log_append_time(now_ms);
+                }
+                now_ms
+            }
+            TimestampType::CreateTime => -1,
+        };
+        // Batches rewritten here had their CRC checked above and recomputed.
+        let trusted = trusted || log_append_time >= 0;
+        let idempotent = spans.iter().any(|s| s.2 >= 0);
+        let (base, last, duplicate) = if idempotent {
+            self.append_idempotent(records, &spans, trusted)?
+        } else {
+            let info = self.raw_append(records, trusted)?;
+            (info.base_offset, info.last_offset, false)
+        };
+        if !duplicate {
+            self.notifier.notify();
+        }
+        if acks == Acks::All {
+            self.log
+                .wait_durable(last)
+                .map_err(|e| self.storage_err(e))?;
+        }
+        Ok(AppendResult {
+            base_offset: base,
+            last_offset: last,
+            log_append_time,
+            log_start_offset: self.log.log_start_offset(),
+            duplicate,
+        })
+    }
+
+    fn raw_append(&self, records: &mut [u8], trusted: bool) -> Result<pubsub_storage::AppendInfo> {
+        let r = if trusted {
+            self.log.append_trusted(records)
+        } else {
+            self.log.append(records)
+        };
+        r.map_err(|e| self.storage_err(e))
+    }
+
+    /// Idempotent batches, one at a time under the producer-state lock so the
+    /// check, the append and the bookkeeping cannot interleave.
+    #[allow(clippy::type_complexity)]
+    fn append_idempotent(
+        &self,
+        records: &mut [u8],
+        spans: &[(usize, usize, i64, i16, i32, i32)],
+        trusted: bool,
+    ) -> Result<(u64, u64, bool)> {
+        let mut states = lock(&self.producers);
+        let mut first: Option<u64> = None;
+        let mut last = 0;
+        let mut all_duplicates = true;
+        for &(at, len, pid, epoch, first_seq, last_seq) in spans {
+            let bytes = &mut records[at..at + len];
+            if pid < 0 {
+                let info = self.raw_append(bytes, trusted)?;
+                first.get_or_insert(info.base_offset);
+                last = info.last_offset;
+                all_duplicates = false;
+                continue;
+            }
+            match states.check(pid, epoch, first_seq, last_seq)? {
+                SequenceCheck::Duplicate(meta) => {
+                    first.get_or_insert(meta.base_offset);
+                    last = meta.last_offset;
+                }
+                SequenceCheck::Append => {
+                    let info = self.raw_append(bytes, trusted)?;
+                    states.record(
+                        pid,
+                        epoch,
+                        BatchMeta {
+                            first_seq,
+                            last_seq,
+                            base_offset: info.base_offset,
+                            last_offset: info.last_offset,
+                        },
+                    );
+                    first.get_or_insert(info.base_offset);
+                    last = info.last_offset;
+                    all_duplicates = false;
+                }
+            }
+        }
+        Ok((first.unwrap_or(last), last, all_duplicates))
+    }
+
+    /// Reads whole batches from `offset` into `out`; returns (log start,
+    /// high watermark).
+    pub fn read(&self, offset: u64, max_bytes: usize, out: &mut Vec<u8>) -> Result<(u64, u64)> {
+        self.log
+            .read_into(offset, max_bytes, out)
+            .map_err(|e| self.storage_err(e))
+    }
+
+    /// Saves the producer state so the next open need not replay the log.
+    pub(crate) fn snapshot_producers(&self) -> Result<()> {
+        let states = lock(&self.producers);
+        let snapshot = ProducerSnapshot {
+            offset: self.log.log_end_offset(),
+            states: states.clone(),
+        };
+        metadata::write(
+            &self.log.dir().join(PRODUCERS_FILE),
+            KIND_PRODUCERS,
+            &snapshot,
+        )
+    }
+
+    /// Periodic durability work: flush if the policy says so, then record
+    /// the recovery point and the producer state.
+    pub(crate) fn checkpoint(&self) -> Result<()> {
+        self.log.checkpoint().map_err(|e| self.storage_err(e))?;
+        self.snapshot_producers()
+    }
+
+    /// Closes the log cleanly.
+    pub(crate) fn close(&self) -> Result<()> {
+        self.snapshot_producers()?;
+        self.log.close().map_err(|e| self.storage_err(e))
+    }
+}

@@ -1,0 +1,231 @@
+//! Idempotent producers: per (producer id, partition) the broker keeps the
+//! epoch and the last five batches' sequence ranges and offsets, so a retry
+//! of one of them is answered with its original offsets and appended once,
+//! and anything out of sequence is refused.
+//!
+//! The state is rebuilt from the log's batch headers at open (from a
+//! snapshot when there is one), so duplicates stay detected across restarts.
+
+use std::collections::{HashMap, VecDeque};
+
+use pubsub_records::BatchHeader;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{BrokerError, Result};
+
+/// Batches remembered per producer (Kafka's max.in.flight with idempotence).
+pub const REMEMBERED_BATCHES: usize = 5;
+
+/// What was appended for one batch of an idempotent producer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchMeta {
+    /// baseSequence.
+    pub first_seq: i32,
+    /// Sequence of the last record.
+    pub last_seq: i32,
+    /// Offset given to the first record.
+    pub base_offset: u64,
+    /// Offset of the last record.
+    pub last_offset: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ProducerEntry {
+    epoch: i16,
+    batches: VecDeque<BatchMeta>,
+}
+
+/// What to do with an idempotent batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SequenceCheck {
+    /// Next in sequence: append it.
+    Append,
+    /// A retry of a batch already appended: answer with its offsets.
+    Duplicate(BatchMeta),
+}
+
+/// The sequence after `seq` (sequences wrap at i32::MAX to 0).
+fn next_seq(seq: i32) -> i32 {
+    if seq == i32::MAX {
+        0
+    } else {
+        seq + 1
+    }
+}
+
+/// Producer state of one partition.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct ProducerStates {
+    producers: HashMap<i64, ProducerEntry>,
+}
+
+impl ProducerStates {
+    /// Decides what to do with a batch from `producer_id`.
+    pub fn check(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        first_seq: i32,
+        last_seq: i32,
+    ) -> Result<SequenceCheck> {
+        let Some(entry) = self.producers.get(&producer_id) else {
+            if first_seq == 0 {
+                return Ok(SequenceCheck::Append);
+            }
+            return Err(BrokerError::OutOfOrderSequence {
+                producer_id,
+                expected: 0,
+                got: first_seq,
+            });
+        };
+        if epoch < entry.epoch {
+            return Err(BrokerError::InvalidProducerEpoch {
+                producer_id,
+                epoch,
+                current: entry.epoch,
+            });
+        }
+        if epoch > entry.epoch {
+            if first_seq == 0 {
+                return Ok(SequenceCheck::Append);
+            }
+            return Err(BrokerError::OutOfOrderSequence {
+                producer_id,
+                expected: 0,
+                got: first_seq,
+            });
+        }
+        if let Some(dup) = entry
+            .batches
+            .iter()
+            .find(|b| b.first_seq == first_seq && b.last_seq == last_seq)
+        {
+            return Ok(SequenceCheck::Duplicate(*dup));
+        }
+        let expected = entry.batches.back().map_or(0, |b| next_seq(b.last_seq));
+        if first_seq != expected {
+            return Err(BrokerError::OutOfOrderSequence {
+                producer_id,
+                expected,
+                got: first_seq,
+            });
+        }
+        Ok(SequenceCheck::Append)
+    }
+
+    /// Records an appended batch.
+    pub fn record(&mut self, producer_id: i64, epoch: i16, meta: BatchMeta) {
+        let entry = self.producers.entry(producer_id).or_insert(ProducerEntry {
+            epoch,
+            batches: VecDeque::new(),
+        });
+        if epoch != entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+        entry.batches.push_back(meta);
+        while entry.batches.len() > REMEMBERED_BATCHES {
+            entry.batches.pop_front();
+        }
+    }
+
+    /// Replays one batch header from the log (rebuilding at open).
+    pub fn replay(&mut self, h: &BatchHeader) {
+        if h.producer_id < 0 || h.base_sequence < 0 || h.is_control() {
+            return;
+        }
+        let last_seq = {
+            let last = i64::from(h.base_sequence) + i64::from(h.last_offset_delta);
+            if last > i64::from(i32::MAX) {
+                (last - i64::from(i32::MAX) - 1) as i32
+            } else {
+                last as i32
+            }
+        };
+        if self
+            .producers
+            .get(&h.producer_id)
+            .is_some_and(|e| h.producer_epoch < e.epoch)
+        {
+            return;
+        }
+        self.record(
+            h.producer_id,
+            h.producer_epoch,
+            BatchMeta {
+                first_seq: h.base_sequence,
+                last_seq,
+                base_offset: h.base_offset as u64,
+                last_offset: h.last_offset() as u64,
+            },
+        );
+    }
+
+    /// Number of producers tracked.
+    pub fn len(&self) -> usize {
+        self.producers.len()
+    }
+
+    /// True when no producer is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(first: i32, last: i32, off: u64) -> BatchMeta {
+        BatchMeta {
+            first_seq: first,
+            last_seq: last,
+            base_offset: off,
+            last_offset: off + (last - first) as u64,
+        }
+    }
+
+    #[test]
+    fn sequences_duplicates_and_epochs() {
+        let mut s = ProducerStates::default();
+        assert_eq!(s.check(7, 0, 0, 4).expect("first"), SequenceCheck::Append);
+        assert!(s.check(8, 0, 3, 4).is_err(), "a new producer starts at 0");
+        s.record(7, 0, meta(0, 4, 100));
+        assert!(matches!(
+            s.check(7, 0, 6, 7),
+            Err(BrokerError::OutOfOrderSequence {
+                expected: 5,
+                got: 6,
+                ..
+            })
+        ));
+        assert_eq!(s.check(7, 0, 5, 9).expect("next"), SequenceCheck::Append);
+        assert_eq!(
+            s.check(7, 0, 0, 4).expect("retry"),
+            SequenceCheck::Duplicate(meta(0, 4, 100))
+        );
+        for i in 1..=5 {
+            s.record(7, 0, meta(i * 5, i * 5 + 4, 100 + i as u64 * 5));
+        }
+        // Only the last five batches are remembered.
+        assert!(s.check(7, 0, 0, 4).is_err());
+        assert!(matches!(
+            s.check(7, 0, 25, 29).expect("dup"),
+            SequenceCheck::Duplicate(_)
+        ));
+        // A newer epoch restarts at 0; older epochs are fenced.
+        assert_eq!(s.check(7, 1, 0, 0).expect("bump"), SequenceCheck::Append);
+        s.record(7, 1, meta(0, 0, 500));
+        assert!(matches!(
+            s.check(7, 0, 30, 30),
+            Err(BrokerError::InvalidProducerEpoch { .. })
+        ));
+    }
+
+    #[test]
+    fn sequences_wrap() {
+        let mut s = ProducerStates::default();
+        s.record(1, 0, meta(i32::MAX - 1, i32::MAX, 0));
+        assert_eq!(s.check(1, 0, 0, 3).expect("wrapped"), SequenceCheck::Append);
+    }
+}

@@ -1,0 +1,7 @@
+//! Integration tests of the broker core and the embedded API, on real
+//! files; one test binary with a module per area.
+
+mod common;
+
+mod coordinator;
+mod smoke;

@@ -1,0 +1,54 @@
+use std::time::Duration;
+
+use pubsub_broker::{ConsumerConfig, ProducerConfig, ProducerRecord};
+
+use crate::common::*;
+
+#[test]
+fn produce_consume_commit_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let broker = open(dir.path());
+        broker
+            .create_topic("t", Some(3), no_configs())
+            .expect("create");
+        let producer = broker
+            .producer(ProducerConfig::default())
+            .expect("producer");
+        for i in 0..30 {
+            let v = format!("v{i}");
+            producer
+                .send(&ProducerRecord::new("t", v.as_bytes()).key(format!("k{i}").as_bytes()))
+                .expect("send");
+        }
+        producer.flush();
+        let mut consumer = broker
+            .consumer(ConsumerConfig::new("g").name("c1"))
+            .expect("consumer");
+        consumer.subscribe(&["t"]).expect("subscribe");
+        assert_eq!(consumer.assignment().len(), 3);
+        let mut got = Vec::new();
+        while got.len() < 20 {
+            got.extend(consumer.poll(Duration::from_secs(5)).expect("poll"));
+        }
+        got.truncate(20);
+        consumer.commit().expect("commit");
+        drop(consumer);
+        broker.close().expect("close");
+    }
+    let broker = open(dir.path());
+    let mut consumer = broker
+        .consumer(ConsumerConfig::new("g").name("c1"))
+        .expect("consumer");
+    consumer.subscribe(&["t"]).expect("subscribe");
+    let mut total = 0;
+    loop {
+        let recs = consumer.poll(Duration::from_millis(300)).expect("poll");
+        if recs.is_empty() {
+            break;
+        }
+        total += recs.len();
+    }
+    assert!(total <= 30);
+    assert!(total > 0, "resumed nothing");
+}
