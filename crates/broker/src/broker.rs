@@ -24,7 +24,7 @@ use crate::error::{BrokerError, Result};
 use crate::group::records::{partition_for_group, CommittedOffset};
 use crate::group::{
     CommitRequest, GroupCoordinator, GroupDescription, GroupListing, JoinRequest, JoinResponse,
-    OffsetsStore, SyncRequest, SyncResponse,
+    OffsetsRecord, OffsetsStore, SyncRequest, SyncResponse,
 };
 use crate::metadata::{
     self, partition_dir, topic_file, BrokerMeta, PartitionMeta, TopicMeta, BROKER_FILE,
@@ -96,7 +96,8 @@ pub(crate) struct Inner {
     stop: (Mutex<bool>, Condvar),
     background: Mutex<Option<JoinHandle<()>>>,
     recovery: Mutex<Vec<(String, i32, RecoveryReport)>>,
-    _lock: File,
+    /// Holds the data directory's lock while open.
+    lock: File,
 }
 
 /// A broker, opened on a data directory.
@@ -106,7 +107,7 @@ pub struct Broker {
 }
 
 impl OffsetsStore for Inner {
-    fn persist(&self, group: &str, records: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<()> {
+    fn persist(&self, group: &str, records: Vec<OffsetsRecord>) -> Result<()> {
         let n = self.config.group.offsets_topic_partitions;
         let partition = self.partition(CONSUMER_OFFSETS, partition_for_group(group, n))?;
         let now = wall_clock_ms();
@@ -348,6 +349,8 @@ impl Inner {
             }
         }
         self.tick.notify();
+        // Handles may outlive the broker; the directory is free now.
+        let _ = self.lock.unlock();
         info!(dir = %self.dir.display(), "broker closed");
         first_error.map_or(Ok(()), Err)
     }
@@ -459,7 +462,7 @@ impl Broker {
             stop: (Mutex::new(false), Condvar::new()),
             background: Mutex::new(None),
             recovery: Mutex::new(Vec::new()),
-            _lock: lock_file,
+            lock: lock_file,
         });
         let broker = Broker { inner };
         broker.load_topics()?;
@@ -542,7 +545,9 @@ impl Broker {
                 continue;
             };
             let live = self.inner.topic(&pm.topic).is_some_and(|t| {
-                t.meta.id == pm.topic_id && (pm.partition as u32) < t.meta.partitions
+                t.meta.id == pm.topic_id
+                    && (pm.partition as u32) < t.meta.partitions
+                    && name == format!("{}-{}", pm.topic, pm.partition)
             });
             if !live {
                 info!(dir = %path.display(), "removing the directory of a deleted topic");

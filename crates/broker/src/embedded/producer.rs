@@ -146,12 +146,15 @@ struct Queue {
     next_sequence: i32,
 }
 
+/// One batch queue per (topic, partition).
+type Queues = HashMap<(String, i32), Arc<Mutex<Queue>>>;
+
 #[derive(Debug)]
 struct Shared {
     broker: Broker,
     config: ProducerConfig,
     producer_id: Option<(i64, i16)>,
-    queues: Mutex<HashMap<(String, i32), Arc<Mutex<Queue>>>>,
+    queues: Mutex<Queues>,
     closed: AtomicBool,
     wake: (Mutex<bool>, Condvar),
 }
@@ -218,7 +221,7 @@ impl Shared {
     }
 
     fn flush_all(&self, only_older_than: Option<Duration>) {
-        let queues: Vec<((String, i32), Arc<Mutex<Queue>>)> = lock(&self.queues)
+        let queues: Vec<(_, Arc<Mutex<Queue>>)> = lock(&self.queues)
             .iter()
             .map(|(k, v)| (k.clone(), Arc::clone(v)))
             .collect();

@@ -206,7 +206,7 @@ fn sticky(
     }
     for (i, member) in members.iter().enumerate() {
         if let Some(v) = out.get_mut(&member.member_id) {
-            v.extend(kept[i].drain(..));
+            v.append(&mut kept[i]);
         }
     }
 }

@@ -32,12 +32,15 @@ pub use state::{
     SyncRequest, SyncResponse,
 };
 
+/// A `__consumer_offsets` record: key, and value (`None` deletes the key).
+pub type OffsetsRecord = (Vec<u8>, Option<Vec<u8>>);
+
 /// Where the coordinator makes its records durable (the broker appends them
 /// to the group's `__consumer_offsets` partition and waits for the fsync).
 pub trait OffsetsStore {
     /// Appends `(key, value)` records for `group`; a `None` value deletes.
     /// Returns once they are durable.
-    fn persist(&self, group: &str, records: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<()>;
+    fn persist(&self, group: &str, records: Vec<OffsetsRecord>) -> Result<()>;
 }
 
 /// One partition's commit in an OffsetCommit.
@@ -92,7 +95,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn group_record(group: &str, stored: &StoredGroup) -> (Vec<u8>, Option<Vec<u8>>) {
+fn group_record(group: &str, stored: &StoredGroup) -> OffsetsRecord {
     (
         OffsetsKey::Group {
             group: group.to_string(),
@@ -117,7 +120,7 @@ impl GroupCoordinator {
     }
 
     /// Rebuilds groups from `__consumer_offsets` records, in log order.
-    pub fn load(&self, records: impl IntoIterator<Item = (Vec<u8>, Option<Vec<u8>>)>, now: u64) {
+    pub fn load(&self, records: impl IntoIterator<Item = OffsetsRecord>, now: u64) {
         let mut groups = lock(&self.groups);
         for (key, value) in records {
             let key = match OffsetsKey::decode(&key) {
@@ -406,7 +409,7 @@ impl GroupCoordinator {
         if g.member_count() > 0 {
             return Err(BrokerError::NonEmptyGroup(group_id.to_string()));
         }
-        let mut records: Vec<(Vec<u8>, Option<Vec<u8>>)> = g
+        let mut records: Vec<OffsetsRecord> = g
             .offsets
             .keys()
             .map(|(topic, partition)| {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use pubsub_broker::group::records::{OffsetsKey, StoredGroup};
 use pubsub_broker::group::{
     CommitEntry, CommitRequest, GroupCoordinator, GroupState, JoinRequest, JoinResponse,
-    OffsetsStore, SyncRequest, SyncResponse,
+    OffsetsRecord, OffsetsStore, SyncRequest, SyncResponse,
 };
 use pubsub_broker::notify::Promise;
 use pubsub_broker::{BrokerError, GroupConfig};
@@ -16,16 +16,12 @@ use pubsub_broker::{BrokerError, GroupConfig};
 /// Records what the coordinator persists; can be made to fail.
 #[derive(Default)]
 struct Store {
-    records: Mutex<Vec<(Vec<u8>, Option<Vec<u8>>)>>,
+    records: Mutex<Vec<OffsetsRecord>>,
     fail: Mutex<bool>,
 }
 
 impl OffsetsStore for Store {
-    fn persist(
-        &self,
-        _group: &str,
-        records: Vec<(Vec<u8>, Option<Vec<u8>>)>,
-    ) -> pubsub_broker::Result<()> {
+    fn persist(&self, _group: &str, records: Vec<OffsetsRecord>) -> pubsub_broker::Result<()> {
         if *self.fail.lock().expect("lock") {
             return Err(BrokerError::Timeout("store failure injected by the test"));
         }

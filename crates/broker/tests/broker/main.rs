@@ -3,5 +3,9 @@
 
 mod common;
 
+mod assignment;
+mod consumers;
 mod coordinator;
+mod produce;
 mod smoke;
+mod topics;

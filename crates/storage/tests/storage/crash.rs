@@ -31,7 +31,7 @@ fn config(flush: FlushPolicy) -> LogConfig {
 /// Batch number `seq`: its content depends only on `seq`.
 fn batch(seq: u64) -> Vec<u8> {
     let n = 1 + (seq % 7) as usize;
-    let size = if seq % 11 == 0 { 3000 } else { 40 };
+    let size = if seq.is_multiple_of(11) { 3000 } else { 40 };
     let mut b = BatchBuilder::new();
     for i in 0..n {
         let value = format!("{seq}:{i}:").repeat(size / 8);
@@ -104,7 +104,7 @@ fn verify(dir: &std::path::Path, acks: &[(u64, u64, u64)]) -> u64 {
         );
     }
     assert_eq!(log.log_end_offset(), offset);
-    if seq % 2 == 0 {
+    if seq.is_multiple_of(2) {
         log.close().expect("close");
     }
     seq

@@ -1,0 +1,187 @@
+//! Topic administration: create, list, describe, alter, add partitions,
+//! delete; names validated as Kafka does; metadata (with the topic id)
+//! persisted across restarts.
+
+use std::collections::BTreeMap;
+
+use pubsub_broker::{BrokerConfig, BrokerError, ProducerConfig, ProducerRecord};
+
+use crate::common::*;
+
+#[test]
+fn topic_lifecycle_survives_restarts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let id;
+    {
+        let broker = open(dir.path());
+        let d = broker
+            .create_topic(
+                "orders",
+                Some(3),
+                configs(&[("retention.ms", "60000"), ("max.message.bytes", "2048")]),
+            )
+            .expect("create");
+        id = d.id;
+        assert_eq!(d.partitions.len(), 3);
+        assert!(d
+            .configs
+            .iter()
+            .any(|(k, v, explicit)| k == "retention.ms" && v == "60000" && *explicit));
+        assert!(d
+            .configs
+            .iter()
+            .any(|(k, v, explicit)| k == "segment.bytes" && v == "1073741824" && !*explicit));
+        assert!(matches!(
+            broker.create_topic("orders", Some(1), no_configs()),
+            Err(BrokerError::TopicAlreadyExists(_))
+        ));
+        for bad in ["", "..", "has space", "slash/y", &"x".repeat(250)] {
+            assert!(
+                matches!(
+                    broker.create_topic(bad, Some(1), no_configs()),
+                    Err(BrokerError::InvalidTopic { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            broker.create_topic("zero", Some(0), no_configs()),
+            Err(BrokerError::InvalidPartitions(_))
+        ));
+        assert!(matches!(
+            broker.create_topic("badcfg", Some(1), configs(&[("cleanup.policy", "shred")])),
+            Err(BrokerError::InvalidConfig { .. })
+        ));
+        assert!(
+            broker.describe_topic("badcfg").is_err(),
+            "nothing half-created"
+        );
+        assert_eq!(broker.topics(false), vec!["orders".to_string()]);
+        assert!(broker
+            .topics(true)
+            .contains(&"__consumer_offsets".to_string()));
+
+        broker.add_partitions("orders", 5).expect("grow");
+        assert!(broker.add_partitions("orders", 4).is_err(), "never shrinks");
+        let mut change = BTreeMap::new();
+        change.insert("retention.ms".to_string(), Some("120000".to_string()));
+        change.insert("max.message.bytes".to_string(), None);
+        broker.alter_topic_config("orders", &change).expect("alter");
+        let p = broker.partition("orders", 4).expect("new partition");
+        assert_eq!(
+            p.log().config().retention_ms,
+            Some(120_000),
+            "applied to open logs"
+        );
+        broker.close().expect("close");
+    }
+    let broker = open(dir.path());
+    let d = broker.describe_topic("orders").expect("describe");
+    assert_eq!(d.id, id, "the topic id is persisted");
+    assert_eq!(d.partitions.len(), 5);
+    let get = |k: &str| {
+        d.configs
+            .iter()
+            .find(|(key, ..)| key == k)
+            .map(|(_, v, e)| (v.clone(), *e))
+    };
+    assert_eq!(get("retention.ms"), Some(("120000".into(), true)));
+    assert_eq!(get("max.message.bytes"), Some(("1048588".into(), false)));
+    assert!(dir.path().join("orders-4").is_dir());
+}
+
+#[test]
+fn deleting_a_topic_removes_its_data_and_a_new_one_starts_empty() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = open(dir.path());
+    broker
+        .create_topic("temp", Some(2), no_configs())
+        .expect("create");
+    let producer = broker
+        .producer(ProducerConfig::default())
+        .expect("producer");
+    for i in 0..10 {
+        producer
+            .send_and_wait(&ProducerRecord::new("temp", format!("{i}").as_bytes()).partition(i % 2))
+            .expect("send");
+    }
+    let old_id = broker.topic_id("temp").expect("id");
+    let old_identity =
+        std::fs::read(dir.path().join("temp-0").join("partition.checkpoint")).expect("identity");
+    broker.delete_topic("temp").expect("delete");
+    assert!(!dir.path().join("temp-0").exists() && !dir.path().join("temp-1").exists());
+    assert!(broker.describe_topic("temp").is_err());
+    assert!(matches!(
+        broker.delete_topic("temp"),
+        Err(BrokerError::UnknownTopicOrPartition { .. })
+    ));
+    assert!(matches!(
+        broker.delete_topic("__consumer_offsets"),
+        Err(BrokerError::InvalidTopic { .. })
+    ));
+    let d = broker
+        .create_topic("temp", Some(2), no_configs())
+        .expect("recreate");
+    assert_ne!(d.id, old_id);
+    assert!(
+        d.partitions.iter().all(|p| p.log_end_offset == 0),
+        "no data from the old topic"
+    );
+    broker.close().expect("close");
+    // A partition directory of a deleted topic left behind (a crash during
+    // deletion) is removed at open; unrelated directories are left alone.
+    std::fs::create_dir_all(dir.path().join("leftover-0")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("leftover-0").join("partition.checkpoint"),
+        &old_identity,
+    )
+    .expect("write");
+    std::fs::create_dir_all(dir.path().join("not-ours")).expect("mkdir");
+    let broker = open(dir.path());
+    assert!(!dir.path().join("leftover-0").exists());
+    assert!(dir.path().join("not-ours").exists());
+    assert!(dir.path().join("temp-0").exists());
+    broker.close().expect("close");
+}
+
+#[test]
+fn unknown_topics_are_created_on_use_only_if_allowed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = open(dir.path());
+    let producer = broker
+        .producer(ProducerConfig::default())
+        .expect("producer");
+    producer
+        .send_and_wait(&ProducerRecord::new("auto", b"x"))
+        .expect("auto-created");
+    assert_eq!(broker.partition_count("auto"), Some(1));
+    broker.close().expect("close");
+    drop(producer);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = BrokerConfig {
+        auto_create_topics: false,
+        ..test_config()
+    };
+    let broker = pubsub_broker::Broker::open(dir.path(), config).expect("open");
+    let producer = broker
+        .producer(ProducerConfig::default())
+        .expect("producer");
+    assert!(matches!(
+        producer.send(&ProducerRecord::new("nope", b"x")),
+        Err(BrokerError::UnknownTopicOrPartition { .. })
+    ));
+}
+
+#[test]
+fn a_data_directory_is_used_by_one_broker_at_a_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = open(dir.path());
+    assert!(matches!(
+        pubsub_broker::Broker::open(dir.path(), test_config()),
+        Err(BrokerError::Locked(_))
+    ));
+    broker.close().expect("close");
+    drop(broker);
+    open(dir.path()).close().expect("reopen after close");
+}
