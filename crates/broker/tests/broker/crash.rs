@@ -1,0 +1,218 @@
+//! A child process holds the broker, producing (acks=all, idempotent),
+//! consuming as static member "survivor" and committing; it reports what was
+//! acknowledged and committed, and is killed with SIGKILL at a random moment.
+//! Each time, the broker reopens with every acknowledged record at its
+//! offset, the committed offsets at least what was reported, and the member
+//! resumes exactly there with the same partitions.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use pubsub_broker::{Broker, ConsumerConfig, ProducerConfig, ProducerRecord};
+use pubsub_records::Batches;
+
+use crate::common::*;
+
+const CHILD: &str = "PUBSUB_BROKER_CRASH_DIR";
+
+fn child(dir: &str) -> ! {
+    let broker = Broker::open(dir, test_config()).expect("child open");
+    let _ = broker.create_topic("stream", Some(4), no_configs());
+    let producer = broker
+        .producer(ProducerConfig {
+            linger: Duration::from_millis(1),
+            ..ProducerConfig::default()
+        })
+        .expect("producer");
+    let mut consumer = broker
+        .consumer(ConsumerConfig {
+            auto_commit: false,
+            ..ConsumerConfig::new("crash-group").name("survivor")
+        })
+        .expect("consumer");
+    consumer.subscribe(&["stream"]).expect("subscribe");
+    let mut out = std::io::stdout().lock();
+    // libtest has printed "test ... " without a newline: start a fresh line.
+    writeln!(out).expect("stdout");
+    let assigned: Vec<String> = consumer
+        .assignment()
+        .iter()
+        .map(|(_, p)| p.to_string())
+        .collect();
+    writeln!(out, "assigned {}", assigned.join(",")).expect("stdout");
+    let mut seq: u64 = (0..4)
+        .map(|p| {
+            broker
+                .partition("stream", p)
+                .expect("p")
+                .log()
+                .log_end_offset()
+        })
+        .sum();
+    loop {
+        let mut pending = Vec::new();
+        for _ in 0..20 {
+            let (k, v) = (format!("k{seq}"), format!("v{seq}"));
+            pending.push((
+                seq,
+                producer
+                    .send(&ProducerRecord::new("stream", v.as_bytes()).key(k.as_bytes()))
+                    .expect("send"),
+            ));
+            seq += 1;
+        }
+        for (s, d) in pending {
+            let m = d.wait().expect("delivered");
+            writeln!(out, "produced {} {} {s}", m.partition, m.offset).expect("stdout");
+        }
+        consumer.poll(Duration::from_millis(5)).expect("poll");
+        consumer.commit().expect("commit");
+        for (_, p) in consumer.assignment() {
+            let pos = consumer.position("stream", p).expect("position");
+            writeln!(out, "committed {p} {pos}").expect("stdout");
+        }
+        out.flush().expect("flush");
+    }
+}
+
+#[test]
+fn a_sigkilled_broker_keeps_acknowledged_records_and_committed_positions() {
+    if let Ok(dir) = std::env::var(CHILD) {
+        child(&dir);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = std::env::current_exe().expect("exe");
+    let mut produced: BTreeMap<(i32, i64), u64> = BTreeMap::new();
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    for cycle in 0..6 {
+        let mut child = Command::new(&exe)
+            .args([
+                "--exact",
+                "crash::a_sigkilled_broker_keeps_acknowledged_records_and_committed_positions",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD, dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let stdout = child.stdout.take().expect("stdout");
+        let reader = std::thread::spawn(move || {
+            BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .collect::<Vec<String>>()
+        });
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        std::thread::sleep(Duration::from_millis(400 + rng % 600));
+        assert!(
+            child.try_wait().expect("try_wait").is_none(),
+            "cycle {cycle}: the child died on its own"
+        );
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reap");
+        let lines = reader.join().expect("reader");
+        let mut committed: BTreeMap<i32, u64> = BTreeMap::new();
+        let mut assigned = String::new();
+        for line in &lines {
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            match parts[..] {
+                ["produced", p, o, s] => {
+                    if let (Ok(p), Ok(o), Ok(s)) = (p.parse(), o.parse(), s.parse()) {
+                        produced.insert((p, o), s);
+                    }
+                }
+                ["committed", p, o] => {
+                    if let (Ok(p), Ok(o)) = (p.parse(), o.parse()) {
+                        committed.insert(p, o);
+                    }
+                }
+                ["assigned", a] => assigned = a.to_string(),
+                _ => {}
+            }
+        }
+        assert_eq!(
+            assigned, "0,1,2,3",
+            "cycle {cycle}: the only member owns everything"
+        );
+
+        let broker = open(dir.path());
+        // Every acknowledged record is there, once, at its offset.
+        let mut buf = Vec::new();
+        for (&(p, o), &s) in &produced {
+            broker
+                .fetch("stream", p, o as u64, 1, &mut buf)
+                .expect("fetch");
+            let mut found = None;
+            for batch in Batches::new(&buf) {
+                for r in batch
+                    .expect("batch")
+                    .records(1 << 20)
+                    .expect("records")
+                    .iter()
+                {
+                    let r = r.expect("record");
+                    if r.offset == o {
+                        found = r.value.map(<[u8]>::to_vec);
+                    }
+                }
+            }
+            assert_eq!(
+                found,
+                Some(format!("v{s}").into_bytes()),
+                "cycle {cycle}: record {p}/{o}"
+            );
+        }
+        let total: u64 = (0..4)
+            .map(|p| {
+                broker
+                    .partition("stream", p)
+                    .expect("p")
+                    .log()
+                    .log_end_offset()
+            })
+            .sum();
+        assert!(total >= produced.len() as u64);
+        // Committed offsets are at least what was reported as committed.
+        let stored: BTreeMap<i32, i64> = broker
+            .fetch_offsets("crash-group", None)
+            .into_iter()
+            .filter_map(|((_, p), c)| c.map(|c| (p, c.offset)))
+            .collect();
+        for (p, o) in &committed {
+            assert!(
+                stored.get(p).copied().unwrap_or(-1) >= *o as i64,
+                "cycle {cycle}: commit of partition {p} lost"
+            );
+        }
+        // The member comes back with the same partitions, at those offsets.
+        let mut c = broker
+            .consumer(ConsumerConfig {
+                auto_commit: false,
+                ..ConsumerConfig::new("crash-group").name("survivor")
+            })
+            .expect("consumer");
+        c.subscribe(&["stream"]).expect("subscribe");
+        assert_eq!(c.assignment().len(), 4);
+        for p in 0..4 {
+            let expected = stored.get(&p).map_or(0, |&o| o as u64);
+            assert_eq!(
+                c.position("stream", p),
+                Some(expected),
+                "cycle {cycle}: partition {p}"
+            );
+        }
+        drop(c);
+        broker.close().expect("close");
+    }
+    assert!(
+        produced.len() > 100,
+        "only {} records were acknowledged",
+        produced.len()
+    );
+}
