@@ -81,6 +81,16 @@ fn main() {
             _ => println!("| {group}/{ours} | not run | | |"),
         }
     }
+    for case in ["acks1_linger0", "acks1_linger5ms", "acksall_linger0"] {
+        let path = root.join("e2e_latency").join(case).join("summary.json");
+        match read_json(&path) {
+            Some(v) => println!(
+                "| e2e_latency/{case} (1 KiB, {} msg/s, 1 partition) | p50 {} ms, p99 {} ms, p99.9 {} ms, max {} ms | | |",
+                v["rate"], v["p50_ms"], v["p99_ms"], v["p999_ms"], v["max_ms"]
+            ),
+            None => println!("| e2e_latency/{case} | not run | | |"),
+        }
+    }
     for (group, name) in SINGLES {
         match load(&root, group, name) {
             Some(m) => println!("| {group}/{name} | {} | | |", fmt(m)),

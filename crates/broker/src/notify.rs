@@ -19,7 +19,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[derive(Debug, Default)]
 struct WakeState {
     notified: bool,
-    waker: Option<Waker>,
+    wakers: Vec<Waker>,
 }
 
 /// A waiter's doorbell.
@@ -37,13 +37,13 @@ impl Wakeup {
 
     /// Rings it.
     pub fn wake(&self) {
-        let waker = {
+        let wakers = {
             let mut st = lock(&self.state);
             st.notified = true;
-            st.waker.take()
+            std::mem::take(&mut st.wakers)
         };
         self.ready.notify_all();
-        if let Some(w) = waker {
+        for w in wakers {
             w.wake();
         }
     }
@@ -92,7 +92,9 @@ impl Future for WakeupFuture {
             st.notified = false;
             return Poll::Ready(());
         }
-        st.waker = Some(cx.waker().clone());
+        if !st.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            st.wakers.push(cx.waker().clone());
+        }
         Poll::Pending
     }
 }
@@ -195,6 +197,96 @@ impl<T> Promise<T> {
     }
 }
 
+/// A value set once and read by any number of waiters (blocking or async).
+#[derive(Debug)]
+pub struct Outcome<T> {
+    value: std::sync::OnceLock<T>,
+    ready: Mutex<bool>,
+    changed: Condvar,
+    wakers: Mutex<Vec<Waker>>,
+}
+
+impl<T> Default for Outcome<T> {
+    fn default() -> Self {
+        Outcome {
+            value: std::sync::OnceLock::new(),
+            ready: Mutex::new(false),
+            changed: Condvar::new(),
+            wakers: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl<T> Outcome<T> {
+    /// An outcome not known yet.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Outcome::default())
+    }
+
+    /// Sets it (only the first call counts) and wakes every waiter.
+    pub fn set(&self, value: T) {
+        let _ = self.value.set(value);
+        *lock(&self.ready) = true;
+        self.changed.notify_all();
+        for w in std::mem::take(&mut *lock(&self.wakers)) {
+            w.wake();
+        }
+    }
+
+    /// The value, if set.
+    pub fn get(&self) -> Option<&T> {
+        self.value.get()
+    }
+
+    /// Blocks up to `timeout` for the value.
+    pub fn wait(&self, timeout: Duration) -> Option<&T> {
+        let deadline = Instant::now() + timeout;
+        let mut ready = lock(&self.ready);
+        while !*ready {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            ready = self
+                .changed
+                .wait_timeout(ready, deadline - now)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+        drop(ready);
+        self.value.get()
+    }
+
+    /// Waits asynchronously for the value.
+    pub fn wait_async(self: &Arc<Self>) -> OutcomeFuture<T> {
+        OutcomeFuture {
+            outcome: Arc::clone(self),
+        }
+    }
+}
+
+/// The future of [`Outcome::wait_async`]: completes once the value is set.
+#[derive(Debug)]
+pub struct OutcomeFuture<T> {
+    outcome: Arc<Outcome<T>>,
+}
+
+impl<T> Future for OutcomeFuture<T> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.outcome.value.get().is_some() {
+            return Poll::Ready(());
+        }
+        lock(&self.outcome.wakers).push(cx.waker().clone());
+        // Set between the check and the registration: do not sleep.
+        if self.outcome.value.get().is_some() {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,6 +304,22 @@ mod tests {
         drop(w);
         n.notify(); // a dropped listener is forgotten, not an error
         assert!(lock(&n.listeners).is_empty());
+    }
+
+    #[test]
+    fn outcomes_are_read_by_many() {
+        let o: Arc<Outcome<u32>> = Outcome::new();
+        let readers: Vec<_> = (0..3)
+            .map(|_| {
+                let o = Arc::clone(&o);
+                std::thread::spawn(move || o.wait(Duration::from_secs(10)).copied())
+            })
+            .collect();
+        o.set(9);
+        o.set(10);
+        for r in readers {
+            assert_eq!(r.join().expect("reader"), Some(9));
+        }
     }
 
     #[test]

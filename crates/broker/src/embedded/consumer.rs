@@ -6,7 +6,7 @@
 //! the rest of the group. A consumer with a `name` is a static member: after
 //! a restart of the process or the broker it gets its partitions back.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -95,7 +95,7 @@ impl ConsumerConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerRecord {
     /// Topic.
-    pub topic: String,
+    pub topic: Arc<str>,
     /// Partition.
     pub partition: i32,
     /// Offset.
@@ -136,6 +136,27 @@ impl StopHandle {
 
 type TopicPartition = (String, i32);
 
+/// An assigned partition and where the consumer is in it.
+#[derive(Debug)]
+struct Assigned {
+    topic: Arc<str>,
+    partition: i32,
+    /// Next offset to hand to the application.
+    position: u64,
+    /// Next offset to read from the log (records in between are buffered).
+    fetch_position: u64,
+}
+
+impl Assigned {
+    fn is(&self, topic: &str, partition: i32) -> bool {
+        self.partition == partition && &*self.topic == topic
+    }
+
+    fn tp(&self) -> TopicPartition {
+        (self.topic.to_string(), self.partition)
+    }
+}
+
 /// A member of a consumer group on an in-process broker.
 #[derive(Debug)]
 pub struct Consumer {
@@ -145,13 +166,10 @@ pub struct Consumer {
     member_id: String,
     generation: i32,
     needs_join: bool,
-    assignment: Vec<TopicPartition>,
+    /// Assigned partitions, sorted, with their positions.
+    assigned: Vec<Assigned>,
     /// Partition counts the assignment was computed from (leader only).
     assigned_counts: BTreeMap<String, u32>,
-    /// Next offset to hand to the application, per assigned partition.
-    positions: HashMap<TopicPartition, u64>,
-    /// Next offset to read from the log.
-    fetch_positions: HashMap<TopicPartition, u64>,
     buffer: VecDeque<ConsumerRecord>,
     next_partition: usize,
     wakeup: Arc<Wakeup>,
@@ -175,10 +193,8 @@ impl Broker {
             member_id: String::new(),
             generation: -1,
             needs_join: false,
-            assignment: Vec::new(),
+            assigned: Vec::new(),
             assigned_counts: BTreeMap::new(),
-            positions: HashMap::new(),
-            fetch_positions: HashMap::new(),
             buffer: VecDeque::new(),
             next_partition: 0,
             wakeup,
@@ -222,7 +238,11 @@ impl Consumer {
 
     /// Partitions currently assigned.
     pub fn assignment(&self) -> Vec<TopicPartition> {
-        self.assignment.clone()
+        self.assigned.iter().map(Assigned::tp).collect()
+    }
+
+    fn find(&self, topic: &str, partition: i32) -> Option<usize> {
+        self.assigned.iter().position(|a| a.is(topic, partition))
     }
 
     /// The member id the coordinator gave this consumer.
@@ -237,7 +257,7 @@ impl Consumer {
 
     /// Next offset this consumer will return for a partition.
     pub fn position(&self, topic: &str, partition: i32) -> Option<u64> {
-        self.positions.get(&(topic.to_string(), partition)).copied()
+        self.find(topic, partition).map(|i| self.assigned[i].position)
     }
 
     /// The group's committed offset for a partition.
@@ -324,25 +344,33 @@ impl Consumer {
     fn take_records(&mut self, max: usize) -> Vec<ConsumerRecord> {
         let n = max.min(self.buffer.len());
         let out: Vec<ConsumerRecord> = self.buffer.drain(..n).collect();
-        for r in &out {
-            self.positions
-                .insert((r.topic.clone(), r.partition), r.offset as u64 + 1);
+        // Advance each partition once, to after its last record handed out
+        // (records of one partition come in runs: look up only on a change).
+        let mut current: Option<usize> = None;
+        for r in out.iter().rev() {
+            if current.is_some_and(|i| self.assigned[i].is(&r.topic, r.partition)) {
+                continue;
+            }
+            current = self.find(&r.topic, r.partition);
+            if let Some(i) = current {
+                let a = &mut self.assigned[i];
+                a.position = a.position.max(r.offset as u64 + 1);
+            }
         }
         out
     }
 
     /// Reads the next batch of records from one assigned partition (in turn).
     fn fetch(&mut self) -> Result<()> {
-        let n = self.assignment.len();
+        let n = self.assigned.len();
         for step in 0..n {
-            let tp = self.assignment[(self.next_partition + step) % n].clone();
-            let Some(&pos) = self.fetch_positions.get(&tp) else {
-                continue;
+            let i = (self.next_partition + step) % n;
+            let (topic, partition, pos) = {
+                let a = &self.assigned[i];
+                (Arc::clone(&a.topic), a.partition, a.fetch_position)
             };
             let mut buf = std::mem::take(&mut self.read_buf);
-            let result = self
-                .broker
-                .fetch(&tp.0, tp.1, pos, self.config.fetch_bytes, &mut buf);
+            let result = self.broker.fetch(&topic, partition, pos, self.config.fetch_bytes, &mut buf);
             match result {
                 Ok(_) => {}
                 Err(BrokerError::OffsetOutOfRange { start, end, .. }) => {
@@ -350,9 +378,10 @@ impl Consumer {
                         OffsetReset::Earliest => start,
                         OffsetReset::Latest => end,
                     };
-                    warn!(topic = %tp.0, partition = tp.1, position = pos, reset, "position out of range; resetting");
-                    self.fetch_positions.insert(tp.clone(), reset);
-                    self.positions.insert(tp, reset);
+                    warn!(topic = %topic, partition, position = pos, reset, "position out of range; resetting");
+                    let a = &mut self.assigned[i];
+                    a.fetch_position = reset;
+                    a.position = reset;
                     self.read_buf = buf;
                     continue;
                 }
@@ -379,8 +408,8 @@ impl Consumer {
                         continue;
                     }
                     self.buffer.push_back(ConsumerRecord {
-                        topic: tp.0.clone(),
-                        partition: tp.1,
+                        topic: Arc::clone(&topic),
+                        partition,
                         offset: r.offset,
                         timestamp: r.timestamp,
                         key: r.key.map(<[u8]>::to_vec),
@@ -398,9 +427,9 @@ impl Consumer {
                 }
             }
             self.read_buf = buf;
-            self.fetch_positions.insert(tp, next);
+            self.assigned[i].fetch_position = next;
             if !self.buffer.is_empty() {
-                self.next_partition = (self.next_partition + step + 1) % n;
+                self.next_partition = (i + 1) % n;
                 return Ok(());
             }
         }
@@ -415,7 +444,10 @@ impl Consumer {
         if self.needs_join || self.member_id.is_empty() {
             return;
         }
-        if self.last_heartbeat.elapsed() < self.heartbeat_interval() {
+        // In-process, a rebalance is noticed at once instead of at the next
+        // heartbeat: the consumer is woken at least every clock tick.
+        let rebalancing = self.broker.coordinator().is_rebalancing(&self.config.group_id);
+        if !rebalancing && self.last_heartbeat.elapsed() < self.heartbeat_interval() {
             return;
         }
         self.last_heartbeat = Instant::now();
@@ -463,16 +495,14 @@ impl Consumer {
     pub fn commit(&mut self) -> Result<()> {
         self.last_commit = Instant::now();
         let entries: Vec<CommitEntry> = self
-            .assignment
+            .assigned
             .iter()
-            .filter_map(|tp| {
-                self.positions.get(tp).map(|&offset| CommitEntry {
-                    topic: tp.0.clone(),
-                    partition: tp.1,
-                    offset: offset as i64,
-                    leader_epoch: -1,
-                    metadata: String::new(),
-                })
+            .map(|a| CommitEntry {
+                topic: a.topic.to_string(),
+                partition: a.partition,
+                offset: a.position as i64,
+                leader_epoch: -1,
+                metadata: String::new(),
             })
             .collect();
         self.commit_entries(entries)
@@ -506,38 +536,35 @@ impl Consumer {
         })
     }
 
-    fn assigned(&self, topic: &str, partition: i32) -> Result<TopicPartition> {
-        let tp = (topic.to_string(), partition);
-        if !self.assignment.contains(&tp) {
-            return Err(BrokerError::UnknownTopicOrPartition {
-                topic: topic.to_string(),
-                partition: Some(partition),
-            });
-        }
-        Ok(tp)
-    }
-
-    fn set_position(&mut self, tp: TopicPartition, offset: u64) {
+    fn set_position(&mut self, i: usize, offset: u64) {
+        let a = &mut self.assigned[i];
+        a.position = offset;
+        a.fetch_position = offset;
+        let (topic, partition) = (Arc::clone(&a.topic), a.partition);
         self.buffer
-            .retain(|r| !(r.topic == tp.0 && r.partition == tp.1));
-        self.fetch_positions.insert(tp.clone(), offset);
-        self.positions.insert(tp, offset);
+            .retain(|r| !(r.partition == partition && r.topic == topic));
     }
 
     /// Continues an assigned partition from `offset` (replay or skip).
     pub fn seek(&mut self, topic: &str, partition: i32, offset: u64) -> Result<()> {
-        let tp = self.assigned(topic, partition)?;
-        self.set_position(tp, offset);
+        let i = self
+            .find(topic, partition)
+            .ok_or_else(|| BrokerError::UnknownTopicOrPartition {
+                topic: topic.to_string(),
+                partition: Some(partition),
+            })?;
+        self.set_position(i, offset);
         Ok(())
     }
 
     fn seek_all(&mut self, spec: OffsetSpec) -> Result<()> {
-        for tp in self.assignment.clone() {
-            let offset = match self.broker.list_offset(&tp.0, tp.1, spec)? {
+        for i in 0..self.assigned.len() {
+            let (topic, partition) = (Arc::clone(&self.assigned[i].topic), self.assigned[i].partition);
+            let offset = match self.broker.list_offset(&topic, partition, spec)? {
                 Some((o, _)) => o as u64,
-                None => self.broker.partition(&tp.0, tp.1)?.log().log_end_offset(),
+                None => self.broker.partition(&topic, partition)?.log().log_end_offset(),
             };
-            self.set_position(tp, offset);
+            self.set_position(i, offset);
         }
         Ok(())
     }
@@ -564,7 +591,7 @@ impl Consumer {
             if self.stop.load(Ordering::Acquire) {
                 return Ok(());
             }
-            if self.config.auto_commit && !self.assignment.is_empty() {
+            if self.config.auto_commit && !self.assigned.is_empty() {
                 // Commit what was consumed before the partitions move.
                 if let Err(e) = self.commit() {
                     debug!(error = %e, "commit before rebalance failed");
@@ -594,7 +621,7 @@ impl Consumer {
             topics: self.topics.clone(),
             user_data: None,
             owned_partitions: if sticky {
-                by_topic(&self.assignment)
+                by_topic(&self.assignment())
             } else {
                 Vec::new()
             },
@@ -737,25 +764,26 @@ impl Consumer {
     /// start at the committed offset (or the reset policy).
     fn install(&mut self, mut parts: Vec<TopicPartition>) -> Result<()> {
         parts.sort();
-        for old in &self.assignment {
-            if !parts.contains(old) {
-                if let Ok(p) = self.broker.partition(&old.0, old.1) {
+        let mut kept = Vec::with_capacity(parts.len());
+        for a in std::mem::take(&mut self.assigned) {
+            if parts.iter().any(|(t, p)| a.is(t, *p)) {
+                kept.push(a);
+            } else {
+                if let Ok(p) = self.broker.partition(&a.topic, a.partition) {
                     p.unsubscribe(&self.wakeup);
                 }
-                self.positions.remove(old);
-                self.fetch_positions.remove(old);
                 self.buffer
-                    .retain(|r| !(r.topic == old.0 && r.partition == old.1));
+                    .retain(|r| !(r.partition == a.partition && r.topic == a.topic));
             }
         }
         let new: Vec<TopicPartition> = parts
             .iter()
-            .filter(|tp| !self.positions.contains_key(*tp))
+            .filter(|(t, p)| !kept.iter().any(|a| a.is(t, *p)))
             .cloned()
             .collect();
         let committed = self.broker.fetch_offsets(&self.config.group_id, Some(&new));
-        for (tp, c) in committed {
-            let p = self.broker.partition(&tp.0, tp.1)?;
+        for ((topic, partition), c) in committed {
+            let p = self.broker.partition(&topic, partition)?;
             p.subscribe(&self.wakeup);
             let log = p.log();
             let offset = match c {
@@ -765,11 +793,17 @@ impl Consumer {
                     OffsetReset::Latest => log.log_end_offset(),
                 },
             };
-            self.positions.insert(tp.clone(), offset);
-            self.fetch_positions.insert(tp, offset);
+            kept.push(Assigned {
+                topic: Arc::from(topic.as_str()),
+                partition,
+                position: offset,
+                fetch_position: offset,
+            });
         }
+        kept.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
         debug!(group = %self.config.group_id, member = %self.member_id, generation = self.generation, partitions = ?parts, "assigned");
-        self.assignment = parts;
+        self.assigned = kept;
+        self.next_partition = 0;
         self.wakeup.wake();
         Ok(())
     }
@@ -787,14 +821,12 @@ impl Consumer {
                 &[(self.member_id.clone(), self.config.name.clone())],
             );
         }
-        for tp in std::mem::take(&mut self.assignment) {
-            if let Ok(p) = self.broker.partition(&tp.0, tp.1) {
+        for a in std::mem::take(&mut self.assigned) {
+            if let Ok(p) = self.broker.partition(&a.topic, a.partition) {
                 p.unsubscribe(&self.wakeup);
             }
         }
         self.member_id.clear();
-        self.positions.clear();
-        self.fetch_positions.clear();
         self.buffer.clear();
         self.topics.clear();
         self.needs_join = false;

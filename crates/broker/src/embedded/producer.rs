@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -11,7 +11,7 @@ use pubsub_records::{BatchBuilder, Compression, Header, NewRecord};
 
 use crate::broker::{wall_clock_ms, Broker};
 use crate::error::{BrokerError, Result};
-use crate::notify::Promise;
+use crate::notify::Outcome;
 use crate::partition::Acks;
 use crate::partitioner::partition_for_key;
 
@@ -116,45 +116,70 @@ pub struct RecordMetadata {
 /// The outcome of one send (errors are shared by a whole batch).
 pub type DeliveryResult = std::result::Result<RecordMetadata, Arc<BrokerError>>;
 
-/// A pending send: wait for it, blocking or async.
+/// What happened to a batch: its base offset and append time, or an error.
+type BatchResult = std::result::Result<(i64, i64), Arc<BrokerError>>;
+
+/// A pending send: wait for it, blocking or async. Records of one batch
+/// share one outcome.
 #[derive(Debug, Clone)]
 pub struct Delivery {
-    promise: Arc<Promise<DeliveryResult>>,
+    batch: Arc<Outcome<BatchResult>>,
+    topic: Arc<str>,
+    partition: i32,
+    index: i64,
+    timestamp: i64,
 }
 
 impl Delivery {
+    fn result(&self, batch: &BatchResult) -> DeliveryResult {
+        match batch {
+            Ok((base, append_time)) => Ok(RecordMetadata {
+                topic: self.topic.to_string(),
+                partition: self.partition,
+                offset: base + self.index,
+                timestamp: if *append_time >= 0 { *append_time } else { self.timestamp },
+            }),
+            Err(e) => Err(Arc::clone(e)),
+        }
+    }
+
     /// Blocks until the record is stored (per the producer's acks) or failed.
     pub fn wait(self) -> DeliveryResult {
         loop {
-            if let Some(r) = self.promise.wait(Duration::from_secs(3600)) {
-                return r;
+            if let Some(r) = self.batch.wait(Duration::from_secs(3600)) {
+                return self.result(r);
             }
         }
     }
 
     /// Waits asynchronously.
     pub async fn wait_async(self) -> DeliveryResult {
-        self.promise.wait_async().await
+        self.batch.wait_async().await;
+        match self.batch.get() {
+            Some(r) => self.result(r),
+            None => Err(Arc::new(BrokerError::Closed)),
+        }
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Queue {
+    topic: Arc<str>,
     builder: Option<BatchBuilder>,
-    waiting: Vec<(Arc<Promise<DeliveryResult>>, i64)>,
+    outcome: Arc<Outcome<BatchResult>>,
     opened: Option<Instant>,
     next_sequence: i32,
 }
 
-/// One batch queue per (topic, partition).
-type Queues = HashMap<(String, i32), Arc<Mutex<Queue>>>;
+/// Batch queues of one topic, by partition.
+type TopicQueues = Vec<Arc<Mutex<Queue>>>;
 
 #[derive(Debug)]
 struct Shared {
     broker: Broker,
     config: ProducerConfig,
     producer_id: Option<(i64, i16)>,
-    queues: Mutex<Queues>,
+    queues: RwLock<HashMap<String, TopicQueues>>,
     closed: AtomicBool,
     wake: (Mutex<bool>, Condvar),
 }
@@ -167,65 +192,71 @@ pub struct Producer {
 }
 
 impl Shared {
-    fn queue(&self, topic: &str, partition: i32) -> Arc<Mutex<Queue>> {
-        Arc::clone(
-            lock(&self.queues)
-                .entry((topic.to_string(), partition))
-                .or_default(),
-        )
+    /// The queue of (topic, partition); `partitions` is the topic's count.
+    fn queue(&self, topic: &str, partition: i32, partitions: u32) -> Arc<Mutex<Queue>> {
+        let p = partition as usize;
+        if let Some(q) = self
+            .queues
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(topic)
+            .and_then(|qs| qs.get(p))
+        {
+            return Arc::clone(q);
+        }
+        let mut all = self
+            .queues
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let qs = all.entry(topic.to_string()).or_default();
+        let name: Arc<str> = Arc::from(topic);
+        while qs.len() < (partitions as usize).max(p + 1) {
+            qs.push(Arc::new(Mutex::new(Queue {
+                topic: Arc::clone(&name),
+                builder: None,
+                outcome: Outcome::new(),
+                opened: None,
+                next_sequence: 0,
+            })));
+        }
+        Arc::clone(&qs[p])
     }
 
-    /// Appends the queue's batch; fails its waiters on error.
-    fn flush_queue(&self, topic: &str, partition: i32, q: &mut Queue) {
+    /// Appends the queue's batch and settles its outcome.
+    fn flush_queue(&self, partition: i32, q: &mut Queue) {
         let Some(mut builder) = q.builder.take() else {
             return;
         };
         q.opened = None;
-        let waiting = std::mem::take(&mut q.waiting);
+        let outcome = std::mem::replace(&mut q.outcome, Outcome::new());
         let count = builder.record_count() as i32;
         if let Some((pid, epoch)) = self.producer_id {
             builder = builder.producer(pid, epoch, q.next_sequence);
         }
-        let result = builder
-            .build()
-            .map_err(BrokerError::from)
-            .and_then(|mut bytes| {
-                self.broker
-                    .produce_built(topic, partition, &mut bytes, self.config.acks)
-            });
+        let result = builder.build().map_err(BrokerError::from).and_then(|mut bytes| {
+            self.broker
+                .produce_built(&q.topic, partition, &mut bytes, self.config.acks)
+        });
         match result {
             Ok(info) => {
                 if self.producer_id.is_some() {
                     q.next_sequence = q.next_sequence.wrapping_add(count) & i32::MAX;
                 }
-                for (i, (promise, ts)) in waiting.into_iter().enumerate() {
-                    promise.fulfil(Ok(RecordMetadata {
-                        topic: topic.to_string(),
-                        partition,
-                        offset: info.base_offset as i64 + i as i64,
-                        timestamp: if info.log_append_time >= 0 {
-                            info.log_append_time
-                        } else {
-                            ts
-                        },
-                    }));
-                }
+                outcome.set(Ok((info.base_offset as i64, info.log_append_time)));
             }
-            Err(e) => {
-                let e = Arc::new(e);
-                for (promise, _) in waiting {
-                    promise.fulfil(Err(Arc::clone(&e)));
-                }
-            }
+            Err(e) => outcome.set(Err(Arc::new(e))),
         }
     }
 
     fn flush_all(&self, only_older_than: Option<Duration>) {
-        let queues: Vec<(_, Arc<Mutex<Queue>>)> = lock(&self.queues)
-            .iter()
-            .map(|(k, v)| (k.clone(), Arc::clone(v)))
+        let queues: Vec<(i32, Arc<Mutex<Queue>>)> = self
+            .queues
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .flat_map(|qs| qs.iter().enumerate().map(|(p, q)| (p as i32, Arc::clone(q))))
             .collect();
-        for ((topic, partition), q) in queues {
+        for (partition, q) in queues {
             let mut q = lock(&q);
             let due = match (only_older_than, q.opened) {
                 (_, None) => false,
@@ -233,7 +264,7 @@ impl Shared {
                 (Some(age), Some(opened)) => opened.elapsed() >= age,
             };
             if due {
-                self.flush_queue(&topic, partition, &mut q);
+                self.flush_queue(partition, &mut q);
             }
         }
     }
@@ -269,7 +300,7 @@ impl Broker {
             broker: self.clone(),
             config,
             producer_id,
-            queues: Mutex::new(HashMap::new()),
+            queues: RwLock::new(HashMap::new()),
             closed: AtomicBool::new(false),
             wake: (Mutex::new(false), Condvar::new()),
         });
@@ -289,18 +320,22 @@ impl Broker {
 }
 
 impl Producer {
-    fn choose_partition(&self, record: &ProducerRecord<'_>) -> Result<i32> {
+    /// The partition for `record` and the topic's partition count.
+    fn choose_partition(&self, record: &ProducerRecord<'_>) -> Result<(i32, u32)> {
         let broker = &self.shared.broker;
         let count = broker.ensure_topic(record.topic)?;
-        match (record.partition, record.key) {
-            (Some(p), _) if p >= 0 && (p as u32) < count => Ok(p),
-            (Some(p), _) => Err(BrokerError::UnknownTopicOrPartition {
-                topic: record.topic.to_string(),
-                partition: Some(p),
-            }),
-            (None, Some(key)) => Ok(partition_for_key(key, count) as i32),
-            (None, None) => Ok(broker.spread(count) as i32),
-        }
+        let p = match (record.partition, record.key) {
+            (Some(p), _) if p >= 0 && (p as u32) < count => p,
+            (Some(p), _) => {
+                return Err(BrokerError::UnknownTopicOrPartition {
+                    topic: record.topic.to_string(),
+                    partition: Some(p),
+                })
+            }
+            (None, Some(key)) => partition_for_key(key, count) as i32,
+            (None, None) => broker.spread(count) as i32,
+        };
+        Ok((p, count))
     }
 
     /// Queues a record; the returned [`Delivery`] completes when it is
@@ -309,10 +344,9 @@ impl Producer {
         if self.shared.closed.load(Ordering::Acquire) {
             return Err(BrokerError::Closed);
         }
-        let partition = self.choose_partition(record)?;
+        let (partition, count) = self.choose_partition(record)?;
         let timestamp = record.timestamp.unwrap_or_else(wall_clock_ms);
-        let promise = Promise::new();
-        let queue = self.shared.queue(record.topic, partition);
+        let queue = self.shared.queue(record.topic, partition, count);
         let mut q = lock(&queue);
         let compression = self.shared.config.compression;
         let builder = q
@@ -324,13 +358,20 @@ impl Producer {
             value: record.value,
             headers: record.headers,
         })?;
+        let index = builder.record_count() as i64 - 1;
         let full = builder.uncompressed_len() >= self.shared.config.batch_bytes;
-        q.waiting.push((Arc::clone(&promise), timestamp));
+        let delivery = Delivery {
+            batch: Arc::clone(&q.outcome),
+            topic: Arc::clone(&q.topic),
+            partition,
+            index,
+            timestamp,
+        };
         q.opened.get_or_insert_with(Instant::now);
         if full || self.linger.is_none() {
-            self.shared.flush_queue(record.topic, partition, &mut q);
+            self.shared.flush_queue(partition, &mut q);
         }
-        Ok(Delivery { promise })
+        Ok(delivery)
     }
 
     /// Sends one record and waits for it to be stored.

@@ -364,6 +364,12 @@ impl GroupCoordinator {
         }
     }
 
+    /// True while the group waits for its members to rejoin.
+    pub fn is_rebalancing(&self, group_id: &str) -> bool {
+        self.group(group_id)
+            .is_some_and(|g| lock(&g).state == GroupState::PreparingRebalance)
+    }
+
     /// DescribeGroups (an unknown group is reported Dead with no members).
     pub fn describe(&self, group_id: &str) -> GroupDescription {
         match self.group(group_id) {

@@ -411,7 +411,7 @@ fn committed_positions_and_assignments_survive_a_broker_restart() {
     for m in [&m1, &m2] {
         for r in m.records.lock().expect("lock").iter() {
             assert!(
-                r.offset >= committed[&(r.topic.clone(), r.partition)],
+                r.offset >= committed[&(r.topic.to_string(), r.partition)],
                 "{r:?} was already committed"
             );
         }
