@@ -26,7 +26,8 @@ fn broker(dir: &std::path::Path) -> Broker {
     config.group.offsets_topic_partitions = 1;
     config.group.initial_rebalance_delay = Duration::ZERO;
     let b = Broker::open(dir, config).expect("open");
-    b.create_topic("bench", Some(1), Default::default()).expect("topic");
+    b.create_topic("bench", Some(1), Default::default())
+        .expect("topic");
     b
 }
 
@@ -40,8 +41,13 @@ fn batches(size: usize, count: usize) -> Vec<Vec<u8>> {
         let n = left.min(per_batch);
         let mut b = BatchBuilder::new();
         for _ in 0..n {
-            b.push(&NewRecord { timestamp: 1_700_000_000_000, key: None, value: Some(&value), headers: &[] })
-                .expect("push");
+            b.push(&NewRecord {
+                timestamp: 1_700_000_000_000,
+                key: None,
+                value: Some(&value),
+                headers: &[],
+            })
+            .expect("push");
         }
         out.push(b.build().expect("build"));
         left -= n;
@@ -63,12 +69,20 @@ fn produce(c: &mut Criterion) {
                     let dir = tempfile::tempdir_in(".").expect("tempdir");
                     let broker = broker(dir.path());
                     let producer = broker
-                        .producer(ProducerConfig { acks: Acks::Leader, idempotent: false, ..ProducerConfig::default() })
+                        .producer(ProducerConfig {
+                            acks: Acks::Leader,
+                            idempotent: false,
+                            ..ProducerConfig::default()
+                        })
                         .expect("producer");
                     let start = Instant::now();
                     let mut last = None;
                     for _ in 0..MESSAGES {
-                        last = Some(producer.send(&ProducerRecord::new("bench", &value).partition(0)).expect("send"));
+                        last = Some(
+                            producer
+                                .send(&ProducerRecord::new("bench", &value).partition(0))
+                                .expect("send"),
+                        );
                     }
                     producer.flush();
                     last.expect("sent").wait().expect("delivered");
@@ -106,9 +120,15 @@ fn consume(c: &mut Criterion) {
         let mut prebuilt = batches(size, MESSAGES);
         let bytes: u64 = prebuilt.iter().map(|b| b.len() as u64).sum();
         for batch in prebuilt.iter_mut() {
-            broker.produce("bench", 0, batch, Acks::Leader).expect("fill");
+            broker
+                .produce("bench", 0, batch, Acks::Leader)
+                .expect("fill");
         }
-        let end = broker.partition("bench", 0).expect("p").log().log_end_offset();
+        let end = broker
+            .partition("bench", 0)
+            .expect("p")
+            .log()
+            .log_end_offset();
         let mut g = c.benchmark_group(format!("consume_{name}"));
         g.sample_size(10).throughput(Throughput::Bytes(bytes));
         let mut round = 0;
@@ -118,7 +138,11 @@ fn consume(c: &mut Criterion) {
                 for _ in 0..iters {
                     round += 1;
                     let mut consumer = broker
-                        .consumer(ConsumerConfig { auto_commit: false, max_poll_records: 10_000, ..ConsumerConfig::new(&format!("bench-{round}")) })
+                        .consumer(ConsumerConfig {
+                            auto_commit: false,
+                            max_poll_records: 10_000,
+                            ..ConsumerConfig::new(&format!("bench-{round}"))
+                        })
                         .expect("consumer");
                     consumer.subscribe(&["bench"]).expect("subscribe");
                     let start = Instant::now();

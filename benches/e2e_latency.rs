@@ -19,13 +19,18 @@ fn run(case: &str, acks: Acks, linger: Duration) {
     config.group.offsets_topic_partitions = 1;
     config.group.initial_rebalance_delay = Duration::ZERO;
     let broker = Broker::open(dir.path(), config).expect("open");
-    broker.create_topic("latency", Some(1), Default::default()).expect("topic");
+    broker
+        .create_topic("latency", Some(1), Default::default())
+        .expect("topic");
     let origin = Instant::now();
     let consumer_broker = broker.clone();
     let total = RATE * SECONDS;
     let reader = std::thread::spawn(move || {
         let mut c = consumer_broker
-            .consumer(ConsumerConfig { auto_commit: false, ..ConsumerConfig::new("latency") })
+            .consumer(ConsumerConfig {
+                auto_commit: false,
+                ..ConsumerConfig::new("latency")
+            })
             .expect("consumer");
         c.subscribe(&["latency"]).expect("subscribe");
         let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
@@ -37,7 +42,8 @@ fn run(case: &str, acks: Acks, linger: Duration) {
                 sent.copy_from_slice(&value[..8]);
                 let sent_us = u64::from_le_bytes(sent);
                 let now_us = origin.elapsed().as_micros() as u64;
-                h.record(now_us.saturating_sub(sent_us).max(1)).expect("record");
+                h.record(now_us.saturating_sub(sent_us).max(1))
+                    .expect("record");
                 seen += 1;
             }
         }
@@ -45,7 +51,11 @@ fn run(case: &str, acks: Acks, linger: Duration) {
     });
     std::thread::sleep(Duration::from_millis(200)); // the consumer joins
     let producer = broker
-        .producer(ProducerConfig { acks, linger, ..ProducerConfig::default() })
+        .producer(ProducerConfig {
+            acks,
+            linger,
+            ..ProducerConfig::default()
+        })
         .expect("producer");
     let mut value = vec![7u8; 1024];
     let interval = Duration::from_nanos(1_000_000_000 / RATE);
@@ -56,7 +66,9 @@ fn run(case: &str, acks: Acks, linger: Duration) {
             std::hint::spin_loop();
         }
         value[..8].copy_from_slice(&(origin.elapsed().as_micros() as u64).to_le_bytes());
-        producer.send(&ProducerRecord::new("latency", &value)).expect("send");
+        producer
+            .send(&ProducerRecord::new("latency", &value))
+            .expect("send");
     }
     producer.flush();
     let h = reader.join().expect("reader");

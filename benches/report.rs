@@ -21,6 +21,10 @@ const PAIRS: &[(&str, &str, &str)] = &[
         "rp_one_segment_behind",
         "raw_read_scanned_bytes",
     ),
+    ("produce_100B", "embedded", "storage_append"),
+    ("produce_1KiB", "embedded", "storage_append"),
+    ("consume_100B", "embedded", "storage_read"),
+    ("consume_1KiB", "embedded", "storage_read"),
 ];
 
 const SINGLES: &[(&str, &str)] = &[

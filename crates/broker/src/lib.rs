@@ -1,6 +1,29 @@
 //! The broker core of pubsub: topics and partitions over the storage
 //! engine, idempotent producer state, the group coordinator with committed
 //! offsets in `__consumer_offsets`, and the embedded producer and consumer.
+//!
+//! ```
+//! use std::time::Duration;
+//! use pubsub_broker::{Broker, BrokerConfig, ConsumerConfig, ProducerConfig, ProducerRecord};
+//!
+//! # let dir = tempfile::tempdir()?;
+//! let broker = Broker::open(dir.path(), BrokerConfig::default())?;
+//! broker.create_topic("prices", Some(3), Default::default())?;
+//!
+//! let producer = broker.producer(ProducerConfig::default())?;
+//! let sent = producer.send(&ProducerRecord::new("prices", b"AAPL 187.30").key(b"AAPL"))?;
+//! producer.flush();
+//! let stored = sent.wait()?; // partition and offset, once fsynced (acks=all)
+//!
+//! let mut consumer = broker.consumer(ConsumerConfig::new("analyzers").name("analyzer-1"))?;
+//! consumer.subscribe(&["prices"])?; // joins the group, gets partitions
+//! let records = consumer.poll(Duration::from_secs(5))?;
+//! assert_eq!(records[0].offset, stored.offset);
+//! consumer.commit()?; // durable before it returns
+//! consumer.close()?; // leaves the group
+//! broker.close()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod broker;
 pub mod config;

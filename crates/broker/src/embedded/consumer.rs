@@ -257,7 +257,8 @@ impl Consumer {
 
     /// Next offset this consumer will return for a partition.
     pub fn position(&self, topic: &str, partition: i32) -> Option<u64> {
-        self.find(topic, partition).map(|i| self.assigned[i].position)
+        self.find(topic, partition)
+            .map(|i| self.assigned[i].position)
     }
 
     /// The group's committed offset for a partition.
@@ -370,7 +371,9 @@ impl Consumer {
                 (Arc::clone(&a.topic), a.partition, a.fetch_position)
             };
             let mut buf = std::mem::take(&mut self.read_buf);
-            let result = self.broker.fetch(&topic, partition, pos, self.config.fetch_bytes, &mut buf);
+            let result =
+                self.broker
+                    .fetch(&topic, partition, pos, self.config.fetch_bytes, &mut buf);
             match result {
                 Ok(_) => {}
                 Err(BrokerError::OffsetOutOfRange { start, end, .. }) => {
@@ -446,7 +449,10 @@ impl Consumer {
         }
         // In-process, a rebalance is noticed at once instead of at the next
         // heartbeat: the consumer is woken at least every clock tick.
-        let rebalancing = self.broker.coordinator().is_rebalancing(&self.config.group_id);
+        let rebalancing = self
+            .broker
+            .coordinator()
+            .is_rebalancing(&self.config.group_id);
         if !rebalancing && self.last_heartbeat.elapsed() < self.heartbeat_interval() {
             return;
         }
@@ -547,22 +553,29 @@ impl Consumer {
 
     /// Continues an assigned partition from `offset` (replay or skip).
     pub fn seek(&mut self, topic: &str, partition: i32, offset: u64) -> Result<()> {
-        let i = self
-            .find(topic, partition)
-            .ok_or_else(|| BrokerError::UnknownTopicOrPartition {
-                topic: topic.to_string(),
-                partition: Some(partition),
-            })?;
+        let i =
+            self.find(topic, partition)
+                .ok_or_else(|| BrokerError::UnknownTopicOrPartition {
+                    topic: topic.to_string(),
+                    partition: Some(partition),
+                })?;
         self.set_position(i, offset);
         Ok(())
     }
 
     fn seek_all(&mut self, spec: OffsetSpec) -> Result<()> {
         for i in 0..self.assigned.len() {
-            let (topic, partition) = (Arc::clone(&self.assigned[i].topic), self.assigned[i].partition);
+            let (topic, partition) = (
+                Arc::clone(&self.assigned[i].topic),
+                self.assigned[i].partition,
+            );
             let offset = match self.broker.list_offset(&topic, partition, spec)? {
                 Some((o, _)) => o as u64,
-                None => self.broker.partition(&topic, partition)?.log().log_end_offset(),
+                None => self
+                    .broker
+                    .partition(&topic, partition)?
+                    .log()
+                    .log_end_offset(),
             };
             self.set_position(i, offset);
         }

@@ -137,7 +137,11 @@ impl Delivery {
                 topic: self.topic.to_string(),
                 partition: self.partition,
                 offset: base + self.index,
-                timestamp: if *append_time >= 0 { *append_time } else { self.timestamp },
+                timestamp: if *append_time >= 0 {
+                    *append_time
+                } else {
+                    self.timestamp
+                },
             }),
             Err(e) => Err(Arc::clone(e)),
         }
@@ -233,10 +237,13 @@ impl Shared {
         if let Some((pid, epoch)) = self.producer_id {
             builder = builder.producer(pid, epoch, q.next_sequence);
         }
-        let result = builder.build().map_err(BrokerError::from).and_then(|mut bytes| {
-            self.broker
-                .produce_built(&q.topic, partition, &mut bytes, self.config.acks)
-        });
+        let result = builder
+            .build()
+            .map_err(BrokerError::from)
+            .and_then(|mut bytes| {
+                self.broker
+                    .produce_built(&q.topic, partition, &mut bytes, self.config.acks)
+            });
         match result {
             Ok(info) => {
                 if self.producer_id.is_some() {
@@ -254,7 +261,11 @@ impl Shared {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .values()
-            .flat_map(|qs| qs.iter().enumerate().map(|(p, q)| (p as i32, Arc::clone(q))))
+            .flat_map(|qs| {
+                qs.iter()
+                    .enumerate()
+                    .map(|(p, q)| (p as i32, Arc::clone(q)))
+            })
             .collect();
         for (partition, q) in queues {
             let mut q = lock(&q);
