@@ -191,22 +191,12 @@ impl Inner {
         configs: BTreeMap<String, String>,
         internal: bool,
     ) -> Result<Arc<Topic>> {
-        validate_topic_name(name)?;
         let _admin = lock(&self.admin);
         if self.closed.load(Ordering::Acquire) {
             return Err(BrokerError::Closed);
         }
-        if self.topic(name).is_some() {
-            return Err(BrokerError::TopicAlreadyExists(name.to_string()));
-        }
-        let count = partitions.unwrap_or(self.config.default_partitions);
-        if count == 0 || count > MAX_PARTITIONS {
-            return Err(BrokerError::InvalidPartitions(format!(
-                "{count} partitions: must be within 1..={MAX_PARTITIONS}"
-            )));
-        }
-        // Validate the settings before anything is written.
-        self.config.topic_defaults.with_overrides(&configs)?;
+        // Validate everything before anything is written.
+        let count = self.validate_new_topic(name, partitions, &configs)?;
         let meta = TopicMeta {
             name: name.to_string(),
             id: Uuid::new_v4(),
@@ -227,6 +217,28 @@ impl Inner {
                 Err(e)
             }
         }
+    }
+
+    /// Checks that a topic could be created as asked; returns its partition
+    /// count.
+    fn validate_new_topic(
+        &self,
+        name: &str,
+        partitions: Option<u32>,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<u32> {
+        validate_topic_name(name)?;
+        if self.topic(name).is_some() {
+            return Err(BrokerError::TopicAlreadyExists(name.to_string()));
+        }
+        let count = partitions.unwrap_or(self.config.default_partitions);
+        if count == 0 || count > MAX_PARTITIONS {
+            return Err(BrokerError::InvalidPartitions(format!(
+                "{count} partitions: must be within 1..={MAX_PARTITIONS}"
+            )));
+        }
+        self.config.topic_defaults.with_overrides(configs)?;
+        Ok(count)
     }
 
     /// The topic, created with defaults if it does not exist and
@@ -644,6 +656,21 @@ impl Broker {
             .inner
             .create_topic(name, partitions, configs, false)?
             .describe())
+    }
+
+    /// Checks a topic creation without doing it (CreateTopics with
+    /// `validate_only`): returns the settings the topic would have.
+    pub fn validate_new_topic(
+        &self,
+        name: &str,
+        partitions: Option<u32>,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<(u32, TopicConfig)> {
+        let count = self.inner.validate_new_topic(name, partitions, configs)?;
+        Ok((
+            count,
+            self.inner.config.topic_defaults.with_overrides(configs)?,
+        ))
     }
 
     /// Deletes a topic and its data.

@@ -1,0 +1,96 @@
+//! `pubsub serve`: open the broker, listen, serve the Kafka protocol until
+//! SIGINT or SIGTERM, then shut down cleanly.
+
+use std::io::Write;
+use std::net::SocketAddr;
+
+use pubsub_broker::Broker;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::error::CliError;
+use crate::settings::{advertised_parts, Settings};
+
+/// Runs the daemon to completion.
+pub fn run(settings: Settings) -> Result<(), CliError> {
+    let broker = Broker::open(&settings.data_dir, settings.broker_config()?)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("pubsub-io")
+        .build()
+        .map_err(|source| CliError::Io {
+            what: "starting the runtime".into(),
+            source,
+        })?;
+    let served = runtime.block_on(serve(&settings, broker.clone()));
+    drop(runtime);
+    // Flush every partition and write the clean-shutdown marker.
+    let closed = broker.close();
+    served?;
+    closed?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+async fn serve(settings: &Settings, broker: Broker) -> Result<(), CliError> {
+    let listener = TcpListener::bind(&settings.listen)
+        .await
+        .map_err(|source| CliError::Io {
+            what: format!("listening on {}", settings.listen),
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| CliError::Io {
+        what: "reading the listen address".into(),
+        source,
+    })?;
+    let (host, port) = advertised(settings, local);
+    let mut terminate = signal(SignalKind::terminate()).map_err(|source| CliError::Io {
+        what: "installing the SIGTERM handler".into(),
+        source,
+    })?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(|source| CliError::Io {
+        what: "installing the SIGINT handler".into(),
+        source,
+    })?;
+    tracing::info!(listen = %local, advertised = %format!("{host}:{port}"), data_dir = %settings.data_dir.display(), "serving the Kafka protocol");
+    // The one line on stdout: scripts and tests wait for it.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "listening on {local}");
+    let _ = out.flush();
+    drop(out);
+    let shutdown = async move {
+        let name = tokio::select! {
+            _ = terminate.recv() => "SIGTERM",
+            _ = interrupt.recv() => "SIGINT",
+        };
+        tracing::info!(signal = name, "shutting down: finishing in-flight requests");
+        // A second signal stops at once (recovery runs at the next start).
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+            tracing::warn!("second signal: exiting without a clean shutdown");
+            std::process::exit(130);
+        });
+    };
+    let config = settings.server_config(host, port);
+    pubsub_server::run(listener, broker, config, shutdown).await;
+    Ok(())
+}
+
+/// What clients are told to connect to: `advertised`, or the bound address.
+fn advertised(settings: &Settings, local: SocketAddr) -> (String, u16) {
+    if !settings.advertised.is_empty() {
+        if let Ok(parts) = advertised_parts(&settings.advertised) {
+            return parts;
+        }
+    }
+    if local.ip().is_unspecified() {
+        tracing::warn!(
+            "listening on all interfaces but advertising 127.0.0.1: set --advertised HOST:PORT so remote clients can connect"
+        );
+        return ("127.0.0.1".into(), local.port());
+    }
+    (local.ip().to_string(), local.port())
+}

@@ -1,0 +1,643 @@
+//! Settings of `pubsub serve`: typed, with documented defaults and human
+//! units, layered as defaults -> config file (TOML) -> `PUBSUB_*`
+//! environment variables -> command-line flags, and validated before the
+//! broker opens.
+//!
+//! Every key has an environment variable: the key's path in upper case
+//! joined by `_` after `PUBSUB_`, e.g. `flush` is `PUBSUB_FLUSH` and
+//! `topics.default_partitions` is `PUBSUB_TOPICS_DEFAULT_PARTITIONS`.
+//! The example file `docs/pubsub.example.toml` documents every key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use pubsub_broker::{BrokerConfig, GroupConfig, TopicConfig, MAX_PARTITIONS};
+use pubsub_server::ServerConfig;
+use pubsub_storage::FlushPolicy;
+use serde::{Deserialize, Serialize};
+
+use crate::error::CliError;
+use crate::human::{parse_span, Limit, Size, Span};
+
+/// Everything `pubsub serve` can be told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Where the data lives.
+    pub data_dir: PathBuf,
+    /// Address to listen on (`127.0.0.1:0` picks a free port).
+    pub listen: String,
+    /// Address clients are told to connect to; empty: the listen address.
+    pub advertised: String,
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `pubsub_server=debug`.
+    pub log: String,
+    /// When partitions fsync: `never` (the OS writes back; acks=all still
+    /// waits for an fsync), `always` (every append) or `interval:<duration>`.
+    pub flush: String,
+    /// The network server.
+    pub server: ServerSettings,
+    /// Defaults of new topics.
+    pub topics: TopicSettings,
+    /// The group coordinator.
+    pub groups: GroupSettings,
+    /// Background work on the logs.
+    pub storage: StorageSettings,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Largest request accepted (`socket.request.max.bytes`).
+    pub max_request_size: Size,
+    /// Connections served at once.
+    pub max_connections: u32,
+    /// Close connections idle this long (`connections.max.idle.ms`).
+    pub idle_timeout: Span,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace: Span,
+}
+
+/// `[topics]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TopicSettings {
+    /// Partitions of a topic created without a count (`num.partitions`).
+    pub default_partitions: u32,
+    /// Create unknown topics on first use (`auto.create.topics.enable`).
+    pub auto_create: bool,
+    /// `delete`, `compact` or `compact,delete` (`cleanup.policy`).
+    pub cleanup_policy: String,
+    /// Delete segments older than this (`retention.ms`), or `forever`.
+    pub retention: Limit<Span>,
+    /// Delete oldest segments while a partition is larger (`retention.bytes`), or `unlimited`.
+    pub retention_bytes: Limit<Size>,
+    /// Roll segments at this size (`segment.bytes`).
+    pub segment_bytes: Size,
+    /// Roll segments at this age (`segment.ms`), or `forever`.
+    pub segment_age: Limit<Span>,
+    /// Largest batch accepted (`max.message.bytes`).
+    pub max_message_bytes: Size,
+    /// How long compaction keeps tombstones (`delete.retention.ms`).
+    pub delete_retention: Span,
+    /// `CreateTime` or `LogAppendTime` (`message.timestamp.type`).
+    pub timestamp_type: String,
+}
+
+/// `[groups]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GroupSettings {
+    /// Smallest session timeout a consumer may ask for.
+    pub min_session_timeout: Span,
+    /// Largest session timeout a consumer may ask for.
+    pub max_session_timeout: Span,
+    /// How long a new group waits for more members before the first assignment.
+    pub initial_rebalance_delay: Span,
+    /// Partitions of `__consumer_offsets`; fixed once the topic exists.
+    pub offsets_topic_partitions: u32,
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSettings {
+    /// How often recovery points are written (bounds recovery work after a crash).
+    pub checkpoint_interval: Span,
+    /// How often retention runs.
+    pub retention_check_interval: Span,
+    /// How often compacted topics are cleaned.
+    pub compaction_interval: Span,
+}
+
+fn span(d: Duration) -> Span {
+    Span(d)
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let server = ServerConfig::default();
+        let broker = BrokerConfig::default();
+        let topic = TopicConfig::default();
+        Settings {
+            data_dir: PathBuf::from("./pubsub-data"),
+            listen: "127.0.0.1:9092".into(),
+            advertised: String::new(),
+            log: "info".into(),
+            flush: "never".into(),
+            server: ServerSettings {
+                max_request_size: Size(server.max_request_bytes as u64),
+                max_connections: server.max_connections as u32,
+                idle_timeout: span(server.idle_timeout),
+                shutdown_grace: span(server.shutdown_grace),
+            },
+            topics: TopicSettings {
+                default_partitions: broker.default_partitions,
+                auto_create: broker.auto_create_topics,
+                cleanup_policy: "delete".into(),
+                retention: ms_limit(topic.retention_ms),
+                retention_bytes: match topic.retention_bytes {
+                    Some(b) => Limit::Some(Size(b)),
+                    None => Limit::None,
+                },
+                segment_bytes: Size(topic.segment_bytes),
+                segment_age: ms_limit(topic.segment_ms),
+                max_message_bytes: Size(topic.max_message_bytes as u64),
+                delete_retention: span(Duration::from_millis(topic.delete_retention_ms as u64)),
+                timestamp_type: "CreateTime".into(),
+            },
+            groups: GroupSettings {
+                min_session_timeout: span(broker.group.min_session_timeout),
+                max_session_timeout: span(broker.group.max_session_timeout),
+                initial_rebalance_delay: span(broker.group.initial_rebalance_delay),
+                offsets_topic_partitions: broker.group.offsets_topic_partitions,
+            },
+            storage: StorageSettings {
+                checkpoint_interval: span(broker.checkpoint_interval),
+                retention_check_interval: span(broker.retention_check_interval),
+                compaction_interval: span(broker.compaction_interval),
+            },
+        }
+    }
+}
+
+fn ms_limit(v: Option<i64>) -> Limit<Span> {
+    match v {
+        Some(ms) => Limit::Some(Span(Duration::from_millis(ms.max(0) as u64))),
+        None => Limit::None,
+    }
+}
+
+macro_rules! section_defaults {
+    ($($t:ident => $field:ident),*) => {$(
+        impl Default for $t {
+            fn default() -> Self {
+                Settings::default().$field
+            }
+        }
+    )*};
+}
+section_defaults!(ServerSettings => server, TopicSettings => topics, GroupSettings => groups, StorageSettings => storage);
+
+/// Values given on the command line (highest precedence).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--data-dir`
+    pub data_dir: Option<PathBuf>,
+    /// `--listen`
+    pub listen: Option<String>,
+    /// `--advertised`
+    pub advertised: Option<String>,
+}
+
+impl Settings {
+    /// Defaults, then `file`, then the environment, then `flags`; validated.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        flags: &Overrides,
+    ) -> Result<Settings, CliError> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| CliError::Config {
+                    source_name: path.display().to_string(),
+                    reason: e.to_string(),
+                })?;
+                Settings::parse(&text, &path.display().to_string())?;
+                text.parse::<toml::Table>().map_err(|e| CliError::Config {
+                    source_name: path.display().to_string(),
+                    reason: e.to_string(),
+                })?
+            }
+            None => toml::Table::new(),
+        };
+        let keys = env_keys();
+        let mut env: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("PUBSUB_"))
+            .collect();
+        env.sort();
+        for (var, value) in env {
+            let Some((path, kind)) = keys.get(&var) else {
+                if !IGNORED_ENV.contains(&var.as_str()) {
+                    // Logging is not set up yet: say it directly.
+                    eprintln!("warning: ignoring {var}: it names no setting");
+                }
+                continue;
+            };
+            let value = typed(kind, &value).map_err(|reason| CliError::Config {
+                source_name: var.clone(),
+                reason,
+            })?;
+            set(&mut table, path, value);
+            Settings::from_table(&table).map_err(|reason| CliError::Config {
+                source_name: var.clone(),
+                reason,
+            })?;
+        }
+        for (path, value) in [
+            (
+                "data_dir",
+                flags.data_dir.as_ref().map(|p| p.display().to_string()),
+            ),
+            ("listen", flags.listen.clone()),
+            ("advertised", flags.advertised.clone()),
+        ] {
+            if let Some(v) = value {
+                set(&mut table, &[path.to_string()], toml::Value::String(v));
+            }
+        }
+        let settings = Settings::from_table(&table).map_err(|reason| CliError::Config {
+            source_name: "flags".into(),
+            reason,
+        })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Parses a TOML document (`name` says where it came from in errors).
+    pub fn parse(text: &str, name: &str) -> Result<Settings, CliError> {
+        toml::from_str(text).map_err(|e: toml::de::Error| CliError::Config {
+            source_name: name.to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    fn from_table(table: &toml::Table) -> Result<Settings, String> {
+        toml::Value::Table(table.clone())
+            .try_into()
+            .map_err(|e: toml::de::Error| e.to_string())
+    }
+
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> Result<(), CliError> {
+        let bad = |key: &str, reason: String| {
+            Err(CliError::Invalid {
+                key: key.to_string(),
+                reason,
+            })
+        };
+        if self.listen.trim().is_empty() {
+            return bad("listen", "must be HOST:PORT".into());
+        }
+        if !self.advertised.is_empty() {
+            advertised_parts(&self.advertised).map_err(|reason| CliError::Invalid {
+                key: "advertised".into(),
+                reason,
+            })?;
+        }
+        self.flush_policy()?;
+        tracing_subscriber::EnvFilter::try_new(&self.log).map_err(|e| CliError::Invalid {
+            key: "log".into(),
+            reason: e.to_string(),
+        })?;
+        let s = &self.server;
+        if !(1024..=(i32::MAX as u64)).contains(&s.max_request_size.0) {
+            return bad(
+                "server.max_request_size",
+                "must be between 1KiB and 2GiB".into(),
+            );
+        }
+        if s.max_connections == 0 {
+            return bad("server.max_connections", "must be at least 1".into());
+        }
+        if s.idle_timeout.0 < Duration::from_secs(1) {
+            return bad("server.idle_timeout", "must be at least 1s".into());
+        }
+        let t = &self.topics;
+        if t.default_partitions == 0 || t.default_partitions > MAX_PARTITIONS {
+            return bad(
+                "topics.default_partitions",
+                format!("must be within 1..={MAX_PARTITIONS}"),
+            );
+        }
+        let g = &self.groups;
+        if g.min_session_timeout > g.max_session_timeout {
+            return bad(
+                "groups.min_session_timeout",
+                "must not be larger than groups.max_session_timeout".into(),
+            );
+        }
+        if g.offsets_topic_partitions == 0 || g.offsets_topic_partitions > 1000 {
+            return bad(
+                "groups.offsets_topic_partitions",
+                "must be within 1..=1000".into(),
+            );
+        }
+        for (key, v) in [
+            (
+                "storage.checkpoint_interval",
+                self.storage.checkpoint_interval,
+            ),
+            (
+                "storage.retention_check_interval",
+                self.storage.retention_check_interval,
+            ),
+            (
+                "storage.compaction_interval",
+                self.storage.compaction_interval,
+            ),
+        ] {
+            if v.0 < Duration::from_millis(100) {
+                return bad(key, "must be at least 100ms".into());
+            }
+        }
+        self.topic_defaults()?;
+        Ok(())
+    }
+
+    /// The flush policy.
+    pub fn flush_policy(&self) -> Result<FlushPolicy, CliError> {
+        let f = self.flush.trim();
+        match f {
+            "never" => Ok(FlushPolicy::Never),
+            "always" => Ok(FlushPolicy::Always),
+            _ => match f.strip_prefix("interval:").map(parse_span) {
+                Some(Ok(d)) if !d.is_zero() => Ok(FlushPolicy::Interval(d)),
+                _ => Err(CliError::Invalid {
+                    key: "flush".into(),
+                    reason: format!(
+                        "{f:?}: expected never, always or interval:<duration> (e.g. interval:1s)"
+                    ),
+                }),
+            },
+        }
+    }
+
+    fn topic_defaults(&self) -> Result<TopicConfig, CliError> {
+        let t = &self.topics;
+        let ms = |l: Limit<Span>| {
+            l.get()
+                .map_or("-1".to_string(), |s| s.0.as_millis().to_string())
+        };
+        let mut kafka = BTreeMap::new();
+        kafka.insert("cleanup.policy".to_string(), t.cleanup_policy.clone());
+        kafka.insert("retention.ms".to_string(), ms(t.retention));
+        kafka.insert(
+            "retention.bytes".to_string(),
+            t.retention_bytes
+                .get()
+                .map_or("-1".to_string(), |s| s.0.to_string()),
+        );
+        kafka.insert("segment.bytes".to_string(), t.segment_bytes.0.to_string());
+        kafka.insert("segment.ms".to_string(), ms(t.segment_age));
+        kafka.insert(
+            "max.message.bytes".to_string(),
+            t.max_message_bytes.0.to_string(),
+        );
+        kafka.insert(
+            "delete.retention.ms".to_string(),
+            t.delete_retention.0.as_millis().to_string(),
+        );
+        kafka.insert(
+            "message.timestamp.type".to_string(),
+            t.timestamp_type.clone(),
+        );
+        TopicConfig::default()
+            .with_overrides(&kafka)
+            .map_err(|e| CliError::Invalid {
+                key: "topics".into(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// The broker's configuration.
+    pub fn broker_config(&self) -> Result<BrokerConfig, CliError> {
+        let defaults = BrokerConfig::default();
+        Ok(BrokerConfig {
+            default_partitions: self.topics.default_partitions,
+            auto_create_topics: self.topics.auto_create,
+            topic_defaults: self.topic_defaults()?,
+            flush: self.flush_policy()?,
+            group: GroupConfig {
+                min_session_timeout: self.groups.min_session_timeout.0,
+                max_session_timeout: self.groups.max_session_timeout.0,
+                initial_rebalance_delay: self.groups.initial_rebalance_delay.0,
+                offsets_topic_partitions: self.groups.offsets_topic_partitions,
+                ..defaults.group
+            },
+            checkpoint_interval: self.storage.checkpoint_interval.0,
+            retention_check_interval: self.storage.retention_check_interval.0,
+            compaction_interval: self.storage.compaction_interval.0,
+            ..defaults
+        })
+    }
+
+    /// The protocol server's configuration, advertising `advertised`.
+    pub fn server_config(&self, advertised_host: String, advertised_port: u16) -> ServerConfig {
+        ServerConfig {
+            advertised_host,
+            advertised_port,
+            max_request_bytes: self.server.max_request_size.0 as usize,
+            max_connections: self.server.max_connections as usize,
+            idle_timeout: self.server.idle_timeout.0,
+            shutdown_grace: self.server.shutdown_grace.0,
+        }
+    }
+}
+
+/// Environment variables of our own tools that are not settings.
+const IGNORED_ENV: &[&str] = &["PUBSUB_BIN", "PUBSUB_WRITE_FIXTURES"];
+
+/// Splits `HOST:PORT` (IPv6 hosts in brackets).
+pub fn advertised_parts(s: &str) -> Result<(String, u16), String> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{s:?} is not HOST:PORT"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port: u16 = port.parse().map_err(|_| format!("{s:?}: bad port"))?;
+    if host.is_empty() || port == 0 {
+        return Err(format!("{s:?}: needs a host and a non-zero port"));
+    }
+    Ok((host.to_string(), port))
+}
+
+/// The kind of a setting's value, to type environment variables.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Integer,
+    Boolean,
+    Text,
+}
+
+/// `PUBSUB_*` name -> (key path, kind), from the defaults' own shape.
+fn env_keys() -> BTreeMap<String, (Vec<String>, Kind)> {
+    let mut out = BTreeMap::new();
+    let Ok(toml::Value::Table(root)) = toml::Value::try_from(Settings::default()) else {
+        return out;
+    };
+    fn walk(
+        prefix: &[String],
+        table: &toml::Table,
+        out: &mut BTreeMap<String, (Vec<String>, Kind)>,
+    ) {
+        for (k, v) in table {
+            let mut path = prefix.to_vec();
+            path.push(k.clone());
+            let kind = match v {
+                toml::Value::Table(t) => {
+                    walk(&path, t, out);
+                    continue;
+                }
+                toml::Value::Integer(_) => Kind::Integer,
+                toml::Value::Boolean(_) => Kind::Boolean,
+                _ => Kind::Text,
+            };
+            out.insert(
+                format!("PUBSUB_{}", path.join("_").to_ascii_uppercase()),
+                (path, kind),
+            );
+        }
+    }
+    walk(&[], &root, &mut out);
+    out
+}
+
+fn typed(kind: &Kind, value: &str) -> Result<toml::Value, String> {
+    match kind {
+        Kind::Integer => value
+            .trim()
+            .parse::<i64>()
+            .map(toml::Value::Integer)
+            .map_err(|_| format!("{value:?} is not a whole number")),
+        Kind::Boolean => match value.trim() {
+            "true" | "1" | "yes" | "on" => Ok(toml::Value::Boolean(true)),
+            "false" | "0" | "no" | "off" => Ok(toml::Value::Boolean(false)),
+            _ => Err(format!("{value:?} is not true or false")),
+        },
+        Kind::Text => Ok(toml::Value::String(value.to_string())),
+    }
+}
+
+fn set(table: &mut toml::Table, path: &[String], value: toml::Value) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut t = table;
+    for p in parents {
+        let entry = t
+            .entry(p.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        let toml::Value::Table(inner) = entry else {
+            return;
+        };
+        t = inner;
+    }
+    t.insert(last.clone(), value);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
+        vars.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_example_config_parses_and_sets_every_key() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/pubsub.example.toml");
+        let text = std::fs::read_to_string(&path).expect("example config");
+        let example = Settings::parse(&text, "example").expect("the example parses");
+        example.validate().expect("the example is valid");
+        // Every key is present in the example (so it documents all of them).
+        let doc: toml::Table = text.parse().expect("toml");
+        for (var, (path, _)) in env_keys() {
+            let mut v = doc.get(&path[0]);
+            for p in &path[1..] {
+                v = v.and_then(|t| t.get(p));
+            }
+            assert!(
+                v.is_some(),
+                "{} ({var}) is missing from the example",
+                path.join(".")
+            );
+        }
+        // And its values are the defaults, so copying it changes nothing.
+        assert_eq!(example, Settings::default());
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("pubsub.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:1111\"\nflush = \"always\"\n[topics]\ndefault_partitions = 3\nsegment_bytes = \"64MiB\"\n",
+        )
+        .expect("write");
+        let s = Settings::load(Some(&file), env(&[]), &Overrides::default()).expect("load");
+        assert_eq!(s.listen, "127.0.0.1:1111");
+        assert_eq!(s.topics.default_partitions, 3);
+        assert_eq!(s.topics.segment_bytes, Size(64 << 20));
+        assert_eq!(s.flush_policy().expect("flush"), FlushPolicy::Always);
+
+        let s = Settings::load(
+            Some(&file),
+            env(&[
+                ("PUBSUB_TOPICS_DEFAULT_PARTITIONS", "5"),
+                ("PUBSUB_LISTEN", "127.0.0.1:2222"),
+                ("PUBSUB_FLUSH", "interval:250ms"),
+                ("PUBSUB_TOPICS_AUTO_CREATE", "false"),
+                ("PUBSUB_SERVER_IDLE_TIMEOUT", "30s"),
+                ("PUBSUB_TOPICS_RETENTION", "forever"),
+                ("HOME", "/elsewhere"),
+            ]),
+            &Overrides {
+                listen: Some("127.0.0.1:3333".into()),
+                ..Overrides::default()
+            },
+        )
+        .expect("load");
+        assert_eq!(s.topics.default_partitions, 5);
+        assert_eq!(s.listen, "127.0.0.1:3333", "flags beat the environment");
+        assert_eq!(
+            s.flush_policy().expect("flush"),
+            FlushPolicy::Interval(Duration::from_millis(250))
+        );
+        assert!(!s.topics.auto_create);
+        assert_eq!(s.server.idle_timeout, Span(Duration::from_secs(30)));
+        assert_eq!(s.topics.retention, Limit::None);
+        let broker = s.broker_config().expect("broker config");
+        assert_eq!(broker.topic_defaults.retention_ms, None);
+        assert_eq!(broker.topic_defaults.segment_bytes, 64 << 20);
+    }
+
+    #[test]
+    fn bad_settings_name_their_source() {
+        let err =
+            |text: &str| Settings::parse(text, "f.toml").and_then(|s| s.validate().map(|()| s));
+        assert!(err("no_such_key = 1").is_err());
+        assert!(err("[topics]\nsegment_bytes = \"huge\"").is_err());
+        assert!(err("flush = \"sometimes\"").is_err());
+        assert!(
+            err("[groups]\nmin_session_timeout = \"1h\"\nmax_session_timeout = \"1m\"").is_err()
+        );
+        assert!(err("[topics]\ncleanup_policy = \"shred\"").is_err());
+        assert!(err("[topics]\ndefault_partitions = 0").is_err());
+        assert!(err("advertised = \"nohost\"").is_err());
+        let e = Settings::load(
+            None,
+            env(&[("PUBSUB_TOPICS_DEFAULT_PARTITIONS", "many")]),
+            &Overrides::default(),
+        )
+        .expect_err("bad env");
+        assert!(
+            e.to_string().contains("PUBSUB_TOPICS_DEFAULT_PARTITIONS"),
+            "{e}"
+        );
+        let e = Settings::load(
+            None,
+            env(&[("PUBSUB_SERVER_IDLE_TIMEOUT", "a while")]),
+            &Overrides::default(),
+        )
+        .expect_err("bad env");
+        assert!(e.to_string().contains("PUBSUB_SERVER_IDLE_TIMEOUT"), "{e}");
+    }
+}

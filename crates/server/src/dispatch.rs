@@ -1,0 +1,320 @@
+//! From a request frame to a response frame: header checks, the table of
+//! advertised API versions, decoding, the handler, encoding.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest,
+    DeleteTopicsRequest, DescribeConfigsRequest, DescribeGroupsRequest, FetchRequest,
+    FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest,
+    InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
+    ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetFetchRequest, ProduceRequest,
+    RequestHeader, ResponseHeader, SyncGroupRequest,
+};
+use kafka_protocol::protocol::{Decodable, Encodable};
+
+use crate::context::Ctx;
+use crate::error::ServerError;
+use crate::handlers;
+
+/// Every API served, with the versions advertised. Nothing else is
+/// advertised: clients change behaviour on what they see.
+pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 10),
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ListOffsets, 1, 7),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::OffsetCommit, 2, 8),
+    (ApiKey::OffsetFetch, 1, 7),
+    (ApiKey::FindCoordinator, 0, 3),
+    (ApiKey::JoinGroup, 0, 7),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 4),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::ListGroups, 0, 4),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 5),
+    (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+];
+
+/// The advertised range of an API.
+pub fn supported(key: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, min, max)| (*min, *max))
+}
+
+/// What to send back.
+#[derive(Debug)]
+pub enum Reply {
+    /// A whole response frame, length prefix included.
+    Frame(BytesMut),
+    /// Nothing (Produce with acks=0).
+    Nothing,
+}
+
+/// Encodes a response frame: size, header (in the API's header version), body.
+pub fn encode_response<T: Encodable>(
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &T,
+) -> Result<BytesMut, ServerError> {
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let header_version = key.response_header_version(version);
+    let size = header.compute_size(header_version).map_err(enc)?
+        + body.compute_size(version).map_err(enc)?;
+    let mut buf = BytesMut::with_capacity(4 + size);
+    buf.put_i32(size as i32);
+    header.encode(&mut buf, header_version).map_err(enc)?;
+    body.encode(&mut buf, version).map_err(enc)?;
+    Ok(buf)
+}
+
+fn enc(e: impl std::fmt::Display) -> ServerError {
+    ServerError::Encode(e.to_string())
+}
+
+fn malformed(e: impl std::fmt::Display) -> ServerError {
+    ServerError::Malformed(e.to_string())
+}
+
+macro_rules! serve {
+    ($ctx:expr, $body:expr, $header:expr, $key:expr, $version:expr, $Req:ty, $handler:path) => {{
+        let req = <$Req>::decode(&mut $body, $version).map_err(malformed)?;
+        let resp = $handler($ctx, &$header, req, $version).await;
+        Reply::Frame(encode_response(
+            $key,
+            $version,
+            $header.correlation_id,
+            &resp,
+        )?)
+    }};
+}
+
+/// Handles one request frame.
+pub async fn dispatch(ctx: &Ctx, frame: BytesMut) -> Result<Reply, ServerError> {
+    if frame.len() < 8 {
+        return Err(malformed(format!(
+            "{} bytes is too short for a request header",
+            frame.len()
+        )));
+    }
+    let api = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let key = ApiKey::try_from(api).map_err(|_| ServerError::UnknownApi(api))?;
+    let (min, max) = supported(key).ok_or(ServerError::UnknownApi(api))?;
+    if key == ApiKey::ApiVersions && version > max {
+        // KIP-511: a v0-layout answer listing only ApiVersions, so the client
+        // retries with a version we speak.
+        return Ok(Reply::Frame(handlers::api_versions::unsupported(
+            correlation_id,
+        )?));
+    }
+    if version < min || version > max {
+        return Err(ServerError::UnsupportedVersion { api, version });
+    }
+    let mut body: Bytes = frame.freeze();
+    let header =
+        RequestHeader::decode(&mut body, key.request_header_version(version)).map_err(malformed)?;
+    let reply = match key {
+        ApiKey::ApiVersions => serve!(
+            ctx,
+            body,
+            header,
+            key,
+            version,
+            ApiVersionsRequest,
+            handlers::api_versions::handle
+        ),
+        ApiKey::Metadata => serve!(
+            ctx,
+            body,
+            header,
+            key,
+            version,
+            MetadataRequest,
+            handlers::metadata::handle
+        ),
+        ApiKey::Produce => {
+            let req = ProduceRequest::decode(&mut body, version).map_err(malformed)?;
+            match handlers::produce::handle(ctx, &header, req, version).await {
+                Some(resp) => {
+                    Reply::Frame(encode_response(key, version, header.correlation_id, &resp)?)
+                }
+                None => Reply::Nothing,
+            }
+        }
+        ApiKey::Fetch => serve!(
+            ctx,
+            body,
+            header,
+            key,
+            version,
+            FetchRequest,
+            handlers::fetch::handle
+        ),
+        ApiKey::ListOffsets => serve!(
+            ctx,
+            body,
+            header,
+            key,
+            version,
+            ListOffsetsRequest,
+            handlers::list_offsets::handle
+        ),
+        ApiKey::FindCoordinator => serve!(
+            ctx,
+            body,
+            header,
+            key,
+            version,
+            FindCoordinatorRequest,
+            handlers::find_coordinator::handle
+        ),
+        ApiKey::JoinGroup => serve!(
+            ctx,
+            body,
+            header,
+            key,
+            version,
+            JoinGroupRequest,
+            handlers::join_group::handle
+        ),
+        ApiKey::SyncGroup => serve!(
+            ctx,
+            body,
+            header,
+            key,
+            version,
+            SyncGroupRequest,
+            handlers::sync_group::handle
+        ),
+        ApiKey::Heartbeat => serve!(
+            ctx,
+            body,
+            header,
+            key,
+            version,
+            HeartbeatRequest,
+            handlers::heartbeat::handle
+        ),
+        ApiKey::LeaveGroup => serve!(
+            ctx,
+            body,
+            header,
+            key,
+            version,
+            LeaveGroupRequest,
+            handlers::leave_group::handle
+        ),
+        ApiKey::OffsetCommit => serve!(
+            ctx,
+            body,
+            header,
+            key,
+            version,
+            OffsetCommitRequest,
+            handlers::offset_commit::handle
+        ),
+        ApiKey::OffsetFetch => serve!(
+            ctx,
+            body,
+            header,
+            key,
+            version,
+            OffsetFetchRequest,
+            handlers::offset_fetch::handle
+        ),
+        ApiKey::InitProducerId => serve!(
+            ctx,
+            body,
+            header,
+            key,
+            version,
+            InitProducerIdRequest,
+            handlers::init_producer_id::handle
+        ),
+        ApiKey::CreateTopics => serve!(
+            ctx,
+            body,
+            header,
+            key,
+            version,
+            CreateTopicsRequest,
+            handlers::create_topics::handle
+        ),
+        ApiKey::DeleteTopics => serve!(
+            ctx,
+            body,
+            header,
+            key,
+            version,
+            DeleteTopicsRequest,
+            handlers::delete_topics::handle
+        ),
+        ApiKey::DescribeGroups => serve!(
+            ctx,
+            body,
+            header,
+            key,
+            version,
+            DescribeGroupsRequest,
+            handlers::describe_groups::handle
+        ),
+        ApiKey::ListGroups => serve!(
+            ctx,
+            body,
+            header,
+            key,
+            version,
+            ListGroupsRequest,
+            handlers::list_groups::handle
+        ),
+        ApiKey::DeleteGroups => serve!(
+            ctx,
+            body,
+            header,
+            key,
+            version,
+            DeleteGroupsRequest,
+            handlers::delete_groups::handle
+        ),
+        ApiKey::DescribeConfigs => serve!(
+            ctx,
+            body,
+            header,
+            key,
+            version,
+            DescribeConfigsRequest,
+            handlers::describe_configs::handle
+        ),
+        ApiKey::CreatePartitions => serve!(
+            ctx,
+            body,
+            header,
+            key,
+            version,
+            CreatePartitionsRequest,
+            handlers::create_partitions::handle
+        ),
+        ApiKey::IncrementalAlterConfigs => serve!(
+            ctx,
+            body,
+            header,
+            key,
+            version,
+            IncrementalAlterConfigsRequest,
+            handlers::incremental_alter_configs::handle
+        ),
+        _ => return Err(ServerError::UnknownApi(api)),
+    };
+    Ok(reply)
+}

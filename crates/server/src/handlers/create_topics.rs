@@ -1,0 +1,154 @@
+//! CreateTopics (19): creates topics (or only checks, with `validate_only`).
+//! A single node: the replication factor must be 1 or -1, and explicit
+//! replica assignments may only name this broker.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, RequestHeader};
+
+use super::sb;
+use crate::codes::{code, error_code, CONFIG_SOURCE_DEFAULT, CONFIG_SOURCE_TOPIC};
+use crate::config::NODE_ID;
+use crate::context::{blocking, Ctx};
+
+/// What a creation request asks for, or why it cannot be served.
+fn requested(
+    t: &CreatableTopic,
+) -> Result<(Option<u32>, BTreeMap<String, String>), super::Refusal> {
+    if t.replication_factor != -1 && t.replication_factor != 1 {
+        return Err((
+            code::INVALID_REPLICATION_FACTOR,
+            format!(
+                "replication factor {} is not possible on a single broker",
+                t.replication_factor
+            ),
+        ));
+    }
+    let partitions = if !t.assignments.is_empty() {
+        if t.num_partitions != -1 || t.replication_factor != -1 {
+            return Err((
+                code::INVALID_REQUEST,
+                "give either replica assignments or a partition count and replication factor"
+                    .into(),
+            ));
+        }
+        let mut indexes: Vec<i32> = t.assignments.iter().map(|a| a.partition_index).collect();
+        indexes.sort_unstable();
+        let contiguous = indexes.iter().enumerate().all(|(i, p)| *p == i as i32);
+        let local = t
+            .assignments
+            .iter()
+            .all(|a| a.broker_ids.len() == 1 && *a.broker_ids[0] == NODE_ID);
+        if !contiguous || !local {
+            return Err((
+                code::INVALID_REPLICA_ASSIGNMENT,
+                format!("assignments must cover partitions 0..n, each on broker {NODE_ID} alone"),
+            ));
+        }
+        Some(indexes.len() as u32)
+    } else if t.num_partitions == -1 {
+        None
+    } else if t.num_partitions <= 0 {
+        return Err((
+            code::INVALID_PARTITIONS,
+            format!("{} partitions: must be at least 1", t.num_partitions),
+        ));
+    } else {
+        Some(t.num_partitions as u32)
+    };
+    let mut configs = BTreeMap::new();
+    for c in &t.configs {
+        match &c.value {
+            Some(v) => {
+                configs.insert(c.name.to_string(), v.to_string());
+            }
+            None => {
+                return Err((code::INVALID_CONFIG, format!("{}: a null value", &*c.name)));
+            }
+        }
+    }
+    Ok((partitions, configs))
+}
+
+fn described(entries: Vec<(String, String, bool)>) -> Vec<CreatableTopicConfigs> {
+    entries
+        .into_iter()
+        .map(|(k, v, set)| {
+            CreatableTopicConfigs::default()
+                .with_name(sb(&k))
+                .with_value(Some(sb(&v)))
+                .with_config_source(if set {
+                    CONFIG_SOURCE_TOPIC
+                } else {
+                    CONFIG_SOURCE_DEFAULT
+                })
+        })
+        .collect()
+}
+
+pub async fn handle(
+    ctx: &Ctx,
+    _h: &RequestHeader,
+    req: CreateTopicsRequest,
+    version: i16,
+) -> CreateTopicsResponse {
+    let mut results = Vec::with_capacity(req.topics.len());
+    for t in &req.topics {
+        let base = CreatableTopicResult::default().with_name(t.name.clone());
+        let duplicate = req.topics.iter().filter(|o| o.name == t.name).count() > 1;
+        let result = if duplicate {
+            Err((
+                code::INVALID_REQUEST,
+                "the topic is named more than once in this request".to_string(),
+            ))
+        } else {
+            requested(t).and_then(|(partitions, configs)| {
+                let outcome = if req.validate_only {
+                    ctx.broker
+                        .validate_new_topic(&t.name, partitions, &configs)
+                        .map(|(count, config)| {
+                            let entries = config
+                                .entries()
+                                .into_iter()
+                                .map(|(k, v)| (k.to_string(), v, configs.contains_key(k)))
+                                .collect();
+                            (count, entries, None)
+                        })
+                } else {
+                    blocking(|| ctx.broker.create_topic(&t.name, partitions, configs))
+                        .map(|d| (d.partitions.len() as u32, d.configs, Some(d.id)))
+                };
+                outcome
+                    .map(|(count, entries, id)| (count, described(entries), id))
+                    .map_err(|e| (error_code(&e), e.to_string()))
+            })
+        };
+        results.push(match result {
+            // Partitions, replication and settings are answered from v5,
+            // the topic id from v7.
+            Ok((count, configs, id)) if version >= 5 => base
+                .with_num_partitions(count as i32)
+                .with_replication_factor(1)
+                .with_configs(Some(configs))
+                .with_topic_id(if version >= 7 {
+                    id.unwrap_or_default()
+                } else {
+                    Default::default()
+                }),
+            Ok(_) => base,
+            Err((error, message)) if version >= 5 => base
+                .with_num_partitions(-1)
+                .with_replication_factor(-1)
+                .with_error_code(error)
+                .with_error_message(Some(sb(&message))),
+            Err((error, message)) => base
+                .with_error_code(error)
+                .with_error_message(Some(sb(&message))),
+        });
+    }
+    CreateTopicsResponse::default().with_topics(results)
+}

@@ -1,0 +1,32 @@
+//! DeleteTopics (20): deletes topics and their data.
+
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, RequestHeader};
+
+use super::sb;
+use crate::codes::error_code;
+use crate::context::{blocking, Ctx};
+
+pub async fn handle(
+    ctx: &Ctx,
+    _h: &RequestHeader,
+    req: DeleteTopicsRequest,
+    version: i16,
+) -> DeleteTopicsResponse {
+    let responses = req
+        .topic_names
+        .into_iter()
+        .map(|name| {
+            let base = DeletableTopicResult::default();
+            let result = blocking(|| ctx.broker.delete_topic(&name));
+            let base = base.with_name(Some(name));
+            match result {
+                Ok(()) => base,
+                Err(e) => base
+                    .with_error_code(error_code(&e))
+                    .with_error_message((version >= 5).then(|| sb(&e.to_string()))),
+            }
+        })
+        .collect();
+    DeleteTopicsResponse::default().with_responses(responses)
+}

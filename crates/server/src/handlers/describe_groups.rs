@@ -1,0 +1,56 @@
+//! DescribeGroups (15): state, protocol and members (with their opaque
+//! subscription and assignment bytes) of each group. An unknown group is
+//! reported as Dead with no members, as Kafka does.
+
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, RequestHeader};
+
+use super::{opt, sb};
+use crate::codes::code;
+use crate::context::Ctx;
+
+pub async fn handle(
+    ctx: &Ctx,
+    _h: &RequestHeader,
+    req: DescribeGroupsRequest,
+    version: i16,
+) -> DescribeGroupsResponse {
+    let groups = req
+        .groups
+        .into_iter()
+        .map(|group_id| {
+            if group_id.is_empty() {
+                return DescribedGroup::default()
+                    .with_group_id(group_id)
+                    .with_error_code(code::INVALID_GROUP_ID)
+                    .with_authorized_operations(i32::MIN);
+            }
+            let d = ctx.broker.describe_group(&group_id);
+            DescribedGroup::default()
+                .with_group_id(group_id)
+                .with_group_state(sb(d.state.kafka_name()))
+                .with_protocol_type(sb(&d.protocol_type))
+                .with_protocol_data(sb(&d.protocol))
+                .with_authorized_operations(i32::MIN)
+                .with_members(
+                    d.members
+                        .into_iter()
+                        .map(|m| {
+                            DescribedGroupMember::default()
+                                .with_member_id(sb(&m.member_id))
+                                .with_group_instance_id(if version >= 4 {
+                                    opt(m.group_instance_id.as_deref())
+                                } else {
+                                    None
+                                })
+                                .with_client_id(sb(&m.client_id))
+                                .with_client_host(sb(&m.client_host))
+                                .with_member_metadata(m.metadata.into())
+                                .with_member_assignment(m.assignment.into())
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    DescribeGroupsResponse::default().with_groups(groups)
+}

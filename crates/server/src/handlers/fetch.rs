@@ -1,0 +1,160 @@
+//! Fetch (1): whole batches from each partition's fetch offset; waits up to
+//! `max_wait_ms` for `min_bytes` (a long poll woken by appends). Fetch
+//! sessions are declined (session id 0): every fetch is a full fetch.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, RequestHeader, TopicName};
+use pubsub_broker::notify::Wakeup;
+use pubsub_broker::{BrokerError, Partition};
+use tokio::time::Instant;
+
+use crate::codes::{code, error_code};
+use crate::context::{blocking, Ctx};
+
+/// The longest a fetch may wait, whatever the client asks.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
+struct Wanted {
+    topic: TopicName,
+    partition: i32,
+    offset: i64,
+    max_bytes: usize,
+    log: Option<Arc<Partition>>,
+}
+
+pub async fn handle(
+    ctx: &Ctx,
+    _h: &RequestHeader,
+    req: FetchRequest,
+    version: i16,
+) -> FetchResponse {
+    let wakeup = Wakeup::new();
+    let mut wanted = Vec::new();
+    for t in &req.topics {
+        for p in &t.partitions {
+            let log = ctx.broker.partition(&t.topic, p.partition).ok();
+            if let Some(log) = &log {
+                log.subscribe(&wakeup);
+            }
+            wanted.push(Wanted {
+                topic: t.topic.clone(),
+                partition: p.partition,
+                offset: p.fetch_offset,
+                max_bytes: p.partition_max_bytes.max(0) as usize,
+                log,
+            });
+        }
+    }
+    let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT);
+    let deadline = Instant::now() + wait;
+    let max_bytes = if req.max_bytes <= 0 {
+        usize::MAX
+    } else {
+        req.max_bytes as usize
+    };
+    let min_bytes = req.min_bytes.max(0) as usize;
+    let read_committed = req.isolation_level == 1;
+    let mut shutdown = ctx.shutdown.clone();
+    let responses = loop {
+        let (responses, total, errors) = read_all(&wanted, max_bytes, read_committed, version);
+        if total >= min_bytes.max(1) || errors || Instant::now() >= deadline || *shutdown.borrow() {
+            break responses;
+        }
+        tokio::select! {
+            _ = wakeup.wait_async() => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = shutdown.changed() => {}
+        }
+    };
+    for w in &wanted {
+        if let Some(log) = &w.log {
+            log.unsubscribe(&wakeup);
+        }
+    }
+    FetchResponse::default()
+        .with_session_id(0)
+        .with_responses(responses)
+}
+
+/// Reads every partition once; returns the response, the record bytes and
+/// whether any partition had an error (answered at once, like Kafka).
+fn read_all(
+    wanted: &[Wanted],
+    max_bytes: usize,
+    read_committed: bool,
+    version: i16,
+) -> (Vec<FetchableTopicResponse>, usize, bool) {
+    // The log start offset is part of the answer from v5 on.
+    let start_of = |s: u64| if version >= 5 { s as i64 } else { -1 };
+    let mut topics: Vec<FetchableTopicResponse> = Vec::new();
+    let mut total = 0usize;
+    let mut errors = false;
+    for w in wanted {
+        let mut part = PartitionData::default()
+            .with_partition_index(w.partition)
+            .with_high_watermark(-1)
+            .with_last_stable_offset(-1)
+            .with_log_start_offset(-1)
+            .with_preferred_read_replica(BrokerId(-1))
+            .with_aborted_transactions(read_committed.then(Vec::new))
+            .with_records(Some(Bytes::new()));
+        match &w.log {
+            None => {
+                part.error_code = code::UNKNOWN_TOPIC_OR_PARTITION;
+                errors = true;
+            }
+            Some(log) => {
+                let budget = w.max_bytes.min(max_bytes.saturating_sub(total));
+                let mut out = Vec::new();
+                let result = if w.offset < 0 {
+                    Err(BrokerError::OffsetOutOfRange {
+                        topic: w.topic.to_string(),
+                        partition: w.partition,
+                        offset: 0,
+                        start: log.log().log_start_offset(),
+                        end: log.log().log_end_offset(),
+                    })
+                } else if budget == 0 && total > 0 {
+                    // The response is full: nothing more, but no error.
+                    let l = log.log();
+                    Ok((l.log_start_offset(), l.log_end_offset()))
+                } else {
+                    // The first batch always comes whole, even past the budget.
+                    blocking(|| log.read(w.offset as u64, budget.max(1), &mut out))
+                };
+                match result {
+                    Ok((start, end)) => {
+                        total += out.len();
+                        part = part
+                            .with_high_watermark(end as i64)
+                            .with_last_stable_offset(end as i64)
+                            .with_log_start_offset(start_of(start))
+                            .with_records(Some(Bytes::from(out)));
+                    }
+                    Err(e) => {
+                        errors = true;
+                        let l = log.log();
+                        part = part
+                            .with_error_code(error_code(&e))
+                            .with_high_watermark(l.log_end_offset() as i64)
+                            .with_last_stable_offset(l.log_end_offset() as i64)
+                            .with_log_start_offset(start_of(l.log_start_offset()));
+                    }
+                }
+            }
+        }
+        match topics.last_mut() {
+            Some(t) if t.topic == w.topic => t.partitions.push(part),
+            _ => topics.push(
+                FetchableTopicResponse::default()
+                    .with_topic(w.topic.clone())
+                    .with_partitions(vec![part]),
+            ),
+        }
+    }
+    (topics, total, errors)
+}

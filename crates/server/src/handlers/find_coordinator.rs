@@ -1,0 +1,32 @@
+//! FindCoordinator (10): this broker coordinates every group.
+
+use kafka_protocol::messages::{
+    BrokerId, FindCoordinatorRequest, FindCoordinatorResponse, RequestHeader,
+};
+
+use super::sb;
+use crate::codes::code;
+use crate::config::NODE_ID;
+use crate::context::Ctx;
+
+pub async fn handle(
+    ctx: &Ctx,
+    _h: &RequestHeader,
+    req: FindCoordinatorRequest,
+    _v: i16,
+) -> FindCoordinatorResponse {
+    let resp = FindCoordinatorResponse::default()
+        .with_node_id(BrokerId(NODE_ID))
+        .with_host(sb(&ctx.config.advertised_host))
+        .with_port(i32::from(ctx.config.advertised_port));
+    if req.key_type != 0 {
+        // Transaction coordinators: transactions are not supported.
+        return resp
+            .with_error_code(code::COORDINATOR_NOT_AVAILABLE)
+            .with_error_message(Some(sb("transactions are not supported")))
+            .with_node_id(BrokerId(-1))
+            .with_host(sb(""))
+            .with_port(-1);
+    }
+    resp
+}

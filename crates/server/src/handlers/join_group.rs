@@ -1,0 +1,90 @@
+//! JoinGroup (11): join (or rejoin) a consumer group; answered when the
+//! group's join phase completes.
+
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse, RequestHeader};
+use pubsub_broker::group::JoinRequest;
+use pubsub_broker::BrokerError;
+
+use super::{opt, sb};
+use crate::codes::{code, group_error_code};
+use crate::context::Ctx;
+
+fn failed(error: i16, member_id: &str) -> JoinGroupResponse {
+    JoinGroupResponse::default()
+        .with_error_code(error)
+        .with_generation_id(-1)
+        .with_protocol_name(Some(sb("")))
+        .with_leader(sb(""))
+        .with_member_id(sb(member_id))
+}
+
+pub async fn handle(
+    ctx: &Ctx,
+    h: &RequestHeader,
+    req: JoinGroupRequest,
+    version: i16,
+) -> JoinGroupResponse {
+    let join = JoinRequest {
+        group_id: req.group_id.to_string(),
+        member_id: req.member_id.to_string(),
+        group_instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
+        protocol_type: req.protocol_type.to_string(),
+        protocols: req
+            .protocols
+            .iter()
+            .map(|p| (p.name.to_string(), p.metadata.to_vec()))
+            .collect(),
+        session_timeout_ms: req.session_timeout_ms,
+        rebalance_timeout_ms: if version >= 1 {
+            req.rebalance_timeout_ms
+        } else {
+            -1
+        },
+        client_id: h
+            .client_id
+            .as_ref()
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
+        client_host: ctx.client_host.clone(),
+        require_known_member_id: version >= 4,
+    };
+    let promise = match ctx.broker.join_group(join) {
+        Ok(p) => p,
+        Err(BrokerError::MemberIdRequired(id)) => return failed(code::MEMBER_ID_REQUIRED, &id),
+        Err(e) => return failed(group_error_code(&e), &req.member_id),
+    };
+    let mut shutdown = ctx.shutdown.clone();
+    let result = tokio::select! {
+        r = promise.wait_async() => r,
+        _ = shutdown.changed() => Err(BrokerError::Closed),
+    };
+    match result {
+        Ok(r) => JoinGroupResponse::default()
+            .with_generation_id(r.generation_id)
+            .with_protocol_type(if version >= 7 {
+                r.protocol_type.as_deref().map(sb)
+            } else {
+                None
+            })
+            .with_protocol_name(Some(sb(r.protocol_name.as_deref().unwrap_or_default())))
+            .with_leader(sb(&r.leader))
+            .with_member_id(sb(&r.member_id))
+            .with_members(
+                r.members
+                    .into_iter()
+                    .map(|m| {
+                        JoinGroupResponseMember::default()
+                            .with_member_id(sb(&m.member_id))
+                            .with_group_instance_id(if version >= 5 {
+                                opt(m.group_instance_id.as_deref())
+                            } else {
+                                None
+                            })
+                            .with_metadata(m.metadata.into())
+                    })
+                    .collect(),
+            ),
+        Err(e) => failed(group_error_code(&e), &req.member_id),
+    }
+}

@@ -1,0 +1,38 @@
+//! ListGroups (16): every group, optionally filtered by state (v4).
+
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse, RequestHeader};
+
+use super::sb;
+use crate::context::Ctx;
+
+pub async fn handle(
+    ctx: &Ctx,
+    _h: &RequestHeader,
+    req: ListGroupsRequest,
+    version: i16,
+) -> ListGroupsResponse {
+    let groups = ctx
+        .broker
+        .list_groups()
+        .into_iter()
+        .filter(|g| {
+            req.states_filter.is_empty()
+                || req
+                    .states_filter
+                    .iter()
+                    .any(|s| s.eq_ignore_ascii_case(g.state.kafka_name()))
+        })
+        .map(|g| {
+            ListedGroup::default()
+                .with_group_id(GroupId(sb(&g.group_id)))
+                .with_protocol_type(sb(&g.protocol_type))
+                .with_group_state(if version >= 4 {
+                    sb(g.state.kafka_name())
+                } else {
+                    sb("")
+                })
+        })
+        .collect();
+    ListGroupsResponse::default().with_groups(groups)
+}

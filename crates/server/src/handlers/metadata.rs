@@ -1,0 +1,90 @@
+//! Metadata (3): this broker, and topics with their partitions (creating
+//! requested topics when allowed).
+
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, RequestHeader};
+use pubsub_broker::BrokerError;
+
+use super::{sb, topic_name};
+use crate::codes::{code, error_code};
+use crate::config::NODE_ID;
+use crate::context::{blocking, Ctx};
+
+fn topic(ctx: &Ctx, name: &str, create: bool, version: i16) -> MetadataResponseTopic {
+    let broker = &ctx.broker;
+    let found = if create {
+        blocking(|| broker.ensure_topic(name)).map(Some)
+    } else {
+        match broker.partition_count(name) {
+            Some(n) => Ok(Some(n)),
+            None => pubsub_broker::names::validate_topic_name(name).map(|()| None),
+        }
+    };
+    let base = MetadataResponseTopic::default()
+        .with_name(Some(topic_name(name)))
+        .with_is_internal(version >= 1 && name == pubsub_broker::names::CONSUMER_OFFSETS)
+        .with_topic_authorized_operations(i32::MIN);
+    match found {
+        Ok(Some(count)) => base
+            .with_topic_id(if version >= 10 {
+                broker.topic_id(name).unwrap_or_default()
+            } else {
+                Default::default()
+            })
+            .with_partitions(
+                (0..count as i32)
+                    .map(|p| {
+                        MetadataResponsePartition::default()
+                            .with_partition_index(p)
+                            .with_leader_id(BrokerId(NODE_ID))
+                            .with_leader_epoch(if version >= 7 { 0 } else { -1 })
+                            .with_replica_nodes(vec![BrokerId(NODE_ID)])
+                            .with_isr_nodes(vec![BrokerId(NODE_ID)])
+                    })
+                    .collect(),
+            ),
+        Ok(None) => base.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION),
+        Err(e @ BrokerError::InvalidTopic { .. }) => base.with_error_code(error_code(&e)),
+        Err(e) => base.with_error_code(error_code(&e)),
+    }
+}
+
+pub async fn handle(
+    ctx: &Ctx,
+    _h: &RequestHeader,
+    req: MetadataRequest,
+    version: i16,
+) -> MetadataResponse {
+    // Versions 0-3 always allowed auto-creation; later ones ask for it.
+    let allow_create =
+        ctx.broker.config().auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
+    let topics: Vec<MetadataResponseTopic> = match &req.topics {
+        // v0: an empty list means all topics; v1+: null means all.
+        None => all(ctx, version),
+        Some(list) if list.is_empty() && version == 0 => all(ctx, version),
+        Some(list) => list
+            .iter()
+            .filter_map(|t| t.name.as_ref())
+            .map(|n| topic(ctx, n, allow_create, version))
+            .collect(),
+    };
+    MetadataResponse::default()
+        .with_brokers(vec![MetadataResponseBroker::default()
+            .with_node_id(BrokerId(NODE_ID))
+            .with_host(sb(&ctx.config.advertised_host))
+            .with_port(i32::from(ctx.config.advertised_port))])
+        .with_cluster_id((version >= 2).then(|| sb(ctx.broker.cluster_id())))
+        .with_controller_id(BrokerId(if version >= 1 { NODE_ID } else { -1 }))
+        .with_topics(topics)
+        .with_cluster_authorized_operations(i32::MIN)
+}
+
+fn all(ctx: &Ctx, version: i16) -> Vec<MetadataResponseTopic> {
+    ctx.broker
+        .topics(false)
+        .iter()
+        .map(|n| topic(ctx, n, false, version))
+        .collect()
+}

@@ -1,0 +1,45 @@
+//! One module per Kafka API: each turns a decoded request into a response
+//! using the broker. Errors become per-item error codes (codes.rs).
+
+pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_groups;
+pub mod delete_topics;
+pub mod describe_configs;
+pub mod describe_groups;
+pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
+pub mod incremental_alter_configs;
+pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
+pub mod list_offsets;
+pub mod metadata;
+pub mod offset_commit;
+pub mod offset_fetch;
+pub mod produce;
+pub mod sync_group;
+
+use kafka_protocol::messages::TopicName;
+use kafka_protocol::protocol::StrBytes;
+
+/// A protocol string from a Rust one.
+pub(crate) fn sb(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+/// A protocol topic name.
+pub(crate) fn topic_name(s: &str) -> TopicName {
+    TopicName(sb(s))
+}
+
+/// An optional protocol string.
+pub(crate) fn opt(s: Option<&str>) -> Option<StrBytes> {
+    s.map(sb)
+}
+
+/// A per-item refusal: the Kafka error code and a message for the client.
+pub(crate) type Refusal = (i16, String);

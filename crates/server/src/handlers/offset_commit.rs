@@ -1,0 +1,76 @@
+//! OffsetCommit (8): stores committed offsets (with their metadata); answered
+//! once they are durable.
+
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, RequestHeader};
+use pubsub_broker::group::{CommitEntry, CommitRequest};
+
+use crate::codes::{code, group_error_code};
+use crate::context::{blocking, Ctx};
+
+pub async fn handle(
+    ctx: &Ctx,
+    _h: &RequestHeader,
+    req: OffsetCommitRequest,
+    _v: i16,
+) -> OffsetCommitResponse {
+    let mut entries = Vec::new();
+    for t in &req.topics {
+        let known = ctx.broker.partition_count(&t.name);
+        for p in &t.partitions {
+            if known.is_some_and(|n| p.partition_index >= 0 && (p.partition_index as u32) < n) {
+                entries.push(CommitEntry {
+                    topic: t.name.to_string(),
+                    partition: p.partition_index,
+                    offset: p.committed_offset,
+                    leader_epoch: p.committed_leader_epoch,
+                    metadata: p
+                        .committed_metadata
+                        .as_ref()
+                        .map(|m| m.to_string())
+                        .unwrap_or_default(),
+                });
+            }
+        }
+    }
+    let commit = CommitRequest {
+        group_id: req.group_id.to_string(),
+        generation_id: req.generation_id_or_member_epoch,
+        member_id: req.member_id.to_string(),
+        group_instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
+        entries,
+    };
+    let group_error = match blocking(|| ctx.broker.commit_offsets(commit)) {
+        Ok(()) => code::NONE,
+        Err(e) => group_error_code(&e),
+    };
+    let topics = req
+        .topics
+        .iter()
+        .map(|t| {
+            let known = ctx.broker.partition_count(&t.name);
+            OffsetCommitResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            let exists = known.is_some_and(|n| {
+                                p.partition_index >= 0 && (p.partition_index as u32) < n
+                            });
+                            OffsetCommitResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(if exists {
+                                    group_error
+                                } else {
+                                    code::UNKNOWN_TOPIC_OR_PARTITION
+                                })
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
+}

@@ -1,0 +1,49 @@
+//! OffsetFetch (9): committed offsets (-1 where none) with their metadata.
+
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponsePartition, OffsetFetchResponseTopic,
+};
+use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, RequestHeader};
+
+use super::{sb, topic_name};
+use crate::context::Ctx;
+
+pub async fn handle(
+    ctx: &Ctx,
+    _h: &RequestHeader,
+    req: OffsetFetchRequest,
+    version: i16,
+) -> OffsetFetchResponse {
+    let asked: Option<Vec<(String, i32)>> = req.topics.as_ref().map(|ts| {
+        ts.iter()
+            .flat_map(|t| {
+                t.partition_indexes
+                    .iter()
+                    .map(move |p| (t.name.to_string(), *p))
+            })
+            .collect()
+    });
+    let found = ctx.broker.fetch_offsets(&req.group_id, asked.as_deref());
+    let mut topics: Vec<OffsetFetchResponseTopic> = Vec::new();
+    for ((topic, partition), committed) in found {
+        let part = OffsetFetchResponsePartition::default()
+            .with_partition_index(partition)
+            .with_committed_offset(committed.as_ref().map_or(-1, |c| c.offset))
+            .with_committed_leader_epoch(match &committed {
+                Some(c) if version >= 5 => c.leader_epoch,
+                _ => -1,
+            })
+            .with_metadata(Some(sb(committed
+                .as_ref()
+                .map_or("", |c| c.metadata.as_str()))));
+        match topics.iter_mut().find(|t| *t.name == *topic) {
+            Some(t) => t.partitions.push(part),
+            None => topics.push(
+                OffsetFetchResponseTopic::default()
+                    .with_name(topic_name(&topic))
+                    .with_partitions(vec![part]),
+            ),
+        }
+    }
+    OffsetFetchResponse::default().with_topics(topics)
+}

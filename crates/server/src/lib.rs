@@ -1,0 +1,100 @@
+//! The Kafka wire protocol on tokio.
+//!
+//! [`run`] takes a bound listener, an open [`Broker`] and a shutdown future
+//! (so tests can drive it), accepts connections up to the configured limit
+//! and serves each on its own task: requests of one connection are answered
+//! in order; connections are served concurrently. Each API has its own
+//! module under [`handlers`]; broker errors become Kafka error codes in
+//! [`codes`].
+//!
+//! When the shutdown future completes the server stops accepting, lets
+//! in-flight requests finish (long polls end early), waits up to the grace
+//! period for connections to close, and returns. Closing the broker (flush,
+//! clean-shutdown marker) is the caller's job.
+
+pub mod alloc;
+pub mod codes;
+pub mod config;
+pub mod connection;
+pub mod context;
+pub mod dispatch;
+pub mod error;
+pub mod frame;
+pub mod handlers;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use pubsub_broker::Broker;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+pub use config::{ServerConfig, NODE_ID};
+pub use context::Ctx;
+pub use dispatch::{dispatch, Reply, SUPPORTED};
+pub use error::ServerError;
+
+/// Serves Kafka clients on `listener` until `shutdown` completes.
+pub async fn run(
+    listener: TcpListener,
+    broker: Broker,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) {
+    let config = Arc::new(config);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let slots = Arc::new(Semaphore::new(config.max_connections));
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off briefly.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+                    tracing::warn!(%peer, limit = config.max_connections, "too many connections: closing the new one");
+                    drop(stream);
+                    continue;
+                };
+                let ctx = Ctx {
+                    broker: broker.clone(),
+                    config: Arc::clone(&config),
+                    client_host: format!("/{}", peer.ip()),
+                    shutdown: stop_rx.clone(),
+                };
+                connections.spawn(async move {
+                    connection::serve(ctx, stream, peer).await;
+                    drop(permit);
+                });
+            }
+            // Reap finished connections so the set does not grow.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let open = connections.len();
+    if open > 0 {
+        tracing::info!(connections = open, "waiting for in-flight requests");
+    }
+    let drained = tokio::time::timeout(config.shutdown_grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            connections = connections.len(),
+            "grace period over: dropping connections"
+        );
+        connections.shutdown().await;
+    }
+}
