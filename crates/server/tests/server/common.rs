@@ -37,8 +37,16 @@ impl TestServer {
         Self::start_with(broker_config(), ServerConfig::default()).await
     }
 
-    pub async fn start_with(broker_config: BrokerConfig, mut config: ServerConfig) -> TestServer {
-        let dir = tempfile::tempdir().expect("tempdir");
+    pub async fn start_with(broker_config: BrokerConfig, config: ServerConfig) -> TestServer {
+        Self::start_in(tempfile::tempdir().expect("tempdir"), broker_config, config).await
+    }
+
+    /// Starts on an existing data directory (a restart).
+    pub async fn start_in(
+        dir: TempDir,
+        broker_config: BrokerConfig,
+        mut config: ServerConfig,
+    ) -> TestServer {
         let broker = Broker::open(dir.path(), broker_config).expect("open broker");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -62,8 +70,19 @@ impl TestServer {
         }
     }
 
+    /// Stops the server and the broker, keeping the data directory.
+    pub async fn stop_keeping_data(mut self) -> TempDir {
+        self.shut_down().await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::mem::replace(&mut self.dir, dir)
+    }
+
     /// Stops the server (waits for connections to finish) and closes the broker.
     pub async fn stop(mut self) {
+        self.shut_down().await;
+    }
+
+    async fn shut_down(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -72,4 +91,117 @@ impl TestServer {
         }
         self.broker.close().expect("close broker");
     }
+}
+
+use bytes::Bytes;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::produce_response::PartitionProduceResponse;
+use kafka_protocol::messages::{
+    BrokerId, CreateTopicsRequest, FetchRequest, ProduceRequest, TopicName,
+};
+use pubsub_records::{BatchBuilder, NewRecord};
+
+use crate::client::{s, Client};
+
+/// Produce v9 (flexible), Fetch v12, the versions librdkafka uses.
+pub const PRODUCE_V: i16 = 9;
+pub const FETCH_V: i16 = 12;
+
+/// A batch of `values` (key `k`, timestamps from 1_700_000_000_000).
+pub fn batch_of(values: &[&str]) -> BatchBuilder {
+    let mut b = BatchBuilder::new();
+    for (j, value) in values.iter().enumerate() {
+        b.push(&NewRecord {
+            timestamp: 1_700_000_000_000 + j as i64,
+            key: Some(b"k"),
+            value: Some(value.as_bytes()),
+            headers: &[],
+        })
+        .expect("push");
+    }
+    b
+}
+
+/// Encodes a builder.
+pub fn bytes(b: BatchBuilder) -> Bytes {
+    Bytes::from(b.build().expect("build"))
+}
+
+/// Creates a topic over the protocol.
+pub async fn create_topic(c: &mut Client, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+    let r = c
+        .call(
+            7,
+            &CreateTopicsRequest::default()
+                .with_timeout_ms(5000)
+                .with_topics(vec![CreatableTopic::default()
+                    .with_name(TopicName(s(name)))
+                    .with_num_partitions(partitions)
+                    .with_replication_factor(-1)
+                    .with_configs(
+                        configs
+                            .iter()
+                            .map(|(k, v)| {
+                                CreatableTopicConfig::default()
+                                    .with_name(s(k))
+                                    .with_value(Some(s(v)))
+                            })
+                            .collect(),
+                    )]),
+        )
+        .await;
+    assert_eq!(
+        r.topics[0].error_code, 0,
+        "create {name}: {:?}",
+        r.topics[0].error_message
+    );
+}
+
+/// A produce request for one partition.
+pub fn produce_request(topic: &str, partition: i32, acks: i16, records: Bytes) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(s(topic)))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(records))])])
+}
+
+/// Produces and returns the partition's answer.
+pub async fn produce(
+    c: &mut Client,
+    topic: &str,
+    partition: i32,
+    acks: i16,
+    records: Bytes,
+) -> PartitionProduceResponse {
+    let r = c
+        .call(PRODUCE_V, &produce_request(topic, partition, acks, records))
+        .await;
+    r.responses[0].partition_responses[0].clone()
+}
+
+/// A fetch request for one partition.
+pub fn fetch_request(
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    max_wait_ms: i32,
+    max_bytes: i32,
+) -> FetchRequest {
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(max_bytes)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(s(topic)))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(partition)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(max_bytes)])])
 }

@@ -3,4 +3,13 @@
 
 mod client;
 mod common;
+mod fetch;
+mod groups;
+mod limits;
+mod produce;
 mod versions;
+
+/// As in the `pubsub` binary: hostile array counts must not abort the
+/// process that decodes them.
+#[global_allocator]
+static ALLOCATOR: pubsub_server::alloc::GuardedAllocator = pubsub_server::alloc::GuardedAllocator;

@@ -1,0 +1,170 @@
+//! Running the real `pubsub serve` binary in a test: start it on a free
+//! loopback port, wait for its `listening on` line, signal or kill it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The binary under test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_pubsub")
+}
+
+/// A `pubsub serve` process.
+pub struct Daemon {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    stderr_path: PathBuf,
+    stdout_rest: mpsc::Receiver<String>,
+}
+
+/// How to start one.
+#[derive(Default, Clone)]
+pub struct Options {
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// Largest file the process may write (RLIMIT_FSIZE), to make the
+    /// "disk" fill up.
+    pub max_file_bytes: Option<u64>,
+}
+
+impl Daemon {
+    pub fn start(data_dir: &Path) -> Daemon {
+        Self::start_with(data_dir, Options::default())
+    }
+
+    pub fn start_with(data_dir: &Path, options: Options) -> Daemon {
+        let stderr_path = data_dir.with_extension(format!("stderr-{}.log", std::process::id()));
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&stderr_path)
+            .expect("stderr file");
+        let mut cmd = Command::new(binary());
+        cmd.arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .args(&options.args)
+            .env("PUBSUB_GROUPS_INITIAL_REBALANCE_DELAY", "0ms")
+            .env("PUBSUB_LOG", "info")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr);
+        for (k, v) in &options.env {
+            cmd.env(k, v);
+        }
+        if let Some(limit) = options.max_file_bytes {
+            // SAFETY: only async-signal-safe calls between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let rl = libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: limit,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_FSIZE, &rl) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    // Writes past the limit then fail with EFBIG instead of
+                    // killing the process.
+                    libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                    Ok(())
+                });
+            }
+        }
+        let mut child = cmd.spawn().expect("spawn pubsub serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let first = match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "pubsub serve printed no `listening on` line; stderr:\n{}",
+                    std::fs::read_to_string(&stderr_path).unwrap_or_default()
+                );
+            }
+        };
+        let addr = first
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
+        Daemon {
+            child: Some(child),
+            addr,
+            data_dir: data_dir.to_path_buf(),
+            stderr_path,
+            stdout_rest: rx,
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map_or(0, |c| c.id() as i32)
+    }
+
+    /// Sends a signal.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: a plain kill(2) on our own child.
+        unsafe {
+            libc::kill(self.pid(), sig);
+        }
+    }
+
+    /// Waits for the process to exit; returns its status, what else it
+    /// printed on stdout, and its stderr.
+    pub fn wait(mut self) -> (ExitStatus, Vec<String>, String) {
+        let mut child = self.child.take().expect("running");
+        let status = child.wait().expect("wait");
+        let rest: Vec<String> = self.stdout_rest.try_iter().collect();
+        let mut stderr = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.stderr_path) {
+            let _ = f.read_to_string(&mut stderr);
+        }
+        (status, rest, stderr)
+    }
+
+    /// SIGTERM, then wait.
+    pub fn stop(self) -> (ExitStatus, Vec<String>, String) {
+        self.signal(libc::SIGTERM);
+        self.wait()
+    }
+
+    /// SIGKILL, then wait.
+    pub fn kill9(self) -> String {
+        self.signal(libc::SIGKILL);
+        self.wait().2
+    }
+
+    /// Everything written to stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_file(&self.stderr_path);
+    }
+}

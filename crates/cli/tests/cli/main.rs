@@ -1,0 +1,11 @@
+//! Tests of the `pubsub` binary as a process: real sockets, real signals,
+//! real files, and real Kafka clients (the Python suite under `compat/`).
+
+mod bad_input;
+#[path = "../../../server/tests/server/client.rs"]
+mod client;
+mod compat;
+mod daemon;
+mod kafka;
+mod serve;
+mod storage_errors;

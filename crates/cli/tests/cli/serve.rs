@@ -1,0 +1,246 @@
+//! `pubsub serve` as a process: start-up line, signals, clean shutdown,
+//! recovery after SIGKILL, settings from file, environment and flags.
+
+use std::process::Command;
+
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{MetadataRequest, TopicName};
+
+use crate::client::{s, Client};
+use crate::daemon::{binary, Daemon, Options};
+use crate::kafka::{fetch_all, produce_values};
+
+fn partition_dirs(data: &std::path::Path, topic: &str) -> Vec<std::path::PathBuf> {
+    let mut dirs: Vec<_> = std::fs::read_dir(data)
+        .expect("data dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.rsplit_once('-'))
+                .is_some_and(|(t, i)| t == topic && i.parse::<u32>().is_ok())
+        })
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_and_sigint_shut_down_cleanly_and_data_survives() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    for (round, sig) in [(0, libc::SIGTERM), (1, libc::SIGINT)] {
+        let daemon = Daemon::start(&data);
+        assert_eq!(daemon.addr.ip().to_string(), "127.0.0.1");
+        assert_ne!(daemon.addr.port(), 0, "the real port is printed");
+        let mut c = Client::connect(daemon.addr).await;
+        let values: Vec<String> = (0..10).map(|i| format!("round{round}-{i}")).collect();
+        let offsets = produce_values(&mut c, "survive", 0, -1, &values).await;
+        assert_eq!(offsets[0], round * 10);
+        drop(c);
+        daemon.signal(sig);
+        let (status, stdout, stderr) = daemon.wait();
+        assert!(
+            status.success(),
+            "exit 0 after signal {sig}: {status:?}\n{stderr}"
+        );
+        assert!(
+            stdout.is_empty(),
+            "stdout holds only the listening line: {stdout:?}"
+        );
+        assert!(stderr.contains("stopped cleanly"), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        for dir in partition_dirs(&data, "survive") {
+            assert!(
+                dir.join("clean-shutdown.checkpoint").exists(),
+                "clean marker in {dir:?}"
+            );
+        }
+    }
+    let daemon = Daemon::start(&data);
+    assert!(
+        !daemon.stderr().contains("recovered partition"),
+        "a clean stop needs no recovery"
+    );
+    let mut c = Client::connect(daemon.addr).await;
+    let got = fetch_all(&mut c, "survive", 0).await;
+    assert_eq!(got.len(), 20);
+    assert_eq!(got[19], (19, "round1-9".to_string()));
+    daemon.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_sigkill_recovery_runs_reports_and_keeps_every_acknowledged_message() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let daemon = Daemon::start(&data);
+    let mut c = Client::connect(daemon.addr).await;
+    let values: Vec<String> = (0..100).map(|i| format!("v{i}")).collect();
+    for chunk in values.chunks(10) {
+        produce_values(&mut c, "crashy", 0, 1, chunk).await;
+    }
+    drop(c);
+    daemon.kill9();
+    // A torn write: garbage after the last acknowledged batch.
+    let dir = &partition_dirs(&data, "crashy")[0];
+    let log = std::fs::read_dir(dir)
+        .expect("partition")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|e| e == "log"))
+        .expect("segment");
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .expect("open segment")
+        .write_all(&[0xAB; 100])
+        .expect("garbage");
+
+    let daemon = Daemon::start(&data);
+    let stderr = daemon.stderr();
+    assert!(
+        stderr.contains("recovered partition"),
+        "the recovery report is logged: {stderr}"
+    );
+    assert!(stderr.contains("crashy"), "{stderr}");
+    let mut c = Client::connect(daemon.addr).await;
+    let got = fetch_all(&mut c, "crashy", 0).await;
+    let want: Vec<(i64, String)> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (i as i64, v.clone()))
+        .collect();
+    assert_eq!(
+        got, want,
+        "every acknowledged message, once, in order; no garbage"
+    );
+    // And it takes new writes after the recovered tail.
+    let next = produce_values(&mut c, "crashy", 0, -1, &["after".to_string()]).await;
+    assert_eq!(next, vec![100]);
+    let (status, _, _) = daemon.stop();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_come_from_file_then_environment_then_flags() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let config = tmp.path().join("pubsub.toml");
+    std::fs::write(
+        &config,
+        "advertised = \"127.0.0.1:1\"\n[topics]\ndefault_partitions = 2\nmax_message_bytes = \"2KiB\"\n",
+    )
+    .expect("config");
+    let daemon = Daemon::start_with(
+        &data,
+        Options {
+            args: vec![
+                "--config".into(),
+                config.display().to_string(),
+                "--advertised".into(),
+                "localhost.test:7777".into(),
+            ],
+            env: vec![("PUBSUB_TOPICS_DEFAULT_PARTITIONS".into(), "3".into())],
+            ..Options::default()
+        },
+    );
+    let mut c = Client::connect(daemon.addr).await;
+    let r = c
+        .call(
+            12,
+            &MetadataRequest::default()
+                .with_allow_auto_topic_creation(true)
+                .with_topics(Some(vec![
+                    MetadataRequestTopic::default().with_name(Some(TopicName(s("auto"))))
+                ])),
+        )
+        .await;
+    assert_eq!(
+        r.topics[0].partitions.len(),
+        3,
+        "the environment beats the file"
+    );
+    assert_eq!(
+        (r.brokers[0].host.as_str(), r.brokers[0].port),
+        ("localhost.test", 7777),
+        "the flag beats the file"
+    );
+    // max_message_bytes from the file applies to auto-created topics.
+    let big = vec!["z".repeat(4096)];
+    let p = crate::kafka::produce_raw(&mut c, "auto", 0, -1, &big).await;
+    assert_eq!(p.error_code, 10, "MESSAGE_TOO_LARGE");
+    daemon.stop();
+}
+
+#[test]
+fn bad_settings_and_a_busy_directory_fail_with_one_clear_line() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = Command::new(binary());
+        cmd.arg("serve")
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run")
+    };
+    let bad_file = tmp.path().join("bad.toml");
+    std::fs::write(&bad_file, "[topics]\nsegment_bytes = \"lots\"\n").expect("write");
+    for (args, env, needle) in [
+        (
+            vec!["--config", bad_file.to_str().expect("utf-8")],
+            vec![],
+            "segment_bytes",
+        ),
+        (vec![], vec![("PUBSUB_FLUSH", "sometimes")], "flush"),
+        (
+            vec![],
+            vec![("PUBSUB_SERVER_MAX_CONNECTIONS", "lots")],
+            "PUBSUB_SERVER_MAX_CONNECTIONS",
+        ),
+        (vec!["--advertised", "no-port"], vec![], "advertised"),
+        (
+            vec!["--config", "/no/such/file.toml"],
+            vec![],
+            "/no/such/file.toml",
+        ),
+    ] {
+        let out = run(&args, &env);
+        assert!(!out.status.success(), "{args:?} {env:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.starts_with("error: "), "{stderr}");
+        assert!(stderr.contains(needle), "{needle}: {stderr}");
+        assert!(out.stdout.is_empty());
+    }
+    // A second broker on the same directory is refused while the first runs.
+    let first = Daemon::start(&data);
+    let out = run(&[], &[]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("error: "), "{stderr}");
+    assert!(
+        stderr.to_lowercase().contains("in use") || stderr.to_lowercase().contains("lock"),
+        "{stderr}"
+    );
+    let (status, _, _) = first.stop();
+    assert!(status.success());
+}
+
+#[test]
+fn every_subcommand_has_help_with_an_example() {
+    let out = Command::new(binary())
+        .args(["serve", "--help"])
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("Examples:"), "{help}");
+    assert!(
+        help.contains("--data-dir") && help.contains("--listen") && help.contains("--advertised")
+    );
+}

@@ -1,0 +1,125 @@
+"""Fixtures for the Kafka client compatibility suite.
+
+Each test gets its own `pubsub serve` process (the binary named by
+PUBSUB_BIN) on a fresh data directory and a free loopback port. The Rust
+test `compat::python_clients` runs this suite with the freshly built binary;
+to run it by hand: `PUBSUB_BIN=target/debug/pubsub python3 -m pytest crates/cli/tests/compat`.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
+
+
+def binary():
+    path = os.environ.get("PUBSUB_BIN") or os.path.join(ROOT, "target", "debug", "pubsub")
+    if not os.path.exists(path):
+        pytest.fail(f"pubsub binary not found at {path}: build it or set PUBSUB_BIN")
+    return path
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Broker:
+    """One `pubsub serve` process over `data_dir`, restartable on the same port."""
+
+    def __init__(self, data_dir, env=None):
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.env = dict(os.environ)
+        self.env.pop("RUST_LOG", None)
+        self.env.update({"PUBSUB_LOG": "info", "PUBSUB_GROUPS_INITIAL_REBALANCE_DELAY": "0ms"})
+        self.env.update(env or {})
+        self.proc = None
+        self.stderr_path = os.path.join(os.path.dirname(data_dir), f"broker-{uuid.uuid4().hex}.log")
+        self.start()
+
+    @property
+    def bootstrap(self):
+        return f"127.0.0.1:{self.port}"
+
+    def start(self):
+        assert self.proc is None
+        stderr = open(self.stderr_path, "ab")
+        for attempt in range(50):
+            self.proc = subprocess.Popen(
+                [binary(), "serve", "--data-dir", self.data_dir, "--listen", self.bootstrap],
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                env=self.env,
+            )
+            line = self.proc.stdout.readline().decode()
+            if line.startswith("listening on "):
+                assert line.strip() == f"listening on {self.bootstrap}", line
+                stderr.close()
+                return
+            # The port was taken in the meantime, or the broker failed.
+            self.proc.wait()
+            self.proc = None
+            if "in use" not in self.stderr() and "Address already" not in self.stderr():
+                break
+            time.sleep(0.1)
+        stderr.close()
+        pytest.fail("pubsub serve did not start:\n" + self.stderr())
+
+    def stderr(self):
+        try:
+            with open(self.stderr_path, encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def stop(self):
+        """SIGTERM and wait; the exit must be clean."""
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=60)
+        self.proc = None
+        assert code == 0, f"exit code {code}\n{self.stderr()}"
+
+    def kill9(self):
+        if self.proc is None:
+            return
+        self.proc.kill()
+        self.proc.wait()
+        self.proc = None
+
+    def restart(self):
+        self.start()
+
+
+@pytest.fixture
+def broker(tmp_path):
+    b = Broker(str(tmp_path / "data"))
+    yield b
+    try:
+        b.stop()
+    finally:
+        b.kill9()
+        assert "panicked" not in b.stderr(), b.stderr()
+
+
+def unique(prefix):
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def wait_until(predicate, timeout=60.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -1,0 +1,146 @@
+"""Producing with every acks level, idempotence on and off, keys, headers and
+compression, from confluent-kafka and kafka-python; every delivery report's
+offset must be the offset the record is read back at."""
+
+import itertools
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition as KpTopicPartition
+
+from conftest import unique
+
+
+def create(broker, name, partitions):
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])[name].result(timeout=30)
+
+
+def read_all(broker, topic, partitions):
+    """Every record of the topic: {(partition, offset): (key, value, headers)}."""
+    c = Consumer(
+        {
+            "bootstrap.servers": broker.bootstrap,
+            "group.id": unique("reader"),
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    out = {}
+    eof = set()
+    while len(eof) < partitions:
+        m = c.poll(10)
+        assert m is not None, "the broker stopped answering"
+        if m.error():
+            assert m.error().code() == -191, m.error()  # _PARTITION_EOF
+            eof.add(m.partition())
+            continue
+        key = (m.partition(), m.offset())
+        assert key not in out, f"record {key} delivered twice"
+        out[key] = (m.key(), m.value(), tuple(m.headers() or ()))
+    c.close()
+    return out
+
+
+CONFLUENT_CASES = [
+    # (acks, idempotence, compression)
+    ("0", False, "none"),
+    ("1", False, "none"),
+    ("all", False, "none"),
+    ("all", True, "none"),
+    ("1", False, "gzip"),
+    ("all", True, "snappy"),
+    ("all", False, "gzip"),
+    ("1", False, "snappy"),
+]
+
+
+@pytest.mark.parametrize("acks,idempotence,compression", CONFLUENT_CASES)
+def test_confluent_producer(broker, acks, idempotence, compression):
+    topic = unique(f"cf-{acks}-{int(idempotence)}-{compression}")
+    create(broker, topic, 3)
+    p = Producer(
+        {
+            "bootstrap.servers": broker.bootstrap,
+            "acks": acks,
+            "enable.idempotence": idempotence,
+            "compression.type": compression,
+            "linger.ms": 2,
+        }
+    )
+    reports = {}
+
+    def on_delivery(err, msg):
+        assert err is None, err
+        reports[msg.value()] = (msg.partition(), msg.offset())
+
+    expected = {}
+    for i in range(300):
+        value = f"value-{i}".encode()
+        if i % 3 == 0:
+            p.produce(topic, value=value, on_delivery=on_delivery)  # keyless
+            key = None
+        else:
+            key = f"key-{i % 17}".encode()
+            p.produce(topic, key=key, value=value, headers=[("h", f"{i}".encode()), ("n", None)], on_delivery=on_delivery)
+        expected[value] = key
+    assert p.flush(60) == 0
+    assert len(reports) == 300
+
+    stored = read_all(broker, topic, 3)
+    assert len(stored) == 300, "every message once"
+    by_value = {v: (part_off, k, h) for part_off, (k, v, h) in stored.items()}
+    for value, key in expected.items():
+        (partition, offset), k, headers = by_value[value]
+        assert k == key
+        if acks != "0":
+            assert reports[value] == (partition, offset), "the delivery report's offset is real"
+        if key is not None:
+            i = value.decode().split("-")[1]
+            assert headers == (("h", i.encode()), ("n", None))
+    # Keyed records of one key all went to one partition, in order.
+    for key in {k for k in expected.values() if k}:
+        offsets = sorted((po for po, (k, _, _) in stored.items() if k == key))
+        assert len({p for p, _ in offsets}) == 1
+
+
+KP_CASES = list(itertools.product([0, 1, "all"], [False, True], [None, "gzip", "snappy"]))
+
+
+@pytest.mark.parametrize("acks,idempotence,compression", [c for c in KP_CASES if not (c[1] and c[0] != "all")])
+def test_kafka_python_producer(broker, acks, idempotence, compression):
+    topic = unique("kp")
+    create(broker, topic, 2)
+    p = KafkaProducer(
+        bootstrap_servers=broker.bootstrap,
+        acks=acks,
+        enable_idempotence=idempotence,
+        compression_type=compression,
+        linger_ms=2,
+    )
+    futures = []
+    for i in range(200):
+        key = None if i % 2 else f"k{i % 7}".encode()
+        futures.append((f"v{i}".encode(), key, p.send(topic, key=key, value=f"v{i}".encode(), headers=[("i", str(i).encode())])))
+    p.flush(60)
+    metas = {v: f.get(timeout=60) for v, _, f in futures}
+    p.close()
+
+    c = KafkaConsumer(bootstrap_servers=broker.bootstrap, enable_auto_commit=False, consumer_timeout_ms=3000)
+    parts = [KpTopicPartition(topic, i) for i in range(2)]
+    c.assign(parts)
+    c.seek_to_beginning()
+    seen = {}
+    for m in c:
+        assert m.value not in seen, "each message once"
+        seen[m.value] = (m.partition, m.offset, m.key, m.headers)
+    c.close()
+    assert len(seen) == 200
+    for value, key, _ in futures:
+        partition, offset, k, headers = seen[value]
+        assert k == key
+        assert headers == [("i", value[1:])]
+        if acks != 0:
+            assert (metas[value].partition, metas[value].offset) == (partition, offset)

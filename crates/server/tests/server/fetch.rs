@@ -1,0 +1,116 @@
+//! Fetch over the wire: long polls woken by appends, independence of
+//! partitions, whole batches, offsets out of range.
+
+use std::time::{Duration, Instant};
+
+use crate::client::Client;
+use crate::common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_poll_is_woken_by_an_append_and_does_not_hold_up_other_partitions() {
+    let server = TestServer::start().await;
+    let mut admin = Client::connect(server.addr).await;
+    create_topic(&mut admin, "lp", 2, &[]).await;
+
+    // Connection A waits on partition 1 (max_wait 30 s, the server's cap).
+    let addr = server.addr;
+    let waiter = tokio::spawn(async move {
+        let mut a = Client::connect(addr).await;
+        let started = Instant::now();
+        let r = a
+            .call(FETCH_V, &fetch_request("lp", 1, 0, 30_000, 1 << 20))
+            .await;
+        (r, started.elapsed())
+    });
+    // Connection B produces to partition 0 and reads it back while A waits.
+    let mut b = Client::connect(server.addr).await;
+    for i in 0..20 {
+        let v = format!("p0-{i}");
+        let p = produce(&mut b, "lp", 0, -1, bytes(batch_of(&[&v]))).await;
+        assert_eq!(p.error_code, 0);
+    }
+    let r = b
+        .call(FETCH_V, &fetch_request("lp", 0, 0, 30_000, 1 << 20))
+        .await;
+    assert_eq!(r.responses[0].partitions[0].high_watermark, 20);
+    assert!(
+        !waiter.is_finished(),
+        "partition 1 is still empty: A is still waiting"
+    );
+
+    // An append to partition 1 completes A's fetch.
+    let p = produce(&mut b, "lp", 1, 1, bytes(batch_of(&["wake"]))).await;
+    assert_eq!(p.error_code, 0);
+    let (r, waited) = waiter.await.expect("waiter");
+    let part = &r.responses[0].partitions[0];
+    assert_eq!(part.error_code, 0);
+    assert_eq!(part.high_watermark, 1);
+    let records = part.records.clone().expect("records");
+    assert_eq!(
+        pubsub_records::Batch::parse(&records)
+            .expect("batch")
+            .record_count(),
+        1
+    );
+    assert!(
+        waited < Duration::from_secs(25),
+        "woken by the append, not by max_wait ({waited:?})"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_edges_whole_first_batch_empty_not_null_and_out_of_range() {
+    let server = TestServer::start().await;
+    let mut c = Client::connect(server.addr).await;
+    create_topic(&mut c, "edges", 1, &[]).await;
+    let big = "y".repeat(10_000);
+    produce(&mut c, "edges", 0, -1, bytes(batch_of(&[&big, &big, &big]))).await;
+    produce(&mut c, "edges", 0, -1, bytes(batch_of(&["small"]))).await;
+
+    // max_bytes smaller than the first batch: the first batch still comes, whole.
+    let r = c.call(FETCH_V, &fetch_request("edges", 0, 2, 0, 100)).await;
+    let part = &r.responses[0].partitions[0];
+    let records = part.records.clone().expect("records");
+    let batch = pubsub_records::Batch::parse(&records).expect("whole batch");
+    assert_eq!((batch.base_offset(), batch.record_count()), (0, 3));
+    assert_eq!(
+        records.len(),
+        batch.len(),
+        "only that batch: the budget is spent"
+    );
+
+    // At the end: no error, and an empty (not null) record set.
+    let r = c
+        .call(FETCH_V, &fetch_request("edges", 0, 4, 0, 1 << 20))
+        .await;
+    let part = &r.responses[0].partitions[0];
+    assert_eq!(part.error_code, 0);
+    assert_eq!(
+        part.records.as_ref().map(|r| r.len()),
+        Some(0),
+        "empty, never null"
+    );
+    assert_eq!(
+        (
+            part.high_watermark,
+            part.last_stable_offset,
+            part.log_start_offset
+        ),
+        (4, 4, 0)
+    );
+    assert_eq!(*part.preferred_read_replica, -1);
+
+    // Past the end: OFFSET_OUT_OF_RANGE, answered at once.
+    let r = c
+        .call(FETCH_V, &fetch_request("edges", 0, 99, 10_000, 1 << 20))
+        .await;
+    assert_eq!(r.responses[0].partitions[0].error_code, 1);
+
+    // A topic that does not exist.
+    let r = c
+        .call(FETCH_V, &fetch_request("nope", 0, 0, 0, 1 << 20))
+        .await;
+    assert_eq!(r.responses[0].partitions[0].error_code, 3);
+    server.stop().await;
+}

@@ -1,0 +1,139 @@
+//! Produce over the wire: limits, corruption, acks, ordering, idempotence
+//! across a restart.
+
+use kafka_protocol::messages::MetadataRequest;
+
+use crate::client::Client;
+use crate::common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_and_corrupt_batches_are_refused_and_nothing_is_stored() {
+    let server = TestServer::start().await;
+    let mut c = Client::connect(server.addr).await;
+    create_topic(&mut c, "small", 1, &[("max.message.bytes", "1024")]).await;
+
+    let big = "x".repeat(4096);
+    let p = produce(&mut c, "small", 0, -1, bytes(batch_of(&[&big]))).await;
+    assert_eq!(p.error_code, 10, "MESSAGE_TOO_LARGE");
+    assert_eq!(p.base_offset, -1);
+
+    let mut corrupt = bytes(batch_of(&["hello", "world"])).to_vec();
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0x01;
+    let p = produce(&mut c, "small", 0, -1, corrupt.into()).await;
+    assert_eq!(p.error_code, 2, "CORRUPT_MESSAGE");
+
+    let p = produce(&mut c, "small", 0, 2, bytes(batch_of(&["a"]))).await;
+    assert_eq!(p.error_code, 21, "INVALID_REQUIRED_ACKS");
+
+    let p = produce(&mut c, "small", 7, -1, bytes(batch_of(&["a"]))).await;
+    assert_eq!(p.error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+
+    let described = server.broker.describe_topic("small").expect("topic");
+    assert_eq!(
+        described.partitions[0].log_end_offset, 0,
+        "nothing refused was stored"
+    );
+
+    let p = produce(&mut c, "small", 0, -1, bytes(batch_of(&["fits"]))).await;
+    assert_eq!((p.error_code, p.base_offset), (0, 0));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_zero_gets_no_answer_and_pipelined_requests_answer_in_order() {
+    let server = TestServer::start().await;
+    let mut c = Client::connect(server.addr).await;
+    create_topic(&mut c, "pipe", 1, &[]).await;
+
+    // acks=0: no response at all; the next request's answer is the next frame.
+    c.send(
+        PRODUCE_V,
+        &produce_request("pipe", 0, 0, bytes(batch_of(&["fire", "forget"]))),
+    )
+    .await;
+    let id = c.send(12, &MetadataRequest::default()).await;
+    let m = c.receive::<MetadataRequest>(id, 12).await;
+    assert_eq!(m.brokers.len(), 1);
+
+    // 50 produce requests sent back to back, answers in order with growing offsets.
+    let mut ids = Vec::new();
+    for i in 0..50 {
+        let value = format!("m{i}");
+        ids.push(
+            c.send(
+                PRODUCE_V,
+                &produce_request("pipe", 0, 1, bytes(batch_of(&[&value]))),
+            )
+            .await,
+        );
+    }
+    for (i, id) in ids.into_iter().enumerate() {
+        let r = c
+            .receive::<kafka_protocol::messages::ProduceRequest>(id, PRODUCE_V)
+            .await;
+        let p = &r.responses[0].partition_responses[0];
+        assert_eq!(p.error_code, 0);
+        assert_eq!(
+            p.base_offset,
+            2 + i as i64,
+            "the acks=0 batch took offsets 0 and 1"
+        );
+    }
+    let r = c
+        .call(FETCH_V, &fetch_request("pipe", 0, 0, 0, 1 << 20))
+        .await;
+    let records = r.responses[0].partitions[0]
+        .records
+        .clone()
+        .expect("records");
+    let first = pubsub_records::Batch::parse(&records).expect("batch");
+    assert_eq!(first.record_count(), 2, "the acks=0 batch was stored");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_retries_are_detected_even_after_a_restart() {
+    let server = TestServer::start().await;
+    let mut c = Client::connect(server.addr).await;
+    create_topic(&mut c, "idem", 1, &[]).await;
+    let r = c
+        .call(
+            4,
+            &kafka_protocol::messages::InitProducerIdRequest::default()
+                .with_transaction_timeout_ms(60_000),
+        )
+        .await;
+    assert_eq!(r.error_code, 0);
+    let (pid, epoch) = (*r.producer_id, r.producer_epoch);
+    let batch = |seq: i32, values: &[&str]| bytes(batch_of(values).producer(pid, epoch, seq));
+
+    let first = produce(&mut c, "idem", 0, -1, batch(0, &["a", "b"])).await;
+    assert_eq!((first.error_code, first.base_offset), (0, 0));
+    let second = produce(&mut c, "idem", 0, -1, batch(2, &["c"])).await;
+    assert_eq!((second.error_code, second.base_offset), (0, 2));
+    // A retry of the first batch: success with its original offset, nothing appended.
+    let retry = produce(&mut c, "idem", 0, -1, batch(0, &["a", "b"])).await;
+    assert_eq!((retry.error_code, retry.base_offset), (0, 0));
+    // A gap in sequence numbers is refused.
+    let gap = produce(&mut c, "idem", 0, -1, batch(7, &["z"])).await;
+    assert_eq!(gap.error_code, 45, "OUT_OF_ORDER_SEQUENCE_NUMBER");
+
+    // Restart on the same directory: the retry is still recognised.
+    drop(c);
+    let dir = server.stop_keeping_data().await;
+    let server =
+        TestServer::start_in(dir, broker_config(), pubsub_server::ServerConfig::default()).await;
+    let mut c = Client::connect(server.addr).await;
+    let retry = produce(&mut c, "idem", 0, -1, batch(2, &["c"])).await;
+    assert_eq!(
+        (retry.error_code, retry.base_offset),
+        (0, 2),
+        "duplicate detected after restart"
+    );
+    let next = produce(&mut c, "idem", 0, -1, batch(3, &["d"])).await;
+    assert_eq!((next.error_code, next.base_offset), (0, 3));
+    let d = server.broker.describe_topic("idem").expect("topic");
+    assert_eq!(d.partitions[0].log_end_offset, 4, "a, b, c, d: each once");
+    server.stop().await;
+}
