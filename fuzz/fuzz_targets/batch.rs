@@ -12,7 +12,11 @@ fuzz_target!(|data: &[u8]| {
         let Ok(batch) = batch else { break };
         let _ = batch.validate();
         let _ = batch.validate_for_append();
-        let _ = (batch.last_offset(), batch.last_sequence(), batch.timestamp_type());
+        let _ = (
+            batch.last_offset(),
+            batch.last_sequence(),
+            batch.timestamp_type(),
+        );
         if let Ok(records) = batch.records(1 << 20) {
             for record in records.iter() {
                 let Ok(record) = record else { break };

@@ -15,7 +15,8 @@ fn valid_prefix(seed: &[u8]) -> Vec<u8> {
     let mut next = 0i64;
     for (i, chunk) in seed.chunks(4).enumerate() {
         let n = 1 + usize::from(chunk[0] % 4);
-        let codec = Compression::from_id(chunk.get(1).copied().unwrap_or(0) % 5).unwrap_or_default();
+        let codec =
+            Compression::from_id(chunk.get(1).copied().unwrap_or(0) % 5).unwrap_or_default();
         let mut b = BatchBuilder::new().compression(codec);
         for j in 0..n {
             let value = vec![chunk.get(2).copied().unwrap_or(7); j * 5 + i];
@@ -49,7 +50,10 @@ fuzz_target!(|data: &[u8]| {
 
     // The pure scanner keeps at least the prefix and at most everything.
     let summary = scan_bytes(&segment, 0);
-    assert!(summary.valid_len >= prefix.len() as u64, "scanner lost the valid prefix");
+    assert!(
+        summary.valid_len >= prefix.len() as u64,
+        "scanner lost the valid prefix"
+    );
     assert!(summary.valid_len <= segment.len() as u64);
     let again = scan_bytes(&segment[..summary.valid_len as usize], 0);
     assert!(again.stop.is_none() && again.valid_len == summary.valid_len);
@@ -73,11 +77,23 @@ fuzz_target!(|data: &[u8]| {
         max_index_bytes: 4096,
         ..LogConfig::default()
     };
-    let (log, report) = Log::open(dir.path(), config).expect("recovery of a lone segment never fails");
+    let (log, report) =
+        Log::open(dir.path(), config).expect("recovery of a lone segment never fails");
     let kept = std::fs::read(&path).expect("segment still there");
-    assert_eq!(kept.len() as u64, summary.valid_len, "recovery and scanner disagree");
-    assert_eq!(&kept[..], &segment[..kept.len()], "recovery may only truncate");
-    assert_eq!(report.lost_bytes(), segment.len() as u64 - summary.valid_len);
+    assert_eq!(
+        kept.len() as u64,
+        summary.valid_len,
+        "recovery and scanner disagree"
+    );
+    assert_eq!(
+        &kept[..],
+        &segment[..kept.len()],
+        "recovery may only truncate"
+    );
+    assert_eq!(
+        report.lost_bytes(),
+        segment.len() as u64 - summary.valid_len
+    );
     assert_eq!(
         log.log_end_offset(),
         summary.last_offset.map_or(0, |l| l + 1),
