@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use pubsub_broker::{Broker, BrokerConfig, GroupConfig};
-use pubsub_server::{dispatch, Ctx, Reply, ServerConfig};
+use pubsub_server::{dispatch, Ctx, ServerConfig};
 
 #[global_allocator]
 static ALLOCATOR: pubsub_server::alloc::GuardedAllocator = pubsub_server::alloc::GuardedAllocator;
@@ -78,9 +78,10 @@ fuzz_target!(|data: &[u8]| {
     let w = world();
     let frame = BytesMut::from(data);
     let result = runtime().block_on(async {
-        tokio::time::timeout(Duration::from_secs(120), dispatch(&w.ctx, frame)).await
+        let answer = async { dispatch(&w.ctx, frame).await?.resolve().await };
+        tokio::time::timeout(Duration::from_secs(120), answer).await
     });
-    if let Ok(Ok(Reply::Frame(out))) = result {
+    if let Ok(Ok(Some(out))) = result {
         assert!(out.len() >= 8, "a response has a size and a correlation id");
         let size = i32::from_be_bytes([out[0], out[1], out[2], out[3]]);
         assert_eq!(size as usize, out.len() - 4, "the size prefix is right");

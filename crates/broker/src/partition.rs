@@ -241,9 +241,7 @@ impl Partition {
             self.notifier.notify();
         }
         if acks == Acks::All {
-            self.log
-                .wait_durable(last)
-                .map_err(|e| self.storage_err(e))?;
+            self.wait_durable(last)?;
         }
         Ok(AppendResult {
             base_offset: base,
@@ -252,6 +250,16 @@ impl Partition {
             log_start_offset: self.log.log_start_offset(),
             duplicate,
         })
+    }
+
+    /// Waits until every offset up to `offset` is fsynced, sharing the
+    /// fsync with every other waiter (group commit). A server that appends
+    /// with [`Acks::Leader`] and answers `acks=all` only after this returns
+    /// can keep appending the next requests while the fsync runs.
+    pub fn wait_durable(&self, offset: u64) -> Result<()> {
+        self.log
+            .wait_durable(offset)
+            .map_err(|e| self.storage_err(e))
     }
 
     fn raw_append(&self, records: &mut [u8], trusted: bool) -> Result<pubsub_storage::AppendInfo> {

@@ -1,22 +1,32 @@
-//! One client connection: read a frame, dispatch it, write the response, in
-//! order, until the client leaves, misbehaves, idles out or the server
-//! shuts down.
+//! One client connection: a reader that decodes and dispatches requests in
+//! order, and a writer that sends the answers in that same order, until the
+//! client leaves, misbehaves, idles out or the server shuts down.
+//!
+//! The two halves let a client pipeline: while an `acks=all` produce waits
+//! for its fsync, the reader already appends the next requests (whose
+//! fsync is then shared), and the writer sends each answer as soon as it
+//! and every answer before it are ready.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::context::Ctx;
 use crate::dispatch::{dispatch, Reply};
 use crate::error::ServerError;
-use crate::frame::{read_frame, FrameError};
+use crate::frame::{FrameError, FrameReader};
 
-/// Socket buffer sizes: large enough for a 1 MiB produce batch per read.
-const READ_BUFFER: usize = 256 << 10;
+/// Socket write buffer: answers to pipelined requests go out in one write.
 const WRITE_BUFFER: usize = 256 << 10;
+
+/// Requests read but not yet answered, per connection. librdkafka keeps
+/// up to 5 produce requests in flight per partition leader with
+/// idempotence on and many more without; past this the reader waits.
+const MAX_IN_FLIGHT: usize = 64;
 
 /// Serves one connection to the end. Errors are logged here.
 pub async fn serve(ctx: Ctx, stream: TcpStream, peer: SocketAddr) {
@@ -35,29 +45,58 @@ pub async fn serve(ctx: Ctx, stream: TcpStream, peer: SocketAddr) {
 async fn run(ctx: &Ctx, stream: TcpStream) -> Result<(), ServerError> {
     stream.set_nodelay(true)?;
     let (read, write) = stream.into_split();
-    let mut reader = BufReader::with_capacity(READ_BUFFER, read);
-    let mut writer = BufWriter::with_capacity(WRITE_BUFFER, write);
+    let (tx, rx) = mpsc::channel(MAX_IN_FLIGHT);
+    // Both halves run in this task. When the reader stops (the client
+    // left, broke the protocol or the server stops) the writer still sends
+    // what was already accepted; when the writer fails, the reader stops.
+    let (read_result, write_result) =
+        tokio::join!(read_requests(ctx, read, tx), write_replies(write, rx));
+    write_result?;
+    read_result
+}
+
+async fn read_requests(
+    ctx: &Ctx,
+    read: OwnedReadHalf,
+    tx: mpsc::Sender<Reply>,
+) -> Result<(), ServerError> {
+    let mut frames = FrameReader::new(read, ctx.config.max_request_bytes);
     let mut shutdown: watch::Receiver<bool> = ctx.shutdown.clone();
     let idle: Duration = ctx.config.idle_timeout;
-    let limit = ctx.config.max_request_bytes;
     loop {
         if *shutdown.borrow() {
             return Ok(());
         }
         let frame = tokio::select! {
-            r = tokio::time::timeout(idle, read_frame(&mut reader, limit)) => match r {
+            r = tokio::time::timeout(idle, frames.next()) => match r {
                 Ok(frame) => frame?,
                 Err(_) => return Err(ServerError::Idle),
             },
             _ = shutdown.changed() => return Ok(()),
+            // The writer gave up: the socket is gone.
+            _ = tx.closed() => return Ok(()),
         };
-        match dispatch(ctx, frame).await? {
-            Reply::Frame(bytes) => writer.write_all(&bytes).await?,
-            Reply::Nothing => {}
+        let reply = dispatch(ctx, frame).await?;
+        if tx.send(reply).await.is_err() {
+            return Ok(());
         }
-        // Pipelined requests already read are answered before one flush.
-        if reader.buffer().is_empty() {
+    }
+}
+
+async fn write_replies(
+    write: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Reply>,
+) -> Result<(), ServerError> {
+    let mut writer = BufWriter::with_capacity(WRITE_BUFFER, write);
+    while let Some(reply) = rx.recv().await {
+        if let Some(bytes) = reply.resolve().await? {
+            writer.write_all(&bytes).await?;
+        }
+        // Answers already queued go out with this one, in one flush.
+        if rx.is_empty() {
             writer.flush().await?;
         }
     }
+    writer.flush().await?;
+    Ok(())
 }

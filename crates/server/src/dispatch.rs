@@ -11,6 +11,10 @@ use kafka_protocol::messages::{
     RequestHeader, ResponseHeader, SyncGroupRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::handlers::produce::Produced;
 
 use crate::context::Ctx;
 use crate::error::ServerError;
@@ -51,12 +55,38 @@ pub fn supported(key: ApiKey) -> Option<(i16, i16)> {
 }
 
 /// What to send back.
-#[derive(Debug)]
 pub enum Reply {
     /// A whole response frame, length prefix included.
     Frame(BytesMut),
+    /// A response frame that needs more waiting (an `acks=all` produce
+    /// waiting for its fsync); the connection's writer awaits it in turn.
+    Later(Pending),
     /// Nothing (Produce with acks=0).
     Nothing,
+}
+
+/// A response still being completed.
+pub type Pending = Pin<Box<dyn Future<Output = Result<BytesMut, ServerError>> + Send>>;
+
+impl Reply {
+    /// The frame to send, once ready (`None`: send nothing).
+    pub async fn resolve(self) -> Result<Option<BytesMut>, ServerError> {
+        match self {
+            Reply::Frame(bytes) => Ok(Some(bytes)),
+            Reply::Later(pending) => pending.await.map(Some),
+            Reply::Nothing => Ok(None),
+        }
+    }
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reply::Frame(b) => f.debug_tuple("Frame").field(&b.len()).finish(),
+            Reply::Later(_) => f.write_str("Later"),
+            Reply::Nothing => f.write_str("Nothing"),
+        }
+    }
 }
 
 /// Encodes a response frame: size, header (in the API's header version), body.
@@ -145,11 +175,23 @@ pub async fn dispatch(ctx: &Ctx, frame: BytesMut) -> Result<Reply, ServerError> 
         ),
         ApiKey::Produce => {
             let req = ProduceRequest::decode(&mut body, version).map_err(malformed)?;
-            match handlers::produce::handle(ctx, &header, req, version).await {
-                Some(resp) => {
-                    Reply::Frame(encode_response(key, version, header.correlation_id, &resp)?)
+            let correlation_id = header.correlation_id;
+            match handlers::produce::handle(ctx, &header, req, version) {
+                Produced::Now(resp) => {
+                    Reply::Frame(encode_response(key, version, correlation_id, &resp)?)
                 }
-                None => Reply::Nothing,
+                Produced::AfterFsync(durable) => {
+                    // Started now, not when the writer gets to it: waits of
+                    // pipelined requests overlap and share fsyncs.
+                    let waiting = tokio::task::spawn_blocking(move || durable.wait());
+                    Reply::Later(Box::pin(async move {
+                        let resp = waiting.await.map_err(|e| {
+                            ServerError::Internal(format!("waiting for an fsync: {e}"))
+                        })?;
+                        encode_response(key, version, correlation_id, &resp)
+                    }))
+                }
+                Produced::Nothing => Reply::Nothing,
             }
         }
         ApiKey::Fetch => serve!(

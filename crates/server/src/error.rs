@@ -26,6 +26,9 @@ pub enum ServerError {
     /// A response could not be encoded (a bug: logged, connection closed).
     #[error("encoding a response: {0}")]
     Encode(String),
+    /// A task serving the request failed (a bug: logged, connection closed).
+    #[error("internal error: {0}")]
+    Internal(String),
     /// Writing to the socket failed.
     #[error("writing a response: {0}")]
     Write(#[from] std::io::Error),

@@ -93,6 +93,91 @@ async fn acks_zero_gets_no_answer_and_pipelined_requests_answer_in_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_acks_all_answers_come_in_order_and_only_once_fsynced() {
+    let server = TestServer::start().await;
+    let mut c = Client::connect(server.addr).await;
+    create_topic(&mut c, "durable", 2, &[]).await;
+
+    // acks=all and acks=1 produces to two partitions, with a metadata
+    // request in the middle, all sent before any answer is read.
+    enum Sent {
+        Produce {
+            id: i32,
+            partition: i32,
+            acks: i16,
+            nth: i64,
+        },
+        Metadata(i32),
+    }
+    let mut sent = Vec::new();
+    let mut per_partition = [0i64; 2];
+    for i in 0..60 {
+        if i == 30 {
+            sent.push(Sent::Metadata(
+                c.send(12, &MetadataRequest::default()).await,
+            ));
+        }
+        let partition = i % 2;
+        let acks = if i % 3 == 0 { 1 } else { -1 };
+        let value = format!("v{i}");
+        let id = c
+            .send(
+                PRODUCE_V,
+                &produce_request("durable", partition, acks, bytes(batch_of(&[&value, "x"]))),
+            )
+            .await;
+        let nth = per_partition[partition as usize];
+        per_partition[partition as usize] += 1;
+        sent.push(Sent::Produce {
+            id,
+            partition,
+            acks,
+            nth,
+        });
+    }
+    for s in sent {
+        match s {
+            Sent::Metadata(id) => {
+                let m = c.receive::<MetadataRequest>(id, 12).await;
+                assert_eq!(m.brokers.len(), 1);
+            }
+            Sent::Produce {
+                id,
+                partition,
+                acks,
+                nth,
+            } => {
+                let r = c
+                    .receive::<kafka_protocol::messages::ProduceRequest>(id, PRODUCE_V)
+                    .await;
+                let p = &r.responses[0].partition_responses[0];
+                assert_eq!(p.error_code, 0);
+                assert_eq!(p.index, partition);
+                assert_eq!(
+                    p.base_offset,
+                    2 * nth,
+                    "two records per batch, in send order"
+                );
+                if acks == -1 {
+                    let durable = server
+                        .broker
+                        .partition("durable", partition)
+                        .expect("partition")
+                        .log()
+                        .durable_offset();
+                    assert!(
+                        durable >= p.base_offset as u64 + 2,
+                        "acks=all answered for offset {} with only {durable} fsynced",
+                        p.base_offset + 1
+                    );
+                }
+            }
+        }
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotent_retries_are_detected_even_after_a_restart() {
     let server = TestServer::start().await;
     let mut c = Client::connect(server.addr).await;
