@@ -7,8 +7,11 @@
 //! are a raw loopback TCP copy (one writer, one reader, 1 MiB writes) and
 //! the storage engine's in-process `Log::append` of the same 1 KiB records
 //! in batches of the same size, flush never and fsync per batch, on the
-//! same file system. Latency is rdkafka_performance's per-message delivery
-//! latency (`-l -A file`: produce call to delivery report).
+//! same file system. `pubsub bench produce` then runs the same workload,
+//! and again paced at half the peak rdkafka_performance reached, for
+//! latency percentiles (rdkafka_performance's own pacing polls once per
+//! message and cannot hold such rates). The disk is synced and left to
+//! drain for a few seconds before each case.
 //!
 //! ```sh
 //! cargo build --release -p pubsub-cli -p pubsub-benches
@@ -41,16 +44,20 @@ struct Args {
 
 fn args() -> Args {
     let mut a = Args {
-        rdkafka_perf: std::env::var("RDKAFKA_PERF").unwrap_or_else(|_| "rdkafka_performance".into()),
+        rdkafka_perf: std::env::var("RDKAFKA_PERF")
+            .unwrap_or_else(|_| "rdkafka_performance".into()),
         pubsub: PathBuf::from("target/release/pubsub"),
         dir: std::env::temp_dir(),
-        messages: 2_000_000,
+        messages: 1_000_000,
         batch: 200,
         quick: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let mut value = || it.next().unwrap_or_else(|| fail(&format!("{flag} needs a value")));
+        let mut value = || {
+            it.next()
+                .unwrap_or_else(|| fail(&format!("{flag} needs a value")))
+        };
         match flag.as_str() {
             "--rdkafka-perf" => a.rdkafka_perf = value(),
             "--pubsub" => a.pubsub = value().into(),
@@ -77,8 +84,15 @@ fn args() -> Args {
 
 fn fail(msg: &str) -> ! {
     eprintln!("net-bench: {msg}");
+    // Servers still running are stopped (exit skips destructors).
+    for pid in SERVERS.lock().map(|v| v.clone()).unwrap_or_default() {
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+    }
     std::process::exit(2)
 }
+
+/// Process ids of the servers started and not yet stopped.
+static SERVERS: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
 
 /// One row of the report.
 struct Row {
@@ -104,15 +118,21 @@ fn main() {
     eprintln!("baseline: loopback TCP copy");
     let loopback = loopback_copy(bytes.max(1 << 30));
     eprintln!("baseline: in-process Log::append");
+    settle();
     let append = log_append(work.path(), bytes, a.batch, FlushPolicy::Never);
+    settle();
     let append_fsync = log_append(work.path(), bytes / 4, a.batch, FlushPolicy::Always);
 
     let mut rows = Vec::new();
     for partitions in [1u32, 8] {
         for acks in [1i32, -1] {
-            let name = format!("produce acks={} partitions={partitions}", acks_name(acks));
+            let name = format!(
+                "produce acks={} partitions={partitions}, rdkafka_performance",
+                acks_name(acks)
+            );
             eprintln!("{name}");
             let server = Server::start(&a, work.path(), partitions);
+            settle();
             let mut argv = produce_args(&a, &server.addr, acks, partitions);
             argv.extend(["-c".into(), a.messages.to_string()]);
             let (mb_s, msg_s) = perf_summary(&run_perf(&a, &argv));
@@ -124,7 +144,7 @@ fn main() {
             });
             if acks == 1 {
                 // Consume what was just written, from the beginning.
-                let name = format!("consume partitions={partitions}");
+                let name = format!("consume partitions={partitions}, rdkafka_performance");
                 eprintln!("{name}");
                 let mut argv: Vec<String> = vec![
                     "-C".into(),
@@ -150,34 +170,43 @@ fn main() {
                     latency: None,
                 });
             }
-            // Latency at half the rate just measured.
-            let peak = msg_s;
-            let rate = (peak / 2.0) as u64;
+            // pubsub's own load generator on the same workload, then at
+            // half the peak rate rdkafka_performance just reached: it paces
+            // batches precisely and measures latency open-loop.
+            settle();
             let name = format!(
-                "latency acks={} partitions={partitions} at {} msg/s",
-                acks_name(acks),
-                rate
+                "produce acks={} partitions={partitions}, pubsub bench",
+                acks_name(acks)
             );
             eprintln!("{name}");
-            let lat_file = work.path().join("latency.txt");
-            let mut argv = produce_args(&a, &server.addr, acks, partitions);
-            let count = (rate * 5).clamp(10_000, a.messages);
-            argv.extend([
-                "-c".into(),
-                count.to_string(),
-                "-r".into(),
-                rate.to_string(),
-                "-l".into(),
-                "-A".into(),
-                lat_file.display().to_string(),
-            ]);
-            let (mb_s, msg_s) = perf_summary(&run_perf(&a, &argv));
-            rows.push(Row {
-                name,
-                mb_s,
-                msg_s,
-                latency: Some(percentiles(&lat_file)),
-            });
+            rows.push(own_bench(
+                &a,
+                &server.addr,
+                &name,
+                "own",
+                acks,
+                partitions,
+                a.messages,
+                None,
+            ));
+            settle();
+            let rate = (msg_s / 2.0) as u64;
+            let name = format!(
+                "produce acks={} partitions={partitions} at half peak ({rate} msg/s), pubsub bench",
+                acks_name(acks)
+            );
+            eprintln!("{name}");
+            let count = (rate * 4).min(a.messages);
+            rows.push(own_bench(
+                &a,
+                &server.addr,
+                &name,
+                "paced",
+                acks,
+                partitions,
+                count,
+                Some(rate),
+            ));
             server.stop();
         }
     }
@@ -203,17 +232,16 @@ fn main() {
     println!("| Log::append in-process, fsync per batch | {append_fsync:.0} |");
     println!("\n| ratio | value |");
     println!("|---|---|");
-    for r in rows.iter().filter(|r| r.name.starts_with("produce")) {
+    for r in rows
+        .iter()
+        .filter(|r| r.name.starts_with("produce") && !r.name.contains("half"))
+    {
         let base = if r.name.contains("acks=all") {
             append_fsync
         } else {
             append
         };
-        println!(
-            "| {} / in-process append | {:.2}x |",
-            r.name,
-            r.mb_s / base
-        );
+        println!("| {} / in-process append | {:.2}x |", r.name, r.mb_s / base);
         println!("| {} / loopback copy | {:.2}x |", r.name, r.mb_s / loopback);
     }
     for r in rows.iter().filter(|r| r.name.starts_with("consume")) {
@@ -240,6 +268,83 @@ fn main() {
     let out = Path::new("target").join("net-bench.json");
     if let Err(e) = std::fs::write(&out, format!("{json:#}\n")) {
         eprintln!("net-bench: writing {}: {e}", out.display());
+    }
+}
+
+/// Lets the disk drain between cases: this class of virtual disk absorbs
+/// a burst of a gigabyte or two quickly, then writes at its sustained rate.
+fn settle() {
+    let _ = Command::new("sync").status();
+    std::thread::sleep(std::time::Duration::from_secs(5));
+}
+
+/// Runs `pubsub bench produce --json` and reads its report.
+#[allow(clippy::too_many_arguments)]
+fn own_bench(
+    a: &Args,
+    addr: &str,
+    name: &str,
+    topic: &str,
+    acks: i32,
+    partitions: u32,
+    messages: u64,
+    rate: Option<u64>,
+) -> Row {
+    let mut cmd = Command::new(&a.pubsub);
+    cmd.args([
+        "bench",
+        "produce",
+        "--json",
+        "--size",
+        "1024",
+        "--bootstrap",
+        addr,
+        "--topic",
+        topic,
+    ])
+    .args([
+        "--acks",
+        &acks.to_string(),
+        "--partitions",
+        &partitions.to_string(),
+    ])
+    .args([
+        "--messages",
+        &messages.to_string(),
+        "--batch",
+        &a.batch.to_string(),
+    ]);
+    if let Some(r) = rate {
+        cmd.args(["--rate", &r.to_string()]);
+    }
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| fail(&format!("running pubsub bench: {e}")));
+    if !out.status.success() {
+        fail(&format!(
+            "pubsub bench failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| fail(&format!("pubsub bench output: {e}")));
+    let f = |path: &[&str]| -> f64 {
+        let mut x = &v;
+        for k in path {
+            x = &x[*k];
+        }
+        x.as_f64().unwrap_or(f64::NAN)
+    };
+    Row {
+        name: name.to_string(),
+        mb_s: f(&["mb_per_s"]),
+        msg_s: f(&["msg_per_s"]),
+        latency: Some(Percentiles {
+            p50: f(&["latency_ms", "p50"]),
+            p99: f(&["latency_ms", "p99"]),
+            p999: f(&["latency_ms", "p99.9"]),
+            max: f(&["latency_ms", "max"]),
+        }),
     }
 }
 
@@ -295,38 +400,22 @@ fn perf_summary(text: &str) -> (f64, f64) {
     let line = text
         .lines()
         .rev()
-        .find(|l| l.contains("msgs/s and"))
-        .unwrap_or_else(|| fail(&format!("no summary in rdkafka_performance output:\n{text}")));
+        .find(|l| l.contains("msgs/s") && l.contains("MB/s"))
+        .unwrap_or_else(|| {
+            fail(&format!(
+                "no summary in rdkafka_performance output:\n{text}"
+            ))
+        });
     let words: Vec<&str> = line.split_whitespace().collect();
     let before = |w: &str| -> f64 {
         words
             .iter()
-            .position(|x| x.trim_end_matches(',') == w)
+            .position(|x| x.trim_end_matches([',', ')']) == w)
             .and_then(|i| words.get(i.checked_sub(1)?))
-            .and_then(|v| v.parse().ok())
+            .and_then(|v| v.trim_start_matches('(').parse().ok())
             .unwrap_or_else(|| fail(&format!("cannot parse {w} in: {line}")))
     };
     (before("MB/s"), before("msgs/s"))
-}
-
-/// Percentiles (ms) of the per-message latencies (µs, one per line).
-fn percentiles(path: &Path) -> Percentiles {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| fail(&format!("{e}")));
-    let mut v: Vec<u64> = text
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect();
-    if v.is_empty() {
-        fail("no latency samples");
-    }
-    v.sort_unstable();
-    let at = |q: f64| v[((v.len() as f64 * q) as usize).min(v.len() - 1)] as f64 / 1000.0;
-    Percentiles {
-        p50: at(0.50),
-        p99: at(0.99),
-        p999: at(0.999),
-        max: at(1.0),
-    }
 }
 
 struct Server {
@@ -347,6 +436,9 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap_or_else(|e| fail(&format!("starting {}: {e}", a.pubsub.display())));
+        if let Ok(mut v) = SERVERS.lock() {
+            v.push(child.id());
+        }
         let stdout = child.stdout.take().unwrap_or_else(|| fail("no stdout"));
         let mut line = String::new();
         BufReader::new(stdout)
@@ -373,11 +465,27 @@ impl Server {
     }
 }
 
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Never leave a server behind (a failed case exits the process).
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let id = self.child.id();
+        if let Ok(mut v) = SERVERS.lock() {
+            v.retain(|&p| p != id);
+        }
+    }
+}
+
 /// Raw loopback TCP: one thread writes `bytes` in 1 MiB writes, another
 /// reads them; MB/s.
 fn loopback_copy(bytes: u64) -> f64 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| fail(&format!("{e}")));
-    let addr = listener.local_addr().unwrap_or_else(|e| fail(&format!("{e}")));
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|e| fail(&format!("{e}")));
     let reader = std::thread::spawn(move || {
         let (mut s, _) = listener.accept().unwrap_or_else(|e| fail(&format!("{e}")));
         let mut buf = vec![0u8; 1 << 20];
@@ -396,7 +504,8 @@ fn loopback_copy(bytes: u64) -> f64 {
     let start = Instant::now();
     let mut sent = 0u64;
     while sent < bytes {
-        s.write_all(&chunk).unwrap_or_else(|e| fail(&format!("loopback write: {e}")));
+        s.write_all(&chunk)
+            .unwrap_or_else(|e| fail(&format!("loopback write: {e}")));
         sent += chunk.len() as u64;
     }
     drop(s);

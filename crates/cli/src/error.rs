@@ -23,6 +23,12 @@ pub enum CliError {
     /// The broker could not open or close its data directory.
     #[error(transparent)]
     Broker(#[from] pubsub_broker::BrokerError),
+    /// A call to a broker failed.
+    #[error(transparent)]
+    Client(#[from] pubsub_client::ClientError),
+    /// Arguments that cannot work together.
+    #[error("{0}")]
+    Usage(String),
     /// Binding the listener or starting the runtime failed.
     #[error("{what}: {source}")]
     Io {

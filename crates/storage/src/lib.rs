@@ -48,6 +48,7 @@ mod recovery;
 mod retention;
 pub mod scan;
 mod segment;
+mod writeback;
 
 pub use check::{check, CheckReport, SegmentCheck};
 pub use compaction::CompactionReport;

@@ -26,6 +26,9 @@ use crate::index::IndexTracker;
 use crate::recovery::{self, RecoveryReport};
 use crate::segment::{lock, read, write, Segment, SegmentContext};
 
+/// Bytes of a segment between two early-writeback hints.
+const WRITEBACK_CHUNK: u64 = 8 << 20;
+
 /// What an append did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {
@@ -398,6 +401,17 @@ impl Log {
                 .map_err(|e| StorageError::io("write", &path, e))
         });
         self.poison_on_err(written)?;
+        // Each full chunk of the segment written gets its writeback started,
+        // so dirty pages stream to disk steadily instead of in bursts that
+        // stall appends (and fsyncs have less left to do).
+        let end = position + records.len() as u64;
+        if end / WRITEBACK_CHUNK > position / WRITEBACK_CHUNK {
+            let from = position / WRITEBACK_CHUNK * WRITEBACK_CHUNK;
+            let to = end / WRITEBACK_CHUNK * WRITEBACK_CHUNK;
+            if let Ok(f) = active.file() {
+                crate::writeback::request(f, from, to - from);
+            }
+        }
 
         let interval = self.ctx.index_interval;
         {

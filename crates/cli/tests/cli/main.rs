@@ -2,6 +2,7 @@
 //! real files, and real Kafka clients (the Python suite under `compat/`).
 
 mod bad_input;
+mod bench;
 #[path = "../../../server/tests/server/client.rs"]
 mod client;
 mod compat;

@@ -1,0 +1,446 @@
+//! `pubsub bench produce`: a load generator against any Kafka-protocol
+//! broker (one node: every request goes to the bootstrap broker).
+//!
+//! Each producer is one connection with up to `--in-flight` produce
+//! requests pipelined, one batch of `--batch` messages per request, cycling
+//! over the partitions. With `--rate` the load is open-loop: batch k of a
+//! producer is due at `start + k * interval`, and a message's latency runs
+//! from when its batch was due to when its answer arrived, so a stalled
+//! broker shows up in the percentiles instead of merely slowing the sender
+//! (no coordinated omission). Without `--rate` producers send as fast as
+//! the in-flight window lets them and latency runs from the send.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{ProduceRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use pubsub_client::{admin, ClientError, Connection};
+use pubsub_records::{BatchBuilder, NewRecord};
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::error::CliError;
+
+/// Settings of a produce run.
+#[derive(Debug, Clone)]
+pub struct ProduceRun {
+    /// Broker address.
+    pub bootstrap: String,
+    /// Topic (created with `partitions` if missing).
+    pub topic: String,
+    /// Messages in total (ignored when `duration` is set).
+    pub messages: u64,
+    /// Run for this long instead of a message count.
+    pub duration: Option<Duration>,
+    /// Value size in bytes.
+    pub size: usize,
+    /// Messages per batch (one batch per request).
+    pub batch: usize,
+    /// Partitions of a topic created by the run.
+    pub partitions: i32,
+    /// Connections producing concurrently.
+    pub producers: usize,
+    /// 0, 1 or -1.
+    pub acks: i16,
+    /// Messages per second over all producers; `None`: as fast as possible.
+    pub rate: Option<u64>,
+    /// Requests in flight per connection.
+    pub in_flight: usize,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+}
+
+/// What a run measured.
+#[derive(Debug)]
+pub struct Report {
+    /// Messages acknowledged (sent, for acks=0).
+    pub messages: u64,
+    /// Value bytes of those messages.
+    pub bytes: u64,
+    /// Wall time of the run.
+    pub seconds: f64,
+    /// Messages refused by the broker.
+    pub errors: u64,
+    /// First error seen, if any.
+    pub first_error: Option<String>,
+    /// Per-message latency in microseconds (empty for acks=0).
+    pub latency: Histogram<u64>,
+}
+
+impl Report {
+    /// Messages per second.
+    pub fn msg_per_s(&self) -> f64 {
+        self.messages as f64 / self.seconds
+    }
+
+    /// Value megabytes (10^6) per second.
+    pub fn mb_per_s(&self) -> f64 {
+        self.bytes as f64 / self.seconds / 1e6
+    }
+
+    /// Latency quantile in milliseconds.
+    pub fn latency_ms(&self, q: f64) -> f64 {
+        self.latency.value_at_quantile(q) as f64 / 1000.0
+    }
+
+    /// Human-readable summary (several lines).
+    pub fn text(&self) -> String {
+        let mut s = format!(
+            "produced {} messages ({:.1} MB) in {:.2} s: {:.0} msg/s, {:.1} MB/s",
+            self.messages,
+            self.bytes as f64 / 1e6,
+            self.seconds,
+            self.msg_per_s(),
+            self.mb_per_s()
+        );
+        if !self.latency.is_empty() {
+            s.push_str(&format!(
+                "\nlatency ms: p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}",
+                self.latency_ms(0.5),
+                self.latency_ms(0.9),
+                self.latency_ms(0.99),
+                self.latency_ms(0.999),
+                self.latency.max() as f64 / 1000.0
+            ));
+        }
+        if self.errors > 0 {
+            s.push_str(&format!(
+                "\n{} messages refused; first error: {}",
+                self.errors,
+                self.first_error.as_deref().unwrap_or("?")
+            ));
+        }
+        s
+    }
+
+    /// Machine-readable summary.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "messages": self.messages,
+            "bytes": self.bytes,
+            "seconds": self.seconds,
+            "msg_per_s": self.msg_per_s(),
+            "mb_per_s": self.mb_per_s(),
+            "errors": self.errors,
+            "first_error": self.first_error,
+            "latency_ms": if self.latency.is_empty() { serde_json::Value::Null } else {
+                serde_json::json!({
+                    "p50": self.latency_ms(0.5),
+                    "p90": self.latency_ms(0.9),
+                    "p99": self.latency_ms(0.99),
+                    "p99.9": self.latency_ms(0.999),
+                    "max": self.latency.max() as f64 / 1000.0,
+                })
+            },
+        })
+    }
+}
+
+/// A batch on its way: when it was due, how many messages.
+struct InFlight {
+    id: i32,
+    version: i16,
+    due: Instant,
+    count: u64,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// Shared counters of a run.
+struct Totals {
+    done: AtomicU64,
+}
+
+/// Runs the load and measures it.
+pub async fn produce(run: ProduceRun) -> Result<Report, CliError> {
+    if run.batch == 0 || run.producers == 0 || run.in_flight == 0 {
+        return Err(CliError::Usage(
+            "--batch, --producers and --in-flight must be at least 1".into(),
+        ));
+    }
+    if !(-1..=1).contains(&run.acks) {
+        return Err(CliError::Usage("--acks must be 0, 1 or all (-1)".into()));
+    }
+    let mut conn = Connection::connect(&run.bootstrap, "pubsub-bench").await?;
+    let partitions = match admin::partition_count(&mut conn, &run.topic).await? {
+        Some(n) => n as i32,
+        None => {
+            match admin::create_topic(&mut conn, &run.topic, run.partitions, &[]).await {
+                Ok(())
+                | Err(ClientError::Kafka {
+                    code: admin::TOPIC_ALREADY_EXISTS,
+                    ..
+                }) => {}
+                Err(e) => return Err(e.into()),
+            }
+            run.partitions
+        }
+    };
+    drop(conn);
+
+    let bar = progress_bar(&run);
+    let totals = Arc::new(Totals {
+        done: AtomicU64::new(0),
+    });
+    let start = Instant::now();
+    let deadline = run.duration.map(|d| start + d);
+    let mut tasks = tokio::task::JoinSet::new();
+    for p in 0..run.producers {
+        // Messages of this producer: an even share of the total.
+        let share = run.messages / run.producers as u64
+            + u64::from((p as u64) < run.messages % run.producers as u64);
+        let run = run.clone();
+        let totals = totals.clone();
+        tasks.spawn(producer(run, p, share, partitions, start, deadline, totals));
+    }
+    let ticker = {
+        let totals = totals.clone();
+        let bar = bar.clone();
+        tokio::spawn(async move {
+            loop {
+                bar.set_position(totals.done.load(Ordering::Relaxed));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let mut report = Report {
+        messages: 0,
+        bytes: 0,
+        seconds: 0.0,
+        errors: 0,
+        first_error: None,
+        latency: new_histogram(),
+    };
+    let mut failure = None;
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(Ok(part)) => {
+                report.messages += part.messages;
+                report.bytes += part.bytes;
+                report.errors += part.errors;
+                if report.first_error.is_none() {
+                    report.first_error = part.first_error;
+                }
+                report
+                    .latency
+                    .add(&part.latency)
+                    .map_err(|e| CliError::Usage(format!("latency histogram: {e}")))?;
+            }
+            Ok(Err(e)) => failure = failure.or(Some(e)),
+            Err(e) => failure = failure.or(Some(ClientError::Other(format!("producer task: {e}")))),
+        }
+    }
+    report.seconds = start.elapsed().as_secs_f64();
+    ticker.abort();
+    bar.finish_and_clear();
+    match failure {
+        Some(e) => Err(e.into()),
+        None => Ok(report),
+    }
+}
+
+fn new_histogram() -> Histogram<u64> {
+    // 1 µs to 10 minutes, 3 significant digits; bounds are constants.
+    Histogram::new_with_bounds(1, 600_000_000, 3).unwrap_or_else(|_| {
+        Histogram::new(3).unwrap_or_else(|_| unreachable!("3 significant digits are valid"))
+    })
+}
+
+fn progress_bar(run: &ProduceRun) -> indicatif::ProgressBar {
+    if !run.progress {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = match run.duration {
+        Some(_) => indicatif::ProgressBar::new_spinner(),
+        None => indicatif::ProgressBar::new(run.messages),
+    };
+    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    let template = match run.duration {
+        Some(_) => "{spinner} {elapsed_precise} {pos} messages ({per_sec})",
+        None => "{elapsed_precise} [{bar:30}] {pos}/{len} messages ({per_sec}, eta {eta})",
+    };
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// One connection's share of the load.
+async fn producer(
+    run: ProduceRun,
+    index: usize,
+    messages: u64,
+    partitions: i32,
+    start: Instant,
+    deadline: Option<Instant>,
+    totals: Arc<Totals>,
+) -> Result<Report, ClientError> {
+    let conn = Connection::connect(&run.bootstrap, "pubsub-bench").await?;
+    let version = conn.versions().pick::<ProduceRequest>(3..=9)?;
+    let (mut sender, mut receiver) = conn.into_split();
+    let window = Arc::new(Semaphore::new(run.in_flight));
+    let (tx, mut rx) = mpsc::unbounded_channel::<InFlight>();
+    let acks = run.acks;
+    let size = run.size as u64;
+    let counted = totals.clone();
+
+    // Answers are read by their own task, in order.
+    let reader = tokio::spawn(async move {
+        let mut part = Report {
+            messages: 0,
+            bytes: 0,
+            seconds: 0.0,
+            errors: 0,
+            first_error: None,
+            latency: new_histogram(),
+        };
+        while let Some(f) = rx.recv().await {
+            let resp = receiver.receive::<ProduceRequest>(f.id, f.version).await?;
+            let now = Instant::now();
+            let mut failed = None;
+            for t in &resp.responses {
+                for p in &t.partition_responses {
+                    if p.error_code != 0 {
+                        failed = Some(format!(
+                            "partition {}: {} (error code {})",
+                            p.index,
+                            pubsub_client::error::code_name(p.error_code),
+                            p.error_code
+                        ));
+                    }
+                }
+            }
+            match failed {
+                Some(e) => {
+                    part.errors += f.count;
+                    part.first_error.get_or_insert(e);
+                }
+                None => {
+                    part.messages += f.count;
+                    part.bytes += f.count * size;
+                    let micros = now.saturating_duration_since(f.due).as_micros().max(1);
+                    let _ = part.latency.record_n(micros as u64, f.count);
+                }
+            }
+            counted.done.fetch_add(f.count, Ordering::Relaxed);
+        }
+        Ok::<Report, ClientError>(part)
+    });
+
+    // Values: slices of one pseudo-random buffer, so batches differ.
+    let mut noise = vec![0u8; run.size + 4096];
+    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ index as u64;
+    for b in noise.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    let interval = run.rate.map(|r| {
+        let per_producer = (r as f64 / run.producers as f64).max(1e-3);
+        Duration::from_secs_f64(run.batch as f64 / per_producer)
+    });
+    // tokio's timers tick in milliseconds, too coarse for batches due every
+    // few hundred microseconds: a thread sleeps precisely instead.
+    let mut ticks = interval.map(|every| {
+        // Bounded: a sender running late makes the thread wait, not spin.
+        let (tick, ticks) = mpsc::channel::<Instant>(16);
+        std::thread::spawn(move || {
+            for k in 0u64.. {
+                let due = start + every.mul_f64(k as f64);
+                let now = Instant::now();
+                if due > now {
+                    std::thread::sleep(due - now);
+                }
+                if tick.blocking_send(due).is_err() {
+                    return;
+                }
+            }
+        });
+        ticks
+    });
+    let topic = TopicName(StrBytes::from_string(run.topic.clone()));
+    let mut sent = 0u64;
+    let mut k = 0u64;
+    let mut unacked_sent = 0u64;
+    loop {
+        let remaining = match deadline {
+            Some(_) => run.batch as u64,
+            None => messages - sent,
+        };
+        if remaining == 0 || deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        let count = remaining.min(run.batch as u64);
+        let due = match ticks.as_mut() {
+            // A pacing thread says when each batch is due.
+            Some(ticks) => match ticks.recv().await {
+                Some(due) => due,
+                None => break,
+            },
+            None => Instant::now(),
+        };
+        let permit = window
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| ClientError::Other(e.to_string()))?;
+        let due = if interval.is_some() {
+            due
+        } else {
+            Instant::now()
+        };
+        let partition = ((index as u64 + k) % partitions.max(1) as u64) as i32;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let mut b = BatchBuilder::new();
+        for i in 0..count {
+            let at = ((k * 31 + i * 7) % 4096) as usize;
+            b.push(&NewRecord {
+                timestamp: now_ms,
+                key: None,
+                value: Some(&noise[at..at + run.size]),
+                headers: &[],
+            })
+            .map_err(|e| ClientError::Other(format!("building a batch: {e}")))?;
+        }
+        let records = b
+            .build()
+            .map_err(|e| ClientError::Other(format!("building a batch: {e}")))?;
+        let req = ProduceRequest::default()
+            .with_acks(acks)
+            .with_timeout_ms(30_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(topic.clone())
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(partition)
+                    .with_records(Some(records.into()))])]);
+        let id = sender.send(version, &req).await?;
+        sent += count;
+        k += 1;
+        if acks == 0 {
+            unacked_sent += count;
+            totals.done.fetch_add(count, Ordering::Relaxed);
+            drop(permit);
+            continue;
+        }
+        let _ = tx.send(InFlight {
+            id,
+            version,
+            due,
+            count,
+            _permit: permit,
+        });
+    }
+    drop(tx);
+    let mut part = reader
+        .await
+        .map_err(|e| ClientError::Other(format!("reader task: {e}")))??;
+    part.messages += unacked_sent;
+    part.bytes += unacked_sent * run.size as u64;
+    Ok(part)
+}

@@ -1,0 +1,187 @@
+//! `pubsub bench produce` against a real daemon: what it reports is what
+//! the broker stored, and its failures are one clear line.
+
+use std::process::Command;
+
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::{ListOffsetsRequest, TopicName};
+
+use crate::client::{s, Client};
+use crate::daemon::{binary, Daemon};
+
+fn bench(args: &[&str]) -> std::process::Output {
+    Command::new(binary())
+        .args(["bench", "produce"])
+        .args(args)
+        .output()
+        .expect("run pubsub bench")
+}
+
+/// Sum of the partitions' end offsets.
+async fn stored(addr: std::net::SocketAddr, topic: &str, partitions: i32) -> i64 {
+    let mut c = Client::connect(addr).await;
+    let req = ListOffsetsRequest::default()
+        .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(TopicName(s(topic)))
+            .with_partitions(
+                (0..partitions)
+                    .map(|p| {
+                        ListOffsetsPartition::default()
+                            .with_partition_index(p)
+                            .with_timestamp(-1)
+                    })
+                    .collect(),
+            )]);
+    let r = c.call(7, &req).await;
+    r.topics[0]
+        .partitions
+        .iter()
+        .map(|p| {
+            assert_eq!(p.error_code, 0);
+            p.offset
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_produce_reports_what_the_broker_stored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = Daemon::start(&dir.path().join("data"));
+    let addr = daemon.addr.to_string();
+
+    // Unpaced, acks=all, three partitions, two connections.
+    let out = bench(&[
+        "--bootstrap",
+        &addr,
+        "--topic",
+        "loaded",
+        "--messages",
+        "3000",
+        "--batch",
+        "64",
+        "--partitions",
+        "3",
+        "--producers",
+        "2",
+        "--acks",
+        "all",
+        "--size",
+        "100",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+    assert_eq!(report["messages"], 3000);
+    assert_eq!(report["bytes"], 300_000);
+    assert_eq!(report["errors"], 0);
+    let p50 = report["latency_ms"]["p50"].as_f64().expect("p50");
+    let max = report["latency_ms"]["max"].as_f64().expect("max");
+    assert!(p50 > 0.0 && p50 <= max, "{report}");
+    assert_eq!(stored(daemon.addr, "loaded", 3).await, 3000);
+
+    // Paced, acks=1, into the existing topic; the text report.
+    let out = bench(&[
+        "--bootstrap",
+        &addr,
+        "--topic",
+        "loaded",
+        "--messages",
+        "1000",
+        "--batch",
+        "50",
+        "--rate",
+        "20000",
+        "--acks",
+        "1",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("produced 1000 messages"), "{text}");
+    assert!(text.contains("p99.9"), "{text}");
+    assert_eq!(stored(daemon.addr, "loaded", 3).await, 4000);
+
+    // acks=0: counted as sent, and stored all the same.
+    let out = bench(&[
+        "--bootstrap",
+        &addr,
+        "--topic",
+        "fire",
+        "--messages",
+        "500",
+        "--batch",
+        "100",
+        "--acks",
+        "0",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+    assert_eq!(report["messages"], 500);
+    assert!(report["latency_ms"].is_null());
+    let mut end = 0;
+    for _ in 0..100 {
+        end = stored(daemon.addr, "fire", 1).await;
+        if end == 500 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(end, 500);
+
+    // A message larger than the topic allows: refused, said, non-zero exit.
+    let out = bench(&[
+        "--bootstrap",
+        &addr,
+        "--topic",
+        "loaded",
+        "--messages",
+        "10",
+        "--batch",
+        "10",
+        "--size",
+        "2000000",
+    ]);
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("MESSAGE_TOO_LARGE"), "{text}");
+    daemon.stop();
+}
+
+#[test]
+fn bench_errors_are_one_line() {
+    // Nothing listens on this port.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let out = bench(&[
+        "--bootstrap",
+        &format!("127.0.0.1:{port}"),
+        "--messages",
+        "10",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("error: cannot reach broker 127.0.0.1:"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+
+    let out = bench(&["--acks", "2"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("acks is 0, 1 or all"));
+}

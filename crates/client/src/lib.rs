@@ -1,0 +1,14 @@
+//! A small Kafka-protocol client for the `pubsub` command line and its load
+//! generator. It speaks to any Kafka-protocol broker (pubsub, Kafka,
+//! Redpanda): versions are negotiated with ApiVersions, requests can be
+//! pipelined on one connection, and answers are matched by correlation id.
+//!
+//! It depends on the record format and the codec only, never on the broker
+//! or the server.
+
+pub mod admin;
+pub mod connection;
+pub mod error;
+
+pub use connection::{Connection, Receiver, Sender};
+pub use error::{ClientError, Result};
