@@ -135,13 +135,9 @@ fn main() {
             settle();
             let mut argv = produce_args(&a, &server.addr, acks, partitions);
             argv.extend(["-c".into(), a.messages.to_string()]);
-            let (mb_s, msg_s) = perf_summary(&run_perf(&a, &argv));
-            rows.push(Row {
-                name,
-                mb_s,
-                msg_s,
-                latency: None,
-            });
+            let produced = perf_row(&a, name, &argv);
+            let peak = produced.msg_s;
+            rows.push(produced);
             if acks == 1 {
                 // Consume what was just written, from the beginning.
                 let name = format!("consume partitions={partitions}, rdkafka_performance");
@@ -162,13 +158,7 @@ fn main() {
                 for p in 0..partitions {
                     argv.extend(["-p".into(), p.to_string()]);
                 }
-                let (mb_s, msg_s) = perf_summary(&run_perf(&a, &argv));
-                rows.push(Row {
-                    name,
-                    mb_s,
-                    msg_s,
-                    latency: None,
-                });
+                rows.push(perf_row(&a, name, &argv));
             }
             // pubsub's own load generator on the same workload, then at
             // half the peak rate rdkafka_performance just reached: it paces
@@ -190,7 +180,7 @@ fn main() {
                 None,
             ));
             settle();
-            let rate = (msg_s / 2.0) as u64;
+            let rate = (peak / 2.0) as u64;
             let name = format!(
                 "produce acks={} partitions={partitions} at half peak ({rate} msg/s), pubsub bench",
                 acks_name(acks)
@@ -328,22 +318,20 @@ fn own_bench(
     }
     let v: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| fail(&format!("pubsub bench output: {e}")));
-    let f = |path: &[&str]| -> f64 {
-        let mut x = &v;
-        for k in path {
-            x = &x[*k];
-        }
-        x.as_f64().unwrap_or(f64::NAN)
+    let f = |pointer: &str| {
+        v.pointer(pointer)
+            .and_then(|x| x.as_f64())
+            .unwrap_or(f64::NAN)
     };
     Row {
         name: name.to_string(),
-        mb_s: f(&["mb_per_s"]),
-        msg_s: f(&["msg_per_s"]),
+        mb_s: f("/mb_per_s"),
+        msg_s: f("/msg_per_s"),
         latency: Some(Percentiles {
-            p50: f(&["latency_ms", "p50"]),
-            p99: f(&["latency_ms", "p99"]),
-            p999: f(&["latency_ms", "p99.9"]),
-            max: f(&["latency_ms", "max"]),
+            p50: f("/latency_ms/p50"),
+            p99: f("/latency_ms/p99"),
+            p999: f("/latency_ms/p99.9"),
+            max: f("/latency_ms/max"),
         }),
     }
 }
@@ -393,6 +381,17 @@ fn run_perf(a: &Args, argv: &[String]) -> String {
         fail(&format!("rdkafka_performance {argv:?} failed:\n{text}"));
     }
     text
+}
+
+/// Runs rdkafka_performance and makes a row of its summary.
+fn perf_row(a: &Args, name: String, argv: &[String]) -> Row {
+    let (mb_s, msg_s) = perf_summary(&run_perf(a, argv));
+    Row {
+        name,
+        mb_s,
+        msg_s,
+        latency: None,
+    }
 }
 
 /// (MB/s, msg/s) from the last "... N msgs/s and X MB/s" line.

@@ -51,12 +51,12 @@ fn world() -> &'static World {
         }
         let (stop, shutdown) = tokio::sync::watch::channel(false);
         World {
-            ctx: Ctx {
+            ctx: Ctx::new(
                 broker,
-                config: std::sync::Arc::new(ServerConfig::default()),
-                client_host: "/127.0.0.1".into(),
+                std::sync::Arc::new(ServerConfig::default()),
+                std::net::Ipv4Addr::LOCALHOST.into(),
                 shutdown,
-            },
+            ),
             _stop: stop,
             _dir: dir,
         }

@@ -33,7 +33,7 @@ use crate::metadata::{
 };
 use crate::names::{validate_topic_name, CONSUMER_OFFSETS};
 use crate::notify::{Notifier, Promise, Wakeup};
-use crate::partition::{Acks, AppendResult, Partition};
+use crate::partition::{Acks, AppendResult, Partition, PendingSync};
 use crate::partitioner::RoundRobin;
 use crate::topic::{Topic, TopicDescription};
 
@@ -833,12 +833,27 @@ impl Broker {
         records: &mut [u8],
         acks: Acks,
     ) -> Result<AppendResult> {
-        if self.inner.closed.load(Ordering::Acquire) {
-            return Err(BrokerError::Closed);
-        }
-        self.inner
-            .partition(topic, partition)?
-            .append(records, acks, wall_clock_ms(), false)
+        self.append_to(topic, partition, records, acks, false)
+            .map(|(r, _)| r)
+    }
+
+    /// `acks=all` in two steps: appends client batches now (as acks=1) and
+    /// returns the fsync still owed, so a server can go on appending
+    /// pipelined requests (which then share that fsync) before answering.
+    pub fn produce_then_sync(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: &mut [u8],
+    ) -> Result<(AppendResult, PendingSync)> {
+        let (r, p) = self.append_to(topic, partition, records, Acks::Leader, false)?;
+        Ok((
+            r,
+            PendingSync {
+                partition: p,
+                offset: r.last_offset,
+            },
+        ))
     }
 
     /// Appends batches built in this process (no second CRC pass).
@@ -849,12 +864,24 @@ impl Broker {
         records: &mut [u8],
         acks: Acks,
     ) -> Result<AppendResult> {
+        self.append_to(topic, partition, records, acks, true)
+            .map(|(r, _)| r)
+    }
+
+    fn append_to(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: &mut [u8],
+        acks: Acks,
+        trusted: bool,
+    ) -> Result<(AppendResult, Arc<Partition>)> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(BrokerError::Closed);
         }
-        self.inner
-            .partition(topic, partition)?
-            .append(records, acks, wall_clock_ms(), true)
+        let p = self.inner.partition(topic, partition)?;
+        let r = p.append(records, acks, wall_clock_ms(), trusted)?;
+        Ok((r, p))
     }
 
     /// Reads whole batches from `offset` into `out` (cleared first); returns

@@ -47,5 +47,5 @@ pub use embedded::{
     ProducerConfig, ProducerRecord, RecordMetadata, StopHandle,
 };
 pub use group::assignor::Strategy;
-pub use partition::{Acks, AppendResult, Partition};
+pub use partition::{Acks, AppendResult, Partition, PendingSync};
 pub use topic::{PartitionDescription, TopicDescription};

@@ -45,6 +45,22 @@ impl Acks {
     }
 }
 
+/// The fsync an `acks=all` append still owes
+/// ([`Broker::produce_then_sync`](crate::Broker::produce_then_sync)).
+#[derive(Debug, Clone)]
+pub struct PendingSync {
+    pub(crate) partition: Arc<Partition>,
+    pub(crate) offset: u64,
+}
+
+impl PendingSync {
+    /// Blocks until the appended records are fsynced (one fsync serves
+    /// every waiter of the partition at that moment).
+    pub fn wait(&self) -> Result<()> {
+        self.partition.wait_durable(self.offset)
+    }
+}
+
 /// What a produce did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendResult {
@@ -253,10 +269,8 @@ impl Partition {
     }
 
     /// Waits until every offset up to `offset` is fsynced, sharing the
-    /// fsync with every other waiter (group commit). A server that appends
-    /// with [`Acks::Leader`] and answers `acks=all` only after this returns
-    /// can keep appending the next requests while the fsync runs.
-    pub fn wait_durable(&self, offset: u64) -> Result<()> {
+    /// fsync with every other waiter (group commit).
+    fn wait_durable(&self, offset: u64) -> Result<()> {
         self.log
             .wait_durable(offset)
             .map_err(|e| self.storage_err(e))

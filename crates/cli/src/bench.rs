@@ -10,7 +10,6 @@
 //! (no coordinated omission). Without `--rate` producers send as fast as
 //! the in-flight window lets them and latency runs from the send.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -71,6 +70,33 @@ pub struct Report {
 }
 
 impl Report {
+    /// Nothing measured yet.
+    fn empty() -> Report {
+        Report {
+            messages: 0,
+            bytes: 0,
+            seconds: 0.0,
+            errors: 0,
+            first_error: None,
+            // 1 µs to 10 minutes, 3 significant digits.
+            latency: Histogram::new_with_bounds(1, 600_000_000, 3)
+                .expect("constant histogram bounds are valid"),
+        }
+    }
+
+    /// Adds another producer's counts and latencies.
+    fn merge(&mut self, other: Report) {
+        self.messages += other.messages;
+        self.bytes += other.bytes;
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+        self.latency
+            .add(&other.latency)
+            .expect("histograms of one run share their bounds");
+    }
+
     /// Messages per second.
     pub fn msg_per_s(&self) -> f64 {
         self.messages as f64 / self.seconds
@@ -142,26 +168,17 @@ impl Report {
 /// A batch on its way: when it was due, how many messages.
 struct InFlight {
     id: i32,
-    version: i16,
     due: Instant,
     count: u64,
     _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
-/// Shared counters of a run.
-struct Totals {
-    done: AtomicU64,
-}
-
 /// Runs the load and measures it.
 pub async fn produce(run: ProduceRun) -> Result<Report, CliError> {
-    if run.batch == 0 || run.producers == 0 || run.in_flight == 0 {
+    if run.batch == 0 || run.producers == 0 || run.in_flight == 0 || run.rate == Some(0) {
         return Err(CliError::Usage(
-            "--batch, --producers and --in-flight must be at least 1".into(),
+            "--batch, --producers, --in-flight and --rate must be at least 1".into(),
         ));
-    }
-    if !(-1..=1).contains(&run.acks) {
-        return Err(CliError::Usage("--acks must be 0, 1 or all (-1)".into()));
     }
     let mut conn = Connection::connect(&run.bootstrap, "pubsub-bench").await?;
     let partitions = match admin::partition_count(&mut conn, &run.topic).await? {
@@ -181,71 +198,36 @@ pub async fn produce(run: ProduceRun) -> Result<Report, CliError> {
     drop(conn);
 
     let bar = progress_bar(&run);
-    let totals = Arc::new(Totals {
-        done: AtomicU64::new(0),
-    });
     let start = Instant::now();
-    let deadline = run.duration.map(|d| start + d);
     let mut tasks = tokio::task::JoinSet::new();
     for p in 0..run.producers {
         // Messages of this producer: an even share of the total.
         let share = run.messages / run.producers as u64
             + u64::from((p as u64) < run.messages % run.producers as u64);
-        let run = run.clone();
-        let totals = totals.clone();
-        tasks.spawn(producer(run, p, share, partitions, start, deadline, totals));
+        tasks.spawn(producer(
+            run.clone(),
+            p,
+            share,
+            partitions,
+            start,
+            bar.clone(),
+        ));
     }
-    let ticker = {
-        let totals = totals.clone();
-        let bar = bar.clone();
-        tokio::spawn(async move {
-            loop {
-                bar.set_position(totals.done.load(Ordering::Relaxed));
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        })
-    };
-    let mut report = Report {
-        messages: 0,
-        bytes: 0,
-        seconds: 0.0,
-        errors: 0,
-        first_error: None,
-        latency: new_histogram(),
-    };
+    let mut report = Report::empty();
     let mut failure = None;
     while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok(Ok(part)) => {
-                report.messages += part.messages;
-                report.bytes += part.bytes;
-                report.errors += part.errors;
-                if report.first_error.is_none() {
-                    report.first_error = part.first_error;
-                }
-                report
-                    .latency
-                    .add(&part.latency)
-                    .map_err(|e| CliError::Usage(format!("latency histogram: {e}")))?;
-            }
+            Ok(Ok(part)) => report.merge(part),
             Ok(Err(e)) => failure = failure.or(Some(e)),
             Err(e) => failure = failure.or(Some(ClientError::Other(format!("producer task: {e}")))),
         }
     }
     report.seconds = start.elapsed().as_secs_f64();
-    ticker.abort();
     bar.finish_and_clear();
     match failure {
         Some(e) => Err(e.into()),
         None => Ok(report),
     }
-}
-
-fn new_histogram() -> Histogram<u64> {
-    // 1 µs to 10 minutes, 3 significant digits; bounds are constants.
-    Histogram::new_with_bounds(1, 600_000_000, 3).unwrap_or_else(|_| {
-        Histogram::new(3).unwrap_or_else(|_| unreachable!("3 significant digits are valid"))
-    })
 }
 
 fn progress_bar(run: &ProduceRun) -> indicatif::ProgressBar {
@@ -267,6 +249,70 @@ fn progress_bar(run: &ProduceRun) -> indicatif::ProgressBar {
     bar
 }
 
+/// Reads a producer's answers in order and measures them.
+async fn read_answers(
+    mut receiver: pubsub_client::Receiver,
+    mut rx: mpsc::UnboundedReceiver<InFlight>,
+    version: i16,
+    size: u64,
+    bar: indicatif::ProgressBar,
+) -> Result<Report, ClientError> {
+    let mut part = Report::empty();
+    while let Some(f) = rx.recv().await {
+        let resp = receiver.receive::<ProduceRequest>(f.id, version).await?;
+        let now = Instant::now();
+        let failed = resp
+            .responses
+            .iter()
+            .flat_map(|t| &t.partition_responses)
+            .find(|p| p.error_code != 0)
+            .map(|p| {
+                format!(
+                    "partition {}: {} (error code {})",
+                    p.index,
+                    pubsub_client::error::code_name(p.error_code),
+                    p.error_code
+                )
+            });
+        match failed {
+            Some(e) => {
+                part.errors += f.count;
+                part.first_error.get_or_insert(e);
+            }
+            None => {
+                part.messages += f.count;
+                part.bytes += f.count * size;
+                let micros = now.saturating_duration_since(f.due).as_micros().max(1);
+                part.latency
+                    .saturating_record_n(u64::try_from(micros).unwrap_or(u64::MAX), f.count);
+            }
+        }
+        bar.inc(f.count);
+    }
+    Ok(part)
+}
+
+/// Sends the instants at which batches are due, `every` apart from
+/// `first`. tokio's timers tick in milliseconds, too coarse for batches due
+/// every few hundred microseconds: a thread sleeps precisely instead. The
+/// channel is bounded, so a sender running late makes the thread wait.
+fn pace(first: Instant, every: Duration) -> mpsc::Receiver<Instant> {
+    let (tick, ticks) = mpsc::channel::<Instant>(16);
+    std::thread::spawn(move || {
+        for k in 0u64.. {
+            let due = first + every.mul_f64(k as f64);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            if tick.blocking_send(due).is_err() {
+                return;
+            }
+        }
+    });
+    ticks
+}
+
 /// One connection's share of the load.
 async fn producer(
     run: ProduceRun,
@@ -274,60 +320,15 @@ async fn producer(
     messages: u64,
     partitions: i32,
     start: Instant,
-    deadline: Option<Instant>,
-    totals: Arc<Totals>,
+    bar: indicatif::ProgressBar,
 ) -> Result<Report, ClientError> {
     let conn = Connection::connect(&run.bootstrap, "pubsub-bench").await?;
     let version = conn.versions().pick::<ProduceRequest>(3..=9)?;
-    let (mut sender, mut receiver) = conn.into_split();
+    let (mut sender, receiver) = conn.into_split();
     let window = Arc::new(Semaphore::new(run.in_flight));
-    let (tx, mut rx) = mpsc::unbounded_channel::<InFlight>();
-    let acks = run.acks;
+    let (tx, rx) = mpsc::unbounded_channel::<InFlight>();
     let size = run.size as u64;
-    let counted = totals.clone();
-
-    // Answers are read by their own task, in order.
-    let reader = tokio::spawn(async move {
-        let mut part = Report {
-            messages: 0,
-            bytes: 0,
-            seconds: 0.0,
-            errors: 0,
-            first_error: None,
-            latency: new_histogram(),
-        };
-        while let Some(f) = rx.recv().await {
-            let resp = receiver.receive::<ProduceRequest>(f.id, f.version).await?;
-            let now = Instant::now();
-            let mut failed = None;
-            for t in &resp.responses {
-                for p in &t.partition_responses {
-                    if p.error_code != 0 {
-                        failed = Some(format!(
-                            "partition {}: {} (error code {})",
-                            p.index,
-                            pubsub_client::error::code_name(p.error_code),
-                            p.error_code
-                        ));
-                    }
-                }
-            }
-            match failed {
-                Some(e) => {
-                    part.errors += f.count;
-                    part.first_error.get_or_insert(e);
-                }
-                None => {
-                    part.messages += f.count;
-                    part.bytes += f.count * size;
-                    let micros = now.saturating_duration_since(f.due).as_micros().max(1);
-                    let _ = part.latency.record_n(micros as u64, f.count);
-                }
-            }
-            counted.done.fetch_add(f.count, Ordering::Relaxed);
-        }
-        Ok::<Report, ClientError>(part)
-    });
+    let reader = tokio::spawn(read_answers(receiver, rx, version, size, bar.clone()));
 
     // Values: slices of one pseudo-random buffer, so batches differ.
     let mut noise = vec![0u8; run.size + 4096];
@@ -338,60 +339,39 @@ async fn producer(
         x ^= x << 17;
         *b = x as u8;
     }
-    let interval = run.rate.map(|r| {
-        let per_producer = (r as f64 / run.producers as f64).max(1e-3);
-        Duration::from_secs_f64(run.batch as f64 / per_producer)
+    // Producers' schedules are staggered so their batches do not line up.
+    let mut ticks = run.rate.map(|rate| {
+        let every = Duration::from_secs_f64(run.batch as f64 * run.producers as f64 / rate as f64);
+        pace(
+            start + every.mul_f64(index as f64 / run.producers as f64),
+            every,
+        )
     });
-    // tokio's timers tick in milliseconds, too coarse for batches due every
-    // few hundred microseconds: a thread sleeps precisely instead.
-    let mut ticks = interval.map(|every| {
-        // Bounded: a sender running late makes the thread wait, not spin.
-        let (tick, ticks) = mpsc::channel::<Instant>(16);
-        std::thread::spawn(move || {
-            for k in 0u64.. {
-                let due = start + every.mul_f64(k as f64);
-                let now = Instant::now();
-                if due > now {
-                    std::thread::sleep(due - now);
-                }
-                if tick.blocking_send(due).is_err() {
-                    return;
-                }
-            }
-        });
-        ticks
-    });
+    let deadline = run.duration.map(|d| start + d);
     let topic = TopicName(StrBytes::from_string(run.topic.clone()));
     let mut sent = 0u64;
-    let mut k = 0u64;
-    let mut unacked_sent = 0u64;
-    loop {
-        let remaining = match deadline {
+    let mut unanswered = 0u64;
+    for k in 0u64.. {
+        let count = match deadline {
+            Some(d) if Instant::now() >= d => break,
             Some(_) => run.batch as u64,
-            None => messages - sent,
+            None if sent == messages => break,
+            None => (messages - sent).min(run.batch as u64),
         };
-        if remaining == 0 || deadline.is_some_and(|d| Instant::now() >= d) {
-            break;
-        }
-        let count = remaining.min(run.batch as u64);
+        // Paced: due when the pacing thread says; else when it can be sent.
         let due = match ticks.as_mut() {
-            // A pacing thread says when each batch is due.
             Some(ticks) => match ticks.recv().await {
-                Some(due) => due,
+                Some(due) => Some(due),
                 None => break,
             },
-            None => Instant::now(),
+            None => None,
         };
         let permit = window
             .clone()
             .acquire_owned()
             .await
             .map_err(|e| ClientError::Other(e.to_string()))?;
-        let due = if interval.is_some() {
-            due
-        } else {
-            Instant::now()
-        };
+        let due = due.unwrap_or_else(Instant::now);
         let partition = ((index as u64 + k) % partitions.max(1) as u64) as i32;
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -412,7 +392,7 @@ async fn producer(
             .build()
             .map_err(|e| ClientError::Other(format!("building a batch: {e}")))?;
         let req = ProduceRequest::default()
-            .with_acks(acks)
+            .with_acks(run.acks)
             .with_timeout_ms(30_000)
             .with_topic_data(vec![TopicProduceData::default()
                 .with_name(topic.clone())
@@ -421,26 +401,28 @@ async fn producer(
                     .with_records(Some(records.into()))])]);
         let id = sender.send(version, &req).await?;
         sent += count;
-        k += 1;
-        if acks == 0 {
-            unacked_sent += count;
-            totals.done.fetch_add(count, Ordering::Relaxed);
-            drop(permit);
+        if run.acks == 0 {
+            // No answer will come: counted as sent.
+            unanswered += count;
+            bar.inc(count);
             continue;
         }
-        let _ = tx.send(InFlight {
+        let in_flight = InFlight {
             id,
-            version,
             due,
             count,
             _permit: permit,
-        });
+        };
+        if tx.send(in_flight).is_err() {
+            // The reader stopped on an error; it is reported below.
+            break;
+        }
     }
     drop(tx);
     let mut part = reader
         .await
         .map_err(|e| ClientError::Other(format!("reader task: {e}")))??;
-    part.messages += unacked_sent;
-    part.bytes += unacked_sent * run.size as u64;
+    part.messages += unanswered;
+    part.bytes += unanswered * size;
     Ok(part)
 }

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
@@ -52,6 +51,7 @@ impl Versions {
 pub struct Connection {
     sender: Sender,
     receiver: Receiver,
+    versions: Versions,
 }
 
 /// The sending half: encodes requests with fresh correlation ids.
@@ -60,7 +60,6 @@ pub struct Sender {
     write: OwnedWriteHalf,
     next_id: i32,
     client_id: StrBytes,
-    versions: Arc<Versions>,
     buf: BytesMut,
 }
 
@@ -88,15 +87,14 @@ impl Connection {
                 write,
                 next_id: 1,
                 client_id: StrBytes::from_string(client_id.to_string()),
-                versions: Arc::new(Versions::default()),
                 buf: BytesMut::new(),
             },
             receiver: Receiver {
                 read: BufReader::with_capacity(256 << 10, read),
             },
+            versions: Versions::default(),
         };
-        let versions = conn.api_versions().await?;
-        conn.sender.versions = Arc::new(versions);
+        conn.versions = conn.api_versions().await?;
         Ok(conn)
     }
 
@@ -124,7 +122,7 @@ impl Connection {
 
     /// What the broker speaks.
     pub fn versions(&self) -> &Versions {
-        &self.sender.versions
+        &self.versions
     }
 
     /// Sends a request and reads its answer.
@@ -140,11 +138,6 @@ impl Connection {
 }
 
 impl Sender {
-    /// What the broker speaks.
-    pub fn versions(&self) -> &Versions {
-        &self.versions
-    }
-
     /// Encodes and sends a request; returns its correlation id.
     pub async fn send<R: Request>(&mut self, version: i16, req: &R) -> Result<i32> {
         let id = self.next_id;

@@ -91,7 +91,9 @@ pub fn group_error_code(e: &BrokerError) -> i16 {
         | BrokerError::Closed
         | BrokerError::Timeout(_)
         | BrokerError::CorruptMetadata { .. } => code::COORDINATOR_NOT_AVAILABLE,
-        BrokerError::UnknownTopicOrPartition { topic, .. } if topic == "__consumer_offsets" => {
+        BrokerError::UnknownTopicOrPartition { topic, .. }
+            if topic == pubsub_broker::names::CONSUMER_OFFSETS =>
+        {
             code::COORDINATOR_NOT_AVAILABLE
         }
         other => error_code(other),

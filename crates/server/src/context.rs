@@ -20,6 +20,23 @@ pub struct Ctx {
     pub shutdown: watch::Receiver<bool>,
 }
 
+impl Ctx {
+    /// The context of a connection from `peer`.
+    pub fn new(
+        broker: Broker,
+        config: Arc<ServerConfig>,
+        peer: std::net::IpAddr,
+        shutdown: watch::Receiver<bool>,
+    ) -> Ctx {
+        Ctx {
+            broker,
+            config,
+            client_host: format!("/{peer}"),
+            shutdown,
+        }
+    }
+}
+
 /// Runs `f`, which may block on disk (an fsync), without stalling the
 /// other connections on this runtime thread.
 pub fn blocking<T>(f: impl FnOnce() -> T) -> T {

@@ -11,10 +11,7 @@ use kafka_protocol::messages::{
     RequestHeader, ResponseHeader, SyncGroupRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
-use std::future::Future;
-use std::pin::Pin;
-
-use crate::handlers::produce::Produced;
+use tokio::task::JoinHandle;
 
 use crate::context::Ctx;
 use crate::error::ServerError;
@@ -55,36 +52,28 @@ pub fn supported(key: ApiKey) -> Option<(i16, i16)> {
 }
 
 /// What to send back.
+#[derive(Debug)]
 pub enum Reply {
     /// A whole response frame, length prefix included.
     Frame(BytesMut),
-    /// A response frame that needs more waiting (an `acks=all` produce
-    /// waiting for its fsync); the connection's writer awaits it in turn.
-    Later(Pending),
+    /// A response frame still being completed on a blocking thread (an
+    /// `acks=all` produce waiting for its fsync); the connection's writer
+    /// awaits it in turn.
+    Later(JoinHandle<Result<BytesMut, ServerError>>),
     /// Nothing (Produce with acks=0).
     Nothing,
 }
-
-/// A response still being completed.
-pub type Pending = Pin<Box<dyn Future<Output = Result<BytesMut, ServerError>> + Send>>;
 
 impl Reply {
     /// The frame to send, once ready (`None`: send nothing).
     pub async fn resolve(self) -> Result<Option<BytesMut>, ServerError> {
         match self {
             Reply::Frame(bytes) => Ok(Some(bytes)),
-            Reply::Later(pending) => pending.await.map(Some),
+            Reply::Later(pending) => pending
+                .await
+                .map_err(|e| ServerError::Internal(format!("completing a response: {e}")))?
+                .map(Some),
             Reply::Nothing => Ok(None),
-        }
-    }
-}
-
-impl std::fmt::Debug for Reply {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Reply::Frame(b) => f.debug_tuple("Frame").field(&b.len()).finish(),
-            Reply::Later(_) => f.write_str("Later"),
-            Reply::Nothing => f.write_str("Nothing"),
         }
     }
 }
@@ -115,19 +104,6 @@ fn malformed(e: impl std::fmt::Display) -> ServerError {
     ServerError::Malformed(e.to_string())
 }
 
-macro_rules! serve {
-    ($ctx:expr, $body:expr, $header:expr, $key:expr, $version:expr, $Req:ty, $handler:path) => {{
-        let req = <$Req>::decode(&mut $body, $version).map_err(malformed)?;
-        let resp = $handler($ctx, &$header, req, $version).await;
-        Reply::Frame(encode_response(
-            $key,
-            $version,
-            $header.correlation_id,
-            &resp,
-        )?)
-    }};
-}
-
 /// Handles one request frame.
 pub async fn dispatch(ctx: &Ctx, frame: BytesMut) -> Result<Reply, ServerError> {
     if frame.len() < 8 {
@@ -154,205 +130,45 @@ pub async fn dispatch(ctx: &Ctx, frame: BytesMut) -> Result<Reply, ServerError> 
     let mut body: Bytes = frame.freeze();
     let header =
         RequestHeader::decode(&mut body, key.request_header_version(version)).map_err(malformed)?;
+    // Decode the request, run its handler, encode the answer.
+    macro_rules! serve {
+        ($Req:ty, $handler:path) => {{
+            let req = <$Req>::decode(&mut body, version).map_err(malformed)?;
+            let resp = $handler(ctx, &header, req, version).await;
+            Reply::Frame(encode_response(key, version, correlation_id, &resp)?)
+        }};
+    }
     let reply = match key {
-        ApiKey::ApiVersions => serve!(
-            ctx,
-            body,
-            header,
-            key,
-            version,
-            ApiVersionsRequest,
-            handlers::api_versions::handle
-        ),
-        ApiKey::Metadata => serve!(
-            ctx,
-            body,
-            header,
-            key,
-            version,
-            MetadataRequest,
-            handlers::metadata::handle
-        ),
+        ApiKey::ApiVersions => serve!(ApiVersionsRequest, handlers::api_versions::handle),
+        ApiKey::Metadata => serve!(MetadataRequest, handlers::metadata::handle),
         ApiKey::Produce => {
             let req = ProduceRequest::decode(&mut body, version).map_err(malformed)?;
-            let correlation_id = header.correlation_id;
-            match handlers::produce::handle(ctx, &header, req, version) {
-                Produced::Now(resp) => {
-                    Reply::Frame(encode_response(key, version, correlation_id, &resp)?)
-                }
-                Produced::AfterFsync(durable) => {
-                    // Started now, not when the writer gets to it: waits of
-                    // pipelined requests overlap and share fsyncs.
-                    let waiting = tokio::task::spawn_blocking(move || durable.wait());
-                    Reply::Later(Box::pin(async move {
-                        let resp = waiting.await.map_err(|e| {
-                            ServerError::Internal(format!("waiting for an fsync: {e}"))
-                        })?;
-                        encode_response(key, version, correlation_id, &resp)
-                    }))
-                }
-                Produced::Nothing => Reply::Nothing,
-            }
+            handlers::produce::reply(ctx, &header, req, version)?
         }
-        ApiKey::Fetch => serve!(
-            ctx,
-            body,
-            header,
-            key,
-            version,
-            FetchRequest,
-            handlers::fetch::handle
-        ),
-        ApiKey::ListOffsets => serve!(
-            ctx,
-            body,
-            header,
-            key,
-            version,
-            ListOffsetsRequest,
-            handlers::list_offsets::handle
-        ),
-        ApiKey::FindCoordinator => serve!(
-            ctx,
-            body,
-            header,
-            key,
-            version,
-            FindCoordinatorRequest,
-            handlers::find_coordinator::handle
-        ),
-        ApiKey::JoinGroup => serve!(
-            ctx,
-            body,
-            header,
-            key,
-            version,
-            JoinGroupRequest,
-            handlers::join_group::handle
-        ),
-        ApiKey::SyncGroup => serve!(
-            ctx,
-            body,
-            header,
-            key,
-            version,
-            SyncGroupRequest,
-            handlers::sync_group::handle
-        ),
-        ApiKey::Heartbeat => serve!(
-            ctx,
-            body,
-            header,
-            key,
-            version,
-            HeartbeatRequest,
-            handlers::heartbeat::handle
-        ),
-        ApiKey::LeaveGroup => serve!(
-            ctx,
-            body,
-            header,
-            key,
-            version,
-            LeaveGroupRequest,
-            handlers::leave_group::handle
-        ),
-        ApiKey::OffsetCommit => serve!(
-            ctx,
-            body,
-            header,
-            key,
-            version,
-            OffsetCommitRequest,
-            handlers::offset_commit::handle
-        ),
-        ApiKey::OffsetFetch => serve!(
-            ctx,
-            body,
-            header,
-            key,
-            version,
-            OffsetFetchRequest,
-            handlers::offset_fetch::handle
-        ),
-        ApiKey::InitProducerId => serve!(
-            ctx,
-            body,
-            header,
-            key,
-            version,
-            InitProducerIdRequest,
-            handlers::init_producer_id::handle
-        ),
-        ApiKey::CreateTopics => serve!(
-            ctx,
-            body,
-            header,
-            key,
-            version,
-            CreateTopicsRequest,
-            handlers::create_topics::handle
-        ),
-        ApiKey::DeleteTopics => serve!(
-            ctx,
-            body,
-            header,
-            key,
-            version,
-            DeleteTopicsRequest,
-            handlers::delete_topics::handle
-        ),
-        ApiKey::DescribeGroups => serve!(
-            ctx,
-            body,
-            header,
-            key,
-            version,
-            DescribeGroupsRequest,
-            handlers::describe_groups::handle
-        ),
-        ApiKey::ListGroups => serve!(
-            ctx,
-            body,
-            header,
-            key,
-            version,
-            ListGroupsRequest,
-            handlers::list_groups::handle
-        ),
-        ApiKey::DeleteGroups => serve!(
-            ctx,
-            body,
-            header,
-            key,
-            version,
-            DeleteGroupsRequest,
-            handlers::delete_groups::handle
-        ),
-        ApiKey::DescribeConfigs => serve!(
-            ctx,
-            body,
-            header,
-            key,
-            version,
-            DescribeConfigsRequest,
-            handlers::describe_configs::handle
-        ),
-        ApiKey::CreatePartitions => serve!(
-            ctx,
-            body,
-            header,
-            key,
-            version,
-            CreatePartitionsRequest,
-            handlers::create_partitions::handle
-        ),
+        ApiKey::Fetch => serve!(FetchRequest, handlers::fetch::handle),
+        ApiKey::ListOffsets => serve!(ListOffsetsRequest, handlers::list_offsets::handle),
+        ApiKey::FindCoordinator => {
+            serve!(FindCoordinatorRequest, handlers::find_coordinator::handle)
+        }
+        ApiKey::JoinGroup => serve!(JoinGroupRequest, handlers::join_group::handle),
+        ApiKey::SyncGroup => serve!(SyncGroupRequest, handlers::sync_group::handle),
+        ApiKey::Heartbeat => serve!(HeartbeatRequest, handlers::heartbeat::handle),
+        ApiKey::LeaveGroup => serve!(LeaveGroupRequest, handlers::leave_group::handle),
+        ApiKey::OffsetCommit => serve!(OffsetCommitRequest, handlers::offset_commit::handle),
+        ApiKey::OffsetFetch => serve!(OffsetFetchRequest, handlers::offset_fetch::handle),
+        ApiKey::InitProducerId => serve!(InitProducerIdRequest, handlers::init_producer_id::handle),
+        ApiKey::CreateTopics => serve!(CreateTopicsRequest, handlers::create_topics::handle),
+        ApiKey::DeleteTopics => serve!(DeleteTopicsRequest, handlers::delete_topics::handle),
+        ApiKey::DescribeGroups => serve!(DescribeGroupsRequest, handlers::describe_groups::handle),
+        ApiKey::ListGroups => serve!(ListGroupsRequest, handlers::list_groups::handle),
+        ApiKey::DeleteGroups => serve!(DeleteGroupsRequest, handlers::delete_groups::handle),
+        ApiKey::DescribeConfigs => {
+            serve!(DescribeConfigsRequest, handlers::describe_configs::handle)
+        }
+        ApiKey::CreatePartitions => {
+            serve!(CreatePartitionsRequest, handlers::create_partitions::handle)
+        }
         ApiKey::IncrementalAlterConfigs => serve!(
-            ctx,
-            body,
-            header,
-            key,
-            version,
             IncrementalAlterConfigsRequest,
             handlers::incremental_alter_configs::handle
         ),

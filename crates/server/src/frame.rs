@@ -3,7 +3,8 @@
 //!
 //! Frames are read into one growing buffer and split off it, so a frame is
 //! copied once (socket to buffer) and the request decoder's byte slices
-//! (records included) point into it.
+//! (records included) point into it. (Produce then copies each
+//! partition's records once more, because storage rewrites offsets in place.)
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};

@@ -65,12 +65,7 @@ pub async fn run(
                     drop(stream);
                     continue;
                 };
-                let ctx = Ctx {
-                    broker: broker.clone(),
-                    config: Arc::clone(&config),
-                    client_host: format!("/{}", peer.ip()),
-                    shutdown: stop_rx.clone(),
-                };
+                let ctx = Ctx::new(broker.clone(), Arc::clone(&config), peer.ip(), stop_rx.clone());
                 connections.spawn(async move {
                     connection::serve(ctx, stream, peer).await;
                     drop(permit);

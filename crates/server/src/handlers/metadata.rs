@@ -5,7 +5,6 @@ use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, RequestHeader};
-use pubsub_broker::BrokerError;
 
 use super::{sb, topic_name};
 use crate::codes::{code, error_code};
@@ -46,7 +45,6 @@ fn topic(ctx: &Ctx, name: &str, create: bool, version: i16) -> MetadataResponseT
                     .collect(),
             ),
         Ok(None) => base.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION),
-        Err(e @ BrokerError::InvalidTopic { .. }) => base.with_error_code(error_code(&e)),
         Err(e) => base.with_error_code(error_code(&e)),
     }
 }

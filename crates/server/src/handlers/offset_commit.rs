@@ -17,10 +17,16 @@ pub async fn handle(
     _v: i16,
 ) -> OffsetCommitResponse {
     let mut entries = Vec::new();
+    // Per topic, per partition: does it exist (decided once, answered so).
+    let mut exists: Vec<Vec<bool>> = Vec::with_capacity(req.topics.len());
     for t in &req.topics {
         let known = ctx.broker.partition_count(&t.name);
+        let mut here = Vec::with_capacity(t.partitions.len());
         for p in &t.partitions {
-            if known.is_some_and(|n| p.partition_index >= 0 && (p.partition_index as u32) < n) {
+            let found =
+                known.is_some_and(|n| p.partition_index >= 0 && (p.partition_index as u32) < n);
+            here.push(found);
+            if found {
                 entries.push(CommitEntry {
                     topic: t.name.to_string(),
                     partition: p.partition_index,
@@ -34,6 +40,7 @@ pub async fn handle(
                 });
             }
         }
+        exists.push(here);
     }
     let commit = CommitRequest {
         group_id: req.group_id.to_string(),
@@ -49,17 +56,15 @@ pub async fn handle(
     let topics = req
         .topics
         .iter()
-        .map(|t| {
-            let known = ctx.broker.partition_count(&t.name);
+        .zip(exists)
+        .map(|(t, exists)| {
             OffsetCommitResponseTopic::default()
                 .with_name(t.name.clone())
                 .with_partitions(
                     t.partitions
                         .iter()
-                        .map(|p| {
-                            let exists = known.is_some_and(|n| {
-                                p.partition_index >= 0 && (p.partition_index as u32) < n
-                            });
+                        .zip(exists)
+                        .map(|(p, exists)| {
                             OffsetCommitResponsePartition::default()
                                 .with_partition_index(p.partition_index)
                                 .with_error_code(if exists {

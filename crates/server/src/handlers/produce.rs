@@ -6,43 +6,32 @@
 //! the connection's reader, so the next requests are appended meanwhile
 //! and share that fsync.
 
-use std::sync::Arc;
-
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader};
-use pubsub_broker::{Acks, BrokerError, Partition};
+use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, RequestHeader};
+use pubsub_broker::{Acks, BrokerError, PendingSync};
 
 use super::sb;
 use crate::codes::{code, error_code};
 use crate::context::{blocking, Ctx};
-
-/// The outcome of the append phase.
-#[derive(Debug)]
-pub enum Produced {
-    /// The answer (acks=1, or acks=all with nothing to wait for).
-    Now(ProduceResponse),
-    /// Appended; answer once [`Durable::wait`] returns.
-    AfterFsync(Durable),
-    /// acks=0: no answer at all.
-    Nothing,
-}
+use crate::dispatch::{encode_response, Reply};
+use crate::error::ServerError;
 
 /// An `acks=all` answer waiting for fsyncs.
 #[derive(Debug)]
-pub struct Durable {
+struct Durable {
     resp: ProduceResponse,
     version: i16,
-    /// (topic index, partition index in the answer, partition, last offset).
-    waits: Vec<(usize, usize, Arc<Partition>, u64)>,
+    /// (topic index, partition index in the answer, the fsync owed).
+    waits: Vec<(usize, usize, PendingSync)>,
 }
 
 impl Durable {
     /// Blocks until every appended partition is fsynced; a partition whose
     /// fsync fails is answered with its error (KAFKA_STORAGE_ERROR) instead
     /// of offsets.
-    pub fn wait(mut self) -> ProduceResponse {
-        for (t, p, partition, last) in self.waits {
-            if let Err(e) = partition.wait_durable(last) {
+    fn wait(mut self) -> ProduceResponse {
+        for (t, p, sync) in self.waits {
+            if let Err(e) = sync.wait() {
                 let slot = &mut self.resp.responses[t].partition_responses[p];
                 *slot = refused(slot.index, self.version, &e);
             }
@@ -51,15 +40,53 @@ impl Durable {
     }
 }
 
-pub fn handle(ctx: &Ctx, _h: &RequestHeader, req: ProduceRequest, version: i16) -> Produced {
-    let acks = Acks::from_kafka(req.acks);
-    // acks=all is appended like acks=1, then waited for.
-    let append_acks = match acks {
-        Some(Acks::All) => Acks::Leader,
-        Some(a) => a,
-        None => Acks::Leader,
+/// Appends the request's batches and says what to answer: nothing for
+/// acks=0, the offsets now for acks=1, the offsets once fsynced for
+/// acks=all (the wait starts now, on a blocking thread, so waits of
+/// pipelined requests overlap and share fsyncs).
+pub fn reply(
+    ctx: &Ctx,
+    h: &RequestHeader,
+    req: ProduceRequest,
+    version: i16,
+) -> Result<Reply, ServerError> {
+    let acks = req.acks;
+    let (resp, waits) = blocking(|| append(ctx, req, version));
+    if acks == 0 {
+        return Ok(Reply::Nothing);
+    }
+    let id = h.correlation_id;
+    if waits.is_empty() {
+        return Ok(Reply::Frame(encode_response(
+            ApiKey::Produce,
+            version,
+            id,
+            &resp,
+        )?));
+    }
+    let durable = Durable {
+        resp,
+        version,
+        waits,
     };
+    Ok(Reply::Later(tokio::task::spawn_blocking(move || {
+        encode_response(ApiKey::Produce, version, id, &durable.wait())
+    })))
+}
+
+/// Appends every partition's batches, in request order; acks=all appends
+/// return the fsync they still owe.
+#[allow(clippy::type_complexity)]
+fn append(
+    ctx: &Ctx,
+    req: ProduceRequest,
+    version: i16,
+) -> (ProduceResponse, Vec<(usize, usize, PendingSync)>) {
+    let acks = Acks::from_kafka(req.acks);
     let mut waits = Vec::new();
+    // Storage rewrites offsets in place: each partition's records are
+    // copied once into this buffer, reused across partitions.
+    let mut bytes = Vec::new();
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for (t, topic) in req.topic_data.into_iter().enumerate() {
         let name: &str = &topic.name;
@@ -73,22 +100,22 @@ pub fn handle(ctx: &Ctx, _h: &RequestHeader, req: ProduceRequest, version: i16) 
                     .with_error_code(code::CORRUPT_MESSAGE)
                     .with_error_message(message(version, "no records")),
                 (Some(acks), Some(records)) => {
-                    let mut bytes = records.to_vec();
-                    let appended = blocking(|| {
-                        ctx.broker
-                            .produce(name, data.index, &mut bytes, append_acks)
-                    })
-                    .and_then(|r| {
-                        let wait = match acks {
-                            Acks::All => Some(ctx.broker.partition(name, data.index)?),
-                            _ => None,
-                        };
-                        Ok((r, wait))
-                    });
+                    bytes.clear();
+                    bytes.extend_from_slice(&records);
+                    let appended = match acks {
+                        Acks::All => ctx
+                            .broker
+                            .produce_then_sync(name, data.index, &mut bytes)
+                            .map(|(r, sync)| (r, Some(sync))),
+                        _ => ctx
+                            .broker
+                            .produce(name, data.index, &mut bytes, acks)
+                            .map(|r| (r, None)),
+                    };
                     match appended {
-                        Ok((r, wait)) => {
-                            if let Some(part) = wait {
-                                waits.push((t, p, part, r.last_offset));
+                        Ok((r, sync)) => {
+                            if let Some(sync) = sync {
+                                waits.push((t, p, sync));
                             }
                             base(data.index)
                                 .with_base_offset(r.base_offset as i64)
@@ -114,19 +141,7 @@ pub fn handle(ctx: &Ctx, _h: &RequestHeader, req: ProduceRequest, version: i16) 
                 .with_partition_responses(partitions),
         );
     }
-    if req.acks == 0 {
-        return Produced::Nothing;
-    }
-    let resp = ProduceResponse::default().with_responses(responses);
-    if waits.is_empty() {
-        Produced::Now(resp)
-    } else {
-        Produced::AfterFsync(Durable {
-            resp,
-            version,
-            waits,
-        })
-    }
+    (ProduceResponse::default().with_responses(responses), waits)
 }
 
 fn base(index: i32) -> PartitionProduceResponse {
