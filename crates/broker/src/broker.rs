@@ -649,9 +649,6 @@ impl Broker {
         partitions: Option<u32>,
         configs: BTreeMap<String, String>,
     ) -> Result<TopicDescription> {
-        if name == CONSUMER_OFFSETS || name.starts_with("__") {
-            validate_topic_name(name)?;
-        }
         Ok(self
             .inner
             .create_topic(name, partitions, configs, false)?

@@ -45,6 +45,17 @@ impl Acks {
     }
 }
 
+/// One batch of an append request, as checked before the lock.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    at: usize,
+    len: usize,
+    producer_id: i64,
+    epoch: i16,
+    first_seq: i32,
+    last_seq: i32,
+}
+
 /// The fsync an `acks=all` append still owes
 /// ([`Broker::produce_then_sync`](crate::Broker::produce_then_sync)).
 #[derive(Debug, Clone)]
@@ -191,7 +202,8 @@ impl Partition {
         trusted: bool,
     ) -> Result<AppendResult> {
         let config = self.config();
-        // Split into batches and check what does not need the lock.
+        // Split into batches and check what does not need the lock: size,
+        // CRC (once, before anything is decoded or rewritten), keys.
         let mut spans = Vec::new();
         let mut at = 0;
         while at < records.len() {
@@ -202,9 +214,7 @@ impl Partition {
                     max: config.max_message_bytes,
                 });
             }
-            let needs_crc = !trusted && config.timestamp_type == TimestampType::LogAppendTime;
-            if needs_crc {
-                // Checked before the timestamp rewrite recomputes the CRC.
+            if !trusted {
                 batch.validate_crc()?;
             }
             if config.cleanup_policy.compacts() {
@@ -217,40 +227,32 @@ impl Partition {
                     }
                 }
             }
-            spans.push((
+            spans.push(Span {
                 at,
-                batch.len(),
-                batch.producer_id(),
-                batch.producer_epoch(),
-                batch.base_sequence(),
-                batch.last_sequence(),
-            ));
+                len: batch.len(),
+                producer_id: batch.producer_id(),
+                epoch: batch.producer_epoch(),
+                first_seq: batch.base_sequence(),
+                last_seq: batch.last_sequence(),
+            });
             at += batch.len();
-        }
-        if spans.is_empty() {
-            return Err(BrokerError::CorruptMessage(
-                pubsub_records::RecordsError::Truncated {
-                    needed: pubsub_records::HEADER_LEN,
-                    available: 0,
-                },
-            ));
         }
         let log_append_time = match config.timestamp_type {
             TimestampType::LogAppendTime => {
-                for &(at, ..) in &spans {
-                    BatchMut::parse(&mut records[at..])?.set_log_append_time(now_ms);
+                for span in &spans {
+                    BatchMut::parse(&mut records[span.at..])?.set_log_append_time(now_ms);
                 }
                 now_ms
             }
             TimestampType::CreateTime => -1,
         };
-        // Batches rewritten here had their CRC checked above and recomputed.
-        let trusted = trusted || log_append_time >= 0;
-        let idempotent = spans.iter().any(|s| s.2 >= 0);
+        // Every batch is checked by now: storage need not check CRCs again.
+        // (An empty `records` is refused there.)
+        let idempotent = spans.iter().any(|s| s.producer_id >= 0);
         let (base, last, duplicate) = if idempotent {
-            self.append_idempotent(records, &spans, trusted)?
+            self.append_idempotent(records, &spans)?
         } else {
-            let info = self.raw_append(records, trusted)?;
+            let info = self.raw_append(records)?;
             (info.base_offset, info.last_offset, false)
         };
         if !duplicate {
@@ -276,32 +278,31 @@ impl Partition {
             .map_err(|e| self.storage_err(e))
     }
 
-    fn raw_append(&self, records: &mut [u8], trusted: bool) -> Result<pubsub_storage::AppendInfo> {
-        let r = if trusted {
-            self.log.append_trusted(records)
-        } else {
-            self.log.append(records)
-        };
-        r.map_err(|e| self.storage_err(e))
+    fn raw_append(&self, records: &mut [u8]) -> Result<pubsub_storage::AppendInfo> {
+        self.log
+            .append_trusted(records)
+            .map_err(|e| self.storage_err(e))
     }
 
     /// Idempotent batches, one at a time under the producer-state lock so the
     /// check, the append and the bookkeeping cannot interleave.
-    #[allow(clippy::type_complexity)]
-    fn append_idempotent(
-        &self,
-        records: &mut [u8],
-        spans: &[(usize, usize, i64, i16, i32, i32)],
-        trusted: bool,
-    ) -> Result<(u64, u64, bool)> {
+    fn append_idempotent(&self, records: &mut [u8], spans: &[Span]) -> Result<(u64, u64, bool)> {
         let mut states = lock(&self.producers);
         let mut first: Option<u64> = None;
         let mut last = 0;
         let mut all_duplicates = true;
-        for &(at, len, pid, epoch, first_seq, last_seq) in spans {
+        for &Span {
+            at,
+            len,
+            producer_id: pid,
+            epoch,
+            first_seq,
+            last_seq,
+        } in spans
+        {
             let bytes = &mut records[at..at + len];
             if pid < 0 {
-                let info = self.raw_append(bytes, trusted)?;
+                let info = self.raw_append(bytes)?;
                 first.get_or_insert(info.base_offset);
                 last = info.last_offset;
                 all_duplicates = false;
@@ -313,7 +314,7 @@ impl Partition {
                     last = meta.last_offset;
                 }
                 SequenceCheck::Append => {
-                    let info = self.raw_append(bytes, trusted)?;
+                    let info = self.raw_append(bytes)?;
                     states.record(
                         pid,
                         epoch,

@@ -68,41 +68,27 @@ impl ProducerStates {
         first_seq: i32,
         last_seq: i32,
     ) -> Result<SequenceCheck> {
-        let Some(entry) = self.producers.get(&producer_id) else {
-            if first_seq == 0 {
-                return Ok(SequenceCheck::Append);
+        // A producer never seen, or starting a newer epoch, begins at 0.
+        let expected = match self.producers.get(&producer_id) {
+            Some(entry) if epoch < entry.epoch => {
+                return Err(BrokerError::InvalidProducerEpoch {
+                    producer_id,
+                    epoch,
+                    current: entry.epoch,
+                });
             }
-            return Err(BrokerError::OutOfOrderSequence {
-                producer_id,
-                expected: 0,
-                got: first_seq,
-            });
+            Some(entry) if epoch == entry.epoch => {
+                if let Some(dup) = entry
+                    .batches
+                    .iter()
+                    .find(|b| b.first_seq == first_seq && b.last_seq == last_seq)
+                {
+                    return Ok(SequenceCheck::Duplicate(*dup));
+                }
+                entry.batches.back().map_or(0, |b| next_seq(b.last_seq))
+            }
+            _ => 0,
         };
-        if epoch < entry.epoch {
-            return Err(BrokerError::InvalidProducerEpoch {
-                producer_id,
-                epoch,
-                current: entry.epoch,
-            });
-        }
-        if epoch > entry.epoch {
-            if first_seq == 0 {
-                return Ok(SequenceCheck::Append);
-            }
-            return Err(BrokerError::OutOfOrderSequence {
-                producer_id,
-                expected: 0,
-                got: first_seq,
-            });
-        }
-        if let Some(dup) = entry
-            .batches
-            .iter()
-            .find(|b| b.first_seq == first_seq && b.last_seq == last_seq)
-        {
-            return Ok(SequenceCheck::Duplicate(*dup));
-        }
-        let expected = entry.batches.back().map_or(0, |b| next_seq(b.last_seq));
         if first_seq != expected {
             return Err(BrokerError::OutOfOrderSequence {
                 producer_id,
@@ -134,14 +120,6 @@ impl ProducerStates {
         if h.producer_id < 0 || h.base_sequence < 0 || h.is_control() {
             return;
         }
-        let last_seq = {
-            let last = i64::from(h.base_sequence) + i64::from(h.last_offset_delta);
-            if last > i64::from(i32::MAX) {
-                (last - i64::from(i32::MAX) - 1) as i32
-            } else {
-                last as i32
-            }
-        };
         if self
             .producers
             .get(&h.producer_id)
@@ -154,21 +132,11 @@ impl ProducerStates {
             h.producer_epoch,
             BatchMeta {
                 first_seq: h.base_sequence,
-                last_seq,
+                last_seq: h.last_sequence(),
                 base_offset: h.base_offset as u64,
                 last_offset: h.last_offset() as u64,
             },
         );
-    }
-
-    /// Number of producers tracked.
-    pub fn len(&self) -> usize {
-        self.producers.len()
-    }
-
-    /// True when no producer is tracked.
-    pub fn is_empty(&self) -> bool {
-        self.producers.is_empty()
     }
 }
 

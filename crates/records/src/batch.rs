@@ -124,7 +124,26 @@ pub struct BatchHeader {
     pub base_sequence: i32,
 }
 
+/// The sequence number of a batch's last record: `base + delta`, wrapping
+/// past i32::MAX to 0 as Kafka does; -1 (no sequence) stays -1.
+fn last_sequence(base: i32, last_offset_delta: i32) -> i32 {
+    if base < 0 {
+        return base;
+    }
+    let last = i64::from(base) + i64::from(last_offset_delta);
+    if last > i64::from(i32::MAX) {
+        (last - i64::from(i32::MAX) - 1) as i32
+    } else {
+        last as i32
+    }
+}
+
 impl BatchHeader {
+    /// Sequence number of the last record (wrapping at i32::MAX like Kafka).
+    pub fn last_sequence(&self) -> i32 {
+        last_sequence(self.base_sequence, self.last_offset_delta)
+    }
+
     /// Reads the header at the start of `buf`, which needs only the first
     /// [`HEADER_LEN`] bytes of the batch. Checks length and magic.
     pub fn parse(buf: &[u8]) -> Result<BatchHeader> {
@@ -282,16 +301,7 @@ impl<'a> Batch<'a> {
     }
     /// Sequence number of the last record (wrapping at i32::MAX like Kafka).
     pub fn last_sequence(&self) -> i32 {
-        let base = self.base_sequence();
-        if base < 0 {
-            return base;
-        }
-        let last = i64::from(base) + i64::from(self.last_offset_delta());
-        if last > i64::from(i32::MAX) {
-            (last - i64::from(i32::MAX) - 1) as i32
-        } else {
-            last as i32
-        }
+        last_sequence(self.base_sequence(), self.last_offset_delta())
     }
     /// recordCount.
     pub fn record_count(&self) -> i32 {

@@ -670,20 +670,11 @@ impl Consumer {
                 self.member_id = id;
                 return Ok(false);
             }
-            Err(BrokerError::UnknownMemberId { .. }) => {
-                self.member_id.clear();
-                return Ok(false);
-            }
-            Err(e) => return Err(e),
+            Err(e) => return self.rejoin_or_fail(e),
         };
         let resp = match self.wait(&promise, deadline).await? {
             Ok(r) => r,
-            Err(BrokerError::UnknownMemberId { .. }) => {
-                self.member_id.clear();
-                return Ok(false);
-            }
-            Err(BrokerError::RebalanceInProgress(_)) => return Ok(false),
-            Err(e) => return Err(e),
+            Err(e) => return self.rejoin_or_fail(e),
         };
         self.member_id = resp.member_id.clone();
         self.generation = resp.generation_id;
@@ -734,29 +725,33 @@ impl Consumer {
         });
         let promise = match sync {
             Ok(p) => p,
-            Err(BrokerError::RebalanceInProgress(_))
-            | Err(BrokerError::IllegalGeneration { .. }) => return Ok(false),
-            Err(BrokerError::UnknownMemberId { .. }) => {
-                self.member_id.clear();
-                return Ok(false);
-            }
-            Err(e) => return Err(e),
+            Err(e) => return self.rejoin_or_fail(e),
         };
         let synced = match self.wait(&promise, deadline).await? {
             Ok(r) => r,
-            Err(BrokerError::RebalanceInProgress(_))
-            | Err(BrokerError::IllegalGeneration { .. }) => return Ok(false),
-            Err(BrokerError::UnknownMemberId { .. }) => {
-                self.member_id.clear();
-                return Ok(false);
-            }
-            Err(e) => return Err(e),
+            Err(e) => return self.rejoin_or_fail(e),
         };
         let assignment = Assignment::decode(&synced.assignment)
             .map_err(|e| BrokerError::InvalidRecord(format!("undecodable assignment: {e}")))?;
         self.install(assignment.topic_partitions())?;
         self.last_heartbeat = Instant::now();
         Ok(true)
+    }
+
+    /// A join or sync the group turned down: `Ok(false)` (join again) for
+    /// the errors that mean "start over" (forgetting a member id the group
+    /// no longer knows), the error itself otherwise.
+    fn rejoin_or_fail(&mut self, e: BrokerError) -> Result<bool> {
+        match e {
+            BrokerError::UnknownMemberId { .. } => {
+                self.member_id.clear();
+                Ok(false)
+            }
+            BrokerError::RebalanceInProgress(_) | BrokerError::IllegalGeneration { .. } => {
+                Ok(false)
+            }
+            e => Err(e),
+        }
     }
 
     /// Waits for a promise until `deadline` (woken by the clock tick too).

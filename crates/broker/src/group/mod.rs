@@ -114,11 +114,6 @@ impl GroupCoordinator {
         }
     }
 
-    /// Its configuration.
-    pub fn config(&self) -> &GroupConfig {
-        &self.config
-    }
-
     /// Rebuilds groups from `__consumer_offsets` records, in log order.
     pub fn load(&self, records: impl IntoIterator<Item = OffsetsRecord>, now: u64) {
         let mut groups = lock(&self.groups);

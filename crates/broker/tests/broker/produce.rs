@@ -314,9 +314,19 @@ fn batching_producers_keep_order_per_partition() {
         .expect("consumer");
     c.subscribe(&["o"]).expect("subscribe");
     let mut n = 0;
+    let mut next = std::collections::BTreeMap::<i32, i64>::new();
     while n < 2000 {
         let recs = c.poll(Duration::from_secs(5)).expect("poll");
         assert!(!recs.is_empty(), "stalled at {n}");
+        for r in &recs {
+            let expected = next.entry(r.partition).or_insert(0);
+            assert_eq!(
+                r.offset, *expected,
+                "partition {} read in order",
+                r.partition
+            );
+            *expected += 1;
+        }
         n += recs.len();
     }
 }
