@@ -49,8 +49,8 @@ pub(crate) const BASE_SEQUENCE: usize = 53;
 pub(crate) const RECORD_COUNT: usize = 57;
 
 const COMPRESSION_MASK: i16 = 0x07;
-const TIMESTAMP_TYPE_BIT: i16 = 0x08;
-const TRANSACTIONAL_BIT: i16 = 0x10;
+pub(crate) const TIMESTAMP_TYPE_BIT: i16 = 0x08;
+pub(crate) const TRANSACTIONAL_BIT: i16 = 0x10;
 const CONTROL_BIT: i16 = 0x20;
 
 /// The smallest encoded record: a 1-byte length and six 1-byte fields.

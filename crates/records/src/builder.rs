@@ -256,10 +256,10 @@ impl BatchBuilder {
             .unwrap_or(base_ts);
         let mut attributes = i16::from(self.compression.id());
         if self.timestamp_type == TimestampType::LogAppendTime {
-            attributes |= 0x08;
+            attributes |= crate::batch::TIMESTAMP_TYPE_BIT;
         }
         if self.transactional {
-            attributes |= 0x10;
+            attributes |= crate::batch::TRANSACTIONAL_BIT;
         }
 
         let mut out = vec![0u8; HEADER_LEN];

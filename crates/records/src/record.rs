@@ -312,7 +312,6 @@ fn parse_record<'a>(c: &mut Cursor<'a>) -> Result<Record<'a>> {
     if !r.buf.is_empty() {
         return Err(r.fail("bytes left inside the record after its headers"));
     }
-    let headers = &headers[..headers.len()];
     Ok(Record {
         offset: 0,
         timestamp: 0,

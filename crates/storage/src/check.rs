@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use crate::checkpoint::{Checkpoint, CleanShutdown, RecoveryCheckpoint};
 use crate::config::LogConfig;
 use crate::error::{Result, StorageError};
-use crate::index::{encode_entries, IndexSink, MemIndex};
+use crate::fs::OpenMode;
+use crate::index::{encode_entries, MemIndex};
 use crate::layout::{classify, FileKind, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 use crate::scan::ScanStop;
 use crate::segment::{scan_and_index, SegmentContext};
@@ -105,6 +106,14 @@ impl CheckReport {
                     s.size - position
                 );
             }
+        }
+        // Recovery's last rule: the log may not end below what was fsynced.
+        let last = &self.segments[self.segments.len() - 1];
+        let end = last.last_offset.map_or(last.base_offset, |l| l + 1);
+        if end < rp {
+            return format!(
+                "open would fail: the log ends at offset {end}, below the recovery point {rp} (fsynced data is missing)"
+            );
         }
         format!(
             "open would scan {} segment(s) from the recovery point {rp} and keep everything",
@@ -203,10 +212,13 @@ pub fn check(dir: &Path, config: &LogConfig) -> Result<CheckReport> {
     }
     for (i, &base) in bases.iter().enumerate() {
         let path = ctx.path(base, LOG_SUFFIX);
-        let file = std::fs::File::open(&path).map_err(|e| StorageError::io("open", &path, e))?;
-        let handle = crate::fs::RealFile::new(file);
-        let size =
-            crate::fs::FileHandle::len(&handle).map_err(|e| StorageError::io("stat", &path, e))?;
+        let handle = ctx
+            .fs
+            .open(&path, OpenMode::ReadOnly)
+            .map_err(|e| StorageError::io("open", &path, e))?;
+        let size = handle
+            .len()
+            .map_err(|e| StorageError::io("stat", &path, e))?;
         let is_last = i + 1 == bases.len();
         if is_last {
             report.clean_shutdown = marker
@@ -214,7 +226,7 @@ pub fn check(dir: &Path, config: &LogConfig) -> Result<CheckReport> {
         }
         let mut index = MemIndex::default();
         let (summary, tracker) = scan_and_index(
-            &handle,
+            handle.as_ref(),
             &path,
             size,
             base,
@@ -230,7 +242,7 @@ pub fn check(dir: &Path, config: &LogConfig) -> Result<CheckReport> {
             )
         });
         if !is_last {
-            index.add_time(tracker.seal_entry(base))?;
+            tracker.on_seal(&mut index, base)?;
         }
         // Indexes are only comparable for whole segments; the active segment
         // of an unclean stop is rebuilt by recovery anyway.

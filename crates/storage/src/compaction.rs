@@ -78,7 +78,7 @@ impl KeyHasher {
 
 fn corrupt(seg: &Segment, position: u64, reason: impl ToString) -> StorageError {
     StorageError::Corrupt {
-        path: seg.path(),
+        path: seg.path().to_path_buf(),
         position,
         reason: reason.to_string(),
     }
@@ -208,9 +208,8 @@ impl Log {
             .fs
             .open(&cleaned_log, OpenMode::Truncate)
             .map_err(|e| StorageError::io("create", &cleaned_log, e))?;
-        let index_bytes = |entry: usize| {
-            (group_bytes / self.config().index_interval_bytes.max(1) + 2) * entry as u64
-        };
+        let index_bytes =
+            |entry: usize| (group_bytes / ctx.index_interval.max(1) + 2) * entry as u64;
         let mut index = SegmentIndex {
             offsets: OffsetIndex::open(
                 ctx.fs.as_ref(),
@@ -229,7 +228,8 @@ impl Log {
         let mut pos = 0u64;
         let mut changed = group.len() > 1;
         let mut stats = CompactionReport::default();
-        let interval = self.config().index_interval_bytes;
+        // The interval fixed at open, as every other index of this log.
+        let interval = ctx.index_interval;
 
         for seg in group {
             for_each_batch(seg, |at, batch| {
@@ -248,7 +248,7 @@ impl Log {
                         };
                         if latest.get(&hasher.hash(key)) != Some(&(r.offset as u64)) {
                             stats.superseded_removed += 1;
-                        } else if r.value.is_none() && r.timestamp < tombstone_horizon {
+                        } else if r.is_tombstone() && r.timestamp < tombstone_horizon {
                             stats.tombstones_removed += 1;
                         } else {
                             kept.push(r);

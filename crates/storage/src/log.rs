@@ -268,6 +268,11 @@ impl Log {
                 dir: self.ctx.dir.clone(),
             });
         }
+        self.check_not_poisoned()
+    }
+
+    /// `Poisoned` once a write or fsync has failed.
+    fn check_not_poisoned(&self) -> Result<()> {
         if self.poisoned.load(Ordering::Acquire) {
             return Err(StorageError::Poisoned {
                 dir: self.ctx.dir.clone(),
@@ -398,7 +403,7 @@ impl Log {
         let path = active.path();
         let written = active.file().and_then(|f| {
             f.write_all_at(records, position)
-                .map_err(|e| StorageError::io("write", &path, e))
+                .map_err(|e| StorageError::io("write", path, e))
         });
         self.poison_on_err(written)?;
         // Each full chunk of the segment written gets its writeback started,
@@ -550,12 +555,7 @@ impl Log {
             if st.durable >= target {
                 return Ok(());
             }
-            if self.poisoned.load(Ordering::Acquire) {
-                return Err(StorageError::Poisoned {
-                    dir: self.ctx.dir.clone(),
-                    reason: self.poisoned().unwrap_or_default(),
-                });
-            }
+            self.check_not_poisoned()?;
             if st.in_progress {
                 st = self
                     .flushed
@@ -710,7 +710,7 @@ impl Log {
             let start = seg.scan_start(from)?;
             let file = seg.file()?;
             let path = seg.path();
-            let mut walker = crate::segment::HeaderWalker::new(file.as_ref(), &path, start, size);
+            let mut walker = crate::segment::HeaderWalker::new(file.as_ref(), path, start, size);
             while let Some((_, header)) = walker.next()? {
                 let last = header.last_offset() as u64;
                 if last >= from && last < end {

@@ -221,7 +221,7 @@ fn first_batch_timestamp(seg: &Segment) -> Result<Option<i64>> {
     }
     let file = seg.file()?;
     let path = seg.path();
-    let mut walker = HeaderWalker::new(file.as_ref(), &path, 0, seg.size());
+    let mut walker = HeaderWalker::new(file.as_ref(), path, 0, seg.size());
     Ok(walker.next()?.map(|(_, h)| h.max_timestamp))
 }
 

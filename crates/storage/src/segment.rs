@@ -128,6 +128,9 @@ const OPEN_END: u64 = u64::MAX;
 #[derive(Debug)]
 pub(crate) struct Segment {
     pub base_offset: u64,
+    /// The `.log` file's path (kept: error paths need it, hot paths must
+    /// not format it).
+    path: PathBuf,
     ctx: Arc<SegmentContext>,
     file: Lazy<Arc<dyn FileHandle>>,
     index: Lazy<RwLock<SegmentIndex>>,
@@ -170,6 +173,7 @@ impl Segment {
     ) -> Self {
         Segment {
             base_offset,
+            path: ctx.path(base_offset, LOG_SUFFIX),
             ctx,
             file,
             index,
@@ -337,8 +341,8 @@ impl Segment {
         })
     }
 
-    pub fn path(&self) -> PathBuf {
-        self.ctx.path(self.base_offset, LOG_SUFFIX)
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Bytes visible to readers.
@@ -381,8 +385,8 @@ impl Segment {
             let path = self.path();
             self.ctx
                 .fs
-                .open(&path, OpenMode::ReadOnly)
-                .map_err(|e| StorageError::io("open", &path, e))
+                .open(path, OpenMode::ReadOnly)
+                .map_err(|e| StorageError::io("open", path, e))
         })
     }
 
@@ -458,7 +462,7 @@ impl Segment {
             offset_of_max_timestamp: base,
         };
         let path = self.path();
-        let mut walker = HeaderWalker::new(file, &path, start, size);
+        let mut walker = HeaderWalker::new(file, path, start, size);
         let mut first = last_entry;
         loop {
             let (pos, header) = match walker.next() {
@@ -515,10 +519,10 @@ impl Segment {
         index.allow_for(size, self.ctx.index_interval);
         let path = self.path();
         let (summary, tracker) =
-            scan_and_index(file, &path, size, base, self.ctx.index_interval, index)?;
+            scan_and_index(file, path, size, base, self.ctx.index_interval, index)?;
         if let Some(stop) = summary.stop {
             return Err(StorageError::Corrupt {
-                path,
+                path: path.to_path_buf(),
                 position: stop.position,
                 reason: stop.reason,
             });
@@ -546,7 +550,7 @@ impl Segment {
         let path = self.path();
         self.file()?
             .sync_data()
-            .map_err(|e| StorageError::io("fsync", &path, e))?;
+            .map_err(|e| StorageError::io("fsync", path, e))?;
         if with_index {
             if let Some(index) = self.index.get() {
                 read(index).flush()?;
@@ -589,7 +593,7 @@ impl Segment {
         let start = self.scan_start(offset)?;
         let file = self.file()?;
         let path = self.path();
-        let mut walker = HeaderWalker::new(file.as_ref(), &path, start, size);
+        let mut walker = HeaderWalker::new(file.as_ref(), path, start, size);
         while let Some((pos, header)) = walker.next()? {
             if header.last_offset() as u64 >= offset {
                 return Ok(Some((pos, header)));
@@ -617,7 +621,7 @@ impl Segment {
         let file = self.file()?;
         let path = self.path();
         file.read_exact_at(out, pos)
-            .map_err(|e| StorageError::io("read", &path, e))?;
+            .map_err(|e| StorageError::io("read", path, e))?;
         // Keep whole batches only.
         let mut end = 0usize;
         while end < out.len() {
@@ -627,7 +631,7 @@ impl Segment {
                 Err(pubsub_records::RecordsError::Truncated { .. }) => break,
                 Err(e) => {
                     return Err(StorageError::Corrupt {
-                        path,
+                        path: path.to_path_buf(),
                         position: pos + end as u64,
                         reason: e.to_string(),
                     })
@@ -662,16 +666,16 @@ impl Segment {
         let size = self.size();
         let file = self.file()?;
         let path = self.path();
-        let mut walker = HeaderWalker::new(file.as_ref(), &path, start, size);
+        let mut walker = HeaderWalker::new(file.as_ref(), path, start, size);
         while let Some((pos, header)) = walker.next()? {
             if header.max_timestamp < timestamp {
                 continue;
             }
             let mut bytes = vec![0u8; header.len];
             file.read_exact_at(&mut bytes, pos)
-                .map_err(|e| StorageError::io("read", &path, e))?;
+                .map_err(|e| StorageError::io("read", path, e))?;
             let corrupt = |reason: String| StorageError::Corrupt {
-                path: path.clone(),
+                path: path.to_path_buf(),
                 position: pos,
                 reason,
             };

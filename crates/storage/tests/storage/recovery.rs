@@ -4,7 +4,7 @@
 use std::fs::OpenOptions;
 use std::path::Path;
 
-use pubsub_storage::{Log, LogConfig, StorageError, RECOVERY_CHECKPOINT};
+use pubsub_storage::{check, Log, LogConfig, StorageError, RECOVERY_CHECKPOINT};
 
 use crate::common::*;
 
@@ -335,4 +335,33 @@ fn stray_files_from_interrupted_work_are_removed() {
     assert_eq!(report.removed_files.len(), 5, "{report}");
     assert!(report.clean_shutdown);
     assert_eq!(raw_batches(&log), before);
+}
+
+#[test]
+fn a_log_cut_below_its_recovery_point_fails_to_open_and_check_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, _) = Log::open(dir.path(), small_config()).expect("open");
+    let batches = fill(&log, 10);
+    log.checkpoint().expect("checkpoint"); // everything was fsynced
+    drop(log);
+    // Whole batches vanish from the end: not a torn write, lost data.
+    let keep: u64 = batches[..5].iter().map(|b| b.1.len() as u64).sum();
+    OpenOptions::new()
+        .write(true)
+        .open(seg_path(dir.path(), 0, ".log"))
+        .expect("open segment")
+        .set_len(keep)
+        .expect("truncate");
+    let report = check(dir.path(), &small_config()).expect("check");
+    assert!(
+        report.recovery_action().starts_with("open would fail"),
+        "{}",
+        report.recovery_action()
+    );
+    match Log::open(dir.path(), small_config()) {
+        Err(StorageError::Corrupt { reason, .. }) => {
+            assert!(reason.contains("log ends at offset"), "{reason}")
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
 }
