@@ -2,25 +2,11 @@
 //! short, hostile array counts and random bytes close only their own
 //! connection; afterwards a normal client is served as before.
 
-use bytes::BufMut;
 use kafka_protocol::messages::ApiVersionsRequest;
 
-use crate::client::Client;
+use crate::client::{raw_request, Client};
 use crate::daemon::Daemon;
 use crate::kafka::{fetch_all, produce_values};
-
-fn raw_request(api: i16, version: i16, body: &[u8]) -> Vec<u8> {
-    let mut payload = Vec::new();
-    payload.put_i16(api);
-    payload.put_i16(version);
-    payload.put_i32(1);
-    payload.put_i16(-1);
-    payload.extend_from_slice(body);
-    let mut frame = Vec::new();
-    frame.put_i32(payload.len() as i32);
-    frame.extend_from_slice(&payload);
-    frame
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_survives_hostile_bytes_and_keeps_serving() {

@@ -17,6 +17,23 @@ fn bench(args: &[&str]) -> std::process::Output {
         .expect("run pubsub bench")
 }
 
+/// Runs the bench, which must succeed; its stdout.
+fn bench_ok(args: &[&str]) -> String {
+    let out = bench(args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs the bench with `--json`, which must succeed; its report.
+fn bench_json(args: &[&str]) -> serde_json::Value {
+    let out = bench_ok(&[args, &["--json"]].concat());
+    serde_json::from_str(&out).expect("json report")
+}
+
 /// Sum of the partitions' end offsets.
 async fn stored(addr: std::net::SocketAddr, topic: &str, partitions: i32) -> i64 {
     let mut c = Client::connect(addr).await;
@@ -51,7 +68,7 @@ async fn bench_produce_reports_what_the_broker_stored() {
     let addr = daemon.addr.to_string();
 
     // Unpaced, acks=all, three partitions, two connections.
-    let out = bench(&[
+    let report = bench_json(&[
         "--bootstrap",
         &addr,
         "--topic",
@@ -68,14 +85,7 @@ async fn bench_produce_reports_what_the_broker_stored() {
         "all",
         "--size",
         "100",
-        "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
     assert_eq!(report["messages"], 3000);
     assert_eq!(report["bytes"], 300_000);
     assert_eq!(report["errors"], 0);
@@ -85,7 +95,7 @@ async fn bench_produce_reports_what_the_broker_stored() {
     assert_eq!(stored(daemon.addr, "loaded", 3).await, 3000);
 
     // Paced, acks=1, into the existing topic; the text report.
-    let out = bench(&[
+    let text = bench_ok(&[
         "--bootstrap",
         &addr,
         "--topic",
@@ -99,18 +109,12 @@ async fn bench_produce_reports_what_the_broker_stored() {
         "--acks",
         "1",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("produced 1000 messages"), "{text}");
     assert!(text.contains("p99.9"), "{text}");
     assert_eq!(stored(daemon.addr, "loaded", 3).await, 4000);
 
     // acks=0: counted as sent, and stored all the same.
-    let out = bench(&[
+    let report = bench_json(&[
         "--bootstrap",
         &addr,
         "--topic",
@@ -121,14 +125,7 @@ async fn bench_produce_reports_what_the_broker_stored() {
         "100",
         "--acks",
         "0",
-        "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
     assert_eq!(report["messages"], 500);
     assert!(report["latency_ms"].is_null());
     let mut end = 0;

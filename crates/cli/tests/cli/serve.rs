@@ -50,7 +50,9 @@ async fn sigterm_and_sigint_shut_down_cleanly_and_data_survives() {
         );
         assert!(stderr.contains("stopped cleanly"), "{stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
-        for dir in partition_dirs(&data, "survive") {
+        let dirs = partition_dirs(&data, "survive");
+        assert!(!dirs.is_empty(), "partition directories of topic survive");
+        for dir in dirs {
             assert!(
                 dir.join("clean-shutdown.checkpoint").exists(),
                 "clean marker in {dir:?}"

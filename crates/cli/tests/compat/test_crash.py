@@ -35,6 +35,7 @@ def read_everything(broker, topic):
         m = c.poll(10)
         assert m is not None, "the broker stopped answering"
         if m.error():
+            assert m.error().code() == -191, m.error()  # _PARTITION_EOF
             eof.add(m.partition())
             continue
         eof.discard(m.partition())
@@ -99,15 +100,17 @@ def check_stream(stream, stored, exactly_once):
         assert (partition, offset) in position.get(value, []), f"{value} acknowledged at {partition}/{offset} but not there"
         if exactly_once:
             assert len(position[value]) == 1, f"{value} stored {len(position[value])} times"
+    if not exactly_once:
+        return  # an acks=1 stream's retries may store a message twice, so out of order
     # Per key (so per partition), acknowledged messages are in send order.
     for partition, records in stored.items():
         seen = {}
         for _, value in records:
-            if value in stream.acked and stream.acked[value][0] == partition and value in position:
+            if value in stream.acked and stream.acked[value][0] == partition:
                 n = int(value[len(stream.prefix):])
                 key = n % 16
-                assert seen.get(key, -1) < n or not exactly_once, f"{value} out of order"
-                seen[key] = max(seen.get(key, -1), n)
+                assert seen.get(key, -1) < n, f"{value} out of order"
+                seen[key] = n
 
 
 def test_sigkill_mid_stream_loses_nothing_acknowledged(broker):

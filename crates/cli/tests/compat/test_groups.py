@@ -225,4 +225,6 @@ def test_kafka_python_group_with_auto_commit(broker):
     stop.set()
     for t in threads:
         t.join(60)
+        assert not t.is_alive(), "a kafka-python member did not stop"
     assert owned["a-committed"] == {p: 5 for p in range(4)}
+    assert owned["b-committed"] == {p: 5 for p in range(4)}

@@ -54,7 +54,6 @@ async fn every_captured_client_request_is_answered() {
         "the captures are committed ({} found)",
         files.len()
     );
-    let mut answered = 0;
     for path in files {
         let payload = std::fs::read(&path).expect("read");
         let key =
@@ -77,8 +76,6 @@ async fn every_captured_client_request_is_answered() {
         decode_response(key, version, &mut resp)
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert_eq!(resp.remaining(), 0, "{}: trailing bytes", path.display());
-        answered += 1;
     }
-    assert!(answered >= 40);
     server.stop().await;
 }

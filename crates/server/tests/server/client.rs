@@ -96,11 +96,34 @@ impl Client {
         self.receive::<R>(id, version).await
     }
 
-    /// True once the server has closed this connection (reads EOF or reset).
+    /// True once the server has closed this connection (reads EOF or
+    /// reset); false if it is still open after 20 s (far beyond any limit a
+    /// test sets, and short of the default idle timeout, which would
+    /// otherwise close it and make the check pass for the wrong reason).
     pub async fn is_closed(&mut self) -> bool {
         let mut buf = [0u8; 1];
-        matches!(self.stream.read(&mut buf).await, Ok(0) | Err(_))
+        let read = self.stream.read(&mut buf);
+        matches!(
+            tokio::time::timeout(std::time::Duration::from_secs(20), read).await,
+            Ok(Ok(0) | Err(_))
+        )
     }
+}
+
+/// A whole request frame: a v1 header for `api`/`version` (correlation id
+/// 7, null client id), then `body` as given, however wrong.
+pub fn raw_request(api: i16, version: i16, body: &[u8]) -> Vec<u8> {
+    use bytes::BufMut;
+    let mut payload = Vec::new();
+    payload.put_i16(api);
+    payload.put_i16(version);
+    payload.put_i32(7);
+    payload.put_i16(-1);
+    payload.extend_from_slice(body);
+    let mut frame = Vec::new();
+    frame.put_i32(payload.len() as i32);
+    frame.extend_from_slice(&payload);
+    frame
 }
 
 /// A protocol string.

@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use bytes::BufMut;
-use kafka_protocol::messages::{ApiVersionsRequest, MetadataRequest};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{ApiVersionsRequest, MetadataRequest, TopicName};
 use pubsub_server::ServerConfig;
 
-use crate::client::Client;
+use crate::client::{raw_request, s, Client};
 use crate::common::{broker_config, TestServer};
 
 /// A normal client still gets answers.
@@ -19,18 +19,25 @@ async fn still_serves(server: &TestServer) {
     assert_eq!(r.brokers.len(), 1);
 }
 
-/// A request header (v1) for `api`/`version` with a body of `body`.
-fn raw_request(api: i16, version: i16, body: &[u8]) -> Vec<u8> {
-    let mut payload = Vec::new();
-    payload.put_i16(api);
-    payload.put_i16(version);
-    payload.put_i32(7);
-    payload.put_i16(-1); // null client id
-    payload.extend_from_slice(body);
-    let mut frame = Vec::new();
-    frame.put_i32(payload.len() as i32);
-    frame.extend_from_slice(&payload);
-    frame
+/// A Metadata v12 request frame whose payload (after the length prefix)
+/// is exactly `payload` bytes: one topic with a name long enough.
+fn metadata_frame_of(payload: usize) -> Vec<u8> {
+    let frame = |name_len: usize| {
+        let req = MetadataRequest::default()
+            .with_topics(Some(vec![MetadataRequestTopic::default()
+                .with_name(Some(TopicName(s(&"n".repeat(name_len)))))]))
+            .with_allow_auto_topic_creation(false);
+        Client::frame(7, 12, &req).to_vec()
+    };
+    let mut len = payload;
+    loop {
+        let f = frame(len);
+        let got = f.len() - 4;
+        if got == payload {
+            return f;
+        }
+        len = len + payload - got.min(len + payload);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,14 +52,18 @@ async fn oversized_negative_and_two_gib_length_prefixes_close_the_connection() {
         c.send_raw(&size.to_be_bytes()).await.expect("send");
         assert!(c.is_closed().await, "a {size}-byte frame is refused");
     }
-    // Exactly at the limit is accepted (and, being garbage, then refused
-    // for its content: the point is that it was read).
+    // A valid request of exactly the limit is answered; one byte more is not.
     let mut c = Client::connect(server.addr).await;
-    let mut frame = Vec::new();
-    frame.put_i32(64 << 10);
-    frame.extend(std::iter::repeat_n(0xAB, 64 << 10));
-    c.send_raw(&frame).await.expect("send");
-    assert!(c.is_closed().await);
+    c.send_raw(&metadata_frame_of(64 << 10))
+        .await
+        .expect("send");
+    let answer = c.read_frame().await;
+    assert!(answer.is_some(), "a request of exactly the limit is served");
+    let mut c = Client::connect(server.addr).await;
+    c.send_raw(&metadata_frame_of((64 << 10) + 1))
+        .await
+        .expect("send");
+    assert!(c.is_closed().await, "one byte over the limit is refused");
     still_serves(&server).await;
     server.stop().await;
 }
@@ -153,9 +164,9 @@ async fn a_too_new_api_versions_gets_the_kip_511_answer_and_the_connection_stays
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_beyond_the_limit_are_closed_and_idle_ones_time_out() {
+    // The limit, with an idle timeout far away: only the limit can close.
     let config = ServerConfig {
         max_connections: 2,
-        idle_timeout: Duration::from_millis(300),
         ..ServerConfig::default()
     };
     let server = TestServer::start_with(broker_config(), config).await;
@@ -170,8 +181,27 @@ async fn connections_beyond_the_limit_are_closed_and_idle_ones_time_out() {
         0
     );
     let mut c = Client::connect(server.addr).await;
-    assert!(c.is_closed().await, "a third connection is over the limit");
-    // a and b now go quiet; the idle timeout closes both, freeing the slots.
+    let _ = c.send_raw(&raw_request(18, 0, &[])).await;
+    assert!(
+        c.read_frame().await.is_none(),
+        "a third connection is over the limit: closed, not answered"
+    );
+    drop((a, b));
+    server.stop().await;
+
+    // The idle timeout: quiet connections are closed, freeing the slots.
+    let config = ServerConfig {
+        max_connections: 2,
+        idle_timeout: Duration::from_millis(300),
+        ..ServerConfig::default()
+    };
+    let server = TestServer::start_with(broker_config(), config).await;
+    let mut a = Client::connect(server.addr).await;
+    let mut b = Client::connect(server.addr).await;
+    assert_eq!(
+        a.call(3, &ApiVersionsRequest::default()).await.error_code,
+        0
+    );
     assert!(a.is_closed().await, "idle connection closed");
     assert!(b.is_closed().await, "idle connection closed");
     still_serves(&server).await;
