@@ -168,11 +168,12 @@ fn bench(command: BenchCommand) -> Result<(), CliError> {
             source,
         })?;
     let report = runtime.block_on(bench::produce(run))?;
-    if a.json {
-        println!("{:#}", report.json());
+    let text = if a.json {
+        format!("{:#}\n", report.json())
     } else {
-        println!("{}", report.text());
-    }
+        format!("{}\n", report.text())
+    };
+    print_out(&text)?;
     if report.errors > 0 {
         return Err(CliError::Usage(format!(
             "the broker refused {} messages",
@@ -180,6 +181,19 @@ fn bench(command: BenchCommand) -> Result<(), CliError> {
         )));
     }
     Ok(())
+}
+
+/// Writes to stdout; a reader that went away (`| head`) is not an error.
+fn print_out(text: &str) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::Io {
+            what: "writing to stdout".into(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn main() -> ExitCode {

@@ -154,6 +154,27 @@ async fn bench_produce_reports_what_the_broker_stored() {
     assert!(!out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("MESSAGE_TOO_LARGE"), "{text}");
+
+    // A reader that went away (`| head`) ends the output quietly.
+    let mut child = Command::new(binary())
+        .args([
+            "bench",
+            "produce",
+            "--bootstrap",
+            &addr,
+            "--topic",
+            "loaded",
+        ])
+        .args(["--messages", "100", "--batch", "10"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take()); // the read end closes before anything is written
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
     daemon.stop();
 }
 
