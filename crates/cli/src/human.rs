@@ -248,3 +248,121 @@ mod tests {
         assert_eq!(Span(Duration::from_millis(1500)).to_string(), "1500ms");
     }
 }
+
+/// Milliseconds since the Unix epoch of an RFC 3339 time:
+/// `2026-11-25T10:00:00Z`, `2026-11-25T10:00:00.250+01:00`; a date alone
+/// (`2026-11-25`) is its midnight UTC.
+pub fn parse_rfc3339(s: &str) -> Result<i64, String> {
+    let bad = || format!("{s:?} is not an RFC 3339 time (like 2026-11-25T10:00:00Z)");
+    let num = |t: &str| -> Result<i64, String> {
+        if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        t.parse::<i64>().map_err(|_| bad())
+    };
+    let (date, rest) = match s.find(['T', 't', ' ']) {
+        Some(i) => (&s[..i], Some(&s[i + 1..])),
+        None => (s, None),
+    };
+    let mut d = date.split('-');
+    let (Some(y), Some(mo), Some(da), None) = (d.next(), d.next(), d.next(), d.next()) else {
+        return Err(bad());
+    };
+    let (y, mo, da) = (num(y)?, num(mo)?, num(da)?);
+    if y.to_string().len() > 4
+        || !(1..=12).contains(&mo)
+        || !(1..=days_in_month(y, mo)).contains(&da)
+    {
+        return Err(bad());
+    }
+    let mut ms = days_from_civil(y, mo, da) * 86_400_000;
+    let Some(rest) = rest else { return Ok(ms) };
+    // Time, then the zone: Z or ±hh:mm.
+    let zone_at = rest.find(['Z', 'z', '+', '-']).ok_or_else(bad)?;
+    let (time, zone) = rest.split_at(zone_at);
+    let (hms, frac) = match time.split_once('.') {
+        Some((a, b)) => (a, Some(b)),
+        None => (time, None),
+    };
+    let mut t = hms.split(':');
+    let (Some(h), Some(mi), Some(se), None) = (t.next(), t.next(), t.next(), t.next()) else {
+        return Err(bad());
+    };
+    let (h, mi, se) = (num(h)?, num(mi)?, num(se)?);
+    if h > 23 || mi > 59 || se > 60 {
+        return Err(bad());
+    }
+    ms += ((h * 60 + mi) * 60 + se) * 1000;
+    if let Some(f) = frac {
+        num(f)?;
+        let digits: String = f.chars().chain(std::iter::repeat('0')).take(3).collect();
+        ms += num(&digits)?;
+    }
+    match zone {
+        "Z" | "z" => {}
+        z => {
+            let sign = if z.starts_with('-') { -1 } else { 1 };
+            let (zh, zm) = z[1..].split_once(':').ok_or_else(bad)?;
+            let (zh, zm) = (num(zh)?, num(zm)?);
+            if zh > 23 || zm > 59 {
+                return Err(bad());
+            }
+            ms -= sign * (zh * 60 + zm) * 60_000;
+        }
+    }
+    Ok(ms)
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+/// days_from_civil).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod time_tests {
+    use super::parse_rfc3339;
+
+    #[test]
+    fn rfc3339_times() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Ok(0));
+        assert_eq!(parse_rfc3339("1970-01-01"), Ok(0));
+        assert_eq!(parse_rfc3339("2026-11-25T10:00:00Z"), Ok(1_795_600_800_000));
+        assert_eq!(
+            parse_rfc3339("2026-11-25T11:00:00.25+01:00"),
+            Ok(1_795_600_800_250)
+        );
+        assert_eq!(
+            parse_rfc3339("2000-02-29T00:00:00-00:30"),
+            Ok(951_784_200_000)
+        );
+        for bad in [
+            "",
+            "yesterday",
+            "2026-13-01T00:00:00Z",
+            "2026-02-30",
+            "2026-11-25T10:00:00",
+            "2026-11-25T25:00:00Z",
+            "2026-11-25T10:00Z",
+            "2026-11-25T10:00:00+0100",
+            "+2026-11-25",
+        ] {
+            assert!(parse_rfc3339(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

@@ -1,14 +1,22 @@
 //! `pubsub`: a durable, log-structured message broker that speaks the Kafka
 //! protocol.
 //!
-//! `pubsub serve` runs the broker on a data directory; `pubsub bench`
-//! loads any Kafka-protocol broker; see `pubsub --help`.
+//! `pubsub serve` runs the broker on a data directory; `topic`, `produce`,
+//! `consume` and `group` talk to a running broker (or any Kafka-protocol
+//! broker); `bench` loads one; `log` inspects a stopped broker's files; see
+//! `pubsub --help`.
 
 mod bench;
+mod consume;
 mod error;
+mod group;
 mod human;
+mod produce;
+mod remote;
 mod serve;
 mod settings;
+mod table;
+mod topic;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -42,6 +50,18 @@ enum Command {
         after_help = "Examples:\n  pubsub serve\n  pubsub serve --data-dir /var/lib/pubsub --listen 0.0.0.0:9092 --advertised broker.example.com:9092\n  pubsub serve --listen 127.0.0.1:0          # a free port, printed on stdout\n  PUBSUB_FLUSH=always pubsub serve --config pubsub.toml\n\nSettings are read from --config (TOML; see docs/pubsub.example.toml), then PUBSUB_* \nenvironment variables, then these flags. SIGINT or SIGTERM shuts down cleanly."
     )]
     Serve(ServeArgs),
+    /// Create, list, describe, delete and configure topics.
+    #[command(subcommand)]
+    Topic(topic::TopicCommand),
+    /// Send messages: one per line of stdin or of a file.
+    #[command(after_help = produce::AFTER_HELP)]
+    Produce(produce::ProduceArgs),
+    /// Print messages, alone or as a member of a consumer group.
+    #[command(after_help = consume::AFTER_HELP)]
+    Consume(consume::ConsumeArgs),
+    /// Consumer groups: list, describe (with lag), reset offsets, delete.
+    #[command(subcommand)]
+    Group(group::GroupCommand),
     /// Load generator for any Kafka-protocol broker: throughput and latency.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -200,6 +220,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Topic(command) => topic::run(command),
+        Command::Produce(args) => produce::run(args),
+        Command::Consume(args) => consume::run(args),
+        Command::Group(command) => group::run(command),
         Command::Bench(command) => bench(command),
     };
     match result {

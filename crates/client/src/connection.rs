@@ -131,6 +131,11 @@ impl Connection {
         self.receiver.receive::<R>(id, version).await
     }
 
+    /// Sends a request that gets no answer (Produce with acks=0).
+    pub async fn send_only<R: Request>(&mut self, version: i16, req: &R) -> Result<()> {
+        self.sender.send(version, req).await.map(|_| ())
+    }
+
     /// Splits for pipelining: send from one task, receive from another.
     pub fn into_split(self) -> (Sender, Receiver) {
         (self.sender, self.receiver)

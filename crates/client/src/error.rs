@@ -39,6 +39,9 @@ pub enum ClientError {
         /// The broker's message, if any.
         message: Option<String>,
     },
+    /// The topic does not exist.
+    #[error("topic {0:?} does not exist")]
+    UnknownTopic(String),
     /// Anything else, said plainly.
     #[error("{0}")]
     Other(String),
@@ -58,20 +61,34 @@ pub fn code_name(code: i16) -> &'static str {
         6 => "NOT_LEADER_OR_FOLLOWER",
         7 => "REQUEST_TIMED_OUT",
         10 => "MESSAGE_TOO_LARGE",
+        12 => "OFFSET_METADATA_TOO_LARGE",
+        14 => "COORDINATOR_LOAD_IN_PROGRESS",
         15 => "COORDINATOR_NOT_AVAILABLE",
         16 => "NOT_COORDINATOR",
         17 => "INVALID_TOPIC_EXCEPTION",
         19 => "NOT_ENOUGH_REPLICAS",
         21 => "INVALID_REQUIRED_ACKS",
+        22 => "ILLEGAL_GENERATION",
+        23 => "INCONSISTENT_GROUP_PROTOCOL",
+        24 => "INVALID_GROUP_ID",
         25 => "UNKNOWN_MEMBER_ID",
+        26 => "INVALID_SESSION_TIMEOUT",
         27 => "REBALANCE_IN_PROGRESS",
+        32 => "INVALID_TIMESTAMP",
+        35 => "UNSUPPORTED_VERSION",
         36 => "TOPIC_ALREADY_EXISTS",
         37 => "INVALID_PARTITIONS",
+        38 => "INVALID_REPLICATION_FACTOR",
         40 => "INVALID_CONFIG",
         41 => "NOT_CONTROLLER",
         42 => "INVALID_REQUEST",
+        44 => "POLICY_VIOLATION",
         56 => "KAFKA_STORAGE_ERROR",
+        68 => "NON_EMPTY_GROUP",
         69 => "GROUP_ID_NOT_FOUND",
+        76 => "UNSUPPORTED_COMPRESSION_TYPE",
+        79 => "MEMBER_ID_REQUIRED",
+        87 => "INVALID_RECORD",
         _ => "UNKNOWN",
     }
 }

@@ -7,8 +7,14 @@
 //! or the server.
 
 pub mod admin;
+pub mod cluster;
 pub mod connection;
 pub mod error;
+pub mod fetch;
+pub mod groups;
+pub mod member;
+pub mod produce;
 
+pub use cluster::{Cluster, TopicInfo};
 pub use connection::{Connection, Receiver, Sender};
 pub use error::{ClientError, Result};

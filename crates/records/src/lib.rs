@@ -24,6 +24,7 @@ pub mod batch;
 pub mod builder;
 pub mod compression;
 mod error;
+pub mod partitioner;
 pub mod record;
 pub mod varint;
 

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod bench;
+mod commands;
 #[path = "../../../server/tests/server/client.rs"]
 mod client;
 mod compat;

@@ -1,0 +1,67 @@
+//! What the client subcommands (`topic`, `produce`, `consume`, `group`)
+//! share: the broker address flag, the runtime they run on, `key=value`
+//! arguments, and writing to stdout.
+
+use std::future::Future;
+
+use pubsub_client::Cluster;
+
+use crate::error::CliError;
+
+/// The `client.id` the subcommands use.
+pub const CLIENT_ID: &str = "pubsub-cli";
+
+/// Where the broker is.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConnArgs {
+    /// Broker address (any Kafka-protocol broker)
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        default_value = "127.0.0.1:9092",
+        env = "PUBSUB_BOOTSTRAP"
+    )]
+    pub bootstrap: String,
+}
+
+impl ConnArgs {
+    /// Connects to the bootstrap broker.
+    pub async fn connect(&self) -> Result<Cluster, CliError> {
+        Ok(Cluster::connect(&self.bootstrap, CLIENT_ID).await?)
+    }
+}
+
+/// Runs a command's future on a fresh runtime.
+pub fn block_on<F: Future<Output = Result<(), CliError>>>(f: F) -> Result<(), CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|source| CliError::Io {
+            what: "starting the runtime".into(),
+            source,
+        })?
+        .block_on(f)
+}
+
+/// Parses `key=value`.
+pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{s:?} is not key=value")),
+    }
+}
+
+/// Writes to stdout; `Ok(false)` if the reader went away (`| head`).
+pub fn write_out(bytes: &[u8]) -> Result<bool, CliError> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(CliError::Io {
+            what: "writing to stdout".into(),
+            source: e,
+        }),
+    }
+}

@@ -1,0 +1,163 @@
+//! A cluster seen from one client: the bootstrap connection, the brokers
+//! that metadata names, one connection per broker opened on first use, and
+//! the routing of partition requests to leaders and group requests to the
+//! group's coordinator. On a single-node broker everything goes over the
+//! bootstrap connection.
+
+use std::collections::HashMap;
+
+use kafka_protocol::messages::{FindCoordinatorRequest, MetadataResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::admin;
+use crate::connection::Connection;
+use crate::error::{check, ClientError, Result};
+
+/// UNKNOWN_TOPIC_OR_PARTITION.
+const UNKNOWN_TOPIC: i16 = 3;
+
+/// A topic's partitions and their leaders.
+#[derive(Debug, Clone)]
+pub struct TopicInfo {
+    /// The topic's name.
+    pub name: String,
+    /// Partition index -> leader broker id, in partition order.
+    pub partitions: Vec<(i32, i32)>,
+}
+
+impl TopicInfo {
+    /// Partition indexes, in order.
+    pub fn indexes(&self) -> Vec<i32> {
+        self.partitions.iter().map(|&(p, _)| p).collect()
+    }
+
+    /// The leader of `partition`, if the partition exists.
+    pub fn leader(&self, partition: i32) -> Option<i32> {
+        self.partitions
+            .iter()
+            .find(|&&(p, _)| p == partition)
+            .map(|&(_, l)| l)
+    }
+}
+
+/// Connections to a cluster.
+#[derive(Debug)]
+pub struct Cluster {
+    bootstrap: String,
+    client_id: String,
+    /// Open connections by address; the bootstrap one is always here.
+    conns: HashMap<String, Connection>,
+    /// Broker id -> address, from the last metadata.
+    brokers: HashMap<i32, String>,
+}
+
+impl Cluster {
+    /// Connects to the bootstrap broker.
+    pub async fn connect(bootstrap: &str, client_id: &str) -> Result<Cluster> {
+        let conn = Connection::connect(bootstrap, client_id).await?;
+        let mut conns = HashMap::new();
+        conns.insert(bootstrap.to_string(), conn);
+        Ok(Cluster {
+            bootstrap: bootstrap.to_string(),
+            client_id: client_id.to_string(),
+            conns,
+            brokers: HashMap::new(),
+        })
+    }
+
+    /// The bootstrap address.
+    pub fn bootstrap_addr(&self) -> &str {
+        &self.bootstrap
+    }
+
+    /// The bootstrap connection (admin requests any broker answers).
+    pub fn bootstrap(&mut self) -> Result<&mut Connection> {
+        self.conns
+            .get_mut(&self.bootstrap)
+            .ok_or_else(|| ClientError::Other("the bootstrap connection is gone".into()))
+    }
+
+    /// The connection to `addr`, opened if needed.
+    pub async fn at(&mut self, addr: &str) -> Result<&mut Connection> {
+        if !self.conns.contains_key(addr) {
+            let conn = Connection::connect(addr, &self.client_id).await?;
+            self.conns.insert(addr.to_string(), conn);
+        }
+        self.conns
+            .get_mut(addr)
+            .ok_or_else(|| ClientError::Other(format!("no connection to {addr}")))
+    }
+
+    /// The connection to broker `id` (as named by the last metadata).
+    pub async fn node(&mut self, id: i32) -> Result<&mut Connection> {
+        let addr = match self.brokers.get(&id) {
+            Some(a) => a.clone(),
+            None => {
+                self.metadata(Some(&[])).await?;
+                self.brokers
+                    .get(&id)
+                    .cloned()
+                    .ok_or_else(|| ClientError::Other(format!("broker {id} is not in metadata")))?
+            }
+        };
+        self.at(&addr).await
+    }
+
+    /// Metadata of `topics` (all for `None`); remembers broker addresses.
+    pub async fn metadata(&mut self, topics: Option<&[&str]>) -> Result<MetadataResponse> {
+        let m = admin::metadata(self.bootstrap()?, topics).await?;
+        for b in &m.brokers {
+            self.brokers
+                .insert(b.node_id.0, format!("{}:{}", b.host.as_str(), b.port));
+        }
+        Ok(m)
+    }
+
+    /// A topic's partitions and leaders, or `ClientError::UnknownTopic`.
+    pub async fn topic(&mut self, name: &str) -> Result<TopicInfo> {
+        let m = self.metadata(Some(&[name])).await?;
+        let t = m
+            .topics
+            .into_iter()
+            .next()
+            .ok_or_else(|| ClientError::Other(format!("no metadata for topic {name}")))?;
+        if t.error_code == UNKNOWN_TOPIC {
+            return Err(ClientError::UnknownTopic(name.to_string()));
+        }
+        check(t.error_code, || format!("metadata of topic {name}"), None)?;
+        let mut partitions: Vec<(i32, i32)> = t
+            .partitions
+            .iter()
+            .map(|p| (p.partition_index, p.leader_id.0))
+            .collect();
+        partitions.sort_unstable();
+        Ok(TopicInfo {
+            name: name.to_string(),
+            partitions,
+        })
+    }
+
+    /// The connection to `group`'s coordinator.
+    pub async fn coordinator(&mut self, group: &str) -> Result<&mut Connection> {
+        let addr = self.coordinator_addr(group).await?;
+        self.at(&addr).await
+    }
+
+    /// The address of `group`'s coordinator (FindCoordinator).
+    pub async fn coordinator_addr(&mut self, group: &str) -> Result<String> {
+        let conn = self.bootstrap()?;
+        let v = conn.versions().pick::<FindCoordinatorRequest>(0..=3)?;
+        let mut req =
+            FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.into()));
+        if v >= 1 {
+            req = req.with_key_type(0);
+        }
+        let resp = conn.call(v, &req).await?;
+        check(
+            resp.error_code,
+            || format!("finding the coordinator of group {group}"),
+            resp.error_message.as_deref(),
+        )?;
+        Ok(format!("{}:{}", resp.host.as_str(), resp.port))
+    }
+}
