@@ -64,59 +64,10 @@ enum Command {
     Group(group::GroupCommand),
     /// Load generator for any Kafka-protocol broker: throughput and latency.
     #[command(subcommand)]
-    Bench(BenchCommand),
+    Bench(bench::BenchCommand),
 }
 
-#[derive(Debug, Subcommand)]
-enum BenchCommand {
-    /// Produce messages as fast as allowed (or at --rate) and report
-    /// throughput and latency percentiles.
-    #[command(
-        after_help = "Examples:\n  pubsub bench produce --messages 2000000 --size 1024 --batch 200 --acks 1\n  pubsub bench produce --rate 250000 --acks all --partitions 8 --json\n  pubsub bench produce --duration 30s --producers 4 --bootstrap 10.0.0.5:9092\n\nLatency is per message, from when its batch was due (with --rate) or sent, to the\nbroker's answer. Requests go to the bootstrap broker (single-node clusters)."
-    )]
-    Produce(BenchProduceArgs),
-}
-
-#[derive(Debug, clap::Args)]
-struct BenchProduceArgs {
-    /// Broker address
-    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9092")]
-    bootstrap: String,
-    /// Topic (created if missing, with --partitions)
-    #[arg(long, default_value = "bench")]
-    topic: String,
-    /// Messages to produce
-    #[arg(long, default_value_t = 1_000_000)]
-    messages: u64,
-    /// Produce for this long instead of --messages (e.g. 30s, 2m)
-    #[arg(long, value_parser = human::parse_span)]
-    duration: Option<std::time::Duration>,
-    /// Message size in bytes
-    #[arg(long, default_value_t = 1024)]
-    size: usize,
-    /// Messages per batch (one batch per produce request)
-    #[arg(long, default_value_t = 200)]
-    batch: usize,
-    /// Partitions of the topic if it has to be created
-    #[arg(long, default_value_t = 1)]
-    partitions: i32,
-    /// Concurrent producer connections
-    #[arg(long, default_value_t = 1)]
-    producers: usize,
-    /// 0, 1 or all (-1)
-    #[arg(long, default_value = "1", value_parser = parse_acks, allow_hyphen_values = true)]
-    acks: i16,
-    /// Target messages per second over all producers [default: unlimited]
-    #[arg(long)]
-    rate: Option<u64>,
-    /// Produce requests in flight per connection
-    #[arg(long, default_value_t = 5)]
-    in_flight: usize,
-    /// Print the result as JSON on stdout
-    #[arg(long)]
-    json: bool,
-}
-
+/// Parses `--acks`: 0, 1 or all (-1).
 fn parse_acks(s: &str) -> Result<i16, String> {
     match s {
         "0" => Ok(0),
@@ -164,58 +115,6 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
     serve::run(settings)
 }
 
-fn bench(command: BenchCommand) -> Result<(), CliError> {
-    let BenchCommand::Produce(a) = command;
-    let run = bench::ProduceRun {
-        bootstrap: a.bootstrap,
-        topic: a.topic,
-        messages: a.messages,
-        duration: a.duration,
-        size: a.size,
-        batch: a.batch,
-        partitions: a.partitions,
-        producers: a.producers,
-        acks: a.acks,
-        rate: a.rate,
-        in_flight: a.in_flight,
-        progress: !a.json && std::io::stderr().is_terminal(),
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| CliError::Io {
-            what: "starting the runtime".into(),
-            source,
-        })?;
-    let report = runtime.block_on(bench::produce(run))?;
-    let text = if a.json {
-        format!("{:#}\n", report.json())
-    } else {
-        format!("{}\n", report.text())
-    };
-    print_out(&text)?;
-    if report.errors > 0 {
-        return Err(CliError::Usage(format!(
-            "the broker refused {} messages",
-            report.errors
-        )));
-    }
-    Ok(())
-}
-
-/// Writes to stdout; a reader that went away (`| head`) is not an error.
-fn print_out(text: &str) -> Result<(), CliError> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::Io {
-            what: "writing to stdout".into(),
-            source: e,
-        }),
-        _ => Ok(()),
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -224,7 +123,7 @@ fn main() -> ExitCode {
         Command::Produce(args) => produce::run(args),
         Command::Consume(args) => consume::run(args),
         Command::Group(command) => group::run(command),
-        Command::Bench(command) => bench(command),
+        Command::Bench(command) => bench::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -33,8 +33,12 @@ impl ConnArgs {
 
 /// Runs a command's future on a fresh runtime.
 pub fn block_on<F: Future<Output = Result<(), CliError>>>(f: F) -> Result<(), CliError> {
+    block_on_value(f)
+}
+
+/// Runs a future that yields a value on a fresh runtime.
+pub fn block_on_value<T, F: Future<Output = Result<T, CliError>>>(f: F) -> Result<T, CliError> {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|source| CliError::Io {

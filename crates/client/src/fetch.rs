@@ -48,15 +48,28 @@ pub struct Fetched {
     pub next_offset: i64,
 }
 
+/// What one partition answered, its record batches undecoded.
+#[derive(Debug, Clone)]
+pub struct RawFetched {
+    /// Partition.
+    pub partition: i32,
+    /// Kafka error code (0: none).
+    pub error_code: i16,
+    /// The partition's high watermark.
+    pub high_watermark: i64,
+    /// Record batches as the broker sent them (the last may be partial).
+    pub records: Bytes,
+}
+
 /// Fetches `positions` (partition -> offset) of `topic`, waiting up to
-/// `max_wait_ms` for data.
-pub async fn fetch(
+/// `max_wait_ms` for data; batches are left undecoded.
+pub async fn fetch_raw(
     conn: &mut Connection,
     topic: &str,
     positions: &BTreeMap<i32, i64>,
     max_wait_ms: i32,
     max_bytes: i32,
-) -> Result<Vec<Fetched>> {
+) -> Result<Vec<RawFetched>> {
     let v = conn.versions().pick::<FetchRequest>(4..=12)?;
     let per_partition =
         (max_bytes / i32::try_from(positions.len().max(1)).unwrap_or(1)).max(1 << 20);
@@ -84,22 +97,43 @@ pub async fn fetch(
             )]);
     let resp = conn.call(v, &req).await?;
     crate::error::check(resp.error_code, || format!("fetching from {topic}"), None)?;
-    let mut out = Vec::new();
-    for t in resp.responses {
-        for p in t.partitions {
-            let from = positions.get(&p.partition_index).copied().unwrap_or(0);
-            let (messages, next) = match (p.error_code, p.records) {
-                (0, Some(records)) => decode(p.partition_index, from, &records)?,
-                _ => (Vec::new(), from),
-            };
-            out.push(Fetched {
-                partition: p.partition_index,
-                error_code: p.error_code,
-                high_watermark: p.high_watermark,
-                messages,
-                next_offset: next,
-            });
-        }
+    Ok(resp
+        .responses
+        .into_iter()
+        .flat_map(|t| t.partitions)
+        .map(|p| RawFetched {
+            partition: p.partition_index,
+            error_code: p.error_code,
+            high_watermark: p.high_watermark,
+            records: p.records.unwrap_or_default(),
+        })
+        .collect())
+}
+
+/// Fetches `positions` (partition -> offset) of `topic`, waiting up to
+/// `max_wait_ms` for data, and decodes the messages.
+pub async fn fetch(
+    conn: &mut Connection,
+    topic: &str,
+    positions: &BTreeMap<i32, i64>,
+    max_wait_ms: i32,
+    max_bytes: i32,
+) -> Result<Vec<Fetched>> {
+    let raw = fetch_raw(conn, topic, positions, max_wait_ms, max_bytes).await?;
+    let mut out = Vec::with_capacity(raw.len());
+    for p in raw {
+        let from = positions.get(&p.partition).copied().unwrap_or(0);
+        let (messages, next) = match p.error_code {
+            0 => decode(p.partition, from, &p.records)?,
+            _ => (Vec::new(), from),
+        };
+        out.push(Fetched {
+            partition: p.partition,
+            error_code: p.error_code,
+            high_watermark: p.high_watermark,
+            messages,
+            next_offset: next,
+        });
     }
     Ok(out)
 }

@@ -203,3 +203,123 @@ fn bench_errors_are_one_line() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("acks is 0, 1 or all"));
 }
+
+/// Runs `pubsub bench KIND ARGS --json`, which must succeed; its report.
+fn bench_kind_json(kind: &str, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(binary())
+        .args(["bench", kind])
+        .args(args)
+        .arg("--json")
+        .output()
+        .expect("run pubsub bench");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json report")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_consume_and_e2e_count_what_was_stored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = Daemon::start(&dir.path().join("data"));
+    let addr = daemon.addr.to_string();
+    let common = ["--bootstrap", &addr, "--topic", "t"];
+
+    // Nothing to read yet: a clear error, for a missing and an empty topic.
+    for (setup, want) in [
+        (None, "topic \"t\" does not exist"),
+        (Some(()), "topic t is empty"),
+    ] {
+        if setup.is_some() {
+            let out = Command::new(binary())
+                .args([
+                    "topic",
+                    "create",
+                    "t",
+                    "--partitions",
+                    "3",
+                    "--bootstrap",
+                    &addr,
+                ])
+                .output()
+                .expect("run");
+            assert!(out.status.success());
+        }
+        let out = Command::new(binary())
+            .args(["bench", "consume"])
+            .args(common)
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(err.starts_with("error: ") && err.contains(want), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    }
+
+    bench_json(
+        &[
+            &common[..],
+            &["--messages", "3000", "--size", "100", "--batch", "64"],
+        ]
+        .concat(),
+    );
+    // Everything the topic holds, by one and by two connections.
+    for consumers in ["1", "2"] {
+        let r = bench_kind_json(
+            "consume",
+            &[&common[..], &["--consumers", consumers]].concat(),
+        );
+        assert_eq!(r["kind"], "consumed");
+        assert_eq!(r["messages"], 3000, "{r}");
+        assert_eq!(r["bytes"], 300_000, "{r}");
+        assert_eq!(r["latency_of"], "fetch latency");
+        let p50 = r["latency_ms"]["p50"].as_f64().expect("p50");
+        assert!(p50 > 0.0 && p50 <= r["latency_ms"]["max"].as_f64().expect("max"));
+    }
+    // A count: whole fetches, so at least that many and no more than stored.
+    let r = bench_kind_json("consume", &[&common[..], &["--messages", "1000"]].concat());
+    let n = r["messages"].as_u64().expect("messages");
+    assert!((1000..=3000).contains(&n), "{r}");
+
+    // End to end: every acknowledged message is delivered once, with a
+    // latency, and stored.
+    let r = bench_kind_json(
+        "e2e",
+        &[
+            &common[..],
+            &[
+                "--messages",
+                "2000",
+                "--rate",
+                "20000",
+                "--batch",
+                "20",
+                "--consumers",
+                "2",
+                "--size",
+                "64",
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(r["kind"], "delivered");
+    assert_eq!(r["latency_of"], "end-to-end latency");
+    assert_eq!(r["messages"], 2000, "{r}");
+    assert_eq!(r["bytes"], 128_000, "{r}");
+    assert_eq!(r["errors"], 0);
+    let p50 = r["latency_ms"]["p50"].as_f64().expect("p50");
+    assert!(
+        p50 > 0.0 && p50 <= r["latency_ms"]["max"].as_f64().expect("max"),
+        "{r}"
+    );
+    assert_eq!(stored(daemon.addr, "t", 3).await, 5000);
+    let out = Command::new(binary())
+        .args(["bench", "e2e", "--size", "4"])
+        .args(common)
+        .output()
+        .expect("run");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--size must be at least 8"));
+    daemon.stop();
+}

@@ -1,5 +1,5 @@
-//! `pubsub bench produce`: a load generator against any Kafka-protocol
-//! broker (one node: every request goes to the bootstrap broker).
+//! `pubsub bench produce`: producers against any Kafka-protocol broker
+//! (one node: every request goes to the bootstrap broker).
 //!
 //! Each producer is one connection with up to `--in-flight` produce
 //! requests pipelined, one batch of `--batch` messages per request, cycling
@@ -13,7 +13,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ProduceRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
@@ -21,6 +20,7 @@ use pubsub_client::{admin, ClientError, Connection};
 use pubsub_records::{BatchBuilder, NewRecord};
 use tokio::sync::{mpsc, Semaphore};
 
+use super::report::Report;
 use crate::error::CliError;
 
 /// Settings of a produce run.
@@ -50,119 +50,9 @@ pub struct ProduceRun {
     pub in_flight: usize,
     /// Show a progress bar on stderr.
     pub progress: bool,
-}
-
-/// What a run measured.
-#[derive(Debug)]
-pub struct Report {
-    /// Messages acknowledged (sent, for acks=0).
-    pub messages: u64,
-    /// Value bytes of those messages.
-    pub bytes: u64,
-    /// Wall time of the run.
-    pub seconds: f64,
-    /// Messages refused by the broker.
-    pub errors: u64,
-    /// First error seen, if any.
-    pub first_error: Option<String>,
-    /// Per-message latency in microseconds (empty for acks=0).
-    pub latency: Histogram<u64>,
-}
-
-impl Report {
-    /// Nothing measured yet.
-    fn empty() -> Report {
-        Report {
-            messages: 0,
-            bytes: 0,
-            seconds: 0.0,
-            errors: 0,
-            first_error: None,
-            // 1 µs to 10 minutes, 3 significant digits.
-            latency: Histogram::new_with_bounds(1, 600_000_000, 3)
-                .expect("constant histogram bounds are valid"),
-        }
-    }
-
-    /// Adds another producer's counts and latencies.
-    fn merge(&mut self, other: Report) {
-        self.messages += other.messages;
-        self.bytes += other.bytes;
-        self.errors += other.errors;
-        if self.first_error.is_none() {
-            self.first_error = other.first_error;
-        }
-        self.latency
-            .add(&other.latency)
-            .expect("histograms of one run share their bounds");
-    }
-
-    /// Messages per second.
-    pub fn msg_per_s(&self) -> f64 {
-        self.messages as f64 / self.seconds
-    }
-
-    /// Value megabytes (10^6) per second.
-    pub fn mb_per_s(&self) -> f64 {
-        self.bytes as f64 / self.seconds / 1e6
-    }
-
-    /// Latency quantile in milliseconds.
-    pub fn latency_ms(&self, q: f64) -> f64 {
-        self.latency.value_at_quantile(q) as f64 / 1000.0
-    }
-
-    /// Human-readable summary (several lines).
-    pub fn text(&self) -> String {
-        let mut s = format!(
-            "produced {} messages ({:.1} MB) in {:.2} s: {:.0} msg/s, {:.1} MB/s",
-            self.messages,
-            self.bytes as f64 / 1e6,
-            self.seconds,
-            self.msg_per_s(),
-            self.mb_per_s()
-        );
-        if !self.latency.is_empty() {
-            s.push_str(&format!(
-                "\nlatency ms: p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}",
-                self.latency_ms(0.5),
-                self.latency_ms(0.9),
-                self.latency_ms(0.99),
-                self.latency_ms(0.999),
-                self.latency.max() as f64 / 1000.0
-            ));
-        }
-        if self.errors > 0 {
-            s.push_str(&format!(
-                "\n{} messages refused; first error: {}",
-                self.errors,
-                self.first_error.as_deref().unwrap_or("?")
-            ));
-        }
-        s
-    }
-
-    /// Machine-readable summary.
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "messages": self.messages,
-            "bytes": self.bytes,
-            "seconds": self.seconds,
-            "msg_per_s": self.msg_per_s(),
-            "mb_per_s": self.mb_per_s(),
-            "errors": self.errors,
-            "first_error": self.first_error,
-            "latency_ms": if self.latency.is_empty() { serde_json::Value::Null } else {
-                serde_json::json!({
-                    "p50": self.latency_ms(0.5),
-                    "p90": self.latency_ms(0.9),
-                    "p99": self.latency_ms(0.99),
-                    "p99.9": self.latency_ms(0.999),
-                    "max": self.latency.max() as f64 / 1000.0,
-                })
-            },
-        })
-    }
+    /// For end-to-end runs: each value starts with the nanoseconds from
+    /// this instant to when its batch was due (8 bytes, little-endian).
+    pub stamp_epoch: Option<Instant>,
 }
 
 /// A batch on its way: when it was due, how many messages.
@@ -197,7 +87,7 @@ pub async fn produce(run: ProduceRun) -> Result<Report, CliError> {
     };
     drop(conn);
 
-    let bar = progress_bar(&run);
+    let bar = super::progress_bar(run.progress, run.duration.is_none().then_some(run.messages));
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for p in 0..run.producers {
@@ -213,7 +103,7 @@ pub async fn produce(run: ProduceRun) -> Result<Report, CliError> {
             bar.clone(),
         ));
     }
-    let mut report = Report::empty();
+    let mut report = Report::empty("produced", "latency");
     let mut failure = None;
     while let Some(joined) = tasks.join_next().await {
         match joined {
@@ -230,25 +120,6 @@ pub async fn produce(run: ProduceRun) -> Result<Report, CliError> {
     }
 }
 
-fn progress_bar(run: &ProduceRun) -> indicatif::ProgressBar {
-    if !run.progress {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = match run.duration {
-        Some(_) => indicatif::ProgressBar::new_spinner(),
-        None => indicatif::ProgressBar::new(run.messages),
-    };
-    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-    let template = match run.duration {
-        Some(_) => "{spinner} {elapsed_precise} {pos} messages ({per_sec})",
-        None => "{elapsed_precise} [{bar:30}] {pos}/{len} messages ({per_sec}, eta {eta})",
-    };
-    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
-        bar.set_style(style);
-    }
-    bar
-}
-
 /// Reads a producer's answers in order and measures them.
 async fn read_answers(
     mut receiver: pubsub_client::Receiver,
@@ -257,7 +128,7 @@ async fn read_answers(
     size: u64,
     bar: indicatif::ProgressBar,
 ) -> Result<Report, ClientError> {
-    let mut part = Report::empty();
+    let mut part = Report::empty("produced", "latency");
     while let Some(f) = rx.recv().await {
         let resp = receiver.receive::<ProduceRequest>(f.id, version).await?;
         let now = Instant::now();
@@ -378,12 +249,22 @@ async fn producer(
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
         let mut b = BatchBuilder::new();
+        let mut stamped = Vec::new();
         for i in 0..count {
             let at = ((k * 31 + i * 7) % 4096) as usize;
+            let mut value = &noise[at..at + run.size];
+            if let Some(epoch) = run.stamp_epoch {
+                let nanos = u64::try_from(due.saturating_duration_since(epoch).as_nanos())
+                    .unwrap_or(u64::MAX);
+                stamped.clear();
+                stamped.extend_from_slice(value);
+                stamped[..8].copy_from_slice(&nanos.to_le_bytes());
+                value = &stamped;
+            }
             b.push(&NewRecord {
                 timestamp: now_ms,
                 key: None,
-                value: Some(&noise[at..at + run.size]),
+                value: Some(value),
                 headers: &[],
             })
             .map_err(|e| ClientError::Other(format!("building a batch: {e}")))?;
