@@ -37,4 +37,10 @@ pub enum CliError {
         /// The error.
         source: std::io::Error,
     },
+    /// A partition log could not be read (`pubsub log check`).
+    #[error(transparent)]
+    Storage(#[from] pubsub_storage::StorageError),
+    /// `pubsub log check` found something opening the broker would change.
+    #[error("{0}")]
+    Unhealthy(String),
 }

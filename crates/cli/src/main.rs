@@ -11,6 +11,7 @@ mod consume;
 mod error;
 mod group;
 mod human;
+mod log;
 mod produce;
 mod remote;
 mod serve;
@@ -65,6 +66,10 @@ enum Command {
     /// Load generator for any Kafka-protocol broker: throughput and latency.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Offline tools on a stopped broker's data directory: dump segments,
+    /// check every log and index.
+    #[command(subcommand)]
+    Log(log::LogCommand),
 }
 
 /// Parses `--acks`: 0, 1 or all (-1).
@@ -124,6 +129,7 @@ fn main() -> ExitCode {
         Command::Consume(args) => consume::run(args),
         Command::Group(command) => group::run(command),
         Command::Bench(command) => bench::run(command),
+        Command::Log(command) => log::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

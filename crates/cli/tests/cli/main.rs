@@ -9,5 +9,6 @@ mod client;
 mod compat;
 mod daemon;
 mod kafka;
+mod log_tools;
 mod serve;
 mod storage_errors;
