@@ -107,7 +107,10 @@ async fn consume(args: ConsumeArgs) -> Result<(), CliError> {
     };
     let mut positions =
         start_positions(&args, &mut data, coord.as_mut(), member.as_ref(), &topic).await?;
-    let mut committed = positions.clone();
+    // Nothing counts as committed yet: the first round commits every
+    // starting position, so a partition that was empty (started at its end)
+    // is not skipped by the group's next consumer.
+    let mut committed = BTreeMap::new();
     let mut printed = 0u64;
     let end = loop {
         if let (Some(m), Some(c)) = (member.as_mut(), coord.as_mut()) {
@@ -118,7 +121,7 @@ async fn consume(args: ConsumeArgs) -> Result<(), CliError> {
                 }
                 m.rejoin(c).await?;
                 positions = start_positions(&args, &mut data, Some(c), Some(m), &topic).await?;
-                committed = positions.clone();
+                committed = BTreeMap::new();
             }
         }
         let round = tokio::select! {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{BrokerId, FetchRequest};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use pubsub_records::{Batch, Batches};
 
 use crate::admin::name;
@@ -61,19 +61,26 @@ pub struct RawFetched {
     pub records: Bytes,
 }
 
-/// Fetches `positions` (partition -> offset) of `topic`, waiting up to
-/// `max_wait_ms` for data; batches are left undecoded.
-pub async fn fetch_raw(
-    conn: &mut Connection,
+/// Fetch versions this client speaks.
+pub const VERSIONS: std::ops::RangeInclusive<i16> = 4..=12;
+
+/// Most bytes one partition contributes to a fetch answer (Kafka's default
+/// `max.partition.fetch.bytes`). Larger answers are slower, not faster: the
+/// broker reads a partition's share whole before sending any of it, so
+/// small shares let reading, sending and decoding overlap.
+pub const PARTITION_MAX_BYTES: i32 = 1 << 20;
+
+/// A fetch of `positions` (partition -> offset) of `topic`, waiting up to
+/// `max_wait_ms` for data, at most `max_bytes` in all and
+/// `partition_max_bytes` per partition.
+pub fn request(
     topic: &str,
     positions: &BTreeMap<i32, i64>,
     max_wait_ms: i32,
     max_bytes: i32,
-) -> Result<Vec<RawFetched>> {
-    let v = conn.versions().pick::<FetchRequest>(4..=12)?;
-    let per_partition =
-        (max_bytes / i32::try_from(positions.len().max(1)).unwrap_or(1)).max(1 << 20);
-    let req = FetchRequest::default()
+    partition_max_bytes: i32,
+) -> FetchRequest {
+    FetchRequest::default()
         .with_replica_id(BrokerId(-1))
         .with_max_wait_ms(max_wait_ms)
         .with_min_bytes(1)
@@ -91,11 +98,14 @@ pub async fn fetch_raw(
                             .with_current_leader_epoch(-1)
                             .with_fetch_offset(o)
                             .with_log_start_offset(-1)
-                            .with_partition_max_bytes(per_partition)
+                            .with_partition_max_bytes(partition_max_bytes)
                     })
                     .collect(),
-            )]);
-    let resp = conn.call(v, &req).await?;
+            )])
+}
+
+/// The partitions of a fetch answer, batches undecoded.
+pub fn raw_partitions(resp: FetchResponse, topic: &str) -> Result<Vec<RawFetched>> {
     crate::error::check(resp.error_code, || format!("fetching from {topic}"), None)?;
     Ok(resp
         .responses
@@ -108,6 +118,33 @@ pub async fn fetch_raw(
             records: p.records.unwrap_or_default(),
         })
         .collect())
+}
+
+/// The offset after the last whole batch in `records` (`from` if none).
+pub fn next_offset(from: i64, records: &[u8]) -> i64 {
+    Batches::new(records)
+        .map_while(|b| b.ok())
+        .fold(from, |next, b| next.max(b.next_offset()))
+}
+
+/// Fetches `positions` (partition -> offset) of `topic`, waiting up to
+/// `max_wait_ms` for data; batches are left undecoded.
+pub async fn fetch_raw(
+    conn: &mut Connection,
+    topic: &str,
+    positions: &BTreeMap<i32, i64>,
+    max_wait_ms: i32,
+    max_bytes: i32,
+) -> Result<Vec<RawFetched>> {
+    let v = conn.versions().pick::<FetchRequest>(VERSIONS)?;
+    let req = request(
+        topic,
+        positions,
+        max_wait_ms,
+        max_bytes,
+        PARTITION_MAX_BYTES,
+    );
+    raw_partitions(conn.call(v, &req).await?, topic)
 }
 
 /// Fetches `positions` (partition -> offset) of `topic`, waiting up to

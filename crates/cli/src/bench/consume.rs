@@ -11,8 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use kafka_protocol::messages::FetchRequest;
 use pubsub_client::admin::{self, OffsetQuery};
-use pubsub_client::fetch::fetch_raw;
+use pubsub_client::fetch;
 use pubsub_client::{ClientError, Cluster, Connection, TopicInfo};
 use pubsub_records::{Batches, RecordsError};
 use tokio::sync::Barrier;
@@ -40,6 +41,8 @@ pub struct ConsumeRun {
     pub consumers: usize,
     /// Most bytes per fetch.
     pub fetch_max_bytes: i32,
+    /// Most bytes per partition and fetch.
+    pub partition_max_bytes: i32,
     /// Show a progress bar on stderr.
     pub progress: bool,
 }
@@ -53,9 +56,45 @@ pub(super) struct Goal {
     pub target: AtomicU64,
     /// Stop at this instant, if set.
     pub deadline: Option<Instant>,
+    /// When the run started (the origin of the two below).
+    pub epoch: Instant,
+    /// Nanoseconds from `epoch` to the first fetch answer with messages.
+    pub first_ns: AtomicU64,
+    /// Nanoseconds from `epoch` to the last fetch answer with messages.
+    pub last_ns: AtomicU64,
 }
 
 impl Goal {
+    /// A goal of `target` messages (u64::MAX: set later) or a deadline.
+    pub fn new(target: u64, deadline: Option<Instant>) -> Goal {
+        Goal {
+            read: AtomicU64::new(0),
+            target: AtomicU64::new(target),
+            deadline,
+            epoch: Instant::now(),
+            first_ns: AtomicU64::new(u64::MAX),
+            last_ns: AtomicU64::new(0),
+        }
+    }
+
+    /// A fetch answer with messages arrived at `at`.
+    fn saw_messages(&self, at: Instant) {
+        let ns = u64::try_from(at.duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX);
+        self.first_ns.fetch_min(ns, Ordering::Relaxed);
+        self.last_ns.fetch_max(ns, Ordering::Relaxed);
+    }
+
+    /// Seconds from the first answer with messages to the last, as
+    /// rdkafka_performance times a consumer; `None` if under a millisecond
+    /// (one fetch brought everything).
+    pub fn busy_seconds(&self) -> Option<f64> {
+        let (first, last) = (
+            self.first_ns.load(Ordering::Relaxed),
+            self.last_ns.load(Ordering::Relaxed),
+        );
+        (last > first && last - first >= 1_000_000).then(|| (last - first) as f64 / 1e9)
+    }
+
     fn reached(&self) -> bool {
         self.read.load(Ordering::Relaxed) >= self.target.load(Ordering::Relaxed)
             || self.deadline.is_some_and(|d| Instant::now() >= d)
@@ -89,11 +128,7 @@ pub async fn consume(run: ConsumeRun) -> Result<Report, CliError> {
             run.topic, run.topic
         )));
     }
-    let goal = Arc::new(Goal {
-        read: AtomicU64::new(0),
-        target: AtomicU64::new(target),
-        deadline: run.duration.map(|d| Instant::now() + d),
-    });
+    let goal = Arc::new(Goal::new(target, run.duration.map(|d| Instant::now() + d)));
     let bar = super::progress_bar(run.progress, (target != u64::MAX).then_some(target));
     let start = Instant::now();
     let report = run_consumers(
@@ -101,16 +136,18 @@ pub async fn consume(run: ConsumeRun) -> Result<Report, CliError> {
         &topic,
         run.consumers,
         Start::Earliest(start_at),
-        run.fetch_max_bytes,
+        (run.fetch_max_bytes, run.partition_max_bytes),
         None,
-        goal,
+        goal.clone(),
         None,
         bar.clone(),
     )
     .await?;
     bar.finish_and_clear();
     Ok(Report {
-        seconds: start.elapsed().as_secs_f64(),
+        seconds: goal
+            .busy_seconds()
+            .unwrap_or_else(|| start.elapsed().as_secs_f64()),
         ..report
     })
 }
@@ -134,7 +171,7 @@ pub(super) async fn run_consumers(
     topic: &TopicInfo,
     consumers: usize,
     start: Start,
-    fetch_max_bytes: i32,
+    (fetch_max_bytes, partition_max_bytes): (i32, i32),
     stamp_epoch: Option<Instant>,
     goal: Arc<Goal>,
     ready: Option<Arc<Barrier>>,
@@ -157,6 +194,7 @@ pub(super) async fn run_consumers(
             partitions: mine,
             start: start.clone(),
             fetch_max_bytes,
+            partition_max_bytes,
             stamp_epoch,
             goal: goal.clone(),
             ready: ready.clone(),
@@ -187,6 +225,7 @@ struct Consumer {
     partitions: Vec<i32>,
     start: Start,
     fetch_max_bytes: i32,
+    partition_max_bytes: i32,
     stamp_epoch: Option<Instant>,
     goal: Arc<Goal>,
     ready: Option<Arc<Barrier>>,
@@ -220,19 +259,35 @@ impl Consumer {
         if positions.is_empty() {
             return Ok(self.report);
         }
-        let mut conn: Connection = Connection::connect(&self.bootstrap, "pubsub-bench").await?;
+        let conn = Connection::connect(&self.bootstrap, "pubsub-bench").await?;
         drop(cluster);
-        while !self.goal.reached() {
-            let sent = Instant::now();
-            let answers = fetch_raw(
-                &mut conn,
-                &self.topic.name,
-                &positions,
-                MAX_WAIT_MS,
-                self.fetch_max_bytes,
-            )
-            .await?;
+        let v = conn.versions().pick::<FetchRequest>(fetch::VERSIONS)?;
+        let (mut tx, mut rx) = conn.into_split();
+        let topic = self.topic.name.clone();
+        let (max_bytes, partition_max) = (self.fetch_max_bytes, self.partition_max_bytes);
+        let request = |at: &BTreeMap<i32, i64>| {
+            fetch::request(&topic, at, MAX_WAIT_MS, max_bytes, partition_max)
+        };
+        // The next fetch leaves as soon as an answer's batch headers say
+        // where it ends, before its records are walked: the broker reads
+        // while this side counts, as librdkafka's prefetching does.
+        let mut pending = Some((tx.send(v, &request(&positions)).await?, Instant::now()));
+        while let Some((id, sent)) = pending.take() {
+            let answers = fetch::raw_partitions(rx.receive::<FetchRequest>(id, v).await?, &topic)?;
             let arrived = Instant::now();
+            let from = positions.clone();
+            for a in &answers {
+                pubsub_client::error::check(
+                    a.error_code,
+                    || format!("fetching {topic}-{}", a.partition),
+                    None,
+                )?;
+                let at = from.get(&a.partition).copied().unwrap_or(0);
+                positions.insert(a.partition, fetch::next_offset(at, &a.records));
+            }
+            if !self.goal.reached() {
+                pending = Some((tx.send(v, &request(&positions)).await?, Instant::now()));
+            }
             if self.stamp_epoch.is_none() {
                 let micros = arrived.duration_since(sent).as_micros().max(1);
                 self.report
@@ -240,23 +295,16 @@ impl Consumer {
                     .saturating_record(u64::try_from(micros).unwrap_or(u64::MAX));
             }
             for a in answers {
-                pubsub_client::error::check(
-                    a.error_code,
-                    || format!("fetching {}-{}", self.topic.name, a.partition),
-                    None,
-                )?;
-                let from = positions.get(&a.partition).copied().unwrap_or(0);
-                let next = self.count(from, &a.records, arrived)?;
-                positions.insert(a.partition, next);
+                let at = from.get(&a.partition).copied().unwrap_or(0);
+                self.count(at, &a.records, arrived)?;
             }
         }
         Ok(self.report)
     }
 
-    /// Counts the records at or after `from`; the offset to fetch next.
-    fn count(&mut self, from: i64, records: &[u8], arrived: Instant) -> Result<i64, ClientError> {
+    /// Counts the records at or after `from`.
+    fn count(&mut self, from: i64, records: &[u8], arrived: Instant) -> Result<(), ClientError> {
         let bad = |e: RecordsError| ClientError::Protocol(format!("a fetched batch: {e}"));
-        let mut next = from;
         let (mut messages, mut bytes) = (0u64, 0u64);
         for batch in Batches::new(records) {
             let batch = match batch {
@@ -264,7 +312,6 @@ impl Consumer {
                 Err(RecordsError::Truncated { .. }) => break,
                 Err(e) => return Err(bad(e)),
             };
-            next = next.max(batch.next_offset());
             if batch.is_control() {
                 continue;
             }
@@ -291,6 +338,9 @@ impl Consumer {
         self.report.bytes += bytes;
         self.goal.read.fetch_add(messages, Ordering::Relaxed);
         self.bar.inc(messages);
-        Ok(next)
+        if messages > 0 {
+            self.goal.saw_messages(arrived);
+        }
+        Ok(())
     }
 }

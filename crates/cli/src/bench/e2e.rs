@@ -5,7 +5,7 @@
 //! answer that brought the message. Producers keep their open-loop pacing
 //! (`--rate`), so a stall shows in the percentiles.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,8 +17,8 @@ use super::produce::{produce, ProduceRun};
 use super::report::Report;
 use crate::error::CliError;
 
-/// Most bytes per consumer fetch.
-const FETCH_MAX_BYTES: i32 = 32 << 20;
+/// Most bytes per consumer fetch (librdkafka's default `fetch.max.bytes`).
+const FETCH_MAX_BYTES: i32 = 50 << 20;
 /// How long consumers may take to catch up once producers are done.
 const DRAIN: Duration = Duration::from_secs(30);
 
@@ -49,12 +49,8 @@ pub async fn e2e(mut run: ProduceRun, consumers: usize) -> Result<Report, CliErr
         }
         Err(e) => return Err(e.into()),
     };
-    let goal = Arc::new(Goal {
-        read: AtomicU64::new(0),
-        // Known once the producers are done.
-        target: AtomicU64::new(u64::MAX),
-        deadline: None,
-    });
+    // The target is known once the producers are done.
+    let goal = Arc::new(Goal::new(u64::MAX, None));
     let ready = Arc::new(Barrier::new(consumers + 1));
     let bar = super::progress_bar(run.progress, run.duration.is_none().then_some(run.messages));
     let epoch = Instant::now();
@@ -72,7 +68,7 @@ pub async fn e2e(mut run: ProduceRun, consumers: usize) -> Result<Report, CliErr
                 &topic,
                 consumers,
                 Start::Latest,
-                FETCH_MAX_BYTES,
+                (FETCH_MAX_BYTES, pubsub_client::fetch::PARTITION_MAX_BYTES),
                 Some(epoch),
                 goal,
                 Some(ready),

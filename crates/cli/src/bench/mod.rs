@@ -30,7 +30,7 @@ pub enum BenchCommand {
     /// Read a topic from its start as fast as possible and report
     /// throughput and fetch latency percentiles.
     #[command(
-        after_help = "Examples:\n  pubsub bench produce --messages 2000000 && pubsub bench consume\n  pubsub bench consume --topic bench --consumers 4 --json\n  pubsub bench consume --messages 500000 --fetch-max-bytes 16MiB\n\nWithout --messages or --duration it reads what the topic held when it started.\nLatency is per fetch request, from send to answer."
+        after_help = "Examples:\n  pubsub bench produce --messages 2000000 && pubsub bench consume\n  pubsub bench consume --topic bench --consumers 4 --json\n  pubsub bench consume --messages 500000 --partition-max-bytes 4MiB\n\nWithout --messages or --duration it reads what the topic held when it started.\nTime runs from the first answer with messages to the last, as rdkafka_performance\ntimes its consumer. Latency is per fetch request, from send to answer."
     )]
     Consume(ConsumeArgs),
     /// Produce and consume at once and report end-to-end latency: from
@@ -58,7 +58,12 @@ pub struct ProduceArgs {
 #[derive(Debug, Clone, clap::Args)]
 struct LoadArgs {
     /// Broker address
-    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9092")]
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        default_value = "127.0.0.1:9092",
+        env = "PUBSUB_BOOTSTRAP"
+    )]
     bootstrap: String,
     /// Topic (created if missing, with --partitions)
     #[arg(long, default_value = "bench")]
@@ -93,7 +98,12 @@ struct LoadArgs {
 #[derive(Debug, clap::Args)]
 pub struct ConsumeArgs {
     /// Broker address
-    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9092")]
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        default_value = "127.0.0.1:9092",
+        env = "PUBSUB_BOOTSTRAP"
+    )]
     bootstrap: String,
     /// Topic (must exist)
     #[arg(long, default_value = "bench")]
@@ -108,8 +118,11 @@ pub struct ConsumeArgs {
     #[arg(long, default_value_t = 1)]
     consumers: usize,
     /// Most bytes one fetch brings back
-    #[arg(long, default_value = "32MiB", value_parser = human::parse_size)]
+    #[arg(long, default_value = "50MiB", value_parser = human::parse_size)]
     fetch_max_bytes: u64,
+    /// Most bytes one partition adds to a fetch
+    #[arg(long, default_value = "1MiB", value_parser = human::parse_size)]
+    partition_max_bytes: u64,
     /// Print the result as JSON on stdout
     #[arg(long)]
     json: bool,
@@ -168,6 +181,7 @@ pub fn run(cmd: BenchCommand) -> Result<(), CliError> {
                     duration: a.duration,
                     consumers: a.consumers,
                     fetch_max_bytes: i32::try_from(a.fetch_max_bytes).unwrap_or(i32::MAX),
+                    partition_max_bytes: i32::try_from(a.partition_max_bytes).unwrap_or(i32::MAX),
                     progress: !a.json && terminal,
                 };
                 (consume::consume(run).await?, a.json)
