@@ -709,3 +709,38 @@ fn groups_share_partitions_commit_and_show_lag() {
     let err = fails(&d, &["group", "describe", "audit"], "");
     assert_eq!(err.trim(), "error: group \"audit\" does not exist");
 }
+
+#[test]
+fn a_group_member_commits_where_it_started_even_if_it_read_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(&dir.path().join("data"));
+    ok(&d, &["topic", "create", "t", "--partitions", "2"], "");
+    // A member joins the empty topic and is stopped before anything arrives.
+    let follower = Follower::start(&d, "t", "g");
+    let start = Instant::now();
+    loop {
+        // Until the group exists, describe fails.
+        let out = run(&d, &["group", "describe", "g"], "");
+        let table = rows(&String::from_utf8_lossy(&out.stdout));
+        if table
+            .iter()
+            .filter(|r| r.first().map(String::as_str) == Some("t") && r[2] == "0")
+            .count()
+            == 2
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no commits: {table:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, err, printed) = follower.interrupt();
+    assert!(status.success(), "{err}");
+    assert!(printed.is_empty());
+    ok(&d, &["produce", "t", "--partition", "1"], "later\n");
+    // No start flag: the group's commit (0), not "latest", decides.
+    let text = ok(&d, &["consume", "t", "--group", "g", "--count", "1"], "");
+    assert_eq!(text, "later\n");
+}
