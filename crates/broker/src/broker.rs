@@ -581,7 +581,10 @@ impl Broker {
         for p in &topic.partitions {
             let mut next = p.log().log_start_offset();
             while next < p.log().log_end_offset() {
-                p.read(next, 1 << 20, &mut buf)?;
+                // Through the log: loading is not consumer traffic.
+                p.log()
+                    .read_into(next, 1 << 20, &mut buf)
+                    .map_err(|e| BrokerError::storage(CONSUMER_OFFSETS, p.index(), e))?;
                 if buf.is_empty() {
                     break;
                 }
@@ -619,6 +622,11 @@ impl Broker {
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.inner.dir
+    }
+
+    /// True once [`Broker::close`] ran (or started).
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
     }
 
     /// The configuration.
@@ -809,6 +817,12 @@ impl Broker {
             }),
         );
         Ok(())
+    }
+
+    /// Every partition of every topic (internal ones included), by topic
+    /// name then index: for monitoring.
+    pub fn partitions(&self) -> Vec<Arc<Partition>> {
+        self.inner.all_partitions()
     }
 
     /// One partition.

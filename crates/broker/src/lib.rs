@@ -47,5 +47,8 @@ pub use embedded::{
     ProducerConfig, ProducerRecord, RecordMetadata, StopHandle,
 };
 pub use group::assignor::Strategy;
-pub use partition::{Acks, AppendResult, Partition, PendingSync};
+pub use partition::{Acks, AppendResult, Partition, PartitionTraffic, PendingSync};
+/// Monitoring counters of the storage engine (fsync latencies), re-exported
+/// so servers can use the same histogram without depending on storage.
+pub use pubsub_storage::stats;
 pub use topic::{PartitionDescription, TopicDescription};

@@ -2,9 +2,10 @@
 //! notifier for waiters (long-polling fetches and consumers).
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use pubsub_records::{Batch, BatchMut, TimestampType};
+use pubsub_records::{Batch, BatchHeader, BatchMut, TimestampType};
 use pubsub_storage::{FlushPolicy, Log, RecoveryReport};
 use tracing::warn;
 
@@ -87,6 +88,29 @@ pub struct AppendResult {
     pub duplicate: bool,
 }
 
+/// What went in and out of a partition since it was opened (for
+/// monitoring): counted on every append and read, with relaxed atomics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PartitionTraffic {
+    /// Records appended (retried duplicates are not appended, so not counted).
+    pub messages_in: u64,
+    /// Bytes of record batches appended.
+    pub bytes_in: u64,
+    /// Records in the batches read (by fetches and embedded consumers;
+    /// whole batches, so a read from the middle of a batch counts all of it).
+    pub messages_out: u64,
+    /// Bytes of record batches read.
+    pub bytes_out: u64,
+}
+
+#[derive(Debug, Default)]
+struct TrafficCounters {
+    messages_in: AtomicU64,
+    bytes_in: AtomicU64,
+    messages_out: AtomicU64,
+    bytes_out: AtomicU64,
+}
+
 /// One partition.
 #[derive(Debug)]
 pub struct Partition {
@@ -96,6 +120,7 @@ pub struct Partition {
     producers: Mutex<ProducerStates>,
     notifier: Notifier,
     config: RwLock<Arc<TopicConfig>>,
+    traffic: TrafficCounters,
 }
 
 impl Partition {
@@ -135,6 +160,7 @@ impl Partition {
                 producers: Mutex::new(states),
                 notifier: Notifier::default(),
                 config: RwLock::new(config),
+                traffic: TrafficCounters::default(),
             },
             report,
         ))
@@ -153,6 +179,17 @@ impl Partition {
     /// The partition's log.
     pub fn log(&self) -> &Log {
         &self.log
+    }
+
+    /// Records and bytes appended and read since the partition was opened.
+    pub fn traffic(&self) -> PartitionTraffic {
+        let t = &self.traffic;
+        PartitionTraffic {
+            messages_in: t.messages_in.load(Ordering::Relaxed),
+            bytes_in: t.bytes_in.load(Ordering::Relaxed),
+            messages_out: t.messages_out.load(Ordering::Relaxed),
+            bytes_out: t.bytes_out.load(Ordering::Relaxed),
+        }
     }
 
     pub(crate) fn config(&self) -> Arc<TopicConfig> {
@@ -279,9 +316,15 @@ impl Partition {
     }
 
     fn raw_append(&self, records: &mut [u8]) -> Result<pubsub_storage::AppendInfo> {
-        self.log
+        let info = self
+            .log
             .append_trusted(records)
-            .map_err(|e| self.storage_err(e))
+            .map_err(|e| self.storage_err(e))?;
+        let t = &self.traffic;
+        t.messages_in
+            .fetch_add(info.last_offset - info.base_offset + 1, Ordering::Relaxed);
+        t.bytes_in.fetch_add(info.bytes as u64, Ordering::Relaxed);
+        Ok(info)
     }
 
     /// Idempotent batches, one at a time under the producer-state lock so the
@@ -337,9 +380,23 @@ impl Partition {
     /// Reads whole batches from `offset` into `out`; returns (log start,
     /// high watermark).
     pub fn read(&self, offset: u64, max_bytes: usize, out: &mut Vec<u8>) -> Result<(u64, u64)> {
-        self.log
+        let offsets = self
+            .log
             .read_into(offset, max_bytes, out)
-            .map_err(|e| self.storage_err(e))
+            .map_err(|e| self.storage_err(e))?;
+        if !out.is_empty() {
+            // Only the headers are looked at: a few loads per batch.
+            let mut records = 0u64;
+            let mut at = 0;
+            while let Some(Ok(h)) = out.get(at..).map(BatchHeader::parse) {
+                records += h.record_count.max(0) as u64;
+                at += h.len;
+            }
+            let t = &self.traffic;
+            t.messages_out.fetch_add(records, Ordering::Relaxed);
+            t.bytes_out.fetch_add(out.len() as u64, Ordering::Relaxed);
+        }
+        Ok(offsets)
     }
 
     /// Saves the producer state so the next open need not replay the log.

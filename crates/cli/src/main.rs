@@ -48,7 +48,7 @@ struct Cli {
 enum Command {
     /// Run the broker: serve Kafka clients from a data directory.
     #[command(
-        after_help = "Examples:\n  pubsub serve\n  pubsub serve --data-dir /var/lib/pubsub --listen 0.0.0.0:9092 --advertised broker.example.com:9092\n  pubsub serve --listen 127.0.0.1:0          # a free port, printed on stdout\n  PUBSUB_FLUSH=always pubsub serve --config pubsub.toml\n\nSettings are read from --config (TOML; see docs/pubsub.example.toml), then PUBSUB_* \nenvironment variables, then these flags. SIGINT or SIGTERM shuts down cleanly."
+        after_help = "Examples:\n  pubsub serve\n  pubsub serve --data-dir /var/lib/pubsub --listen 0.0.0.0:9092 --advertised broker.example.com:9092\n  pubsub serve --listen 127.0.0.1:0          # a free port, printed on stdout\n  pubsub serve --metrics 127.0.0.1:9644      # Prometheus: GET /metrics, GET /health\n  PUBSUB_FLUSH=always pubsub serve --config pubsub.toml\n\nSettings are read from --config (TOML; see docs/pubsub.example.toml), then PUBSUB_* \nenvironment variables, then these flags. SIGINT or SIGTERM shuts down cleanly."
     )]
     Serve(ServeArgs),
     /// Create, list, describe, delete and configure topics.
@@ -93,6 +93,10 @@ struct ServeArgs {
     /// Address clients are told to connect to [default: the listen address]
     #[arg(long, value_name = "HOST:PORT")]
     advertised: Option<String>,
+    /// Serve Prometheus metrics (/metrics) and /health over HTTP on this
+    /// address; port 0 picks a free one, printed on stdout [default: off]
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics: Option<String>,
     /// Config file (TOML)
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -114,6 +118,7 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
         data_dir: args.data_dir,
         listen: args.listen,
         advertised: args.advertised,
+        metrics: args.metrics,
     };
     let settings = Settings::load(args.config.as_deref(), std::env::vars(), &overrides)?;
     init_logging(&settings.log);

@@ -1,12 +1,16 @@
-//! `pubsub serve`: open the broker, listen, serve the Kafka protocol until
-//! SIGINT or SIGTERM, then shut down cleanly.
+//! `pubsub serve`: open the broker, listen, serve the Kafka protocol (and,
+//! if asked, Prometheus metrics over HTTP) until SIGINT or SIGTERM, then
+//! shut down cleanly.
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use pubsub_broker::Broker;
+use pubsub_server::Metrics;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::oneshot;
 
 use crate::error::CliError;
 use crate::settings::{advertised_parts, Settings};
@@ -44,6 +48,22 @@ async fn serve(settings: &Settings, broker: Broker) -> Result<(), CliError> {
         source,
     })?;
     let (host, port) = advertised(settings, local);
+    let metrics_listener = match settings.metrics.as_str() {
+        "" => None,
+        addr => {
+            let l = TcpListener::bind(addr)
+                .await
+                .map_err(|source| CliError::Io {
+                    what: format!("listening for metrics on {addr}"),
+                    source,
+                })?;
+            let local = l.local_addr().map_err(|source| CliError::Io {
+                what: "reading the metrics address".into(),
+                source,
+            })?;
+            Some((l, local))
+        }
+    };
     let mut terminate = signal(SignalKind::terminate()).map_err(|source| CliError::Io {
         what: "installing the SIGTERM handler".into(),
         source,
@@ -53,9 +73,13 @@ async fn serve(settings: &Settings, broker: Broker) -> Result<(), CliError> {
         source,
     })?;
     tracing::info!(listen = %local, advertised = %format!("{host}:{port}"), data_dir = %settings.data_dir.display(), "serving the Kafka protocol");
-    // The one line on stdout: scripts and tests wait for it.
+    // The lines on stdout: scripts and tests wait for them.
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "listening on {local}");
+    if let Some((_, addr)) = &metrics_listener {
+        tracing::info!(listen = %addr, "serving /metrics and /health over HTTP");
+        let _ = writeln!(out, "metrics on {addr}");
+    }
     let _ = out.flush();
     drop(out);
     let shutdown = async move {
@@ -75,7 +99,23 @@ async fn serve(settings: &Settings, broker: Broker) -> Result<(), CliError> {
         });
     };
     let config = settings.server_config(host, port);
-    pubsub_server::run(listener, broker, config, shutdown).await;
+    let metrics = Arc::new(Metrics::new());
+    let (stop_metrics, metrics_stopped) = oneshot::channel::<()>();
+    let metrics_task = metrics_listener.map(|(l, _)| {
+        tokio::spawn(pubsub_server::metrics::http::serve(
+            l,
+            broker.clone(),
+            Arc::clone(&metrics),
+            async move {
+                let _ = metrics_stopped.await;
+            },
+        ))
+    });
+    pubsub_server::run_with_metrics(listener, broker, config, metrics, shutdown).await;
+    let _ = stop_metrics.send(());
+    if let Some(task) = metrics_task {
+        let _ = task.await;
+    }
     Ok(())
 }
 

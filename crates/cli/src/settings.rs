@@ -35,6 +35,9 @@ pub struct Settings {
     /// When partitions fsync: `never` (the OS writes back; acks=all still
     /// waits for an fsync), `always` (every append) or `interval:<duration>`.
     pub flush: String,
+    /// Address of the HTTP listener serving Prometheus metrics (`/metrics`)
+    /// and `/health`; empty: off. Port 0 picks a free port.
+    pub metrics: String,
     /// The network server.
     pub server: ServerSettings,
     /// Defaults of new topics.
@@ -126,6 +129,7 @@ impl Default for Settings {
             advertised: String::new(),
             log: "info".into(),
             flush: "never".into(),
+            metrics: String::new(),
             server: ServerSettings {
                 max_request_size: Size(server.max_request_bytes as u64),
                 max_connections: server.max_connections as u32,
@@ -189,6 +193,8 @@ pub struct Overrides {
     pub listen: Option<String>,
     /// `--advertised`
     pub advertised: Option<String>,
+    /// `--metrics`
+    pub metrics: Option<String>,
 }
 
 impl Settings {
@@ -243,6 +249,7 @@ impl Settings {
             ),
             ("listen", flags.listen.clone()),
             ("advertised", flags.advertised.clone()),
+            ("metrics", flags.metrics.clone()),
         ] {
             if let Some(v) = value {
                 set(&mut table, &[path.to_string()], toml::Value::String(v));
@@ -284,6 +291,12 @@ impl Settings {
         if !self.advertised.is_empty() {
             advertised_parts(&self.advertised).map_err(|reason| CliError::Invalid {
                 key: "advertised".into(),
+                reason,
+            })?;
+        }
+        if !self.metrics.is_empty() {
+            metrics_parts(&self.metrics).map_err(|reason| CliError::Invalid {
+                key: "metrics".into(),
                 reason,
             })?;
         }
@@ -453,6 +466,21 @@ pub fn advertised_parts(s: &str) -> Result<(String, u16), String> {
     Ok((host.to_string(), port))
 }
 
+/// Checks a `metrics` address: `HOST:PORT`, port 0 allowed.
+fn metrics_parts(s: &str) -> Result<(), String> {
+    let bad = || format!("{s:?} is not HOST:PORT (e.g. 127.0.0.1:9644; empty turns metrics off)");
+    let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
+    if host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .is_empty()
+        || port.parse::<u16>().is_err()
+    {
+        return Err(bad());
+    }
+    Ok(())
+}
+
 /// The kind of a setting's value, to type environment variables.
 #[derive(Debug, Clone, Copy)]
 enum Kind {
@@ -610,6 +638,48 @@ mod tests {
     }
 
     #[test]
+    fn metrics_are_off_by_default_and_layered_like_every_key() {
+        let s = Settings::load(None, env(&[]), &Overrides::default()).expect("load");
+        assert_eq!(s.metrics, "", "off unless asked for");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("pubsub.toml");
+        std::fs::write(&file, "metrics = \"127.0.0.1:9644\"\n").expect("write");
+        let s = Settings::load(Some(&file), env(&[]), &Overrides::default()).expect("load");
+        assert_eq!(s.metrics, "127.0.0.1:9644");
+        let s = Settings::load(
+            Some(&file),
+            env(&[("PUBSUB_METRICS", "0.0.0.0:9100")]),
+            &Overrides::default(),
+        )
+        .expect("load");
+        assert_eq!(s.metrics, "0.0.0.0:9100", "the environment beats the file");
+        let s = Settings::load(
+            Some(&file),
+            env(&[("PUBSUB_METRICS", "0.0.0.0:9100")]),
+            &Overrides {
+                metrics: Some("127.0.0.1:0".into()),
+                ..Overrides::default()
+            },
+        )
+        .expect("load");
+        assert_eq!(s.metrics, "127.0.0.1:0", "flags beat the environment");
+        let s = Settings::load(
+            Some(&file),
+            env(&[("PUBSUB_METRICS", "")]),
+            &Overrides::default(),
+        )
+        .expect("load");
+        assert_eq!(s.metrics, "", "an empty value turns it off");
+        let e = Settings::load(
+            None,
+            env(&[("PUBSUB_METRICS", "nowhere")]),
+            &Overrides::default(),
+        )
+        .expect_err("bad address");
+        assert!(e.to_string().contains("metrics"), "{e}");
+    }
+
+    #[test]
     fn bad_settings_name_their_source() {
         let err =
             |text: &str| Settings::parse(text, "f.toml").and_then(|s| s.validate().map(|()| s));
@@ -622,6 +692,9 @@ mod tests {
         assert!(err("[topics]\ncleanup_policy = \"shred\"").is_err());
         assert!(err("[topics]\ndefault_partitions = 0").is_err());
         assert!(err("advertised = \"nohost\"").is_err());
+        assert!(err("metrics = \"9644\"").is_err());
+        assert!(err("metrics = \"127.0.0.1:http\"").is_err());
+        assert!(err("metrics = \":9644\"").is_err());
         let e = Settings::load(
             None,
             env(&[("PUBSUB_TOPICS_DEFAULT_PARTITIONS", "many")]),

@@ -8,7 +8,7 @@
 //! and every answer before it are ready.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -19,6 +19,7 @@ use crate::context::Ctx;
 use crate::dispatch::{dispatch, Reply};
 use crate::error::ServerError;
 use crate::frame::{FrameError, FrameReader};
+use crate::metrics::{api_slot, Metrics};
 
 /// Socket write buffer: answers to pipelined requests go out in one write.
 const WRITE_BUFFER: usize = 256 << 10;
@@ -28,9 +29,29 @@ const WRITE_BUFFER: usize = 256 << 10;
 /// idempotence on and many more without; past this the reader waits.
 const MAX_IN_FLIGHT: usize = 64;
 
+/// A request's answer, and what the latency histogram needs.
+#[derive(Debug)]
+struct Answer {
+    reply: Reply,
+    /// The API's metrics slot.
+    slot: Option<usize>,
+    /// When the request's frame was read.
+    read_at: Instant,
+}
+
 /// Serves one connection to the end. Errors are logged here.
 pub async fn serve(ctx: Ctx, stream: TcpStream, peer: SocketAddr) {
-    match run(&ctx, stream).await {
+    let result = run(&ctx, stream).await;
+    if let Err(
+        ServerError::Malformed(_)
+        | ServerError::UnknownApi(_)
+        | ServerError::UnsupportedVersion { .. }
+        | ServerError::Frame(FrameError::TooLarge { .. }),
+    ) = &result
+    {
+        ctx.metrics.protocol_error();
+    }
+    match result {
         Ok(()) => tracing::debug!(%peer, "connection closed"),
         Err(ServerError::Frame(FrameError::Closed)) => {
             tracing::debug!(%peer, "client disconnected")
@@ -49,8 +70,10 @@ async fn run(ctx: &Ctx, stream: TcpStream) -> Result<(), ServerError> {
     // Both halves run in this task. When the reader stops (the client
     // left, broke the protocol or the server stops) the writer still sends
     // what was already accepted; when the writer fails, the reader stops.
-    let (read_result, write_result) =
-        tokio::join!(read_requests(ctx, read, tx), write_replies(write, rx));
+    let (read_result, write_result) = tokio::join!(
+        read_requests(ctx, read, tx),
+        write_replies(write, rx, &ctx.metrics)
+    );
     write_result?;
     read_result
 }
@@ -58,7 +81,7 @@ async fn run(ctx: &Ctx, stream: TcpStream) -> Result<(), ServerError> {
 async fn read_requests(
     ctx: &Ctx,
     read: OwnedReadHalf,
-    tx: mpsc::Sender<Reply>,
+    tx: mpsc::Sender<Answer>,
 ) -> Result<(), ServerError> {
     let mut frames = FrameReader::new(read, ctx.config.max_request_bytes);
     let mut shutdown: watch::Receiver<bool> = ctx.shutdown.clone();
@@ -76,8 +99,17 @@ async fn read_requests(
             // The writer gave up: the socket is gone.
             _ = tx.closed() => return Ok(()),
         };
+        let read_at = Instant::now();
+        let slot = (frame.len() >= 2)
+            .then(|| api_slot(i16::from_be_bytes([frame[0], frame[1]])))
+            .flatten();
         let reply = dispatch(ctx, frame).await?;
-        if tx.send(reply).await.is_err() {
+        let answer = Answer {
+            reply,
+            slot,
+            read_at,
+        };
+        if tx.send(answer).await.is_err() {
             return Ok(());
         }
     }
@@ -85,11 +117,16 @@ async fn read_requests(
 
 async fn write_replies(
     write: OwnedWriteHalf,
-    mut rx: mpsc::Receiver<Reply>,
+    mut rx: mpsc::Receiver<Answer>,
+    metrics: &Metrics,
 ) -> Result<(), ServerError> {
     let mut writer = BufWriter::with_capacity(WRITE_BUFFER, write);
-    while let Some(reply) = rx.recv().await {
-        if let Some(bytes) = reply.resolve().await? {
+    while let Some(answer) = rx.recv().await {
+        let frame = answer.reply.resolve().await?;
+        if let Some(slot) = answer.slot {
+            metrics.answered(slot, answer.read_at.elapsed());
+        }
+        if let Some(bytes) = frame {
             writer.write_all(&bytes).await?;
         }
         // Answers already queued go out with this one, in one flush.

@@ -6,6 +6,7 @@ use pubsub_broker::Broker;
 use tokio::sync::watch;
 
 use crate::config::ServerConfig;
+use crate::metrics::Metrics;
 
 /// Per-connection context.
 #[derive(Debug, Clone)]
@@ -18,13 +19,27 @@ pub struct Ctx {
     pub client_host: String,
     /// Becomes true when the server shuts down (long polls end early).
     pub shutdown: watch::Receiver<bool>,
+    /// The server's counters.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Ctx {
-    /// The context of a connection from `peer`.
+    /// The context of a connection from `peer`, counting into its own
+    /// (unshared) metrics.
     pub fn new(
         broker: Broker,
         config: Arc<ServerConfig>,
+        peer: std::net::IpAddr,
+        shutdown: watch::Receiver<bool>,
+    ) -> Ctx {
+        Ctx::with_metrics(broker, config, Arc::new(Metrics::new()), peer, shutdown)
+    }
+
+    /// The context of a connection from `peer`, counting into `metrics`.
+    pub fn with_metrics(
+        broker: Broker,
+        config: Arc<ServerConfig>,
+        metrics: Arc<Metrics>,
         peer: std::net::IpAddr,
         shutdown: watch::Receiver<bool>,
     ) -> Ctx {
@@ -33,6 +48,7 @@ impl Ctx {
             config,
             client_host: format!("/{peer}"),
             shutdown,
+            metrics,
         }
     }
 }

@@ -4,8 +4,8 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest,
-    DeleteTopicsRequest, DescribeConfigsRequest, DescribeGroupsRequest, DescribeLogDirsRequest, FetchRequest,
-    FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest,
+    DeleteTopicsRequest, DescribeConfigsRequest, DescribeGroupsRequest, DescribeLogDirsRequest,
+    FetchRequest, FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest,
     InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
     ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetFetchRequest, ProduceRequest,
     RequestHeader, ResponseHeader, SyncGroupRequest,
@@ -13,9 +13,11 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, Encodable};
 use tokio::task::JoinHandle;
 
+use crate::codes::code;
 use crate::context::Ctx;
 use crate::error::ServerError;
 use crate::handlers;
+use crate::metrics::api_slot;
 
 /// Every API served, with the versions advertised. Nothing else is
 /// advertised: clients change behaviour on what they see.
@@ -118,9 +120,13 @@ pub async fn dispatch(ctx: &Ctx, frame: BytesMut) -> Result<Reply, ServerError> 
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
     let key = ApiKey::try_from(api).map_err(|_| ServerError::UnknownApi(api))?;
     let (min, max) = supported(key).ok_or(ServerError::UnknownApi(api))?;
+    // Every supported API has a slot.
+    let slot = api_slot(api).ok_or(ServerError::UnknownApi(api))?;
     if key == ApiKey::ApiVersions && version > max {
         // KIP-511: a v0-layout answer listing only ApiVersions, so the client
         // retries with a version we speak.
+        ctx.metrics.request(slot);
+        ctx.metrics.error(slot, code::UNSUPPORTED_VERSION);
         return Ok(Reply::Frame(handlers::api_versions::unsupported(
             correlation_id,
         )?));
@@ -131,11 +137,14 @@ pub async fn dispatch(ctx: &Ctx, frame: BytesMut) -> Result<Reply, ServerError> 
     let mut body: Bytes = frame.freeze();
     let header =
         RequestHeader::decode(&mut body, key.request_header_version(version)).map_err(malformed)?;
-    // Decode the request, run its handler, encode the answer.
+    // Decode the request, run its handler, count the answer's error codes,
+    // encode it.
     macro_rules! serve {
         ($Req:ty, $handler:path) => {{
             let req = <$Req>::decode(&mut body, version).map_err(malformed)?;
+            ctx.metrics.request(slot);
             let resp = $handler(ctx, &header, req, version).await;
+            ctx.metrics.errors_in(slot, &resp);
             Reply::Frame(encode_response(key, version, correlation_id, &resp)?)
         }};
     }
@@ -144,7 +153,9 @@ pub async fn dispatch(ctx: &Ctx, frame: BytesMut) -> Result<Reply, ServerError> 
         ApiKey::Metadata => serve!(MetadataRequest, handlers::metadata::handle),
         ApiKey::Produce => {
             let req = ProduceRequest::decode(&mut body, version).map_err(malformed)?;
-            handlers::produce::reply(ctx, &header, req, version)?
+            ctx.metrics.request(slot);
+            // Counts its answer's error codes itself (after the fsync for acks=all).
+            handlers::produce::reply(ctx, &header, req, version, slot)?
         }
         ApiKey::Fetch => serve!(FetchRequest, handlers::fetch::handle),
         ApiKey::ListOffsets => serve!(ListOffsetsRequest, handlers::list_offsets::handle),

@@ -11,6 +11,9 @@
 //! in-flight requests finish (long polls end early), waits up to the grace
 //! period for connections to close, and returns. Closing the broker (flush,
 //! clean-shutdown marker) is the caller's job.
+//!
+//! [`run_with_metrics`] counts into a [`Metrics`] the caller also hands to
+//! [`metrics::http::serve`], which answers Prometheus scrapes.
 
 pub mod alloc;
 pub mod codes;
@@ -21,6 +24,7 @@ pub mod dispatch;
 pub mod error;
 pub mod frame;
 pub mod handlers;
+pub mod metrics;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -34,12 +38,25 @@ pub use config::{ServerConfig, NODE_ID};
 pub use context::Ctx;
 pub use dispatch::{dispatch, Reply, SUPPORTED};
 pub use error::ServerError;
+pub use metrics::Metrics;
 
 /// Serves Kafka clients on `listener` until `shutdown` completes.
 pub async fn run(
     listener: TcpListener,
     broker: Broker,
     config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) {
+    run_with_metrics(listener, broker, config, Arc::new(Metrics::new()), shutdown).await
+}
+
+/// [`run`], counting connections, requests, latencies and error codes into
+/// `metrics`.
+pub async fn run_with_metrics(
+    listener: TcpListener,
+    broker: Broker,
+    config: ServerConfig,
+    metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()>,
 ) {
     let config = Arc::new(config);
@@ -60,14 +77,25 @@ pub async fn run(
                         continue;
                     }
                 };
+                metrics.connection_accepted();
                 let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+                    metrics.connection_refused();
                     tracing::warn!(%peer, limit = config.max_connections, "too many connections: closing the new one");
                     drop(stream);
                     continue;
                 };
-                let ctx = Ctx::new(broker.clone(), Arc::clone(&config), peer.ip(), stop_rx.clone());
+                let ctx = Ctx::with_metrics(
+                    broker.clone(),
+                    Arc::clone(&config),
+                    Arc::clone(&metrics),
+                    peer.ip(),
+                    stop_rx.clone(),
+                );
                 connections.spawn(async move {
+                    let metrics = Arc::clone(&ctx.metrics);
+                    let open = metrics.connection_opened();
                     connection::serve(ctx, stream, peer).await;
+                    drop(open);
                     drop(permit);
                 });
             }

@@ -48,6 +48,7 @@ mod recovery;
 mod retention;
 pub mod scan;
 mod segment;
+pub mod stats;
 mod writeback;
 
 pub use check::{check, CheckReport, SegmentCheck};

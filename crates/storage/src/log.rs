@@ -25,6 +25,7 @@ use crate::fs::{FileSystem, RealFs};
 use crate::index::IndexTracker;
 use crate::recovery::{self, RecoveryReport};
 use crate::segment::{lock, read, write, Segment, SegmentContext};
+use crate::stats::{Histogram, HistogramSnapshot};
 
 /// Bytes of a segment between two early-writeback hints.
 const WRITEBACK_CHUNK: u64 = 8 << 20;
@@ -117,6 +118,8 @@ pub struct Log {
     /// Serialises retention, compaction and close.
     pub(crate) maintenance: Mutex<()>,
     checkpointed: Mutex<Option<RecoveryCheckpoint>>,
+    /// Durations of group-commit fsync rounds, for monitoring.
+    flush_stats: Histogram,
 }
 
 impl std::fmt::Debug for Log {
@@ -187,6 +190,7 @@ impl Log {
             closed: AtomicBool::new(false),
             maintenance: Mutex::new(()),
             checkpointed: Mutex::new(opened.checkpoint),
+            flush_stats: Histogram::new(),
         };
         // Whatever recovery kept is now fsynced: make the next recovery start here.
         log.write_checkpoint(next)?;
@@ -256,6 +260,19 @@ impl Log {
     /// Total bytes of all segments.
     pub fn size_bytes(&self) -> u64 {
         read(&self.segments).values().map(|s| s.size()).sum()
+    }
+
+    /// Number of segments.
+    pub fn segment_count(&self) -> usize {
+        read(&self.segments).len()
+    }
+
+    /// How many group-commit fsync rounds this log has run since it was
+    /// opened, and how long each took (failed ones included). A round
+    /// fdatasyncs the active segment, plus sealed segments and the
+    /// directory when they changed; concurrent waiters share it.
+    pub fn flush_stats(&self) -> HistogramSnapshot {
+        self.flush_stats.snapshot()
     }
 
     pub(crate) fn segment_list(&self) -> Vec<Arc<Segment>> {
@@ -565,7 +582,9 @@ impl Log {
             }
             st.in_progress = true;
             drop(st);
+            let started = Instant::now();
             let result = self.run_flush();
+            self.flush_stats.observe(started.elapsed());
             st = lock(&self.flush);
             st.in_progress = false;
             st.last_flush = Instant::now();

@@ -1,5 +1,6 @@
 //! Running the real `pubsub serve` binary in a test: start it on a free
-//! loopback port, wait for its `listening on` line, signal or kill it.
+//! loopback port, wait for its `listening on` line (and `metrics on`, if
+//! asked for), signal or kill it.
 
 #![allow(dead_code)]
 
@@ -20,6 +21,8 @@ pub fn binary() -> &'static str {
 pub struct Daemon {
     child: Option<Child>,
     pub addr: SocketAddr,
+    /// The metrics listener, when started with [`Options::metrics`].
+    pub metrics: Option<SocketAddr>,
     pub data_dir: PathBuf,
     stderr_path: PathBuf,
     stdout_rest: mpsc::Receiver<String>,
@@ -33,11 +36,24 @@ pub struct Options {
     /// Largest file the process may write (RLIMIT_FSIZE), to make the
     /// "disk" fill up.
     pub max_file_bytes: Option<u64>,
+    /// Serve metrics on a free loopback port (`--metrics 127.0.0.1:0`).
+    pub metrics: bool,
 }
 
 impl Daemon {
     pub fn start(data_dir: &Path) -> Daemon {
         Self::start_with(data_dir, Options::default())
+    }
+
+    /// Started with `--metrics 127.0.0.1:0`; the address is in `metrics`.
+    pub fn start_with_metrics(data_dir: &Path) -> Daemon {
+        Self::start_with(
+            data_dir,
+            Options {
+                metrics: true,
+                ..Options::default()
+            },
+        )
     }
 
     pub fn start_with(data_dir: &Path, options: Options) -> Daemon {
@@ -54,6 +70,11 @@ impl Daemon {
             .arg("--listen")
             .arg("127.0.0.1:0")
             .args(&options.args)
+            .args(if options.metrics {
+                &["--metrics", "127.0.0.1:0"][..]
+            } else {
+                &[]
+            })
             .env("PUBSUB_GROUPS_INITIAL_REBALANCE_DELAY", "0ms")
             .env("PUBSUB_LOG", "info")
             .env_remove("RUST_LOG")
@@ -92,24 +113,33 @@ impl Daemon {
                 }
             }
         });
-        let first = match rx.recv_timeout(Duration::from_secs(120)) {
+        let mut next_line = |what: &str| match rx.recv_timeout(Duration::from_secs(120)) {
             Ok(line) => line,
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
                 panic!(
-                    "pubsub serve printed no `listening on` line; stderr:\n{}",
+                    "pubsub serve printed no `{what}` line; stderr:\n{}",
                     std::fs::read_to_string(&stderr_path).unwrap_or_default()
                 );
             }
         };
+        let first = next_line("listening on");
         let addr = first
             .strip_prefix("listening on ")
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
+        let metrics = options.metrics.then(|| {
+            let second = next_line("metrics on");
+            second
+                .strip_prefix("metrics on ")
+                .and_then(|a| a.parse().ok())
+                .unwrap_or_else(|| panic!("unexpected second line {second:?}"))
+        });
         Daemon {
             child: Some(child),
             addr,
+            metrics,
             data_dir: data_dir.to_path_buf(),
             stderr_path,
             stdout_rest: rx,

@@ -3,12 +3,13 @@
 
 mod bad_input;
 mod bench;
-mod commands;
 #[path = "../../../server/tests/server/client.rs"]
 mod client;
+mod commands;
 mod compat;
 mod daemon;
 mod kafka;
 mod log_tools;
+mod metrics;
 mod serve;
 mod storage_errors;

@@ -6,6 +6,8 @@
 //! the connection's reader, so the next requests are appended meanwhile
 //! and share that fsync.
 
+use std::sync::Arc;
+
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, RequestHeader};
 use pubsub_broker::{Acks, BrokerError, PendingSync};
@@ -44,19 +46,24 @@ impl Durable {
 /// acks=0, the offsets now for acks=1, the offsets once fsynced for
 /// acks=all (the wait starts now, on a blocking thread, so waits of
 /// pipelined requests overlap and share fsyncs).
+/// Error codes are counted into `ctx.metrics` under API `slot`, once the
+/// answer is final.
 pub fn reply(
     ctx: &Ctx,
     h: &RequestHeader,
     req: ProduceRequest,
     version: i16,
+    slot: usize,
 ) -> Result<Reply, ServerError> {
     let acks = req.acks;
     let (resp, waits) = blocking(|| append(ctx, req, version));
     if acks == 0 {
+        ctx.metrics.errors_in(slot, &resp);
         return Ok(Reply::Nothing);
     }
     let id = h.correlation_id;
     if waits.is_empty() {
+        ctx.metrics.errors_in(slot, &resp);
         return Ok(Reply::Frame(encode_response(
             ApiKey::Produce,
             version,
@@ -69,8 +76,11 @@ pub fn reply(
         version,
         waits,
     };
+    let metrics = Arc::clone(&ctx.metrics);
     Ok(Reply::Later(tokio::task::spawn_blocking(move || {
-        encode_response(ApiKey::Produce, version, id, &durable.wait())
+        let resp = durable.wait();
+        metrics.errors_in(slot, &resp);
+        encode_response(ApiKey::Produce, version, id, &resp)
     })))
 }
 
