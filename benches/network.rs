@@ -10,8 +10,10 @@
 //! same file system. `pubsub bench produce` then runs the same workload,
 //! and again paced at half the peak rdkafka_performance reached, for
 //! latency percentiles (rdkafka_performance's own pacing polls once per
-//! message and cannot hold such rates). The disk is synced and left to
-//! drain for a few seconds before each case.
+//! message and cannot hold such rates), and `pubsub bench e2e` at that
+//! rate for end-to-end latency. After acks=1 cases, rdkafka_performance
+//! and `pubsub bench consume` read the topic back. The disk is synced and
+//! left to drain for a few seconds before each case.
 //!
 //! ```sh
 //! cargo build --release -p pubsub-cli -p pubsub-benches
@@ -159,6 +161,9 @@ fn main() {
                     argv.extend(["-p".into(), p.to_string()]);
                 }
                 rows.push(perf_row(&a, name, &argv));
+                let name = format!("consume partitions={partitions}, pubsub bench");
+                eprintln!("{name}");
+                rows.push(own_consume(&a, &server.addr, &name, "bench"));
             }
             // pubsub's own load generator on the same workload, then at
             // half the peak rate rdkafka_performance just reached: it paces
@@ -192,6 +197,25 @@ fn main() {
                 &server.addr,
                 &name,
                 "paced",
+                acks,
+                partitions,
+                count,
+                Some(rate),
+            ));
+            // The same paced load, consumed as it arrives: end-to-end
+            // latency next to the produce latency of the row above.
+            settle();
+            let name = format!(
+                "end to end acks={} partitions={partitions} at half peak ({rate} msg/s), pubsub bench e2e",
+                acks_name(acks)
+            );
+            eprintln!("{name}");
+            rows.push(own_load(
+                &a,
+                &server.addr,
+                &name,
+                "e2e",
+                "e2e",
                 acks,
                 partitions,
                 count,
@@ -280,10 +304,29 @@ fn own_bench(
     messages: u64,
     rate: Option<u64>,
 ) -> Row {
+    own_load(
+        a, addr, name, "produce", topic, acks, partitions, messages, rate,
+    )
+}
+
+/// Runs `pubsub bench KIND --json` (`produce` or `e2e`) with the run's
+/// message size and batch and reads its report.
+#[allow(clippy::too_many_arguments)]
+fn own_load(
+    a: &Args,
+    addr: &str,
+    name: &str,
+    kind: &str,
+    topic: &str,
+    acks: i32,
+    partitions: u32,
+    messages: u64,
+    rate: Option<u64>,
+) -> Row {
     let mut cmd = Command::new(&a.pubsub);
     cmd.args([
         "bench",
-        "produce",
+        kind,
         "--json",
         "--size",
         "1024",
@@ -307,6 +350,26 @@ fn own_bench(
     if let Some(r) = rate {
         cmd.args(["--rate", &r.to_string()]);
     }
+    own_row(name, cmd)
+}
+
+/// Runs `pubsub bench consume --json` over what `topic` holds.
+fn own_consume(a: &Args, addr: &str, name: &str, topic: &str) -> Row {
+    let mut cmd = Command::new(&a.pubsub);
+    cmd.args([
+        "bench",
+        "consume",
+        "--json",
+        "--bootstrap",
+        addr,
+        "--topic",
+        topic,
+    ]);
+    own_row(name, cmd)
+}
+
+/// Runs a `pubsub bench ... --json` command and reads its report.
+fn own_row(name: &str, mut cmd: Command) -> Row {
     let out = cmd
         .output()
         .unwrap_or_else(|e| fail(&format!("running pubsub bench: {e}")));

@@ -52,3 +52,9 @@ pub use partition::{Acks, AppendResult, Partition, PartitionTraffic, PendingSync
 /// so servers can use the same histogram without depending on storage.
 pub use pubsub_storage::stats;
 pub use topic::{PartitionDescription, TopicDescription};
+
+/// The README's Rust examples, compiled and run as doc tests so they
+/// cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeExamples;

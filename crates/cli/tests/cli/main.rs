@@ -11,5 +11,6 @@ mod daemon;
 mod kafka;
 mod log_tools;
 mod metrics;
+mod readme;
 mod serve;
 mod storage_errors;

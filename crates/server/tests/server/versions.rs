@@ -421,6 +421,62 @@ async fn every_advertised_version_of_every_api_round_trips() {
         assert_eq!(r.results[0].error_code, 0, "CreatePartitions v{cp}");
         assert_eq!(server.broker.partition_count(&name), Some(3));
 
+        // DescribeLogDirs: sizes of the partitions asked for (an unknown
+        // one is left out), as the logs report them.
+        let dl = v(ApiKey::DescribeLogDirs, i);
+        let r = c
+            .call(
+                dl,
+                &DescribeLogDirsRequest::default().with_topics(Some(vec![
+                    kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic::default()
+                        .with_topic(topic(&name))
+                        .with_partitions(vec![0, 1, 2, 9]),
+                ])),
+            )
+            .await;
+        assert_eq!(r.error_code, 0, "DescribeLogDirs v{dl}");
+        assert_eq!(r.results.len(), 1, "one log directory");
+        let dir = &r.results[0];
+        assert_eq!(dir.topics.len(), 1, "DescribeLogDirs v{dl}");
+        assert_eq!(dir.topics[0].name, topic(&name));
+        let sizes: Vec<(i32, i64)> = dir.topics[0]
+            .partitions
+            .iter()
+            .map(|p| (p.partition_index, p.partition_size))
+            .collect();
+        let want: Vec<(i32, i64)> = (0..3)
+            .map(|p| {
+                let log_size = server
+                    .broker
+                    .partition(&name, p)
+                    .expect("partition")
+                    .log()
+                    .size_bytes();
+                (p, i64::try_from(log_size).expect("size"))
+            })
+            .collect();
+        assert_eq!(sizes, want, "DescribeLogDirs v{dl}");
+        assert!(sizes[0].1 > 0 || sizes[1].1 > 0, "something was produced");
+        if dl >= 4 {
+            assert!(
+                dir.total_bytes > 0 && dir.usable_bytes > 0,
+                "DescribeLogDirs v{dl}"
+            );
+        }
+        // All topics: the internal one too.
+        let r = c
+            .call(dl, &DescribeLogDirsRequest::default().with_topics(None))
+            .await;
+        let names: Vec<String> = r.results[0]
+            .topics
+            .iter()
+            .map(|t| t.name.to_string())
+            .collect();
+        assert!(
+            names.contains(&name) && names.iter().any(|n| n == "__consumer_offsets"),
+            "{names:?}"
+        );
+
         // DeleteTopics
         let dt = v(ApiKey::DeleteTopics, i);
         let r = c
@@ -435,4 +491,42 @@ async fn every_advertised_version_of_every_api_round_trips() {
         assert_eq!(server.broker.partition_count(&name), None);
     }
     server.stop().await;
+}
+
+/// docs/ARCHITECTURE.md lists exactly what ApiVersions advertises.
+#[test]
+fn the_documented_api_table_matches_what_is_advertised() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/ARCHITECTURE.md"
+    ))
+    .expect("docs/ARCHITECTURE.md");
+    let section = doc
+        .split("## APIs served")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("an `## APIs served` section");
+    // Rows like `| Produce (0) | 3-10 |`.
+    let mut documented: Vec<(i16, i16, i16)> = section
+        .lines()
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            let key = cells
+                .get(1)?
+                .split_once('(')?
+                .1
+                .strip_suffix(')')?
+                .parse()
+                .ok()?;
+            let (min, max) = cells.get(2)?.split_once('-')?;
+            Some((key, min.parse().ok()?, max.parse().ok()?))
+        })
+        .collect();
+    documented.sort_unstable();
+    let mut advertised: Vec<(i16, i16, i16)> = SUPPORTED
+        .iter()
+        .map(|(k, min, max)| (*k as i16, *min, *max))
+        .collect();
+    advertised.sort_unstable();
+    assert_eq!(documented, advertised);
 }
