@@ -88,15 +88,7 @@ async fn consume(args: ConsumeArgs) -> Result<(), CliError> {
     // a signal never leaves an answer in the way of the final commit.
     let mut data = args.conn.connect().await?;
     let topic = data.topic(&args.topic).await?;
-    if let Some(p) = args.partition {
-        if topic.leader(p).is_none() {
-            return Err(CliError::Usage(format!(
-                "topic {} has no partition {p} (it has {})",
-                args.topic,
-                topic.partitions.len()
-            )));
-        }
-    }
+    crate::remote::check_partition(&topic, args.partition)?;
     let mut coord = match &args.group {
         Some(_) => Some(args.conn.connect().await?),
         None => None,

@@ -75,15 +75,7 @@ pub fn run(args: ProduceArgs) -> Result<(), CliError> {
 async fn produce_all(args: ProduceArgs) -> Result<(), CliError> {
     let mut cluster = args.conn.connect().await?;
     let topic = cluster.topic(&args.topic).await?;
-    if let Some(p) = args.partition {
-        if topic.leader(p).is_none() {
-            return Err(CliError::Usage(format!(
-                "topic {} has no partition {p} (it has {})",
-                args.topic,
-                topic.partitions.len()
-            )));
-        }
-    }
+    crate::remote::check_partition(&topic, args.partition)?;
     let mut lines = read_lines(&args)?;
     let mut sent = 0u64;
     let mut next_partition = 0usize;

@@ -4,7 +4,7 @@
 
 use std::future::Future;
 
-use pubsub_client::Cluster;
+use pubsub_client::{Cluster, TopicInfo};
 
 use crate::error::CliError;
 
@@ -28,6 +28,18 @@ impl ConnArgs {
     /// Connects to the bootstrap broker.
     pub async fn connect(&self) -> Result<Cluster, CliError> {
         Ok(Cluster::connect(&self.bootstrap, CLIENT_ID).await?)
+    }
+}
+
+/// `Err` naming the partition if `topic` has no partition `partition`.
+pub fn check_partition(topic: &TopicInfo, partition: Option<i32>) -> Result<(), CliError> {
+    match partition {
+        Some(p) if topic.leader(p).is_none() => Err(CliError::Usage(format!(
+            "topic {} has no partition {p} (it has {})",
+            topic.name,
+            topic.partitions.len()
+        ))),
+        _ => Ok(()),
     }
 }
 

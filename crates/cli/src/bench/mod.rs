@@ -16,7 +16,7 @@ use clap::Subcommand;
 
 use crate::error::CliError;
 use crate::human;
-use crate::remote::write_out;
+use crate::remote::{write_out, ConnArgs};
 
 /// Bench commands.
 #[derive(Debug, Subcommand)]
@@ -57,14 +57,8 @@ pub struct ProduceArgs {
 /// The produce side of a run.
 #[derive(Debug, Clone, clap::Args)]
 struct LoadArgs {
-    /// Broker address
-    #[arg(
-        long,
-        value_name = "HOST:PORT",
-        default_value = "127.0.0.1:9092",
-        env = "PUBSUB_BOOTSTRAP"
-    )]
-    bootstrap: String,
+    #[command(flatten)]
+    conn: ConnArgs,
     /// Topic (created if missing, with --partitions)
     #[arg(long, default_value = "bench")]
     topic: String,
@@ -97,14 +91,8 @@ struct LoadArgs {
 /// What to read.
 #[derive(Debug, clap::Args)]
 pub struct ConsumeArgs {
-    /// Broker address
-    #[arg(
-        long,
-        value_name = "HOST:PORT",
-        default_value = "127.0.0.1:9092",
-        env = "PUBSUB_BOOTSTRAP"
-    )]
-    bootstrap: String,
+    #[command(flatten)]
+    conn: ConnArgs,
     /// Topic (must exist)
     #[arg(long, default_value = "bench")]
     topic: String,
@@ -147,7 +135,7 @@ pub struct E2eArgs {
 impl LoadArgs {
     fn run(&self, producers: usize, progress: bool) -> produce::ProduceRun {
         produce::ProduceRun {
-            bootstrap: self.bootstrap.clone(),
+            bootstrap: self.conn.bootstrap.clone(),
             topic: self.topic.clone(),
             messages: self.messages,
             duration: self.duration,
@@ -175,7 +163,7 @@ pub fn run(cmd: BenchCommand) -> Result<(), CliError> {
             }
             BenchCommand::Consume(a) => {
                 let run = consume::ConsumeRun {
-                    bootstrap: a.bootstrap,
+                    bootstrap: a.conn.bootstrap,
                     topic: a.topic,
                     messages: a.messages,
                     duration: a.duration,
