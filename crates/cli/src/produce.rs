@@ -76,6 +76,12 @@ async fn produce_all(args: ProduceArgs) -> Result<(), CliError> {
     let mut cluster = args.conn.connect().await?;
     let topic = cluster.topic(&args.topic).await?;
     crate::remote::check_partition(&topic, args.partition)?;
+    if topic.partitions.is_empty() {
+        return Err(CliError::Usage(format!(
+            "topic {} has no partitions yet",
+            args.topic
+        )));
+    }
     let mut lines = read_lines(&args)?;
     let mut sent = 0u64;
     let mut next_partition = 0usize;
