@@ -234,7 +234,7 @@ fn bad_settings_and_a_busy_directory_fail_with_one_clear_line() {
 }
 
 #[test]
-fn every_subcommand_has_help_with_an_example() {
+fn serve_help_lists_its_flags_and_examples() {
     let out = Command::new(binary())
         .args(["serve", "--help"])
         .output()
