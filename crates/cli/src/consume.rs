@@ -9,7 +9,7 @@ use pubsub_client::admin::{self, OffsetQuery};
 use pubsub_client::fetch::{self, Message, OFFSET_OUT_OF_RANGE};
 use pubsub_client::member::Membership;
 use pubsub_client::{Cluster, TopicInfo};
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::error::CliError;
 use crate::remote::{block_on, write_out, ConnArgs, CLIENT_ID};
@@ -66,6 +66,9 @@ pub fn run(args: ConsumeArgs) -> Result<(), CliError> {
     if args.offset.is_some_and(|o| o < 0) {
         return Err(CliError::Usage("--offset must be 0 or more".into()));
     }
+    if args.count == Some(0) {
+        return Err(CliError::Usage("--count must be at least 1".into()));
+    }
     block_on(consume(args))
 }
 
@@ -97,52 +100,108 @@ async fn consume(args: ConsumeArgs) -> Result<(), CliError> {
         (Some(g), Some(c)) => Some(Membership::join(c, g, &args.topic, CLIENT_ID).await?),
         _ => None,
     };
-    let mut positions =
+    let positions =
         start_positions(&args, &mut data, coord.as_mut(), member.as_ref(), &topic).await?;
-    // Nothing counts as committed yet: the first round commits every
-    // starting position, so a partition that was empty (started at its end)
-    // is not skipped by the group's next consumer.
-    let mut committed = BTreeMap::new();
-    let mut printed = 0u64;
-    let end = loop {
-        if let (Some(m), Some(c)) = (member.as_mut(), coord.as_mut()) {
+    let mut state = Progress {
+        topic,
+        positions,
+        // Nothing counts as committed yet: the first round commits every
+        // starting position, so a partition that was empty (started at its
+        // end) is not skipped by the group's next consumer.
+        committed: BTreeMap::new(),
+        printed: 0,
+    };
+    let signals = (&mut interrupt, &mut terminate);
+    let outcome = follow(
+        &args,
+        &mut data,
+        coord.as_mut(),
+        member.as_mut(),
+        &mut state,
+        signals,
+    )
+    .await;
+    // Whatever ended the loop, a member commits what it printed and leaves,
+    // so the others take its partitions at once; a second signal stops
+    // waiting for the coordinator.
+    if let (Some(m), Some(c)) = (member, coord.as_mut()) {
+        let finish = async {
+            if state.positions != state.committed {
+                m.commit(c, &state.positions).await?;
+            }
+            m.leave(c).await
+        };
+        let finished = tokio::select! {
+            r = finish => r.map_err(CliError::from),
+            _ = interrupt.recv() => Err(CliError::Usage("interrupted again: stopped without the final commit".into())),
+            _ = terminate.recv() => Err(CliError::Usage("terminated again: stopped without the final commit".into())),
+        };
+        match (&outcome, finished) {
+            (Ok(_), Err(e)) => return Err(e),
+            (Err(_), Err(e)) => eprintln!("warning: {e}"),
+            _ => {}
+        }
+    }
+    if let End::Signal = outcome? {
+        eprintln!("stopped after {} messages", state.printed);
+    }
+    Ok(())
+}
+
+/// Where a consumer is.
+struct Progress {
+    /// The topic as last seen (refreshed after each rebalance).
+    topic: TopicInfo,
+    /// Partition -> next offset to print.
+    positions: BTreeMap<i32, i64>,
+    /// Partition -> offset last committed.
+    committed: BTreeMap<i32, i64>,
+    /// Messages printed.
+    printed: u64,
+}
+
+/// Fetches and prints until done or signalled, following rebalances and
+/// committing after every round with progress.
+async fn follow(
+    args: &ConsumeArgs,
+    data: &mut Cluster,
+    mut coord: Option<&mut Cluster>,
+    mut member: Option<&mut Membership>,
+    state: &mut Progress,
+    (interrupt, terminate): (&mut Signal, &mut Signal),
+) -> Result<End, CliError> {
+    loop {
+        if let (Some(m), Some(c)) = (member.as_deref_mut(), coord.as_deref_mut()) {
             if m.needs_rejoin() {
-                // Commit what was printed, then take the new assignment.
-                if let Err(e) = m.commit(c, &positions).await {
+                // Commit what was printed, then take the new assignment (of
+                // a topic that may have grown).
+                if let Err(e) = m.commit(c, &state.positions).await {
                     eprintln!("warning: commit before rebalance failed: {e}");
                 }
                 m.rejoin(c).await?;
-                positions = start_positions(&args, &mut data, Some(c), Some(m), &topic).await?;
-                committed = BTreeMap::new();
+                state.topic = data.topic(&args.topic).await?;
+                state.positions =
+                    start_positions(args, data, Some(c), Some(m), &state.topic).await?;
+                state.committed = BTreeMap::new();
             }
         }
         let round = tokio::select! {
-            r = fetch_round(&mut data, &topic, &mut positions, &args, &mut printed) => r?,
-            _ = interrupt.recv() => break End::Signal,
-            _ = terminate.recv() => break End::Signal,
+            r = fetch_round(data, &state.topic, &mut state.positions, args, &mut state.printed) => r?,
+            _ = interrupt.recv() => return Ok(End::Signal),
+            _ = terminate.recv() => return Ok(End::Signal),
         };
-        if let (Some(m), Some(c)) = (member.as_ref(), coord.as_mut()) {
-            if positions != committed {
-                match m.commit(c, &positions).await {
-                    Ok(()) => committed = positions.clone(),
+        if let (Some(m), Some(c)) = (member.as_deref(), coord.as_deref_mut()) {
+            if state.positions != state.committed {
+                match m.commit(c, &state.positions).await {
+                    Ok(()) => state.committed = state.positions.clone(),
                     Err(e) => eprintln!("warning: commit failed (will retry): {e}"),
                 }
             }
         }
         if round {
-            break End::Done;
+            return Ok(End::Done);
         }
-    };
-    if let (Some(m), Some(c)) = (member, coord.as_mut()) {
-        if positions != committed {
-            m.commit(c, &positions).await?;
-        }
-        m.leave(c).await?;
     }
-    if let End::Signal = end {
-        eprintln!("stopped after {printed} messages");
-    }
-    Ok(())
 }
 
 /// Where each partition starts: the group's committed offset if any, else
@@ -251,26 +310,27 @@ async fn fetch_round(
             }
             let mut out = Vec::new();
             let mut last = None;
+            let mut taken = 0u64;
             for m in &a.messages {
-                if args.count.is_some_and(|c| *printed >= c) {
+                if args.count.is_some_and(|c| *printed + taken >= c) {
                     break;
                 }
                 render(&mut out, m, args.format);
-                *printed += 1;
+                taken += 1;
                 last = Some(m.offset);
             }
-            match last {
-                Some(o) if args.count.is_some_and(|c| *printed >= c) => {
-                    positions.insert(a.partition, o + 1);
-                }
-                _ => {
-                    positions.insert(a.partition, a.next_offset.max(last.map_or(0, |o| o + 1)));
-                }
-            }
+            // Only what reached stdout counts as consumed (and is committed).
             if !out.is_empty() && !write_out(&out)? {
                 return Ok(true);
             }
-            if args.count.is_some_and(|c| *printed >= c) {
+            *printed += taken;
+            let done = args.count.is_some_and(|c| *printed >= c);
+            let next = match last {
+                Some(o) if done => o + 1,
+                _ => a.next_offset.max(last.map_or(0, |o| o + 1)),
+            };
+            positions.insert(a.partition, next);
+            if done {
                 return Ok(true);
             }
         }

@@ -157,26 +157,13 @@ async fn describe(name: &str, conn: &ConnArgs) -> Result<(), CliError> {
     let configs = admin::describe_topic_configs(cluster.bootstrap()?, name).await?;
     let cell = |v: Option<&i64>| v.map_or("-".to_string(), i64::to_string);
     let mut out = format!("TOPIC {name}  PARTITIONS {}\n\n", partitions.len());
-    let mut table = Table::new(&[
-        "PARTITION",
-        "LEADER",
-        "EARLIEST",
-        "LATEST",
-        "MESSAGES",
-        "SIZE",
-    ]);
+    let mut table = Table::new(&["PARTITION", "LEADER", "EARLIEST", "LATEST", "SIZE"]);
     for &(p, leader) in &info.partitions {
-        let (e, l) = (earliest.get(&p), latest.get(&p));
-        let messages = match (e, l) {
-            (Some(e), Some(l)) => (l - e).to_string(),
-            _ => "-".into(),
-        };
         table.row(vec![
             p.to_string(),
             leader.to_string(),
-            cell(e),
-            cell(l),
-            messages,
+            cell(earliest.get(&p)),
+            cell(latest.get(&p)),
             cell(sizes.get(&p)),
         ]);
     }

@@ -13,9 +13,6 @@ use crate::admin;
 use crate::connection::Connection;
 use crate::error::{check, ClientError, Result};
 
-/// UNKNOWN_TOPIC_OR_PARTITION.
-const UNKNOWN_TOPIC: i16 = 3;
-
 /// A topic's partitions and their leaders.
 #[derive(Debug, Clone)]
 pub struct TopicInfo {
@@ -49,6 +46,8 @@ pub struct Cluster {
     conns: HashMap<String, Connection>,
     /// Broker id -> address, from the last metadata.
     brokers: HashMap<i32, String>,
+    /// Group -> its coordinator's address, once found.
+    coordinators: HashMap<String, String>,
 }
 
 impl Cluster {
@@ -62,12 +61,8 @@ impl Cluster {
             client_id: client_id.to_string(),
             conns,
             brokers: HashMap::new(),
+            coordinators: HashMap::new(),
         })
-    }
-
-    /// The bootstrap address.
-    pub fn bootstrap_addr(&self) -> &str {
-        &self.bootstrap
     }
 
     /// The bootstrap connection (admin requests any broker answers).
@@ -121,7 +116,7 @@ impl Cluster {
             .into_iter()
             .next()
             .ok_or_else(|| ClientError::Other(format!("no metadata for topic {name}")))?;
-        if t.error_code == UNKNOWN_TOPIC {
+        if t.error_code == crate::admin::UNKNOWN_TOPIC_OR_PARTITION {
             return Err(ClientError::UnknownTopic(name.to_string()));
         }
         check(t.error_code, || format!("metadata of topic {name}"), None)?;
@@ -143,8 +138,22 @@ impl Cluster {
         self.at(&addr).await
     }
 
-    /// The address of `group`'s coordinator (FindCoordinator).
+    /// Forgets where `group`'s coordinator is (after an error from it), so
+    /// the next call asks FindCoordinator again.
+    pub fn forget_coordinator(&mut self, group: &str) {
+        if let Some(addr) = self.coordinators.remove(group) {
+            if addr != self.bootstrap {
+                self.conns.remove(&addr);
+            }
+        }
+    }
+
+    /// The address of `group`'s coordinator (FindCoordinator, then
+    /// remembered until `forget_coordinator`).
     pub async fn coordinator_addr(&mut self, group: &str) -> Result<String> {
+        if let Some(addr) = self.coordinators.get(group) {
+            return Ok(addr.clone());
+        }
         let conn = self.bootstrap()?;
         let v = conn.versions().pick::<FindCoordinatorRequest>(0..=3)?;
         let mut req =
@@ -158,6 +167,8 @@ impl Cluster {
             || format!("finding the coordinator of group {group}"),
             resp.error_message.as_deref(),
         )?;
-        Ok(format!("{}:{}", resp.host.as_str(), resp.port))
+        let addr = format!("{}:{}", resp.host.as_str(), resp.port);
+        self.coordinators.insert(group.to_string(), addr.clone());
+        Ok(addr)
     }
 }

@@ -21,6 +21,9 @@ use crate::error::{ClientError, Result};
 const MAX_RESPONSE: usize = 512 << 20;
 /// How long a connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `call` waits for an answer (Kafka clients' `request.timeout.ms`
+/// is 30 s; admin requests carry a 30 s broker-side timeout of their own).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// Version ranges the broker advertised, by API key.
 #[derive(Debug, Default)]
@@ -52,6 +55,8 @@ pub struct Connection {
     sender: Sender,
     receiver: Receiver,
     versions: Versions,
+    /// A call timed out: the stream may still deliver its answer.
+    timed_out: bool,
 }
 
 /// The sending half: encodes requests with fresh correlation ids.
@@ -93,6 +98,7 @@ impl Connection {
                 read: BufReader::with_capacity(256 << 10, read),
             },
             versions: Versions::default(),
+            timed_out: false,
         };
         conn.versions = conn.api_versions().await?;
         Ok(conn)
@@ -125,10 +131,25 @@ impl Connection {
         &self.versions
     }
 
-    /// Sends a request and reads its answer.
+    /// Sends a request and reads its answer, giving up after
+    /// [`REQUEST_TIMEOUT`]; after a timeout the connection is unusable (a
+    /// late answer would be taken for the next one), so it is closed.
     pub async fn call<R: Request>(&mut self, version: i16, req: &R) -> Result<R::Response> {
-        let id = self.sender.send(version, req).await?;
-        self.receiver.receive::<R>(id, version).await
+        if self.timed_out {
+            return Err(ClientError::TimedOut(REQUEST_TIMEOUT));
+        }
+        let exchange = async {
+            let id = self.sender.send(version, req).await?;
+            self.receiver.receive::<R>(id, version).await
+        };
+        match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
+            Ok(answer) => answer,
+            Err(_) => {
+                self.timed_out = true;
+                let _ = self.sender.write.shutdown().await;
+                Err(ClientError::TimedOut(REQUEST_TIMEOUT))
+            }
+        }
     }
 
     /// Sends a request that gets no answer (Produce with acks=0).

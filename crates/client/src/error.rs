@@ -11,6 +11,9 @@ pub enum ClientError {
         /// Why.
         source: std::io::Error,
     },
+    /// The broker did not answer in time.
+    #[error("the broker did not answer within {0:?}")]
+    TimedOut(std::time::Duration),
     /// The connection broke or the broker closed it.
     #[error("connection to the broker lost: {0}")]
     Io(#[from] std::io::Error),

@@ -34,6 +34,9 @@ const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 const MEMBER_ID_REQUIRED: i16 = 79;
 const UNKNOWN_MEMBER_ID: i16 = 25;
 const REBALANCE_IN_PROGRESS: i16 = 27;
+const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+const NOT_COORDINATOR: i16 = 16;
 
 fn sb(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
@@ -79,16 +82,6 @@ impl Membership {
         &self.assignment
     }
 
-    /// The generation joined.
-    pub fn generation(&self) -> i32 {
-        self.generation
-    }
-
-    /// The coordinator's id for this member.
-    pub fn member_id(&self) -> &str {
-        &self.member_id
-    }
-
     /// A rebalance started (or the membership was lost): call `rejoin`.
     pub fn needs_rejoin(&self) -> bool {
         self.rejoin.load(Ordering::Relaxed)
@@ -111,6 +104,11 @@ impl Membership {
                 }
                 UNKNOWN_MEMBER_ID => {
                     self.member_id.clear();
+                    continue;
+                }
+                COORDINATOR_LOAD_IN_PROGRESS | COORDINATOR_NOT_AVAILABLE | NOT_COORDINATOR => {
+                    cluster.forget_coordinator(&self.group);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
                 }
                 code => check(code, || format!("joining group {}", self.group), None)?,
@@ -163,7 +161,7 @@ impl Membership {
     /// Commits `offsets` (partition -> next offset to read) as this member.
     pub async fn commit(&self, cluster: &mut Cluster, offsets: &BTreeMap<i32, i64>) -> Result<()> {
         let conn = cluster.coordinator(&self.group).await?;
-        groups::commit_offsets(
+        let done = groups::commit_offsets(
             conn,
             &self.group,
             self.generation,
@@ -171,7 +169,12 @@ impl Membership {
             &self.topic,
             offsets,
         )
-        .await
+        .await;
+        if done.is_err() {
+            // NOT_COORDINATOR, a broken connection...: look it up again.
+            cluster.forget_coordinator(&self.group);
+        }
+        done
     }
 
     /// Leaves the group, so the others take over at once.

@@ -111,31 +111,43 @@ pub async fn consume(run: ConsumeRun) -> Result<Report, CliError> {
     let partitions = topic.indexes();
     let start_at =
         admin::list_offsets(&mut cluster, &topic, &partitions, OffsetQuery::Earliest).await?;
-    let target = match (run.messages, run.duration) {
-        (Some(n), _) => n,
-        (None, Some(_)) => u64::MAX,
+    // Without a count or a duration: what the topic holds now, i.e. every
+    // partition read up to its current end (offsets, not a message count:
+    // compaction and transaction markers leave gaps).
+    let until = match (run.messages, run.duration) {
         (None, None) => {
-            let ends =
-                admin::list_offsets(&mut cluster, &topic, &partitions, OffsetQuery::Latest).await?;
-            ends.iter()
-                .map(|(p, e)| u64::try_from(e - start_at.get(p).copied().unwrap_or(0)).unwrap_or(0))
-                .sum()
+            Some(admin::list_offsets(&mut cluster, &topic, &partitions, OffsetQuery::Latest).await?)
         }
+        _ => None,
     };
-    if target == 0 {
+    let span: u64 = until
+        .iter()
+        .flatten()
+        .map(|(p, e)| u64::try_from(e - start_at.get(p).copied().unwrap_or(0)).unwrap_or(0))
+        .sum();
+    if until.is_some() && span == 0 {
         return Err(CliError::Usage(format!(
             "topic {} is empty: fill it first, e.g. pubsub bench produce --topic {}",
             run.topic, run.topic
         )));
     }
+    let target = run.messages.unwrap_or(u64::MAX);
     let goal = Arc::new(Goal::new(target, run.duration.map(|d| Instant::now() + d)));
-    let bar = super::progress_bar(run.progress, (target != u64::MAX).then_some(target));
+    let total = if until.is_some() {
+        Some(span)
+    } else {
+        run.messages
+    };
+    let bar = super::progress_bar(run.progress, total);
     let start = Instant::now();
     let report = run_consumers(
         &run.bootstrap,
         &topic,
         run.consumers,
-        Start::Earliest(start_at),
+        Start::Earliest {
+            from: start_at,
+            until,
+        },
         (run.fetch_max_bytes, run.partition_max_bytes),
         None,
         goal.clone(),
@@ -155,8 +167,13 @@ pub async fn consume(run: ConsumeRun) -> Result<Report, CliError> {
 /// Where consumers start.
 #[derive(Debug, Clone)]
 pub(super) enum Start {
-    /// These offsets.
-    Earliest(BTreeMap<i32, i64>),
+    /// These offsets, and stop once every partition reaches `until`.
+    Earliest {
+        /// Partition -> first offset.
+        from: BTreeMap<i32, i64>,
+        /// Partition -> offset to stop at, if any.
+        until: Option<BTreeMap<i32, i64>>,
+    },
     /// Each partition's end when the consumer starts.
     Latest,
 }
@@ -237,10 +254,10 @@ impl Consumer {
     async fn run(mut self) -> Result<Report, ClientError> {
         let mut cluster = Cluster::connect(&self.bootstrap, "pubsub-bench").await?;
         let mut positions: BTreeMap<i32, i64> = match &self.start {
-            Start::Earliest(at) => self
+            Start::Earliest { from, .. } => self
                 .partitions
                 .iter()
-                .map(|p| (*p, at.get(p).copied().unwrap_or(0)))
+                .map(|p| (*p, from.get(p).copied().unwrap_or(0)))
                 .collect(),
             Start::Latest if self.partitions.is_empty() => BTreeMap::new(),
             Start::Latest => {
@@ -285,7 +302,7 @@ impl Consumer {
                 let at = from.get(&a.partition).copied().unwrap_or(0);
                 positions.insert(a.partition, fetch::next_offset(at, &a.records));
             }
-            if !self.goal.reached() {
+            if !self.goal.reached() && !self.caught_up(&positions) {
                 pending = Some((tx.send(v, &request(&positions)).await?, Instant::now()));
             }
             if self.stamp_epoch.is_none() {
@@ -300,6 +317,18 @@ impl Consumer {
             }
         }
         Ok(self.report)
+    }
+
+    /// Every partition of this consumer reached where the run stops.
+    fn caught_up(&self, positions: &BTreeMap<i32, i64>) -> bool {
+        match &self.start {
+            Start::Earliest {
+                until: Some(until), ..
+            } => positions
+                .iter()
+                .all(|(p, o)| *o >= until.get(p).copied().unwrap_or(0)),
+            _ => false,
+        }
     }
 
     /// Counts the records at or after `from`.

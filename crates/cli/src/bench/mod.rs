@@ -1,5 +1,5 @@
 //! `pubsub bench produce|consume|e2e`: a load generator for any
-//! Kafka-protocol broker (one node: every request goes to the bootstrap
+//! single-node Kafka-protocol broker (every request goes to the bootstrap
 //! broker). Each run prints throughput (msg/s, MB/s of values) and latency
 //! percentiles from an HdrHistogram, as text or JSON, with a progress bar
 //! on a terminal.
@@ -24,7 +24,7 @@ pub enum BenchCommand {
     /// Produce messages as fast as allowed (or at --rate) and report
     /// throughput and latency percentiles.
     #[command(
-        after_help = "Examples:\n  pubsub bench produce --messages 2000000 --size 1024 --batch 200 --acks 1\n  pubsub bench produce --rate 250000 --acks all --partitions 8 --json\n  pubsub bench produce --duration 30s --producers 4 --bootstrap 10.0.0.5:9092\n\nLatency is per message, from when its batch was due (with --rate) or sent, to the\nbroker's answer."
+        after_help = "Examples:\n  pubsub bench produce --messages 2000000 --size 1024 --batch 200 --acks 1\n  pubsub bench produce --rate 250000 --acks all --partitions 8 --json\n  pubsub bench produce --duration 30s --producers 4 --bootstrap 10.0.0.5:9092\n\nLatency is per message, from when its batch was due (with --rate) or sent, to the\nbroker's answer. Every bench sends all requests to the bootstrap broker (single-node\nclusters)."
     )]
     Produce(ProduceArgs),
     /// Read a topic from its start as fast as possible and report

@@ -13,9 +13,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ProduceRequest, TopicName};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::ProduceRequest;
 use pubsub_client::{admin, ClientError, Connection};
 use pubsub_records::{BatchBuilder, NewRecord};
 use tokio::sync::{mpsc, Semaphore};
@@ -194,7 +192,9 @@ async fn producer(
     bar: indicatif::ProgressBar,
 ) -> Result<Report, ClientError> {
     let conn = Connection::connect(&run.bootstrap, "pubsub-bench").await?;
-    let version = conn.versions().pick::<ProduceRequest>(3..=9)?;
+    let version = conn
+        .versions()
+        .pick::<ProduceRequest>(pubsub_client::produce::VERSIONS)?;
     let (mut sender, receiver) = conn.into_split();
     let window = Arc::new(Semaphore::new(run.in_flight));
     let (tx, rx) = mpsc::unbounded_channel::<InFlight>();
@@ -219,7 +219,6 @@ async fn producer(
         )
     });
     let deadline = run.duration.map(|d| start + d);
-    let topic = TopicName(StrBytes::from_string(run.topic.clone()));
     let mut sent = 0u64;
     let mut unanswered = 0u64;
     for k in 0u64.. {
@@ -249,18 +248,17 @@ async fn producer(
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
         let mut b = BatchBuilder::new();
-        let mut stamped = Vec::new();
+        // End to end: one value per batch, stamped with when it was due.
+        let stamped = run.stamp_epoch.map(|epoch| {
+            let nanos =
+                u64::try_from(due.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX);
+            let mut v = noise[..run.size].to_vec();
+            v[..8].copy_from_slice(&nanos.to_le_bytes());
+            v
+        });
         for i in 0..count {
             let at = ((k * 31 + i * 7) % 4096) as usize;
-            let mut value = &noise[at..at + run.size];
-            if let Some(epoch) = run.stamp_epoch {
-                let nanos = u64::try_from(due.saturating_duration_since(epoch).as_nanos())
-                    .unwrap_or(u64::MAX);
-                stamped.clear();
-                stamped.extend_from_slice(value);
-                stamped[..8].copy_from_slice(&nanos.to_le_bytes());
-                value = &stamped;
-            }
+            let value = stamped.as_deref().unwrap_or(&noise[at..at + run.size]);
             b.push(&NewRecord {
                 timestamp: now_ms,
                 key: None,
@@ -272,14 +270,7 @@ async fn producer(
         let records = b
             .build()
             .map_err(|e| ClientError::Other(format!("building a batch: {e}")))?;
-        let req = ProduceRequest::default()
-            .with_acks(run.acks)
-            .with_timeout_ms(30_000)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(topic.clone())
-                .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(partition)
-                    .with_records(Some(records.into()))])]);
+        let req = pubsub_client::produce::request(&run.topic, partition, run.acks, records.into());
         let id = sender.send(version, &req).await?;
         sent += count;
         if run.acks == 0 {

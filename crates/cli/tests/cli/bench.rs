@@ -323,3 +323,79 @@ async fn bench_consume_and_e2e_count_what_was_stored() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--size must be at least 8"));
     daemon.stop();
 }
+
+#[test]
+fn bench_consume_of_a_compacted_topic_stops_at_its_end() {
+    // Compaction leaves fewer records than offsets: the run must end where
+    // the partition ends, not wait for a message count that never comes.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = Daemon::start_with(
+        &dir.path().join("data"),
+        crate::daemon::Options {
+            env: vec![("PUBSUB_STORAGE_COMPACTION_INTERVAL".into(), "100ms".into())],
+            ..Default::default()
+        },
+    );
+    let addr = daemon.addr.to_string();
+    let pubsub = |args: &[&str], stdin: &str| {
+        use std::io::Write;
+        let mut child = Command::new(binary())
+            .args(args)
+            .args(["--bootstrap", &addr])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut input = child.stdin.take().expect("stdin");
+        input.write_all(stdin.as_bytes()).expect("stdin");
+        drop(input);
+        let start = std::time::Instant::now();
+        while child.try_wait().expect("try_wait").is_none() {
+            if start.elapsed() > std::time::Duration::from_secs(60) {
+                let _ = child.kill();
+                panic!("pubsub {args:?} still running after 60 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().expect("output");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    pubsub(
+        &[
+            "topic",
+            "create",
+            "c",
+            "--config",
+            "cleanup.policy=compact",
+            "--config",
+            "segment.bytes=200",
+        ],
+        "",
+    );
+    for _ in 0..10 {
+        pubsub(&["produce", "c", "-K", ":"], "a:1\nb:2\nc:3\n");
+    }
+    // Until the cleaner has dropped some of the 30 records.
+    let start = std::time::Instant::now();
+    let kept = loop {
+        let all = pubsub(&["bench", "consume", "--topic", "c", "--json"], "");
+        let report: serde_json::Value = serde_json::from_str(&all).expect("json");
+        let n = report["messages"].as_u64().expect("messages");
+        if n < 30 {
+            break n;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "never compacted"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert!(kept >= 3, "the latest value of each key stays: {kept}");
+    daemon.stop();
+}
