@@ -236,24 +236,17 @@ async fn start_positions(
     if rest.is_empty() {
         return Ok(out);
     }
-    let earliest = admin::list_offsets(data, topic, &rest, OffsetQuery::Earliest).await?;
-    let latest = admin::list_offsets(data, topic, &rest, OffsetQuery::Latest).await?;
-    let chosen = match (args.from_beginning, args.offset, args.from_time) {
-        (true, _, _) => earliest.clone(),
-        (_, Some(o), _) => rest.iter().map(|&p| (p, o)).collect(),
-        (_, _, Some(ts)) => admin::list_offsets(data, topic, &rest, OffsetQuery::Time(ts)).await?,
-        _ => latest.clone(),
+    let query = match (args.from_beginning, args.from_time) {
+        (true, _) => OffsetQuery::Earliest,
+        (_, Some(ts)) => OffsetQuery::Time(ts),
+        _ => OffsetQuery::Latest,
     };
-    for (p, o) in chosen {
-        let (lo, hi) = (
-            earliest.get(&p).copied().unwrap_or(0),
-            latest.get(&p).copied().unwrap_or(0),
-        );
-        let clamped = o.clamp(lo, hi.max(lo));
-        if clamped != o {
-            eprintln!("warning: partition {p} holds offsets {lo}..{hi}; starting at {clamped} instead of {o}");
+    for (p, (wanted, start)) in admin::start_offsets(data, topic, &rest, query, args.offset).await?
+    {
+        if start != wanted {
+            eprintln!("warning: partition {p} has no offset {wanted}; starting at {start}");
         }
-        out.insert(p, clamped);
+        out.insert(p, start);
     }
     Ok(out)
 }

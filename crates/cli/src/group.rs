@@ -245,21 +245,16 @@ async fn reset(
         }
         only.to_vec()
     };
-    let earliest =
-        admin::list_offsets(&mut cluster, &info, &partitions, OffsetQuery::Earliest).await?;
-    let latest = admin::list_offsets(&mut cluster, &info, &partitions, OffsetQuery::Latest).await?;
-    let wanted: BTreeMap<i32, i64> = match target {
-        Target::Query(q) => admin::list_offsets(&mut cluster, &info, &partitions, q).await?,
-        Target::Offset(o) => partitions.iter().map(|&p| (p, o)).collect(),
+    let (query, offset) = match target {
+        Target::Query(q) => (q, None),
+        Target::Offset(o) => (OffsetQuery::Latest, Some(o)),
     };
-    let new: BTreeMap<i32, i64> = wanted
-        .into_iter()
-        .map(|(p, o)| {
-            let lo = earliest.get(&p).copied().unwrap_or(0);
-            let hi = latest.get(&p).copied().unwrap_or(lo).max(lo);
-            (p, o.clamp(lo, hi))
-        })
-        .collect();
+    let new: BTreeMap<i32, i64> =
+        admin::start_offsets(&mut cluster, &info, &partitions, query, offset)
+            .await?
+            .into_iter()
+            .map(|(p, (_, start))| (p, start))
+            .collect();
     let mut table = Table::new(&["TOPIC", "PARTITION", "CURRENT-OFFSET", "NEW-OFFSET"]);
     for (&p, &o) in &new {
         table.row(vec![

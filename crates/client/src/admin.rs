@@ -44,17 +44,24 @@ pub async fn metadata(conn: &mut Connection, topics: Option<&[&str]>) -> Result<
     conn.call(v, &req).await
 }
 
-/// The partition count of `topic`, or `None` if it does not exist.
-pub async fn partition_count(conn: &mut Connection, topic: &str) -> Result<Option<usize>> {
-    let m = metadata(conn, Some(&[topic])).await?;
-    let t = m
-        .topics
-        .first()
-        .ok_or_else(|| ClientError::Other(format!("no metadata for topic {topic}")))?;
-    match t.error_code {
-        0 => Ok(Some(t.partitions.len())),
-        3 => Ok(None),
-        code => check(code, || format!("metadata of topic {topic}"), None).map(|_| None),
+/// `topic`'s partitions, after creating it with `partitions` (-1: the
+/// broker's default) if it does not exist; a concurrent creation is fine.
+pub async fn ensure_topic(
+    cluster: &mut Cluster,
+    topic: &str,
+    partitions: i32,
+) -> Result<TopicInfo> {
+    match cluster.topic(topic).await {
+        Err(ClientError::UnknownTopic(_)) => {}
+        known => return known,
+    }
+    match create_topic(cluster.bootstrap()?, topic, partitions, &[]).await {
+        Ok(())
+        | Err(ClientError::Kafka {
+            code: TOPIC_ALREADY_EXISTS,
+            ..
+        }) => cluster.topic(topic).await,
+        Err(e) => Err(e),
     }
 }
 
@@ -312,6 +319,32 @@ pub async fn list_offsets(
         }
     }
     Ok(out)
+}
+
+/// Where each of `partitions` would start for `query` or, with `offset`,
+/// at that offset: partition -> (wanted, start), `start` being `wanted`
+/// kept within the partition's earliest..=latest offsets.
+pub async fn start_offsets(
+    cluster: &mut Cluster,
+    topic: &TopicInfo,
+    partitions: &[i32],
+    query: OffsetQuery,
+    offset: Option<i64>,
+) -> Result<BTreeMap<i32, (i64, i64)>> {
+    let earliest = list_offsets(cluster, topic, partitions, OffsetQuery::Earliest).await?;
+    let latest = list_offsets(cluster, topic, partitions, OffsetQuery::Latest).await?;
+    let wanted = match offset {
+        Some(o) => partitions.iter().map(|&p| (p, o)).collect(),
+        None => list_offsets(cluster, topic, partitions, query).await?,
+    };
+    Ok(wanted
+        .into_iter()
+        .map(|(p, o)| {
+            let lo = earliest.get(&p).copied().unwrap_or(0);
+            let hi = latest.get(&p).copied().unwrap_or(lo).max(lo);
+            (p, (o, o.clamp(lo, hi)))
+        })
+        .collect())
 }
 
 /// Bytes on disk of each partition of `topic` (DescribeLogDirs on every

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pubsub_client::{admin, ClientError, Cluster};
+use pubsub_client::{admin, Cluster};
 use tokio::sync::Barrier;
 
 use super::consume::{run_consumers, Goal, Start};
@@ -34,21 +34,7 @@ pub async fn e2e(mut run: ProduceRun, consumers: usize) -> Result<Report, CliErr
         ));
     }
     let mut cluster = Cluster::connect(&run.bootstrap, "pubsub-bench").await?;
-    let topic = match cluster.topic(&run.topic).await {
-        Ok(t) => t,
-        Err(ClientError::UnknownTopic(_)) => {
-            match admin::create_topic(cluster.bootstrap()?, &run.topic, run.partitions, &[]).await {
-                Ok(())
-                | Err(ClientError::Kafka {
-                    code: admin::TOPIC_ALREADY_EXISTS,
-                    ..
-                }) => {}
-                Err(e) => return Err(e.into()),
-            }
-            cluster.topic(&run.topic).await?
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let topic = admin::ensure_topic(&mut cluster, &run.topic, run.partitions).await?;
     // The target is known once the producers are done.
     let goal = Arc::new(Goal::new(u64::MAX, None));
     let ready = Arc::new(Barrier::new(consumers + 1));

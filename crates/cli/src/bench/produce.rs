@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::ProduceRequest;
-use pubsub_client::{admin, ClientError, Connection};
+use pubsub_client::{admin, ClientError, Cluster, Connection};
 use pubsub_records::{BatchBuilder, NewRecord};
 use tokio::sync::{mpsc, Semaphore};
 
@@ -68,22 +68,10 @@ pub async fn produce(run: ProduceRun) -> Result<Report, CliError> {
             "--batch, --producers, --in-flight and --rate must be at least 1".into(),
         ));
     }
-    let mut conn = Connection::connect(&run.bootstrap, "pubsub-bench").await?;
-    let partitions = match admin::partition_count(&mut conn, &run.topic).await? {
-        Some(n) => n as i32,
-        None => {
-            match admin::create_topic(&mut conn, &run.topic, run.partitions, &[]).await {
-                Ok(())
-                | Err(ClientError::Kafka {
-                    code: admin::TOPIC_ALREADY_EXISTS,
-                    ..
-                }) => {}
-                Err(e) => return Err(e.into()),
-            }
-            run.partitions
-        }
-    };
-    drop(conn);
+    let mut cluster = Cluster::connect(&run.bootstrap, "pubsub-bench").await?;
+    let topic = admin::ensure_topic(&mut cluster, &run.topic, run.partitions).await?;
+    let partitions = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
+    drop(cluster);
 
     let bar = super::progress_bar(run.progress, run.duration.is_none().then_some(run.messages));
     let start = Instant::now();
