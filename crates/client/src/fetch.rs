@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
-use pubsub_records::{Batch, Batches};
+use pubsub_records::{Batches, Record, RecordsError};
 
 use crate::admin::name;
 use crate::connection::Connection;
@@ -179,44 +179,57 @@ pub async fn fetch(
 /// after the last whole batch. A partial batch at the end (cut by the size
 /// limit) is left for the next fetch.
 fn decode(partition: i32, from: i64, records: &Bytes) -> Result<(Vec<Message>, i64)> {
-    let bad = |e: pubsub_records::RecordsError| {
-        ClientError::Protocol(format!("a batch of partition {partition}: {e}"))
-    };
     let mut out = Vec::new();
+    let next = for_each_record(records, from, true, |r| {
+        out.push(Message {
+            partition,
+            offset: r.offset,
+            timestamp: r.timestamp,
+            key: r.key.map(<[u8]>::to_vec),
+            value: r.value.map(<[u8]>::to_vec),
+            headers: r
+                .headers()
+                .map(|h| {
+                    let key = String::from_utf8_lossy(h.key).into_owned();
+                    (key, h.value.map(<[u8]>::to_vec))
+                })
+                .collect(),
+        });
+    })?;
+    Ok((out, next))
+}
+
+/// Calls `f` with every record at or after `from` in fetched batches,
+/// skipping control batches and stopping at a partial last batch (cut by
+/// the size limit); checks each batch's CRC if `check_crc`. Returns the
+/// offset after the last whole batch: where the next fetch starts.
+pub fn for_each_record(
+    records: &[u8],
+    from: i64,
+    check_crc: bool,
+    mut f: impl FnMut(&Record<'_>),
+) -> Result<i64> {
+    let bad = |e: RecordsError| ClientError::Protocol(format!("a fetched batch: {e}"));
     let mut next = from;
     for batch in Batches::new(records) {
-        let batch: Batch<'_> = match batch {
+        let batch = match batch {
             Ok(b) => b,
-            // A partial last batch (cut by the size limit) ends the set.
-            Err(pubsub_records::RecordsError::Truncated { .. }) => break,
+            Err(RecordsError::Truncated { .. }) => break,
             Err(e) => return Err(bad(e)),
         };
-        batch.validate().map_err(bad)?;
+        if check_crc {
+            batch.validate().map_err(bad)?;
+        }
         next = next.max(batch.next_offset());
         if batch.is_control() {
             continue;
         }
-        let set = batch.records(MAX_DECOMPRESSED).map_err(bad)?;
-        for record in set.iter() {
+        for record in batch.records(MAX_DECOMPRESSED).map_err(bad)?.iter() {
             let r = record.map_err(bad)?;
-            if r.offset < from {
-                continue;
+            if r.offset >= from {
+                f(&r);
             }
-            out.push(Message {
-                partition,
-                offset: r.offset,
-                timestamp: r.timestamp,
-                key: r.key.map(<[u8]>::to_vec),
-                value: r.value.map(<[u8]>::to_vec),
-                headers: r
-                    .headers()
-                    .map(|h| {
-                        let key = String::from_utf8_lossy(h.key).into_owned();
-                        (key, h.value.map(<[u8]>::to_vec))
-                    })
-                    .collect(),
-            });
         }
     }
-    Ok((out, next))
+    Ok(next)
 }

@@ -15,7 +15,6 @@ use kafka_protocol::messages::FetchRequest;
 use pubsub_client::admin::{self, OffsetQuery};
 use pubsub_client::fetch;
 use pubsub_client::{ClientError, Cluster, Connection, TopicInfo};
-use pubsub_records::{Batches, RecordsError};
 use tokio::sync::Barrier;
 
 use super::report::Report;
@@ -23,8 +22,6 @@ use crate::error::CliError;
 
 /// How long a fetch waits for data.
 const MAX_WAIT_MS: i32 = 100;
-/// Largest decompressed record section accepted.
-const MAX_DECOMPRESSED: usize = 256 << 20;
 
 /// Settings of a consume run.
 #[derive(Debug, Clone)]
@@ -333,36 +330,21 @@ impl Consumer {
 
     /// Counts the records at or after `from`.
     fn count(&mut self, from: i64, records: &[u8], arrived: Instant) -> Result<(), ClientError> {
-        let bad = |e: RecordsError| ClientError::Protocol(format!("a fetched batch: {e}"));
         let (mut messages, mut bytes) = (0u64, 0u64);
-        for batch in Batches::new(records) {
-            let batch = match batch {
-                Ok(b) => b,
-                Err(RecordsError::Truncated { .. }) => break,
-                Err(e) => return Err(bad(e)),
-            };
-            if batch.is_control() {
-                continue;
+        let (epoch, latency) = (self.stamp_epoch, &mut self.report.latency);
+        // CRCs are not checked, as librdkafka's `check.crcs` defaults to off.
+        fetch::for_each_record(records, from, false, |r| {
+            let value = r.value.unwrap_or_default();
+            messages += 1;
+            bytes += value.len() as u64;
+            if let (Some(epoch), Some(stamp)) = (epoch, value.get(..8)) {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(stamp);
+                let due = epoch + Duration::from_nanos(u64::from_le_bytes(b));
+                let micros = arrived.saturating_duration_since(due).as_micros().max(1);
+                latency.saturating_record(u64::try_from(micros).unwrap_or(u64::MAX));
             }
-            for r in batch.records(MAX_DECOMPRESSED).map_err(bad)?.iter() {
-                let r = r.map_err(bad)?;
-                if r.offset < from {
-                    continue;
-                }
-                let value = r.value.unwrap_or_default();
-                messages += 1;
-                bytes += value.len() as u64;
-                if let (Some(epoch), Some(stamp)) = (self.stamp_epoch, value.get(..8)) {
-                    let mut b = [0u8; 8];
-                    b.copy_from_slice(stamp);
-                    let due = epoch + Duration::from_nanos(u64::from_le_bytes(b));
-                    let micros = arrived.saturating_duration_since(due).as_micros().max(1);
-                    self.report
-                        .latency
-                        .saturating_record(u64::try_from(micros).unwrap_or(u64::MAX));
-                }
-            }
-        }
+        })?;
         self.report.messages += messages;
         self.report.bytes += bytes;
         self.goal.read.fetch_add(messages, Ordering::Relaxed);
