@@ -502,17 +502,19 @@ fn wait_stable(d: &Daemon, group: &str, members: usize) -> Vec<Vec<String>> {
     }
 }
 
-/// Waits until every partition of `group` has LAG 0.
-fn wait_lag_zero(d: &Daemon, group: &str) {
+/// Waits until `group` has committed all of `partitions` partitions of
+/// `topic` up to their ends (LAG 0 on each); the group may not exist yet.
+fn wait_lag_zero(d: &Daemon, group: &str, topic: &str, partitions: usize) {
     let start = Instant::now();
     loop {
-        let table = rows(&ok(d, &["group", "describe", group], ""));
+        let out = run(d, &["group", "describe", group], "");
+        let table = rows(&String::from_utf8_lossy(&out.stdout));
         let lags: Vec<&String> = table
             .iter()
-            .filter(|r| r.first().map(String::as_str) == Some("orders"))
+            .filter(|r| r.first().map(String::as_str) == Some(topic))
             .map(|r| &r[4])
             .collect();
-        if lags.len() == 3 && lags.iter().all(|l| *l == "0") {
+        if lags.len() == partitions && lags.iter().all(|l| *l == "0") {
             return;
         }
         assert!(
@@ -584,7 +586,7 @@ fn groups_share_partitions_commit_and_show_lag() {
     // A follower reads the rest; a second one joining takes over some
     // partitions; new messages are read exactly once between them.
     let a = Follower::start(&d, "orders", "audit");
-    wait_lag_zero(&d, "audit");
+    wait_lag_zero(&d, "audit", "orders", 3);
     let b = Follower::start(&d, "orders", "audit");
     let table = wait_stable(&d, "audit", 2);
     let owners: std::collections::HashSet<&String> = (0..3)
@@ -599,7 +601,7 @@ fn groups_share_partitions_commit_and_show_lag() {
             &lines,
         );
     }
-    wait_lag_zero(&d, "audit");
+    wait_lag_zero(&d, "audit", "orders", 3);
     // A reset is refused while members are active.
     let err = fails(
         &d,
@@ -753,28 +755,8 @@ fn a_group_member_follows_its_topic_growing() {
     let d = Daemon::start(&dir.path().join("data"));
     ok(&d, &["topic", "create", "g1"], "");
     ok(&d, &["produce", "g1"], "a0\na1\n");
-    let lag_zero = |partitions: usize| {
-        let start = Instant::now();
-        loop {
-            let out = run(&d, &["group", "describe", "grp"], "");
-            let table = rows(&String::from_utf8_lossy(&out.stdout));
-            let lags: Vec<&String> = table
-                .iter()
-                .filter(|r| r.first().map(String::as_str) == Some("g1"))
-                .map(|r| &r[4])
-                .collect();
-            if lags.len() == partitions && lags.iter().all(|l| *l == "0") {
-                return;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "lag never 0: {table:?}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
     let a = Follower::start(&d, "g1", "grp");
-    lag_zero(1);
+    wait_lag_zero(&d, "grp", "g1", 1);
     // The topic grows to 3 partitions, then a second member joins: the
     // rebalance hands out partitions the first member has never seen.
     tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -800,7 +782,7 @@ fn a_group_member_follows_its_topic_growing() {
             &format!("p{p}\n"),
         );
     }
-    lag_zero(3);
+    wait_lag_zero(&d, "grp", "g1", 3);
     let (status_a, err_a, from_a) = a.interrupt();
     let (status_b, err_b, from_b) = b.interrupt();
     assert!(status_a.success(), "the first member failed: {err_a}");

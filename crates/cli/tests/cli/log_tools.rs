@@ -9,13 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use bytes::Bytes;
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{CreateTopicsRequest, ProduceRequest, TopicName};
 use pubsub_records::{Batch, BatchBuilder, Compression, Header, NewRecord};
 use serde_json::{json, Value};
 
-use crate::client::{s, Client};
+use crate::client::{create_topic, Client};
 use crate::daemon::{binary, Daemon, Options};
 
 const T0: i64 = 1_700_000_000_000;
@@ -100,43 +97,9 @@ fn build(codec: Compression, first: i64, records: &[Rec<'_>]) -> Vec<u8> {
     b.build().expect("build")
 }
 
-async fn create_topic(c: &mut Client, name: &str, configs: &[(&str, &str)]) {
-    let r = c
-        .call(
-            7,
-            &CreateTopicsRequest::default()
-                .with_timeout_ms(5000)
-                .with_topics(vec![CreatableTopic::default()
-                    .with_name(TopicName(s(name)))
-                    .with_num_partitions(1)
-                    .with_replication_factor(-1)
-                    .with_configs(
-                        configs
-                            .iter()
-                            .map(|(k, v)| {
-                                CreatableTopicConfig::default()
-                                    .with_name(s(k))
-                                    .with_value(Some(s(v)))
-                            })
-                            .collect(),
-                    )]),
-        )
-        .await;
-    assert_eq!(r.topics[0].error_code, 0, "create {name}");
-}
-
 /// Produces one batch to partition 0; returns its base offset.
 async fn produce(c: &mut Client, topic: &str, batch: &[u8]) -> i64 {
-    let req = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(s(topic)))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(Bytes::copy_from_slice(batch)))])]);
-    let r = c.call(9, &req).await;
-    let p = &r.responses[0].partition_responses[0];
+    let p = crate::client::produce(c, topic, 0, -1, Bytes::copy_from_slice(batch)).await;
     assert_eq!(p.error_code, 0, "produce to {topic}: {:?}", p.error_message);
     p.base_offset
 }
@@ -168,14 +131,15 @@ async fn produce_and_stop() -> Produced {
         },
     );
     let mut c = Client::connect(daemon.addr).await;
-    create_topic(&mut c, "orders", &[]).await;
+    create_topic(&mut c, "orders", 1, &[]).await;
     create_topic(
         &mut c,
         "bulk",
+        1,
         &[("segment.bytes", "2048"), ("index.interval.bytes", "256")],
     )
     .await;
-    create_topic(&mut c, "cut", &[]).await;
+    create_topic(&mut c, "cut", 1, &[]).await;
 
     let big = vec![b'x'; 600];
     let trace = [

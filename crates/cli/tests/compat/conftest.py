@@ -14,6 +14,8 @@ import time
 import uuid
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 
@@ -123,3 +125,64 @@ def wait_until(predicate, timeout=60.0, what="condition"):
             return result
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def create_topic(broker, name, partitions=1):
+    """Creates a topic with confluent-kafka's admin client."""
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])[name].result(timeout=30)
+
+
+def read_topic(broker, topic, partitions):
+    """Every record of the topic, read from offset 0 to each partition's
+    end: {(partition, offset): (key, value, headers)}. A record delivered
+    twice or an error other than end-of-partition fails the test."""
+    c = Consumer(
+        {
+            "bootstrap.servers": broker.bootstrap,
+            "group.id": unique("reader"),
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    out = {}
+    eof = set()
+    while len(eof) < partitions:
+        m = c.poll(10)
+        assert m is not None, "the broker stopped answering"
+        if m.error():
+            assert m.error().code() == -191, m.error()  # _PARTITION_EOF
+            eof.add(m.partition())
+            continue
+        eof.discard(m.partition())
+        key = (m.partition(), m.offset())
+        assert key not in out, f"record {key} delivered twice"
+        out[key] = (m.key(), m.value(), tuple(m.headers() or ()))
+    c.close()
+    return out
+
+
+def manual_consumer(broker, group):
+    """A confluent consumer of `group` that starts at the earliest offset
+    and commits only when told."""
+    return Consumer(
+        {
+            "bootstrap.servers": broker.bootstrap,
+            "group.id": group,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+
+
+def poll_messages(consumer, count, timeout=60.0):
+    """Up to `count` messages from a confluent consumer (errors skipped),
+    polling for at most `timeout` seconds."""
+    out = []
+    deadline = time.monotonic() + timeout
+    while len(out) < count and time.monotonic() < deadline:
+        m = consumer.poll(0.5)
+        if m is not None and m.error() is None:
+            out.append(m)
+    return out

@@ -1,14 +1,12 @@
 """Admin operations with confluent-kafka (librdkafka) and kafka-python."""
 
-import time
-
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic, ResourceType
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic as KpNewTopic
 from kafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
 
-from conftest import unique, wait_until
+from conftest import manual_consumer, poll_messages, unique, wait_until
 
 
 def test_confluent_admin_topics(broker):
@@ -73,22 +71,9 @@ def test_kafka_python_admin_topics_and_groups(broker):
         for i in range(5):
             p.produce(name, value=f"m{i}".encode(), partition=0)
         assert p.flush(30) == 0
-        c = Consumer(
-            {
-                "bootstrap.servers": broker.bootstrap,
-                "group.id": group,
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": False,
-            }
-        )
+        c = manual_consumer(broker, group)
         c.subscribe([name])
-        seen = 0
-        deadline = time.monotonic() + 60
-        while seen < 5 and time.monotonic() < deadline:
-            m = c.poll(0.5)
-            if m is not None and m.error() is None:
-                seen += 1
-        assert seen == 5
+        assert len(poll_messages(c, 5)) == 5
         c.commit(asynchronous=False)
         listed = admin.list_groups()
         assert {"group_id": group, "protocol_type": "consumer", "group_state": "Stable"} in listed

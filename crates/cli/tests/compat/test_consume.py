@@ -1,13 +1,10 @@
 """Replay: from the beginning, from an offset, and from a timestamp
 (offsets_for_times), with confluent-kafka and kafka-python."""
 
-import time
-
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaConsumer, TopicPartition as KpTopicPartition
 
-from conftest import unique
+from conftest import create_topic, poll_messages, unique
 
 BASE_TS = 1_700_000_000_000
 
@@ -15,8 +12,7 @@ BASE_TS = 1_700_000_000_000
 def prepare(broker, partitions=1, count=50):
     """`count` records per partition, record i stamped BASE_TS + 1000 * i."""
     topic = unique("replay")
-    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-    admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic].result(timeout=30)
+    create_topic(broker, topic, partitions)
     p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5})
     for part in range(partitions):
         for i in range(count):
@@ -26,13 +22,10 @@ def prepare(broker, partitions=1, count=50):
 
 
 def drain(consumer, expect):
-    out = []
-    deadline = time.monotonic() + 60
-    while len(out) < expect and time.monotonic() < deadline:
-        m = consumer.poll(0.5)
-        if m is not None and m.error() is None:
-            out.append((m.partition(), m.offset(), m.value().decode(), m.timestamp()[1]))
-    return out
+    return [
+        (m.partition(), m.offset(), m.value().decode(), m.timestamp()[1])
+        for m in poll_messages(consumer, expect)
+    ]
 
 
 def test_confluent_replay_from_beginning_offset_and_time(broker):

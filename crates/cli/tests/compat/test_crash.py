@@ -7,40 +7,21 @@ import threading
 import time
 
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
 
-from conftest import unique, wait_until
+from conftest import create_topic, manual_consumer, read_topic, unique, wait_until
 
 PARTITIONS = 4
 
 
 def create(broker, topic):
-    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-    admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)])[topic].result(timeout=30)
+    create_topic(broker, topic, PARTITIONS)
 
 
 def read_everything(broker, topic):
-    c = Consumer(
-        {
-            "bootstrap.servers": broker.bootstrap,
-            "group.id": unique("audit"),
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
-    )
-    c.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+    """{partition: [(offset, value), ...]}, in offset order."""
     out = {p: [] for p in range(PARTITIONS)}
-    eof = set()
-    while len(eof) < PARTITIONS:
-        m = c.poll(10)
-        assert m is not None, "the broker stopped answering"
-        if m.error():
-            assert m.error().code() == -191, m.error()  # _PARTITION_EOF
-            eof.add(m.partition())
-            continue
-        eof.discard(m.partition())
-        out[m.partition()].append((m.offset(), m.value().decode()))
-    c.close()
+    for (p, offset), (_, value, _) in sorted(read_topic(broker, topic, PARTITIONS).items()):
+        out[p].append((offset, value.decode()))
     return out
 
 
@@ -148,14 +129,7 @@ def test_group_resumes_at_committed_offsets_after_sigkill(broker):
         p.produce(topic, value=f"r{i}".encode(), partition=i % PARTITIONS)
     assert p.flush(30) == 0
 
-    c = Consumer(
-        {
-            "bootstrap.servers": broker.bootstrap,
-            "group.id": group,
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
+    c = manual_consumer(broker, group)
     c.subscribe([topic])
     consumed = 0
     deadline = time.monotonic() + 60

@@ -5,15 +5,11 @@ import threading
 import time
 
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition as KpTopicPartition
 
-from conftest import unique, wait_until
+from conftest import create_topic, manual_consumer, poll_messages, unique, wait_until
 
-
-def create(broker, name, partitions):
-    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-    admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])[name].result(timeout=30)
 
 
 def fill(broker, topic, partitions, per_partition):
@@ -90,7 +86,7 @@ def settled(members, partitions):
 def test_confluent_group_splits_and_rebalances(broker):
     topic = unique("split")
     group = unique("g")
-    create(broker, topic, 4)
+    create_topic(broker, topic, 4)
     fill(broker, topic, 4, 25)
 
     a = Member(broker, group, topic, "a")
@@ -129,25 +125,12 @@ def test_confluent_group_splits_and_rebalances(broker):
 def test_manual_commit_with_metadata_read_back_by_both_clients(broker):
     topic = unique("manual")
     group = unique("g")
-    create(broker, topic, 2)
+    create_topic(broker, topic, 2)
     fill(broker, topic, 2, 10)
 
-    c = Consumer(
-        {
-            "bootstrap.servers": broker.bootstrap,
-            "group.id": group,
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
+    c = manual_consumer(broker, group)
     c.subscribe([topic])
-    seen = 0
-    deadline = time.monotonic() + 60
-    while seen < 20 and time.monotonic() < deadline:
-        m = c.poll(0.5)
-        if m is not None and m.error() is None:
-            seen += 1
-    assert seen == 20
+    assert len(poll_messages(c, 20)) == 20
     tp0 = TopicPartition(topic, 0, 7, "checkpoint-7")
     c.commit(offsets=[tp0, TopicPartition(topic, 1, 10)], asynchronous=False)
     committed = c.committed([TopicPartition(topic, 0), TopicPartition(topic, 1)], timeout=30)
@@ -184,7 +167,7 @@ def test_manual_commit_with_metadata_read_back_by_both_clients(broker):
 def test_kafka_python_group_with_auto_commit(broker):
     topic = unique("kp-group")
     group = unique("g")
-    create(broker, topic, 4)
+    create_topic(broker, topic, 4)
     fill(broker, topic, 4, 5)
     received = set()
     owned = {}

@@ -5,43 +5,10 @@ offset must be the offset the record is read back at."""
 import itertools
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import Producer
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition as KpTopicPartition
 
-from conftest import unique
-
-
-def create(broker, name, partitions):
-    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-    admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])[name].result(timeout=30)
-
-
-def read_all(broker, topic, partitions):
-    """Every record of the topic: {(partition, offset): (key, value, headers)}."""
-    c = Consumer(
-        {
-            "bootstrap.servers": broker.bootstrap,
-            "group.id": unique("reader"),
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
-    )
-    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-    out = {}
-    eof = set()
-    while len(eof) < partitions:
-        m = c.poll(10)
-        assert m is not None, "the broker stopped answering"
-        if m.error():
-            assert m.error().code() == -191, m.error()  # _PARTITION_EOF
-            eof.add(m.partition())
-            continue
-        key = (m.partition(), m.offset())
-        assert key not in out, f"record {key} delivered twice"
-        out[key] = (m.key(), m.value(), tuple(m.headers() or ()))
-    c.close()
-    return out
+from conftest import create_topic, read_topic, unique
 
 
 CONFLUENT_CASES = [
@@ -60,7 +27,7 @@ CONFLUENT_CASES = [
 @pytest.mark.parametrize("acks,idempotence,compression", CONFLUENT_CASES)
 def test_confluent_producer(broker, acks, idempotence, compression):
     topic = unique(f"cf-{acks}-{int(idempotence)}-{compression}")
-    create(broker, topic, 3)
+    create_topic(broker, topic, 3)
     p = Producer(
         {
             "bootstrap.servers": broker.bootstrap,
@@ -89,7 +56,7 @@ def test_confluent_producer(broker, acks, idempotence, compression):
     assert p.flush(60) == 0
     assert len(reports) == 300
 
-    stored = read_all(broker, topic, 3)
+    stored = read_topic(broker, topic, 3)
     assert len(stored) == 300, "every message once"
     by_value = {v: (part_off, k, h) for part_off, (k, v, h) in stored.items()}
     for value, key in expected.items():
@@ -112,7 +79,7 @@ KP_CASES = list(itertools.product([0, 1, "all"], [False, True], [None, "gzip", "
 @pytest.mark.parametrize("acks,idempotence,compression", [c for c in KP_CASES if not (c[1] and c[0] != "all")])
 def test_kafka_python_producer(broker, acks, idempotence, compression):
     topic = unique("kp")
-    create(broker, topic, 2)
+    create_topic(broker, topic, 2)
     p = KafkaProducer(
         bootstrap_servers=broker.bootstrap,
         acks=acks,

@@ -1,10 +1,17 @@
 //! A minimal Kafka-protocol client for tests: encodes a request at a chosen
-//! version, sends it over a real socket and decodes the response.
+//! version, sends it over a real socket and decodes the response; plus the
+//! requests both the server and the daemon tests make (create a topic,
+//! produce a batch).
 
 #![allow(dead_code)]
 
-use bytes::{Buf, BufMut, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::produce_response::PartitionProduceResponse;
+use kafka_protocol::messages::{
+    ApiKey, CreateTopicsRequest, ProduceRequest, RequestHeader, ResponseHeader, TopicName,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -129,4 +136,63 @@ pub fn raw_request(api: i16, version: i16, body: &[u8]) -> Vec<u8> {
 /// A protocol string.
 pub fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
+}
+
+/// Produce v9 (flexible), the version librdkafka uses.
+pub const PRODUCE_V: i16 = 9;
+
+/// Creates a topic over the protocol.
+pub async fn create_topic(c: &mut Client, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+    let r = c
+        .call(
+            7,
+            &CreateTopicsRequest::default()
+                .with_timeout_ms(5000)
+                .with_topics(vec![CreatableTopic::default()
+                    .with_name(TopicName(s(name)))
+                    .with_num_partitions(partitions)
+                    .with_replication_factor(-1)
+                    .with_configs(
+                        configs
+                            .iter()
+                            .map(|(k, v)| {
+                                CreatableTopicConfig::default()
+                                    .with_name(s(k))
+                                    .with_value(Some(s(v)))
+                            })
+                            .collect(),
+                    )]),
+        )
+        .await;
+    assert_eq!(
+        r.topics[0].error_code, 0,
+        "create {name}: {:?}",
+        r.topics[0].error_message
+    );
+}
+
+/// A produce request for one partition.
+pub fn produce_request(topic: &str, partition: i32, acks: i16, records: Bytes) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(s(topic)))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(records))])])
+}
+
+/// Produces and returns the partition's answer.
+pub async fn produce(
+    c: &mut Client,
+    topic: &str,
+    partition: i32,
+    acks: i16,
+    records: Bytes,
+) -> PartitionProduceResponse {
+    let r = c
+        .call(PRODUCE_V, &produce_request(topic, partition, acks, records))
+        .await;
+    r.responses[0].partition_responses[0].clone()
 }

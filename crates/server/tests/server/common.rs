@@ -94,20 +94,16 @@ impl TestServer {
 }
 
 use bytes::Bytes;
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::produce_response::PartitionProduceResponse;
-use kafka_protocol::messages::{
-    BrokerId, CreateTopicsRequest, FetchRequest, ProduceRequest, TopicName,
-};
+use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
 use pubsub_records::{BatchBuilder, NewRecord};
 
-use crate::client::{s, Client};
+use crate::client::s;
 
-/// Produce v9 (flexible), Fetch v12, the versions librdkafka uses.
-pub const PRODUCE_V: i16 = 9;
+/// Fetch v12, the version librdkafka uses.
 pub const FETCH_V: i16 = 12;
+
+pub use crate::client::{create_topic, produce, produce_request, PRODUCE_V};
 
 /// A batch of `values` (key `k`, timestamps from 1_700_000_000_000).
 pub fn batch_of(values: &[&str]) -> BatchBuilder {
@@ -127,62 +123,6 @@ pub fn batch_of(values: &[&str]) -> BatchBuilder {
 /// Encodes a builder.
 pub fn bytes(b: BatchBuilder) -> Bytes {
     Bytes::from(b.build().expect("build"))
-}
-
-/// Creates a topic over the protocol.
-pub async fn create_topic(c: &mut Client, name: &str, partitions: i32, configs: &[(&str, &str)]) {
-    let r = c
-        .call(
-            7,
-            &CreateTopicsRequest::default()
-                .with_timeout_ms(5000)
-                .with_topics(vec![CreatableTopic::default()
-                    .with_name(TopicName(s(name)))
-                    .with_num_partitions(partitions)
-                    .with_replication_factor(-1)
-                    .with_configs(
-                        configs
-                            .iter()
-                            .map(|(k, v)| {
-                                CreatableTopicConfig::default()
-                                    .with_name(s(k))
-                                    .with_value(Some(s(v)))
-                            })
-                            .collect(),
-                    )]),
-        )
-        .await;
-    assert_eq!(
-        r.topics[0].error_code, 0,
-        "create {name}: {:?}",
-        r.topics[0].error_message
-    );
-}
-
-/// A produce request for one partition.
-pub fn produce_request(topic: &str, partition: i32, acks: i16, records: Bytes) -> ProduceRequest {
-    ProduceRequest::default()
-        .with_acks(acks)
-        .with_timeout_ms(5000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(s(topic)))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(partition)
-                .with_records(Some(records))])])
-}
-
-/// Produces and returns the partition's answer.
-pub async fn produce(
-    c: &mut Client,
-    topic: &str,
-    partition: i32,
-    acks: i16,
-    records: Bytes,
-) -> PartitionProduceResponse {
-    let r = c
-        .call(PRODUCE_V, &produce_request(topic, partition, acks, records))
-        .await;
-    r.responses[0].partition_responses[0].clone()
 }
 
 /// A fetch request for one partition.
