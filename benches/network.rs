@@ -174,10 +174,11 @@ fn main() {
                 acks_name(acks)
             );
             eprintln!("{name}");
-            rows.push(own_bench(
+            rows.push(own_load(
                 &a,
                 &server.addr,
                 &name,
+                "produce",
                 "own",
                 acks,
                 partitions,
@@ -192,10 +193,11 @@ fn main() {
             );
             eprintln!("{name}");
             let count = (rate * 4).min(a.messages);
-            rows.push(own_bench(
+            rows.push(own_load(
                 &a,
                 &server.addr,
                 &name,
+                "produce",
                 "paced",
                 acks,
                 partitions,
@@ -290,23 +292,6 @@ fn main() {
 fn settle() {
     let _ = Command::new("sync").status();
     std::thread::sleep(std::time::Duration::from_secs(5));
-}
-
-/// Runs `pubsub bench produce --json` and reads its report.
-#[allow(clippy::too_many_arguments)]
-fn own_bench(
-    a: &Args,
-    addr: &str,
-    name: &str,
-    topic: &str,
-    acks: i32,
-    partitions: u32,
-    messages: u64,
-    rate: Option<u64>,
-) -> Row {
-    own_load(
-        a, addr, name, "produce", topic, acks, partitions, messages, rate,
-    )
 }
 
 /// Runs `pubsub bench KIND --json` (`produce` or `e2e`) with the run's

@@ -44,12 +44,7 @@ pub fn check_partition(topic: &TopicInfo, partition: Option<i32>) -> Result<(), 
 }
 
 /// Runs a command's future on a fresh runtime.
-pub fn block_on<F: Future<Output = Result<(), CliError>>>(f: F) -> Result<(), CliError> {
-    block_on_value(f)
-}
-
-/// Runs a future that yields a value on a fresh runtime.
-pub fn block_on_value<T, F: Future<Output = Result<T, CliError>>>(f: F) -> Result<T, CliError> {
+pub fn block_on<T, F: Future<Output = Result<T, CliError>>>(f: F) -> Result<T, CliError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -40,8 +40,6 @@ pub struct Fetched {
     pub partition: i32,
     /// Kafka error code (0: none).
     pub error_code: i16,
-    /// The partition's high watermark.
-    pub high_watermark: i64,
     /// Messages at or after the requested offset, in order.
     pub messages: Vec<Message>,
     /// Where the next fetch should start.
@@ -55,8 +53,6 @@ pub struct RawFetched {
     pub partition: i32,
     /// Kafka error code (0: none).
     pub error_code: i16,
-    /// The partition's high watermark.
-    pub high_watermark: i64,
     /// Record batches as the broker sent them (the last may be partial).
     pub records: Bytes,
 }
@@ -114,7 +110,6 @@ pub fn raw_partitions(resp: FetchResponse, topic: &str) -> Result<Vec<RawFetched
         .map(|p| RawFetched {
             partition: p.partition_index,
             error_code: p.error_code,
-            high_watermark: p.high_watermark,
             records: p.records.unwrap_or_default(),
         })
         .collect())
@@ -167,7 +162,6 @@ pub async fn fetch(
         out.push(Fetched {
             partition: p.partition,
             error_code: p.error_code,
-            high_watermark: p.high_watermark,
             messages,
             next_offset: next,
         });
@@ -187,13 +181,7 @@ fn decode(partition: i32, from: i64, records: &Bytes) -> Result<(Vec<Message>, i
             timestamp: r.timestamp,
             key: r.key.map(<[u8]>::to_vec),
             value: r.value.map(<[u8]>::to_vec),
-            headers: r
-                .headers()
-                .map(|h| {
-                    let key = String::from_utf8_lossy(h.key).into_owned();
-                    (key, h.value.map(<[u8]>::to_vec))
-                })
-                .collect(),
+            headers: r.owned_headers(),
         });
     })?;
     Ok((out, next))

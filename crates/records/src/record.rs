@@ -120,6 +120,19 @@ impl<'a> Record<'a> {
         }
     }
 
+    /// The headers as owned pairs (keys made UTF-8, lossily), as consumers
+    /// hand them out.
+    pub fn owned_headers(&self) -> Vec<(String, Option<Vec<u8>>)> {
+        self.headers()
+            .map(|h| {
+                (
+                    String::from_utf8_lossy(h.key).into_owned(),
+                    h.value.map(<[u8]>::to_vec),
+                )
+            })
+            .collect()
+    }
+
     /// A null value: a tombstone.
     pub fn is_tombstone(&self) -> bool {
         self.value.is_none()

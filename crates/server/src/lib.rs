@@ -67,16 +67,7 @@ pub async fn run_with_metrics(
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off briefly.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
+            (stream, peer) = accept(&listener, "kafka") => {
                 metrics.connection_accepted();
                 let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
                     metrics.connection_refused();
@@ -119,5 +110,23 @@ pub async fn run_with_metrics(
             "grace period over: dropping connections"
         );
         connections.shutdown().await;
+    }
+}
+
+/// The next connection on `listener`. A failed accept (out of file
+/// descriptors and the like) is logged and retried after a short pause,
+/// so a listener never spins or stops on it.
+pub(crate) async fn accept(
+    listener: &TcpListener,
+    which: &'static str,
+) -> (tokio::net::TcpStream, std::net::SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(accepted) => return accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, listener = which, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
     }
 }

@@ -417,15 +417,7 @@ impl Consumer {
                         timestamp: r.timestamp,
                         key: r.key.map(<[u8]>::to_vec),
                         value: r.value.map(<[u8]>::to_vec),
-                        headers: r
-                            .headers()
-                            .map(|h| {
-                                (
-                                    String::from_utf8_lossy(h.key).into_owned(),
-                                    h.value.map(<[u8]>::to_vec),
-                                )
-                            })
-                            .collect(),
+                        headers: r.owned_headers(),
                     });
                 }
             }

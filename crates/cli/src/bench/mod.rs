@@ -155,7 +155,7 @@ impl LoadArgs {
 /// Runs a bench command and prints its report.
 pub fn run(cmd: BenchCommand) -> Result<(), CliError> {
     let terminal = std::io::stderr().is_terminal();
-    let (report, json) = crate::remote::block_on_value(async move {
+    let (report, json) = crate::remote::block_on(async move {
         Ok(match cmd {
             BenchCommand::Produce(a) => {
                 let run = a.load.run(a.producers, !a.json && terminal);

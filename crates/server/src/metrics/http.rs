@@ -43,15 +43,7 @@ pub async fn serve(
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "metrics: accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
+            (stream, peer) = crate::accept(&listener, "metrics") => {
                 let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
                     tracing::debug!(%peer, "metrics: too many connections: closing the new one");
                     continue;
