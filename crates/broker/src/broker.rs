@@ -10,10 +10,11 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, RwLock, Weak};
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use parking_lot::{Condvar, Mutex, RwLock};
 use pubsub_records::{BatchBuilder, NewRecord};
 use pubsub_storage::RecoveryReport;
 use tracing::{info, warn};
@@ -36,16 +37,6 @@ use crate::notify::{Notifier, Promise, Wakeup};
 use crate::partition::{Acks, AppendResult, Partition, PendingSync};
 use crate::partitioner::RoundRobin;
 use crate::topic::{Topic, TopicDescription};
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 /// Most partitions one topic may have.
 pub const MAX_PARTITIONS: u32 = 10_000;
@@ -132,7 +123,7 @@ impl Inner {
     }
 
     fn topic(&self, name: &str) -> Option<Arc<Topic>> {
-        read(&self.topics).get(name).cloned()
+        self.topics.read().get(name).cloned()
     }
 
     fn partition(&self, topic: &str, partition: i32) -> Result<Arc<Partition>> {
@@ -167,7 +158,9 @@ impl Inner {
         }
         let (p, report) = Partition::open(dir, pmeta, Arc::clone(config), self.config.flush)?;
         log_recovery(&meta.name, index, &report);
-        lock(&self.recovery).push((meta.name.clone(), index, report));
+        self.recovery
+            .lock()
+            .push((meta.name.clone(), index, report));
         Ok(Arc::new(p))
     }
 
@@ -191,7 +184,7 @@ impl Inner {
         configs: BTreeMap<String, String>,
         internal: bool,
     ) -> Result<Arc<Topic>> {
-        let _admin = lock(&self.admin);
+        let _admin = self.admin.lock();
         if self.closed.load(Ordering::Acquire) {
             return Err(BrokerError::Closed);
         }
@@ -208,7 +201,9 @@ impl Inner {
         metadata::write(&path, KIND_TOPIC, &meta)?;
         match self.open_topic(meta) {
             Ok(topic) => {
-                write(&self.topics).insert(name.to_string(), Arc::clone(&topic));
+                self.topics
+                    .write()
+                    .insert(name.to_string(), Arc::clone(&topic));
                 info!(topic = name, partitions = count, "created topic");
                 Ok(topic)
             }
@@ -267,7 +262,8 @@ impl Inner {
     }
 
     fn all_partitions(&self) -> Vec<Arc<Partition>> {
-        read(&self.topics)
+        self.topics
+            .read()
             .values()
             .flat_map(|t| t.partitions.iter().cloned())
             .collect()
@@ -344,15 +340,15 @@ impl Inner {
             return Ok(());
         }
         {
-            *lock(&self.stop.0) = true;
+            *self.stop.0.lock() = true;
             self.stop.1.notify_all();
         }
-        if let Some(handle) = lock(&self.background).take() {
+        if let Some(handle) = self.background.lock().take() {
             if handle.thread().id() != std::thread::current().id() {
                 let _ = handle.join();
             }
         }
-        let _admin = lock(&self.admin);
+        let _admin = self.admin.lock();
         let mut first_error = None;
         for p in self.all_partitions() {
             if let Err(e) = p.close() {
@@ -413,15 +409,11 @@ fn background_loop(inner: Weak<Inner>, interval: Duration) {
             return;
         };
         {
-            let stopped = lock(&strong.stop.0);
+            let mut stopped = strong.stop.0.lock();
             if *stopped {
                 return;
             }
-            let (stopped, _) = strong
-                .stop
-                .1
-                .wait_timeout(stopped, interval)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            strong.stop.1.wait_for(&mut stopped, interval);
             if *stopped {
                 return;
             }
@@ -506,9 +498,9 @@ impl Broker {
                 .name("pubsub-clock".into())
                 .spawn(move || background_loop(weak, interval))
                 .map_err(|e| BrokerError::io("spawn clock thread", &dir, e))?;
-            *lock(&broker.inner.background) = Some(handle);
+            *broker.inner.background.lock() = Some(handle);
         }
-        info!(dir = %dir.display(), topics = read(&broker.inner.topics).len(), "broker open");
+        info!(dir = %dir.display(), topics = broker.inner.topics.read().len(), "broker open");
         Ok(broker)
     }
 
@@ -531,7 +523,7 @@ impl Broker {
         for meta in metas {
             let name = meta.name.clone();
             let topic = self.inner.open_topic(meta)?;
-            write(&self.inner.topics).insert(name, topic);
+            self.inner.topics.write().insert(name, topic);
         }
         Ok(())
     }
@@ -646,7 +638,7 @@ impl Broker {
 
     /// What recovery did for each partition opened so far.
     pub fn recovery_reports(&self) -> Vec<(String, i32, RecoveryReport)> {
-        lock(&self.inner.recovery).clone()
+        self.inner.recovery.lock().clone()
     }
 
     /// Creates a topic with `partitions` (the default if `None`) and Kafka
@@ -680,7 +672,7 @@ impl Broker {
 
     /// Deletes a topic and its data.
     pub fn delete_topic(&self, name: &str) -> Result<()> {
-        let _admin = lock(&self.inner.admin);
+        let _admin = self.inner.admin.lock();
         let topic = self
             .inner
             .topic(name)
@@ -694,7 +686,7 @@ impl Broker {
                 reason: "internal topics cannot be deleted",
             });
         }
-        write(&self.inner.topics).remove(name);
+        self.inner.topics.write().remove(name);
         let path = topic_file(&self.inner.dir, name);
         std::fs::remove_file(&path).map_err(|e| BrokerError::io("delete", &path, e))?;
         let topics_dir = self.inner.dir.join(TOPICS_DIR);
@@ -712,7 +704,9 @@ impl Broker {
 
     /// Topic names (internal ones only if asked).
     pub fn topics(&self, include_internal: bool) -> Vec<String> {
-        read(&self.inner.topics)
+        self.inner
+            .topics
+            .read()
             .values()
             .filter(|t| include_internal || !t.meta.internal)
             .map(|t| t.meta.name.clone())
@@ -741,7 +735,7 @@ impl Broker {
 
     /// Grows a topic to `total` partitions (never shrinks).
     pub fn add_partitions(&self, name: &str, total: u32) -> Result<()> {
-        let _admin = lock(&self.inner.admin);
+        let _admin = self.inner.admin.lock();
         let topic = self
             .inner
             .topic(name)
@@ -762,7 +756,7 @@ impl Broker {
         for i in old..total {
             partitions.push(self.inner.open_partition(&meta, &topic.config, i as i32)?);
         }
-        write(&self.inner.topics).insert(
+        self.inner.topics.write().insert(
             name.to_string(),
             Arc::new(Topic {
                 meta,
@@ -780,7 +774,7 @@ impl Broker {
         name: &str,
         changes: &BTreeMap<String, Option<String>>,
     ) -> Result<()> {
-        let _admin = lock(&self.inner.admin);
+        let _admin = self.inner.admin.lock();
         let topic = self
             .inner
             .topic(name)
@@ -808,7 +802,7 @@ impl Broker {
                 .map_err(|e| BrokerError::storage(name, p.index(), e))?;
             p.set_config(Arc::clone(&config));
         }
-        write(&self.inner.topics).insert(
+        self.inner.topics.write().insert(
             name.to_string(),
             Arc::new(Topic {
                 meta,
@@ -938,7 +932,7 @@ impl Broker {
     /// A new idempotent producer id (never reused, even across restarts) and
     /// its epoch.
     pub fn init_producer_id(&self) -> Result<(i64, i16)> {
-        let mut ids = lock(&self.inner.producer_ids);
+        let mut ids = self.inner.producer_ids.lock();
         if ids.next >= ids.block_end {
             let block_end = ids.next + PRODUCER_ID_BLOCK;
             metadata::write(

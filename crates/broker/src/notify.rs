@@ -8,13 +8,11 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+use parking_lot::{Condvar, Mutex};
 
 #[derive(Debug, Default)]
 struct WakeState {
@@ -38,7 +36,7 @@ impl Wakeup {
     /// Rings it.
     pub fn wake(&self) {
         let wakers = {
-            let mut st = lock(&self.state);
+            let mut st = self.state.lock();
             st.notified = true;
             std::mem::take(&mut st.wakers)
         };
@@ -51,7 +49,7 @@ impl Wakeup {
     /// Blocks until rung or `timeout` passes; true if rung. Clears the bell.
     pub fn wait(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         loop {
             if st.notified {
                 st.notified = false;
@@ -61,11 +59,7 @@ impl Wakeup {
             if now >= deadline {
                 return false;
             }
-            st = self
-                .ready
-                .wait_timeout(st, deadline - now)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|e| e.into_inner().0);
+            self.ready.wait_for(&mut st, deadline - now);
         }
     }
 
@@ -87,7 +81,7 @@ impl Future for WakeupFuture {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut st = lock(&self.wakeup.state);
+        let mut st = self.wakeup.state.lock();
         if st.notified {
             st.notified = false;
             return Poll::Ready(());
@@ -109,7 +103,7 @@ impl Notifier {
     /// Registers `w` to be woken by every later [`Notifier::notify`], until it
     /// is dropped or removed.
     pub fn subscribe(&self, w: &Arc<Wakeup>) {
-        let mut l = lock(&self.listeners);
+        let mut l = self.listeners.lock();
         if !l.iter().any(|x| x.as_ptr() == Arc::as_ptr(w)) {
             l.push(Arc::downgrade(w));
         }
@@ -117,13 +111,15 @@ impl Notifier {
 
     /// Stops waking `w`.
     pub fn unsubscribe(&self, w: &Arc<Wakeup>) {
-        lock(&self.listeners).retain(|x| x.as_ptr() != Arc::as_ptr(w) && x.strong_count() > 0);
+        self.listeners
+            .lock()
+            .retain(|x| x.as_ptr() != Arc::as_ptr(w) && x.strong_count() > 0);
     }
 
     /// Wakes every listener (and forgets dropped ones).
     pub fn notify(&self) {
         let live: Vec<Arc<Wakeup>> = {
-            let mut l = lock(&self.listeners);
+            let mut l = self.listeners.lock();
             l.retain(|x| x.strong_count() > 0);
             l.iter().filter_map(Weak::upgrade).collect()
         };
@@ -157,7 +153,7 @@ impl<T> Promise<T> {
 
     /// Fulfils it (later calls replace the value if it was not taken yet).
     pub fn fulfil(&self, value: T) {
-        *lock(&self.slot) = Some(value);
+        *self.slot.lock() = Some(value);
         self.wakeup.wake();
     }
 
@@ -169,7 +165,7 @@ impl<T> Promise<T> {
 
     /// Takes the value if it is there.
     pub fn try_take(&self) -> Option<T> {
-        lock(&self.slot).take()
+        self.slot.lock().take()
     }
 
     /// Blocks up to `timeout` for the value.
@@ -226,9 +222,9 @@ impl<T> Outcome<T> {
     /// Sets it (only the first call counts) and wakes every waiter.
     pub fn set(&self, value: T) {
         let _ = self.value.set(value);
-        *lock(&self.ready) = true;
+        *self.ready.lock() = true;
         self.changed.notify_all();
-        for w in std::mem::take(&mut *lock(&self.wakers)) {
+        for w in std::mem::take(&mut *self.wakers.lock()) {
             w.wake();
         }
     }
@@ -241,17 +237,13 @@ impl<T> Outcome<T> {
     /// Blocks up to `timeout` for the value.
     pub fn wait(&self, timeout: Duration) -> Option<&T> {
         let deadline = Instant::now() + timeout;
-        let mut ready = lock(&self.ready);
+        let mut ready = self.ready.lock();
         while !*ready {
             let now = Instant::now();
             if now >= deadline {
                 break;
             }
-            ready = self
-                .changed
-                .wait_timeout(ready, deadline - now)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|e| e.into_inner().0);
+            self.changed.wait_for(&mut ready, deadline - now);
         }
         drop(ready);
         self.value.get()
@@ -278,7 +270,7 @@ impl<T> Future for OutcomeFuture<T> {
         if self.outcome.value.get().is_some() {
             return Poll::Ready(());
         }
-        lock(&self.outcome.wakers).push(cx.waker().clone());
+        self.outcome.wakers.lock().push(cx.waker().clone());
         // Set between the check and the registration: do not sleep.
         if self.outcome.value.get().is_some() {
             return Poll::Ready(());
@@ -303,7 +295,7 @@ mod tests {
         assert!(!w.wait(Duration::from_millis(1)), "the bell was cleared");
         drop(w);
         n.notify(); // a dropped listener is forgotten, not an error
-        assert!(lock(&n.listeners).is_empty());
+        assert!(n.listeners.lock().is_empty());
     }
 
     #[test]

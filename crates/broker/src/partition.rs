@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
 
 use pubsub_records::{Batch, BatchHeader, BatchMut, TimestampType};
 use pubsub_storage::{FlushPolicy, Log, RecoveryReport};
@@ -17,10 +19,6 @@ use crate::metadata::{
 };
 use crate::notify::{Notifier, Wakeup};
 use crate::producer_state::{BatchMeta, ProducerStates, SequenceCheck};
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 /// How much durability a produce waits for (Kafka's `acks`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -193,19 +191,11 @@ impl Partition {
     }
 
     pub(crate) fn config(&self) -> Arc<TopicConfig> {
-        Arc::clone(
-            &self
-                .config
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        )
+        Arc::clone(&self.config.read())
     }
 
     pub(crate) fn set_config(&self, config: Arc<TopicConfig>) {
-        *self
-            .config
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = config;
+        *self.config.write() = config;
     }
 
     /// Wakes `w` whenever records are appended.
@@ -330,7 +320,7 @@ impl Partition {
     /// Idempotent batches, one at a time under the producer-state lock so the
     /// check, the append and the bookkeeping cannot interleave.
     fn append_idempotent(&self, records: &mut [u8], spans: &[Span]) -> Result<(u64, u64, bool)> {
-        let mut states = lock(&self.producers);
+        let mut states = self.producers.lock();
         let mut first: Option<u64> = None;
         let mut last = 0;
         let mut all_duplicates = true;
@@ -401,7 +391,7 @@ impl Partition {
 
     /// Saves the producer state so the next open need not replay the log.
     pub(crate) fn snapshot_producers(&self) -> Result<()> {
-        let states = lock(&self.producers);
+        let states = self.producers.lock();
         let snapshot = ProducerSnapshot {
             offset: self.log.log_end_offset(),
             states: states.clone(),

@@ -3,10 +3,11 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use parking_lot::{Condvar, Mutex, RwLock};
 use pubsub_records::{BatchBuilder, Compression, Header, NewRecord};
 
 use crate::broker::{wall_clock_ms, Broker};
@@ -14,10 +15,6 @@ use crate::error::{BrokerError, Result};
 use crate::notify::Outcome;
 use crate::partition::Acks;
 use crate::partitioner::partition_for_key;
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 /// Producer settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,19 +196,10 @@ impl Shared {
     /// The queue of (topic, partition); `partitions` is the topic's count.
     fn queue(&self, topic: &str, partition: i32, partitions: u32) -> Arc<Mutex<Queue>> {
         let p = partition as usize;
-        if let Some(q) = self
-            .queues
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(topic)
-            .and_then(|qs| qs.get(p))
-        {
+        if let Some(q) = self.queues.read().get(topic).and_then(|qs| qs.get(p)) {
             return Arc::clone(q);
         }
-        let mut all = self
-            .queues
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut all = self.queues.write();
         let qs = all.entry(topic.to_string()).or_default();
         let name: Arc<str> = Arc::from(topic);
         while qs.len() < (partitions as usize).max(p + 1) {
@@ -259,7 +247,6 @@ impl Shared {
         let queues: Vec<(i32, Arc<Mutex<Queue>>)> = self
             .queues
             .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .values()
             .flat_map(|qs| {
                 qs.iter()
@@ -268,7 +255,7 @@ impl Shared {
             })
             .collect();
         for (partition, q) in queues {
-            let mut q = lock(&q);
+            let mut q = q.lock();
             let due = match (only_older_than, q.opened) {
                 (_, None) => false,
                 (None, Some(_)) => true,
@@ -285,12 +272,8 @@ fn linger_loop(shared: Arc<Shared>) {
     let step = (shared.config.linger / 2).max(Duration::from_millis(1));
     loop {
         {
-            let stop = lock(&shared.wake.0);
-            let (stop, _) = shared
-                .wake
-                .1
-                .wait_timeout(stop, step)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut stop = shared.wake.0.lock();
+            shared.wake.1.wait_for(&mut stop, step);
             if *stop {
                 return;
             }
@@ -358,7 +341,7 @@ impl Producer {
         let (partition, count) = self.choose_partition(record)?;
         let timestamp = record.timestamp.unwrap_or_else(wall_clock_ms);
         let queue = self.shared.queue(record.topic, partition, count);
-        let mut q = lock(&queue);
+        let mut q = queue.lock();
         let compression = self.shared.config.compression;
         let builder = q
             .builder
@@ -407,7 +390,7 @@ impl Producer {
             return;
         }
         self.shared.flush_all(None);
-        *lock(&self.shared.wake.0) = true;
+        *self.shared.wake.0.lock() = true;
         self.shared.wake.1.notify_all();
         if let Some(h) = self.linger.take() {
             let _ = h.join();

@@ -17,7 +17,9 @@ mod state;
 mod wire;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use tracing::warn;
 
@@ -91,10 +93,6 @@ pub struct GroupCoordinator {
     config: GroupConfig,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 fn group_record(group: &str, stored: &StoredGroup) -> OffsetsRecord {
     (
         OffsetsKey::Group {
@@ -116,7 +114,7 @@ impl GroupCoordinator {
 
     /// Rebuilds groups from `__consumer_offsets` records, in log order.
     pub fn load(&self, records: impl IntoIterator<Item = OffsetsRecord>, now: u64) {
-        let mut groups = lock(&self.groups);
+        let mut groups = self.groups.lock();
         for (key, value) in records {
             let key = match OffsetsKey::decode(&key) {
                 Ok(k) => k,
@@ -128,7 +126,7 @@ impl GroupCoordinator {
             let entry = groups
                 .entry(key.group().to_string())
                 .or_insert_with(|| Arc::new(Mutex::new(Group::new(key.group()))));
-            let mut g = lock(entry);
+            let mut g = entry.lock();
             match (key, value) {
                 (
                     OffsetsKey::Offset {
@@ -169,18 +167,19 @@ impl GroupCoordinator {
             }
         }
         groups.retain(|_, g| {
-            let g = lock(g);
+            let g = g.lock();
             !(g.is_empty() && g.offsets.is_empty() && g.generation == 0)
         });
     }
 
     fn group(&self, id: &str) -> Option<Arc<Mutex<Group>>> {
-        lock(&self.groups).get(id).cloned()
+        self.groups.lock().get(id).cloned()
     }
 
     fn group_or_create(&self, id: &str) -> Arc<Mutex<Group>> {
         Arc::clone(
-            lock(&self.groups)
+            self.groups
+                .lock()
                 .entry(id.to_string())
                 .or_insert_with(|| Arc::new(Mutex::new(Group::new(id)))),
         )
@@ -211,7 +210,7 @@ impl GroupCoordinator {
             self.group(&req.group_id)
                 .ok_or_else(|| Self::unknown(&req.group_id, &req.member_id))?
         };
-        let mut g = lock(&group);
+        let mut g = group.lock();
         g.join(req, now, &self.config)
     }
 
@@ -225,7 +224,7 @@ impl GroupCoordinator {
         let group = self
             .group(&req.group_id)
             .ok_or_else(|| Self::unknown(&req.group_id, &req.member_id))?;
-        let mut g = lock(&group);
+        let mut g = group.lock();
         let generation = req.generation_id;
         match g.sync(req, now)? {
             SyncStep::Wait(p) => Ok(p),
@@ -255,7 +254,7 @@ impl GroupCoordinator {
         let group = self
             .group(group_id)
             .ok_or_else(|| Self::unknown(group_id, member_id))?;
-        let mut g = lock(&group);
+        let mut g = group.lock();
         g.heartbeat(member_id, instance_id, generation, now)
     }
 
@@ -270,7 +269,7 @@ impl GroupCoordinator {
         let group = self
             .group(group_id)
             .ok_or_else(|| BrokerError::GroupIdNotFound(group_id.to_string()))?;
-        let mut g = lock(&group);
+        let mut g = group.lock();
         let (results, stored) = g.leave(members, now, &self.config);
         self.persist_quietly(store, group_id, stored);
         Ok(results)
@@ -291,7 +290,7 @@ impl GroupCoordinator {
             self.group(&req.group_id)
                 .ok_or_else(|| Self::unknown(&req.group_id, &req.member_id))?
         };
-        let mut g = lock(&group);
+        let mut g = group.lock();
         g.check_commit(
             &req.member_id,
             req.group_instance_id.as_deref(),
@@ -345,7 +344,7 @@ impl GroupCoordinator {
                 .map(|tp| (tp.clone(), None))
                 .collect();
         };
-        let g = lock(&group);
+        let g = group.lock();
         match partitions {
             Some(ps) => ps
                 .iter()
@@ -362,13 +361,13 @@ impl GroupCoordinator {
     /// True while the group waits for its members to rejoin.
     pub fn is_rebalancing(&self, group_id: &str) -> bool {
         self.group(group_id)
-            .is_some_and(|g| lock(&g).state == GroupState::PreparingRebalance)
+            .is_some_and(|g| g.lock().state == GroupState::PreparingRebalance)
     }
 
     /// DescribeGroups (an unknown group is reported Dead with no members).
     pub fn describe(&self, group_id: &str) -> GroupDescription {
         match self.group(group_id) {
-            Some(g) => lock(&g).describe(),
+            Some(g) => g.lock().describe(),
             None => GroupDescription {
                 group_id: group_id.to_string(),
                 state: GroupState::Dead,
@@ -381,11 +380,11 @@ impl GroupCoordinator {
 
     /// ListGroups.
     pub fn list(&self) -> Vec<GroupListing> {
-        let groups: Vec<Arc<Mutex<Group>>> = lock(&self.groups).values().cloned().collect();
+        let groups: Vec<Arc<Mutex<Group>>> = self.groups.lock().values().cloned().collect();
         groups
             .iter()
             .map(|g| {
-                let g = lock(g);
+                let g = g.lock();
                 let d = g.describe();
                 GroupListing {
                     group_id: d.group_id,
@@ -403,7 +402,7 @@ impl GroupCoordinator {
         let group = self
             .group(group_id)
             .ok_or_else(|| BrokerError::GroupIdNotFound(group_id.to_string()))?;
-        let mut g = lock(&group);
+        let mut g = group.lock();
         if g.state == GroupState::Dead {
             return Err(BrokerError::GroupIdNotFound(group_id.to_string()));
         }
@@ -435,15 +434,15 @@ impl GroupCoordinator {
         store.persist(group_id, records)?;
         g.delete()?;
         drop(g);
-        lock(&self.groups).remove(group_id);
+        self.groups.lock().remove(group_id);
         Ok(())
     }
 
     /// Advances every group's timers to `now`.
     pub fn tick(&self, store: &dyn OffsetsStore, now: u64) {
-        let groups: Vec<Arc<Mutex<Group>>> = lock(&self.groups).values().cloned().collect();
+        let groups: Vec<Arc<Mutex<Group>>> = self.groups.lock().values().cloned().collect();
         for group in groups {
-            let mut g = lock(&group);
+            let mut g = group.lock();
             let stored = g.tick(now, &self.config);
             let id = g.id.clone();
             self.persist_quietly(store, &id, stored);
