@@ -184,6 +184,14 @@ pub enum BrokerError {
 }
 
 impl BrokerError {
+    /// The topic (or this partition of it) does not exist.
+    pub(crate) fn unknown_topic(topic: &str, partition: Option<i32>) -> Self {
+        BrokerError::UnknownTopicOrPartition {
+            topic: topic.to_string(),
+            partition,
+        }
+    }
+
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         BrokerError::Io {
             op,

@@ -15,7 +15,7 @@ use pubsub_records::Batches;
 use tracing::{debug, warn};
 
 use super::block_on;
-use crate::broker::{Broker, OffsetSpec};
+use crate::broker::{wall_clock_ms, Broker, OffsetSpec};
 use crate::error::{BrokerError, Result};
 use crate::group::assignor::{assign, AssignorMember, Strategy};
 use crate::group::protocol::{by_topic, Assignment, Subscription};
@@ -264,6 +264,7 @@ impl Consumer {
     /// The group's committed offset for a partition.
     pub fn committed(&self, topic: &str, partition: i32) -> Option<i64> {
         self.broker
+            .coordinator()
             .fetch_offsets(
                 &self.config.group_id,
                 Some(&[(topic.to_string(), partition)]),
@@ -449,11 +450,12 @@ impl Consumer {
             return;
         }
         self.last_heartbeat = Instant::now();
-        let result = self.broker.heartbeat(
+        let result = self.broker.coordinator().heartbeat(
             &self.config.group_id,
             &self.member_id,
             self.config.name.as_deref(),
             self.generation,
+            self.broker.now_ms(),
         );
         match result {
             Ok(()) => {
@@ -525,13 +527,18 @@ impl Consumer {
         if entries.is_empty() || self.member_id.is_empty() {
             return Ok(());
         }
-        self.broker.commit_offsets(CommitRequest {
-            group_id: self.config.group_id.clone(),
-            generation_id: self.generation,
-            member_id: self.member_id.clone(),
-            group_instance_id: self.config.name.clone(),
-            entries,
-        })
+        self.broker.coordinator().commit(
+            self.broker.offsets_store(),
+            CommitRequest {
+                group_id: self.config.group_id.clone(),
+                generation_id: self.generation,
+                member_id: self.member_id.clone(),
+                group_instance_id: self.config.name.clone(),
+                entries,
+            },
+            self.broker.now_ms(),
+            wall_clock_ms(),
+        )
     }
 
     fn set_position(&mut self, i: usize, offset: u64) {
@@ -545,12 +552,9 @@ impl Consumer {
 
     /// Continues an assigned partition from `offset` (replay or skip).
     pub fn seek(&mut self, topic: &str, partition: i32, offset: u64) -> Result<()> {
-        let i =
-            self.find(topic, partition)
-                .ok_or_else(|| BrokerError::UnknownTopicOrPartition {
-                    topic: topic.to_string(),
-                    partition: Some(partition),
-                })?;
+        let i = self
+            .find(topic, partition)
+            .ok_or_else(|| BrokerError::unknown_topic(topic, Some(partition)))?;
         self.set_position(i, offset);
         Ok(())
     }
@@ -656,7 +660,7 @@ impl Consumer {
             client_host: "embedded".into(),
             require_known_member_id: true,
         };
-        let promise = match self.broker.join_group(req) {
+        let promise = match self.broker.coordinator().join(req, self.broker.now_ms()) {
             Ok(p) => p,
             Err(BrokerError::MemberIdRequired(id)) => {
                 self.member_id = id;
@@ -706,15 +710,19 @@ impl Consumer {
                 assignments.push((member, bytes));
             }
         }
-        let sync = self.broker.sync_group(SyncRequest {
-            group_id: self.config.group_id.clone(),
-            generation_id: self.generation,
-            member_id: self.member_id.clone(),
-            group_instance_id: self.config.name.clone(),
-            protocol_type: resp.protocol_type.clone(),
-            protocol_name: resp.protocol_name.clone(),
-            assignments,
-        });
+        let sync = self.broker.coordinator().sync(
+            self.broker.offsets_store(),
+            SyncRequest {
+                group_id: self.config.group_id.clone(),
+                generation_id: self.generation,
+                member_id: self.member_id.clone(),
+                group_instance_id: self.config.name.clone(),
+                protocol_type: resp.protocol_type.clone(),
+                protocol_name: resp.protocol_name.clone(),
+                assignments,
+            },
+            self.broker.now_ms(),
+        );
         let promise = match sync {
             Ok(p) => p,
             Err(e) => return self.rejoin_or_fail(e),
@@ -781,7 +789,10 @@ impl Consumer {
             .filter(|(t, p)| !kept.iter().any(|a| a.is(t, *p)))
             .cloned()
             .collect();
-        let committed = self.broker.fetch_offsets(&self.config.group_id, Some(&new));
+        let committed = self
+            .broker
+            .coordinator()
+            .fetch_offsets(&self.config.group_id, Some(&new));
         for ((topic, partition), c) in committed {
             let p = self.broker.partition(&topic, partition)?;
             p.subscribe(&self.wakeup);
@@ -816,9 +827,11 @@ impl Consumer {
             }
         }
         if !self.member_id.is_empty() {
-            let _ = self.broker.leave_group(
+            let _ = self.broker.coordinator().leave(
+                self.broker.offsets_store(),
                 &self.config.group_id,
                 &[(self.member_id.clone(), self.config.name.clone())],
+                self.broker.now_ms(),
             );
         }
         for a in std::mem::take(&mut self.assigned) {

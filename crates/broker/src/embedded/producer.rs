@@ -320,12 +320,7 @@ impl Producer {
         let count = broker.ensure_topic(record.topic)?;
         let p = match (record.partition, record.key) {
             (Some(p), _) if p >= 0 && (p as u32) < count => p,
-            (Some(p), _) => {
-                return Err(BrokerError::UnknownTopicOrPartition {
-                    topic: record.topic.to_string(),
-                    partition: Some(p),
-                })
-            }
+            (Some(p), _) => return Err(BrokerError::unknown_topic(record.topic, Some(p))),
             (None, Some(key)) => partition_for_key(key, count) as i32,
             (None, None) => broker.spread(count) as i32,
         };

@@ -175,7 +175,7 @@ fn a_consumer_that_stops_polling_loses_its_partitions() {
     wait_until("split", || a.count() == 2 && b.count() == 2);
     b.freeze.store(true, Ordering::Release);
     wait_until("a takes over after b's session timeout", || a.count() == 4);
-    assert_eq!(broker.describe_group("g").members.len(), 1);
+    assert_eq!(broker.coordinator().describe("g").members.len(), 1);
 }
 
 #[test]
@@ -459,7 +459,9 @@ fn run_with_a_handler_and_a_stop_handle() {
     // Auto-commit on close.
     c.close().expect("close");
     assert_eq!(
-        broker.fetch_offsets("handlers", Some(&[("h".into(), 0)]))[0]
+        broker
+            .coordinator()
+            .fetch_offsets("handlers", Some(&[("h".into(), 0)]))[0]
             .1
             .as_ref()
             .map(|c| c.offset),

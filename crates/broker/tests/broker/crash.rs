@@ -180,6 +180,7 @@ fn a_sigkilled_broker_keeps_acknowledged_records_and_committed_positions() {
         assert!(total >= produced.len() as u64);
         // Committed offsets are at least what was reported as committed.
         let stored: BTreeMap<i32, i64> = broker
+            .coordinator()
             .fetch_offsets("crash-group", None)
             .into_iter()
             .filter_map(|((_, p), c)| c.map(|c| (p, c.offset)))

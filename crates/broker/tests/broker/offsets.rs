@@ -55,20 +55,26 @@ fn compaction_keeps_only_the_latest_commit_per_key() {
     let broker = Broker::open(dir.path(), config()).expect("open");
     for round in 0..100i64 {
         broker
-            .commit_offsets(CommitRequest {
-                group_id: "g".into(),
-                generation_id: -1,
-                entries: (0..3)
-                    .map(|p| CommitEntry {
-                        topic: "t".into(),
-                        partition: p,
-                        offset: round * 10 + p as i64,
-                        leader_epoch: -1,
-                        metadata: format!("r{round}"),
-                    })
-                    .collect(),
-                ..CommitRequest::default()
-            })
+            .coordinator()
+            .commit(
+                broker.offsets_store(),
+                CommitRequest {
+                    group_id: "g".into(),
+                    generation_id: -1,
+                    entries: (0..3)
+                        .map(|p| CommitEntry {
+                            topic: "t".into(),
+                            partition: p,
+                            offset: round * 10 + p as i64,
+                            leader_epoch: -1,
+                            metadata: format!("r{round}"),
+                        })
+                        .collect(),
+                    ..CommitRequest::default()
+                },
+                broker.now_ms(),
+                pubsub_broker::wall_clock_ms(),
+            )
             .expect("commit");
     }
     let before = keys_in_offsets_topic(&broker);
@@ -92,6 +98,7 @@ fn compaction_keeps_only_the_latest_commit_per_key() {
 
     let broker = Broker::open(dir.path(), config()).expect("reopen");
     let offsets: BTreeMap<i32, (i64, String)> = broker
+        .coordinator()
         .fetch_offsets("g", None)
         .into_iter()
         .map(|((_, p), c)| {
@@ -109,25 +116,37 @@ fn deleting_a_group_writes_tombstones_that_survive_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = Broker::open(dir.path(), config()).expect("open");
     broker
-        .commit_offsets(CommitRequest {
-            group_id: "doomed".into(),
-            generation_id: -1,
-            entries: vec![CommitEntry {
-                topic: "t".into(),
-                partition: 0,
-                offset: 5,
-                leader_epoch: -1,
-                metadata: String::new(),
-            }],
-            ..CommitRequest::default()
-        })
+        .coordinator()
+        .commit(
+            broker.offsets_store(),
+            CommitRequest {
+                group_id: "doomed".into(),
+                generation_id: -1,
+                entries: vec![CommitEntry {
+                    topic: "t".into(),
+                    partition: 0,
+                    offset: 5,
+                    leader_epoch: -1,
+                    metadata: String::new(),
+                }],
+                ..CommitRequest::default()
+            },
+            broker.now_ms(),
+            pubsub_broker::wall_clock_ms(),
+        )
         .expect("commit");
-    assert_eq!(broker.list_groups().len(), 1);
-    broker.delete_group("doomed").expect("delete");
-    assert!(broker.list_groups().is_empty());
+    assert_eq!(broker.coordinator().list().len(), 1);
+    broker
+        .coordinator()
+        .delete(broker.offsets_store(), "doomed")
+        .expect("delete");
+    assert!(broker.coordinator().list().is_empty());
     broker.close().expect("close");
     let broker = Broker::open(dir.path(), config()).expect("reopen");
-    assert!(broker.list_groups().is_empty());
-    assert!(broker.fetch_offsets("doomed", None).is_empty());
+    assert!(broker.coordinator().list().is_empty());
+    assert!(broker
+        .coordinator()
+        .fetch_offsets("doomed", None)
+        .is_empty());
     broker.close().expect("close");
 }

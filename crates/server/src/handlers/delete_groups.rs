@@ -16,7 +16,11 @@ pub async fn handle(
         .groups_names
         .into_iter()
         .map(|group| {
-            let error = match blocking(|| ctx.broker.delete_group(&group)) {
+            let error = match blocking(|| {
+                ctx.broker
+                    .coordinator()
+                    .delete(ctx.broker.offsets_store(), &group)
+            }) {
                 Ok(()) => code::NONE,
                 Err(e) => group_error_code(&e),
             };

@@ -25,7 +25,7 @@ pub async fn handle(
                     .with_error_code(code::INVALID_GROUP_ID)
                     .with_authorized_operations(i32::MIN);
             }
-            let d = ctx.broker.describe_group(&group_id);
+            let d = ctx.broker.coordinator().describe(&group_id);
             DescribedGroup::default()
                 .with_group_id(group_id)
                 .with_group_state(sb(d.state.kafka_name()))

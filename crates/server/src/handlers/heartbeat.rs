@@ -11,11 +11,12 @@ pub async fn handle(
     req: HeartbeatRequest,
     _v: i16,
 ) -> HeartbeatResponse {
-    let result = ctx.broker.heartbeat(
+    let result = ctx.broker.coordinator().heartbeat(
         &req.group_id,
         &req.member_id,
         req.group_instance_id.as_deref(),
         req.generation_id,
+        ctx.broker.now_ms(),
     );
     match result {
         Ok(()) => HeartbeatResponse::default(),

@@ -49,7 +49,7 @@ pub async fn handle(
         client_host: ctx.client_host.clone(),
         require_known_member_id: version >= 4,
     };
-    let promise = match ctx.broker.join_group(join) {
+    let promise = match ctx.broker.coordinator().join(join, ctx.broker.now_ms()) {
         Ok(p) => p,
         Err(BrokerError::MemberIdRequired(id)) => return failed(code::MEMBER_ID_REQUIRED, &id),
         Err(e) => return failed(group_error_code(&e), &req.member_id),

@@ -25,7 +25,14 @@ pub async fn handle(
     } else {
         vec![(req.member_id.to_string(), None)]
     };
-    match blocking(|| ctx.broker.leave_group(&req.group_id, &members)) {
+    match blocking(|| {
+        ctx.broker.coordinator().leave(
+            ctx.broker.offsets_store(),
+            &req.group_id,
+            &members,
+            ctx.broker.now_ms(),
+        )
+    }) {
         Err(e) => LeaveGroupResponse::default().with_error_code(group_error_code(&e)),
         Ok(results) => {
             let codes: Vec<i16> = results

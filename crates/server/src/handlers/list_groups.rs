@@ -14,7 +14,8 @@ pub async fn handle(
 ) -> ListGroupsResponse {
     let groups = ctx
         .broker
-        .list_groups()
+        .coordinator()
+        .list()
         .into_iter()
         .filter(|g| {
             req.states_filter.is_empty()

@@ -6,6 +6,7 @@ use kafka_protocol::messages::offset_commit_response::{
 };
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, RequestHeader};
 use pubsub_broker::group::{CommitEntry, CommitRequest};
+use pubsub_broker::wall_clock_ms;
 
 use crate::codes::{code, group_error_code};
 use crate::context::{blocking, Ctx};
@@ -49,7 +50,14 @@ pub async fn handle(
         group_instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
         entries,
     };
-    let group_error = match blocking(|| ctx.broker.commit_offsets(commit)) {
+    let group_error = match blocking(|| {
+        ctx.broker.coordinator().commit(
+            ctx.broker.offsets_store(),
+            commit,
+            ctx.broker.now_ms(),
+            wall_clock_ms(),
+        )
+    }) {
         Ok(()) => code::NONE,
         Err(e) => group_error_code(&e),
     };

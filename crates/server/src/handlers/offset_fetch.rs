@@ -23,7 +23,10 @@ pub async fn handle(
             })
             .collect()
     });
-    let found = ctx.broker.fetch_offsets(&req.group_id, asked.as_deref());
+    let found = ctx
+        .broker
+        .coordinator()
+        .fetch_offsets(&req.group_id, asked.as_deref());
     let mut topics: Vec<OffsetFetchResponseTopic> = Vec::new();
     for ((topic, partition), committed) in found {
         let part = OffsetFetchResponsePartition::default()

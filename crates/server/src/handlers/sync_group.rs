@@ -29,7 +29,11 @@ pub async fn handle(
             .collect(),
     };
     // The leader's SyncGroup stores the assignment (an fsync).
-    let result = match blocking(|| ctx.broker.sync_group(sync)) {
+    let result = match blocking(|| {
+        ctx.broker
+            .coordinator()
+            .sync(ctx.broker.offsets_store(), sync, ctx.broker.now_ms())
+    }) {
         Ok(promise) => {
             let mut shutdown = ctx.shutdown.clone();
             tokio::select! {

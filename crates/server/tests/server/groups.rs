@@ -156,7 +156,7 @@ async fn a_second_member_joins_and_both_get_new_assignments() {
         22,
         "ILLEGAL_GENERATION for an old generation"
     );
-    let described = server.broker.describe_group(group);
+    let described = server.broker.coordinator().describe(group);
     assert_eq!(described.members.len(), 2);
     server.stop().await;
 }

@@ -1,0 +1,253 @@
+//! Topic administration: create (or validate), grow, reconfigure, delete and
+//! describe topics. Changes are serialised by the broker's admin lock and
+//! written to the topic file before they take effect.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use tracing::info;
+use uuid::Uuid;
+
+use super::open::remove_partition_dir;
+use super::{Broker, Inner};
+use crate::config::TopicConfig;
+use crate::error::{BrokerError, Result};
+use crate::metadata::{self, partition_dir, topic_file, TopicMeta, KIND_TOPIC, TOPICS_DIR};
+use crate::names::validate_topic_name;
+use crate::topic::{Topic, TopicDescription};
+
+/// Most partitions one topic may have.
+pub const MAX_PARTITIONS: u32 = 10_000;
+
+impl Inner {
+    pub(super) fn create_topic(
+        &self,
+        name: &str,
+        partitions: Option<u32>,
+        configs: BTreeMap<String, String>,
+        internal: bool,
+    ) -> Result<Arc<Topic>> {
+        let _admin = self.admin.lock();
+        if self.closed.load(Ordering::Acquire) {
+            return Err(BrokerError::Closed);
+        }
+        // Validate everything before anything is written.
+        let (count, config) = self.validate_new_topic(name, partitions, &configs)?;
+        let meta = TopicMeta {
+            name: name.to_string(),
+            id: Uuid::new_v4(),
+            partitions: count,
+            configs,
+            internal,
+        };
+        let path = topic_file(&self.dir, name);
+        metadata::write(&path, KIND_TOPIC, &meta)?;
+        match self.open_topic(meta, config) {
+            Ok(topic) => {
+                self.topics
+                    .write()
+                    .insert(name.to_string(), Arc::clone(&topic));
+                info!(topic = name, partitions = count, "created topic");
+                Ok(topic)
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                Err(e)
+            }
+        }
+    }
+
+    /// Checks that a topic could be created as asked; returns its partition
+    /// count and settings.
+    fn validate_new_topic(
+        &self,
+        name: &str,
+        partitions: Option<u32>,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<(u32, TopicConfig)> {
+        validate_topic_name(name)?;
+        if self.topic(name).is_some() {
+            return Err(BrokerError::TopicAlreadyExists(name.to_string()));
+        }
+        let count = partitions.unwrap_or(self.config.default_partitions);
+        if count == 0 || count > MAX_PARTITIONS {
+            return Err(BrokerError::InvalidPartitions(format!(
+                "{count} partitions: must be within 1..={MAX_PARTITIONS}"
+            )));
+        }
+        let config = self.config.topic_defaults.with_overrides(configs)?;
+        Ok((count, config))
+    }
+
+    /// The topic, created with defaults if it does not exist and
+    /// auto-creation is on.
+    pub(super) fn topic_or_create(&self, name: &str) -> Result<Arc<Topic>> {
+        if let Some(t) = self.topic(name) {
+            return Ok(t);
+        }
+        if !self.config.auto_create_topics {
+            return Err(BrokerError::unknown_topic(name, None));
+        }
+        match self.create_topic(name, None, BTreeMap::new(), false) {
+            Ok(t) => Ok(t),
+            Err(BrokerError::TopicAlreadyExists(_)) => self.existing_topic(name),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Replaces a topic's entry (after its file was written).
+    fn replace_topic(&self, topic: Topic) {
+        self.topics
+            .write()
+            .insert(topic.meta.name.clone(), Arc::new(topic));
+    }
+}
+
+impl Broker {
+    /// Creates a topic with `partitions` (the default if `None`) and Kafka
+    /// settings `configs`.
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: Option<u32>,
+        configs: BTreeMap<String, String>,
+    ) -> Result<TopicDescription> {
+        Ok(self
+            .inner
+            .create_topic(name, partitions, configs, false)?
+            .describe())
+    }
+
+    /// Checks a topic creation without doing it (CreateTopics with
+    /// `validate_only`): returns the settings the topic would have.
+    pub fn validate_new_topic(
+        &self,
+        name: &str,
+        partitions: Option<u32>,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<(u32, TopicConfig)> {
+        self.inner.validate_new_topic(name, partitions, configs)
+    }
+
+    /// Deletes a topic and its data.
+    pub fn delete_topic(&self, name: &str) -> Result<()> {
+        let _admin = self.inner.admin.lock();
+        let topic = self.inner.existing_topic(name)?;
+        if topic.meta.internal {
+            return Err(BrokerError::InvalidTopic {
+                name: name.to_string(),
+                reason: "internal topics cannot be deleted",
+            });
+        }
+        self.inner.topics.write().remove(name);
+        let path = topic_file(&self.inner.dir, name);
+        std::fs::remove_file(&path).map_err(|e| BrokerError::io("delete", &path, e))?;
+        let topics_dir = self.inner.dir.join(TOPICS_DIR);
+        if let Ok(d) = File::open(&topics_dir) {
+            d.sync_all()
+                .map_err(|e| BrokerError::io("fsync directory", &topics_dir, e))?;
+        }
+        for p in &topic.partitions {
+            p.notify_gone();
+            remove_partition_dir(&partition_dir(&self.inner.dir, name, p.index()))?;
+        }
+        info!(topic = name, "deleted topic");
+        Ok(())
+    }
+
+    /// Topic names (internal ones only if asked).
+    pub fn topics(&self, include_internal: bool) -> Vec<String> {
+        self.inner
+            .topics
+            .read()
+            .values()
+            .filter(|t| include_internal || !t.meta.internal)
+            .map(|t| t.meta.name.clone())
+            .collect()
+    }
+
+    /// Partitions, offsets, sizes and settings of a topic.
+    pub fn describe_topic(&self, name: &str) -> Result<TopicDescription> {
+        Ok(self.inner.existing_topic(name)?.describe())
+    }
+
+    /// Number of partitions of a topic.
+    pub fn partition_count(&self, name: &str) -> Option<u32> {
+        self.inner.topic(name).map(|t| t.meta.partitions)
+    }
+
+    /// The topic's id.
+    pub fn topic_id(&self, name: &str) -> Option<Uuid> {
+        self.inner.topic(name).map(|t| t.meta.id)
+    }
+
+    /// The topic's partition count, creating the topic if it is unknown and
+    /// auto-creation is on.
+    pub fn ensure_topic(&self, name: &str) -> Result<u32> {
+        Ok(self.inner.topic_or_create(name)?.meta.partitions)
+    }
+
+    /// Grows a topic to `total` partitions (never shrinks).
+    pub fn add_partitions(&self, name: &str, total: u32) -> Result<()> {
+        let _admin = self.inner.admin.lock();
+        let topic = self.inner.existing_topic(name)?;
+        let old = topic.meta.partitions;
+        if total <= old || total > MAX_PARTITIONS {
+            return Err(BrokerError::InvalidPartitions(format!(
+                "topic {name} has {old} partitions; the new count {total} must be larger and at most {MAX_PARTITIONS}"
+            )));
+        }
+        let mut meta = topic.meta.clone();
+        meta.partitions = total;
+        metadata::write(&topic_file(&self.inner.dir, name), KIND_TOPIC, &meta)?;
+        let mut partitions = topic.partitions.clone();
+        for i in old..total {
+            partitions.push(self.inner.open_partition(&meta, &topic.config, i as i32)?);
+        }
+        self.inner.replace_topic(Topic {
+            meta,
+            config: Arc::clone(&topic.config),
+            partitions,
+        });
+        Ok(())
+    }
+
+    /// Changes topic settings: `Some(value)` sets, `None` returns a setting
+    /// to the broker default. Takes effect on open partitions at once.
+    pub fn alter_topic_config(
+        &self,
+        name: &str,
+        changes: &BTreeMap<String, Option<String>>,
+    ) -> Result<()> {
+        let _admin = self.inner.admin.lock();
+        let topic = self.inner.existing_topic(name)?;
+        let mut meta = topic.meta.clone();
+        for (k, v) in changes {
+            match v {
+                Some(v) => meta.configs.insert(k.clone(), v.clone()),
+                None => meta.configs.remove(k),
+            };
+        }
+        let config = Arc::new(
+            self.inner
+                .config
+                .topic_defaults
+                .with_overrides(&meta.configs)?,
+        );
+        metadata::write(&topic_file(&self.inner.dir, name), KIND_TOPIC, &meta)?;
+        for p in &topic.partitions {
+            p.log()
+                .set_config(config.log_config(self.inner.config.flush))
+                .map_err(|e| BrokerError::storage(name, p.index(), e))?;
+            p.set_config(Arc::clone(&config));
+        }
+        self.inner.replace_topic(Topic {
+            meta,
+            config,
+            partitions: topic.partitions.clone(),
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,270 @@
+//! Opening a broker: lock the data directory, read or create the broker
+//! file, load and recover every topic's partitions, remove directories of
+//! deleted topics, create `__consumer_offsets` if missing, load consumer
+//! groups, start the clock.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+use pubsub_storage::RecoveryReport;
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use super::producer_ids::ProducerIds;
+use super::{Broker, Inner};
+use crate::config::{BrokerConfig, TopicConfig};
+use crate::error::{BrokerError, Result};
+use crate::group::GroupCoordinator;
+use crate::metadata::{
+    self, partition_dir, BrokerMeta, PartitionMeta, TopicMeta, BROKER_FILE, DELETE_SUFFIX,
+    KIND_BROKER, KIND_PARTITION, KIND_TOPIC, LOCK_FILE, PARTITION_FILE, TOPICS_DIR, TOPIC_SUFFIX,
+};
+use crate::names::CONSUMER_OFFSETS;
+use crate::notify::Notifier;
+use crate::partition::Partition;
+use crate::partitioner::RoundRobin;
+use crate::topic::Topic;
+
+impl Broker {
+    /// Opens (creating if needed) the broker in `dir`: locks it, loads
+    /// topics and recovers their partitions, loads consumer groups and
+    /// committed offsets, and starts the background clock.
+    pub fn open(dir: impl Into<PathBuf>, config: BrokerConfig) -> Result<Broker> {
+        let dir = dir.into();
+        std::fs::create_dir_all(dir.join(TOPICS_DIR))
+            .map_err(|e| BrokerError::io("create directory", &dir, e))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock_file =
+            File::create(&lock_path).map_err(|e| BrokerError::io("create", &lock_path, e))?;
+        if lock_file.try_lock().is_err() {
+            return Err(BrokerError::Locked(dir));
+        }
+        let meta_path = dir.join(BROKER_FILE);
+        let meta = match metadata::read::<BrokerMeta>(&meta_path, KIND_BROKER)? {
+            Some(m) => m,
+            None => {
+                let m = BrokerMeta {
+                    cluster_id: Uuid::new_v4().simple().to_string(),
+                    next_producer_id_block: 0,
+                };
+                metadata::write(&meta_path, KIND_BROKER, &m)?;
+                m
+            }
+        };
+        let inner = Arc::new(Inner {
+            dir: dir.clone(),
+            coordinator: GroupCoordinator::new(config.group.clone()),
+            config,
+            cluster_id: meta.cluster_id.clone(),
+            topics: RwLock::new(BTreeMap::new()),
+            admin: Mutex::new(()),
+            producer_ids: Mutex::new(ProducerIds::from_block(meta.next_producer_id_block)),
+            started: Instant::now(),
+            tick: Notifier::default(),
+            spread: RoundRobin::default(),
+            closed: AtomicBool::new(false),
+            stop: (Mutex::new(false), Condvar::new()),
+            background: Mutex::new(None),
+            recovery: Mutex::new(Vec::new()),
+            lock: lock_file,
+        });
+        let broker = Broker { inner };
+        broker.load_topics()?;
+        broker.remove_stale_dirs()?;
+        if broker.inner.topic(CONSUMER_OFFSETS).is_none() {
+            broker.inner.create_offsets_topic()?;
+        }
+        broker.load_groups()?;
+        if broker.inner.config.background {
+            broker.start_clock()?;
+        }
+        info!(dir = %dir.display(), topics = broker.inner.topics.read().len(), "broker open");
+        Ok(broker)
+    }
+
+    fn load_topics(&self) -> Result<()> {
+        let topics_dir = self.inner.dir.join(TOPICS_DIR);
+        let mut metas = Vec::new();
+        for entry in
+            std::fs::read_dir(&topics_dir).map_err(|e| BrokerError::io("list", &topics_dir, e))?
+        {
+            let entry = entry.map_err(|e| BrokerError::io("list", &topics_dir, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.ends_with(TOPIC_SUFFIX) {
+                continue;
+            }
+            match metadata::read::<TopicMeta>(&entry.path(), KIND_TOPIC)? {
+                Some(m) => metas.push(m),
+                None => continue,
+            }
+        }
+        for meta in metas {
+            let name = meta.name.clone();
+            let config = self
+                .inner
+                .config
+                .topic_defaults
+                .with_overrides(&meta.configs)?;
+            let topic = self.inner.open_topic(meta, config)?;
+            self.inner.topics.write().insert(name, topic);
+        }
+        Ok(())
+    }
+
+    /// Removes partition directories of deleted topics (and directories a
+    /// deletion was interrupted in).
+    fn remove_stale_dirs(&self) -> Result<()> {
+        let dir = &self.inner.dir;
+        for entry in std::fs::read_dir(dir).map_err(|e| BrokerError::io("list", dir, e))? {
+            let entry = entry.map_err(|e| BrokerError::io("list", dir, e))?;
+            let path = entry.path();
+            if !path.is_dir() {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(DELETE_SUFFIX) {
+                std::fs::remove_dir_all(&path).map_err(|e| BrokerError::io("delete", &path, e))?;
+                continue;
+            }
+            let Ok(Some(pm)) =
+                metadata::read::<PartitionMeta>(&path.join(PARTITION_FILE), KIND_PARTITION)
+            else {
+                continue;
+            };
+            let live = self.inner.topic(&pm.topic).is_some_and(|t| {
+                t.meta.id == pm.topic_id
+                    && (pm.partition as u32) < t.meta.partitions
+                    && name == format!("{}-{}", pm.topic, pm.partition)
+            });
+            if !live {
+                info!(dir = %path.display(), "removing the directory of a deleted topic");
+                remove_partition_dir(&path)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn load_groups(&self) -> Result<()> {
+        let topic = self.inner.existing_topic(CONSUMER_OFFSETS)?;
+        let mut records = Vec::new();
+        let mut buf = Vec::new();
+        for p in &topic.partitions {
+            let mut next = p.log().log_start_offset();
+            while next < p.log().log_end_offset() {
+                // Through the log: loading is not consumer traffic.
+                p.log()
+                    .read_into(next, 1 << 20, &mut buf)
+                    .map_err(|e| BrokerError::storage(CONSUMER_OFFSETS, p.index(), e))?;
+                if buf.is_empty() {
+                    break;
+                }
+                for batch in pubsub_records::Batches::new(&buf) {
+                    let batch = batch?;
+                    next = batch.last_offset() as u64 + 1;
+                    if batch.is_control() {
+                        continue;
+                    }
+                    for r in batch.records(64 << 20)?.iter() {
+                        let r = r?;
+                        if let Some(k) = r.key {
+                            records.push((k.to_vec(), r.value.map(<[u8]>::to_vec)));
+                        }
+                    }
+                }
+            }
+        }
+        let n = records.len();
+        self.inner.coordinator.load(records, self.inner.now_ms());
+        info!(
+            records = n,
+            groups = self.inner.coordinator.list().len(),
+            "loaded consumer groups"
+        );
+        Ok(())
+    }
+}
+
+impl Inner {
+    /// Opens (recovering) one partition directory of a topic.
+    pub(super) fn open_partition(
+        &self,
+        meta: &TopicMeta,
+        config: &Arc<TopicConfig>,
+        index: i32,
+    ) -> Result<Arc<Partition>> {
+        let dir = partition_dir(&self.dir, &meta.name, index);
+        let pmeta = PartitionMeta {
+            topic: meta.name.clone(),
+            topic_id: meta.id,
+            partition: index,
+        };
+        // A directory left by a deleted topic of the same name is set aside.
+        if let Ok(Some(old)) =
+            metadata::read::<PartitionMeta>(&dir.join(PARTITION_FILE), KIND_PARTITION)
+        {
+            if old.topic_id != meta.id {
+                remove_partition_dir(&dir)?;
+            }
+        }
+        let (p, report) = Partition::open(dir, pmeta, Arc::clone(config), self.config.flush)?;
+        log_recovery(&meta.name, index, &report);
+        self.recovery
+            .lock()
+            .push((meta.name.clone(), index, report));
+        Ok(Arc::new(p))
+    }
+
+    /// Opens every partition of a topic with its settings.
+    pub(super) fn open_topic(&self, meta: TopicMeta, config: TopicConfig) -> Result<Arc<Topic>> {
+        let config = Arc::new(config);
+        let mut partitions = Vec::with_capacity(meta.partitions as usize);
+        for i in 0..meta.partitions as i32 {
+            partitions.push(self.open_partition(&meta, &config, i)?);
+        }
+        Ok(Arc::new(Topic {
+            meta,
+            config,
+            partitions,
+        }))
+    }
+
+    /// `__consumer_offsets`: compacted, with the group settings' partition
+    /// count and segment size.
+    fn create_offsets_topic(&self) -> Result<()> {
+        let mut configs = BTreeMap::new();
+        configs.insert("cleanup.policy".to_string(), "compact".to_string());
+        configs.insert(
+            "segment.bytes".to_string(),
+            self.config.group.offsets_topic_segment_bytes.to_string(),
+        );
+        self.create_topic(
+            CONSUMER_OFFSETS,
+            Some(self.config.group.offsets_topic_partitions),
+            configs,
+            true,
+        )?;
+        Ok(())
+    }
+}
+
+fn log_recovery(topic: &str, partition: i32, report: &RecoveryReport) {
+    if report.is_clean() {
+        tracing::debug!(topic, partition, %report, "opened partition");
+    } else {
+        warn!(topic, partition, %report, "recovered partition");
+    }
+}
+
+/// Renames a partition directory aside, then removes it.
+pub(super) fn remove_partition_dir(dir: &Path) -> Result<()> {
+    let mut doomed = dir.as_os_str().to_os_string();
+    doomed.push(format!(".{}{DELETE_SUFFIX}", Uuid::new_v4().simple()));
+    let doomed = PathBuf::from(doomed);
+    std::fs::rename(dir, &doomed).map_err(|e| BrokerError::io("rename", dir, e))?;
+    std::fs::remove_dir_all(&doomed).map_err(|e| BrokerError::io("delete", &doomed, e))
+}

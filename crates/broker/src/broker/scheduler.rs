@@ -1,0 +1,159 @@
+//! The background clock: a thread that wakes every `tick_interval` to
+//! advance the coordinator's timers, wake waiters, flush logs that are due,
+//! write recovery points, and run retention and compaction at their
+//! intervals. With `background` off, tests drive the same work through
+//! [`Broker::tick`], [`Broker::run_retention`] and [`Broker::run_compaction`].
+
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use super::{wall_clock_ms, Broker, Inner};
+use crate::error::{BrokerError, Result};
+
+/// When each periodic job last ran.
+#[derive(Debug)]
+struct Schedule {
+    checkpoint: Instant,
+    retention: Instant,
+    compaction: Instant,
+}
+
+impl Inner {
+    /// Background work due at this tick.
+    fn background_tick(&self, last: &mut Schedule) {
+        let now = Instant::now();
+        self.coordinator.tick(self, self.now_ms());
+        self.tick.notify();
+        let partitions = self.all_partitions();
+        for p in &partitions {
+            if let Err(e) = p.log().flush_if_due() {
+                warn!(topic = p.topic(), partition = p.index(), error = %e, "flush failed");
+            }
+        }
+        if now.duration_since(last.checkpoint) >= self.config.checkpoint_interval {
+            last.checkpoint = now;
+            for p in &partitions {
+                if let Err(e) = p.checkpoint() {
+                    warn!(topic = p.topic(), partition = p.index(), error = %e, "checkpoint failed");
+                }
+            }
+        }
+        if now.duration_since(last.retention) >= self.config.retention_check_interval {
+            last.retention = now;
+            self.run_retention(wall_clock_ms());
+        }
+        if now.duration_since(last.compaction) >= self.config.compaction_interval {
+            last.compaction = now;
+            self.run_compaction(wall_clock_ms());
+        }
+    }
+
+    fn run_retention(&self, now_ms: i64) -> u64 {
+        let mut freed = 0;
+        for p in self.all_partitions() {
+            match p.log().apply_retention(now_ms) {
+                Ok(r) => {
+                    if !r.deleted_segments.is_empty() {
+                        info!(
+                            topic = p.topic(),
+                            partition = p.index(),
+                            segments = r.deleted_segments.len(),
+                            bytes = r.deleted_bytes,
+                            "retention deleted segments"
+                        );
+                    }
+                    freed += r.deleted_bytes;
+                }
+                Err(e) => {
+                    warn!(topic = p.topic(), partition = p.index(), error = %e, "retention failed")
+                }
+            }
+        }
+        freed
+    }
+
+    fn run_compaction(&self, now_ms: i64) -> u64 {
+        let mut removed = 0;
+        for p in self.all_partitions() {
+            match p.log().compact(now_ms) {
+                Ok(r) => removed += r.superseded_removed + r.tombstones_removed + r.keyless_removed,
+                Err(e) => {
+                    warn!(topic = p.topic(), partition = p.index(), error = %e, "compaction failed")
+                }
+            }
+        }
+        removed
+    }
+
+    /// Stops the clock thread and waits for it (unless called from it).
+    pub(super) fn stop_clock(&self) {
+        {
+            *self.stop.0.lock() = true;
+            self.stop.1.notify_all();
+        }
+        if let Some(handle) = self.background.lock().take() {
+            if handle.thread().id() != std::thread::current().id() {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+fn background_loop(inner: Weak<Inner>, interval: Duration) {
+    let mut schedule = Schedule {
+        checkpoint: Instant::now(),
+        retention: Instant::now(),
+        compaction: Instant::now(),
+    };
+    loop {
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        {
+            let mut stopped = strong.stop.0.lock();
+            if *stopped {
+                return;
+            }
+            strong.stop.1.wait_for(&mut stopped, interval);
+            if *stopped {
+                return;
+            }
+        }
+        strong.background_tick(&mut schedule);
+    }
+}
+
+impl Broker {
+    /// Starts the clock thread.
+    pub(super) fn start_clock(&self) -> Result<()> {
+        let weak = Arc::downgrade(&self.inner);
+        let interval = self.inner.config.tick_interval;
+        let handle = std::thread::Builder::new()
+            .name("pubsub-clock".into())
+            .spawn(move || background_loop(weak, interval))
+            .map_err(|e| BrokerError::io("spawn clock thread", &self.inner.dir, e))?;
+        *self.inner.background.lock() = Some(handle);
+        Ok(())
+    }
+
+    /// Runs retention on every partition as of `now_ms`; returns bytes freed.
+    pub fn run_retention(&self, now_ms: i64) -> u64 {
+        self.inner.run_retention(now_ms)
+    }
+
+    /// Runs compaction on every compacted partition as of `now_ms`; returns
+    /// records removed.
+    pub fn run_compaction(&self, now_ms: i64) -> u64 {
+        self.inner.run_compaction(now_ms)
+    }
+
+    /// Advances the coordinator's timers (when the background clock is off).
+    pub fn tick(&self) {
+        self.inner
+            .coordinator
+            .tick(self.inner.as_ref(), self.inner.now_ms());
+        self.inner.tick.notify();
+    }
+}

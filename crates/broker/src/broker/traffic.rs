@@ -1,0 +1,165 @@
+//! Produce and fetch: appending batches to a partition (from clients, from
+//! the embedded producer, and the coordinator's `__consumer_offsets`
+//! records), reading them back, and ListOffsets.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use pubsub_records::{BatchBuilder, NewRecord};
+
+use super::{wall_clock_ms, Broker, Inner};
+use crate::error::{BrokerError, Result};
+use crate::group::records::partition_for_group;
+use crate::group::{OffsetsRecord, OffsetsStore};
+use crate::names::CONSUMER_OFFSETS;
+use crate::partition::{Acks, AppendResult, Partition, PendingSync};
+
+/// Which offset ListOffsets asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetSpec {
+    /// The log start offset (Kafka timestamp -2).
+    Earliest,
+    /// The log end offset (-1).
+    Latest,
+    /// The record with the largest timestamp (-3).
+    MaxTimestamp,
+    /// The first record at or after this time.
+    Timestamp(i64),
+}
+
+impl OffsetsStore for Inner {
+    fn persist(&self, group: &str, records: Vec<OffsetsRecord>) -> Result<()> {
+        let n = self.config.group.offsets_topic_partitions;
+        let partition = self.partition(CONSUMER_OFFSETS, partition_for_group(group, n))?;
+        let now = wall_clock_ms();
+        let mut b = BatchBuilder::new();
+        for (key, value) in &records {
+            b.push(&NewRecord {
+                timestamp: now,
+                key: Some(key),
+                value: value.as_deref(),
+                headers: &[],
+            })?;
+        }
+        let mut bytes = b.build()?;
+        partition.append(&mut bytes, Acks::All, now, true)?;
+        Ok(())
+    }
+}
+
+impl Broker {
+    /// Every partition of every topic (internal ones included), by topic
+    /// name then index: for monitoring.
+    pub fn partitions(&self) -> Vec<Arc<Partition>> {
+        self.inner.all_partitions()
+    }
+
+    /// One partition.
+    pub fn partition(&self, topic: &str, partition: i32) -> Result<Arc<Partition>> {
+        self.inner.partition(topic, partition)
+    }
+
+    /// Appends batches a client sent (their CRC is checked) to a partition.
+    pub fn produce(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: &mut [u8],
+        acks: Acks,
+    ) -> Result<AppendResult> {
+        self.append_to(topic, partition, records, acks, false)
+            .map(|(r, _)| r)
+    }
+
+    /// `acks=all` in two steps: appends client batches now (as acks=1) and
+    /// returns the fsync still owed, so a server can go on appending
+    /// pipelined requests (which then share that fsync) before answering.
+    pub fn produce_then_sync(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: &mut [u8],
+    ) -> Result<(AppendResult, PendingSync)> {
+        let (r, p) = self.append_to(topic, partition, records, Acks::Leader, false)?;
+        Ok((
+            r,
+            PendingSync {
+                partition: p,
+                offset: r.last_offset,
+            },
+        ))
+    }
+
+    /// Appends batches built in this process (no second CRC pass).
+    pub(crate) fn produce_built(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: &mut [u8],
+        acks: Acks,
+    ) -> Result<AppendResult> {
+        self.append_to(topic, partition, records, acks, true)
+            .map(|(r, _)| r)
+    }
+
+    fn append_to(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: &mut [u8],
+        acks: Acks,
+        trusted: bool,
+    ) -> Result<(AppendResult, Arc<Partition>)> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(BrokerError::Closed);
+        }
+        let p = self.inner.partition(topic, partition)?;
+        let r = p.append(records, acks, wall_clock_ms(), trusted)?;
+        Ok((r, p))
+    }
+
+    /// Picks a partition for a keyless record (round-robin).
+    pub(crate) fn spread(&self, partitions: u32) -> u32 {
+        self.inner.spread.next(partitions)
+    }
+
+    /// Reads whole batches from `offset` into `out` (cleared first); returns
+    /// (log start offset, high watermark).
+    pub fn fetch(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: u64,
+        max_bytes: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(u64, u64)> {
+        self.inner
+            .partition(topic, partition)?
+            .read(offset, max_bytes, out)
+    }
+
+    /// ListOffsets: (offset, timestamp); `None` when no record matches a
+    /// timestamp (Kafka answers -1).
+    pub fn list_offset(
+        &self,
+        topic: &str,
+        partition: i32,
+        spec: OffsetSpec,
+    ) -> Result<Option<(i64, i64)>> {
+        let p = self.inner.partition(topic, partition)?;
+        let log = p.log();
+        let err = |e| BrokerError::storage(topic, partition, e);
+        Ok(match spec {
+            OffsetSpec::Earliest => Some((log.log_start_offset() as i64, -1)),
+            OffsetSpec::Latest => Some((log.log_end_offset() as i64, -1)),
+            OffsetSpec::MaxTimestamp => log
+                .max_timestamp()
+                .map_err(err)?
+                .map(|t| (t.offset as i64, t.timestamp)),
+            OffsetSpec::Timestamp(ts) => log
+                .offset_for_timestamp(ts)
+                .map_err(err)?
+                .map(|t| (t.offset as i64, t.timestamp)),
+        })
+    }
+}
