@@ -26,6 +26,7 @@
 //! ```
 
 mod broker;
+pub mod check;
 pub mod config;
 pub mod embedded;
 mod error;

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use pubsub_storage::checkpoint;
 use pubsub_storage::fs::RealFs;
+use pubsub_storage::StorageError;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -24,14 +25,20 @@ pub(crate) const KIND_TOPIC: u16 = checkpoint::FIRST_USER_KIND + 1;
 pub(crate) const KIND_PARTITION: u16 = checkpoint::FIRST_USER_KIND + 2;
 pub(crate) const KIND_PRODUCERS: u16 = checkpoint::FIRST_USER_KIND + 3;
 
-pub(crate) const BROKER_FILE: &str = "broker.checkpoint";
-pub(crate) const TOPICS_DIR: &str = "topics";
-pub(crate) const TOPIC_SUFFIX: &str = ".topic";
-pub(crate) const PARTITION_FILE: &str = "partition.checkpoint";
-pub(crate) const PRODUCERS_FILE: &str = "producers.checkpoint";
-pub(crate) const LOCK_FILE: &str = ".lock";
+/// `<data>/broker.checkpoint`.
+pub const BROKER_FILE: &str = "broker.checkpoint";
+/// `<data>/topics`: one file per topic.
+pub const TOPICS_DIR: &str = "topics";
+/// Suffix of a topic file in [`TOPICS_DIR`].
+pub const TOPIC_SUFFIX: &str = ".topic";
+/// `<data>/<topic>-<n>/partition.checkpoint`.
+pub const PARTITION_FILE: &str = "partition.checkpoint";
+/// `<data>/<topic>-<n>/producers.checkpoint`.
+pub const PRODUCERS_FILE: &str = "producers.checkpoint";
+/// `<data>/.lock`: locked by the open broker.
+pub const LOCK_FILE: &str = ".lock";
 /// Suffix of a partition directory being deleted.
-pub(crate) const DELETE_SUFFIX: &str = ".delete";
+pub const DELETE_SUFFIX: &str = ".delete";
 
 /// The broker file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -42,21 +49,29 @@ pub(crate) struct BrokerMeta {
     pub next_producer_id_block: i64,
 }
 
-/// One topic.
+/// One topic (`topics/<name>.topic`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub(crate) struct TopicMeta {
+pub struct TopicMeta {
+    /// Topic name.
     pub name: String,
+    /// Topic id (a topic re-created under the same name gets a new one).
     pub id: Uuid,
+    /// Partition count.
     pub partitions: u32,
+    /// Kafka settings set on the topic (the rest are broker defaults).
     pub configs: BTreeMap<String, String>,
+    /// `__consumer_offsets` and the like.
     pub internal: bool,
 }
 
-/// The identity of a partition directory.
+/// The identity of a partition directory (`partition.checkpoint`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub(crate) struct PartitionMeta {
+pub struct PartitionMeta {
+    /// Topic name.
     pub topic: String,
+    /// Id of the topic the directory was created for.
     pub topic_id: Uuid,
+    /// Partition index.
     pub partition: i32,
 }
 
@@ -78,22 +93,41 @@ pub(crate) fn write<T: Serialize>(path: &Path, kind: u16, value: &T) -> Result<(
     })
 }
 
-pub(crate) fn read<T: DeserializeOwned>(path: &Path, kind: u16) -> Result<Option<T>> {
-    let corrupt = |reason: String| BrokerError::CorruptMetadata {
-        path: path.to_path_buf(),
-        reason,
-    };
+/// Why a metadata file cannot be trusted.
+#[derive(Debug)]
+pub(crate) enum Unreadable {
+    /// The checkpoint container is damaged or cannot be read.
+    Container(StorageError),
+    /// The container is sound, its JSON does not fit.
+    Json(serde_json::Error),
+}
+
+/// Reads a metadata file: `Ok(None)` if absent.
+pub(crate) fn decode<T: DeserializeOwned>(
+    path: &Path,
+    kind: u16,
+) -> std::result::Result<Option<T>, Unreadable> {
     match checkpoint::read(path, kind) {
         Ok(None) => Ok(None),
         Ok(Some(payload)) => serde_json::from_slice(&payload)
             .map(Some)
-            .map_err(|e| corrupt(e.to_string())),
-        Err(e) => Err(corrupt(e.to_string())),
+            .map_err(Unreadable::Json),
+        Err(e) => Err(Unreadable::Container(e)),
     }
 }
 
+pub(crate) fn read<T: DeserializeOwned>(path: &Path, kind: u16) -> Result<Option<T>> {
+    decode(path, kind).map_err(|e| BrokerError::CorruptMetadata {
+        path: path.to_path_buf(),
+        reason: match e {
+            Unreadable::Container(e) => e.to_string(),
+            Unreadable::Json(e) => e.to_string(),
+        },
+    })
+}
+
 /// `<data>/<topic>-<partition>`.
-pub(crate) fn partition_dir(data: &Path, topic: &str, partition: i32) -> PathBuf {
+pub fn partition_dir(data: &Path, topic: &str, partition: i32) -> PathBuf {
     data.join(format!("{topic}-{partition}"))
 }
 

@@ -15,18 +15,20 @@
 //!
 //! The data directory layout is docs/FORMAT.md section 0.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
+use pubsub_broker::check::{
+    self, partition_dir, split_dir_name, TopicFiles, LOCK_FILE, PARTITION_FILE, TOPICS_DIR,
+};
 use pubsub_broker::TopicConfig;
 use pubsub_records::{Batch, BatchHeader, Record, TimestampType, HEADER_LEN};
 use pubsub_storage::fs::{FileHandle, RealFile};
 use pubsub_storage::scan::{scan, ScanStop};
-use pubsub_storage::{checkpoint, CheckReport, FlushPolicy, LogConfig, SegmentCheck};
+use pubsub_storage::{CheckReport, FlushPolicy, LogConfig, SegmentCheck};
 use serde_json::{json, Value};
 
 use crate::error::CliError;
@@ -528,49 +530,6 @@ fn json_bytes(bytes: Option<&[u8]>, max: usize) -> Value {
 
 // ---------------------------------------------------------------- check
 
-const TOPICS_DIR: &str = "topics";
-const TOPIC_SUFFIX: &str = ".topic";
-const BROKER_FILE: &str = "broker.checkpoint";
-const PARTITION_FILE: &str = "partition.checkpoint";
-const PRODUCERS_FILE: &str = "producers.checkpoint";
-const LOCK_FILE: &str = ".lock";
-const DELETE_SUFFIX: &str = ".delete";
-// Checkpoint kinds of the broker's files (docs/FORMAT.md section 9).
-const KIND_BROKER: u16 = checkpoint::FIRST_USER_KIND;
-const KIND_TOPIC: u16 = checkpoint::FIRST_USER_KIND + 1;
-const KIND_PARTITION: u16 = checkpoint::FIRST_USER_KIND + 2;
-const KIND_PRODUCERS: u16 = checkpoint::FIRST_USER_KIND + 3;
-
-/// A topic file (`topics/<name>.topic`), the fields that matter here.
-#[derive(Debug, serde::Deserialize)]
-struct TopicFile {
-    name: String,
-    id: String,
-    partitions: u32,
-    #[serde(default)]
-    configs: BTreeMap<String, String>,
-}
-
-/// A partition directory's `partition.checkpoint`.
-#[derive(Debug, serde::Deserialize)]
-struct PartitionFile {
-    topic: String,
-    topic_id: String,
-    partition: i32,
-}
-
-/// Reads a broker metadata file: `Ok(None)` if absent, `Err(why)` if it
-/// cannot be trusted (bad container or bad JSON, as the broker decides).
-fn read_meta<T: serde::de::DeserializeOwned>(path: &Path, kind: u16) -> Result<Option<T>, String> {
-    match checkpoint::read(path, kind) {
-        Ok(None) => Ok(None),
-        Ok(Some(payload)) => serde_json::from_slice(&payload)
-            .map(Some)
-            .map_err(|e| format!("corrupt {}: {e}", path.display())),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
 /// Holds files a partition directory may contain.
 fn is_partition_dir(dir: &Path) -> bool {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -582,23 +541,6 @@ fn is_partition_dir(dir: &Path) -> bool {
             || e.file_name() == PARTITION_FILE
             || e.file_name() == pubsub_storage::RECOVERY_CHECKPOINT
     })
-}
-
-/// `<topic>-<n>` split at its last dash.
-fn split_dir_name(name: &str) -> Option<(&str, i32)> {
-    let (topic, n) = name.rsplit_once('-')?;
-    Some((topic, n.parse().ok()?))
-}
-
-/// True if a broker holds the directory's lock right now.
-fn broker_running(data_dir: &Path) -> bool {
-    let Ok(file) = File::open(data_dir.join(LOCK_FILE)) else {
-        return false;
-    };
-    matches!(
-        file.try_lock_shared(),
-        Err(std::fs::TryLockError::WouldBlock)
-    )
 }
 
 /// The findings for one partition directory.
@@ -643,42 +585,16 @@ fn ends_below_recovery_point(report: &CheckReport) -> bool {
     end < rp
 }
 
-/// What the broker's own open would make of the data directory's topics.
-#[derive(Debug, Default)]
-struct Topics {
-    /// By topic name.
-    by_name: BTreeMap<String, TopicFile>,
-    /// Unreadable topic files: the broker refuses to open.
-    unreadable: bool,
-}
-
-fn read_topics(data_dir: &Path, problems: &mut Vec<String>) -> Result<Topics, CliError> {
-    let mut topics = Topics::default();
-    let dir = data_dir.join(TOPICS_DIR);
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(topics),
-        Err(e) => return Err(io_error(format!("cannot list {}", dir.display()), e)),
-    };
-    let mut paths = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| io_error(format!("cannot list {}", dir.display()), e))?;
-        if entry.file_name().to_string_lossy().ends_with(TOPIC_SUFFIX) {
-            paths.push(entry.path());
-        }
-    }
-    paths.sort();
-    for path in paths {
-        match read_meta::<TopicFile>(&path, KIND_TOPIC) {
-            Ok(Some(t)) => {
-                topics.by_name.insert(t.name.clone(), t);
-            }
-            Ok(None) => {}
-            Err(why) => {
-                topics.unreadable = true;
-                problems.push(format!("{why}: open would fail"));
-            }
-        }
+/// Reads the topic files; an unreadable one is a problem (open would fail).
+fn read_topics(data_dir: &Path, problems: &mut Vec<String>) -> Result<TopicFiles, CliError> {
+    let topics = check::topic_files(data_dir).map_err(|e| {
+        io_error(
+            format!("cannot list {}", data_dir.join(TOPICS_DIR).display()),
+            e,
+        )
+    })?;
+    for why in &topics.unreadable {
+        problems.push(format!("{why}: open would fail"));
     }
     Ok(topics)
 }
@@ -686,7 +602,7 @@ fn read_topics(data_dir: &Path, problems: &mut Vec<String>) -> Result<Topics, Cl
 fn check_partition(
     dir: &Path,
     broker_dir: bool,
-    topics: &Topics,
+    topics: &TopicFiles,
     index_interval: Option<u64>,
 ) -> Result<PartitionCheck, CliError> {
     let name = dir.file_name().map_or_else(
@@ -694,11 +610,10 @@ fn check_partition(
         |n| n.to_string_lossy().into_owned(),
     );
     let mut problems = Vec::new();
-    let meta = read_meta::<PartitionFile>(&dir.join(PARTITION_FILE), KIND_PARTITION)
-        .unwrap_or_else(|why| {
-            problems.push(format!("{why}: open would fail"));
-            None
-        });
+    let meta = check::partition_meta(dir).unwrap_or_else(|why| {
+        problems.push(format!("{why}: open would fail"));
+        None
+    });
     let (topic, partition) = match &meta {
         Some(m) => (Some(m.topic.clone()), Some(m.partition)),
         None => match split_dir_name(&name) {
@@ -709,23 +624,8 @@ fn check_partition(
     let topic_file = topic.as_ref().and_then(|t| topics.by_name.get(t));
     // The broker removes a directory whose partition.checkpoint names a
     // topic (id) it does not have, or a partition beyond the count.
-    if let (true, false, Some(m)) = (broker_dir, topics.unreadable, &meta) {
-        let stale = match topic_file {
-            None => Some(format!("topic {:?} does not exist", m.topic)),
-            Some(t) if t.id != m.topic_id => Some(format!(
-                "topic {:?} now has id {} (this directory is left from a deleted topic of the same name)",
-                m.topic, t.id
-            )),
-            Some(t) if !u32::try_from(m.partition).is_ok_and(|p| p < t.partitions) => Some(
-                format!("topic {:?} has only {} partition(s)", m.topic, t.partitions),
-            ),
-            Some(_) if name != format!("{}-{}", m.topic, m.partition) => Some(format!(
-                "the directory of that partition is {}-{}",
-                m.topic, m.partition
-            )),
-            Some(_) => None,
-        };
-        if let Some(why) = stale {
+    if let (true, true, Some(m)) = (broker_dir, topics.unreadable.is_empty(), &meta) {
+        if let Some(why) = check::stale_reason(&name, m, topic_file) {
             problems.push(format!(
                 "{PARTITION_FILE} names topic {:?} (id {}) partition {}, but {why}: open would delete this directory",
                 m.topic, m.topic_id, m.partition
@@ -743,7 +643,7 @@ fn check_partition(
     if let Some(bytes) = index_interval {
         config.index_interval_bytes = bytes;
     }
-    if let Err(why) = read_meta::<Value>(&dir.join(PRODUCERS_FILE), KIND_PRODUCERS) {
+    if let Some(why) = check::producers_file_problem(dir) {
         problems.push(format!(
             "{why}: open would ignore it and rebuild the producer state from the log"
         ));
@@ -763,28 +663,15 @@ fn check_partition(
 /// The partition directories of a data directory, by topic then partition;
 /// `<topic>-<n>.<uuid>.delete` directories go to `deleting`.
 fn partition_dirs(data_dir: &Path, deleting: &mut Vec<String>) -> Result<Vec<PathBuf>, CliError> {
-    let list_error = |e| io_error(format!("cannot list {}", data_dir.display()), e);
-    let mut dirs = Vec::new();
-    for entry in std::fs::read_dir(data_dir).map_err(list_error)? {
-        let entry = entry.map_err(list_error)?;
-        let path = entry.path();
-        if !path.is_dir() {
-            continue;
-        }
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with(DELETE_SUFFIX) {
-            deleting.push(name);
-        } else if name != TOPICS_DIR && is_partition_dir(&path) {
-            let key = match split_dir_name(&name) {
-                Some((t, n)) => (t.to_string(), n),
-                None => (name.clone(), -1),
-            };
-            dirs.push((key, path));
-        }
-    }
-    dirs.sort();
-    deleting.sort();
-    Ok(dirs.into_iter().map(|(_, p)| p).collect())
+    let listing = check::list_data_dir(data_dir)
+        .map_err(|e| io_error(format!("cannot list {}", data_dir.display()), e))?;
+    deleting.extend(listing.deleting.into_iter().map(|(name, _)| name));
+    Ok(listing
+        .dirs
+        .into_iter()
+        .filter(|(_, path)| is_partition_dir(path))
+        .map(|(_, path)| path)
+        .collect())
 }
 
 fn check(args: &CheckArgs) -> Result<(), CliError> {
@@ -804,8 +691,8 @@ fn check(args: &CheckArgs) -> Result<(), CliError> {
     } else {
         path.clone()
     };
-    let broker_dir = data_dir.join(TOPICS_DIR).is_dir() || data_dir.join(BROKER_FILE).exists();
-    let running = broker_running(&data_dir);
+    let broker_dir = check::is_data_dir(&data_dir);
+    let running = check::broker_running(&data_dir);
     if running {
         eprintln!(
             "warning: a running broker holds {} (its {LOCK_FILE} is locked): active segments may change while they are checked",
@@ -816,7 +703,7 @@ fn check(args: &CheckArgs) -> Result<(), CliError> {
     let topics = if broker_dir {
         read_topics(&data_dir, &mut problems)?
     } else {
-        Topics::default()
+        TopicFiles::default()
     };
     let dirs = if single {
         vec![path.clone()]
@@ -835,12 +722,12 @@ fn check(args: &CheckArgs) -> Result<(), CliError> {
             )));
         }
         if broker_dir {
-            if let Err(why) = read_meta::<Value>(&data_dir.join(BROKER_FILE), KIND_BROKER) {
+            if let Some(why) = check::broker_file_problem(&data_dir) {
                 problems.push(format!("{why}: open would fail"));
             }
             for t in topics.by_name.values() {
                 for p in 0..t.partitions {
-                    if !data_dir.join(format!("{}-{p}", t.name)).is_dir() {
+                    if !partition_dir(&data_dir, &t.name, p as i32).is_dir() {
                         problems.push(format!(
                             "topic {:?} partition {p} has no directory: open would create an empty log",
                             t.name

@@ -17,12 +17,13 @@ use uuid::Uuid;
 
 use super::producer_ids::ProducerIds;
 use super::{Broker, Inner};
+use crate::check;
 use crate::config::{BrokerConfig, TopicConfig};
 use crate::error::{BrokerError, Result};
 use crate::group::GroupCoordinator;
 use crate::metadata::{
     self, partition_dir, BrokerMeta, PartitionMeta, TopicMeta, BROKER_FILE, DELETE_SUFFIX,
-    KIND_BROKER, KIND_PARTITION, KIND_TOPIC, LOCK_FILE, PARTITION_FILE, TOPICS_DIR, TOPIC_SUFFIX,
+    KIND_BROKER, KIND_PARTITION, KIND_TOPIC, LOCK_FILE, PARTITION_FILE, TOPICS_DIR,
 };
 use crate::names::CONSUMER_OFFSETS;
 use crate::notify::Notifier;
@@ -90,17 +91,11 @@ impl Broker {
     fn load_topics(&self) -> Result<()> {
         let topics_dir = self.inner.dir.join(TOPICS_DIR);
         let mut metas = Vec::new();
-        for entry in
-            std::fs::read_dir(&topics_dir).map_err(|e| BrokerError::io("list", &topics_dir, e))?
+        for path in check::topic_file_paths(&self.inner.dir)
+            .map_err(|e| BrokerError::io("list", &topics_dir, e))?
         {
-            let entry = entry.map_err(|e| BrokerError::io("list", &topics_dir, e))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if !name.ends_with(TOPIC_SUFFIX) {
-                continue;
-            }
-            match metadata::read::<TopicMeta>(&entry.path(), KIND_TOPIC)? {
-                Some(m) => metas.push(m),
-                None => continue,
+            if let Some(m) = metadata::read::<TopicMeta>(&path, KIND_TOPIC)? {
+                metas.push(m);
             }
         }
         for meta in metas {
@@ -117,33 +112,21 @@ impl Broker {
     }
 
     /// Removes partition directories of deleted topics (and directories a
-    /// deletion was interrupted in).
+    /// deletion was interrupted in): the rule is [`check::stale_reason`].
     fn remove_stale_dirs(&self) -> Result<()> {
         let dir = &self.inner.dir;
-        for entry in std::fs::read_dir(dir).map_err(|e| BrokerError::io("list", dir, e))? {
-            let entry = entry.map_err(|e| BrokerError::io("list", dir, e))?;
-            let path = entry.path();
-            if !path.is_dir() {
-                continue;
-            }
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.ends_with(DELETE_SUFFIX) {
-                std::fs::remove_dir_all(&path).map_err(|e| BrokerError::io("delete", &path, e))?;
-                continue;
-            }
-            let Ok(Some(pm)) =
-                metadata::read::<PartitionMeta>(&path.join(PARTITION_FILE), KIND_PARTITION)
-            else {
+        let listing = check::list_data_dir(dir).map_err(|e| BrokerError::io("list", dir, e))?;
+        for (_, path) in &listing.deleting {
+            std::fs::remove_dir_all(path).map_err(|e| BrokerError::io("delete", path, e))?;
+        }
+        for (name, path) in &listing.dirs {
+            let Ok(Some(pm)) = check::partition_meta(path) else {
                 continue;
             };
-            let live = self.inner.topic(&pm.topic).is_some_and(|t| {
-                t.meta.id == pm.topic_id
-                    && (pm.partition as u32) < t.meta.partitions
-                    && name == format!("{}-{}", pm.topic, pm.partition)
-            });
-            if !live {
+            let topic = self.inner.topic(&pm.topic);
+            if check::stale_reason(name, &pm, topic.as_ref().map(|t| &t.meta)).is_some() {
                 info!(dir = %path.display(), "removing the directory of a deleted topic");
-                remove_partition_dir(&path)?;
+                remove_partition_dir(path)?;
             }
         }
         Ok(())

@@ -1,0 +1,184 @@
+//! The data directory as [`Broker::open`](crate::Broker::open) judges it,
+//! for tools that inspect a stopped broker's files without opening it
+//! (`pubsub log check`), as `pubsub_storage::check` does for one log.
+//! Nothing here writes.
+//!
+//! The file names and metadata structs are the broker's own
+//! (docs/FORMAT.md section 0); [`stale_reason`] is the rule by which open
+//! removes the directory of a deleted topic.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+
+use crate::metadata::{
+    self, BrokerMeta, ProducerSnapshot, Unreadable, KIND_BROKER, KIND_PARTITION, KIND_PRODUCERS,
+    KIND_TOPIC,
+};
+pub use crate::metadata::{
+    partition_dir, PartitionMeta, TopicMeta, BROKER_FILE, DELETE_SUFFIX, LOCK_FILE, PARTITION_FILE,
+    PRODUCERS_FILE, TOPICS_DIR, TOPIC_SUFFIX,
+};
+
+/// Reads a metadata file: `Ok(None)` if absent, `Err(why)` if it cannot be
+/// trusted (a bad container or JSON that does not fit, as open decides).
+fn read_file<T: DeserializeOwned>(path: &Path, kind: u16) -> Result<Option<T>, String> {
+    metadata::decode(path, kind).map_err(|e| match e {
+        Unreadable::Container(e) => e.to_string(),
+        Unreadable::Json(e) => format!("corrupt {}: {e}", path.display()),
+    })
+}
+
+/// True if `dir` is a broker data directory (it has the topics directory or
+/// the broker file).
+pub fn is_data_dir(dir: &Path) -> bool {
+    dir.join(TOPICS_DIR).is_dir() || dir.join(BROKER_FILE).exists()
+}
+
+/// True if a broker holds the data directory's lock right now.
+pub fn broker_running(data_dir: &Path) -> bool {
+    let Ok(file) = File::open(data_dir.join(LOCK_FILE)) else {
+        return false;
+    };
+    matches!(
+        file.try_lock_shared(),
+        Err(std::fs::TryLockError::WouldBlock)
+    )
+}
+
+/// Why open would refuse the broker file, if it would.
+pub fn broker_file_problem(data_dir: &Path) -> Option<String> {
+    read_file::<BrokerMeta>(&data_dir.join(BROKER_FILE), KIND_BROKER).err()
+}
+
+/// Why open would ignore a partition's producer snapshot (and rebuild the
+/// producer state from the log), if it would.
+pub fn producers_file_problem(partition_dir: &Path) -> Option<String> {
+    read_file::<ProducerSnapshot>(&partition_dir.join(PRODUCERS_FILE), KIND_PRODUCERS).err()
+}
+
+/// A partition directory's identity: `Ok(None)` without a partition file.
+pub fn partition_meta(partition_dir: &Path) -> Result<Option<PartitionMeta>, String> {
+    read_file(&partition_dir.join(PARTITION_FILE), KIND_PARTITION)
+}
+
+/// The topic files of a data directory, sorted; none without a topics
+/// directory.
+pub fn topic_file_paths(data_dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let entries = match std::fs::read_dir(data_dir.join(TOPICS_DIR)) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut paths = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().ends_with(TOPIC_SUFFIX) {
+            paths.push(entry.path());
+        }
+    }
+    paths.sort();
+    Ok(paths)
+}
+
+/// The topics of a data directory as open would load them.
+#[derive(Debug, Default)]
+pub struct TopicFiles {
+    /// Readable topic files, by topic name.
+    pub by_name: BTreeMap<String, TopicMeta>,
+    /// Why each unreadable topic file cannot be read (open would fail).
+    pub unreadable: Vec<String>,
+}
+
+/// Reads every topic file of a data directory.
+pub fn topic_files(data_dir: &Path) -> io::Result<TopicFiles> {
+    let mut topics = TopicFiles::default();
+    for path in topic_file_paths(data_dir)? {
+        match read_file::<TopicMeta>(&path, KIND_TOPIC) {
+            Ok(Some(t)) => {
+                topics.by_name.insert(t.name.clone(), t);
+            }
+            Ok(None) => {}
+            Err(why) => topics.unreadable.push(why),
+        }
+    }
+    Ok(topics)
+}
+
+/// Why open would remove the partition directory `dir_name` whose
+/// partition file says `meta`, given the topic of that name (if any): the
+/// topic is gone, was re-created (another id), has fewer partitions, or the
+/// directory is not the one of that partition. `None`: the directory is live.
+pub fn stale_reason(
+    dir_name: &str,
+    meta: &PartitionMeta,
+    topic: Option<&TopicMeta>,
+) -> Option<String> {
+    match topic {
+        None => Some(format!("topic {:?} does not exist", meta.topic)),
+        Some(t) if t.id != meta.topic_id => Some(format!(
+            "topic {:?} now has id {} (this directory is left from a deleted topic of the same name)",
+            meta.topic, t.id
+        )),
+        Some(t) if !u32::try_from(meta.partition).is_ok_and(|p| p < t.partitions) => Some(
+            format!("topic {:?} has only {} partition(s)", meta.topic, t.partitions),
+        ),
+        Some(_) if dir_name != format!("{}-{}", meta.topic, meta.partition) => Some(format!(
+            "the directory of that partition is {}-{}",
+            meta.topic, meta.partition
+        )),
+        Some(_) => None,
+    }
+}
+
+/// `<topic>-<n>` split at its last dash.
+pub fn split_dir_name(name: &str) -> Option<(&str, i32)> {
+    let (topic, n) = name.rsplit_once('-')?;
+    Some((topic, n.parse().ok()?))
+}
+
+/// The subdirectories of a data directory.
+#[derive(Debug, Default)]
+pub struct DataDirListing {
+    /// Every other subdirectory but the topics directory (name, path),
+    /// sorted by topic then partition.
+    pub dirs: Vec<(String, PathBuf)>,
+    /// `<topic>-<n>.<uuid>.delete` directories (a deletion was interrupted:
+    /// open removes them), sorted.
+    pub deleting: Vec<(String, PathBuf)>,
+}
+
+/// Lists a data directory's subdirectories.
+pub fn list_data_dir(data_dir: &Path) -> io::Result<DataDirListing> {
+    let mut dirs = Vec::new();
+    let mut deleting = Vec::new();
+    for entry in std::fs::read_dir(data_dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if !path.is_dir() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(DELETE_SUFFIX) {
+            deleting.push((name, path));
+        } else if name != TOPICS_DIR {
+            let key = match split_dir_name(&name) {
+                Some((t, n)) => (t.to_string(), n),
+                None => (name.clone(), -1),
+            };
+            dirs.push((key, name, path));
+        }
+    }
+    dirs.sort();
+    deleting.sort();
+    Ok(DataDirListing {
+        dirs: dirs
+            .into_iter()
+            .map(|(_, name, path)| (name, path))
+            .collect(),
+        deleting,
+    })
+}
