@@ -11,8 +11,6 @@ use crate::admin::name;
 use crate::connection::Connection;
 use crate::error::{ClientError, Result};
 
-/// OFFSET_OUT_OF_RANGE.
-pub const OFFSET_OUT_OF_RANGE: i16 = 1;
 /// Largest decompressed record section accepted.
 const MAX_DECOMPRESSED: usize = 256 << 20;
 
