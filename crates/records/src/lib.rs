@@ -24,6 +24,7 @@ pub mod batch;
 pub mod builder;
 pub mod compression;
 mod error;
+mod error_name;
 pub mod partitioner;
 pub mod record;
 pub mod varint;
@@ -34,4 +35,5 @@ pub use batch::{
 pub use builder::{BatchBuilder, NewRecord};
 pub use compression::Compression;
 pub use error::{RecordsError, Result};
+pub use error_name::kafka_error_name;
 pub use record::{Header, HeaderIter, Record, RecordIter, RecordSet};

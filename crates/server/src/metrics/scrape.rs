@@ -8,7 +8,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
-use kafka_protocol::error::ResponseError;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
@@ -111,10 +110,7 @@ fn server(e: &mut DescriptorEncoder<'_>, m: &Metrics) -> fmt::Result {
     for (a, name) in apis.iter().zip(&names) {
         for &(code, n) in &a.errors {
             let (code_label, error) = match code {
-                Some(c) => (
-                    c.to_string(),
-                    ResponseError::try_from_code(c).map_or_else(String::new, |r| r.to_string()),
-                ),
+                Some(c) => (c.to_string(), pubsub_records::kafka_error_name(c)),
                 None => (OTHER_CODE.to_string(), String::new()),
             };
             errors.push((name.as_str(), code_label, error, n));
