@@ -19,3 +19,4 @@ pub mod produce;
 pub use cluster::{Cluster, TopicInfo};
 pub use connection::{Connection, Receiver, Sender};
 pub use error::{ClientError, Result};
+pub use pubsub_records::ConsumerRecord;
