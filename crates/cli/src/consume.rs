@@ -7,9 +7,9 @@ use std::fmt::Write;
 
 use kafka_protocol::error::ResponseError;
 use pubsub_client::admin::{self, OffsetQuery};
-use pubsub_client::fetch::{self, Message};
+use pubsub_client::fetch;
 use pubsub_client::member::Membership;
-use pubsub_client::{Cluster, TopicInfo};
+use pubsub_client::{Cluster, ConsumerRecord, TopicInfo};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::error::CliError;
@@ -329,7 +329,7 @@ async fn fetch_round(
     Ok(false)
 }
 
-fn render(out: &mut Vec<u8>, m: &Message, format: Format) {
+fn render(out: &mut Vec<u8>, m: &ConsumerRecord, format: Format) {
     match format {
         Format::Text => {
             out.extend_from_slice(m.value.as_deref().unwrap_or_default());

@@ -71,22 +71,7 @@ pub async fn create_topic(
     configs: &[(String, String)],
 ) -> Result<()> {
     let v = conn.versions().pick::<CreateTopicsRequest>(2..=7)?;
-    let req = CreateTopicsRequest::default()
-        .with_timeout_ms(30_000)
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(name(topic))
-            .with_num_partitions(partitions)
-            .with_replication_factor(-1)
-            .with_configs(
-                configs
-                    .iter()
-                    .map(|(k, val)| {
-                        CreatableTopicConfig::default()
-                            .with_name(StrBytes::from_string(k.clone()))
-                            .with_value(Some(StrBytes::from_string(val.clone())))
-                    })
-                    .collect(),
-            )]);
+    let req = create_topics_request(topic, partitions, configs);
     let resp = conn.call(v, &req).await?;
     let t = resp
         .topics
@@ -97,6 +82,31 @@ pub async fn create_topic(
         || format!("creating topic {topic}"),
         t.error_message.as_deref(),
     )
+}
+
+/// A request creating `topic` with `partitions` (-1: the broker's default)
+/// and the given settings, replicated as the broker defaults.
+pub fn create_topics_request<K: AsRef<str>, V: AsRef<str>>(
+    topic: &str,
+    partitions: i32,
+    configs: &[(K, V)],
+) -> CreateTopicsRequest {
+    CreateTopicsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(name(topic))
+            .with_num_partitions(partitions)
+            .with_replication_factor(-1)
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, val)| {
+                        CreatableTopicConfig::default()
+                            .with_name(StrBytes::from_string(k.as_ref().to_string()))
+                            .with_value(Some(StrBytes::from_string(val.as_ref().to_string())))
+                    })
+                    .collect(),
+            )])
 }
 
 /// Deletes topics; the first refusal is the error.
