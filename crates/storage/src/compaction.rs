@@ -34,7 +34,7 @@ use crate::layout::{
 };
 use crate::log::Log;
 use crate::scan::scan;
-use crate::segment::{lock, write, Segment};
+use crate::segment::Segment;
 
 /// What a compaction pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -113,9 +113,9 @@ impl Log {
         if !self.config().cleanup_policy.compacts() {
             return Ok(report);
         }
-        let _m = lock(&self.maintenance);
+        let _m = self.maintenance.lock();
         self.check_writable()?;
-        let active_base = lock(&self.writer).active.base_offset;
+        let active_base = self.writer.lock().active.base_offset;
         // Only fsynced data is rewritten.
         self.flush()?;
         let sealed: Vec<Arc<Segment>> = self
@@ -313,7 +313,7 @@ impl Log {
             &tracker,
         ));
         {
-            let mut map = write(&self.segments);
+            let mut map = self.segments.write();
             for old in group {
                 map.remove(&old.base_offset);
             }

@@ -12,9 +12,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::Instant;
 
+use parking_lot::{Condvar, Mutex, RwLock};
 use pubsub_records::{Batch, BatchMut};
 use tracing::error;
 
@@ -24,7 +25,7 @@ use crate::error::{Result, StorageError};
 use crate::fs::{FileSystem, RealFs};
 use crate::index::IndexTracker;
 use crate::recovery::{self, RecoveryReport};
-use crate::segment::{lock, read, write, Segment, SegmentContext};
+use crate::segment::{Segment, SegmentContext};
 use crate::stats::{Histogram, HistogramSnapshot};
 
 /// Bytes of a segment between two early-writeback hints.
@@ -204,7 +205,7 @@ impl Log {
 
     /// The current configuration.
     pub fn config(&self) -> Arc<LogConfig> {
-        Arc::clone(&read(&self.config))
+        Arc::clone(&self.config.read())
     }
 
     /// Changes the configuration of an open log. Everything but the index
@@ -212,7 +213,7 @@ impl Log {
     /// already written) takes effect at once; those apply after a reopen.
     pub fn set_config(&self, config: LogConfig) -> Result<()> {
         config.validate()?;
-        *write(&self.config) = Arc::new(config);
+        *self.config.write() = Arc::new(config);
         Ok(())
     }
 
@@ -228,23 +229,23 @@ impl Log {
 
     /// Every offset below this is fsynced.
     pub fn durable_offset(&self) -> u64 {
-        lock(&self.flush).durable
+        self.flush.lock().durable
     }
 
     /// The recovery point last written to the checkpoint file.
     pub fn recovery_point(&self) -> u64 {
-        lock(&self.checkpointed).map_or(0, |c| c.recovery_point)
+        self.checkpointed.lock().map_or(0, |c| c.recovery_point)
     }
 
     /// The reason the log refuses writes, if it does.
     pub fn poisoned(&self) -> Option<String> {
-        lock(&self.poison).clone()
+        self.poison.lock().clone()
     }
 
     /// The segments, oldest first.
     pub fn segments(&self) -> Vec<SegmentInfo> {
         let end = self.log_end_offset();
-        let map = read(&self.segments);
+        let map = self.segments.read();
         let n = map.len();
         map.values()
             .enumerate()
@@ -259,12 +260,12 @@ impl Log {
 
     /// Total bytes of all segments.
     pub fn size_bytes(&self) -> u64 {
-        read(&self.segments).values().map(|s| s.size()).sum()
+        self.segments.read().values().map(|s| s.size()).sum()
     }
 
     /// Number of segments.
     pub fn segment_count(&self) -> usize {
-        read(&self.segments).len()
+        self.segments.read().len()
     }
 
     /// How many group-commit fsync rounds this log has run since it was
@@ -276,7 +277,7 @@ impl Log {
     }
 
     pub(crate) fn segment_list(&self) -> Vec<Arc<Segment>> {
-        read(&self.segments).values().cloned().collect()
+        self.segments.read().values().cloned().collect()
     }
 
     pub(crate) fn check_writable(&self) -> Result<()> {
@@ -301,7 +302,7 @@ impl Log {
 
     /// Refuses all further writes until the log is reopened.
     pub(crate) fn poison(&self, cause: &StorageError) {
-        let mut p = lock(&self.poison);
+        let mut p = self.poison.lock();
         if p.is_none() {
             error!(dir = %self.ctx.dir.display(), error = %cause, "log poisoned: refusing writes until reopened");
             *p = Some(cause.to_string());
@@ -383,7 +384,7 @@ impl Log {
         let offsets: u64 = metas.iter().map(|m| m.delta + 1).sum();
         let append_max_ts = metas.iter().map(|m| m.max_ts).max().unwrap_or(-1);
 
-        let mut w = lock(&self.writer);
+        let mut w = self.writer.lock();
         self.check_writable()?;
         let rolled = self.maybe_roll(
             &mut w,
@@ -438,7 +439,7 @@ impl Log {
         let interval = self.ctx.index_interval;
         {
             let index = self.poison_on_err(active.index())?;
-            let mut index = write(index);
+            let mut index = index.write();
             let mut pos = position;
             let mut offset = base_offset;
             for m in &metas {
@@ -473,7 +474,7 @@ impl Log {
         match config.flush {
             FlushPolicy::Always => self.flush_until(next)?,
             FlushPolicy::Interval(every) => {
-                if lock(&self.flush).last_flush.elapsed() >= every {
+                if self.flush.lock().last_flush.elapsed() >= every {
                     self.flush_until(next)?;
                 }
             }
@@ -501,7 +502,7 @@ impl Log {
             (Some(ms), Some(first)) => max_ts.saturating_sub(first) > ms,
             _ => false,
         };
-        let index_full = read(self.poison_on_err(active.index())?).remaining() < batches + 1;
+        let index_full = self.poison_on_err(active.index())?.read().remaining() < batches + 1;
         let offsets_overflow =
             w.next_offset + offsets - 1 - active.base_offset > u64::from(u32::MAX);
         if full || aged || index_full || offsets_overflow {
@@ -521,14 +522,14 @@ impl Log {
         w.active = Arc::clone(&seg);
         w.tracker = IndexTracker::new(new_base);
         w.rolling_timestamp = None;
-        write(&self.segments).insert(new_base, seg);
+        self.segments.write().insert(new_base, seg);
         Ok(())
     }
 
     /// Seals the active segment and starts a new one (if the active one holds
     /// anything), then makes the sealed one durable.
     pub fn roll(&self) -> Result<()> {
-        let mut w = lock(&self.writer);
+        let mut w = self.writer.lock();
         self.check_writable()?;
         if w.active.size() == 0 {
             return Ok(());
@@ -554,7 +555,7 @@ impl Log {
     /// A broker calls this from a timer so idle logs get flushed too.
     pub fn flush_if_due(&self) -> Result<()> {
         if let FlushPolicy::Interval(every) = self.config().flush {
-            let due = lock(&self.flush).last_flush.elapsed() >= every;
+            let due = self.flush.lock().last_flush.elapsed() >= every;
             if due && self.durable_offset() < self.log_end_offset() {
                 return self.flush();
             }
@@ -567,17 +568,14 @@ impl Log {
     /// at that moment; the others wait for it and rarely need another.
     fn flush_until(&self, target: u64) -> Result<()> {
         let target = target.min(self.log_end_offset());
-        let mut st = lock(&self.flush);
+        let mut st = self.flush.lock();
         loop {
             if st.durable >= target {
                 return Ok(());
             }
             self.check_not_poisoned()?;
             if st.in_progress {
-                st = self
-                    .flushed
-                    .wait(st)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                self.flushed.wait(&mut st);
                 continue;
             }
             st.in_progress = true;
@@ -585,7 +583,7 @@ impl Log {
             let started = Instant::now();
             let result = self.run_flush();
             self.flush_stats.observe(started.elapsed());
-            st = lock(&self.flush);
+            st = self.flush.lock();
             st.in_progress = false;
             st.last_flush = Instant::now();
             match result {
@@ -605,7 +603,7 @@ impl Log {
     /// segment was sealed. Returns the offset now durable.
     fn run_flush(&self) -> Result<u64> {
         let (end, active, sealed, dir_dirty) = {
-            let mut w = lock(&self.writer);
+            let mut w = self.writer.lock();
             (
                 w.next_offset,
                 Arc::clone(&w.active),
@@ -631,7 +629,7 @@ impl Log {
 
     /// Writes the recovery-point checkpoint (if it changed).
     pub(crate) fn write_checkpoint(&self, recovery_point: u64) -> Result<()> {
-        let mut last = lock(&self.checkpointed);
+        let mut last = self.checkpointed.lock();
         let cp = RecoveryCheckpoint {
             recovery_point,
             log_start_offset: self.log_start_offset(),
@@ -685,7 +683,7 @@ impl Log {
         let mut target = offset;
         while target < end {
             let (seg, next_base) = {
-                let map = read(&self.segments);
+                let map = self.segments.read();
                 let Some((_, seg)) = map.range(..=target).next_back() else {
                     break;
                 };
@@ -796,7 +794,7 @@ impl Log {
     /// recovery point and writes the clean-shutdown marker, so the next open
     /// skips recovery. A poisoned log is not marked clean.
     pub fn close(&self) -> Result<()> {
-        let _m = lock(&self.maintenance);
+        let _m = self.maintenance.lock();
         if self.closed.load(Ordering::Acquire) {
             return Ok(());
         }
@@ -806,12 +804,12 @@ impl Log {
         }
         let end = self.log_end_offset();
         self.flush_until(end)?;
-        let w = lock(&self.writer);
+        let w = self.writer.lock();
         self.closed.store(true, Ordering::Release);
         let active = Arc::clone(&w.active);
         let done = (|| {
             {
-                let mut index = write(active.index()?);
+                let mut index = active.index()?.write();
                 index.trim()?;
                 index.flush()?;
             }

@@ -8,7 +8,10 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::Arc;
+
+use once_cell::sync::OnceCell;
+use parking_lot::RwLock;
 
 use pubsub_records::{Batch, BatchHeader, HEADER_LEN};
 use tracing::warn;
@@ -18,59 +21,6 @@ use crate::fs::{FileHandle, FileSystem, OpenMode};
 use crate::index::{IndexSink, IndexTracker, OffsetIndex, SegmentIndex, TimeIndex};
 use crate::layout::{segment_path, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 use crate::scan::{scan, ScanSummary};
-
-/// Locks a mutex, ignoring poisoning (our critical sections leave no broken
-/// invariants behind a panic; errors are returned, not panicked).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-pub(crate) fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-pub(crate) fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// A value initialised on first use by a fallible function.
-#[derive(Debug)]
-pub(crate) struct Lazy<T> {
-    cell: OnceLock<T>,
-    init: Mutex<()>,
-}
-
-impl<T> Lazy<T> {
-    pub fn empty() -> Self {
-        Lazy {
-            cell: OnceLock::new(),
-            init: Mutex::new(()),
-        }
-    }
-
-    pub fn with(value: T) -> Self {
-        let cell = OnceLock::new();
-        let _ = cell.set(value);
-        Lazy {
-            cell,
-            init: Mutex::new(()),
-        }
-    }
-
-    pub fn get(&self) -> Option<&T> {
-        self.cell.get()
-    }
-
-    pub fn get_or_try_init(&self, f: impl FnOnce() -> Result<T>) -> Result<&T> {
-        if let Some(v) = self.cell.get() {
-            return Ok(v);
-        }
-        let _guard = lock(&self.init);
-        if let Some(v) = self.cell.get() {
-            return Ok(v);
-        }
-        let v = f()?;
-        Ok(self.cell.get_or_init(|| v))
-    }
-}
 
 /// What every segment of one log shares.
 #[derive(Debug)]
@@ -132,8 +82,8 @@ pub(crate) struct Segment {
     /// not format it).
     path: PathBuf,
     ctx: Arc<SegmentContext>,
-    file: Lazy<Arc<dyn FileHandle>>,
-    index: Lazy<RwLock<SegmentIndex>>,
+    file: OnceCell<Arc<dyn FileHandle>>,
+    index: OnceCell<RwLock<SegmentIndex>>,
     /// Bytes readers may see: only whole, written batches.
     size: AtomicU64,
     /// Exclusive end offset once sealed (the next segment's base).
@@ -166,8 +116,8 @@ impl Segment {
     fn new(
         ctx: Arc<SegmentContext>,
         base_offset: u64,
-        file: Lazy<Arc<dyn FileHandle>>,
-        index: Lazy<RwLock<SegmentIndex>>,
+        file: OnceCell<Arc<dyn FileHandle>>,
+        index: OnceCell<RwLock<SegmentIndex>>,
         size: u64,
         end_offset: u64,
     ) -> Self {
@@ -206,8 +156,8 @@ impl Segment {
         Ok(Segment::new(
             Arc::clone(ctx),
             base,
-            Lazy::with(file),
-            Lazy::with(RwLock::new(SegmentIndex { offsets, times })),
+            OnceCell::with_value(file),
+            OnceCell::with_value(RwLock::new(SegmentIndex { offsets, times })),
             0,
             OPEN_END,
         ))
@@ -218,8 +168,8 @@ impl Segment {
         Segment::new(
             Arc::clone(ctx),
             base,
-            Lazy::empty(),
-            Lazy::empty(),
+            OnceCell::new(),
+            OnceCell::new(),
             size,
             end_offset,
         )
@@ -238,8 +188,8 @@ impl Segment {
         let seg = Segment::new(
             Arc::clone(ctx),
             base,
-            Lazy::with(file),
-            Lazy::with(RwLock::new(index)),
+            OnceCell::with_value(file),
+            OnceCell::with_value(RwLock::new(index)),
             size,
             end_offset.unwrap_or(OPEN_END),
         );
@@ -263,8 +213,8 @@ impl Segment {
         let seg = Segment::new(
             Arc::clone(ctx),
             base,
-            Lazy::with(file),
-            Lazy::empty(),
+            OnceCell::with_value(file),
+            OnceCell::new(),
             size,
             OPEN_END,
         );
@@ -296,7 +246,7 @@ impl Segment {
             tracker = seg.rebuild(&mut index, file.as_ref(), size, false)?;
         }
         seg.set_max_timestamp(tracker.max_timestamp, tracker.offset_of_max_timestamp);
-        let _ = seg.index.get_or_try_init(|| Ok(RwLock::new(index)));
+        let _ = seg.index.set(RwLock::new(index));
         Ok((seg, tracker, problem))
     }
 
@@ -537,7 +487,7 @@ impl Segment {
 
     /// Seals the segment: final time-index entry, indexes trimmed to size.
     pub fn seal(&self, tracker: &IndexTracker, end_offset: u64) -> Result<()> {
-        let mut index = write(self.index()?);
+        let mut index = self.index()?.write();
         tracker.on_seal(&mut *index, self.base_offset)?;
         index.trim()?;
         drop(index);
@@ -553,7 +503,7 @@ impl Segment {
             .map_err(|e| StorageError::io("fsync", path, e))?;
         if with_index {
             if let Some(index) = self.index.get() {
-                read(index).flush()?;
+                index.read().flush()?;
             }
         }
         Ok(())
@@ -578,7 +528,7 @@ impl Segment {
         let rel = offset
             .saturating_sub(self.base_offset)
             .min(u64::from(u32::MAX)) as u32;
-        let index = read(self.index()?);
+        let index = self.index()?.read();
         Ok(index
             .offsets
             .floor(rel)
@@ -650,7 +600,7 @@ impl Segment {
         max_decompressed: usize,
     ) -> Result<Option<(u64, i64)>> {
         let start = {
-            let index = read(self.index()?);
+            let index = self.index()?.read();
             match index.times.floor_before(timestamp) {
                 None => 0,
                 Some(e) => {
