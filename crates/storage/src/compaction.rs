@@ -28,7 +28,7 @@ use pubsub_records::{Batch, BatchBuilder, Header, NewRecord};
 
 use crate::error::{Result, StorageError};
 use crate::fs::OpenMode;
-use crate::index::{IndexTracker, OffsetIndex, SegmentIndex, TimeIndex, OFFSET_ENTRY, TIME_ENTRY};
+use crate::index::{IndexTracker, SegmentIndex};
 use crate::layout::{
     segment_name, CLEANED_SUFFIX, DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
 };
@@ -208,22 +208,11 @@ impl Log {
             .fs
             .open(&cleaned_log, OpenMode::Truncate)
             .map_err(|e| StorageError::io("create", &cleaned_log, e))?;
-        let index_bytes =
-            |entry: usize| (group_bytes / ctx.index_interval.max(1) + 2) * entry as u64;
-        let mut index = SegmentIndex {
-            offsets: OffsetIndex::open(
-                ctx.fs.as_ref(),
-                &cleaned_index,
-                index_bytes(OFFSET_ENTRY),
-                true,
-            )?,
-            times: TimeIndex::open(
-                ctx.fs.as_ref(),
-                &cleaned_time,
-                index_bytes(TIME_ENTRY),
-                true,
-            )?,
-        };
+        // Room for the entries of the whole group (max_index_bytes applies
+        // to active segments only).
+        let mut index =
+            SegmentIndex::open(ctx.fs.as_ref(), &cleaned_index, &cleaned_time, 0, true)?;
+        index.allow_for(group_bytes, ctx.index_interval);
         let mut tracker = IndexTracker::new(base);
         let mut pos = 0u64;
         let mut changed = group.len() > 1;
