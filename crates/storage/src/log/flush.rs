@@ -2,7 +2,6 @@
 //! the recovery-point checkpoint, and poisoning after a failed write or
 //! fsync.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,24 +22,20 @@ pub(super) struct FlushState {
 impl Log {
     /// `Poisoned` once a write or fsync has failed.
     pub(super) fn check_not_poisoned(&self) -> Result<()> {
-        if self.poisoned.load(Ordering::Acquire) {
-            return Err(StorageError::Poisoned {
+        match self.poison.get() {
+            Some(reason) => Err(StorageError::Poisoned {
                 dir: self.ctx.dir.clone(),
-                reason: self.poisoned().unwrap_or_default(),
-            });
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Refuses all further writes until the log is reopened.
     pub(crate) fn poison(&self, cause: &StorageError) {
-        let mut p = self.poison.lock();
-        if p.is_none() {
+        if self.poison.set(cause.to_string()).is_ok() {
             error!(dir = %self.ctx.dir.display(), error = %cause, "log poisoned: refusing writes until reopened");
-            *p = Some(cause.to_string());
         }
-        self.poisoned.store(true, Ordering::Release);
-        drop(p);
         self.flushed.notify_all();
     }
 

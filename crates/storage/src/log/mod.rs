@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use once_cell::sync::OnceCell;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::checkpoint::{Checkpoint, CleanShutdown, RecoveryCheckpoint};
@@ -94,8 +95,9 @@ pub struct Log {
     pub(crate) start_offset: AtomicU64,
     flush: Mutex<FlushState>,
     flushed: Condvar,
-    poison: Mutex<Option<String>>,
-    poisoned: AtomicBool,
+    /// Why the log refuses writes, once a write or fsync failed (the first
+    /// cause; set once, read without a lock).
+    poison: OnceCell<String>,
     closed: AtomicBool,
     /// Serialises retention, compaction and close.
     pub(crate) maintenance: Mutex<()>,
@@ -167,8 +169,7 @@ impl Log {
                 last_flush: Instant::now(),
             }),
             flushed: Condvar::new(),
-            poison: Mutex::new(None),
-            poisoned: AtomicBool::new(false),
+            poison: OnceCell::new(),
             closed: AtomicBool::new(false),
             maintenance: Mutex::new(()),
             checkpointed: Mutex::new(opened.checkpoint),
@@ -220,7 +221,7 @@ impl Log {
 
     /// The reason the log refuses writes, if it does.
     pub fn poisoned(&self) -> Option<String> {
-        self.poison.lock().clone()
+        self.poison.get().cloned()
     }
 
     /// The segments, oldest first.
