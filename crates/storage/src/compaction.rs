@@ -33,7 +33,7 @@ use crate::layout::{
     segment_name, CLEANED_SUFFIX, DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
 };
 use crate::log::Log;
-use crate::scan::scan;
+use crate::scan::scan_file;
 use crate::segment::Segment;
 
 /// What a compaction pass did.
@@ -87,18 +87,13 @@ fn corrupt(seg: &Segment, position: u64, reason: impl ToString) -> StorageError 
 /// Calls `f` on every batch of a sealed segment, failing on invalid data.
 fn for_each_batch(seg: &Segment, mut f: impl FnMut(u64, Batch<'_>) -> Result<()>) -> Result<()> {
     let file = seg.file()?;
-    let mut failure: Option<StorageError> = None;
-    let summary = scan(file.as_ref(), seg.size(), seg.base_offset, |b| {
-        if failure.is_none() {
-            if let Err(e) = f(b.position, b.batch) {
-                failure = Some(e);
-            }
-        }
-    })
-    .map_err(|e| StorageError::io("read", seg.path(), e))?;
-    if let Some(e) = failure {
-        return Err(e);
-    }
+    let summary = scan_file(
+        file.as_ref(),
+        seg.path(),
+        seg.size(),
+        seg.base_offset,
+        |b| f(b.position, b.batch),
+    )?;
     if let Some(stop) = summary.stop {
         return Err(corrupt(seg, stop.position, stop.reason));
     }

@@ -11,7 +11,7 @@ use std::path::Path;
 use crate::error::{Result, StorageError};
 use crate::fs::FileHandle;
 use crate::index::{EntryList, IndexSink, IndexTracker, OffsetEntry, SegmentIndex, TimeEntry};
-use crate::scan::{scan, ScanSummary};
+use crate::scan::{scan_file, ScanSummary};
 use crate::segment::HeaderWalker;
 
 /// Relative offsets are u32: a segment spans at most this many offsets.
@@ -180,27 +180,18 @@ pub(crate) fn scan_and_index(
     sink: &mut impl IndexSink,
 ) -> Result<(ScanSummary, IndexTracker)> {
     let mut tracker = IndexTracker::new(base);
-    let mut failure = None;
-    let summary = scan(file, len, base, |b| {
-        if failure.is_none() {
-            failure = tracker
-                .on_batch(
-                    sink,
-                    base,
-                    b.position,
-                    b.batch.last_offset() as u64,
-                    b.batch.max_timestamp(),
-                    b.batch.len() as u64,
-                    interval,
-                )
-                .err();
-        }
-    })
-    .map_err(|e| StorageError::io("read", path, e))?;
-    match failure {
-        Some(e) => Err(e),
-        None => Ok((summary, tracker)),
-    }
+    let summary = scan_file(file, path, len, base, |b| {
+        tracker.on_batch(
+            sink,
+            base,
+            b.position,
+            b.batch.last_offset() as u64,
+            b.batch.max_timestamp(),
+            b.batch.len() as u64,
+            interval,
+        )
+    })?;
+    Ok((summary, tracker))
 }
 
 /// Rebuilds both indexes from the log, validating every batch. Invalid data
