@@ -587,7 +587,8 @@ pub(crate) fn survey(ctx: &SegmentContext, scope: Scope) -> Result<Survey> {
         plan.first_scanned = files.iter().rposition(|f| f.base <= rp).unwrap_or(0);
     }
 
-    // Rule 3: scan from the recovery point and find the first cut.
+    // What the scope asks to scan: from the recovery point for recovery
+    // (nothing after a clean stop), everything for `check`.
     let first = survey.plan.first_scanned;
     survey.scan_from = match scope {
         Scope::Everything => 0,
@@ -597,21 +598,26 @@ pub(crate) fn survey(ctx: &SegmentContext, scope: Scope) -> Result<Survey> {
         survey.scans.push(scan_segment(ctx, file)?);
     }
     survey.files = files;
-    if survey.plan.outcome == Outcome::Clean {
-        return Ok(survey);
+    if survey.plan.outcome != Outcome::Clean {
+        decide_cut(&mut survey);
     }
+    Ok(survey)
+}
+
+/// Rule 3 after an unclean stop: the first cut from the recovery point on
+/// decides between keeping everything, truncating and refusing.
+fn decide_cut(survey: &mut Survey) {
     let rp = survey.plan.recovery_point;
     let mut end = None;
-    for i in first..survey.files.len() {
+    for i in survey.plan.first_scanned..survey.files.len() {
         let Some(scan) = survey.scan(i) else { break };
-        let base = survey.files[i].base;
-        end = Some(scan.next_offset(base));
+        end = Some(scan.next_offset(survey.files[i].base));
         let Some(cut) = cut_in(&survey.files, i, scan, rp) else {
             continue;
         };
         if cut.end_offset < rp {
             survey.plan.outcome = Outcome::Refuse(cut);
-            return Ok(survey);
+            return;
         }
         let dropped = (i + 1..survey.files.len())
             .map(|j| DroppedSegment {
@@ -622,9 +628,8 @@ pub(crate) fn survey(ctx: &SegmentContext, scope: Scope) -> Result<Survey> {
             .collect();
         survey.plan.log_end_offset = Some(cut.end_offset);
         survey.plan.outcome = Outcome::Truncate { cut, dropped };
-        return Ok(survey);
+        return;
     }
     survey.plan.outcome = Outcome::KeepAll;
     survey.plan.log_end_offset = end;
-    Ok(survey)
 }
