@@ -13,7 +13,7 @@ use crate::error::{Result, StorageError};
 use crate::fs::OpenMode;
 use crate::index::IndexTracker;
 use crate::layout::{segment_name, CLEAN_SHUTDOWN, DELETED_SUFFIX, LOG_SUFFIX};
-use crate::plan::{self, Cut, Outcome, Scope, Survey, TidyStep};
+use crate::plan::{self, Cut, Outcome, Scope, SegmentFile, Survey, TidyStep};
 use crate::segment::{HeaderWalker, Segment, SegmentContext};
 
 /// Where recovery cut a segment.
@@ -261,6 +261,16 @@ fn create_empty(ctx: &Arc<SegmentContext>, base: u64) -> Result<(Vec<Arc<Segment
     Ok((vec![Arc::new(seg)], IndexTracker::new(base)))
 }
 
+/// The first `n` segments, sealed (each ends at the next one's base) and
+/// opened lazily: nothing of them is read at open.
+fn lazy_sealed(ctx: &Arc<SegmentContext>, files: &[SegmentFile], n: usize) -> Vec<Arc<Segment>> {
+    files[..n]
+        .iter()
+        .zip(&files[1..])
+        .map(|(f, next)| Arc::new(Segment::sealed(ctx, f.base, f.size, next.base)))
+        .collect()
+}
+
 /// Rule 2: sealed segments open lazily; the active one's indexes are
 /// rebuilt if the plan found them wrong.
 fn open_clean(
@@ -269,10 +279,7 @@ fn open_clean(
     report: &mut RecoveryReport,
 ) -> Result<(Vec<Arc<Segment>>, IndexTracker)> {
     let files = &survey.files;
-    let mut segments: Vec<Arc<Segment>> = files
-        .windows(2)
-        .map(|w| Arc::new(Segment::sealed(ctx, w[0].base, w[0].size, w[1].base)))
-        .collect();
+    let mut segments = lazy_sealed(ctx, files, files.len().saturating_sub(1));
     let (last, check) = match (files.last(), &survey.active_index) {
         (Some(last), Some(check)) => (last, check),
         _ => {
@@ -312,11 +319,7 @@ fn recover(
     let plan = &survey.plan;
     let files = &survey.files;
     let first = plan.first_scanned;
-    let mut segments: Vec<Arc<Segment>> = files[..first]
-        .iter()
-        .zip(&files[1..])
-        .map(|(f, next)| Arc::new(Segment::sealed(ctx, f.base, f.size, next.base)))
-        .collect();
+    let mut segments = lazy_sealed(ctx, files, first);
     let (last, cut) = match &plan.outcome {
         Outcome::Truncate { cut, dropped } => {
             for d in dropped {
