@@ -3,7 +3,7 @@
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse, RequestHeader};
 
-use crate::codes::{code, group_error_code};
+use crate::codes::{group_error_code, NONE};
 use crate::context::{blocking, Ctx};
 
 pub async fn handle(
@@ -21,7 +21,7 @@ pub async fn handle(
                     .coordinator()
                     .delete(ctx.broker.offsets_store(), &group)
             }) {
-                Ok(()) => code::NONE,
+                Ok(()) => NONE,
                 Err(e) => group_error_code(&e),
             };
             DeletableGroupResult::default()

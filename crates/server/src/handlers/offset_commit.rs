@@ -1,6 +1,7 @@
 //! OffsetCommit (8): stores committed offsets (with their metadata); answered
 //! once they are durable.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
@@ -8,7 +9,7 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, Reques
 use pubsub_broker::group::{CommitEntry, CommitRequest};
 use pubsub_broker::wall_clock_ms;
 
-use crate::codes::{code, group_error_code};
+use crate::codes::{group_error_code, NONE};
 use crate::context::{blocking, Ctx};
 
 pub async fn handle(
@@ -58,7 +59,7 @@ pub async fn handle(
             wall_clock_ms(),
         )
     }) {
-        Ok(()) => code::NONE,
+        Ok(()) => NONE,
         Err(e) => group_error_code(&e),
     };
     let topics = req
@@ -78,7 +79,7 @@ pub async fn handle(
                                 .with_error_code(if exists {
                                     group_error
                                 } else {
-                                    code::UNKNOWN_TOPIC_OR_PARTITION
+                                    ResponseError::UnknownTopicOrPartition.code()
                                 })
                         })
                         .collect(),
