@@ -27,14 +27,16 @@ const TYPE_LIST: i8 = 7;
 fn config_type(key: &str) -> i8 {
     match key {
         "cleanup.policy" | "log.cleanup.policy" => TYPE_LIST,
-        "compression.type" | "message.timestamp.type" => TYPE_STRING,
+        "compression.type" | "message.timestamp.type" | "log.message.timestamp.type" => TYPE_STRING,
         "auto.create.topics.enable" => TYPE_BOOLEAN,
         "max.message.bytes"
         | "message.max.bytes"
         | "index.interval.bytes"
+        | "log.index.interval.bytes"
         | "segment.bytes"
         | "log.segment.bytes"
         | "segment.index.bytes"
+        | "log.segment.index.bytes"
         | "num.partitions"
         | "offsets.topic.num.partitions"
         | "socket.request.max.bytes"
