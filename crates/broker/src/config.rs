@@ -1,5 +1,10 @@
 //! Broker and topic configuration: typed values with Kafka's names and
-//! defaults, validated when set.
+//! defaults, validated when set. The topic settings are one table,
+//! [`TOPIC_SETTINGS`]: each setting's Kafka and broker-level names, its key
+//! in `pubsub serve`'s settings, unit, Kafka config type and documentation,
+//! written with its [`TopicConfig`] field and default in one
+//! `topic_settings!` entry. DescribeConfigs, CreateTopics,
+//! IncrementalAlterConfigs and the CLI's settings read it.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
