@@ -5,10 +5,11 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use kafka_protocol::error::ResponseError;
 use pubsub_client::admin::{self, OffsetQuery};
-use pubsub_client::fetch::{self, Message, OFFSET_OUT_OF_RANGE};
+use pubsub_client::fetch;
 use pubsub_client::member::Membership;
-use pubsub_client::{Cluster, TopicInfo};
+use pubsub_client::{Cluster, ConsumerRecord, TopicInfo};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::error::CliError;
@@ -273,9 +274,9 @@ async fn fetch_round(
         let conn = data.node(leader).await?;
         let answers = fetch::fetch(conn, &topic.name, &wanted, MAX_WAIT_MS, MAX_BYTES).await?;
         for a in answers {
-            match a.error_code {
-                0 => {}
-                OFFSET_OUT_OF_RANGE => {
+            match ResponseError::try_from_code(a.error_code) {
+                None => {}
+                Some(ResponseError::OffsetOutOfRange) => {
                     let to = if args.from_beginning {
                         OffsetQuery::Earliest
                     } else {
@@ -292,14 +293,11 @@ async fn fetch_round(
                     }
                     continue;
                 }
-                code => {
-                    return Err(CliError::Usage(format!(
-                        "fetching {}-{}: {} (error code {code})",
-                        topic.name,
-                        a.partition,
-                        pubsub_client::error::code_name(code)
-                    )))
-                }
+                Some(_) => pubsub_client::error::check(
+                    a.error_code,
+                    || format!("fetching {}-{}", topic.name, a.partition),
+                    None,
+                )?,
             }
             let mut out = Vec::new();
             let mut last = None;
@@ -331,7 +329,7 @@ async fn fetch_round(
     Ok(false)
 }
 
-fn render(out: &mut Vec<u8>, m: &Message, format: Format) {
+fn render(out: &mut Vec<u8>, m: &ConsumerRecord, format: Format) {
     match format {
         Format::Text => {
             out.extend_from_slice(m.value.as_deref().unwrap_or_default());

@@ -26,7 +26,7 @@ use pubsub_broker::TopicConfig;
 use pubsub_records::{Batch, BatchHeader, Record, TimestampType, HEADER_LEN};
 use pubsub_storage::fs::{FileHandle, RealFile};
 use pubsub_storage::scan::{scan, ScanStop};
-use pubsub_storage::{checkpoint, CheckReport, FlushPolicy, LogConfig, SegmentCheck};
+use pubsub_storage::{checkpoint, CheckReport, FlushPolicy, LogConfig, Outcome, SegmentCheck};
 use serde_json::{json, Value};
 
 use crate::error::CliError;
@@ -625,24 +625,6 @@ impl PartitionCheck {
     }
 }
 
-/// Recovery's last rule (docs/FORMAT.md section 6): after an unclean stop
-/// the log may not end below what was fsynced. `CheckReport::is_healthy`
-/// looks at segments only, so this is checked here.
-fn ends_below_recovery_point(report: &CheckReport) -> bool {
-    let (Some(first), Some(last)) = (report.segments.first(), report.segments.last()) else {
-        return false;
-    };
-    if report.clean_shutdown {
-        return false;
-    }
-    let rp = report
-        .recovery_point
-        .unwrap_or(last.base_offset)
-        .max(first.base_offset);
-    let end = last.last_offset.map_or(last.base_offset, |l| l + 1);
-    end < rp
-}
-
 /// What the broker's own open would make of the data directory's topics.
 #[derive(Debug, Default)]
 struct Topics {
@@ -754,7 +736,7 @@ fn check_partition(
         topic,
         partition,
         index_interval_bytes: config.index_interval_bytes,
-        ends_below_recovery_point: ends_below_recovery_point(&report),
+        ends_below_recovery_point: report.ends_below_recovery_point(),
         report,
         problems,
     })
@@ -976,7 +958,7 @@ fn human_partition(text: &mut String, p: &PartitionCheck, verbose: bool) {
         } else {
             r.recovery_action()
         };
-        if r.segments.iter().any(|s| s.invalid.is_some()) && action.ends_with("keep everything") {
+        if r.segments.iter().any(|s| s.invalid.is_some()) && r.plan.outcome == Outcome::KeepAll {
             action.push_str(
                 "; the invalid data lies below the recovery point, which open does not read: it stays, and consumers reading it get a CRC error",
             );

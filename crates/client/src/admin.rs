@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
@@ -20,10 +21,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::cluster::{Cluster, TopicInfo};
 use crate::connection::Connection;
-use crate::error::{check, ClientError, Result};
-
-/// TOPIC_ALREADY_EXISTS.
-pub const TOPIC_ALREADY_EXISTS: i16 = 36;
+use crate::error::{check, check_topic, ClientError, Result};
 
 /// A protocol topic name.
 pub(crate) fn name(s: &str) -> TopicName {
@@ -58,7 +56,7 @@ pub async fn ensure_topic(
     match create_topic(cluster.bootstrap()?, topic, partitions, &[]).await {
         Ok(())
         | Err(ClientError::Kafka {
-            code: TOPIC_ALREADY_EXISTS,
+            error: ResponseError::TopicAlreadyExists,
             ..
         }) => cluster.topic(topic).await,
         Err(e) => Err(e),
@@ -73,22 +71,7 @@ pub async fn create_topic(
     configs: &[(String, String)],
 ) -> Result<()> {
     let v = conn.versions().pick::<CreateTopicsRequest>(2..=7)?;
-    let req = CreateTopicsRequest::default()
-        .with_timeout_ms(30_000)
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(name(topic))
-            .with_num_partitions(partitions)
-            .with_replication_factor(-1)
-            .with_configs(
-                configs
-                    .iter()
-                    .map(|(k, val)| {
-                        CreatableTopicConfig::default()
-                            .with_name(StrBytes::from_string(k.clone()))
-                            .with_value(Some(StrBytes::from_string(val.clone())))
-                    })
-                    .collect(),
-            )]);
+    let req = create_topics_request(topic, partitions, configs);
     let resp = conn.call(v, &req).await?;
     let t = resp
         .topics
@@ -101,6 +84,31 @@ pub async fn create_topic(
     )
 }
 
+/// A request creating `topic` with `partitions` (-1: the broker's default)
+/// and the given settings, replicated as the broker defaults.
+pub fn create_topics_request<K: AsRef<str>, V: AsRef<str>>(
+    topic: &str,
+    partitions: i32,
+    configs: &[(K, V)],
+) -> CreateTopicsRequest {
+    CreateTopicsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(name(topic))
+            .with_num_partitions(partitions)
+            .with_replication_factor(-1)
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, val)| {
+                        CreatableTopicConfig::default()
+                            .with_name(StrBytes::from_string(k.as_ref().to_string()))
+                            .with_value(Some(StrBytes::from_string(val.as_ref().to_string())))
+                    })
+                    .collect(),
+            )])
+}
+
 /// Deletes topics; the first refusal is the error.
 pub async fn delete_topics(conn: &mut Connection, topics: &[&str]) -> Result<()> {
     let v = conn.versions().pick::<DeleteTopicsRequest>(1..=5)?;
@@ -110,20 +118,15 @@ pub async fn delete_topics(conn: &mut Connection, topics: &[&str]) -> Result<()>
     let resp = conn.call(v, &req).await?;
     for r in &resp.responses {
         let topic = r.name.as_deref().map(|n| n.as_str()).unwrap_or("?");
-        if r.error_code == UNKNOWN_TOPIC_OR_PARTITION {
-            return Err(ClientError::UnknownTopic(topic.to_string()));
-        }
-        check(
+        check_topic(
             r.error_code,
+            topic,
             || format!("deleting topic {topic}"),
             r.error_message.as_deref(),
         )?;
     }
     Ok(())
 }
-
-/// UNKNOWN_TOPIC_OR_PARTITION.
-pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 
 /// DescribeConfigs resource type of a topic.
 const TOPIC_RESOURCE: i8 = 2;
@@ -158,11 +161,9 @@ pub async fn describe_topic_configs(
         .into_iter()
         .next()
         .ok_or_else(|| ClientError::Other(format!("no configs for topic {topic}")))?;
-    if r.error_code == UNKNOWN_TOPIC_OR_PARTITION {
-        return Err(ClientError::UnknownTopic(topic.to_string()));
-    }
-    check(
+    check_topic(
         r.error_code,
+        topic,
         || format!("describing the configs of topic {topic}"),
         r.error_message.as_deref(),
     )?;
@@ -226,11 +227,9 @@ pub async fn alter_topic_configs(
     ]);
     let resp = conn.call(v, &req).await?;
     for r in &resp.responses {
-        if r.error_code == UNKNOWN_TOPIC_OR_PARTITION {
-            return Err(ClientError::UnknownTopic(topic.to_string()));
-        }
-        check(
+        check_topic(
             r.error_code,
+            topic,
             || format!("altering the configs of topic {topic}"),
             r.error_message.as_deref(),
         )?;

@@ -116,10 +116,12 @@ impl Cluster {
             .into_iter()
             .next()
             .ok_or_else(|| ClientError::Other(format!("no metadata for topic {name}")))?;
-        if t.error_code == crate::admin::UNKNOWN_TOPIC_OR_PARTITION {
-            return Err(ClientError::UnknownTopic(name.to_string()));
-        }
-        check(t.error_code, || format!("metadata of topic {name}"), None)?;
+        crate::error::check_topic(
+            t.error_code,
+            name,
+            || format!("metadata of topic {name}"),
+            None,
+        )?;
         let mut partitions: Vec<(i32, i32)> = t
             .partitions
             .iter()

@@ -1,6 +1,12 @@
 //! One TCP connection to a broker: length-prefixed frames, correlation ids,
 //! the API versions the broker advertises, and an optional split into a
 //! sending and a receiving half so requests can be pipelined.
+//!
+//! Two layers: typed calls ([`Connection::call`], [`Sender::send`],
+//! [`Receiver::receive`]) at any version the caller names, built on frames
+//! ([`encode_request`], [`Sender::send_bytes`], [`Receiver::read_frame`],
+//! [`decode_answer`]) for callers that replay captured requests or inspect
+//! an answer byte by byte.
 
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
@@ -77,6 +83,16 @@ pub struct Receiver {
 impl Connection {
     /// Connects to `addr` (HOST:PORT) and asks for the broker's API versions.
     pub async fn connect(addr: &str, client_id: &str) -> Result<Connection> {
+        let mut conn = Self::connect_unversioned(addr, client_id).await?;
+        conn.versions = conn.api_versions().await?;
+        Ok(conn)
+    }
+
+    /// Connects to `addr` (HOST:PORT) without asking for API versions
+    /// (librdkafka's `api.version.request=false`): nothing is sent until the
+    /// caller sends, [`Connection::versions`] is empty, and every request's
+    /// version is the caller's choice.
+    pub async fn connect_unversioned(addr: &str, client_id: &str) -> Result<Connection> {
         let connect_err = |source| ClientError::Connect {
             addr: addr.to_string(),
             source,
@@ -87,7 +103,7 @@ impl Connection {
             .map_err(connect_err)?;
         stream.set_nodelay(true)?;
         let (read, write) = stream.into_split();
-        let mut conn = Connection {
+        Ok(Connection {
             sender: Sender {
                 write,
                 next_id: 1,
@@ -99,9 +115,7 @@ impl Connection {
             },
             versions: Versions::default(),
             timed_out: false,
-        };
-        conn.versions = conn.api_versions().await?;
-        Ok(conn)
+        })
     }
 
     async fn api_versions(&mut self) -> Result<Versions> {
@@ -168,30 +182,30 @@ impl Sender {
     pub async fn send<R: Request>(&mut self, version: i16, req: &R) -> Result<i32> {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
-        let header = RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(id)
-            .with_client_id(Some(self.client_id.clone()));
-        let hv = R::header_version(version);
-        let protocol = |e| protocol_error("encoding a request", e);
-        let size = header.compute_size(hv).map_err(protocol)?
-            + req.compute_size(version).map_err(protocol)?;
         self.buf.clear();
-        self.buf.reserve(4 + size);
-        self.buf.put_i32(i32::try_from(size).map_err(|_| {
-            ClientError::Protocol(format!("a request of {size} bytes is too large"))
-        })?);
-        header.encode(&mut self.buf, hv).map_err(protocol)?;
-        req.encode(&mut self.buf, version).map_err(protocol)?;
+        encode_request(&mut self.buf, id, version, &self.client_id, req)?;
         self.write.write_all(&self.buf).await?;
         Ok(id)
+    }
+
+    /// Writes `bytes` as they are: frames encoded elsewhere (by
+    /// [`encode_request`], or captured from another client). Their
+    /// correlation ids are the caller's to match.
+    pub async fn send_bytes(&mut self, bytes: &[u8]) -> Result<()> {
+        self.write.write_all(bytes).await?;
+        Ok(())
     }
 }
 
 impl Receiver {
     /// Reads the answer to request `id` (sent at `version`).
     pub async fn receive<R: Request>(&mut self, id: i32, version: i16) -> Result<R::Response> {
+        let mut frame = self.read_frame().await?;
+        decode_answer::<R>(&mut frame, id, version)
+    }
+
+    /// Reads one answer frame, undecoded: the bytes after its size prefix.
+    pub async fn read_frame(&mut self) -> Result<BytesMut> {
         let mut size = [0u8; 4];
         self.read.read_exact(&mut size).await?;
         let size = usize::try_from(i32::from_be_bytes(size))
@@ -200,19 +214,160 @@ impl Receiver {
             .ok_or_else(|| ClientError::Protocol("the broker sent an invalid frame size".into()))?;
         let mut frame = BytesMut::zeroed(size);
         self.read.read_exact(&mut frame).await?;
-        let decode = |e| protocol_error("decoding an answer", e);
-        let hv = <R::Response as HeaderVersion>::header_version(version);
-        let header = ResponseHeader::decode(&mut frame, hv).map_err(decode)?;
-        if header.correlation_id != id {
-            return Err(ClientError::Protocol(format!(
-                "answer {} arrived where {id} was expected",
-                header.correlation_id
-            )));
-        }
-        R::Response::decode(&mut frame, version).map_err(decode)
+        Ok(frame)
     }
+}
+
+/// Appends to `buf` the frame of request `id` at `version`: size prefix,
+/// request header (with `client_id`), body.
+pub fn encode_request<R: Request>(
+    buf: &mut BytesMut,
+    id: i32,
+    version: i16,
+    client_id: &StrBytes,
+    req: &R,
+) -> Result<()> {
+    let header = RequestHeader::default()
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(id)
+        .with_client_id(Some(client_id.clone()));
+    let hv = R::header_version(version);
+    let protocol = |e| protocol_error("encoding a request", e);
+    let size =
+        header.compute_size(hv).map_err(protocol)? + req.compute_size(version).map_err(protocol)?;
+    buf.reserve(4 + size);
+    buf.put_i32(
+        i32::try_from(size).map_err(|_| {
+            ClientError::Protocol(format!("a request of {size} bytes is too large"))
+        })?,
+    );
+    header.encode(buf, hv).map_err(protocol)?;
+    req.encode(buf, version).map_err(protocol)
+}
+
+/// Decodes `frame` (read by [`Receiver::read_frame`]) as the answer to
+/// request `id` sent at `version`: the response header, whose correlation
+/// id must be `id`, then the body. Bytes the body did not use stay in
+/// `frame`.
+pub fn decode_answer<R: Request>(
+    frame: &mut BytesMut,
+    id: i32,
+    version: i16,
+) -> Result<R::Response> {
+    let decode = |e| protocol_error("decoding an answer", e);
+    let hv = <R::Response as HeaderVersion>::header_version(version);
+    let header = ResponseHeader::decode(frame, hv).map_err(decode)?;
+    if header.correlation_id != id {
+        return Err(ClientError::Protocol(format!(
+            "answer {} arrived where {id} was expected",
+            header.correlation_id
+        )));
+    }
+    R::Response::decode(frame, version).map_err(decode)
 }
 
 fn protocol_error(what: &str, e: impl std::fmt::Display) -> ClientError {
     ClientError::Protocol(format!("{what}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Buf;
+    use kafka_protocol::messages::api_versions_response::ApiVersion;
+    use kafka_protocol::messages::{MetadataRequest, ResponseHeader};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// An ApiVersions v0 answer frame (no size prefix) to `id`, with
+    /// `extra` bytes after its body.
+    fn api_versions_answer(id: i32, extra: &[u8]) -> BytesMut {
+        let mut frame = BytesMut::new();
+        ResponseHeader::default()
+            .with_correlation_id(id)
+            .encode(&mut frame, 0)
+            .expect("header");
+        ApiVersionsResponse::default()
+            .with_api_keys(vec![ApiVersion::default()
+                .with_api_key(3)
+                .with_min_version(0)
+                .with_max_version(12)])
+            .encode(&mut frame, 0)
+            .expect("body");
+        frame.extend_from_slice(extra);
+        frame
+    }
+
+    #[test]
+    fn a_request_frame_is_its_size_then_header_then_body() {
+        let mut buf = BytesMut::from(&b"kept"[..]);
+        let client_id = StrBytes::from_static_str("me");
+        encode_request(&mut buf, 42, 4, &client_id, &MetadataRequest::default()).expect("encode");
+        assert_eq!(&buf[..4], b"kept", "appended");
+        let mut frame = buf.split_off(4).freeze();
+        let size = frame.get_i32() as usize;
+        assert_eq!(size, frame.len());
+        let header =
+            RequestHeader::decode(&mut frame, MetadataRequest::header_version(4)).expect("header");
+        assert_eq!(
+            (
+                header.request_api_key,
+                header.request_api_version,
+                header.correlation_id
+            ),
+            (3, 4, 42)
+        );
+        assert_eq!(header.client_id.as_deref(), Some("me"));
+        let body = MetadataRequest::decode(&mut frame, 4).expect("body");
+        assert_eq!(body, MetadataRequest::default());
+        assert!(!frame.has_remaining());
+    }
+
+    #[test]
+    fn an_answer_is_matched_by_id_and_leaves_what_it_did_not_use() {
+        let mut frame = api_versions_answer(9, &[1, 2, 3]);
+        let resp = decode_answer::<ApiVersionsRequest>(&mut frame, 9, 0).expect("decode");
+        assert_eq!(resp.api_keys[0].max_version, 12);
+        assert_eq!(&frame[..], &[1, 2, 3]);
+
+        let mut frame = api_versions_answer(8, &[]);
+        let answer = decode_answer::<ApiVersionsRequest>(&mut frame, 9, 0);
+        assert!(
+            matches!(answer, Err(ClientError::Protocol(_))),
+            "{answer:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unversioned_connection_sends_only_what_it_is_given() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let broker = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.expect("accept");
+            let mut got = [0u8; 5];
+            stream.read_exact(&mut got).await.expect("read");
+            let answer = api_versions_answer(1, &[]);
+            stream
+                .write_all(&(answer.len() as i32).to_be_bytes())
+                .await
+                .expect("size");
+            stream.write_all(&answer).await.expect("answer");
+            got
+        });
+        let conn = Connection::connect_unversioned(&addr, "me")
+            .await
+            .expect("connect");
+        assert!(conn.versions().0.is_empty(), "nothing was asked");
+        let (mut sender, mut receiver) = conn.into_split();
+        sender.send_bytes(b"hello").await.expect("send");
+        let mut frame = receiver.read_frame().await.expect("frame");
+        assert_eq!(broker.await.expect("broker"), *b"hello", "sent as they are");
+        let resp = decode_answer::<ApiVersionsRequest>(&mut frame, 1, 0).expect("decode");
+        assert_eq!(resp.api_keys.len(), 1);
+        assert!(matches!(
+            receiver.read_frame().await,
+            Err(ClientError::Io(_))
+        ));
+    }
 }

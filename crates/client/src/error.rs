@@ -1,4 +1,8 @@
-//! The one error type of the client crate.
+//! The one error type of the client crate, and Kafka's error codes as this
+//! client reports them: names, numbers and retriability all come from
+//! [`kafka_protocol::error::ResponseError`].
+
+use kafka_protocol::error::ResponseError;
 
 /// Why a client call failed.
 #[derive(Debug, thiserror::Error)]
@@ -31,14 +35,12 @@ pub enum ClientError {
     #[error("protocol error: {0}")]
     Protocol(String),
     /// The broker answered with a Kafka error code.
-    #[error("{context}: {name} (error code {code}){}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+    #[error("{context}: {} (error code {}){}", pubsub_records::kafka_error_name(error.code()), error.code(), message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
     Kafka {
         /// What was asked.
         context: String,
-        /// The Kafka error code.
-        code: i16,
-        /// The code's name.
-        name: &'static str,
+        /// The error (its code: `error.code()`).
+        error: ResponseError,
         /// The broker's message, if any.
         message: Option<String>,
     },
@@ -53,58 +55,47 @@ pub enum ClientError {
 /// Results of this crate.
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;
 
-/// Names of the Kafka error codes this client reports.
-pub fn code_name(code: i16) -> &'static str {
-    match code {
-        0 => "NONE",
-        1 => "OFFSET_OUT_OF_RANGE",
-        2 => "CORRUPT_MESSAGE",
-        3 => "UNKNOWN_TOPIC_OR_PARTITION",
-        5 => "LEADER_NOT_AVAILABLE",
-        6 => "NOT_LEADER_OR_FOLLOWER",
-        7 => "REQUEST_TIMED_OUT",
-        10 => "MESSAGE_TOO_LARGE",
-        12 => "OFFSET_METADATA_TOO_LARGE",
-        14 => "COORDINATOR_LOAD_IN_PROGRESS",
-        15 => "COORDINATOR_NOT_AVAILABLE",
-        16 => "NOT_COORDINATOR",
-        17 => "INVALID_TOPIC_EXCEPTION",
-        19 => "NOT_ENOUGH_REPLICAS",
-        21 => "INVALID_REQUIRED_ACKS",
-        22 => "ILLEGAL_GENERATION",
-        23 => "INCONSISTENT_GROUP_PROTOCOL",
-        24 => "INVALID_GROUP_ID",
-        25 => "UNKNOWN_MEMBER_ID",
-        26 => "INVALID_SESSION_TIMEOUT",
-        27 => "REBALANCE_IN_PROGRESS",
-        32 => "INVALID_TIMESTAMP",
-        35 => "UNSUPPORTED_VERSION",
-        36 => "TOPIC_ALREADY_EXISTS",
-        37 => "INVALID_PARTITIONS",
-        38 => "INVALID_REPLICATION_FACTOR",
-        40 => "INVALID_CONFIG",
-        41 => "NOT_CONTROLLER",
-        42 => "INVALID_REQUEST",
-        44 => "POLICY_VIOLATION",
-        56 => "KAFKA_STORAGE_ERROR",
-        68 => "NON_EMPTY_GROUP",
-        69 => "GROUP_ID_NOT_FOUND",
-        76 => "UNSUPPORTED_COMPRESSION_TYPE",
-        79 => "MEMBER_ID_REQUIRED",
-        87 => "INVALID_RECORD",
-        _ => "UNKNOWN",
+/// `Err(Kafka)` unless `code` is 0.
+pub fn check(code: i16, context: impl FnOnce() -> String, message: Option<&str>) -> Result<()> {
+    match ResponseError::try_from_code(code) {
+        None => Ok(()),
+        Some(error) => Err(ClientError::Kafka {
+            context: context(),
+            error,
+            message: message.map(str::to_string),
+        }),
     }
 }
 
-/// `Err(Kafka)` unless `code` is 0.
-pub fn check(code: i16, context: impl FnOnce() -> String, message: Option<&str>) -> Result<()> {
-    if code == 0 {
-        return Ok(());
+/// [`check`] for an answer about `topic`, where UNKNOWN_TOPIC_OR_PARTITION
+/// is [`ClientError::UnknownTopic`].
+pub fn check_topic(
+    code: i16,
+    topic: &str,
+    context: impl FnOnce() -> String,
+    message: Option<&str>,
+) -> Result<()> {
+    if code == ResponseError::UnknownTopicOrPartition.code() {
+        return Err(ClientError::UnknownTopic(topic.to_string()));
     }
-    Err(ClientError::Kafka {
-        context: context(),
-        code,
-        name: code_name(code),
-        message: message.map(str::to_string),
-    })
+    check(code, context, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_errors_print_name_and_code() {
+        let e = check(36, || "creating topic t".into(), Some("exists")).expect_err("an error");
+        assert_eq!(
+            e.to_string(),
+            "creating topic t: TOPIC_ALREADY_EXISTS (error code 36): exists"
+        );
+        assert!(check(0, || unreachable!(), None).is_ok());
+        assert!(matches!(
+            check_topic(3, "t", || "x".into(), None),
+            Err(ClientError::UnknownTopic(t)) if t == "t"
+        ));
+    }
 }

@@ -1,37 +1,20 @@
-//! Fetch requests and the messages in their answers.
+//! Fetch requests and the records in their answers (as
+//! [`ConsumerRecord`]s, the type the embedded consumer returns too).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
-use pubsub_records::{Batches, Record, RecordsError};
+use pubsub_records::{Batches, ConsumerRecord, Record, RecordsError};
 
 use crate::admin::name;
 use crate::connection::Connection;
 use crate::error::{ClientError, Result};
 
-/// OFFSET_OUT_OF_RANGE.
-pub const OFFSET_OUT_OF_RANGE: i16 = 1;
 /// Largest decompressed record section accepted.
 const MAX_DECOMPRESSED: usize = 256 << 20;
-
-/// One message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
-    /// Partition it was read from.
-    pub partition: i32,
-    /// Its offset.
-    pub offset: i64,
-    /// Timestamp, ms since the epoch.
-    pub timestamp: i64,
-    /// Key (`None`: null).
-    pub key: Option<Vec<u8>>,
-    /// Value (`None`: null, a tombstone).
-    pub value: Option<Vec<u8>>,
-    /// Headers, in order.
-    pub headers: Vec<(String, Option<Vec<u8>>)>,
-}
 
 /// What one partition answered.
 #[derive(Debug, Clone)]
@@ -41,7 +24,7 @@ pub struct Fetched {
     /// Kafka error code (0: none).
     pub error_code: i16,
     /// Messages at or after the requested offset, in order.
-    pub messages: Vec<Message>,
+    pub messages: Vec<ConsumerRecord>,
     /// Where the next fetch should start.
     pub next_offset: i64,
 }
@@ -152,11 +135,12 @@ pub async fn fetch(
     max_bytes: i32,
 ) -> Result<Vec<Fetched>> {
     let raw = fetch_raw(conn, topic, positions, max_wait_ms, max_bytes).await?;
+    let name: Arc<str> = Arc::from(topic);
     let mut out = Vec::with_capacity(raw.len());
     for p in raw {
         let from = positions.get(&p.partition).copied().unwrap_or(0);
         let (messages, next) = match p.error_code {
-            0 => decode(p.partition, from, &p.records)?,
+            0 => decode(&name, p.partition, from, &p.records)?,
             _ => (Vec::new(), from),
         };
         out.push(Fetched {
@@ -172,17 +156,15 @@ pub async fn fetch(
 /// The messages at or after `from` in a fetched record set, and the offset
 /// after the last whole batch. A partial batch at the end (cut by the size
 /// limit) is left for the next fetch.
-fn decode(partition: i32, from: i64, records: &Bytes) -> Result<(Vec<Message>, i64)> {
+fn decode(
+    topic: &Arc<str>,
+    partition: i32,
+    from: i64,
+    records: &Bytes,
+) -> Result<(Vec<ConsumerRecord>, i64)> {
     let mut out = Vec::new();
     let next = for_each_record(records, from, true, |r| {
-        out.push(Message {
-            partition,
-            offset: r.offset,
-            timestamp: r.timestamp,
-            key: r.key.map(<[u8]>::to_vec),
-            value: r.value.map(<[u8]>::to_vec),
-            headers: r.owned_headers(),
-        });
+        out.push(ConsumerRecord::copied_from(topic, partition, r));
     })?;
     Ok((out, next))
 }

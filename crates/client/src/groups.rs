@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition as AssignedPartitions;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
@@ -19,11 +20,6 @@ use crate::admin::name;
 use crate::cluster::Cluster;
 use crate::connection::Connection;
 use crate::error::{check, ClientError, Result};
-
-/// GROUP_ID_NOT_FOUND.
-pub const GROUP_ID_NOT_FOUND: i16 = 69;
-/// NON_EMPTY_GROUP.
-pub const NON_EMPTY_GROUP: i16 = 68;
 
 fn group_id(s: &str) -> GroupId {
     GroupId(StrBytes::from_string(s.to_string()))
@@ -222,9 +218,11 @@ pub async fn delete_group(conn: &mut Connection, group: &str) -> Result<()> {
         )
         .await?;
     for r in resp.results {
-        let message = match r.error_code {
-            GROUP_ID_NOT_FOUND => Some("the group does not exist"),
-            NON_EMPTY_GROUP => Some("the group still has members; stop its consumers first"),
+        let message = match ResponseError::try_from_code(r.error_code) {
+            Some(ResponseError::GroupIdNotFound) => Some("the group does not exist"),
+            Some(ResponseError::NonEmptyGroup) => {
+                Some("the group still has members; stop its consumers first")
+            }
             _ => None,
         };
         check(r.error_code, || format!("deleting group {group}"), message)?;

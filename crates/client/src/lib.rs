@@ -1,7 +1,8 @@
-//! A small Kafka-protocol client for the `pubsub` command line and its load
-//! generator. It speaks to any Kafka-protocol broker (pubsub, Kafka,
-//! Redpanda): versions are negotiated with ApiVersions, requests can be
-//! pipelined on one connection, and answers are matched by correlation id.
+//! A small Kafka-protocol client for the `pubsub` command line, its load
+//! generator and the server's tests. It speaks to any Kafka-protocol broker
+//! (pubsub, Kafka, Redpanda): versions are negotiated with ApiVersions (or
+//! named by the caller), requests can be pipelined on one connection, and
+//! answers are matched by correlation id.
 //!
 //! It depends on the record format and the codec only, never on the broker
 //! or the server.
@@ -18,3 +19,4 @@ pub mod produce;
 pub use cluster::{Cluster, TopicInfo};
 pub use connection::{Connection, Receiver, Sender};
 pub use error::{ClientError, Result};
+pub use pubsub_records::ConsumerRecord;

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
@@ -30,13 +31,6 @@ const SESSION_TIMEOUT_MS: i32 = 10_000;
 const REBALANCE_TIMEOUT_MS: i32 = 30_000;
 /// Heartbeat period: short, so a rebalance is noticed quickly.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
-
-const MEMBER_ID_REQUIRED: i16 = 79;
-const UNKNOWN_MEMBER_ID: i16 = 25;
-const REBALANCE_IN_PROGRESS: i16 = 27;
-const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
-const COORDINATOR_NOT_AVAILABLE: i16 = 15;
-const NOT_COORDINATOR: i16 = 16;
 
 fn sb(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
@@ -97,21 +91,26 @@ impl Membership {
         loop {
             let conn = cluster.coordinator(&self.group).await?;
             let joined = join_once(conn, &self.group, &self.member_id, &subscription).await?;
-            match joined.error_code {
-                MEMBER_ID_REQUIRED => {
+            match ResponseError::try_from_code(joined.error_code) {
+                Some(ResponseError::MemberIdRequired) => {
                     self.member_id = joined.member_id.to_string();
                     continue;
                 }
-                UNKNOWN_MEMBER_ID => {
+                Some(ResponseError::UnknownMemberId) => {
                     self.member_id.clear();
                     continue;
                 }
-                COORDINATOR_LOAD_IN_PROGRESS | COORDINATOR_NOT_AVAILABLE | NOT_COORDINATOR => {
+                // The coordinator is loading, moving or away: ask again.
+                Some(e) if e.is_retriable() => {
                     cluster.forget_coordinator(&self.group);
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
                 }
-                code => check(code, || format!("joining group {}", self.group), None)?,
+                _ => check(
+                    joined.error_code,
+                    || format!("joining group {}", self.group),
+                    None,
+                )?,
             }
             self.member_id = joined.member_id.to_string();
             self.generation = joined.generation_id;
@@ -133,7 +132,7 @@ impl Membership {
                     .with_protocol_name(Some(sb(ASSIGNOR)));
             }
             let synced = conn.call(v, &req).await?;
-            if synced.error_code == REBALANCE_IN_PROGRESS {
+            if synced.error_code == ResponseError::RebalanceInProgress.code() {
                 continue;
             }
             check(

@@ -1,7 +1,8 @@
 //! Kafka's RecordBatch v2, the unit pubsub stores on disk and sends on the
 //! wire: a zero-copy header view ([`Batch`]), in-place rewrites of the fields a
-//! broker owns ([`BatchMut`]), a [`BatchBuilder`], and an iterator over the
-//! records of plain and compressed batches ([`RecordSet`]).
+//! broker owns ([`BatchMut`]), a [`BatchBuilder`], an iterator over the
+//! records of plain and compressed batches ([`RecordSet`]), and the owned
+//! [`ConsumerRecord`] that consumers hand out.
 //!
 //! Pure bytes: nothing here does I/O, so the storage engine, the broker, the
 //! client and the fuzzers all share one implementation.
@@ -23,7 +24,9 @@
 pub mod batch;
 pub mod builder;
 pub mod compression;
+pub mod consumed;
 mod error;
+mod error_name;
 pub mod partitioner;
 pub mod record;
 pub mod varint;
@@ -33,5 +36,7 @@ pub use batch::{
 };
 pub use builder::{BatchBuilder, NewRecord};
 pub use compression::Compression;
+pub use consumed::ConsumerRecord;
 pub use error::{RecordsError, Result};
+pub use error_name::kafka_error_name;
 pub use record::{Header, HeaderIter, Record, RecordIter, RecordSet};

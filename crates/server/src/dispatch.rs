@@ -2,6 +2,7 @@
 //! advertised API versions, decoding, the handler, encoding.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest,
     DeleteTopicsRequest, DescribeConfigsRequest, DescribeGroupsRequest, DescribeLogDirsRequest,
@@ -13,7 +14,6 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, Encodable};
 use tokio::task::JoinHandle;
 
-use crate::codes::code;
 use crate::context::Ctx;
 use crate::error::ServerError;
 use crate::handlers;
@@ -126,7 +126,8 @@ pub async fn dispatch(ctx: &Ctx, frame: BytesMut) -> Result<Reply, ServerError> 
         // KIP-511: a v0-layout answer listing only ApiVersions, so the client
         // retries with a version we speak.
         ctx.metrics.request(slot);
-        ctx.metrics.error(slot, code::UNSUPPORTED_VERSION);
+        ctx.metrics
+            .error(slot, ResponseError::UnsupportedVersion.code());
         return Ok(Reply::Frame(handlers::api_versions::unsupported(
             correlation_id,
         )?));

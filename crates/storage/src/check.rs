@@ -1,19 +1,19 @@
 //! Read-only validation of a stopped log's directory (what `pubsub log
 //! check` runs): every batch of every segment is validated, every index is
-//! compared with the one the log would build, and the report says what
-//! opening the log would do. Nothing on disk is changed.
+//! compared with the one the log would build, and the report carries the
+//! recovery plan: what opening the log will do, decided by the same code
+//! that `Log::open` executes. Nothing on disk is changed.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::checkpoint::{Checkpoint, CleanShutdown, RecoveryCheckpoint};
 use crate::config::LogConfig;
 use crate::error::{Result, StorageError};
-use crate::fs::OpenMode;
-use crate::index::{encode_entries, MemIndex};
-use crate::layout::{classify, FileKind, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use crate::index::encode_entries;
+use crate::layout::{INDEX_SUFFIX, TIME_INDEX_SUFFIX};
+use crate::plan::{self, gap_text, RecoveryPlan, Scope};
 use crate::scan::ScanStop;
-use crate::segment::{scan_and_index, SegmentContext};
+use crate::segment::SegmentContext;
 
 /// The findings for one segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +53,8 @@ pub struct CheckReport {
     pub leftover_files: Vec<String>,
     /// Problems with the checkpoint files.
     pub checkpoint_problems: Vec<String>,
+    /// What opening the log will do: the plan `Log::open` executes.
+    pub plan: RecoveryPlan,
 }
 
 impl CheckReport {
@@ -67,58 +69,15 @@ impl CheckReport {
             })
     }
 
-    /// What opening the log would do, in one sentence.
+    /// What opening the log would do, in one sentence (the plan's action).
     pub fn recovery_action(&self) -> String {
-        if self.segments.is_empty() {
-            return "open would create an empty log".into();
-        }
-        let last_base = self.segments[self.segments.len() - 1].base_offset;
-        let rp = if self.clean_shutdown {
-            return "clean shutdown: open would not scan anything (indexes with problems are rebuilt when first used)".into();
-        } else {
-            self.recovery_point
-                .unwrap_or(last_base)
-                .max(self.segments[0].base_offset)
-        };
-        let first = self
-            .segments
-            .iter()
-            .rposition(|s| s.base_offset <= rp)
-            .unwrap_or(0);
-        for (i, s) in self.segments.iter().enumerate().skip(first) {
-            let next = s.last_offset.map_or(s.base_offset, |l| l + 1);
-            let problem = s
-                .invalid
-                .as_ref()
-                .map(|p| (p.position, p.reason.clone()))
-                .or_else(|| s.gap.as_ref().map(|g| (s.valid_bytes, g.clone())));
-            if let Some((position, reason)) = problem {
-                if next < rp {
-                    return format!(
-                        "open would fail: segment {} is corrupt at byte {position} ({reason}) below the recovery point {rp}",
-                        s.base_offset
-                    );
-                }
-                let dropped = self.segments.len() - i - 1;
-                return format!(
-                    "open would truncate segment {} at byte {position} ({} bytes: {reason}) and drop {dropped} later segment(s)",
-                    s.base_offset,
-                    s.size - position
-                );
-            }
-        }
-        // Recovery's last rule: the log may not end below what was fsynced.
-        let last = &self.segments[self.segments.len() - 1];
-        let end = last.last_offset.map_or(last.base_offset, |l| l + 1);
-        if end < rp {
-            return format!(
-                "open would fail: the log ends at offset {end}, below the recovery point {rp} (fsynced data is missing)"
-            );
-        }
-        format!(
-            "open would scan {} segment(s) from the recovery point {rp} and keep everything",
-            self.segments.len() - first
-        )
+        self.plan.action()
+    }
+
+    /// Open refuses because the log ends below its recovery point: whole
+    /// fsynced batches are missing (`is_healthy` looks at segments only).
+    pub fn ends_below_recovery_point(&self) -> bool {
+        self.plan.ends_below_recovery_point()
     }
 }
 
@@ -179,77 +138,33 @@ pub fn check(dir: &Path, config: &LogConfig) -> Result<CheckReport> {
         max_index_bytes: config.max_index_bytes,
         index_interval: config.index_interval_bytes,
     };
-    let mut report = CheckReport {
-        dir: dir.to_path_buf(),
-        clean_shutdown: false,
-        recovery_point: None,
-        segments: Vec::new(),
-        leftover_files: Vec::new(),
-        checkpoint_problems: Vec::new(),
-    };
-    let mut bases = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| StorageError::io("list", dir, e))? {
-        let entry = entry.map_err(|e| StorageError::io("list", dir, e))?;
-        let Ok(name) = entry.file_name().into_string() else {
-            continue;
-        };
-        match classify(&name) {
-            FileKind::Log(b) => bases.push(b),
-            FileKind::Cleaned | FileKind::Temporary | FileKind::DeletedLog(_) => {
-                report.leftover_files.push(name)
+    let survey = plan::survey(&ctx, Scope::Everything)?;
+    let files = &survey.files;
+    let mut segments = Vec::with_capacity(files.len());
+    for (i, file) in files.iter().enumerate() {
+        let base = file.base;
+        let scan = survey
+            .scan(i)
+            .ok_or_else(|| StorageError::Config(format!("check did not scan segment {base}")))?;
+        let summary = &scan.summary;
+        let is_last = i + 1 == files.len();
+        let next = scan.next_offset(base);
+        let gap = match files.get(i + 1) {
+            Some(after) if summary.stop.is_none() && next != after.base => {
+                Some(gap_text(next, after.base))
             }
-            _ => {}
-        }
-    }
-    bases.sort_unstable();
-    let marker = CleanShutdown::read_from(dir).unwrap_or_else(|e| {
-        report.checkpoint_problems.push(e.to_string());
-        None
-    });
-    match RecoveryCheckpoint::read_from(dir) {
-        Ok(c) => report.recovery_point = c.map(|c| c.recovery_point),
-        Err(e) => report.checkpoint_problems.push(e.to_string()),
-    }
-    for (i, &base) in bases.iter().enumerate() {
-        let path = ctx.path(base, LOG_SUFFIX);
-        let handle = ctx
-            .fs
-            .open(&path, OpenMode::ReadOnly)
-            .map_err(|e| StorageError::io("open", &path, e))?;
-        let size = handle
-            .len()
-            .map_err(|e| StorageError::io("stat", &path, e))?;
-        let is_last = i + 1 == bases.len();
-        if is_last {
-            report.clean_shutdown = marker
-                .is_some_and(|m| m.active_segment_base == base && m.active_segment_size == size);
-        }
-        let mut index = MemIndex::default();
-        let (summary, tracker) = scan_and_index(
-            handle.as_ref(),
-            &path,
-            size,
-            base,
-            config.index_interval_bytes,
-            &mut index,
-        )?;
-        let next = summary.last_offset.map_or(base, |l| l + 1);
-        let gap = (!is_last && summary.stop.is_none() && next != bases[i + 1]).then(|| {
-            format!(
-                "ends before offset {} (next segment starts at {})",
-                next,
-                bases[i + 1]
-            )
-        });
-        if !is_last {
-            tracker.on_seal(&mut index, base)?;
-        }
+            _ => None,
+        };
         // Indexes are only comparable for whole segments; the active segment
         // of an unclean stop is rebuilt by recovery anyway.
         let (index_problem, time_index_problem) =
-            if summary.stop.is_some() || (is_last && !report.clean_shutdown) {
+            if summary.stop.is_some() || (is_last && !survey.marker_matches) {
                 (None, None)
             } else {
+                let mut index = scan.index.clone();
+                if !is_last {
+                    scan.tracker.on_seal(&mut index, base)?;
+                }
                 (
                     compare(
                         &ctx.path(base, INDEX_SUFFIX),
@@ -261,17 +176,25 @@ pub fn check(dir: &Path, config: &LogConfig) -> Result<CheckReport> {
                     ),
                 )
             };
-        report.segments.push(SegmentCheck {
+        segments.push(SegmentCheck {
             base_offset: base,
-            size,
+            size: scan.file_len,
             valid_bytes: summary.valid_len,
             batches: summary.batches,
             last_offset: summary.last_offset,
-            invalid: summary.stop,
+            invalid: summary.stop.clone(),
             gap,
             index_problem,
             time_index_problem,
         });
     }
-    Ok(report)
+    Ok(CheckReport {
+        dir: dir.to_path_buf(),
+        clean_shutdown: survey.marker_matches,
+        recovery_point: survey.checkpoint.map(|c| c.recovery_point),
+        segments,
+        leftover_files: survey.leftovers,
+        checkpoint_problems: survey.checkpoint_problems,
+        plan: survey.plan,
+    })
 }

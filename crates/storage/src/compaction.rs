@@ -28,13 +28,13 @@ use pubsub_records::{Batch, BatchBuilder, Header, NewRecord};
 
 use crate::error::{Result, StorageError};
 use crate::fs::OpenMode;
-use crate::index::{IndexTracker, OffsetIndex, SegmentIndex, TimeIndex, OFFSET_ENTRY, TIME_ENTRY};
+use crate::index::{IndexTracker, SegmentIndex};
 use crate::layout::{
     segment_name, CLEANED_SUFFIX, DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
 };
 use crate::log::Log;
-use crate::scan::scan;
-use crate::segment::{lock, write, Segment};
+use crate::scan::scan_file;
+use crate::segment::Segment;
 
 /// What a compaction pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -87,18 +87,13 @@ fn corrupt(seg: &Segment, position: u64, reason: impl ToString) -> StorageError 
 /// Calls `f` on every batch of a sealed segment, failing on invalid data.
 fn for_each_batch(seg: &Segment, mut f: impl FnMut(u64, Batch<'_>) -> Result<()>) -> Result<()> {
     let file = seg.file()?;
-    let mut failure: Option<StorageError> = None;
-    let summary = scan(file.as_ref(), seg.size(), seg.base_offset, |b| {
-        if failure.is_none() {
-            if let Err(e) = f(b.position, b.batch) {
-                failure = Some(e);
-            }
-        }
-    })
-    .map_err(|e| StorageError::io("read", seg.path(), e))?;
-    if let Some(e) = failure {
-        return Err(e);
-    }
+    let summary = scan_file(
+        file.as_ref(),
+        seg.path(),
+        seg.size(),
+        seg.base_offset,
+        |b| f(b.position, b.batch),
+    )?;
     if let Some(stop) = summary.stop {
         return Err(corrupt(seg, stop.position, stop.reason));
     }
@@ -113,9 +108,9 @@ impl Log {
         if !self.config().cleanup_policy.compacts() {
             return Ok(report);
         }
-        let _m = lock(&self.maintenance);
+        let _m = self.maintenance.lock();
         self.check_writable()?;
-        let active_base = lock(&self.writer).active.base_offset;
+        let active_base = self.writer.lock().active.base_offset;
         // Only fsynced data is rewritten.
         self.flush()?;
         let sealed: Vec<Arc<Segment>> = self
@@ -208,22 +203,11 @@ impl Log {
             .fs
             .open(&cleaned_log, OpenMode::Truncate)
             .map_err(|e| StorageError::io("create", &cleaned_log, e))?;
-        let index_bytes =
-            |entry: usize| (group_bytes / ctx.index_interval.max(1) + 2) * entry as u64;
-        let mut index = SegmentIndex {
-            offsets: OffsetIndex::open(
-                ctx.fs.as_ref(),
-                &cleaned_index,
-                index_bytes(OFFSET_ENTRY),
-                true,
-            )?,
-            times: TimeIndex::open(
-                ctx.fs.as_ref(),
-                &cleaned_time,
-                index_bytes(TIME_ENTRY),
-                true,
-            )?,
-        };
+        // Room for the entries of the whole group (max_index_bytes applies
+        // to active segments only).
+        let mut index =
+            SegmentIndex::open(ctx.fs.as_ref(), &cleaned_index, &cleaned_time, 0, true)?;
+        index.allow_for(group_bytes, ctx.index_interval);
         let mut tracker = IndexTracker::new(base);
         let mut pos = 0u64;
         let mut changed = group.len() > 1;
@@ -313,7 +297,7 @@ impl Log {
             &tracker,
         ));
         {
-            let mut map = write(&self.segments);
+            let mut map = self.segments.write();
             for old in group {
                 map.remove(&old.base_offset);
             }

@@ -10,7 +10,9 @@ use std::fs::File;
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex};
 
 use crate::fs::{FileHandle, FileSystem, OpenMode, RealFs};
 
@@ -76,31 +78,19 @@ impl FaultPlan {
     /// While held, every file fsync blocks until [`FaultPlan::release_syncs`]
     /// (lets a test line up many waiters behind one fsync).
     pub fn hold_syncs(&self) {
-        *self
-            .hold
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+        *self.hold.lock() = true;
     }
 
     /// Lets held fsyncs proceed.
     pub fn release_syncs(&self) {
-        *self
-            .hold
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = false;
+        *self.hold.lock() = false;
         self.released.notify_all();
     }
 
     fn wait_if_held(&self) {
-        let mut held = self
-            .hold
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut held = self.hold.lock();
         while *held {
-            held = self
-                .released
-                .wait(held)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.released.wait(&mut held);
         }
     }
 

@@ -259,6 +259,77 @@ pub(crate) type OffsetIndex = Index<OffsetEntry>;
 /// `.timeindex`: largest timestamp so far -> relative offset.
 pub(crate) type TimeIndex = Index<TimeEntry>;
 
+/// Read access to the entries of an index file, mapped or read into memory
+/// (what the consistency checks of docs/FORMAT.md 4.2 look at).
+pub(crate) trait EntryList<E> {
+    /// Entries held.
+    fn count(&self) -> usize;
+    /// Entry `i` (< `count`).
+    fn get(&self, i: usize) -> E;
+    /// True when the file length was not a whole number of entries.
+    fn ragged(&self) -> bool;
+    /// The last entry.
+    fn last_entry(&self) -> Option<E> {
+        self.count().checked_sub(1).map(|i| self.get(i))
+    }
+}
+
+impl<E: Entry> EntryList<E> for Index<E> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn get(&self, i: usize) -> E {
+        self.entry(i)
+    }
+    fn ragged(&self) -> bool {
+        self.inner.ragged
+    }
+}
+
+/// An index file's entries read without mapping or changing the file (a
+/// missing file reads as empty, as opening it would create it empty).
+#[derive(Debug)]
+pub(crate) struct StoredIndex<E> {
+    entries: Vec<E>,
+    ragged: bool,
+}
+
+impl<E: Entry> StoredIndex<E> {
+    pub fn read(fs: &dyn FileSystem, path: &Path) -> Result<Self> {
+        let file = match fs.open(path, OpenMode::ReadOnly) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(StoredIndex {
+                    entries: Vec::new(),
+                    ragged: false,
+                })
+            }
+            Err(e) => return Err(StorageError::io("open", path, e)),
+        };
+        let len = file.len().map_err(|e| StorageError::io("stat", path, e))?;
+        let whole = len - len % E::SIZE as u64;
+        let mut bytes = vec![0u8; usize::try_from(whole).unwrap_or(usize::MAX)];
+        file.read_exact_at(&mut bytes, 0)
+            .map_err(|e| StorageError::io("read", path, e))?;
+        Ok(StoredIndex {
+            entries: bytes.chunks_exact(E::SIZE).map(E::decode).collect(),
+            ragged: whole != len,
+        })
+    }
+}
+
+impl<E: Entry> EntryList<E> for StoredIndex<E> {
+    fn count(&self) -> usize {
+        self.entries.len()
+    }
+    fn get(&self, i: usize) -> E {
+        self.entries[i]
+    }
+    fn ragged(&self) -> bool {
+        self.ragged
+    }
+}
+
 impl<E: Entry> Index<E> {
     pub fn open(fs: &dyn FileSystem, path: &Path, max_bytes: u64, fresh: bool) -> Result<Self> {
         IndexFile::open(fs, path, E::SIZE, max_bytes, fresh).map(|inner| Index {
@@ -319,23 +390,6 @@ impl<E: Entry> Index<E> {
     pub fn flush(&self) -> Result<()> {
         self.inner.flush()
     }
-
-    /// The first entry that is out of order with its predecessor or out of
-    /// range, as a message.
-    fn first_bad(&self, bad: impl Fn(Option<&E>, &E) -> Option<&'static str>) -> Option<String> {
-        if self.inner.ragged {
-            return Some("length is not a whole number of entries".into());
-        }
-        let mut prev = None;
-        for i in 0..self.len() {
-            let e = self.entry(i);
-            if let Some(why) = bad(prev.as_ref(), &e) {
-                return Some(format!("entry {i} {why}"));
-            }
-            prev = Some(e);
-        }
-        None
-    }
 }
 
 impl OffsetIndex {
@@ -346,24 +400,6 @@ impl OffsetIndex {
 
     pub fn push(&mut self, e: OffsetEntry) -> Result<bool> {
         self.push_entry(e)
-    }
-
-    /// Why the entries cannot be right for a segment of `size` bytes whose
-    /// relative offsets stay below `max_relative` (exclusive), if they can't.
-    pub fn inconsistency(&self, size: u64, max_relative: u64) -> Option<String> {
-        self.first_bad(|prev, e| {
-            if u64::from(e.position) >= size.max(1) {
-                Some("points past the end of the log")
-            } else if u64::from(e.relative_offset) >= max_relative {
-                Some("names an offset beyond the segment")
-            } else if prev
-                .is_some_and(|p| e.relative_offset <= p.relative_offset || e.position <= p.position)
-            {
-                Some("does not increase")
-            } else {
-                None
-            }
-        })
     }
 }
 
@@ -382,21 +418,6 @@ impl TimeIndex {
         }
         self.push_entry(e)
     }
-
-    /// Why the entries cannot be right, if they can't.
-    pub fn inconsistency(&self, max_relative: u64) -> Option<String> {
-        self.first_bad(|prev, e| {
-            if u64::from(e.relative_offset) >= max_relative {
-                Some("names an offset beyond the segment")
-            } else if prev.is_some_and(|p| {
-                e.timestamp <= p.timestamp || e.relative_offset < p.relative_offset
-            }) {
-                Some("does not increase")
-            } else {
-                None
-            }
-        })
-    }
 }
 
 /// Where the indexing rule's entries go: the mapped files of a segment, or
@@ -409,10 +430,23 @@ pub(crate) trait IndexSink {
 }
 
 /// Index entries held in memory.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct MemIndex {
     pub offsets: Vec<OffsetEntry>,
     pub times: Vec<TimeEntry>,
+}
+
+impl MemIndex {
+    /// Adds every entry to `sink` (writes an index built in memory to files).
+    pub fn write_to(&self, sink: &mut impl IndexSink) -> Result<()> {
+        for e in &self.offsets {
+            sink.add_offset(*e)?;
+        }
+        for e in &self.times {
+            sink.add_time(*e)?;
+        }
+        Ok(())
+    }
 }
 
 impl IndexSink for MemIndex {
@@ -541,6 +575,21 @@ impl IndexSink for SegmentIndex {
 }
 
 impl SegmentIndex {
+    /// Opens (creating if missing, emptying if `fresh`) both index files,
+    /// each allowed to grow to `max_bytes`.
+    pub fn open(
+        fs: &dyn FileSystem,
+        offsets: &Path,
+        times: &Path,
+        max_bytes: u64,
+        fresh: bool,
+    ) -> Result<Self> {
+        Ok(SegmentIndex {
+            offsets: OffsetIndex::open(fs, offsets, max_bytes, fresh)?,
+            times: TimeIndex::open(fs, times, max_bytes, fresh)?,
+        })
+    }
+
     pub fn trim(&mut self) -> Result<()> {
         self.offsets.trim()?;
         self.times.trim()

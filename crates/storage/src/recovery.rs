@@ -1,40 +1,19 @@
-//! Opening a log directory: tidy up what an interrupted operation left,
-//! decide whether the last stop was clean, and if not, validate everything
-//! written after the recovery point and cut off what is not whole.
-//!
-//! The rules (docs/FORMAT.md, "Recovery"):
-//!
-//! 1. `*.tmp` and `*.cleaned` files are unfinished work: removed.
-//! 2. `{X}.log.deleted` was folded into a compacted segment `{B}.log`
-//!    (B < X). If segment B reaches offset X the compaction committed and the
-//!    file is removed; otherwise it is renamed back.
-//! 3. Index files without a `.log` are removed.
-//! 4. A valid clean-shutdown marker that matches the last segment's size
-//!    means nothing needs scanning; the marker is then removed.
-//! 5. Otherwise every segment from the one holding the recovery point on is
-//!    scanned batch by batch and its indexes rebuilt. At the first invalid
-//!    batch, or where a segment stops short of the next one's base offset:
-//!    if that point is below the recovery point, the data had been fsynced
-//!    and is now bad, so opening fails with `Corrupt` and nothing is deleted;
-//!    otherwise the segment is truncated there and later segments removed,
-//!    and the report says how many bytes and batches went. Without a
-//!    recovery-point checkpoint, the last segment's base is assumed.
+//! Opening a log directory: executing the recovery plan (`plan`), phase by
+//! phase in the order of docs/FORMAT.md section 6 (tidy leftovers, consume
+//! the clean-shutdown marker, then open cleanly, or recover: keep, truncate
+//! and drop, or refuse), and the report of what was done.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
 use tracing::warn;
 
-use crate::checkpoint::{Checkpoint, CleanShutdown, RecoveryCheckpoint};
+use crate::checkpoint::RecoveryCheckpoint;
 use crate::error::{Result, StorageError};
 use crate::fs::OpenMode;
 use crate::index::IndexTracker;
-use crate::layout::{
-    classify, segment_name, FileKind, CLEAN_SHUTDOWN, DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX,
-    TIME_INDEX_SUFFIX,
-};
-use crate::scan::scan;
+use crate::layout::{segment_name, CLEAN_SHUTDOWN, DELETED_SUFFIX, LOG_SUFFIX};
+use crate::plan::{self, Cut, Outcome, Scope, SegmentFile, Survey, TidyStep};
 use crate::segment::{HeaderWalker, Segment, SegmentContext};
 
 /// Where recovery cut a segment.
@@ -168,337 +147,34 @@ pub(crate) struct Opened {
     pub report: RecoveryReport,
 }
 
-fn remove(ctx: &SegmentContext, name: &str, report: &mut RecoveryReport) -> Result<()> {
-    let path = ctx.dir.join(name);
-    match ctx.fs.remove_file(&path) {
-        Ok(()) => {
-            report.removed_files.push(name.to_string());
-            Ok(())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(StorageError::io("delete", path, e)),
-    }
-}
-
-/// Last offset held by the segment file `{base}{suffix}` (walking headers,
-/// stopping at the first that does not parse).
-fn last_offset_of(ctx: &SegmentContext, base: u64, suffix: &str) -> Result<Option<u64>> {
-    let path = ctx.dir.join(segment_name(base, suffix));
-    let file = ctx
-        .fs
-        .open(&path, OpenMode::ReadOnly)
-        .map_err(|e| StorageError::io("open", &path, e))?;
-    let len = file.len().map_err(|e| StorageError::io("stat", &path, e))?;
-    let mut walker = HeaderWalker::new(file.as_ref(), &path, 0, len);
-    let mut last = None;
-    while let Ok(Some((_, h))) = walker.next() {
-        last = Some(h.last_offset() as u64);
-    }
-    Ok(last)
-}
-
-/// Reads a checkpoint; a corrupt one is noted in the report and ignored
-/// (the log then recovers more, never less).
-fn read_or_note<C: Checkpoint>(
-    ctx: &SegmentContext,
-    report: &mut RecoveryReport,
-) -> Result<Option<C>> {
-    match C::read_from(&ctx.dir) {
-        Err(StorageError::CorruptCheckpoint { path, reason }) => {
-            report.notes.push(format!(
-                "ignored corrupt checkpoint {}: {reason}",
-                path.display()
-            ));
-            Ok(None)
-        }
-        other => other,
-    }
-}
-
-fn first_batch_timestamp(seg: &Segment) -> Result<Option<i64>> {
-    if seg.size() == 0 {
-        return Ok(None);
-    }
-    let file = seg.file()?;
-    let path = seg.path();
-    let mut walker = HeaderWalker::new(file.as_ref(), path, 0, seg.size());
-    Ok(walker.next()?.map(|(_, h)| h.max_timestamp))
-}
-
-/// Opens the segments of `ctx.dir`, recovering as the module docs say.
+/// Opens the segments of `ctx.dir`: plans (see `plan`), then executes the
+/// plan phase by phase, in the order of docs/FORMAT.md section 6.
 pub(crate) fn open(ctx: &Arc<SegmentContext>) -> Result<Opened> {
-    let dir = &ctx.dir;
-    let mut report = RecoveryReport::default();
-    if !dir.exists() {
-        std::fs::create_dir_all(dir).map_err(|e| StorageError::io("create directory", dir, e))?;
-        if let Some(parent) = dir.parent() {
-            ctx.fs
-                .sync_dir(parent)
-                .map_err(|e| StorageError::io("fsync directory", parent, e))?;
-        }
-    }
-    let mut names: Vec<String> = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| StorageError::io("list", dir, e))? {
-        let entry = entry.map_err(|e| StorageError::io("list", dir, e))?;
-        if let Ok(name) = entry.file_name().into_string() {
-            names.push(name);
-        }
-    }
-    names.sort();
-
-    let mut logs = BTreeSet::new();
-    let mut indexes: Vec<(u64, String)> = Vec::new();
-    let mut deleted = Vec::new();
-    let mut marker_present = false;
-    for name in &names {
-        match classify(name) {
-            FileKind::Log(b) => {
-                logs.insert(b);
-            }
-            FileKind::Index(b) | FileKind::TimeIndex(b) => indexes.push((b, name.clone())),
-            FileKind::Cleaned | FileKind::Temporary => remove(ctx, name, &mut report)?,
-            FileKind::DeletedLog(b) => deleted.push(b),
-            FileKind::CleanShutdown => marker_present = true,
-            FileKind::RecoveryCheckpoint => {}
-            FileKind::Unknown => {
-                warn!(file = %dir.join(name).display(), "ignoring unknown file in a partition directory")
-            }
-        }
-    }
-
-    // An interrupted compaction: did it commit?
-    for x in deleted {
-        let deleted_name = format!("{}{DELETED_SUFFIX}", segment_name(x, LOG_SUFFIX));
-        let owner = logs.range(..x).next_back().copied();
-        let committed = match owner {
-            Some(b) => last_offset_of(ctx, b, LOG_SUFFIX)?.is_some_and(|last| last >= x),
-            None => false,
-        };
-        if committed || logs.contains(&x) {
-            remove(ctx, &deleted_name, &mut report)?;
-        } else {
-            let from = dir.join(&deleted_name);
-            let to = dir.join(segment_name(x, LOG_SUFFIX));
-            ctx.fs
-                .rename(&from, &to)
-                .map_err(|e| StorageError::io("rename", &from, e))?;
-            report.restored_files.push(segment_name(x, LOG_SUFFIX));
-            for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-                remove(ctx, &segment_name(x, suffix), &mut report)?;
-            }
-            logs.insert(x);
-        }
-    }
-    for (base, name) in indexes {
-        if !logs.contains(&base) {
-            remove(ctx, &name, &mut report)?;
-        }
-    }
-    if !report.removed_files.is_empty() || !report.restored_files.is_empty() {
-        ctx.fs
-            .sync_dir(dir)
-            .map_err(|e| StorageError::io("fsync directory", dir, e))?;
-    }
-
-    let marker: Option<CleanShutdown> = read_or_note(ctx, &mut report)?;
-    let rcp: Option<RecoveryCheckpoint> = read_or_note(ctx, &mut report)?;
-    if marker_present {
-        // Consumed before anything is written: from here on a crash must
-        // look unclean.
-        let path = dir.join(CLEAN_SHUTDOWN);
-        ctx.fs
-            .remove_file(&path)
-            .map_err(|e| StorageError::io("delete", &path, e))?;
-        ctx.fs
-            .sync_dir(dir)
-            .map_err(|e| StorageError::io("fsync directory", dir, e))?;
-    }
-    if logs.is_empty() {
-        let base = rcp.map_or(0, |c| c.recovery_point.max(c.log_start_offset));
-        let seg = Segment::create(ctx, base)?;
-        seg.sync(false)?;
-        ctx.fs
-            .sync_dir(dir)
-            .map_err(|e| StorageError::io("fsync directory", dir, e))?;
-        report.clean_shutdown = marker.is_some() || rcp.is_none();
-        report.recovery_point = base;
-        report.log_end_offset = base;
-        return Ok(Opened {
-            segments: vec![Arc::new(seg)],
-            tracker: IndexTracker::new(base),
-            rolling_timestamp: None,
-            next_offset: base,
-            checkpoint: None,
-            report,
-        });
-    }
-
-    let bases: Vec<u64> = logs.into_iter().collect();
-    let mut sizes = BTreeMap::new();
-    for &b in &bases {
-        let path = ctx.path(b, LOG_SUFFIX);
-        let len = std::fs::metadata(&path)
-            .map_err(|e| StorageError::io("stat", &path, e))?
-            .len();
-        sizes.insert(b, len);
-    }
-    let last_base = bases[bases.len() - 1];
-    let clean = match marker {
-        Some(m)
-            if m.active_segment_base == last_base
-                && Some(&m.active_segment_size) == sizes.get(&last_base) =>
-        {
-            true
-        }
-        Some(_) => {
-            report
-                .notes
-                .push("clean-shutdown marker does not match the segments; recovering".into());
-            false
-        }
-        None => false,
+    create_dir(ctx)?;
+    let survey = plan::survey(ctx, Scope::Recovery)?;
+    let plan = &survey.plan;
+    let mut report = RecoveryReport {
+        clean_shutdown: plan.clean_shutdown,
+        recovery_point: plan.recovery_point,
+        notes: plan.notes.clone(),
+        ..RecoveryReport::default()
     };
-
-    let mut segments: Vec<Arc<Segment>> = Vec::new();
-    let tracker;
-    let next_offset;
-    if clean {
-        for w in bases.windows(2) {
-            segments.push(Arc::new(Segment::sealed(ctx, w[0], sizes[&w[0]], w[1])));
-        }
-        let (active, t, rebuilt) = Segment::open_active(ctx, last_base, sizes[&last_base])?;
-        if let Some(reason) = rebuilt {
-            report.rebuilt_indexes.push(last_base);
-            report
-                .notes
-                .push(format!("active segment index rebuilt: {reason}"));
-        }
-        next_offset = last_offset_of(ctx, last_base, LOG_SUFFIX)?.map_or(last_base, |l| l + 1);
-        tracker = t;
-        segments.push(Arc::new(active));
-        report.clean_shutdown = true;
-        report.recovery_point = next_offset;
-    } else {
-        let rp = rcp.map_or(last_base, |c| c.recovery_point).max(bases[0]);
-        report.recovery_point = rp;
-        let first_scanned = bases.iter().rposition(|&b| b <= rp).unwrap_or(0);
-        for i in 0..first_scanned {
-            segments.push(Arc::new(Segment::sealed(
-                ctx,
-                bases[i],
-                sizes[&bases[i]],
-                bases[i + 1],
-            )));
-        }
-        let mut carried = None;
-        for i in first_scanned..bases.len() {
-            let base = bases[i];
-            let mut r = Segment::rescan(ctx, base)?;
-            report.segments_scanned += 1;
-            report.bytes_scanned += r.summary.valid_len;
-            report.batches_scanned += r.summary.batches;
-            let expected_next = r.summary.last_offset.map_or(base, |l| l + 1);
-            let is_last = i + 1 == bases.len();
-            let cut = match &r.summary.stop {
-                Some(stop) => Some((stop.position, stop.reason.clone())),
-                None if !is_last && expected_next != bases[i + 1] => Some((
-                    r.summary.valid_len,
-                    format!(
-                        "segment ends before offset {} where the next segment starts (next expected {expected_next})",
-                        bases[i + 1]
-                    ),
-                )),
-                None if is_last && expected_next < rp => Some((
-                    r.summary.valid_len,
-                    format!("log ends at offset {expected_next}"),
-                )),
-                None => None,
-            };
-            let path = ctx.path(base, LOG_SUFFIX);
-            if let Some((position, reason)) = cut {
-                if expected_next < rp {
-                    return Err(StorageError::Corrupt {
-                        path,
-                        position,
-                        reason: format!(
-                            "{reason}; offsets up to {rp} were fsynced, so this is corruption, not a torn write (nothing was deleted)"
-                        ),
-                    });
-                }
-                let removed = r.file_len - position;
-                if removed > 0 {
-                    r.file
-                        .set_len(position)
-                        .map_err(|e| StorageError::io("truncate", &path, e))?;
-                }
-                report.truncation = Some(Truncation {
-                    segment_base: base,
-                    position,
-                    bytes: removed,
-                    reason,
-                });
-                for &later in &bases[i + 1..] {
-                    let lpath = ctx.path(later, LOG_SUFFIX);
-                    let file = ctx
-                        .fs
-                        .open(&lpath, OpenMode::ReadOnly)
-                        .map_err(|e| StorageError::io("open", &lpath, e))?;
-                    let len = sizes[&later];
-                    let summary = scan(file.as_ref(), len, later, |_| {})
-                        .map_err(|e| StorageError::io("read", &lpath, e))?;
-                    report.dropped_segments.push(DroppedSegment {
-                        base_offset: later,
-                        bytes: len,
-                        batches: summary.batches,
-                    });
-                    Segment::sealed(ctx, later, len, later).delete_files()?;
-                }
-                carried = Some((r, expected_next, base));
-                break;
-            }
-            if is_last {
-                carried = Some((r, expected_next, base));
-                break;
-            }
-            r.tracker.on_seal(&mut r.index, base)?;
-            r.index.trim()?;
-            r.index.flush()?;
-            let seg = Segment::from_parts(
-                ctx,
-                base,
-                r.file,
-                r.index,
-                r.summary.valid_len,
-                Some(bases[i + 1]),
-                &r.tracker,
-            );
-            seg.sync(false)?;
-            segments.push(Arc::new(seg));
-        }
-        let Some((r, expected_next, base)) = carried else {
-            return Err(StorageError::Config(
-                "recovery found no last segment".into(),
-            ));
-        };
-        let seg = Segment::from_parts(
-            ctx,
-            base,
-            r.file,
-            r.index,
-            r.summary.valid_len,
-            None,
-            &r.tracker,
-        );
-        // Everything kept is now made durable, so it can count as fsynced.
-        seg.sync(true)?;
-        tracker = r.tracker;
-        next_offset = expected_next;
-        segments.push(Arc::new(seg));
-        ctx.fs
-            .sync_dir(dir)
-            .map_err(|e| StorageError::io("fsync directory", dir, e))?;
+    for name in &survey.unknown {
+        warn!(file = %ctx.dir.join(name).display(), "ignoring unknown file in a partition directory");
     }
-
+    tidy(ctx, &plan.tidy, &mut report)?;
+    if survey.marker_present {
+        consume_marker(ctx)?;
+    }
+    let (segments, tracker) = match &plan.outcome {
+        Outcome::CreateEmpty { base } => create_empty(ctx, *base)?,
+        Outcome::Clean => open_clean(ctx, &survey, &mut report)?,
+        Outcome::Refuse(cut) => return Err(refusal(ctx, cut, plan.recovery_point)),
+        Outcome::KeepAll | Outcome::Truncate { .. } => recover(ctx, &survey, &mut report)?,
+    };
+    let next_offset = plan
+        .log_end_offset
+        .ok_or_else(|| StorageError::Config("recovery plan without a log end offset".into()))?;
     let rolling_timestamp = match segments.last() {
         Some(s) => first_batch_timestamp(s)?,
         None => None,
@@ -509,7 +185,200 @@ pub(crate) fn open(ctx: &Arc<SegmentContext>) -> Result<Opened> {
         tracker,
         rolling_timestamp,
         next_offset,
-        checkpoint: if clean { rcp } else { None },
+        checkpoint: if plan.outcome == Outcome::Clean {
+            survey.checkpoint
+        } else {
+            None
+        },
         report,
     })
+}
+
+fn sync_dir(ctx: &SegmentContext) -> Result<()> {
+    ctx.fs
+        .sync_dir(&ctx.dir)
+        .map_err(|e| StorageError::io("fsync directory", &ctx.dir, e))
+}
+
+/// Creates the partition directory if it is missing.
+fn create_dir(ctx: &SegmentContext) -> Result<()> {
+    let dir = &ctx.dir;
+    if dir.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(|e| StorageError::io("create directory", dir, e))?;
+    if let Some(parent) = dir.parent() {
+        ctx.fs
+            .sync_dir(parent)
+            .map_err(|e| StorageError::io("fsync directory", parent, e))?;
+    }
+    Ok(())
+}
+
+/// Rule 1: removes and restores leftover files.
+fn tidy(ctx: &SegmentContext, steps: &[TidyStep], report: &mut RecoveryReport) -> Result<()> {
+    for step in steps {
+        match step {
+            TidyStep::Remove(name) => {
+                let path = ctx.dir.join(name);
+                match ctx.fs.remove_file(&path) {
+                    Ok(()) => report.removed_files.push(name.clone()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(StorageError::io("delete", path, e)),
+                }
+            }
+            TidyStep::Restore(base) => {
+                let name = segment_name(*base, LOG_SUFFIX);
+                let from = ctx.dir.join(format!("{name}{DELETED_SUFFIX}"));
+                ctx.fs
+                    .rename(&from, &ctx.dir.join(&name))
+                    .map_err(|e| StorageError::io("rename", &from, e))?;
+                report.restored_files.push(name);
+            }
+        }
+    }
+    if !report.removed_files.is_empty() || !report.restored_files.is_empty() {
+        sync_dir(ctx)?;
+    }
+    Ok(())
+}
+
+/// Removes the clean-shutdown marker before anything is written: from here
+/// on a crash must look unclean.
+fn consume_marker(ctx: &SegmentContext) -> Result<()> {
+    let path = ctx.dir.join(CLEAN_SHUTDOWN);
+    ctx.fs
+        .remove_file(&path)
+        .map_err(|e| StorageError::io("delete", &path, e))?;
+    sync_dir(ctx)
+}
+
+/// No segments: one empty segment at `base`.
+fn create_empty(ctx: &Arc<SegmentContext>, base: u64) -> Result<(Vec<Arc<Segment>>, IndexTracker)> {
+    let seg = Segment::create(ctx, base)?;
+    seg.sync(false)?;
+    sync_dir(ctx)?;
+    Ok((vec![Arc::new(seg)], IndexTracker::new(base)))
+}
+
+/// The first `n` segments, sealed (each ends at the next one's base) and
+/// opened lazily: nothing of them is read at open.
+fn lazy_sealed(ctx: &Arc<SegmentContext>, files: &[SegmentFile], n: usize) -> Vec<Arc<Segment>> {
+    files[..n]
+        .iter()
+        .zip(&files[1..])
+        .map(|(f, next)| Arc::new(Segment::sealed(ctx, f.base, f.size, next.base)))
+        .collect()
+}
+
+/// Rule 2: sealed segments open lazily; the active one's indexes are
+/// rebuilt if the plan found them wrong.
+fn open_clean(
+    ctx: &Arc<SegmentContext>,
+    survey: &Survey,
+    report: &mut RecoveryReport,
+) -> Result<(Vec<Arc<Segment>>, IndexTracker)> {
+    let files = &survey.files;
+    let mut segments = lazy_sealed(ctx, files, files.len().saturating_sub(1));
+    let (last, check) = match (files.last(), &survey.active_index) {
+        (Some(last), Some(check)) => (last, check),
+        _ => {
+            return Err(StorageError::Config(
+                "clean open without an active segment".into(),
+            ))
+        }
+    };
+    let (active, tracker) = Segment::open_active(ctx, last.base, last.size, check)?;
+    report
+        .rebuilt_indexes
+        .clone_from(&survey.plan.rebuilt_indexes);
+    segments.push(Arc::new(active));
+    Ok((segments, tracker))
+}
+
+/// Rule 3 refuses: fsynced data is bad or missing.
+fn refusal(ctx: &SegmentContext, cut: &Cut, rp: u64) -> StorageError {
+    StorageError::Corrupt {
+        path: ctx.path(cut.segment_base, LOG_SUFFIX),
+        position: cut.position,
+        reason: format!(
+            "{}; offsets up to {rp} were fsynced, so this is corruption, not a torn write (nothing was deleted)",
+            cut.reason_text()
+        ),
+    }
+}
+
+/// Rules 3 and 4 after an unclean stop: segments below the recovery point
+/// open lazily; scanned ones get the indexes the scan built; the cut segment
+/// is truncated and later ones deleted; everything kept is fsynced.
+fn recover(
+    ctx: &Arc<SegmentContext>,
+    survey: &Survey,
+    report: &mut RecoveryReport,
+) -> Result<(Vec<Arc<Segment>>, IndexTracker)> {
+    let plan = &survey.plan;
+    let files = &survey.files;
+    let first = plan.first_scanned;
+    let mut segments = lazy_sealed(ctx, files, first);
+    let (last, cut) = match &plan.outcome {
+        Outcome::Truncate { cut, dropped } => {
+            for d in dropped {
+                Segment::sealed(ctx, d.base_offset, d.bytes, d.base_offset).delete_files()?;
+            }
+            report.dropped_segments.clone_from(dropped);
+            let at = files.iter().position(|f| f.base == cut.segment_base);
+            (at.unwrap_or(files.len() - 1), Some(cut))
+        }
+        _ => (files.len() - 1, None),
+    };
+    let mut tracker = IndexTracker::new(files[last].base);
+    for i in first..=last {
+        let base = files[i].base;
+        let scan = survey
+            .scan(i)
+            .ok_or_else(|| StorageError::Config(format!("recovery did not scan segment {base}")))?;
+        report.segments_scanned += 1;
+        report.bytes_scanned += scan.summary.valid_len;
+        report.batches_scanned += scan.summary.batches;
+        let path = ctx.path(base, LOG_SUFFIX);
+        let file = ctx
+            .fs
+            .open(&path, OpenMode::ReadWrite)
+            .map_err(|e| StorageError::io("open", &path, e))?;
+        let is_last = i == last;
+        if let Some(cut) = cut.filter(|_| is_last) {
+            if cut.bytes > 0 {
+                file.set_len(cut.position)
+                    .map_err(|e| StorageError::io("truncate", &path, e))?;
+            }
+            report.truncation = Some(cut.truncation());
+        }
+        let end = (!is_last).then(|| files[i + 1].base);
+        let seg = Segment::with_entries(
+            ctx,
+            base,
+            file,
+            scan.summary.valid_len,
+            scan.file_len,
+            end,
+            &scan.index,
+            &scan.tracker,
+        )?;
+        // Everything kept is now made durable, so it can count as fsynced.
+        seg.sync(is_last)?;
+        segments.push(Arc::new(seg));
+        tracker = scan.tracker;
+    }
+    sync_dir(ctx)?;
+    Ok((segments, tracker))
+}
+
+fn first_batch_timestamp(seg: &Segment) -> Result<Option<i64>> {
+    if seg.size() == 0 {
+        return Ok(None);
+    }
+    let file = seg.file()?;
+    let path = seg.path();
+    let mut walker = HeaderWalker::new(file.as_ref(), path, 0, seg.size());
+    Ok(walker.next()?.map(|(_, h)| h.max_timestamp))
 }

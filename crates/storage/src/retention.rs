@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::error::{Result, StorageError};
 use crate::log::Log;
-use crate::segment::{lock, write, Segment};
+use crate::segment::Segment;
 
 /// What retention deleted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -31,7 +31,7 @@ impl Log {
         if !self.config().cleanup_policy.deletes() {
             return Ok(report);
         }
-        let _m = lock(&self.maintenance);
+        let _m = self.maintenance.lock();
         self.check_writable()?;
         let mut segments = self.segment_list();
         let mut doomed: Vec<Arc<Segment>> = Vec::new();
@@ -73,7 +73,7 @@ impl Log {
         }
 
         {
-            let mut map = write(&self.segments);
+            let mut map = self.segments.write();
             for seg in &doomed {
                 map.remove(&seg.base_offset);
             }

@@ -198,6 +198,29 @@ pub fn scan<R: ReadAt + ?Sized>(
     Ok(summary)
 }
 
+/// [`scan`] over a segment file at `path` with a fallible `on_batch`: the
+/// first error it returns ends the work (later batches are still validated,
+/// not passed on) and is returned; I/O errors become `StorageError::Io`.
+pub(crate) fn scan_file(
+    file: &dyn crate::fs::FileHandle,
+    path: &std::path::Path,
+    len: u64,
+    base_offset: u64,
+    mut on_batch: impl FnMut(ScannedBatch<'_>) -> crate::error::Result<()>,
+) -> crate::error::Result<ScanSummary> {
+    let mut failure = None;
+    let summary = scan(file, len, base_offset, |b| {
+        if failure.is_none() {
+            failure = on_batch(b).err();
+        }
+    })
+    .map_err(|e| crate::error::StorageError::io("read", path, e))?;
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(summary),
+    }
+}
+
 /// Scans segment bytes held in memory (used by the fuzzers and tools).
 pub fn scan_bytes(bytes: &[u8], base_offset: u64) -> ScanSummary {
     match scan(bytes, bytes.len() as u64, base_offset, |_| {}) {

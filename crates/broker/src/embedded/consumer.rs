@@ -91,24 +91,9 @@ impl ConsumerConfig {
     }
 }
 
-/// A record as a consumer receives it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConsumerRecord {
-    /// Topic.
-    pub topic: Arc<str>,
-    /// Partition.
-    pub partition: i32,
-    /// Offset.
-    pub offset: i64,
-    /// Timestamp.
-    pub timestamp: i64,
-    /// Key.
-    pub key: Option<Vec<u8>>,
-    /// Value (`None` for a tombstone).
-    pub value: Option<Vec<u8>>,
-    /// Headers.
-    pub headers: Vec<(String, Option<Vec<u8>>)>,
-}
+/// A record as a consumer receives it: the one owned record type, shared
+/// with the wire client.
+pub use pubsub_records::ConsumerRecord;
 
 /// What a [`Consumer::run`] handler wants next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -410,15 +395,8 @@ impl Consumer {
                     if (r.offset as u64) < pos {
                         continue;
                     }
-                    self.buffer.push_back(ConsumerRecord {
-                        topic: Arc::clone(&topic),
-                        partition,
-                        offset: r.offset,
-                        timestamp: r.timestamp,
-                        key: r.key.map(<[u8]>::to_vec),
-                        value: r.value.map(<[u8]>::to_vec),
-                        headers: r.owned_headers(),
-                    });
+                    self.buffer
+                        .push_back(ConsumerRecord::copied_from(&topic, partition, &r));
                 }
             }
             self.read_buf = buf;

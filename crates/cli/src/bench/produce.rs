@@ -123,13 +123,10 @@ async fn read_answers(
             .iter()
             .flat_map(|t| &t.partition_responses)
             .find(|p| p.error_code != 0)
-            .map(|p| {
-                format!(
-                    "partition {}: {} (error code {})",
-                    p.index,
-                    pubsub_client::error::code_name(p.error_code),
-                    p.error_code
-                )
+            .and_then(|p| {
+                pubsub_client::error::check(p.error_code, || format!("partition {}", p.index), None)
+                    .err()
+                    .map(|e| e.to_string())
             });
         match failed {
             Some(e) => {

@@ -3,13 +3,11 @@
 #![allow(dead_code)]
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
-use kafka_protocol::messages::{BrokerId, FetchRequest, ProduceRequest, TopicName};
+use kafka_protocol::messages::TopicName;
 use pubsub_records::{Batch, BatchBuilder, NewRecord};
 
-use crate::client::{s, Client};
+use crate::client::{fetch_request, s, Client};
 
 /// One batch of `values`, keyless.
 pub fn batch(values: &[String]) -> Bytes {
@@ -34,16 +32,7 @@ pub async fn produce_raw(
     acks: i16,
     values: &[String],
 ) -> PartitionProduceResponse {
-    let req = ProduceRequest::default()
-        .with_acks(acks)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(s(topic)))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(partition)
-                .with_records(Some(batch(values)))])]);
-    let r = c.call(9, &req).await;
-    r.responses[0].partition_responses[0].clone()
+    crate::client::produce(c, topic, partition, acks, batch(values)).await
 }
 
 /// Produces one batch (auto-creating the topic through Metadata first);
@@ -79,17 +68,7 @@ pub async fn fetch_all(c: &mut Client, topic: &str, partition: i32) -> Vec<(i64,
     let mut out = Vec::new();
     let mut next = 0i64;
     loop {
-        let req = FetchRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_max_wait_ms(0)
-            .with_min_bytes(1)
-            .with_max_bytes(1 << 20)
-            .with_topics(vec![FetchTopic::default()
-                .with_topic(TopicName(s(topic)))
-                .with_partitions(vec![FetchPartition::default()
-                    .with_partition(partition)
-                    .with_fetch_offset(next)
-                    .with_partition_max_bytes(1 << 20)])]);
+        let req = fetch_request(topic, partition, next, 0, 1 << 20);
         let r = c.call(12, &req).await;
         let part = &r.responses[0].partitions[0];
         assert_eq!(part.error_code, 0, "fetch {topic}/{partition} at {next}");

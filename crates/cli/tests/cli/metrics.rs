@@ -254,7 +254,7 @@ async fn metrics_count_known_traffic_exactly_and_the_endpoint_survives_bad_reque
     assert_eq!(
         value(
             &m,
-            "pubsub_errors_total{api=\"Produce\",code=\"3\",error=\"UnknownTopicOrPartition\"}"
+            "pubsub_errors_total{api=\"Produce\",code=\"3\",error=\"UNKNOWN_TOPIC_OR_PARTITION\"}"
         ),
         1.0
     );
@@ -367,7 +367,7 @@ async fn health_is_503_while_a_partition_refuses_writes() {
     assert_eq!(
         value(
             &m,
-            "pubsub_errors_total{api=\"Produce\",code=\"56\",error=\"KafkaStorageError\"}"
+            "pubsub_errors_total{api=\"Produce\",code=\"56\",error=\"KAFKA_STORAGE_ERROR\"}"
         ),
         1.0
     );

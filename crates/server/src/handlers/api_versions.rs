@@ -1,10 +1,10 @@
 //! ApiVersions (18): the versions of every API served.
 
 use bytes::BytesMut;
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader};
 
-use crate::codes::code;
 use crate::context::Ctx;
 use crate::dispatch::{encode_response, SUPPORTED};
 use crate::error::ServerError;
@@ -33,7 +33,7 @@ pub async fn handle(
 pub fn unsupported(correlation_id: i32) -> Result<BytesMut, ServerError> {
     let (min, max) = crate::dispatch::supported(ApiKey::ApiVersions).unwrap_or((0, 0));
     let body = ApiVersionsResponse::default()
-        .with_error_code(code::UNSUPPORTED_VERSION)
+        .with_error_code(ResponseError::UnsupportedVersion.code())
         .with_api_keys(vec![ApiVersion::default()
             .with_api_key(ApiKey::ApiVersions as i16)
             .with_min_version(min)

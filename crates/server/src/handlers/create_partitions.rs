@@ -1,11 +1,12 @@
 //! CreatePartitions (37): grows a topic to a new partition count.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse, RequestHeader};
 use pubsub_broker::MAX_PARTITIONS;
 
 use super::sb;
-use crate::codes::{code, error_code};
+use crate::codes::error_code;
 use crate::config::NODE_ID;
 use crate::context::{blocking, Ctx};
 
@@ -25,14 +26,14 @@ pub async fn handle(
                 .is_none_or(|a| a.iter().all(|a| a.broker_ids.len() == 1 && *a.broker_ids[0] == NODE_ID));
             let current = ctx.broker.partition_count(&t.name);
             let result: Result<(), super::Refusal> = if !local {
-                Err((code::INVALID_REPLICA_ASSIGNMENT, format!("every partition lives on broker {NODE_ID}")))
+                Err((ResponseError::InvalidReplicaAssignment.code(), format!("every partition lives on broker {NODE_ID}")))
             } else if t.count <= 0 {
-                Err((code::INVALID_PARTITIONS, format!("{} partitions: must be at least 1", t.count)))
+                Err((ResponseError::InvalidPartitions.code(), format!("{} partitions: must be at least 1", t.count)))
             } else if req.validate_only {
                 match current {
-                    None => Err((code::UNKNOWN_TOPIC_OR_PARTITION, format!("no topic {}", &*t.name))),
+                    None => Err((ResponseError::UnknownTopicOrPartition.code(), format!("no topic {}", &*t.name))),
                     Some(n) if t.count as u32 <= n || t.count as u32 > MAX_PARTITIONS => Err((
-                        code::INVALID_PARTITIONS,
+                        ResponseError::InvalidPartitions.code(),
                         format!("topic has {n} partitions; the new count must be larger and at most {MAX_PARTITIONS}"),
                     )),
                     Some(_) => Ok(()),

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
@@ -11,7 +12,7 @@ use kafka_protocol::messages::create_topics_response::{
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, RequestHeader};
 
 use super::sb;
-use crate::codes::{code, error_code, CONFIG_SOURCE_DEFAULT, CONFIG_SOURCE_TOPIC};
+use crate::codes::{error_code, CONFIG_SOURCE_DEFAULT, CONFIG_SOURCE_TOPIC};
 use crate::config::NODE_ID;
 use crate::context::{blocking, Ctx};
 
@@ -21,7 +22,7 @@ fn requested(
 ) -> Result<(Option<u32>, BTreeMap<String, String>), super::Refusal> {
     if t.replication_factor != -1 && t.replication_factor != 1 {
         return Err((
-            code::INVALID_REPLICATION_FACTOR,
+            ResponseError::InvalidReplicationFactor.code(),
             format!(
                 "replication factor {} is not possible on a single broker",
                 t.replication_factor
@@ -31,7 +32,7 @@ fn requested(
     let partitions = if !t.assignments.is_empty() {
         if t.num_partitions != -1 || t.replication_factor != -1 {
             return Err((
-                code::INVALID_REQUEST,
+                ResponseError::InvalidRequest.code(),
                 "give either replica assignments or a partition count and replication factor"
                     .into(),
             ));
@@ -45,7 +46,7 @@ fn requested(
             .all(|a| a.broker_ids.len() == 1 && *a.broker_ids[0] == NODE_ID);
         if !contiguous || !local {
             return Err((
-                code::INVALID_REPLICA_ASSIGNMENT,
+                ResponseError::InvalidReplicaAssignment.code(),
                 format!("assignments must cover partitions 0..n, each on broker {NODE_ID} alone"),
             ));
         }
@@ -54,7 +55,7 @@ fn requested(
         None
     } else if t.num_partitions <= 0 {
         return Err((
-            code::INVALID_PARTITIONS,
+            ResponseError::InvalidPartitions.code(),
             format!("{} partitions: must be at least 1", t.num_partitions),
         ));
     } else {
@@ -67,7 +68,10 @@ fn requested(
                 configs.insert(c.name.to_string(), v.to_string());
             }
             None => {
-                return Err((code::INVALID_CONFIG, format!("{}: a null value", &*c.name)));
+                return Err((
+                    ResponseError::InvalidConfig.code(),
+                    format!("{}: a null value", &*c.name),
+                ));
             }
         }
     }
@@ -102,7 +106,7 @@ pub async fn handle(
         let duplicate = req.topics.iter().filter(|o| o.name == t.name).count() > 1;
         let result = if duplicate {
             Err((
-                code::INVALID_REQUEST,
+                ResponseError::InvalidRequest.code(),
                 "the topic is named more than once in this request".to_string(),
             ))
         } else {

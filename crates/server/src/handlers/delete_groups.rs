@@ -3,7 +3,7 @@
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse, RequestHeader};
 
-use crate::codes::{code, group_error_code};
+use crate::codes::{group_error_code, NONE};
 use crate::context::{blocking, Ctx};
 
 pub async fn handle(
@@ -17,7 +17,7 @@ pub async fn handle(
         .into_iter()
         .map(|group| {
             let error = match blocking(|| ctx.broker.delete_group(&group)) {
-                Ok(()) => code::NONE,
+                Ok(()) => NONE,
                 Err(e) => group_error_code(&e),
             };
             DeletableGroupResult::default()

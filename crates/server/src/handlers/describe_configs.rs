@@ -1,6 +1,7 @@
 //! DescribeConfigs (32): a topic's settings (with whether each was set on
 //! the topic or is the default) and the broker's static settings.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult,
 };
@@ -10,7 +11,7 @@ use pubsub_broker::config::{topic_setting, ConfigType, TOPIC_SETTINGS};
 
 use super::sb;
 use crate::codes::{
-    code, error_code, CONFIG_SOURCE_DEFAULT, CONFIG_SOURCE_STATIC_BROKER, CONFIG_SOURCE_TOPIC,
+    error_code, CONFIG_SOURCE_DEFAULT, CONFIG_SOURCE_STATIC_BROKER, CONFIG_SOURCE_TOPIC,
 };
 use crate::config::NODE_ID;
 use crate::context::Ctx;
@@ -160,12 +161,12 @@ pub async fn handle(
                     )
                 }
                 RESOURCE_BROKER => base
-                    .with_error_code(code::INVALID_REQUEST)
+                    .with_error_code(ResponseError::InvalidRequest.code())
                     .with_error_message(Some(sb(&format!(
                         "this is broker {NODE_ID}, the only one"
                     )))),
                 other => base
-                    .with_error_code(code::INVALID_REQUEST)
+                    .with_error_code(ResponseError::InvalidRequest.code())
                     .with_error_message(Some(sb(&format!(
                         "resource type {other} is not supported"
                     )))),

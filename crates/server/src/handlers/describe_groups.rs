@@ -2,11 +2,11 @@
 //! subscription and assignment bytes) of each group. An unknown group is
 //! reported as Dead with no members, as Kafka does.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, RequestHeader};
 
 use super::{opt, sb};
-use crate::codes::code;
 use crate::context::Ctx;
 
 pub async fn handle(
@@ -22,7 +22,7 @@ pub async fn handle(
             if group_id.is_empty() {
                 return DescribedGroup::default()
                     .with_group_id(group_id)
-                    .with_error_code(code::INVALID_GROUP_ID)
+                    .with_error_code(ResponseError::InvalidGroupId.code())
                     .with_authorized_operations(i32::MIN);
             }
             let d = ctx.broker.describe_group(&group_id);

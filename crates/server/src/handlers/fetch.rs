@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, RequestHeader, TopicName};
 use pubsub_broker::notify::Wakeup;
 use pubsub_broker::{BrokerError, Partition};
 use tokio::time::Instant;
 
-use crate::codes::{code, error_code};
+use crate::codes::error_code;
 use crate::context::{blocking, Ctx};
 
 /// The longest a fetch may wait, whatever the client asks.
@@ -104,7 +105,7 @@ fn read_all(
             .with_records(Some(Bytes::new()));
         match &w.log {
             None => {
-                part.error_code = code::UNKNOWN_TOPIC_OR_PARTITION;
+                part.error_code = ResponseError::UnknownTopicOrPartition.code();
                 errors = true;
             }
             Some(log) => {

@@ -1,11 +1,11 @@
 //! FindCoordinator (10): this broker coordinates every group.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     BrokerId, FindCoordinatorRequest, FindCoordinatorResponse, RequestHeader,
 };
 
 use super::sb;
-use crate::codes::code;
 use crate::config::NODE_ID;
 use crate::context::Ctx;
 
@@ -22,7 +22,7 @@ pub async fn handle(
     if req.key_type != 0 {
         // Transaction coordinators: transactions are not supported.
         return resp
-            .with_error_code(code::COORDINATOR_NOT_AVAILABLE)
+            .with_error_code(ResponseError::CoordinatorNotAvailable.code())
             .with_error_message(Some(sb("transactions are not supported")))
             .with_node_id(BrokerId(-1))
             .with_host(sb(""))

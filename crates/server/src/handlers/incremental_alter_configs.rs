@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{
@@ -13,7 +14,7 @@ use pubsub_broker::BrokerError;
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::sb;
-use crate::codes::{code, error_code};
+use crate::codes::error_code;
 use crate::context::{blocking, Ctx};
 
 const OP_SET: i8 = 0;
@@ -42,7 +43,7 @@ fn changes(
         let key = c.name.to_string();
         if out.contains_key(&key) {
             return Err((
-                code::INVALID_REQUEST,
+                ResponseError::InvalidRequest.code(),
                 format!("{key} is altered more than once"),
             ));
         }
@@ -52,7 +53,10 @@ fn changes(
             (OP_DELETE, _) => None,
             (OP_APPEND | OP_SUBTRACT, Some(v)) => {
                 if topic_setting(&key).is_none_or(|s| s.config_type != ConfigType::List) {
-                    return Err((code::INVALID_CONFIG, format!("{key} is not a list")));
+                    return Err((
+                        ResponseError::InvalidConfig.code(),
+                        format!("{key} is not a list"),
+                    ));
                 }
                 let mut items: Vec<String> = value_of(&key)
                     .unwrap_or_default()
@@ -73,9 +77,17 @@ fn changes(
                 Some(items.join(","))
             }
             (OP_SET | OP_APPEND | OP_SUBTRACT, None) => {
-                return Err((code::INVALID_REQUEST, format!("{key}: a null value")));
+                return Err((
+                    ResponseError::InvalidRequest.code(),
+                    format!("{key}: a null value"),
+                ));
             }
-            (op, _) => return Err((code::INVALID_REQUEST, format!("unknown operation {op}"))),
+            (op, _) => {
+                return Err((
+                    ResponseError::InvalidRequest.code(),
+                    format!("unknown operation {op}"),
+                ))
+            }
         };
         out.insert(key, change);
     }
@@ -120,11 +132,11 @@ pub async fn handle(
                     }
                 }),
                 RESOURCE_BROKER => Err((
-                    code::INVALID_REQUEST,
+                    ResponseError::InvalidRequest.code(),
                     "broker settings are static: change the config file and restart".to_string(),
                 )),
                 other => Err((
-                    code::INVALID_REQUEST,
+                    ResponseError::InvalidRequest.code(),
                     format!("resource type {other} is not supported"),
                 )),
             };

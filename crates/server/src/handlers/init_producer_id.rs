@@ -1,11 +1,12 @@
 //! InitProducerId (22): a fresh idempotent producer id. Transactions are not
 //! supported, so a transactional id is refused.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     InitProducerIdRequest, InitProducerIdResponse, ProducerId, RequestHeader,
 };
 
-use crate::codes::{code, error_code};
+use crate::codes::kafka_error;
 use crate::context::{blocking, Ctx};
 
 pub async fn handle(
@@ -21,7 +22,7 @@ pub async fn handle(
             .with_producer_epoch(-1)
     };
     if req.transactional_id.as_ref().is_some_and(|t| !t.is_empty()) {
-        return failed(code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+        return failed(ResponseError::TransactionalIdAuthorizationFailed.code());
     }
     // A producer that asks to bump its epoch (KIP-360) gets a new id: ids
     // are cheap and never reused, which fences the old one just as well.
@@ -31,11 +32,11 @@ pub async fn handle(
             .with_producer_epoch(epoch),
         Err(e) => {
             tracing::warn!(error = %e, "InitProducerId failed");
-            failed(match error_code(&e) {
-                code::UNKNOWN_SERVER_ERROR | code::KAFKA_STORAGE_ERROR => {
-                    code::COORDINATOR_NOT_AVAILABLE
+            failed(match kafka_error(&e) {
+                ResponseError::UnknownServerError | ResponseError::KafkaStorageError => {
+                    ResponseError::CoordinatorNotAvailable.code()
                 }
-                other => other,
+                other => other.code(),
             })
         }
     }

@@ -1,13 +1,14 @@
 //! JoinGroup (11): join (or rejoin) a consumer group; answered when the
 //! group's join phase completes.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse, RequestHeader};
 use pubsub_broker::group::JoinRequest;
 use pubsub_broker::BrokerError;
 
 use super::{opt, sb};
-use crate::codes::{code, group_error_code};
+use crate::codes::group_error_code;
 use crate::context::Ctx;
 
 fn failed(error: i16, member_id: &str) -> JoinGroupResponse {
@@ -51,7 +52,9 @@ pub async fn handle(
     };
     let promise = match ctx.broker.join_group(join) {
         Ok(p) => p,
-        Err(BrokerError::MemberIdRequired(id)) => return failed(code::MEMBER_ID_REQUIRED, &id),
+        Err(BrokerError::MemberIdRequired(id)) => {
+            return failed(ResponseError::MemberIdRequired.code(), &id)
+        }
         Err(e) => return failed(group_error_code(&e), &req.member_id),
     };
     let mut shutdown = ctx.shutdown.clone();

@@ -3,7 +3,7 @@
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse, RequestHeader};
 
-use crate::codes::{code, group_error_code};
+use crate::codes::{group_error_code, NONE};
 use crate::context::{blocking, Ctx};
 
 pub async fn handle(
@@ -30,7 +30,7 @@ pub async fn handle(
         Ok(results) => {
             let codes: Vec<i16> = results
                 .iter()
-                .map(|r| r.as_ref().err().map_or(code::NONE, group_error_code))
+                .map(|r| r.as_ref().err().map_or(NONE, group_error_code))
                 .collect();
             let top = if version >= 3 {
                 0

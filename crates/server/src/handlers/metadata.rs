@@ -1,13 +1,14 @@
 //! Metadata (3): this broker, and topics with their partitions (creating
 //! requested topics when allowed).
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, RequestHeader};
 
 use super::{sb, topic_name};
-use crate::codes::{code, error_code};
+use crate::codes::error_code;
 use crate::config::NODE_ID;
 use crate::context::{blocking, Ctx};
 
@@ -44,7 +45,7 @@ fn topic(ctx: &Ctx, name: &str, create: bool, version: i16) -> MetadataResponseT
                     })
                     .collect(),
             ),
-        Ok(None) => base.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION),
+        Ok(None) => base.with_error_code(ResponseError::UnknownTopicOrPartition.code()),
         Err(e) => base.with_error_code(error_code(&e)),
     }
 }

@@ -1,13 +1,14 @@
 //! OffsetCommit (8): stores committed offsets (with their metadata); answered
 //! once they are durable.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, RequestHeader};
 use pubsub_broker::group::{CommitEntry, CommitRequest};
 
-use crate::codes::{code, group_error_code};
+use crate::codes::{group_error_code, NONE};
 use crate::context::{blocking, Ctx};
 
 pub async fn handle(
@@ -50,7 +51,7 @@ pub async fn handle(
         entries,
     };
     let group_error = match blocking(|| ctx.broker.commit_offsets(commit)) {
-        Ok(()) => code::NONE,
+        Ok(()) => NONE,
         Err(e) => group_error_code(&e),
     };
     let topics = req
@@ -70,7 +71,7 @@ pub async fn handle(
                                 .with_error_code(if exists {
                                     group_error
                                 } else {
-                                    code::UNKNOWN_TOPIC_OR_PARTITION
+                                    ResponseError::UnknownTopicOrPartition.code()
                                 })
                         })
                         .collect(),

@@ -8,12 +8,13 @@
 
 use std::sync::Arc;
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, RequestHeader};
 use pubsub_broker::{Acks, BrokerError, PendingSync};
 
 use super::sb;
-use crate::codes::{code, error_code};
+use crate::codes::error_code;
 use crate::context::{blocking, Ctx};
 use crate::dispatch::{encode_response, Reply};
 use crate::error::ServerError;
@@ -104,10 +105,10 @@ fn append(
         for (p, data) in topic.partition_data.into_iter().enumerate() {
             let resp = match (acks, data.records) {
                 (None, _) => base(data.index)
-                    .with_error_code(code::INVALID_REQUIRED_ACKS)
+                    .with_error_code(ResponseError::InvalidRequiredAcks.code())
                     .with_error_message(message(version, "acks must be 0, 1 or -1")),
                 (_, None) => base(data.index)
-                    .with_error_code(code::CORRUPT_MESSAGE)
+                    .with_error_code(ResponseError::CorruptMessage.code())
                     .with_error_message(message(version, "no records")),
                 (Some(acks), Some(records)) => {
                     bytes.clear();

@@ -1,195 +1,160 @@
-//! The Prometheus text exposition format (version 0.0.4): `# HELP` and
-//! `# TYPE` lines, then samples `name{label="value"} number`, one family at
-//! a time. Label values escape `\`, `"` and newlines; help texts escape `\`
-//! and newlines. Histograms are written as cumulative `_bucket{le="..."}`
-//! series ending in `le="+Inf"`, then `_sum` (seconds) and `_count`.
+//! How the page is written: the Prometheus text exposition format (version
+//! 0.0.4) through prometheus-client's encoder, one family at a time from
+//! values read at scrape time. The encoder writes the `# HELP` and `# TYPE`
+//! lines, escapes label values and help texts, and lays histograms out as
+//! cumulative `_bucket{le="..."}` series ending in `le="+Inf"`, then `_sum`
+//! (seconds) and `_count`.
+//!
+//! Names here are the exported names: a counter's ends in `_total`, which
+//! the encoder adds itself, so it is taken off before the name is handed
+//! over.
 
-use std::fmt::Write;
+use std::fmt;
 
-use pubsub_broker::stats::{HistogramSnapshot, BUCKET_BOUNDS_MICROS};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeCounterValue, EncodeGaugeValue, EncodeLabelSet, NoLabelSet,
+};
+use prometheus_client::metrics::MetricType;
+use pubsub_broker::stats::{HistogramSnapshot, BUCKETS, BUCKET_BOUNDS_MICROS};
 
 /// The Content-Type of this format.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
-/// A metric family's type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Only goes up (resets when the process restarts).
-    Counter,
-    /// Goes up and down.
-    Gauge,
-    /// Observations in buckets.
-    Histogram,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Counter => "counter",
-            Kind::Gauge => "gauge",
-            Kind::Histogram => "histogram",
-        }
+/// A counter family: `name` (ending in `_total`) with one sample per label
+/// set.
+pub fn counters<L: EncodeLabelSet, V: EncodeCounterValue>(
+    e: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (L, V)>,
+) -> fmt::Result {
+    debug_assert!(
+        name.ends_with("_total"),
+        "{name}: a counter's name ends in _total"
+    );
+    let base = name.strip_suffix("_total").unwrap_or(name);
+    let mut family = e.encode_descriptor(base, help, None, MetricType::Counter)?;
+    for (labels, value) in samples {
+        family
+            .encode_family(&labels)?
+            .encode_counter::<NoLabelSet, _, u64>(&value, None)?;
     }
+    Ok(())
 }
 
-/// A text page being written.
-#[derive(Debug, Default)]
-pub struct Exposition {
-    out: String,
-}
-
-impl Exposition {
-    /// An empty page.
-    pub fn new() -> Exposition {
-        Exposition::default()
+/// A gauge family with one sample per label set.
+pub fn gauges<L: EncodeLabelSet, V: EncodeGaugeValue>(
+    e: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (L, V)>,
+) -> fmt::Result {
+    let mut family = e.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, value) in samples {
+        family.encode_family(&labels)?.encode_gauge(&value)?;
     }
+    Ok(())
+}
 
-    /// Starts a family: its help and type lines. Write all its samples
-    /// before the next family.
-    pub fn family(&mut self, name: &str, kind: Kind, help: &str) {
-        self.out.push_str("# HELP ");
-        self.out.push_str(name);
-        self.out.push(' ');
-        for c in help.chars() {
-            match c {
-                '\\' => self.out.push_str("\\\\"),
-                '\n' => self.out.push_str("\\n"),
-                c => self.out.push(c),
+/// A histogram family of durations with one histogram per label set: the
+/// buckets of [`pubsub_broker::stats::Histogram`] in seconds.
+pub fn histograms<'h, L: EncodeLabelSet>(
+    e: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (L, &'h HistogramSnapshot)>,
+) -> fmt::Result {
+    let mut family = e.encode_descriptor(name, help, None, MetricType::Histogram)?;
+    for (labels, h) in samples {
+        let mut buckets = [(f64::INFINITY, 0u64); BUCKETS];
+        for (i, (bucket, &n)) in buckets.iter_mut().zip(&h.buckets).enumerate() {
+            if let Some(&micros) = BUCKET_BOUNDS_MICROS.get(i) {
+                bucket.0 = micros as f64 / 1e6;
             }
+            bucket.1 = n;
         }
-        self.out.push_str("\n# TYPE ");
-        self.out.push_str(name);
-        self.out.push(' ');
-        self.out.push_str(kind.name());
-        self.out.push('\n');
+        family
+            .encode_family(&labels)?
+            .encode_histogram::<NoLabelSet>(h.sum_nanos as f64 / 1e9, h.count(), &buckets, None)?;
     }
-
-    /// One sample of a counter or gauge.
-    pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
-        self.out.push_str(name);
-        self.labels(labels, None);
-        let _ = writeln!(self.out, " {value}");
-    }
-
-    /// One histogram: cumulative buckets (bounds in seconds), the sum in
-    /// seconds and the count.
-    pub fn histogram(&mut self, name: &str, labels: &[(&str, &str)], h: &HistogramSnapshot) {
-        let mut cumulative = 0u64;
-        for (i, n) in h.buckets.iter().enumerate() {
-            cumulative += n;
-            let le = match BUCKET_BOUNDS_MICROS.get(i) {
-                Some(&micros) => seconds(micros),
-                None => "+Inf".to_string(),
-            };
-            self.out.push_str(name);
-            self.out.push_str("_bucket");
-            self.labels(labels, Some(&le));
-            let _ = writeln!(self.out, " {cumulative}");
-        }
-        self.out.push_str(name);
-        self.out.push_str("_sum");
-        self.labels(labels, None);
-        let _ = writeln!(self.out, " {}", h.sum_nanos as f64 / 1e9);
-        self.out.push_str(name);
-        self.out.push_str("_count");
-        self.labels(labels, None);
-        let _ = writeln!(self.out, " {cumulative}");
-    }
-
-    fn labels(&mut self, labels: &[(&str, &str)], le: Option<&str>) {
-        if labels.is_empty() && le.is_none() {
-            return;
-        }
-        self.out.push('{');
-        let mut first = true;
-        for (k, v) in labels.iter().copied().chain(le.map(|le| ("le", le))) {
-            if !first {
-                self.out.push(',');
-            }
-            first = false;
-            self.out.push_str(k);
-            self.out.push_str("=\"");
-            escape_label_value(&mut self.out, v);
-            self.out.push('"');
-        }
-        self.out.push('}');
-    }
-
-    /// The page.
-    pub fn finish(self) -> String {
-        self.out
-    }
+    Ok(())
 }
 
-/// Appends `v` escaped as a label value.
-fn escape_label_value(out: &mut String, v: &str) {
-    for c in v.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-}
-
-/// Microseconds as a decimal number of seconds, without float noise:
-/// 50 -> "0.00005", 2_500_000 -> "2.5", 1_000_000 -> "1".
-fn seconds(micros: u64) -> String {
-    let whole = micros / 1_000_000;
-    let frac = micros % 1_000_000;
-    if frac == 0 {
-        return whole.to_string();
-    }
-    let digits = format!("{frac:06}");
-    format!("{whole}.{}", digits.trim_end_matches('0'))
-}
+/// No labels.
+pub const NO_LABELS: [(&str, &str); 0] = [];
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pubsub_broker::stats::{Histogram, BUCKETS};
+    use prometheus_client::collector::Collector;
+    use prometheus_client::registry::Registry;
+    use pubsub_broker::stats::Histogram;
     use std::time::Duration;
 
+    /// Writes what `f` writes, as the page would.
+    fn page(f: fn(&mut DescriptorEncoder<'_>) -> fmt::Result) -> String {
+        #[derive(Debug)]
+        struct Families(fn(&mut DescriptorEncoder<'_>) -> fmt::Result);
+        impl Collector for Families {
+            fn encode(&self, mut e: DescriptorEncoder<'_>) -> fmt::Result {
+                (self.0)(&mut e)
+            }
+        }
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Families(f)));
+        let mut out = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut out, &registry).expect("encode");
+        out
+    }
+
     #[test]
-    fn label_values_and_help_are_escaped() {
-        let mut e = Exposition::new();
-        e.family(
-            "pubsub_x_total",
-            Kind::Counter,
-            "A help text with a \\ and a\nnewline \"quoted\"",
-        );
-        e.sample(
-            "pubsub_x_total",
-            &[("topic", "a\"b\\c\nd"), ("partition", "0")],
-            7u64,
-        );
-        e.sample("pubsub_x_total", &[], 0u64);
+    fn label_values_and_help_are_escaped_and_counters_keep_their_names() {
+        let text = page(|e| {
+            counters(
+                e,
+                "pubsub_x_total",
+                "A help text with a \\ and a\nnewline \"quoted\"",
+                [([("topic", "a\"b\\c\nd"), ("partition", "0")], 7u64)],
+            )?;
+            counters(e, "pubsub_y_total", "Plain.", [(NO_LABELS, 0u64)])
+        });
         assert_eq!(
-            e.finish(),
+            text,
             "# HELP pubsub_x_total A help text with a \\\\ and a\\nnewline \"quoted\"\n\
              # TYPE pubsub_x_total counter\n\
              pubsub_x_total{topic=\"a\\\"b\\\\c\\nd\",partition=\"0\"} 7\n\
-             pubsub_x_total 0\n"
+             # HELP pubsub_y_total Plain.\n\
+             # TYPE pubsub_y_total counter\n\
+             pubsub_y_total 0\n"
+        );
+        let text = page(|e| gauges(e, "pubsub_g", "A gauge.", [([("state", "Empty")], 3u64)]));
+        assert_eq!(
+            text,
+            "# HELP pubsub_g A gauge.\n# TYPE pubsub_g gauge\npubsub_g{state=\"Empty\"} 3\n"
         );
     }
 
     #[test]
     fn histograms_are_cumulative_with_seconds_bounds_sum_and_count() {
-        let h = Histogram::new();
-        h.observe(Duration::from_micros(40)); // le 0.00005
-        h.observe(Duration::from_micros(700)); // le 0.001
-        h.observe(Duration::from_millis(2)); // le 0.0025
-        h.observe(Duration::from_secs(20)); // +Inf only
-        let mut e = Exposition::new();
-        e.family("pubsub_d_seconds", Kind::Histogram, "Durations.");
-        e.histogram("pubsub_d_seconds", &[("api", "Produce")], &h.snapshot());
-        let text = e.finish();
+        let text = page(|e| {
+            let h = Histogram::new();
+            h.observe(Duration::from_micros(40)); // le 0.00005
+            h.observe(Duration::from_micros(700)); // le 0.001
+            h.observe(Duration::from_millis(2)); // le 0.0025
+            h.observe(Duration::from_secs(20)); // +Inf only
+            histograms(
+                e,
+                "pubsub_d_seconds",
+                "Durations.",
+                [([("api", "Produce")], &h.snapshot())],
+            )
+        });
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "# HELP pubsub_d_seconds Durations.");
         assert_eq!(lines[1], "# TYPE pubsub_d_seconds histogram");
+        // Bounds are written as Go clients write them: 0.00005 as 5e-05.
         let expected_buckets = [
-            ("0.00005", 1),
+            ("5e-05", 1),
             ("0.0001", 1),
             ("0.00025", 1),
             ("0.0005", 1),
@@ -228,19 +193,11 @@ mod tests {
 
     #[test]
     fn an_unlabelled_histogram_has_only_le() {
-        let mut e = Exposition::new();
-        e.histogram("h", &[], &HistogramSnapshot::default());
-        let text = e.finish();
-        assert!(text.starts_with("h_bucket{le=\"0.00005\"} 0\n"), "{text}");
-        assert!(text.contains("h_bucket{le=\"+Inf\"} 0\nh_sum 0\nh_count 0\n"));
-    }
-
-    #[test]
-    fn seconds_are_exact_decimals() {
-        assert_eq!(seconds(50), "0.00005");
-        assert_eq!(seconds(250_000), "0.25");
-        assert_eq!(seconds(1_000_000), "1");
-        assert_eq!(seconds(2_500_000), "2.5");
-        assert_eq!(seconds(10_000_000), "10");
+        let text = page(|e| histograms(e, "h", "H.", [(NO_LABELS, &HistogramSnapshot::default())]));
+        assert!(text.contains("\nh_bucket{le=\"5e-05\"} 0\n"), "{text}");
+        assert!(
+            text.contains("h_bucket{le=\"+Inf\"} 0\nh_sum 0.0\nh_count 0\n"),
+            "{text}"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! Monitoring: the server's own counters ([`Metrics`]), the Prometheus text
-//! page built from them and the broker's state at scrape time ([`scrape`]),
-//! and a tiny HTTP/1.1 responder serving `/metrics` and `/health`
-//! ([`http::serve`]).
+//! page built from them and the broker's state at scrape time ([`scrape`],
+//! written by prometheus-client through [`exposition`]), and the axum
+//! listener serving `/metrics` and `/health` ([`http::serve`]).
 //!
 //! Counting costs a few relaxed atomic additions per request: requests and
 //! latencies per API live in a fixed array indexed through a table built

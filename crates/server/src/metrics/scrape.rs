@@ -1,107 +1,135 @@
 //! Builds the `/metrics` page: the server's counters plus what the broker
 //! holds at this moment (topics, partitions, log sizes, fsyncs, groups and
-//! their lag), and the `/health` verdict. Reads take the broker's short
-//! locks (a group's lock may be held across an fsync), so callers run this
-//! on a blocking thread.
+//! their lag), read by a prometheus-client [`Collector`] on each scrape, and
+//! the `/health` verdict. Reads take the broker's short locks (a group's lock
+//! may be held across an fsync), so callers run this on a blocking thread.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::sync::Arc;
 
-use kafka_protocol::error::ResponseError;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 use pubsub_broker::stats::HistogramSnapshot;
 use pubsub_broker::{Broker, Partition, PartitionTraffic};
 
-use super::exposition::{Exposition, Kind};
+use super::exposition::{counters, gauges, histograms, NO_LABELS};
 use super::{Metrics, OTHER_CODE};
 
-/// The whole page, in the text exposition format.
-pub fn render(broker: &Broker, metrics: &Metrics) -> String {
-    let mut e = Exposition::new();
-    server(&mut e, metrics);
-    let partitions = broker.partitions();
-    storage(&mut e, &partitions);
-    groups(&mut e, broker, &partitions);
-    e.finish()
+/// Everything the page shows, read when scraped.
+#[derive(Debug)]
+pub struct Page {
+    broker: Broker,
+    metrics: Arc<Metrics>,
 }
 
-fn server(e: &mut Exposition, m: &Metrics) {
-    for (name, kind, help, value) in [
+impl Page {
+    /// The page of `broker` and the server counting into `metrics`.
+    pub fn new(broker: Broker, metrics: Arc<Metrics>) -> Page {
+        Page { broker, metrics }
+    }
+}
+
+impl Collector for Page {
+    fn encode(&self, mut e: DescriptorEncoder<'_>) -> fmt::Result {
+        server(&mut e, &self.metrics)?;
+        let partitions = self.broker.partitions();
+        storage(&mut e, &partitions)?;
+        groups(&mut e, &self.broker, &partitions)
+    }
+}
+
+/// A registry holding the page, ready for scraping.
+pub fn registry(broker: Broker, metrics: Arc<Metrics>) -> Registry {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Page::new(broker, metrics)));
+    registry
+}
+
+/// The whole page, in the text exposition format.
+pub fn render(registry: &Registry) -> Result<String, fmt::Error> {
+    let mut out = String::new();
+    prometheus_client::encoding::prometheus_text::encode(&mut out, registry)?;
+    Ok(out)
+}
+
+fn server(e: &mut DescriptorEncoder<'_>, m: &Metrics) -> fmt::Result {
+    for (kind, name, help, value) in [
         (
+            MetricType::Counter,
             "pubsub_connections_accepted_total",
-            Kind::Counter,
             "Kafka client connections accepted.",
             m.connections_accepted(),
         ),
         (
+            MetricType::Counter,
             "pubsub_connections_refused_total",
-            Kind::Counter,
             "Kafka client connections closed on accept because server.max_connections were open.",
             m.connections_refused(),
         ),
         (
+            MetricType::Gauge,
             "pubsub_connections_open",
-            Kind::Gauge,
             "Kafka client connections being served.",
             m.connections_open(),
         ),
         (
+            MetricType::Counter,
             "pubsub_protocol_errors_total",
-            Kind::Counter,
             "Connections closed because of what the client sent: a malformed request, an unknown API or version, an oversized frame.",
             m.protocol_errors(),
         ),
     ] {
-        e.family(name, kind, help);
-        e.sample(name, &[], value);
+        match kind {
+            MetricType::Counter => counters(e, name, help, [(NO_LABELS, value)])?,
+            _ => gauges(e, name, help, [(NO_LABELS, value)])?,
+        }
     }
     let apis = m.apis();
     let names: Vec<String> = apis.iter().map(|a| format!("{:?}", a.key)).collect();
-    e.family(
+    counters(
+        e,
         "pubsub_requests_total",
-        Kind::Counter,
         "Requests handled, per Kafka API.",
-    );
-    for (a, name) in apis.iter().zip(&names) {
-        e.sample("pubsub_requests_total", &[("api", name)], a.requests);
-    }
-    e.family(
+        apis.iter()
+            .zip(&names)
+            .map(|(a, name)| ([("api", name.as_str())], a.requests)),
+    )?;
+    histograms(
+        e,
         "pubsub_request_duration_seconds",
-        Kind::Histogram,
         "Time from a request being read to its answer being ready to send (acks=all produce: after the fsync), per Kafka API. APIs not used yet are left out.",
-    );
-    for (a, name) in apis.iter().zip(&names) {
-        if a.latency.count() > 0 {
-            e.histogram(
-                "pubsub_request_duration_seconds",
-                &[("api", name)],
-                &a.latency,
-            );
-        }
-    }
-    e.family(
-        "pubsub_errors_total",
-        Kind::Counter,
-        "Non-zero error codes answered, per Kafka API and code (top-level and per-topic, -partition, -group or -member codes alike).",
-    );
+        apis.iter()
+            .zip(&names)
+            .filter(|(a, _)| a.latency.count() > 0)
+            .map(|(a, name)| ([("api", name.as_str())], &a.latency)),
+    )?;
+    let mut errors = Vec::new();
     for (a, name) in apis.iter().zip(&names) {
         for &(code, n) in &a.errors {
             let (code_label, error) = match code {
-                Some(c) => (
-                    c.to_string(),
-                    ResponseError::try_from_code(c).map_or_else(String::new, |r| r.to_string()),
-                ),
+                Some(c) => (c.to_string(), pubsub_records::kafka_error_name(c)),
                 None => (OTHER_CODE.to_string(), String::new()),
             };
-            e.sample(
-                "pubsub_errors_total",
-                &[("api", name), ("code", &code_label), ("error", &error)],
-                n,
-            );
+            errors.push((name.as_str(), code_label, error, n));
         }
     }
+    counters(
+        e,
+        "pubsub_errors_total",
+        "Non-zero error codes answered, per Kafka API and code (top-level and per-topic, -partition, -group or -member codes alike).",
+        errors.iter().map(|(api, code, error, n)| {
+            (
+                [("api", *api), ("code", code.as_str()), ("error", error.as_str())],
+                *n,
+            )
+        }),
+    )
 }
 
-fn storage(e: &mut Exposition, partitions: &[Arc<Partition>]) {
+fn storage(e: &mut DescriptorEncoder<'_>, partitions: &[Arc<Partition>]) -> fmt::Result {
     let mut traffic: BTreeMap<&str, PartitionTraffic> = BTreeMap::new();
     let mut fsyncs = HistogramSnapshot::default();
     let mut poisoned = 0u64;
@@ -117,24 +145,24 @@ fn storage(e: &mut Exposition, partitions: &[Arc<Partition>]) {
             poisoned += 1;
         }
     }
-    e.family(
+    gauges(
+        e,
         "pubsub_topics",
-        Kind::Gauge,
         "Topics, internal ones included.",
-    );
-    e.sample("pubsub_topics", &[], traffic.len());
-    e.family(
+        [(NO_LABELS, traffic.len())],
+    )?;
+    gauges(
+        e,
         "pubsub_partitions",
-        Kind::Gauge,
         "Partitions of all topics, internal ones included.",
-    );
-    e.sample("pubsub_partitions", &[], partitions.len());
-    e.family(
+        [(NO_LABELS, partitions.len())],
+    )?;
+    gauges(
+        e,
         "pubsub_partitions_poisoned",
-        Kind::Gauge,
         "Partitions whose log refuses writes after a failed write or fsync, until the broker restarts.",
-    );
-    e.sample("pubsub_partitions_poisoned", &[], poisoned);
+        [(NO_LABELS, poisoned)],
+    )?;
     type Field = fn(&PartitionTraffic) -> u64;
     let per_topic: [(&str, &str, Field); 4] = [
         (
@@ -159,10 +187,14 @@ fn storage(e: &mut Exposition, partitions: &[Arc<Partition>]) {
         ),
     ];
     for (name, help, field) in per_topic {
-        e.family(name, Kind::Counter, help);
-        for (topic, t) in &traffic {
-            e.sample(name, &[("topic", topic)], field(t));
-        }
+        counters(
+            e,
+            name,
+            help,
+            traffic
+                .iter()
+                .map(|(topic, t)| ([("topic", *topic)], field(t))),
+        )?;
     }
     let index: Vec<String> = partitions.iter().map(|p| p.index().to_string()).collect();
     type LogField = fn(&Partition) -> u64;
@@ -187,33 +219,40 @@ fn storage(e: &mut Exposition, partitions: &[Arc<Partition>]) {
         ),
     ];
     for (name, help, field) in per_partition {
-        e.family(name, Kind::Gauge, help);
-        for (p, i) in partitions.iter().zip(&index) {
-            e.sample(name, &[("topic", p.topic()), ("partition", i)], field(p));
-        }
+        gauges(
+            e,
+            name,
+            help,
+            partitions
+                .iter()
+                .zip(&index)
+                .map(|(p, i)| ([("topic", p.topic()), ("partition", i.as_str())], field(p))),
+        )?;
     }
-    e.family(
+    histograms(
+        e,
         "pubsub_fsync_duration_seconds",
-        Kind::Histogram,
         "Group-commit fsync rounds of partition logs open now, and how long each took. A round fdatasyncs the active segment (plus sealed segments and the directory when they changed) and serves every producer waiting at that moment.",
-    );
-    e.histogram("pubsub_fsync_duration_seconds", &[], &fsyncs);
+        [(NO_LABELS, &fsyncs)],
+    )
 }
 
-fn groups(e: &mut Exposition, broker: &Broker, partitions: &[Arc<Partition>]) {
+fn groups(
+    e: &mut DescriptorEncoder<'_>,
+    broker: &Broker,
+    partitions: &[Arc<Partition>],
+) -> fmt::Result {
     let groups = broker.list_groups();
     let mut states: BTreeMap<&'static str, u64> = BTreeMap::new();
     for g in &groups {
         *states.entry(g.state.kafka_name()).or_default() += 1;
     }
-    e.family(
+    gauges(
+        e,
         "pubsub_groups",
-        Kind::Gauge,
         "Consumer groups, per state (groups with only committed offsets are Empty).",
-    );
-    for (state, n) in &states {
-        e.sample("pubsub_groups", &[("state", state)], n);
-    }
+        states.iter().map(|(state, n)| ([("state", *state)], *n)),
+    )?;
     let ends: HashMap<(&str, i32), u64> = partitions
         .iter()
         .map(|p| ((p.topic(), p.index()), p.log().log_end_offset()))
@@ -235,30 +274,22 @@ fn groups(e: &mut Exposition, broker: &Broker, partitions: &[Arc<Partition>]) {
             ));
         }
     }
-    e.family(
+    fn labels<'a>(group: &'a str, topic: &'a str, partition: &'a str) -> [(&'a str, &'a str); 3] {
+        [("group", group), ("topic", topic), ("partition", partition)]
+    }
+    gauges(
+        e,
         "pubsub_group_committed_offset",
-        Kind::Gauge,
         "The offset a consumer group committed for a partition (the next record it will read).",
-    );
-    for (group, topic, partition, committed, _) in &rows {
-        e.sample(
-            "pubsub_group_committed_offset",
-            &[("group", group), ("topic", topic), ("partition", partition)],
-            committed,
-        );
-    }
-    e.family(
+        rows.iter()
+            .map(|(g, t, p, committed, _)| (labels(g, t, p), *committed)),
+    )?;
+    gauges(
+        e,
         "pubsub_group_lag",
-        Kind::Gauge,
         "Records a consumer group has yet to consume in a partition: the log end offset minus the committed offset (0 if the commit is past the end).",
-    );
-    for (group, topic, partition, _, lag) in &rows {
-        e.sample(
-            "pubsub_group_lag",
-            &[("group", group), ("topic", topic), ("partition", partition)],
-            lag,
-        );
-    }
+        rows.iter().map(|(g, t, p, _, lag)| (labels(g, t, p), *lag)),
+    )
 }
 
 /// `/health`: healthy while the broker is open and no partition refuses

@@ -1,73 +1,71 @@
-//! A minimal Kafka-protocol client for tests: encodes a request at a chosen
-//! version, sends it over a real socket and decodes the response; plus the
-//! requests both the server and the daemon tests make (create a topic,
-//! produce a batch).
+//! The tests' Kafka client: `pubsub_client`'s connection, unversioned (every
+//! request at the version a test names, nothing sent unasked), with
+//! failures as panics and every answer checked to decode exactly; plus
+//! hostile frames and the requests both the server and the daemon tests
+//! make (create a topic, produce a batch, fetch a partition).
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
-use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, ProduceRequest, RequestHeader, ResponseHeader, TopicName,
-};
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use kafka_protocol::messages::{ApiKey, FetchRequest};
+use kafka_protocol::protocol::{Request, StrBytes};
+use pubsub_client::connection::{decode_answer, encode_request};
+use pubsub_client::{admin, fetch, Connection, Receiver, Sender};
+
+pub use pubsub_client::produce::request as produce_request;
+
+/// The client id of every typed request.
+const CLIENT_ID: &str = "pubsub-test";
 
 /// One connection.
 pub struct Client {
-    stream: TcpStream,
-    next_id: i32,
+    sender: Sender,
+    receiver: Receiver,
 }
 
 impl Client {
     pub async fn connect(addr: std::net::SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).await.expect("connect");
-        stream.set_nodelay(true).expect("nodelay");
-        Client { stream, next_id: 1 }
+        let conn = Connection::connect_unversioned(&addr.to_string(), CLIENT_ID)
+            .await
+            .expect("connect");
+        let (sender, receiver) = conn.into_split();
+        Client { sender, receiver }
     }
 
     /// Encodes a request frame (length prefix included).
     pub fn frame<R: Request>(correlation_id: i32, version: i16, req: &R) -> BytesMut {
-        let header = RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("pubsub-test")));
-        let hv = R::header_version(version);
-        let mut body = BytesMut::new();
-        header.encode(&mut body, hv).expect("encode header");
-        req.encode(&mut body, version)
-            .unwrap_or_else(|e| panic!("encode {:?} v{version}: {e}", ApiKey::try_from(R::KEY)));
-        let mut out = BytesMut::with_capacity(body.len() + 4);
-        out.put_i32(body.len() as i32);
-        out.extend_from_slice(&body);
+        let mut out = BytesMut::new();
+        encode_request(
+            &mut out,
+            correlation_id,
+            version,
+            &StrBytes::from_static_str(CLIENT_ID),
+            req,
+        )
+        .unwrap_or_else(|e| panic!("encode {:?} v{version}: {e}", ApiKey::try_from(R::KEY)));
         out
     }
 
     /// Sends raw bytes.
-    pub async fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.stream.write_all(bytes).await
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> pubsub_client::Result<()> {
+        self.sender.send_bytes(bytes).await
     }
 
     /// Reads one response frame's payload, or `None` if the server closed.
     pub async fn read_frame(&mut self) -> Option<BytesMut> {
-        let mut size = [0u8; 4];
-        self.stream.read_exact(&mut size).await.ok()?;
-        let mut buf = BytesMut::zeroed(i32::from_be_bytes(size) as usize);
-        self.stream.read_exact(&mut buf).await.ok()?;
-        Some(buf)
+        self.receiver.read_frame().await.ok()
     }
 
     /// Sends a request without waiting (acks=0 produce, pipelining).
     pub async fn send<R: Request>(&mut self, version: i16, req: &R) -> i32 {
-        let id = self.next_id;
-        self.next_id += 1;
-        let frame = Self::frame(id, version, req);
-        self.stream.write_all(&frame).await.expect("write");
-        id
+        self.sender
+            .send(version, req)
+            .await
+            .unwrap_or_else(|e| panic!("send {:?} v{version}: {e}", ApiKey::try_from(R::KEY)))
     }
 
     /// Reads the response to request `id`.
@@ -76,13 +74,7 @@ impl Client {
             .read_frame()
             .await
             .expect("the server closed the connection");
-        let hv = <R::Response as HeaderVersion>::header_version(version);
-        let header = ResponseHeader::decode(&mut frame, hv).expect("response header");
-        assert_eq!(
-            header.correlation_id, id,
-            "responses come back in request order"
-        );
-        let resp = R::Response::decode(&mut frame, version).unwrap_or_else(|e| {
+        let resp = decode_answer::<R>(&mut frame, id, version).unwrap_or_else(|e| {
             panic!(
                 "decode {:?} v{version} response: {e}",
                 ApiKey::try_from(R::KEY)
@@ -108,11 +100,10 @@ impl Client {
     /// test sets, and short of the default idle timeout, which would
     /// otherwise close it and make the check pass for the wrong reason).
     pub async fn is_closed(&mut self) -> bool {
-        let mut buf = [0u8; 1];
-        let read = self.stream.read(&mut buf);
+        let read = self.receiver.read_frame();
         matches!(
-            tokio::time::timeout(std::time::Duration::from_secs(20), read).await,
-            Ok(Ok(0) | Err(_))
+            tokio::time::timeout(Duration::from_secs(20), read).await,
+            Ok(Err(_))
         )
     }
 }
@@ -120,7 +111,6 @@ impl Client {
 /// A whole request frame: a v1 header for `api`/`version` (correlation id
 /// 7, null client id), then `body` as given, however wrong.
 pub fn raw_request(api: i16, version: i16, body: &[u8]) -> Vec<u8> {
-    use bytes::BufMut;
     let mut payload = Vec::new();
     payload.put_i16(api);
     payload.put_i16(version);
@@ -141,28 +131,10 @@ pub fn s(v: &str) -> StrBytes {
 /// Produce v9 (flexible), the version librdkafka uses.
 pub const PRODUCE_V: i16 = 9;
 
-/// Creates a topic over the protocol.
+/// Creates a topic over the protocol (CreateTopics v7).
 pub async fn create_topic(c: &mut Client, name: &str, partitions: i32, configs: &[(&str, &str)]) {
     let r = c
-        .call(
-            7,
-            &CreateTopicsRequest::default()
-                .with_timeout_ms(5000)
-                .with_topics(vec![CreatableTopic::default()
-                    .with_name(TopicName(s(name)))
-                    .with_num_partitions(partitions)
-                    .with_replication_factor(-1)
-                    .with_configs(
-                        configs
-                            .iter()
-                            .map(|(k, v)| {
-                                CreatableTopicConfig::default()
-                                    .with_name(s(k))
-                                    .with_value(Some(s(v)))
-                            })
-                            .collect(),
-                    )]),
-        )
+        .call(7, &admin::create_topics_request(name, partitions, configs))
         .await;
     assert_eq!(
         r.topics[0].error_code, 0,
@@ -171,16 +143,17 @@ pub async fn create_topic(c: &mut Client, name: &str, partitions: i32, configs: 
     );
 }
 
-/// A produce request for one partition.
-pub fn produce_request(topic: &str, partition: i32, acks: i16, records: Bytes) -> ProduceRequest {
-    ProduceRequest::default()
-        .with_acks(acks)
-        .with_timeout_ms(5000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(s(topic)))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(partition)
-                .with_records(Some(records))])])
+/// A fetch request for one partition (`max_bytes` also its partition's
+/// limit).
+pub fn fetch_request(
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    max_wait_ms: i32,
+    max_bytes: i32,
+) -> FetchRequest {
+    let positions = BTreeMap::from([(partition, offset)]);
+    fetch::request(topic, &positions, max_wait_ms, max_bytes, max_bytes)
 }
 
 /// Produces and returns the partition's answer.

@@ -94,16 +94,12 @@ impl TestServer {
 }
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
 use pubsub_records::{BatchBuilder, NewRecord};
-
-use crate::client::s;
 
 /// Fetch v12, the version librdkafka uses.
 pub const FETCH_V: i16 = 12;
 
-pub use crate::client::{create_topic, produce, produce_request, PRODUCE_V};
+pub use crate::client::{create_topic, fetch_request, produce, produce_request, PRODUCE_V};
 
 /// A batch of `values` (key `k`, timestamps from 1_700_000_000_000).
 pub fn batch_of(values: &[&str]) -> BatchBuilder {
@@ -123,25 +119,4 @@ pub fn batch_of(values: &[&str]) -> BatchBuilder {
 /// Encodes a builder.
 pub fn bytes(b: BatchBuilder) -> Bytes {
     Bytes::from(b.build().expect("build"))
-}
-
-/// A fetch request for one partition.
-pub fn fetch_request(
-    topic: &str,
-    partition: i32,
-    offset: i64,
-    max_wait_ms: i32,
-    max_bytes: i32,
-) -> FetchRequest {
-    FetchRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_max_wait_ms(max_wait_ms)
-        .with_min_bytes(1)
-        .with_max_bytes(max_bytes)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(TopicName(s(topic)))
-            .with_partitions(vec![FetchPartition::default()
-                .with_partition(partition)
-                .with_fetch_offset(offset)
-                .with_partition_max_bytes(max_bytes)])])
 }

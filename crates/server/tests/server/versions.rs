@@ -21,11 +21,10 @@ use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::*;
-use pubsub_records::{BatchBuilder, NewRecord};
 use pubsub_server::SUPPORTED;
 
 use crate::client::{s, Client};
-use crate::common::TestServer;
+use crate::common::{batch_of, bytes, TestServer};
 
 /// The version of `key` used at step `i`: every advertised version is
 /// reached as `i` runs from 0 to the largest maximum.
@@ -38,19 +37,11 @@ fn v(key: ApiKey, i: i16) -> i16 {
     i.clamp(min, max)
 }
 
+/// A batch of `n` values `{tag}-{j}`.
 fn batch(n: usize, tag: &str) -> Bytes {
-    let mut b = BatchBuilder::new();
-    for j in 0..n {
-        let value = format!("{tag}-{j}");
-        b.push(&NewRecord {
-            timestamp: 1_700_000_000_000 + j as i64,
-            key: Some(b"k"),
-            value: Some(value.as_bytes()),
-            headers: &[],
-        })
-        .expect("push");
-    }
-    Bytes::from(b.build().expect("build"))
+    let values: Vec<String> = (0..n).map(|j| format!("{tag}-{j}")).collect();
+    let values: Vec<&str> = values.iter().map(String::as_str).collect();
+    bytes(batch_of(&values))
 }
 
 fn topic(name: &str) -> TopicName {

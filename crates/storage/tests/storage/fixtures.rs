@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use pubsub_records::{BatchBuilder, NewRecord};
 use pubsub_storage::checkpoint::{Checkpoint, RecoveryCheckpoint};
 use pubsub_storage::fs::RealFs;
-use pubsub_storage::{check, Log, LogConfig, StorageError, CLEAN_SHUTDOWN};
+use pubsub_storage::{check, Log, LogConfig, Outcome, StorageError, CLEAN_SHUTDOWN};
 
 use crate::common::*;
 
@@ -344,4 +344,84 @@ fn fixtures_open_as_specified() {
             }
         }
     }
+}
+
+/// Opens a copy of `dir` and checks that it does exactly what the recovery
+/// plan `check` reports for `dir` says.
+fn assert_open_follows_plan(name: &str, dir: &Path) {
+    let plan = check(dir, &config())
+        .unwrap_or_else(|e| panic!("{name}: check: {e}"))
+        .plan;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    copy_dir(dir, tmp.path());
+    let opened = Log::open(tmp.path(), config());
+    if let Outcome::Refuse(cut) = &plan.outcome {
+        match opened {
+            Err(StorageError::Corrupt { position, .. }) => {
+                assert_eq!(position, cut.position, "{name}: {plan:?}")
+            }
+            other => panic!(
+                "{name}: the plan refuses ({plan}), open gave {:?}",
+                other.map(|(_, r)| r)
+            ),
+        }
+        return;
+    }
+    let (log, report) = opened.unwrap_or_else(|e| panic!("{name}: open: {e} (plan: {plan})"));
+    assert_eq!(report.truncation, plan.truncation(), "{name}");
+    assert_eq!(report.dropped_segments, plan.dropped_segments(), "{name}");
+    assert_eq!(report.rebuilt_indexes, plan.rebuilt_indexes, "{name}");
+    assert_eq!(report.removed_files, plan.removed_files(), "{name}");
+    assert_eq!(report.restored_files, plan.restored_files(), "{name}");
+    assert_eq!(report.clean_shutdown, plan.clean_shutdown, "{name}");
+    assert_eq!(report.recovery_point, plan.recovery_point, "{name}");
+    assert_eq!(report.notes, plan.notes, "{name}");
+    assert_eq!(Some(report.log_end_offset), plan.log_end_offset, "{name}");
+    // The resulting log: the planned segments less the dropped ones, the cut
+    // one ending at the cut, the log end where the plan said.
+    assert_eq!(Some(log.log_end_offset()), plan.log_end_offset, "{name}");
+    let dropped: Vec<u64> = plan
+        .dropped_segments()
+        .iter()
+        .map(|d| d.base_offset)
+        .collect();
+    let kept: Vec<u64> = plan
+        .segments
+        .iter()
+        .copied()
+        .filter(|b| !dropped.contains(b))
+        .collect();
+    let segments = log.segments();
+    let bases: Vec<u64> = segments.iter().map(|s| s.base_offset).collect();
+    assert_eq!(bases, kept, "{name}");
+    if let Some(cut) = plan.truncation() {
+        let cut_segment = segments.iter().find(|s| s.base_offset == cut.segment_base);
+        assert_eq!(cut_segment.map(|s| s.size), Some(cut.position), "{name}");
+    }
+    log.close().expect("close");
+    let after = check(tmp.path(), &config()).expect("check after open");
+    assert_eq!(after.plan.outcome, Outcome::Clean, "{name}: {after}");
+}
+
+#[test]
+fn recovery_plan_and_open_agree_on_every_fixture() {
+    let root = fixtures_root();
+    let mut names: Vec<String> = std::fs::read_dir(&root)
+        .expect("ls fixtures")
+        .map(|e| e.expect("entry"))
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().into_string().expect("utf8"))
+        .collect();
+    names.sort();
+    assert!(names.len() > DAMAGED.len(), "{names:?}");
+    for name in &names {
+        assert_open_follows_plan(name, &root.join(name));
+    }
+    // bitflip-sealed with a recovery point past the flipped batch: refused.
+    let refused = tempfile::tempdir().expect("tempdir");
+    copy_dir(&root.join("bitflip-sealed"), refused.path());
+    set_recovery_point(refused.path(), bases(refused.path())[1] - 1);
+    let plan = check(refused.path(), &config()).expect("check").plan;
+    assert!(matches!(plan.outcome, Outcome::Refuse(_)), "{plan}");
+    assert_open_follows_plan("bitflip-sealed, fsynced", refused.path());
 }

@@ -1,0 +1,164 @@
+//! Durability: group commit (concurrent waiters share one fsync round),
+//! the recovery-point checkpoint, and poisoning after a failed write or
+//! fsync.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tracing::error;
+
+use crate::checkpoint::{Checkpoint, RecoveryCheckpoint};
+use crate::config::FlushPolicy;
+use crate::error::{Result, StorageError};
+use crate::log::Log;
+
+pub(super) struct FlushState {
+    /// Every offset below this is on disk.
+    pub(super) durable: u64,
+    pub(super) in_progress: bool,
+    pub(super) last_flush: Instant,
+}
+
+impl Log {
+    /// `Poisoned` once a write or fsync has failed.
+    pub(super) fn check_not_poisoned(&self) -> Result<()> {
+        match self.poison.get() {
+            Some(reason) => Err(StorageError::Poisoned {
+                dir: self.ctx.dir.clone(),
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuses all further writes until the log is reopened.
+    pub(crate) fn poison(&self, cause: &StorageError) {
+        if self.poison.set(cause.to_string()).is_ok() {
+            error!(dir = %self.ctx.dir.display(), error = %cause, "log poisoned: refusing writes until reopened");
+        }
+        self.flushed.notify_all();
+    }
+
+    /// Runs `f`; if it fails with a storage failure, poisons the log.
+    pub(crate) fn poison_on_err<T>(&self, r: Result<T>) -> Result<T> {
+        if let Err(e) = &r {
+            if e.is_storage_failure() {
+                self.poison(e);
+            }
+        }
+        r
+    }
+
+    /// fsyncs everything appended so far.
+    pub fn flush(&self) -> Result<()> {
+        self.flush_until(self.log_end_offset())
+    }
+
+    /// Returns once every offset up to and including `offset` is on disk
+    /// (fsyncing if needed; concurrent callers share one fsync).
+    pub fn wait_durable(&self, offset: u64) -> Result<()> {
+        self.flush_until(offset.saturating_add(1))
+    }
+
+    /// For [`FlushPolicy::Interval`]: flushes if the interval has passed.
+    /// A broker calls this from a timer so idle logs get flushed too.
+    pub fn flush_if_due(&self) -> Result<()> {
+        if let FlushPolicy::Interval(every) = self.config().flush {
+            let due = self.flush.lock().last_flush.elapsed() >= every;
+            if due && self.durable_offset() < self.log_end_offset() {
+                return self.flush();
+            }
+        }
+        Ok(())
+    }
+
+    /// Group commit: makes every offset below `target` durable. The first
+    /// caller to find no flush running runs one covering everything written
+    /// at that moment; the others wait for it and rarely need another.
+    pub(super) fn flush_until(&self, target: u64) -> Result<()> {
+        let target = target.min(self.log_end_offset());
+        let mut st = self.flush.lock();
+        loop {
+            if st.durable >= target {
+                return Ok(());
+            }
+            self.check_not_poisoned()?;
+            if st.in_progress {
+                self.flushed.wait(&mut st);
+                continue;
+            }
+            st.in_progress = true;
+            drop(st);
+            let started = Instant::now();
+            let result = self.run_flush();
+            self.flush_stats.observe(started.elapsed());
+            st = self.flush.lock();
+            st.in_progress = false;
+            st.last_flush = Instant::now();
+            match result {
+                Ok(end) => st.durable = st.durable.max(end),
+                Err(e) => {
+                    drop(st);
+                    self.poison(&e);
+                    return Err(e);
+                }
+            }
+            self.flushed.notify_all();
+        }
+    }
+
+    /// One fsync round: sealed segments waiting for it, the active segment,
+    /// the directory if files came or went; then the recovery point if a
+    /// segment was sealed. Returns the offset now durable.
+    fn run_flush(&self) -> Result<u64> {
+        let (end, active, sealed, dir_dirty) = {
+            let mut w = self.writer.lock();
+            (
+                w.next_offset,
+                Arc::clone(&w.active),
+                std::mem::take(&mut w.unflushed),
+                std::mem::take(&mut w.dir_dirty),
+            )
+        };
+        for seg in &sealed {
+            seg.sync(true)?;
+        }
+        active.sync(false)?;
+        if dir_dirty {
+            self.ctx
+                .fs
+                .sync_dir(&self.ctx.dir)
+                .map_err(|e| StorageError::io("fsync directory", &self.ctx.dir, e))?;
+        }
+        if !sealed.is_empty() {
+            self.write_checkpoint(end)?;
+        }
+        Ok(end)
+    }
+
+    /// Writes the recovery-point checkpoint (if it changed).
+    pub(crate) fn write_checkpoint(&self, recovery_point: u64) -> Result<()> {
+        let mut last = self.checkpointed.lock();
+        let cp = RecoveryCheckpoint {
+            recovery_point,
+            log_start_offset: self.log_start_offset(),
+        };
+        if last.is_some_and(|l| l == cp) {
+            return Ok(());
+        }
+        let written = cp.write_to(self.ctx.fs.as_ref(), &self.ctx.dir);
+        self.poison_on_err(written)?;
+        *last = Some(cp);
+        Ok(())
+    }
+
+    /// Flushes, then records the recovery point, so recovery after a crash
+    /// scans only what was written after this call. A broker calls it
+    /// periodically (Kafka: every 60 s).
+    pub fn checkpoint(&self) -> Result<()> {
+        self.check_writable()?;
+        let end = self.log_end_offset();
+        self.flush_until(end)?;
+        self.write_checkpoint(end)
+    }
+}

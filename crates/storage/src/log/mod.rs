@@ -1,0 +1,445 @@
+//! [`Log`]: one partition, an ordered set of segments of which the last is
+//! active.
+//!
+//! Concurrency: appends are serialised by the writer lock, which covers
+//! assigning offsets, writing, indexing and rolling. Readers never take it:
+//! they find a segment in the segment map (a brief read lock), then read only
+//! bytes the writer has published (the segment's `size` and the log end
+//! offset are stored after the data is written), so a reader never sees part
+//! of a batch. fsyncs happen outside the writer lock, shared by every waiter
+//! (group commit).
+//!
+//! Here: opening, accessors, reads, timestamp lookups and close; appending
+//! and rolling are in `append`, group commit, checkpoints and poisoning in
+//! `flush`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use once_cell::sync::OnceCell;
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::checkpoint::{Checkpoint, CleanShutdown, RecoveryCheckpoint};
+use crate::config::LogConfig;
+use crate::error::{Result, StorageError};
+use crate::fs::{FileSystem, RealFs};
+use crate::index::IndexTracker;
+use crate::recovery::{self, RecoveryReport};
+
+mod append;
+mod flush;
+
+use crate::segment::{Segment, SegmentContext};
+use crate::stats::{Histogram, HistogramSnapshot};
+pub use append::AppendInfo;
+use flush::FlushState;
+
+/// Whole batches read from the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadResult {
+    /// Zero or more whole batches, laid end to end as on disk. The first
+    /// holds the requested offset (or is the first after it, where
+    /// compaction removed offsets), so it may start below that offset.
+    pub records: Vec<u8>,
+    /// Log start offset when the read was made.
+    pub log_start_offset: u64,
+    /// Log end offset (the high watermark) when the read was made.
+    pub log_end_offset: u64,
+}
+
+/// An offset found by timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimestampOffset {
+    /// The record's offset.
+    pub offset: u64,
+    /// The record's timestamp.
+    pub timestamp: i64,
+}
+
+/// Facts about one segment, for tools and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentInfo {
+    /// First offset the segment may hold.
+    pub base_offset: u64,
+    /// Offset after the last one it holds (the next segment's base, or the
+    /// log end offset for the active segment).
+    pub end_offset: u64,
+    /// Bytes.
+    pub size: u64,
+    /// The segment appends go to.
+    pub active: bool,
+}
+
+pub(crate) struct Writer {
+    pub active: Arc<Segment>,
+    pub tracker: IndexTracker,
+    /// maxTimestamp of the active segment's first batch (for `segment_ms`).
+    pub rolling_timestamp: Option<i64>,
+    pub next_offset: u64,
+    /// Sealed segments not yet fsynced.
+    pub unflushed: Vec<Arc<Segment>>,
+    /// A file was created or removed since the directory was last fsynced.
+    pub dir_dirty: bool,
+}
+
+/// One partition: an append-only, segmented, indexed log.
+pub struct Log {
+    pub(crate) ctx: Arc<SegmentContext>,
+    config: RwLock<Arc<LogConfig>>,
+    pub(crate) writer: Mutex<Writer>,
+    pub(crate) segments: RwLock<BTreeMap<u64, Arc<Segment>>>,
+    end_offset: AtomicU64,
+    pub(crate) start_offset: AtomicU64,
+    flush: Mutex<FlushState>,
+    flushed: Condvar,
+    /// Why the log refuses writes, once a write or fsync failed (the first
+    /// cause; set once, read without a lock).
+    poison: OnceCell<String>,
+    closed: AtomicBool,
+    /// Serialises retention, compaction and close.
+    pub(crate) maintenance: Mutex<()>,
+    checkpointed: Mutex<Option<RecoveryCheckpoint>>,
+    /// Durations of group-commit fsync rounds, for monitoring.
+    flush_stats: Histogram,
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log")
+            .field("dir", &self.ctx.dir)
+            .field("start", &self.log_start_offset())
+            .field("end", &self.log_end_offset())
+            .finish()
+    }
+}
+
+impl Log {
+    /// Opens (or creates) the log in `dir`, recovering it if it was not
+    /// closed cleanly. The report says what recovery did; log it.
+    pub fn open(dir: impl Into<PathBuf>, config: LogConfig) -> Result<(Log, RecoveryReport)> {
+        Log::open_with(dir, config, Arc::new(RealFs))
+    }
+
+    /// [`Log::open`] over a given file layer (tests inject faults with it).
+    pub fn open_with(
+        dir: impl Into<PathBuf>,
+        config: LogConfig,
+        fs: Arc<dyn FileSystem>,
+    ) -> Result<(Log, RecoveryReport)> {
+        config.validate()?;
+        let ctx = Arc::new(SegmentContext {
+            dir: dir.into(),
+            fs,
+            max_index_bytes: config.max_index_bytes,
+            index_interval: config.index_interval_bytes,
+        });
+        let opened = recovery::open(&ctx)?;
+        let next = opened.next_offset;
+        let start = opened.segments.first().map_or(next, |s| s.base_offset);
+        let active = opened
+            .segments
+            .last()
+            .map(Arc::clone)
+            .ok_or_else(|| StorageError::Config("log opened without segments".into()))?;
+        let map: BTreeMap<u64, Arc<Segment>> = opened
+            .segments
+            .into_iter()
+            .map(|s| (s.base_offset, s))
+            .collect();
+        let log = Log {
+            ctx,
+            config: RwLock::new(Arc::new(config)),
+            writer: Mutex::new(Writer {
+                active,
+                tracker: opened.tracker,
+                rolling_timestamp: opened.rolling_timestamp,
+                next_offset: next,
+                unflushed: Vec::new(),
+                dir_dirty: false,
+            }),
+            segments: RwLock::new(map),
+            end_offset: AtomicU64::new(next),
+            start_offset: AtomicU64::new(start),
+            flush: Mutex::new(FlushState {
+                durable: next,
+                in_progress: false,
+                last_flush: Instant::now(),
+            }),
+            flushed: Condvar::new(),
+            poison: OnceCell::new(),
+            closed: AtomicBool::new(false),
+            maintenance: Mutex::new(()),
+            checkpointed: Mutex::new(opened.checkpoint),
+            flush_stats: Histogram::new(),
+        };
+        // Whatever recovery kept is now fsynced: make the next recovery start here.
+        log.write_checkpoint(next)?;
+        Ok((log, opened.report))
+    }
+
+    /// The partition directory.
+    pub fn dir(&self) -> &Path {
+        &self.ctx.dir
+    }
+
+    /// The current configuration.
+    pub fn config(&self) -> Arc<LogConfig> {
+        Arc::clone(&self.config.read())
+    }
+
+    /// Changes the configuration of an open log. Everything but the index
+    /// settings (`index_interval_bytes`, `max_index_bytes`, which shape files
+    /// already written) takes effect at once; those apply after a reopen.
+    pub fn set_config(&self, config: LogConfig) -> Result<()> {
+        config.validate()?;
+        *self.config.write() = Arc::new(config);
+        Ok(())
+    }
+
+    /// First offset in the log.
+    pub fn log_start_offset(&self) -> u64 {
+        self.start_offset.load(Ordering::Acquire)
+    }
+
+    /// Offset the next record will get (the high watermark of a single node).
+    pub fn log_end_offset(&self) -> u64 {
+        self.end_offset.load(Ordering::Acquire)
+    }
+
+    /// Every offset below this is fsynced.
+    pub fn durable_offset(&self) -> u64 {
+        self.flush.lock().durable
+    }
+
+    /// The recovery point last written to the checkpoint file.
+    pub fn recovery_point(&self) -> u64 {
+        self.checkpointed.lock().map_or(0, |c| c.recovery_point)
+    }
+
+    /// The reason the log refuses writes, if it does.
+    pub fn poisoned(&self) -> Option<String> {
+        self.poison.get().cloned()
+    }
+
+    /// The segments, oldest first.
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        let end = self.log_end_offset();
+        let map = self.segments.read();
+        let n = map.len();
+        map.values()
+            .enumerate()
+            .map(|(i, s)| SegmentInfo {
+                base_offset: s.base_offset,
+                end_offset: s.end_offset().unwrap_or(end),
+                size: s.size(),
+                active: i + 1 == n,
+            })
+            .collect()
+    }
+
+    /// Total bytes of all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.read().values().map(|s| s.size()).sum()
+    }
+
+    /// Number of segments.
+    pub fn segment_count(&self) -> usize {
+        self.segments.read().len()
+    }
+
+    /// How many group-commit fsync rounds this log has run since it was
+    /// opened, and how long each took (failed ones included). A round
+    /// fdatasyncs the active segment, plus sealed segments and the
+    /// directory when they changed; concurrent waiters share it.
+    pub fn flush_stats(&self) -> HistogramSnapshot {
+        self.flush_stats.snapshot()
+    }
+
+    pub(crate) fn segment_list(&self) -> Vec<Arc<Segment>> {
+        self.segments.read().values().cloned().collect()
+    }
+
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StorageError::Closed {
+                dir: self.ctx.dir.clone(),
+            });
+        }
+        self.check_not_poisoned()
+    }
+
+    /// Reads whole batches starting with the one holding `offset`, up to
+    /// `max_bytes` (but always at least that one batch). Reading at the log
+    /// end offset returns nothing; outside `[start, end]` is an error.
+    pub fn read(&self, offset: u64, max_bytes: usize) -> Result<ReadResult> {
+        let mut records = Vec::new();
+        let (log_start_offset, log_end_offset) = self.read_into(offset, max_bytes, &mut records)?;
+        Ok(ReadResult {
+            records,
+            log_start_offset,
+            log_end_offset,
+        })
+    }
+
+    /// [`Log::read`] into a caller's buffer (cleared first, its allocation
+    /// reused). Returns the log start and end offsets as of the read.
+    pub fn read_into(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(u64, u64)> {
+        let end = self.log_end_offset();
+        let start = self.log_start_offset();
+        if offset < start || offset > end {
+            out.clear();
+            return Err(StorageError::OffsetOutOfRange { offset, start, end });
+        }
+        let mut target = offset;
+        while target < end {
+            let (seg, next_base) = {
+                let map = self.segments.read();
+                let Some((_, seg)) = map.range(..=target).next_back() else {
+                    break;
+                };
+                let next = map.range(seg.base_offset + 1..).next().map(|(b, _)| *b);
+                (Arc::clone(seg), next)
+            };
+            let found = seg
+                .find_batch(target)
+                .map_err(|e| self.vanished(e, offset))?;
+            if let Some((pos, header)) = found {
+                if let Err(e) = seg.read_batches_into(pos, header.len, max_bytes, out) {
+                    out.clear();
+                    return Err(self.vanished(e, offset));
+                }
+                return Ok((start, end));
+            }
+            match next_base {
+                Some(b) => target = target.max(b),
+                None => break,
+            }
+        }
+        out.clear();
+        Ok((start, end))
+    }
+
+    /// Calls `f` with the position-independent header of every batch from the
+    /// one holding `from` to the end, in order (e.g. to rebuild producer
+    /// state). Only headers are read.
+    pub fn for_each_batch_header(
+        &self,
+        from: u64,
+        mut f: impl FnMut(&pubsub_records::BatchHeader),
+    ) -> Result<()> {
+        let end = self.log_end_offset();
+        let from = from.max(self.log_start_offset());
+        for seg in self.segment_list() {
+            if seg.end_offset().is_some_and(|e| e <= from) {
+                continue;
+            }
+            let size = seg.size();
+            let start = seg.scan_start(from)?;
+            let file = seg.file()?;
+            let path = seg.path();
+            let mut walker = crate::segment::HeaderWalker::new(file.as_ref(), path, start, size);
+            while let Some((_, header)) = walker.next()? {
+                let last = header.last_offset() as u64;
+                if last >= from && last < end {
+                    f(&header);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A read racing with retention may find its segment's files gone.
+    fn vanished(&self, e: StorageError, offset: u64) -> StorageError {
+        match &e {
+            StorageError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                StorageError::OffsetOutOfRange {
+                    offset,
+                    start: self.log_start_offset(),
+                    end: self.log_end_offset(),
+                }
+            }
+            _ => e,
+        }
+    }
+
+    /// The first record whose timestamp is at or after `timestamp` (Kafka's
+    /// ListOffsets by time); `None` if every record is older.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<TimestampOffset>> {
+        for seg in self.segment_list() {
+            let (max, _) = seg.max_timestamp()?;
+            if max < timestamp {
+                continue;
+            }
+            if let Some((offset, ts)) =
+                seg.find_timestamp(timestamp, self.config().max_decompressed_bytes)?
+            {
+                if offset >= self.log_start_offset() {
+                    return Ok(Some(TimestampOffset {
+                        offset,
+                        timestamp: ts,
+                    }));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The largest timestamp in the log and the last offset of its batch
+    /// (ListOffsets with timestamp -3).
+    pub fn max_timestamp(&self) -> Result<Option<TimestampOffset>> {
+        let mut best: Option<TimestampOffset> = None;
+        for seg in self.segment_list() {
+            let (ts, offset) = seg.max_timestamp()?;
+            if ts >= 0 && best.is_none_or(|b| ts > b.timestamp) {
+                best = Some(TimestampOffset {
+                    offset,
+                    timestamp: ts,
+                });
+            }
+        }
+        Ok(best)
+    }
+
+    /// Closes cleanly: flushes, trims the active indexes, records the
+    /// recovery point and writes the clean-shutdown marker, so the next open
+    /// skips recovery. A poisoned log is not marked clean.
+    pub fn close(&self) -> Result<()> {
+        let _m = self.maintenance.lock();
+        if self.closed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        if let Err(e) = self.check_writable() {
+            self.closed.store(true, Ordering::Release);
+            return Err(e);
+        }
+        let end = self.log_end_offset();
+        self.flush_until(end)?;
+        let w = self.writer.lock();
+        self.closed.store(true, Ordering::Release);
+        let active = Arc::clone(&w.active);
+        let done = (|| {
+            {
+                let mut index = active.index()?.write();
+                index.trim()?;
+                index.flush()?;
+            }
+            self.write_checkpoint(end)?;
+            CleanShutdown {
+                log_end_offset: end,
+                active_segment_base: active.base_offset,
+                active_segment_size: active.size(),
+            }
+            .write_to(self.ctx.fs.as_ref(), &self.ctx.dir)
+        })();
+        drop(w);
+        self.poison_on_err(done)
+    }
+}

@@ -1,0 +1,199 @@
+//! Reading a segment: finding the batch that holds an offset or a
+//! timestamp through the indexes, reading whole batches, and walking batch
+//! headers without reading whole batches.
+
+use std::path::Path;
+
+use pubsub_records::{Batch, BatchHeader, HEADER_LEN};
+
+use crate::error::{Result, StorageError};
+use crate::fs::FileHandle;
+use crate::segment::Segment;
+
+impl Segment {
+    /// File position from which to scan for `offset` (from the offset index).
+    pub fn scan_start(&self, offset: u64) -> Result<u64> {
+        let rel = offset
+            .saturating_sub(self.base_offset)
+            .min(u64::from(u32::MAX)) as u32;
+        let index = self.index()?.read();
+        Ok(index
+            .offsets
+            .floor(rel)
+            .map_or(0, |e| u64::from(e.position)))
+    }
+
+    /// The batch holding `offset`, or the first batch after it (offsets
+    /// removed by compaction leave gaps); `None` if the segment holds nothing
+    /// at or after `offset`.
+    pub fn find_batch(&self, offset: u64) -> Result<Option<(u64, BatchHeader)>> {
+        let size = self.size();
+        let start = self.scan_start(offset)?;
+        let file = self.file()?;
+        let path = self.path();
+        let mut walker = HeaderWalker::new(file.as_ref(), path, start, size);
+        while let Some((pos, header)) = walker.next()? {
+            if header.last_offset() as u64 >= offset {
+                return Ok(Some((pos, header)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Reads whole batches from `pos` (where a batch of `first_len` bytes
+    /// starts) into `out` (cleared first): the first batch always, then as
+    /// many more as fit in `max_bytes`. Reuses `out`'s allocation.
+    pub fn read_batches_into(
+        &self,
+        pos: u64,
+        first_len: usize,
+        max_bytes: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        let size = self.size();
+        let available = size.saturating_sub(pos);
+        let want = (max_bytes as u64).max(first_len as u64).min(available) as usize;
+        // Resizing (not clearing) keeps the bytes already there, so a reused
+        // buffer is not zeroed again on every read.
+        out.resize(want, 0);
+        let file = self.file()?;
+        let path = self.path();
+        file.read_exact_at(out, pos)
+            .map_err(|e| StorageError::io("read", path, e))?;
+        // Keep whole batches only.
+        let mut end = 0usize;
+        while end < out.len() {
+            match pubsub_records::batch_len(&out[end..]) {
+                Ok(len) if end + len <= out.len() => end += len,
+                Ok(_) => break,
+                Err(pubsub_records::RecordsError::Truncated { .. }) => break,
+                Err(e) => {
+                    return Err(StorageError::Corrupt {
+                        path: path.to_path_buf(),
+                        position: pos + end as u64,
+                        reason: e.to_string(),
+                    })
+                }
+            }
+        }
+        out.truncate(end);
+        Ok(())
+    }
+
+    /// First record at or after `timestamp` in this segment: its offset and
+    /// timestamp.
+    pub fn find_timestamp(
+        &self,
+        timestamp: i64,
+        max_decompressed: usize,
+    ) -> Result<Option<(u64, i64)>> {
+        let start = {
+            let index = self.index()?.read();
+            match index.times.floor_before(timestamp) {
+                None => 0,
+                Some(e) => {
+                    let after = u64::from(e.relative_offset) + 1;
+                    let rel = after.min(u64::from(u32::MAX)) as u32;
+                    index
+                        .offsets
+                        .floor(rel)
+                        .map_or(0, |o| u64::from(o.position))
+                }
+            }
+        };
+        let size = self.size();
+        let file = self.file()?;
+        let path = self.path();
+        let mut walker = HeaderWalker::new(file.as_ref(), path, start, size);
+        while let Some((pos, header)) = walker.next()? {
+            if header.max_timestamp < timestamp {
+                continue;
+            }
+            let mut bytes = vec![0u8; header.len];
+            file.read_exact_at(&mut bytes, pos)
+                .map_err(|e| StorageError::io("read", path, e))?;
+            let corrupt = |reason: String| StorageError::Corrupt {
+                path: path.to_path_buf(),
+                position: pos,
+                reason,
+            };
+            let batch = Batch::parse(&bytes).map_err(|e| corrupt(e.to_string()))?;
+            let records = batch
+                .records(max_decompressed)
+                .map_err(|e| corrupt(e.to_string()))?;
+            for record in records.iter() {
+                let record = record.map_err(|e| corrupt(e.to_string()))?;
+                if record.timestamp >= timestamp {
+                    return Ok(Some((record.offset as u64, record.timestamp)));
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Walks batch headers of a segment without reading whole batches.
+#[derive(Debug)]
+pub(crate) struct HeaderWalker<'a> {
+    file: &'a dyn FileHandle,
+    path: &'a Path,
+    pos: u64,
+    end: u64,
+    buf: Vec<u8>,
+    buf_start: u64,
+}
+
+/// Bytes read at a time while walking headers: index entries are about
+/// `index_interval_bytes` (4 KiB) apart.
+const WALK_BUF: usize = 4 << 10;
+
+impl<'a> HeaderWalker<'a> {
+    pub fn new(file: &'a dyn FileHandle, path: &'a Path, from: u64, end: u64) -> Self {
+        HeaderWalker {
+            file,
+            path,
+            pos: from,
+            end,
+            buf: Vec::new(),
+            buf_start: 0,
+        }
+    }
+
+    /// The next header and its position; `None` at the end. A header that
+    /// does not parse, or a batch running past the end, is `Corrupt`.
+    pub fn next(&mut self) -> Result<Option<(u64, BatchHeader)>> {
+        if self.pos >= self.end {
+            return Ok(None);
+        }
+        let pos = self.pos;
+        let corrupt = |reason: String| StorageError::Corrupt {
+            path: self.path.to_path_buf(),
+            position: pos,
+            reason,
+        };
+        let left = self.end - pos;
+        if left < HEADER_LEN as u64 {
+            return Err(corrupt(format!("{left} trailing bytes are not a batch")));
+        }
+        let buffered = pos >= self.buf_start
+            && pos + HEADER_LEN as u64 <= self.buf_start + self.buf.len() as u64;
+        if !buffered {
+            let n = (WALK_BUF as u64).min(left) as usize;
+            self.buf.resize(n, 0);
+            self.file
+                .read_exact_at(&mut self.buf, pos)
+                .map_err(|e| StorageError::io("read", self.path, e))?;
+            self.buf_start = pos;
+        }
+        let at = (pos - self.buf_start) as usize;
+        let header = BatchHeader::parse(&self.buf[at..]).map_err(|e| corrupt(e.to_string()))?;
+        if header.len as u64 > left {
+            return Err(corrupt(format!(
+                "batch of {} bytes runs past the end of the data",
+                header.len
+            )));
+        }
+        self.pos += header.len as u64;
+        Ok(Some((pos, header)))
+    }
+}
