@@ -66,12 +66,7 @@ impl Topic {
                     }
                 })
                 .collect(),
-            configs: self
-                .config
-                .entries()
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v, self.meta.configs.contains_key(k)))
-                .collect(),
+            configs: self.config.described(&self.meta.configs),
         }
     }
 }

@@ -1,7 +1,10 @@
 //! Human units in settings: sizes (`512KiB`, `1GiB`, `100MB`, or a plain
 //! number of bytes) and durations (`250ms`, `10s`, `5m`, `2h`, `7d`, or a
 //! plain number of milliseconds), with `forever` / `unlimited` for limits
-//! that can be off.
+//! that can be off; and RFC 3339 times. Parsing is `bytesize`'s,
+//! `humantime`'s and `time`'s, under thin adapters for what we accept
+//! beyond them (plain numbers, `_` separators, a date alone); printing
+//! stays ours, as the shortest exact form (`1GiB`, `1500ms`).
 
 use std::fmt;
 use std::time::Duration;
@@ -36,66 +39,41 @@ impl<T> Limit<T> {
     }
 }
 
-const SIZE_UNITS: &[(&str, u64)] = &[
-    ("tib", 1 << 40),
-    ("gib", 1 << 30),
-    ("mib", 1 << 20),
-    ("kib", 1 << 10),
-    ("tb", 1_000_000_000_000),
-    ("gb", 1_000_000_000),
-    ("mb", 1_000_000),
-    ("kb", 1_000),
-    ("b", 1),
-];
-
-const SPAN_UNITS: &[(&str, u64)] = &[
-    ("ms", 1),
-    ("s", 1_000),
-    ("m", 60_000),
-    ("h", 3_600_000),
-    ("d", 86_400_000),
-];
-
-fn split_number(s: &str) -> Option<(u64, String)> {
-    let s = s.trim();
-    let digits = s
-        .find(|c: char| !c.is_ascii_digit() && c != '_')
-        .unwrap_or(s.len());
-    let number: u64 = s[..digits].replace('_', "").parse().ok()?;
-    Some((number, s[digits..].trim().to_ascii_lowercase()))
+/// The plain number or number-and-unit in `s`, without the `_` digit
+/// separators we accept and the crates do not.
+fn plain(s: &str) -> String {
+    s.trim().replace('_', "")
 }
 
-/// Parses a size such as `64MiB`.
+/// Parses a size such as `64MiB` (`bytesize`'s units; a plain number is
+/// bytes).
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let bad = || format!("{s:?} is not a size (examples: 4096, 512KiB, 1GiB, 100MB)");
-    let (n, unit) = split_number(s).ok_or_else(bad)?;
-    if unit.is_empty() {
-        return Ok(n);
+    let plain = plain(s);
+    let bytes = plain
+        .parse::<bytesize::ByteSize>()
+        .map_err(|_| bad())?
+        .as_u64();
+    // bytesize saturates: the largest value from anything else overflowed.
+    if bytes == u64::MAX && plain != u64::MAX.to_string() {
+        return Err(format!("{s:?} is too large"));
     }
-    let mult = SIZE_UNITS
-        .iter()
-        .find(|(u, _)| *u == unit)
-        .ok_or_else(bad)?
-        .1;
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("{s:?} is too large"))
+    Ok(bytes)
 }
 
-/// Parses a duration such as `10s`.
+/// Parses a duration such as `10s` (`humantime`'s units); a plain number
+/// is milliseconds.
 pub fn parse_span(s: &str) -> Result<Duration, String> {
     let bad = || format!("{s:?} is not a duration (examples: 250ms, 10s, 5m, 2h, 7d)");
-    let (n, unit) = split_number(s).ok_or_else(bad)?;
-    if unit.is_empty() {
-        return Ok(Duration::from_millis(n));
+    // Units in any case, as before: `5M` is five minutes, not humantime's months.
+    let plain = plain(s).to_ascii_lowercase();
+    if !plain.is_empty() && plain.bytes().all(|b| b.is_ascii_digit()) {
+        return plain.parse().map(Duration::from_millis).map_err(|_| bad());
     }
-    let mult = SPAN_UNITS
-        .iter()
-        .find(|(u, _)| *u == unit)
-        .ok_or_else(bad)?
-        .1;
-    n.checked_mul(mult)
-        .map(Duration::from_millis)
-        .ok_or_else(|| format!("{s:?} is too long"))
+    humantime::parse_duration(&plain).map_err(|e| match e {
+        humantime::DurationError::NumberOverflow => format!("{s:?} is too long"),
+        _ => bad(),
+    })
 }
 
 fn format_size(b: u64) -> String {
@@ -254,84 +232,16 @@ mod tests {
 /// (`2026-11-25`) is its midnight UTC.
 pub fn parse_rfc3339(s: &str) -> Result<i64, String> {
     let bad = || format!("{s:?} is not an RFC 3339 time (like 2026-11-25T10:00:00Z)");
-    let num = |t: &str| -> Result<i64, String> {
-        if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad());
-        }
-        t.parse::<i64>().map_err(|_| bad())
+    let full;
+    let s = if s.contains(['T', 't', ' ']) {
+        s
+    } else {
+        full = format!("{s}T00:00:00Z");
+        &full
     };
-    let (date, rest) = match s.find(['T', 't', ' ']) {
-        Some(i) => (&s[..i], Some(&s[i + 1..])),
-        None => (s, None),
-    };
-    let mut d = date.split('-');
-    let (Some(y), Some(mo), Some(da), None) = (d.next(), d.next(), d.next(), d.next()) else {
-        return Err(bad());
-    };
-    let (y, mo, da) = (num(y)?, num(mo)?, num(da)?);
-    if y.to_string().len() > 4
-        || !(1..=12).contains(&mo)
-        || !(1..=days_in_month(y, mo)).contains(&da)
-    {
-        return Err(bad());
-    }
-    let mut ms = days_from_civil(y, mo, da) * 86_400_000;
-    let Some(rest) = rest else { return Ok(ms) };
-    // Time, then the zone: Z or ±hh:mm.
-    let zone_at = rest.find(['Z', 'z', '+', '-']).ok_or_else(bad)?;
-    let (time, zone) = rest.split_at(zone_at);
-    let (hms, frac) = match time.split_once('.') {
-        Some((a, b)) => (a, Some(b)),
-        None => (time, None),
-    };
-    let mut t = hms.split(':');
-    let (Some(h), Some(mi), Some(se), None) = (t.next(), t.next(), t.next(), t.next()) else {
-        return Err(bad());
-    };
-    let (h, mi, se) = (num(h)?, num(mi)?, num(se)?);
-    if h > 23 || mi > 59 || se > 60 {
-        return Err(bad());
-    }
-    ms += ((h * 60 + mi) * 60 + se) * 1000;
-    if let Some(f) = frac {
-        num(f)?;
-        let digits: String = f.chars().chain(std::iter::repeat('0')).take(3).collect();
-        ms += num(&digits)?;
-    }
-    match zone {
-        "Z" | "z" => {}
-        z => {
-            let sign = if z.starts_with('-') { -1 } else { 1 };
-            let (zh, zm) = z[1..].split_once(':').ok_or_else(bad)?;
-            let (zh, zm) = (num(zh)?, num(zm)?);
-            if zh > 23 || zm > 59 {
-                return Err(bad());
-            }
-            ms -= sign * (zh * 60 + zm) * 60_000;
-        }
-    }
-    Ok(ms)
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-/// days_from_civil).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let time = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| bad())?;
+    i64::try_from(time.unix_timestamp_nanos().div_euclid(1_000_000)).map_err(|_| bad())
 }
 
 #[cfg(test)]

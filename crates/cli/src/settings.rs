@@ -18,7 +18,12 @@ use pubsub_storage::FlushPolicy;
 use serde::{Deserialize, Serialize};
 
 use crate::error::CliError;
-use crate::human::{parse_span, Limit, Size, Span};
+use crate::human::{parse_span, Size, Span};
+
+mod env;
+mod topics;
+use env::{env_keys, set, typed, IGNORED_ENV};
+pub use topics::TopicSettings;
 
 /// Everything `pubsub serve` can be told.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,32 +67,6 @@ pub struct ServerSettings {
     pub shutdown_grace: Span,
 }
 
-/// `[topics]`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TopicSettings {
-    /// Partitions of a topic created without a count (`num.partitions`).
-    pub default_partitions: u32,
-    /// Create unknown topics on first use (`auto.create.topics.enable`).
-    pub auto_create: bool,
-    /// `delete`, `compact` or `compact,delete` (`cleanup.policy`).
-    pub cleanup_policy: String,
-    /// Delete segments older than this (`retention.ms`), or `forever`.
-    pub retention: Limit<Span>,
-    /// Delete oldest segments while a partition is larger (`retention.bytes`), or `unlimited`.
-    pub retention_bytes: Limit<Size>,
-    /// Roll segments at this size (`segment.bytes`).
-    pub segment_bytes: Size,
-    /// Roll segments at this age (`segment.ms`), or `forever`.
-    pub segment_age: Limit<Span>,
-    /// Largest batch accepted (`max.message.bytes`).
-    pub max_message_bytes: Size,
-    /// How long compaction keeps tombstones (`delete.retention.ms`).
-    pub delete_retention: Span,
-    /// `CreateTime` or `LogAppendTime` (`message.timestamp.type`).
-    pub timestamp_type: String,
-}
-
 /// `[groups]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -122,7 +101,6 @@ impl Default for Settings {
     fn default() -> Self {
         let server = ServerConfig::default();
         let broker = BrokerConfig::default();
-        let topic = TopicConfig::default();
         Settings {
             data_dir: PathBuf::from("./pubsub-data"),
             listen: "127.0.0.1:9092".into(),
@@ -136,21 +114,7 @@ impl Default for Settings {
                 idle_timeout: span(server.idle_timeout),
                 shutdown_grace: span(server.shutdown_grace),
             },
-            topics: TopicSettings {
-                default_partitions: broker.default_partitions,
-                auto_create: broker.auto_create_topics,
-                cleanup_policy: "delete".into(),
-                retention: ms_limit(topic.retention_ms),
-                retention_bytes: match topic.retention_bytes {
-                    Some(b) => Limit::Some(Size(b)),
-                    None => Limit::None,
-                },
-                segment_bytes: Size(topic.segment_bytes),
-                segment_age: ms_limit(topic.segment_ms),
-                max_message_bytes: Size(topic.max_message_bytes as u64),
-                delete_retention: span(Duration::from_millis(topic.delete_retention_ms as u64)),
-                timestamp_type: "CreateTime".into(),
-            },
+            topics: TopicSettings::default(),
             groups: GroupSettings {
                 min_session_timeout: span(broker.group.min_session_timeout),
                 max_session_timeout: span(broker.group.max_session_timeout),
@@ -166,13 +130,6 @@ impl Default for Settings {
     }
 }
 
-fn ms_limit(v: Option<i64>) -> Limit<Span> {
-    match v {
-        Some(ms) => Limit::Some(Span(Duration::from_millis(ms.max(0) as u64))),
-        None => Limit::None,
-    }
-}
-
 macro_rules! section_defaults {
     ($($t:ident => $field:ident),*) => {$(
         impl Default for $t {
@@ -182,7 +139,7 @@ macro_rules! section_defaults {
         }
     )*};
 }
-section_defaults!(ServerSettings => server, TopicSettings => topics, GroupSettings => groups, StorageSettings => storage);
+section_defaults!(ServerSettings => server, GroupSettings => groups, StorageSettings => storage);
 
 /// Values given on the command line (highest precedence).
 #[derive(Debug, Clone, Default)]
@@ -378,37 +335,11 @@ impl Settings {
         }
     }
 
+    /// The defaults of new topics, checked together.
     fn topic_defaults(&self) -> Result<TopicConfig, CliError> {
-        let t = &self.topics;
-        let ms = |l: Limit<Span>| {
-            l.get()
-                .map_or("-1".to_string(), |s| s.0.as_millis().to_string())
-        };
-        let mut kafka = BTreeMap::new();
-        kafka.insert("cleanup.policy".to_string(), t.cleanup_policy.clone());
-        kafka.insert("retention.ms".to_string(), ms(t.retention));
-        kafka.insert(
-            "retention.bytes".to_string(),
-            t.retention_bytes
-                .get()
-                .map_or("-1".to_string(), |s| s.0.to_string()),
-        );
-        kafka.insert("segment.bytes".to_string(), t.segment_bytes.0.to_string());
-        kafka.insert("segment.ms".to_string(), ms(t.segment_age));
-        kafka.insert(
-            "max.message.bytes".to_string(),
-            t.max_message_bytes.0.to_string(),
-        );
-        kafka.insert(
-            "delete.retention.ms".to_string(),
-            t.delete_retention.0.as_millis().to_string(),
-        );
-        kafka.insert(
-            "message.timestamp.type".to_string(),
-            t.timestamp_type.clone(),
-        );
-        TopicConfig::default()
-            .with_overrides(&kafka)
+        self.topics
+            .defaults
+            .with_overrides(&BTreeMap::new())
             .map_err(|e| CliError::Invalid {
                 key: "topics".into(),
                 reason: e.to_string(),
@@ -450,9 +381,6 @@ impl Settings {
     }
 }
 
-/// Environment variables of our own tools that are not settings.
-const IGNORED_ENV: &[&str] = &["PUBSUB_BIN", "PUBSUB_WRITE_FIXTURES"];
-
 /// Splits `HOST:PORT` (IPv6 hosts in brackets).
 pub fn advertised_parts(s: &str) -> Result<(String, u16), String> {
     let (host, port) = s
@@ -481,83 +409,6 @@ fn metrics_parts(s: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The kind of a setting's value, to type environment variables.
-#[derive(Debug, Clone, Copy)]
-enum Kind {
-    Integer,
-    Boolean,
-    Text,
-}
-
-/// `PUBSUB_*` name -> (key path, kind), from the defaults' own shape.
-fn env_keys() -> BTreeMap<String, (Vec<String>, Kind)> {
-    let mut out = BTreeMap::new();
-    let Ok(toml::Value::Table(root)) = toml::Value::try_from(Settings::default()) else {
-        return out;
-    };
-    fn walk(
-        prefix: &[String],
-        table: &toml::Table,
-        out: &mut BTreeMap<String, (Vec<String>, Kind)>,
-    ) {
-        for (k, v) in table {
-            let mut path = prefix.to_vec();
-            path.push(k.clone());
-            let kind = match v {
-                toml::Value::Table(t) => {
-                    walk(&path, t, out);
-                    continue;
-                }
-                toml::Value::Integer(_) => Kind::Integer,
-                toml::Value::Boolean(_) => Kind::Boolean,
-                _ => Kind::Text,
-            };
-            out.insert(
-                format!("PUBSUB_{}", path.join("_").to_ascii_uppercase()),
-                (path, kind),
-            );
-        }
-    }
-    walk(&[], &root, &mut out);
-    out
-}
-
-fn typed(kind: &Kind, value: &str) -> Result<toml::Value, String> {
-    match kind {
-        Kind::Integer => value
-            .trim()
-            .parse::<i64>()
-            .map(toml::Value::Integer)
-            .map_err(|_| format!("{value:?} is not a whole number")),
-        Kind::Boolean => match value.trim() {
-            "true" | "1" | "yes" | "on" => Ok(toml::Value::Boolean(true)),
-            "false" | "0" | "no" | "off" => Ok(toml::Value::Boolean(false)),
-            _ => Err(format!("{value:?} is not true or false")),
-        },
-        Kind::Text => Ok(toml::Value::String(value.to_string())),
-    }
-}
-
-fn set(table: &mut toml::Table, path: &[String], value: toml::Value) {
-    let Some((last, parents)) = path.split_last() else {
-        return;
-    };
-    let mut t = table;
-    for p in parents {
-        let entry = t
-            .entry(p.clone())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        if !entry.is_table() {
-            *entry = toml::Value::Table(toml::Table::new());
-        }
-        let toml::Value::Table(inner) = entry else {
-            return;
-        };
-        t = inner;
-    }
-    t.insert(last.clone(), value);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -568,27 +419,91 @@ mod tests {
             .collect()
     }
 
+    /// Dotted paths of the leaf keys of a TOML table.
+    fn leaf_keys(prefix: &str, table: &toml::Table, out: &mut Vec<String>) {
+        for (k, v) in table {
+            let path = format!("{prefix}{k}");
+            match v {
+                toml::Value::Table(t) => leaf_keys(&format!("{path}."), t, out),
+                _ => out.push(path),
+            }
+        }
+    }
+
     #[test]
     fn the_example_config_parses_and_sets_every_key() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/pubsub.example.toml");
         let text = std::fs::read_to_string(&path).expect("example config");
         let example = Settings::parse(&text, "example").expect("the example parses");
         example.validate().expect("the example is valid");
-        // Every key is present in the example (so it documents all of them).
+        // The example lists every key (so it documents all of them) and
+        // nothing else.
         let doc: toml::Table = text.parse().expect("toml");
-        for (var, (path, _)) in env_keys() {
-            let mut v = doc.get(&path[0]);
-            for p in &path[1..] {
-                v = v.and_then(|t| t.get(p));
+        let mut listed = Vec::new();
+        leaf_keys("", &doc, &mut listed);
+        listed.sort();
+        let mut keys: Vec<String> = env_keys().into_values().map(|(p, _)| p.join(".")).collect();
+        keys.sort();
+        assert_eq!(listed, keys, "the example's keys are the settings' keys");
+        // Each key has a comment, and a topic setting's names its Kafka name.
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let Some((key, _)) = line.split_once(" = ") else {
+                continue;
+            };
+            // The comment of its paragraph (keys may share one).
+            let comment = lines[..i]
+                .iter()
+                .rev()
+                .take_while(|l| !l.trim().is_empty())
+                .filter(|l| l.starts_with('#'))
+                .copied()
+                .collect::<Vec<_>>()
+                .join(" ");
+            assert!(!comment.is_empty(), "{key} has no comment in the example");
+            if let Some(s) = pubsub_broker::config::TOPIC_SETTINGS
+                .iter()
+                .find(|s| s.serve_key == Some(key))
+            {
+                assert!(
+                    comment.contains(&format!("({})", s.name)),
+                    "the comment of topics.{key} names {}",
+                    s.name
+                );
             }
-            assert!(
-                v.is_some(),
-                "{} ({var}) is missing from the example",
-                path.join(".")
-            );
         }
         // And its values are the defaults, so copying it changes nothing.
         assert_eq!(example, Settings::default());
+    }
+
+    #[test]
+    fn the_readme_names_only_real_keys() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
+        let readme = std::fs::read_to_string(&path).expect("README");
+        let section = readme
+            .split("\n## ")
+            .find(|s| s.starts_with("Configuration"))
+            .expect("a Configuration section");
+        let keys: Vec<String> = env_keys().into_values().map(|(p, _)| p.join(".")).collect();
+        let mut named = 0;
+        for row in section.lines().filter(|l| l.starts_with("| `")) {
+            let cell = row.split('|').nth(1).unwrap_or_default();
+            // `topics.retention` / `retention_bytes`: the second shares the section.
+            let mut section = "";
+            for key in cell.split('/').map(|k| k.trim().trim_matches('`')) {
+                let key = match key.rsplit_once('.') {
+                    Some((s, _)) => {
+                        section = s;
+                        key.to_string()
+                    }
+                    None if section.is_empty() => key.to_string(),
+                    None => format!("{section}.{key}"),
+                };
+                assert!(keys.contains(&key), "the README names {key}, no setting");
+                named += 1;
+            }
+        }
+        assert!(named >= 10, "the README's table was found");
     }
 
     #[test]
@@ -603,7 +518,7 @@ mod tests {
         let s = Settings::load(Some(&file), env(&[]), &Overrides::default()).expect("load");
         assert_eq!(s.listen, "127.0.0.1:1111");
         assert_eq!(s.topics.default_partitions, 3);
-        assert_eq!(s.topics.segment_bytes, Size(64 << 20));
+        assert_eq!(s.topics.defaults.segment_bytes, 64 << 20);
         assert_eq!(s.flush_policy().expect("flush"), FlushPolicy::Always);
 
         let s = Settings::load(
@@ -631,7 +546,7 @@ mod tests {
         );
         assert!(!s.topics.auto_create);
         assert_eq!(s.server.idle_timeout, Span(Duration::from_secs(30)));
-        assert_eq!(s.topics.retention, Limit::None);
+        assert_eq!(s.topics.defaults.retention_ms, None);
         let broker = s.broker_config().expect("broker config");
         assert_eq!(broker.topic_defaults.retention_ms, None);
         assert_eq!(broker.topic_defaults.segment_bytes, 64 << 20);

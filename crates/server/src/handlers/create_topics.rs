@@ -114,14 +114,7 @@ pub async fn handle(
                 let outcome = if req.validate_only {
                     ctx.broker
                         .validate_new_topic(&t.name, partitions, &configs)
-                        .map(|(count, config)| {
-                            let entries = config
-                                .entries()
-                                .into_iter()
-                                .map(|(k, v)| (k.to_string(), v, configs.contains_key(k)))
-                                .collect();
-                            (count, entries, None)
-                        })
+                        .map(|(count, config)| (count, config.described(&configs), None))
                 } else {
                     blocking(|| ctx.broker.create_topic(&t.name, partitions, configs))
                         .map(|d| (d.partitions.len() as u32, d.configs, Some(d.id)))

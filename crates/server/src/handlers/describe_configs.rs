@@ -7,6 +7,8 @@ use kafka_protocol::messages::describe_configs_response::{
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse, RequestHeader};
 
+use pubsub_broker::config::{topic_setting, ConfigType, TOPIC_SETTINGS};
+
 use super::sb;
 use crate::codes::{
     error_code, CONFIG_SOURCE_DEFAULT, CONFIG_SOURCE_STATIC_BROKER, CONFIG_SOURCE_TOPIC,
@@ -18,87 +20,69 @@ use crate::context::Ctx;
 pub(crate) const RESOURCE_TOPIC: i8 = 2;
 pub(crate) const RESOURCE_BROKER: i8 = 4;
 
-/// Kafka's config types (DescribeConfigs v3+).
-const TYPE_BOOLEAN: i8 = 1;
-const TYPE_STRING: i8 = 2;
-const TYPE_INT: i8 = 3;
-const TYPE_LONG: i8 = 5;
-const TYPE_LIST: i8 = 7;
-
-fn config_type(key: &str) -> i8 {
-    match key {
-        "cleanup.policy" | "log.cleanup.policy" => TYPE_LIST,
-        "compression.type" | "message.timestamp.type" => TYPE_STRING,
-        "auto.create.topics.enable" => TYPE_BOOLEAN,
-        "max.message.bytes"
-        | "message.max.bytes"
-        | "index.interval.bytes"
-        | "segment.bytes"
-        | "log.segment.bytes"
-        | "segment.index.bytes"
-        | "num.partitions"
-        | "offsets.topic.num.partitions"
-        | "socket.request.max.bytes"
-        | "max.connections"
-        | "group.min.session.timeout.ms"
-        | "group.max.session.timeout.ms"
-        | "group.initial.rebalance.delay.ms" => TYPE_INT,
-        _ => TYPE_LONG,
-    }
-}
-
-/// The broker's settings under Kafka's broker-level names.
-fn broker_entries(ctx: &Ctx) -> Vec<(String, String)> {
+/// The broker's settings under Kafka's broker-level names, with their
+/// types: its own, then every topic setting's default.
+fn broker_entries(ctx: &Ctx) -> Vec<(String, String, ConfigType)> {
     let b = ctx.broker.config();
     let ms = |d: std::time::Duration| d.as_millis().to_string();
-    let mut out = vec![
+    let mut out: Vec<(String, String, ConfigType)> = [
         (
-            "auto.create.topics.enable".to_string(),
+            "auto.create.topics.enable",
             b.auto_create_topics.to_string(),
+            ConfigType::Boolean,
         ),
         (
-            "connections.max.idle.ms".to_string(),
+            "connections.max.idle.ms",
             ms(ctx.config.idle_timeout),
+            ConfigType::Long,
         ),
         (
-            "group.initial.rebalance.delay.ms".to_string(),
+            "group.initial.rebalance.delay.ms",
             ms(b.group.initial_rebalance_delay),
+            ConfigType::Int,
         ),
         (
-            "group.max.session.timeout.ms".to_string(),
+            "group.max.session.timeout.ms",
             ms(b.group.max_session_timeout),
+            ConfigType::Int,
         ),
         (
-            "group.min.session.timeout.ms".to_string(),
+            "group.min.session.timeout.ms",
             ms(b.group.min_session_timeout),
+            ConfigType::Int,
         ),
         (
-            "max.connections".to_string(),
+            "max.connections",
             ctx.config.max_connections.to_string(),
+            ConfigType::Int,
         ),
         (
-            "num.partitions".to_string(),
+            "num.partitions",
             b.default_partitions.to_string(),
+            ConfigType::Int,
         ),
         (
-            "offsets.topic.num.partitions".to_string(),
+            "offsets.topic.num.partitions",
             b.group.offsets_topic_partitions.to_string(),
+            ConfigType::Int,
         ),
         (
-            "socket.request.max.bytes".to_string(),
+            "socket.request.max.bytes",
             ctx.config.max_request_bytes.to_string(),
+            ConfigType::Int,
         ),
-    ];
-    // Topic defaults, under the broker names Kafka gives them.
-    for (k, v) in b.topic_defaults.entries() {
-        let name = match k {
-            "max.message.bytes" => "message.max.bytes".to_string(),
-            "compression.type" => k.to_string(),
-            other => format!("log.{other}"),
-        };
-        out.push((name, v));
-    }
-    out.sort();
+    ]
+    .into_iter()
+    .map(|(k, v, t)| (k.to_string(), v, t))
+    .collect();
+    out.extend(TOPIC_SETTINGS.iter().map(|s| {
+        (
+            s.broker_name.to_string(),
+            (s.get)(&b.topic_defaults),
+            s.config_type,
+        )
+    }));
+    out.sort_by(|x, y| x.0.cmp(&y.0));
     out
 }
 
@@ -107,6 +91,7 @@ fn entry(
     value: &str,
     source: i8,
     read_only: bool,
+    config_type: ConfigType,
     version: i16,
 ) -> DescribeConfigsResourceResult {
     DescribeConfigsResourceResult::default()
@@ -115,7 +100,7 @@ fn entry(
         .with_config_source(source)
         .with_read_only(read_only)
         // Types are answered from v3.
-        .with_config_type(if version >= 3 { config_type(name) } else { 0 })
+        .with_config_type(if version >= 3 { config_type as i8 } else { 0 })
 }
 
 pub async fn handle(
@@ -152,6 +137,7 @@ pub async fn handle(
                                         CONFIG_SOURCE_DEFAULT
                                     },
                                     false,
+                                    topic_setting(k).map_or(ConfigType::Long, |s| s.config_type),
                                     version,
                                 )
                             })
@@ -167,8 +153,10 @@ pub async fn handle(
                     base.with_configs(
                         broker_entries(ctx)
                             .iter()
-                            .filter(|(k, _)| wanted(k))
-                            .map(|(k, v)| entry(k, v, CONFIG_SOURCE_STATIC_BROKER, true, version))
+                            .filter(|(k, _, _)| wanted(k))
+                            .map(|(k, v, t)| {
+                                entry(k, v, CONFIG_SOURCE_STATIC_BROKER, true, *t, version)
+                            })
                             .collect(),
                     )
                 }

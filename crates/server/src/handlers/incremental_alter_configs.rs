@@ -9,6 +9,7 @@ use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsRe
 use kafka_protocol::messages::{
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, RequestHeader,
 };
+use pubsub_broker::config::{topic_setting, ConfigType};
 use pubsub_broker::BrokerError;
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
@@ -51,7 +52,7 @@ fn changes(
             (OP_SET, Some(v)) => Some(v),
             (OP_DELETE, _) => None,
             (OP_APPEND | OP_SUBTRACT, Some(v)) => {
-                if key != "cleanup.policy" {
+                if topic_setting(&key).is_none_or(|s| s.config_type != ConfigType::List) {
                     return Err((
                         ResponseError::InvalidConfig.code(),
                         format!("{key} is not a list"),

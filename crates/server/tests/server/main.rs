@@ -4,6 +4,7 @@
 mod captured;
 mod client;
 mod common;
+mod configs;
 mod fetch;
 mod groups;
 mod limits;
