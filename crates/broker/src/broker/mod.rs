@@ -31,8 +31,7 @@ use tracing::{info, warn};
 
 use crate::config::BrokerConfig;
 use crate::error::{BrokerError, Result};
-use crate::group::records::CommittedOffset;
-use crate::group::{GroupCoordinator, GroupListing, OffsetsStore};
+use crate::group::{GroupCoordinator, OffsetsStore};
 use crate::notify::{Notifier, Wakeup};
 use crate::partition::Partition;
 use crate::partitioner::RoundRobin;
@@ -192,21 +191,5 @@ impl Broker {
     /// `__consumer_offsets` partition.
     pub fn offsets_store(&self) -> &dyn OffsetsStore {
         self.inner.as_ref()
-    }
-
-    /// Committed offsets of a group (for monitoring: same as the
-    /// coordinator's [`GroupCoordinator::fetch_offsets`]).
-    pub fn fetch_offsets(
-        &self,
-        group: &str,
-        partitions: Option<&[(String, i32)]>,
-    ) -> Vec<((String, i32), Option<CommittedOffset>)> {
-        self.inner.coordinator.fetch_offsets(group, partitions)
-    }
-
-    /// Every group (for monitoring: same as the coordinator's
-    /// [`GroupCoordinator::list`]).
-    pub fn list_groups(&self) -> Vec<GroupListing> {
-        self.inner.coordinator.list()
     }
 }

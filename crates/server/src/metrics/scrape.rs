@@ -242,7 +242,7 @@ fn groups(
     broker: &Broker,
     partitions: &[Arc<Partition>],
 ) -> fmt::Result {
-    let groups = broker.list_groups();
+    let groups = broker.coordinator().list();
     let mut states: BTreeMap<&'static str, u64> = BTreeMap::new();
     for g in &groups {
         *states.entry(g.state.kafka_name()).or_default() += 1;
@@ -260,7 +260,8 @@ fn groups(
     // (group, topic, partition, committed, lag), for partitions that exist.
     let mut rows = Vec::new();
     for g in &groups {
-        for ((topic, partition), committed) in broker.fetch_offsets(&g.group_id, None) {
+        for ((topic, partition), committed) in broker.coordinator().fetch_offsets(&g.group_id, None)
+        {
             let (Some(c), Some(&end)) = (committed, ends.get(&(topic.as_str(), partition))) else {
                 continue;
             };
