@@ -12,7 +12,8 @@
 # Environment: RDKAFKA_PERF (default ../shared/tools/rdkafka-perf), ROUNDS
 # (3), MESSAGES (300000: within this machine's disk burst), CLIENT (the
 # `pubsub` used for `bench`, default B). Prints one line per measurement and
-# a table of medians with the ratio B/A.
+# a table of medians with the ratio B/A: MB/s, and the server's CPU seconds
+# per workload (lower is better; steadier than throughput on a shared disk).
 set -euo pipefail
 
 A=${1:?usage: ab.sh OLD_PUBSUB NEW_PUBSUB}
@@ -45,7 +46,12 @@ start() {
   exit 1
 }
 
+# stop LABEL WHAT: records the server's CPU seconds (user + system) for the
+# workloads it served, a far steadier figure than throughput, then stops it.
 stop() {
+  local ticks
+  ticks=$(awk '{print $14 + $15}' "/proc/$server_pid/stat")
+  record "$1" "server CPU seconds: $2" "$(python3 -c "print(round($ticks / $(getconf CLK_TCK), 2))")"
   kill -TERM "$server_pid"
   wait "$server_pid" || true
   server_pid=""
@@ -56,7 +62,7 @@ stop() {
 
 # rdk_mb ARGS...: MB/s from rdkafka_performance's summary line.
 rdk_mb() {
-  "$RDK" "$@" 2>&1 | grep 'msgs/s' | tail -1 | sed -E 's/.* ([0-9.]+) MB\/s.*/\1/'
+  "$RDK" "$@" 2>&1 | grep 'msgs/s' | tail -1 | grep -oE '[0-9.]+ MB/s' | cut -d' ' -f1
 }
 
 # bench_mb ARGS...: MB/s from `pubsub bench ... --json`.
@@ -73,20 +79,20 @@ case_run() {
     "$(rdk_mb -P -t r1 -p 0 -b "$addr" -s 1024 -a 1 -c "$N" -X batch.num.messages=200 -X linger.ms=5)"
   record "$label" "rdkafka_performance consume" \
     "$(rdk_mb -C -t r1 -p 0 -b "$addr" -o beginning -c "$N" -X fetch.max.bytes=52428800)"
-  stop
+  stop "$label" "rdkafka_performance produce acks=1 + consume"
   start "$bin"
   record "$label" "rdkafka_performance produce acks=all" \
     "$(rdk_mb -P -t rall -p 0 -b "$addr" -s 1024 -a -1 -c "$N" -X batch.num.messages=200 -X linger.ms=5)"
-  stop
+  stop "$label" "rdkafka_performance produce acks=all"
   start "$bin"
   record "$label" "pubsub bench produce acks=1" \
     "$(bench_mb produce --topic p1 --messages "$N" --size 1024 --batch 200 --acks 1)"
   record "$label" "pubsub bench consume" "$(bench_mb consume --topic p1)"
-  stop
+  stop "$label" "pubsub bench produce acks=1 + consume"
   start "$bin"
   record "$label" "pubsub bench produce acks=all" \
     "$(bench_mb produce --topic pall --messages "$N" --size 1024 --batch 200 --acks all)"
-  stop
+  stop "$label" "pubsub bench produce acks=all"
 }
 
 for r in $(seq "$ROUNDS"); do
@@ -99,9 +105,10 @@ rows = {}
 for line in open(sys.argv[1]):
     label, case, mb = line.rstrip("\n").split("\t")
     rows.setdefault(case, {}).setdefault(label, []).append(float(mb))
-print("\n| workload (1 KiB, 1 partition) | A MB/s (median) | B MB/s (median) | B / A |")
+print("\n| workload (1 KiB, 1 partition) | A (median) | B (median) | B / A |")
 print("|---|---|---|---|")
 for case, by in rows.items():
     a, b = statistics.median(by["A"]), statistics.median(by["B"])
-    print(f"| {case} | {a:.0f} | {b:.0f} | {b / a:.2f}x |")
+    fmt = ".2f" if max(a, b) < 100 else ".0f"
+    print(f"| {case} | {a:{fmt}} | {b:{fmt}} | {b / a:.2f}x |")
 EOF
