@@ -5,6 +5,9 @@
 //! bootstrap connection.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::error::ResponseError;
 
 use kafka_protocol::messages::{FindCoordinatorRequest, MetadataResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -12,6 +15,9 @@ use kafka_protocol::protocol::StrBytes;
 use crate::admin;
 use crate::connection::Connection;
 use crate::error::{check, ClientError, Result};
+
+/// How long FindCoordinator is retried while the answer is retriable.
+pub const COORDINATOR_WAIT: Duration = Duration::from_secs(30);
 
 /// A topic's partitions and their leaders.
 #[derive(Debug, Clone)]
@@ -151,7 +157,10 @@ impl Cluster {
     }
 
     /// The address of `group`'s coordinator (FindCoordinator, then
-    /// remembered until `forget_coordinator`).
+    /// remembered until `forget_coordinator`). Retriable answers are asked
+    /// again for up to [`COORDINATOR_WAIT`], as Kafka's own clients do: a
+    /// Kafka broker answers COORDINATOR_NOT_AVAILABLE while it creates
+    /// `__consumer_offsets` for the first group.
     pub async fn coordinator_addr(&mut self, group: &str) -> Result<String> {
         if let Some(addr) = self.coordinators.get(group) {
             return Ok(addr.clone());
@@ -163,7 +172,18 @@ impl Cluster {
         if v >= 1 {
             req = req.with_key_type(0);
         }
-        let resp = conn.call(v, &req).await?;
+        let deadline = Instant::now() + COORDINATOR_WAIT;
+        let mut backoff = Duration::from_millis(50);
+        let resp = loop {
+            let resp = conn.call(v, &req).await?;
+            let retriable =
+                ResponseError::try_from_code(resp.error_code).is_some_and(|e| e.is_retriable());
+            if !retriable || Instant::now() + backoff > deadline {
+                break resp;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+        };
         check(
             resp.error_code,
             || format!("finding the coordinator of group {group}"),
