@@ -17,8 +17,8 @@ pub enum BrokerError {
         /// Partition, when one was named.
         partition: Option<i32>,
     },
-    /// A topic of that name exists.
-    #[error("topic {0} already exists")]
+    /// A topic of that name exists (the message is Kafka's own).
+    #[error("Topic '{0}' already exists.")]
     TopicAlreadyExists(String),
     /// The name is not a valid topic name.
     #[error("invalid topic name {name:?}: {reason}")]
