@@ -12,5 +12,6 @@ mod kafka;
 mod log_tools;
 mod metrics;
 mod readme;
+mod reference;
 mod serve;
 mod storage_errors;

@@ -1,0 +1,343 @@
+//! Apache Kafka as the reference: the CLI tour of the README, step by step,
+//! against a fresh pubsub daemon and a real single-node Apache Kafka (KRaft,
+//! started by `compat/kafka` from Maven Central jars), and what each step
+//! prints compared. Where the two differ, the test fails and shows both.
+//!
+//! Needs Java 17+ and Maven. Without them the test says so and passes,
+//! unless `PUBSUB_REQUIRE_KAFKA=1` (which `.ci/run` sets) makes that a
+//! failure.
+
+// A test that cannot unwrap has failed; the panic says where.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use crate::daemon::{binary, Daemon};
+
+/// The launcher script at the repository's top.
+fn launcher() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../compat/kafka")
+}
+
+/// A Kafka started by `compat/kafka start`, stopped on drop.
+pub struct Kafka {
+    dir: tempfile::TempDir,
+    pub bootstrap: String,
+}
+
+impl Kafka {
+    /// Starts one, or `None` (with a message) where Java or Maven is
+    /// missing and `PUBSUB_REQUIRE_KAFKA` is not set.
+    pub fn start() -> Option<Kafka> {
+        let required = std::env::var("PUBSUB_REQUIRE_KAFKA").is_ok_and(|v| v == "1");
+        for tool in ["java", "mvn"] {
+            let found = Command::new(tool)
+                .arg("-version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok();
+            if !found {
+                assert!(!required, "PUBSUB_REQUIRE_KAFKA=1 but {tool} is missing");
+                eprintln!("skipped: {tool} is missing, so no Apache Kafka to compare with");
+                return None;
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new(launcher())
+            .arg("start")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "compat/kafka start failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let bootstrap = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("listening on "))
+            .unwrap_or_else(|| panic!("no `listening on` line: {stdout:?}"))
+            .to_string();
+        Some(Kafka { dir, bootstrap })
+    }
+}
+
+impl Drop for Kafka {
+    fn drop(&mut self) {
+        let _ = Command::new(launcher())
+            .arg("stop")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Runs `pubsub ARGS --bootstrap ADDR` with `stdin`: (success, stdout,
+/// stderr).
+fn cli(bootstrap: &str, args: &[&str], stdin: &str) -> (bool, String, String) {
+    let mut child = Command::new(binary())
+        .args(args)
+        .arg("--bootstrap")
+        .arg(bootstrap)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// Stdout of a command that must succeed.
+fn ok(bootstrap: &str, args: &[&str], stdin: &str) -> String {
+    let (success, stdout, stderr) = cli(bootstrap, args, stdin);
+    assert!(
+        success,
+        "pubsub {args:?} against {bootstrap} failed: {stderr}"
+    );
+    stdout
+}
+
+/// The first line of stderr of a command that must fail.
+fn error(bootstrap: &str, args: &[&str]) -> String {
+    let (success, _, stderr) = cli(bootstrap, args, "");
+    assert!(!success, "pubsub {args:?} against {bootstrap} succeeded");
+    stderr.lines().next().unwrap_or_default().to_string()
+}
+
+/// JSON lines with their timestamps (set by each broker's clock) blanked.
+fn without_timestamps(json_lines: &str) -> String {
+    json_lines
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["timestamp"] = serde_json::Value::Null;
+            v.to_string() + "\n"
+        })
+        .collect()
+}
+
+/// `topic describe`'s partition table (the part before the configs).
+fn partition_table(describe: &str) -> String {
+    describe
+        .split("\n\nCONFIG")
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// `topic describe`'s configs: name -> (value, source).
+fn configs(describe: &str) -> BTreeMap<String, (String, String)> {
+    let Some((_, table)) = describe.split_once("\n\nCONFIG") else {
+        return BTreeMap::new();
+    };
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            match cols[..] {
+                [name, value, source] => Some((name.into(), (value.into(), source.into()))),
+                [name, source] => Some((name.into(), (String::new(), source.into()))),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// The README's tour, as (step, what it printed) pairs. `configs_of` keeps
+/// only the configs pubsub describes, so Kafka's many extra settings (tiered
+/// storage, replication throttles) do not count as differences.
+fn tour(bootstrap: &str, configs_of: Option<&BTreeMap<String, (String, String)>>) -> Steps {
+    let mut s = Steps::default();
+    let b = bootstrap;
+    s.add(
+        "topic create",
+        ok(b, &["topic", "create", "orders", "--partitions", "3"], ""),
+    );
+    s.add(
+        "produce keyed, --verbose",
+        ok(
+            b,
+            &["produce", "orders", "--key-separator", ":", "--verbose"],
+            "AAPL:buy 100\nMSFT:sell 20\nAAPL:buy 5\nTSLA:buy 1\n",
+        ),
+    );
+    s.add(
+        "consume --group from the beginning, json",
+        without_timestamps(&ok(
+            b,
+            &[
+                "consume",
+                "orders",
+                "--group",
+                "audit",
+                "--from-beginning",
+                "--count",
+                "4",
+                "--format",
+                "json",
+            ],
+            "",
+        )),
+    );
+    s.add(
+        "produce more",
+        ok(
+            b,
+            &["produce", "orders", "-K", ":", "--verbose"],
+            "AAPL:sell 50\nIBM:buy 7\n",
+        ),
+    );
+    s.add(
+        "group describe (lag 2)",
+        ok(b, &["group", "describe", "audit"], ""),
+    );
+    s.add("group list", ok(b, &["group", "list"], ""));
+    s.add(
+        "consume --group catches up",
+        ok(
+            b,
+            &["consume", "orders", "--group", "audit", "--count", "2"],
+            "",
+        ),
+    );
+    s.add(
+        "reset-offsets dry run",
+        ok(
+            b,
+            &[
+                "group",
+                "reset-offsets",
+                "audit",
+                "--topic",
+                "orders",
+                "--to-earliest",
+            ],
+            "",
+        ),
+    );
+    s.add(
+        "reset-offsets --execute",
+        ok(
+            b,
+            &[
+                "group",
+                "reset-offsets",
+                "audit",
+                "--topic",
+                "orders",
+                "--to-earliest",
+                "--execute",
+            ],
+            "",
+        ),
+    );
+    s.add(
+        "group describe after reset",
+        ok(b, &["group", "describe", "audit"], ""),
+    );
+    s.add(
+        "consume --offset on one partition",
+        ok(
+            b,
+            &[
+                "consume",
+                "orders",
+                "--partition",
+                "0",
+                "--offset",
+                "1",
+                "--count",
+                "2",
+            ],
+            "",
+        ),
+    );
+    let describe = ok(b, &["topic", "describe", "orders"], "");
+    s.add("topic describe: partitions", partition_table(&describe));
+    ok(
+        b,
+        &[
+            "topic",
+            "alter-config",
+            "orders",
+            "--set",
+            "retention.ms=86400000",
+            "--set",
+            "max.message.bytes=2048",
+        ],
+        "",
+    );
+    let altered = ok(b, &["topic", "describe", "orders"], "");
+    for (name, table) in [
+        ("topic describe: configs", &describe),
+        ("configs after alter-config", &altered),
+    ] {
+        let all = configs(table);
+        let shown: String = all
+            .iter()
+            .filter(|(k, _)| configs_of.is_none_or(|keep| keep.contains_key(*k)))
+            .map(|(k, (v, source))| format!("{k}={v} ({source})\n"))
+            .collect();
+        s.add(name, shown);
+    }
+    s.add(
+        "error: unknown topic",
+        error(b, &["consume", "nope", "--count", "1"]),
+    );
+    s.add(
+        "error: topic exists",
+        error(b, &["topic", "create", "orders"]),
+    );
+    s.add("group delete", ok(b, &["group", "delete", "audit"], ""));
+    s.add("topic delete", ok(b, &["topic", "delete", "orders"], ""));
+    s.add("topic list", ok(b, &["topic", "list"], ""));
+    s.describe = configs(&describe);
+    s
+}
+
+#[derive(Default)]
+struct Steps {
+    steps: Vec<(&'static str, String)>,
+    describe: BTreeMap<String, (String, String)>,
+}
+
+impl Steps {
+    fn add(&mut self, step: &'static str, output: String) {
+        self.steps.push((step, output));
+    }
+}
+
+#[test]
+fn the_cli_tour_prints_the_same_against_pubsub_and_apache_kafka() {
+    let Some(kafka) = Kafka::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&dir.path().join("data"));
+    let ours = tour(&daemon.addr.to_string(), None);
+    let theirs = tour(&kafka.bootstrap, Some(&ours.describe));
+    let mut differences = String::new();
+    for ((step, a), (_, b)) in ours.steps.iter().zip(&theirs.steps) {
+        if a != b {
+            differences += &format!("--- {step}\npubsub:\n{a}\nApache Kafka:\n{b}\n");
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "the CLI saw differences:\n{differences}"
+    );
+}
