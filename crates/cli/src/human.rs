@@ -62,18 +62,29 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 /// Parses a duration such as `10s` (`humantime`'s units); a plain number
-/// is milliseconds.
+/// is milliseconds. At most `u64::MAX` milliseconds.
 pub fn parse_span(s: &str) -> Result<Duration, String> {
     let bad = || format!("{s:?} is not a duration (examples: 250ms, 10s, 5m, 2h, 7d)");
+    let too_long = || format!("{s:?} is too long");
     // Units in any case, as before: `5M` is five minutes, not humantime's months.
     let plain = plain(s).to_ascii_lowercase();
-    if !plain.is_empty() && plain.bytes().all(|b| b.is_ascii_digit()) {
-        return plain.parse().map(Duration::from_millis).map_err(|_| bad());
+    // Whole milliseconds are counted here: humantime counts them in u64
+    // nanoseconds, which ends far short of u64 milliseconds.
+    let millis = plain
+        .strip_suffix("ms")
+        .map_or(plain.as_str(), str::trim_end);
+    if !millis.is_empty() && millis.bytes().all(|b| b.is_ascii_digit()) {
+        return millis.parse().map(Duration::from_millis).map_err(|_| bad());
     }
-    humantime::parse_duration(&plain).map_err(|e| match e {
-        humantime::DurationError::NumberOverflow => format!("{s:?} is too long"),
+    let span = humantime::parse_duration(&plain).map_err(|e| match e {
+        humantime::DurationError::NumberOverflow => too_long(),
         _ => bad(),
-    })
+    })?;
+    // Longer would wrap when written as Kafka's milliseconds.
+    if span.as_millis() > u128::from(u64::MAX) {
+        return Err(too_long());
+    }
+    Ok(span)
 }
 
 fn format_size(b: u64) -> String {
@@ -224,6 +235,24 @@ mod tests {
         assert_eq!(Size(1000).to_string(), "1000");
         assert_eq!(Span(Duration::from_secs(600)).to_string(), "10m");
         assert_eq!(Span(Duration::from_millis(1500)).to_string(), "1500ms");
+    }
+
+    #[test]
+    fn spans_reach_u64_milliseconds_and_no_further() {
+        // The longest span, in milliseconds with or without the unit.
+        let longest = Ok(Duration::from_millis(u64::MAX));
+        assert_eq!(parse_span("18446744073709551615"), longest);
+        assert_eq!(parse_span("18446744073709551615ms"), longest);
+        assert_eq!(
+            parse_span("20000000000000 MS"),
+            Ok(Duration::from_millis(20_000_000_000_000))
+        );
+        // Past it: refused, not wrapped into a short span when written in
+        // Kafka's milliseconds (213503982336d would be 33.6 hours).
+        for long in ["18446744073709552s", "213503982336d", "300000000000d"] {
+            let e = parse_span(long).expect_err(long);
+            assert!(e.contains("too long"), "{long}: {e}");
+        }
     }
 }
 

@@ -595,6 +595,15 @@ mod tests {
     }
 
     #[test]
+    fn a_span_past_u64_milliseconds_is_refused_not_wrapped() {
+        // 213503982336 days is 2^64 ms plus 120848384 ms: wrapped, a
+        // retention of 33.6 hours.
+        let e = Settings::parse("[topics]\nretention = \"213503982336d\"", "f.toml")
+            .expect_err("too long");
+        assert!(e.to_string().contains("too long"), "{e}");
+    }
+
+    #[test]
     fn bad_settings_name_their_source() {
         let err =
             |text: &str| Settings::parse(text, "f.toml").and_then(|s| s.validate().map(|()| s));
