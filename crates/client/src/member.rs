@@ -88,6 +88,7 @@ impl Membership {
         }
         self.rejoin.store(false, Ordering::Relaxed);
         let subscription = encode_subscription(std::slice::from_ref(&self.topic))?;
+        let retry_until = std::time::Instant::now() + crate::cluster::COORDINATOR_WAIT;
         loop {
             let conn = cluster.coordinator(&self.group).await?;
             let joined = join_once(conn, &self.group, &self.member_id, &subscription).await?;
@@ -100,8 +101,9 @@ impl Membership {
                     self.member_id.clear();
                     continue;
                 }
-                // The coordinator is loading, moving or away: ask again.
-                Some(e) if e.is_retriable() => {
+                // The coordinator is loading, moving or away: ask again,
+                // for as long as FindCoordinator would.
+                Some(e) if e.is_retriable() && std::time::Instant::now() < retry_until => {
                     cluster.forget_coordinator(&self.group);
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
