@@ -162,6 +162,11 @@ func TestFranzTopicAdminAndConfigs(t *testing.T) {
 		}
 		return ""
 	})
+	// Its configs are gone with it.
+	rcs, err := adm.DescribeTopicConfigs(ctx, topic)
+	if rc, onErr := rcs.On(topic, nil); !errors.Is(err, kerr.UnknownTopicOrPartition) && !errors.Is(onErr, kerr.UnknownTopicOrPartition) && !errors.Is(rc.Err, kerr.UnknownTopicOrPartition) {
+		t.Errorf("configs of a deleted topic: %+v %v %v, want UNKNOWN_TOPIC_OR_PARTITION", rc, err, onErr)
+	}
 }
 
 // produced is what the producer was told about each record.
