@@ -4,7 +4,7 @@
 //! (`compat/kafka`), the reference: every Go test must pass on both.
 //!
 //! Needs Go (and Java and Maven for Kafka). Without Go the test says so and
-//! passes, unless `PUBSUB_REQUIRE_KAFKA=1` (which `.ci/run` sets) makes that
+//! passes, unless `COMPAT_REQUIRE_KAFKA=1` (which `.ci/run` sets) makes that
 //! a failure; without Java or Maven only the pubsub run happens, as
 //! `Kafka::start` decides.
 
@@ -23,7 +23,7 @@ fn module() -> PathBuf {
 }
 
 /// Whether `go` runs here; without it, a message (or a failure where
-/// `PUBSUB_REQUIRE_KAFKA=1`).
+/// `COMPAT_REQUIRE_KAFKA=1`).
 fn go_found() -> bool {
     let found = Command::new("go")
         .arg("version")
@@ -32,8 +32,8 @@ fn go_found() -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !found {
-        let required = std::env::var("PUBSUB_REQUIRE_KAFKA").is_ok_and(|v| v == "1");
-        assert!(!required, "PUBSUB_REQUIRE_KAFKA=1 but go is missing");
+        let required = std::env::var("COMPAT_REQUIRE_KAFKA").is_ok_and(|v| v == "1");
+        assert!(!required, "COMPAT_REQUIRE_KAFKA=1 but go is missing");
         eprintln!("skipped: go is missing, so the Go client suites do not run");
     }
     found

@@ -4,7 +4,7 @@
 //! prints compared. Where the two differ, the test fails and shows both.
 //!
 //! Needs Java 17+ and Maven. Without them the test says so and passes,
-//! unless `PUBSUB_REQUIRE_KAFKA=1` (which `.ci/run` sets) makes that a
+//! unless `COMPAT_REQUIRE_KAFKA=1` (which `.ci/run` sets) makes that a
 //! failure.
 
 // A test that cannot unwrap has failed; the panic says where.
@@ -30,9 +30,9 @@ pub struct Kafka {
 
 impl Kafka {
     /// Starts one, or `None` (with a message) where Java or Maven is
-    /// missing and `PUBSUB_REQUIRE_KAFKA` is not set.
+    /// missing and `COMPAT_REQUIRE_KAFKA` is not set.
     pub fn start() -> Option<Kafka> {
-        let required = std::env::var("PUBSUB_REQUIRE_KAFKA").is_ok_and(|v| v == "1");
+        let required = std::env::var("COMPAT_REQUIRE_KAFKA").is_ok_and(|v| v == "1");
         for tool in ["java", "mvn"] {
             let found = Command::new(tool)
                 .arg("-version")
@@ -41,7 +41,7 @@ impl Kafka {
                 .status()
                 .is_ok();
             if !found {
-                assert!(!required, "PUBSUB_REQUIRE_KAFKA=1 but {tool} is missing");
+                assert!(!required, "COMPAT_REQUIRE_KAFKA=1 but {tool} is missing");
                 eprintln!("skipped: {tool} is missing, so no Apache Kafka to compare with");
                 return None;
             }
