@@ -9,6 +9,7 @@ mod commands;
 mod compat;
 mod daemon;
 mod kafka;
+mod kafka_tools;
 mod log_tools;
 mod metrics;
 mod readme;
