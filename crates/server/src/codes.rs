@@ -24,7 +24,9 @@ pub fn kafka_error(e: &BrokerError) -> ResponseError {
         BrokerError::UnknownTopicOrPartition { .. } => K::UnknownTopicOrPartition,
         BrokerError::TopicAlreadyExists(_) => K::TopicAlreadyExists,
         BrokerError::InvalidTopic { .. } => K::InvalidTopicException,
-        BrokerError::InvalidPartitions(_) => K::InvalidPartitions,
+        BrokerError::InvalidPartitions(_) | BrokerError::PartitionsNotIncreased { .. } => {
+            K::InvalidPartitions
+        }
         BrokerError::InvalidConfig { .. } => K::InvalidConfig,
         BrokerError::MessageTooLarge { .. } => K::MessageTooLarge,
         BrokerError::InvalidRecord(_) => K::InvalidRecord,

@@ -337,6 +337,20 @@ fn scenario(run: &mut Run<'_>) {
             true,
         ),
     );
+    for (name, count) in [
+        ("topics --alter --partitions: fewer", "2"),
+        ("topics --alter --partitions: as many", "4"),
+    ] {
+        run.step(
+            name,
+            run.tool(
+                TOPICS,
+                &["--alter", "--topic", "orders", "--partitions", count],
+                "",
+                false,
+            ),
+        );
+    }
     run.step(
         "topics --describe",
         describe_topic(&run.tool(TOPICS, &["--describe", "--topic", "orders"], "", true)),
