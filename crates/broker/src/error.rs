@@ -42,6 +42,10 @@ pub enum BrokerError {
         /// The count asked for.
         requested: u32,
     },
+    /// A topic setting of a name Kafka does not know (the message is Kafka's
+    /// own).
+    #[error("Unknown topic config name: {0}")]
+    UnknownTopicConfig(String),
     /// A topic or broker setting that cannot be used.
     #[error("invalid config {key}: {reason}")]
     InvalidConfig {

@@ -27,7 +27,7 @@ pub fn kafka_error(e: &BrokerError) -> ResponseError {
         BrokerError::InvalidPartitions(_) | BrokerError::PartitionsNotIncreased { .. } => {
             K::InvalidPartitions
         }
-        BrokerError::InvalidConfig { .. } => K::InvalidConfig,
+        BrokerError::InvalidConfig { .. } | BrokerError::UnknownTopicConfig(_) => K::InvalidConfig,
         BrokerError::MessageTooLarge { .. } => K::MessageTooLarge,
         BrokerError::InvalidRecord(_) => K::InvalidRecord,
         BrokerError::CorruptMessage(_) => K::CorruptMessage,

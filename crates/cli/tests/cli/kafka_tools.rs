@@ -54,6 +54,20 @@ impl Run<'_> {
         stdout.replace(&self.bootstrap, "BOOTSTRAP")
     }
 
+    /// Runs a tool that must fail and reports its exception to stderr: the
+    /// cause's line (`Caused by: ...`), with Kafka's error message.
+    fn cause(&self, class: &str, args: &[&str]) -> String {
+        let mut all = vec!["--bootstrap-server", &self.bootstrap];
+        all.extend_from_slice(args);
+        let (ok, stdout, stderr) = self.kafka.tool(class, &all, "");
+        assert!(!ok, "{class} {all:?} succeeded:\n{stdout}");
+        stderr
+            .lines()
+            .find(|l| l.starts_with("Caused by: "))
+            .unwrap_or_else(|| panic!("{class} {all:?}: no cause in\n{stderr}"))
+            .to_string()
+    }
+
     fn step(&mut self, name: &str, output: String) {
         self.steps.push((name.to_string(), output));
     }
@@ -309,6 +323,13 @@ fn scenario(run: &mut Run<'_>) {
             .concat(),
             "",
             true,
+        ),
+    );
+    run.step(
+        "configs --alter --add-config of an unknown name",
+        run.cause(
+            CONFIGS,
+            &[&topic[..], &["--alter", "--add-config", "bogus.x=1"]].concat(),
         ),
     );
     run.step(
