@@ -295,15 +295,18 @@ pub(crate) struct StoredIndex<E> {
 }
 
 impl<E: Entry> StoredIndex<E> {
+    /// No entries (what opening a missing file gives).
+    pub fn empty() -> Self {
+        StoredIndex {
+            entries: Vec::new(),
+            ragged: false,
+        }
+    }
+
     pub fn read(fs: &dyn FileSystem, path: &Path) -> Result<Self> {
         let file = match fs.open(path, OpenMode::ReadOnly) {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(StoredIndex {
-                    entries: Vec::new(),
-                    ragged: false,
-                })
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::empty()),
             Err(e) => return Err(StorageError::io("open", path, e)),
         };
         let len = file.len().map_err(|e| StorageError::io("stat", path, e))?;

@@ -384,11 +384,23 @@ fn scan_segment(ctx: &SegmentContext, file: &SegmentFile) -> Result<ScannedSegme
     })
 }
 
-/// Checks the active segment's indexes as they are on disk (rule 2).
+/// Checks the active segment's indexes as open will find them (rule 2): as
+/// they are on disk, or none if the segment is put back from `.log.deleted`
+/// (rule 1 removes its index files).
 fn check_active_index(ctx: &SegmentContext, file: &SegmentFile) -> Result<IndexCheck> {
     let fs = ctx.fs.as_ref();
-    let offsets = StoredIndex::<OffsetEntry>::read(fs, &ctx.path(file.base, INDEX_SUFFIX))?;
-    let times = StoredIndex::<TimeEntry>::read(fs, &ctx.path(file.base, TIME_INDEX_SUFFIX))?;
+    let restored = file.path != ctx.path(file.base, LOG_SUFFIX);
+    let (offsets, times) = if restored {
+        (
+            StoredIndex::<OffsetEntry>::empty(),
+            StoredIndex::<TimeEntry>::empty(),
+        )
+    } else {
+        (
+            StoredIndex::read(fs, &ctx.path(file.base, INDEX_SUFFIX))?,
+            StoredIndex::read(fs, &ctx.path(file.base, TIME_INDEX_SUFFIX))?,
+        )
+    };
     let handle = ctx
         .fs
         .open(&file.path, OpenMode::ReadOnly)

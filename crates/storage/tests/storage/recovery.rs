@@ -365,3 +365,33 @@ fn a_log_cut_below_its_recovery_point_fails_to_open_and_check_says_so() {
         other => panic!("expected Corrupt, got {other:?}"),
     }
 }
+
+#[test]
+fn a_restored_active_segment_gets_its_indexes_rebuilt_after_a_clean_stop() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, _) = Log::open(dir.path(), small_config()).expect("open");
+    let before = fill(&log, 10);
+    let active = log.segments().last().copied().expect("active").base_offset;
+    log.close().expect("close");
+    let index = seg_path(dir.path(), active, ".index");
+    let time_index = seg_path(dir.path(), active, ".timeindex");
+    let good_index = std::fs::read(&index).expect("index");
+    let good_time = std::fs::read(&time_index).expect("timeindex");
+    assert!(!good_index.is_empty() && !good_time.is_empty());
+    // The active segment as a `.log.deleted` nothing reaches: open puts it
+    // back and removes its index files, so they must be rebuilt.
+    let log_path = seg_path(dir.path(), active, ".log");
+    std::fs::rename(&log_path, seg_path(dir.path(), active, ".log.deleted")).expect("rename");
+    let (log, report) = Log::open(dir.path(), small_config()).expect("reopen");
+    assert!(report.clean_shutdown, "{report}");
+    assert_eq!(
+        report.restored_files,
+        vec![format!("{active:020}.log")],
+        "{report}"
+    );
+    assert_eq!(report.rebuilt_indexes, vec![active], "{report}");
+    assert_eq!(raw_batches(&log), before);
+    log.close().expect("close");
+    assert_eq!(std::fs::read(&index).expect("index"), good_index);
+    assert_eq!(std::fs::read(&time_index).expect("time"), good_time);
+}
