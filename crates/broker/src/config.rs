@@ -353,7 +353,7 @@ impl TopicConfig {
                 Err(reason) => reason,
             },
             None if IGNORED_KEYS.contains(&key) => return Ok(()),
-            None => "unknown topic setting".to_string(),
+            None => return Err(BrokerError::UnknownTopicConfig(key.to_string())),
         };
         Err(BrokerError::InvalidConfig {
             key: key.to_string(),

@@ -31,6 +31,21 @@ pub enum BrokerError {
     /// A partition count that cannot be used.
     #[error("invalid partition count: {0}")]
     InvalidPartitions(String),
+    /// A new partition count that does not grow the topic (the messages are
+    /// Kafka's own, which CreatePartitions sends as error_message).
+    #[error("{}", not_an_increase(.topic, *.current, *.requested))]
+    PartitionsNotIncreased {
+        /// Topic name.
+        topic: String,
+        /// Its partition count.
+        current: u32,
+        /// The count asked for.
+        requested: u32,
+    },
+    /// A topic setting of a name Kafka does not know (the message is Kafka's
+    /// own).
+    #[error("Unknown topic config name: {0}")]
+    UnknownTopicConfig(String),
     /// A topic or broker setting that cannot be used.
     #[error("invalid config {key}: {reason}")]
     InvalidConfig {
@@ -227,3 +242,12 @@ impl BrokerError {
 
 /// Result alias used throughout the crate.
 pub type Result<T, E = BrokerError> = std::result::Result<T, E>;
+
+/// Kafka's messages for a partition count that is not an increase.
+fn not_an_increase(topic: &str, current: u32, requested: u32) -> String {
+    if requested == current {
+        format!("Topic already has {current} partition(s).")
+    } else {
+        format!("The topic {topic} currently has {current} partition(s); {requested} would not be an increase.")
+    }
+}

@@ -24,8 +24,10 @@ pub fn kafka_error(e: &BrokerError) -> ResponseError {
         BrokerError::UnknownTopicOrPartition { .. } => K::UnknownTopicOrPartition,
         BrokerError::TopicAlreadyExists(_) => K::TopicAlreadyExists,
         BrokerError::InvalidTopic { .. } => K::InvalidTopicException,
-        BrokerError::InvalidPartitions(_) => K::InvalidPartitions,
-        BrokerError::InvalidConfig { .. } => K::InvalidConfig,
+        BrokerError::InvalidPartitions(_) | BrokerError::PartitionsNotIncreased { .. } => {
+            K::InvalidPartitions
+        }
+        BrokerError::InvalidConfig { .. } | BrokerError::UnknownTopicConfig(_) => K::InvalidConfig,
         BrokerError::MessageTooLarge { .. } => K::MessageTooLarge,
         BrokerError::InvalidRecord(_) => K::InvalidRecord,
         BrokerError::CorruptMessage(_) => K::CorruptMessage,

@@ -194,9 +194,16 @@ impl Broker {
         let _admin = self.inner.admin.lock();
         let topic = self.inner.existing_topic(name)?;
         let old = topic.meta.partitions;
-        if total <= old || total > MAX_PARTITIONS {
+        if total <= old {
+            return Err(BrokerError::PartitionsNotIncreased {
+                topic: name.to_string(),
+                current: old,
+                requested: total,
+            });
+        }
+        if total > MAX_PARTITIONS {
             return Err(BrokerError::InvalidPartitions(format!(
-                "topic {name} has {old} partitions; the new count {total} must be larger and at most {MAX_PARTITIONS}"
+                "topic {name} has {old} partitions; the new count {total} must be at most {MAX_PARTITIONS}"
             )));
         }
         let mut meta = topic.meta.clone();

@@ -10,6 +10,7 @@ mod compat;
 mod daemon;
 mod go_clients;
 mod kafka;
+mod kafka_tools;
 mod log_tools;
 mod metrics;
 mod readme;

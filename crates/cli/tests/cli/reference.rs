@@ -65,6 +65,35 @@ impl Kafka {
             .to_string();
         Some(Kafka { dir, bootstrap })
     }
+
+    /// Runs one of Kafka's tools (`CLASS ARGS...`, e.g.
+    /// `org.apache.kafka.tools.TopicCommand`) from the same jars, with
+    /// `stdin`, against whatever bootstrap `args` name: (success, stdout,
+    /// stderr).
+    pub fn tool(&self, class: &str, args: &[&str], stdin: &str) -> (bool, String, String) {
+        let mut child = Command::new(launcher())
+            .arg("run")
+            .arg(self.dir.path().join("tools"))
+            .arg(class)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    }
 }
 
 impl Drop for Kafka {

@@ -3,7 +3,7 @@
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse, RequestHeader};
-use pubsub_broker::MAX_PARTITIONS;
+use pubsub_broker::{BrokerError, MAX_PARTITIONS};
 
 use super::sb;
 use crate::codes::error_code;
@@ -32,9 +32,13 @@ pub async fn handle(
             } else if req.validate_only {
                 match current {
                     None => Err((ResponseError::UnknownTopicOrPartition.code(), format!("no topic {}", &*t.name))),
-                    Some(n) if t.count as u32 <= n || t.count as u32 > MAX_PARTITIONS => Err((
+                    Some(n) if t.count as u32 <= n => {
+                        let refusal = BrokerError::PartitionsNotIncreased { topic: t.name.to_string(), current: n, requested: t.count as u32 };
+                        Err((ResponseError::InvalidPartitions.code(), refusal.to_string()))
+                    }
+                    Some(n) if t.count as u32 > MAX_PARTITIONS => Err((
                         ResponseError::InvalidPartitions.code(),
-                        format!("topic has {n} partitions; the new count must be larger and at most {MAX_PARTITIONS}"),
+                        format!("topic has {n} partitions; the new count must be at most {MAX_PARTITIONS}"),
                     )),
                     Some(_) => Ok(()),
                 }
