@@ -451,12 +451,7 @@ fn kafka_tools_print_the_same_against_pubsub_and_apache_kafka() {
         steps: Vec::new(),
     };
     scenario(&mut theirs);
-    let mut differences = String::new();
-    for ((step, a), (_, b)) in ours.steps.iter().zip(&theirs.steps) {
-        if a != b {
-            differences += &format!("--- {step}\npubsub:\n{a}\nApache Kafka:\n{b}\n");
-        }
-    }
+    let differences = crate::reference::differences(&ours.steps, &theirs.steps);
     assert!(
         differences.is_empty(),
         "Kafka's tools saw differences:\n{differences}"

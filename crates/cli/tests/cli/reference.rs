@@ -71,28 +71,13 @@ impl Kafka {
     /// `stdin`, against whatever bootstrap `args` name: (success, stdout,
     /// stderr).
     pub fn tool(&self, class: &str, args: &[&str], stdin: &str) -> (bool, String, String) {
-        let mut child = Command::new(launcher())
+        let mut command = Command::new(launcher());
+        command
             .arg("run")
             .arg(self.dir.path().join("tools"))
             .arg(class)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.success(),
-            String::from_utf8(out.stdout).unwrap(),
-            String::from_utf8(out.stderr).unwrap(),
-        )
+            .args(args);
+        output_of(command, stdin)
     }
 }
 
@@ -108,10 +93,14 @@ impl Drop for Kafka {
 /// Runs `pubsub ARGS --bootstrap ADDR` with `stdin`: (success, stdout,
 /// stderr).
 fn cli(bootstrap: &str, args: &[&str], stdin: &str) -> (bool, String, String) {
-    let mut child = Command::new(binary())
-        .args(args)
-        .arg("--bootstrap")
-        .arg(bootstrap)
+    let mut command = Command::new(binary());
+    command.args(args).arg("--bootstrap").arg(bootstrap);
+    output_of(command, stdin)
+}
+
+/// Runs `command` with `stdin`: (success, stdout, stderr).
+fn output_of(mut command: Command, stdin: &str) -> (bool, String, String) {
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -129,6 +118,19 @@ fn cli(bootstrap: &str, args: &[&str], stdin: &str) -> (bool, String, String) {
         String::from_utf8(out.stdout).unwrap(),
         String::from_utf8(out.stderr).unwrap(),
     )
+}
+
+/// Each step whose output differs between the two runs, with both outputs;
+/// empty when they agree.
+pub fn differences<S: AsRef<str>>(ours: &[(S, String)], theirs: &[(S, String)]) -> String {
+    assert_eq!(ours.len(), theirs.len(), "both runs take the same steps");
+    let mut out = String::new();
+    for ((step, a), (_, b)) in ours.iter().zip(theirs) {
+        if a != b {
+            out += &format!("--- {}\npubsub:\n{a}\nApache Kafka:\n{b}\n", step.as_ref());
+        }
+    }
+    out
 }
 
 /// Stdout of a command that must succeed.
@@ -371,12 +373,7 @@ fn the_cli_tour_prints_the_same_against_pubsub_and_apache_kafka() {
     let daemon = Daemon::start(&dir.path().join("data"));
     let ours = tour(&daemon.addr.to_string(), None);
     let theirs = tour(&kafka.bootstrap, Some(&ours.describe));
-    let mut differences = String::new();
-    for ((step, a), (_, b)) in ours.steps.iter().zip(&theirs.steps) {
-        if a != b {
-            differences += &format!("--- {step}\npubsub:\n{a}\nApache Kafka:\n{b}\n");
-        }
-    }
+    let differences = differences(&ours.steps, &theirs.steps);
     assert!(
         differences.is_empty(),
         "the CLI saw differences:\n{differences}"
