@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::PathBuf;
 
-use kafka_protocol::error::ResponseError;
-use pubsub_client::{produce, ClientError, Cluster, TopicInfo};
+use pubsub_client::{produce, Cluster, TopicInfo};
 use pubsub_records::partitioner::partition_for_key;
 use pubsub_records::record::Header;
 use pubsub_records::{BatchBuilder, Compression, NewRecord};
@@ -199,42 +198,8 @@ async fn send(
     let records = b
         .build()
         .map_err(|e| CliError::Usage(format!("building a batch: {e}")))?;
-    // A leader that is not (yet) one, as on a Kafka that has just created
-    // the topic, appended nothing: ask for the leader again and resend, for
-    // as long as a Kafka producer's delivery timeout would.
-    let deadline = std::time::Instant::now() + RESEND_FOR;
-    let mut leader = topic.leader(partition);
-    let mut backoff = std::time::Duration::from_millis(50);
-    loop {
-        let node = leader
-            .ok_or_else(|| CliError::Usage(format!("no leader for partition {partition}")))?;
-        let conn = cluster.node(node).await?;
-        match produce::produce(
-            conn,
-            &topic.name,
-            partition,
-            args.acks,
-            records.clone().into(),
-        )
-        .await
-        {
-            Err(ClientError::Kafka { error, .. })
-                if matches!(
-                    error,
-                    ResponseError::NotLeaderOrFollower | ResponseError::LeaderNotAvailable
-                ) && std::time::Instant::now() + backoff < deadline =>
-            {
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
-                leader = cluster.topic(&topic.name).await?.leader(partition);
-            }
-            result => return Ok(result?),
-        }
-    }
+    Ok(produce::to_leader(cluster, topic, partition, args.acks, records.into()).await?)
 }
-
-/// How long a batch is resent while its partition has no leader.
-const RESEND_FOR: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Reads the input on a thread of its own, one `Line` per line.
 fn read_lines(args: &ProduceArgs) -> Result<mpsc::Receiver<Result<Line, CliError>>, CliError> {

@@ -4,7 +4,12 @@ use bytes::Bytes;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
+use std::time::{Duration, Instant};
+
+use kafka_protocol::error::ResponseError;
+
 use crate::admin::name;
+use crate::cluster::{Cluster, TopicInfo};
 use crate::connection::Connection;
 use crate::error::{check, ClientError, Result};
 
@@ -56,4 +61,42 @@ pub async fn produce(
     }
     let resp = conn.call(v, &req).await?;
     base_offset(&resp, topic).map(Some)
+}
+
+/// How long [`to_leader`] resends a batch while its partition has no leader.
+pub const RESEND_FOR: Duration = Duration::from_secs(30);
+
+/// Sends one batch to `partition`'s leader, as [`produce`]. An answer that
+/// says the broker is not (yet) the leader, as on a Kafka that has just
+/// created the topic, means nothing was appended: the leader is asked for
+/// again and the batch resent, with backoff, for up to [`RESEND_FOR`] (a
+/// Kafka producer's delivery timeout does the same).
+pub async fn to_leader(
+    cluster: &mut Cluster,
+    topic: &TopicInfo,
+    partition: i32,
+    acks: i16,
+    records: Bytes,
+) -> Result<Option<i64>> {
+    let deadline = Instant::now() + RESEND_FOR;
+    let mut leader = topic.leader(partition);
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let node = leader
+            .ok_or_else(|| ClientError::Other(format!("no leader for partition {partition}")))?;
+        let conn = cluster.node(node).await?;
+        match produce(conn, &topic.name, partition, acks, records.clone()).await {
+            Err(ClientError::Kafka { error, .. })
+                if matches!(
+                    error,
+                    ResponseError::NotLeaderOrFollower | ResponseError::LeaderNotAvailable
+                ) && Instant::now() + backoff < deadline =>
+            {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                leader = cluster.topic(&topic.name).await?.leader(partition);
+            }
+            result => return result,
+        }
+    }
 }
