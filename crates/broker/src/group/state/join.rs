@@ -50,22 +50,13 @@ impl Group {
                 self.pending_members.insert(new_id.clone(), now + session);
                 return Err(BrokerError::MemberIdRequired(new_id));
             }
-            self.add_member(
-                new_id,
-                req,
-                session,
-                rebalance,
-                now,
-                Some(Arc::clone(&promise)),
-            );
-            self.prepare_rebalance(now, cfg);
+            self.admit(new_id, req, (session, rebalance, now), &promise, cfg);
             return Ok(promise);
         }
 
         if self.pending_members.remove(&req.member_id).is_some() {
             let id = req.member_id.clone();
-            self.add_member(id, req, session, rebalance, now, Some(Arc::clone(&promise)));
-            self.prepare_rebalance(now, cfg);
+            self.admit(id, req, (session, rebalance, now), &promise, cfg);
             return Ok(promise);
         }
         self.check_member(&req.member_id, req.group_instance_id.as_deref())?;
@@ -119,15 +110,7 @@ impl Group {
         let Some(mut member) = self.members.remove(old_id) else {
             // Known instance id but no member: join as a new static member.
             self.static_members.insert(iid.to_string(), new_id.clone());
-            self.add_member(
-                new_id,
-                req,
-                session,
-                rebalance,
-                now,
-                Some(Arc::clone(&promise)),
-            );
-            self.prepare_rebalance(now, cfg);
+            self.admit(new_id, req, (session, rebalance, now), &promise, cfg);
             return promise;
         };
         let fenced = |p: Option<JoinPromise>| {
@@ -165,14 +148,15 @@ impl Group {
         promise
     }
 
-    pub(super) fn add_member(
+    /// Adds a member whose join waits on `promise`, and starts (or extends)
+    /// the rebalance that will answer it.
+    fn admit(
         &mut self,
         member_id: String,
         req: JoinRequest,
-        session: u64,
-        rebalance: u64,
-        now: u64,
-        pending_join: Option<JoinPromise>,
+        (session, rebalance, now): (u64, u64, u64),
+        promise: &JoinPromise,
+        cfg: &GroupConfig,
     ) {
         if self.members.is_empty() {
             self.protocol_type = Some(req.protocol_type.clone());
@@ -192,10 +176,11 @@ impl Group {
                 protocols: req.protocols,
                 assignment: Vec::new(),
                 last_heartbeat: now,
-                pending_join,
+                pending_join: Some(Arc::clone(promise)),
                 pending_sync: None,
             },
         );
+        self.prepare_rebalance(now, cfg);
     }
 
     pub(super) fn max_rebalance_timeout(&self) -> u64 {
