@@ -95,7 +95,7 @@ pub fn run(cmd: TopicCommand) -> Result<(), CliError> {
                     &configs,
                 )
                 .await?;
-                let info = cluster.topic(&name).await?;
+                let info = cluster.created_topic(&name).await?;
                 eprintln!(
                     "created topic {name} with {} partitions",
                     info.partitions.len()

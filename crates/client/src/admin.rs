@@ -58,7 +58,7 @@ pub async fn ensure_topic(
         | Err(ClientError::Kafka {
             error: ResponseError::TopicAlreadyExists,
             ..
-        }) => cluster.topic(topic).await,
+        }) => cluster.created_topic(topic).await,
         Err(e) => Err(e),
     }
 }

@@ -140,6 +140,29 @@ impl Cluster {
         })
     }
 
+    /// The partitions of a topic this client has just created. Kafka answers
+    /// CreateTopics once its controller has the topic, a moment before the
+    /// broker's own metadata shows it (UNKNOWN_TOPIC_OR_PARTITION, or
+    /// partitions without a leader yet), so the retriable answers are asked
+    /// again for up to [`COORDINATOR_WAIT`], as Kafka's admin client waits.
+    pub async fn created_topic(&mut self, name: &str) -> Result<TopicInfo> {
+        let deadline = Instant::now() + COORDINATOR_WAIT;
+        let mut backoff = Duration::from_millis(20);
+        loop {
+            let answer = self.topic(name).await;
+            let settled = match &answer {
+                Ok(info) => info.partitions.iter().all(|&(_, leader)| leader >= 0),
+                Err(ClientError::UnknownTopic(_)) => false,
+                Err(_) => true,
+            };
+            if settled || Instant::now() + backoff > deadline {
+                return answer;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+        }
+    }
+
     /// The connection to `group`'s coordinator.
     pub async fn coordinator(&mut self, group: &str) -> Result<&mut Connection> {
         let addr = self.coordinator_addr(group).await?;

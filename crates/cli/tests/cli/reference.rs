@@ -350,6 +350,12 @@ fn tour(bootstrap: &str, configs_of: Option<&BTreeMap<String, (String, String)>>
     s.add("group delete", ok(b, &["group", "delete", "audit"], ""));
     s.add("topic delete", ok(b, &["topic", "delete", "orders"], ""));
     s.add("topic list", ok(b, &["topic", "list"], ""));
+    // Right after a deletion Kafka's metadata lags its controller: `create`
+    // must wait for the new topic rather than report it missing.
+    s.add(
+        "topic create after a delete",
+        ok(b, &["topic", "create", "orders-8", "--partitions", "8"], ""),
+    );
     s.describe = configs(&describe);
     s
 }
