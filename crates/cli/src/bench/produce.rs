@@ -13,8 +13,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::ProduceRequest;
-use pubsub_client::{admin, ClientError, Cluster, Connection};
+use pubsub_client::{admin, produce, ClientError, Cluster, Connection, TopicInfo};
 use pubsub_records::{BatchBuilder, NewRecord};
 use tokio::sync::{mpsc, Semaphore};
 
@@ -53,11 +54,14 @@ pub struct ProduceRun {
     pub stamp_epoch: Option<Instant>,
 }
 
-/// A batch on its way: when it was due, how many messages.
+/// A batch on its way: when it was due, how many messages, and what to
+/// resend if the broker answers that it is not (yet) the leader.
 struct InFlight {
     id: i32,
     due: Instant,
     count: u64,
+    partition: i32,
+    records: bytes::Bytes,
     _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
@@ -72,6 +76,7 @@ pub async fn produce(run: ProduceRun) -> Result<Report, CliError> {
     let topic = admin::ensure_topic(&mut cluster, &run.topic, run.partitions).await?;
     let partitions = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
     drop(cluster);
+    let topic = Arc::new(topic);
 
     let bar = super::progress_bar(run.progress, run.duration.is_none().then_some(run.messages));
     let start = Instant::now();
@@ -82,6 +87,7 @@ pub async fn produce(run: ProduceRun) -> Result<Report, CliError> {
             + u64::from((p as u64) < run.messages % run.producers as u64);
         tasks.spawn(producer(
             run.clone(),
+            topic.clone(),
             p,
             share,
             partitions,
@@ -106,28 +112,50 @@ pub async fn produce(run: ProduceRun) -> Result<Report, CliError> {
     }
 }
 
-/// Reads a producer's answers in order and measures them.
+/// Reads a producer's answers in order and measures them. A batch refused
+/// because the broker is not (yet) the partition's leader, as a Kafka
+/// answers for a moment after creating a topic, was not appended: it is
+/// resent as a Kafka producer would (`produce::to_leader`, on a connection
+/// of its own) and its latency includes the wait.
 async fn read_answers(
     mut receiver: pubsub_client::Receiver,
     mut rx: mpsc::UnboundedReceiver<InFlight>,
     version: i16,
-    size: u64,
+    (run, topic): (ProduceRun, Arc<TopicInfo>),
     bar: indicatif::ProgressBar,
 ) -> Result<Report, ClientError> {
+    let size = run.size as u64;
     let mut part = Report::empty("produced", "latency");
+    let mut resender: Option<Cluster> = None;
     while let Some(f) = rx.recv().await {
         let resp = receiver.receive::<ProduceRequest>(f.id, version).await?;
-        let now = Instant::now();
-        let failed = resp
+        let refused = resp
             .responses
             .iter()
             .flat_map(|t| &t.partition_responses)
             .find(|p| p.error_code != 0)
-            .and_then(|p| {
-                pubsub_client::error::check(p.error_code, || format!("partition {}", p.index), None)
+            .map(|p| p.error_code);
+        let not_leader = refused.is_some_and(|code| {
+            code == ResponseError::NotLeaderOrFollower.code()
+                || code == ResponseError::LeaderNotAvailable.code()
+        });
+        let failed = if not_leader {
+            let cluster = match resender.as_mut() {
+                Some(cluster) => cluster,
+                None => resender.insert(Cluster::connect(&run.bootstrap, "pubsub-bench").await?),
+            };
+            produce::to_leader(cluster, &topic, f.partition, run.acks, f.records)
+                .await
+                .err()
+                .map(|e| e.to_string())
+        } else {
+            refused.and_then(|code| {
+                pubsub_client::error::check(code, || format!("partition {}", f.partition), None)
                     .err()
                     .map(|e| e.to_string())
-            });
+            })
+        };
+        let now = Instant::now();
         match failed {
             Some(e) => {
                 part.errors += f.count;
@@ -170,6 +198,7 @@ fn pace(first: Instant, every: Duration) -> mpsc::Receiver<Instant> {
 /// One connection's share of the load.
 async fn producer(
     run: ProduceRun,
+    topic: Arc<TopicInfo>,
     index: usize,
     messages: u64,
     partitions: i32,
@@ -184,7 +213,13 @@ async fn producer(
     let window = Arc::new(Semaphore::new(run.in_flight));
     let (tx, rx) = mpsc::unbounded_channel::<InFlight>();
     let size = run.size as u64;
-    let reader = tokio::spawn(read_answers(receiver, rx, version, size, bar.clone()));
+    let reader = tokio::spawn(read_answers(
+        receiver,
+        rx,
+        version,
+        (run.clone(), topic),
+        bar.clone(),
+    ));
 
     // Values: slices of one pseudo-random buffer, so batches differ.
     let mut noise = vec![0u8; run.size + 4096];
@@ -255,7 +290,8 @@ async fn producer(
         let records = b
             .build()
             .map_err(|e| ClientError::Other(format!("building a batch: {e}")))?;
-        let req = pubsub_client::produce::request(&run.topic, partition, run.acks, records.into());
+        let records: bytes::Bytes = records.into();
+        let req = produce::request(&run.topic, partition, run.acks, records.clone());
         let id = sender.send(version, &req).await?;
         sent += count;
         if run.acks == 0 {
@@ -268,6 +304,8 @@ async fn producer(
             id,
             due,
             count,
+            partition,
+            records,
             _permit: permit,
         };
         if tx.send(in_flight).is_err() {

@@ -399,3 +399,63 @@ fn bench_consume_of_a_compacted_topic_stops_at_its_end() {
     assert!(kept >= 3, "the latest value of each key stays: {kept}");
     daemon.stop();
 }
+
+/// Against Apache Kafka, on topics it creates and deletes in a row (Kafka
+/// answers NOT_LEADER_OR_FOLLOWER for a moment after a creation): every
+/// message stored, none refused, the consumer reads them all back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_produce_and_consume_against_apache_kafka_store_every_message() {
+    let Some(kafka) = crate::reference::Kafka::start() else {
+        return;
+    };
+    let addr: std::net::SocketAddr = kafka.bootstrap.parse().expect("Kafka's address");
+    for round in 0..3 {
+        let topic = format!("loaded-{round}");
+        let report = bench_json(&[
+            "--bootstrap",
+            &kafka.bootstrap,
+            "--topic",
+            &topic,
+            "--messages",
+            "4000",
+            "--batch",
+            "50",
+            "--partitions",
+            "8",
+            "--acks",
+            "all",
+            "--size",
+            "100",
+        ]);
+        assert_eq!(report["errors"], 0, "round {round}: {report}");
+        assert_eq!(report["messages"], 4000, "round {round}: {report}");
+        assert_eq!(stored(addr, &topic, 8).await, 4000, "round {round}");
+        let out = Command::new(binary())
+            .args([
+                "bench",
+                "consume",
+                "--json",
+                "--bootstrap",
+                &kafka.bootstrap,
+            ])
+            .args(["--topic", &topic])
+            .output()
+            .expect("run pubsub bench consume");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let consumed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+        assert_eq!(consumed["messages"], 4000, "round {round}: {consumed}");
+        let deleted = Command::new(binary())
+            .args(["topic", "delete", &topic, "--bootstrap", &kafka.bootstrap])
+            .output()
+            .expect("run pubsub topic delete");
+        assert!(
+            deleted.status.success(),
+            "{}",
+            String::from_utf8_lossy(&deleted.stderr)
+        );
+    }
+}
