@@ -22,7 +22,8 @@
 # Kafka runs with its own start script's JVM settings (1 GiB heap, G1,
 # MaxGCPauseMillis=20) and its default thread counts (3 network, 8 I/O).
 #
-# Environment: MESSAGES per run (500000), RDKAFKA_PERF. Prints one line per
+# Environment: MESSAGES per run (500000), RDKAFKA_PERF, TOOL_TIMEOUT (600 s
+# per tool run; a run over it is reported as failed). Prints one line per
 # measurement (tab-separated: broker, workload, tool, MB/s, p99 ms) and then
 # the table for docs/BENCHMARKS.md, with the ratio pubsub / Kafka.
 set -euo pipefail
@@ -85,6 +86,10 @@ stop_broker() {
   sleep 3
 }
 
+# A tool that hangs (a consumer short of records) fails its row, not the run.
+TOOL_TIMEOUT=${TOOL_TIMEOUT:-600}
+limit() { timeout "$TOOL_TIMEOUT" "$@"; }
+
 record() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" | tee -a "$results"; }
 
 topic() { "$PUBSUB" topic create "$1" --partitions "$2" --bootstrap "$addr" >/dev/null 2>&1; }
@@ -92,7 +97,7 @@ topic() { "$PUBSUB" topic create "$1" --partitions "$2" --bootstrap "$addr" >/de
 # The three producers: each prints "MB/s<TAB>p99 ms" (p99 empty where the
 # tool reports none).
 produce_kafka_tool() { # TOPIC ACKS
-  compat/kafka run "$work/tool" org.apache.kafka.tools.ProducerPerformance \
+  limit compat/kafka run "$work/tool" org.apache.kafka.tools.ProducerPerformance \
     --topic "$1" --num-records "$N" --record-size 1024 --throughput -1 \
     --producer-props bootstrap.servers="$addr" acks="$2" batch.size=204800 linger.ms=5 2>&1 \
     | grep 'records sent' | tail -1 \
@@ -101,12 +106,12 @@ produce_kafka_tool() { # TOPIC ACKS
 produce_rdkafka() { # TOPIC ACKS PARTITIONS
   local part=()
   [ "$3" = 1 ] && part=(-p 0)
-  "$RDK" -P -t "$1" "${part[@]}" -b "$addr" -s 1024 -a "$2" -c "$N" \
+  limit "$RDK" -P -t "$1" "${part[@]}" -b "$addr" -s 1024 -a "$2" -c "$N" \
     -X batch.num.messages=200 -X linger.ms=5 2>&1 \
     | grep 'msgs/s' | tail -1 | grep -oE '[0-9.]+ MB/s' | sed 's/ MB\/s/\t/'
 }
 produce_bench() { # TOPIC ACKS
-  "$PUBSUB" bench produce --bootstrap "$addr" --topic "$1" --messages "$N" --size 1024 \
+  limit "$PUBSUB" bench produce --bootstrap "$addr" --topic "$1" --messages "$N" --size 1024 \
     --batch 200 --acks "$2" --json \
     | bench_figures
 }
@@ -119,7 +124,7 @@ bench_figures() {
 consume_kafka_tool() { # TOPIC
   # fetch.MB.sec: the rate once the group is formed (Kafka's join delay
   # excluded), as the other two tools count.
-  compat/kafka run "$work/tool" org.apache.kafka.tools.ConsumerPerformance \
+  limit compat/kafka run "$work/tool" org.apache.kafka.tools.ConsumerPerformance \
     --bootstrap-server "$addr" --topic "$1" --messages "$N" --group "perf-$RANDOM$RANDOM" \
     --consumer.config /dev/null 2>&1 \
     | grep -E '^[0-9]{4}-' | tail -1 | awk -F', ' '{printf "%s\t\n", $9}'
@@ -127,11 +132,11 @@ consume_kafka_tool() { # TOPIC
 consume_rdkafka() { # TOPIC PARTITIONS
   local part=() p
   for p in $(seq 0 $(($2 - 1))); do part+=(-p "$p"); done
-  "$RDK" -C -t "$1" "${part[@]}" -b "$addr" -o beginning -c "$N" -X fetch.max.bytes=52428800 2>&1 \
+  limit "$RDK" -C -t "$1" "${part[@]}" -b "$addr" -o beginning -c "$N" -X fetch.max.bytes=52428800 2>&1 \
     | grep 'consumed in' | tail -1 | grep -oE '\([0-9.]+ MB/s\)' | tr -d '()' | sed 's/ MB\/s/\t/'
 }
 consume_bench() { # TOPIC
-  "$PUBSUB" bench consume --bootstrap "$addr" --topic "$1" --json \
+  limit "$PUBSUB" bench consume --bootstrap "$addr" --topic "$1" --json \
     | bench_figures
 }
 
