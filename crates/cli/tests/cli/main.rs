@@ -17,3 +17,4 @@ mod readme;
 mod reference;
 mod serve;
 mod storage_errors;
+mod streams;
