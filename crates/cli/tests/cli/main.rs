@@ -18,3 +18,4 @@ mod reference;
 mod serve;
 mod storage_errors;
 mod streams;
+mod verifiable;
