@@ -14,14 +14,15 @@
 //!    the broker (SIGKILL) and start it on the same data and port, with the
 //!    app running; feed more: counts still exact, because nothing was left
 //!    to reprocess and a changelog replay writes absolute counts;
-//! 4. SIGKILL the app while it processes, start it again: at_least_once
-//!    guarantees every fed word is counted at least once, not once. What
-//!    it processed after its last commit is processed again, so a word of
-//!    that batch may be counted twice; a word not fed since the last commit
-//!    keeps its count exactly.
+//! 4. crash the broker again while the app processes a batch, and
+//! 5. SIGKILL the app while it processes one, then start it again:
+//!    at_least_once guarantees every fed word is counted at least once, not
+//!    once. What the app processed after its last commit is processed again,
+//!    so a word of that batch may be counted twice; a word not fed since the
+//!    last commit keeps its count exactly.
 //!
-//! The counts of steps 1-3 and the internal topics (with their cleanup
-//! policies) are compared between the brokers. Streams purges consumed
+//! The counts of steps 1-3 and the internal topics (with the configs
+//! Streams set on them) are compared between the brokers. Streams purges consumed
 //! repartition records with AdminClient.deleteRecords (DeleteRecords, 21):
 //! on Kafka the repartition topic's log start offset advances; where the
 //! broker does not serve DeleteRecords, Streams logs the failure and goes
@@ -32,7 +33,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
@@ -133,8 +134,24 @@ impl Broker for Reference<'_> {
 
 /// Runs a one-shot mode of the Java word count; its stdout.
 fn java(kafka: &Kafka, args: &[&str], stdin: &str) -> String {
-    let (ok, stdout, stderr) = kafka.tool(APP, args, stdin);
-    assert!(ok, "WordCount {args:?} failed:\n{stdout}\n{stderr}");
+    let mut command = kafka.command(APP);
+    command
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).unwrap();
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "WordCount {args:?} failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     stdout
 }
 
@@ -274,7 +291,7 @@ impl App {
         );
     }
 
-    fn kill9(mut self) {
+    fn kill9(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
     }
@@ -338,6 +355,47 @@ fn feed(kafka: &Kafka, bootstrap: &str, lines: &[String]) {
         &(lines.join("\n") + "\n"),
     );
     assert_eq!(out.trim(), format!("fed {}", lines.len()));
+}
+
+/// Feeds a batch of the first four words while the app runs, calls `crash`
+/// once the app has counted part of it, feeds the rest, and checks what
+/// at_least_once promises once the app has caught up and stopped (which
+/// the caller does): every word of the batch counted at least as often as
+/// fed, possibly more (what the app processed after its last commit before
+/// the crash is processed again); every other word exactly, since it was
+/// not fed since the last commit. The batch is added to `expected`.
+fn crash_mid_batch(
+    kafka: &Kafka,
+    b: &str,
+    expected: &mut BTreeMap<String, u64>,
+    seed: usize,
+    app: &mut App,
+    crash: impl FnOnce(&mut App),
+) {
+    let few = &WORDS[..4];
+    let batch = lines(seed, 200, few);
+    let before = expected.clone();
+    count_into(expected, &batch);
+    let (half, rest) = batch.split_at(100);
+    feed(kafka, b, half);
+    let mut partly = before.clone();
+    count_into(&mut partly, &half[..10]);
+    wait_for_counts(kafka, b, app, &partly);
+    crash(app);
+    feed(kafka, b, rest);
+    let now = wait_for_counts(kafka, b, app, expected);
+    for (word, n) in expected.iter() {
+        let got = now.get(word).copied().unwrap_or_default();
+        if few.contains(&word.as_str()) {
+            assert!(got >= *n, "{word}: counted {got} times, fed {n} times");
+        } else {
+            assert_eq!(got, *n, "{word} was not fed since the last commit");
+        }
+    }
+    assert_eq!(
+        now.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>()
+    );
 }
 
 /// The scenario against one broker; the steps to compare.
@@ -408,35 +466,19 @@ fn scenario(kafka: &Kafka, broker: &mut dyn Broker) -> Vec<(String, String)> {
         "repartition offsets {repartition:?}; DeleteRecords served: {purgeable}"
     );
 
-    // 4. The app crashes while processing: at least once, not exactly once.
-    let few = &WORDS[..4];
-    let batch = lines(4, 200, few);
-    let before = expected.clone();
-    count_into(&mut expected, &batch);
+    // 4. The broker crashes while the app processes, 5. the app does:
+    //    at least once, not exactly once.
     let mut app = App::start(kafka, &b, state.path());
-    let (half, rest) = batch.split_at(100);
-    feed(kafka, &b, half);
-    let mut partly = before.clone();
-    count_into(&mut partly, &half[..10]);
-    wait_for_counts(kafka, &b, &mut app, &partly);
-    app.kill9();
-    feed(kafka, &b, rest);
-    let mut app = App::start(kafka, &b, state.path());
-    wait_for_counts(kafka, &b, &mut app, &expected);
+    crash_mid_batch(kafka, &b, &mut expected, 4, &mut app, |_| {
+        broker.crash_and_restart()
+    });
     app.stop();
-    let (_, now) = counts(kafka, &b);
-    for (word, n) in &expected {
-        let got = now.get(word).copied().unwrap_or_default();
-        if few.contains(&word.as_str()) {
-            assert!(got >= *n, "{word}: counted {got} times, fed {n} times");
-        } else {
-            assert_eq!(got, *n, "{word} was not fed since the last commit");
-        }
-    }
-    assert_eq!(
-        now.keys().collect::<Vec<_>>(),
-        expected.keys().collect::<Vec<_>>()
-    );
+    let mut app = App::start(kafka, &b, state.path());
+    crash_mid_batch(kafka, &b, &mut expected, 5, &mut app, |app| {
+        app.kill9();
+        *app = App::start(kafka, &b, state.path());
+    });
+    app.stop();
 
     let topics = java(kafka, &["topics", &b], "");
     assert!(

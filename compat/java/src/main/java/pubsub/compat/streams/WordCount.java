@@ -16,6 +16,7 @@ import java.util.concurrent.CountDownLatch;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.Config;
+import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -50,7 +51,7 @@ import org.apache.kafka.streams.kstream.Produced;
  *   feed BOOTSTRAP TOPIC                      produce each stdin line as a record (acks=all)
  *   run BOOTSTRAP APP_ID IN OUT STATE_DIR     run the topology until stdin closes, then close
  *   counts BOOTSTRAP TOPIC                    read OUT to its end: "records N", "WORD COUNT"...
- *   topics BOOTSTRAP                          each topic with its partitions and cleanup.policy
+ *   topics BOOTSTRAP                          each topic: partitions, cleanup.policy, configs set on it
  *   lag BOOTSTRAP GROUP                       "lag N": end offsets minus GROUP's committed offsets
  *   offsets BOOTSTRAP TOPIC                   "PARTITION EARLIEST LATEST" for each partition
  * </pre>
@@ -136,6 +137,10 @@ public final class WordCount {
     p.put(StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, 0);
     // Purge consumed repartition records (AdminClient.deleteRecords) at every commit.
     p.put(StreamsConfig.REPARTITION_PURGE_INTERVAL_MS_CONFIG, 200);
+    // Streams does not leave its group on close; a restarted app (a new member) waits for the
+    // old member's session to expire, 45 s by default.
+    p.put(StreamsConfig.consumerPrefix(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG), 10000);
+    p.put(StreamsConfig.consumerPrefix(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG), 1000);
     p.put(StreamsConfig.DEFAULT_KEY_SERDE_CLASS_CONFIG, Serdes.StringSerde.class);
     p.put(StreamsConfig.DEFAULT_VALUE_SERDE_CLASS_CONFIG, Serdes.StringSerde.class);
     KafkaStreams streams = new KafkaStreams(topology(input, output), p);
@@ -220,12 +225,21 @@ public final class WordCount {
       var descriptions = admin.describeTopics(names).allTopicNames().get();
       for (String n : names) {
         Config c = configs.get(new ConfigResource(ConfigResource.Type.TOPIC, n));
+        // The configs set on the topic itself (Streams sets some on its internal topics).
+        TreeMap<String, String> set = new TreeMap<>();
+        for (ConfigEntry e : c.entries()) {
+          if (e.source() == ConfigEntry.ConfigSource.DYNAMIC_TOPIC_CONFIG) {
+            set.put(e.name(), e.value());
+          }
+        }
         System.out.println(
             n
                 + " partitions="
                 + descriptions.get(n).partitions().size()
                 + " cleanup.policy="
-                + c.get("cleanup.policy").value());
+                + c.get("cleanup.policy").value()
+                + " set="
+                + set);
       }
     }
   }
