@@ -9,6 +9,8 @@
 //! *.cleaned                        compaction output not yet committed
 //! *.log.deleted                    segment folded into a compacted one, not yet removed
 //! *.tmp                            checkpoint being written
+//! partition.checkpoint             the broker's: which topic the directory belongs to
+//! producers.checkpoint             the broker's: idempotent producer state snapshot
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -29,6 +31,10 @@ pub const TMP_SUFFIX: &str = ".tmp";
 pub const RECOVERY_CHECKPOINT: &str = "recovery-point.checkpoint";
 /// Clean-shutdown marker file name.
 pub const CLEAN_SHUTDOWN: &str = "clean-shutdown.checkpoint";
+/// The checkpoints the broker keeps in a partition directory
+/// (docs/FORMAT.md sections 9.3 and 9.4): not storage's to read or remove,
+/// and not unknown either.
+pub const BROKER_CHECKPOINTS: [&str; 2] = ["partition.checkpoint", "producers.checkpoint"];
 
 /// The three files of one segment.
 pub(crate) fn segment_name(base_offset: u64, suffix: &str) -> String {
@@ -54,6 +60,8 @@ pub(crate) enum FileKind {
     Temporary,
     RecoveryCheckpoint,
     CleanShutdown,
+    /// One of [`BROKER_CHECKPOINTS`]: left alone.
+    BrokerCheckpoint,
     Unknown,
 }
 
@@ -72,6 +80,9 @@ pub(crate) fn classify(name: &str) -> FileKind {
     }
     if name == CLEAN_SHUTDOWN {
         return FileKind::CleanShutdown;
+    }
+    if BROKER_CHECKPOINTS.contains(&name) {
+        return FileKind::BrokerCheckpoint;
     }
     if name.ends_with(TMP_SUFFIX) {
         return FileKind::Temporary;
@@ -126,5 +137,8 @@ mod tests {
         assert_eq!(classify("42.log"), FileKind::Unknown);
         assert_eq!(classify("0000000000000000004x.log"), FileKind::Unknown);
         assert_eq!(classify(RECOVERY_CHECKPOINT), FileKind::RecoveryCheckpoint);
+        assert_eq!(classify("partition.checkpoint"), FileKind::BrokerCheckpoint);
+        assert_eq!(classify("producers.checkpoint"), FileKind::BrokerCheckpoint);
+        assert_eq!(classify("producers.checkpoint.tmp"), FileKind::Temporary);
     }
 }

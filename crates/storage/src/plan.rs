@@ -486,7 +486,7 @@ fn list(ctx: &SegmentContext) -> Result<Listing> {
                 deleted.push(b);
             }
             FileKind::CleanShutdown => out.marker_present = true,
-            FileKind::RecoveryCheckpoint => {}
+            FileKind::RecoveryCheckpoint | FileKind::BrokerCheckpoint => {}
             FileKind::Unknown => out.unknown.push(name.clone()),
         }
     }

@@ -38,6 +38,10 @@ pub struct Options {
     pub max_file_bytes: Option<u64>,
     /// Serve metrics on a free loopback port (`--metrics 127.0.0.1:0`).
     pub metrics: bool,
+    /// The `--listen` address (default `127.0.0.1:0`, a free port); a
+    /// restarted daemon takes its predecessor's `addr` here, so clients
+    /// reconnect to the same place.
+    pub listen: Option<SocketAddr>,
 }
 
 impl Daemon {
@@ -68,7 +72,11 @@ impl Daemon {
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(
+                options
+                    .listen
+                    .map_or("127.0.0.1:0".into(), |a| a.to_string()),
+            )
             .args(&options.args)
             .args(if options.metrics {
                 &["--metrics", "127.0.0.1:0"][..]

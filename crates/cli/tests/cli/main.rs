@@ -18,3 +18,5 @@ mod readme;
 mod reference;
 mod serve;
 mod storage_errors;
+mod streams;
+mod verifiable;

@@ -71,13 +71,59 @@ impl Kafka {
     /// `stdin`, against whatever bootstrap `args` name: (success, stdout,
     /// stderr).
     pub fn tool(&self, class: &str, args: &[&str], stdin: &str) -> (bool, String, String) {
+        let mut command = self.command(class);
+        command.args(args);
+        output_of(command, stdin)
+    }
+
+    /// The command that runs `class` (a Kafka tool, or one compiled from
+    /// compat/java/src by [`Kafka::compile`]) with Kafka's jars; its logs go
+    /// to the Kafka dir's `tools/logs/server.log`.
+    pub fn command(&self, class: &str) -> Command {
         let mut command = Command::new(launcher());
         command
             .arg("run")
             .arg(self.dir.path().join("tools"))
-            .arg(class)
-            .args(args);
-        output_of(command, stdin)
+            .arg(class);
+        command
+    }
+
+    /// Where [`Kafka::command`]'s JVMs log.
+    pub fn tool_log(&self) -> PathBuf {
+        self.dir.path().join("tools/logs/server.log")
+    }
+
+    /// Compiles the Java under compat/java/src (`compat/kafka compile`).
+    pub fn compile(&self) {
+        let out = Command::new(launcher()).arg("compile").output().unwrap();
+        assert!(
+            out.status.success(),
+            "compat/kafka compile failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// SIGKILLs the broker's JVM, as a crash would.
+    pub fn kill9(&self) {
+        self.launch("kill9");
+    }
+
+    /// Starts the broker again on the same data and port.
+    pub fn restart(&self) {
+        self.launch("restart");
+    }
+
+    fn launch(&self, what: &str) {
+        let out = Command::new(launcher())
+            .arg(what)
+            .arg(self.dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "compat/kafka {what} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 

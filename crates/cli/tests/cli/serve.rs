@@ -64,6 +64,11 @@ async fn sigterm_and_sigint_shut_down_cleanly_and_data_survives() {
         !daemon.stderr().contains("recovered partition"),
         "a clean stop needs no recovery"
     );
+    assert!(
+        !daemon.stderr().contains("unknown file"),
+        "the broker's own checkpoints are no unknown files: {}",
+        daemon.stderr()
+    );
     let mut c = Client::connect(daemon.addr).await;
     let got = fetch_all(&mut c, "survive", 0).await;
     assert_eq!(got.len(), 20);
@@ -105,6 +110,10 @@ async fn after_sigkill_recovery_runs_reports_and_keeps_every_acknowledged_messag
         "the recovery report is logged: {stderr}"
     );
     assert!(stderr.contains("crashy"), "{stderr}");
+    assert!(
+        !stderr.contains("unknown file"),
+        "the broker's own checkpoints are no unknown files: {stderr}"
+    );
     let mut c = Client::connect(daemon.addr).await;
     let got = fetch_all(&mut c, "crashy", 0).await;
     let want: Vec<(i64, String)> = values

@@ -1,0 +1,510 @@
+//! Kafka Streams against pubsub and against Apache Kafka: the word count in
+//! compat/java (`pubsub.compat.streams.WordCount`: lines in, a groupBy on
+//! the word through the repartition topic `wordcount-words-repartition`, a
+//! count store with its changelog `wordcount-counts-changelog`, counts
+//! out; `processing.guarantee=at_least_once`), the same scenario on each
+//! broker:
+//!
+//! 1. feed lines, run the app, read the output topic: the last count of
+//!    each word equals the number of times it was fed;
+//! 2. stop the app (a clean close commits), feed more, start it again with
+//!    an empty state dir: the store is rebuilt from its changelog and the
+//!    counts continue (no reset);
+//! 3. once the app has committed everything (the group's lag is 0), crash
+//!    the broker (SIGKILL) and start it on the same data and port, with the
+//!    app running; feed more: counts still exact, because nothing was left
+//!    to reprocess and a changelog replay writes absolute counts;
+//! 4. crash the broker again while the app processes a batch, and
+//! 5. SIGKILL the app while it processes one, then start it again:
+//!    at_least_once guarantees every fed word is counted at least once, not
+//!    once. What the app processed after its last commit is processed again,
+//!    so a word of that batch may be counted twice; a word not fed since the
+//!    last commit keeps its count exactly.
+//!
+//! The counts of steps 1-3 and the internal topics (with the configs
+//! Streams set on them) are compared between the brokers. Streams purges consumed
+//! repartition records with AdminClient.deleteRecords (DeleteRecords, 21):
+//! on Kafka the repartition topic's log start offset advances; where the
+//! broker does not serve DeleteRecords, Streams logs the failure and goes
+//! on, and the records stay (checked as what `BrokerApiVersionsCommand`
+//! says the broker serves).
+
+// A test that cannot unwrap has failed; the panic says where.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::daemon::{Daemon, Options};
+use crate::reference::Kafka;
+
+const APP: &str = "pubsub.compat.streams.WordCount";
+const APP_ID: &str = "wordcount";
+const INPUT: &str = "lines";
+const OUTPUT: &str = "counts";
+const REPARTITION: &str = "wordcount-words-repartition";
+const CHANGELOG: &str = "wordcount-counts-changelog";
+
+/// Longest wait for the app to catch up before the test gives up (a
+/// bound against hanging, not a timed assertion).
+const PATIENCE: Duration = Duration::from_secs(300);
+
+const WORDS: [&str; 12] = [
+    "kafka",
+    "stream",
+    "broker",
+    "topic",
+    "record",
+    "offset",
+    "group",
+    "commit",
+    "log",
+    "store",
+    "partition",
+    "leader",
+];
+
+/// `n` lines of words, batch `seed`: deterministic, words repeating.
+fn lines(seed: usize, n: usize, words: &[&str]) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let len = 1 + (i * 7 + seed) % 5;
+            (0..len)
+                .map(|j| words[(i * 5 + j * 3 + seed) % words.len()])
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
+
+/// How many times each word occurs in `lines`, added to `counts`.
+fn count_into(counts: &mut BTreeMap<String, u64>, lines: &[String]) {
+    for line in lines {
+        for word in line.split_whitespace() {
+            *counts.entry(word.to_string()).or_default() += 1;
+        }
+    }
+}
+
+/// A broker the scenario can crash and restart.
+trait Broker {
+    fn bootstrap(&self) -> String;
+    /// SIGKILL, then start again on the same data dir and address.
+    fn crash_and_restart(&mut self);
+}
+
+struct Pubsub {
+    daemon: Option<Daemon>,
+    data: PathBuf,
+}
+
+impl Broker for Pubsub {
+    fn bootstrap(&self) -> String {
+        self.daemon.as_ref().unwrap().addr.to_string()
+    }
+
+    fn crash_and_restart(&mut self) {
+        let daemon = self.daemon.take().unwrap();
+        let addr = daemon.addr;
+        daemon.kill9();
+        let options = Options {
+            listen: Some(addr),
+            ..Options::default()
+        };
+        self.daemon = Some(Daemon::start_with(&self.data, options));
+    }
+}
+
+struct Reference<'a>(&'a Kafka);
+
+impl Broker for Reference<'_> {
+    fn bootstrap(&self) -> String {
+        self.0.bootstrap.clone()
+    }
+
+    fn crash_and_restart(&mut self) {
+        self.0.kill9();
+        self.0.restart();
+    }
+}
+
+/// Runs a one-shot mode of the Java word count; its stdout.
+fn java(kafka: &Kafka, args: &[&str], stdin: &str) -> String {
+    let mut command = kafka.command(APP);
+    command
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).unwrap();
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "WordCount {args:?} failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The output topic read to its end: (records, last count of each word).
+fn counts(kafka: &Kafka, bootstrap: &str) -> (u64, BTreeMap<String, u64>) {
+    let out = java(kafka, &["counts", bootstrap, OUTPUT], "");
+    let mut records = None;
+    let mut last = BTreeMap::new();
+    for line in out.lines() {
+        let (k, v) = line.split_once(' ').unwrap();
+        let v: u64 = v.parse().unwrap();
+        if k == "records" {
+            records = Some(v);
+        } else {
+            last.insert(k.to_string(), v);
+        }
+    }
+    (records.unwrap(), last)
+}
+
+/// The app's group lag (end offsets minus committed offsets of the input
+/// and repartition partitions), or `None` before it committed anything.
+fn lag(kafka: &Kafka, bootstrap: &str) -> Option<u64> {
+    let out = java(kafka, &["lag", bootstrap, APP_ID], "");
+    let field = |name: &str| -> u64 {
+        out.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    (field("committed ") > 0).then(|| field("lag "))
+}
+
+/// Each partition's (earliest, latest) offsets.
+fn offsets(kafka: &Kafka, bootstrap: &str, topic: &str) -> Vec<(u64, u64)> {
+    java(kafka, &["offsets", bootstrap, topic], "")
+        .lines()
+        .map(|l| {
+            let f: Vec<u64> = l.split(' ').map(|x| x.parse().unwrap()).collect();
+            (f[1], f[2])
+        })
+        .collect()
+}
+
+/// Whether the broker serves DeleteRecords, as Kafka's
+/// BrokerApiVersionsCommand reports it.
+fn serves_delete_records(kafka: &Kafka, bootstrap: &str) -> bool {
+    let (ok, out, err) = kafka.tool(
+        "org.apache.kafka.tools.BrokerApiVersionsCommand",
+        &["--bootstrap-server", bootstrap],
+        "",
+    );
+    assert!(ok, "BrokerApiVersionsCommand failed:\n{out}\n{err}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("DeleteRecords(21)"))
+        .unwrap_or_else(|| panic!("no DeleteRecords line in\n{out}"));
+    !line.contains("UNSUPPORTED")
+}
+
+/// The running Streams app: a JVM whose stdin, once closed, makes it close
+/// cleanly; killed on drop.
+struct App {
+    child: Child,
+    output: Arc<Mutex<String>>,
+    log: PathBuf,
+}
+
+impl App {
+    fn start(kafka: &Kafka, bootstrap: &str, state_dir: &Path) -> App {
+        let mut command = kafka.command(APP);
+        command
+            .args(["run", bootstrap, APP_ID, INPUT, OUTPUT])
+            .arg(state_dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let output = Arc::new(Mutex::new(String::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let output = Arc::clone(&output);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    let mut all = output.lock().unwrap();
+                    all.push_str(&line);
+                    all.push('\n');
+                }
+            });
+        }
+        App {
+            child,
+            output,
+            log: kafka.tool_log(),
+        }
+    }
+
+    /// What it printed, and the tail of the log Streams writes.
+    fn report(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        format!(
+            "app output:\n{}\nlog tail:\n{}",
+            self.output.lock().unwrap(),
+            tail.join("\n")
+        )
+    }
+
+    /// Panics if the app died or reported an error.
+    fn check(&mut self) {
+        let failed = self.output.lock().unwrap().contains("error ")
+            || self.output.lock().unwrap().contains("state ERROR");
+        let exited = self.child.try_wait().unwrap();
+        assert!(
+            !failed && exited.is_none(),
+            "the Streams app failed ({exited:?}):\n{}",
+            self.report()
+        );
+    }
+
+    /// Closes stdin: the app closes its KafkaStreams (committing) and exits.
+    fn stop(mut self) {
+        drop(self.child.stdin.take());
+        let status = self.child.wait().unwrap();
+        // The reader threads finish at EOF; give them the final lines.
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            status.success() && self.output.lock().unwrap().contains("closed"),
+            "the Streams app did not close cleanly ({status}):\n{}",
+            self.report()
+        );
+    }
+
+    fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls the output topic until every word of `expected` has reached its
+/// count; the counts then.
+fn wait_for_counts(
+    kafka: &Kafka,
+    bootstrap: &str,
+    app: &mut App,
+    expected: &BTreeMap<String, u64>,
+) -> BTreeMap<String, u64> {
+    let start = Instant::now();
+    loop {
+        app.check();
+        let (_, now) = counts(kafka, bootstrap);
+        if expected
+            .iter()
+            .all(|(w, n)| now.get(w).is_some_and(|c| c >= n))
+        {
+            return now;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "the counts did not reach {expected:?}; last seen {now:?}\n{}",
+            app.report()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Polls until the app's group has committed everything it consumed.
+fn wait_for_commit(kafka: &Kafka, bootstrap: &str, app: &mut App) {
+    let start = Instant::now();
+    loop {
+        app.check();
+        if lag(kafka, bootstrap) == Some(0) {
+            return;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "the app's lag did not reach 0\n{}",
+            app.report()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn feed(kafka: &Kafka, bootstrap: &str, lines: &[String]) {
+    let out = java(
+        kafka,
+        &["feed", bootstrap, INPUT],
+        &(lines.join("\n") + "\n"),
+    );
+    assert_eq!(out.trim(), format!("fed {}", lines.len()));
+}
+
+/// Feeds a batch of the first four words while the app runs, calls `crash`
+/// once the app has counted part of it, feeds the rest, and checks what
+/// at_least_once promises once the app has caught up and stopped (which
+/// the caller does): every word of the batch counted at least as often as
+/// fed, possibly more (what the app processed after its last commit before
+/// the crash is processed again); every other word exactly, since it was
+/// not fed since the last commit. The batch is added to `expected`.
+fn crash_mid_batch(
+    kafka: &Kafka,
+    b: &str,
+    expected: &mut BTreeMap<String, u64>,
+    seed: usize,
+    app: &mut App,
+    crash: impl FnOnce(&mut App),
+) {
+    let few = &WORDS[..4];
+    let batch = lines(seed, 200, few);
+    let before = expected.clone();
+    count_into(expected, &batch);
+    let (half, rest) = batch.split_at(100);
+    feed(kafka, b, half);
+    let mut partly = before.clone();
+    count_into(&mut partly, &half[..10]);
+    wait_for_counts(kafka, b, app, &partly);
+    crash(app);
+    feed(kafka, b, rest);
+    let now = wait_for_counts(kafka, b, app, expected);
+    for (word, n) in expected.iter() {
+        let got = now.get(word).copied().unwrap_or_default();
+        if few.contains(&word.as_str()) {
+            assert!(got >= *n, "{word}: counted {got} times, fed {n} times");
+        } else {
+            assert_eq!(got, *n, "{word} was not fed since the last commit");
+        }
+    }
+    assert_eq!(
+        now.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>()
+    );
+}
+
+/// The scenario against one broker; the steps to compare.
+fn scenario(kafka: &Kafka, broker: &mut dyn Broker) -> Vec<(String, String)> {
+    let mut steps = Vec::new();
+    let b = broker.bootstrap();
+    java(kafka, &["create", &b, "2", INPUT, OUTPUT], "");
+    let state = tempfile::tempdir().unwrap();
+    let mut expected = BTreeMap::new();
+
+    // 1. Count a first batch.
+    let batch = lines(1, 40, &WORDS);
+    count_into(&mut expected, &batch);
+    feed(kafka, &b, &batch);
+    let mut app = App::start(kafka, &b, state.path());
+    wait_for_counts(kafka, &b, &mut app, &expected);
+    app.stop();
+    let (records, now) = counts(kafka, &b);
+    assert_eq!(now, expected, "first batch");
+    steps.push((
+        "first batch: records out, counts".into(),
+        format!("{records} {now:?}"),
+    ));
+
+    // 2. Stopped, more lines, started again on an empty state dir: the
+    //    store comes back from the changelog and the counts go on.
+    let batch = lines(2, 30, &WORDS);
+    count_into(&mut expected, &batch);
+    feed(kafka, &b, &batch);
+    let state = tempfile::tempdir().unwrap();
+    let mut app = App::start(kafka, &b, state.path());
+    wait_for_counts(kafka, &b, &mut app, &expected);
+    wait_for_commit(kafka, &b, &mut app);
+    let (records, now) = counts(kafka, &b);
+    assert_eq!(now, expected, "after the app's restart");
+    steps.push((
+        "after the app's restart: records out, counts".into(),
+        format!("{records} {now:?}"),
+    ));
+
+    // 3. The broker crashes with the app running and everything committed.
+    broker.crash_and_restart();
+    let batch = lines(3, 30, &WORDS);
+    count_into(&mut expected, &batch);
+    feed(kafka, &b, &batch);
+    wait_for_counts(kafka, &b, &mut app, &expected);
+    let purgeable = serves_delete_records(kafka, &b);
+    if purgeable {
+        // Streams purges at its commits; wait for one to have happened.
+        let start = Instant::now();
+        while offsets(kafka, &b, REPARTITION).iter().all(|(e, _)| *e == 0) {
+            app.check();
+            assert!(start.elapsed() < PATIENCE, "no purge\n{}", app.report());
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    app.stop();
+    let (_, now) = counts(kafka, &b);
+    assert_eq!(now, expected, "after the broker's crash");
+    steps.push((
+        "after the broker's crash: counts".into(),
+        format!("{now:?}"),
+    ));
+    let repartition = offsets(kafka, &b, REPARTITION);
+    let purged = repartition.iter().any(|(earliest, _)| *earliest > 0);
+    assert_eq!(
+        purged, purgeable,
+        "repartition offsets {repartition:?}; DeleteRecords served: {purgeable}"
+    );
+
+    // 4. The broker crashes while the app processes, 5. the app does:
+    //    at least once, not exactly once.
+    let mut app = App::start(kafka, &b, state.path());
+    crash_mid_batch(kafka, &b, &mut expected, 4, &mut app, |_| {
+        broker.crash_and_restart()
+    });
+    app.stop();
+    let mut app = App::start(kafka, &b, state.path());
+    crash_mid_batch(kafka, &b, &mut expected, 5, &mut app, |app| {
+        app.kill9();
+        *app = App::start(kafka, &b, state.path());
+    });
+    app.stop();
+
+    let topics = java(kafka, &["topics", &b], "");
+    assert!(
+        topics.contains(&format!("{REPARTITION} partitions=2 cleanup.policy=delete"))
+            && topics.contains(&format!("{CHANGELOG} partitions=2 cleanup.policy=compact")),
+        "internal topics:\n{topics}"
+    );
+    steps.push(("topics".into(), topics));
+    steps
+}
+
+#[test]
+fn kafka_streams_word_count_gives_the_same_counts_on_pubsub_and_apache_kafka() {
+    let Some(kafka) = Kafka::start() else { return };
+    kafka.compile();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut pubsub = Pubsub {
+        daemon: Some(Daemon::start(&data)),
+        data,
+    };
+    let ours = scenario(&kafka, &mut pubsub);
+    let theirs = scenario(&kafka, &mut Reference(&kafka));
+    let differences = crate::reference::differences(&ours, &theirs);
+    assert!(
+        differences.is_empty(),
+        "Kafka Streams saw differences:\n{differences}"
+    );
+}
