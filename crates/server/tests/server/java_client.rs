@@ -52,3 +52,18 @@ async fn metadata_answers_topics_asked_for_by_id() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn deleting_an_unknown_topic_answers_without_a_message() {
+    let server = TestServer::start().await;
+    let mut c = Client::connect(server.addr).await;
+    let r: DeleteTopicsResponse = c
+        .call(
+            5,
+            &DeleteTopicsRequest::default().with_topic_names(vec![TopicName(s("nope"))]),
+        )
+        .await;
+    assert_eq!(r.responses[0].error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+    assert_eq!(r.responses[0].error_message, None);
+    server.stop().await;
+}
