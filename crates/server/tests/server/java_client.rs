@@ -67,3 +67,22 @@ async fn deleting_an_unknown_topic_answers_without_a_message() {
     assert_eq!(r.responses[0].error_message, None);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn describe_groups_v6_reports_an_unknown_group_as_not_found() {
+    let server = TestServer::start().await;
+    let mut c = Client::connect(server.addr).await;
+    let ask = DescribeGroupsRequest::default().with_groups(vec![GroupId(s("ghost"))]);
+    let r: DescribeGroupsResponse = c.call(6, &ask).await;
+    let g = &r.groups[0];
+    assert_eq!(g.error_code, 69, "GROUP_ID_NOT_FOUND");
+    assert_eq!(g.error_message.as_deref(), Some("Group ghost not found."));
+    let r: DescribeGroupsResponse = c.call(5, &ask).await;
+    let g = &r.groups[0];
+    assert_eq!(
+        (g.error_code, &*g.group_state),
+        (0, "Dead"),
+        "v5: Dead, no error"
+    );
+    server.stop().await;
+}
