@@ -231,7 +231,7 @@ final class ProducerScenarios {
         String over = "z".repeat(limit + 1);
         RecordTooLargeException e = Check.fails(RecordTooLargeException.class, "a record over max.message.bytes",
                 () -> producer.send(new ProducerRecord<>(t, 0, null, over)).get());
-        ctx.observe("too-large", e.getClass().getSimpleName());
+        ctx.observe("too-large", e.getClass().getSimpleName() + ": " + e.getMessage().replace(t, "T"));
         List<ConsumerRecord<String, String>> got = ctx.readFromStart(List.of(new TopicPartition(t, 0)), 301);
         Check.equal(justUnder, got.get(300).value(), "the large record read back");
         ctx.observe("records", got.size());
