@@ -183,6 +183,19 @@ impl Broker {
         self.inner.topic(name).map(|t| t.meta.id)
     }
 
+    /// The name of the topic with this id (Metadata v10+ asks by id).
+    pub fn topic_by_id(&self, id: Uuid) -> Option<String> {
+        if id.is_nil() {
+            return None;
+        }
+        self.inner
+            .topics
+            .read()
+            .values()
+            .find(|t| t.meta.id == id)
+            .map(|t| t.meta.name.clone())
+    }
+
     /// The topic's partition count, creating the topic if it is unknown and
     /// auto-creation is on.
     pub fn ensure_topic(&self, name: &str) -> Result<u32> {

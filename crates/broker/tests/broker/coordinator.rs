@@ -62,6 +62,7 @@ fn join_req(member: &str, instance: Option<&str>, meta: &[u8]) -> JoinRequest {
         client_id: "test".into(),
         client_host: "/127.0.0.1".into(),
         require_known_member_id: true,
+        skip_assignment_supported: true,
     }
 }
 
@@ -346,6 +347,12 @@ fn a_static_member_restarting_keeps_its_assignment_without_a_rebalance() {
     );
     assert_ne!(r2.member_id, old);
     assert_eq!(r2.generation_id, 1, "no rebalance");
+    assert!(
+        r2.skip_assignment,
+        "the returning leader keeps the assignment"
+    );
+    assert_eq!(r2.leader, r2.member_id);
+    assert_eq!(r2.members.len(), 1, "the leader sees the members");
     assert_eq!(c.describe("g").state, GroupState::Stable);
     let s = ready(&sync(&c, &store, &r2.member_id, 1, vec![], 110))
         .expect("sync")
@@ -353,6 +360,84 @@ fn a_static_member_restarting_keeps_its_assignment_without_a_rebalance() {
     assert_eq!(s.assignment, b"P0", "same partitions as before");
     // The old incarnation is fenced out.
     assert!(c.heartbeat("g", &old, Some("worker-1"), 1, 120).is_err());
+}
+
+/// A stable group "g" of two static members, "a" (the leader) and "b":
+/// their member ids and the generation.
+fn two_static_members(c: &GroupCoordinator, store: &Store) -> (String, String, i32) {
+    let a = joined(&c.join(join_req("", Some("a"), b"s"), 0).expect("a joins"));
+    let first = vec![(a.member_id.clone(), b"A".to_vec())];
+    ready(&sync(c, store, &a.member_id, a.generation_id, first, 0))
+        .expect("sync a")
+        .expect("ok");
+    let b = c.join(join_req("", Some("b"), b"s"), 1).expect("b joins");
+    let a2 = joined(
+        &c.join(join_req(&a.member_id, Some("a"), b"s"), 2)
+            .expect("a rejoins"),
+    );
+    let b = joined(&b);
+    assert_eq!(a2.leader, a.member_id, "a leads");
+    let gen = a2.generation_id;
+    let both = vec![
+        (a.member_id.clone(), b"A".to_vec()),
+        (b.member_id.clone(), b"B".to_vec()),
+    ];
+    ready(&sync(c, store, &a.member_id, gen, both, 3))
+        .expect("sync a")
+        .expect("ok");
+    ready(&sync(c, store, &b.member_id, gen, vec![], 3))
+        .expect("sync b")
+        .expect("ok");
+    assert_eq!(c.describe("g").state, GroupState::Stable);
+    (a.member_id, b.member_id, gen)
+}
+
+#[test]
+fn a_static_leader_that_cannot_skip_the_assignment_rejoins_through_a_rebalance() {
+    // As on Kafka: before JoinGroup v9 a returning leader would have to
+    // compute an assignment without knowing it must keep the old one.
+    let c = GroupCoordinator::new(config(0));
+    let store = Store::default();
+    let (_, _, gen) = two_static_members(&c, &store);
+    let mut old = join_req("", Some("a"), b"s");
+    old.skip_assignment_supported = false;
+    let p = c.join(old, 10).expect("rejoin");
+    assert_eq!(c.describe("g").state, GroupState::PreparingRebalance);
+    assert!(ready(&p).is_none(), "the rejoin waits for the rebalance");
+    // b rejoins too; the new generation starts with a leading.
+    let b = c
+        .describe("g")
+        .members
+        .into_iter()
+        .find(|m| m.group_instance_id.as_deref() == Some("b"));
+    let b = b.expect("b is a member").member_id;
+    let _ = c
+        .join(join_req(&b, Some("b"), b"s"), 11)
+        .expect("b rejoins");
+    let r = joined(&p);
+    assert_eq!(r.generation_id, gen + 1, "a new generation");
+    assert!(!r.skip_assignment);
+}
+
+#[test]
+fn a_static_follower_rejoins_without_a_rebalance_whatever_its_version_and_subscription_bytes() {
+    let c = GroupCoordinator::new(config(0));
+    let store = Store::default();
+    let (_, b, gen) = two_static_members(&c, &store);
+    // Restarted, it owns no partitions: other subscription bytes, same
+    // protocol. Kafka keeps the assignment all the same.
+    let mut old = join_req("", Some("b"), b"restarted");
+    old.skip_assignment_supported = false;
+    let r = joined(&c.join(old, 10).expect("rejoin"));
+    assert_ne!(r.member_id, b);
+    assert_eq!(r.generation_id, gen, "no rebalance");
+    assert!(!r.skip_assignment);
+    assert!(r.members.is_empty(), "a follower sees no members");
+    assert_eq!(c.describe("g").state, GroupState::Stable);
+    let s = ready(&sync(&c, &store, &r.member_id, gen, vec![], 11))
+        .expect("sync")
+        .expect("ok");
+    assert_eq!(s.assignment, b"B");
 }
 
 #[test]

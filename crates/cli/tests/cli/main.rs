@@ -10,6 +10,7 @@ mod commands;
 mod compat;
 mod daemon;
 mod go_clients;
+mod java_clients;
 mod kafka;
 mod kafka_tools;
 mod log_tools;

@@ -1,5 +1,6 @@
 //! DeleteTopics (20): deletes topics and their data.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, RequestHeader};
 
@@ -22,9 +23,14 @@ pub async fn handle(
             let base = base.with_name(Some(name));
             match result {
                 Ok(()) => base,
-                Err(e) => base
-                    .with_error_code(error_code(&e))
-                    .with_error_message((version >= 5).then(|| sb(&e.to_string()))),
+                Err(e) => {
+                    let code = error_code(&e);
+                    // Kafka leaves the message out for an unknown topic, so
+                    // clients print the error's own description.
+                    let unknown = code == ResponseError::UnknownTopicOrPartition.code();
+                    base.with_error_code(code)
+                        .with_error_message((version >= 5 && !unknown).then(|| sb(&e.to_string())))
+                }
             }
         })
         .collect();

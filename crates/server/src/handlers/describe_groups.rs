@@ -1,10 +1,13 @@
 //! DescribeGroups (15): state, protocol and members (with their opaque
 //! subscription and assignment bytes) of each group. An unknown group is
-//! reported as Dead with no members, as Kafka does.
+//! reported as Dead with no members before v6 and as GROUP_ID_NOT_FOUND
+//! from v6 (KIP-1043), as Kafka does.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, RequestHeader};
+
+use pubsub_broker::group::GroupState;
 
 use super::{opt, sb};
 use crate::context::Ctx;
@@ -26,6 +29,14 @@ pub async fn handle(
                     .with_authorized_operations(i32::MIN);
             }
             let d = ctx.broker.coordinator().describe(&group_id);
+            if version >= 6 && d.state == GroupState::Dead {
+                let message = format!("Group {} not found.", &*group_id);
+                return DescribedGroup::default()
+                    .with_group_id(group_id)
+                    .with_error_code(ResponseError::GroupIdNotFound.code())
+                    .with_error_message(Some(sb(&message)))
+                    .with_authorized_operations(i32::MIN);
+            }
             DescribedGroup::default()
                 .with_group_id(group_id)
                 .with_group_state(sb(d.state.kafka_name()))

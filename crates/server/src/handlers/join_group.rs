@@ -49,6 +49,7 @@ pub async fn handle(
             .unwrap_or_default(),
         client_host: ctx.client_host.clone(),
         require_known_member_id: version >= 4,
+        skip_assignment_supported: version >= 9,
     };
     let promise = match ctx.broker.coordinator().join(join, ctx.broker.now_ms()) {
         Ok(p) => p,
@@ -73,6 +74,7 @@ pub async fn handle(
             .with_protocol_name(Some(sb(r.protocol_name.as_deref().unwrap_or_default())))
             .with_leader(sb(&r.leader))
             .with_member_id(sb(&r.member_id))
+            .with_skip_assignment(version >= 9 && r.skip_assignment)
             .with_members(
                 r.members
                     .into_iter()

@@ -6,6 +6,7 @@ use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, RequestHeader};
+use uuid::Uuid;
 
 use super::{sb, topic_name};
 use crate::codes::error_code;
@@ -65,8 +66,12 @@ pub async fn handle(
         Some(list) if list.is_empty() && version == 0 => all(ctx, version),
         Some(list) => list
             .iter()
-            .filter_map(|t| t.name.as_ref())
-            .map(|n| topic(ctx, n, allow_create, version))
+            .map(|t| match &t.name {
+                Some(n) if !n.is_empty() || t.topic_id.is_nil() => {
+                    topic(ctx, n, allow_create, version)
+                }
+                _ => by_id(ctx, t.topic_id, version),
+            })
             .collect(),
     };
     MetadataResponse::default()
@@ -78,6 +83,19 @@ pub async fn handle(
         .with_controller_id(BrokerId(if version >= 1 { NODE_ID } else { -1 }))
         .with_topics(topics)
         .with_cluster_authorized_operations(i32::MIN)
+}
+
+/// A topic asked for by id (v10+, name null): described under its name, or
+/// UNKNOWN_TOPIC_ID with the id and no name, as Kafka answers.
+fn by_id(ctx: &Ctx, id: Uuid, version: i16) -> MetadataResponseTopic {
+    match ctx.broker.topic_by_id(id) {
+        Some(name) => topic(ctx, &name, false, version),
+        None => MetadataResponseTopic::default()
+            .with_name(None)
+            .with_topic_id(id)
+            .with_error_code(ResponseError::UnknownTopicId.code())
+            .with_topic_authorized_operations(i32::MIN),
+    }
 }
 
 fn all(ctx: &Ctx, version: i16) -> Vec<MetadataResponseTopic> {

@@ -164,9 +164,14 @@ fn base(index: i32) -> PartitionProduceResponse {
 }
 
 fn refused(index: i32, version: i16, e: &BrokerError) -> PartitionProduceResponse {
+    let code = error_code(e);
+    // Kafka sends no message with MESSAGE_TOO_LARGE, so clients show the
+    // error's own description ("The request included a message larger than
+    // the max message size the server will accept.").
+    let text = (code != ResponseError::MessageTooLarge.code()).then(|| e.to_string());
     base(index)
-        .with_error_code(error_code(e))
-        .with_error_message(message(version, &e.to_string()))
+        .with_error_code(code)
+        .with_error_message(text.and_then(|t| message(version, &t)))
 }
 
 /// Error messages are part of the answer from v8 on.

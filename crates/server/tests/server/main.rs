@@ -7,6 +7,7 @@ mod common;
 mod configs;
 mod fetch;
 mod groups;
+mod java_client;
 mod limits;
 mod produce;
 mod versions;

@@ -15,6 +15,10 @@ async fn oversized_and_corrupt_batches_are_refused_and_nothing_is_stored() {
     let big = "x".repeat(4096);
     let p = produce(&mut c, "small", 0, -1, bytes(batch_of(&[&big]))).await;
     assert_eq!(p.error_code, 10, "MESSAGE_TOO_LARGE");
+    assert_eq!(
+        p.error_message, None,
+        "as Kafka: no message, the error says it"
+    );
     assert_eq!(p.base_offset, -1);
 
     let mut corrupt = bytes(batch_of(&["hello", "world"])).to_vec();

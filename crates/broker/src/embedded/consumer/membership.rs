@@ -129,6 +129,8 @@ impl Consumer {
                 .unwrap_or_else(|| "pubsub-embedded".into()),
             client_host: "embedded".into(),
             require_known_member_id: true,
+            // A skipped assignment is answered by the stored one at SyncGroup.
+            skip_assignment_supported: true,
         };
         let promise = match self.broker.coordinator().join(req, self.broker.now_ms()) {
             Ok(p) => p,

@@ -122,7 +122,7 @@ impl Group {
         if let Some(s) = member.pending_sync.take() {
             s.fulfil(Err(BrokerError::FencedInstanceId(iid.to_string())));
         }
-        let changed = member.protocols != req.protocols;
+        let skip_supported = req.skip_assignment_supported;
         member.member_id = new_id.clone();
         member.protocols = req.protocols;
         member.client_id = req.client_id;
@@ -130,19 +130,27 @@ impl Group {
         member.session_timeout_ms = session;
         member.rebalance_timeout_ms = rebalance;
         member.last_heartbeat = now;
-        if self.leader.as_deref() == Some(old_id) {
+        let leader = self.leader.as_deref() == Some(old_id);
+        if leader {
             self.leader = Some(new_id.clone());
         }
         self.static_members.insert(iid.to_string(), new_id.clone());
-        let stable = self.state == GroupState::Stable;
-        if stable && !changed {
-            self.members.insert(new_id.clone(), member);
+        self.members.insert(new_id.clone(), member);
+        // As Kafka: new subscription bytes alone (a restarted consumer owns
+        // no partitions yet) keep the assignment; a change of the protocol
+        // the group would choose does not. A returning follower keeps its
+        // assignment; a returning leader only when it can be told to skip
+        // the assignment (it gets the members, to watch their
+        // subscriptions), else the group rebalances.
+        let same_protocol = self.select_protocol() == self.protocol;
+        if self.state == GroupState::Stable && same_protocol && (!leader || skip_supported) {
             let mut resp = self.join_response(&new_id);
-            resp.members.clear();
+            resp.skip_assignment = leader;
             promise.fulfil(Ok(resp));
         } else {
-            member.pending_join = Some(Arc::clone(&promise));
-            self.members.insert(new_id, member);
+            if let Some(m) = self.members.get_mut(&new_id) {
+                m.pending_join = Some(Arc::clone(&promise));
+            }
             self.prepare_rebalance(now, cfg);
         }
         promise
@@ -343,6 +351,7 @@ impl Group {
             leader,
             member_id: member_id.to_string(),
             members,
+            skip_assignment: false,
         }
     }
 

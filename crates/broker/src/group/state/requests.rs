@@ -27,6 +27,9 @@ pub struct JoinRequest {
     pub client_host: String,
     /// JoinGroup v4+: an empty member id gets MEMBER_ID_REQUIRED first.
     pub require_known_member_id: bool,
+    /// JoinGroup v9+: a static leader that rejoins can be told to skip the
+    /// assignment; an older one makes the group rebalance, as on Kafka.
+    pub skip_assignment_supported: bool,
 }
 
 /// A member as the leader sees it in a JoinGroup response.
@@ -55,6 +58,9 @@ pub struct JoinResponse {
     pub member_id: String,
     /// Every member, for the leader only; empty for the others.
     pub members: Vec<JoinMember>,
+    /// The leader keeps the group's assignment and must not compute one (a
+    /// static leader rejoining a stable group, JoinGroup v9+).
+    pub skip_assignment: bool,
 }
 
 /// A SyncGroup request.
