@@ -138,7 +138,14 @@ impl Log {
         });
         let opened = recovery::open(&ctx)?;
         let next = opened.next_offset;
-        let start = opened.segments.first().map_or(next, |s| s.base_offset);
+        // The first segment's base, or where DeleteRecords moved the start
+        // (never past the log end, should recovery have cut below it).
+        let start = opened
+            .segments
+            .first()
+            .map_or(next, |s| s.base_offset)
+            .max(opened.checkpointed_start.unwrap_or(0))
+            .min(next);
         let active = opened
             .segments
             .last()
