@@ -40,6 +40,14 @@ fn advancing_the_start_hides_records_deletes_whole_segments_and_persists() {
     assert_eq!(first_base(&read.records), Some(target - 1));
     assert_eq!(read.log_start_offset, target);
     assert_eq!(read_all(&log).first().map(|r| r.offset), Some(target));
+    // By timestamp: the first record at or after the start, even where the
+    // batch holding it has older records before it.
+    assert_eq!(
+        log.offset_for_timestamp(0)
+            .expect("by time")
+            .map(|t| t.offset),
+        Some(target)
+    );
     // Lower than the start: nothing changes. Beyond the end: refused.
     assert_eq!(
         log.advance_start_offset(1).expect("lower").log_start_offset,
