@@ -162,6 +162,18 @@ pub enum BrokerError {
     /// The group has members and cannot be deleted.
     #[error("group {0} is not empty")]
     NonEmptyGroup(String),
+    /// A request the topic's settings forbid (DeleteRecords on a topic that
+    /// is only compacted); the message is Kafka's own.
+    #[error("{0}")]
+    PolicyViolation(String),
+    /// The group still consumes a topic whose offsets were to be deleted.
+    #[error("group {group} is subscribed to topic {topic}")]
+    GroupSubscribedToTopic {
+        /// Group.
+        group: String,
+        /// Topic.
+        topic: String,
+    },
     /// No such group.
     #[error("group {0} not found")]
     GroupIdNotFound(String),

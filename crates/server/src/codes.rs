@@ -45,6 +45,8 @@ pub fn kafka_error(e: &BrokerError) -> ResponseError {
         BrokerError::FencedInstanceId(_) => K::FencedInstanceId,
         BrokerError::NonEmptyGroup(_) => K::NonEmptyGroup,
         BrokerError::GroupIdNotFound(_) => K::GroupIdNotFound,
+        BrokerError::PolicyViolation(_) => K::PolicyViolation,
+        BrokerError::GroupSubscribedToTopic { .. } => K::GroupSubscribedToTopic,
         // Shutting down: clients refresh metadata and retry elsewhere (here, later).
         BrokerError::Closed => K::NotLeaderOrFollower,
         BrokerError::Timeout(_) => K::RequestTimedOut,

@@ -4,12 +4,14 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest,
-    DeleteTopicsRequest, DescribeConfigsRequest, DescribeGroupsRequest, DescribeLogDirsRequest,
-    FetchRequest, FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest,
-    InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
-    ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetFetchRequest, ProduceRequest,
-    RequestHeader, ResponseHeader, SyncGroupRequest,
+    AlterConfigsRequest, ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest,
+    DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest,
+    DescribeConfigsRequest, DescribeGroupsRequest, DescribeLogDirsRequest,
+    DescribeTopicPartitionsRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest,
+    IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
+    ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
+    OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, RequestHeader, ResponseHeader,
+    SyncGroupRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 use tokio::task::JoinHandle;
@@ -44,6 +46,11 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeLogDirs, 1, 4),
+    (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::DescribeCluster, 0, 2),
+    (ApiKey::DescribeTopicPartitions, 0, 0),
 ];
 
 /// The advertised range of an API.
@@ -188,6 +195,16 @@ pub async fn dispatch(ctx: &Ctx, frame: BytesMut) -> Result<Reply, ServerError> 
         ApiKey::DescribeLogDirs => {
             serve!(DescribeLogDirsRequest, handlers::describe_log_dirs::handle)
         }
+        ApiKey::DeleteRecords => serve!(DeleteRecordsRequest, handlers::delete_records::handle),
+        ApiKey::AlterConfigs => serve!(AlterConfigsRequest, handlers::alter_configs::handle),
+        ApiKey::OffsetDelete => serve!(OffsetDeleteRequest, handlers::offset_delete::handle),
+        ApiKey::DescribeCluster => {
+            serve!(DescribeClusterRequest, handlers::describe_cluster::handle)
+        }
+        ApiKey::DescribeTopicPartitions => serve!(
+            DescribeTopicPartitionsRequest,
+            handlers::describe_topic_partitions::handle
+        ),
         _ => return Err(ServerError::UnknownApi(api)),
     };
     Ok(reply)

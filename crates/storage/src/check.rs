@@ -47,6 +47,10 @@ pub struct CheckReport {
     pub clean_shutdown: bool,
     /// The recovery-point checkpoint, if readable.
     pub recovery_point: Option<u64>,
+    /// The first readable offset open will use: the first segment's base,
+    /// or the start the checkpoint records if higher (DeleteRecords moved
+    /// it); `None` without segments.
+    pub log_start_offset: Option<u64>,
     /// Per segment, oldest first.
     pub segments: Vec<SegmentCheck>,
     /// Files recovery would remove or settle (temporaries, compaction leftovers).
@@ -188,10 +192,23 @@ pub fn check(dir: &Path, config: &LogConfig) -> Result<CheckReport> {
             time_index_problem,
         });
     }
+    let end = segments
+        .iter()
+        .rev()
+        .find_map(|s| s.last_offset.map(|l| l + 1))
+        .or_else(|| segments.last().map(|s| s.base_offset));
+    let log_start_offset = segments.first().map(|first| {
+        let recorded = survey.checkpoint.map_or(0, |c| c.log_start_offset);
+        first
+            .base_offset
+            .max(recorded)
+            .min(end.unwrap_or(first.base_offset))
+    });
     Ok(CheckReport {
         dir: dir.to_path_buf(),
         clean_shutdown: survey.marker_matches,
         recovery_point: survey.checkpoint.map(|c| c.recovery_point),
+        log_start_offset,
         segments,
         leftover_files: survey.leftovers,
         checkpoint_problems: survey.checkpoint_problems,

@@ -44,6 +44,7 @@ pub mod fs;
 mod index;
 mod layout;
 mod log;
+mod log_start;
 mod plan;
 mod recovery;
 mod retention;
@@ -60,6 +61,7 @@ pub use layout::{
     CLEAN_SHUTDOWN, INDEX_SUFFIX, LOG_SUFFIX, RECOVERY_CHECKPOINT, TIME_INDEX_SUFFIX,
 };
 pub use log::{AppendInfo, Log, ReadResult, SegmentInfo, TimestampOffset};
+pub use log_start::StartOffsetReport;
 pub use plan::{Cut, CutReason, Outcome, RecoveryPlan, TidyStep};
 pub use recovery::{DroppedSegment, RecoveryReport, Truncation};
 pub use retention::RetentionReport;

@@ -144,6 +144,9 @@ pub(crate) struct Opened {
     pub rolling_timestamp: Option<i64>,
     pub next_offset: u64,
     pub checkpoint: Option<RecoveryCheckpoint>,
+    /// The log start offset the checkpoint recorded (DeleteRecords may
+    /// have moved it above the first segment's base), if readable.
+    pub checkpointed_start: Option<u64>,
     pub report: RecoveryReport,
 }
 
@@ -190,6 +193,7 @@ pub(crate) fn open(ctx: &Arc<SegmentContext>) -> Result<Opened> {
         } else {
             None
         },
+        checkpointed_start: survey.checkpoint.map(|c| c.log_start_offset),
         report,
     })
 }

@@ -1,7 +1,8 @@
 //! Retention for `cleanup.policy=delete`: whole segments go, oldest first,
 //! when their newest record is older than `retention_ms` or while the log is
 //! larger than `retention_bytes`. The log start offset moves to the first
-//! remaining segment; reads below it get `OffsetOutOfRange`.
+//! remaining segment (or stays above it, where DeleteRecords moved it);
+//! reads below it get `OffsetOutOfRange`.
 
 use std::sync::Arc;
 
@@ -68,32 +69,38 @@ impl Log {
                 }
             }
         }
-        if doomed.is_empty() {
+        if !doomed.is_empty() {
+            {
+                let mut map = self.segments.write();
+                for seg in &doomed {
+                    map.remove(&seg.base_offset);
+                }
+                // A start moved past the first remaining segment's base
+                // (DeleteRecords) stays where it is.
+                if let Some((&first, _)) = map.iter().next() {
+                    self.start_offset
+                        .fetch_max(first, std::sync::atomic::Ordering::AcqRel);
+                }
+            }
+            for seg in &doomed {
+                report.deleted_segments.push(seg.base_offset);
+                report.deleted_bytes += seg.size();
+                self.poison_on_err(seg.delete_files())?;
+            }
+            let dir = self.dir();
+            let synced = self
+                .ctx
+                .fs
+                .sync_dir(dir)
+                .map_err(|e| StorageError::io("fsync directory", dir, e));
+            self.poison_on_err(synced)?;
+        }
+        // Segments left wholly below a start that DeleteRecords moved (a
+        // crash between its checkpoint and its deletions) go too.
+        self.delete_segments_below_start(&mut report.deleted_segments, &mut report.deleted_bytes)?;
+        if report.deleted_segments.is_empty() {
             return Ok(report);
         }
-
-        {
-            let mut map = self.segments.write();
-            for seg in &doomed {
-                map.remove(&seg.base_offset);
-            }
-            if let Some((&first, _)) = map.iter().next() {
-                self.start_offset
-                    .store(first, std::sync::atomic::Ordering::Release);
-            }
-        }
-        for seg in &doomed {
-            report.deleted_segments.push(seg.base_offset);
-            report.deleted_bytes += seg.size();
-            self.poison_on_err(seg.delete_files())?;
-        }
-        let dir = self.dir();
-        let synced = self
-            .ctx
-            .fs
-            .sync_dir(dir)
-            .map_err(|e| StorageError::io("fsync directory", dir, e));
-        self.poison_on_err(synced)?;
         self.write_checkpoint(self.durable_offset())?;
         report.log_start_offset = self.log_start_offset();
         Ok(report)

@@ -7,11 +7,12 @@
 //! shuts down cleanly so the next open skips recovery.
 //!
 //! By concern: [`open`] locks the directory and loads it, [`admin`] creates,
-//! changes and deletes topics, [`traffic`] produces and fetches,
+//! changes and deletes topics, [`delete_records`] moves log start offsets, [`traffic`] produces and fetches,
 //! [`producer_ids`] hands out producer ids, [`scheduler`] is the background
 //! clock. Consumer groups are driven through [`Broker::coordinator`].
 
 mod admin;
+mod delete_records;
 mod open;
 mod producer_ids;
 mod scheduler;
@@ -38,6 +39,7 @@ use crate::partitioner::RoundRobin;
 use crate::topic::Topic;
 
 pub use admin::MAX_PARTITIONS;
+pub use delete_records::HIGH_WATERMARK;
 pub use traffic::OffsetSpec;
 
 /// Wall-clock milliseconds since the Unix epoch.

@@ -86,6 +86,10 @@ pub struct GroupListing {
     pub state: GroupState,
 }
 
+/// One partition's answer to an OffsetDelete: deleted (or had nothing to
+/// delete), or refused.
+pub type OffsetDeletion = ((String, i32), Result<()>);
+
 /// Every group of the broker.
 #[derive(Debug)]
 pub struct GroupCoordinator {
@@ -436,6 +440,66 @@ impl GroupCoordinator {
         drop(g);
         self.groups.lock().remove(group_id);
         Ok(())
+    }
+
+    /// OffsetDelete: removes the group's committed offsets of the given
+    /// partitions (tombstones are written first). A partition of a topic
+    /// the group's members consume is refused with
+    /// `GroupSubscribedToTopic`; one without a committed offset is
+    /// answered without error, as Kafka does. An unknown or deleted group
+    /// is `GroupIdNotFound`.
+    pub fn delete_offsets(
+        &self,
+        store: &dyn OffsetsStore,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<OffsetDeletion>> {
+        validate_group_id(group_id)?;
+        let group = self
+            .group(group_id)
+            .ok_or_else(|| BrokerError::GroupIdNotFound(group_id.to_string()))?;
+        let mut g = group.lock();
+        if g.state == GroupState::Dead {
+            return Err(BrokerError::GroupIdNotFound(group_id.to_string()));
+        }
+        let mut results = Vec::with_capacity(partitions.len());
+        let mut doomed = Vec::new();
+        for (topic, partition) in partitions {
+            let tp = (topic.clone(), *partition);
+            if g.is_subscribed_to(topic) {
+                let refusal = BrokerError::GroupSubscribedToTopic {
+                    group: group_id.to_string(),
+                    topic: topic.clone(),
+                };
+                results.push((tp, Err(refusal)));
+                continue;
+            }
+            if g.offsets.contains_key(&tp) {
+                doomed.push(tp.clone());
+            }
+            results.push((tp, Ok(())));
+        }
+        let records: Vec<OffsetsRecord> = doomed
+            .iter()
+            .map(|(topic, partition)| {
+                (
+                    OffsetsKey::Offset {
+                        group: group_id.to_string(),
+                        topic: topic.clone(),
+                        partition: *partition,
+                    }
+                    .encode(),
+                    None,
+                )
+            })
+            .collect();
+        if !records.is_empty() {
+            store.persist(group_id, records)?;
+        }
+        for tp in &doomed {
+            g.offsets.remove(tp);
+        }
+        Ok(results)
     }
 
     /// Advances every group's timers to `now`.

@@ -150,3 +150,71 @@ fn deleting_a_group_writes_tombstones_that_survive_a_restart() {
         .is_empty());
     broker.close().expect("close");
 }
+
+#[test]
+fn deleted_offsets_are_tombstones_a_restarted_broker_honours() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::open(dir.path(), config()).expect("open");
+    broker
+        .create_topic("t", Some(2), no_configs())
+        .expect("create");
+    broker
+        .coordinator()
+        .commit(
+            broker.offsets_store(),
+            CommitRequest {
+                group_id: "g".into(),
+                generation_id: -1,
+                entries: (0..2)
+                    .map(|p| CommitEntry {
+                        topic: "t".into(),
+                        partition: p,
+                        offset: 7,
+                        leader_epoch: -1,
+                        metadata: String::new(),
+                    })
+                    .collect(),
+                ..CommitRequest::default()
+            },
+            broker.now_ms(),
+            pubsub_broker::wall_clock_ms(),
+        )
+        .expect("commit");
+    let deleted = broker
+        .coordinator()
+        .delete_offsets(broker.offsets_store(), "g", &[("t".into(), 1)])
+        .expect("delete offsets");
+    assert_eq!(deleted.len(), 1);
+    assert!(deleted[0].1.is_ok());
+    assert!(matches!(
+        broker
+            .coordinator()
+            .delete_offsets(broker.offsets_store(), "nobody", &[("t".into(), 1)]),
+        Err(pubsub_broker::BrokerError::GroupIdNotFound(_))
+    ));
+    // The tombstone is the last record of the offsets topic.
+    let keys = keys_in_offsets_topic(&broker);
+    assert_eq!(
+        keys.last().map(|(k, live)| (format!("{k:?}"), *live)),
+        Some((
+            format!(
+                "{:?}",
+                OffsetsKey::Offset {
+                    group: "g".into(),
+                    topic: "t".into(),
+                    partition: 1
+                }
+            ),
+            false
+        ))
+    );
+    drop(broker);
+    let broker = Broker::open(dir.path(), config()).expect("reopen");
+    let offsets: Vec<(i32, Option<i64>)> = broker
+        .coordinator()
+        .fetch_offsets("g", Some(&[("t".into(), 0), ("t".into(), 1)]))
+        .into_iter()
+        .map(|((_, p), c)| (p, c.map(|c| c.offset)))
+        .collect();
+    assert_eq!(offsets, vec![(0, Some(7)), (1, None)]);
+}

@@ -185,3 +185,79 @@ fn a_data_directory_is_used_by_one_broker_at_a_time() {
     drop(broker);
     open(dir.path()).close().expect("reopen after close");
 }
+
+#[test]
+fn delete_records_moves_the_start_for_embedded_consumers_and_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let broker = open(dir.path());
+        broker
+            .create_topic("trimmed", Some(1), no_configs())
+            .expect("create");
+        broker
+            .create_topic(
+                "compacted",
+                Some(1),
+                configs(&[("cleanup.policy", "compact")]),
+            )
+            .expect("create");
+        let producer = broker
+            .producer(ProducerConfig::default())
+            .expect("producer");
+        for i in 0..10 {
+            producer
+                .send_and_wait(&ProducerRecord::new("trimmed", format!("{i}").as_bytes()))
+                .expect("send");
+        }
+        assert_eq!(broker.delete_records("trimmed", 0, 4).expect("delete"), 4);
+        // Lower: nothing changes; beyond the high watermark: out of range.
+        assert_eq!(broker.delete_records("trimmed", 0, 2).expect("lower"), 4);
+        assert!(matches!(
+            broker.delete_records("trimmed", 0, 11),
+            Err(BrokerError::OffsetOutOfRange { .. })
+        ));
+        assert!(matches!(
+            broker.delete_records("trimmed", 1, 0),
+            Err(BrokerError::UnknownTopicOrPartition { .. })
+        ));
+        assert!(matches!(
+            broker.delete_records("compacted", 0, 0),
+            Err(BrokerError::PolicyViolation(_))
+        ));
+        // An embedded consumer starting from the earliest offset starts there.
+        let mut consumer = broker
+            .consumer(pubsub_broker::ConsumerConfig {
+                offset_reset: pubsub_broker::OffsetReset::Earliest,
+                ..pubsub_broker::ConsumerConfig::new("readers")
+            })
+            .expect("consumer");
+        consumer.subscribe(&["trimmed"]).expect("subscribe");
+        let mut seen = Vec::new();
+        while seen.len() < 6 {
+            for r in consumer
+                .poll(std::time::Duration::from_millis(200))
+                .expect("poll")
+            {
+                seen.push(r.offset);
+            }
+        }
+        assert_eq!(seen, (4..10).collect::<Vec<i64>>());
+        drop(consumer);
+        broker.close().expect("close");
+    }
+    let broker = open(dir.path());
+    assert_eq!(
+        broker
+            .describe_topic("trimmed")
+            .expect("describe")
+            .partitions[0]
+            .log_start_offset,
+        4
+    );
+    assert_eq!(
+        broker
+            .delete_records("trimmed", 0, pubsub_broker::HIGH_WATERMARK)
+            .expect("to the end"),
+        10
+    );
+}

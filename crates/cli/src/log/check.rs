@@ -302,11 +302,13 @@ fn segment_has_problem(s: &SegmentCheck) -> bool {
 
 fn human_partition(text: &mut String, p: &PartitionCheck, verbose: bool) {
     let r = &p.report;
+    let start = r.log_start_offset.unwrap_or_default();
     let offsets = match (
         r.segments.first(),
         r.segments.iter().rev().find_map(|s| s.last_offset),
     ) {
-        (Some(first), Some(last)) => format!("offsets {}..={last}", first.base_offset),
+        (Some(_), Some(last)) if start > last => format!("empty, next offset {}", last + 1),
+        (Some(_), Some(last)) => format!("offsets {start}..={last}"),
         (Some(first), None) => format!("empty, next offset {}", first.base_offset),
         (None, _) => "no segments".into(),
     };
@@ -412,6 +414,7 @@ fn partition_json(p: &PartitionCheck) -> Value {
         "recovery_action": r.recovery_action(),
         "clean_shutdown": r.clean_shutdown,
         "recovery_point": r.recovery_point,
+        "log_start_offset": r.log_start_offset,
         "index_interval_bytes": p.index_interval_bytes,
         "ends_below_recovery_point": p.ends_below_recovery_point,
         "segments": segments,

@@ -1,6 +1,7 @@
 //! Tests of the `pubsub` binary as a process: real sockets, real signals,
 //! real files, and real Kafka clients (the Python suite under `compat/`).
 
+mod admin_apis;
 mod api_table;
 mod bad_input;
 mod bench;

@@ -89,7 +89,7 @@ fn scrape_text(page: &str) -> HashMap<String, f64> {
     samples
 }
 
-async fn scrape(addr: SocketAddr) -> HashMap<String, f64> {
+pub(crate) async fn scrape(addr: SocketAddr) -> HashMap<String, f64> {
     let (status, head, body) = get(addr, "/metrics").await;
     assert_eq!(status, 200, "{head}");
     assert!(
@@ -99,7 +99,7 @@ async fn scrape(addr: SocketAddr) -> HashMap<String, f64> {
     scrape_text(&body)
 }
 
-fn value(m: &HashMap<String, f64>, series: &str) -> f64 {
+pub(crate) fn value(m: &HashMap<String, f64>, series: &str) -> f64 {
     *m.get(series).unwrap_or_else(|| {
         let mut near: Vec<&String> = m
             .keys()

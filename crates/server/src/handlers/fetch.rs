@@ -137,13 +137,9 @@ fn read_all(
                             .with_records(Some(Bytes::from(out)));
                     }
                     Err(e) => {
+                        // As Kafka: an error leaves the offsets unknown (-1).
                         errors = true;
-                        let l = log.log();
-                        part = part
-                            .with_error_code(error_code(&e))
-                            .with_high_watermark(l.log_end_offset() as i64)
-                            .with_last_stable_offset(l.log_end_offset() as i64)
-                            .with_log_start_offset(start_of(l.log_start_offset()));
+                        part = part.with_error_code(error_code(&e));
                     }
                 }
             }

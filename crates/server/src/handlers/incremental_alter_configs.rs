@@ -1,5 +1,6 @@
 //! IncrementalAlterConfigs (44): set, delete, append to or subtract from
-//! topic settings. Broker settings are static (the config file).
+//! topic settings. Broker settings are static (the config file). Checks
+//! and changes go through `config_changes`, shared with AlterConfigs.
 
 use std::collections::BTreeMap;
 
@@ -10,12 +11,14 @@ use kafka_protocol::messages::{
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, RequestHeader,
 };
 use pubsub_broker::config::{topic_setting, ConfigType};
-use pubsub_broker::BrokerError;
 
+use super::config_changes::{
+    change_broker, change_topic, no_duplicate_keys, topic_overrides, unsupported_resource, Changes,
+};
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::sb;
 use crate::codes::error_code;
-use crate::context::{blocking, Ctx};
+use crate::context::Ctx;
 
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
@@ -23,10 +26,8 @@ const OP_APPEND: i8 = 2;
 const OP_SUBTRACT: i8 = 3;
 
 /// The changes to make, from the operations and the current values.
-fn changes(
-    ctx: &Ctx,
-    r: &AlterConfigsResource,
-) -> Result<BTreeMap<String, Option<String>>, super::Refusal> {
+fn changes(ctx: &Ctx, r: &AlterConfigsResource) -> Result<Changes, super::Refusal> {
+    no_duplicate_keys(r.configs.iter().map(|c| c.name.as_str()))?;
     let current = ctx
         .broker
         .describe_topic(&r.resource_name)
@@ -41,12 +42,6 @@ fn changes(
     let mut out: BTreeMap<String, Option<String>> = BTreeMap::new();
     for c in &r.configs {
         let key = c.name.to_string();
-        if out.contains_key(&key) {
-            return Err((
-                ResponseError::InvalidRequest.code(),
-                format!("{key} is altered more than once"),
-            ));
-        }
         let value = c.value.as_ref().map(|v| v.to_string());
         let change = match (c.config_operation, value) {
             (OP_SET, Some(v)) => Some(v),
@@ -91,24 +86,6 @@ fn changes(
         };
         out.insert(key, change);
     }
-    // Validate against the topic's current overrides.
-    let mut merged: BTreeMap<String, String> = current
-        .configs
-        .iter()
-        .filter(|(_, _, set)| *set)
-        .map(|(k, v, _)| (k.clone(), v.clone()))
-        .collect();
-    for (k, v) in &out {
-        match v {
-            Some(v) => merged.insert(k.clone(), v.clone()),
-            None => merged.remove(k),
-        };
-    }
-    ctx.broker
-        .config()
-        .topic_defaults
-        .with_overrides(&merged)
-        .map_err(|e: BrokerError| (error_code(&e), e.to_string()))?;
     Ok(out)
 }
 
@@ -123,28 +100,26 @@ pub async fn handle(
         .iter()
         .map(|r| {
             let result = match r.resource_type {
-                RESOURCE_TOPIC => changes(ctx, r).and_then(|c| {
-                    if req.validate_only {
-                        Ok(())
-                    } else {
-                        blocking(|| ctx.broker.alter_topic_config(&r.resource_name, &c))
-                            .map_err(|e| (error_code(&e), e.to_string()))
-                    }
+                RESOURCE_TOPIC => topic_overrides(ctx, &r.resource_name).and_then(|overrides| {
+                    let c = changes(ctx, r)?;
+                    change_topic(ctx, &r.resource_name, &overrides, &c, req.validate_only)
                 }),
-                RESOURCE_BROKER => Err((
-                    ResponseError::InvalidRequest.code(),
-                    "broker settings are static: change the config file and restart".to_string(),
-                )),
-                other => Err((
-                    ResponseError::InvalidRequest.code(),
-                    format!("resource type {other} is not supported"),
-                )),
+                RESOURCE_BROKER => no_duplicate_keys(r.configs.iter().map(|c| c.name.as_str()))
+                    .and_then(|()| {
+                        let c: Changes = r
+                            .configs
+                            .iter()
+                            .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
+                            .collect();
+                        change_broker(&r.resource_name, &c)
+                    }),
+                other => Err(unsupported_resource(other)),
             };
             let base = AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
             match result {
-                Ok(()) => base,
+                Ok(()) => base.with_error_message(None),
                 Err((error, message)) => base
                     .with_error_code(error)
                     .with_error_message(Some(sb(&message))),

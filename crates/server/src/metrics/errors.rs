@@ -3,12 +3,13 @@
 //! per-member code. [`Metrics`](super::Metrics) counts every non-zero one.
 
 use kafka_protocol::messages::{
-    ApiVersionsResponse, CreatePartitionsResponse, CreateTopicsResponse, DeleteGroupsResponse,
-    DeleteTopicsResponse, DescribeConfigsResponse, DescribeGroupsResponse, DescribeLogDirsResponse,
-    FetchResponse, FindCoordinatorResponse, HeartbeatResponse, IncrementalAlterConfigsResponse,
-    InitProducerIdResponse, JoinGroupResponse, LeaveGroupResponse, ListGroupsResponse,
-    ListOffsetsResponse, MetadataResponse, OffsetCommitResponse, OffsetFetchResponse,
-    ProduceResponse, SyncGroupResponse,
+    AlterConfigsResponse, ApiVersionsResponse, CreatePartitionsResponse, CreateTopicsResponse,
+    DeleteGroupsResponse, DeleteRecordsResponse, DeleteTopicsResponse, DescribeClusterResponse,
+    DescribeConfigsResponse, DescribeGroupsResponse, DescribeLogDirsResponse,
+    DescribeTopicPartitionsResponse, FetchResponse, FindCoordinatorResponse, HeartbeatResponse,
+    IncrementalAlterConfigsResponse, InitProducerIdResponse, JoinGroupResponse, LeaveGroupResponse,
+    ListGroupsResponse, ListOffsetsResponse, MetadataResponse, OffsetCommitResponse,
+    OffsetDeleteResponse, OffsetFetchResponse, ProduceResponse, SyncGroupResponse,
 };
 
 /// A response whose error codes can be listed.
@@ -172,6 +173,46 @@ impl ErrorCodes for IncrementalAlterConfigsResponse {
     }
 }
 
+impl ErrorCodes for DeleteRecordsResponse {
+    fn error_codes(&self, f: &mut dyn FnMut(i16)) {
+        for t in &self.topics {
+            for p in &t.partitions {
+                f(p.error_code);
+            }
+        }
+    }
+}
+
+impl ErrorCodes for AlterConfigsResponse {
+    fn error_codes(&self, f: &mut dyn FnMut(i16)) {
+        for r in &self.responses {
+            f(r.error_code);
+        }
+    }
+}
+
+impl ErrorCodes for OffsetDeleteResponse {
+    fn error_codes(&self, f: &mut dyn FnMut(i16)) {
+        f(self.error_code);
+        for t in &self.topics {
+            for p in &t.partitions {
+                f(p.error_code);
+            }
+        }
+    }
+}
+
+impl ErrorCodes for DescribeTopicPartitionsResponse {
+    fn error_codes(&self, f: &mut dyn FnMut(i16)) {
+        for t in &self.topics {
+            f(t.error_code);
+            for p in &t.partitions {
+                f(p.error_code);
+            }
+        }
+    }
+}
+
 /// Responses with one top-level code only.
 macro_rules! top_level {
     ($($t:ty),*) => {$(
@@ -184,6 +225,7 @@ macro_rules! top_level {
 }
 top_level!(
     ApiVersionsResponse,
+    DescribeClusterResponse,
     HeartbeatResponse,
     InitProducerIdResponse,
     JoinGroupResponse,

@@ -75,7 +75,7 @@ impl Log {
     /// Group commit: makes every offset below `target` durable. The first
     /// caller to find no flush running runs one covering everything written
     /// at that moment; the others wait for it and rarely need another.
-    pub(super) fn flush_until(&self, target: u64) -> Result<()> {
+    pub(crate) fn flush_until(&self, target: u64) -> Result<()> {
         let target = target.min(self.log_end_offset());
         let mut st = self.flush.lock();
         loop {

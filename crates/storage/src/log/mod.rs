@@ -138,7 +138,14 @@ impl Log {
         });
         let opened = recovery::open(&ctx)?;
         let next = opened.next_offset;
-        let start = opened.segments.first().map_or(next, |s| s.base_offset);
+        // The first segment's base, or where DeleteRecords moved the start
+        // (never past the log end, should recovery have cut below it).
+        let start = opened
+            .segments
+            .first()
+            .map_or(next, |s| s.base_offset)
+            .max(opened.checkpointed_start.unwrap_or(0))
+            .min(next);
         let active = opened
             .segments
             .last()
@@ -373,20 +380,21 @@ impl Log {
     /// The first record whose timestamp is at or after `timestamp` (Kafka's
     /// ListOffsets by time); `None` if every record is older.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<TimestampOffset>> {
+        // As Kafka: the first record at or after the log start offset (which
+        // DeleteRecords may have put inside a batch) with such a timestamp.
+        let start = self.log_start_offset();
         for seg in self.segment_list() {
             let (max, _) = seg.max_timestamp()?;
             if max < timestamp {
                 continue;
             }
             if let Some((offset, ts)) =
-                seg.find_timestamp(timestamp, self.config().max_decompressed_bytes)?
+                seg.find_timestamp(timestamp, start, self.config().max_decompressed_bytes)?
             {
-                if offset >= self.log_start_offset() {
-                    return Ok(Some(TimestampOffset {
-                        offset,
-                        timestamp: ts,
-                    }));
-                }
+                return Ok(Some(TimestampOffset {
+                    offset,
+                    timestamp: ts,
+                }));
             }
         }
         Ok(None)

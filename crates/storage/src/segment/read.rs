@@ -80,11 +80,12 @@ impl Segment {
         Ok(())
     }
 
-    /// First record at or after `timestamp` in this segment: its offset and
-    /// timestamp.
+    /// First record at or after `timestamp`, and at or after `min_offset`
+    /// (the log start offset), in this segment: its offset and timestamp.
     pub fn find_timestamp(
         &self,
         timestamp: i64,
+        min_offset: u64,
         max_decompressed: usize,
     ) -> Result<Option<(u64, i64)>> {
         let start = {
@@ -106,7 +107,7 @@ impl Segment {
         let path = self.path();
         let mut walker = HeaderWalker::new(file.as_ref(), path, start, size);
         while let Some((pos, header)) = walker.next()? {
-            if header.max_timestamp < timestamp {
+            if header.max_timestamp < timestamp || (header.last_offset() as u64) < min_offset {
                 continue;
             }
             let mut bytes = vec![0u8; header.len];
@@ -123,7 +124,7 @@ impl Segment {
                 .map_err(|e| corrupt(e.to_string()))?;
             for record in records.iter() {
                 let record = record.map_err(|e| corrupt(e.to_string()))?;
-                if record.timestamp >= timestamp {
+                if record.timestamp >= timestamp && record.offset as u64 >= min_offset {
                     return Ok(Some((record.offset as u64, record.timestamp)));
                 }
             }

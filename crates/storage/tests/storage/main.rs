@@ -8,6 +8,7 @@ mod compaction;
 mod crash;
 mod faults;
 mod fixtures;
+mod log_start;
 mod model;
 mod recovery;
 mod retention;

@@ -19,6 +19,7 @@ mod requests;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use super::protocol::Subscription;
 use super::records::{CommittedOffset, StoredGroup, StoredMember};
 use crate::config::GroupConfig;
 use crate::error::{BrokerError, Result};
@@ -531,6 +532,26 @@ impl Group {
                 })
                 .collect(),
         }
+    }
+
+    /// Whether the members consume `topic`, as Kafka decides it for
+    /// OffsetDelete: only a "consumer" group with a chosen protocol can be,
+    /// through its members' subscriptions (an unreadable one counts as not
+    /// knowing, so not subscribed, as in Kafka).
+    pub fn is_subscribed_to(&self, topic: &str) -> bool {
+        let (Some("consumer"), Some(protocol)) =
+            (self.protocol_type.as_deref(), self.protocol.as_deref())
+        else {
+            return false;
+        };
+        let mut subscribed = false;
+        for m in self.members.values() {
+            match Subscription::decode(&m.metadata_for(protocol)) {
+                Ok(s) => subscribed |= s.topics.iter().any(|t| t == topic),
+                Err(_) => return false,
+            }
+        }
+        subscribed
     }
 
     /// Marks the group deleted (only an empty group can be).

@@ -1,0 +1,67 @@
+//! DescribeCluster (60): the cluster id and controller Metadata gives, this
+//! broker as the one (never fenced) broker, and, without an authorizer,
+//! every operation Kafka defines on the cluster resource.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{
+    BrokerId, DescribeClusterRequest, DescribeClusterResponse, RequestHeader,
+};
+
+use super::sb;
+use crate::config::NODE_ID;
+use crate::context::Ctx;
+
+/// `endpoint_type` of a broker listener (v1+); 2 is a controller's.
+const ENDPOINT_BROKERS: i8 = 1;
+
+/// Kafka's ACL operation codes allowed on the cluster resource: ALTER (7),
+/// CLUSTER_ACTION (9), DESCRIBE_CONFIGS (10), ALTER_CONFIGS (11),
+/// IDEMPOTENT_WRITE (12), CREATE (5), DESCRIBE (8), as a bit field (what
+/// Kafka answers when no authorizer is configured).
+pub(crate) const CLUSTER_OPERATIONS: i32 =
+    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+
+/// Kafka's "not asked for" value of an authorized-operations field.
+pub(crate) const OPERATIONS_NOT_ASKED: i32 = i32::MIN;
+
+pub async fn handle(
+    ctx: &Ctx,
+    _h: &RequestHeader,
+    req: DescribeClusterRequest,
+    _v: i16,
+) -> DescribeClusterResponse {
+    let operations = if req.include_cluster_authorized_operations {
+        CLUSTER_OPERATIONS
+    } else {
+        OPERATIONS_NOT_ASKED
+    };
+    // Kafka answers with its own endpoint type, whatever was asked.
+    let base = DescribeClusterResponse::default()
+        .with_endpoint_type(ENDPOINT_BROKERS)
+        .with_cluster_authorized_operations(operations);
+    if req.endpoint_type != ENDPOINT_BROKERS {
+        return base
+            .with_error_code(ResponseError::MismatchedEndpointType.code())
+            .with_error_message(Some(sb(&format!(
+                "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type {}",
+                endpoint_name(req.endpoint_type)
+            ))))
+            .with_cluster_id(sb(""))
+            .with_controller_id(BrokerId(-1));
+    }
+    base.with_cluster_id(sb(ctx.broker.cluster_id()))
+        .with_controller_id(BrokerId(NODE_ID))
+        .with_brokers(vec![DescribeClusterBroker::default()
+            .with_broker_id(BrokerId(NODE_ID))
+            .with_host(sb(&ctx.config.advertised_host))
+            .with_port(i32::from(ctx.config.advertised_port))])
+}
+
+fn endpoint_name(t: i8) -> &'static str {
+    match t {
+        1 => "BROKER",
+        2 => "CONTROLLER",
+        _ => "UNKNOWN",
+    }
+}
