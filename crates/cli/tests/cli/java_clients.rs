@@ -30,8 +30,6 @@ const AWAITING_PUBSUB_API: &[(&str, &str)] = &[
         "consumer.leader-epoch-validation",
         "OffsetForLeaderEpoch (23), leader epochs in batches",
     ),
-    ("admin.delete-consumer-group-offsets", "OffsetDelete (47)"),
-    ("admin.delete-records", "DeleteRecords (21)"),
     ("admin.describe-producers", "DescribeProducers (61)"),
 ];
 
