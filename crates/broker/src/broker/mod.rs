@@ -38,7 +38,7 @@ use crate::partitioner::RoundRobin;
 use crate::topic::Topic;
 
 pub use admin::MAX_PARTITIONS;
-pub use traffic::OffsetSpec;
+pub use traffic::{ListedOffset, OffsetSpec};
 
 /// Wall-clock milliseconds since the Unix epoch.
 pub fn wall_clock_ms() -> i64 {

@@ -8,7 +8,7 @@ use kafka_protocol::messages::{
     FetchResponse, FindCoordinatorResponse, HeartbeatResponse, IncrementalAlterConfigsResponse,
     InitProducerIdResponse, JoinGroupResponse, LeaveGroupResponse, ListGroupsResponse,
     ListOffsetsResponse, MetadataResponse, OffsetCommitResponse, OffsetFetchResponse,
-    ProduceResponse, SyncGroupResponse,
+    OffsetForLeaderEpochResponse, ProduceResponse, SyncGroupResponse,
 };
 
 /// A response whose error codes can be listed.
@@ -168,6 +168,16 @@ impl ErrorCodes for IncrementalAlterConfigsResponse {
     fn error_codes(&self, f: &mut dyn FnMut(i16)) {
         for r in &self.responses {
             f(r.error_code);
+        }
+    }
+}
+
+impl ErrorCodes for OffsetForLeaderEpochResponse {
+    fn error_codes(&self, f: &mut dyn FnMut(i16)) {
+        for t in &self.topics {
+            for p in &t.partitions {
+                f(p.error_code);
+            }
         }
     }
 }
