@@ -413,6 +413,7 @@ impl Partition {
                     last = meta.last_offset;
                 }
                 SequenceCheck::Append => {
+                    let timestamp = BatchHeader::parse(bytes)?.max_timestamp;
                     let info = self.raw_append(bytes)?;
                     states.record(
                         pid,
@@ -422,6 +423,7 @@ impl Partition {
                             last_seq,
                             base_offset: info.base_offset,
                             last_offset: info.last_offset,
+                            timestamp,
                         },
                     );
                     first.get_or_insert(info.base_offset);
@@ -453,6 +455,15 @@ impl Partition {
             t.bytes_out.fetch_add(out.len() as u64, Ordering::Relaxed);
         }
         Ok(offsets)
+    }
+
+    /// The idempotent producers with state here whose last batch is still
+    /// in the log (DescribeProducers).
+    pub fn active_producers(&self) -> Vec<crate::producer_state::ActiveProducer> {
+        let start = self.log.log_start_offset();
+        let mut active = self.producers.lock().active();
+        active.retain(|p| p.last_offset >= start);
+        active
     }
 
     /// Saves the producer state so the next open need not replay the log.

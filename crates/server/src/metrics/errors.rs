@@ -5,10 +5,10 @@
 use kafka_protocol::messages::{
     ApiVersionsResponse, CreatePartitionsResponse, CreateTopicsResponse, DeleteGroupsResponse,
     DeleteTopicsResponse, DescribeConfigsResponse, DescribeGroupsResponse, DescribeLogDirsResponse,
-    FetchResponse, FindCoordinatorResponse, HeartbeatResponse, IncrementalAlterConfigsResponse,
-    InitProducerIdResponse, JoinGroupResponse, LeaveGroupResponse, ListGroupsResponse,
-    ListOffsetsResponse, MetadataResponse, OffsetCommitResponse, OffsetFetchResponse,
-    OffsetForLeaderEpochResponse, ProduceResponse, SyncGroupResponse,
+    DescribeProducersResponse, FetchResponse, FindCoordinatorResponse, HeartbeatResponse,
+    IncrementalAlterConfigsResponse, InitProducerIdResponse, JoinGroupResponse, LeaveGroupResponse,
+    ListGroupsResponse, ListOffsetsResponse, MetadataResponse, OffsetCommitResponse,
+    OffsetFetchResponse, OffsetForLeaderEpochResponse, ProduceResponse, SyncGroupResponse,
 };
 
 /// A response whose error codes can be listed.
@@ -173,6 +173,16 @@ impl ErrorCodes for IncrementalAlterConfigsResponse {
 }
 
 impl ErrorCodes for OffsetForLeaderEpochResponse {
+    fn error_codes(&self, f: &mut dyn FnMut(i16)) {
+        for t in &self.topics {
+            for p in &t.partitions {
+                f(p.error_code);
+            }
+        }
+    }
+}
+
+impl ErrorCodes for DescribeProducersResponse {
     fn error_codes(&self, f: &mut dyn FnMut(i16)) {
         for t in &self.topics {
             for p in &t.partitions {
