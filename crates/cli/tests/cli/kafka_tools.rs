@@ -8,7 +8,7 @@
 //!
 //! Left out because pubsub lacks the API they need: `kafka-delete-records`
 //! (DeleteRecords, 21), `kafka-consumer-groups --delete-offsets`
-//! (OffsetDelete, 47), `kafka-get-offsets --time -4/-5` (ListOffsets v8+).
+//! (OffsetDelete, 47).
 //! The normalizations that hide a known difference say so where they are.
 
 // A test that cannot unwrap has failed; the panic says where.
@@ -247,6 +247,10 @@ fn scenario(run: &mut Run<'_>) {
         run.tool(GROUPS, &["--list"], "", true),
     );
     run.step(
+        "consumer-groups --list --type",
+        run.tool(GROUPS, &["--list", "--type"], "", true),
+    );
+    run.step(
         "consumer-groups --describe (lag)",
         run.tool(GROUPS, &["--describe", "--group", "g"], "", true),
     );
@@ -286,6 +290,8 @@ fn scenario(run: &mut Run<'_>) {
     for (name, time) in [
         ("get-offsets latest", "-1"),
         ("get-offsets earliest", "-2"),
+        ("get-offsets earliest local", "-4"),
+        ("get-offsets latest tiered", "-5"),
         ("get-offsets by time", between.as_str()),
     ] {
         run.step(
