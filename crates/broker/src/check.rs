@@ -14,13 +14,14 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 
+use crate::leader_epoch::{EpochEntry, LeaderEpochs};
 use crate::metadata::{
-    self, BrokerMeta, ProducerSnapshot, Unreadable, KIND_BROKER, KIND_PARTITION, KIND_PRODUCERS,
-    KIND_TOPIC,
+    self, BrokerMeta, ProducerSnapshot, Unreadable, KIND_BROKER, KIND_LEADER_EPOCHS,
+    KIND_PARTITION, KIND_PRODUCERS, KIND_TOPIC,
 };
 pub use crate::metadata::{
-    partition_dir, PartitionMeta, TopicMeta, BROKER_FILE, DELETE_SUFFIX, LOCK_FILE, PARTITION_FILE,
-    PRODUCERS_FILE, TOPICS_DIR, TOPIC_SUFFIX,
+    partition_dir, PartitionMeta, TopicMeta, BROKER_FILE, DELETE_SUFFIX, LEADER_EPOCHS_FILE,
+    LOCK_FILE, PARTITION_FILE, PRODUCERS_FILE, TOPICS_DIR, TOPIC_SUFFIX,
 };
 
 /// Reads a metadata file: `Ok(None)` if absent, `Err(why)` if it cannot be
@@ -58,6 +59,19 @@ pub fn broker_file_problem(data_dir: &Path) -> Option<String> {
 /// producer state from the log), if it would.
 pub fn producers_file_problem(partition_dir: &Path) -> Option<String> {
     read_file::<ProducerSnapshot>(&partition_dir.join(PRODUCERS_FILE), KIND_PRODUCERS).err()
+}
+
+/// Why open would ignore a partition's leader-epoch cache (and rebuild it
+/// from the log), if it would.
+pub fn leader_epochs_file_problem(partition_dir: &Path) -> Option<String> {
+    let path = partition_dir.join(LEADER_EPOCHS_FILE);
+    match read_file::<Vec<EpochEntry>>(&path, KIND_LEADER_EPOCHS) {
+        Err(why) => Some(why),
+        Ok(Some(entries)) => LeaderEpochs::from_entries(entries)
+            .is_none()
+            .then(|| format!("{}: epochs out of order", path.display())),
+        Ok(None) => None,
+    }
 }
 
 /// A partition directory's identity: `Ok(None)` without a partition file.

@@ -31,6 +31,7 @@ pub mod config;
 pub mod embedded;
 mod error;
 pub mod group;
+pub mod leader_epoch;
 mod metadata;
 pub mod names;
 pub mod notify;
@@ -42,7 +43,9 @@ mod topic;
 pub use config::{BrokerConfig, GroupConfig, TopicConfig};
 pub use error::{BrokerError, Result};
 
-pub use broker::{wall_clock_ms, Broker, OffsetSpec, HIGH_WATERMARK, MAX_PARTITIONS};
+pub use broker::{
+    wall_clock_ms, Broker, ListedOffset, OffsetSpec, HIGH_WATERMARK, MAX_PARTITIONS,
+};
 pub use embedded::{
     Consumer, ConsumerConfig, ConsumerRecord, Delivery, Flow, OffsetReset, Producer,
     ProducerConfig, ProducerRecord, RecordMetadata, StopHandle,

@@ -6,6 +6,7 @@
 //! <data>/topics/<name>.topic                kind 17: topic id, partition count, config overrides
 //! <data>/<topic>-<n>/partition.checkpoint   kind 18: which topic id the directory belongs to
 //! <data>/<topic>-<n>/producers.checkpoint   kind 19: idempotent producer state snapshot
+//! <data>/<topic>-<n>/leader-epoch.checkpoint kind 20: where each leader epoch started
 //! ```
 
 use std::collections::BTreeMap;
@@ -24,6 +25,7 @@ pub(crate) const KIND_BROKER: u16 = checkpoint::FIRST_USER_KIND;
 pub(crate) const KIND_TOPIC: u16 = checkpoint::FIRST_USER_KIND + 1;
 pub(crate) const KIND_PARTITION: u16 = checkpoint::FIRST_USER_KIND + 2;
 pub(crate) const KIND_PRODUCERS: u16 = checkpoint::FIRST_USER_KIND + 3;
+pub(crate) const KIND_LEADER_EPOCHS: u16 = checkpoint::FIRST_USER_KIND + 4;
 
 /// `<data>/broker.checkpoint`.
 pub const BROKER_FILE: &str = "broker.checkpoint";
@@ -35,6 +37,8 @@ pub const TOPIC_SUFFIX: &str = ".topic";
 pub const PARTITION_FILE: &str = "partition.checkpoint";
 /// `<data>/<topic>-<n>/producers.checkpoint`.
 pub const PRODUCERS_FILE: &str = "producers.checkpoint";
+/// `<data>/<topic>-<n>/leader-epoch.checkpoint`.
+pub const LEADER_EPOCHS_FILE: &str = "leader-epoch.checkpoint";
 /// `<data>/.lock`: locked by the open broker.
 pub const LOCK_FILE: &str = ".lock";
 /// Suffix of a partition directory being deleted.
@@ -73,6 +77,19 @@ pub struct PartitionMeta {
     pub topic_id: Uuid,
     /// Partition index.
     pub partition: i32,
+    /// The partition's leader epoch when the broker last opened it (absent
+    /// in files written before epochs: 0).
+    #[serde(default)]
+    pub leader_epoch: i32,
+}
+
+impl PartitionMeta {
+    /// Names the same partition of the same topic (whatever the epoch).
+    pub fn same_partition(&self, other: &PartitionMeta) -> bool {
+        self.topic == other.topic
+            && self.topic_id == other.topic_id
+            && self.partition == other.partition
+    }
 }
 
 /// Producer state valid for offsets below `offset`.

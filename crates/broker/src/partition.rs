@@ -1,5 +1,6 @@
-//! One partition of a topic: its log, its idempotent-producer state, and a
-//! notifier for waiters (long-polling fetches and consumers).
+//! One partition of a topic: its log, its leader epoch and epoch cache, its
+//! idempotent-producer state, and a notifier for waiters (long-polling
+//! fetches and consumers).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,9 +14,10 @@ use tracing::warn;
 
 use crate::config::TopicConfig;
 use crate::error::{BrokerError, Result};
+use crate::leader_epoch::{EpochEntry, LeaderEpochs, EPOCH_BUMP_AT_OPEN};
 use crate::metadata::{
-    self, PartitionMeta, ProducerSnapshot, KIND_PARTITION, KIND_PRODUCERS, PARTITION_FILE,
-    PRODUCERS_FILE,
+    self, PartitionMeta, ProducerSnapshot, KIND_LEADER_EPOCHS, KIND_PARTITION, KIND_PRODUCERS,
+    LEADER_EPOCHS_FILE, PARTITION_FILE, PRODUCERS_FILE,
 };
 use crate::notify::{Notifier, Wakeup};
 use crate::producer_state::{BatchMeta, ProducerStates, SequenceCheck};
@@ -115,6 +117,11 @@ pub struct Partition {
     topic: Arc<str>,
     index: i32,
     log: Log,
+    /// The epoch stamped into every batch appended while this broker has
+    /// the partition open.
+    leader_epoch: i32,
+    /// Where each epoch started (fixed once open: only opening starts one).
+    epochs: LeaderEpochs,
     producers: Mutex<ProducerStates>,
     notifier: Notifier,
     config: RwLock<Arc<TopicConfig>>,
@@ -132,9 +139,36 @@ impl Partition {
         let (log, report) = Log::open(&dir, config.log_config(flush))
             .map_err(|e| BrokerError::storage(&meta.topic, meta.partition, e))?;
         let meta_path = dir.join(PARTITION_FILE);
-        if metadata::read::<PartitionMeta>(&meta_path, KIND_PARTITION)?.as_ref() != Some(&meta) {
-            metadata::write(&meta_path, KIND_PARTITION, &meta)?;
-        }
+        let previous = metadata::read::<PartitionMeta>(&meta_path, KIND_PARTITION)?
+            .filter(|old| old.same_partition(&meta));
+        let storage = |e| BrokerError::storage(&meta.topic, meta.partition, e);
+        let mut epochs = load_epochs(&dir, &log).map_err(storage)?;
+        // Recovery may have cut the tail: epochs that started in it are gone.
+        epochs.truncate_from_end(log.log_end_offset());
+        // A new partition starts at epoch 0; every later open raises it, as
+        // Kafka's controller does when the only replica goes and comes back.
+        let known = previous
+            .as_ref()
+            .map(|p| p.leader_epoch)
+            .into_iter()
+            .chain(epochs.latest())
+            .max();
+        let leader_epoch = match known {
+            None => 0,
+            Some(e) => e.saturating_add(EPOCH_BUMP_AT_OPEN),
+        };
+        let meta = PartitionMeta {
+            leader_epoch,
+            ..meta
+        };
+        // The epoch is durable before any batch carries it.
+        metadata::write(&meta_path, KIND_PARTITION, &meta)?;
+        epochs.assign(leader_epoch, log.log_end_offset());
+        metadata::write(
+            &dir.join(LEADER_EPOCHS_FILE),
+            KIND_LEADER_EPOCHS,
+            &epochs.entries(),
+        )?;
         // Producer state: from the snapshot if it is still valid, then the
         // batches after it; otherwise from the whole log.
         let snapshot: Option<ProducerSnapshot> =
@@ -155,6 +189,8 @@ impl Partition {
                 topic: meta.topic.into(),
                 index: meta.partition,
                 log,
+                leader_epoch,
+                epochs,
                 producers: Mutex::new(states),
                 notifier: Notifier::default(),
                 config: RwLock::new(config),
@@ -177,6 +213,31 @@ impl Partition {
     /// The partition's log.
     pub fn log(&self) -> &Log {
         &self.log
+    }
+
+    /// The current leader epoch.
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch
+    }
+
+    /// Where each leader epoch started.
+    pub fn epochs(&self) -> &LeaderEpochs {
+        &self.epochs
+    }
+
+    /// OffsetForLeaderEpoch: the end offset of `epoch` and the epoch it
+    /// belongs to (`(-1, -1)` when unknown).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        self.epochs.end_offset_for(
+            epoch,
+            self.log.log_start_offset(),
+            self.log.log_end_offset(),
+        )
+    }
+
+    /// The epoch of the log start offset, if known (ListOffsets earliest).
+    pub fn earliest_epoch(&self) -> Option<i32> {
+        self.epochs.earliest(self.log.log_start_offset())
     }
 
     /// Records and bytes appended and read since the partition was opened.
@@ -264,6 +325,11 @@ impl Partition {
             });
             at += batch.len();
         }
+        // The broker owns partitionLeaderEpoch (outside the CRC), as Kafka's
+        // leader does: whatever the producer sent becomes the current epoch.
+        for span in &spans {
+            BatchMut::parse(&mut records[span.at..])?.set_partition_leader_epoch(self.leader_epoch);
+        }
         let log_append_time = match config.timestamp_type {
             TimestampType::LogAppendTime => {
                 for span in &spans {
@@ -347,6 +413,7 @@ impl Partition {
                     last = meta.last_offset;
                 }
                 SequenceCheck::Append => {
+                    let timestamp = BatchHeader::parse(bytes)?.max_timestamp;
                     let info = self.raw_append(bytes)?;
                     states.record(
                         pid,
@@ -356,6 +423,7 @@ impl Partition {
                             last_seq,
                             base_offset: info.base_offset,
                             last_offset: info.last_offset,
+                            timestamp,
                         },
                     );
                     first.get_or_insert(info.base_offset);
@@ -389,6 +457,15 @@ impl Partition {
         Ok(offsets)
     }
 
+    /// The idempotent producers with state here whose last batch is still
+    /// in the log (DescribeProducers).
+    pub fn active_producers(&self) -> Vec<crate::producer_state::ActiveProducer> {
+        let start = self.log.log_start_offset();
+        let mut active = self.producers.lock().active();
+        active.retain(|p| p.last_offset >= start);
+        active
+    }
+
     /// Saves the producer state so the next open need not replay the log.
     pub(crate) fn snapshot_producers(&self) -> Result<()> {
         let states = self.producers.lock();
@@ -415,4 +492,26 @@ impl Partition {
         self.snapshot_producers()?;
         self.log.close().map_err(|e| self.storage_err(e))
     }
+}
+
+/// The epoch cache from its file, or rebuilt from the log's batch headers
+/// when the file is missing or cannot be trusted (it is derived data).
+fn load_epochs(dir: &std::path::Path, log: &Log) -> pubsub_storage::Result<LeaderEpochs> {
+    let path = dir.join(LEADER_EPOCHS_FILE);
+    let loaded = match metadata::read::<Vec<EpochEntry>>(&path, KIND_LEADER_EPOCHS) {
+        Ok(Some(entries)) => LeaderEpochs::from_entries(entries),
+        Ok(None) => None,
+        Err(e) => {
+            warn!(error = %e, "rebuilding the leader epoch cache from the log");
+            None
+        }
+    };
+    if let Some(epochs) = loaded {
+        return Ok(epochs);
+    }
+    let mut epochs = LeaderEpochs::default();
+    log.for_each_batch_header(log.log_start_offset(), |h| {
+        epochs.assign(h.partition_leader_epoch, h.base_offset.max(0) as u64);
+    })?;
+    Ok(epochs)
 }

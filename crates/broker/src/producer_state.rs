@@ -27,6 +27,28 @@ pub struct BatchMeta {
     pub base_offset: u64,
     /// Offset of the last record.
     pub last_offset: u64,
+    /// The batch's maxTimestamp (-1 in snapshots written before it was kept).
+    #[serde(default = "no_timestamp")]
+    pub timestamp: i64,
+}
+
+fn no_timestamp() -> i64 {
+    -1
+}
+
+/// One producer as DescribeProducers shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActiveProducer {
+    /// Producer id.
+    pub producer_id: i64,
+    /// Its epoch.
+    pub epoch: i16,
+    /// Sequence of its last record appended.
+    pub last_sequence: i32,
+    /// maxTimestamp of its last batch appended.
+    pub last_timestamp: i64,
+    /// Offset of its last record appended.
+    pub last_offset: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -115,6 +137,25 @@ impl ProducerStates {
         }
     }
 
+    /// Every producer with a batch remembered, by producer id.
+    pub fn active(&self) -> Vec<ActiveProducer> {
+        let mut out: Vec<ActiveProducer> = self
+            .producers
+            .iter()
+            .filter_map(|(&producer_id, e)| {
+                e.batches.back().map(|b| ActiveProducer {
+                    producer_id,
+                    epoch: e.epoch,
+                    last_sequence: b.last_seq,
+                    last_timestamp: b.timestamp,
+                    last_offset: b.last_offset,
+                })
+            })
+            .collect();
+        out.sort_by_key(|p| p.producer_id);
+        out
+    }
+
     /// Replays one batch header from the log (rebuilding at open).
     pub fn replay(&mut self, h: &BatchHeader) {
         if h.producer_id < 0 || h.base_sequence < 0 || h.is_control() {
@@ -135,6 +176,7 @@ impl ProducerStates {
                 last_seq: h.last_sequence(),
                 base_offset: h.base_offset as u64,
                 last_offset: h.last_offset() as u64,
+                timestamp: h.max_timestamp,
             },
         );
     }
@@ -150,6 +192,7 @@ mod tests {
             last_seq: last,
             base_offset: off,
             last_offset: off + (last - first) as u64,
+            timestamp: 1,
         }
     }
 

@@ -108,6 +108,8 @@ pub struct BatchHeader {
     pub base_offset: i64,
     /// Total length in bytes, header included (batchLength + 12).
     pub len: usize,
+    /// partitionLeaderEpoch.
+    pub partition_leader_epoch: i32,
     /// lastOffsetDelta.
     pub last_offset_delta: i32,
     /// maxTimestamp.
@@ -161,6 +163,7 @@ impl BatchHeader {
         Ok(BatchHeader {
             base_offset: i64_at(buf, BASE_OFFSET),
             len,
+            partition_leader_epoch: i32_at(buf, PARTITION_LEADER_EPOCH),
             last_offset_delta: i32_at(buf, LAST_OFFSET_DELTA),
             max_timestamp: i64_at(buf, MAX_TIMESTAMP),
             record_count: i32_at(buf, RECORD_COUNT),

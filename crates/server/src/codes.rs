@@ -57,6 +57,19 @@ pub fn kafka_error(e: &BrokerError) -> ResponseError {
     }
 }
 
+/// The error a partition answers when a client names a leader epoch
+/// (`current_leader_epoch`, -1 for none) other than the partition's
+/// `current` one: FENCED_LEADER_EPOCH when the client's is older,
+/// UNKNOWN_LEADER_EPOCH when newer; `None` when it may go on.
+pub fn epoch_error(current: i32, client: i32) -> Option<i16> {
+    use pubsub_broker::leader_epoch::{check_current, EpochCheck};
+    match check_current(current, client) {
+        EpochCheck::Current => None,
+        EpochCheck::Fenced => Some(ResponseError::FencedLeaderEpoch.code()),
+        EpochCheck::Unknown => Some(ResponseError::UnknownLeaderEpoch.code()),
+    }
+}
+
 /// The Kafka error code for a broker error.
 pub fn error_code(e: &BrokerError) -> i16 {
     kafka_error(e).code()

@@ -40,7 +40,7 @@ use crate::topic::Topic;
 
 pub use admin::MAX_PARTITIONS;
 pub use delete_records::HIGH_WATERMARK;
-pub use traffic::OffsetSpec;
+pub use traffic::{ListedOffset, OffsetSpec};
 
 /// Wall-clock milliseconds since the Unix epoch.
 pub fn wall_clock_ms() -> i64 {

@@ -185,6 +185,7 @@ impl Inner {
             topic: meta.name.clone(),
             topic_id: meta.id,
             partition: index,
+            leader_epoch: 0,
         };
         // A directory left by a deleted topic of the same name is set aside.
         if let Ok(Some(old)) =

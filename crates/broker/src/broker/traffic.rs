@@ -138,28 +138,47 @@ impl Broker {
             .read(offset, max_bytes, out)
     }
 
-    /// ListOffsets: (offset, timestamp); `None` when no record matches a
-    /// timestamp (Kafka answers -1).
+    /// ListOffsets: the offset, its timestamp (-1 for earliest and latest)
+    /// and its leader epoch (-1: unknown), as Kafka answers each; `None`
+    /// when no record matches a timestamp (Kafka answers -1).
     pub fn list_offset(
         &self,
         topic: &str,
         partition: i32,
         spec: OffsetSpec,
-    ) -> Result<Option<(i64, i64)>> {
+    ) -> Result<Option<ListedOffset>> {
         let p = self.inner.partition(topic, partition)?;
         let log = p.log();
         let err = |e| BrokerError::storage(topic, partition, e);
+        let stamped = |t: pubsub_storage::TimestampOffset| ListedOffset {
+            offset: t.offset as i64,
+            timestamp: t.timestamp,
+            leader_epoch: t.leader_epoch.max(-1),
+        };
         Ok(match spec {
-            OffsetSpec::Earliest => Some((log.log_start_offset() as i64, -1)),
-            OffsetSpec::Latest => Some((log.log_end_offset() as i64, -1)),
-            OffsetSpec::MaxTimestamp => log
-                .max_timestamp()
-                .map_err(err)?
-                .map(|t| (t.offset as i64, t.timestamp)),
-            OffsetSpec::Timestamp(ts) => log
-                .offset_for_timestamp(ts)
-                .map_err(err)?
-                .map(|t| (t.offset as i64, t.timestamp)),
+            OffsetSpec::Earliest => Some(ListedOffset {
+                offset: log.log_start_offset() as i64,
+                timestamp: -1,
+                leader_epoch: p.earliest_epoch().unwrap_or(-1),
+            }),
+            OffsetSpec::Latest => Some(ListedOffset {
+                offset: log.log_end_offset() as i64,
+                timestamp: -1,
+                leader_epoch: p.epochs().latest().unwrap_or(-1),
+            }),
+            OffsetSpec::MaxTimestamp => log.max_timestamp().map_err(err)?.map(stamped),
+            OffsetSpec::Timestamp(ts) => log.offset_for_timestamp(ts).map_err(err)?.map(stamped),
         })
     }
+}
+
+/// One ListOffsets answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListedOffset {
+    /// The offset.
+    pub offset: i64,
+    /// The record's timestamp, or -1.
+    pub timestamp: i64,
+    /// The leader epoch of the offset, or -1.
+    pub leader_epoch: i32,
 }

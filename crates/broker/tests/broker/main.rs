@@ -7,6 +7,7 @@ mod assignment;
 mod consumers;
 mod coordinator;
 mod crash;
+mod epochs;
 mod example;
 mod offsets;
 mod produce;

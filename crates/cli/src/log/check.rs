@@ -116,6 +116,11 @@ fn check_partition(
             "{why}: open would ignore it and rebuild the producer state from the log"
         ));
     }
+    if let Some(why) = check::leader_epochs_file_problem(dir) {
+        problems.push(format!(
+            "{why}: open would ignore it and rebuild the leader-epoch cache from the log"
+        ));
+    }
     let report = pubsub_storage::check(dir, &config)?;
     Ok(PartitionCheck {
         name,

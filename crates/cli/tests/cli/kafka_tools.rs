@@ -6,10 +6,9 @@
 //! each, and what they print compared once what legitimately differs
 //! (topic ids, log dir paths, the brokers' addresses) is normalized.
 //!
-//! `kafka-delete-records` (DeleteRecords, 21) and `kafka-consumer-groups
-//! --delete-offsets` (OffsetDelete, 47) run too; left out because pubsub
-//! lacks the API it needs: `kafka-get-offsets --time -4/-5` (ListOffsets
-//! v8+).
+//! `kafka-delete-records` (DeleteRecords, 21), `kafka-consumer-groups
+//! --delete-offsets` (OffsetDelete, 47) and `kafka-get-offsets --time -4/-5`
+//! (ListOffsets v8+) run too.
 //! The normalizations that hide a known difference say so where they are.
 
 // A test that cannot unwrap has failed; the panic says where.
@@ -251,6 +250,10 @@ fn scenario(run: &mut Run<'_>) {
         run.tool(GROUPS, &["--list"], "", true),
     );
     run.step(
+        "consumer-groups --list --type",
+        run.tool(GROUPS, &["--list", "--type"], "", true),
+    );
+    run.step(
         "consumer-groups --describe (lag)",
         run.tool(GROUPS, &["--describe", "--group", "g"], "", true),
     );
@@ -313,6 +316,8 @@ fn scenario(run: &mut Run<'_>) {
     for (name, time) in [
         ("get-offsets latest", "-1"),
         ("get-offsets earliest", "-2"),
+        ("get-offsets earliest local", "-4"),
+        ("get-offsets latest tiered", "-5"),
         ("get-offsets by time", between.as_str()),
     ] {
         run.step(

@@ -603,6 +603,12 @@ async fn check_reports_corruption_and_what_recovery_would_do_without_changing_an
     // name that is not its partition's (deleted at open), and a partition
     // without a directory (created empty at open).
     copy_dir(&data.join("orders-0"), &data.join("ghost-0"));
+    // ...whose leader-epoch cache is damaged too (rebuilt from the log at open).
+    std::fs::write(
+        data.join("ghost-0").join("leader-epoch.checkpoint"),
+        b"garbage",
+    )
+    .expect("write");
     std::fs::remove_dir_all(data.join("__consumer_offsets-1")).expect("remove");
     // orders-0: a torn append, 100 bytes of garbage after the last batch.
     let orders = data.join("orders-0").join(SEGMENT);
@@ -663,6 +669,10 @@ async fn check_reports_corruption_and_what_recovery_would_do_without_changing_an
         ) && text.contains(
             "partition 0, but the directory of that partition is orders-0: open would delete this directory\n"
         ),
+        "{text}"
+    );
+    assert!(
+        text.contains(": open would ignore it and rebuild the leader-epoch cache from the log\n"),
         "{text}"
     );
     assert!(

@@ -10,6 +10,7 @@ mod client;
 mod commands;
 mod compat;
 mod daemon;
+mod epochs;
 mod go_clients;
 mod java_clients;
 mod kafka;

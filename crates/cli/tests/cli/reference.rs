@@ -66,6 +66,35 @@ impl Kafka {
         Some(Kafka { dir, bootstrap })
     }
 
+    /// Kafka's `log.dirs`: `<topic>-<n>` directories.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// SIGKILLs it (an unclean stop, as a crash), waiting until it is gone.
+    pub fn kill9(&self) {
+        self.launcher_step("kill9");
+    }
+
+    /// Starts it again on the same data and port (stopping it first if it
+    /// runs).
+    pub fn restart(&self) {
+        self.launcher_step("restart");
+    }
+
+    fn launcher_step(&self, step: &str) {
+        let out = Command::new(launcher())
+            .arg(step)
+            .arg(self.dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "compat/kafka {step} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Runs one of Kafka's tools (`CLASS ARGS...`, e.g.
     /// `org.apache.kafka.tools.TopicCommand`) from the same jars, with
     /// `stdin`, against whatever bootstrap `args` name: (success, stdout,
@@ -103,28 +132,6 @@ impl Kafka {
         );
     }
 
-    /// SIGKILLs the broker's JVM, as a crash would.
-    pub fn kill9(&self) {
-        self.launch("kill9");
-    }
-
-    /// Starts the broker again on the same data and port.
-    pub fn restart(&self) {
-        self.launch("restart");
-    }
-
-    fn launch(&self, what: &str) {
-        let out = Command::new(launcher())
-            .arg(what)
-            .arg(self.dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "compat/kafka {what} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
 }
 
 impl Drop for Kafka {

@@ -76,7 +76,8 @@ def test_kafka_python_admin_topics_and_groups(broker):
         assert len(poll_messages(c, 5)) == 5
         c.commit(asynchronous=False)
         listed = admin.list_groups()
-        assert {"group_id": group, "protocol_type": "consumer", "group_state": "Stable"} in listed
+        # ListGroups v5 (Kafka 4.x) names the group type: "classic", as Kafka does.
+        assert {"group_id": group, "protocol_type": "consumer", "group_state": "Stable", "group_type": "classic"} in listed
         desc = admin.describe_groups([group])[group]
         assert desc["error"] is None
         assert desc["group_state"] == "Stable"

@@ -1,19 +1,28 @@
 //! Fetch (1): whole batches from each partition's fetch offset; waits up to
 //! `max_wait_ms` for `min_bytes` (a long poll woken by appends). Fetch
 //! sessions are declined (session id 0): every fetch is a full fetch.
+//!
+//! Leader epochs as Kafka's leader checks them: a `current_leader_epoch`
+//! (v9+) older than the partition's is FENCED_LEADER_EPOCH, newer is
+//! UNKNOWN_LEADER_EPOCH; a `last_fetched_epoch` (v12+) whose end offset
+//! (OffsetForLeaderEpoch's answer) is below the fetch offset, or whose epoch
+//! is not known as such, comes back at once as `diverging_epoch` with no
+//! records: the client's log diverged (it read a tail since truncated).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    EpochEndOffset, FetchableTopicResponse, PartitionData,
+};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, RequestHeader, TopicName};
 use pubsub_broker::notify::Wakeup;
 use pubsub_broker::{BrokerError, Partition};
 use tokio::time::Instant;
 
-use crate::codes::error_code;
+use crate::codes::{epoch_error, error_code};
 use crate::context::{blocking, Ctx};
 
 /// The longest a fetch may wait, whatever the client asks.
@@ -24,6 +33,10 @@ struct Wanted {
     partition: i32,
     offset: i64,
     max_bytes: usize,
+    /// -1: none named.
+    current_leader_epoch: i32,
+    /// -1: none named.
+    last_fetched_epoch: i32,
     log: Option<Arc<Partition>>,
 }
 
@@ -46,6 +59,8 @@ pub async fn handle(
                 partition: p.partition,
                 offset: p.fetch_offset,
                 max_bytes: p.partition_max_bytes.max(0) as usize,
+                current_leader_epoch: p.current_leader_epoch,
+                last_fetched_epoch: p.last_fetched_epoch,
                 log,
             });
         }
@@ -108,6 +123,20 @@ fn read_all(
                 part.error_code = ResponseError::UnknownTopicOrPartition.code();
                 errors = true;
             }
+            Some(log) if refusal(log, w).is_some() => {
+                errors = true;
+                part.error_code = refusal(log, w).unwrap_or_default();
+            }
+            Some(log) if diverging(log, w).is_some() => {
+                // Answered at once, like an error, but it is not one.
+                errors = true;
+                let l = log.log();
+                part = part
+                    .with_diverging_epoch(diverging(log, w).unwrap_or_default())
+                    .with_high_watermark(l.log_end_offset() as i64)
+                    .with_last_stable_offset(l.log_end_offset() as i64)
+                    .with_log_start_offset(start_of(l.log_start_offset()));
+            }
             Some(log) => {
                 let budget = w.max_bytes.min(max_bytes.saturating_sub(total));
                 let mut out = Vec::new();
@@ -154,4 +183,35 @@ fn read_all(
         }
     }
     (topics, total, errors)
+}
+
+/// The error a partition answers before any read: a leader epoch other
+/// than the partition's, or a last fetched epoch the log cannot place (as
+/// Kafka: OFFSET_OUT_OF_RANGE), or a fetch below the log start offset while
+/// checking a last fetched epoch.
+fn refusal(log: &Partition, w: &Wanted) -> Option<i16> {
+    if let Some(code) = epoch_error(log.leader_epoch(), w.current_leader_epoch) {
+        return Some(code);
+    }
+    if w.last_fetched_epoch < 0 {
+        return None;
+    }
+    let (epoch, end) = log.end_offset_for_epoch(w.last_fetched_epoch);
+    let start = log.log().log_start_offset() as i64;
+    (epoch < 0 || end < 0 || w.offset < start).then(|| ResponseError::OffsetOutOfRange.code())
+}
+
+/// Where the client's log diverges from this one, if it does: the end of
+/// its last fetched epoch here is below its fetch offset, or that epoch is
+/// not one this log knows (the largest before it is answered).
+fn diverging(log: &Partition, w: &Wanted) -> Option<EpochEndOffset> {
+    if w.last_fetched_epoch < 0 {
+        return None;
+    }
+    let (epoch, end) = log.end_offset_for_epoch(w.last_fetched_epoch);
+    (epoch < w.last_fetched_epoch || end < w.offset).then(|| {
+        EpochEndOffset::default()
+            .with_epoch(epoch)
+            .with_end_offset(end)
+    })
 }

@@ -1,10 +1,15 @@
-//! ListGroups (16): every group, optionally filtered by state (v4).
+//! ListGroups (16): every group, optionally filtered by state (v4) and by
+//! type (v5: every group here is a "classic" one, Kafka's name for the
+//! JoinGroup/SyncGroup protocol; the filter is case-insensitive, as Kafka's).
 
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse, RequestHeader};
 
 use super::sb;
 use crate::context::Ctx;
+
+/// The type of every group here (Kafka's `GroupType.CLASSIC`).
+const CLASSIC: &str = "classic";
 
 pub async fn handle(
     ctx: &Ctx,
@@ -22,7 +27,14 @@ pub async fn handle(
                 || req
                     .states_filter
                     .iter()
-                    .any(|s| s.eq_ignore_ascii_case(g.state.kafka_name()))
+                    .any(|s| s.trim().eq_ignore_ascii_case(g.state.kafka_name()))
+        })
+        .filter(|_| {
+            req.types_filter.is_empty()
+                || req
+                    .types_filter
+                    .iter()
+                    .any(|t| t.eq_ignore_ascii_case(CLASSIC))
         })
         .map(|g| {
             ListedGroup::default()
@@ -33,6 +45,7 @@ pub async fn handle(
                 } else {
                     sb("")
                 })
+                .with_group_type(if version >= 5 { sb(CLASSIC) } else { sb("") })
         })
         .collect();
     ListGroupsResponse::default().with_groups(groups)

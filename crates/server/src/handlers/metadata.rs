@@ -40,7 +40,11 @@ fn topic(ctx: &Ctx, name: &str, create: bool, version: i16) -> MetadataResponseT
                         MetadataResponsePartition::default()
                             .with_partition_index(p)
                             .with_leader_id(BrokerId(NODE_ID))
-                            .with_leader_epoch(if version >= 7 { 0 } else { -1 })
+                            .with_leader_epoch(if version >= 7 {
+                                broker.partition(name, p).map_or(0, |p| p.leader_epoch())
+                            } else {
+                                -1
+                            })
                             .with_replica_nodes(vec![BrokerId(NODE_ID)])
                             .with_isr_nodes(vec![BrokerId(NODE_ID)])
                     })

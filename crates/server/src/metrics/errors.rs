@@ -5,11 +5,11 @@
 use kafka_protocol::messages::{
     AlterConfigsResponse, ApiVersionsResponse, CreatePartitionsResponse, CreateTopicsResponse,
     DeleteGroupsResponse, DeleteRecordsResponse, DeleteTopicsResponse, DescribeClusterResponse,
-    DescribeConfigsResponse, DescribeGroupsResponse, DescribeLogDirsResponse,
+    DescribeConfigsResponse, DescribeGroupsResponse, DescribeLogDirsResponse, DescribeProducersResponse,
     DescribeTopicPartitionsResponse, FetchResponse, FindCoordinatorResponse, HeartbeatResponse,
     IncrementalAlterConfigsResponse, InitProducerIdResponse, JoinGroupResponse, LeaveGroupResponse,
     ListGroupsResponse, ListOffsetsResponse, MetadataResponse, OffsetCommitResponse,
-    OffsetDeleteResponse, OffsetFetchResponse, ProduceResponse, SyncGroupResponse,
+    OffsetDeleteResponse, OffsetFetchResponse, OffsetForLeaderEpochResponse, ProduceResponse, SyncGroupResponse,
 };
 
 /// A response whose error codes can be listed.
@@ -173,15 +173,26 @@ impl ErrorCodes for IncrementalAlterConfigsResponse {
     }
 }
 
-impl ErrorCodes for DeleteRecordsResponse {
-    fn error_codes(&self, f: &mut dyn FnMut(i16)) {
-        for t in &self.topics {
-            for p in &t.partitions {
-                f(p.error_code);
+/// Responses whose codes are per partition, in topics.
+macro_rules! per_partition {
+    ($($t:ty),*) => {$(
+        impl ErrorCodes for $t {
+            fn error_codes(&self, f: &mut dyn FnMut(i16)) {
+                for t in &self.topics {
+                    for p in &t.partitions {
+                        f(p.error_code);
+                    }
+                }
             }
         }
-    }
+    )*};
 }
+
+per_partition!(
+    DeleteRecordsResponse,
+    OffsetForLeaderEpochResponse,
+    DescribeProducersResponse
+);
 
 impl ErrorCodes for AlterConfigsResponse {
     fn error_codes(&self, f: &mut dyn FnMut(i16)) {

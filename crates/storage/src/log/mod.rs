@@ -57,6 +57,8 @@ pub struct TimestampOffset {
     pub offset: u64,
     /// The record's timestamp.
     pub timestamp: i64,
+    /// The partitionLeaderEpoch of the record's batch (-1: none).
+    pub leader_epoch: i32,
 }
 
 /// Facts about one segment, for tools and tests.
@@ -388,32 +390,42 @@ impl Log {
             if max < timestamp {
                 continue;
             }
-            if let Some((offset, ts)) =
+            if let Some((offset, ts, epoch)) =
                 seg.find_timestamp(timestamp, start, self.config().max_decompressed_bytes)?
             {
                 return Ok(Some(TimestampOffset {
                     offset,
                     timestamp: ts,
+                    leader_epoch: epoch,
                 }));
             }
         }
         Ok(None)
     }
 
-    /// The largest timestamp in the log and the last offset of its batch
-    /// (ListOffsets with timestamp -3).
+    /// The largest timestamp in the log and the first record carrying it
+    /// (ListOffsets with timestamp -3, as Kafka answers it: the first segment
+    /// reaching that timestamp, the first batch in it, the first record in
+    /// that batch).
     pub fn max_timestamp(&self) -> Result<Option<TimestampOffset>> {
-        let mut best: Option<TimestampOffset> = None;
+        let mut best: Option<(i64, u64, Arc<Segment>)> = None;
         for seg in self.segment_list() {
             let (ts, offset) = seg.max_timestamp()?;
-            if ts >= 0 && best.is_none_or(|b| ts > b.timestamp) {
-                best = Some(TimestampOffset {
-                    offset,
-                    timestamp: ts,
-                });
+            if ts >= 0 && best.as_ref().is_none_or(|b| ts > b.0) {
+                best = Some((ts, offset, seg));
             }
         }
-        Ok(best)
+        let Some((timestamp, offset, seg)) = best else {
+            return Ok(None);
+        };
+        let found = seg
+            .first_with_timestamp(offset, timestamp, self.config().max_decompressed_bytes)
+            .map_err(|e| self.vanished(e, offset))?;
+        Ok(found.map(|(offset, leader_epoch)| TimestampOffset {
+            offset,
+            timestamp,
+            leader_epoch,
+        }))
     }
 
     /// Closes cleanly: flushes, trims the active indexes, records the

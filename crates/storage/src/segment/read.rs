@@ -81,13 +81,14 @@ impl Segment {
     }
 
     /// First record at or after `timestamp`, and at or after `min_offset`
-    /// (the log start offset), in this segment: its offset and timestamp.
+    /// (the log start offset), in this segment: its offset, timestamp and
+    /// its batch's partitionLeaderEpoch.
     pub fn find_timestamp(
         &self,
         timestamp: i64,
         min_offset: u64,
         max_decompressed: usize,
-    ) -> Result<Option<(u64, i64)>> {
+    ) -> Result<Option<(u64, i64, i32)>> {
         let start = {
             let index = self.index()?.read();
             match index.times.floor_before(timestamp) {
@@ -125,8 +126,47 @@ impl Segment {
             for record in records.iter() {
                 let record = record.map_err(|e| corrupt(e.to_string()))?;
                 if record.timestamp >= timestamp && record.offset as u64 >= min_offset {
-                    return Ok(Some((record.offset as u64, record.timestamp)));
+                    return Ok(Some((
+                        record.offset as u64,
+                        record.timestamp,
+                        batch.partition_leader_epoch(),
+                    )));
                 }
+            }
+        }
+        Ok(None)
+    }
+    /// The first record carrying exactly `timestamp` in the batch holding
+    /// `offset` (the batch where the segment's largest timestamp was seen):
+    /// its offset and its batch's partitionLeaderEpoch. A LogAppendTime batch
+    /// gives every record its maxTimestamp, so its first offset.
+    pub fn first_with_timestamp(
+        &self,
+        offset: u64,
+        timestamp: i64,
+        max_decompressed: usize,
+    ) -> Result<Option<(u64, i32)>> {
+        let Some((pos, header)) = self.find_batch(offset)? else {
+            return Ok(None);
+        };
+        let file = self.file()?;
+        let path = self.path();
+        let mut bytes = vec![0u8; header.len];
+        file.read_exact_at(&mut bytes, pos)
+            .map_err(|e| StorageError::io("read", path, e))?;
+        let corrupt = |reason: String| StorageError::Corrupt {
+            path: path.to_path_buf(),
+            position: pos,
+            reason,
+        };
+        let batch = Batch::parse(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        let records = batch
+            .records(max_decompressed)
+            .map_err(|e| corrupt(e.to_string()))?;
+        for record in records.iter() {
+            let record = record.map_err(|e| corrupt(e.to_string()))?;
+            if record.timestamp == timestamp {
+                return Ok(Some((record.offset as u64, batch.partition_leader_epoch())));
             }
         }
         Ok(None)

@@ -500,7 +500,7 @@ impl Consumer {
                 self.assigned[i].partition,
             );
             let offset = match self.broker.list_offset(&topic, partition, spec)? {
-                Some((o, _)) => o as u64,
+                Some(found) => found.offset as u64,
                 None => self
                     .broker
                     .partition(&topic, partition)?

@@ -1,0 +1,92 @@
+//! Leader epochs on real files: 0 at creation, +2 at every open, stamped
+//! into every batch appended; the epoch cache survives restarts and is
+//! rebuilt from the log when its file is lost or damaged.
+
+use pubsub_broker::{Acks, Broker};
+use pubsub_records::{BatchBuilder, BatchHeader, NewRecord};
+
+use crate::common::*;
+
+fn append(broker: &Broker, values: usize) {
+    let mut b = BatchBuilder::new().partition_leader_epoch(-1);
+    for i in 0..values {
+        let v = format!("v{i}");
+        b.push(&NewRecord {
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(v.as_bytes()),
+            headers: &[],
+        })
+        .expect("push");
+    }
+    let mut bytes = b.build().expect("build");
+    broker
+        .produce("t", 0, &mut bytes, Acks::Leader)
+        .expect("produce");
+}
+
+/// (base offset, partitionLeaderEpoch) of every stored batch.
+fn stamped(broker: &Broker) -> Vec<(i64, i32)> {
+    let mut bytes = Vec::new();
+    broker.fetch("t", 0, 0, 1 << 20, &mut bytes).expect("read");
+    let mut at = 0;
+    let mut seen = Vec::new();
+    while at < bytes.len() {
+        let h = BatchHeader::parse(&bytes[at..]).expect("header");
+        seen.push((h.base_offset, h.partition_leader_epoch));
+        at += h.len;
+    }
+    seen
+}
+
+/// OffsetForLeaderEpoch's answers for epochs 0 to `up_to`.
+fn end_offsets(broker: &Broker, up_to: i32) -> Vec<(i32, i64)> {
+    let p = broker.partition("t", 0).expect("partition");
+    (0..=up_to).map(|e| p.end_offset_for_epoch(e)).collect()
+}
+
+#[test]
+fn epochs_rise_at_every_open_and_the_cache_is_rebuilt_from_the_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let broker = open(dir.path());
+        broker
+            .create_topic("t", Some(1), no_configs())
+            .expect("create");
+        assert_eq!(broker.partition("t", 0).expect("p").leader_epoch(), 0);
+        append(&broker, 3);
+        broker.close().expect("close");
+    }
+    {
+        let broker = open(dir.path());
+        assert_eq!(broker.partition("t", 0).expect("p").leader_epoch(), 2);
+        append(&broker, 2);
+        assert_eq!(stamped(&broker), vec![(0, 0), (3, 2)]);
+        broker.close().expect("close");
+    }
+    let partition_dir = dir.path().join("t-0");
+    let answers;
+    {
+        let broker = open(dir.path());
+        answers = end_offsets(&broker, 4);
+        assert_eq!(answers, vec![(0, 3), (0, 3), (2, 5), (2, 5), (4, 5)]);
+        broker.close().expect("close");
+    }
+    // Derived data: lost or damaged, it comes back from the batches.
+    for damage in [None, Some(b"not a checkpoint".as_slice())] {
+        let file = partition_dir.join("leader-epoch.checkpoint");
+        match damage {
+            None => std::fs::remove_file(&file).expect("remove"),
+            Some(bytes) => std::fs::write(&file, bytes).expect("write"),
+        }
+        let broker = open(dir.path());
+        let p = broker.partition("t", 0).expect("p");
+        let epoch = p.leader_epoch();
+        // The epoch itself lives in partition.checkpoint: it still rises.
+        assert!(epoch >= 6, "epoch {epoch}");
+        let rebuilt: Vec<(i32, i64)> = end_offsets(&broker, 2);
+        assert_eq!(rebuilt, answers[..3].to_vec());
+        assert_eq!(p.end_offset_for_epoch(epoch), (epoch, 5));
+        broker.close().expect("close");
+    }
+}

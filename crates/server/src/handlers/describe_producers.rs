@@ -1,0 +1,57 @@
+//! DescribeProducers (61): the idempotent producers with state in each
+//! partition (id, epoch, last sequence, last batch timestamp), as Kafka's
+//! `kafka-transactions describe-producers` and AdminClient show them. No
+//! transactions here: the coordinator epoch and the current transaction's
+//! start offset are always -1.
+
+use kafka_protocol::messages::describe_producers_response::{
+    PartitionResponse, ProducerState, TopicResponse,
+};
+use kafka_protocol::messages::{
+    DescribeProducersRequest, DescribeProducersResponse, ProducerId, RequestHeader,
+};
+
+use crate::codes::error_code;
+use crate::context::Ctx;
+
+pub async fn handle(
+    ctx: &Ctx,
+    _h: &RequestHeader,
+    req: DescribeProducersRequest,
+    _version: i16,
+) -> DescribeProducersResponse {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partition_indexes
+                .iter()
+                .map(|&index| {
+                    let base = PartitionResponse::default().with_partition_index(index);
+                    match ctx.broker.partition(&t.name, index) {
+                        Err(e) => base.with_error_code(error_code(&e)),
+                        Ok(part) => base.with_active_producers(
+                            part.active_producers()
+                                .into_iter()
+                                .map(|p| {
+                                    ProducerState::default()
+                                        .with_producer_id(ProducerId(p.producer_id))
+                                        .with_producer_epoch(i32::from(p.epoch))
+                                        .with_last_sequence(p.last_sequence)
+                                        .with_last_timestamp(p.last_timestamp)
+                                        .with_coordinator_epoch(-1)
+                                        .with_current_txn_start_offset(-1)
+                                })
+                                .collect(),
+                        ),
+                    }
+                })
+                .collect();
+            TopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    DescribeProducersResponse::default().with_topics(topics)
+}
