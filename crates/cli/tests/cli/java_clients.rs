@@ -25,13 +25,7 @@ use crate::reference::Kafka;
 
 /// Scenarios skipped against pubsub, each with the API it waits for. Empty
 /// an entry once pubsub serves that API.
-const AWAITING_PUBSUB_API: &[(&str, &str)] = &[
-    (
-        "consumer.leader-epoch-validation",
-        "OffsetForLeaderEpoch (23), leader epochs in batches",
-    ),
-    ("admin.describe-producers", "DescribeProducers (61)"),
-];
+const AWAITING_PUBSUB_API: &[(&str, &str)] = &[];
 
 /// The Maven project at `compat/java`.
 fn project() -> PathBuf {

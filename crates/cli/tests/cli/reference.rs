@@ -131,7 +131,6 @@ impl Kafka {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-
 }
 
 impl Drop for Kafka {

@@ -31,12 +31,12 @@ const MAX_PARTITIONS_PER_ANSWER: i32 = 2000;
 const TOPIC_OPERATIONS: i32 =
     (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
 
-fn partition(index: i32) -> DescribeTopicPartitionsResponsePartition {
+fn partition(index: i32, leader_epoch: i32) -> DescribeTopicPartitionsResponsePartition {
     let me = vec![BrokerId(NODE_ID)];
     DescribeTopicPartitionsResponsePartition::default()
         .with_partition_index(index)
         .with_leader_id(BrokerId(NODE_ID))
-        .with_leader_epoch(0)
+        .with_leader_epoch(leader_epoch)
         .with_replica_nodes(me.clone())
         .with_isr_nodes(me)
         .with_eligible_leader_replicas(Some(Vec::new()))
@@ -126,7 +126,12 @@ pub async fn handle(
             _ => 0,
         };
         let upper = count.min(start.saturating_add(remaining));
-        let partitions: Vec<_> = (start.max(0)..upper).map(partition).collect();
+        let partitions: Vec<_> = (start.max(0)..upper)
+            .map(|p| {
+                let epoch = broker.partition(&name, p).map_or(0, |p| p.leader_epoch());
+                partition(p, epoch)
+            })
+            .collect();
         let taken = partitions.len() as i32;
         out.topics.push(
             topic
