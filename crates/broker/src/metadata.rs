@@ -34,11 +34,11 @@ pub const TOPICS_DIR: &str = "topics";
 /// Suffix of a topic file in [`TOPICS_DIR`].
 pub const TOPIC_SUFFIX: &str = ".topic";
 /// `<data>/<topic>-<n>/partition.checkpoint`.
-pub const PARTITION_FILE: &str = "partition.checkpoint";
+pub const PARTITION_FILE: &str = pubsub_storage::PARTITION_CHECKPOINT;
 /// `<data>/<topic>-<n>/producers.checkpoint`.
-pub const PRODUCERS_FILE: &str = "producers.checkpoint";
+pub const PRODUCERS_FILE: &str = pubsub_storage::PRODUCERS_CHECKPOINT;
 /// `<data>/<topic>-<n>/leader-epoch.checkpoint`.
-pub const LEADER_EPOCHS_FILE: &str = "leader-epoch.checkpoint";
+pub const LEADER_EPOCHS_FILE: &str = pubsub_storage::LEADER_EPOCHS_CHECKPOINT;
 /// `<data>/.lock`: locked by the open broker.
 pub const LOCK_FILE: &str = ".lock";
 /// Suffix of a partition directory being deleted.

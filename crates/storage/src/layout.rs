@@ -11,6 +11,7 @@
 //! *.tmp                            checkpoint being written
 //! partition.checkpoint             the broker's: which topic the directory belongs to
 //! producers.checkpoint             the broker's: idempotent producer state snapshot
+//! leader-epoch.checkpoint          the broker's: leader epochs and where each starts
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -31,10 +32,20 @@ pub const TMP_SUFFIX: &str = ".tmp";
 pub const RECOVERY_CHECKPOINT: &str = "recovery-point.checkpoint";
 /// Clean-shutdown marker file name.
 pub const CLEAN_SHUTDOWN: &str = "clean-shutdown.checkpoint";
-/// The checkpoints the broker keeps in a partition directory
-/// (docs/FORMAT.md sections 9.3 and 9.4): not storage's to read or remove,
-/// and not unknown either.
-pub const BROKER_CHECKPOINTS: [&str; 2] = ["partition.checkpoint", "producers.checkpoint"];
+/// The broker's record of which topic a partition directory belongs to
+/// (docs/FORMAT.md 9.3).
+pub const PARTITION_CHECKPOINT: &str = "partition.checkpoint";
+/// The broker's idempotent producer state snapshot (docs/FORMAT.md 9.4).
+pub const PRODUCERS_CHECKPOINT: &str = "producers.checkpoint";
+/// The broker's leader-epoch cache (docs/FORMAT.md 9.5).
+pub const LEADER_EPOCHS_CHECKPOINT: &str = "leader-epoch.checkpoint";
+/// The checkpoints the broker keeps in a partition directory: not
+/// storage's to read or remove, and not unknown either.
+pub const BROKER_CHECKPOINTS: [&str; 3] = [
+    PARTITION_CHECKPOINT,
+    PRODUCERS_CHECKPOINT,
+    LEADER_EPOCHS_CHECKPOINT,
+];
 
 /// The three files of one segment.
 pub(crate) fn segment_name(base_offset: u64, suffix: &str) -> String {
@@ -137,8 +148,13 @@ mod tests {
         assert_eq!(classify("42.log"), FileKind::Unknown);
         assert_eq!(classify("0000000000000000004x.log"), FileKind::Unknown);
         assert_eq!(classify(RECOVERY_CHECKPOINT), FileKind::RecoveryCheckpoint);
-        assert_eq!(classify("partition.checkpoint"), FileKind::BrokerCheckpoint);
-        assert_eq!(classify("producers.checkpoint"), FileKind::BrokerCheckpoint);
+        for name in BROKER_CHECKPOINTS {
+            assert_eq!(classify(name), FileKind::BrokerCheckpoint, "{name}");
+        }
+        assert_eq!(
+            classify("leader-epoch.checkpoint"),
+            FileKind::BrokerCheckpoint
+        );
         assert_eq!(classify("producers.checkpoint.tmp"), FileKind::Temporary);
     }
 }

@@ -58,7 +58,8 @@ pub use compaction::CompactionReport;
 pub use config::{CleanupPolicy, FlushPolicy, LogConfig};
 pub use error::{Result, StorageError};
 pub use layout::{
-    CLEAN_SHUTDOWN, INDEX_SUFFIX, LOG_SUFFIX, RECOVERY_CHECKPOINT, TIME_INDEX_SUFFIX,
+    CLEAN_SHUTDOWN, INDEX_SUFFIX, LEADER_EPOCHS_CHECKPOINT, LOG_SUFFIX, PARTITION_CHECKPOINT,
+    PRODUCERS_CHECKPOINT, RECOVERY_CHECKPOINT, TIME_INDEX_SUFFIX,
 };
 pub use log::{AppendInfo, Log, ReadResult, SegmentInfo, TimestampOffset};
 pub use log_start::StartOffsetReport;
