@@ -459,9 +459,7 @@ impl GroupCoordinator {
             .group(group_id)
             .ok_or_else(|| BrokerError::GroupIdNotFound(group_id.to_string()))?;
         let mut g = group.lock();
-        if g.state == GroupState::Dead {
-            return Err(BrokerError::GroupIdNotFound(group_id.to_string()));
-        }
+        g.check_offset_delete()?;
         let mut results = Vec::with_capacity(partitions.len());
         let mut doomed = Vec::new();
         for (topic, partition) in partitions {

@@ -686,3 +686,39 @@ fn groups_are_rebuilt_from_their_records() {
         .expect("ok");
     assert_eq!(s.assignment, b"asg");
 }
+
+/// OffsetDelete as Kafka's classic group allows it: a live group whose
+/// protocol is not the consumer one (Connect's, say) cannot have its offsets
+/// deleted (NON_EMPTY_GROUP): its subscriptions cannot be read. Once it is
+/// empty, it can.
+#[test]
+fn offsets_of_a_live_group_with_another_protocol_cannot_be_deleted() {
+    let c = GroupCoordinator::new(config(0));
+    let store = Store::default();
+    let id = member_id(&c, 0);
+    let mut req = join_req(&id, None, b"worker");
+    req.protocol_type = "connect".into();
+    req.protocols = vec![("sessioned".into(), b"worker".to_vec())];
+    let r = joined(&c.join(req, 1).expect("join"));
+    let s = sync(
+        &c,
+        &store,
+        &id,
+        r.generation_id,
+        vec![(id.clone(), b"A".to_vec())],
+        2,
+    );
+    ready(&s).expect("done").expect("synced");
+    assert_eq!(c.describe("g").state, GroupState::Stable);
+    assert!(matches!(
+        c.delete_offsets(&store, "g", &[("t".into(), 0)]),
+        Err(BrokerError::NonEmptyGroup(_))
+    ));
+    c.leave(&store, "g", &[(id.clone(), None)], 3)
+        .expect("leave");
+    assert_eq!(c.describe("g").state, GroupState::Empty);
+    let deleted = c
+        .delete_offsets(&store, "g", &[("t".into(), 0)])
+        .expect("an empty group's offsets can go");
+    assert!(deleted[0].1.is_ok());
+}

@@ -554,6 +554,25 @@ impl Group {
         subscribed
     }
 
+    /// Whether OffsetDelete may touch this group at all, as Kafka's classic
+    /// group decides: not a Dead one (GROUP_ID_NOT_FOUND), and not one with
+    /// live members that does not use the consumer protocol (Connect and
+    /// other custom protocols: NON_EMPTY_GROUP), since its subscriptions
+    /// cannot be read.
+    pub fn check_offset_delete(&self) -> Result<()> {
+        match self.state {
+            GroupState::Dead => Err(BrokerError::GroupIdNotFound(self.id.clone())),
+            GroupState::Stable
+            | GroupState::PreparingRebalance
+            | GroupState::CompletingRebalance
+                if self.protocol_type.as_deref() != Some("consumer") =>
+            {
+                Err(BrokerError::NonEmptyGroup(self.id.clone()))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Marks the group deleted (only an empty group can be).
     pub fn delete(&mut self) -> Result<()> {
         if !self.members.is_empty() {
