@@ -123,55 +123,57 @@ fn read_all(
                 part.error_code = ResponseError::UnknownTopicOrPartition.code();
                 errors = true;
             }
-            Some(log) if refusal(log, w).is_some() => {
-                errors = true;
-                part.error_code = refusal(log, w).unwrap_or_default();
-            }
-            Some(log) if diverging(log, w).is_some() => {
-                // Answered at once, like an error, but it is not one.
-                errors = true;
-                let l = log.log();
-                part = part
-                    .with_diverging_epoch(diverging(log, w).unwrap_or_default())
-                    .with_high_watermark(l.log_end_offset() as i64)
-                    .with_last_stable_offset(l.log_end_offset() as i64)
-                    .with_log_start_offset(start_of(l.log_start_offset()));
-            }
-            Some(log) => {
-                let budget = w.max_bytes.min(max_bytes.saturating_sub(total));
-                let mut out = Vec::new();
-                let result = if w.offset < 0 {
-                    Err(BrokerError::OffsetOutOfRange {
-                        topic: w.topic.to_string(),
-                        partition: w.partition,
-                        offset: 0,
-                        start: log.log().log_start_offset(),
-                        end: log.log().log_end_offset(),
-                    })
-                } else if budget == 0 && total > 0 {
-                    // The response is full: nothing more, but no error.
+            Some(log) => match check_epochs(log, w) {
+                EpochCheck::Refuse(code) => {
+                    errors = true;
+                    part.error_code = code;
+                }
+                EpochCheck::Diverge(at) => {
+                    // Answered at once, like an error, but it is not one.
+                    errors = true;
                     let l = log.log();
-                    Ok((l.log_start_offset(), l.log_end_offset()))
-                } else {
-                    // The first batch always comes whole, even past the budget.
-                    blocking(|| log.read(w.offset as u64, budget.max(1), &mut out))
-                };
-                match result {
-                    Ok((start, end)) => {
-                        total += out.len();
-                        part = part
-                            .with_high_watermark(end as i64)
-                            .with_last_stable_offset(end as i64)
-                            .with_log_start_offset(start_of(start))
-                            .with_records(Some(Bytes::from(out)));
-                    }
-                    Err(e) => {
-                        // As Kafka: an error leaves the offsets unknown (-1).
-                        errors = true;
-                        part = part.with_error_code(error_code(&e));
+                    part = part
+                        .with_diverging_epoch(at)
+                        .with_high_watermark(l.log_end_offset() as i64)
+                        .with_last_stable_offset(l.log_end_offset() as i64)
+                        .with_log_start_offset(start_of(l.log_start_offset()));
+                }
+                EpochCheck::Read => {
+                    let budget = w.max_bytes.min(max_bytes.saturating_sub(total));
+                    let mut out = Vec::new();
+                    let result = if w.offset < 0 {
+                        Err(BrokerError::OffsetOutOfRange {
+                            topic: w.topic.to_string(),
+                            partition: w.partition,
+                            offset: 0,
+                            start: log.log().log_start_offset(),
+                            end: log.log().log_end_offset(),
+                        })
+                    } else if budget == 0 && total > 0 {
+                        // The response is full: nothing more, but no error.
+                        let l = log.log();
+                        Ok((l.log_start_offset(), l.log_end_offset()))
+                    } else {
+                        // The first batch always comes whole, even past the budget.
+                        blocking(|| log.read(w.offset as u64, budget.max(1), &mut out))
+                    };
+                    match result {
+                        Ok((start, end)) => {
+                            total += out.len();
+                            part = part
+                                .with_high_watermark(end as i64)
+                                .with_last_stable_offset(end as i64)
+                                .with_log_start_offset(start_of(start))
+                                .with_records(Some(Bytes::from(out)));
+                        }
+                        Err(e) => {
+                            // As Kafka: an error leaves the offsets unknown (-1).
+                            errors = true;
+                            part = part.with_error_code(error_code(&e));
+                        }
                     }
                 }
-            }
+            },
         }
         match topics.last_mut() {
             Some(t) if t.topic == w.topic => t.partitions.push(part),
@@ -185,33 +187,40 @@ fn read_all(
     (topics, total, errors)
 }
 
-/// The error a partition answers before any read: a leader epoch other
-/// than the partition's, or a last fetched epoch the log cannot place (as
-/// Kafka: OFFSET_OUT_OF_RANGE), or a fetch below the log start offset while
-/// checking a last fetched epoch.
-fn refusal(log: &Partition, w: &Wanted) -> Option<i16> {
+/// What a partition's epochs say before any read.
+enum EpochCheck {
+    /// Read from the fetch offset.
+    Read,
+    /// Answer this error: a leader epoch other than the partition's, or a
+    /// last fetched epoch the log cannot place (as Kafka:
+    /// OFFSET_OUT_OF_RANGE), or a fetch below the log start offset while
+    /// checking a last fetched epoch.
+    Refuse(i16),
+    /// The client's log diverges from this one: the end of its last
+    /// fetched epoch here is below its fetch offset, or that epoch is not
+    /// one this log knows (the largest before it is answered).
+    Diverge(EpochEndOffset),
+}
+
+/// The epoch checks of one partition, from one look at its epochs.
+fn check_epochs(log: &Partition, w: &Wanted) -> EpochCheck {
     if let Some(code) = epoch_error(log.leader_epoch(), w.current_leader_epoch) {
-        return Some(code);
+        return EpochCheck::Refuse(code);
     }
     if w.last_fetched_epoch < 0 {
-        return None;
+        return EpochCheck::Read;
     }
     let (epoch, end) = log.end_offset_for_epoch(w.last_fetched_epoch);
     let start = log.log().log_start_offset() as i64;
-    (epoch < 0 || end < 0 || w.offset < start).then(|| ResponseError::OffsetOutOfRange.code())
-}
-
-/// Where the client's log diverges from this one, if it does: the end of
-/// its last fetched epoch here is below its fetch offset, or that epoch is
-/// not one this log knows (the largest before it is answered).
-fn diverging(log: &Partition, w: &Wanted) -> Option<EpochEndOffset> {
-    if w.last_fetched_epoch < 0 {
-        return None;
+    if epoch < 0 || end < 0 || w.offset < start {
+        EpochCheck::Refuse(ResponseError::OffsetOutOfRange.code())
+    } else if epoch < w.last_fetched_epoch || end < w.offset {
+        EpochCheck::Diverge(
+            EpochEndOffset::default()
+                .with_epoch(epoch)
+                .with_end_offset(end),
+        )
+    } else {
+        EpochCheck::Read
     }
-    let (epoch, end) = log.end_offset_for_epoch(w.last_fetched_epoch);
-    (epoch < w.last_fetched_epoch || end < w.offset).then(|| {
-        EpochEndOffset::default()
-            .with_epoch(epoch)
-            .with_end_offset(end)
-    })
 }
