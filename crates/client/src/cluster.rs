@@ -151,8 +151,12 @@ impl Cluster {
         loop {
             let answer = self.topic(name).await;
             let settled = match &answer {
-                Ok(info) => info.partitions.iter().all(|&(_, leader)| leader >= 0),
+                Ok(info) => {
+                    !info.partitions.is_empty()
+                        && info.partitions.iter().all(|&(_, leader)| leader >= 0)
+                }
                 Err(ClientError::UnknownTopic(_)) => false,
+                Err(ClientError::Kafka { error, .. }) => !error.is_retriable(),
                 Err(_) => true,
             };
             if settled || Instant::now() + backoff > deadline {
