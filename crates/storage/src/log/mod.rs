@@ -392,20 +392,38 @@ impl Log {
         Ok(None)
     }
 
-    /// The largest timestamp in the log and the last offset of its batch
-    /// (ListOffsets with timestamp -3).
+    /// The largest timestamp in the log and the offset of the first record
+    /// that carries it (ListOffsets with timestamp -3, as Kafka answers: the
+    /// record, not the last offset of its batch).
     pub fn max_timestamp(&self) -> Result<Option<TimestampOffset>> {
-        let mut best: Option<TimestampOffset> = None;
+        let mut best = None;
         for seg in self.segment_list() {
             let (ts, offset) = seg.max_timestamp()?;
-            if ts >= 0 && best.is_none_or(|b| ts > b.timestamp) {
-                best = Some(TimestampOffset {
-                    offset,
-                    timestamp: ts,
-                });
+            if ts >= 0
+                && best
+                    .as_ref()
+                    .is_none_or(|(b, _): &(TimestampOffset, _)| ts > b.timestamp)
+            {
+                best = Some((
+                    TimestampOffset {
+                        offset,
+                        timestamp: ts,
+                    },
+                    seg,
+                ));
             }
         }
-        Ok(best)
+        let Some((mut found, seg)) = best else {
+            return Ok(None);
+        };
+        // The segment's first record at or past its largest timestamp is
+        // the first that carries it.
+        if let Some((offset, _)) =
+            seg.find_timestamp(found.timestamp, self.config().max_decompressed_bytes)?
+        {
+            found.offset = offset;
+        }
+        Ok(Some(found))
     }
 
     /// Closes cleanly: flushes, trims the active indexes, records the
