@@ -105,6 +105,9 @@ fn read_all(
             .with_records(Some(Bytes::new()));
         match &w.log {
             None => {
+                // Kafka's answer for a partition it does not know carries an
+                // empty (not null) list of aborted transactions.
+                part.aborted_transactions = Some(Vec::new());
                 part.error_code = ResponseError::UnknownTopicOrPartition.code();
                 errors = true;
             }
@@ -136,14 +139,11 @@ fn read_all(
                             .with_log_start_offset(start_of(start))
                             .with_records(Some(Bytes::from(out)));
                     }
+                    // A refused read leaves the watermarks and the log start
+                    // unknown (-1), as Kafka answers.
                     Err(e) => {
                         errors = true;
-                        let l = log.log();
-                        part = part
-                            .with_error_code(error_code(&e))
-                            .with_high_watermark(l.log_end_offset() as i64)
-                            .with_last_stable_offset(l.log_end_offset() as i64)
-                            .with_log_start_offset(start_of(l.log_start_offset()));
+                        part = part.with_error_code(error_code(&e));
                     }
                 }
             }
