@@ -35,9 +35,14 @@ pub async fn handle(
                         .with_partition_index(p.partition_index)
                         .with_timestamp(-1)
                         .with_offset(-1)
-                        .with_leader_epoch(if version >= 4 { 0 } else { -1 });
+                        .with_leader_epoch(-1);
+                    // The epoch comes with an offset found; -1 without, as
+                    // Kafka answers.
                     match blocking(|| ctx.broker.list_offset(name, p.partition_index, spec)) {
-                        Ok(Some((offset, ts))) => base.with_offset(offset).with_timestamp(ts),
+                        Ok(Some((offset, ts))) => base
+                            .with_offset(offset)
+                            .with_timestamp(ts)
+                            .with_leader_epoch(if version >= 4 { 0 } else { -1 }),
                         Ok(None) => base,
                         Err(e) => base.with_error_code(error_code(&e)),
                     }
