@@ -8,6 +8,7 @@ mod client;
 mod commands;
 mod compat;
 mod daemon;
+mod differential;
 mod go_clients;
 mod kafka;
 mod kafka_tools;
