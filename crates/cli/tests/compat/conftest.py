@@ -4,6 +4,12 @@ Each test gets its own `pubsub serve` process (the binary named by
 PUBSUB_BIN) on a fresh data directory and a free loopback port. The Rust
 test `compat::python_clients` runs this suite with the freshly built binary;
 to run it by hand: `PUBSUB_BIN=target/debug/pubsub python3 -m pytest crates/cli/tests/compat`.
+
+With COMPAT_KAFKA_BOOTSTRAP=HOST:PORT the same tests, with the same
+assertions, run against that broker instead (the Rust test
+`compat::python_clients_against_apache_kafka` starts a real Apache Kafka
+for it), all sharing it; tests marked `pubsub_only` (they SIGKILL and restart
+the broker process) are skipped there.
 """
 
 import os
@@ -31,6 +37,31 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# The reference broker every test shares, when set.
+REFERENCE = os.environ.get("COMPAT_KAFKA_BOOTSTRAP")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "pubsub_only: needs a pubsub process of its own (signals, restarts)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not REFERENCE:
+        return
+    skip = pytest.mark.skip(reason="needs a pubsub process of its own; not run against the reference Kafka")
+    for item in items:
+        if "pubsub_only" in item.keywords:
+            item.add_marker(skip)
+
+
+class ReferenceBroker:
+    """A broker the test does not own (the reference Apache Kafka): only its address."""
+
+    def __init__(self, bootstrap):
+        self.bootstrap = bootstrap
+        self.port = int(bootstrap.rsplit(":", 1)[1])
 
 
 class Broker:
@@ -104,6 +135,9 @@ class Broker:
 
 @pytest.fixture
 def broker(tmp_path):
+    if REFERENCE:
+        yield ReferenceBroker(REFERENCE)
+        return
     b = Broker(str(tmp_path / "data"))
     yield b
     try:
