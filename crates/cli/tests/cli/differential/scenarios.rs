@@ -280,6 +280,10 @@ fn decode(bytes: &[u8]) -> Node {
             ("base_offset".into(), Node::leaf(batch.base_offset())),
             ("last_offset".into(), Node::leaf(batch.last_offset())),
             ("magic".into(), Node::leaf(batch.magic())),
+            (
+                "partition_leader_epoch".into(),
+                Node::leaf(batch.partition_leader_epoch()),
+            ),
             ("timestamp_type".into(), Node::leaf(batch.timestamp_type())),
             (
                 "compression".into(),
