@@ -54,6 +54,7 @@ type Versions = BTreeMap<i16, i16>;
 /// One scenario's connection to one broker, recording every answer.
 pub struct Probe {
     pub client: Client,
+    addr: std::net::SocketAddr,
     versions: Versions,
     pub names: Names,
     steps: Vec<(String, Node)>,
@@ -86,9 +87,24 @@ impl Probe {
         R::Response: Debug,
     {
         let resp = self.client.call(version, &req).await;
-        let api = ApiKey::try_from(R::KEY).unwrap();
-        self.observe(&format!("{step} ({api:?} v{version})"), Node::of(&resp));
+        self.record::<R>(step, version, &resp);
         resp
+    }
+
+    /// Records `resp`, an answer to an `R` at `version` that arrived on
+    /// another connection ([`Probe::another_client`]).
+    pub fn record<R>(&mut self, step: &str, version: i16, resp: &R::Response)
+    where
+        R: Request,
+        R::Response: Debug,
+    {
+        let api = ApiKey::try_from(R::KEY).unwrap();
+        self.observe(&format!("{step} ({api:?} v{version})"), Node::of(resp));
+    }
+
+    /// A second connection to the same broker (a second group member).
+    pub async fn another_client(&self) -> Client {
+        Client::connect(self.addr).await
     }
 
     /// Sends `req` without recording the answer (waiting for a topic or a
@@ -175,6 +191,7 @@ async fn play(
     let from = now_ms();
     let mut probe = Probe {
         client: Client::connect(addr).await,
+        addr,
         versions: versions.clone(),
         names: Names::default(),
         steps: Vec::new(),

@@ -57,6 +57,10 @@ pub const ALL: &[Scenario] = &[
         play: |p| Box::pin(group_lifecycle(p)),
     },
     Scenario {
+        name: "group rebalance",
+        play: |p| Box::pin(group_rebalance(p)),
+    },
+    Scenario {
         name: "idempotent producer",
         play: |p| Box::pin(idempotent_producer(p)),
     },
@@ -730,6 +734,136 @@ async fn await_coordinator(p: &mut Probe, group: &str) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Waits (unrecorded) until `group` is in `state`: the other member's
+/// request, sent on its own connection, has reached the coordinator.
+async fn await_state(p: &mut Probe, group: &str, state: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let d = p.quiet(describe_groups(&[group])).await;
+        if d.groups.iter().all(|g| g.group_state.as_str() == state) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{group} never became {state}: {d:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn sync(
+    group: &str,
+    generation: i32,
+    member: &str,
+    assignments: &[(&str, Vec<i32>)],
+) -> SyncGroupRequest {
+    SyncGroupRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_generation_id(generation)
+        .with_member_id(s(member))
+        .with_protocol_type(Some(s("consumer")))
+        .with_protocol_name(Some(s("range")))
+        .with_assignments(
+            assignments
+                .iter()
+                .map(|(m, partitions)| {
+                    SyncGroupRequestAssignment::default()
+                        .with_member_id(s(m))
+                        .with_assignment(
+                            pubsub_client::groups::encode_assignment(&BTreeMap::from([(
+                                "shared".to_string(),
+                                partitions.clone(),
+                            )]))
+                            .unwrap(),
+                        )
+                })
+                .collect(),
+        )
+}
+
+/// A second member joins a stable group: the first learns of the rebalance
+/// from its heartbeat, both rejoin, the leader assigns, both sync; then
+/// the second leaves. States, members, generations and assignments on the
+/// way.
+async fn group_rebalance(p: &mut Probe) {
+    const G: &str = "pair";
+    create_topic(p, "shared", 2, &[]).await;
+    await_coordinator(p, G).await;
+    let join_to = |member: &str| {
+        let mut j = join(G, member);
+        j.protocols[0].metadata =
+            pubsub_client::groups::encode_subscription(&["shared".into()]).unwrap();
+        j
+    };
+    let first = p.call("a joins without an id", join_to("")).await;
+    let a = first.member_id.to_string();
+    p.names.member(&a, "a");
+    let gen1 = p.call("a joins", join_to(&a)).await.generation_id;
+    p.call("a syncs alone", sync(G, gen1, &a, &[(&a, vec![0, 1])]))
+        .await;
+    let mut other = p.another_client().await;
+    let jv = p.version::<JoinGroupRequest>();
+    let b_first = other.call(jv, &join_to("")).await;
+    p.record::<JoinGroupRequest>("b joins without an id", jv, &b_first);
+    let b = b_first.member_id.to_string();
+    p.names.member(&b, "b");
+    // b's join waits for a to rejoin.
+    let b_join = other.send(jv, &join_to(&b)).await;
+    await_state(p, G, "PreparingRebalance").await;
+    p.call("describe while b waits", describe_groups(&[G]))
+        .await;
+    p.call("a's heartbeat hears of it", heartbeat(G, gen1, &a))
+        .await;
+    p.call(
+        "a commits in the old generation",
+        OffsetCommitRequest::default()
+            .with_group_id(GroupId(s(G)))
+            .with_generation_id_or_member_epoch(gen1)
+            .with_member_id(s(&a))
+            .with_retention_time_ms(-1)
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(topic_name("shared"))
+                .with_partitions(vec![OffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(1)
+                    .with_committed_leader_epoch(-1)
+                    .with_committed_metadata(Some(s("rebalancing")))])]),
+    )
+    .await;
+    let a_rejoined = p.call("a rejoins", join_to(&a)).await;
+    let b_joined = other.receive::<JoinGroupRequest>(b_join, jv).await;
+    p.record::<JoinGroupRequest>("b's join completes", jv, &b_joined);
+    let gen2 = a_rejoined.generation_id;
+    p.call("describe before the leader syncs", describe_groups(&[G]))
+        .await;
+    let sv = p.version::<SyncGroupRequest>();
+    // The follower's sync waits for the leader's.
+    let b_sync = other.send(sv, &sync(G, gen2, &b, &[])).await;
+    p.call(
+        "a syncs as leader",
+        sync(G, gen2, &a, &[(&a, vec![0]), (&b, vec![1])]),
+    )
+    .await;
+    let b_synced = other.receive::<SyncGroupRequest>(b_sync, sv).await;
+    p.record::<SyncGroupRequest>("b's sync completes", sv, &b_synced);
+    p.call("describe when stable", describe_groups(&[G])).await;
+    p.call("a's heartbeat, stable", heartbeat(G, gen2, &a))
+        .await;
+    let lv = p.version::<LeaveGroupRequest>();
+    let left = other
+        .call(
+            lv,
+            &LeaveGroupRequest::default()
+                .with_group_id(GroupId(s(G)))
+                .with_members(vec![MemberIdentity::default().with_member_id(s(&b))]),
+        )
+        .await;
+    p.record::<LeaveGroupRequest>("b leaves", lv, &left);
+    p.call("describe after b left", describe_groups(&[G])).await;
+    p.call("a's heartbeat after b left", heartbeat(G, gen2, &a))
+        .await;
 }
 
 fn join(group: &str, member: &str) -> JoinGroupRequest {
