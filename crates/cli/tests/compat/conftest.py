@@ -20,7 +20,7 @@ import time
 import uuid
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
@@ -162,9 +162,25 @@ def wait_until(predicate, timeout=60.0, what="condition"):
 
 
 def create_topic(broker, name, partitions=1):
-    """Creates a topic with confluent-kafka's admin client."""
+    """Creates a topic with confluent-kafka's admin client, and waits until
+    every partition answers for its offsets: Kafka answers CreateTopics
+    before its broker has created the partitions, and records sent with
+    acks=0 in the meantime are dropped (a new pubsub topic is ready at
+    once)."""
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
     admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])[name].result(timeout=30)
+    probe = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": unique("probe")})
+
+    def ready():
+        try:
+            for p in range(partitions):
+                probe.get_watermark_offsets(TopicPartition(name, p), timeout=5)
+            return True
+        except KafkaException:
+            return False
+
+    wait_until(ready, what=f"the partitions of {name}")
+    probe.close()
 
 
 def read_topic(broker, topic, partitions):
