@@ -205,7 +205,25 @@ async fn await_topic(p: &mut Probe, topic: &str) {
                     .iter()
                     .all(|x| x.error_code == 0 && x.leader_id.0 >= 0)
         });
-        if ready {
+        // Kafka's Metadata may name a leader a moment before its broker has
+        // created the partition; ListOffsets answers only once it has.
+        let partitions: Vec<i32> = m
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|x| x.partition_index))
+            .collect();
+        let mut served = ready;
+        for partition in partitions {
+            if served {
+                let r = p.quiet(list_offsets(topic, &[(partition, -1)])).await;
+                served = r
+                    .topics
+                    .iter()
+                    .flat_map(|t| &t.partitions)
+                    .all(|x| x.error_code == 0);
+            }
+        }
+        if served {
             return;
         }
         assert!(Instant::now() < deadline, "{topic} got no leader: {m:?}");
