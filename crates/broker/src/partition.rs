@@ -348,6 +348,13 @@ impl Partition {
             let info = self.raw_append(records)?;
             (info.base_offset, info.last_offset, false)
         };
+        // A duplicate is answered with the batch's largest timestamp as its
+        // append time, as Kafka answers (the resent batch is the original,
+        // so its timestamps are the original's).
+        let log_append_time = match spans.last() {
+            Some(span) if duplicate => Batch::parse(&records[span.at..])?.max_timestamp(),
+            _ => log_append_time,
+        };
         if !duplicate {
             self.notifier.notify();
         }

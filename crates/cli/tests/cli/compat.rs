@@ -1,6 +1,10 @@
 //! Runs the Python compatibility suite (`tests/compat`) against the binary
 //! just built: confluent-kafka (librdkafka), kafka-python 3.x and kcat, each
-//! test with its own `pubsub serve` process.
+//! test with its own `pubsub serve` process; and the same suite, with the
+//! same assertions, against a real Apache Kafka 4.1.1 (one JVM for the whole
+//! run, see `reference.rs`), so that what the tests expect is Kafka's
+//! behaviour and not only pubsub's. Tests marked `pubsub_only` (SIGKILL and
+//! restart of the broker process) run against pubsub alone.
 //!
 //! Needs `python3` with the packages of `tests/compat/requirements.txt`
 //! and `kcat` (`.ci/run` installs them). Set `PUBSUB_COMPAT_ARGS` to pass
@@ -10,9 +14,22 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::daemon::binary;
+use crate::reference::Kafka;
 
 #[test]
 fn python_clients() {
+    run_suite(None);
+}
+
+#[test]
+fn python_clients_against_apache_kafka() {
+    let Some(kafka) = Kafka::start() else { return };
+    run_suite(Some(&kafka.bootstrap));
+}
+
+/// Runs pytest over the suite: each test with its own pubsub daemon, or all
+/// against `reference` (HOST:PORT) when given.
+fn run_suite(reference: Option<&str>) {
     let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compat");
     let probe = Command::new("python3")
         .args(["-c", "import confluent_kafka, kafka, pytest, snappy"])
@@ -43,6 +60,9 @@ fn python_clients() {
     .arg(&suite)
     .env("PUBSUB_BIN", binary())
     .current_dir(&suite);
+    if let Some(bootstrap) = reference {
+        cmd.env("COMPAT_KAFKA_BOOTSTRAP", bootstrap);
+    }
     if let Ok(extra) = std::env::var("PUBSUB_COMPAT_ARGS") {
         cmd.args(extra.split_whitespace());
     }
@@ -52,7 +72,8 @@ fn python_clients() {
     println!("{stdout}");
     assert!(
         out.status.success(),
-        "the Kafka client compatibility suite failed:\n{stdout}\n{}",
+        "the Kafka client compatibility suite failed against {}:\n{stdout}\n{}",
+        reference.map_or("pubsub".to_string(), |b| format!("Apache Kafka at {b}")),
         String::from_utf8_lossy(&out.stderr)
             .lines()
             .filter(|l| !l.starts_with('%'))

@@ -10,6 +10,7 @@ mod client;
 mod commands;
 mod compat;
 mod daemon;
+mod differential;
 mod epochs;
 mod go_clients;
 mod java_clients;

@@ -395,3 +395,46 @@ fn check_comments_are_parsed() {
         "pubsub bench produce --messages 3000 --duration 2s --rate 5"
     );
 }
+
+/// The README's section on Kafka clients (kcat, confluent-kafka for Python,
+/// kafkajs for Node.js) run against a real Apache Kafka 4.1.1 as well, with
+/// the same expectations: what it promises of pubsub is what Kafka does.
+#[test]
+fn readme_client_snippets_work_against_apache_kafka() {
+    let Some(kafka) = crate::reference::Kafka::start() else {
+        return;
+    };
+    let readme = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
+    let section = readme
+        .split("\n## Using it from Kafka clients")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("README has a section on Kafka clients");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tour = Tour {
+        work: dir.path().to_path_buf(),
+        bin_dir: Path::new(binary()).parent().expect("bin dir").to_path_buf(),
+        served: None,
+        subs: vec![("127.0.0.1:9092".into(), kafka.bootstrap.clone())],
+        bootstrap: kafka.bootstrap.clone(),
+    };
+    let mut ran = std::collections::BTreeSet::new();
+    for b in parse(section) {
+        let Some(kind) = b.kind.as_deref() else {
+            continue;
+        };
+        let text = tour.substitute(&b.text);
+        match kind {
+            "shell" => tour.run(&b, "bash", &["-c"], &format!("set -euo pipefail\n{text}")),
+            "python" => tour.run(&b, "python3", &["-c"], &text),
+            "node" => tour.run(&b, "node", &["-e"], &text),
+            other => panic!("the client section holds a {other:?} block: run it here too"),
+        }
+        ran.insert(kind.to_string());
+    }
+    assert_eq!(
+        ran,
+        ["node", "python", "shell"].map(String::from).into(),
+        "kcat, Python and Node.js snippets all ran"
+    );
+}

@@ -32,6 +32,11 @@ impl Kafka {
     /// Starts one, or `None` (with a message) where Java or Maven is
     /// missing and `COMPAT_REQUIRE_KAFKA` is not set.
     pub fn start() -> Option<Kafka> {
+        Self::start_with(&[])
+    }
+
+    /// [`Kafka::start`] with `K=V` lines added to its server.properties.
+    pub fn start_with(properties: &[&str]) -> Option<Kafka> {
         let required = std::env::var("COMPAT_REQUIRE_KAFKA").is_ok_and(|v| v == "1");
         for tool in ["java", "mvn"] {
             let found = Command::new(tool)
@@ -50,6 +55,7 @@ impl Kafka {
         let out = Command::new(launcher())
             .arg("start")
             .arg(dir.path())
+            .args(properties)
             .output()
             .unwrap();
         assert!(

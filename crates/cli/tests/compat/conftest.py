@@ -4,6 +4,12 @@ Each test gets its own `pubsub serve` process (the binary named by
 PUBSUB_BIN) on a fresh data directory and a free loopback port. The Rust
 test `compat::python_clients` runs this suite with the freshly built binary;
 to run it by hand: `PUBSUB_BIN=target/debug/pubsub python3 -m pytest crates/cli/tests/compat`.
+
+With COMPAT_KAFKA_BOOTSTRAP=HOST:PORT the same tests, with the same
+assertions, run against that broker instead (the Rust test
+`compat::python_clients_against_apache_kafka` starts a real Apache Kafka
+for it), all sharing it; tests marked `pubsub_only` (they SIGKILL and restart
+the broker process) are skipped there.
 """
 
 import os
@@ -14,7 +20,7 @@ import time
 import uuid
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
@@ -31,6 +37,31 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# The reference broker every test shares, when set.
+REFERENCE = os.environ.get("COMPAT_KAFKA_BOOTSTRAP")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "pubsub_only: needs a pubsub process of its own (signals, restarts)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not REFERENCE:
+        return
+    skip = pytest.mark.skip(reason="needs a pubsub process of its own; not run against the reference Kafka")
+    for item in items:
+        if "pubsub_only" in item.keywords:
+            item.add_marker(skip)
+
+
+class ReferenceBroker:
+    """A broker the test does not own (the reference Apache Kafka): only its address."""
+
+    def __init__(self, bootstrap):
+        self.bootstrap = bootstrap
+        self.port = int(bootstrap.rsplit(":", 1)[1])
 
 
 class Broker:
@@ -104,6 +135,9 @@ class Broker:
 
 @pytest.fixture
 def broker(tmp_path):
+    if REFERENCE:
+        yield ReferenceBroker(REFERENCE)
+        return
     b = Broker(str(tmp_path / "data"))
     yield b
     try:
@@ -128,9 +162,25 @@ def wait_until(predicate, timeout=60.0, what="condition"):
 
 
 def create_topic(broker, name, partitions=1):
-    """Creates a topic with confluent-kafka's admin client."""
+    """Creates a topic with confluent-kafka's admin client, and waits until
+    every partition answers for its offsets: Kafka answers CreateTopics
+    before its broker has created the partitions, and records sent with
+    acks=0 in the meantime are dropped (a new pubsub topic is ready at
+    once)."""
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
     admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])[name].result(timeout=30)
+    probe = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": unique("probe")})
+
+    def ready():
+        try:
+            for p in range(partitions):
+                probe.get_watermark_offsets(TopicPartition(name, p), timeout=5)
+            return True
+        except KafkaException:
+            return False
+
+    wait_until(ready, what=f"the partitions of {name}")
+    probe.close()
 
 
 def read_topic(broker, topic, partitions):

@@ -6,9 +6,13 @@ not duplicated; a consumer group resumes at its committed offsets."""
 import threading
 import time
 
+import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from conftest import create_topic, manual_consumer, read_topic, unique, wait_until
+
+# These kill and restart the broker process: pubsub's own.
+pytestmark = pytest.mark.pubsub_only
 
 PARTITIONS = 4
 

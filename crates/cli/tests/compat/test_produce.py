@@ -8,7 +8,7 @@ import pytest
 from confluent_kafka import Producer
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition as KpTopicPartition
 
-from conftest import create_topic, read_topic, unique
+from conftest import REFERENCE, create_topic, read_topic, unique
 
 
 CONFLUENT_CASES = [
@@ -57,9 +57,18 @@ def test_confluent_producer(broker, acks, idempotence, compression):
     assert len(reports) == 300
 
     stored = read_topic(broker, topic, 3)
-    assert len(stored) == 300, "every message once"
     by_value = {v: (part_off, k, h) for part_off, (k, v, h) in stored.items()}
+    assert len(by_value) == len(stored), "no message twice"
+    if acks == "0" and REFERENCE:
+        # acks=0 promises nothing: Kafka drops a request it refuses (and
+        # closes the connection), which happens right after a topic is
+        # created. pubsub stores every one; the reference stores a subset.
+        assert set(by_value) <= set(expected)
+    else:
+        assert len(stored) == 300, "every message once"
     for value, key in expected.items():
+        if value not in by_value and acks == "0" and REFERENCE:
+            continue
         (partition, offset), k, headers = by_value[value]
         assert k == key
         if acks != "0":
@@ -104,8 +113,12 @@ def test_kafka_python_producer(broker, acks, idempotence, compression):
         assert m.value not in seen, "each message once"
         seen[m.value] = (m.partition, m.offset, m.key, m.headers)
     c.close()
-    assert len(seen) == 200
+    # acks=0 promises nothing; the reference Kafka may drop some (see above).
+    dropped_allowed = acks == 0 and REFERENCE
+    assert len(seen) == 200 or (dropped_allowed and len(seen) <= 200)
     for value, key, _ in futures:
+        if value not in seen and dropped_allowed:
+            continue
         partition, offset, k, headers = seen[value]
         assert k == key
         assert headers == [("i", value[1:])]

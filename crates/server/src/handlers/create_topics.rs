@@ -102,7 +102,10 @@ pub async fn handle(
 ) -> CreateTopicsResponse {
     let mut results = Vec::with_capacity(req.topics.len());
     for t in &req.topics {
-        let base = CreatableTopicResult::default().with_name(t.name.clone());
+        // No message on success: null, as Kafka answers.
+        let base = CreatableTopicResult::default()
+            .with_name(t.name.clone())
+            .with_error_message(None);
         let duplicate = req.topics.iter().filter(|o| o.name == t.name).count() > 1;
         let result = if duplicate {
             Err((
@@ -114,7 +117,15 @@ pub async fn handle(
                 let outcome = if req.validate_only {
                     ctx.broker
                         .validate_new_topic(&t.name, partitions, &configs)
-                        .map(|(count, config)| (count, config.described(&configs), None))
+                        // Kafka answers a validated topic with a fresh id
+                        // too, though it names no topic that exists.
+                        .map(|(count, config)| {
+                            (
+                                count,
+                                config.described(&configs),
+                                Some(uuid::Uuid::new_v4()),
+                            )
+                        })
                 } else {
                     blocking(|| ctx.broker.create_topic(&t.name, partitions, configs))
                         .map(|d| (d.partitions.len() as u32, d.configs, Some(d.id)))

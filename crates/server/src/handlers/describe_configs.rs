@@ -99,6 +99,9 @@ fn entry(
         .with_value(Some(sb(value)))
         .with_config_source(source)
         .with_read_only(read_only)
+        // Documentation is not offered: null, as Kafka answers when the
+        // request does not ask for it.
+        .with_documentation(None)
         // Types are answered from v3.
         .with_config_type(if version >= 3 { config_type as i8 } else { 0 })
 }

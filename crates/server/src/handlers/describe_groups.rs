@@ -37,11 +37,14 @@ pub async fn handle(
                     .with_error_message(Some(sb(&message)))
                     .with_authorized_operations(i32::MIN);
             }
+            // Kafka names the protocol and hands out members' metadata only
+            // once the group is stable; assignments (the last ones) always.
+            let stable = d.state.kafka_name() == "Stable";
             DescribedGroup::default()
                 .with_group_id(group_id)
                 .with_group_state(sb(d.state.kafka_name()))
                 .with_protocol_type(sb(&d.protocol_type))
-                .with_protocol_data(sb(&d.protocol))
+                .with_protocol_data(sb(if stable { &d.protocol } else { "" }))
                 .with_authorized_operations(i32::MIN)
                 .with_members(
                     d.members
@@ -56,7 +59,11 @@ pub async fn handle(
                                 })
                                 .with_client_id(sb(&m.client_id))
                                 .with_client_host(sb(&m.client_host))
-                                .with_member_metadata(m.metadata.into())
+                                .with_member_metadata(if stable {
+                                    m.metadata.into()
+                                } else {
+                                    Default::default()
+                                })
                                 .with_member_assignment(m.assignment.into())
                         })
                         .collect(),

@@ -120,6 +120,9 @@ fn read_all(
             .with_records(Some(Bytes::new()));
         match &w.log {
             None => {
+                // Kafka's answer for a partition it does not know carries an
+                // empty (not null) list of aborted transactions.
+                part.aborted_transactions = Some(Vec::new());
                 part.error_code = ResponseError::UnknownTopicOrPartition.code();
                 errors = true;
             }

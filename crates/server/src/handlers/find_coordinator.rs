@@ -28,5 +28,6 @@ pub async fn handle(
             .with_host(sb(""))
             .with_port(-1);
     }
-    resp
+    // Kafka's message for success is the name of error code 0.
+    resp.with_error_message(Some(sb("NONE")))
 }

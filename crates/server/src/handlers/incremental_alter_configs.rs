@@ -115,7 +115,9 @@ pub async fn handle(
                     }),
                 other => Err(unsupported_resource(other)),
             };
+            // No message on success: null, as Kafka answers.
             let base = AlterConfigsResourceResponse::default()
+                .with_error_message(None)
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
             match result {

@@ -21,7 +21,12 @@ pub async fn handle(
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     };
-    if req.transactional_id.as_ref().is_some_and(|t| !t.is_empty()) {
+    // An empty transactional id is neither idempotent-only (null) nor a
+    // transactional id: Kafka refuses it.
+    if req.transactional_id.as_ref().is_some_and(|t| t.is_empty()) {
+        return failed(ResponseError::InvalidRequest.code());
+    }
+    if req.transactional_id.is_some() {
         return failed(ResponseError::TransactionalIdAuthorizationFailed.code());
     }
     // A producer that asks to bump its epoch (KIP-360) gets a new id: ids

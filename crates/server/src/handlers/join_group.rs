@@ -11,11 +11,13 @@ use super::{opt, sb};
 use crate::codes::group_error_code;
 use crate::context::Ctx;
 
-fn failed(error: i16, member_id: &str) -> JoinGroupResponse {
+/// A refused join. The protocol name is null where the version allows it
+/// (v7+), as Kafka answers.
+fn failed(error: i16, member_id: &str, version: i16) -> JoinGroupResponse {
     JoinGroupResponse::default()
         .with_error_code(error)
         .with_generation_id(-1)
-        .with_protocol_name(Some(sb("")))
+        .with_protocol_name((version < 7).then(|| sb("")))
         .with_leader(sb(""))
         .with_member_id(sb(member_id))
 }
@@ -54,9 +56,9 @@ pub async fn handle(
     let promise = match ctx.broker.coordinator().join(join, ctx.broker.now_ms()) {
         Ok(p) => p,
         Err(BrokerError::MemberIdRequired(id)) => {
-            return failed(ResponseError::MemberIdRequired.code(), &id)
+            return failed(ResponseError::MemberIdRequired.code(), &id, version)
         }
-        Err(e) => return failed(group_error_code(&e), &req.member_id),
+        Err(e) => return failed(group_error_code(&e), &req.member_id, version),
     };
     let mut shutdown = ctx.shutdown.clone();
     let result = tokio::select! {
@@ -90,6 +92,6 @@ pub async fn handle(
                     })
                     .collect(),
             ),
-        Err(e) => failed(group_error_code(&e), &req.member_id),
+        Err(e) => failed(group_error_code(&e), &req.member_id, version),
     }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, RequestHeader};
-use pubsub_broker::{Acks, BrokerError, PendingSync};
+use pubsub_broker::{Acks, BrokerError, ListedOffset, OffsetSpec, PendingSync};
 
 use super::sb;
 use crate::codes::error_code;
@@ -139,7 +139,31 @@ fn append(
                         }
                         Err(e) => {
                             tracing::debug!(topic = name, partition = data.index, error = %e, "produce refused");
-                            refused(data.index, version, &e)
+                            let resp = refused(data.index, version, &e);
+                            // Kafka tells the log start offset with every
+                            // refusal except those where the partition or the
+                            // batch itself is the problem.
+                            let unknown_partition_info = [
+                                ResponseError::UnknownTopicOrPartition,
+                                ResponseError::NotLeaderOrFollower,
+                                ResponseError::MessageTooLarge,
+                                ResponseError::RecordListTooLarge,
+                                ResponseError::CorruptMessage,
+                                ResponseError::KafkaStorageError,
+                            ]
+                            .iter()
+                            .any(|c| c.code() == resp.error_code);
+                            match ctx
+                                .broker
+                                .list_offset(name, data.index, OffsetSpec::Earliest)
+                            {
+                                Ok(Some(ListedOffset { offset: start, .. }))
+                                    if version >= 5 && !unknown_partition_info =>
+                                {
+                                    resp.with_log_start_offset(start)
+                                }
+                                _ => resp,
+                            }
                         }
                     }
                 }

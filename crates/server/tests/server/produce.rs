@@ -190,6 +190,7 @@ async fn idempotent_retries_are_detected_even_after_a_restart() {
         .call(
             4,
             &kafka_protocol::messages::InitProducerIdRequest::default()
+                .with_transactional_id(None)
                 .with_transaction_timeout_ms(60_000),
         )
         .await;

@@ -114,7 +114,10 @@ async fn every_advertised_version_of_every_api_round_trips() {
         let r = c
             .call(
                 ip,
-                &InitProducerIdRequest::default().with_transaction_timeout_ms(60_000),
+                // Null: not transactional (an empty id is refused, as by Kafka).
+                &InitProducerIdRequest::default()
+                    .with_transactional_id(None)
+                    .with_transaction_timeout_ms(60_000),
             )
             .await;
         assert_eq!(r.error_code, 0, "InitProducerId v{ip}");

@@ -250,6 +250,25 @@ fn timestamp_lookups_find_the_first_record_at_or_after() {
 }
 
 #[test]
+fn the_max_timestamp_is_found_at_the_first_record_that_carries_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, _) = Log::open(dir.path(), small_config()).expect("open");
+    let v = Some(&b"v"[..]);
+    log.append(&mut batch_of(
+        &[(None, v, 5), (None, v, 3)],
+        Compression::None,
+    ))
+    .expect("append");
+    // Offsets 2..=5: the largest timestamp (9) twice, mid-batch, compressed.
+    let recs: Vec<Spec<'_>> = vec![(None, v, 7), (None, v, 9), (None, v, 9), (None, v, 8)];
+    log.append(&mut batch_of(&recs, Compression::Gzip))
+        .expect("append");
+    let max = log.max_timestamp().expect("max").expect("some");
+    // As Kafka answers ListOffsets -3: the record, not its batch's last offset.
+    assert_eq!((max.offset, max.timestamp), (3, 9));
+}
+
+#[test]
 fn clean_close_reopens_without_recovery_and_continues() {
     let dir = tempfile::tempdir().expect("tempdir");
     {

@@ -289,8 +289,9 @@ impl Group {
         for id in ids {
             let resp = self.join_response(&id);
             if let Some(m) = self.members.get_mut(&id) {
+                // The last assignment stays until the leader's sync
+                // replaces it: Kafka describes it meanwhile.
                 m.last_heartbeat = now;
-                m.assignment.clear();
                 if let Some(p) = m.pending_join.take() {
                     p.fulfil(Ok(resp));
                 }
