@@ -33,6 +33,7 @@ pub async fn handle(
                 let message = format!("Group {} not found.", &*group_id);
                 return DescribedGroup::default()
                     .with_group_id(group_id)
+                    .with_group_state(sb(GroupState::Dead.kafka_name()))
                     .with_error_code(ResponseError::GroupIdNotFound.code())
                     .with_error_message(Some(sb(&message)))
                     .with_authorized_operations(i32::MIN);
