@@ -5,6 +5,7 @@
 //! scenarios choose are fixed and long past, so they never look like a
 //! broker's clock to the normaliser.
 
+use kafka_protocol::error::ResponseError;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -739,10 +740,12 @@ async fn await_coordinator(p: &mut Probe, group: &str) {
             .quiet(FindCoordinatorRequest::default().with_key(s(group)))
             .await;
         // Kafka names the coordinator before it has loaded its partition of
-        // `__consumer_offsets`; DescribeGroups answers once it has.
+        // `__consumer_offsets`; DescribeGroups answers once it has (from v6,
+        // GROUP_ID_NOT_FOUND for a group not created yet: loaded too).
         if r.error_code == 0 {
             let d = p.quiet(describe_groups(&[group])).await;
-            if d.groups.iter().all(|g| g.error_code == 0) {
+            let loaded = |code: i16| code == 0 || code == ResponseError::GroupIdNotFound.code();
+            if d.groups.iter().all(|g| loaded(g.error_code)) {
                 return;
             }
         }
