@@ -111,31 +111,16 @@ impl Segment {
             if header.max_timestamp < timestamp || (header.last_offset() as u64) < min_offset {
                 continue;
             }
-            let mut bytes = vec![0u8; header.len];
-            file.read_exact_at(&mut bytes, pos)
-                .map_err(|e| StorageError::io("read", path, e))?;
-            let corrupt = |reason: String| StorageError::Corrupt {
-                path: path.to_path_buf(),
-                position: pos,
-                reason,
-            };
-            let batch = Batch::parse(&bytes).map_err(|e| corrupt(e.to_string()))?;
-            let records = batch
-                .records(max_decompressed)
-                .map_err(|e| corrupt(e.to_string()))?;
-            for record in records.iter() {
-                let record = record.map_err(|e| corrupt(e.to_string()))?;
-                if record.timestamp >= timestamp && record.offset as u64 >= min_offset {
-                    return Ok(Some((
-                        record.offset as u64,
-                        record.timestamp,
-                        batch.partition_leader_epoch(),
-                    )));
-                }
+            let found = self.first_record(pos, header.len, max_decompressed, |offset, ts| {
+                ts >= timestamp && offset >= min_offset
+            })?;
+            if found.is_some() {
+                return Ok(found);
             }
         }
         Ok(None)
     }
+
     /// The first record carrying exactly `timestamp` in the batch holding
     /// `offset` (the batch where the segment's largest timestamp was seen):
     /// its offset and its batch's partitionLeaderEpoch. A LogAppendTime batch
@@ -149,9 +134,24 @@ impl Segment {
         let Some((pos, header)) = self.find_batch(offset)? else {
             return Ok(None);
         };
+        let found =
+            self.first_record(pos, header.len, max_decompressed, |_, ts| ts == timestamp)?;
+        Ok(found.map(|(offset, _, epoch)| (offset, epoch)))
+    }
+
+    /// The first record of the batch of `len` bytes at `pos` that `wanted`
+    /// (offset, timestamp) accepts: its offset, timestamp and the batch's
+    /// partitionLeaderEpoch.
+    fn first_record(
+        &self,
+        pos: u64,
+        len: usize,
+        max_decompressed: usize,
+        wanted: impl Fn(u64, i64) -> bool,
+    ) -> Result<Option<(u64, i64, i32)>> {
         let file = self.file()?;
         let path = self.path();
-        let mut bytes = vec![0u8; header.len];
+        let mut bytes = vec![0u8; len];
         file.read_exact_at(&mut bytes, pos)
             .map_err(|e| StorageError::io("read", path, e))?;
         let corrupt = |reason: String| StorageError::Corrupt {
@@ -165,8 +165,12 @@ impl Segment {
             .map_err(|e| corrupt(e.to_string()))?;
         for record in records.iter() {
             let record = record.map_err(|e| corrupt(e.to_string()))?;
-            if record.timestamp == timestamp {
-                return Ok(Some((record.offset as u64, batch.partition_leader_epoch())));
+            if wanted(record.offset as u64, record.timestamp) {
+                return Ok(Some((
+                    record.offset as u64,
+                    record.timestamp,
+                    batch.partition_leader_epoch(),
+                )));
             }
         }
         Ok(None)
