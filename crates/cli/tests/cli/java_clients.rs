@@ -223,19 +223,8 @@ fn the_java_client_suite_passes_against_pubsub_and_apache_kafka() {
 /// Whether Java, Maven and Kafka's jars (`compat/kafka setup`) are here;
 /// without them, a message (a failure where `COMPAT_REQUIRE_KAFKA=1`).
 fn java_and_jars() -> bool {
-    let required = std::env::var("COMPAT_REQUIRE_KAFKA").is_ok_and(|v| v == "1");
-    for tool in ["java", "mvn"] {
-        let found = Command::new(tool)
-            .arg("-version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok();
-        if !found {
-            assert!(!required, "COMPAT_REQUIRE_KAFKA=1 but {tool} is missing");
-            eprintln!("skipped: {tool} is missing, so the Java client suite does not run");
-            return false;
-        }
+    if !crate::reference::java_and_maven("the Java client suite does not run") {
+        return false;
     }
     let out = Command::new(project().join("../kafka"))
         .arg("setup")

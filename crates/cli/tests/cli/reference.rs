@@ -22,6 +22,26 @@ fn launcher() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../compat/kafka")
 }
 
+/// Whether `java` and `mvn` run here. Without them: a message saying that
+/// `without` follows, or a failure where `COMPAT_REQUIRE_KAFKA=1` (CI).
+pub fn java_and_maven(without: &str) -> bool {
+    let required = std::env::var("COMPAT_REQUIRE_KAFKA").is_ok_and(|v| v == "1");
+    for tool in ["java", "mvn"] {
+        let found = Command::new(tool)
+            .arg("-version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok();
+        if !found {
+            assert!(!required, "COMPAT_REQUIRE_KAFKA=1 but {tool} is missing");
+            eprintln!("skipped: {tool} is missing, so {without}");
+            return false;
+        }
+    }
+    true
+}
+
 /// A Kafka started by `compat/kafka start`, stopped on drop.
 pub struct Kafka {
     dir: tempfile::TempDir,
@@ -37,19 +57,8 @@ impl Kafka {
 
     /// [`Kafka::start`] with `K=V` lines added to its server.properties.
     pub fn start_with(properties: &[&str]) -> Option<Kafka> {
-        let required = std::env::var("COMPAT_REQUIRE_KAFKA").is_ok_and(|v| v == "1");
-        for tool in ["java", "mvn"] {
-            let found = Command::new(tool)
-                .arg("-version")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok();
-            if !found {
-                assert!(!required, "COMPAT_REQUIRE_KAFKA=1 but {tool} is missing");
-                eprintln!("skipped: {tool} is missing, so no Apache Kafka to compare with");
-                return None;
-            }
+        if !java_and_maven("no Apache Kafka to compare with") {
+            return None;
         }
         let dir = tempfile::tempdir().unwrap();
         let out = Command::new(launcher())
