@@ -37,6 +37,16 @@ pub use state::{
 /// A `__consumer_offsets` record: key, and value (`None` deletes the key).
 pub type OffsetsRecord = (Vec<u8>, Option<Vec<u8>>);
 
+/// The record that deletes a committed offset: its key, no value.
+fn offset_tombstone(group: &str, topic: &str, partition: i32) -> OffsetsRecord {
+    let key = OffsetsKey::Offset {
+        group: group.to_string(),
+        topic: topic.to_string(),
+        partition,
+    };
+    (key.encode(), None)
+}
+
 /// Where the coordinator makes its records durable (the broker appends them
 /// to the group's `__consumer_offsets` partition and waits for the fsync).
 pub trait OffsetsStore {
@@ -416,17 +426,7 @@ impl GroupCoordinator {
         let mut records: Vec<OffsetsRecord> = g
             .offsets
             .keys()
-            .map(|(topic, partition)| {
-                (
-                    OffsetsKey::Offset {
-                        group: group_id.to_string(),
-                        topic: topic.clone(),
-                        partition: *partition,
-                    }
-                    .encode(),
-                    None,
-                )
-            })
+            .map(|(topic, partition)| offset_tombstone(group_id, topic, *partition))
             .collect();
         records.push((
             OffsetsKey::Group {
@@ -479,17 +479,7 @@ impl GroupCoordinator {
         }
         let records: Vec<OffsetsRecord> = doomed
             .iter()
-            .map(|(topic, partition)| {
-                (
-                    OffsetsKey::Offset {
-                        group: group_id.to_string(),
-                        topic: topic.clone(),
-                        partition: *partition,
-                    }
-                    .encode(),
-                    None,
-                )
-            })
+            .map(|(topic, partition)| offset_tombstone(group_id, topic, *partition))
             .collect();
         if !records.is_empty() {
             store.persist(group_id, records)?;
