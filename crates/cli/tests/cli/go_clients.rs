@@ -12,7 +12,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::daemon::Daemon;
 use crate::reference::Kafka;
@@ -25,18 +25,7 @@ fn module() -> PathBuf {
 /// Whether `go` runs here; without it, a message (or a failure where
 /// `COMPAT_REQUIRE_KAFKA=1`).
 fn go_found() -> bool {
-    let found = Command::new("go")
-        .arg("version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        let required = std::env::var("COMPAT_REQUIRE_KAFKA").is_ok_and(|v| v == "1");
-        assert!(!required, "COMPAT_REQUIRE_KAFKA=1 but go is missing");
-        eprintln!("skipped: go is missing, so the Go client suites do not run");
-    }
-    found
+    crate::reference::tools_found(&[("go", "version")], "the Go client suites do not run")
 }
 
 /// Runs `go test ./... -count=1 -v` in `compat/go` against `bootstrap`,

@@ -18,7 +18,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::daemon::{binary, Daemon};
 use crate::reference::Kafka;
@@ -36,16 +36,10 @@ fn project() -> PathBuf {
 /// (with a message, or a failure where `COMPAT_REQUIRE_KAFKA=1`) when
 /// there is no `javac`.
 fn compile(classes: &Path) -> bool {
-    let found = Command::new("javac")
-        .arg("-version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        let required = std::env::var("COMPAT_REQUIRE_KAFKA").is_ok_and(|v| v == "1");
-        assert!(!required, "COMPAT_REQUIRE_KAFKA=1 but javac is missing");
-        eprintln!("skipped: javac is missing, so the Java client suite does not run");
+    if !crate::reference::tools_found(
+        &[("javac", "-version")],
+        "the Java client suite does not run",
+    ) {
         return false;
     }
     let sources: Vec<PathBuf> =

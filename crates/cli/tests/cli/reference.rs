@@ -22,17 +22,18 @@ fn launcher() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../compat/kafka")
 }
 
-/// Whether `java` and `mvn` run here. Without them: a message saying that
-/// `without` follows, or a failure where `COMPAT_REQUIRE_KAFKA=1` (CI).
-pub fn java_and_maven(without: &str) -> bool {
+/// Whether each `(tool, version flag)` runs here. Without one: a message
+/// saying that `without` follows, or a failure where
+/// `COMPAT_REQUIRE_KAFKA=1` (CI).
+pub fn tools_found(tools: &[(&str, &str)], without: &str) -> bool {
     let required = std::env::var("COMPAT_REQUIRE_KAFKA").is_ok_and(|v| v == "1");
-    for tool in ["java", "mvn"] {
+    for (tool, version_flag) in tools {
         let found = Command::new(tool)
-            .arg("-version")
+            .arg(version_flag)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
-            .is_ok();
+            .is_ok_and(|s| s.success());
         if !found {
             assert!(!required, "COMPAT_REQUIRE_KAFKA=1 but {tool} is missing");
             eprintln!("skipped: {tool} is missing, so {without}");
@@ -40,6 +41,11 @@ pub fn java_and_maven(without: &str) -> bool {
         }
     }
     true
+}
+
+/// Whether `java` and `mvn` run here ([`tools_found`]).
+pub fn java_and_maven(without: &str) -> bool {
+    tools_found(&[("java", "-version"), ("mvn", "-version")], without)
 }
 
 /// A Kafka started by `compat/kafka start`, stopped on drop.
