@@ -79,6 +79,8 @@ def test_confluent_producer(broker, acks, idempotence, compression):
     # Keyed records of one key all went to one partition, in order.
     for key in {k for k in expected.values() if k}:
         offsets = sorted((po for po, (k, _, _) in stored.items() if k == key))
+        if not offsets and acks == "0" and REFERENCE:
+            continue  # the reference dropped every record of this key (see above)
         assert len({p for p, _ in offsets}) == 1
 
 
