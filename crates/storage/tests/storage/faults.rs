@@ -370,3 +370,49 @@ fn an_fsync_that_reports_enospc_still_poisons() {
     assert!(!err.is_out_of_space());
     assert!(err.is_storage_failure());
 }
+
+#[test]
+fn an_index_that_cannot_grow_mid_append_gives_back_the_entries_of_the_earlier_batches() {
+    // An entry for every batch (interval 1): the time index (12-byte
+    // entries) is first grown to 682 entries, and the append below needs its
+    // 682nd and 683rd, so its first batch is indexed and its second needs
+    // the index to grow, which the full disk refuses.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        segment_bytes: 1 << 20,
+        index_interval_bytes: 1,
+        max_index_bytes: 64 << 10,
+        ..small_config()
+    };
+    let (log, plan) = open_faulty(dir.path(), config.clone());
+    for i in 0..682 {
+        log.append(&mut simple_batch("x", 1, i)).expect("append");
+    }
+    let size = log.size_bytes();
+    let mut three = simple_batch("a", 1, 1000);
+    three.extend(simple_batch("b", 1, 1001));
+    three.extend(simple_batch("c", 1, 1002));
+    plan.limit_writes(three.len() as u64 + 100);
+    let err = log
+        .append(&mut three)
+        .expect_err("the time index cannot grow");
+    assert!(
+        matches!(err, StorageError::Io { op: "extend", .. }),
+        "{err}"
+    );
+    assert!(log.poisoned().is_none());
+    assert_eq!(log.log_end_offset(), 682);
+    assert_eq!(active_file_len(&log), size);
+
+    // Space returns; batches of other sizes land where the failed ones were
+    // cut: entries left behind by the failed append would point at the
+    // wrong bytes, and the check below would find them.
+    plan.unlimited_writes();
+    for i in 0..3 {
+        let mut b = simple_batch("longer-than-before", 2, 2000 + i);
+        log.append(&mut b).expect("append once space returns");
+    }
+    assert_eq!(log.log_end_offset(), 688);
+    assert_eq!(read_all(&log).len(), 688);
+    assert_checks_clean(log, dir.path(), &config);
+}
