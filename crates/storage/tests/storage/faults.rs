@@ -115,8 +115,11 @@ fn a_full_disk_fails_the_append_cuts_the_partial_batch_and_heals_when_space_retu
     assert_eq!(active_file_len(&log), size);
     assert_eq!(read_all(&log).len(), 15, "readers never see partial bytes");
 
-    // Space returns: the same log takes writes, no reopen.
+    // Space returns: the periodic checkpoint finds it (the log need not
+    // wait for a producer to try), and the same log takes writes, no reopen.
     plan.unlimited_writes();
+    log.checkpoint().expect("checkpoint");
+    assert!(log.out_of_space().is_none());
     let info = log
         .append(&mut simple_batch("again", 2, 10))
         .expect("writable once space returns");
