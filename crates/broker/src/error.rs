@@ -227,6 +227,21 @@ impl BrokerError {
         }
     }
 
+    /// True when a write failed for want of space (ENOSPC, EDQUOT): the
+    /// partition takes writes again once space returns, and its log said so
+    /// once already, so callers need not log each such failure.
+    pub fn is_out_of_space(&self) -> bool {
+        match self {
+            BrokerError::Storage { source, .. } => source.is_out_of_space(),
+            BrokerError::Io { source, .. } => matches!(
+                source.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            ),
+            BrokerError::Delivery(inner) => inner.is_out_of_space(),
+            _ => false,
+        }
+    }
+
     pub(crate) fn storage(topic: &str, partition: i32, source: StorageError) -> Self {
         match source {
             StorageError::InvalidBatch(e) => BrokerError::CorruptMessage(e),

@@ -104,9 +104,13 @@ pub(crate) fn write<T: Serialize>(path: &Path, kind: u16, value: &T) -> Result<(
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
-    checkpoint::write(&RealFs, path, kind, &payload).map_err(|e| BrokerError::CorruptMetadata {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
+    checkpoint::write(&RealFs, path, kind, &payload).map_err(|e| match e {
+        // A failed write (a full disk, say) is an I/O error, not corruption.
+        StorageError::Io { op, path, source } => BrokerError::Io { op, path, source },
+        other => BrokerError::CorruptMetadata {
+            path: path.to_path_buf(),
+            reason: other.to_string(),
+        },
     })
 }
 

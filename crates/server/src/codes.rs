@@ -76,11 +76,14 @@ pub fn error_code(e: &BrokerError) -> i16 {
 }
 
 /// The error code for a group API, where storage problems mean the
-/// coordinator cannot serve (clients retry) rather than a partition error.
+/// coordinator cannot serve (clients find the coordinator again and retry)
+/// rather than a partition error. As Kafka's group coordinator answers: a
+/// `__consumer_offsets` write failing with KAFKA_STORAGE_ERROR (a full disk,
+/// say) is NOT_COORDINATOR; the rest COORDINATOR_NOT_AVAILABLE.
 pub fn group_error_code(e: &BrokerError) -> i16 {
     match e {
-        BrokerError::Storage { .. }
-        | BrokerError::Io { .. }
+        BrokerError::Storage { .. } => ResponseError::NotCoordinator.code(),
+        BrokerError::Io { .. }
         | BrokerError::Closed
         | BrokerError::Timeout(_)
         | BrokerError::CorruptMetadata { .. } => ResponseError::CoordinatorNotAvailable.code(),

@@ -93,8 +93,13 @@ pub fn write(fs: &dyn FileSystem, path: &Path, kind: u16, payload: &[u8]) -> Res
     let file = fs
         .open(&tmp, OpenMode::Truncate)
         .map_err(|e| StorageError::io("create", &tmp, e))?;
-    file.write_all_at(&bytes, 0)
-        .map_err(|e| StorageError::io("write", &tmp, e))?;
+    if let Err(e) = file.write_all_at(&bytes, 0) {
+        // On a full disk, give back what the partial temp file holds (open
+        // removes leftovers anyway).
+        drop(file);
+        let _ = fs.remove_file(&tmp);
+        return Err(StorageError::io("write", &tmp, e));
+    }
     file.sync_data()
         .map_err(|e| StorageError::io("fsync", &tmp, e))?;
     drop(file);

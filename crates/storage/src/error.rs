@@ -8,7 +8,9 @@ use pubsub_records::RecordsError;
 /// Everything that can go wrong in a partition log.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
-    /// A file operation failed. The log is poisoned if it was a write or a sync.
+    /// A file operation failed. The log is poisoned if it was a write or a
+    /// sync, except a write that ran out of space
+    /// ([`StorageError::is_out_of_space`]), which the log undoes.
     #[error("{op} {path}: {source}")]
     Io {
         /// What was being done ("write", "fsync", "rename", ...).
@@ -88,8 +90,9 @@ impl StorageError {
         }
     }
 
-    /// True for errors caused by the disk or the OS rather than by input:
-    /// the partition is unusable until reopened (Kafka's KAFKA_STORAGE_ERROR).
+    /// True for errors caused by the disk or the OS rather than by input
+    /// (Kafka's KAFKA_STORAGE_ERROR): the partition refuses writes until
+    /// reopened, or, if [`StorageError::is_out_of_space`], until space returns.
     pub fn is_storage_failure(&self) -> bool {
         matches!(
             self,
@@ -98,6 +101,24 @@ impl StorageError {
                 | StorageError::Corrupt { .. }
                 | StorageError::CorruptCheckpoint { .. }
         )
+    }
+}
+
+impl StorageError {
+    /// True for a write, a file extension or a file creation that failed
+    /// because the file system is full (ENOSPC) or the quota used up
+    /// (EDQUOT). Nothing the kernel had accepted was lost, so the log undoes
+    /// the partial operation and takes writes again once there is space. An
+    /// fsync or msync failing so is not this: writeback of data the kernel
+    /// had accepted failed, and the log is poisoned.
+    pub fn is_out_of_space(&self) -> bool {
+        match self {
+            StorageError::Io { op, source, .. } => {
+                !matches!(*op, "fsync" | "fsync directory" | "msync")
+                    && matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+            }
+            _ => false,
+        }
     }
 }
 

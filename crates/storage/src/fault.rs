@@ -1,5 +1,5 @@
 //! A fault-injecting file layer for tests: makes fsyncs fail, writes run out
-//! of space part-way, or the "process" die after a given number of operations
+//! of space part-way, file creation run out of space, or the "process" die after a given number of operations
 //! (every later write, sync, rename and delete fails and changes nothing), so
 //! every step of a multi-file protocol can be interrupted.
 //!
@@ -22,6 +22,9 @@ pub struct FaultPlan {
     fail_syncs: AtomicBool,
     /// Bytes that may still be written before ENOSPC; negative = unlimited.
     write_budget: AtomicI64,
+    /// Files that may still be created (opened with `Truncate`) before
+    /// ENOSPC; negative = unlimited.
+    create_budget: AtomicI64,
     /// Mutating operations allowed before the simulated crash; negative = never.
     ops_before_crash: AtomicI64,
     ops: AtomicU64,
@@ -36,6 +39,7 @@ impl FaultPlan {
     pub fn new() -> Arc<Self> {
         Arc::new(FaultPlan {
             write_budget: AtomicI64::new(-1),
+            create_budget: AtomicI64::new(-1),
             ops_before_crash: AtomicI64::new(-1),
             ..FaultPlan::default()
         })
@@ -56,6 +60,30 @@ impl FaultPlan {
     /// Removes the write limit.
     pub fn unlimited_writes(&self) {
         self.write_budget.store(-1, Ordering::SeqCst);
+    }
+
+    /// Lets `files` more files be created (opened with
+    /// [`OpenMode::Truncate`]: segments, indexes, checkpoint temp files),
+    /// then fails creation with ENOSPC, as a directory that cannot grow does.
+    pub fn limit_creates(&self, files: u64) {
+        self.create_budget
+            .store(i64::try_from(files).unwrap_or(i64::MAX), Ordering::SeqCst);
+    }
+
+    /// Removes the creation limit.
+    pub fn unlimited_creates(&self) {
+        self.create_budget.store(-1, Ordering::SeqCst);
+    }
+
+    fn create(&self) -> io::Result<()> {
+        let left = self.create_budget.load(Ordering::SeqCst);
+        if left == 0 {
+            return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+        }
+        if left > 0 {
+            self.create_budget.store(left - 1, Ordering::SeqCst);
+        }
+        Ok(())
     }
 
     /// Lets `ops` more mutating operations (write, sync, set_len, rename,
@@ -167,7 +195,7 @@ impl FileHandle for FaultFile {
         let fits = budget as usize;
         self.inner.write_all_at(&buf[..fits], pos)?;
         self.plan.write_budget.store(0, Ordering::SeqCst);
-        Err(io::Error::from_raw_os_error(28)) // ENOSPC
+        Err(io::Error::from_raw_os_error(libc::ENOSPC))
     }
 
     fn sync_data(&self) -> io::Result<()> {
@@ -196,6 +224,9 @@ impl FileSystem for FaultFs {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn FileHandle>> {
         if mode != OpenMode::ReadOnly {
             self.plan.mutate()?;
+        }
+        if mode == OpenMode::Truncate {
+            self.plan.create()?;
         }
         let inner = RealFs.open(path, mode)?;
         Ok(Arc::new(FaultFile {

@@ -112,9 +112,12 @@ impl IndexFile {
         let mut at = current;
         while at < target {
             let n = (target - at).min(zeros.len() as u64) as usize;
-            self.file
-                .write_all_at(&zeros[..n], at)
-                .map_err(|e| StorageError::io("extend", &self.path, e))?;
+            if let Err(e) = self.file.write_all_at(&zeros[..n], at) {
+                // A full disk: give back the part that was added, so the
+                // file stays as mapped and the next growth starts afresh.
+                let _ = self.file.set_len(current);
+                return Err(StorageError::io("extend", &self.path, e));
+            }
             at += n as u64;
         }
         self.mmap = map(self.file.as_ref(), &self.path)?;
@@ -380,6 +383,15 @@ impl<E: Entry> Index<E> {
 
     pub fn clear(&mut self) {
         self.inner.entries = 0;
+    }
+
+    /// Drops the entries from `len` on (zeroed, as never written): undoes the
+    /// entries of an append that failed.
+    pub fn truncate(&mut self, len: usize) {
+        let len = len.min(self.inner.entries);
+        let size = self.inner.entry_size;
+        self.inner.mmap[len * size..self.inner.entries * size].fill(0);
+        self.inner.entries = len;
     }
 
     pub fn trim(&mut self) -> Result<()> {

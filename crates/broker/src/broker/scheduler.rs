@@ -7,7 +7,7 @@
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::{wall_clock_ms, Broker, Inner};
 use crate::error::{BrokerError, Result};
@@ -35,8 +35,15 @@ impl Inner {
         if now.duration_since(last.checkpoint) >= self.config.checkpoint_interval {
             last.checkpoint = now;
             for p in &partitions {
-                if let Err(e) = p.checkpoint() {
-                    warn!(topic = p.topic(), partition = p.index(), error = %e, "checkpoint failed");
+                match p.checkpoint() {
+                    Ok(()) => {}
+                    // The log said so when it ran out; it probes each time.
+                    Err(e) if e.is_out_of_space() => {
+                        debug!(topic = p.topic(), partition = p.index(), error = %e, "checkpoint: still out of space");
+                    }
+                    Err(e) => {
+                        warn!(topic = p.topic(), partition = p.index(), error = %e, "checkpoint failed")
+                    }
                 }
             }
         }

@@ -133,6 +133,7 @@ fn storage(e: &mut DescriptorEncoder<'_>, partitions: &[Arc<Partition>]) -> fmt:
     let mut traffic: BTreeMap<&str, PartitionTraffic> = BTreeMap::new();
     let mut fsyncs = HistogramSnapshot::default();
     let mut poisoned = 0u64;
+    let mut out_of_space = Vec::new();
     for p in partitions {
         let t = p.traffic();
         let sum = traffic.entry(p.topic()).or_default();
@@ -143,6 +144,9 @@ fn storage(e: &mut DescriptorEncoder<'_>, partitions: &[Arc<Partition>]) -> fmt:
         fsyncs.merge(&p.log().flush_stats());
         if p.log().poisoned().is_some() {
             poisoned += 1;
+        }
+        if p.log().out_of_space().is_some() {
+            out_of_space.push((p.topic(), p.index().to_string()));
         }
     }
     gauges(
@@ -160,8 +164,22 @@ fn storage(e: &mut DescriptorEncoder<'_>, partitions: &[Arc<Partition>]) -> fmt:
     gauges(
         e,
         "pubsub_partitions_poisoned",
-        "Partitions whose log refuses writes after a failed write or fsync, until the broker restarts.",
+        "Partitions whose log refuses writes after a failed fsync (or another failed write than one out of space), until the broker restarts.",
         [(NO_LABELS, poisoned)],
+    )?;
+    gauges(
+        e,
+        "pubsub_partitions_out_of_space",
+        "Partitions whose last write found the disk full (ENOSPC) or the quota used up (EDQUOT): their writes fail until space returns, then work again without a restart.",
+        [(NO_LABELS, out_of_space.len())],
+    )?;
+    gauges(
+        e,
+        "pubsub_partition_out_of_space",
+        "1 for each partition out of space now (see pubsub_partitions_out_of_space); partitions with space are left out.",
+        out_of_space
+            .iter()
+            .map(|(topic, i)| ([("topic", *topic), ("partition", i.as_str())], 1u64)),
     )?;
     type Field = fn(&PartitionTraffic) -> u64;
     let per_topic: [(&str, &str, Field); 4] = [
@@ -293,28 +311,41 @@ fn groups(
     )
 }
 
-/// `/health`: healthy while the broker is open and no partition refuses
-/// writes; otherwise why not.
+/// `/health`: healthy while the broker is open and every partition takes
+/// writes; otherwise why not: the partitions that refuse writes until a
+/// restart, and those out of space (which heal when space returns).
 pub fn health(broker: &Broker) -> Result<(), String> {
     if broker.is_closed() {
         return Err("the broker is closed".into());
     }
-    let poisoned: Vec<String> = broker
-        .partitions()
-        .iter()
-        .filter_map(|p| {
-            p.log()
-                .poisoned()
-                .map(|why| format!("{}-{}: {why}", p.topic(), p.index()))
-        })
-        .collect();
-    if poisoned.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
+    let mut poisoned = Vec::new();
+    let mut full = Vec::new();
+    for p in broker.partitions() {
+        let log = p.log();
+        if let Some(why) = log.poisoned() {
+            poisoned.push(format!("{}-{}: {why}", p.topic(), p.index()));
+        } else if let Some(why) = log.out_of_space() {
+            full.push(format!("{}-{}: {why}", p.topic(), p.index()));
+        }
+    }
+    let mut problems = Vec::new();
+    if !poisoned.is_empty() {
+        problems.push(format!(
             "{} partition(s) refuse writes until the broker restarts:\n{}",
             poisoned.len(),
             poisoned.join("\n")
-        ))
+        ));
+    }
+    if !full.is_empty() {
+        problems.push(format!(
+            "{} partition(s) out of space: writes fail until space is freed:\n{}",
+            full.len(),
+            full.join("\n")
+        ));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
     }
 }

@@ -135,7 +135,12 @@ impl Log {
             f.write_all_at(records, position)
                 .map_err(|e| StorageError::io("write", path, e))
         });
-        self.poison_on_err(written)?;
+        if let Err(e) = written {
+            return Err(self.undo_write(&active, position, e));
+        }
+        if self.space.is_short() {
+            self.space.returned(&self.ctx.dir);
+        }
         // Each full chunk of the segment written gets its writeback started,
         // so dirty pages stream to disk steadily instead of in bursts that
         // stall appends (and fsyncs have less left to do).
@@ -152,6 +157,8 @@ impl Log {
         {
             let index = self.poison_on_err(active.index())?;
             let mut index = index.write();
+            // What to go back to should an index fail to grow.
+            let before = (w.tracker, index.offsets.len(), index.times.len());
             let mut pos = position;
             let mut offset = base_offset;
             for m in &metas {
@@ -165,7 +172,13 @@ impl Log {
                     m.len as u64,
                     interval,
                 );
-                self.poison_on_err(indexed)?;
+                if let Err(e) = indexed {
+                    w.tracker = before.0;
+                    index.offsets.truncate(before.1);
+                    index.times.truncate(before.2);
+                    drop(index);
+                    return Err(self.undo_write(&active, position, e));
+                }
                 pos += m.len as u64;
                 offset = last + 1;
             }
@@ -218,17 +231,52 @@ impl Log {
         let offsets_overflow =
             w.next_offset + offsets - 1 - active.base_offset > u64::from(u32::MAX);
         if full || aged || index_full || offsets_overflow {
-            self.poison_on_err(self.roll_locked(w))?;
+            self.heal_or_poison(self.roll_locked(w))?;
             return Ok(true);
         }
         Ok(false)
     }
 
+    /// A write of this append failed after the active segment held
+    /// `position` bytes. If it ran out of space, the segment is cut back to
+    /// `position` (the partial batch gone, nothing published, the indexes
+    /// already back where they were) and the log takes writes again once
+    /// space returns; any other failure, or a cut that fails, poisons it.
+    /// Returns the error to answer.
+    #[cold]
+    fn undo_write(&self, active: &Segment, position: u64, e: StorageError) -> StorageError {
+        if e.is_out_of_space() {
+            let path = active.path();
+            let cut = active.file().and_then(|f| {
+                f.set_len(position)
+                    .map_err(|c| StorageError::io("truncate", path, c))
+            });
+            match cut {
+                Ok(()) => self.space.ran_out(&self.ctx.dir, &e),
+                Err(c) => self.poison(&c),
+            }
+        } else if e.is_storage_failure() {
+            self.poison(&e);
+        }
+        e
+    }
+
+    /// Seals the active segment and starts a new one. The new segment's files
+    /// are created first, so a failure (a full disk) leaves the active
+    /// segment as it was and removes whatever was created.
     fn roll_locked(&self, w: &mut Writer) -> Result<()> {
         let new_base = w.next_offset;
         let old = Arc::clone(&w.active);
-        old.seal(&w.tracker, new_base)?;
-        let seg = Arc::new(Segment::create(&self.ctx, new_base)?);
+        let created = Segment::create(&self.ctx, new_base).map(Arc::new);
+        let sealed = created.and_then(|seg| old.seal(&w.tracker, new_base).map(|()| seg));
+        let seg = match sealed {
+            Ok(seg) => seg,
+            Err(e) => {
+                // Nothing else refers to the new base's files yet.
+                let _ = Segment::sealed(&self.ctx, new_base, 0, new_base).delete_files();
+                return Err(e);
+            }
+        };
         w.unflushed.push(old);
         w.dir_dirty = true;
         w.active = Arc::clone(&seg);
@@ -246,7 +294,7 @@ impl Log {
         if w.active.size() == 0 {
             return Ok(());
         }
-        self.poison_on_err(self.roll_locked(&mut w))?;
+        self.heal_or_poison(self.roll_locked(&mut w))?;
         let base = w.next_offset;
         drop(w);
         self.flush_until(base)

@@ -1,6 +1,6 @@
 //! Durability: group commit (concurrent waiters share one fsync round),
 //! the recovery-point checkpoint, and poisoning after a failed write or
-//! fsync.
+//! fsync (a write that ran out of space is undone instead: see `space`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -43,6 +43,20 @@ impl Log {
     pub(crate) fn poison_on_err<T>(&self, r: Result<T>) -> Result<T> {
         if let Err(e) = &r {
             if e.is_storage_failure() {
+                self.poison(e);
+            }
+        }
+        r
+    }
+
+    /// Like [`Log::poison_on_err`], for operations that leave nothing
+    /// behind when they run out of space (or whose caller undoes it): such a
+    /// failure marks the log out of space instead of poisoning it.
+    pub(crate) fn heal_or_poison<T>(&self, r: Result<T>) -> Result<T> {
+        if let Err(e) = &r {
+            if e.is_out_of_space() {
+                self.space.ran_out(&self.ctx.dir, e);
+            } else if e.is_storage_failure() {
                 self.poison(e);
             }
         }
@@ -131,7 +145,13 @@ impl Log {
                 .map_err(|e| StorageError::io("fsync directory", &self.ctx.dir, e))?;
         }
         if !sealed.is_empty() {
-            self.write_checkpoint(end)?;
+            match self.write_checkpoint(end) {
+                // The data is on disk; only the recovery point stays behind
+                // (recovery would scan a little more) until a later
+                // checkpoint finds space.
+                Err(e) if e.is_out_of_space() => {}
+                other => other?,
+            }
         }
         Ok(end)
     }
@@ -143,12 +163,17 @@ impl Log {
             recovery_point,
             log_start_offset: self.log_start_offset(),
         };
-        if last.is_some_and(|l| l == cp) {
+        // While out of space, write it even if unchanged: a checkpoint that
+        // fits says space has returned.
+        if last.is_some_and(|l| l == cp) && !self.space.is_short() {
             return Ok(());
         }
         let written = cp.write_to(self.ctx.fs.as_ref(), &self.ctx.dir);
-        self.poison_on_err(written)?;
+        self.heal_or_poison(written)?;
         *last = Some(cp);
+        if self.space.is_short() {
+            self.space.returned(&self.ctx.dir);
+        }
         Ok(())
     }
 

@@ -31,11 +31,13 @@ use crate::recovery::{self, RecoveryReport};
 
 mod append;
 mod flush;
+mod space;
 
 use crate::segment::{Segment, SegmentContext};
 use crate::stats::{Histogram, HistogramSnapshot};
 pub use append::AppendInfo;
 use flush::FlushState;
+use space::SpaceState;
 
 /// Whole batches read from the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +102,9 @@ pub struct Log {
     /// Why the log refuses writes, once a write or fsync failed (the first
     /// cause; set once, read without a lock).
     poison: OnceCell<String>,
+    /// Set while writes fail for want of space (they work again once it
+    /// returns).
+    space: SpaceState,
     closed: AtomicBool,
     /// Serialises retention, compaction and close.
     pub(crate) maintenance: Mutex<()>,
@@ -179,6 +184,7 @@ impl Log {
             }),
             flushed: Condvar::new(),
             poison: OnceCell::new(),
+            space: SpaceState::default(),
             closed: AtomicBool::new(false),
             maintenance: Mutex::new(()),
             checkpointed: Mutex::new(opened.checkpoint),
@@ -231,6 +237,13 @@ impl Log {
     /// The reason the log refuses writes, if it does.
     pub fn poisoned(&self) -> Option<String> {
         self.poison.get().cloned()
+    }
+
+    /// Why the last write failed for want of space (ENOSPC or EDQUOT), while
+    /// the log is in that state: writes fail until space returns, and then
+    /// work without a reopen. Cleared by the first write that succeeds.
+    pub fn out_of_space(&self) -> Option<String> {
+        self.space.reason()
     }
 
     /// The segments, oldest first.
@@ -460,6 +473,6 @@ impl Log {
             .write_to(self.ctx.fs.as_ref(), &self.ctx.dir)
         })();
         drop(w);
-        self.poison_on_err(done)
+        self.heal_or_poison(done)
     }
 }

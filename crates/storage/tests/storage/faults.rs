@@ -1,5 +1,7 @@
-//! Failed writes and fsyncs: the failing append is not acknowledged, the log
-//! refuses writes until reopened, and reopening keeps every acknowledged batch.
+//! Failed writes and fsyncs: the failing append is not acknowledged; after a
+//! failed fsync the log refuses writes until reopened, and reopening keeps
+//! every acknowledged batch; after a write that ran out of space (ENOSPC) the
+//! log undoes it and takes writes again as soon as space returns.
 
 use std::sync::Arc;
 
@@ -57,40 +59,107 @@ fn a_failed_fsync_poisons_the_log_and_nothing_unsynced_is_acknowledged() {
         .expect("writable after reopen");
 }
 
+fn is_enospc(err: &StorageError) -> bool {
+    matches!(err, StorageError::Io { source, .. } if source.raw_os_error() == Some(28))
+}
+
+/// The log's directory checks clean once closed: every batch valid, both
+/// indexes of every segment exactly what the log would build.
+fn assert_checks_clean(log: Log, dir: &std::path::Path, config: &LogConfig) {
+    log.close().expect("close");
+    drop(log);
+    let report = pubsub_storage::check(dir, config).expect("check");
+    for seg in &report.segments {
+        assert_eq!(seg.size, seg.valid_bytes, "{report}");
+        assert!(seg.invalid.is_none(), "{report}");
+        assert!(seg.index_problem.is_none(), "{report}");
+        assert!(seg.time_index_problem.is_none(), "{report}");
+    }
+    assert!(report.leftover_files.is_empty(), "{report}");
+}
+
+fn active_file_len(log: &Log) -> u64 {
+    let active = log.segments().last().copied().expect("a segment");
+    std::fs::metadata(log.dir().join(format!("{:020}.log", active.base_offset)))
+        .expect("segment file")
+        .len()
+}
+
 #[test]
-fn a_full_disk_fails_the_append_keeps_earlier_data_and_recovery_cuts_the_partial_batch() {
+fn a_full_disk_fails_the_append_cuts_the_partial_batch_and_heals_when_space_returns() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (log, plan) = open_faulty(dir.path(), small_config());
-    let mut acked = Vec::new();
     for i in 0..5 {
-        acked.push(log.append(&mut simple_batch("ok", 3, i)).expect("append"));
+        log.append(&mut simple_batch("ok", 3, i)).expect("append");
     }
+    let size = log.size_bytes();
     plan.limit_writes(40); // the next batch gets 40 bytes in, then ENOSPC
     let err = log
         .append(&mut simple_batch("partial", 3, 9))
         .expect_err("disk full");
-    match &err {
-        StorageError::Io { op, source, .. } => {
-            assert_eq!(*op, "write");
-            assert_eq!(source.raw_os_error(), Some(28), "ENOSPC");
-        }
-        other => panic!("unexpected {other}"),
-    }
+    assert!(
+        matches!(&err, StorageError::Io { op: "write", .. }) && is_enospc(&err),
+        "{err}"
+    );
+    assert!(err.is_out_of_space() && err.is_storage_failure());
     assert_eq!(log.log_end_offset(), 15, "the failed batch got no offsets");
-    assert!(matches!(
-        log.append(&mut simple_batch("x", 1, 1)),
-        Err(StorageError::Poisoned { .. })
-    ));
-    // Readers never see the partial bytes.
-    assert_eq!(read_all(&log).len(), 15);
-    drop(log);
+    assert_eq!(log.size_bytes(), size);
+    assert_eq!(active_file_len(&log), size, "the partial batch is cut");
+    assert!(log.poisoned().is_none(), "a full disk does not poison");
+    assert!(log.out_of_space().is_some());
+    // Still full: the next write fails the same way, and is cut too.
+    let err = log
+        .append(&mut simple_batch("x", 1, 1))
+        .expect_err("still full");
+    assert!(is_enospc(&err), "{err}");
+    assert_eq!(active_file_len(&log), size);
+    assert_eq!(read_all(&log).len(), 15, "readers never see partial bytes");
 
+    // Space returns: the periodic checkpoint finds it (the log need not
+    // wait for a producer to try), and the same log takes writes, no reopen.
     plan.unlimited_writes();
+    log.checkpoint().expect("checkpoint");
+    assert!(log.out_of_space().is_none());
+    let info = log
+        .append(&mut simple_batch("again", 2, 10))
+        .expect("writable once space returns");
+    assert_eq!(info.base_offset, 15);
+    assert!(log.out_of_space().is_none());
+    log.flush().expect("flush");
+    let all = read_all(&log);
+    assert_eq!(all.len(), 17);
+    assert_eq!(
+        all.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        (0..17).collect::<Vec<_>>()
+    );
+    assert_checks_clean(log, dir.path(), &small_config());
     let (log, report) = Log::open(dir.path(), small_config()).expect("reopen");
-    let t = report.truncation.as_ref().expect("partial batch cut");
-    assert_eq!(t.bytes, 40);
-    assert_eq!(log.log_end_offset(), 15);
-    assert_eq!(read_all(&log).len(), 15);
+    assert!(report.truncation.is_none(), "{report}");
+    assert_eq!(read_all(&log).len(), 17);
+}
+
+#[test]
+fn an_append_of_several_batches_that_runs_out_of_space_is_undone_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, plan) = open_faulty(dir.path(), small_config());
+    log.append(&mut simple_batch("first", 2, 1))
+        .expect("append");
+    let size = log.size_bytes();
+    let mut two = simple_batch("a", 2, 2);
+    let one_len = two.len();
+    two.extend(simple_batch("b", 2, 3));
+    plan.limit_writes(one_len as u64 + 5); // the first batch fits, the second not
+    let err = log.append(&mut two).expect_err("disk full");
+    assert!(is_enospc(&err), "{err}");
+    assert_eq!(log.log_end_offset(), 2, "neither batch got offsets");
+    assert_eq!(active_file_len(&log), size);
+    assert_eq!(read_all(&log).len(), 2);
+    plan.unlimited_writes();
+    let mut two = simple_batch("a", 2, 2);
+    two.extend(simple_batch("b", 2, 3));
+    let info = log.append(&mut two).expect("append once space returns");
+    assert_eq!((info.base_offset, info.last_offset), (2, 5));
+    assert_checks_clean(log, dir.path(), &small_config());
 }
 
 #[test]
@@ -144,7 +213,7 @@ fn a_failed_checkpoint_write_leaves_the_old_one_intact() {
 }
 
 #[test]
-fn an_index_that_cannot_grow_fails_the_append_cleanly() {
+fn an_index_that_cannot_grow_fails_the_append_cleanly_and_heals() {
     // Index files grow by writing zeros, so a full disk is an error here, not
     // a SIGBUS on a store into an unallocated mapped page.
     let dir = tempfile::tempdir().expect("tempdir");
@@ -152,7 +221,9 @@ fn an_index_that_cannot_grow_fails_the_append_cleanly() {
     let mut first = simple_batch("first-batch-bigger-than-the-interval", 4, 1);
     assert!(first.len() > 128);
     log.append(&mut first).expect("append");
-    // The next batch needs the first index entry, and the index file is empty.
+    let size = log.size_bytes();
+    // The next batch needs the first index entry, and the index file is
+    // empty: the batch is written, then growing the index fails.
     let mut second = simple_batch("second", 1, 2);
     plan.limit_writes(second.len() as u64 + 10);
     let err = log
@@ -162,17 +233,189 @@ fn an_index_that_cannot_grow_fails_the_append_cleanly() {
         matches!(err, StorageError::Io { op: "extend", .. }),
         "{err}"
     );
-    assert!(log.poisoned().is_some());
-    drop(log);
+    assert!(err.is_out_of_space());
+    assert!(log.poisoned().is_none());
+    assert!(log.out_of_space().is_some());
+    assert_eq!(log.log_end_offset(), 4);
+    assert_eq!(active_file_len(&log), size, "the written batch is cut");
+    let index_len = std::fs::metadata(dir.path().join(format!("{:020}.index", 0)))
+        .expect("index")
+        .len();
+    assert_eq!(index_len, 0, "the half-grown index is given back");
+
     plan.unlimited_writes();
-    let (log, _) = Log::open(dir.path(), small_config()).expect("reopen");
+    let mut third = simple_batch("third", 1, 3);
+    let info = log.append(&mut third).expect("writable once space returns");
+    assert_eq!(info.base_offset, 4);
     let got = read_all(&log);
-    assert_eq!(
-        got[..4],
-        records_in(&first)[..],
-        "the acknowledged batch is there"
+    assert_eq!(got[..4], records_in(&first)[..], "the acknowledged batch");
+    assert_eq!(got.len(), 5);
+    assert_checks_clean(log, dir.path(), &small_config());
+}
+
+#[test]
+fn a_roll_that_cannot_create_the_new_segment_leaves_the_old_one_active_and_heals() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = small_config();
+    let (log, plan) = open_faulty(dir.path(), config.clone());
+    let mut n = 0;
+    while log.size_bytes() + 200 < config.segment_bytes {
+        log.append(&mut simple_batch("fill", 2, n)).expect("append");
+        n += 1;
+    }
+    let before = log.segments();
+    let end = log.log_end_offset();
+    let files = |d: &std::path::Path| {
+        let mut f: Vec<String> = std::fs::read_dir(d)
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        f.sort();
+        f
+    };
+    let listing = files(dir.path());
+    // 0: the new .log cannot be created; 1: it can, its .index not.
+    for creates in [0, 1] {
+        plan.limit_creates(creates);
+        let err = log
+            .append(&mut simple_batch("roll", 8, 100))
+            .expect_err("the roll fails");
+        assert!(is_enospc(&err), "{err}");
+        assert!(err.is_out_of_space());
+        assert!(log.poisoned().is_none());
+        assert!(log.out_of_space().is_some());
+        assert_eq!(log.segments(), before, "the old segment stays active");
+        assert_eq!(log.log_end_offset(), end);
+        assert_eq!(files(dir.path()), listing, "nothing half-created is left");
+    }
+    plan.unlimited_creates();
+    let info = log
+        .append(&mut simple_batch("roll", 8, 100))
+        .expect("rolls once space returns");
+    assert_eq!(info.base_offset, end);
+    assert_eq!(log.segments().len(), before.len() + 1);
+    assert!(log.out_of_space().is_none());
+    assert_eq!(read_all(&log).len() as u64, end + 8);
+    assert_checks_clean(log, dir.path(), &config);
+}
+
+#[test]
+fn a_checkpoint_that_finds_no_space_does_not_poison_and_is_written_later() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, plan) = open_faulty(dir.path(), small_config());
+    for i in 0..3 {
+        log.append(&mut simple_batch("c", 2, i)).expect("append");
+    }
+    let cp_path = dir.path().join(pubsub_storage::RECOVERY_CHECKPOINT);
+    let old = std::fs::read(&cp_path).expect("cp");
+    plan.limit_writes(0);
+    let err = log.checkpoint().expect_err("no space for the checkpoint");
+    assert!(err.is_out_of_space(), "{err}");
+    assert!(log.poisoned().is_none());
+    assert!(log.out_of_space().is_some());
+    assert_eq!(std::fs::read(&cp_path).expect("cp"), old, "old one intact");
+    assert!(
+        !std::fs::read_dir(dir.path()).expect("dir").any(|e| e
+            .expect("entry")
+            .path()
+            .extension()
+            .is_some_and(|x| x == "tmp")),
+        "the partial temp file is removed"
     );
-    // The refused batch may or may not have reached the file: it was never
-    // acknowledged, and nothing else is there.
-    assert!(got.len() == 4 || got.len() == 5, "{} records", got.len());
+    plan.unlimited_writes();
+    log.checkpoint().expect("checkpoint once space returns");
+    assert!(log.out_of_space().is_none());
+    assert_eq!(log.recovery_point(), 6);
+    assert_ne!(std::fs::read(&cp_path).expect("cp"), old);
+    log.append(&mut simple_batch("after", 1, 9))
+        .expect("append");
+}
+
+#[test]
+fn a_roll_whose_checkpoint_finds_no_space_still_acknowledges_the_durable_data() {
+    // The roll fsyncs the sealed segment and then moves the recovery point:
+    // the data is on disk, so a checkpoint without space fails nothing.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        flush: FlushPolicy::Always,
+        ..small_config()
+    };
+    let (log, plan) = open_faulty(dir.path(), config.clone());
+    let mut n = 0;
+    while log.size_bytes() + 200 < config.segment_bytes {
+        log.append(&mut simple_batch("fill", 2, n)).expect("append");
+        n += 1;
+    }
+    let end = log.log_end_offset();
+    plan.limit_creates(3); // the new segment's three files, not the checkpoint's temp file
+    let info = log
+        .append(&mut simple_batch("roll", 8, 100))
+        .expect("acknowledged: durable, only the recovery point lags");
+    assert_eq!(info.base_offset, end);
+    assert_eq!(log.durable_offset(), end + 8);
+    assert!(log.poisoned().is_none());
+    assert!(log.recovery_point() < end + 8);
+    plan.unlimited_creates();
+    log.checkpoint().expect("checkpoint");
+    assert_eq!(log.recovery_point(), end + 8);
+    assert!(log.out_of_space().is_none());
+}
+
+#[test]
+fn an_fsync_that_reports_enospc_still_poisons() {
+    // Writeback of pages the kernel had accepted failed: they may be gone,
+    // whatever the errno says.
+    let err = StorageError::Io {
+        op: "fsync",
+        path: "x".into(),
+        source: std::io::Error::from_raw_os_error(28),
+    };
+    assert!(!err.is_out_of_space());
+    assert!(err.is_storage_failure());
+}
+
+#[test]
+fn an_index_that_cannot_grow_mid_append_gives_back_the_entries_of_the_earlier_batches() {
+    // An entry for every batch (interval 1): the time index (12-byte
+    // entries) is first grown to 682 entries, and the append below needs its
+    // 682nd and 683rd, so its first batch is indexed and its second needs
+    // the index to grow, which the full disk refuses.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        segment_bytes: 1 << 20,
+        index_interval_bytes: 1,
+        max_index_bytes: 64 << 10,
+        ..small_config()
+    };
+    let (log, plan) = open_faulty(dir.path(), config.clone());
+    for i in 0..682 {
+        log.append(&mut simple_batch("x", 1, i)).expect("append");
+    }
+    let size = log.size_bytes();
+    let mut three = simple_batch("a", 1, 1000);
+    three.extend(simple_batch("b", 1, 1001));
+    three.extend(simple_batch("c", 1, 1002));
+    plan.limit_writes(three.len() as u64 + 100);
+    let err = log
+        .append(&mut three)
+        .expect_err("the time index cannot grow");
+    assert!(
+        matches!(err, StorageError::Io { op: "extend", .. }),
+        "{err}"
+    );
+    assert!(log.poisoned().is_none());
+    assert_eq!(log.log_end_offset(), 682);
+    assert_eq!(active_file_len(&log), size);
+
+    // Space returns; batches of other sizes land where the failed ones were
+    // cut: entries left behind by the failed append would point at the
+    // wrong bytes, and the check below would find them.
+    plan.unlimited_writes();
+    for i in 0..3 {
+        let mut b = simple_batch("longer-than-before", 2, 2000 + i);
+        log.append(&mut b).expect("append once space returns");
+    }
+    assert_eq!(log.log_end_offset(), 688);
+    assert_eq!(read_all(&log).len(), 688);
+    assert_checks_clean(log, dir.path(), &config);
 }
