@@ -102,9 +102,7 @@ impl StorageError {
                 | StorageError::CorruptCheckpoint { .. }
         )
     }
-}
 
-impl StorageError {
     /// True for a write, a file extension or a file creation that failed
     /// because the file system is full (ENOSPC) or the quota used up
     /// (EDQUOT). Nothing the kernel had accepted was lost, so the log undoes

@@ -1,7 +1,8 @@
 //! A fault-injecting file layer for tests: makes fsyncs fail, writes run out
-//! of space part-way, file creation run out of space, or the "process" die after a given number of operations
-//! (every later write, sync, rename and delete fails and changes nothing), so
-//! every step of a multi-file protocol can be interrupted.
+//! of space part-way, file creation run out of space, or the "process" die
+//! after a given number of operations (every later write, sync, rename and
+//! delete fails and changes nothing), so every step of a multi-file protocol
+//! can be interrupted.
 //!
 //! Memory-mapped index writes bypass this layer; indexes are derived data and
 //! are rebuilt from the log after any failure.

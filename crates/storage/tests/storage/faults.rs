@@ -60,7 +60,7 @@ fn a_failed_fsync_poisons_the_log_and_nothing_unsynced_is_acknowledged() {
 }
 
 fn is_enospc(err: &StorageError) -> bool {
-    matches!(err, StorageError::Io { source, .. } if source.raw_os_error() == Some(28))
+    matches!(err, StorageError::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC))
 }
 
 /// The log's directory checks clean once closed: every batch valid, both
@@ -368,7 +368,7 @@ fn an_fsync_that_reports_enospc_still_poisons() {
     let err = StorageError::Io {
         op: "fsync",
         path: "x".into(),
-        source: std::io::Error::from_raw_os_error(28),
+        source: std::io::Error::from_raw_os_error(libc::ENOSPC),
     };
     assert!(!err.is_out_of_space());
     assert!(err.is_storage_failure());
