@@ -281,7 +281,7 @@ fn a_roll_that_cannot_create_the_new_segment_leaves_the_old_one_active_and_heals
             .append(&mut simple_batch("roll", 8, 100))
             .expect_err("the roll fails");
         assert!(is_enospc(&err), "{err}");
-        assert!(err.is_out_of_space());
+        assert!(err.is_out_of_space(), "{err}");
         assert!(log.poisoned().is_none());
         assert!(log.out_of_space().is_some());
         assert_eq!(log.segments(), before, "the old segment stays active");
@@ -362,16 +362,37 @@ fn a_roll_whose_checkpoint_finds_no_space_still_acknowledges_the_durable_data() 
 }
 
 #[test]
-fn an_fsync_that_reports_enospc_still_poisons() {
+fn only_the_listed_operations_that_run_out_of_space_heal() {
+    let enospc = || std::io::Error::from_raw_os_error(libc::ENOSPC);
+    let edquot = || std::io::Error::from_raw_os_error(libc::EDQUOT);
+    for op in pubsub_storage::SPACE_OPS {
+        assert!(pubsub_storage::is_out_of_space_io(op, &enospc()), "{op}");
+        assert!(pubsub_storage::is_out_of_space_io(op, &edquot()), "{op}");
+        assert!(!pubsub_storage::is_out_of_space_io(
+            op,
+            &std::io::Error::from_raw_os_error(libc::EIO)
+        ));
+    }
     // Writeback of pages the kernel had accepted failed: they may be gone,
-    // whatever the errno says.
-    let err = StorageError::Io {
-        op: "fsync",
-        path: "x".into(),
-        source: std::io::Error::from_raw_os_error(libc::ENOSPC),
-    };
-    assert!(!err.is_out_of_space());
-    assert!(err.is_storage_failure());
+    // whatever the errno says. So for a sync under any name, including one
+    // nobody has written yet.
+    for op in [
+        "fsync",
+        "fsync directory",
+        "msync",
+        "fdatasync",
+        "sync range",
+        "truncate",
+    ] {
+        assert!(!pubsub_storage::is_out_of_space_io(op, &enospc()), "{op}");
+        let err = StorageError::Io {
+            op,
+            path: "x".into(),
+            source: enospc(),
+        };
+        assert!(!err.is_out_of_space(), "{op}");
+        assert!(err.is_storage_failure());
+    }
 }
 
 #[test]
