@@ -241,9 +241,16 @@ impl Log {
 
     /// Why the last write failed for want of space (ENOSPC or EDQUOT), while
     /// the log is in that state: writes fail until space returns, and then
-    /// work without a reopen. Cleared by the first write that succeeds.
+    /// work without a reopen. Cleared by the first append that succeeds (written
+    /// and indexed).
     pub fn out_of_space(&self) -> Option<String> {
         self.space.reason()
+    }
+
+    /// How many times the log has run out of space since it was opened (each
+    /// time logged once, however many writes fail until space returns).
+    pub fn out_of_space_episodes(&self) -> u64 {
+        self.space.episodes()
     }
 
     /// The segments, oldest first.

@@ -8,7 +8,7 @@
 //! once when it ends, not once per refused write.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use tracing::{info, warn};
@@ -22,6 +22,8 @@ pub(super) struct SpaceState {
     short: AtomicBool,
     /// The failure, as the operator should read it.
     reason: Mutex<Option<String>>,
+    /// Times the log ran out (warnings logged).
+    episodes: AtomicU64,
 }
 
 impl SpaceState {
@@ -38,6 +40,11 @@ impl SpaceState {
         self.reason.lock().clone()
     }
 
+    /// Times the log ran out of space so far (each logged once).
+    pub(super) fn episodes(&self) -> u64 {
+        self.episodes.load(Ordering::Relaxed)
+    }
+
     /// A write ran out of space (logged only if the log was not already
     /// out of space).
     pub(super) fn ran_out(&self, dir: &Path, cause: &StorageError) {
@@ -48,6 +55,7 @@ impl SpaceState {
                 error = %cause,
                 "out of space: writes to this partition fail (KAFKA_STORAGE_ERROR) until space is freed; nothing acknowledged is lost"
             );
+            self.episodes.fetch_add(1, Ordering::Relaxed);
         }
         *reason = Some(cause.to_string());
         self.short.store(true, Ordering::Release);

@@ -254,6 +254,42 @@ fn an_index_that_cannot_grow_fails_the_append_cleanly_and_heals() {
 }
 
 #[test]
+fn a_batch_that_fits_while_its_index_cannot_grow_is_one_episode_not_a_flap() {
+    // Each failing append writes its batch (it fits), then cannot grow the
+    // index: the log has not found space, so it must not say so in between.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, plan) = open_faulty(dir.path(), small_config());
+    let mut first = simple_batch("first-batch-bigger-than-the-interval", 4, 1);
+    assert!(first.len() > 128);
+    log.append(&mut first).expect("append");
+    let size = log.size_bytes();
+    for attempt in 0..3 {
+        let mut second = simple_batch("second", 1, 2);
+        plan.limit_writes(second.len() as u64 + 10);
+        let err = log
+            .append(&mut second)
+            .expect_err("index growth hits ENOSPC");
+        assert!(
+            matches!(err, StorageError::Io { op: "extend", .. }),
+            "{err}"
+        );
+        assert!(log.out_of_space().is_some());
+        assert_eq!(log.out_of_space_episodes(), 1, "attempt {attempt}");
+        assert_eq!(active_file_len(&log), size);
+    }
+    plan.unlimited_writes();
+    log.append(&mut simple_batch("second", 1, 2))
+        .expect("writable once space returns");
+    assert!(log.out_of_space().is_none());
+    assert_eq!(log.out_of_space_episodes(), 1);
+    // A new episode counts anew.
+    plan.limit_writes(0);
+    log.append(&mut simple_batch("third", 1, 3))
+        .expect_err("full again");
+    assert_eq!(log.out_of_space_episodes(), 2);
+}
+
+#[test]
 fn a_roll_that_cannot_create_the_new_segment_leaves_the_old_one_active_and_heals() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = small_config();
@@ -355,6 +391,10 @@ fn a_roll_whose_checkpoint_finds_no_space_still_acknowledges_the_durable_data() 
     assert_eq!(log.durable_offset(), end + 8);
     assert!(log.poisoned().is_none());
     assert!(log.recovery_point() < end + 8);
+    // The disk is full (the checkpoint's file could not be created), and the
+    // log says so although the append was acknowledged.
+    assert!(log.out_of_space().is_some());
+    assert_eq!(log.out_of_space_episodes(), 1);
     plan.unlimited_creates();
     log.checkpoint().expect("checkpoint");
     assert_eq!(log.recovery_point(), end + 8);
