@@ -189,7 +189,7 @@ impl Log {
         self.end_offset.store(next, Ordering::Release);
         // Only now, written and indexed, has the append found space: an
         // index that cannot grow after the batch fitted is still a full disk.
-        if self.space.is_short() {
+        if !self.space.is_clear() {
             self.space.returned(&self.ctx.dir);
         }
         drop(w);

@@ -290,6 +290,46 @@ fn a_batch_that_fits_while_its_index_cannot_grow_is_one_episode_not_a_flap() {
 }
 
 #[test]
+fn a_checkpoint_that_fits_clears_health_quietly_and_does_not_end_the_episode() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, plan) = open_faulty(dir.path(), small_config());
+    log.append(&mut simple_batch("a", 2, 1)).expect("append");
+    let long = "x".repeat(60);
+    plan.limit_writes(0);
+    log.append(&mut simple_batch(&long, 8, 2))
+        .expect_err("full");
+    assert!(log.out_of_space().is_some());
+    assert_eq!(log.out_of_space_episodes(), 1);
+    // Room for a checkpoint (a few dozen bytes), not for a batch.
+    for round in 0..3 {
+        plan.limit_writes(200);
+        log.checkpoint().expect("a checkpoint fits");
+        assert!(
+            log.out_of_space().is_none(),
+            "round {round}: /health clears"
+        );
+        log.append(&mut simple_batch(&long, 8, 2))
+            .expect_err("the batch does not fit");
+        assert!(log.out_of_space().is_some(), "round {round}");
+        assert_eq!(
+            log.out_of_space_episodes(),
+            1,
+            "round {round}: still the first episode, not warned again"
+        );
+    }
+    plan.unlimited_writes();
+    log.append(&mut simple_batch(&long, 8, 2))
+        .expect("space returns");
+    assert!(log.out_of_space().is_none());
+    plan.limit_writes(0);
+    log.append(&mut simple_batch(&long, 8, 3))
+        .expect_err("full again");
+    assert_eq!(log.out_of_space_episodes(), 2, "a new episode");
+    plan.unlimited_writes();
+    assert_checks_clean(log, dir.path(), &small_config());
+}
+
+#[test]
 fn a_roll_that_cannot_create_the_new_segment_leaves_the_old_one_active_and_heals() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = small_config();
