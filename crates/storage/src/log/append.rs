@@ -189,10 +189,19 @@ impl Log {
         self.end_offset.store(next, Ordering::Release);
         // Only now, written and indexed, has the append found space: an
         // index that cannot grow after the batch fitted is still a full disk.
-        if !self.space.is_clear() {
+        let healed = !self.space.is_clear();
+        if healed {
             self.space.returned(&self.ctx.dir);
         }
         drop(w);
+
+        if healed {
+            // The log heals only once everything written is durable: on a
+            // file system that reports write errors late (NFS), data written
+            // before the ENOSPC may be lost, and only an fsync says so (it
+            // then poisons, and this append is not acknowledged).
+            self.flush_until(next)?;
+        }
 
         if rolled {
             // Seal the previous segment durably and move the recovery point.

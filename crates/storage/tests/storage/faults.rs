@@ -330,6 +330,48 @@ fn a_checkpoint_that_fits_clears_health_quietly_and_does_not_end_the_episode() {
 }
 
 #[test]
+fn the_append_that_heals_is_acknowledged_only_once_everything_written_is_durable() {
+    // A file system that reports a write error late (NFS: at the fsync) may
+    // have lost what was written before the disk filled.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, plan) = open_faulty(dir.path(), small_config());
+    for i in 0..3 {
+        log.append(&mut simple_batch("before", 2, i))
+            .expect("append");
+    }
+    assert!(log.durable_offset() < 6, "flush=never: nothing fsynced yet");
+    plan.limit_writes(0);
+    log.append(&mut simple_batch("full", 2, 9))
+        .expect_err("full");
+    plan.unlimited_writes();
+    plan.fail_syncs(true);
+    let err = log
+        .append(&mut simple_batch("heal", 2, 10))
+        .expect_err("the fsync reports the lost writes");
+    assert!(matches!(err, StorageError::Io { op: "fsync", .. }), "{err}");
+    assert!(log.poisoned().is_some());
+    drop(log);
+
+    // With a sound disk, the healing append is durable with all before it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, plan) = open_faulty(dir.path(), small_config());
+    for i in 0..3 {
+        log.append(&mut simple_batch("before", 2, i))
+            .expect("append");
+    }
+    plan.limit_writes(0);
+    log.append(&mut simple_batch("full", 2, 9))
+        .expect_err("full");
+    plan.unlimited_writes();
+    log.append(&mut simple_batch("heal", 2, 10))
+        .expect("space returned");
+    assert_eq!(log.durable_offset(), 8);
+    log.append(&mut simple_batch("after", 2, 11))
+        .expect("append");
+    assert_eq!(log.durable_offset(), 8, "later appends are not fsynced");
+}
+
+#[test]
 fn a_roll_that_cannot_create_the_new_segment_leaves_the_old_one_active_and_heals() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = small_config();
