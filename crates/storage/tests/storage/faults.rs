@@ -372,6 +372,52 @@ fn the_append_that_heals_is_acknowledged_only_once_everything_written_is_durable
 }
 
 #[test]
+fn retention_whose_roll_finds_no_space_still_deletes_the_expired_sealed_segments() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        retention_ms: Some(1000),
+        ..small_config()
+    };
+    let (log, plan) = open_faulty(dir.path(), config.clone());
+    for i in 0..30 {
+        log.append(&mut simple_batch("old", 3, i)).expect("append");
+    }
+    let before = log.segments();
+    assert!(before.len() >= 3, "{before:?}");
+    let active = *before.last().expect("active");
+    let end = log.log_end_offset();
+    // Everything expired, but the roll that would let the active segment go
+    // cannot create the new one.
+    plan.limit_creates(0);
+    let report = log
+        .apply_retention(1_000_000)
+        .expect("the sealed segments go");
+    assert_eq!(
+        report.deleted_segments,
+        before[..before.len() - 1]
+            .iter()
+            .map(|s| s.base_offset)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(log.segments(), vec![active], "the active one stays");
+    assert_eq!(log.log_start_offset(), active.base_offset);
+    assert!(log.poisoned().is_none());
+    assert!(log.out_of_space().is_some());
+    // With space, the next round takes the active segment too, and the log
+    // takes writes.
+    plan.unlimited_creates();
+    let report = log.apply_retention(1_000_000).expect("retention");
+    assert_eq!(report.deleted_segments, vec![active.base_offset]);
+    assert_eq!(log.log_start_offset(), end);
+    let info = log
+        .append(&mut simple_batch("new", 1, 2_000_000))
+        .expect("append");
+    assert_eq!(info.base_offset, end);
+    assert!(log.out_of_space().is_none());
+    assert_checks_clean(log, dir.path(), &config);
+}
+
+#[test]
 fn a_roll_that_cannot_create_the_new_segment_leaves_the_old_one_active_and_heals() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = small_config();
