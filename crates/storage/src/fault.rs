@@ -10,7 +10,7 @@
 use std::fs::File;
 use std::io;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
@@ -26,6 +26,8 @@ pub struct FaultPlan {
     /// Files that may still be created (opened with `Truncate`) before
     /// ENOSPC; negative = unlimited.
     create_budget: AtomicI64,
+    /// Errno with which a `set_len` that shrinks a file fails; 0 = none.
+    shrink_errno: AtomicI32,
     /// Mutating operations allowed before the simulated crash; negative = never.
     ops_before_crash: AtomicI64,
     ops: AtomicU64,
@@ -85,6 +87,13 @@ impl FaultPlan {
             self.create_budget.store(left - 1, Ordering::SeqCst);
         }
         Ok(())
+    }
+
+    /// Makes every `set_len` that shrinks a file (a trim, a cut) fail with
+    /// `errno` (ENOSPC: a copy-on-write file system may need space to free
+    /// some); 0 lets them succeed again.
+    pub fn fail_shrinks_with(&self, errno: i32) {
+        self.shrink_errno.store(errno, Ordering::SeqCst);
     }
 
     /// Lets `ops` more mutating operations (write, sync, set_len, rename,
@@ -209,6 +218,10 @@ impl FileHandle for FaultFile {
 
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.plan.mutate()?;
+        let errno = self.plan.shrink_errno.load(Ordering::SeqCst);
+        if errno != 0 && len < self.inner.len()? {
+            return Err(io::Error::from_raw_os_error(errno));
+        }
         self.inner.set_len(len)
     }
 

@@ -464,6 +464,38 @@ fn a_roll_that_cannot_create_the_new_segment_leaves_the_old_one_active_and_heals
 }
 
 #[test]
+fn a_seal_whose_trim_finds_no_space_leaves_the_active_segment_as_it_was() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = small_config();
+    let (log, plan) = open_faulty(dir.path(), config.clone());
+    let mut n = 0;
+    while log.size_bytes() + 200 < config.segment_bytes {
+        log.append(&mut simple_batch("fill", 2, n)).expect("append");
+        n += 1;
+    }
+    let before = log.segments();
+    // The seal adds its time entry, then cannot trim the index files.
+    plan.fail_shrinks_with(libc::ENOSPC);
+    let err = log
+        .append(&mut simple_batch("roll", 8, 100))
+        .expect_err("the roll fails");
+    assert!(matches!(err, StorageError::Io { op: "trim", .. }), "{err}");
+    assert!(err.is_out_of_space());
+    assert!(log.poisoned().is_none());
+    assert_eq!(log.segments(), before, "the old segment stays active");
+    plan.fail_shrinks_with(0);
+    // A batch more in the old segment (a later timestamp), then the roll: an
+    // entry the failed seal left behind would not be where the log puts it.
+    log.append(&mut simple_batch("s", 1, 200))
+        .expect("fits in the old segment");
+    assert_eq!(log.segments().len(), before.len());
+    log.append(&mut simple_batch("roll", 8, 300))
+        .expect("rolls once space returns");
+    assert_eq!(log.segments().len(), before.len() + 1);
+    assert_checks_clean(log, dir.path(), &config);
+}
+
+#[test]
 fn a_checkpoint_that_finds_no_space_does_not_poison_and_is_written_later() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (log, plan) = open_faulty(dir.path(), small_config());
