@@ -21,6 +21,8 @@ use crate::fs::{FileHandle, FileSystem, OpenMode, RealFs};
 #[derive(Debug, Default)]
 pub struct FaultPlan {
     fail_syncs: AtomicBool,
+    /// Errno of a failing fsync; 0 = an EIO-like error.
+    sync_errno: AtomicI32,
     /// Bytes that may still be written before ENOSPC; negative = unlimited.
     write_budget: AtomicI64,
     /// Files that may still be created (opened with `Truncate`) before
@@ -50,7 +52,15 @@ impl FaultPlan {
 
     /// Makes every fsync (file or directory) fail with EIO.
     pub fn fail_syncs(&self, fail: bool) {
+        self.sync_errno.store(0, Ordering::SeqCst);
         self.fail_syncs.store(fail, Ordering::SeqCst);
+    }
+
+    /// Makes every fsync (file or directory) fail with `errno` (ENOSPC, as
+    /// writeback that found no space reports it).
+    pub fn fail_syncs_with(&self, errno: i32) {
+        self.sync_errno.store(errno, Ordering::SeqCst);
+        self.fail_syncs.store(true, Ordering::SeqCst);
     }
 
     /// Lets `bytes` more bytes be written, then fails writes with ENOSPC
@@ -156,7 +166,10 @@ impl FaultPlan {
     fn sync(&self) -> io::Result<()> {
         self.mutate()?;
         if self.fail_syncs.load(Ordering::SeqCst) {
-            return Err(io::Error::other("injected fsync failure (EIO)"));
+            return Err(match self.sync_errno.load(Ordering::SeqCst) {
+                0 => io::Error::other("injected fsync failure (EIO)"),
+                errno => io::Error::from_raw_os_error(errno),
+            });
         }
         Ok(())
     }

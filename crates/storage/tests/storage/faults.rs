@@ -562,6 +562,37 @@ fn a_roll_whose_checkpoint_finds_no_space_still_acknowledges_the_durable_data() 
 }
 
 #[test]
+fn an_fsync_that_reports_enospc_poisons_the_log_through_flush_and_checkpoint() {
+    // Writeback of pages the kernel had accepted found no space: they may be
+    // gone, whatever the errno says, so the log does not heal.
+    type Step = fn(&Log) -> pubsub_storage::Result<()>;
+    let steps: [(&str, Step); 2] = [("flush", Log::flush), ("checkpoint", Log::checkpoint)];
+    for (name, step) in steps {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (log, plan) = open_faulty(dir.path(), small_config());
+        for i in 0..3 {
+            log.append(&mut simple_batch("s", 2, i)).expect("append");
+        }
+        plan.fail_syncs_with(libc::ENOSPC);
+        let err = step(&log).expect_err("the fsync fails");
+        assert!(
+            matches!(&err, StorageError::Io { op: "fsync", .. }) && is_enospc(&err),
+            "{name}: {err}"
+        );
+        assert!(log.poisoned().is_some(), "{name}");
+        assert!(log.out_of_space().is_none(), "{name}: not a heal");
+        plan.fail_syncs(false);
+        assert!(
+            matches!(
+                log.append(&mut simple_batch("later", 1, 9)),
+                Err(StorageError::Poisoned { .. })
+            ),
+            "{name}"
+        );
+    }
+}
+
+#[test]
 fn only_the_listed_operations_that_run_out_of_space_heal() {
     let enospc = || std::io::Error::from_raw_os_error(libc::ENOSPC);
     let edquot = || std::io::Error::from_raw_os_error(libc::EDQUOT);
