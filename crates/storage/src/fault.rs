@@ -36,6 +36,8 @@ pub struct FaultPlan {
     crashed: AtomicBool,
     syncs: AtomicU64,
     hold: Mutex<bool>,
+    /// fsyncs blocked by `hold` now.
+    waiting: AtomicU64,
     released: Condvar,
 }
 
@@ -135,10 +137,20 @@ impl FaultPlan {
         self.released.notify_all();
     }
 
+    /// fsyncs blocked by [`FaultPlan::hold_syncs`] now (a test waits for
+    /// one to be in flight).
+    pub fn syncs_waiting(&self) -> u64 {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
     fn wait_if_held(&self) {
         let mut held = self.hold.lock();
-        while *held {
-            self.released.wait(&mut held);
+        if *held {
+            self.waiting.fetch_add(1, Ordering::SeqCst);
+            while *held {
+                self.released.wait(&mut held);
+            }
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
         }
     }
 

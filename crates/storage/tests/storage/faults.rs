@@ -418,6 +418,57 @@ fn retention_whose_roll_finds_no_space_still_deletes_the_expired_sealed_segments
 }
 
 #[test]
+fn an_append_that_runs_out_of_space_during_a_group_commit_leaves_the_waiter_and_its_data_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, plan) = open_faulty(dir.path(), small_config());
+    let log = Arc::new(log);
+    let mut acked = Vec::new();
+    let mut last = 0;
+    for i in 0..3 {
+        let mut b = simple_batch("durable", 2, i);
+        last = log.append(&mut b).expect("append").last_offset;
+        acked.extend(records_in(&b));
+    }
+    // A waiter's fsync is in flight when another append finds no space and
+    // cuts its partial batch off the same file.
+    plan.hold_syncs();
+    let waiter = {
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || log.wait_durable(last))
+    };
+    while plan.syncs_waiting() == 0 {
+        std::thread::yield_now();
+    }
+    plan.limit_writes(30);
+    let err = log
+        .append(&mut simple_batch("refused", 4, 9))
+        .expect_err("full");
+    assert!(is_enospc(&err), "{err}");
+    plan.unlimited_writes();
+    plan.release_syncs();
+    waiter
+        .join()
+        .expect("waiter thread")
+        .expect("the waiter's data is durable");
+    assert!(log.durable_offset() > last);
+    assert!(log.poisoned().is_none());
+    let mut b = simple_batch("after", 1, 10);
+    log.append(&mut b).expect("space returned");
+    acked.extend(records_in(&b));
+    drop(log);
+
+    // A crash now (no clean close): everything acknowledged is there, at its
+    // offset, and nothing of the refused batch.
+    let (log, _) = Log::open(dir.path(), small_config()).expect("reopen");
+    let got = read_all(&log);
+    assert_eq!(got.len(), acked.len());
+    for (i, (g, a)) in got.iter().zip(&acked).enumerate() {
+        assert_eq!(g.offset, i as u64);
+        assert_eq!(g.value, a.value);
+    }
+}
+
+#[test]
 fn a_roll_that_cannot_create_the_new_segment_leaves_the_old_one_active_and_heals() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = small_config();
