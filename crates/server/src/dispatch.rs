@@ -144,7 +144,8 @@ pub async fn dispatch(ctx: &Ctx, frame: BytesMut) -> Result<Reply, ServerError> 
     if version < min || version > max {
         return Err(ServerError::UnsupportedVersion { api, version });
     }
-    let mut body: Bytes = frame.freeze();
+    let frame: Bytes = frame.freeze();
+    let mut body = frame.clone();
     let header =
         RequestHeader::decode(&mut body, key.request_header_version(version)).map_err(malformed)?;
     // Decode the request, run its handler, count the answer's error codes,
@@ -164,8 +165,12 @@ pub async fn dispatch(ctx: &Ctx, frame: BytesMut) -> Result<Reply, ServerError> 
         ApiKey::Produce => {
             let req = ProduceRequest::decode(&mut body, version).map_err(malformed)?;
             ctx.metrics.request(slot);
+            // The records may be written in place in the frame: nothing
+            // but the request may keep a part of it.
+            let correlation_id = header.correlation_id;
+            drop((body, header));
             // Counts its answer's error codes itself (after the fsync for acks=all).
-            handlers::produce::reply(ctx, &header, req, version, slot)?
+            handlers::produce::reply(ctx, correlation_id, frame, req, version, slot)?
         }
         ApiKey::Fetch => serve!(FetchRequest, handlers::fetch::handle),
         ApiKey::ListOffsets => serve!(ListOffsetsRequest, handlers::list_offsets::handle),
