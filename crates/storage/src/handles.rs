@@ -25,7 +25,13 @@
 //!   second chance and evicts the first unflagged, unused one. Entries are
 //!   taken out of the sweep while closed and put back when reopened.
 //! - Eviction never blocks on an entry's lock (it skips a busy one), so it
-//!   can run from any thread, holding any log's locks.
+//!   can run from any thread, holding any log's locks. Lock order: an
+//!   entry's lock, then the clock's (opening an entry makes room while
+//!   holding its lock); the sweep holds the clock's lock and only
+//!   `try_lock`s entries.
+//! - An index file opened for a moment (to map, grow, trim or fsync it) is
+//!   counted while open; the files recovery scans and checkpoint writes open
+//!   for a moment are not: they come out of the reserve the budget leaves.
 //!
 //! # Durability of an evicted active segment
 //!
