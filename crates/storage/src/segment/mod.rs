@@ -426,8 +426,28 @@ impl Segment {
         self.file()?
             .sync_data()
             .map_err(|e| StorageError::io("fsync", path, e))?;
-        if with_index && !matches!(*self.index.slot.lock(), IndexSlot::Unloaded) {
-            self.index()?.read().flush()?;
+        if with_index {
+            let mapped = match &*self.index.slot.lock() {
+                IndexSlot::Unloaded => return Ok(()),
+                IndexSlot::Mapped(index) => Some(Arc::clone(index)),
+                IndexSlot::Unmapped(_) => None,
+            };
+            match mapped {
+                Some(index) => index.read().flush()?,
+                // Unmapped since written: the dirty pages are in the page
+                // cache; an fsync of a new descriptor writes them back
+                // (no need to map them again).
+                None => {
+                    for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+                        let path = self.ctx.path(self.base_offset, suffix);
+                        self.ctx
+                            .handles
+                            .open(self.ctx.fs.as_ref(), &path, OpenMode::ReadOnly, None)
+                            .and_then(|f| f.sync_data())
+                            .map_err(|e| StorageError::io("fsync", &path, e))?;
+                    }
+                }
+            }
         }
         Ok(())
     }

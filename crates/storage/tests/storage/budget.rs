@@ -174,8 +174,12 @@ fn an_evicted_active_segment_takes_appends_and_survives_an_unclean_stop() {
         descriptors: 1,
         maps: 2,
     });
+    // Small segments: rolls seal segments whose indexes the other log's
+    // appends unmap before the fsync round syncs them.
     let config = LogConfig {
         flush: FlushPolicy::Always,
+        segment_bytes: 400,
+        index_interval_bytes: 64,
         ..LogConfig::default()
     };
     let a = open(&dir.path().join("a"), &config, &handles);
@@ -188,9 +192,19 @@ fn an_evicted_active_segment_takes_appends_and_survives_an_unclean_stop() {
             .expect("append b");
     }
     assert!(handles.stats().evictions >= 58, "{:?}", handles.stats());
+    assert!(a.segment_count() > 5 && b.segment_count() > 5);
     // No close: the next open recovers.
     drop(a);
     drop(b);
+    for name in ["a", "b"] {
+        // Every segment and index as written, sealed indexes complete.
+        let report = pubsub_storage::check(&dir.path().join(name), &config).expect("check");
+        for seg in &report.segments[..report.segments.len() - 1] {
+            assert_eq!(seg.index_problem, None, "{name} {}", seg.base_offset);
+            assert_eq!(seg.time_index_problem, None, "{name} {}", seg.base_offset);
+            assert!(seg.invalid.is_none());
+        }
+    }
     for name in ["a", "b"] {
         let (log, report) = Log::open_budgeted(
             dir.path().join(name),
