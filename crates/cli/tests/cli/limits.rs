@@ -130,3 +130,53 @@ async fn three_thousand_partitions_are_written_and_read_with_an_open_files_limit
     assert!(!stderr.contains("Too many open files"), "{stderr}");
     assert!(stderr.contains("stopped cleanly"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_out_of_descriptors_for_connections_is_logged_once_and_accepting_resumes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // 128 descriptors: storage gets half, connections and the rest the
+    // other half, so 150 clients are more than the process can hold.
+    let daemon = Daemon::start_with(
+        &tmp.path().join("data"),
+        Options {
+            open_files: Some((128, 128)),
+            ..Options::default()
+        },
+    );
+    let mut c = Client::connect(daemon.addr).await;
+    create_topic(&mut c, "resumes", 1, &[]).await;
+    let r = produce(&mut c, "resumes", 0, 1, batch(&["before".to_string()])).await;
+    assert_eq!(r.error_code, 0);
+    // The kernel completes these connections in the listen backlog; the
+    // broker accepts until it has no descriptor left.
+    let mut crowd = Vec::new();
+    for _ in 0..150 {
+        crowd.push(Client::connect(daemon.addr).await);
+    }
+    let mut logged = String::new();
+    for _ in 0..300 {
+        logged = daemon.stderr();
+        if logged.contains("accept failed") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(logged.contains("out of file descriptors"), "{logged}");
+    // The connection that was open keeps working meanwhile.
+    let got = fetch_all(&mut c, "resumes", 0).await;
+    assert_eq!(got, vec![(0, "before".to_string())]);
+    drop(crowd);
+    // Accepting resumes once descriptors are free again.
+    let mut later = Client::connect(daemon.addr).await;
+    let r = produce(&mut later, "resumes", 0, 1, batch(&["after".to_string()])).await;
+    assert_eq!(r.error_code, 0);
+    assert_eq!(fetch_all(&mut later, "resumes", 0).await.len(), 2);
+    let (status, _, stderr) = daemon.stop();
+    assert!(status.success(), "{stderr}");
+    // Accepts failed and succeeded in turn as connections closed: said once.
+    assert_eq!(
+        stderr.matches("accept failed").count(),
+        1,
+        "one line, not one per failure: {stderr}"
+    );
+}
