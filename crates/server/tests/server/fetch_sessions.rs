@@ -422,3 +422,45 @@ async fn sessionless_fetches_and_old_versions_answer_in_full() {
     assert_eq!((r.error_code, r.session_id, which(&r).len()), (0, 0, 2));
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incremental_fetch_of_many_partitions_costs_what_changed() {
+    use kafka_protocol::protocol::Encodable;
+    let server = TestServer::start().await;
+    let mut c = Client::connect(server.addr).await;
+    let n = 100;
+    create_topic(&mut c, "wide", n, &[]).await;
+    for p in (0..n).step_by(10) {
+        produce(&mut c, "wide", p, 1, bytes(batch_of(&["v"]))).await;
+    }
+    let all: Vec<(&str, i32, i64)> = (0..n).map(|p| ("wide", p, 0)).collect();
+    let full_req = session_fetch(0, 0, &all, &[], 0, 1 << 20);
+    let full = c.call(FETCH_V, &full_req).await;
+    assert!(full.session_id > 0);
+    assert_eq!(carried(&full).len(), n as usize);
+    // The client moves on the partitions that had a record; one more
+    // record arrives in partition 7.
+    let moved: Vec<(&str, i32, i64)> = (0..n).step_by(10).map(|p| ("wide", p, 1)).collect();
+    let r = c
+        .call(
+            FETCH_V,
+            &session_fetch(full.session_id, 1, &moved, &[], 0, 1 << 20),
+        )
+        .await;
+    assert_eq!(which(&r), vec![]);
+    produce(&mut c, "wide", 7, 1, bytes(batch_of(&["w"]))).await;
+    let inc_req = session_fetch(full.session_id, 2, &[], &[], 0, 1 << 20);
+    let inc = c.call(FETCH_V, &inc_req).await;
+    assert_eq!(which(&inc), vec![tp("wide", 7)]);
+    let full_req_bytes = full_req.compute_size(FETCH_V).expect("size");
+    let full_bytes = full.compute_size(FETCH_V).expect("size");
+    let inc_req_bytes = inc_req.compute_size(FETCH_V).expect("size");
+    let inc_bytes = inc.compute_size(FETCH_V).expect("size");
+    eprintln!(
+        "{n} partitions: full fetch request {full_req_bytes} B, answer {full_bytes} B; \
+         incremental request {inc_req_bytes} B, answer {inc_bytes} B (one partition changed)"
+    );
+    assert!(inc_req_bytes * 50 < full_req_bytes);
+    assert!(inc_bytes * 20 < full_bytes);
+    server.stop().await;
+}
