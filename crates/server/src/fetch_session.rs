@@ -190,12 +190,12 @@ pub enum Plan {
     Refuse(i16),
 }
 
+/// A partition of a session: what was asked of it and what was sent.
 #[derive(Debug)]
 struct Cached {
+    key: PartitionKey,
     params: FetchParams,
     sent: Sent,
-    /// Key of this partition in the session's order.
-    position: u64,
 }
 
 #[derive(Debug)]
@@ -205,9 +205,11 @@ struct Session {
     epoch: i32,
     created: Instant,
     last_used: Instant,
-    partitions: HashMap<PartitionKey, Cached>,
-    /// Read order: position -> partition; moved to the end when sent.
-    order: BTreeMap<u64, PartitionKey>,
+    /// The partitions in read order (by position); a partition sent moves
+    /// to the end. Reading them all needs no hashing.
+    order: BTreeMap<u64, Cached>,
+    /// Each partition's position in `order`.
+    positions: HashMap<PartitionKey, u64>,
     next_position: u64,
 }
 
@@ -218,60 +220,67 @@ impl Session {
             epoch: next_epoch(INITIAL_EPOCH),
             created: now,
             last_used: now,
-            partitions: HashMap::new(),
             order: BTreeMap::new(),
+            positions: HashMap::new(),
             next_position: 0,
         }
+    }
+
+    fn len(&self) -> usize {
+        self.positions.len()
     }
 
     /// Adds `key` at the end, or updates what was asked of it (its place
     /// is kept).
     fn upsert(&mut self, key: &PartitionKey, params: FetchParams, sent: Sent) {
-        if let Some(c) = self.partitions.get_mut(key) {
+        if let Some(c) = self
+            .positions
+            .get(key)
+            .and_then(|at| self.order.get_mut(at))
+        {
             c.params = params;
             return;
         }
         let position = self.next_position;
         self.next_position += 1;
-        self.order.insert(position, key.clone());
-        self.partitions.insert(
-            key.clone(),
+        self.positions.insert(key.clone(), position);
+        self.order.insert(
+            position,
             Cached {
+                key: key.clone(),
                 params,
                 sent,
-                position,
             },
         );
     }
 
     fn forget(&mut self, key: &PartitionKey) {
-        if let Some(c) = self.partitions.remove(key) {
-            self.order.remove(&c.position);
+        if let Some(at) = self.positions.remove(key) {
+            self.order.remove(&at);
         }
     }
 
     /// Records what was sent of `key` and moves it to the end.
     fn sent(&mut self, key: &PartitionKey, sent: Sent) {
-        let Some(c) = self.partitions.get_mut(key) else {
+        let Some(at) = self.positions.get_mut(key) else {
+            return;
+        };
+        let Some(mut c) = self.order.remove(at) else {
             return;
         };
         c.sent = sent;
-        self.order.remove(&c.position);
-        c.position = self.next_position;
+        *at = self.next_position;
+        self.order.insert(self.next_position, c);
         self.next_position += 1;
-        self.order.insert(c.position, key.clone());
     }
 
     fn in_order(&self) -> Vec<ToRead> {
         self.order
             .values()
-            .filter_map(|key| {
-                let c = self.partitions.get(key)?;
-                Some(ToRead {
-                    key: key.clone(),
-                    params: c.params,
-                    sent: c.sent,
-                })
+            .map(|c| ToRead {
+                key: c.key.clone(),
+                params: c.params,
+                sent: c.sent,
             })
             .collect()
     }
@@ -325,7 +334,7 @@ impl SessionCache {
     /// The partitions of a session, in read order (for tests and logs).
     pub fn partitions_of(&self, session_id: i32) -> Option<Vec<PartitionKey>> {
         let s = self.sessions.get(&session_id)?;
-        Some(s.order.values().cloned().collect())
+        Some(s.order.values().map(|c| c.key.clone()).collect())
     }
 
     /// What a request means. `wanted` are the partitions it names (in its
@@ -369,7 +378,7 @@ impl SessionCache {
         for key in forgotten {
             session.forget(key);
         }
-        if session.partitions.is_empty() {
+        if session.len() == 0 {
             self.sessions.remove(&req.session_id);
             return Plan::Sessionless(full(wanted));
         }
@@ -388,7 +397,8 @@ impl SessionCache {
     pub fn create(
         &mut self,
         privileged: bool,
-        read: &[(ToRead, ReadSummary)],
+        read: &[ToRead],
+        summaries: &[ReadSummary],
         now: Instant,
     ) -> i32 {
         if self.slots == 0 {
@@ -398,7 +408,7 @@ impl SessionCache {
             return NO_SESSION;
         }
         let mut session = Session::new(privileged, now);
-        for (r, summary) in read {
+        for (r, summary) in read.iter().zip(summaries) {
             session.upsert(&r.key, r.params, summary.sent());
         }
         let id = self.new_id();
@@ -406,7 +416,8 @@ impl SessionCache {
         id
     }
 
-    /// After an incremental fetch: which partitions of `read` the answer
+    /// After an incremental fetch: which partitions of `read` (read as
+    /// `summaries` say) the answer
     /// carries (remembering what they carry and moving them to the end of
     /// the session's order), or the error to answer instead
     /// (INVALID_FETCH_SESSION_EPOCH: another request of this session came
@@ -415,14 +426,19 @@ impl SessionCache {
         &mut self,
         session_id: i32,
         epoch: i32,
-        read: &[(ToRead, ReadSummary)],
+        read: &[ToRead],
+        summaries: &[ReadSummary],
     ) -> Result<Vec<bool>, i16> {
-        let send: Vec<bool> = read.iter().map(|(r, s)| s.must_send(&r.sent)).collect();
+        let send: Vec<bool> = read
+            .iter()
+            .zip(summaries)
+            .map(|(r, s)| s.must_send(&r.sent))
+            .collect();
         if let Some(session) = self.sessions.get_mut(&session_id) {
             if session.epoch != epoch {
                 return Err(ResponseError::InvalidFetchSessionEpoch.code());
             }
-            for ((r, s), &send) in read.iter().zip(&send) {
+            for ((r, s), &send) in read.iter().zip(summaries).zip(&send) {
                 if send {
                     session.sent(&r.key, s.sent());
                 }
@@ -447,10 +463,10 @@ impl SessionCache {
                     let old = now.saturating_duration_since(s.created) > self.eviction;
                     old || (privileged && !s.privileged)
                 })
-                .min_by_key(|(id, s)| (s.privileged, s.partitions.len(), **id))?;
+                .min_by_key(|(id, s)| (s.privileged, s.len(), **id))?;
             // Kafka's comparison: (privileged, size, 0) against the
             // candidate's (privileged, size, id), whose id is above 0.
-            ((privileged, size) > (s.privileged, s.partitions.len())).then_some(*id)
+            ((privileged, size) > (s.privileged, s.len())).then_some(*id)
         });
         match victim {
             Some(id) => {
@@ -522,8 +538,8 @@ mod tests {
         let Plan::Full(read) = cache.begin(&req(0, 0), wanted, &[], now) else {
             panic!("a full fetch")
         };
-        let read: Vec<_> = read.into_iter().map(|r| (r, found(true, 0, 10))).collect();
-        cache.create(false, &read, now)
+        let summaries = vec![found(true, 0, 10); read.len()];
+        cache.create(false, &read, &summaries, now)
     }
 
     fn incremental(
@@ -608,19 +624,16 @@ mod tests {
         let (epoch, read) = incremental(&mut cache, id, 1, vec![], &[]);
         // Partition 1 has records, 2 a new high watermark, 3 an error, 0 nothing new.
         let results = vec![
-            (read[0].clone(), found(false, 0, 10)),
-            (read[1].clone(), found(true, 0, 10)),
-            (read[2].clone(), found(false, 0, 11)),
-            (
-                read[3].clone(),
-                ReadSummary {
-                    error_code: 6,
-                    ..found(false, -1, -1)
-                },
-            ),
+            found(false, 0, 10),
+            found(true, 0, 10),
+            found(false, 0, 11),
+            ReadSummary {
+                error_code: 6,
+                ..found(false, -1, -1)
+            },
         ];
         assert_eq!(
-            cache.complete(id, epoch, &results),
+            cache.complete(id, epoch, &read, &results),
             Ok(vec![false, true, true, true])
         );
         // Sent partitions went to the end, in the order sent (after 0).
@@ -630,12 +643,11 @@ mod tests {
         let (epoch, read) = incremental(&mut cache, id, epoch, vec![], &[]);
         let results: Vec<_> = read
             .iter()
-            .map(|r| {
-                let hw = if r.key == keys[2] { 11 } else { 10 };
-                (r.clone(), found(false, 0, hw))
-            })
+            .map(|r| found(false, 0, if r.key == keys[2] { 11 } else { 10 }))
             .collect();
-        let sent = cache.complete(id, epoch, &results).expect("same epoch");
+        let sent = cache
+            .complete(id, epoch, &read, &results)
+            .expect("same epoch");
         let carried: Vec<_> = read
             .iter()
             .zip(&sent)
@@ -653,12 +665,10 @@ mod tests {
         let (epoch, read) = incremental(&mut cache, id, 1, vec![], &[]);
         assert_eq!(read[0].key, keys[0]);
         // Only the first partition read had room for records.
-        let results: Vec<_> = read
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (r.clone(), found(i == 0, 0, 10)))
-            .collect();
-        cache.complete(id, epoch, &results).expect("complete");
+        let results: Vec<_> = (0..read.len()).map(|i| found(i == 0, 0, 10)).collect();
+        cache
+            .complete(id, epoch, &read, &results)
+            .expect("complete");
         let (_, read) = incremental(&mut cache, id, epoch, vec![], &[]);
         let order: Vec<_> = read.iter().map(|r| r.key.partition).collect();
         assert_eq!(order, vec![1, 2, 0]);
@@ -689,8 +699,10 @@ mod tests {
         let id = open(&mut cache, &[key("t", 0)], Instant::now());
         let (first, read) = incremental(&mut cache, id, 1, vec![], &[]);
         let (_second, _) = incremental(&mut cache, id, first, vec![], &[]);
-        let results = vec![(read[0].clone(), found(true, 0, 10))];
-        assert_eq!(cache.complete(id, first, &results), Err(71));
+        assert_eq!(
+            cache.complete(id, first, &read, &[found(true, 0, 10)]),
+            Err(71)
+        );
     }
 
     #[test]
@@ -739,15 +751,12 @@ mod tests {
         let mut cache = SessionCache::new(1, DEFAULT_EVICTION);
         let t0 = Instant::now();
         let consumer = open(&mut cache, &[key("t", 0), key("t", 1)], t0);
-        let read = vec![(
-            ToRead {
-                key: key("t", 0),
-                params: at(0),
-                sent: Sent::NOTHING,
-            },
-            found(false, 0, 0),
-        )];
-        let follower = cache.create(true, &read, t0);
+        let read = vec![ToRead {
+            key: key("t", 0),
+            params: at(0),
+            sent: Sent::NOTHING,
+        }];
+        let follower = cache.create(true, &read, &[found(false, 0, 0)], t0);
         assert_ne!(follower, NO_SESSION);
         assert!(cache.partitions_of(consumer).is_none());
         // And a consumer cannot evict a young privileged one.

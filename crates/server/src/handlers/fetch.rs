@@ -38,6 +38,7 @@ use kafka_protocol::messages::fetch_response::{
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, RequestHeader};
 use pubsub_broker::notify::Wakeup;
 use pubsub_broker::{BrokerError, Partition};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::codes::{epoch_error, error_code};
@@ -55,22 +56,30 @@ const FIRST_SESSION_VERSION: i16 = 7;
 
 /// One partition's part of the answer.
 struct Read {
-    part: PartitionData,
+    /// `None`: a session's partition with nothing the client does not
+    /// know (not carried, so not built).
+    part: Option<Box<PartitionData>>,
     /// Record bytes in `part`.
     bytes: usize,
     /// An error or a diverging epoch: the fetch is answered at once.
     answer_now: bool,
-    diverging: bool,
+    summary: ReadSummary,
 }
 
 impl Read {
-    fn summary(&self) -> ReadSummary {
-        ReadSummary {
-            has_records: self.bytes > 0,
-            high_watermark: self.part.high_watermark,
-            log_start_offset: self.part.log_start_offset,
-            error_code: self.part.error_code,
-            diverging: self.diverging,
+    /// What a session's partition that did not change reads as.
+    fn unchanged(sent: &Sent) -> Read {
+        Read {
+            part: None,
+            bytes: 0,
+            answer_now: false,
+            summary: ReadSummary {
+                has_records: false,
+                high_watermark: sent.high_watermark,
+                log_start_offset: sent.log_start_offset,
+                error_code: 0,
+                diverging: false,
+            },
         }
     }
 }
@@ -144,13 +153,9 @@ pub async fn handle(
         Plan::Refuse(code) => return refused(*code, NO_SESSION),
         Plan::Sessionless(_) => (NO_SESSION, None),
         Plan::Full(r) => {
-            let summaries: Vec<(ToRead, ReadSummary)> = r
-                .iter()
-                .cloned()
-                .zip(reads.iter().map(Read::summary))
-                .collect();
+            let summaries: Vec<ReadSummary> = reads.iter().map(|x| x.summary).collect();
             let mut cache = sessions(ctx);
-            let id = cache.create(session.privileged, &summaries, std::time::Instant::now());
+            let id = cache.create(session.privileged, r, &summaries, std::time::Instant::now());
             ctx.metrics
                 .fetch_sessions_now(cache.len(), cache.evictions());
             (id, None)
@@ -160,12 +165,8 @@ pub async fn handle(
             epoch,
             partitions,
         } => {
-            let summaries: Vec<(ToRead, ReadSummary)> = partitions
-                .iter()
-                .cloned()
-                .zip(reads.iter().map(Read::summary))
-                .collect();
-            match sessions(ctx).complete(*session_id, *epoch, &summaries) {
+            let summaries: Vec<ReadSummary> = reads.iter().map(|x| x.summary).collect();
+            match sessions(ctx).complete(*session_id, *epoch, partitions, &summaries) {
                 Ok(carried) => (*session_id, Some(carried)),
                 Err(code) => return refused(code, *session_id),
             }
@@ -179,12 +180,16 @@ pub async fn handle(
         {
             continue;
         }
+        // Only a partition an incremental answer leaves out is not built.
+        let Some(part) = read.part.map(|p| *p) else {
+            continue;
+        };
         match topics.last_mut() {
-            Some(t) if t.topic == r.key.topic => t.partitions.push(read.part),
+            Some(t) if t.topic == r.key.topic => t.partitions.push(part),
             _ => topics.push(
                 FetchableTopicResponse::default()
                     .with_topic(r.key.topic.clone())
-                    .with_partitions(vec![read.part]),
+                    .with_partitions(vec![part]),
             ),
         }
     }
@@ -217,17 +222,9 @@ async fn read_when_ready(
     version: i16,
     to_read: &[ToRead],
 ) -> Vec<Read> {
-    let wakeup = Wakeup::new();
     let logs: Vec<Option<Arc<Partition>>> = to_read
         .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let log = ctx.broker.partition(&r.key.topic, r.key.partition).ok();
-            if let (Some(log), Ok(tag)) = (&log, u32::try_from(i)) {
-                log.subscribe_tagged(&wakeup, tag);
-            }
-            log
-        })
+        .map(|r| ctx.broker.partition(&r.key.topic, r.key.partition).ok())
         .collect();
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT);
     let deadline = Instant::now() + wait;
@@ -255,23 +252,29 @@ async fn read_when_ready(
         answer_now |= read.answer_now;
         reads.push(read);
     }
+    let ready = |total: usize, answer_now: bool, shutdown: &watch::Receiver<bool>| {
+        total >= min_bytes.max(1) || answer_now || Instant::now() >= deadline || *shutdown.borrow()
+    };
+    if ready(total, answer_now, &shutdown) {
+        return reads;
+    }
+    // About to wait: each partition rings with its index, and one that
+    // grew since it was read (before it could ring) counts as rung.
+    let wakeup = Wakeup::new();
+    let mut woken = Vec::new();
+    for (i, (log, read)) in logs.iter().zip(&reads).enumerate() {
+        let (Some(log), Ok(tag)) = (log, u32::try_from(i)) else {
+            continue;
+        };
+        log.subscribe_tagged(&wakeup, tag);
+        if log.log().log_end_offset() as i64 != read.summary.high_watermark {
+            woken.push(tag);
+        }
+    }
     loop {
-        if total >= min_bytes.max(1)
-            || answer_now
-            || Instant::now() >= deadline
-            || *shutdown.borrow()
-        {
-            break;
-        }
-        tokio::select! {
-            _ = wakeup.wait_async() => {}
-            _ = tokio::time::sleep_until(deadline) => {}
-            _ = shutdown.changed() => {}
-        }
-        let mut woken = wakeup.take_tags();
         woken.sort_unstable();
         woken.dedup();
-        for i in woken {
+        for i in std::mem::take(&mut woken) {
             let i = i as usize;
             let (Some(r), Some(log), Some(slot)) = (to_read.get(i), logs.get(i), reads.get_mut(i))
             else {
@@ -289,6 +292,15 @@ async fn read_when_ready(
             total += slot.bytes;
             answer_now |= slot.answer_now;
         }
+        if ready(total, answer_now, &shutdown) {
+            break;
+        }
+        tokio::select! {
+            _ = wakeup.wait_async() => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = shutdown.changed() => {}
+        }
+        woken = wakeup.take_tags();
     }
     for log in logs.iter().flatten() {
         log.unsubscribe(&wakeup);
@@ -310,6 +322,11 @@ fn read_partition(
     // The log start offset is part of the answer from v5 on.
     let start_of = |s: u64| if version >= 5 { s as i64 } else { -1 };
     let w = &r.params;
+    if let Some(log) = log {
+        if unchanged(r, log, start_of) {
+            return Read::unchanged(&r.sent);
+        }
+    }
     let mut part = PartitionData::default()
         .with_partition_index(r.key.partition)
         .with_high_watermark(-1)
@@ -384,12 +401,35 @@ fn read_partition(
             }
         },
     }
+    let summary = ReadSummary {
+        has_records: bytes > 0,
+        high_watermark: part.high_watermark,
+        log_start_offset: part.log_start_offset,
+        error_code: part.error_code,
+        diverging,
+    };
     Read {
-        part,
+        part: Some(Box::new(part)),
         bytes,
         answer_now,
-        diverging,
+        summary,
     }
+}
+
+/// Whether a session's partition has nothing its client does not know: no
+/// records past its (caught up) fetch offset, the high watermark and log
+/// start offset last sent, epochs that pass. Two atomic loads and the epoch
+/// check, no read and no answer built.
+fn unchanged(r: &ToRead, log: &Partition, start_of: impl Fn(u64) -> i64) -> bool {
+    let l = log.log();
+    let (start, end) = (l.log_start_offset(), l.log_end_offset());
+    r.sent.high_watermark >= 0
+        && r.params.fetch_offset >= 0
+        && r.params.fetch_offset as u64 == end
+        && start <= end
+        && end as i64 == r.sent.high_watermark
+        && start_of(start) == r.sent.log_start_offset
+        && matches!(check_epochs(log, &r.params), EpochCheck::Read)
 }
 
 /// What a partition's epochs say before any read.
