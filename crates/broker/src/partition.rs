@@ -264,6 +264,12 @@ impl Partition {
         self.notifier.subscribe(w);
     }
 
+    /// Wakes `w` whenever records are appended, reporting `tag` through
+    /// [`Wakeup::take_tags`].
+    pub fn subscribe_tagged(&self, w: &Arc<Wakeup>, tag: u32) {
+        self.notifier.subscribe_tagged(w, tag);
+    }
+
     /// Stops waking `w`.
     pub fn unsubscribe(&self, w: &Arc<Wakeup>) {
         self.notifier.unsubscribe(w);

@@ -22,6 +22,7 @@ pub mod connection;
 pub mod context;
 pub mod dispatch;
 pub mod error;
+pub mod fetch_session;
 pub mod frame;
 pub mod handlers;
 pub mod metrics;
@@ -62,6 +63,11 @@ pub async fn run_with_metrics(
     let config = Arc::new(config);
     let (stop_tx, stop_rx) = watch::channel(false);
     let slots = Arc::new(Semaphore::new(config.max_connections));
+    // One fetch session cache for every connection, as Kafka's.
+    let fetch_sessions = Arc::new(std::sync::Mutex::new(fetch_session::SessionCache::new(
+        config.fetch_session_slots,
+        config.fetch_session_eviction,
+    )));
     let mut connections = JoinSet::new();
     let mut accepts = Accepts::new("kafka");
     tokio::pin!(shutdown);
@@ -76,13 +82,14 @@ pub async fn run_with_metrics(
                     drop(stream);
                     continue;
                 };
-                let ctx = Ctx::with_metrics(
+                let mut ctx = Ctx::with_metrics(
                     broker.clone(),
                     Arc::clone(&config),
                     Arc::clone(&metrics),
                     peer.ip(),
                     stop_rx.clone(),
                 );
+                ctx.fetch_sessions = Arc::clone(&fetch_sessions);
                 connections.spawn(async move {
                     let metrics = Arc::clone(&ctx.metrics);
                     let open = metrics.connection_opened();

@@ -81,6 +81,18 @@ fn server(e: &mut DescriptorEncoder<'_>, m: &Metrics) -> fmt::Result {
             "Connections closed because of what the client sent: a malformed request, an unknown API or version, an oversized frame.",
             m.protocol_errors(),
         ),
+        (
+            MetricType::Gauge,
+            "pubsub_fetch_sessions",
+            "Incremental fetch sessions (KIP-227) in the cache (server.fetch_session_slots at most).",
+            m.fetch_sessions(),
+        ),
+        (
+            MetricType::Counter,
+            "pubsub_fetch_session_evictions_total",
+            "Fetch sessions evicted from a full cache to make room for another.",
+            m.fetch_session_evictions(),
+        ),
     ] {
         match kind {
             MetricType::Counter => counters(e, name, help, [(NO_LABELS, value)])?,

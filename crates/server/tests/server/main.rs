@@ -6,6 +6,7 @@ mod client;
 mod common;
 mod configs;
 mod fetch;
+mod fetch_sessions;
 mod frames;
 mod groups;
 mod java_client;
