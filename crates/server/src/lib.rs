@@ -22,6 +22,7 @@ pub mod connection;
 pub mod context;
 pub mod dispatch;
 pub mod error;
+pub mod fetch_response;
 pub mod frame;
 pub mod handlers;
 pub mod metrics;

@@ -38,6 +38,25 @@ impl fmt::Debug for FileRange {
 }
 
 impl FileRange {
+    /// `len` bytes of `file` from `pos`, said to hold whole batches with
+    /// offsets from `base_offset` to before `next_offset` (trusted: reads
+    /// make ranges from the log; tests make their own).
+    pub fn new(
+        file: Arc<dyn FileHandle>,
+        pos: u64,
+        len: u64,
+        base_offset: u64,
+        next_offset: u64,
+    ) -> Self {
+        FileRange {
+            file,
+            pos,
+            len,
+            base_offset,
+            next_offset,
+        }
+    }
+
     /// The open file the batches are in.
     pub fn file(&self) -> &Arc<dyn FileHandle> {
         &self.file
