@@ -26,6 +26,7 @@ pub mod fetch_response;
 pub mod frame;
 pub mod handlers;
 pub mod metrics;
+pub mod sender;
 
 use std::future::Future;
 use std::sync::Arc;

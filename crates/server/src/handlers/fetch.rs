@@ -8,6 +8,10 @@
 //! (OffsetForLeaderEpoch's answer) is below the fetch offset, or whose epoch
 //! is not known as such, comes back at once as `diverging_epoch` with no
 //! records: the client's log diverged (it read a tail since truncated).
+//!
+//! Records are not read here: each partition's answer names a range of its
+//! segment file ([`FetchFiles`]), sent from there by the connection writer
+//! (see [`crate::fetch_response`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +28,7 @@ use tokio::time::Instant;
 
 use crate::codes::{epoch_error, error_code};
 use crate::context::{blocking, Ctx};
+use crate::fetch_response::FetchFiles;
 
 /// The longest a fetch may wait, whatever the client asks.
 const MAX_WAIT: Duration = Duration::from_secs(30);
@@ -45,7 +50,7 @@ pub async fn handle(
     _h: &RequestHeader,
     req: FetchRequest,
     version: i16,
-) -> FetchResponse {
+) -> (FetchResponse, FetchFiles) {
     let wakeup = Wakeup::new();
     let mut wanted = Vec::new();
     for t in &req.topics {
@@ -75,10 +80,12 @@ pub async fn handle(
     let min_bytes = req.min_bytes.max(0) as usize;
     let read_committed = req.isolation_level == 1;
     let mut shutdown = ctx.shutdown.clone();
-    let responses = loop {
-        let (responses, total, errors) = read_all(&wanted, max_bytes, read_committed, version);
+    let (responses, files) = loop {
+        let mut files = FetchFiles::new();
+        let (responses, total, errors) =
+            read_all(&wanted, max_bytes, read_committed, version, &mut files);
         if total >= min_bytes.max(1) || errors || Instant::now() >= deadline || *shutdown.borrow() {
-            break responses;
+            break (responses, files);
         }
         tokio::select! {
             _ = wakeup.wait_async() => {}
@@ -91,18 +98,21 @@ pub async fn handle(
             log.unsubscribe(&wakeup);
         }
     }
-    FetchResponse::default()
+    let resp = FetchResponse::default()
         .with_session_id(0)
-        .with_responses(responses)
+        .with_responses(responses);
+    (resp, files)
 }
 
-/// Reads every partition once; returns the response, the record bytes and
-/// whether any partition had an error (answered at once, like Kafka).
+/// Reads every partition once (the ranges of their records go in `files`);
+/// returns the response, the record bytes and whether any partition had an
+/// error (answered at once, like Kafka).
 fn read_all(
     wanted: &[Wanted],
     max_bytes: usize,
     read_committed: bool,
     version: i16,
+    files: &mut FetchFiles,
 ) -> (Vec<FetchableTopicResponse>, usize, bool) {
     // The log start offset is part of the answer from v5 on.
     let start_of = |s: u64| if version >= 5 { s as i64 } else { -1 };
@@ -143,7 +153,6 @@ fn read_all(
                 }
                 EpochCheck::Read => {
                     let budget = w.max_bytes.min(max_bytes.saturating_sub(total));
-                    let mut out = Vec::new();
                     let result = if w.offset < 0 {
                         Err(BrokerError::OffsetOutOfRange {
                             topic: w.topic.to_string(),
@@ -155,19 +164,21 @@ fn read_all(
                     } else if budget == 0 && total > 0 {
                         // The response is full: nothing more, but no error.
                         let l = log.log();
-                        Ok((l.log_start_offset(), l.log_end_offset()))
+                        Ok((l.log_start_offset(), l.log_end_offset(), None))
                     } else {
                         // The first batch always comes whole, even past the budget.
-                        blocking(|| log.read(w.offset as u64, budget.max(1), &mut out))
+                        blocking(|| log.read_range(w.offset as u64, budget.max(1)))
                     };
                     match result {
-                        Ok((start, end)) => {
-                            total += out.len();
+                        Ok((start, end, range)) => {
+                            if let Some(range) = range {
+                                total += range.len() as usize;
+                                files.insert((w.topic.clone(), w.partition), range);
+                            }
                             part = part
                                 .with_high_watermark(end as i64)
                                 .with_last_stable_offset(end as i64)
-                                .with_log_start_offset(start_of(start))
-                                .with_records(Some(Bytes::from(out)));
+                                .with_log_start_offset(start_of(start));
                         }
                         Err(e) => {
                             // As Kafka: an error leaves the offsets unknown (-1).
