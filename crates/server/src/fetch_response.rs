@@ -89,6 +89,12 @@ impl ResponseFrame {
         }
     }
 
+    /// A frame of these chunks, in order (the caller makes them a frame:
+    /// size prefix first).
+    pub fn from_chunks(chunks: Vec<Chunk>) -> Self {
+        ResponseFrame { chunks }
+    }
+
     /// The chunks, in order.
     pub fn chunks(&self) -> &[Chunk] {
         &self.chunks
