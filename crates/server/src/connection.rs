@@ -5,7 +5,9 @@
 //! The two halves let a client pipeline: while an `acks=all` produce waits
 //! for its fsync, the reader already appends the next requests (whose
 //! fsync is then shared), and the writer sends each answer as soon as it
-//! and every answer before it are ready.
+//! and every answer before it are ready. The writer is a
+//! [`FrameSender`]: Fetch records go from the segment files to the socket
+//! with `sendfile` (see [`crate::sender`]).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
