@@ -17,6 +17,10 @@
 //! for systems without Linux's `sendfile`. Both modes write the same bytes
 //! (tested in `tests/server/zero_copy.rs` of the server's test binary).
 //!
+//! `sendfile` runs under [`blocking`] (`block_in_place`): on a cold page
+//! cache it reads the disk, which must not stall the worker's other
+//! connections (the `pread` it replaced ran there too).
+//!
 //! A range whose file is truncated under the send (recovery or a
 //! leader-epoch truncation rewriting the tail) makes `sendfile` come up
 //! short. The frame's size prefix has already gone out, so the stream
@@ -179,9 +183,14 @@ impl FrameSender {
             let count = usize::try_from((end - pos).min(1 << 30)).map_err(io::Error::other)?;
             let sent = self
                 .on_socket(|fd| {
-                    // SAFETY: both descriptors are open for the call (the range
-                    // holds the file); `offset` is a valid pointer.
-                    unsafe { libc::sendfile(fd, file_fd, &mut offset, count) }
+                    // Pages not in the page cache are read from disk in the
+                    // call: off the runtime's worker, as any disk read (the
+                    // socket is non-blocking, so only the disk can block).
+                    blocking(|| {
+                        // SAFETY: both descriptors are open for the call (the
+                        // range holds the file); `offset` is a valid pointer.
+                        unsafe { libc::sendfile(fd, file_fd, &mut offset, count) }
+                    })
                 })
                 .await?;
             if sent == 0 {
