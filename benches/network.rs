@@ -28,6 +28,12 @@
 //! ratio of the medians.
 //!
 //! Prints a markdown table and writes `target/net-bench.json`.
+//!
+//! `--consume-only` runs just the consume cases (1 and 8 partitions:
+//! rdkafka_performance produces the topic with acks=1, then reads it back
+//! `--consume-runs` times, the page cache warm) next to the loopback copy
+//! measured before and after them; it prints consume / loopback ratios.
+//! `--pubsub PATH` points it at another build (an A/B of the fetch path).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -51,6 +57,8 @@ struct Args {
     quick: bool,
     produce_only: bool,
     rounds: usize,
+    consume_only: bool,
+    consume_runs: u32,
 }
 
 fn args() -> Args {
@@ -64,6 +72,8 @@ fn args() -> Args {
         quick: false,
         produce_only: false,
         rounds: 3,
+        consume_only: false,
+        consume_runs: 3,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -80,10 +90,14 @@ fn args() -> Args {
             "--quick" => a.quick = true,
             "--produce" => a.produce_only = true,
             "--rounds" => a.rounds = value().parse().unwrap_or_else(|_| fail("--rounds N")),
+            "--consume-only" => a.consume_only = true,
+            "--consume-runs" => {
+                a.consume_runs = value().parse().unwrap_or_else(|_| fail("--consume-runs N"))
+            }
             "-h" | "--help" => {
                 println!(
                     "net-bench [--rdkafka-perf PATH] [--pubsub PATH] [--dir DIR] \
-                     [--messages N] [--batch N] [--quick] [--produce [--rounds N]]\n\n\
+                     [--messages N] [--batch N] [--quick] [--produce [--rounds N]] [--consume-only [--consume-runs N]]\n\n\
                      Example:\n  target/release/net-bench --rdkafka-perf ../shared/tools/rdkafka-perf"
                 );
                 std::process::exit(0);
@@ -133,6 +147,10 @@ fn main() {
         produce_path(&a, work.path(), bytes);
         return;
     }
+    if a.consume_only {
+        consume_only(&a, work.path(), bytes);
+        return;
+    }
 
     eprintln!("baseline: loopback TCP copy");
     let loopback = loopback_copy(bytes.max(1 << 30));
@@ -161,22 +179,7 @@ fn main() {
                 // Consume what was just written, from the beginning.
                 let name = format!("consume partitions={partitions}, rdkafka_performance");
                 eprintln!("{name}");
-                let mut argv: Vec<String> = vec![
-                    "-C".into(),
-                    "-t".into(),
-                    "bench".into(),
-                    "-b".into(),
-                    server.addr.clone(),
-                    "-o".into(),
-                    "beginning".into(),
-                    "-c".into(),
-                    a.messages.to_string(),
-                    "-X".into(),
-                    "fetch.max.bytes=52428800".into(),
-                ];
-                for p in 0..partitions {
-                    argv.extend(["-p".into(), p.to_string()]);
-                }
+                let argv = consume_args(&a, &server.addr, partitions);
                 rows.push(perf_row(&a, name, &argv));
                 let name = format!("consume partitions={partitions}, pubsub bench");
                 eprintln!("{name}");
@@ -380,6 +383,72 @@ fn produce_path(a: &Args, base: &Path, bytes: u64) {
             m / append
         );
     }
+}
+
+/// The consume cases alone, between two loopback copies.
+fn consume_only(a: &Args, base: &Path, bytes: u64) {
+    eprintln!("baseline: loopback TCP copy");
+    let before = loopback_copy(bytes.max(1 << 30));
+    let mut rows = Vec::new();
+    for partitions in [1u32, 8] {
+        let server = Server::start(a, base, partitions);
+        let mut argv = produce_args(a, &server.addr, 1, partitions);
+        argv.extend(["-c".into(), a.messages.to_string()]);
+        eprintln!("produce partitions={partitions}");
+        run_perf(a, &argv);
+        settle();
+        for run in 1..=a.consume_runs {
+            let name = format!("consume partitions={partitions} run {run}, rdkafka_performance");
+            eprintln!("{name}");
+            rows.push(perf_row(
+                a,
+                name,
+                &consume_args(a, &server.addr, partitions),
+            ));
+        }
+        server.stop();
+    }
+    eprintln!("baseline: loopback TCP copy");
+    let after = loopback_copy(bytes.max(1 << 30));
+    let loopback = (before + after) / 2.0;
+    println!(
+        "\n| workload (1 KiB messages, batches of {}) | MB/s | msg/s | / loopback copy |",
+        a.batch
+    );
+    println!("|---|---|---|---|");
+    for r in &rows {
+        println!(
+            "| {} | {:.0} | {:.0} | {:.2}x |",
+            r.name,
+            r.mb_s,
+            r.msg_s,
+            r.mb_s / loopback
+        );
+    }
+    println!(
+        "\nloopback TCP copy, 1 MiB writes: {before:.0} MB/s before, {after:.0} MB/s after (ratios use the mean)"
+    );
+}
+
+/// rdkafka_performance reading the topic `bench` from the beginning.
+fn consume_args(a: &Args, addr: &str, partitions: u32) -> Vec<String> {
+    let mut argv: Vec<String> = vec![
+        "-C".into(),
+        "-t".into(),
+        "bench".into(),
+        "-b".into(),
+        addr.into(),
+        "-o".into(),
+        "beginning".into(),
+        "-c".into(),
+        a.messages.to_string(),
+        "-X".into(),
+        "fetch.max.bytes=52428800".into(),
+    ];
+    for p in 0..partitions {
+        argv.extend(["-p".into(), p.to_string()]);
+    }
+    argv
 }
 
 /// Lets the disk drain between cases: this class of virtual disk absorbs

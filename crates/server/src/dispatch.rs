@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::context::Ctx;
 use crate::error::ServerError;
+use crate::fetch_response::{self, ResponseFrame};
 use crate::handlers;
 use crate::metrics::api_slot;
 
@@ -68,6 +69,8 @@ pub fn supported(key: ApiKey) -> Option<(i16, i16)> {
 pub enum Reply {
     /// A whole response frame, length prefix included.
     Frame(BytesMut),
+    /// A whole response frame as chunks, some of them file ranges (Fetch).
+    Chunks(ResponseFrame),
     /// A response frame still being completed on a blocking thread (an
     /// `acks=all` produce waiting for its fsync); the connection's writer
     /// awaits it in turn.
@@ -78,13 +81,14 @@ pub enum Reply {
 
 impl Reply {
     /// The frame to send, once ready (`None`: send nothing).
-    pub async fn resolve(self) -> Result<Option<BytesMut>, ServerError> {
+    pub async fn resolve(self) -> Result<Option<ResponseFrame>, ServerError> {
         match self {
-            Reply::Frame(bytes) => Ok(Some(bytes)),
+            Reply::Frame(bytes) => Ok(Some(ResponseFrame::from_bytes(bytes.freeze()))),
+            Reply::Chunks(frame) => Ok(Some(frame)),
             Reply::Later(pending) => pending
                 .await
                 .map_err(|e| ServerError::Internal(format!("completing a response: {e}")))?
-                .map(Some),
+                .map(|bytes| Some(ResponseFrame::from_bytes(bytes.freeze()))),
             Reply::Nothing => Ok(None),
         }
     }
@@ -172,7 +176,19 @@ pub async fn dispatch(ctx: &Ctx, frame: BytesMut) -> Result<Reply, ServerError> 
             // Counts its answer's error codes itself (after the fsync for acks=all).
             handlers::produce::reply(ctx, correlation_id, frame, req, version, slot)?
         }
-        ApiKey::Fetch => serve!(FetchRequest, handlers::fetch::handle),
+        ApiKey::Fetch => {
+            // Records stay in their segment files (see fetch_response).
+            let req = FetchRequest::decode(&mut body, version).map_err(malformed)?;
+            ctx.metrics.request(slot);
+            let (resp, files) = handlers::fetch::handle(ctx, &header, req, version).await;
+            ctx.metrics.errors_in(slot, &resp);
+            Reply::Chunks(fetch_response::encode(
+                version,
+                correlation_id,
+                &resp,
+                &files,
+            )?)
+        }
         ApiKey::ListOffsets => serve!(ListOffsetsRequest, handlers::list_offsets::handle),
         ApiKey::FindCoordinator => {
             serve!(FindCoordinatorRequest, handlers::find_coordinator::handle)

@@ -22,10 +22,12 @@ pub mod connection;
 pub mod context;
 pub mod dispatch;
 pub mod error;
+pub mod fetch_response;
 pub mod fetch_session;
 pub mod frame;
 pub mod handlers;
 pub mod metrics;
+pub mod sender;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -63,7 +63,7 @@ pub use layout::{
     CLEAN_SHUTDOWN, INDEX_SUFFIX, LEADER_EPOCHS_CHECKPOINT, LOG_SUFFIX, PARTITION_CHECKPOINT,
     PRODUCERS_CHECKPOINT, RECOVERY_CHECKPOINT, TIME_INDEX_SUFFIX,
 };
-pub use log::{AppendInfo, Log, ReadResult, SegmentInfo, TimestampOffset};
+pub use log::{AppendInfo, FileRange, Log, ReadResult, SegmentInfo, TimestampOffset};
 pub use log_start::StartOffsetReport;
 pub use plan::{Cut, CutReason, Outcome, RecoveryPlan, TidyStep};
 pub use recovery::{DroppedSegment, RecoveryReport, Truncation};

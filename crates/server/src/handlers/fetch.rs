@@ -26,6 +26,10 @@
 //! (OffsetForLeaderEpoch's answer) is below the fetch offset, or whose epoch
 //! is not known as such, comes back at once as `diverging_epoch` with no
 //! records: the client's log diverged (it read a tail since truncated).
+//!
+//! Records are not read here: each partition's answer names a range of its
+//! segment file ([`FetchFiles`]), sent from there by the connection writer
+//! (see [`crate::fetch_response`]).
 
 use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
@@ -37,12 +41,13 @@ use kafka_protocol::messages::fetch_response::{
 };
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, RequestHeader};
 use pubsub_broker::notify::Wakeup;
-use pubsub_broker::{BrokerError, Partition};
+use pubsub_broker::{BrokerError, FileRange, Partition};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::codes::{epoch_error, error_code};
 use crate::context::{blocking, Ctx};
+use crate::fetch_response::FetchFiles;
 use crate::fetch_session::{
     FetchParams, FetchRequestSession, PartitionKey, Plan, ReadSummary, Sent, SessionCache, ToRead,
     NO_SESSION,
@@ -59,7 +64,10 @@ struct Read {
     /// `None`: a session's partition with nothing the client does not
     /// know (not carried, so not built).
     part: Option<Box<PartitionData>>,
-    /// Record bytes in `part`.
+    /// Where `part`'s records are: a range of a segment file, sent from
+    /// there by the connection writer.
+    range: Option<FileRange>,
+    /// Record bytes in `range`.
     bytes: usize,
     /// An error or a diverging epoch: the fetch is answered at once.
     answer_now: bool,
@@ -71,6 +79,7 @@ impl Read {
     fn unchanged(sent: &Sent) -> Read {
         Read {
             part: None,
+            range: None,
             bytes: 0,
             answer_now: false,
             summary: ReadSummary {
@@ -89,7 +98,7 @@ pub async fn handle(
     _h: &RequestHeader,
     req: FetchRequest,
     version: i16,
-) -> FetchResponse {
+) -> (FetchResponse, FetchFiles) {
     let wanted: Vec<(PartitionKey, FetchParams)> = req
         .topics
         .iter()
@@ -144,13 +153,13 @@ pub async fn handle(
         plan
     };
     let to_read = match &plan {
-        Plan::Refuse(code) => return refused(*code, NO_SESSION),
+        Plan::Refuse(code) => return (refused(*code, NO_SESSION), FetchFiles::new()),
         Plan::Sessionless(r) | Plan::Full(r) => r,
         Plan::Incremental { partitions, .. } => partitions,
     };
     let reads = read_when_ready(ctx, &req, version, to_read).await;
     let (session_id, carried) = match &plan {
-        Plan::Refuse(code) => return refused(*code, NO_SESSION),
+        Plan::Refuse(code) => return (refused(*code, NO_SESSION), FetchFiles::new()),
         Plan::Sessionless(_) => (NO_SESSION, None),
         Plan::Full(r) => {
             let summaries: Vec<ReadSummary> = reads.iter().map(|x| x.summary).collect();
@@ -168,11 +177,12 @@ pub async fn handle(
             let summaries: Vec<ReadSummary> = reads.iter().map(|x| x.summary).collect();
             match sessions(ctx).complete(*session_id, *epoch, partitions, &summaries) {
                 Ok(carried) => (*session_id, Some(carried)),
-                Err(code) => return refused(code, *session_id),
+                Err(code) => return (refused(code, *session_id), FetchFiles::new()),
             }
         }
     };
     let mut topics: Vec<FetchableTopicResponse> = Vec::new();
+    let mut files = FetchFiles::new();
     for (i, (r, read)) in to_read.iter().zip(reads).enumerate() {
         if carried
             .as_ref()
@@ -184,6 +194,9 @@ pub async fn handle(
         let Some(part) = read.part.map(|p| *p) else {
             continue;
         };
+        if let Some(range) = read.range {
+            files.insert((r.key.topic.clone(), r.key.partition), range);
+        }
         match topics.last_mut() {
             Some(t) if t.topic == r.key.topic => t.partitions.push(part),
             _ => topics.push(
@@ -193,9 +206,10 @@ pub async fn handle(
             ),
         }
     }
-    FetchResponse::default()
+    let resp = FetchResponse::default()
         .with_session_id(session_id)
-        .with_responses(topics)
+        .with_responses(topics);
+    (resp, files)
 }
 
 /// The fetch session cache (a poisoned lock is taken over: the cache is
@@ -335,7 +349,7 @@ fn read_partition(
         .with_preferred_read_replica(BrokerId(-1))
         .with_aborted_transactions(read_committed.then(Vec::new))
         .with_records(Some(Bytes::new()));
-    let mut bytes = 0;
+    let mut range = None;
     let mut answer_now = false;
     let mut diverging = false;
     match log {
@@ -364,7 +378,6 @@ fn read_partition(
             }
             EpochCheck::Read => {
                 let budget = (w.max_bytes.max(0) as usize).min(room);
-                let mut out = Vec::new();
                 let (start, end) = (log.log().log_start_offset(), log.log().log_end_offset());
                 let result = if w.fetch_offset < 0 {
                     Err(BrokerError::OffsetOutOfRange {
@@ -378,19 +391,18 @@ fn read_partition(
                 {
                     // The response is full, or there is nothing to read
                     // (caught up): no records, but no error.
-                    Ok((start, end))
+                    Ok((start, end, None))
                 } else {
                     // The first batch always comes whole, even past the budget.
-                    blocking(|| log.read(w.fetch_offset as u64, budget.max(1), &mut out))
+                    blocking(|| log.read_range(w.fetch_offset as u64, budget.max(1)))
                 };
                 match result {
-                    Ok((start, end)) => {
-                        bytes = out.len();
+                    Ok((start, end, read)) => {
+                        range = read;
                         part = part
                             .with_high_watermark(end as i64)
                             .with_last_stable_offset(end as i64)
-                            .with_log_start_offset(start_of(start))
-                            .with_records(Some(Bytes::from(out)));
+                            .with_log_start_offset(start_of(start));
                     }
                     Err(e) => {
                         // As Kafka: an error leaves the offsets unknown (-1).
@@ -401,6 +413,7 @@ fn read_partition(
             }
         },
     }
+    let bytes = range.as_ref().map_or(0, |r| r.len() as usize);
     let summary = ReadSummary {
         has_records: bytes > 0,
         high_watermark: part.high_watermark,
@@ -410,6 +423,7 @@ fn read_partition(
     };
     Read {
         part: Some(Box::new(part)),
+        range,
         bytes,
         answer_now,
         summary,

@@ -13,6 +13,7 @@ mod java_client;
 mod limits;
 mod produce;
 mod versions;
+mod zero_copy;
 
 /// As in the `pubsub` binary: hostile array counts must not abort the
 /// process that decodes them.

@@ -32,12 +32,14 @@ use crate::recovery::{self, RecoveryReport};
 
 mod append;
 mod flush;
+mod range;
 mod space;
 
 use crate::segment::{Segment, SegmentContext};
 use crate::stats::{Histogram, HistogramSnapshot};
 pub use append::AppendInfo;
 use flush::FlushState;
+pub use range::FileRange;
 use space::SpaceState;
 
 /// Whole batches read from the log.
@@ -342,13 +344,8 @@ impl Log {
         let mut target = offset;
         let mut retries = 3;
         while target < end {
-            let (seg, next_base) = {
-                let map = self.segments.read();
-                let Some((_, seg)) = map.range(..=target).next_back() else {
-                    break;
-                };
-                let next = map.range(seg.base_offset + 1..).next().map(|(b, _)| *b);
-                (Arc::clone(seg), next)
+            let Some((seg, next_base)) = self.segment_at(target) else {
+                break;
             };
             let found = match seg.find_batch(target) {
                 // Retention or compaction replaced it after the lookup:
@@ -411,6 +408,14 @@ impl Log {
     }
 
     /// A read racing with retention may find its segment's files gone.
+    /// The segment that would hold `offset`, and the next segment's base.
+    fn segment_at(&self, offset: u64) -> Option<(Arc<Segment>, Option<u64>)> {
+        let map = self.segments.read();
+        let (_, seg) = map.range(..=offset).next_back()?;
+        let next = map.range(seg.base_offset + 1..).next().map(|(b, _)| *b);
+        Some((Arc::clone(seg), next))
+    }
+
     fn vanished(&self, e: StorageError, offset: u64) -> StorageError {
         match &e {
             StorageError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {

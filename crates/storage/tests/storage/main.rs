@@ -11,5 +11,6 @@ mod faults;
 mod fixtures;
 mod log_start;
 mod model;
+mod ranges;
 mod recovery;
 mod retention;
