@@ -20,7 +20,20 @@
 //! target/release/net-bench --rdkafka-perf ../shared/tools/rdkafka-perf
 //! ```
 //!
+//! `--produce` runs only what the produce path is judged by: the in-process
+//! append (flush never) and acks=1 produce over the network, alternated
+//! `--rounds` times (default 3) so both see the same machine, each
+//! network row with the server's CPU time per message (utime + stime from
+//! `/proc/PID/stat`, steadier than throughput on a shared machine), and the
+//! ratio of the medians.
+//!
 //! Prints a markdown table and writes `target/net-bench.json`.
+//!
+//! `--consume-only` runs just the consume cases (1 and 8 partitions:
+//! rdkafka_performance produces the topic with acks=1, then reads it back
+//! `--consume-runs` times, the page cache warm) next to the loopback copy
+//! measured before and after them; it prints consume / loopback ratios.
+//! `--pubsub PATH` points it at another build (an A/B of the fetch path).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -42,6 +55,10 @@ struct Args {
     messages: u64,
     batch: usize,
     quick: bool,
+    produce_only: bool,
+    rounds: usize,
+    consume_only: bool,
+    consume_runs: u32,
 }
 
 fn args() -> Args {
@@ -53,6 +70,10 @@ fn args() -> Args {
         messages: 1_000_000,
         batch: 200,
         quick: false,
+        produce_only: false,
+        rounds: 3,
+        consume_only: false,
+        consume_runs: 3,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -67,10 +88,16 @@ fn args() -> Args {
             "--messages" => a.messages = value().parse().unwrap_or_else(|_| fail("--messages N")),
             "--batch" => a.batch = value().parse().unwrap_or_else(|_| fail("--batch N")),
             "--quick" => a.quick = true,
+            "--produce" => a.produce_only = true,
+            "--rounds" => a.rounds = value().parse().unwrap_or_else(|_| fail("--rounds N")),
+            "--consume-only" => a.consume_only = true,
+            "--consume-runs" => {
+                a.consume_runs = value().parse().unwrap_or_else(|_| fail("--consume-runs N"))
+            }
             "-h" | "--help" => {
                 println!(
                     "net-bench [--rdkafka-perf PATH] [--pubsub PATH] [--dir DIR] \
-                     [--messages N] [--batch N] [--quick]\n\n\
+                     [--messages N] [--batch N] [--quick] [--produce [--rounds N]] [--consume-only [--consume-runs N]]\n\n\
                      Example:\n  target/release/net-bench --rdkafka-perf ../shared/tools/rdkafka-perf"
                 );
                 std::process::exit(0);
@@ -116,6 +143,14 @@ fn main() {
     let a = args();
     let work = tempfile::tempdir_in(&a.dir).unwrap_or_else(|e| fail(&format!("temp dir: {e}")));
     let bytes = a.messages * 1024;
+    if a.produce_only {
+        produce_path(&a, work.path(), bytes);
+        return;
+    }
+    if a.consume_only {
+        consume_only(&a, work.path(), bytes);
+        return;
+    }
 
     eprintln!("baseline: loopback TCP copy");
     let loopback = loopback_copy(bytes.max(1 << 30));
@@ -144,22 +179,7 @@ fn main() {
                 // Consume what was just written, from the beginning.
                 let name = format!("consume partitions={partitions}, rdkafka_performance");
                 eprintln!("{name}");
-                let mut argv: Vec<String> = vec![
-                    "-C".into(),
-                    "-t".into(),
-                    "bench".into(),
-                    "-b".into(),
-                    server.addr.clone(),
-                    "-o".into(),
-                    "beginning".into(),
-                    "-c".into(),
-                    a.messages.to_string(),
-                    "-X".into(),
-                    "fetch.max.bytes=52428800".into(),
-                ];
-                for p in 0..partitions {
-                    argv.extend(["-p".into(), p.to_string()]);
-                }
+                let argv = consume_args(&a, &server.addr, partitions);
                 rows.push(perf_row(&a, name, &argv));
                 let name = format!("consume partitions={partitions}, pubsub bench");
                 eprintln!("{name}");
@@ -285,6 +305,150 @@ fn main() {
     if let Err(e) = std::fs::write(&out, format!("{json:#}\n")) {
         eprintln!("net-bench: writing {}: {e}", out.display());
     }
+}
+
+/// `--produce`: in-process append and acks=1 network produce on one
+/// partition, alternated, then the medians and their ratio.
+fn produce_path(a: &Args, base: &Path, bytes: u64) {
+    let mut appends = Vec::new();
+    let mut perf = Vec::new();
+    let mut own = Vec::new();
+    for round in 1..=a.rounds.max(1) {
+        eprintln!("round {round}: in-process Log::append");
+        settle();
+        appends.push(log_append(base, bytes, a.batch, FlushPolicy::Never));
+        eprintln!("round {round}: produce acks=1, rdkafka_performance");
+        let server = Server::start(a, base, 1);
+        settle();
+        let mut argv = produce_args(a, &server.addr, 1, 1);
+        argv.extend(["-c".into(), a.messages.to_string()]);
+        let cpu = server.cpu_ticks();
+        let row = perf_row(a, String::new(), &argv);
+        perf.push((row.mb_s, server.cpu_ticks() - cpu));
+        server.stop();
+        eprintln!("round {round}: produce acks=1, pubsub bench");
+        let server = Server::start(a, base, 1);
+        settle();
+        let cpu = server.cpu_ticks();
+        let row = own_load(
+            a,
+            &server.addr,
+            "",
+            "produce",
+            "own",
+            1,
+            1,
+            a.messages,
+            None,
+        );
+        own.push((row.mb_s, server.cpu_ticks() - cpu));
+        server.stop();
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    // Clock ticks are 10 ms on Linux (USER_HZ 100).
+    let us_per_msg = |ticks: u64| ticks as f64 * 10_000.0 / a.messages as f64;
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let append = median(appends.clone());
+    println!(
+        "\n| 1 KiB records, batches of {}, {} messages, acks=1 / flush never, 1 partition | MB/s per round | median MB/s | server CPU µs/msg per round | ratio to in-process append |",
+        a.batch, a.messages
+    );
+    println!("|---|---|---|---|---|");
+    println!(
+        "| Log::append in-process | {} | {append:.0} | | 1.00x |",
+        list(&appends)
+    );
+    for (name, rows) in [
+        ("produce, rdkafka_performance", &perf),
+        ("produce, pubsub bench", &own),
+    ] {
+        let mb: Vec<f64> = rows.iter().map(|r| r.0).collect();
+        let cpu = rows
+            .iter()
+            .map(|r| format!("{:.2}", us_per_msg(r.1)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let m = median(mb.clone());
+        println!(
+            "| {name} | {} | {m:.0} | {cpu} | {:.2}x |",
+            list(&mb),
+            m / append
+        );
+    }
+}
+
+/// The consume cases alone, between two loopback copies.
+fn consume_only(a: &Args, base: &Path, bytes: u64) {
+    eprintln!("baseline: loopback TCP copy");
+    let before = loopback_copy(bytes.max(1 << 30));
+    let mut rows = Vec::new();
+    for partitions in [1u32, 8] {
+        let server = Server::start(a, base, partitions);
+        let mut argv = produce_args(a, &server.addr, 1, partitions);
+        argv.extend(["-c".into(), a.messages.to_string()]);
+        eprintln!("produce partitions={partitions}");
+        run_perf(a, &argv);
+        settle();
+        for run in 1..=a.consume_runs {
+            let name = format!("consume partitions={partitions} run {run}, rdkafka_performance");
+            eprintln!("{name}");
+            rows.push(perf_row(
+                a,
+                name,
+                &consume_args(a, &server.addr, partitions),
+            ));
+        }
+        server.stop();
+    }
+    eprintln!("baseline: loopback TCP copy");
+    let after = loopback_copy(bytes.max(1 << 30));
+    let loopback = (before + after) / 2.0;
+    println!(
+        "\n| workload (1 KiB messages, batches of {}) | MB/s | msg/s | / loopback copy |",
+        a.batch
+    );
+    println!("|---|---|---|---|");
+    for r in &rows {
+        println!(
+            "| {} | {:.0} | {:.0} | {:.2}x |",
+            r.name,
+            r.mb_s,
+            r.msg_s,
+            r.mb_s / loopback
+        );
+    }
+    println!(
+        "\nloopback TCP copy, 1 MiB writes: {before:.0} MB/s before, {after:.0} MB/s after (ratios use the mean)"
+    );
+}
+
+/// rdkafka_performance reading the topic `bench` from the beginning.
+fn consume_args(a: &Args, addr: &str, partitions: u32) -> Vec<String> {
+    let mut argv: Vec<String> = vec![
+        "-C".into(),
+        "-t".into(),
+        "bench".into(),
+        "-b".into(),
+        addr.into(),
+        "-o".into(),
+        "beginning".into(),
+        "-c".into(),
+        a.messages.to_string(),
+        "-X".into(),
+        "fetch.max.bytes=52428800".into(),
+    ];
+    for p in 0..partitions {
+        argv.extend(["-p".into(), p.to_string()]);
+    }
+    argv
 }
 
 /// Lets the disk drain between cases: this class of virtual disk absorbs
@@ -501,6 +665,21 @@ impl Server {
             addr,
             _dir: dir,
         }
+    }
+
+    /// The server's CPU time so far (utime + stime), in clock ticks.
+    fn cpu_ticks(&self) -> u64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name (which may hold spaces): state is
+        // field 3, utime 14, stime 15.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let field =
+            |n: usize| -> u64 { fields.get(n - 3).and_then(|v| v.parse().ok()).unwrap_or(0) };
+        field(14) + field(15)
     }
 
     fn stop(mut self) {

@@ -81,7 +81,8 @@ fuzz_target!(|data: &[u8]| {
         let answer = async { dispatch(&w.ctx, frame).await?.resolve().await };
         tokio::time::timeout(Duration::from_secs(120), answer).await
     });
-    if let Ok(Ok(Some(out))) = result {
+    if let Ok(Ok(Some(frame))) = result {
+        let out = frame.to_bytes().expect("file-backed records are readable");
         assert!(out.len() >= 8, "a response has a size and a correlation id");
         let size = i32::from_be_bytes([out[0], out[1], out[2], out[3]]);
         assert_eq!(size as usize, out.len() - 4, "the size prefix is right");

@@ -4,7 +4,9 @@
 //! can be registered with any number of [`Notifier`]s (one per partition, the
 //! group coordinator, the broker's clock tick); a notification sets it and
 //! wakes the thread blocked in [`Wakeup::wait`] or the task awaiting
-//! [`Wakeup::wait_async`].
+//! [`Wakeup::wait_async`]. A waiter registered with many notifiers can
+//! tag each registration ([`Notifier::subscribe_tagged`]) and learn which of
+//! them rang ([`Wakeup::take_tags`]), so it need not look at all of them.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -18,7 +20,12 @@ use parking_lot::{Condvar, Mutex};
 struct WakeState {
     notified: bool,
     wakers: Vec<Waker>,
+    /// Tags of the tagged notifiers that rang since the last take.
+    tags: Vec<u32>,
 }
+
+/// The tag of an untagged registration (never reported).
+const UNTAGGED: u32 = u32::MAX;
 
 /// A waiter's doorbell.
 #[derive(Debug, Default)]
@@ -35,9 +42,18 @@ impl Wakeup {
 
     /// Rings it.
     pub fn wake(&self) {
+        self.wake_tagged(UNTAGGED);
+    }
+
+    /// Rings it for the registration tagged `tag`.
+    fn wake_tagged(&self, tag: u32) {
         let wakers = {
             let mut st = self.state.lock();
             st.notified = true;
+            // Consecutive rings of one notifier are reported once.
+            if tag != UNTAGGED && st.tags.last() != Some(&tag) {
+                st.tags.push(tag);
+            }
             std::mem::take(&mut st.wakers)
         };
         self.ready.notify_all();
@@ -61,6 +77,12 @@ impl Wakeup {
             }
             self.ready.wait_for(&mut st, deadline - now);
         }
+    }
+
+    /// The tags of the tagged registrations that rang since the last call
+    /// (a tag may repeat, though not twice in a row). Does not clear the bell.
+    pub fn take_tags(&self) -> Vec<u32> {
+        std::mem::take(&mut self.state.lock().tags)
     }
 
     /// Completes when rung (clearing the bell).
@@ -96,16 +118,23 @@ impl Future for WakeupFuture {
 /// Something waiters can wait for (new data in a partition, a tick).
 #[derive(Debug, Default)]
 pub struct Notifier {
-    listeners: Mutex<Vec<Weak<Wakeup>>>,
+    listeners: Mutex<Vec<(Weak<Wakeup>, u32)>>,
 }
 
 impl Notifier {
     /// Registers `w` to be woken by every later [`Notifier::notify`], until it
     /// is dropped or removed.
     pub fn subscribe(&self, w: &Arc<Wakeup>) {
+        self.subscribe_tagged(w, UNTAGGED);
+    }
+
+    /// [`Notifier::subscribe`], reporting `tag` through
+    /// [`Wakeup::take_tags`] each time this notifier rings `w`. A waiter
+    /// already registered keeps its first tag.
+    pub fn subscribe_tagged(&self, w: &Arc<Wakeup>, tag: u32) {
         let mut l = self.listeners.lock();
-        if !l.iter().any(|x| x.as_ptr() == Arc::as_ptr(w)) {
-            l.push(Arc::downgrade(w));
+        if !l.iter().any(|(x, _)| x.as_ptr() == Arc::as_ptr(w)) {
+            l.push((Arc::downgrade(w), tag));
         }
     }
 
@@ -113,18 +142,20 @@ impl Notifier {
     pub fn unsubscribe(&self, w: &Arc<Wakeup>) {
         self.listeners
             .lock()
-            .retain(|x| x.as_ptr() != Arc::as_ptr(w) && x.strong_count() > 0);
+            .retain(|(x, _)| x.as_ptr() != Arc::as_ptr(w) && x.strong_count() > 0);
     }
 
     /// Wakes every listener (and forgets dropped ones).
     pub fn notify(&self) {
-        let live: Vec<Arc<Wakeup>> = {
+        let live: Vec<(Arc<Wakeup>, u32)> = {
             let mut l = self.listeners.lock();
-            l.retain(|x| x.strong_count() > 0);
-            l.iter().filter_map(Weak::upgrade).collect()
+            l.retain(|(x, _)| x.strong_count() > 0);
+            l.iter()
+                .filter_map(|(x, tag)| Some((x.upgrade()?, *tag)))
+                .collect()
         };
-        for w in live {
-            w.wake();
+        for (w, tag) in live {
+            w.wake_tagged(tag);
         }
     }
 }
@@ -296,6 +327,30 @@ mod tests {
         drop(w);
         n.notify(); // a dropped listener is forgotten, not an error
         assert!(n.listeners.lock().is_empty());
+    }
+
+    #[test]
+    fn tagged_registrations_say_which_notifier_rang() {
+        let (a, b, c) = (
+            Notifier::default(),
+            Notifier::default(),
+            Notifier::default(),
+        );
+        let w = Wakeup::new();
+        a.subscribe_tagged(&w, 0);
+        b.subscribe_tagged(&w, 1);
+        c.subscribe(&w);
+        b.notify();
+        c.notify();
+        b.notify();
+        a.notify();
+        b.notify();
+        assert_eq!(w.take_tags(), vec![1, 0, 1]);
+        assert!(w.wait(Duration::ZERO), "rung");
+        assert!(w.take_tags().is_empty());
+        a.unsubscribe(&w);
+        a.notify();
+        assert!(w.take_tags().is_empty(), "unsubscribed");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use pubsub_records::{Batch, BatchHeader, BatchMut, TimestampType};
-use pubsub_storage::{FlushPolicy, Log, RecoveryReport};
+use pubsub_storage::{FileRange, FlushPolicy, Log, RecoveryReport};
 use tracing::warn;
 
 use crate::config::TopicConfig;
@@ -264,6 +264,12 @@ impl Partition {
         self.notifier.subscribe(w);
     }
 
+    /// Wakes `w` whenever records are appended, reporting `tag` through
+    /// [`Wakeup::take_tags`].
+    pub fn subscribe_tagged(&self, w: &Arc<Wakeup>, tag: u32) {
+        self.notifier.subscribe_tagged(w, tag);
+    }
+
     /// Stops waking `w`.
     pub fn unsubscribe(&self, w: &Arc<Wakeup>) {
         self.notifier.unsubscribe(w);
@@ -462,6 +468,29 @@ impl Partition {
             t.bytes_out.fetch_add(out.len() as u64, Ordering::Relaxed);
         }
         Ok(offsets)
+    }
+
+    /// As [`Partition::read`], without copying: the whole batches as a
+    /// range of their segment file (for `sendfile`), `None` if there are
+    /// none at or after `offset`. Returns (log start, high watermark) too.
+    /// Messages out are counted as the offsets the range spans (its batches
+    /// are not read; equal to the record count where compaction left no
+    /// gaps).
+    pub fn read_range(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+    ) -> Result<(u64, u64, Option<FileRange>)> {
+        let (start, end, range) = self
+            .log
+            .read_range(offset, max_bytes)
+            .map_err(|e| self.storage_err(e))?;
+        if let Some(r) = &range {
+            let t = &self.traffic;
+            t.messages_out.fetch_add(r.offsets(), Ordering::Relaxed);
+            t.bytes_out.fetch_add(r.len(), Ordering::Relaxed);
+        }
+        Ok((start, end, range))
     }
 
     /// The idempotent producers with state here whose last batch is still

@@ -65,6 +65,9 @@ pub struct ServerSettings {
     pub idle_timeout: Span,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Span,
+    /// Incremental fetch sessions kept (`max.incremental.fetch.session.cache.slots`);
+    /// 0 declines sessions.
+    pub fetch_session_slots: u32,
 }
 
 /// `[groups]`
@@ -113,6 +116,7 @@ impl Default for Settings {
                 max_connections: server.max_connections as u32,
                 idle_timeout: span(server.idle_timeout),
                 shutdown_grace: span(server.shutdown_grace),
+                fetch_session_slots: server.fetch_session_slots as u32,
             },
             topics: TopicSettings::default(),
             groups: GroupSettings {
@@ -377,6 +381,8 @@ impl Settings {
             max_connections: self.server.max_connections as usize,
             idle_timeout: self.server.idle_timeout.0,
             shutdown_grace: self.server.shutdown_grace.0,
+            fetch_session_slots: self.server.fetch_session_slots as usize,
+            ..ServerConfig::default()
         }
     }
 }

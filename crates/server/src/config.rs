@@ -20,6 +20,12 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
+    /// Fetch sessions kept (Kafka `max.incremental.fetch.session.cache.slots`,
+    /// 1000); 0 declines sessions.
+    pub fetch_session_slots: usize,
+    /// How long a fetch session is kept before a bigger one may take its
+    /// place, and how long unused before any new one may (Kafka: 120 s).
+    pub fetch_session_eviction: Duration,
 }
 
 impl Default for ServerConfig {
@@ -31,6 +37,8 @@ impl Default for ServerConfig {
             max_connections: 1000,
             idle_timeout: Duration::from_secs(600),
             shutdown_grace: Duration::from_secs(10),
+            fetch_session_slots: crate::fetch_session::DEFAULT_SLOTS,
+            fetch_session_eviction: crate::fetch_session::DEFAULT_EVICTION,
         }
     }
 }

@@ -5,12 +5,13 @@
 //! The two halves let a client pipeline: while an `acks=all` produce waits
 //! for its fsync, the reader already appends the next requests (whose
 //! fsync is then shared), and the writer sends each answer as soon as it
-//! and every answer before it are ready.
+//! and every answer before it are ready. The writer is a
+//! [`FrameSender`]: Fetch records go from the segment files to the socket
+//! with `sendfile` (see [`crate::sender`]).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
@@ -20,9 +21,7 @@ use crate::dispatch::{dispatch, Reply};
 use crate::error::ServerError;
 use crate::frame::{FrameError, FrameReader};
 use crate::metrics::{api_slot, Metrics};
-
-/// Socket write buffer: answers to pipelined requests go out in one write.
-const WRITE_BUFFER: usize = 256 << 10;
+use crate::sender::{FrameSender, SendMode};
 
 /// Requests read but not yet answered, per connection. librdkafka keeps
 /// up to 5 produce requests in flight per partition leader with
@@ -120,14 +119,15 @@ async fn write_replies(
     mut rx: mpsc::Receiver<Answer>,
     metrics: &Metrics,
 ) -> Result<(), ServerError> {
-    let mut writer = BufWriter::with_capacity(WRITE_BUFFER, write);
+    // Plaintext: records go from the segment files to the socket (sendfile).
+    let mut writer = FrameSender::new(write, SendMode::plaintext());
     while let Some(answer) = rx.recv().await {
         let frame = answer.reply.resolve().await?;
         if let Some(slot) = answer.slot {
             metrics.answered(slot, answer.read_at.elapsed());
         }
-        if let Some(bytes) = frame {
-            writer.write_all(&bytes).await?;
+        if let Some(frame) = frame {
+            writer.send(frame).await?;
         }
         // Answers already queued go out with this one, in one flush.
         if rx.is_empty() {

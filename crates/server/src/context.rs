@@ -1,11 +1,12 @@
 //! What every handler can reach.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use pubsub_broker::Broker;
 use tokio::sync::watch;
 
 use crate::config::ServerConfig;
+use crate::fetch_session::SessionCache;
 use crate::metrics::Metrics;
 
 /// Per-connection context.
@@ -21,6 +22,8 @@ pub struct Ctx {
     pub shutdown: watch::Receiver<bool>,
     /// The server's counters.
     pub metrics: Arc<Metrics>,
+    /// The fetch sessions of every connection.
+    pub fetch_sessions: Arc<Mutex<SessionCache>>,
 }
 
 impl Ctx {
@@ -35,7 +38,8 @@ impl Ctx {
         Ctx::with_metrics(broker, config, Arc::new(Metrics::new()), peer, shutdown)
     }
 
-    /// The context of a connection from `peer`, counting into `metrics`.
+    /// The context of a connection from `peer`, counting into `metrics`,
+    /// with a fetch session cache of its own.
     pub fn with_metrics(
         broker: Broker,
         config: Arc<ServerConfig>,
@@ -43,7 +47,12 @@ impl Ctx {
         peer: std::net::IpAddr,
         shutdown: watch::Receiver<bool>,
     ) -> Ctx {
+        let fetch_sessions = Arc::new(Mutex::new(SessionCache::new(
+            config.fetch_session_slots,
+            config.fetch_session_eviction,
+        )));
         Ctx {
+            fetch_sessions,
             broker,
             config,
             client_host: format!("/{peer}"),

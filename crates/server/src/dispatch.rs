@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::context::Ctx;
 use crate::error::ServerError;
+use crate::fetch_response::{self, ResponseFrame};
 use crate::handlers;
 use crate::metrics::api_slot;
 
@@ -68,6 +69,8 @@ pub fn supported(key: ApiKey) -> Option<(i16, i16)> {
 pub enum Reply {
     /// A whole response frame, length prefix included.
     Frame(BytesMut),
+    /// A whole response frame as chunks, some of them file ranges (Fetch).
+    Chunks(ResponseFrame),
     /// A response frame still being completed on a blocking thread (an
     /// `acks=all` produce waiting for its fsync); the connection's writer
     /// awaits it in turn.
@@ -78,13 +81,14 @@ pub enum Reply {
 
 impl Reply {
     /// The frame to send, once ready (`None`: send nothing).
-    pub async fn resolve(self) -> Result<Option<BytesMut>, ServerError> {
+    pub async fn resolve(self) -> Result<Option<ResponseFrame>, ServerError> {
         match self {
-            Reply::Frame(bytes) => Ok(Some(bytes)),
+            Reply::Frame(bytes) => Ok(Some(ResponseFrame::from_bytes(bytes.freeze()))),
+            Reply::Chunks(frame) => Ok(Some(frame)),
             Reply::Later(pending) => pending
                 .await
                 .map_err(|e| ServerError::Internal(format!("completing a response: {e}")))?
-                .map(Some),
+                .map(|bytes| Some(ResponseFrame::from_bytes(bytes.freeze()))),
             Reply::Nothing => Ok(None),
         }
     }
@@ -144,7 +148,8 @@ pub async fn dispatch(ctx: &Ctx, frame: BytesMut) -> Result<Reply, ServerError> 
     if version < min || version > max {
         return Err(ServerError::UnsupportedVersion { api, version });
     }
-    let mut body: Bytes = frame.freeze();
+    let frame: Bytes = frame.freeze();
+    let mut body = frame.clone();
     let header =
         RequestHeader::decode(&mut body, key.request_header_version(version)).map_err(malformed)?;
     // Decode the request, run its handler, count the answer's error codes,
@@ -164,10 +169,26 @@ pub async fn dispatch(ctx: &Ctx, frame: BytesMut) -> Result<Reply, ServerError> 
         ApiKey::Produce => {
             let req = ProduceRequest::decode(&mut body, version).map_err(malformed)?;
             ctx.metrics.request(slot);
+            // The records may be written in place in the frame: nothing
+            // but the request may keep a part of it.
+            let correlation_id = header.correlation_id;
+            drop((body, header));
             // Counts its answer's error codes itself (after the fsync for acks=all).
-            handlers::produce::reply(ctx, &header, req, version, slot)?
+            handlers::produce::reply(ctx, correlation_id, frame, req, version, slot)?
         }
-        ApiKey::Fetch => serve!(FetchRequest, handlers::fetch::handle),
+        ApiKey::Fetch => {
+            // Records stay in their segment files (see fetch_response).
+            let req = FetchRequest::decode(&mut body, version).map_err(malformed)?;
+            ctx.metrics.request(slot);
+            let (resp, files) = handlers::fetch::handle(ctx, &header, req, version).await;
+            ctx.metrics.errors_in(slot, &resp);
+            Reply::Chunks(fetch_response::encode(
+                version,
+                correlation_id,
+                &resp,
+                &files,
+            )?)
+        }
         ApiKey::ListOffsets => serve!(ListOffsetsRequest, handlers::list_offsets::handle),
         ApiKey::FindCoordinator => {
             serve!(FindCoordinatorRequest, handlers::find_coordinator::handle)

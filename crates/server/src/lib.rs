@@ -22,9 +22,12 @@ pub mod connection;
 pub mod context;
 pub mod dispatch;
 pub mod error;
+pub mod fetch_response;
+pub mod fetch_session;
 pub mod frame;
 pub mod handlers;
 pub mod metrics;
+pub mod sender;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -62,12 +65,18 @@ pub async fn run_with_metrics(
     let config = Arc::new(config);
     let (stop_tx, stop_rx) = watch::channel(false);
     let slots = Arc::new(Semaphore::new(config.max_connections));
+    // One fetch session cache for every connection, as Kafka's.
+    let fetch_sessions = Arc::new(std::sync::Mutex::new(fetch_session::SessionCache::new(
+        config.fetch_session_slots,
+        config.fetch_session_eviction,
+    )));
     let mut connections = JoinSet::new();
+    let mut accepts = Accepts::new("kafka");
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            (stream, peer) = accept(&listener, "kafka") => {
+            (stream, peer) = accepts.next(&listener) => {
                 metrics.connection_accepted();
                 let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
                     metrics.connection_refused();
@@ -75,13 +84,14 @@ pub async fn run_with_metrics(
                     drop(stream);
                     continue;
                 };
-                let ctx = Ctx::with_metrics(
+                let mut ctx = Ctx::with_metrics(
                     broker.clone(),
                     Arc::clone(&config),
                     Arc::clone(&metrics),
                     peer.ip(),
                     stop_rx.clone(),
                 );
+                ctx.fetch_sessions = Arc::clone(&fetch_sessions);
                 connections.spawn(async move {
                     let metrics = Arc::clone(&ctx.metrics);
                     let open = metrics.connection_opened();
@@ -113,19 +123,88 @@ pub async fn run_with_metrics(
     }
 }
 
-/// The next connection on `listener`. A failed accept (out of file
-/// descriptors and the like) is logged and retried after a short pause,
-/// so a listener never spins or stops on it.
-pub(crate) async fn accept(
-    listener: &TcpListener,
+/// How often a listener says that accepting fails, at most.
+const ACCEPT_WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The state of one listener's accepts across the `select!` loop that
+/// polls them (which drops and recreates the accept future whenever another
+/// branch fires, so the state cannot live in the future).
+#[derive(Debug)]
+pub(crate) struct Accepts {
     which: &'static str,
-) -> (tokio::net::TcpStream, std::net::SocketAddr) {
-    loop {
-        match listener.accept().await {
-            Ok(accepted) => return accepted,
-            Err(e) => {
-                tracing::warn!(error = %e, listener = which, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    /// The pause before the next try after a failure (zero: accepting).
+    pause: std::time::Duration,
+    /// No accept before this.
+    resume_at: Option<tokio::time::Instant>,
+    /// When a failure was last logged.
+    warned_at: Option<tokio::time::Instant>,
+    /// Failures since then.
+    unreported: u64,
+}
+
+impl Accepts {
+    pub(crate) fn new(which: &'static str) -> Accepts {
+        Accepts {
+            which,
+            pause: std::time::Duration::ZERO,
+            resume_at: None,
+            warned_at: None,
+            unreported: 0,
+        }
+    }
+
+    /// The next connection on `listener`. A failed accept (out of file
+    /// descriptors and the like) is retried after a pause that doubles from
+    /// 10 ms up to a second while failures continue, so a listener never
+    /// spins or stops on it; it is logged once a minute at most (with the
+    /// count since), not per failure: with descriptors short, accepts fail
+    /// and succeed in turn as connections close. Storage keeps its open
+    /// files within a budget that leaves a reserve for connections, so
+    /// running out means more clients than `server.max_connections` allows
+    /// for, or a low limit.
+    pub(crate) async fn next(
+        &mut self,
+        listener: &TcpListener,
+    ) -> (tokio::net::TcpStream, std::net::SocketAddr) {
+        loop {
+            if let Some(at) = self.resume_at {
+                tokio::time::sleep_until(at).await;
+                self.resume_at = None;
+            }
+            match listener.accept().await {
+                Ok(accepted) => {
+                    self.pause = std::time::Duration::ZERO;
+                    return accepted;
+                }
+                Err(e) => {
+                    self.unreported += 1;
+                    let now = tokio::time::Instant::now();
+                    if self
+                        .warned_at
+                        .is_none_or(|at| now.duration_since(at) >= ACCEPT_WARN_EVERY)
+                    {
+                        let out_of_fds =
+                            matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE));
+                        let hint = if out_of_fds {
+                            "out of file descriptors: pausing accepts until connections close"
+                        } else {
+                            "pausing accepts"
+                        };
+                        tracing::warn!(
+                            error = %e,
+                            listener = self.which,
+                            failures = self.unreported,
+                            "accept failed: {hint} (said at most once a minute)"
+                        );
+                        self.warned_at = Some(now);
+                        self.unreported = 0;
+                    }
+                    self.pause = (self.pause * 2).clamp(
+                        std::time::Duration::from_millis(10),
+                        std::time::Duration::from_secs(1),
+                    );
+                    self.resume_at = Some(now + self.pause);
+                }
             }
         }
     }

@@ -23,6 +23,7 @@ pub struct FaultPlan {
     fail_syncs: AtomicBool,
     /// Errno of a failing fsync; 0 = an EIO-like error.
     sync_errno: AtomicI32,
+    fail_closes: AtomicBool,
     /// Bytes that may still be written before ENOSPC; negative = unlimited.
     write_budget: AtomicI64,
     /// Files that may still be created (opened with `Truncate`) before
@@ -63,6 +64,12 @@ impl FaultPlan {
     pub fn fail_syncs_with(&self, errno: i32) {
         self.sync_errno.store(errno, Ordering::SeqCst);
         self.fail_syncs.store(true, Ordering::SeqCst);
+    }
+
+    /// Makes closing a file report EIO (after closing it), as NFS does for
+    /// a writeback that failed.
+    pub fn fail_closes(&self, fail: bool) {
+        self.fail_closes.store(fail, Ordering::SeqCst);
     }
 
     /// Lets `bytes` more bytes be written, then fails writes with ENOSPC
@@ -256,6 +263,16 @@ impl FileHandle for FaultFile {
 
     fn std_file(&self) -> &File {
         self.inner.std_file()
+    }
+
+    fn close(&mut self) -> io::Result<()> {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.close()?;
+        }
+        if self.plan.fail_closes.load(Ordering::SeqCst) {
+            return Err(io::Error::other("injected failure on close (EIO)"));
+        }
+        Ok(())
     }
 }
 

@@ -41,6 +41,7 @@ mod config;
 mod error;
 pub mod fault;
 pub mod fs;
+pub mod handles;
 mod index;
 mod layout;
 mod log;
@@ -57,11 +58,12 @@ pub use check::{check, CheckReport, SegmentCheck};
 pub use compaction::CompactionReport;
 pub use config::{CleanupPolicy, FlushPolicy, LogConfig};
 pub use error::{is_out_of_space_io, Result, StorageError, SPACE_OPS};
+pub use handles::{HandleLimits, HandleStats, Handles};
 pub use layout::{
     CLEAN_SHUTDOWN, INDEX_SUFFIX, LEADER_EPOCHS_CHECKPOINT, LOG_SUFFIX, PARTITION_CHECKPOINT,
     PRODUCERS_CHECKPOINT, RECOVERY_CHECKPOINT, TIME_INDEX_SUFFIX,
 };
-pub use log::{AppendInfo, Log, ReadResult, SegmentInfo, TimestampOffset};
+pub use log::{AppendInfo, FileRange, Log, ReadResult, SegmentInfo, TimestampOffset};
 pub use log_start::StartOffsetReport;
 pub use plan::{Cut, CutReason, Outcome, RecoveryPlan, TidyStep};
 pub use recovery::{DroppedSegment, RecoveryReport, Truncation};

@@ -13,7 +13,8 @@
 //! docs/COMPATIBILITY.md. Scenarios are short async functions in
 //! [`scenarios`]; add one there and to [`scenarios::ALL`].
 //!
-//! Needs Java 17+ and Maven (see `reference.rs`).
+//! Needs Java 17+ and Maven (see `reference.rs`). `DIFFERENTIAL_ONLY=<name>`
+//! plays one scenario alone.
 
 // A test that cannot unwrap has failed; the panic says where.
 #![allow(clippy::unwrap_used)]
@@ -311,7 +312,12 @@ fn pubsub_and_apache_kafka_answer_the_same_scenarios_alike() {
         let both = agreed(&ours, &theirs);
         let kafka_alone = agreed(&theirs, &theirs);
         let mut report = Vec::new();
+        // DIFFERENTIAL_ONLY=name plays that scenario alone (while writing one).
+        let only = std::env::var("DIFFERENTIAL_ONLY").ok();
         for scenario in scenarios::ALL {
+            if only.as_deref().is_some_and(|o| o != scenario.name) {
+                continue;
+            }
             if let Some(&(_, api)) = AWAITING_PUBSUB_API
                 .iter()
                 .find(|(n, _)| *n == scenario.name)

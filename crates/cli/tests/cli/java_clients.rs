@@ -231,3 +231,88 @@ fn java_and_jars() -> bool {
     );
     true
 }
+
+/// The Java consumer uses incremental fetch sessions (KIP-227) on its own:
+/// one consumer assigned 2,000 partitions reads a record from each, then a
+/// second record from every seventh (`ManyPartitions` in `compat/java`),
+/// while the daemon holds its session; no fetch was refused for a session
+/// error along the way.
+#[test]
+fn a_java_consumer_of_2000_partitions_reads_every_record_through_a_fetch_session() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+
+    if !java_and_jars() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let classes = dir.path().join("classes");
+    if !compile(&classes) {
+        return;
+    }
+    let daemon = Daemon::start_with_metrics(&dir.path().join("data"));
+    let stderr_path = dir.path().join("many-partitions.stderr");
+    let mut child = Command::new("java")
+        .arg("-Xmx512m")
+        .arg(format!(
+            "-Dlog4j2.configurationFile={}",
+            project().join("log4j2.properties").display()
+        ))
+        .arg(format!("-Dkafka.logs.dir={}", dir.path().display()))
+        .arg("-cp")
+        .arg(format!(
+            "{}:{}",
+            classes.display(),
+            project().join("target/lib/*").display()
+        ))
+        .arg("pubsub.compat.clients.ManyPartitions")
+        .arg(daemon.addr.to_string())
+        .arg("many")
+        .arg("2000")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let read = loop {
+        match lines.next() {
+            Some(Ok(line)) if line.starts_with("READ ") => break line,
+            Some(Ok(line)) => seen.push(line),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "ManyPartitions ended without reading everything:\n{}\n{}",
+                    seen.join("\n"),
+                    std::fs::read_to_string(&stderr_path).unwrap_or_default()
+                );
+            }
+        }
+    };
+    // Every seventh of 2,000 partitions: 0, 7, ..., 1995.
+    assert_eq!(read, "READ 2000 286", "{}", seen.join("\n"));
+    let metrics = daemon.metrics.unwrap();
+    let page = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(crate::metrics::scrape(metrics));
+    let sessions = crate::metrics::value(&page, "pubsub_fetch_sessions");
+    let session_errors: Vec<&String> = page
+        .keys()
+        .filter(|k| {
+            k.starts_with("pubsub_errors_total{")
+                && k.contains("api=\"Fetch\"")
+                && (k.contains("code=\"70\"") || k.contains("code=\"71\""))
+        })
+        .collect();
+    // Let the consumer close (it closes its session on the way).
+    child.stdin.take().unwrap().write_all(b"\n").unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "ManyPartitions failed");
+    assert!(
+        sessions >= 1.0,
+        "the consumer's fetch session is in the cache ({sessions})"
+    );
+    assert!(session_errors.is_empty(), "{session_errors:?}");
+}

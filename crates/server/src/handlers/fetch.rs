@@ -1,6 +1,24 @@
 //! Fetch (1): whole batches from each partition's fetch offset; waits up to
-//! `max_wait_ms` for `min_bytes` (a long poll woken by appends). Fetch
-//! sessions are declined (session id 0): every fetch is a full fetch.
+//! `max_wait_ms` for `min_bytes` (a long poll woken by appends).
+//!
+//! Fetch sessions (KIP-227, v7+; the rules are in [`crate::fetch_session`]):
+//! a full fetch (epoch 0) opens a session when the cache has room, and the
+//! answer carries its id; incremental fetches then name only the partitions
+//! whose position changed (plus `forgotten_topics_data`) and are answered
+//! with only the partitions that have records, a new high watermark or log
+//! start offset, an error or a diverging epoch. Epoch -1 fetches without a
+//! session (librdkafka always does); an unknown session is
+//! FETCH_SESSION_ID_NOT_FOUND (70), a wrong epoch INVALID_FETCH_SESSION_EPOCH
+//! (71), each answered with no partition and session id 0. Topic ids in
+//! Fetch (v13+, FETCH_SESSION_TOPIC_ID_ERROR) do not arise: v12 is the
+//! highest served.
+//!
+//! Cost and fairness: partitions are read in the session's order, in which
+//! every partition an answer carried moved to the end, so a partition that
+//! fills `max_bytes` cannot starve the others. A partition whose fetch
+//! offset is its log end is answered from two atomic loads, without a read.
+//! A waiting fetch is told which partitions were appended to (tagged
+//! wakeups) and reads only those again.
 //!
 //! Leader epochs as Kafka's leader checks them: a `current_leader_epoch`
 //! (v9+) older than the partition's is FENCED_LEADER_EPOCH, newer is
@@ -8,8 +26,12 @@
 //! (OffsetForLeaderEpoch's answer) is below the fetch offset, or whose epoch
 //! is not known as such, comes back at once as `diverging_epoch` with no
 //! records: the client's log diverged (it read a tail since truncated).
+//!
+//! Records are not read here: each partition's answer names a range of its
+//! segment file ([`FetchFiles`]), sent from there by the connection writer
+//! (see [`crate::fetch_response`]).
 
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,27 +39,58 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{
     EpochEndOffset, FetchableTopicResponse, PartitionData,
 };
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, RequestHeader, TopicName};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, RequestHeader};
 use pubsub_broker::notify::Wakeup;
-use pubsub_broker::{BrokerError, Partition};
+use pubsub_broker::{BrokerError, FileRange, Partition};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::codes::{epoch_error, error_code};
 use crate::context::{blocking, Ctx};
+use crate::fetch_response::FetchFiles;
+use crate::fetch_session::{
+    FetchParams, FetchRequestSession, PartitionKey, Plan, ReadSummary, Sent, SessionCache, ToRead,
+    NO_SESSION,
+};
 
 /// The longest a fetch may wait, whatever the client asks.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 
-struct Wanted {
-    topic: TopicName,
-    partition: i32,
-    offset: i64,
-    max_bytes: usize,
-    /// -1: none named.
-    current_leader_epoch: i32,
-    /// -1: none named.
-    last_fetched_epoch: i32,
-    log: Option<Arc<Partition>>,
+/// Fetch sessions came with v7.
+const FIRST_SESSION_VERSION: i16 = 7;
+
+/// One partition's part of the answer.
+struct Read {
+    /// `None`: a session's partition with nothing the client does not
+    /// know (not carried, so not built).
+    part: Option<Box<PartitionData>>,
+    /// Where `part`'s records are: a range of a segment file, sent from
+    /// there by the connection writer.
+    range: Option<FileRange>,
+    /// Record bytes in `range`.
+    bytes: usize,
+    /// An error or a diverging epoch: the fetch is answered at once.
+    answer_now: bool,
+    summary: ReadSummary,
+}
+
+impl Read {
+    /// What a session's partition that did not change reads as.
+    fn unchanged(sent: &Sent) -> Read {
+        Read {
+            part: None,
+            range: None,
+            bytes: 0,
+            answer_now: false,
+            summary: ReadSummary {
+                has_records: false,
+                high_watermark: sent.high_watermark,
+                log_start_offset: sent.log_start_offset,
+                error_code: 0,
+                diverging: false,
+            },
+        }
+    }
 }
 
 pub async fn handle(
@@ -45,26 +98,148 @@ pub async fn handle(
     _h: &RequestHeader,
     req: FetchRequest,
     version: i16,
-) -> FetchResponse {
-    let wakeup = Wakeup::new();
-    let mut wanted = Vec::new();
-    for t in &req.topics {
-        for p in &t.partitions {
-            let log = ctx.broker.partition(&t.topic, p.partition).ok();
-            if let Some(log) = &log {
-                log.subscribe(&wakeup);
+) -> (FetchResponse, FetchFiles) {
+    let wanted: Vec<(PartitionKey, FetchParams)> = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| {
+                (
+                    PartitionKey {
+                        topic: t.topic.clone(),
+                        partition: p.partition,
+                    },
+                    FetchParams {
+                        fetch_offset: p.fetch_offset,
+                        max_bytes: p.partition_max_bytes,
+                        current_leader_epoch: p.current_leader_epoch,
+                        last_fetched_epoch: p.last_fetched_epoch,
+                    },
+                )
+            })
+        })
+        .collect();
+    let session = FetchRequestSession {
+        session_id: req.session_id,
+        epoch: req.session_epoch,
+        privileged: req.replica_id.0 >= 0,
+    };
+    let plan = if version < FIRST_SESSION_VERSION {
+        Plan::Sessionless(
+            wanted
+                .into_iter()
+                .map(|(key, params)| ToRead {
+                    key,
+                    params,
+                    sent: Sent::NOTHING,
+                })
+                .collect(),
+        )
+    } else {
+        let forgotten: Vec<PartitionKey> = req
+            .forgotten_topics_data
+            .iter()
+            .flat_map(|t| {
+                t.partitions.iter().map(|&partition| PartitionKey {
+                    topic: t.topic.clone(),
+                    partition,
+                })
+            })
+            .collect();
+        let mut cache = sessions(ctx);
+        let plan = cache.begin(&session, wanted, &forgotten, std::time::Instant::now());
+        ctx.metrics
+            .fetch_sessions_now(cache.len(), cache.evictions());
+        plan
+    };
+    let to_read = match &plan {
+        Plan::Refuse(code) => return (refused(*code, NO_SESSION), FetchFiles::new()),
+        Plan::Sessionless(r) | Plan::Full(r) => r,
+        Plan::Incremental { partitions, .. } => partitions,
+    };
+    let reads = read_when_ready(ctx, &req, version, to_read).await;
+    let (session_id, carried) = match &plan {
+        Plan::Refuse(code) => return (refused(*code, NO_SESSION), FetchFiles::new()),
+        Plan::Sessionless(_) => (NO_SESSION, None),
+        Plan::Full(r) => {
+            let summaries: Vec<ReadSummary> = reads.iter().map(|x| x.summary).collect();
+            let mut cache = sessions(ctx);
+            let id = cache.create(session.privileged, r, &summaries, std::time::Instant::now());
+            ctx.metrics
+                .fetch_sessions_now(cache.len(), cache.evictions());
+            (id, None)
+        }
+        Plan::Incremental {
+            session_id,
+            epoch,
+            partitions,
+        } => {
+            let summaries: Vec<ReadSummary> = reads.iter().map(|x| x.summary).collect();
+            match sessions(ctx).complete(*session_id, *epoch, partitions, &summaries) {
+                Ok(carried) => (*session_id, Some(carried)),
+                Err(code) => return (refused(code, *session_id), FetchFiles::new()),
             }
-            wanted.push(Wanted {
-                topic: t.topic.clone(),
-                partition: p.partition,
-                offset: p.fetch_offset,
-                max_bytes: p.partition_max_bytes.max(0) as usize,
-                current_leader_epoch: p.current_leader_epoch,
-                last_fetched_epoch: p.last_fetched_epoch,
-                log,
-            });
+        }
+    };
+    let mut topics: Vec<FetchableTopicResponse> = Vec::new();
+    let mut files = FetchFiles::new();
+    for (i, (r, read)) in to_read.iter().zip(reads).enumerate() {
+        if carried
+            .as_ref()
+            .is_some_and(|c| !c.get(i).copied().unwrap_or(true))
+        {
+            continue;
+        }
+        // Only a partition an incremental answer leaves out is not built.
+        let Some(part) = read.part.map(|p| *p) else {
+            continue;
+        };
+        if let Some(range) = read.range {
+            files.insert((r.key.topic.clone(), r.key.partition), range);
+        }
+        match topics.last_mut() {
+            Some(t) if t.topic == r.key.topic => t.partitions.push(part),
+            _ => topics.push(
+                FetchableTopicResponse::default()
+                    .with_topic(r.key.topic.clone())
+                    .with_partitions(vec![part]),
+            ),
         }
     }
+    let resp = FetchResponse::default()
+        .with_session_id(session_id)
+        .with_responses(topics);
+    (resp, files)
+}
+
+/// The fetch session cache (a poisoned lock is taken over: the cache is
+/// left consistent between calls).
+fn sessions(ctx: &Ctx) -> MutexGuard<'_, SessionCache> {
+    ctx.fetch_sessions
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A session error: no partition.
+fn refused(code: i16, session_id: i32) -> FetchResponse {
+    FetchResponse::default()
+        .with_error_code(code)
+        .with_session_id(session_id)
+}
+
+/// Reads `to_read` in order until the answer holds `min_bytes`, an error, or
+/// `max_wait_ms` passed; while waiting, rereads only the partitions
+/// appended to. One [`Read`] per partition, in order.
+async fn read_when_ready(
+    ctx: &Ctx,
+    req: &FetchRequest,
+    version: i16,
+    to_read: &[ToRead],
+) -> Vec<Read> {
+    let logs: Vec<Option<Arc<Partition>>> = to_read
+        .iter()
+        .map(|r| ctx.broker.partition(&r.key.topic, r.key.partition).ok())
+        .collect();
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT);
     let deadline = Instant::now() + wait;
     let max_bytes = if req.max_bytes <= 0 {
@@ -75,119 +250,200 @@ pub async fn handle(
     let min_bytes = req.min_bytes.max(0) as usize;
     let read_committed = req.isolation_level == 1;
     let mut shutdown = ctx.shutdown.clone();
-    let responses = loop {
-        let (responses, total, errors) = read_all(&wanted, max_bytes, read_committed, version);
-        if total >= min_bytes.max(1) || errors || Instant::now() >= deadline || *shutdown.borrow() {
-            break responses;
+    let mut total = 0usize;
+    let mut answer_now = false;
+    let mut reads = Vec::with_capacity(to_read.len());
+    for (r, log) in to_read.iter().zip(&logs) {
+        let read = read_partition(
+            r,
+            log.as_deref(),
+            max_bytes.saturating_sub(total),
+            total == 0,
+            read_committed,
+            version,
+        );
+        total += read.bytes;
+        answer_now |= read.answer_now;
+        reads.push(read);
+    }
+    let ready = |total: usize, answer_now: bool, shutdown: &watch::Receiver<bool>| {
+        total >= min_bytes.max(1) || answer_now || Instant::now() >= deadline || *shutdown.borrow()
+    };
+    if ready(total, answer_now, &shutdown) {
+        return reads;
+    }
+    // About to wait: each partition rings with its index, and one that
+    // grew since it was read (before it could ring) counts as rung.
+    let wakeup = Wakeup::new();
+    let mut woken = Vec::new();
+    for (i, (log, read)) in logs.iter().zip(&reads).enumerate() {
+        let (Some(log), Ok(tag)) = (log, u32::try_from(i)) else {
+            continue;
+        };
+        log.subscribe_tagged(&wakeup, tag);
+        if log.log().log_end_offset() as i64 != read.summary.high_watermark {
+            woken.push(tag);
+        }
+    }
+    loop {
+        woken.sort_unstable();
+        woken.dedup();
+        for i in std::mem::take(&mut woken) {
+            let i = i as usize;
+            let (Some(r), Some(log), Some(slot)) = (to_read.get(i), logs.get(i), reads.get_mut(i))
+            else {
+                continue;
+            };
+            total -= slot.bytes;
+            *slot = read_partition(
+                r,
+                log.as_deref(),
+                max_bytes.saturating_sub(total),
+                total == 0,
+                read_committed,
+                version,
+            );
+            total += slot.bytes;
+            answer_now |= slot.answer_now;
+        }
+        if ready(total, answer_now, &shutdown) {
+            break;
         }
         tokio::select! {
             _ = wakeup.wait_async() => {}
             _ = tokio::time::sleep_until(deadline) => {}
             _ = shutdown.changed() => {}
         }
-    };
-    for w in &wanted {
-        if let Some(log) = &w.log {
-            log.unsubscribe(&wakeup);
-        }
+        woken = wakeup.take_tags();
     }
-    FetchResponse::default()
-        .with_session_id(0)
-        .with_responses(responses)
+    for log in logs.iter().flatten() {
+        log.unsubscribe(&wakeup);
+    }
+    reads
 }
 
-/// Reads every partition once; returns the response, the record bytes and
-/// whether any partition had an error (answered at once, like Kafka).
-fn read_all(
-    wanted: &[Wanted],
-    max_bytes: usize,
+/// Reads one partition: at most `room` bytes of the response's budget left
+/// (the first batch comes whole when `first` is true, that is the answer
+/// holds no records yet, or when `room` is not zero).
+fn read_partition(
+    r: &ToRead,
+    log: Option<&Partition>,
+    room: usize,
+    first: bool,
     read_committed: bool,
     version: i16,
-) -> (Vec<FetchableTopicResponse>, usize, bool) {
+) -> Read {
     // The log start offset is part of the answer from v5 on.
     let start_of = |s: u64| if version >= 5 { s as i64 } else { -1 };
-    let mut topics: Vec<FetchableTopicResponse> = Vec::new();
-    let mut total = 0usize;
-    let mut errors = false;
-    for w in wanted {
-        let mut part = PartitionData::default()
-            .with_partition_index(w.partition)
-            .with_high_watermark(-1)
-            .with_last_stable_offset(-1)
-            .with_log_start_offset(-1)
-            .with_preferred_read_replica(BrokerId(-1))
-            .with_aborted_transactions(read_committed.then(Vec::new))
-            .with_records(Some(Bytes::new()));
-        match &w.log {
-            None => {
-                // Kafka's answer for a partition it does not know carries an
-                // empty (not null) list of aborted transactions.
-                part.aborted_transactions = Some(Vec::new());
-                part.error_code = ResponseError::UnknownTopicOrPartition.code();
-                errors = true;
-            }
-            Some(log) => match check_epochs(log, w) {
-                EpochCheck::Refuse(code) => {
-                    errors = true;
-                    part.error_code = code;
-                }
-                EpochCheck::Diverge(at) => {
-                    // Answered at once, like an error, but it is not one.
-                    errors = true;
-                    let l = log.log();
-                    part = part
-                        .with_diverging_epoch(at)
-                        .with_high_watermark(l.log_end_offset() as i64)
-                        .with_last_stable_offset(l.log_end_offset() as i64)
-                        .with_log_start_offset(start_of(l.log_start_offset()));
-                }
-                EpochCheck::Read => {
-                    let budget = w.max_bytes.min(max_bytes.saturating_sub(total));
-                    let mut out = Vec::new();
-                    let result = if w.offset < 0 {
-                        Err(BrokerError::OffsetOutOfRange {
-                            topic: w.topic.to_string(),
-                            partition: w.partition,
-                            offset: 0,
-                            start: log.log().log_start_offset(),
-                            end: log.log().log_end_offset(),
-                        })
-                    } else if budget == 0 && total > 0 {
-                        // The response is full: nothing more, but no error.
-                        let l = log.log();
-                        Ok((l.log_start_offset(), l.log_end_offset()))
-                    } else {
-                        // The first batch always comes whole, even past the budget.
-                        blocking(|| log.read(w.offset as u64, budget.max(1), &mut out))
-                    };
-                    match result {
-                        Ok((start, end)) => {
-                            total += out.len();
-                            part = part
-                                .with_high_watermark(end as i64)
-                                .with_last_stable_offset(end as i64)
-                                .with_log_start_offset(start_of(start))
-                                .with_records(Some(Bytes::from(out)));
-                        }
-                        Err(e) => {
-                            // As Kafka: an error leaves the offsets unknown (-1).
-                            errors = true;
-                            part = part.with_error_code(error_code(&e));
-                        }
-                    }
-                }
-            },
-        }
-        match topics.last_mut() {
-            Some(t) if t.topic == w.topic => t.partitions.push(part),
-            _ => topics.push(
-                FetchableTopicResponse::default()
-                    .with_topic(w.topic.clone())
-                    .with_partitions(vec![part]),
-            ),
+    let w = &r.params;
+    if let Some(log) = log {
+        if unchanged(r, log, start_of) {
+            return Read::unchanged(&r.sent);
         }
     }
-    (topics, total, errors)
+    let mut part = PartitionData::default()
+        .with_partition_index(r.key.partition)
+        .with_high_watermark(-1)
+        .with_last_stable_offset(-1)
+        .with_log_start_offset(-1)
+        .with_preferred_read_replica(BrokerId(-1))
+        .with_aborted_transactions(read_committed.then(Vec::new))
+        .with_records(Some(Bytes::new()));
+    let mut range = None;
+    let mut answer_now = false;
+    let mut diverging = false;
+    match log {
+        None => {
+            // Kafka's answer for a partition it does not know carries an
+            // empty (not null) list of aborted transactions.
+            part.aborted_transactions = Some(Vec::new());
+            part.error_code = ResponseError::UnknownTopicOrPartition.code();
+            answer_now = true;
+        }
+        Some(log) => match check_epochs(log, w) {
+            EpochCheck::Refuse(code) => {
+                answer_now = true;
+                part.error_code = code;
+            }
+            EpochCheck::Diverge(at) => {
+                // Answered at once, like an error, but it is not one.
+                answer_now = true;
+                diverging = true;
+                let l = log.log();
+                part = part
+                    .with_diverging_epoch(at)
+                    .with_high_watermark(l.log_end_offset() as i64)
+                    .with_last_stable_offset(l.log_end_offset() as i64)
+                    .with_log_start_offset(start_of(l.log_start_offset()));
+            }
+            EpochCheck::Read => {
+                let budget = (w.max_bytes.max(0) as usize).min(room);
+                let (start, end) = (log.log().log_start_offset(), log.log().log_end_offset());
+                let result = if w.fetch_offset < 0 {
+                    Err(BrokerError::OffsetOutOfRange {
+                        topic: r.key.topic.to_string(),
+                        partition: r.key.partition,
+                        offset: 0,
+                        start,
+                        end,
+                    })
+                } else if (budget == 0 && !first) || (w.fetch_offset as u64 == end && start <= end)
+                {
+                    // The response is full, or there is nothing to read
+                    // (caught up): no records, but no error.
+                    Ok((start, end, None))
+                } else {
+                    // The first batch always comes whole, even past the budget.
+                    blocking(|| log.read_range(w.fetch_offset as u64, budget.max(1)))
+                };
+                match result {
+                    Ok((start, end, read)) => {
+                        range = read;
+                        part = part
+                            .with_high_watermark(end as i64)
+                            .with_last_stable_offset(end as i64)
+                            .with_log_start_offset(start_of(start));
+                    }
+                    Err(e) => {
+                        // As Kafka: an error leaves the offsets unknown (-1).
+                        answer_now = true;
+                        part = part.with_error_code(error_code(&e));
+                    }
+                }
+            }
+        },
+    }
+    let bytes = range.as_ref().map_or(0, |r| r.len() as usize);
+    let summary = ReadSummary {
+        has_records: bytes > 0,
+        high_watermark: part.high_watermark,
+        log_start_offset: part.log_start_offset,
+        error_code: part.error_code,
+        diverging,
+    };
+    Read {
+        part: Some(Box::new(part)),
+        range,
+        bytes,
+        answer_now,
+        summary,
+    }
+}
+
+/// Whether a session's partition has nothing its client does not know: no
+/// records past its (caught up) fetch offset, the high watermark and log
+/// start offset last sent, epochs that pass. Two atomic loads and the epoch
+/// check, no read and no answer built.
+fn unchanged(r: &ToRead, log: &Partition, start_of: impl Fn(u64) -> i64) -> bool {
+    let l = log.log();
+    let (start, end) = (l.log_start_offset(), l.log_end_offset());
+    r.sent.high_watermark >= 0
+        && r.params.fetch_offset >= 0
+        && r.params.fetch_offset as u64 == end
+        && start <= end
+        && end as i64 == r.sent.high_watermark
+        && start_of(start) == r.sent.log_start_offset
+        && matches!(check_epochs(log, &r.params), EpochCheck::Read)
 }
 
 /// What a partition's epochs say before any read.
@@ -206,7 +462,7 @@ enum EpochCheck {
 }
 
 /// The epoch checks of one partition, from one look at its epochs.
-fn check_epochs(log: &Partition, w: &Wanted) -> EpochCheck {
+fn check_epochs(log: &Partition, w: &FetchParams) -> EpochCheck {
     if let Some(code) = epoch_error(log.leader_epoch(), w.current_leader_epoch) {
         return EpochCheck::Refuse(code);
     }
@@ -215,9 +471,9 @@ fn check_epochs(log: &Partition, w: &Wanted) -> EpochCheck {
     }
     let (epoch, end) = log.end_offset_for_epoch(w.last_fetched_epoch);
     let start = log.log().log_start_offset() as i64;
-    if epoch < 0 || end < 0 || w.offset < start {
+    if epoch < 0 || end < 0 || w.fetch_offset < start {
         EpochCheck::Refuse(ResponseError::OffsetOutOfRange.code())
-    } else if epoch < w.last_fetched_epoch || end < w.offset {
+    } else if epoch < w.last_fetched_epoch || end < w.fetch_offset {
         EpochCheck::Diverge(
             EpochEndOffset::default()
                 .with_epoch(epoch)

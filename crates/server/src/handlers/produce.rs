@@ -5,12 +5,20 @@
 //! then waits for the fsync of every partition written ([`Durable`]), off
 //! the connection's reader, so the next requests are appended meanwhile
 //! and share that fsync.
+//!
+//! Storage rewrites offsets (and the broker the leader epoch) in the
+//! batches it is given. When the request frame owns its buffer alone (the
+//! frame reader arranges that for large frames), the records are rewritten
+//! and written where they are in the frame; otherwise each partition's
+//! records are copied once into a reused buffer first.
 
+use std::ops::Range;
 use std::sync::Arc;
 
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, RequestHeader};
+use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
 use pubsub_broker::{Acks, BrokerError, ListedOffset, OffsetSpec, PendingSync};
 
 use super::sb;
@@ -48,21 +56,23 @@ impl Durable {
 /// acks=all (the wait starts now, on a blocking thread, so waits of
 /// pipelined requests overlap and share fsyncs).
 /// Error codes are counted into `ctx.metrics` under API `slot`, once the
-/// answer is final.
+/// answer is final. `frame` is the whole request frame `req` was decoded
+/// from; nothing else may hold a part of it for the records to be written
+/// in place.
 pub fn reply(
     ctx: &Ctx,
-    h: &RequestHeader,
+    id: i32,
+    frame: Bytes,
     req: ProduceRequest,
     version: i16,
     slot: usize,
 ) -> Result<Reply, ServerError> {
     let acks = req.acks;
-    let (resp, waits) = blocking(|| append(ctx, req, version));
+    let (resp, waits) = blocking(|| append(ctx, frame, req, version));
     if acks == 0 {
         ctx.metrics.errors_in(slot, &resp);
         return Ok(Reply::Nothing);
     }
-    let id = h.correlation_id;
     if waits.is_empty() {
         ctx.metrics.errors_in(slot, &resp);
         return Ok(Reply::Frame(encode_response(
@@ -85,42 +95,100 @@ pub fn reply(
     })))
 }
 
+/// Where a partition's records are.
+enum Records {
+    /// This range of the request frame.
+    InFrame(Range<usize>),
+    /// Elsewhere (the decoder may give an empty slice its own).
+    Apart(Bytes),
+}
+
+/// One topic of the request, its partitions' records located.
+struct Topic {
+    name: TopicName,
+    partitions: Vec<(i32, Option<Records>)>,
+}
+
+/// Where each partition's records lie in `frame`; the decoded request
+/// (whose byte slices hold the frame) is consumed.
+fn locate(frame: &Bytes, req: ProduceRequest) -> Vec<Topic> {
+    let start = frame.as_ptr() as usize;
+    let range = |b: &Bytes| {
+        let from = (b.as_ptr() as usize).checked_sub(start)?;
+        let to = from.checked_add(b.len())?;
+        (to <= frame.len()).then_some(from..to)
+    };
+    req.topic_data
+        .into_iter()
+        .map(|topic| Topic {
+            // A copy of its own: the name in the request is part of the frame.
+            name: TopicName(sb(&topic.name)),
+            partitions: topic
+                .partition_data
+                .into_iter()
+                .map(|data| {
+                    let records = data.records.map(|b| match range(&b) {
+                        Some(r) => Records::InFrame(r),
+                        None => Records::Apart(b),
+                    });
+                    (data.index, records)
+                })
+                .collect(),
+        })
+        .collect()
+}
+
 /// Appends every partition's batches, in request order; acks=all appends
 /// return the fsync they still owe.
 #[allow(clippy::type_complexity)]
 fn append(
     ctx: &Ctx,
+    frame: Bytes,
     req: ProduceRequest,
     version: i16,
 ) -> (ProduceResponse, Vec<(usize, usize, PendingSync)>) {
     let acks = Acks::from_kafka(req.acks);
+    let topics = locate(&frame, req);
+    // With the request gone, the frame is writable if it owns its buffer
+    // alone; if not, each partition's records are copied once into
+    // `scratch`, reused across partitions.
+    let mut frame: Result<BytesMut, Bytes> = frame.try_into_mut();
+    let mut scratch = Vec::new();
     let mut waits = Vec::new();
-    // Storage rewrites offsets in place: each partition's records are
-    // copied once into this buffer, reused across partitions.
-    let mut bytes = Vec::new();
-    let mut responses = Vec::with_capacity(req.topic_data.len());
-    for (t, topic) in req.topic_data.into_iter().enumerate() {
+    let mut responses = Vec::with_capacity(topics.len());
+    for (t, topic) in topics.into_iter().enumerate() {
         let name: &str = &topic.name;
-        let mut partitions = Vec::with_capacity(topic.partition_data.len());
-        for (p, data) in topic.partition_data.into_iter().enumerate() {
-            let resp = match (acks, data.records) {
-                (None, _) => base(data.index)
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for (p, (index, records)) in topic.partitions.into_iter().enumerate() {
+            let resp = match (acks, records) {
+                (None, _) => base(index)
                     .with_error_code(ResponseError::InvalidRequiredAcks.code())
                     .with_error_message(message(version, "acks must be 0, 1 or -1")),
-                (_, None) => base(data.index)
+                (_, None) => base(index)
                     .with_error_code(ResponseError::CorruptMessage.code())
                     .with_error_message(message(version, "no records")),
                 (Some(acks), Some(records)) => {
-                    bytes.clear();
-                    bytes.extend_from_slice(&records);
+                    let bytes: &mut [u8] = match (&mut frame, records) {
+                        (Ok(own), Records::InFrame(r)) => &mut own[r],
+                        (Err(shared), Records::InFrame(r)) => {
+                            scratch.clear();
+                            scratch.extend_from_slice(&shared[r]);
+                            &mut scratch
+                        }
+                        (_, Records::Apart(b)) => {
+                            scratch.clear();
+                            scratch.extend_from_slice(&b);
+                            &mut scratch
+                        }
+                    };
                     let appended = match acks {
                         Acks::All => ctx
                             .broker
-                            .produce_then_sync(name, data.index, &mut bytes)
+                            .produce_then_sync(name, index, bytes)
                             .map(|(r, sync)| (r, Some(sync))),
                         _ => ctx
                             .broker
-                            .produce(name, data.index, &mut bytes, acks)
+                            .produce(name, index, bytes, acks)
                             .map(|r| (r, None)),
                     };
                     match appended {
@@ -128,7 +196,7 @@ fn append(
                             if let Some(sync) = sync {
                                 waits.push((t, p, sync));
                             }
-                            base(data.index)
+                            base(index)
                                 .with_base_offset(r.base_offset as i64)
                                 .with_log_append_time_ms(r.log_append_time)
                                 .with_log_start_offset(if version >= 5 {
@@ -138,8 +206,8 @@ fn append(
                                 })
                         }
                         Err(e) => {
-                            tracing::debug!(topic = name, partition = data.index, error = %e, "produce refused");
-                            let resp = refused(data.index, version, &e);
+                            tracing::debug!(topic = name, partition = index, error = %e, "produce refused");
+                            let resp = refused(index, version, &e);
                             // Kafka tells the log start offset with every
                             // refusal except those where the partition or the
                             // batch itself is the problem.
@@ -153,10 +221,7 @@ fn append(
                             ]
                             .iter()
                             .any(|c| c.code() == resp.error_code);
-                            match ctx
-                                .broker
-                                .list_offset(name, data.index, OffsetSpec::Earliest)
-                            {
+                            match ctx.broker.list_offset(name, index, OffsetSpec::Earliest) {
                                 Ok(Some(ListedOffset { offset: start, .. }))
                                     if version >= 5 && !unknown_partition_info =>
                                 {

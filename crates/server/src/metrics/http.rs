@@ -65,11 +65,12 @@ pub async fn serve(
         .header_read_timeout(TIMEOUT);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut tasks = JoinSet::new();
+    let mut accepts = crate::Accepts::new("metrics");
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            (stream, peer) = crate::accept(&listener, "metrics") => {
+            (stream, peer) = accepts.next(&listener) => {
                 let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
                     tracing::debug!(%peer, "metrics: too many connections: closing the new one");
                     continue;

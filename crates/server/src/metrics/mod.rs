@@ -67,6 +67,8 @@ pub struct Metrics {
     connections_refused: AtomicU64,
     connections_open: AtomicU64,
     protocol_errors: AtomicU64,
+    fetch_sessions: AtomicU64,
+    fetch_session_evictions: AtomicU64,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -121,6 +123,8 @@ impl Metrics {
             connections_refused: AtomicU64::new(0),
             connections_open: AtomicU64::new(0),
             protocol_errors: AtomicU64::new(0),
+            fetch_sessions: AtomicU64::new(0),
+            fetch_session_evictions: AtomicU64::new(0),
         }
     }
 
@@ -199,6 +203,25 @@ impl Metrics {
     /// Connections closed for a protocol error since start.
     pub fn protocol_errors(&self) -> u64 {
         self.protocol_errors.load(Ordering::Relaxed)
+    }
+
+    /// The fetch session cache holds `sessions` and has evicted
+    /// `evictions` since start.
+    pub fn fetch_sessions_now(&self, sessions: usize, evictions: u64) {
+        self.fetch_sessions
+            .store(sessions as u64, Ordering::Relaxed);
+        self.fetch_session_evictions
+            .store(evictions, Ordering::Relaxed);
+    }
+
+    /// Fetch sessions in the cache.
+    pub fn fetch_sessions(&self) -> u64 {
+        self.fetch_sessions.load(Ordering::Relaxed)
+    }
+
+    /// Fetch sessions evicted to make room for others since start.
+    pub fn fetch_session_evictions(&self) -> u64 {
+        self.fetch_session_evictions.load(Ordering::Relaxed)
     }
 
     /// Every served API's counters, in [`SUPPORTED`] order.

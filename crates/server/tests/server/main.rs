@@ -6,11 +6,14 @@ mod client;
 mod common;
 mod configs;
 mod fetch;
+mod fetch_sessions;
+mod frames;
 mod groups;
 mod java_client;
 mod limits;
 mod produce;
 mod versions;
+mod zero_copy;
 
 /// As in the `pubsub` binary: hostile array counts must not abort the
 /// process that decodes them.

@@ -227,3 +227,106 @@ async fn idempotent_retries_are_detected_even_after_a_restart() {
     assert_eq!(d.partitions[0].log_end_offset, 4, "a, b, c, d: each once");
     server.stop().await;
 }
+
+/// Batches of about `kib` KiB: `n` records of `kib` KiB / n each, their
+/// bytes depending on `seed`.
+fn large_batch(seed: u8, kib: usize, n: usize) -> Vec<u8> {
+    let value: String = (0..kib * 1024 / n)
+        .map(|i| char::from(b'a' + (i as u8).wrapping_mul(seed) % 26))
+        .collect();
+    let values: Vec<&str> = (0..n).map(|_| value.as_str()).collect();
+    batch_of(&values).build().expect("build")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_requests_of_several_partitions_are_stored_as_sent_with_their_offsets() {
+    // Large requests are written from the request frame itself (offsets
+    // and leader epoch rewritten there): every partition of a request
+    // must get its own batch, with only those fields changed, and a
+    // refused partition must not disturb the others.
+    use bytes::Bytes;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, TopicName};
+
+    let server = TestServer::start().await;
+    let mut c = Client::connect(server.addr).await;
+    create_topic(&mut c, "wide", 2, &[]).await;
+    create_topic(&mut c, "tall", 1, &[]).await;
+    let targets = [("wide", 0), ("tall", 0), ("wide", 9), ("wide", 1)];
+    let mut sent: Vec<Vec<Vec<u8>>> = vec![Vec::new(); targets.len()];
+    for round in 0..3u8 {
+        let batches: Vec<Vec<u8>> = (0..targets.len())
+            .map(|i| large_batch(round * 4 + i as u8 + 1, 40 + 10 * i, 4 + i))
+            .collect();
+        let mut topics: Vec<TopicProduceData> = Vec::new();
+        for (i, (topic, partition)) in targets.iter().enumerate() {
+            let data = PartitionProduceData::default()
+                .with_index(*partition)
+                .with_records(Some(Bytes::from(batches[i].clone())));
+            match topics.iter_mut().find(|t| &*t.name.0 == *topic) {
+                Some(t) => t.partition_data.push(data),
+                None => topics.push(
+                    TopicProduceData::default()
+                        .with_name(TopicName(crate::client::s(topic)))
+                        .with_partition_data(vec![data]),
+                ),
+            }
+        }
+        let req = ProduceRequest::default()
+            .with_acks(if round == 1 { -1 } else { 1 })
+            .with_timeout_ms(30_000)
+            .with_topic_data(topics);
+        let r = c.call(PRODUCE_V, &req).await;
+        for (i, (topic, partition)) in targets.iter().enumerate() {
+            let p = r
+                .responses
+                .iter()
+                .filter(|t| &*t.name.0 == *topic)
+                .flat_map(|t| &t.partition_responses)
+                .find(|p| p.index == *partition)
+                .expect("an answer per partition");
+            if *partition == 9 {
+                assert_eq!(p.error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+                continue;
+            }
+            assert_eq!(p.error_code, 0, "{topic}-{partition}");
+            let records = 4 + i as i64;
+            assert_eq!(
+                p.base_offset,
+                i64::from(round) * records,
+                "{topic}-{partition}"
+            );
+            sent[i].push(batches[i].clone());
+        }
+    }
+    for (i, (topic, partition)) in targets.iter().enumerate() {
+        if *partition == 9 {
+            continue;
+        }
+        let r = c
+            .call(FETCH_V, &fetch_request(topic, *partition, 0, 0, 8 << 20))
+            .await;
+        let stored = r.responses[0].partitions[0]
+            .records
+            .clone()
+            .expect("records");
+        let mut at = 0;
+        for (round, original) in sent[i].iter().enumerate() {
+            let batch = pubsub_records::Batch::parse(&stored[at..]).expect("batch");
+            let got = batch.as_bytes();
+            assert_eq!(
+                batch.base_offset(),
+                round as i64 * (4 + i as i64),
+                "{topic}-{partition} batch {round}"
+            );
+            assert_eq!(got.len(), original.len());
+            assert!(
+                got[8..12] == original[8..12] && got[16..] == original[16..],
+                "{topic}-{partition} batch {round}: stored as sent but for offset and epoch"
+            );
+            at += got.len();
+        }
+        assert_eq!(at, stored.len(), "{topic}-{partition}: nothing else stored");
+    }
+    server.stop().await;
+}

@@ -26,17 +26,20 @@ use crate::checkpoint::{Checkpoint, CleanShutdown, RecoveryCheckpoint};
 use crate::config::LogConfig;
 use crate::error::{Result, StorageError};
 use crate::fs::{FileSystem, RealFs};
+use crate::handles::Handles;
 use crate::index::IndexTracker;
 use crate::recovery::{self, RecoveryReport};
 
 mod append;
 mod flush;
+mod range;
 mod space;
 
 use crate::segment::{Segment, SegmentContext};
 use crate::stats::{Histogram, HistogramSnapshot};
 pub use append::AppendInfo;
 use flush::FlushState;
+pub use range::FileRange;
 use space::SpaceState;
 
 /// Whole batches read from the log.
@@ -136,12 +139,25 @@ impl Log {
         config: LogConfig,
         fs: Arc<dyn FileSystem>,
     ) -> Result<(Log, RecoveryReport)> {
+        Log::open_budgeted(dir, config, fs, Handles::process().clone())
+    }
+
+    /// [`Log::open_with`] under a given descriptor and map budget (the
+    /// others use the process-wide one, [`Handles::process`]).
+    pub fn open_budgeted(
+        dir: impl Into<PathBuf>,
+        config: LogConfig,
+        fs: Arc<dyn FileSystem>,
+        handles: Handles,
+    ) -> Result<(Log, RecoveryReport)> {
         config.validate()?;
         let ctx = Arc::new(SegmentContext {
             dir: dir.into(),
             fs,
             max_index_bytes: config.max_index_bytes,
             index_interval: config.index_interval_bytes,
+            handles,
+            close_errors: Arc::default(),
         });
         let opened = recovery::open(&ctx)?;
         let next = opened.next_offset;
@@ -256,6 +272,11 @@ impl Log {
         self.space.episodes()
     }
 
+    /// The descriptor and map budget the log lives under.
+    pub fn handles(&self) -> &Handles {
+        &self.ctx.handles
+    }
+
     /// The segments, oldest first.
     pub fn segments(&self) -> Vec<SegmentInfo> {
         let end = self.log_end_offset();
@@ -331,24 +352,32 @@ impl Log {
             return Err(StorageError::OffsetOutOfRange { offset, start, end });
         }
         let mut target = offset;
+        let mut retries = 3;
         while target < end {
-            let (seg, next_base) = {
-                let map = self.segments.read();
-                let Some((_, seg)) = map.range(..=target).next_back() else {
-                    break;
-                };
-                let next = map.range(seg.base_offset + 1..).next().map(|(b, _)| *b);
-                (Arc::clone(seg), next)
+            let Some((seg, next_base)) = self.segment_at(target) else {
+                break;
             };
-            let found = seg
-                .find_batch(target)
-                .map_err(|e| self.vanished(e, offset))?;
-            if let Some((pos, header)) = found {
-                if let Err(e) = seg.read_batches_into(pos, header.len, max_bytes, out) {
-                    out.clear();
-                    return Err(self.vanished(e, offset));
+            let found = match seg.find_batch(target) {
+                // Retention or compaction replaced it after the lookup:
+                // look again (the map no longer holds it).
+                Err(_) if seg.is_retired() && retries > 0 => {
+                    retries -= 1;
+                    continue;
                 }
-                return Ok((start, end));
+                found => found.map_err(|e| self.vanished(e, offset))?,
+            };
+            if let Some((pos, header)) = found {
+                match seg.read_batches_into(pos, header.len, max_bytes, out) {
+                    Ok(()) => return Ok((start, end)),
+                    Err(_) if seg.is_retired() && retries > 0 => {
+                        retries -= 1;
+                        continue;
+                    }
+                    Err(e) => {
+                        out.clear();
+                        return Err(self.vanished(e, offset));
+                    }
+                }
             }
             match next_base {
                 Some(b) => target = target.max(b),
@@ -389,6 +418,14 @@ impl Log {
     }
 
     /// A read racing with retention may find its segment's files gone.
+    /// The segment that would hold `offset`, and the next segment's base.
+    fn segment_at(&self, offset: u64) -> Option<(Arc<Segment>, Option<u64>)> {
+        let map = self.segments.read();
+        let (_, seg) = map.range(..=offset).next_back()?;
+        let next = map.range(seg.base_offset + 1..).next().map(|(b, _)| *b);
+        Some((Arc::clone(seg), next))
+    }
+
     fn vanished(&self, e: StorageError, offset: u64) -> StorageError {
         match &e {
             StorageError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
@@ -470,7 +507,8 @@ impl Log {
         let active = Arc::clone(&w.active);
         let done = (|| {
             {
-                let mut index = active.index()?.write();
+                let index = active.index()?;
+                let mut index = index.write();
                 index.trim()?;
                 index.flush()?;
             }

@@ -16,7 +16,8 @@ impl Segment {
         let rel = offset
             .saturating_sub(self.base_offset)
             .min(u64::from(u32::MAX)) as u32;
-        let index = self.index()?.read();
+        let index = self.index()?;
+        let index = index.read();
         Ok(index
             .offsets
             .floor(rel)
@@ -90,7 +91,8 @@ impl Segment {
         max_decompressed: usize,
     ) -> Result<Option<(u64, i64, i32)>> {
         let start = {
-            let index = self.index()?.read();
+            let index = self.index()?;
+            let index = index.read();
             match index.times.floor_before(timestamp) {
                 None => 0,
                 Some(e) => {
@@ -240,5 +242,63 @@ impl<'a> HeaderWalker<'a> {
         }
         self.pos += header.len as u64;
         Ok(Some((pos, header)))
+    }
+}
+
+/// Where a run of whole batches ends, found without reading the batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BatchRun {
+    /// Exclusive end position of the last batch in the run.
+    pub end: u64,
+    /// The offset after the run: the last batch's last offset + 1, or the
+    /// base offset of the first batch left out.
+    pub next_offset: u64,
+}
+
+impl Segment {
+    /// The whole batches from `pos` (where the batch `first` starts) that fit
+    /// in `max_bytes`, the first always (even if larger). Found from the
+    /// offset index (the last indexed batch starting below the budget's
+    /// end) and a walk of batch headers from there: a read of about one
+    /// index interval, not of the batches.
+    pub(crate) fn batch_run(
+        &self,
+        pos: u64,
+        first: &BatchHeader,
+        max_bytes: usize,
+    ) -> Result<BatchRun> {
+        let size = self.size();
+        let first_end = pos + first.len as u64;
+        let mut run = BatchRun {
+            end: first_end,
+            next_offset: (first.last_offset() as u64).saturating_add(1),
+        };
+        let limit = pos.saturating_add(max_bytes as u64).min(size);
+        if first_end >= limit {
+            return Ok(run);
+        }
+        // Every batch before an indexed position below `limit` ends at or
+        // before it, so fits: the walk starts there.
+        let from = {
+            let index = self.index()?;
+            let index = index.read();
+            index
+                .offsets
+                .last_where(|e| u64::from(e.position) < limit)
+                .map_or(first_end, |e| u64::from(e.position).max(first_end))
+        };
+        run.end = from;
+        let file = self.file()?;
+        let mut walker = HeaderWalker::new(file.as_ref(), self.path(), from, size);
+        while let Some((at, header)) = walker.next()? {
+            let end = at + header.len as u64;
+            if end > limit {
+                run.next_offset = header.base_offset.max(0) as u64;
+                break;
+            }
+            run.end = end;
+            run.next_offset = (header.last_offset() as u64).saturating_add(1);
+        }
+        Ok(run)
     }
 }

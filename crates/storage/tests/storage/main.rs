@@ -4,11 +4,13 @@
 mod common;
 
 mod basic;
+mod budget;
 mod compaction;
 mod crash;
 mod faults;
 mod fixtures;
 mod log_start;
 mod model;
+mod ranges;
 mod recovery;
 mod retention;

@@ -139,6 +139,8 @@ fn leaf_rule(name: &str, value: &str, names: &Names, clock: Clock) -> Option<Str
         // Topic ids are random UUIDs; whether one is given (not the zero
         // UUID) is kept.
         "topic_id" if value != "00000000-0000-0000-0000-000000000000" => Some("<topic id>".into()),
+        // Fetch session ids are random; whether one is given (not 0) is kept.
+        "session_id" if value != "0" => Some("<session id>".into()),
         "member_id" | "leader" => names.member_ids.get(value).cloned(),
         "producer_id" => names.producer_ids.get(value).cloned(),
         // A time the broker read from its clock (LogAppendTime, commit

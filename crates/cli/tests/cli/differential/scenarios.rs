@@ -73,6 +73,10 @@ pub const ALL: &[Scenario] = &[
         name: "delete records",
         play: |p| Box::pin(delete_records(p)),
     },
+    Scenario {
+        name: "fetch sessions",
+        play: |p| Box::pin(fetch_sessions(p)),
+    },
 ];
 
 /// A fixed CreateTime for the scenarios' records (2023-11-14).
@@ -1235,4 +1239,163 @@ async fn delete_records(p: &mut Probe) {
     )
     .await;
     offsets(p, "trimmed", 0, &[("earliest after all", -2)]).await;
+}
+
+/// A Fetch in session `id` at `epoch` of `parts` (partition, offset) of
+/// `topic`, dropping `forgotten` partitions from the session.
+fn session_fetch(
+    id: i32,
+    epoch: i32,
+    topic: &str,
+    parts: &[(i32, i64)],
+    forgotten: &[i32],
+) -> FetchRequest {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
+    let topics = if parts.is_empty() {
+        vec![]
+    } else {
+        vec![FetchTopic::default()
+            .with_topic(topic_name(topic))
+            .with_partitions(
+                parts
+                    .iter()
+                    .map(|&(partition, offset)| {
+                        FetchPartition::default()
+                            .with_partition(partition)
+                            .with_current_leader_epoch(-1)
+                            .with_fetch_offset(offset)
+                            .with_log_start_offset(-1)
+                            .with_partition_max_bytes(1 << 20)
+                    })
+                    .collect(),
+            )]
+    };
+    let forgotten = if forgotten.is_empty() {
+        vec![]
+    } else {
+        vec![ForgottenTopic::default()
+            .with_topic(topic_name(topic))
+            .with_partitions(forgotten.to_vec())]
+    };
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_session_id(id)
+        .with_session_epoch(epoch)
+        .with_topics(topics)
+        .with_forgotten_topics_data(forgotten)
+}
+
+/// Sends a session fetch and records its answer with the records decoded;
+/// returns the answer's session id.
+async fn session_step(p: &mut Probe, step: &str, req: FetchRequest) -> i32 {
+    let version = p.version::<FetchRequest>();
+    let mut resp = p.client.call(version, &req).await;
+    let mut decoded = Vec::new();
+    for t in &mut resp.responses {
+        for part in &mut t.partitions {
+            let bytes = part.records.take().unwrap_or_default();
+            decoded.push(decode(&bytes));
+        }
+    }
+    p.observe(
+        &format!("{step} (Fetch v{version})"),
+        Node::Fields(vec![
+            ("answer".into(), Node::of(&resp)),
+            ("records".into(), Node::List(decoded)),
+        ]),
+    );
+    resp.session_id
+}
+
+/// Fetch sessions (KIP-227): which partitions a full and then incremental
+/// answers carry (new records, a moved log start offset, nothing for a
+/// partition that did not change or was forgotten), and the session errors
+/// (wrong epoch, unknown session, closed session).
+async fn fetch_sessions(p: &mut Probe) {
+    let t = "sessions";
+    create_topic(p, t, 3, &[]).await;
+    for partition in [0, 1] {
+        p.call(
+            &format!("produce to {partition}"),
+            produce_req(t, partition, -1, batch(&[rec(T0, None, Some("a"))])),
+        )
+        .await;
+    }
+    let all = [(0, 0), (1, 0), (2, 0)];
+    let id = session_step(
+        p,
+        "full fetch opens a session",
+        session_fetch(0, 0, t, &all, &[]),
+    )
+    .await;
+    assert!(id > 0, "a session was opened");
+    session_step(
+        p,
+        "incremental: 0 and 1 moved on, nothing new",
+        session_fetch(id, 1, t, &[(0, 1), (1, 1)], &[]),
+    )
+    .await;
+    p.call(
+        "produce to 2",
+        produce_req(t, 2, -1, batch(&[rec(T0, None, Some("b"))])),
+    )
+    .await;
+    session_step(
+        p,
+        "incremental: only 2 has records",
+        session_fetch(id, 2, t, &[], &[]),
+    )
+    .await;
+    session_step(
+        p,
+        "incremental: 2 moved on and 1 forgotten",
+        session_fetch(id, 3, t, &[(2, 1)], &[1]),
+    )
+    .await;
+    p.call(
+        "produce to 1 again",
+        produce_req(t, 1, -1, batch(&[rec(T0, None, Some("c"))])),
+    )
+    .await;
+    p.call("delete records of 0", delete_records_req(t, 0, 1))
+        .await;
+    session_step(
+        p,
+        "incremental: 0's log start moved, 1 is not in the session",
+        session_fetch(id, 4, t, &[], &[]),
+    )
+    .await;
+    session_step(
+        p,
+        "incremental at a wrong epoch",
+        session_fetch(id, 9, t, &[], &[]),
+    )
+    .await;
+    session_step(
+        p,
+        "incremental of an unknown session",
+        session_fetch(id.wrapping_add(1), 1, t, &[], &[]),
+    )
+    .await;
+    session_step(
+        p,
+        "incremental after the error, at the right epoch",
+        session_fetch(id, 5, t, &[(1, 0)], &[]),
+    )
+    .await;
+    session_step(
+        p,
+        "final epoch closes the session",
+        session_fetch(id, -1, t, &[(0, 1), (1, 0), (2, 1)], &[]),
+    )
+    .await;
+    session_step(
+        p,
+        "incremental of the closed session",
+        session_fetch(id, 6, t, &[], &[]),
+    )
+    .await;
 }

@@ -1,0 +1,244 @@
+//! The write side of a connection: response frames out, in order, with
+//! record bytes sent from the segment files.
+//!
+//! A frame is a list of chunks ([`crate::fetch_response`]): bytes in memory
+//! and file ranges. Bytes gather in a buffer so that answers to pipelined
+//! requests leave in one write (the caller flushes when no answer is
+//! waiting). A file range is sent with `sendfile(2)` straight from the
+//! page cache ([`SendMode::Sendfile`], plaintext TCP on Linux): the buffer
+//! goes first, with `MSG_MORE` so the kernel packs the frame's header with
+//! the records that follow rather than pushing a small segment on its own
+//! (the socket has `TCP_NODELAY`). Ranges under [`SENDFILE_MIN`] are
+//! copied into the buffer instead: for a few KiB a `pread` costs no more
+//! than a `sendfile`, and many small partitions then leave in one write.
+//!
+//! [`SendMode::Copy`] reads every range into the buffer and writes it: the
+//! path for a transport that must see the bytes (TLS, once it exists) and
+//! for systems without Linux's `sendfile`. Both modes write the same bytes
+//! (tested in `tests/server/zero_copy.rs` of the server's test binary).
+//!
+//! `sendfile` runs under [`blocking`] (`block_in_place`): on a cold page
+//! cache it reads the disk, which must not stall the worker's other
+//! connections (the `pread` it replaced ran there too).
+//!
+//! A range whose file is truncated under the send (recovery or a
+//! leader-epoch truncation rewriting the tail) makes `sendfile` come up
+//! short. The frame's size prefix has already gone out, so the stream
+//! cannot be repaired: the connection is closed (an error), as Kafka does;
+//! the client reconnects and fetches again. Deleting a segment (retention,
+//! DeleteRecords, compaction) does not truncate it, and the range holds the
+//! file open, so those sends complete.
+
+use std::io;
+
+use bytes::Bytes;
+use tokio::net::tcp::OwnedWriteHalf;
+
+use pubsub_broker::FileRange;
+
+use crate::context::blocking;
+use crate::fetch_response::{Chunk, ResponseFrame};
+
+/// Bytes gathered before a write.
+pub const BUFFER: usize = 256 << 10;
+
+/// File ranges shorter than this are copied into the buffer.
+pub const SENDFILE_MIN: u64 = 16 << 10;
+
+/// How file ranges reach the socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendMode {
+    /// `sendfile(2)` from the page cache (Linux); small ranges copied.
+    Sendfile,
+    /// Read into memory, then written.
+    Copy,
+}
+
+impl SendMode {
+    /// The mode for a plaintext TCP socket on this system.
+    pub fn plaintext() -> Self {
+        if cfg!(target_os = "linux") {
+            SendMode::Sendfile
+        } else {
+            SendMode::Copy
+        }
+    }
+}
+
+/// Writes response frames to one socket.
+#[derive(Debug)]
+pub struct FrameSender {
+    stream: OwnedWriteHalf,
+    buf: Vec<u8>,
+    mode: SendMode,
+}
+
+impl FrameSender {
+    /// A sender on `stream`.
+    pub fn new(stream: OwnedWriteHalf, mode: SendMode) -> Self {
+        FrameSender {
+            stream,
+            buf: Vec::with_capacity(BUFFER),
+            mode,
+        }
+    }
+
+    /// Queues `frame`; bytes may stay buffered until [`FrameSender::flush`].
+    pub async fn send(&mut self, frame: ResponseFrame) -> io::Result<()> {
+        for chunk in frame.into_chunks() {
+            match chunk {
+                Chunk::Bytes(b) => self.bytes(b).await?,
+                Chunk::File(r) if self.mode == SendMode::Sendfile && r.len() >= SENDFILE_MIN => {
+                    self.write_buffer(true).await?;
+                    self.sendfile(&r).await?;
+                }
+                Chunk::File(r) => self.copy(&r).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes whatever is buffered.
+    pub async fn flush(&mut self) -> io::Result<()> {
+        self.write_buffer(false).await
+    }
+
+    async fn bytes(&mut self, b: Bytes) -> io::Result<()> {
+        if self.buf.len() + b.len() > BUFFER {
+            self.write_buffer(true).await?;
+        }
+        if b.len() >= BUFFER {
+            self.write_all(&b, true).await
+        } else {
+            self.buf.extend_from_slice(&b);
+            Ok(())
+        }
+    }
+
+    /// The copying path: the range read into the buffer (or, if larger
+    /// than the buffer, into its own allocation) and written from there.
+    async fn copy(&mut self, r: &FileRange) -> io::Result<()> {
+        let len = usize::try_from(r.len()).map_err(io::Error::other)?;
+        if self.buf.len() + len > BUFFER {
+            self.write_buffer(true).await?;
+        }
+        if len >= BUFFER {
+            let mut own = Vec::new();
+            blocking(|| r.read_into(&mut own))?;
+            self.write_all(&own, true).await
+        } else {
+            let buf = &mut self.buf;
+            blocking(|| r.read_into(buf))
+        }
+    }
+
+    async fn write_buffer(&mut self, more: bool) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let buf = std::mem::take(&mut self.buf);
+        let result = self.write_all(&buf, more).await;
+        self.buf = buf;
+        self.buf.clear();
+        result
+    }
+
+    /// Writes all of `bytes`; `more`: further data follows at once.
+    async fn write_all(&self, mut bytes: &[u8], more: bool) -> io::Result<()> {
+        while !bytes.is_empty() {
+            let n = self.raw_send(bytes, more).await?;
+            bytes = &bytes[n..];
+        }
+        Ok(())
+    }
+
+    #[cfg(target_os = "linux")]
+    async fn raw_send(&self, bytes: &[u8], more: bool) -> io::Result<usize> {
+        let flags = libc::MSG_NOSIGNAL | if more { libc::MSG_MORE } else { 0 };
+        self.on_socket(|fd| {
+            // SAFETY: `bytes` is valid for reads of its length for the call.
+            unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), flags) }
+        })
+        .await
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    async fn raw_send(&self, bytes: &[u8], _more: bool) -> io::Result<usize> {
+        self.on_socket(|fd| {
+            // SAFETY: `bytes` is valid for reads of its length for the call.
+            unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), 0) }
+        })
+        .await
+    }
+
+    #[cfg(target_os = "linux")]
+    async fn sendfile(&self, r: &FileRange) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let file_fd = r.file().std_file().as_raw_fd();
+        let end = r.pos() + r.len();
+        let mut pos = r.pos();
+        while pos < end {
+            let mut offset = libc::off_t::try_from(pos).map_err(io::Error::other)?;
+            // At most what one call moves (Linux caps a call at ~2 GiB).
+            let count = usize::try_from((end - pos).min(1 << 30)).map_err(io::Error::other)?;
+            let sent = self
+                .on_socket(|fd| {
+                    // Pages not in the page cache are read from disk in the
+                    // call: off the runtime's worker, as any disk read (the
+                    // socket is non-blocking, so only the disk can block).
+                    blocking(|| {
+                        // SAFETY: both descriptors are open for the call (the
+                        // range holds the file); `offset` is a valid pointer.
+                        unsafe { libc::sendfile(fd, file_fd, &mut offset, count) }
+                    })
+                })
+                .await?;
+            if sent == 0 {
+                tracing::warn!(
+                    position = pos,
+                    end,
+                    "a segment file shrank under a fetch response; closing the connection"
+                );
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "segment file truncated under a send",
+                ));
+            }
+            pos += sent as u64;
+        }
+        Ok(())
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    async fn sendfile(&mut self, r: &FileRange) -> io::Result<()> {
+        self.copy(r).await?;
+        self.write_buffer(true).await
+    }
+
+    /// Runs a non-blocking socket call when the socket is writable, until
+    /// it does not say "would block"; its result as a byte count.
+    async fn on_socket(&self, mut call: impl FnMut(i32) -> isize) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        use tokio::io::Interest;
+        let sock: &tokio::net::TcpStream = self.stream.as_ref();
+        let fd = sock.as_raw_fd();
+        loop {
+            sock.writable().await?;
+            let result = sock.try_io(Interest::WRITABLE, || {
+                let n = call(fd);
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(n as usize)
+                }
+            });
+            match result {
+                Ok(n) => return Ok(n),
+                Err(e)
+                    if e.kind() == io::ErrorKind::WouldBlock
+                        || e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! Fetch answered from the segment files (sendfile): records arrive byte
+//! for byte as produced, whole batches within the byte budgets, pipelined
+//! answers in order; the sender's sendfile and copying modes write the same
+//! bytes; a file truncated under a send closes the connection rather than
+//! corrupt the stream.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::FetchRequest;
+use pubsub_broker::FileRange;
+use pubsub_client::fetch;
+use pubsub_server::fetch_response::{Chunk, ResponseFrame};
+use pubsub_server::sender::{FrameSender, SendMode, BUFFER, SENDFILE_MIN};
+use pubsub_storage::fs::{FileHandle, RealFile};
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::client::Client;
+use crate::common::*;
+
+/// A batch of `n` records of `size`-byte values (partition `p`, batch `b`).
+fn batch(p: i32, b: usize, n: usize, size: usize) -> Bytes {
+    let values: Vec<String> = (0..n)
+        .map(|i| {
+            let mut v = format!("p{p}-b{b}-r{i}-");
+            while v.len() < size {
+                v.push(char::from(b'a' + ((v.len() + i) % 26) as u8));
+            }
+            v
+        })
+        .collect();
+    let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+    bytes(batch_of(&refs))
+}
+
+/// Splits a records field into its batches.
+fn batches_in(records: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < records.len() {
+        let len = pubsub_records::batch_len(&records[at..]).expect("a whole batch");
+        out.push(&records[at..at + len]);
+        at += len;
+    }
+    out
+}
+
+fn request(topic: &str, partitions: &[i32], max_bytes: i32, partition_max: i32) -> FetchRequest {
+    let positions: BTreeMap<i32, i64> = partitions.iter().map(|&p| (p, 0)).collect();
+    fetch::request(topic, &positions, 0, max_bytes, partition_max)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_partitions_get_their_batches_byte_for_byte_within_the_budgets() {
+    let server = TestServer::start().await;
+    let mut c = Client::connect(server.addr).await;
+    create_topic(&mut c, "zc", 3, &[]).await;
+    // Large batches (sent with sendfile) between small ones (copied).
+    let shapes: [&[(usize, usize)]; 3] = [
+        &[(150, 1000), (2, 10), (120, 900), (1, 5)],
+        &[(1, 3), (3, 40), (200, 700)],
+        &[(90, 1000), (80, 1000), (70, 1000)],
+    ];
+    // Per partition: (base offset, produced batch).
+    let mut produced: Vec<Vec<(i64, Bytes)>> = Vec::new();
+    for (p, shape) in shapes.iter().enumerate() {
+        let mut mine = Vec::new();
+        for (b, &(n, size)) in shape.iter().enumerate() {
+            let bytes = batch(p as i32, b, n, size);
+            let r = produce(&mut c, "zc", p as i32, -1, bytes.clone()).await;
+            assert_eq!(r.error_code, 0);
+            mine.push((r.base_offset, bytes));
+        }
+        produced.push(mine);
+    }
+    let lens: Vec<Vec<usize>> = produced
+        .iter()
+        .map(|v| v.iter().map(|(_, b)| b.len()).collect())
+        .collect();
+    assert!(lens[0][0] as u64 > SENDFILE_MIN && (lens[0][1] as u64) < SENDFILE_MIN);
+
+    // What a fetch must hold of a partition: its first `k` batches as
+    // produced, with the offsets the broker assigned.
+    let check = |p: usize, records: &[u8], k: usize| {
+        let got = batches_in(records);
+        assert_eq!(got.len(), k, "partition {p}: batches");
+        for (batch, (base, sent)) in got.iter().zip(&produced[p]) {
+            assert_eq!(
+                &batch[..8],
+                &base.to_be_bytes(),
+                "partition {p}: base offset"
+            );
+            // Only the base offset and leader epoch are the broker's to set.
+            assert_eq!(
+                &batch[16..],
+                &sent[16..],
+                "partition {p}: bytes as produced"
+            );
+        }
+    };
+
+    for version in [4i16, 7, 11, 12] {
+        // Everything.
+        let r = c
+            .call(version, &request("zc", &[0, 1, 2], 50 << 20, 1 << 20))
+            .await;
+        for (i, part) in r.responses[0].partitions.iter().enumerate() {
+            assert_eq!(part.error_code, 0);
+            let records = part.records.clone().expect("records");
+            check(i, &records, produced[i].len());
+        }
+        // Per-partition budgets at batch boundaries: exactly the first two
+        // batches, one byte less leaves the second out; a first batch
+        // larger than the budget still comes whole.
+        for (p, budget, k) in [
+            (0usize, lens[0][0] + lens[0][1], 2usize),
+            (0, lens[0][0] + lens[0][1] - 1, 1),
+            (0, 1, 1),
+            (1, lens[1][0] + lens[1][1] + lens[1][2], 3),
+            (1, lens[1][0] + lens[1][1] + lens[1][2] - 1, 2),
+            (2, lens[2][0] - 1, 1),
+            (2, lens[2][0] + lens[2][1] + 1, 2),
+        ] {
+            let req = request("zc", &[p as i32], 50 << 20, budget as i32);
+            let r = c.call(version, &req).await;
+            let part = &r.responses[0].partitions[0];
+            check(p, &part.records.clone().expect("records"), k);
+        }
+        // The response budget: partition 0 takes its first batch (whole,
+        // past the budget); nothing is left for the others, which answer
+        // empty records without an error.
+        let r = c
+            .call(version, &request("zc", &[0, 1, 2], 10, 1 << 20))
+            .await;
+        let parts = &r.responses[0].partitions;
+        check(0, &parts[0].records.clone().expect("records"), 1);
+        for part in &parts[1..] {
+            assert_eq!(part.error_code, 0);
+            assert_eq!(part.records.as_deref(), Some(&[][..]));
+        }
+        // A response budget spent by partition 1's second batch: its third
+        // is left out, and nothing is left for partition 2.
+        let budget = lens[0].iter().sum::<usize>() + lens[1][0] + lens[1][1];
+        let r = c
+            .call(version, &request("zc", &[0, 1, 2], budget as i32, 1 << 20))
+            .await;
+        let parts = &r.responses[0].partitions;
+        check(0, &parts[0].records.clone().expect("records"), 4);
+        check(1, &parts[1].records.clone().expect("records"), 2);
+        check(2, &parts[2].records.clone().expect("records"), 0);
+    }
+
+    // Pipelined fetches on one connection come back in order, each whole.
+    let mut ids = Vec::new();
+    for p in [2, 0, 1, 2, 0] {
+        ids.push((
+            p,
+            c.send(FETCH_V, &request("zc", &[p], 50 << 20, 1 << 20))
+                .await,
+        ));
+    }
+    for (p, id) in ids {
+        let r = c.receive::<FetchRequest>(id, FETCH_V).await;
+        let part = &r.responses[0].partitions[0];
+        assert_eq!(part.partition_index, p);
+        check(
+            p as usize,
+            &part.records.clone().expect("records"),
+            produced[p as usize].len(),
+        );
+    }
+    server.stop().await;
+}
+
+/// A file of `len` patterned bytes: its handle.
+fn patterned_file(dir: &tempfile::TempDir, name: &str, len: usize) -> Arc<dyn FileHandle> {
+    let path = dir.path().join(name);
+    let mut f = std::fs::File::create(&path).expect("create");
+    let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    f.write_all(&bytes).expect("write");
+    Arc::new(RealFile::new(
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .expect("open"),
+    ))
+}
+
+/// Sends `frames` through a sender in `mode` over loopback; what arrived
+/// and what the send returned.
+async fn through_socket(
+    frames: Vec<ResponseFrame>,
+    mode: SendMode,
+) -> (Vec<u8>, std::io::Result<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let reader = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.expect("accept");
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).await.expect("read");
+        got
+    });
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (_read, write) = stream.into_split();
+    let mut sender = FrameSender::new(write, mode);
+    let mut result = Ok(());
+    for f in frames {
+        result = sender.send(f).await;
+        if result.is_err() {
+            break;
+        }
+    }
+    if result.is_ok() {
+        result = sender.flush().await;
+    }
+    drop(sender);
+    drop(_read);
+    (reader.await.expect("reader"), result)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sendfile_and_copying_modes_write_the_same_bytes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let big = patterned_file(&dir, "big", 3 << 20);
+    let small = patterned_file(&dir, "small", 1000);
+    let range = |f: &Arc<dyn FileHandle>, pos: u64, len: u64| {
+        Chunk::File(FileRange::new(Arc::clone(f), pos, len, 0, 0))
+    };
+    let header = |n: u8| Chunk::Bytes(Bytes::from(vec![n; 9]));
+    let frames = || {
+        vec![
+            // Bytes only, then a mix around the thresholds, then large
+            // in-memory bytes (past the buffer) and a 2 MiB range.
+            ResponseFrame::from_bytes(Bytes::from_static(b"just bytes")),
+            ResponseFrame::from_chunks(vec![
+                header(1),
+                range(&big, 7, SENDFILE_MIN - 1),
+                header(2),
+                range(&big, 100_000, SENDFILE_MIN),
+                range(&small, 10, 500),
+                header(3),
+            ]),
+            ResponseFrame::from_chunks(vec![
+                Chunk::Bytes(Bytes::from(vec![0x42; BUFFER + 10])),
+                range(&big, 1, 2 << 20),
+                header(4),
+            ]),
+        ]
+    };
+    let mut expected = Vec::new();
+    for f in frames() {
+        expected.extend(f.to_bytes().expect("read"));
+    }
+    for mode in [SendMode::Sendfile, SendMode::Copy] {
+        let (got, result) = through_socket(frames(), mode).await;
+        result.expect("sent");
+        assert_eq!(got.len(), expected.len(), "{mode:?}");
+        assert!(got == expected, "{mode:?}: the bytes differ");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_truncated_under_a_send_closes_the_connection() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for mode in [SendMode::Sendfile, SendMode::Copy] {
+        let file = patterned_file(&dir, &format!("shrinks-{mode:?}"), 1 << 20);
+        let frame = ResponseFrame::from_chunks(vec![
+            Chunk::Bytes(Bytes::from_static(b"head")),
+            Chunk::File(FileRange::new(Arc::clone(&file), 0, 1 << 20, 0, 0)),
+            Chunk::Bytes(Bytes::from_static(b"tail")),
+        ]);
+        // Truncated after the range was taken (as by a log truncation).
+        file.set_len(300_000).expect("truncate");
+        let (got, result) = through_socket(vec![frame], mode).await;
+        let err = result.expect_err("a short send is an error");
+        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof, "{mode:?}");
+        // The peer sees the stream end short of the frame, never bytes
+        // that are not the file's.
+        assert!(got.len() < 4 + (1 << 20) + 4, "{mode:?}");
+        assert!(!got.ends_with(b"tail"), "{mode:?}");
+        assert_eq!(&got[..4], b"head");
+        let pattern: Vec<u8> = (0..got.len() - 4).map(|i| (i % 251) as u8).collect();
+        assert!(got[4..] == pattern[..], "{mode:?}: only the file's bytes");
+    }
+}

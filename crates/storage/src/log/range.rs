@@ -1,0 +1,155 @@
+//! Reads that name bytes instead of copying them: [`Log::read_range`]
+//! answers a fetch with a [`FileRange`], a run of whole batches in one
+//! segment file that the network layer can hand to `sendfile(2)`.
+//!
+//! The range holds its own reference to the open file, so retention,
+//! compaction or a descriptor budget dropping the segment cannot close the
+//! descriptor under a send; an unlinked file stays readable while it is
+//! open. A file truncated under a send (recovery or a leader-epoch
+//! truncation rewriting the tail) makes the send come up short: the caller
+//! must then drop the connection (see the server's connection writer).
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::error::{Result, StorageError};
+use crate::fs::FileHandle;
+use crate::log::Log;
+
+/// Whole batches, laid end to end as on disk, in one segment file.
+#[derive(Clone)]
+pub struct FileRange {
+    file: Arc<dyn FileHandle>,
+    pos: u64,
+    len: u64,
+    base_offset: u64,
+    next_offset: u64,
+}
+
+impl fmt::Debug for FileRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileRange")
+            .field("pos", &self.pos)
+            .field("len", &self.len)
+            .field("base_offset", &self.base_offset)
+            .field("next_offset", &self.next_offset)
+            .finish()
+    }
+}
+
+impl FileRange {
+    /// `len` bytes of `file` from `pos`, said to hold whole batches with
+    /// offsets from `base_offset` to before `next_offset` (trusted: reads
+    /// make ranges from the log; tests make their own).
+    pub fn new(
+        file: Arc<dyn FileHandle>,
+        pos: u64,
+        len: u64,
+        base_offset: u64,
+        next_offset: u64,
+    ) -> Self {
+        FileRange {
+            file,
+            pos,
+            len,
+            base_offset,
+            next_offset,
+        }
+    }
+
+    /// The open file the batches are in.
+    pub fn file(&self) -> &Arc<dyn FileHandle> {
+        &self.file
+    }
+    /// Position of the first batch in the file.
+    pub fn pos(&self) -> u64 {
+        self.pos
+    }
+    /// Bytes in the range.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+    /// Whether the range is empty (never, for a range a read returns).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// Base offset of the first batch (may be below the offset asked for).
+    pub fn base_offset(&self) -> u64 {
+        self.base_offset
+    }
+    /// The offset after the last batch.
+    pub fn next_offset(&self) -> u64 {
+        self.next_offset
+    }
+    /// Offsets the range spans: its record count where no compaction left
+    /// gaps (counted without reading the batches).
+    pub fn offsets(&self) -> u64 {
+        self.next_offset.saturating_sub(self.base_offset)
+    }
+    /// Copies the range into `out` (appended): the copying path, for a
+    /// transport that cannot send from a file (TLS) and for tests.
+    pub fn read_into(&self, out: &mut Vec<u8>) -> std::io::Result<()> {
+        let at = out.len();
+        let len = usize::try_from(self.len)
+            .map_err(|_| std::io::Error::other("file range larger than memory"))?;
+        out.resize(at + len, 0);
+        self.file.read_exact_at(&mut out[at..], self.pos)
+    }
+}
+
+impl Log {
+    /// As [`Log::read_into`], without reading: the whole batches from the
+    /// one holding `offset` (or the first after it) that fit in `max_bytes`
+    /// (the first always), as a range of its segment file; `None` when the
+    /// log holds nothing at or after `offset`. Returns the log start and
+    /// end offsets as of the read too.
+    pub fn read_range(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+    ) -> Result<(u64, u64, Option<FileRange>)> {
+        let end = self.log_end_offset();
+        let start = self.log_start_offset();
+        if offset < start || offset > end {
+            return Err(StorageError::OffsetOutOfRange { offset, start, end });
+        }
+        let mut target = offset;
+        let mut retries = 3;
+        while target < end {
+            let Some((seg, next_base)) = self.segment_at(target) else {
+                break;
+            };
+            let found = seg.find_batch(target).and_then(|found| match found {
+                Some((pos, header)) => {
+                    let run = seg.batch_run(pos, &header, max_bytes)?;
+                    Ok(Some((pos, header, run, seg.file()?)))
+                }
+                None => Ok(None),
+            });
+            let found = match found {
+                // Retention or compaction replaced the segment after the
+                // lookup: look again (the map no longer holds it).
+                Err(_) if seg.is_retired() && retries > 0 => {
+                    retries -= 1;
+                    continue;
+                }
+                found => found.map_err(|e| self.vanished(e, offset))?,
+            };
+            if let Some((pos, header, run, file)) = found {
+                let range = FileRange {
+                    file,
+                    pos,
+                    len: run.end - pos,
+                    base_offset: header.base_offset.max(0) as u64,
+                    next_offset: run.next_offset,
+                };
+                return Ok((start, end, Some(range)));
+            }
+            match next_base {
+                Some(b) => target = target.max(b),
+                None => break,
+            }
+        }
+        Ok((start, end, None))
+    }
+}
