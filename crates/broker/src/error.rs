@@ -227,17 +227,27 @@ impl BrokerError {
         }
     }
 
-    /// True when a write failed for want of space (ENOSPC, EDQUOT): the
-    /// partition takes writes again once space returns, and its log said so
-    /// once already, so callers need not log each such failure.
+    /// True when a write failed for want of space (ENOSPC, EDQUOT) in a way
+    /// that heals once space returns: by the storage crate's one rule
+    /// ([`pubsub_storage::is_out_of_space_io`]), for a partition's log and for
+    /// the broker's own files alike (an fsync failing so is not this).
     pub fn is_out_of_space(&self) -> bool {
         match self {
             BrokerError::Storage { source, .. } => source.is_out_of_space(),
-            BrokerError::Io { source, .. } => matches!(
-                source.kind(),
-                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
-            ),
+            BrokerError::Io { op, source, .. } => pubsub_storage::is_out_of_space_io(op, source),
             BrokerError::Delivery(inner) => inner.is_out_of_space(),
+            _ => false,
+        }
+    }
+
+    /// True when a partition's log ran out of space: the log has said so
+    /// once already (and will say when it takes writes again), so callers
+    /// need not log each such failure. A broker file (a producer snapshot,
+    /// topic metadata) that runs out of space is not this.
+    pub fn is_log_out_of_space(&self) -> bool {
+        match self {
+            BrokerError::Storage { source, .. } => source.is_out_of_space(),
+            BrokerError::Delivery(inner) => inner.is_log_out_of_space(),
             _ => false,
         }
     }

@@ -33,6 +33,11 @@ pub fn kafka_error(e: &BrokerError) -> ResponseError {
         BrokerError::CorruptMessage(_) => K::CorruptMessage,
         BrokerError::OffsetOutOfRange { .. } => K::OffsetOutOfRange,
         BrokerError::Storage { .. } => K::KafkaStorageError,
+        // A broker file (topic metadata, a producer snapshot) that finds no
+        // space: Kafka turns any I/O failure on a log directory, creating a
+        // partition's files included, into KafkaStorageException; the
+        // client retries, and it works once space returns.
+        BrokerError::Io { .. } if e.is_out_of_space() => K::KafkaStorageError,
         BrokerError::OutOfOrderSequence { .. } => K::OutOfOrderSequenceNumber,
         BrokerError::InvalidProducerEpoch { .. } => K::InvalidProducerEpoch,
         BrokerError::InvalidGroupId(_) => K::InvalidGroupId,
@@ -83,6 +88,7 @@ pub fn error_code(e: &BrokerError) -> i16 {
 pub fn group_error_code(e: &BrokerError) -> i16 {
     match e {
         BrokerError::Storage { .. } => ResponseError::NotCoordinator.code(),
+        BrokerError::Io { .. } if e.is_out_of_space() => ResponseError::NotCoordinator.code(),
         BrokerError::Io { .. }
         | BrokerError::Closed
         | BrokerError::Timeout(_)

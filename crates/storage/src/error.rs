@@ -102,24 +102,45 @@ impl StorageError {
                 | StorageError::CorruptCheckpoint { .. }
         )
     }
-}
 
-impl StorageError {
-    /// True for a write, a file extension or a file creation that failed
-    /// because the file system is full (ENOSPC) or the quota used up
-    /// (EDQUOT). Nothing the kernel had accepted was lost, so the log undoes
-    /// the partial operation and takes writes again once there is space. An
-    /// fsync or msync failing so is not this: writeback of data the kernel
-    /// had accepted failed, and the log is poisoned.
+    /// True for a failed operation that ran out of space and that the log
+    /// undoes ([`is_out_of_space_io`]).
     pub fn is_out_of_space(&self) -> bool {
         match self {
-            StorageError::Io { op, source, .. } => {
-                !matches!(*op, "fsync" | "fsync directory" | "msync")
-                    && matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
-            }
+            StorageError::Io { op, source, .. } => is_out_of_space_io(op, source),
             _ => false,
         }
     }
+}
+
+/// The operations (the `op` of [`StorageError::Io`]) that may fail for want
+/// of space and leave nothing behind the kernel had accepted: a write or a
+/// file extension that allocates blocks (the caller cuts the partial part),
+/// a file or directory creation (removed again), an open that creates a
+/// missing file (an index; nothing is made), a rename (atomic: nothing
+/// changed), an index trim (the file keeps its old length). Every other
+/// operation failing so is not healable: above all a sync (`fsync`,
+/// `fsync directory`, `msync`), whose failure means writeback of data the
+/// kernel had accepted failed and it may be gone; also the `truncate` that
+/// cuts a partial batch off, which leaves it there when it fails. A list of
+/// the healable ones, not of the others, so that an operation added later
+/// poisons until it is listed here.
+pub const SPACE_OPS: [&str; 7] = [
+    "write",
+    "extend",
+    "create",
+    "create directory",
+    "open",
+    "rename",
+    "trim",
+];
+
+/// True when `op` (one of [`SPACE_OPS`]) failed because the file system is
+/// full (ENOSPC) or the quota used up (EDQUOT): the log undoes the partial
+/// operation and takes writes again once there is space. The one rule for
+/// the storage crate and the broker's own files.
+pub fn is_out_of_space_io(op: &str, source: &io::Error) -> bool {
+    matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) && SPACE_OPS.contains(&op)
 }
 
 /// Result alias used throughout the crate.

@@ -1,7 +1,8 @@
 //! A fault-injecting file layer for tests: makes fsyncs fail, writes run out
-//! of space part-way, file creation run out of space, or the "process" die after a given number of operations
-//! (every later write, sync, rename and delete fails and changes nothing), so
-//! every step of a multi-file protocol can be interrupted.
+//! of space part-way, file creation run out of space, or the "process" die
+//! after a given number of operations (every later write, sync, rename and
+//! delete fails and changes nothing), so every step of a multi-file protocol
+//! can be interrupted.
 //!
 //! Memory-mapped index writes bypass this layer; indexes are derived data and
 //! are rebuilt from the log after any failure.
@@ -9,7 +10,7 @@
 use std::fs::File;
 use std::io;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
@@ -20,18 +21,24 @@ use crate::fs::{FileHandle, FileSystem, OpenMode, RealFs};
 #[derive(Debug, Default)]
 pub struct FaultPlan {
     fail_syncs: AtomicBool,
+    /// Errno of a failing fsync; 0 = an EIO-like error.
+    sync_errno: AtomicI32,
     fail_closes: AtomicBool,
     /// Bytes that may still be written before ENOSPC; negative = unlimited.
     write_budget: AtomicI64,
     /// Files that may still be created (opened with `Truncate`) before
     /// ENOSPC; negative = unlimited.
     create_budget: AtomicI64,
+    /// Errno with which a `set_len` that shrinks a file fails; 0 = none.
+    shrink_errno: AtomicI32,
     /// Mutating operations allowed before the simulated crash; negative = never.
     ops_before_crash: AtomicI64,
     ops: AtomicU64,
     crashed: AtomicBool,
     syncs: AtomicU64,
     hold: Mutex<bool>,
+    /// fsyncs blocked by `hold` now.
+    waiting: AtomicU64,
     released: Condvar,
 }
 
@@ -48,7 +55,15 @@ impl FaultPlan {
 
     /// Makes every fsync (file or directory) fail with EIO.
     pub fn fail_syncs(&self, fail: bool) {
+        self.sync_errno.store(0, Ordering::SeqCst);
         self.fail_syncs.store(fail, Ordering::SeqCst);
+    }
+
+    /// Makes every fsync (file or directory) fail with `errno` (ENOSPC, as
+    /// writeback that found no space reports it).
+    pub fn fail_syncs_with(&self, errno: i32) {
+        self.sync_errno.store(errno, Ordering::SeqCst);
+        self.fail_syncs.store(true, Ordering::SeqCst);
     }
 
     /// Makes closing a file report EIO (after closing it), as NFS does for
@@ -93,6 +108,13 @@ impl FaultPlan {
         Ok(())
     }
 
+    /// Makes every `set_len` that shrinks a file (a trim, a cut) fail with
+    /// `errno` (ENOSPC: a copy-on-write file system may need space to free
+    /// some); 0 lets them succeed again.
+    pub fn fail_shrinks_with(&self, errno: i32) {
+        self.shrink_errno.store(errno, Ordering::SeqCst);
+    }
+
     /// Lets `ops` more mutating operations (write, sync, set_len, rename,
     /// remove, open for writing) succeed, then "crashes": all later ones fail.
     pub fn crash_after(&self, ops: u64) {
@@ -122,10 +144,20 @@ impl FaultPlan {
         self.released.notify_all();
     }
 
+    /// fsyncs blocked by [`FaultPlan::hold_syncs`] now (a test waits for
+    /// one to be in flight).
+    pub fn syncs_waiting(&self) -> u64 {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
     fn wait_if_held(&self) {
         let mut held = self.hold.lock();
-        while *held {
-            self.released.wait(&mut held);
+        if *held {
+            self.waiting.fetch_add(1, Ordering::SeqCst);
+            while *held {
+                self.released.wait(&mut held);
+            }
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
         }
     }
 
@@ -153,7 +185,10 @@ impl FaultPlan {
     fn sync(&self) -> io::Result<()> {
         self.mutate()?;
         if self.fail_syncs.load(Ordering::SeqCst) {
-            return Err(io::Error::other("injected fsync failure (EIO)"));
+            return Err(match self.sync_errno.load(Ordering::SeqCst) {
+                0 => io::Error::other("injected fsync failure (EIO)"),
+                errno => io::Error::from_raw_os_error(errno),
+            });
         }
         Ok(())
     }
@@ -215,6 +250,10 @@ impl FileHandle for FaultFile {
 
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.plan.mutate()?;
+        let errno = self.plan.shrink_errno.load(Ordering::SeqCst);
+        if errno != 0 && len < self.inner.len()? {
+            return Err(io::Error::from_raw_os_error(errno));
+        }
         self.inner.set_len(len)
     }
 

@@ -51,10 +51,18 @@ impl Log {
                 && active.size() > 0
                 && active.max_timestamp()?.0 < cutoff
             {
-                // Everything expired: seal the active segment so it can go too.
-                self.roll()?;
-                doomed.push(Arc::clone(active));
-                segments = self.segment_list();
+                // Everything expired: seal the active segment so it can go
+                // too. A roll that finds no space (the log has noted it)
+                // keeps the active segment; the sealed ones still go, and
+                // free the space that the next round's roll needs.
+                match self.roll() {
+                    Ok(()) => {
+                        doomed.push(Arc::clone(active));
+                        segments = self.segment_list();
+                    }
+                    Err(e) if e.is_out_of_space() => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
         if let Some(limit) = self.config().retention_bytes {
@@ -102,7 +110,12 @@ impl Log {
         if report.deleted_segments.is_empty() {
             return Ok(report);
         }
-        self.write_checkpoint(self.durable_offset())?;
+        match self.write_checkpoint(self.durable_offset()) {
+            // The segments are gone (a reopen starts at the first one left);
+            // a later checkpoint records the start once it finds space.
+            Err(e) if e.is_out_of_space() => {}
+            other => other?,
+        }
         report.log_start_offset = self.log_start_offset();
         Ok(report)
     }

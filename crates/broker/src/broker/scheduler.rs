@@ -34,17 +34,34 @@ impl Inner {
         }
         if now.duration_since(last.checkpoint) >= self.config.checkpoint_interval {
             last.checkpoint = now;
+            // Broker files (producer snapshots) that find no space: one line
+            // a round, not one per partition.
+            let mut full = 0usize;
+            let mut first_full = None;
             for p in &partitions {
                 match p.checkpoint() {
                     Ok(()) => {}
-                    // The log said so when it ran out; it probes each time.
-                    Err(e) if e.is_out_of_space() => {
+                    // The log warned once when it ran out (and says when it
+                    // takes writes again); each round probes for space.
+                    Err(e) if e.is_log_out_of_space() => {
                         debug!(topic = p.topic(), partition = p.index(), error = %e, "checkpoint: still out of space");
+                    }
+                    Err(e) if e.is_out_of_space() => {
+                        full += 1;
+                        first_full
+                            .get_or_insert_with(|| format!("{}-{}: {e}", p.topic(), p.index()));
                     }
                     Err(e) => {
                         warn!(topic = p.topic(), partition = p.index(), error = %e, "checkpoint failed")
                     }
                 }
+            }
+            if let Some(first) = first_full {
+                warn!(
+                    partitions = full,
+                    first = %first,
+                    "checkpoint: out of space writing partition state (producer snapshots); retried next round"
+                );
             }
         }
         if now.duration_since(last.retention) >= self.config.retention_check_interval {

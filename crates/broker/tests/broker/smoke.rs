@@ -56,3 +56,22 @@ fn produce_consume_commit_restart() {
         "the restarted member resumes where the commit left it"
     );
 }
+
+#[test]
+fn a_broker_file_out_of_space_heals_by_the_storage_rule_and_is_not_the_logs() {
+    let io = |op: &'static str, errno: i32| pubsub_broker::BrokerError::Io {
+        op,
+        path: "x".into(),
+        source: std::io::Error::from_raw_os_error(errno),
+    };
+    // A write of a metadata file (a producer snapshot, say) that finds no
+    // space heals; the partition's log said nothing about it, so it is not
+    // the log's.
+    assert!(io("write", libc::ENOSPC).is_out_of_space());
+    assert!(io("create", libc::EDQUOT).is_out_of_space());
+    assert!(!io("write", libc::ENOSPC).is_log_out_of_space());
+    // An fsync of a metadata file that reports ENOSPC lost accepted pages.
+    assert!(!io("fsync", libc::ENOSPC).is_out_of_space());
+    assert!(!io("fsync directory", libc::ENOSPC).is_out_of_space());
+    assert!(!io("write", libc::EIO).is_out_of_space());
+}

@@ -229,6 +229,20 @@ async fn a_full_disk_fails_writes_and_commits_until_space_returns_then_both_work
         16,
         "NOT_COORDINATOR"
     );
+    // A topic cannot be created (its metadata file finds no space): Kafka's
+    // KAFKA_STORAGE_ERROR for a log directory's I/O failure, which clients
+    // retry; nothing of it is left behind.
+    let r = c
+        .call(
+            7,
+            &pubsub_client::admin::create_topics_request::<&str, &str>("while-full", 1, &[]),
+        )
+        .await;
+    assert_eq!(
+        r.topics[0].error_code, 56,
+        "{:?}",
+        r.topics[0].error_message
+    );
     let got = fetch_all(&mut c, "filling", 0).await;
     assert_eq!(
         got.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>(),
@@ -267,6 +281,7 @@ async fn a_full_disk_fails_writes_and_commits_until_space_returns_then_both_work
     let p = produce_raw(&mut c, "filling", 0, 1, &small).await;
     assert_eq!(p.error_code, 0, "{:?}", p.error_message);
     assert_eq!(commit(&mut c, "g", "filling", 5).await, 0);
+    create_topic(&mut c, "while-full", 1, &[]).await;
     let got = fetch_all(&mut c, "filling", 0).await;
     assert_eq!(got.len(), acked.len() + 2);
     assert_eq!(

@@ -138,9 +138,6 @@ impl Log {
         if let Err(e) = written {
             return Err(self.undo_write(&active, position, e));
         }
-        if self.space.is_short() {
-            self.space.returned(&self.ctx.dir);
-        }
         // Each full chunk of the segment written gets its writeback started,
         // so dirty pages stream to disk steadily instead of in bursts that
         // stall appends (and fsyncs have less left to do).
@@ -190,7 +187,21 @@ impl Log {
         active.publish(position + total as u64);
         w.next_offset = next;
         self.end_offset.store(next, Ordering::Release);
+        // Only now, written and indexed, has the append found space: an
+        // index that cannot grow after the batch fitted is still a full disk.
+        let healed = !self.space.is_clear();
+        if healed {
+            self.space.returned(&self.ctx.dir);
+        }
         drop(w);
+
+        if healed {
+            // The log heals only once everything written is durable: on a
+            // file system that reports write errors late (NFS), data written
+            // before the ENOSPC may be lost, and only an fsync says so (it
+            // then poisons, and this append is not acknowledged).
+            self.flush_until(next)?;
+        }
 
         if rolled {
             // Seal the previous segment durably and move the recovery point.

@@ -181,8 +181,8 @@ impl Log {
             recovery_point,
             log_start_offset: self.log_start_offset(),
         };
-        // While out of space, write it even if unchanged: a checkpoint that
-        // fits says space has returned.
+        // While out of space, write it even if unchanged: the probe that
+        // clears `/health` for a partition nobody writes to (see `space`).
         if last.is_some_and(|l| l == cp) && !self.space.is_short() {
             return Ok(());
         }
@@ -190,7 +190,7 @@ impl Log {
         self.heal_or_poison(written)?;
         *last = Some(cp);
         if self.space.is_short() {
-            self.space.returned(&self.ctx.dir);
+            self.space.probe_fitted(&self.ctx.dir);
         }
         Ok(())
     }

@@ -257,9 +257,19 @@ impl Log {
 
     /// Why the last write failed for want of space (ENOSPC or EDQUOT), while
     /// the log is in that state: writes fail until space returns, and then
-    /// work without a reopen. Cleared by the first write that succeeds.
+    /// work without a reopen. Cleared by the first append that succeeds (written
+    /// and indexed), or quietly by a checkpoint that fits (the probe for a
+    /// partition nobody writes to; a failing append sets it again).
     pub fn out_of_space(&self) -> Option<String> {
         self.space.reason()
+    }
+
+    /// How many times the log has run out of space since it was opened: an
+    /// episode starts with a write that finds no space (logged once) and ends
+    /// with the next append that succeeds (logged once); a checkpoint that
+    /// fits in between does not end it.
+    pub fn out_of_space_episodes(&self) -> u64 {
+        self.space.episodes()
     }
 
     /// The descriptor and map budget the log lives under.

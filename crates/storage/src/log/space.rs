@@ -4,30 +4,53 @@
 //! index, the files of a segment it could not start) and keeps taking
 //! writes: each fails with the storage error until space returns, then
 //! succeeds, without a reopen. This records that the log is in that state,
-//! for `/health` and metrics, and says so in the log once when it starts and
-//! once when it ends, not once per refused write.
+//! for `/health` and metrics, and says so in the log once when an episode
+//! starts and once when it ends, not once per refused write.
+//!
+//! An episode ends with the first append that succeeds (written, indexed and
+//! published). The periodic checkpoint probes in between: a checkpoint that
+//! fits clears `/health` quietly (an idle partition should not stay "out of
+//! space" for ever), but says little about a batch fitting, so the episode
+//! goes on: an append failing afterwards marks the log out of space again
+//! without a second warning, and "space available again" waits for an
+//! append that succeeds.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 use parking_lot::Mutex;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::error::StorageError;
+
+/// `state` bit: the log is out of space now (`/health`, metrics).
+const SHORT: u8 = 1;
+/// `state` bit: the log warned that it ran out and has not yet said that it
+/// takes writes again.
+const ANNOUNCED: u8 = 2;
 
 /// Whether the log's last write ran out of space, and how.
 #[derive(Debug, Default)]
 pub(super) struct SpaceState {
-    /// Fast check for the append path: set while `reason` is.
-    short: AtomicBool,
-    /// The failure, as the operator should read it.
+    /// `SHORT | ANNOUNCED` bits; changed under `reason`'s lock, read without
+    /// it (0 on the append path's fast check).
+    state: AtomicU8,
+    /// The failure, as the operator should read it, while `SHORT`.
     reason: Mutex<Option<String>>,
+    /// Episodes so far (warnings logged).
+    episodes: AtomicU64,
 }
 
 impl SpaceState {
-    /// True while the last write ran out of space.
+    /// True while neither out of space nor in an episode: nothing to clear.
+    #[inline]
+    pub(super) fn is_clear(&self) -> bool {
+        self.state.load(Ordering::Acquire) == 0
+    }
+
+    /// True while the last write (or checkpoint) ran out of space.
     pub(super) fn is_short(&self) -> bool {
-        self.short.load(Ordering::Acquire)
+        self.state.load(Ordering::Acquire) & SHORT != 0
     }
 
     /// The failed write that put the log in this state, if it is.
@@ -38,28 +61,47 @@ impl SpaceState {
         self.reason.lock().clone()
     }
 
-    /// A write ran out of space (logged only if the log was not already
-    /// out of space).
+    /// Episodes so far: times the log warned that it ran out of space.
+    pub(super) fn episodes(&self) -> u64 {
+        self.episodes.load(Ordering::Relaxed)
+    }
+
+    /// A write ran out of space (logged only if no episode is under way).
     pub(super) fn ran_out(&self, dir: &Path, cause: &StorageError) {
         let mut reason = self.reason.lock();
-        if reason.is_none() {
+        if self.state.load(Ordering::Acquire) & ANNOUNCED == 0 {
             warn!(
                 dir = %dir.display(),
                 error = %cause,
                 "out of space: writes to this partition fail (KAFKA_STORAGE_ERROR) until space is freed; nothing acknowledged is lost"
             );
+            self.episodes.fetch_add(1, Ordering::Relaxed);
         }
         *reason = Some(cause.to_string());
-        self.short.store(true, Ordering::Release);
+        self.state.store(SHORT | ANNOUNCED, Ordering::Release);
     }
 
-    /// A write succeeded: if the log was out of space, it no longer is.
+    /// A checkpoint fitted while out of space: `/health` clears, quietly;
+    /// the episode ends with the next append that succeeds.
+    #[cold]
+    pub(super) fn probe_fitted(&self, dir: &Path) {
+        let mut reason = self.reason.lock();
+        let state = self.state.load(Ordering::Acquire);
+        if state & SHORT != 0 {
+            debug!(dir = %dir.display(), "a checkpoint fits again");
+            *reason = None;
+            self.state.store(state & !SHORT, Ordering::Release);
+        }
+    }
+
+    /// An append succeeded: the episode, if any, is over.
     #[cold]
     pub(super) fn returned(&self, dir: &Path) {
         let mut reason = self.reason.lock();
-        if reason.take().is_some() {
+        if self.state.load(Ordering::Acquire) & ANNOUNCED != 0 {
             info!(dir = %dir.display(), "space available again: the partition takes writes");
         }
-        self.short.store(false, Ordering::Release);
+        *reason = None;
+        self.state.store(0, Ordering::Release);
     }
 }

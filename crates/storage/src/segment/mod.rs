@@ -408,8 +408,16 @@ impl Segment {
     pub fn seal(&self, tracker: &IndexTracker, end_offset: u64) -> Result<()> {
         let index = self.index()?;
         let mut index = index.write();
-        tracker.on_seal(&mut *index, self.base_offset)?;
-        index.trim()?;
+        // A seal that fails (a trim without space) leaves the segment active
+        // as it was: without the time entry the seal added.
+        let times = index.times.len();
+        let sealed = tracker
+            .on_seal(&mut *index, self.base_offset)
+            .and_then(|()| index.trim());
+        if sealed.is_err() {
+            index.times.truncate(times);
+        }
+        sealed?;
         drop(index);
         self.file.seal();
         self.end_offset.store(end_offset, Ordering::Release);

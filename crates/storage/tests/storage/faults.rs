@@ -60,7 +60,7 @@ fn a_failed_fsync_poisons_the_log_and_nothing_unsynced_is_acknowledged() {
 }
 
 fn is_enospc(err: &StorageError) -> bool {
-    matches!(err, StorageError::Io { source, .. } if source.raw_os_error() == Some(28))
+    matches!(err, StorageError::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC))
 }
 
 /// The log's directory checks clean once closed: every batch valid, both
@@ -254,6 +254,221 @@ fn an_index_that_cannot_grow_fails_the_append_cleanly_and_heals() {
 }
 
 #[test]
+fn a_batch_that_fits_while_its_index_cannot_grow_is_one_episode_not_a_flap() {
+    // Each failing append writes its batch (it fits), then cannot grow the
+    // index: the log has not found space, so it must not say so in between.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, plan) = open_faulty(dir.path(), small_config());
+    let mut first = simple_batch("first-batch-bigger-than-the-interval", 4, 1);
+    assert!(first.len() > 128);
+    log.append(&mut first).expect("append");
+    let size = log.size_bytes();
+    for attempt in 0..3 {
+        let mut second = simple_batch("second", 1, 2);
+        plan.limit_writes(second.len() as u64 + 10);
+        let err = log
+            .append(&mut second)
+            .expect_err("index growth hits ENOSPC");
+        assert!(
+            matches!(err, StorageError::Io { op: "extend", .. }),
+            "{err}"
+        );
+        assert!(log.out_of_space().is_some());
+        assert_eq!(log.out_of_space_episodes(), 1, "attempt {attempt}");
+        assert_eq!(active_file_len(&log), size);
+    }
+    plan.unlimited_writes();
+    log.append(&mut simple_batch("second", 1, 2))
+        .expect("writable once space returns");
+    assert!(log.out_of_space().is_none());
+    assert_eq!(log.out_of_space_episodes(), 1);
+    // A new episode counts anew.
+    plan.limit_writes(0);
+    log.append(&mut simple_batch("third", 1, 3))
+        .expect_err("full again");
+    assert_eq!(log.out_of_space_episodes(), 2);
+}
+
+#[test]
+fn a_checkpoint_that_fits_clears_health_quietly_and_does_not_end_the_episode() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, plan) = open_faulty(dir.path(), small_config());
+    log.append(&mut simple_batch("a", 2, 1)).expect("append");
+    let long = "x".repeat(60);
+    plan.limit_writes(0);
+    log.append(&mut simple_batch(&long, 8, 2))
+        .expect_err("full");
+    assert!(log.out_of_space().is_some());
+    assert_eq!(log.out_of_space_episodes(), 1);
+    // Room for a checkpoint (a few dozen bytes), not for a batch.
+    for round in 0..3 {
+        plan.limit_writes(200);
+        log.checkpoint().expect("a checkpoint fits");
+        assert!(
+            log.out_of_space().is_none(),
+            "round {round}: /health clears"
+        );
+        log.append(&mut simple_batch(&long, 8, 2))
+            .expect_err("the batch does not fit");
+        assert!(log.out_of_space().is_some(), "round {round}");
+        assert_eq!(
+            log.out_of_space_episodes(),
+            1,
+            "round {round}: still the first episode, not warned again"
+        );
+    }
+    plan.unlimited_writes();
+    log.append(&mut simple_batch(&long, 8, 2))
+        .expect("space returns");
+    assert!(log.out_of_space().is_none());
+    plan.limit_writes(0);
+    log.append(&mut simple_batch(&long, 8, 3))
+        .expect_err("full again");
+    assert_eq!(log.out_of_space_episodes(), 2, "a new episode");
+    plan.unlimited_writes();
+    assert_checks_clean(log, dir.path(), &small_config());
+}
+
+#[test]
+fn the_append_that_heals_is_acknowledged_only_once_everything_written_is_durable() {
+    // A file system that reports a write error late (NFS: at the fsync) may
+    // have lost what was written before the disk filled.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, plan) = open_faulty(dir.path(), small_config());
+    for i in 0..3 {
+        log.append(&mut simple_batch("before", 2, i))
+            .expect("append");
+    }
+    assert!(log.durable_offset() < 6, "flush=never: nothing fsynced yet");
+    plan.limit_writes(0);
+    log.append(&mut simple_batch("full", 2, 9))
+        .expect_err("full");
+    plan.unlimited_writes();
+    plan.fail_syncs(true);
+    let err = log
+        .append(&mut simple_batch("heal", 2, 10))
+        .expect_err("the fsync reports the lost writes");
+    assert!(matches!(err, StorageError::Io { op: "fsync", .. }), "{err}");
+    assert!(log.poisoned().is_some());
+    drop(log);
+
+    // With a sound disk, the healing append is durable with all before it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, plan) = open_faulty(dir.path(), small_config());
+    for i in 0..3 {
+        log.append(&mut simple_batch("before", 2, i))
+            .expect("append");
+    }
+    plan.limit_writes(0);
+    log.append(&mut simple_batch("full", 2, 9))
+        .expect_err("full");
+    plan.unlimited_writes();
+    log.append(&mut simple_batch("heal", 2, 10))
+        .expect("space returned");
+    assert_eq!(log.durable_offset(), 8);
+    log.append(&mut simple_batch("after", 2, 11))
+        .expect("append");
+    assert_eq!(log.durable_offset(), 8, "later appends are not fsynced");
+}
+
+#[test]
+fn retention_whose_roll_finds_no_space_still_deletes_the_expired_sealed_segments() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        retention_ms: Some(1000),
+        ..small_config()
+    };
+    let (log, plan) = open_faulty(dir.path(), config.clone());
+    for i in 0..30 {
+        log.append(&mut simple_batch("old", 3, i)).expect("append");
+    }
+    let before = log.segments();
+    assert!(before.len() >= 3, "{before:?}");
+    let active = *before.last().expect("active");
+    let end = log.log_end_offset();
+    // Everything expired, but the roll that would let the active segment go
+    // cannot create the new one.
+    plan.limit_creates(0);
+    let report = log
+        .apply_retention(1_000_000)
+        .expect("the sealed segments go");
+    assert_eq!(
+        report.deleted_segments,
+        before[..before.len() - 1]
+            .iter()
+            .map(|s| s.base_offset)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(log.segments(), vec![active], "the active one stays");
+    assert_eq!(log.log_start_offset(), active.base_offset);
+    assert!(log.poisoned().is_none());
+    assert!(log.out_of_space().is_some());
+    // With space, the next round takes the active segment too, and the log
+    // takes writes.
+    plan.unlimited_creates();
+    let report = log.apply_retention(1_000_000).expect("retention");
+    assert_eq!(report.deleted_segments, vec![active.base_offset]);
+    assert_eq!(log.log_start_offset(), end);
+    let info = log
+        .append(&mut simple_batch("new", 1, 2_000_000))
+        .expect("append");
+    assert_eq!(info.base_offset, end);
+    assert!(log.out_of_space().is_none());
+    assert_checks_clean(log, dir.path(), &config);
+}
+
+#[test]
+fn an_append_that_runs_out_of_space_during_a_group_commit_leaves_the_waiter_and_its_data_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, plan) = open_faulty(dir.path(), small_config());
+    let log = Arc::new(log);
+    let mut acked = Vec::new();
+    let mut last = 0;
+    for i in 0..3 {
+        let mut b = simple_batch("durable", 2, i);
+        last = log.append(&mut b).expect("append").last_offset;
+        acked.extend(records_in(&b));
+    }
+    // A waiter's fsync is in flight when another append finds no space and
+    // cuts its partial batch off the same file.
+    plan.hold_syncs();
+    let waiter = {
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || log.wait_durable(last))
+    };
+    while plan.syncs_waiting() == 0 {
+        std::thread::yield_now();
+    }
+    plan.limit_writes(30);
+    let err = log
+        .append(&mut simple_batch("refused", 4, 9))
+        .expect_err("full");
+    assert!(is_enospc(&err), "{err}");
+    plan.unlimited_writes();
+    plan.release_syncs();
+    waiter
+        .join()
+        .expect("waiter thread")
+        .expect("the waiter's data is durable");
+    assert!(log.durable_offset() > last);
+    assert!(log.poisoned().is_none());
+    let mut b = simple_batch("after", 1, 10);
+    log.append(&mut b).expect("space returned");
+    acked.extend(records_in(&b));
+    drop(log);
+
+    // A crash now (no clean close): everything acknowledged is there, at its
+    // offset, and nothing of the refused batch.
+    let (log, _) = Log::open(dir.path(), small_config()).expect("reopen");
+    let got = read_all(&log);
+    assert_eq!(got.len(), acked.len());
+    for (i, (g, a)) in got.iter().zip(&acked).enumerate() {
+        assert_eq!(g.offset, i as u64);
+        assert_eq!(g.value, a.value);
+    }
+}
+
+#[test]
 fn a_roll_that_cannot_create_the_new_segment_leaves_the_old_one_active_and_heals() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = small_config();
@@ -281,7 +496,7 @@ fn a_roll_that_cannot_create_the_new_segment_leaves_the_old_one_active_and_heals
             .append(&mut simple_batch("roll", 8, 100))
             .expect_err("the roll fails");
         assert!(is_enospc(&err), "{err}");
-        assert!(err.is_out_of_space());
+        assert!(err.is_out_of_space(), "{err}");
         assert!(log.poisoned().is_none());
         assert!(log.out_of_space().is_some());
         assert_eq!(log.segments(), before, "the old segment stays active");
@@ -296,6 +511,38 @@ fn a_roll_that_cannot_create_the_new_segment_leaves_the_old_one_active_and_heals
     assert_eq!(log.segments().len(), before.len() + 1);
     assert!(log.out_of_space().is_none());
     assert_eq!(read_all(&log).len() as u64, end + 8);
+    assert_checks_clean(log, dir.path(), &config);
+}
+
+#[test]
+fn a_seal_whose_trim_finds_no_space_leaves_the_active_segment_as_it_was() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = small_config();
+    let (log, plan) = open_faulty(dir.path(), config.clone());
+    let mut n = 0;
+    while log.size_bytes() + 200 < config.segment_bytes {
+        log.append(&mut simple_batch("fill", 2, n)).expect("append");
+        n += 1;
+    }
+    let before = log.segments();
+    // The seal adds its time entry, then cannot trim the index files.
+    plan.fail_shrinks_with(libc::ENOSPC);
+    let err = log
+        .append(&mut simple_batch("roll", 8, 100))
+        .expect_err("the roll fails");
+    assert!(matches!(err, StorageError::Io { op: "trim", .. }), "{err}");
+    assert!(err.is_out_of_space());
+    assert!(log.poisoned().is_none());
+    assert_eq!(log.segments(), before, "the old segment stays active");
+    plan.fail_shrinks_with(0);
+    // A batch more in the old segment (a later timestamp), then the roll: an
+    // entry the failed seal left behind would not be where the log puts it.
+    log.append(&mut simple_batch("s", 1, 200))
+        .expect("fits in the old segment");
+    assert_eq!(log.segments().len(), before.len());
+    log.append(&mut simple_batch("roll", 8, 300))
+        .expect("rolls once space returns");
+    assert_eq!(log.segments().len(), before.len() + 1);
     assert_checks_clean(log, dir.path(), &config);
 }
 
@@ -355,6 +602,10 @@ fn a_roll_whose_checkpoint_finds_no_space_still_acknowledges_the_durable_data() 
     assert_eq!(log.durable_offset(), end + 8);
     assert!(log.poisoned().is_none());
     assert!(log.recovery_point() < end + 8);
+    // The disk is full (the checkpoint's file could not be created), and the
+    // log says so although the append was acknowledged.
+    assert!(log.out_of_space().is_some());
+    assert_eq!(log.out_of_space_episodes(), 1);
     plan.unlimited_creates();
     log.checkpoint().expect("checkpoint");
     assert_eq!(log.recovery_point(), end + 8);
@@ -362,16 +613,68 @@ fn a_roll_whose_checkpoint_finds_no_space_still_acknowledges_the_durable_data() 
 }
 
 #[test]
-fn an_fsync_that_reports_enospc_still_poisons() {
+fn an_fsync_that_reports_enospc_poisons_the_log_through_flush_and_checkpoint() {
+    // Writeback of pages the kernel had accepted found no space: they may be
+    // gone, whatever the errno says, so the log does not heal.
+    type Step = fn(&Log) -> pubsub_storage::Result<()>;
+    let steps: [(&str, Step); 2] = [("flush", Log::flush), ("checkpoint", Log::checkpoint)];
+    for (name, step) in steps {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (log, plan) = open_faulty(dir.path(), small_config());
+        for i in 0..3 {
+            log.append(&mut simple_batch("s", 2, i)).expect("append");
+        }
+        plan.fail_syncs_with(libc::ENOSPC);
+        let err = step(&log).expect_err("the fsync fails");
+        assert!(
+            matches!(&err, StorageError::Io { op: "fsync", .. }) && is_enospc(&err),
+            "{name}: {err}"
+        );
+        assert!(log.poisoned().is_some(), "{name}");
+        assert!(log.out_of_space().is_none(), "{name}: not a heal");
+        plan.fail_syncs(false);
+        assert!(
+            matches!(
+                log.append(&mut simple_batch("later", 1, 9)),
+                Err(StorageError::Poisoned { .. })
+            ),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn only_the_listed_operations_that_run_out_of_space_heal() {
+    let enospc = || std::io::Error::from_raw_os_error(libc::ENOSPC);
+    let edquot = || std::io::Error::from_raw_os_error(libc::EDQUOT);
+    for op in pubsub_storage::SPACE_OPS {
+        assert!(pubsub_storage::is_out_of_space_io(op, &enospc()), "{op}");
+        assert!(pubsub_storage::is_out_of_space_io(op, &edquot()), "{op}");
+        assert!(!pubsub_storage::is_out_of_space_io(
+            op,
+            &std::io::Error::from_raw_os_error(libc::EIO)
+        ));
+    }
     // Writeback of pages the kernel had accepted failed: they may be gone,
-    // whatever the errno says.
-    let err = StorageError::Io {
-        op: "fsync",
-        path: "x".into(),
-        source: std::io::Error::from_raw_os_error(28),
-    };
-    assert!(!err.is_out_of_space());
-    assert!(err.is_storage_failure());
+    // whatever the errno says. So for a sync under any name, including one
+    // nobody has written yet.
+    for op in [
+        "fsync",
+        "fsync directory",
+        "msync",
+        "fdatasync",
+        "sync range",
+        "truncate",
+    ] {
+        assert!(!pubsub_storage::is_out_of_space_io(op, &enospc()), "{op}");
+        let err = StorageError::Io {
+            op,
+            path: "x".into(),
+            source: enospc(),
+        };
+        assert!(!err.is_out_of_space(), "{op}");
+        assert!(err.is_storage_failure());
+    }
 }
 
 #[test]
