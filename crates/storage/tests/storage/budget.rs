@@ -262,3 +262,129 @@ fn a_failed_close_of_an_evicted_segment_poisons_its_log_before_anything_counts_a
     b.wait_durable(0).expect("b durable");
     assert!(b.poisoned().is_none());
 }
+
+/// Keyed records `key-{k}` = `{round}.{k}` for the keys of `keys`.
+fn keyed_batch(round: usize, keys: &[usize]) -> Vec<u8> {
+    let keys: Vec<String> = keys.iter().map(|k| format!("key-{k}")).collect();
+    let values: Vec<String> = keys.iter().map(|k| format!("{round}.{k}")).collect();
+    let recs: Vec<crate::common::Spec<'_>> = keys
+        .iter()
+        .zip(&values)
+        .map(|(k, v)| (Some(k.as_bytes()), Some(v.as_bytes()), round as i64))
+        .collect();
+    crate::common::batch_of(&recs, pubsub_records::Compression::None)
+}
+
+/// Reads the whole log once, through `read` (copying) or `read_range`
+/// (file ranges), and checks that offsets only grow. Panics on any error.
+fn read_through(log: &Log, ranges: bool) -> usize {
+    let mut next = log.log_start_offset();
+    let mut records = 0;
+    let mut buf = Vec::new();
+    loop {
+        let end = log.log_end_offset();
+        if next >= end {
+            return records;
+        }
+        buf.clear();
+        if ranges {
+            let (_, _, range) = log
+                .read_range(next, 300)
+                .unwrap_or_else(|e| panic!("read_range at {next}: {e}"));
+            match range {
+                Some(r) => r.read_into(&mut buf).expect("read the range"),
+                None => return records,
+            }
+        } else {
+            log.read_into(next, 300, &mut buf)
+                .unwrap_or_else(|e| panic!("read at {next}: {e}"));
+        }
+        let got = crate::common::records_in(&buf);
+        let Some(last) = got.last() else {
+            return records;
+        };
+        assert!(last.offset >= next, "read at {next} went back to {last:?}");
+        records += got.iter().filter(|r| r.offset >= next).count();
+        next = last.offset + 1;
+    }
+}
+
+#[test]
+fn readers_of_a_log_compacted_under_a_budget_of_one_never_miss_its_segments() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let handles = Handles::new(HandleLimits {
+        descriptors: 1,
+        maps: 1,
+    });
+    let config = LogConfig {
+        cleanup_policy: pubsub_storage::CleanupPolicy::Compact,
+        segment_bytes: 1024,
+        index_interval_bytes: 128,
+        ..LogConfig::default()
+    };
+    let log = Arc::new(open(&dir.path().join("c"), &config, &handles));
+    const ROUNDS: usize = 40;
+    let done = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..3)
+        .map(|i| {
+            let log = Arc::clone(&log);
+            let done = Arc::clone(&done);
+            thread::spawn(move || {
+                let mut passes = 0u64;
+                while !done.load(Ordering::Acquire) || passes == 0 {
+                    read_through(&log, i == 1);
+                    if i == 2 {
+                        // Lookups by time load indexes of sealed segments too.
+                        log.offset_for_timestamp(ROUNDS as i64 / 2)
+                            .unwrap_or_else(|e| panic!("offset_for_timestamp: {e}"));
+                        log.max_timestamp()
+                            .unwrap_or_else(|e| panic!("max_timestamp: {e}"));
+                        // Each batch once, in order.
+                        let mut last = None;
+                        log.for_each_batch_header(0, |h| {
+                            let at = h.last_offset();
+                            assert!(last < Some(at), "{at} after {last:?}");
+                            last = Some(at);
+                        })
+                        .unwrap_or_else(|e| panic!("for_each_batch_header: {e}"));
+                    }
+                    passes += 1;
+                }
+                passes
+            })
+        })
+        .collect();
+    let mut rewritten = 0;
+    let evictions_before = handles.stats().evictions;
+    for round in 0..ROUNDS {
+        for k in 0..4 {
+            log.append(&mut keyed_batch(round, &[k * 3, k * 3 + 1, k * 3 + 2]))
+                .expect("append");
+        }
+        rewritten += log.compact(0).expect("compact").groups_rewritten;
+    }
+    done.store(true, Ordering::Release);
+    for r in readers {
+        assert!(r.join().expect("reader") > 0);
+    }
+    assert!(rewritten > ROUNDS, "compaction rewrote {rewritten} groups");
+    assert!(
+        handles.stats().evictions > evictions_before,
+        "{:?}",
+        handles.stats()
+    );
+    // Every key reads as its latest value.
+    let mut latest = std::collections::BTreeMap::new();
+    for r in read_all(&log) {
+        let key = String::from_utf8(r.key.expect("key")).expect("utf8");
+        latest.insert(
+            key,
+            String::from_utf8(r.value.expect("value")).expect("utf8"),
+        );
+    }
+    let want: std::collections::BTreeMap<String, String> = (0..12)
+        .map(|k| (format!("key-{k}"), format!("{}.key-{k}", ROUNDS - 1)))
+        .collect();
+    assert_eq!(latest, want);
+}
