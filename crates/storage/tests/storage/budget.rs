@@ -388,3 +388,127 @@ fn readers_of_a_log_compacted_under_a_budget_of_one_never_miss_its_segments() {
         .collect();
     assert_eq!(latest, want);
 }
+
+#[test]
+fn a_reopen_that_finds_no_descriptor_fails_cleanly_and_never_poisons_but_a_failed_fsync_does() {
+    use pubsub_storage::StorageError;
+    let dir = tempfile::tempdir().expect("tempdir");
+    const ROOM: HandleLimits = HandleLimits {
+        descriptors: 8,
+        maps: 8,
+    };
+    let handles = Handles::new(ROOM);
+    let plan = FaultPlan::new();
+    let fs = Arc::new(FaultFs::new(plan.clone()));
+    let config = LogConfig {
+        flush: FlushPolicy::Never,
+        index_interval_bytes: 64,
+        ..LogConfig::default()
+    };
+    let open_faulty = |name: &str| {
+        Log::open_budgeted(
+            dir.path().join(name),
+            config.clone(),
+            fs.clone(),
+            handles.clone(),
+        )
+        .expect("open")
+        .0
+    };
+    // Closes every idle file and map, as a budget under pressure does.
+    let evict = || {
+        handles.set_limits(HandleLimits {
+            descriptors: 0,
+            maps: 0,
+        });
+        handles.set_limits(ROOM);
+        assert_eq!(handles.stats().descriptors, 0);
+        assert_eq!(handles.stats().maps, 0);
+    };
+    let log = open_faulty("p");
+    let seg = dir.path().join("p").join("00000000000000000000.log");
+    let seg_len = || std::fs::metadata(&seg).expect("stat").len();
+    let mut acked = vec!["first-0".to_string()];
+    log.append(&mut simple_batch("first", 1, 1_000))
+        .expect("append");
+    let retriable = |what: &str, e: StorageError| {
+        assert!(e.is_out_of_handles(), "{what}: {e}");
+        assert!(e.is_storage_failure(), "{what}: KAFKA_STORAGE_ERROR");
+        assert!(log.poisoned().is_none(), "{what} poisoned the log");
+    };
+
+    // An append that cannot reopen the evicted segment file, or map its
+    // evicted indexes again, fails with nothing written.
+    for suffix in [".log", ".index", ".timeindex"] {
+        evict();
+        plan.fail_opens_with(libc::EMFILE, suffix);
+        let (end, len) = (log.log_end_offset(), seg_len());
+        let e = log
+            .append(&mut simple_batch("refused", 1, 2_000))
+            .expect_err("append without a descriptor");
+        retriable(suffix, e);
+        assert_eq!((log.log_end_offset(), seg_len()), (end, len), "{suffix}");
+        plan.fail_opens_with(0, "");
+        log.append(&mut simple_batch(&format!("after{suffix}"), 1, 3_000))
+            .expect("the next append works");
+        acked.push(format!("after{suffix}-0"));
+    }
+
+    // An index that must grow in the middle of an append and cannot reopen
+    // its file: the written batch is cut off again.
+    let fresh = open_faulty("q");
+    let q_seg = dir.path().join("q").join("00000000000000000000.log");
+    fresh
+        .append(&mut simple_batch("q-first", 1, 1_000))
+        .expect("append");
+    let len = std::fs::metadata(&q_seg).expect("stat").len();
+    plan.fail_opens_with(libc::EMFILE, ".index");
+    let e = fresh
+        .append(&mut simple_batch("q-refused", 1, 2_000))
+        .expect_err("the index cannot grow");
+    assert!(e.is_out_of_handles(), "{e}");
+    assert!(fresh.poisoned().is_none());
+    assert_eq!(std::fs::metadata(&q_seg).expect("stat").len(), len);
+    assert_eq!(fresh.log_end_offset(), 1);
+    plan.fail_opens_with(0, "");
+    fresh
+        .append(&mut simple_batch("q-second", 1, 3_000))
+        .expect("append");
+    assert_eq!(values(&fresh), ["q-first-0", "q-second-0"]);
+
+    // An fsync round that cannot reopen the file syncs nothing and counts
+    // nothing as durable; the next round does it.
+    let durable = log.durable_offset();
+    assert!(durable < log.log_end_offset());
+    evict();
+    plan.fail_opens_with(libc::EMFILE, ".log");
+    let syncs = plan.syncs();
+    retriable("fsync round", log.flush().expect_err("flush"));
+    assert_eq!(log.durable_offset(), durable);
+    assert_eq!(plan.syncs(), syncs);
+    // A read too: an error, not "out of range", and nothing poisoned.
+    retriable("read", log.read(0, 1 << 20).expect_err("read"));
+    plan.fail_opens_with(0, "");
+    log.flush().expect("the next round works");
+    assert_eq!(log.durable_offset(), log.log_end_offset());
+    assert_eq!(values(&log), acked);
+
+    // A failed fsync (EIO) still poisons.
+    log.append(&mut simple_batch("unsynced", 1, 4_000))
+        .expect("append");
+    plan.fail_syncs(true);
+    let e = log.flush().expect_err("fsync fails");
+    assert!(!e.is_out_of_handles(), "{e}");
+    assert!(log.poisoned().is_some());
+    plan.fail_syncs(false);
+    drop(log);
+    let (log, _) = Log::open_budgeted(
+        dir.path().join("p"),
+        config.clone(),
+        Arc::new(RealFs),
+        handles.clone(),
+    )
+    .expect("reopen");
+    let after = values(&log);
+    assert_eq!(after[..acked.len()], acked[..]);
+}
