@@ -436,7 +436,6 @@ impl Log {
         }
     }
 
-    /// A read racing with retention may find its segment's files gone.
     /// The segment that would hold `offset`, and the next segment's base.
     fn segment_at(&self, offset: u64) -> Option<(Arc<Segment>, Option<u64>)> {
         let map = self.segments.read();
@@ -445,6 +444,10 @@ impl Log {
         Some((Arc::clone(seg), next))
     }
 
+    /// A read racing with retention may find its segment's files gone (and
+    /// not retried, or retried too often): the offset it wanted is then
+    /// out of range, and the error says so ([`StorageError::OffsetOutOfRange`]
+    /// with the log's current bounds).
     fn vanished(&self, e: StorageError, offset: u64) -> StorageError {
         match &e {
             StorageError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
