@@ -103,6 +103,17 @@ impl StorageError {
         )
     }
 
+    /// True for an open or a map that failed for want of a descriptor or of
+    /// memory ([`is_out_of_handles_io`]): nothing was written, so the log
+    /// is not poisoned and the same operation may work on the next try (a
+    /// KAFKA_STORAGE_ERROR answer, which clients retry).
+    pub fn is_out_of_handles(&self) -> bool {
+        match self {
+            StorageError::Io { op, source, .. } => is_out_of_handles_io(op, source),
+            _ => false,
+        }
+    }
+
     /// True for a failed operation that ran out of space and that the log
     /// undoes ([`is_out_of_space_io`]).
     pub fn is_out_of_space(&self) -> bool {
@@ -141,6 +152,27 @@ pub const SPACE_OPS: [&str; 7] = [
 /// the storage crate and the broker's own files.
 pub fn is_out_of_space_io(op: &str, source: &io::Error) -> bool {
     matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) && SPACE_OPS.contains(&op)
+}
+
+/// The operations (the `op` of [`StorageError::Io`]) that may fail for want
+/// of a descriptor (EMFILE, ENFILE) or of kernel memory (ENOMEM) and change
+/// nothing: opening or creating a file (the descriptor is allocated before
+/// the file is looked up or made; a segment or checkpoint file left empty
+/// by a late ENOMEM is removed by the failing roll, or replaced by the next
+/// checkpoint) and mapping an index. The descriptor budget
+/// ([`crate::Handles`]) can be exceeded by handles in use, and other
+/// processes share the system's limits, so reopening an evicted file may
+/// meet them: the operation fails and the log stays writable. Any other
+/// operation failing so (an fsync above all) still poisons.
+pub const HANDLE_OPS: [&str; 3] = ["open", "create", "mmap"];
+
+/// True when `op` (one of [`HANDLE_OPS`]) failed with EMFILE, ENFILE or
+/// ENOMEM.
+pub fn is_out_of_handles_io(op: &str, source: &io::Error) -> bool {
+    matches!(
+        source.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM)
+    ) && HANDLE_OPS.contains(&op)
 }
 
 /// Result alias used throughout the crate.

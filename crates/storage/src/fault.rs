@@ -1,5 +1,6 @@
 //! A fault-injecting file layer for tests: makes fsyncs fail, writes run out
-//! of space part-way, file creation run out of space, or the "process" die
+//! of space part-way, file creation run out of space, opens find no
+//! descriptor (EMFILE), or the "process" die
 //! after a given number of operations (every later write, sync, rename and
 //! delete fails and changes nothing), so every step of a multi-file protocol
 //! can be interrupted.
@@ -29,6 +30,10 @@ pub struct FaultPlan {
     /// Files that may still be created (opened with `Truncate`) before
     /// ENOSPC; negative = unlimited.
     create_budget: AtomicI64,
+    /// Errno with which opens of matching files fail; 0 = none.
+    open_errno: AtomicI32,
+    /// The end of the names of the files whose opens fail ("" = all).
+    open_suffix: Mutex<String>,
     /// Errno with which a `set_len` that shrinks a file fails; 0 = none.
     shrink_errno: AtomicI32,
     /// Mutating operations allowed before the simulated crash; negative = never.
@@ -104,6 +109,27 @@ impl FaultPlan {
         }
         if left > 0 {
             self.create_budget.store(left - 1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    /// Makes every open of a file whose name ends with `suffix` ("" for
+    /// every file) fail with `errno` (EMFILE, as a process out of
+    /// descriptors sees it) before anything is opened or created; 0 lets
+    /// them succeed again.
+    pub fn fail_opens_with(&self, errno: i32, suffix: &str) {
+        *self.open_suffix.lock() = suffix.to_string();
+        self.open_errno.store(errno, Ordering::SeqCst);
+    }
+
+    fn open(&self, path: &Path) -> io::Result<()> {
+        let errno = self.open_errno.load(Ordering::SeqCst);
+        if errno != 0
+            && path
+                .to_string_lossy()
+                .ends_with(self.open_suffix.lock().as_str())
+        {
+            return Err(io::Error::from_raw_os_error(errno));
         }
         Ok(())
     }
@@ -278,6 +304,7 @@ impl FileHandle for FaultFile {
 
 impl FileSystem for FaultFs {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn FileHandle>> {
+        self.plan.open(path)?;
         if mode != OpenMode::ReadOnly {
             self.plan.mutate()?;
         }

@@ -29,6 +29,11 @@
 //!   entry's lock, then the clock's (opening an entry makes room while
 //!   holding its lock); the sweep holds the clock's lock and only
 //!   `try_lock`s entries.
+//! - Reopening may fail for want of a descriptor or of memory (EMFILE,
+//!   ENFILE, ENOMEM: handles in use exceed the budget, or other processes
+//!   use the system's): the operation that needed it fails with nothing
+//!   written and the log is not poisoned
+//!   ([`crate::StorageError::is_out_of_handles`]); the next one reopens.
 //! - An index file opened for a moment (to map, grow, trim or fsync it) is
 //!   counted while open; the files recovery scans and checkpoint writes open
 //!   for a moment are not: they come out of the reserve the budget leaves.

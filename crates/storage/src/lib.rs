@@ -57,7 +57,9 @@ mod writeback;
 pub use check::{check, CheckReport, SegmentCheck};
 pub use compaction::CompactionReport;
 pub use config::{CleanupPolicy, FlushPolicy, LogConfig};
-pub use error::{is_out_of_space_io, Result, StorageError, SPACE_OPS};
+pub use error::{
+    is_out_of_handles_io, is_out_of_space_io, Result, StorageError, HANDLE_OPS, SPACE_OPS,
+};
 pub use handles::{HandleLimits, HandleStats, Handles};
 pub use layout::{
     CLEAN_SHUTDOWN, INDEX_SUFFIX, LEADER_EPOCHS_CHECKPOINT, LOG_SUFFIX, PARTITION_CHECKPOINT,

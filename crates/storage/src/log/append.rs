@@ -2,6 +2,7 @@
 //! writing and indexing under it, and rolling segments by size, age, index
 //! capacity and offset range.
 
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use pubsub_records::{Batch, BatchMut};
 
 use crate::config::{FlushPolicy, LogConfig};
 use crate::error::{Result, StorageError};
+use crate::fs::FileHandle;
 use crate::index::IndexTracker;
 use crate::log::{Log, Writer};
 use crate::segment::Segment;
@@ -131,12 +133,17 @@ impl Log {
         let active = Arc::clone(&w.active);
         let position = active.size();
         let path = active.path();
-        let written = active.file().and_then(|f| {
-            f.write_all_at(records, position)
-                .map_err(|e| StorageError::io("write", path, e))
-        });
+        // Whatever the budget closed is reopened before anything is
+        // written: an open or map that finds no descriptor or memory fails
+        // the append with nothing written, and the log stays writable.
+        // Held, they stay open until the append is done.
+        let file = self.poison_on_err(active.file())?;
+        let index = self.poison_on_err(active.index())?;
+        let written = file
+            .write_all_at(records, position)
+            .map_err(|e| StorageError::io("write", path, e));
         if let Err(e) = written {
-            return Err(self.undo_write(&active, position, e));
+            return Err(self.undo_write(file.as_ref(), path, position, e));
         }
         // Each full chunk of the segment written gets its writeback started,
         // so dirty pages stream to disk steadily instead of in bursts that
@@ -145,14 +152,11 @@ impl Log {
         if end / WRITEBACK_CHUNK > position / WRITEBACK_CHUNK {
             let from = position / WRITEBACK_CHUNK * WRITEBACK_CHUNK;
             let to = end / WRITEBACK_CHUNK * WRITEBACK_CHUNK;
-            if let Ok(f) = active.file() {
-                crate::writeback::request(&f, from, to - from);
-            }
+            crate::writeback::request(&file, from, to - from);
         }
 
         let interval = self.ctx.index_interval;
         {
-            let index = self.poison_on_err(active.index())?;
             let mut index = index.write();
             // What to go back to should an index fail to grow.
             let before = (w.tracker, index.offsets.len(), index.times.len());
@@ -174,12 +178,17 @@ impl Log {
                     index.offsets.truncate(before.1);
                     index.times.truncate(before.2);
                     drop(index);
-                    return Err(self.undo_write(&active, position, e));
+                    return Err(self.undo_write(file.as_ref(), path, position, e));
                 }
                 pos += m.len as u64;
                 offset = last + 1;
             }
         }
+        drop(index);
+        drop(file);
+        // Holding them may have kept the budget exceeded (a reopen could
+        // not close them): close what is over it now that they are unused.
+        self.ctx.handles.make_room(0, 0);
         active.set_max_timestamp(w.tracker.max_timestamp, w.tracker.offset_of_max_timestamp);
         if w.rolling_timestamp.is_none() {
             w.rolling_timestamp = metas.first().map(|m| m.max_ts);
@@ -248,22 +257,29 @@ impl Log {
         Ok(false)
     }
 
-    /// A write of this append failed after the active segment held
-    /// `position` bytes. If it ran out of space, the segment is cut back to
-    /// `position` (the partial batch gone, nothing published, the indexes
-    /// already back where they were) and the log takes writes again once
-    /// space returns; any other failure, or a cut that fails, poisons it.
-    /// Returns the error to answer.
+    /// A write of this append to the active segment's `file` (at `path`)
+    /// failed after the segment held `position` bytes. If it ran out of
+    /// space, or an index could not grow for want of a descriptor or of
+    /// memory, the segment is cut back to `position` (the partial batch
+    /// gone, nothing published, the indexes already back where they were):
+    /// the log takes writes again once space (or a descriptor) returns; any
+    /// other failure, or a cut that fails, poisons it. Returns the error to
+    /// answer.
     #[cold]
-    fn undo_write(&self, active: &Segment, position: u64, e: StorageError) -> StorageError {
-        if e.is_out_of_space() {
-            let path = active.path();
-            let cut = active.file().and_then(|f| {
-                f.set_len(position)
-                    .map_err(|c| StorageError::io("truncate", path, c))
-            });
+    fn undo_write(
+        &self,
+        file: &dyn FileHandle,
+        path: &Path,
+        position: u64,
+        e: StorageError,
+    ) -> StorageError {
+        if e.is_out_of_space() || e.is_out_of_handles() {
+            let cut = file
+                .set_len(position)
+                .map_err(|c| StorageError::io("truncate", path, c));
             match cut {
-                Ok(()) => self.space.ran_out(&self.ctx.dir, &e),
+                Ok(()) if e.is_out_of_space() => self.space.ran_out(&self.ctx.dir, &e),
+                Ok(()) => {}
                 Err(c) => self.poison(&c),
             }
         } else if e.is_storage_failure() {

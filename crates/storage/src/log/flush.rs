@@ -54,10 +54,12 @@ impl Log {
         self.flushed.notify_all();
     }
 
-    /// Runs `f`; if it fails with a storage failure, poisons the log.
+    /// Runs `f`; if it fails with a storage failure, poisons the log (not
+    /// for an open or map that found no descriptor or memory: it changed
+    /// nothing, see [`StorageError::is_out_of_handles`]).
     pub(crate) fn poison_on_err<T>(&self, r: Result<T>) -> Result<T> {
         if let Err(e) = &r {
-            if e.is_storage_failure() {
+            if e.is_storage_failure() && !e.is_out_of_handles() {
                 self.poison(e);
             }
         }
@@ -71,7 +73,7 @@ impl Log {
         if let Err(e) = &r {
             if e.is_out_of_space() {
                 self.space.ran_out(&self.ctx.dir, e);
-            } else if e.is_storage_failure() {
+            } else if e.is_storage_failure() && !e.is_out_of_handles() {
                 self.poison(e);
             }
         }
@@ -128,7 +130,14 @@ impl Log {
                 Ok(end) => st.durable = st.durable.max(end),
                 Err(e) => {
                     drop(st);
-                    self.poison(&e);
+                    // A round that could not reopen a file (no descriptor
+                    // or memory) synced less, not badly: its segments wait
+                    // for the next round; nothing counts as durable.
+                    if e.is_out_of_handles() {
+                        self.flushed.notify_all();
+                    } else {
+                        self.poison(&e);
+                    }
                     return Err(e);
                 }
             }
@@ -149,15 +158,28 @@ impl Log {
                 std::mem::take(&mut w.dir_dirty),
             )
         };
-        for seg in &sealed {
-            seg.sync(true)?;
-        }
-        active.sync(false)?;
-        if dir_dirty {
-            self.ctx
-                .fs
-                .sync_dir(&self.ctx.dir)
-                .map_err(|e| StorageError::io("fsync directory", &self.ctx.dir, e))?;
+        let synced: Result<()> = (|| {
+            for seg in &sealed {
+                seg.sync(true)?;
+            }
+            active.sync(false)?;
+            if dir_dirty {
+                self.ctx
+                    .fs
+                    .sync_dir(&self.ctx.dir)
+                    .map_err(|e| StorageError::io("fsync directory", &self.ctx.dir, e))?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = synced {
+            if e.is_out_of_handles() {
+                // Not synced: the next round does it (any other failure
+                // poisons the log, and no round follows).
+                let mut w = self.writer.lock();
+                w.unflushed.extend(sealed);
+                w.dir_dirty |= dir_dirty;
+            }
+            return Err(e);
         }
         // A descriptor closed by the budget before this round may have
         // reported a failed writeback of data this round counts as durable.
@@ -167,7 +189,8 @@ impl Log {
                 // The data is on disk; only the recovery point stays behind
                 // (recovery would scan a little more) until a later
                 // checkpoint finds space.
-                Err(e) if e.is_out_of_space() => {}
+                // Likewise when no descriptor was left to write it with.
+                Err(e) if e.is_out_of_space() || e.is_out_of_handles() => {}
                 other => other?,
             }
         }

@@ -92,6 +92,11 @@ pub(crate) struct Writer {
     pub dir_dirty: bool,
 }
 
+/// How many times a read or lookup starts again when a segment it was
+/// using left the log under it (retention or compaction; each retry sees
+/// the segments that replaced it).
+const RETIRED_RETRIES: u32 = 3;
+
 /// One partition: an append-only, segmented, indexed log.
 pub struct Log {
     pub(crate) ctx: Arc<SegmentContext>,
@@ -352,7 +357,7 @@ impl Log {
             return Err(StorageError::OffsetOutOfRange { offset, start, end });
         }
         let mut target = offset;
-        let mut retries = 3;
+        let mut retries = RETIRED_RETRIES;
         while target < end {
             let Some((seg, next_base)) = self.segment_at(target) else {
                 break;
@@ -397,27 +402,40 @@ impl Log {
         mut f: impl FnMut(&pubsub_records::BatchHeader),
     ) -> Result<()> {
         let end = self.log_end_offset();
-        let from = from.max(self.log_start_offset());
-        for seg in self.segment_list() {
-            if seg.end_offset().is_some_and(|e| e <= from) {
-                continue;
-            }
-            let size = seg.size();
-            let start = seg.scan_start(from)?;
-            let file = seg.file()?;
-            let path = seg.path();
-            let mut walker = crate::segment::HeaderWalker::new(file.as_ref(), path, start, size);
-            while let Some((_, header)) = walker.next()? {
-                let last = header.last_offset() as u64;
-                if last >= from && last < end {
-                    f(&header);
+        let mut from = from.max(self.log_start_offset());
+        let mut retries = RETIRED_RETRIES;
+        'again: loop {
+            for seg in self.segment_list() {
+                if seg.end_offset().is_some_and(|e| e <= from) {
+                    continue;
+                }
+                let size = seg.size();
+                let opened = seg.scan_start(from).and_then(|s| Ok((s, seg.file()?)));
+                let (start, file) = match opened {
+                    // Retention or compaction took the segment out of the
+                    // log under the walk: go on from where it stopped, in
+                    // the segments there now.
+                    Err(_) if seg.is_retired() && retries > 0 => {
+                        retries -= 1;
+                        continue 'again;
+                    }
+                    opened => opened?,
+                };
+                let path = seg.path();
+                let mut walker =
+                    crate::segment::HeaderWalker::new(file.as_ref(), path, start, size);
+                while let Some((_, header)) = walker.next()? {
+                    let last = header.last_offset() as u64;
+                    if last >= from && last < end {
+                        f(&header);
+                        from = last + 1;
+                    }
                 }
             }
+            return Ok(());
         }
-        Ok(())
     }
 
-    /// A read racing with retention may find its segment's files gone.
     /// The segment that would hold `offset`, and the next segment's base.
     fn segment_at(&self, offset: u64) -> Option<(Arc<Segment>, Option<u64>)> {
         let map = self.segments.read();
@@ -426,6 +444,10 @@ impl Log {
         Some((Arc::clone(seg), next))
     }
 
+    /// A read racing with retention may find its segment's files gone (and
+    /// not retried, or retried too often): the offset it wanted is then
+    /// out of range, and the error says so ([`StorageError::OffsetOutOfRange`]
+    /// with the log's current bounds).
     fn vanished(&self, e: StorageError, offset: u64) -> StorageError {
         match &e {
             StorageError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
@@ -442,25 +464,38 @@ impl Log {
     /// The first record whose timestamp is at or after `timestamp` (Kafka's
     /// ListOffsets by time); `None` if every record is older.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<TimestampOffset>> {
-        // As Kafka: the first record at or after the log start offset (which
-        // DeleteRecords may have put inside a batch) with such a timestamp.
-        let start = self.log_start_offset();
-        for seg in self.segment_list() {
-            let (max, _) = seg.max_timestamp()?;
-            if max < timestamp {
-                continue;
+        let mut retries = RETIRED_RETRIES;
+        'again: loop {
+            // As Kafka: the first record at or after the log start offset
+            // (which DeleteRecords may have put inside a batch) with such a
+            // timestamp.
+            let start = self.log_start_offset();
+            for seg in self.segment_list() {
+                let found = seg.max_timestamp().and_then(|(max, _)| {
+                    if max < timestamp {
+                        return Ok(None);
+                    }
+                    seg.find_timestamp(timestamp, start, self.config().max_decompressed_bytes)
+                });
+                let found = match found {
+                    // Retention or compaction replaced the segment after
+                    // the list was taken: look again in the segments now.
+                    Err(_) if seg.is_retired() && retries > 0 => {
+                        retries -= 1;
+                        continue 'again;
+                    }
+                    found => found?,
+                };
+                if let Some((offset, ts, epoch)) = found {
+                    return Ok(Some(TimestampOffset {
+                        offset,
+                        timestamp: ts,
+                        leader_epoch: epoch,
+                    }));
+                }
             }
-            if let Some((offset, ts, epoch)) =
-                seg.find_timestamp(timestamp, start, self.config().max_decompressed_bytes)?
-            {
-                return Ok(Some(TimestampOffset {
-                    offset,
-                    timestamp: ts,
-                    leader_epoch: epoch,
-                }));
-            }
+            return Ok(None);
         }
-        Ok(None)
     }
 
     /// The largest timestamp in the log and the first record carrying it
@@ -468,24 +503,41 @@ impl Log {
     /// reaching that timestamp, the first batch in it, the first record in
     /// that batch).
     pub fn max_timestamp(&self) -> Result<Option<TimestampOffset>> {
-        let mut best: Option<(i64, u64, Arc<Segment>)> = None;
-        for seg in self.segment_list() {
-            let (ts, offset) = seg.max_timestamp()?;
-            if ts >= 0 && best.as_ref().is_none_or(|b| ts > b.0) {
-                best = Some((ts, offset, seg));
+        let mut retries = RETIRED_RETRIES;
+        'again: loop {
+            let mut best: Option<(i64, u64, Arc<Segment>)> = None;
+            for seg in self.segment_list() {
+                let (ts, offset) = match seg.max_timestamp() {
+                    Err(_) if seg.is_retired() && retries > 0 => {
+                        retries -= 1;
+                        continue 'again;
+                    }
+                    found => found?,
+                };
+                if ts >= 0 && best.as_ref().is_none_or(|b| ts > b.0) {
+                    best = Some((ts, offset, seg));
+                }
             }
+            let Some((timestamp, offset, seg)) = best else {
+                return Ok(None);
+            };
+            let found = match seg.first_with_timestamp(
+                offset,
+                timestamp,
+                self.config().max_decompressed_bytes,
+            ) {
+                Err(_) if seg.is_retired() && retries > 0 => {
+                    retries -= 1;
+                    continue 'again;
+                }
+                found => found.map_err(|e| self.vanished(e, offset))?,
+            };
+            return Ok(found.map(|(offset, leader_epoch)| TimestampOffset {
+                offset,
+                timestamp,
+                leader_epoch,
+            }));
         }
-        let Some((timestamp, offset, seg)) = best else {
-            return Ok(None);
-        };
-        let found = seg
-            .first_with_timestamp(offset, timestamp, self.config().max_decompressed_bytes)
-            .map_err(|e| self.vanished(e, offset))?;
-        Ok(found.map(|(offset, leader_epoch)| TimestampOffset {
-            offset,
-            timestamp,
-            leader_epoch,
-        }))
     }
 
     /// Closes cleanly: flushes, trims the active indexes, records the

@@ -114,7 +114,7 @@ impl Log {
             return Err(StorageError::OffsetOutOfRange { offset, start, end });
         }
         let mut target = offset;
-        let mut retries = 3;
+        let mut retries = super::RETIRED_RETRIES;
         while target < end {
             let Some((seg, next_base)) = self.segment_at(target) else {
                 break;

@@ -451,7 +451,8 @@ impl Segment {
                         self.ctx
                             .handles
                             .open(self.ctx.fs.as_ref(), &path, OpenMode::ReadOnly, None)
-                            .and_then(|f| f.sync_data())
+                            .map_err(|e| StorageError::io("open", &path, e))?
+                            .sync_data()
                             .map_err(|e| StorageError::io("fsync", &path, e))?;
                     }
                 }

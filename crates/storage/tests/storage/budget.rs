@@ -145,6 +145,8 @@ fn readers_racing_with_eviction_read_the_right_bytes() {
         }
         assert!(log.segment_count() > 3, "several segments per log");
     }
+    // The appends evicted already: count only what the reads evict.
+    let before = handles.stats().evictions;
     let threads: Vec<_> = logs
         .iter()
         .enumerate()
@@ -164,7 +166,10 @@ fn readers_racing_with_eviction_read_the_right_bytes() {
     for t in threads {
         t.join().expect("reader");
     }
-    assert!(handles.stats().evictions > 0);
+    // The readers really raced with eviction (each of the 8 logs' 20
+    // passes reopens segments the others closed).
+    let evicted = handles.stats().evictions - before;
+    assert!(evicted > 8 * 20, "{evicted} evictions during the reads");
 }
 
 #[test]
@@ -261,4 +266,254 @@ fn a_failed_close_of_an_evicted_segment_poisons_its_log_before_anything_counts_a
     // b was not touched by a's failure.
     b.wait_durable(0).expect("b durable");
     assert!(b.poisoned().is_none());
+}
+
+/// Keyed records `key-{k}` = `{round}.{k}` for the keys of `keys`.
+fn keyed_batch(round: usize, keys: &[usize]) -> Vec<u8> {
+    let keys: Vec<String> = keys.iter().map(|k| format!("key-{k}")).collect();
+    let values: Vec<String> = keys.iter().map(|k| format!("{round}.{k}")).collect();
+    let recs: Vec<crate::common::Spec<'_>> = keys
+        .iter()
+        .zip(&values)
+        .map(|(k, v)| (Some(k.as_bytes()), Some(v.as_bytes()), round as i64))
+        .collect();
+    crate::common::batch_of(&recs, pubsub_records::Compression::None)
+}
+
+/// Reads the whole log once, through `read` (copying) or `read_range`
+/// (file ranges), and checks that offsets only grow. Panics on any error.
+fn read_through(log: &Log, ranges: bool) -> usize {
+    let mut next = log.log_start_offset();
+    let mut records = 0;
+    let mut buf = Vec::new();
+    loop {
+        let end = log.log_end_offset();
+        if next >= end {
+            return records;
+        }
+        buf.clear();
+        if ranges {
+            let (_, _, range) = log
+                .read_range(next, 300)
+                .unwrap_or_else(|e| panic!("read_range at {next}: {e}"));
+            match range {
+                Some(r) => r.read_into(&mut buf).expect("read the range"),
+                None => return records,
+            }
+        } else {
+            log.read_into(next, 300, &mut buf)
+                .unwrap_or_else(|e| panic!("read at {next}: {e}"));
+        }
+        let got = crate::common::records_in(&buf);
+        let Some(last) = got.last() else {
+            return records;
+        };
+        assert!(last.offset >= next, "read at {next} went back to {last:?}");
+        records += got.iter().filter(|r| r.offset >= next).count();
+        next = last.offset + 1;
+    }
+}
+
+#[test]
+fn readers_of_a_log_compacted_under_a_budget_of_one_never_miss_its_segments() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let handles = Handles::new(HandleLimits {
+        descriptors: 1,
+        maps: 1,
+    });
+    let config = LogConfig {
+        cleanup_policy: pubsub_storage::CleanupPolicy::Compact,
+        segment_bytes: 1024,
+        index_interval_bytes: 128,
+        ..LogConfig::default()
+    };
+    let log = Arc::new(open(&dir.path().join("c"), &config, &handles));
+    const ROUNDS: usize = 40;
+    let done = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..3)
+        .map(|i| {
+            let log = Arc::clone(&log);
+            let done = Arc::clone(&done);
+            thread::spawn(move || {
+                let mut passes = 0u64;
+                while !done.load(Ordering::Acquire) || passes == 0 {
+                    read_through(&log, i == 1);
+                    if i == 2 {
+                        // Lookups by time load indexes of sealed segments too.
+                        log.offset_for_timestamp(ROUNDS as i64 / 2)
+                            .unwrap_or_else(|e| panic!("offset_for_timestamp: {e}"));
+                        log.max_timestamp()
+                            .unwrap_or_else(|e| panic!("max_timestamp: {e}"));
+                        // Each batch once, in order.
+                        let mut last = None;
+                        log.for_each_batch_header(0, |h| {
+                            let at = h.last_offset();
+                            assert!(last < Some(at), "{at} after {last:?}");
+                            last = Some(at);
+                        })
+                        .unwrap_or_else(|e| panic!("for_each_batch_header: {e}"));
+                    }
+                    passes += 1;
+                }
+                passes
+            })
+        })
+        .collect();
+    let mut rewritten = 0;
+    let evictions_before = handles.stats().evictions;
+    for round in 0..ROUNDS {
+        for k in 0..4 {
+            log.append(&mut keyed_batch(round, &[k * 3, k * 3 + 1, k * 3 + 2]))
+                .expect("append");
+        }
+        rewritten += log.compact(0).expect("compact").groups_rewritten;
+    }
+    done.store(true, Ordering::Release);
+    for r in readers {
+        assert!(r.join().expect("reader") > 0);
+    }
+    assert!(rewritten > ROUNDS, "compaction rewrote {rewritten} groups");
+    assert!(
+        handles.stats().evictions > evictions_before,
+        "{:?}",
+        handles.stats()
+    );
+    // Every key reads as its latest value.
+    let mut latest = std::collections::BTreeMap::new();
+    for r in read_all(&log) {
+        let key = String::from_utf8(r.key.expect("key")).expect("utf8");
+        latest.insert(
+            key,
+            String::from_utf8(r.value.expect("value")).expect("utf8"),
+        );
+    }
+    let want: std::collections::BTreeMap<String, String> = (0..12)
+        .map(|k| (format!("key-{k}"), format!("{}.key-{k}", ROUNDS - 1)))
+        .collect();
+    assert_eq!(latest, want);
+}
+
+#[test]
+fn a_reopen_that_finds_no_descriptor_fails_cleanly_and_never_poisons_but_a_failed_fsync_does() {
+    use pubsub_storage::StorageError;
+    let dir = tempfile::tempdir().expect("tempdir");
+    const ROOM: HandleLimits = HandleLimits {
+        descriptors: 8,
+        maps: 8,
+    };
+    let handles = Handles::new(ROOM);
+    let plan = FaultPlan::new();
+    let fs = Arc::new(FaultFs::new(plan.clone()));
+    let config = LogConfig {
+        flush: FlushPolicy::Never,
+        index_interval_bytes: 64,
+        ..LogConfig::default()
+    };
+    let open_faulty = |name: &str| {
+        Log::open_budgeted(
+            dir.path().join(name),
+            config.clone(),
+            fs.clone(),
+            handles.clone(),
+        )
+        .expect("open")
+        .0
+    };
+    // Closes every idle file and map, as a budget under pressure does.
+    let evict = || {
+        handles.set_limits(HandleLimits {
+            descriptors: 0,
+            maps: 0,
+        });
+        handles.set_limits(ROOM);
+        assert_eq!(handles.stats().descriptors, 0);
+        assert_eq!(handles.stats().maps, 0);
+    };
+    let log = open_faulty("p");
+    let seg = dir.path().join("p").join("00000000000000000000.log");
+    let seg_len = || std::fs::metadata(&seg).expect("stat").len();
+    let mut acked = vec!["first-0".to_string()];
+    log.append(&mut simple_batch("first", 1, 1_000))
+        .expect("append");
+    let retriable = |what: &str, e: StorageError| {
+        assert!(e.is_out_of_handles(), "{what}: {e}");
+        assert!(e.is_storage_failure(), "{what}: KAFKA_STORAGE_ERROR");
+        assert!(log.poisoned().is_none(), "{what} poisoned the log");
+    };
+
+    // An append that cannot reopen the evicted segment file, or map its
+    // evicted indexes again, fails with nothing written.
+    for suffix in [".log", ".index", ".timeindex"] {
+        evict();
+        plan.fail_opens_with(libc::EMFILE, suffix);
+        let (end, len) = (log.log_end_offset(), seg_len());
+        let e = log
+            .append(&mut simple_batch("refused", 1, 2_000))
+            .expect_err("append without a descriptor");
+        retriable(suffix, e);
+        assert_eq!((log.log_end_offset(), seg_len()), (end, len), "{suffix}");
+        plan.fail_opens_with(0, "");
+        log.append(&mut simple_batch(&format!("after{suffix}"), 1, 3_000))
+            .expect("the next append works");
+        acked.push(format!("after{suffix}-0"));
+    }
+
+    // An index that must grow in the middle of an append and cannot reopen
+    // its file: the written batch is cut off again.
+    let fresh = open_faulty("q");
+    let q_seg = dir.path().join("q").join("00000000000000000000.log");
+    fresh
+        .append(&mut simple_batch("q-first", 1, 1_000))
+        .expect("append");
+    let len = std::fs::metadata(&q_seg).expect("stat").len();
+    plan.fail_opens_with(libc::EMFILE, ".index");
+    let e = fresh
+        .append(&mut simple_batch("q-refused", 1, 2_000))
+        .expect_err("the index cannot grow");
+    assert!(e.is_out_of_handles(), "{e}");
+    assert!(fresh.poisoned().is_none());
+    assert_eq!(std::fs::metadata(&q_seg).expect("stat").len(), len);
+    assert_eq!(fresh.log_end_offset(), 1);
+    plan.fail_opens_with(0, "");
+    fresh
+        .append(&mut simple_batch("q-second", 1, 3_000))
+        .expect("append");
+    assert_eq!(values(&fresh), ["q-first-0", "q-second-0"]);
+
+    // An fsync round that cannot reopen the file syncs nothing and counts
+    // nothing as durable; the next round does it.
+    let durable = log.durable_offset();
+    assert!(durable < log.log_end_offset());
+    evict();
+    plan.fail_opens_with(libc::EMFILE, ".log");
+    let syncs = plan.syncs();
+    retriable("fsync round", log.flush().expect_err("flush"));
+    assert_eq!(log.durable_offset(), durable);
+    assert_eq!(plan.syncs(), syncs);
+    // A read too: an error, not "out of range", and nothing poisoned.
+    retriable("read", log.read(0, 1 << 20).expect_err("read"));
+    plan.fail_opens_with(0, "");
+    log.flush().expect("the next round works");
+    assert_eq!(log.durable_offset(), log.log_end_offset());
+    assert_eq!(values(&log), acked);
+
+    // A failed fsync (EIO) still poisons.
+    log.append(&mut simple_batch("unsynced", 1, 4_000))
+        .expect("append");
+    plan.fail_syncs(true);
+    let e = log.flush().expect_err("fsync fails");
+    assert!(!e.is_out_of_handles(), "{e}");
+    assert!(log.poisoned().is_some());
+    plan.fail_syncs(false);
+    drop(log);
+    let (log, _) = Log::open_budgeted(
+        dir.path().join("p"),
+        config.clone(),
+        Arc::new(RealFs),
+        handles.clone(),
+    )
+    .expect("reopen");
+    let after = values(&log);
+    assert_eq!(after[..acked.len()], acked[..]);
 }
