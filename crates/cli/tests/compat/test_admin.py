@@ -58,7 +58,9 @@ def test_kafka_python_admin_topics_and_groups(broker):
             raise AssertionError("created twice")
         except TopicAlreadyExistsError:
             pass
-        assert name in admin.list_topics()
+        # Kafka's brokers learn of a new topic from the controller a moment
+        # after CreateTopics answers, so the reference may list it late.
+        wait_until(lambda: name in admin.list_topics(), what="topic listed")
         described = admin.describe_topics([name])
         assert described[0]["name"] == name
         assert described[0]["error_code"] == 0
