@@ -126,6 +126,9 @@ pub struct Partition {
     notifier: Notifier,
     config: RwLock<Arc<TopicConfig>>,
     traffic: TrafficCounters,
+    /// The log end offset the producer snapshot on disk was taken at
+    /// (`u64::MAX`: none known).
+    snapshot_at: AtomicU64,
 }
 
 impl Partition {
@@ -176,8 +179,12 @@ impl Partition {
                 warn!(error = %e, "ignoring an unreadable producer snapshot");
                 None
             });
+        let mut snapshot_at = u64::MAX;
         let (mut states, from) = match snapshot {
             Some(s) if s.offset <= log.log_end_offset() && s.offset >= log.log_start_offset() => {
+                if s.offset == log.log_end_offset() {
+                    snapshot_at = s.offset;
+                }
                 (s.states, s.offset)
             }
             _ => (ProducerStates::default(), log.log_start_offset()),
@@ -195,6 +202,7 @@ impl Partition {
                 notifier: Notifier::default(),
                 config: RwLock::new(config),
                 traffic: TrafficCounters::default(),
+                snapshot_at: AtomicU64::new(snapshot_at),
             },
             report,
         ))
@@ -474,17 +482,25 @@ impl Partition {
     }
 
     /// Saves the producer state so the next open need not replay the log.
+    /// Nothing is written when the last snapshot (or the one read at open)
+    /// was taken at the log end offset: the state cannot have changed since.
     pub(crate) fn snapshot_producers(&self) -> Result<()> {
         let states = self.producers.lock();
+        let offset = self.log.log_end_offset();
+        if self.snapshot_at.load(Ordering::Acquire) == offset {
+            return Ok(());
+        }
         let snapshot = ProducerSnapshot {
-            offset: self.log.log_end_offset(),
+            offset,
             states: states.clone(),
         };
         metadata::write(
             &self.log.dir().join(PRODUCERS_FILE),
             KIND_PRODUCERS,
             &snapshot,
-        )
+        )?;
+        self.snapshot_at.store(offset, Ordering::Release);
+        Ok(())
     }
 
     /// Periodic durability work: flush if the policy says so, then record
@@ -494,7 +510,16 @@ impl Partition {
         self.snapshot_producers()
     }
 
-    /// Closes the log cleanly.
+    /// The first half of a clean close: the producer state saved and the
+    /// log flushed (under deferred syncs: written, for the caller's
+    /// filesystem sync).
+    pub(crate) fn prepare_close(&self) -> Result<()> {
+        self.snapshot_producers()?;
+        self.log.flush().map_err(|e| self.storage_err(e))
+    }
+
+    /// Closes the log cleanly (after [`Partition::prepare_close`] and a
+    /// filesystem sync, when syncs are deferred).
     pub(crate) fn close(&self) -> Result<()> {
         self.snapshot_producers()?;
         self.log.close().map_err(|e| self.storage_err(e))

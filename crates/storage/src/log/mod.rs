@@ -184,9 +184,20 @@ impl Log {
             checkpointed: Mutex::new(opened.checkpoint),
             flush_stats: Histogram::new(),
         };
-        // Whatever recovery kept is now fsynced: make the next recovery start here.
-        log.write_checkpoint(next)?;
+        // Whatever recovery kept is now fsynced: make the next recovery
+        // start here. Under deferred syncs nothing is fsynced yet: the
+        // caller syncs the filesystem, then calls `record_recovery_point`.
+        if !crate::fs::syncs_deferred() {
+            log.write_checkpoint(next)?;
+        }
         Ok((log, opened.report))
+    }
+
+    /// Writes the recovery point an open under deferred syncs left unwritten
+    /// (see [`crate::fs::DeferSyncs`]): call it once the filesystem is
+    /// synced. Nothing is written when the checkpoint already says it.
+    pub fn record_recovery_point(&self) -> Result<()> {
+        self.write_checkpoint(self.durable_offset())
     }
 
     /// The partition directory.
