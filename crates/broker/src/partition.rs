@@ -3,7 +3,7 @@
 //! fetches and consumers).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -129,6 +129,10 @@ pub struct Partition {
     /// The log end offset the producer snapshot on disk was taken at
     /// (`u64::MAX`: none known).
     snapshot_at: AtomicU64,
+    /// The epoch cache file says what `epochs` says.
+    epochs_on_disk: AtomicBool,
+    /// Serialises writing the epoch cache file.
+    epochs_write: Mutex<()>,
 }
 
 impl Partition {
@@ -148,30 +152,55 @@ impl Partition {
         let mut epochs = load_epochs(&dir, &log).map_err(storage)?;
         // Recovery may have cut the tail: epochs that started in it are gone.
         epochs.truncate_from_end(log.log_end_offset());
-        // A new partition starts at epoch 0; every later open raises it, as
-        // Kafka's controller does when the only replica goes and comes back.
-        let known = previous
+        // A new partition starts at epoch 0; every later open raises it by 2,
+        // as Kafka's controller does when the only replica goes and comes
+        // back. The epoch is derived from the broker generation (made
+        // durable by the broker before this open), so nothing is written
+        // here: see `PartitionMeta::generation` and docs/FORMAT.md.
+        let generation = meta.generation;
+        let derived = previous
             .as_ref()
-            .map(|p| p.leader_epoch)
-            .into_iter()
-            .chain(epochs.latest())
-            .max();
-        let leader_epoch = match known {
-            None => 0,
-            Some(e) => e.saturating_add(EPOCH_BUMP_AT_OPEN),
+            .filter(|p| p.generation > 0 && p.generation <= generation)
+            .map(|p| {
+                let opens = generation - p.generation;
+                let epoch = i64::from(p.leader_epoch)
+                    + i64::from(EPOCH_BUMP_AT_OPEN) * i64::try_from(opens).unwrap_or(i64::MAX / 4);
+                (i32::try_from(epoch).unwrap_or(i32::MAX), opens)
+            });
+        let leader_epoch = match (derived, epochs.latest()) {
+            (Some((e, opens)), latest)
+                if latest.is_none_or(|l| l < e || (l == e && opens == 0)) =>
+            {
+                e
+            }
+            _ => {
+                // A new partition, a file from before generations, or a
+                // cache ahead of it: raise past everything known and record
+                // the epoch with this generation (the epoch is durable
+                // before any batch carries it).
+                let known = previous
+                    .as_ref()
+                    .map(|p| p.leader_epoch)
+                    .into_iter()
+                    .chain(epochs.latest())
+                    .max();
+                let e = match known {
+                    None => 0,
+                    Some(e) => e.saturating_add(EPOCH_BUMP_AT_OPEN),
+                };
+                let meta = PartitionMeta {
+                    leader_epoch: e,
+                    ..meta.clone()
+                };
+                metadata::write(&meta_path, KIND_PARTITION, &meta)?;
+                e
+            }
         };
-        let meta = PartitionMeta {
-            leader_epoch,
-            ..meta
-        };
-        // The epoch is durable before any batch carries it.
-        metadata::write(&meta_path, KIND_PARTITION, &meta)?;
+        // The cache file learns the new epoch before the first batch
+        // carries it (`persist_epochs`), not here.
+        let before = epochs.clone();
         epochs.assign(leader_epoch, log.log_end_offset());
-        metadata::write(
-            &dir.join(LEADER_EPOCHS_FILE),
-            KIND_LEADER_EPOCHS,
-            &epochs.entries(),
-        )?;
+        let epochs_on_disk = before == epochs;
         // Producer state: from the snapshot if it is still valid, then the
         // batches after it; otherwise from the whole log.
         let snapshot: Option<ProducerSnapshot> =
@@ -203,6 +232,8 @@ impl Partition {
                 config: RwLock::new(config),
                 traffic: TrafficCounters::default(),
                 snapshot_at: AtomicU64::new(snapshot_at),
+                epochs_on_disk: AtomicBool::new(epochs_on_disk),
+                epochs_write: Mutex::new(()),
             },
             report,
         ))
@@ -386,7 +417,28 @@ impl Partition {
             .map_err(|e| self.storage_err(e))
     }
 
+    /// Writes the epoch cache file if it lacks the current epoch: before
+    /// the first batch of an epoch is appended, so the file always knows
+    /// every epoch in the log (once per partition and broker start).
+    fn persist_epochs(&self) -> Result<()> {
+        if self.epochs_on_disk.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let _w = self.epochs_write.lock();
+        if self.epochs_on_disk.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        metadata::write(
+            &self.log.dir().join(LEADER_EPOCHS_FILE),
+            KIND_LEADER_EPOCHS,
+            &self.epochs.entries(),
+        )?;
+        self.epochs_on_disk.store(true, Ordering::Release);
+        Ok(())
+    }
+
     fn raw_append(&self, records: &mut [u8]) -> Result<pubsub_storage::AppendInfo> {
+        self.persist_epochs()?;
         let info = self
             .log
             .append_trusted(records)

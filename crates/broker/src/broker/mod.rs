@@ -59,6 +59,8 @@ pub(crate) struct Inner {
     admin: Mutex<()>,
     coordinator: GroupCoordinator,
     producer_ids: Mutex<producer_ids::ProducerIds>,
+    /// This open's broker generation (see [`crate::metadata::BrokerMeta`]).
+    generation: u64,
     started: Instant,
     tick: Notifier,
     spread: RoundRobin,

@@ -46,17 +46,16 @@ impl Broker {
             return Err(BrokerError::Locked(dir));
         }
         let meta_path = dir.join(BROKER_FILE);
-        let meta = match metadata::read::<BrokerMeta>(&meta_path, KIND_BROKER)? {
-            Some(m) => m,
-            None => {
-                let m = BrokerMeta {
-                    cluster_id: Uuid::new_v4().simple().to_string(),
-                    next_producer_id_block: 0,
-                };
-                metadata::write(&meta_path, KIND_BROKER, &m)?;
-                m
-            }
-        };
+        let mut meta =
+            metadata::read::<BrokerMeta>(&meta_path, KIND_BROKER)?.unwrap_or_else(|| BrokerMeta {
+                cluster_id: Uuid::new_v4().simple().to_string(),
+                next_producer_id_block: 0,
+                generation: 0,
+            });
+        // A new generation, durable before any partition takes an epoch
+        // from it: one fsync however many partitions there are.
+        meta.generation += 1;
+        metadata::write(&meta_path, KIND_BROKER, &meta)?;
         let inner = Arc::new(Inner {
             dir: dir.clone(),
             coordinator: GroupCoordinator::new(config.group.clone()),
@@ -65,6 +64,7 @@ impl Broker {
             topics: RwLock::new(BTreeMap::new()),
             admin: Mutex::new(()),
             producer_ids: Mutex::new(ProducerIds::from_block(meta.next_producer_id_block)),
+            generation: meta.generation,
             started: Instant::now(),
             tick: Notifier::default(),
             spread: RoundRobin::default(),
@@ -195,6 +195,7 @@ impl Inner {
             topic_id: meta.id,
             partition: index,
             leader_epoch: 0,
+            generation: self.generation,
         };
         // A directory left by a deleted topic of the same name is set aside.
         if let Ok(Some(old)) =
