@@ -122,6 +122,7 @@ impl Log {
         if sealed.is_empty() {
             return Ok(report);
         }
+        self.unmark()?;
         // Load everything now, so readers holding these segments never open
         // files that a commit below renames.
         for seg in &sealed {

@@ -98,6 +98,7 @@ impl Log {
 
         let mut w = self.writer.lock();
         self.check_writable()?;
+        self.unmark()?;
         let rolled = self.maybe_roll(
             &mut w,
             &config,
@@ -243,6 +244,7 @@ impl Log {
     pub fn roll(&self) -> Result<()> {
         let mut w = self.writer.lock();
         self.check_writable()?;
+        self.unmark()?;
         if w.active.size() == 0 {
             return Ok(());
         }

@@ -104,6 +104,11 @@ pub struct Log {
     /// Serialises retention, compaction and close.
     pub(crate) maintenance: Mutex<()>,
     checkpointed: Mutex<Option<RecoveryCheckpoint>>,
+    /// The clean-shutdown marker of the last close is still on disk: nothing
+    /// changed since the open. Removed (durably) before the first change.
+    marked: AtomicBool,
+    /// Serialises removing the marker.
+    unmarking: Mutex<()>,
     /// Durations of group-commit fsync rounds, for monitoring.
     flush_stats: Histogram,
 }
@@ -182,6 +187,8 @@ impl Log {
             closed: AtomicBool::new(false),
             maintenance: Mutex::new(()),
             checkpointed: Mutex::new(opened.checkpoint),
+            marked: AtomicBool::new(opened.marked),
+            unmarking: Mutex::new(()),
             flush_stats: Histogram::new(),
         };
         // Whatever recovery kept is now fsynced: make the next recovery
@@ -289,6 +296,28 @@ impl Log {
             });
         }
         self.check_not_poisoned()
+    }
+
+    /// Removes the clean-shutdown marker the open left in place (an open
+    /// after a clean stop removes nothing), durably, before the log first
+    /// changes: from then on a crash must look unclean. Once per open.
+    pub(crate) fn unmark(&self) -> Result<()> {
+        if !self.marked.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let _u = self.unmarking.lock();
+        if !self.marked.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let removed = recovery::consume_marker(&self.ctx).or_else(|e| match &e {
+            StorageError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Ok(())
+            }
+            _ => Err(e),
+        });
+        self.poison_on_err(removed)?;
+        self.marked.store(false, Ordering::Release);
+        Ok(())
     }
 
     /// Reads whole batches starting with the one holding `offset`, up to
@@ -455,6 +484,8 @@ impl Log {
         self.flush_until(end)?;
         let w = self.writer.lock();
         self.closed.store(true, Ordering::Release);
+        // Nothing changed since a clean open: its marker still holds.
+        let marked = self.marked.load(Ordering::Acquire);
         let active = Arc::clone(&w.active);
         let done = (|| {
             {
@@ -463,6 +494,9 @@ impl Log {
                 index.flush()?;
             }
             self.write_checkpoint(end)?;
+            if marked {
+                return Ok(());
+            }
             CleanShutdown {
                 log_end_offset: end,
                 active_segment_base: active.base_offset,
