@@ -55,6 +55,7 @@ pub use partition::{Acks, AppendResult, Partition, PartitionTraffic, PendingSync
 /// Monitoring counters of the storage engine (fsync latencies), re-exported
 /// so servers can use the same histogram without depending on storage.
 pub use pubsub_storage::stats;
+pub use pubsub_storage::{HandleLimits, HandleStats, Handles};
 pub use topic::{PartitionDescription, TopicDescription};
 
 /// The README's Rust examples, compiled and run as doc tests so they

@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use pubsub_broker::Broker;
 use pubsub_server::Metrics;
+use pubsub_storage::handles::{self, RESERVED_DESCRIPTORS};
+use pubsub_storage::{HandleLimits, Handles};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::oneshot;
@@ -17,6 +19,7 @@ use crate::settings::{advertised_parts, Settings};
 
 /// Runs the daemon to completion.
 pub fn run(settings: Settings) -> Result<(), CliError> {
+    fit_limits(settings.server.max_connections as usize);
     let broker = Broker::open(&settings.data_dir, settings.broker_config()?)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -117,6 +120,58 @@ async fn serve(settings: &Settings, broker: Broker) -> Result<(), CliError> {
         let _ = task.await;
     }
     Ok(())
+}
+
+/// Raises the soft open-files limit to the hard one (a shell's or service
+/// manager's 1024 is the usual soft limit; the hard one is often far higher)
+/// and sizes the storage budget of open segment files and index maps to
+/// what is left after the connection reserve: `server.max_connections` plus
+/// [`RESERVED_DESCRIPTORS`] for everything else (the metrics listener,
+/// checkpoints, recovery scans, temporary files). Storage then never takes
+/// the descriptors a client needs to connect.
+fn fit_limits(max_connections: usize) {
+    match handles::raise_nofile_limit() {
+        Ok((before, after)) => {
+            let hard = handles::nofile_limits().map_or(after, |(_, hard)| hard);
+            if before == after {
+                tracing::info!(
+                    soft = after,
+                    hard,
+                    "open-files limit (RLIMIT_NOFILE) already at the hard limit"
+                );
+            } else {
+                tracing::info!(
+                    soft_before = before,
+                    soft = after,
+                    hard,
+                    "raised the open-files limit (RLIMIT_NOFILE) to the hard limit"
+                );
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, soft = handles::soft_nofile(), "could not raise the open-files limit (RLIMIT_NOFILE)");
+        }
+    }
+    let reserved = max_connections.saturating_add(RESERVED_DESCRIPTORS);
+    let limits = HandleLimits::from_system(reserved);
+    let nofile = handles::soft_nofile();
+    let connections = nofile.saturating_sub(limits.descriptors);
+    if connections < reserved {
+        tracing::warn!(
+            open_files = nofile,
+            reserve = connections,
+            wanted = reserved,
+            "the open-files limit is low: half of it is kept for connections and other files; raise the hard limit (ulimit -Hn) for more"
+        );
+    }
+    Handles::process().set_limits(limits);
+    tracing::info!(
+        segment_files = limits.descriptors,
+        index_maps = limits.maps,
+        reserved_descriptors = connections,
+        max_map_count = handles::max_map_count(),
+        "storage budget of open files and maps"
+    );
 }
 
 /// What clients are told to connect to: `advertised`, or the bound address.

@@ -114,18 +114,39 @@ pub async fn run_with_metrics(
 }
 
 /// The next connection on `listener`. A failed accept (out of file
-/// descriptors and the like) is logged and retried after a short pause,
-/// so a listener never spins or stops on it.
+/// descriptors and the like) is logged once per run of failures and
+/// retried after a pause that doubles up to a second, so a listener never
+/// spins, floods the log or stops on it. Storage keeps its open files within
+/// a budget that leaves a reserve for connections, so running out means
+/// more clients than `server.max_connections` allows for, or a low limit.
 pub(crate) async fn accept(
     listener: &TcpListener,
     which: &'static str,
 ) -> (tokio::net::TcpStream, std::net::SocketAddr) {
+    let mut pause = std::time::Duration::from_millis(10);
+    let mut failures = 0u64;
     loop {
         match listener.accept().await {
-            Ok(accepted) => return accepted,
+            Ok(accepted) => {
+                if failures > 0 {
+                    tracing::info!(listener = which, failures, "accepting connections again");
+                }
+                return accepted;
+            }
             Err(e) => {
-                tracing::warn!(error = %e, listener = which, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                if failures == 0 {
+                    let hint = if e.raw_os_error() == Some(libc::EMFILE)
+                        || e.raw_os_error() == Some(libc::ENFILE)
+                    {
+                        "out of file descriptors: pausing accepts until connections close"
+                    } else {
+                        "pausing accepts"
+                    };
+                    tracing::warn!(error = %e, listener = which, "accept failed: {hint}");
+                }
+                failures += 1;
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(1));
             }
         }
     }

@@ -141,6 +141,8 @@ pub fn check(dir: &Path, config: &LogConfig) -> Result<CheckReport> {
         fs: std::sync::Arc::new(crate::fs::RealFs),
         max_index_bytes: config.max_index_bytes,
         index_interval: config.index_interval_bytes,
+        handles: crate::handles::Handles::process().clone(),
+        close_errors: std::sync::Arc::default(),
     };
     let survey = plan::survey(&ctx, Scope::Everything)?;
     let files = &survey.files;

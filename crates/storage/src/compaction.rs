@@ -123,11 +123,13 @@ impl Log {
             return Ok(report);
         }
         self.unmark()?;
-        // Load everything now, so readers holding these segments never open
-        // files that a commit below renames.
+        // Hold everything open for the pass: readers of these segments keep
+        // using the files a commit below renames (the budget cannot close
+        // a file held here), and the replaced segments are retired, never
+        // reopened by name.
+        let mut _pinned = Vec::with_capacity(sealed.len());
         for seg in &sealed {
-            seg.file()?;
-            seg.index()?;
+            _pinned.push((seg.file()?, seg.index()?));
         }
 
         let hasher = KeyHasher::new();
@@ -206,8 +208,14 @@ impl Log {
             .map_err(|e| StorageError::io("create", &cleaned_log, e))?;
         // Room for the entries of the whole group (max_index_bytes applies
         // to active segments only).
-        let mut index =
-            SegmentIndex::open(ctx.fs.as_ref(), &cleaned_index, &cleaned_time, 0, true)?;
+        let mut index = SegmentIndex::open(
+            &ctx.fs,
+            &ctx.handles,
+            &cleaned_index,
+            &cleaned_time,
+            0,
+            true,
+        )?;
         index.allow_for(group_bytes, ctx.index_interval);
         let mut tracker = IndexTracker::new(base);
         let mut pos = 0u64;
@@ -300,6 +308,7 @@ impl Log {
         {
             let mut map = self.segments.write();
             for old in group {
+                old.retire();
                 map.remove(&old.base_offset);
             }
             map.insert(base, seg);

@@ -20,6 +20,7 @@ use crate::fs::{FileHandle, FileSystem, OpenMode, RealFs};
 #[derive(Debug, Default)]
 pub struct FaultPlan {
     fail_syncs: AtomicBool,
+    fail_closes: AtomicBool,
     /// Bytes that may still be written before ENOSPC; negative = unlimited.
     write_budget: AtomicI64,
     /// Mutating operations allowed before the simulated crash; negative = never.
@@ -44,6 +45,12 @@ impl FaultPlan {
     /// Makes every fsync (file or directory) fail with EIO.
     pub fn fail_syncs(&self, fail: bool) {
         self.fail_syncs.store(fail, Ordering::SeqCst);
+    }
+
+    /// Makes closing a file report EIO (after closing it), as NFS does for
+    /// a writeback that failed.
+    pub fn fail_closes(&self, fail: bool) {
+        self.fail_closes.store(fail, Ordering::SeqCst);
     }
 
     /// Lets `bytes` more bytes be written, then fails writes with ENOSPC
@@ -189,6 +196,16 @@ impl FileHandle for FaultFile {
 
     fn std_file(&self) -> &File {
         self.inner.std_file()
+    }
+
+    fn close(&mut self) -> io::Result<()> {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.close()?;
+        }
+        if self.plan.fail_closes.load(Ordering::SeqCst) {
+            return Err(io::Error::other("injected failure on close (EIO)"));
+        }
+        Ok(())
     }
 }
 

@@ -6,6 +6,7 @@
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::mem::ManuallyDrop;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -97,6 +98,14 @@ pub trait FileHandle: Send + Sync + fmt::Debug {
     fn len(&self) -> io::Result<u64>;
     /// The OS file, for memory-mapping indexes.
     fn std_file(&self) -> &File;
+    /// Closes the descriptor now and returns what close(2) reports (on NFS
+    /// and FUSE a failed writeback can surface here and nowhere else). Only
+    /// the handle's last owner calls it, right before dropping it; the
+    /// handle is unusable afterwards. The default does nothing: the file
+    /// closes when dropped.
+    fn close(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 
     /// Fills `buf` from `pos`, failing with `UnexpectedEof` at end of file.
     fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> io::Result<()> {
@@ -123,24 +132,48 @@ pub struct RealFs;
 /// A real file.
 #[derive(Debug)]
 pub struct RealFile {
-    file: File,
+    file: ManuallyDrop<File>,
+    /// Set once [`FileHandle::close`] closed the descriptor.
+    closed: bool,
 }
 
 impl RealFile {
     /// Wraps an open file.
     pub fn new(file: File) -> Self {
-        RealFile { file }
+        RealFile {
+            file: ManuallyDrop::new(file),
+            closed: false,
+        }
+    }
+
+    fn check_open(&self) -> io::Result<()> {
+        if self.closed {
+            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for RealFile {
+    fn drop(&mut self) {
+        if !self.closed {
+            // SAFETY: dropped exactly once, here; never used afterwards.
+            unsafe { ManuallyDrop::drop(&mut self.file) }
+        }
     }
 }
 
 impl FileHandle for RealFile {
     fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        self.check_open()?;
         self.file.read_at(buf, pos)
     }
     fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
+        self.check_open()?;
         self.file.write_all_at(buf, pos)
     }
     fn sync_data(&self) -> io::Result<()> {
+        self.check_open()?;
         if syncs_deferred() {
             return Ok(());
         }
@@ -149,6 +182,9 @@ impl FileHandle for RealFile {
     #[cfg(target_os = "linux")]
     fn start_writeback(&self, pos: u64, len: u64) {
         use std::os::fd::AsRawFd;
+        if self.closed {
+            return;
+        }
         let (Ok(pos), Ok(len)) = (libc::off64_t::try_from(pos), libc::off64_t::try_from(len))
         else {
             return;
@@ -160,13 +196,30 @@ impl FileHandle for RealFile {
         }
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
+        self.check_open()?;
         self.file.set_len(len)
     }
     fn len(&self) -> io::Result<u64> {
+        self.check_open()?;
         Ok(self.file.metadata()?.len())
     }
     fn std_file(&self) -> &File {
         &self.file
+    }
+    fn close(&mut self) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
+        // SAFETY: the descriptor is owned by `self.file`, which is never
+        // dropped or used once `closed` is set, so it is closed exactly once.
+        let rc = unsafe { libc::close(self.file.as_raw_fd()) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
     }
 }
 

@@ -22,6 +22,7 @@ use memmap2::MmapMut;
 
 use crate::error::{Result, StorageError};
 use crate::fs::{FileHandle, FileSystem, OpenMode};
+use crate::handles::{Handles, MapToken};
 
 /// Bytes per offset-index entry.
 pub const OFFSET_ENTRY: usize = 8;
@@ -32,16 +33,30 @@ pub const TIME_ENTRY: usize = 12;
 ///
 /// The file grows in steps (doubling, by writing zeros, so a full disk is a
 /// clean ENOSPC error rather than a SIGBUS on a store into a sparse page) up
-/// to `max_entries`, and is remapped each time.
+/// to `max_entries`, and is remapped each time. Its descriptor is closed
+/// once mapped (the mapping stays valid); growing, trimming and fsyncing
+/// reopen it for the moment they take.
 #[derive(Debug)]
 struct IndexFile {
     path: PathBuf,
-    file: Arc<dyn FileHandle>,
+    fs: Arc<dyn FileSystem>,
+    handles: Handles,
     mmap: MmapMut,
+    /// Counts the map in the budget while it exists.
+    _map: MapToken,
     entry_size: usize,
     entries: usize,
     max_entries: usize,
     /// True when the file length was not a whole number of entries.
+    ragged: bool,
+}
+
+/// What an index file holds, kept while it is unmapped so that mapping it
+/// again needs no check (an active index's file is longer than its entries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileShape {
+    entries: usize,
+    max_entries: usize,
     ragged: bool,
 }
 
@@ -58,9 +73,10 @@ fn map(file: &dyn FileHandle, path: &Path) -> Result<MmapMut> {
 
 impl IndexFile {
     /// Opens (creating if missing, emptying if `fresh`) an index file that
-    /// may grow to `max_bytes`.
+    /// may grow to `max_bytes`, maps it and closes it.
     fn open(
-        fs: &dyn FileSystem,
+        fs: &Arc<dyn FileSystem>,
+        handles: &Handles,
         path: &Path,
         entry_size: usize,
         max_bytes: u64,
@@ -71,21 +87,84 @@ impl IndexFile {
         } else {
             OpenMode::ReadWrite
         };
-        let file = fs
-            .open(path, mode)
+        let file = handles
+            .open(fs.as_ref(), path, mode, None)
             .map_err(|e| StorageError::io("open", path, e))?;
         let len = file.len().map_err(|e| StorageError::io("stat", path, e))?;
         let entries = (len / entry_size as u64) as usize;
-        let mmap = map(file.as_ref(), path)?;
-        Ok(IndexFile {
-            path: path.to_path_buf(),
-            file,
-            mmap,
-            entry_size,
+        let shape = FileShape {
             entries,
             max_entries: ((max_bytes / entry_size as u64) as usize).max(entries),
             ragged: len % entry_size as u64 != 0,
+        };
+        IndexFile::map_open(fs, handles, path, file.as_ref(), entry_size, shape)
+    }
+
+    /// Maps an index file unmapped earlier, with the entries it had.
+    fn remap(
+        fs: &Arc<dyn FileSystem>,
+        handles: &Handles,
+        path: &Path,
+        entry_size: usize,
+        shape: FileShape,
+    ) -> Result<Self> {
+        let file = handles
+            .open(fs.as_ref(), path, OpenMode::ReadWrite, None)
+            .map_err(|e| StorageError::io("open", path, e))?;
+        let len = file.len().map_err(|e| StorageError::io("stat", path, e))?;
+        if len < (shape.entries * entry_size) as u64 {
+            return Err(StorageError::Corrupt {
+                path: path.to_path_buf(),
+                position: len,
+                reason: format!(
+                    "index file shrank to {len} bytes while unmapped; it held {} entries",
+                    shape.entries
+                ),
+            });
+        }
+        IndexFile::map_open(fs, handles, path, file.as_ref(), entry_size, shape)
+    }
+
+    fn map_open(
+        fs: &Arc<dyn FileSystem>,
+        handles: &Handles,
+        path: &Path,
+        file: &dyn FileHandle,
+        entry_size: usize,
+        shape: FileShape,
+    ) -> Result<Self> {
+        let mmap = map(file, path)?;
+        Ok(IndexFile {
+            path: path.to_path_buf(),
+            fs: Arc::clone(fs),
+            handles: handles.clone(),
+            mmap,
+            _map: handles.map_token(),
+            entry_size,
+            entries: shape.entries,
+            max_entries: shape.max_entries,
+            ragged: shape.ragged,
         })
+    }
+
+    fn shape(&self) -> FileShape {
+        FileShape {
+            entries: self.entries,
+            max_entries: self.max_entries,
+            ragged: self.ragged,
+        }
+    }
+
+    /// The file, opened for the moment (for writing unless `read_only`).
+    fn reopen(&self, read_only: bool) -> Result<Arc<dyn FileHandle>> {
+        let mode = if read_only {
+            OpenMode::ReadOnly
+        } else {
+            OpenMode::ReadWrite
+        };
+        self.handles
+            .open(self.fs.as_ref(), &self.path, mode, None)
+            .map_err(|e| StorageError::io("open", &self.path, e))
     }
 
     fn mapped_entries(&self) -> usize {
@@ -99,8 +178,8 @@ impl IndexFile {
     /// Grows the file (zero-filled, really allocated) and remaps it.
     fn grow(&mut self) -> Result<()> {
         let max = (self.max_entries * self.entry_size) as u64;
-        let current = self
-            .file
+        let file = self.reopen(false)?;
+        let current = file
             .len()
             .map_err(|e| StorageError::io("stat", &self.path, e))?;
         let target = (current.max(INITIAL_BYTES / 2) * 2).min(max);
@@ -112,12 +191,11 @@ impl IndexFile {
         let mut at = current;
         while at < target {
             let n = (target - at).min(zeros.len() as u64) as usize;
-            self.file
-                .write_all_at(&zeros[..n], at)
+            file.write_all_at(&zeros[..n], at)
                 .map_err(|e| StorageError::io("extend", &self.path, e))?;
             at += n as u64;
         }
-        self.mmap = map(self.file.as_ref(), &self.path)?;
+        self.mmap = map(file.as_ref(), &self.path)?;
         Ok(())
     }
 
@@ -141,8 +219,11 @@ impl IndexFile {
     /// Shrinks the file to its entries and maps exactly that.
     fn trim(&mut self) -> Result<()> {
         let len = (self.entries * self.entry_size) as u64;
-        let file_len = self
-            .file
+        if self.mmap.len() as u64 == len && !self.ragged {
+            return Ok(());
+        }
+        let file = self.reopen(false)?;
+        let file_len = file
             .len()
             .map_err(|e| StorageError::io("stat", &self.path, e))?;
         if file_len == len {
@@ -156,10 +237,9 @@ impl IndexFile {
                 .flush()
                 .map_err(|e| StorageError::io("msync", &self.path, e))?;
         }
-        self.file
-            .set_len(len)
+        file.set_len(len)
             .map_err(|e| StorageError::io("trim", &self.path, e))?;
-        self.mmap = map(self.file.as_ref(), &self.path)?;
+        self.mmap = map(file.as_ref(), &self.path)?;
         self.ragged = false;
         Ok(())
     }
@@ -179,7 +259,7 @@ impl IndexFile {
         self.mmap
             .flush()
             .map_err(|e| StorageError::io("msync", &self.path, e))?;
-        self.file
+        self.reopen(true)?
             .sync_data()
             .map_err(|e| StorageError::io("fsync", &self.path, e))
     }
@@ -341,8 +421,26 @@ impl<E: Entry> EntryList<E> for StoredIndex<E> {
 }
 
 impl<E: Entry> Index<E> {
-    pub fn open(fs: &dyn FileSystem, path: &Path, max_bytes: u64, fresh: bool) -> Result<Self> {
-        IndexFile::open(fs, path, E::SIZE, max_bytes, fresh).map(|inner| Index {
+    pub fn open(
+        fs: &Arc<dyn FileSystem>,
+        handles: &Handles,
+        path: &Path,
+        max_bytes: u64,
+        fresh: bool,
+    ) -> Result<Self> {
+        IndexFile::open(fs, handles, path, E::SIZE, max_bytes, fresh).map(|inner| Index {
+            inner,
+            _entry: PhantomData,
+        })
+    }
+
+    fn remap(
+        fs: &Arc<dyn FileSystem>,
+        handles: &Handles,
+        path: &Path,
+        shape: FileShape,
+    ) -> Result<Self> {
+        IndexFile::remap(fs, handles, path, E::SIZE, shape).map(|inner| Index {
             inner,
             _entry: PhantomData,
         })
@@ -568,6 +666,13 @@ impl IndexTracker {
     }
 }
 
+/// The shapes of both index files of a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IndexShape {
+    offsets: FileShape,
+    times: FileShape,
+}
+
 /// Both indexes of one segment.
 #[derive(Debug)]
 pub(crate) struct SegmentIndex {
@@ -586,18 +691,44 @@ impl IndexSink for SegmentIndex {
 
 impl SegmentIndex {
     /// Opens (creating if missing, emptying if `fresh`) both index files,
-    /// each allowed to grow to `max_bytes`.
+    /// each allowed to grow to `max_bytes`, and maps them (two maps of
+    /// `handles`' budget, no descriptor).
     pub fn open(
-        fs: &dyn FileSystem,
+        fs: &Arc<dyn FileSystem>,
+        handles: &Handles,
         offsets: &Path,
         times: &Path,
         max_bytes: u64,
         fresh: bool,
     ) -> Result<Self> {
+        handles.make_room(1, 2);
         Ok(SegmentIndex {
-            offsets: OffsetIndex::open(fs, offsets, max_bytes, fresh)?,
-            times: TimeIndex::open(fs, times, max_bytes, fresh)?,
+            offsets: OffsetIndex::open(fs, handles, offsets, max_bytes, fresh)?,
+            times: TimeIndex::open(fs, handles, times, max_bytes, fresh)?,
         })
+    }
+
+    /// Maps again both index files unmapped when they had `shape`.
+    pub fn remap(
+        fs: &Arc<dyn FileSystem>,
+        handles: &Handles,
+        offsets: &Path,
+        times: &Path,
+        shape: IndexShape,
+    ) -> Result<Self> {
+        handles.make_room(1, 2);
+        Ok(SegmentIndex {
+            offsets: OffsetIndex::remap(fs, handles, offsets, shape.offsets)?,
+            times: TimeIndex::remap(fs, handles, times, shape.times)?,
+        })
+    }
+
+    /// What mapping the files again needs to know.
+    pub fn shape(&self) -> IndexShape {
+        IndexShape {
+            offsets: self.offsets.inner.shape(),
+            times: self.times.inner.shape(),
+        }
     }
 
     pub fn trim(&mut self) -> Result<()> {

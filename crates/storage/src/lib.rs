@@ -41,6 +41,7 @@ mod config;
 mod error;
 pub mod fault;
 pub mod fs;
+pub mod handles;
 mod index;
 mod layout;
 mod log;
@@ -57,6 +58,7 @@ pub use check::{check, CheckReport, SegmentCheck};
 pub use compaction::CompactionReport;
 pub use config::{CleanupPolicy, FlushPolicy, LogConfig};
 pub use error::{Result, StorageError};
+pub use handles::{HandleLimits, HandleStats, Handles};
 pub use layout::{
     CLEAN_SHUTDOWN, INDEX_SUFFIX, LEADER_EPOCHS_CHECKPOINT, LOG_SUFFIX, PARTITION_CHECKPOINT,
     PRODUCERS_CHECKPOINT, RECOVERY_CHECKPOINT, TIME_INDEX_SUFFIX,

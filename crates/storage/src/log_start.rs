@@ -75,6 +75,7 @@ impl Log {
             return Ok(());
         }
         for seg in &doomed {
+            seg.retire();
             deleted.push(seg.base_offset);
             *bytes += seg.size();
             self.poison_on_err(seg.delete_files())?;

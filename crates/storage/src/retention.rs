@@ -84,6 +84,7 @@ impl Log {
                 }
             }
             for seg in &doomed {
+                seg.retire();
                 report.deleted_segments.push(seg.base_offset);
                 report.deleted_bytes += seg.size();
                 self.poison_on_err(seg.delete_files())?;

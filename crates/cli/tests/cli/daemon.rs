@@ -36,6 +36,9 @@ pub struct Options {
     /// Largest file the process may write (RLIMIT_FSIZE), to make the
     /// "disk" fill up.
     pub max_file_bytes: Option<u64>,
+    /// The open-files limit (RLIMIT_NOFILE) as (soft, hard), as a shell's
+    /// `ulimit -Sn`/`-Hn` would set it.
+    pub open_files: Option<(u64, u64)>,
     /// Serve metrics on a free loopback port (`--metrics 127.0.0.1:0`).
     pub metrics: bool,
     /// The `--listen` address (default `127.0.0.1:0`, a free port); a
@@ -106,6 +109,21 @@ impl Daemon {
                     // Writes past the limit then fail with EFBIG instead of
                     // killing the process.
                     libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                    Ok(())
+                });
+            }
+        }
+        if let Some((soft, hard)) = options.open_files {
+            // SAFETY: only async-signal-safe calls between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let rl = libc::rlimit {
+                        rlim_cur: soft,
+                        rlim_max: hard,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &rl) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
                     Ok(())
                 });
             }

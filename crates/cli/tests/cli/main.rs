@@ -16,6 +16,7 @@ mod go_clients;
 mod java_clients;
 mod kafka;
 mod kafka_tools;
+mod limits;
 mod log_tools;
 mod metrics;
 mod readme;

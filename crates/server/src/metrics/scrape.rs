@@ -157,6 +157,37 @@ fn storage(e: &mut DescriptorEncoder<'_>, partitions: &[Arc<Partition>]) -> fmt:
         "Partitions of all topics, internal ones included.",
         [(NO_LABELS, partitions.len())],
     )?;
+    let handles = pubsub_broker::Handles::process().stats();
+    for (name, help, value) in [
+        (
+            "pubsub_storage_open_descriptors",
+            "Segment file descriptors open now: cached ones (at most pubsub_storage_descriptor_budget) plus those held by reads in flight.",
+            handles.descriptors,
+        ),
+        (
+            "pubsub_storage_index_maps",
+            "Index memory maps now (two per segment whose indexes are mapped): cached ones plus those in use.",
+            handles.maps,
+        ),
+        (
+            "pubsub_storage_descriptor_budget",
+            "Segment file descriptors storage keeps open at most (the open-files limit minus the connection reserve).",
+            handles.limits.descriptors,
+        ),
+        (
+            "pubsub_storage_map_budget",
+            "Index memory maps storage keeps at most (vm.max_map_count minus a margin).",
+            handles.limits.maps,
+        ),
+    ] {
+        gauges(e, name, help, [(NO_LABELS, value as u64)])?;
+    }
+    counters(
+        e,
+        "pubsub_storage_evictions_total",
+        "Segment files closed and index maps unmapped, least recently used first, to stay within the budgets.",
+        [(NO_LABELS, handles.evictions)],
+    )?;
     gauges(
         e,
         "pubsub_partitions_poisoned",

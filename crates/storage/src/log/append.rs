@@ -145,7 +145,7 @@ impl Log {
             let from = position / WRITEBACK_CHUNK * WRITEBACK_CHUNK;
             let to = end / WRITEBACK_CHUNK * WRITEBACK_CHUNK;
             if let Ok(f) = active.file() {
-                crate::writeback::request(f, from, to - from);
+                crate::writeback::request(&f, from, to - from);
             }
         }
 

@@ -22,11 +22,26 @@ pub(super) struct FlushState {
 impl Log {
     /// `Poisoned` once a write or fsync has failed.
     pub(super) fn check_not_poisoned(&self) -> Result<()> {
+        self.check_close_errors()?;
         match self.poison.get() {
             Some(reason) => Err(StorageError::Poisoned {
                 dir: self.ctx.dir.clone(),
                 reason: reason.clone(),
             }),
+            None => Ok(()),
+        }
+    }
+
+    /// Poisons the log if closing one of its files reported a failure (a
+    /// writeback that may have lost data written through that descriptor;
+    /// see `handles`).
+    fn check_close_errors(&self) -> Result<()> {
+        match self.ctx.close_errors.get() {
+            Some((path, e)) => {
+                let e = StorageError::io("close", path, e);
+                self.poison(&e);
+                Err(e)
+            }
             None => Ok(()),
         }
     }
@@ -130,6 +145,9 @@ impl Log {
                 .sync_dir(&self.ctx.dir)
                 .map_err(|e| StorageError::io("fsync directory", &self.ctx.dir, e))?;
         }
+        // A descriptor closed by the budget before this round may have
+        // reported a failed writeback of data this round counts as durable.
+        self.check_close_errors()?;
         if !sealed.is_empty() {
             self.write_checkpoint(end)?;
         }

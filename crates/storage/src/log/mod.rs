@@ -26,6 +26,7 @@ use crate::checkpoint::{Checkpoint, CleanShutdown, RecoveryCheckpoint};
 use crate::config::LogConfig;
 use crate::error::{Result, StorageError};
 use crate::fs::{FileSystem, RealFs};
+use crate::handles::Handles;
 use crate::index::IndexTracker;
 use crate::recovery::{self, RecoveryReport};
 
@@ -136,12 +137,25 @@ impl Log {
         config: LogConfig,
         fs: Arc<dyn FileSystem>,
     ) -> Result<(Log, RecoveryReport)> {
+        Log::open_budgeted(dir, config, fs, Handles::process().clone())
+    }
+
+    /// [`Log::open_with`] under a given descriptor and map budget (the
+    /// others use the process-wide one, [`Handles::process`]).
+    pub fn open_budgeted(
+        dir: impl Into<PathBuf>,
+        config: LogConfig,
+        fs: Arc<dyn FileSystem>,
+        handles: Handles,
+    ) -> Result<(Log, RecoveryReport)> {
         config.validate()?;
         let ctx = Arc::new(SegmentContext {
             dir: dir.into(),
             fs,
             max_index_bytes: config.max_index_bytes,
             index_interval: config.index_interval_bytes,
+            handles,
+            close_errors: Arc::default(),
         });
         let opened = recovery::open(&ctx)?;
         let next = opened.next_offset;
@@ -251,6 +265,11 @@ impl Log {
         self.poison.get().cloned()
     }
 
+    /// The descriptor and map budget the log lives under.
+    pub fn handles(&self) -> &Handles {
+        &self.ctx.handles
+    }
+
     /// The segments, oldest first.
     pub fn segments(&self) -> Vec<SegmentInfo> {
         let end = self.log_end_offset();
@@ -348,6 +367,7 @@ impl Log {
             return Err(StorageError::OffsetOutOfRange { offset, start, end });
         }
         let mut target = offset;
+        let mut retries = 3;
         while target < end {
             let (seg, next_base) = {
                 let map = self.segments.read();
@@ -357,15 +377,27 @@ impl Log {
                 let next = map.range(seg.base_offset + 1..).next().map(|(b, _)| *b);
                 (Arc::clone(seg), next)
             };
-            let found = seg
-                .find_batch(target)
-                .map_err(|e| self.vanished(e, offset))?;
-            if let Some((pos, header)) = found {
-                if let Err(e) = seg.read_batches_into(pos, header.len, max_bytes, out) {
-                    out.clear();
-                    return Err(self.vanished(e, offset));
+            let found = match seg.find_batch(target) {
+                // Retention or compaction replaced it after the lookup:
+                // look again (the map no longer holds it).
+                Err(_) if seg.is_retired() && retries > 0 => {
+                    retries -= 1;
+                    continue;
                 }
-                return Ok((start, end));
+                found => found.map_err(|e| self.vanished(e, offset))?,
+            };
+            if let Some((pos, header)) = found {
+                match seg.read_batches_into(pos, header.len, max_bytes, out) {
+                    Ok(()) => return Ok((start, end)),
+                    Err(_) if seg.is_retired() && retries > 0 => {
+                        retries -= 1;
+                        continue;
+                    }
+                    Err(e) => {
+                        out.clear();
+                        return Err(self.vanished(e, offset));
+                    }
+                }
             }
             match next_base {
                 Some(b) => target = target.max(b),
@@ -489,7 +521,8 @@ impl Log {
         let active = Arc::clone(&w.active);
         let done = (|| {
             {
-                let mut index = active.index()?.write();
+                let index = active.index()?;
+                let mut index = index.write();
                 index.trim()?;
                 index.flush()?;
             }

@@ -5,19 +5,24 @@
 //! holds no descriptors or mappings for segments nobody reads. When indexes
 //! are first loaded they are checked against the log (sizes, ordering, and a
 //! replay of the indexing rule over the unindexed tail) and rebuilt if wrong.
+//!
+//! Open files and index maps of every segment, the active one included, are
+//! entries of the [`Handles`] cache: closed or unmapped when the budget
+//! needs room and nobody holds them, reopened (remapped, without a new
+//! check) on the next use.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use once_cell::sync::OnceCell;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use tracing::warn;
 
 use crate::error::{Result, StorageError};
 use crate::fs::{FileHandle, FileSystem, OpenMode};
-use crate::index::{IndexTracker, MemIndex, SegmentIndex};
+use crate::handles::{self, CacheState, Cached, CachedFile, CloseErrors, Handles};
+use crate::index::{IndexShape, IndexTracker, MemIndex, SegmentIndex};
 use crate::layout::{segment_path, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 
 mod index_check;
@@ -34,6 +39,10 @@ pub(crate) struct SegmentContext {
     pub fs: Arc<dyn FileSystem>,
     pub max_index_bytes: u64,
     pub index_interval: u64,
+    /// The descriptor and map budget the log's segments live under.
+    pub handles: Handles,
+    /// Failures reported when the log's files were closed.
+    pub close_errors: Arc<CloseErrors>,
 }
 
 impl SegmentContext {
@@ -45,12 +54,64 @@ impl SegmentContext {
     /// emptying them if `fresh`).
     pub fn open_index(&self, base: u64, fresh: bool) -> Result<SegmentIndex> {
         SegmentIndex::open(
-            self.fs.as_ref(),
+            &self.fs,
+            &self.handles,
             &self.path(base, INDEX_SUFFIX),
             &self.path(base, TIME_INDEX_SUFFIX),
             self.max_index_bytes,
             fresh,
         )
+    }
+
+    fn cached_file(&self, base: u64, writable: bool) -> Arc<CachedFile> {
+        CachedFile::new(
+            self.path(base, LOG_SUFFIX),
+            Arc::clone(&self.fs),
+            self.handles.clone(),
+            Arc::clone(&self.close_errors),
+            writable,
+        )
+    }
+}
+
+/// A segment's indexes: mapped while in use or while the budget has room.
+#[derive(Debug, Default)]
+struct CachedIndex {
+    slot: Mutex<IndexSlot>,
+    state: CacheState,
+}
+
+#[derive(Debug, Default)]
+enum IndexSlot {
+    /// Never loaded: the first load checks the files against the log.
+    #[default]
+    Unloaded,
+    Mapped(Arc<RwLock<SegmentIndex>>),
+    /// Unmapped by the budget; mapped again as it was.
+    Unmapped(IndexShape),
+}
+
+impl Cached for CachedIndex {
+    fn state(&self) -> &CacheState {
+        &self.state
+    }
+    fn cost(&self) -> (usize, usize) {
+        (0, 2)
+    }
+    fn evict(&self) -> bool {
+        let Some(mut slot) = self.slot.try_lock() else {
+            return false;
+        };
+        let shape = match &*slot {
+            IndexSlot::Mapped(index) if Arc::strong_count(index) == 1 => {
+                // Nobody else holds it, so nobody holds its lock.
+                index.read().shape()
+            }
+            _ => return false,
+        };
+        *slot = IndexSlot::Unmapped(shape);
+        self.state.evicted();
+        true
     }
 }
 
@@ -65,8 +126,8 @@ pub(crate) struct Segment {
     /// not format it).
     path: PathBuf,
     ctx: Arc<SegmentContext>,
-    file: OnceCell<Arc<dyn FileHandle>>,
-    index: OnceCell<RwLock<SegmentIndex>>,
+    file: Arc<CachedFile>,
+    index: Arc<CachedIndex>,
     /// Bytes readers may see: only whole, written batches.
     size: AtomicU64,
     /// Exclusive end offset once sealed (the next segment's base).
@@ -74,27 +135,42 @@ pub(crate) struct Segment {
     /// Largest batch maxTimestamp and the last offset of its batch.
     max_timestamp: AtomicI64,
     offset_of_max_timestamp: AtomicU64,
+    /// `max_timestamp` is known (the indexes were loaded once).
+    timestamps_known: AtomicBool,
 }
 
 impl Segment {
+    /// A segment; `file` and `index` are cached if given (just opened).
     fn new(
         ctx: Arc<SegmentContext>,
         base_offset: u64,
-        file: OnceCell<Arc<dyn FileHandle>>,
-        index: OnceCell<RwLock<SegmentIndex>>,
+        file: Option<Arc<dyn FileHandle>>,
+        index: Option<SegmentIndex>,
         size: u64,
         end_offset: u64,
     ) -> Self {
+        let cached_file = ctx.cached_file(base_offset, end_offset == OPEN_END);
+        if let Some(f) = file {
+            cached_file.put(f);
+        }
+        let cached_index = Arc::new(CachedIndex::default());
+        let known = index.is_some();
+        if let Some(index) = index {
+            *cached_index.slot.lock() = IndexSlot::Mapped(Arc::new(RwLock::new(index)));
+            cached_index.state.touch();
+            handles::list(&ctx.handles, &cached_index);
+        }
         Segment {
             base_offset,
             path: ctx.path(base_offset, LOG_SUFFIX),
             ctx,
-            file,
-            index,
+            file: cached_file,
+            index: cached_index,
             size: AtomicU64::new(size),
             end_offset: AtomicU64::new(end_offset),
             max_timestamp: AtomicI64::new(-1),
             offset_of_max_timestamp: AtomicU64::new(base_offset),
+            timestamps_known: AtomicBool::new(known),
         }
     }
 
@@ -109,8 +185,8 @@ impl Segment {
         Ok(Segment::new(
             Arc::clone(ctx),
             base,
-            OnceCell::with_value(file),
-            OnceCell::with_value(RwLock::new(index)),
+            Some(file),
+            Some(index),
             0,
             OPEN_END,
         ))
@@ -118,14 +194,7 @@ impl Segment {
 
     /// A sealed segment, opened lazily.
     pub fn sealed(ctx: &Arc<SegmentContext>, base: u64, size: u64, end_offset: u64) -> Segment {
-        Segment::new(
-            Arc::clone(ctx),
-            base,
-            OnceCell::new(),
-            OnceCell::new(),
-            size,
-            end_offset,
-        )
+        Segment::new(Arc::clone(ctx), base, None, None, size, end_offset)
     }
 
     /// A segment whose file and indexes are already open (recovery, compaction).
@@ -141,8 +210,8 @@ impl Segment {
         let seg = Segment::new(
             Arc::clone(ctx),
             base,
-            OnceCell::with_value(file),
-            OnceCell::with_value(RwLock::new(index)),
+            Some(file),
+            Some(index),
             size,
             end_offset.unwrap_or(OPEN_END),
         );
@@ -239,34 +308,72 @@ impl Segment {
         self.offset_of_max_timestamp
             .store(offset, Ordering::Release);
         self.max_timestamp.store(ts, Ordering::Release);
+        self.timestamps_known.store(true, Ordering::Release);
     }
 
     /// Largest timestamp in the segment (-1 if none) and the last offset of
     /// its batch. Loads the indexes of a sealed segment.
     pub fn max_timestamp(&self) -> Result<(i64, u64)> {
-        self.index()?;
+        if !self.timestamps_known.load(Ordering::Acquire) {
+            self.index()?;
+        }
         Ok((
             self.max_timestamp.load(Ordering::Acquire),
             self.offset_of_max_timestamp.load(Ordering::Acquire),
         ))
     }
 
-    /// The segment's file, opened on first use.
-    pub fn file(&self) -> Result<&Arc<dyn FileHandle>> {
-        self.file.get_or_try_init(|| {
-            let path = self.path();
-            self.ctx
-                .fs
-                .open(path, OpenMode::ReadOnly)
-                .map_err(|e| StorageError::io("open", path, e))
-        })
+    /// The segment's file, opened on first use and reopened after the
+    /// budget closed it. Holding the handle keeps the descriptor open
+    /// (eviction only drops the cache's reference).
+    pub fn file(&self) -> Result<Arc<dyn FileHandle>> {
+        self.file
+            .get()
+            .map_err(|e| StorageError::io("open", self.path(), e))
     }
 
     /// The segment's indexes, loaded (and checked, and if need be rebuilt) on
-    /// first use.
-    pub fn index(&self) -> Result<&RwLock<SegmentIndex>> {
-        self.index
-            .get_or_try_init(|| self.load_sealed_index().map(RwLock::new))
+    /// first use, mapped again after the budget unmapped them. Holding the
+    /// handle keeps them mapped.
+    pub fn index(&self) -> Result<Arc<RwLock<SegmentIndex>>> {
+        self.index.state.touch();
+        let mut slot = self.index.slot.lock();
+        let index = match &*slot {
+            IndexSlot::Mapped(index) => return Ok(Arc::clone(index)),
+            _ if self.file.is_retired() => {
+                return Err(StorageError::io(
+                    "open",
+                    self.path(),
+                    std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "segment removed from the log",
+                    ),
+                ))
+            }
+            IndexSlot::Unloaded => self.load_sealed_index()?,
+            IndexSlot::Unmapped(shape) => SegmentIndex::remap(
+                &self.ctx.fs,
+                &self.ctx.handles,
+                &self.ctx.path(self.base_offset, INDEX_SUFFIX),
+                &self.ctx.path(self.base_offset, TIME_INDEX_SUFFIX),
+                *shape,
+            )?,
+        };
+        let index = Arc::new(RwLock::new(index));
+        *slot = IndexSlot::Mapped(Arc::clone(&index));
+        handles::list(&self.ctx.handles, &self.index);
+        Ok(index)
+    }
+
+    /// The segment left its log (retention, compaction): its files are
+    /// never reopened; holders of open handles keep reading them.
+    pub fn retire(&self) {
+        self.file.retire();
+    }
+
+    /// True once the segment left its log.
+    pub fn is_retired(&self) -> bool {
+        self.file.is_retired()
     }
 
     fn load_sealed_index(&self) -> Result<SegmentIndex> {
@@ -299,23 +406,47 @@ impl Segment {
 
     /// Seals the segment: final time-index entry, indexes trimmed to size.
     pub fn seal(&self, tracker: &IndexTracker, end_offset: u64) -> Result<()> {
-        let mut index = self.index()?.write();
+        let index = self.index()?;
+        let mut index = index.write();
         tracker.on_seal(&mut *index, self.base_offset)?;
         index.trim()?;
         drop(index);
+        self.file.seal();
         self.end_offset.store(end_offset, Ordering::Release);
         Ok(())
     }
 
     /// fsyncs the log file and, if loaded, the indexes.
+    /// A retired segment is skipped: its files are gone.
     pub fn sync(&self, with_index: bool) -> Result<()> {
+        if self.is_retired() {
+            return Ok(());
+        }
         let path = self.path();
         self.file()?
             .sync_data()
             .map_err(|e| StorageError::io("fsync", path, e))?;
         if with_index {
-            if let Some(index) = self.index.get() {
-                index.read().flush()?;
+            let mapped = match &*self.index.slot.lock() {
+                IndexSlot::Unloaded => return Ok(()),
+                IndexSlot::Mapped(index) => Some(Arc::clone(index)),
+                IndexSlot::Unmapped(_) => None,
+            };
+            match mapped {
+                Some(index) => index.read().flush()?,
+                // Unmapped since written: the dirty pages are in the page
+                // cache; an fsync of a new descriptor writes them back
+                // (no need to map them again).
+                None => {
+                    for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+                        let path = self.ctx.path(self.base_offset, suffix);
+                        self.ctx
+                            .handles
+                            .open(self.ctx.fs.as_ref(), &path, OpenMode::ReadOnly, None)
+                            .and_then(|f| f.sync_data())
+                            .map_err(|e| StorageError::io("fsync", &path, e))?;
+                    }
+                }
             }
         }
         Ok(())
@@ -333,5 +464,100 @@ impl Segment {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use pubsub_records::{BatchBuilder, NewRecord};
+
+    use crate::fs::RealFs;
+    use crate::handles::{HandleLimits, Handles};
+    use crate::{Log, LogConfig};
+
+    /// Descriptors of this process open on files under `dir`.
+    fn open_fds_under(dir: &std::path::Path) -> usize {
+        std::fs::read_dir("/proc/self/fd")
+            .expect("fds")
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter(|target| target.starts_with(dir))
+            .count()
+    }
+
+    /// Memory maps of this process of files under `dir`.
+    fn maps_under(dir: &std::path::Path) -> usize {
+        let dir = dir.to_string_lossy().into_owned();
+        std::fs::read_to_string("/proc/self/maps")
+            .expect("maps")
+            .lines()
+            .filter(|l| l.contains(dir.as_str()))
+            .count()
+    }
+
+    fn batch(value: &[u8]) -> Vec<u8> {
+        let mut b = BatchBuilder::new();
+        b.push(&NewRecord {
+            timestamp: 1,
+            key: None,
+            value: Some(value),
+            headers: &[],
+        })
+        .expect("push");
+        b.build().expect("build")
+    }
+
+    #[test]
+    fn a_held_file_and_index_stay_open_while_the_budget_evicts_and_close_once_let_go() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let handles = Handles::new(HandleLimits {
+            descriptors: 1,
+            maps: 2,
+        });
+        let open = |name: &str| {
+            Log::open_budgeted(
+                dir.path().join(name),
+                LogConfig::default(),
+                Arc::new(RealFs),
+                handles.clone(),
+            )
+            .expect("open")
+            .0
+        };
+        let a = open("a");
+        let mut bytes = batch(b"held bytes");
+        a.append(&mut bytes).expect("append");
+        let seg = Arc::clone(&a.segment_list()[0]);
+        let file = seg.file().expect("file");
+        let index = seg.index().expect("index");
+
+        // Another log needs the whole budget: a's file and index are in use.
+        let b = open("b");
+        b.append(&mut batch(b"other")).expect("append");
+        // Really open: a's descriptor and a's two maps, over the budget.
+        let a_dir = dir.path().join("a");
+        assert_eq!(open_fds_under(&a_dir), 1);
+        assert_eq!(maps_under(&a_dir), 2);
+        let stats = handles.stats();
+        assert!(stats.descriptors >= 1 && stats.maps >= 2, "{stats:?}");
+        let mut read = vec![0u8; bytes.len()];
+        file.read_exact_at(&mut read, 0).expect("read held file");
+        assert_eq!(read, bytes);
+        assert_eq!(index.read().offsets.len(), 0);
+
+        // Let go: the next use of b closes them.
+        drop(file);
+        drop(index);
+        let before = handles.stats().evictions;
+        b.append(&mut batch(b"more")).expect("append");
+        let stats = handles.stats();
+        assert!(stats.descriptors <= 1, "{stats:?}");
+        assert!(stats.maps <= 2, "{stats:?}");
+        assert!(stats.evictions > before, "{stats:?}");
+        assert_eq!(open_fds_under(&a_dir), 0);
+        assert_eq!(maps_under(&a_dir), 0);
+        // a reads its bytes back, reopening what was closed.
+        assert_eq!(a.read(0, 1 << 20).expect("read").records, bytes);
     }
 }

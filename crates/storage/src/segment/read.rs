@@ -16,7 +16,8 @@ impl Segment {
         let rel = offset
             .saturating_sub(self.base_offset)
             .min(u64::from(u32::MAX)) as u32;
-        let index = self.index()?.read();
+        let index = self.index()?;
+        let index = index.read();
         Ok(index
             .offsets
             .floor(rel)
@@ -90,7 +91,8 @@ impl Segment {
         max_decompressed: usize,
     ) -> Result<Option<(u64, i64, i32)>> {
         let start = {
-            let index = self.index()?.read();
+            let index = self.index()?;
+            let index = index.read();
             match index.times.floor_before(timestamp) {
                 None => 0,
                 Some(e) => {

@@ -4,6 +4,7 @@
 mod common;
 
 mod basic;
+mod budget;
 mod compaction;
 mod crash;
 mod faults;
