@@ -555,6 +555,13 @@ impl Partition {
         Ok(())
     }
 
+    /// Something was appended since the last checkpoint (recovery point or
+    /// producer snapshot).
+    pub(crate) fn needs_checkpoint(&self) -> bool {
+        let end = self.log.log_end_offset();
+        self.log.recovery_point() != end || self.snapshot_at.load(Ordering::Acquire) != end
+    }
+
     /// Periodic durability work: flush if the policy says so, then record
     /// the recovery point and the producer state.
     pub(crate) fn checkpoint(&self) -> Result<()> {

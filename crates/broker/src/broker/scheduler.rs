@@ -11,6 +11,11 @@ use tracing::{info, warn};
 
 use super::{wall_clock_ms, Broker, Inner};
 use crate::error::{BrokerError, Result};
+use crate::partition::Partition;
+
+/// From this many changed partitions, a checkpoint round defers fsyncs to
+/// filesystem syncs.
+const DEFERRED_CHECKPOINTS: usize = 64;
 
 /// When each periodic job last ran.
 #[derive(Debug)]
@@ -34,11 +39,7 @@ impl Inner {
         }
         if now.duration_since(last.checkpoint) >= self.config.checkpoint_interval {
             last.checkpoint = now;
-            for p in &partitions {
-                if let Err(e) = p.checkpoint() {
-                    warn!(topic = p.topic(), partition = p.index(), error = %e, "checkpoint failed");
-                }
-            }
+            self.checkpoint_all(&partitions);
         }
         if now.duration_since(last.retention) >= self.config.retention_check_interval {
             last.retention = now;
@@ -47,6 +48,42 @@ impl Inner {
         if now.duration_since(last.compaction) >= self.config.compaction_interval {
             last.compaction = now;
             self.run_compaction(wall_clock_ms());
+        }
+    }
+
+    /// Records the recovery point and producer state of every partition
+    /// that changed since its last checkpoint. With many of them, their
+    /// flushes and snapshots are made durable by one filesystem sync, then
+    /// their recovery points written and synced again (not several fsyncs
+    /// per partition).
+    fn checkpoint_all(&self, partitions: &[Arc<Partition>]) {
+        let changed: Vec<Arc<Partition>> = partitions
+            .iter()
+            .filter(|p| p.needs_checkpoint())
+            .cloned()
+            .collect();
+        if changed.len() < DEFERRED_CHECKPOINTS {
+            for p in &changed {
+                if let Err(e) = p.checkpoint() {
+                    warn!(topic = p.topic(), partition = p.index(), error = %e, "checkpoint failed");
+                }
+            }
+            return;
+        }
+        let mut prepared = Vec::with_capacity(changed.len());
+        {
+            let _deferred = pubsub_storage::fs::defer_syncs();
+            for p in changed {
+                match p.prepare_close() {
+                    Ok(()) => prepared.push(p),
+                    Err(e) => {
+                        warn!(topic = p.topic(), partition = p.index(), error = %e, "checkpoint failed");
+                    }
+                }
+            }
+        }
+        if let Err(e) = self.sync_then_record_recovery_points(&prepared) {
+            warn!(error = %e, "checkpoint failed");
         }
     }
 

@@ -148,7 +148,9 @@ impl Log {
         // A descriptor closed by the budget before this round may have
         // reported a failed writeback of data this round counts as durable.
         self.check_close_errors()?;
-        if !sealed.is_empty() {
+        // Under deferred syncs nothing above is durable yet: the caller
+        // records the recovery point after its filesystem sync.
+        if !sealed.is_empty() && !crate::fs::syncs_deferred() {
             self.write_checkpoint(end)?;
         }
         Ok(end)
