@@ -43,7 +43,9 @@ mod topic;
 pub use config::{BrokerConfig, GroupConfig, TopicConfig};
 pub use error::{BrokerError, Result};
 
-pub use broker::{wall_clock_ms, Broker, ListedOffset, OffsetSpec, HIGH_WATERMARK, MAX_PARTITIONS};
+pub use broker::{
+    wall_clock_ms, Broker, ListedOffset, NewTopic, OffsetSpec, HIGH_WATERMARK, MAX_PARTITIONS,
+};
 pub use embedded::{
     Consumer, ConsumerConfig, ConsumerRecord, Delivery, Flow, OffsetReset, Producer,
     ProducerConfig, ProducerRecord, RecordMetadata, StopHandle,

@@ -51,6 +51,11 @@ pub(crate) struct BrokerMeta {
     /// No producer id below this was ever handed out... and none at or above
     /// it has been: ids are handed out in blocks, each block persisted first.
     pub next_producer_id_block: i64,
+    /// How many times the broker has been opened (absent before: 0). Raised
+    /// and made durable at every open, before any partition opens: each
+    /// partition's leader epoch is derived from it (see [`PartitionMeta`]).
+    #[serde(default)]
+    pub generation: u64,
 }
 
 /// One topic (`topics/<name>.topic`).
@@ -81,6 +86,13 @@ pub struct PartitionMeta {
     /// in files written before epochs: 0).
     #[serde(default)]
     pub leader_epoch: i32,
+    /// The broker generation `leader_epoch` belongs to (absent in files
+    /// written before generations: 0, and the epoch is then raised and this
+    /// file rewritten once). At broker generation `g` the partition's epoch
+    /// is `leader_epoch + 2 * (g - generation)`: +2 per broker open without
+    /// writing this file at every open.
+    #[serde(default)]
+    pub generation: u64,
 }
 
 impl PartitionMeta {

@@ -3,7 +3,7 @@
 //! fetches and consumers).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -126,6 +126,13 @@ pub struct Partition {
     notifier: Notifier,
     config: RwLock<Arc<TopicConfig>>,
     traffic: TrafficCounters,
+    /// The log end offset the producer snapshot on disk was taken at
+    /// (`u64::MAX`: none known).
+    snapshot_at: AtomicU64,
+    /// The epoch cache file says what `epochs` says.
+    epochs_on_disk: AtomicBool,
+    /// Serialises writing the epoch cache file.
+    epochs_write: Mutex<()>,
 }
 
 impl Partition {
@@ -145,30 +152,55 @@ impl Partition {
         let mut epochs = load_epochs(&dir, &log).map_err(storage)?;
         // Recovery may have cut the tail: epochs that started in it are gone.
         epochs.truncate_from_end(log.log_end_offset());
-        // A new partition starts at epoch 0; every later open raises it, as
-        // Kafka's controller does when the only replica goes and comes back.
-        let known = previous
+        // A new partition starts at epoch 0; every later open raises it by 2,
+        // as Kafka's controller does when the only replica goes and comes
+        // back. The epoch is derived from the broker generation (made
+        // durable by the broker before this open), so nothing is written
+        // here: see `PartitionMeta::generation` and docs/FORMAT.md.
+        let generation = meta.generation;
+        let derived = previous
             .as_ref()
-            .map(|p| p.leader_epoch)
-            .into_iter()
-            .chain(epochs.latest())
-            .max();
-        let leader_epoch = match known {
-            None => 0,
-            Some(e) => e.saturating_add(EPOCH_BUMP_AT_OPEN),
+            .filter(|p| p.generation > 0 && p.generation <= generation)
+            .map(|p| {
+                let opens = generation - p.generation;
+                let epoch = i64::from(p.leader_epoch)
+                    + i64::from(EPOCH_BUMP_AT_OPEN) * i64::try_from(opens).unwrap_or(i64::MAX / 4);
+                (i32::try_from(epoch).unwrap_or(i32::MAX), opens)
+            });
+        let leader_epoch = match (derived, epochs.latest()) {
+            (Some((e, opens)), latest)
+                if latest.is_none_or(|l| l < e || (l == e && opens == 0)) =>
+            {
+                e
+            }
+            _ => {
+                // A new partition, a file from before generations, or a
+                // cache ahead of it: raise past everything known and record
+                // the epoch with this generation (the epoch is durable
+                // before any batch carries it).
+                let known = previous
+                    .as_ref()
+                    .map(|p| p.leader_epoch)
+                    .into_iter()
+                    .chain(epochs.latest())
+                    .max();
+                let e = match known {
+                    None => 0,
+                    Some(e) => e.saturating_add(EPOCH_BUMP_AT_OPEN),
+                };
+                let meta = PartitionMeta {
+                    leader_epoch: e,
+                    ..meta.clone()
+                };
+                metadata::write(&meta_path, KIND_PARTITION, &meta)?;
+                e
+            }
         };
-        let meta = PartitionMeta {
-            leader_epoch,
-            ..meta
-        };
-        // The epoch is durable before any batch carries it.
-        metadata::write(&meta_path, KIND_PARTITION, &meta)?;
+        // The cache file learns the new epoch before the first batch
+        // carries it (`persist_epochs`), not here.
+        let before = epochs.clone();
         epochs.assign(leader_epoch, log.log_end_offset());
-        metadata::write(
-            &dir.join(LEADER_EPOCHS_FILE),
-            KIND_LEADER_EPOCHS,
-            &epochs.entries(),
-        )?;
+        let epochs_on_disk = before == epochs;
         // Producer state: from the snapshot if it is still valid, then the
         // batches after it; otherwise from the whole log.
         let snapshot: Option<ProducerSnapshot> =
@@ -176,8 +208,12 @@ impl Partition {
                 warn!(error = %e, "ignoring an unreadable producer snapshot");
                 None
             });
+        let mut snapshot_at = u64::MAX;
         let (mut states, from) = match snapshot {
             Some(s) if s.offset <= log.log_end_offset() && s.offset >= log.log_start_offset() => {
+                if s.offset == log.log_end_offset() {
+                    snapshot_at = s.offset;
+                }
                 (s.states, s.offset)
             }
             _ => (ProducerStates::default(), log.log_start_offset()),
@@ -195,6 +231,9 @@ impl Partition {
                 notifier: Notifier::default(),
                 config: RwLock::new(config),
                 traffic: TrafficCounters::default(),
+                snapshot_at: AtomicU64::new(snapshot_at),
+                epochs_on_disk: AtomicBool::new(epochs_on_disk),
+                epochs_write: Mutex::new(()),
             },
             report,
         ))
@@ -384,7 +423,28 @@ impl Partition {
             .map_err(|e| self.storage_err(e))
     }
 
+    /// Writes the epoch cache file if it lacks the current epoch: before
+    /// the first batch of an epoch is appended, so the file always knows
+    /// every epoch in the log (once per partition and broker start).
+    fn persist_epochs(&self) -> Result<()> {
+        if self.epochs_on_disk.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let _w = self.epochs_write.lock();
+        if self.epochs_on_disk.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        metadata::write(
+            &self.log.dir().join(LEADER_EPOCHS_FILE),
+            KIND_LEADER_EPOCHS,
+            &self.epochs.entries(),
+        )?;
+        self.epochs_on_disk.store(true, Ordering::Release);
+        Ok(())
+    }
+
     fn raw_append(&self, records: &mut [u8]) -> Result<pubsub_storage::AppendInfo> {
+        self.persist_epochs()?;
         let info = self
             .log
             .append_trusted(records)
@@ -503,17 +563,35 @@ impl Partition {
     }
 
     /// Saves the producer state so the next open need not replay the log.
+    /// Nothing is written when the last snapshot (or the one read at open)
+    /// was taken at the log end offset: the state cannot have changed since.
     pub(crate) fn snapshot_producers(&self) -> Result<()> {
         let states = self.producers.lock();
+        let offset = self.log.log_end_offset();
+        if self.snapshot_at.load(Ordering::Acquire) == offset {
+            return Ok(());
+        }
         let snapshot = ProducerSnapshot {
-            offset: self.log.log_end_offset(),
+            offset,
             states: states.clone(),
         };
         metadata::write(
             &self.log.dir().join(PRODUCERS_FILE),
             KIND_PRODUCERS,
             &snapshot,
-        )
+        )?;
+        self.snapshot_at.store(offset, Ordering::Release);
+        Ok(())
+    }
+
+    /// Something was appended since the last checkpoint (recovery point or
+    /// producer snapshot).
+    pub(crate) fn needs_checkpoint(&self) -> bool {
+        let end = self.log.log_end_offset();
+        // A log out of space probes for it at every round.
+        self.log.recovery_point() != end
+            || self.snapshot_at.load(Ordering::Acquire) != end
+            || self.log.out_of_space().is_some()
     }
 
     /// Periodic durability work: flush if the policy says so, then record
@@ -523,7 +601,16 @@ impl Partition {
         self.snapshot_producers()
     }
 
-    /// Closes the log cleanly.
+    /// The first half of a clean close: the producer state saved and the
+    /// log flushed (under deferred syncs: written, for the caller's
+    /// filesystem sync).
+    pub(crate) fn prepare_close(&self) -> Result<()> {
+        self.snapshot_producers()?;
+        self.log.flush().map_err(|e| self.storage_err(e))
+    }
+
+    /// Closes the log cleanly (after [`Partition::prepare_close`] and a
+    /// filesystem sync, when syncs are deferred).
     pub(crate) fn close(&self) -> Result<()> {
         self.snapshot_producers()?;
         self.log.close().map_err(|e| self.storage_err(e))

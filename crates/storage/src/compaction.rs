@@ -122,6 +122,7 @@ impl Log {
         if sealed.is_empty() {
             return Ok(report);
         }
+        self.unmark()?;
         // Hold everything open for the pass: readers of these segments keep
         // using the files a commit below renames (the budget cannot close
         // a file held here), and the replaced segments are retired, never

@@ -234,10 +234,13 @@ impl IndexFile {
             return Ok(());
         }
         // Pages past the new end are never touched between the cut and the
-        // remap: this runs under the index's exclusive lock.
-        self.mmap
-            .flush()
-            .map_err(|e| StorageError::io("msync", &self.path, e))?;
+        // remap: this runs under the index's exclusive lock. (Under a
+        // deferred sync the filesystem sync writes the kept pages.)
+        if !crate::fs::syncs_deferred() {
+            self.mmap
+                .flush()
+                .map_err(|e| StorageError::io("msync", &self.path, e))?;
+        }
         file.set_len(len)
             .map_err(|e| StorageError::io("trim", &self.path, e))?;
         self.mmap = map(file.as_ref(), &self.path)?;
@@ -253,6 +256,10 @@ impl IndexFile {
     }
 
     fn flush(&self) -> Result<()> {
+        // A deferred sync (see `fs::DeferSyncs`) covers mapped pages too.
+        if crate::fs::syncs_deferred() {
+            return Ok(());
+        }
         self.mmap
             .flush()
             .map_err(|e| StorageError::io("msync", &self.path, e))?;

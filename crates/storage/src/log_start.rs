@@ -35,6 +35,7 @@ impl Log {
     pub fn advance_start_offset(&self, offset: u64) -> Result<StartOffsetReport> {
         let _m = self.maintenance.lock();
         self.check_writable()?;
+        self.unmark()?;
         let end = self.log_end_offset();
         let start = self.log_start_offset();
         if offset > end {

@@ -147,6 +147,8 @@ pub(crate) struct Opened {
     /// The log start offset the checkpoint recorded (DeleteRecords may
     /// have moved it above the first segment's base), if readable.
     pub checkpointed_start: Option<u64>,
+    /// The clean-shutdown marker is still on disk (see `Log::unmark`).
+    pub marked: bool,
     pub report: RecoveryReport,
 }
 
@@ -166,7 +168,11 @@ pub(crate) fn open(ctx: &Arc<SegmentContext>) -> Result<Opened> {
         warn!(file = %ctx.dir.join(name).display(), "ignoring unknown file in a partition directory");
     }
     tidy(ctx, &plan.tidy, &mut report)?;
-    if survey.marker_present {
+    // After a clean stop the marker stays until the log first changes
+    // (`Log::unmark`): opening thousands of untouched partitions removes
+    // nothing. Any other outcome changes the log now, so it goes now.
+    let marked = survey.marker_present && plan.outcome == Outcome::Clean;
+    if survey.marker_present && !marked {
         consume_marker(ctx)?;
     }
     let (segments, tracker) = match &plan.outcome {
@@ -194,6 +200,7 @@ pub(crate) fn open(ctx: &Arc<SegmentContext>) -> Result<Opened> {
             None
         },
         checkpointed_start: survey.checkpoint.map(|c| c.log_start_offset),
+        marked,
         report,
     })
 }
@@ -249,7 +256,7 @@ fn tidy(ctx: &SegmentContext, steps: &[TidyStep], report: &mut RecoveryReport) -
 
 /// Removes the clean-shutdown marker before anything is written: from here
 /// on a crash must look unclean.
-fn consume_marker(ctx: &SegmentContext) -> Result<()> {
+pub(crate) fn consume_marker(ctx: &SegmentContext) -> Result<()> {
     let path = ctx.dir.join(CLEAN_SHUTDOWN);
     ctx.fs
         .remove_file(&path)

@@ -78,6 +78,7 @@ impl Log {
             }
         }
         if !doomed.is_empty() {
+            self.unmark()?;
             {
                 let mut map = self.segments.write();
                 for seg in &doomed {

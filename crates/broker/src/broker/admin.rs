@@ -16,10 +16,26 @@ use crate::config::TopicConfig;
 use crate::error::{BrokerError, Result};
 use crate::metadata::{self, partition_dir, topic_file, TopicMeta, KIND_TOPIC, TOPICS_DIR};
 use crate::names::validate_topic_name;
+use crate::partition::Partition;
 use crate::topic::{Topic, TopicDescription};
 
 /// Most partitions one topic may have.
 pub const MAX_PARTITIONS: u32 = 10_000;
+
+/// From this many partitions in one [`Broker::create_topics`] call, their
+/// files are made durable by filesystem syncs rather than one fsync each.
+const DEFERRED_SYNC_PARTITIONS: u64 = 64;
+
+/// One topic to create with [`Broker::create_topics`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTopic {
+    /// Topic name.
+    pub name: String,
+    /// Partition count (`None`: the broker's default).
+    pub partitions: Option<u32>,
+    /// Kafka settings for the topic.
+    pub configs: BTreeMap<String, String>,
+}
 
 impl Inner {
     pub(super) fn create_topic(
@@ -57,6 +73,93 @@ impl Inner {
                 Err(e)
             }
         }
+    }
+
+    /// Creates several topics under one admin lock. With many partitions
+    /// in all, every file is written under deferred syncs and made durable
+    /// by two filesystem syncs (see [`Inner::sync_then_record_recovery_points`])
+    /// instead of several fsyncs per partition; topics become visible only
+    /// once durable. A topic that cannot be created fails alone.
+    fn create_topics(&self, new: Vec<NewTopic>) -> Vec<Result<Arc<Topic>>> {
+        let _admin = self.admin.lock();
+        if self.closed.load(Ordering::Acquire) {
+            return new.iter().map(|_| Err(BrokerError::Closed)).collect();
+        }
+        let mut names = std::collections::HashSet::new();
+        let validated: Vec<Result<(TopicMeta, TopicConfig)>> = new
+            .into_iter()
+            .map(|t| {
+                let (count, config) = self.validate_new_topic(&t.name, t.partitions, &t.configs)?;
+                if !names.insert(t.name.clone()) {
+                    return Err(BrokerError::TopicAlreadyExists(t.name));
+                }
+                Ok((
+                    TopicMeta {
+                        name: t.name,
+                        id: Uuid::new_v4(),
+                        partitions: count,
+                        configs: t.configs,
+                        internal: false,
+                    },
+                    config,
+                ))
+            })
+            .collect();
+        let total: u64 = validated
+            .iter()
+            .flatten()
+            .map(|(m, _)| u64::from(m.partitions))
+            .sum();
+        let deferred = total >= DEFERRED_SYNC_PARTITIONS;
+        let mut opened: Vec<Result<Arc<Topic>>> = {
+            let _deferred = deferred.then(pubsub_storage::fs::defer_syncs);
+            validated
+                .into_iter()
+                .map(|v| {
+                    let (meta, config) = v?;
+                    let path = topic_file(&self.dir, &meta.name);
+                    metadata::write(&path, KIND_TOPIC, &meta)?;
+                    self.open_topic(meta, config).inspect_err(|_| {
+                        let _ = std::fs::remove_file(&path);
+                    })
+                })
+                .collect()
+        };
+        if deferred {
+            let partitions: Vec<Arc<Partition>> = opened
+                .iter()
+                .flatten()
+                .flat_map(|t| t.partitions.iter().cloned())
+                .collect();
+            if let Err(e) = self.sync_then_record_recovery_points(&partitions) {
+                // Nothing was answered yet: undo what may not be durable.
+                for t in opened.iter().flatten() {
+                    let _ = std::fs::remove_file(topic_file(&self.dir, &t.meta.name));
+                    for i in 0..t.meta.partitions as i32 {
+                        let _ = remove_partition_dir(&partition_dir(&self.dir, &t.meta.name, i));
+                    }
+                }
+                let reason = e.to_string();
+                opened = opened
+                    .into_iter()
+                    .map(|r| {
+                        r.and_then(|_| {
+                            Err(BrokerError::io(
+                                "create topic",
+                                &self.dir,
+                                std::io::Error::other(reason.clone()),
+                            ))
+                        })
+                    })
+                    .collect();
+            }
+        }
+        let mut topics = self.topics.write();
+        for t in opened.iter().flatten() {
+            topics.insert(t.meta.name.clone(), Arc::clone(t));
+            info!(topic = %t.meta.name, partitions = t.meta.partitions, "created topic");
+        }
+        opened
     }
 
     /// Checks that a topic could be created as asked; returns its partition
@@ -118,6 +221,17 @@ impl Broker {
             .inner
             .create_topic(name, partitions, configs, false)?
             .describe())
+    }
+
+    /// Creates several topics at once (CreateTopics): one result per topic,
+    /// in order. Cheaper than one [`Broker::create_topic`] each when they
+    /// hold many partitions: their files are made durable together.
+    pub fn create_topics(&self, topics: Vec<NewTopic>) -> Vec<Result<TopicDescription>> {
+        self.inner
+            .create_topics(topics)
+            .into_iter()
+            .map(|r| r.map(|t| t.describe()))
+            .collect()
     }
 
     /// Checks a topic creation without doing it (CreateTopics with

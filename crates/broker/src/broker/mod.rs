@@ -38,7 +38,7 @@ use crate::partition::Partition;
 use crate::partitioner::RoundRobin;
 use crate::topic::Topic;
 
-pub use admin::MAX_PARTITIONS;
+pub use admin::{NewTopic, MAX_PARTITIONS};
 pub use delete_records::HIGH_WATERMARK;
 pub use traffic::{ListedOffset, OffsetSpec};
 
@@ -59,6 +59,8 @@ pub(crate) struct Inner {
     admin: Mutex<()>,
     coordinator: GroupCoordinator,
     producer_ids: Mutex<producer_ids::ProducerIds>,
+    /// This open's broker generation (see [`crate::metadata::BrokerMeta`]).
+    generation: u64,
     started: Instant,
     tick: Notifier,
     spread: RoundRobin,
@@ -113,11 +115,39 @@ impl Inner {
         self.stop_clock();
         let _admin = self.admin.lock();
         let mut first_error = None;
-        for p in self.all_partitions() {
-            if let Err(e) = p.close() {
-                warn!(topic = p.topic(), partition = p.index(), error = %e, "partition did not close cleanly");
-                first_error.get_or_insert(e);
+        let all = self.all_partitions();
+        // Two filesystem syncs for all partitions instead of fsyncs per
+        // partition: first the data and producer state of every partition,
+        // then (only once those are durable) the clean-shutdown markers.
+        let mut durable = Vec::with_capacity(all.len());
+        {
+            let _deferred = pubsub_storage::fs::defer_syncs();
+            for p in &all {
+                match p.prepare_close() {
+                    Ok(()) => durable.push(Arc::clone(p)),
+                    Err(e) => {
+                        warn!(topic = p.topic(), partition = p.index(), error = %e, "partition did not close cleanly");
+                        first_error.get_or_insert(e);
+                    }
+                }
             }
+        }
+        if let Err(e) = self.sync_filesystem() {
+            warn!(error = %e, "no partition is marked clean: the filesystem sync failed");
+            first_error.get_or_insert(e);
+            durable.clear();
+        }
+        {
+            let _deferred = pubsub_storage::fs::defer_syncs();
+            for p in &durable {
+                if let Err(e) = p.close() {
+                    warn!(topic = p.topic(), partition = p.index(), error = %e, "partition did not close cleanly");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Err(e) = self.sync_filesystem() {
+            first_error.get_or_insert(e);
         }
         self.tick.notify();
         // Handles may outlive the broker; the directory is free now.

@@ -46,17 +46,16 @@ impl Broker {
             return Err(BrokerError::Locked(dir));
         }
         let meta_path = dir.join(BROKER_FILE);
-        let meta = match metadata::read::<BrokerMeta>(&meta_path, KIND_BROKER)? {
-            Some(m) => m,
-            None => {
-                let m = BrokerMeta {
-                    cluster_id: Uuid::new_v4().simple().to_string(),
-                    next_producer_id_block: 0,
-                };
-                metadata::write(&meta_path, KIND_BROKER, &m)?;
-                m
-            }
-        };
+        let mut meta =
+            metadata::read::<BrokerMeta>(&meta_path, KIND_BROKER)?.unwrap_or_else(|| BrokerMeta {
+                cluster_id: Uuid::new_v4().simple().to_string(),
+                next_producer_id_block: 0,
+                generation: 0,
+            });
+        // A new generation, durable before any partition takes an epoch
+        // from it: one fsync however many partitions there are.
+        meta.generation += 1;
+        metadata::write(&meta_path, KIND_BROKER, &meta)?;
         let inner = Arc::new(Inner {
             dir: dir.clone(),
             coordinator: GroupCoordinator::new(config.group.clone()),
@@ -65,6 +64,7 @@ impl Broker {
             topics: RwLock::new(BTreeMap::new()),
             admin: Mutex::new(()),
             producer_ids: Mutex::new(ProducerIds::from_block(meta.next_producer_id_block)),
+            generation: meta.generation,
             started: Instant::now(),
             tick: Notifier::default(),
             spread: RoundRobin::default(),
@@ -75,11 +75,20 @@ impl Broker {
             lock: lock_file,
         });
         let broker = Broker { inner };
-        broker.load_topics()?;
-        broker.remove_stale_dirs()?;
-        if broker.inner.topic(CONSUMER_OFFSETS).is_none() {
-            broker.inner.create_offsets_topic()?;
+        {
+            // Opening writes a little to every partition (the clean-shutdown
+            // marker goes, new epochs are recorded): one filesystem sync for
+            // all of them instead of fsyncs per partition. Nothing is served
+            // before it.
+            let _deferred = pubsub_storage::fs::defer_syncs();
+            broker.load_topics()?;
+            broker.remove_stale_dirs()?;
+            if broker.inner.topic(CONSUMER_OFFSETS).is_none() {
+                broker.inner.create_offsets_topic()?;
+            }
         }
+        let all = broker.inner.all_partitions();
+        broker.inner.sync_then_record_recovery_points(&all)?;
         broker.load_groups()?;
         if broker.inner.config.background {
             broker.start_clock()?;
@@ -186,6 +195,7 @@ impl Inner {
             topic_id: meta.id,
             partition: index,
             leader_epoch: 0,
+            generation: self.generation,
         };
         // A directory left by a deleted topic of the same name is set aside.
         if let Ok(Some(old)) =
@@ -215,6 +225,32 @@ impl Inner {
             config,
             partitions,
         }))
+    }
+
+    /// Makes everything written under deferred syncs durable (one
+    /// filesystem sync), then writes the recovery points of `partitions`
+    /// their open left unwritten, and syncs again: the recovery point never
+    /// reaches the disk before the data it vouches for.
+    pub(super) fn sync_then_record_recovery_points(
+        &self,
+        partitions: &[Arc<Partition>],
+    ) -> Result<()> {
+        self.sync_filesystem()?;
+        {
+            let _deferred = pubsub_storage::fs::defer_syncs();
+            for p in partitions {
+                p.log()
+                    .record_recovery_point()
+                    .map_err(|e| BrokerError::storage(p.topic(), p.index(), e))?;
+            }
+        }
+        self.sync_filesystem()
+    }
+
+    /// One `syncfs` of the data directory's filesystem.
+    pub(super) fn sync_filesystem(&self) -> Result<()> {
+        pubsub_storage::fs::sync_filesystem(&self.dir)
+            .map_err(|e| BrokerError::io("sync the filesystem of", &self.dir, e))
     }
 
     /// `__consumer_offsets`: compacted, with the group settings' partition

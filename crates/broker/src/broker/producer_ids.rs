@@ -39,6 +39,7 @@ impl Broker {
                 &BrokerMeta {
                     cluster_id: self.inner.cluster_id.clone(),
                     next_producer_id_block: block_end,
+                    generation: self.inner.generation,
                 },
             )?;
             ids.block_end = block_end;

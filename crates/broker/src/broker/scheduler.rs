@@ -11,6 +11,11 @@ use tracing::{debug, info, warn};
 
 use super::{wall_clock_ms, Broker, Inner};
 use crate::error::{BrokerError, Result};
+use crate::partition::Partition;
+
+/// From this many changed partitions, a checkpoint round defers fsyncs to
+/// filesystem syncs.
+const DEFERRED_CHECKPOINTS: usize = 64;
 
 /// When each periodic job last ran.
 #[derive(Debug)]
@@ -34,35 +39,7 @@ impl Inner {
         }
         if now.duration_since(last.checkpoint) >= self.config.checkpoint_interval {
             last.checkpoint = now;
-            // Broker files (producer snapshots) that find no space: one line
-            // a round, not one per partition.
-            let mut full = 0usize;
-            let mut first_full = None;
-            for p in &partitions {
-                match p.checkpoint() {
-                    Ok(()) => {}
-                    // The log warned once when it ran out (and says when it
-                    // takes writes again); each round probes for space.
-                    Err(e) if e.is_log_out_of_space() => {
-                        debug!(topic = p.topic(), partition = p.index(), error = %e, "checkpoint: still out of space");
-                    }
-                    Err(e) if e.is_out_of_space() => {
-                        full += 1;
-                        first_full
-                            .get_or_insert_with(|| format!("{}-{}: {e}", p.topic(), p.index()));
-                    }
-                    Err(e) => {
-                        warn!(topic = p.topic(), partition = p.index(), error = %e, "checkpoint failed")
-                    }
-                }
-            }
-            if let Some(first) = first_full {
-                warn!(
-                    partitions = full,
-                    first = %first,
-                    "checkpoint: out of space writing partition state (producer snapshots); retried next round"
-                );
-            }
+            self.checkpoint_all(&partitions);
         }
         if now.duration_since(last.retention) >= self.config.retention_check_interval {
             last.retention = now;
@@ -71,6 +48,43 @@ impl Inner {
         if now.duration_since(last.compaction) >= self.config.compaction_interval {
             last.compaction = now;
             self.run_compaction(wall_clock_ms());
+        }
+    }
+
+    /// Records the recovery point and producer state of every partition
+    /// that changed since its last checkpoint. With many of them, their
+    /// flushes and snapshots are made durable by one filesystem sync, then
+    /// their recovery points written and synced again (not several fsyncs
+    /// per partition).
+    fn checkpoint_all(&self, partitions: &[Arc<Partition>]) {
+        let changed: Vec<Arc<Partition>> = partitions
+            .iter()
+            .filter(|p| p.needs_checkpoint())
+            .cloned()
+            .collect();
+        let mut failures = CheckpointFailures::default();
+        if changed.len() < DEFERRED_CHECKPOINTS {
+            for p in &changed {
+                if let Err(e) = p.checkpoint() {
+                    failures.note(p, &e);
+                }
+            }
+            failures.report();
+            return;
+        }
+        let mut prepared = Vec::with_capacity(changed.len());
+        {
+            let _deferred = pubsub_storage::fs::defer_syncs();
+            for p in changed {
+                match p.prepare_close() {
+                    Ok(()) => prepared.push(p),
+                    Err(e) => failures.note(&p, &e),
+                }
+            }
+        }
+        failures.report();
+        if let Err(e) = self.sync_then_record_recovery_points(&prepared) {
+            warn!(error = %e, "checkpoint failed");
         }
     }
 
@@ -179,5 +193,39 @@ impl Broker {
             .coordinator
             .tick(self.inner.as_ref(), self.inner.now_ms());
         self.inner.tick.notify();
+    }
+}
+
+/// The failures of one checkpoint round: a log out of space said so once
+/// (and says when it takes writes again), so it is only a debug line; broker
+/// files (producer snapshots) that find no space are one line a round, not
+/// one per partition; anything else is a warning per partition.
+#[derive(Default)]
+struct CheckpointFailures {
+    full: usize,
+    first_full: Option<String>,
+}
+
+impl CheckpointFailures {
+    fn note(&mut self, p: &Partition, e: &BrokerError) {
+        if e.is_log_out_of_space() {
+            debug!(topic = p.topic(), partition = p.index(), error = %e, "checkpoint: still out of space");
+        } else if e.is_out_of_space() {
+            self.full += 1;
+            self.first_full
+                .get_or_insert_with(|| format!("{}-{}: {e}", p.topic(), p.index()));
+        } else {
+            warn!(topic = p.topic(), partition = p.index(), error = %e, "checkpoint failed");
+        }
+    }
+
+    fn report(self) {
+        if let Some(first) = self.first_full {
+            warn!(
+                partitions = self.full,
+                first = %first,
+                "checkpoint: out of space writing partition state (producer snapshots); retried next round"
+            );
+        }
     }
 }

@@ -91,3 +91,103 @@ fn epochs_rise_at_every_open_and_the_cache_is_rebuilt_from_the_log() {
         broker.close().expect("close");
     }
 }
+
+const KILL_CHILD: &str = "PUBSUB_BROKER_EPOCH_KILL_DIR";
+
+/// Opens the broker in `dir`, appends one batch of 2 records, says so, and
+/// waits to be killed.
+fn epoch_child(dir: &str) -> ! {
+    use std::io::Write;
+    let broker = Broker::open(dir, test_config()).expect("child open");
+    append(&broker, 2);
+    let epoch = broker.partition("t", 0).expect("p").leader_epoch();
+    let mut out = std::io::stdout().lock();
+    writeln!(out).expect("stdout");
+    writeln!(out, "appended in epoch {epoch}").expect("stdout");
+    out.flush().expect("flush");
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}
+
+/// The epoch is derived from the broker generation (written once per open,
+/// not per partition): still exactly +2 per open, with or without appends in
+/// between, and after a SIGKILL the cache knows the killed epoch, the log
+/// keeps its batches, and the next epoch is 2 above it.
+#[test]
+fn epochs_rise_by_two_per_open_from_the_generation_and_survive_sigkill() {
+    if let Ok(dir) = std::env::var(KILL_CHILD) {
+        epoch_child(&dir);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let broker = open(dir.path());
+        broker
+            .create_topic("t", Some(1), no_configs())
+            .expect("create");
+        assert_eq!(broker.partition("t", 0).expect("p").leader_epoch(), 0);
+        broker.close().expect("close");
+    }
+    // Two opens without appends: 2, then 4, and nothing written per open.
+    for expected in [2, 4] {
+        let broker = open(dir.path());
+        assert_eq!(
+            broker.partition("t", 0).expect("p").leader_epoch(),
+            expected
+        );
+        broker.close().expect("close");
+    }
+    let meta = std::fs::read(dir.path().join("t-0").join("partition.checkpoint")).expect("meta");
+    {
+        let broker = open(dir.path());
+        assert_eq!(broker.partition("t", 0).expect("p").leader_epoch(), 6);
+        append(&broker, 3);
+        broker.close().expect("close");
+    }
+    assert_eq!(
+        std::fs::read(dir.path().join("t-0").join("partition.checkpoint")).expect("meta"),
+        meta,
+        "the partition file is written at creation, not at every open"
+    );
+    // A child appends in epoch 8 and is killed.
+    let exe = std::env::current_exe().expect("exe");
+    let mut child = std::process::Command::new(&exe)
+        .args([
+            "--exact",
+            "epochs::epochs_rise_by_two_per_open_from_the_generation_and_survive_sigkill",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(KILL_CHILD, dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut said = String::new();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+        let line = line.expect("line");
+        if line.starts_with("appended") {
+            said = line;
+            break;
+        }
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+    assert_eq!(said, "appended in epoch 8");
+    let broker = open(dir.path());
+    let p = broker.partition("t", 0).expect("p");
+    assert_eq!(p.leader_epoch(), 10);
+    assert_eq!(stamped(&broker), vec![(0, 6), (3, 8)]);
+    // Epoch 6 ended where 8 started; 8 ended where 10 starts (the log end).
+    assert_eq!(p.end_offset_for_epoch(6), (6, 3));
+    assert_eq!(p.end_offset_for_epoch(8), (8, 5));
+    assert_eq!(p.end_offset_for_epoch(10), (10, 5));
+    // Epochs that wrote nothing are older than every known one: they end
+    // where the first known one starts.
+    assert_eq!(
+        end_offsets(&broker, 4),
+        (0..=4).map(|e| (e, 0)).collect::<Vec<_>>()
+    );
+    broker.close().expect("close");
+}

@@ -6,6 +6,7 @@
 
 pub mod consume;
 pub mod e2e;
+pub mod partitions;
 pub mod produce;
 mod report;
 
@@ -39,6 +40,13 @@ pub enum BenchCommand {
         after_help = "Examples:\n  pubsub bench e2e --rate 50000 --duration 30s\n  pubsub bench e2e --messages 1000000 --rate 200000 --acks all --partitions 4 --consumers 2 --json\n\nEach value carries the time its batch was due; consumers in the same process\nread from the end of the topic and measure the delay to their clock."
     )]
     E2e(E2eArgs),
+    /// Start `pubsub serve` on a fresh directory, create many partitions,
+    /// and report creation, Metadata, memory, descriptors, maps, the first
+    /// read of every partition, and clean and SIGKILL restart times.
+    #[command(
+        after_help = "Examples:\n  benches/partitions.sh            (soft limit 1024, hard 65536, 100,000 partitions)\n  pubsub bench partitions --topics 100 --partitions-per-topic 20\n\nThe broker is this binary, started with this process's limits. Prints a markdown table."
+    )]
+    Partitions(partitions::PartitionsArgs),
 }
 
 /// Where and what to produce.
@@ -154,6 +162,10 @@ impl LoadArgs {
 
 /// Runs a bench command and prints its report.
 pub fn run(cmd: BenchCommand) -> Result<(), CliError> {
+    let cmd = match cmd {
+        BenchCommand::Partitions(a) => return partitions::run(a),
+        other => other,
+    };
     let terminal = std::io::stderr().is_terminal();
     let (report, json) = crate::remote::block_on(async move {
         Ok(match cmd {
@@ -177,6 +189,9 @@ pub fn run(cmd: BenchCommand) -> Result<(), CliError> {
             BenchCommand::E2e(a) => {
                 let run = a.load.run(a.producers, !a.json && terminal);
                 (e2e::e2e(run, a.consumers).await?, a.json)
+            }
+            BenchCommand::Partitions(_) => {
+                return Err(CliError::Usage("partitions runs on its own".into()))
             }
         })
     })?;

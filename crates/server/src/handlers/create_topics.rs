@@ -2,7 +2,7 @@
 //! A single node: the replication factor must be 1 or -1, and explicit
 //! replica assignments may only name this broker.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
@@ -10,6 +10,7 @@ use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, RequestHeader};
+use pubsub_broker::NewTopic;
 
 use super::sb;
 use crate::codes::{error_code, CONFIG_SOURCE_DEFAULT, CONFIG_SOURCE_TOPIC};
@@ -94,27 +95,32 @@ fn described(entries: Vec<(String, String, bool)>) -> Vec<CreatableTopicConfigs>
         .collect()
 }
 
+type Outcome = Result<(u32, Vec<CreatableTopicConfigs>, Option<uuid::Uuid>), super::Refusal>;
+
 pub async fn handle(
     ctx: &Ctx,
     _h: &RequestHeader,
     req: CreateTopicsRequest,
     version: i16,
 ) -> CreateTopicsResponse {
-    let mut results = Vec::with_capacity(req.topics.len());
+    let mut named: HashMap<&str, usize> = HashMap::with_capacity(req.topics.len());
     for t in &req.topics {
-        // No message on success: null, as Kafka answers.
-        let base = CreatableTopicResult::default()
-            .with_name(t.name.clone())
-            .with_error_message(None);
-        let duplicate = req.topics.iter().filter(|o| o.name == t.name).count() > 1;
-        let result = if duplicate {
-            Err((
+        *named.entry(&t.name).or_default() += 1;
+    }
+    // Checked one by one; the creations then go to the broker together, so
+    // a request of a thousand topics costs a few filesystem syncs.
+    let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(req.topics.len());
+    let mut to_create = Vec::new();
+    for (i, t) in req.topics.iter().enumerate() {
+        let outcome = if named.get(&**t.name).copied().unwrap_or(0) > 1 {
+            Some(Err((
                 ResponseError::InvalidRequest.code(),
                 "the topic is named more than once in this request".to_string(),
-            ))
+            )))
         } else {
-            requested(t).and_then(|(partitions, configs)| {
-                let outcome = if req.validate_only {
+            match requested(t) {
+                Err(e) => Some(Err(e)),
+                Ok((partitions, configs)) if req.validate_only => Some(
                     ctx.broker
                         .validate_new_topic(&t.name, partitions, &configs)
                         // Kafka answers a validated topic with a fresh id
@@ -122,19 +128,49 @@ pub async fn handle(
                         .map(|(count, config)| {
                             (
                                 count,
-                                config.described(&configs),
+                                described(config.described(&configs)),
                                 Some(uuid::Uuid::new_v4()),
                             )
                         })
-                } else {
-                    blocking(|| ctx.broker.create_topic(&t.name, partitions, configs))
-                        .map(|d| (d.partitions.len() as u32, d.configs, Some(d.id)))
-                };
-                outcome
-                    .map(|(count, entries, id)| (count, described(entries), id))
-                    .map_err(|e| (error_code(&e), e.to_string()))
-            })
+                        .map_err(|e| (error_code(&e), e.to_string())),
+                ),
+                Ok((partitions, configs)) => {
+                    to_create.push((
+                        i,
+                        NewTopic {
+                            name: t.name.to_string(),
+                            partitions,
+                            configs,
+                        },
+                    ));
+                    None
+                }
+            }
         };
+        outcomes.push(outcome);
+    }
+    if !to_create.is_empty() {
+        let (at, topics): (Vec<usize>, Vec<NewTopic>) = to_create.into_iter().unzip();
+        let created = blocking(|| ctx.broker.create_topics(topics));
+        for (i, r) in at.into_iter().zip(created) {
+            outcomes[i] = Some(
+                r.map(|d| (d.partitions.len() as u32, described(d.configs), Some(d.id)))
+                    .map_err(|e| (error_code(&e), e.to_string())),
+            );
+        }
+    }
+    let mut results = Vec::with_capacity(req.topics.len());
+    for (t, outcome) in req.topics.iter().zip(outcomes) {
+        // No message on success: null, as Kafka answers.
+        let base = CreatableTopicResult::default()
+            .with_name(t.name.clone())
+            .with_error_message(None);
+        let result = outcome.unwrap_or_else(|| {
+            Err((
+                ResponseError::UnknownServerError.code(),
+                "the topic was not created".to_string(),
+            ))
+        });
         results.push(match result {
             // Partitions, replication and settings are answered from v5,
             // the topic id from v7.

@@ -100,6 +100,7 @@ impl Log {
 
         let mut w = self.writer.lock();
         self.check_writable()?;
+        self.unmark()?;
         let rolled = self.maybe_roll(
             &mut w,
             &config,
@@ -318,6 +319,7 @@ impl Log {
     pub fn roll(&self) -> Result<()> {
         let mut w = self.writer.lock();
         self.check_writable()?;
+        self.unmark()?;
         if w.active.size() == 0 {
             return Ok(());
         }

@@ -184,12 +184,13 @@ impl Log {
         // A descriptor closed by the budget before this round may have
         // reported a failed writeback of data this round counts as durable.
         self.check_close_errors()?;
-        if !sealed.is_empty() {
+        // Under deferred syncs nothing above is durable yet: the caller
+        // records the recovery point after its filesystem sync.
+        if !sealed.is_empty() && !crate::fs::syncs_deferred() {
             match self.write_checkpoint(end) {
                 // The data is on disk; only the recovery point stays behind
                 // (recovery would scan a little more) until a later
-                // checkpoint finds space.
-                // Likewise when no descriptor was left to write it with.
+                // checkpoint finds space, or a descriptor to write it with.
                 Err(e) if e.is_out_of_space() || e.is_out_of_handles() => {}
                 other => other?,
             }

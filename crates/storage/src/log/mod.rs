@@ -117,6 +117,11 @@ pub struct Log {
     /// Serialises retention, compaction and close.
     pub(crate) maintenance: Mutex<()>,
     checkpointed: Mutex<Option<RecoveryCheckpoint>>,
+    /// The clean-shutdown marker of the last close is still on disk: nothing
+    /// changed since the open. Removed (durably) before the first change.
+    marked: AtomicBool,
+    /// Serialises removing the marker.
+    unmarking: Mutex<()>,
     /// Durations of group-commit fsync rounds, for monitoring.
     flush_stats: Histogram,
 }
@@ -209,11 +214,24 @@ impl Log {
             closed: AtomicBool::new(false),
             maintenance: Mutex::new(()),
             checkpointed: Mutex::new(opened.checkpoint),
+            marked: AtomicBool::new(opened.marked),
+            unmarking: Mutex::new(()),
             flush_stats: Histogram::new(),
         };
-        // Whatever recovery kept is now fsynced: make the next recovery start here.
-        log.write_checkpoint(next)?;
+        // Whatever recovery kept is now fsynced: make the next recovery
+        // start here. Under deferred syncs nothing is fsynced yet: the
+        // caller syncs the filesystem, then calls `record_recovery_point`.
+        if !crate::fs::syncs_deferred() {
+            log.write_checkpoint(next)?;
+        }
         Ok((log, opened.report))
+    }
+
+    /// Writes the recovery point an open under deferred syncs left unwritten
+    /// (see [`crate::fs::DeferSyncs`]): call it once the filesystem is
+    /// synced. Nothing is written when the checkpoint already says it.
+    pub fn record_recovery_point(&self) -> Result<()> {
+        self.write_checkpoint(self.durable_offset())
     }
 
     /// The partition directory.
@@ -327,6 +345,28 @@ impl Log {
             });
         }
         self.check_not_poisoned()
+    }
+
+    /// Removes the clean-shutdown marker the open left in place (an open
+    /// after a clean stop removes nothing), durably, before the log first
+    /// changes: from then on a crash must look unclean. Once per open.
+    pub(crate) fn unmark(&self) -> Result<()> {
+        if !self.marked.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let _u = self.unmarking.lock();
+        if !self.marked.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let removed = recovery::consume_marker(&self.ctx).or_else(|e| match &e {
+            StorageError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Ok(())
+            }
+            _ => Err(e),
+        });
+        self.poison_on_err(removed)?;
+        self.marked.store(false, Ordering::Release);
+        Ok(())
     }
 
     /// Reads whole batches starting with the one holding `offset`, up to
@@ -556,6 +596,8 @@ impl Log {
         self.flush_until(end)?;
         let w = self.writer.lock();
         self.closed.store(true, Ordering::Release);
+        // Nothing changed since a clean open: its marker still holds.
+        let marked = self.marked.load(Ordering::Acquire);
         let active = Arc::clone(&w.active);
         let done = (|| {
             {
@@ -565,6 +607,9 @@ impl Log {
                 index.flush()?;
             }
             self.write_checkpoint(end)?;
+            if marked {
+                return Ok(());
+            }
             CleanShutdown {
                 log_end_offset: end,
                 active_segment_base: active.base_offset,

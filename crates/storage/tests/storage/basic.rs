@@ -287,15 +287,32 @@ fn clean_close_reopens_without_recovery_and_continues() {
     assert!(report.clean_shutdown, "{report}");
     assert_eq!(report.segments_scanned, 0);
     assert!(
-        !dir.path().join(pubsub_storage::CLEAN_SHUTDOWN).exists(),
-        "the marker is removed at open, before any write"
+        dir.path().join(pubsub_storage::CLEAN_SHUTDOWN).exists(),
+        "an untouched log keeps its marker: opening writes nothing"
     );
     assert_eq!(log.log_end_offset(), 180);
     log.append(&mut simple_batch("more", 2, 99))
         .expect("append");
+    assert!(
+        !dir.path().join(pubsub_storage::CLEAN_SHUTDOWN).exists(),
+        "the marker goes before the first write"
+    );
     let all = read_all(&log);
     assert_eq!(all.len(), 182);
     assert_eq!(all[181].value.as_deref(), Some(&b"more-1"[..]));
+    // Dropped without close (a crash): the next open recovers.
+    drop(log);
+    let (log, report) = Log::open(dir.path(), small_config()).expect("reopen");
+    assert!(!report.clean_shutdown, "{report}");
+    assert_eq!(log.log_end_offset(), 182);
+    // Opened cleanly and closed untouched: the marker still holds.
+    log.close().expect("close");
+    let (log, report) = Log::open(dir.path(), small_config()).expect("reopen");
+    assert!(report.clean_shutdown, "{report}");
+    log.close().expect("close");
+    let (log, report) = Log::open(dir.path(), small_config()).expect("reopen");
+    assert!(report.clean_shutdown, "{report}");
+    assert_eq!(log.log_end_offset(), 182);
 }
 
 #[test]
