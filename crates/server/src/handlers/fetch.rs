@@ -20,6 +20,13 @@
 //! A waiting fetch is told which partitions were appended to (tagged
 //! wakeups) and reads only those again.
 //!
+//! Budgets as Kafka's `ReplicaManager.readFromLocalLog`: each partition
+//! reads at most its `partition_max_bytes` and what is left of `max_bytes`,
+//! in whole batches; only the first partition with records may exceed that
+//! with its whole first batch (`minOneMessage`). A later partition whose
+//! first batch does not fit gets no records (Kafka answers an incomplete
+//! first entry as empty) and is read first by a later fetch.
+//!
 //! Leader epochs as Kafka's leader checks them: a `current_leader_epoch`
 //! (v9+) older than the partition's is FENCED_LEADER_EPOCH, newer is
 //! UNKNOWN_LEADER_EPOCH; a `last_fetched_epoch` (v12+) whose end offset
@@ -322,9 +329,13 @@ async fn read_when_ready(
     reads
 }
 
-/// Reads one partition: at most `room` bytes of the response's budget left
-/// (the first batch comes whole when `first` is true, that is the answer
-/// holds no records yet, or when `room` is not zero).
+/// Reads one partition: at most `room` bytes of the response's budget left.
+/// `first`: the answer holds no records yet, so the first batch comes whole
+/// even past the budget (Kafka's `minOneMessage`, which
+/// `ReplicaManager.readFromLocalLog` gives only until a partition answered
+/// records); otherwise a first batch that does not fit the room gives no
+/// records (Kafka's incomplete first entry answered as empty), and the next
+/// fetch, whose first partition with records it may then be, gets it.
 fn read_partition(
     r: &ToRead,
     log: Option<&Partition>,
@@ -393,8 +404,7 @@ fn read_partition(
                     // (caught up): no records, but no error.
                     Ok((start, end, None))
                 } else {
-                    // The first batch always comes whole, even past the budget.
-                    blocking(|| log.read_range(w.fetch_offset as u64, budget.max(1)))
+                    blocking(|| log.read_range(w.fetch_offset as u64, budget, first))
                 };
                 match result {
                     Ok((start, end, read)) => {
