@@ -126,6 +126,7 @@ pub async fn handle(
             })
         })
         .collect();
+    let wanted = dedupe(wanted);
     let session = FetchRequestSession {
         session_id: req.session_id,
         epoch: req.session_epoch,
@@ -217,6 +218,26 @@ pub async fn handle(
         .with_session_id(session_id)
         .with_responses(topics);
     (resp, files)
+}
+
+/// One entry per partition, in the order first named, with the last
+/// parameters given for it: Kafka reads a request's partitions into a
+/// `LinkedHashMap`, where a partition named again keeps its place and takes
+/// the later values, and answers it once.
+fn dedupe(wanted: Vec<(PartitionKey, FetchParams)>) -> Vec<(PartitionKey, FetchParams)> {
+    let mut at: std::collections::HashMap<PartitionKey, usize> =
+        std::collections::HashMap::with_capacity(wanted.len());
+    let mut out: Vec<(PartitionKey, FetchParams)> = Vec::with_capacity(wanted.len());
+    for (key, params) in wanted {
+        match at.get(&key).and_then(|&i| out.get_mut(i)) {
+            Some(slot) => slot.1 = params,
+            None => {
+                at.insert(key.clone(), out.len());
+                out.push((key, params));
+            }
+        }
+    }
+    out
 }
 
 /// The fetch session cache (a poisoned lock is taken over: the cache is

@@ -166,3 +166,34 @@ async fn only_the_first_partition_with_records_gets_a_batch_past_the_budget() {
     assert_eq!(records(&r, 1), big.len(), "whole, past the budget");
     server.stop().await;
 }
+
+/// A request naming a partition twice is answered once, from the last
+/// position given (Kafka reads the partitions into a LinkedHashMap).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_named_twice_is_answered_once_from_its_last_position() {
+    let server = TestServer::start().await;
+    let mut c = Client::connect(server.addr).await;
+    create_topic(&mut c, "twice", 1, &[]).await;
+    for v in ["first", "second"] {
+        assert_eq!(
+            produce(&mut c, "twice", 0, -1, bytes(batch_of(&[v])))
+                .await
+                .error_code,
+            0
+        );
+    }
+    let mut req = fetch_request("twice", 0, 0, 0, 1 << 20);
+    let mut again = req.topics[0].partitions[0].clone();
+    again.fetch_offset = 1;
+    req.topics[0].partitions.push(again);
+    for version in [4, FETCH_V] {
+        let r = c.call(version, &req).await;
+        let parts: Vec<_> = r.responses.iter().flat_map(|t| &t.partitions).collect();
+        assert_eq!(parts.len(), 1, "v{version}: one answer for the partition");
+        let records = parts[0].records.clone().expect("records");
+        let batch = pubsub_records::Batch::parse(&records).expect("batch");
+        assert_eq!(batch.base_offset(), 1, "v{version}: from the last position");
+        assert_eq!(records.len(), batch.len());
+    }
+    server.stop().await;
+}
