@@ -8,7 +8,10 @@
 //! page cache ([`SendMode::Sendfile`], plaintext TCP on Linux): the buffer
 //! goes first, with `MSG_MORE` so the kernel packs the frame's header with
 //! the records that follow rather than pushing a small segment on its own
-//! (the socket has `TCP_NODELAY`). Ranges under [`SENDFILE_MIN`] are
+//! (the socket has `TCP_NODELAY`). That write is the only one with
+//! `MSG_MORE`: any other may be the last of a frame, whose tail the kernel
+//! would then hold back (corked) until more data or an acknowledgement
+//! came. Ranges under [`SENDFILE_MIN`] are
 //! copied into the buffer instead: for a few KiB a `pread` costs no more
 //! than a `sendfile`, and many small partitions then leave in one write.
 //!
@@ -105,10 +108,10 @@ impl FrameSender {
 
     async fn bytes(&mut self, b: Bytes) -> io::Result<()> {
         if self.buf.len() + b.len() > BUFFER {
-            self.write_buffer(true).await?;
+            self.write_buffer(false).await?;
         }
         if b.len() >= BUFFER {
-            self.write_all(&b, true).await
+            self.write_all(&b, false).await
         } else {
             self.buf.extend_from_slice(&b);
             Ok(())
@@ -120,12 +123,12 @@ impl FrameSender {
     async fn copy(&mut self, r: &FileRange) -> io::Result<()> {
         let len = usize::try_from(r.len()).map_err(io::Error::other)?;
         if self.buf.len() + len > BUFFER {
-            self.write_buffer(true).await?;
+            self.write_buffer(false).await?;
         }
         if len >= BUFFER {
             let mut own = Vec::new();
             blocking(|| r.read_into(&mut own))?;
-            self.write_all(&own, true).await
+            self.write_all(&own, false).await
         } else {
             let buf = &mut self.buf;
             blocking(|| r.read_into(buf))
@@ -212,7 +215,7 @@ impl FrameSender {
     #[cfg(not(target_os = "linux"))]
     async fn sendfile(&mut self, r: &FileRange) -> io::Result<()> {
         self.copy(r).await?;
-        self.write_buffer(true).await
+        self.write_buffer(false).await
     }
 
     /// Runs a non-blocking socket call when the socket is writable, until
