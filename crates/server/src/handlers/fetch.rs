@@ -37,6 +37,17 @@
 //! Records are not read here: each partition's answer names a range of its
 //! segment file ([`FetchFiles`]), sent from there by the connection writer
 //! (see [`crate::fetch_response`]).
+//!
+//! A range holds its segment file's descriptor until the answer is sent,
+//! which the descriptor budget ([`pubsub_broker::Handles`]) cannot close:
+//! with many connections, each up to its queue of answers, each of many
+//! partitions, held ranges could take the budget's room for the appends'
+//! reopens (an EMFILE there). So a range read while the budget is already
+//! exceeded (more segment descriptors open than its limit) is copied into
+//! memory at once and its descriptor let go ([`hold_or_copy`]): past the
+//! budget, answers cost memory (at most their `max_bytes`, as the copying
+//! path always did) instead of descriptors, and the ranges held are at
+//! most what fits in the budget plus the reads in flight.
 
 use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
@@ -48,7 +59,7 @@ use kafka_protocol::messages::fetch_response::{
 };
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, RequestHeader};
 use pubsub_broker::notify::Wakeup;
-use pubsub_broker::{BrokerError, FileRange, Partition};
+use pubsub_broker::{BrokerError, FileRange, Handles, Partition};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -382,6 +393,8 @@ fn read_partition(
         .with_aborted_transactions(read_committed.then(Vec::new))
         .with_records(Some(Bytes::new()));
     let mut range = None;
+    // Record bytes copied into `part.records` instead (over the budget).
+    let mut memory = 0;
     let mut answer_now = false;
     let mut diverging = false;
     match log {
@@ -429,11 +442,35 @@ fn read_partition(
                 };
                 match result {
                     Ok((start, end, read)) => {
-                        range = read;
                         part = part
                             .with_high_watermark(end as i64)
                             .with_last_stable_offset(end as i64)
                             .with_log_start_offset(start_of(start));
+                        let handles = log.log().handles();
+                        match read.map(|read| blocking(|| hold_or_copy(read, handles))) {
+                            Some(Ok(Records::File(read))) => range = Some(read),
+                            Some(Ok(Records::Memory(b))) => {
+                                memory = b.len();
+                                part.records = Some(b);
+                            }
+                            Some(Err(e)) => {
+                                // As any failed read: a storage error, the
+                                // offsets unknown (-1).
+                                tracing::warn!(
+                                    topic = %r.key.topic.as_str(),
+                                    partition = r.key.partition,
+                                    error = %e,
+                                    "could not copy a fetch range"
+                                );
+                                answer_now = true;
+                                part = part
+                                    .with_error_code(ResponseError::KafkaStorageError.code())
+                                    .with_high_watermark(-1)
+                                    .with_last_stable_offset(-1)
+                                    .with_log_start_offset(-1);
+                            }
+                            None => {}
+                        }
                     }
                     Err(e) => {
                         // As Kafka: an error leaves the offsets unknown (-1).
@@ -444,7 +481,7 @@ fn read_partition(
             }
         },
     }
-    let bytes = range.as_ref().map_or(0, |r| r.len() as usize);
+    let bytes = range.as_ref().map_or(memory, |r| r.len() as usize);
     let summary = ReadSummary {
         has_records: bytes > 0,
         high_watermark: part.high_watermark,
@@ -459,6 +496,27 @@ fn read_partition(
         answer_now,
         summary,
     }
+}
+
+/// A partition's records in an answer.
+enum Records {
+    /// Sent from the segment file (the range holds its descriptor).
+    File(FileRange),
+    /// Copied into memory.
+    Memory(Bytes),
+}
+
+/// Keeps `range` as a file range while the descriptor budget of `handles`
+/// holds, else copies it into memory and lets its descriptor go (see the
+/// module doc).
+fn hold_or_copy(range: FileRange, handles: &Handles) -> std::io::Result<Records> {
+    let stats = handles.stats();
+    if stats.descriptors <= stats.limits.descriptors {
+        return Ok(Records::File(range));
+    }
+    let mut out = Vec::new();
+    range.read_into(&mut out)?;
+    Ok(Records::Memory(Bytes::from(out)))
 }
 
 /// Whether a session's partition has nothing its client does not know: no
@@ -512,5 +570,77 @@ fn check_epochs(log: &Partition, w: &FetchParams) -> EpochCheck {
         )
     } else {
         EpochCheck::Read
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use pubsub_records::{BatchBuilder, NewRecord};
+    use pubsub_storage::fs::RealFs;
+    use pubsub_storage::{HandleLimits, Log, LogConfig};
+
+    use super::*;
+
+    fn batch(value: &str) -> Vec<u8> {
+        let mut b = BatchBuilder::new();
+        b.push(&NewRecord {
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(value.as_bytes()),
+            headers: &[],
+        })
+        .expect("push");
+        b.build().expect("build")
+    }
+
+    /// Within the descriptor budget a range stays in its file; past it, the
+    /// same bytes come copied into memory and the range is let go.
+    #[test]
+    fn a_range_read_past_the_descriptor_budget_is_copied_into_memory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let handles = Handles::new(HandleLimits {
+            descriptors: 1000,
+            maps: 1000,
+        });
+        let config = LogConfig {
+            segment_bytes: 1024,
+            ..LogConfig::default()
+        };
+        let (log, _) = Log::open_budgeted(dir.path(), config, Arc::new(RealFs), handles.clone())
+            .expect("open");
+        let value = "v".repeat(700);
+        for _ in 0..3 {
+            log.append(&mut batch(&value)).expect("append");
+        }
+        // One range per segment, each holding its file open.
+        let ranges: Vec<FileRange> = (0..3)
+            .map(|o| log.read_range(o, 1, true).expect("read").2.expect("range"))
+            .collect();
+        let bytes_of = |r: &FileRange| {
+            let mut out = Vec::new();
+            r.read_into(&mut out).expect("read range");
+            out
+        };
+        assert!(matches!(
+            hold_or_copy(ranges[0].clone(), &handles),
+            Ok(Records::File(_))
+        ));
+        handles.set_limits(HandleLimits {
+            descriptors: 1,
+            maps: 1000,
+        });
+        let stats = handles.stats();
+        assert!(
+            stats.descriptors > 1,
+            "held ranges keep their files open: {stats:?}"
+        );
+        for r in &ranges {
+            match hold_or_copy(r.clone(), &handles).expect("copy") {
+                Records::Memory(b) => assert_eq!(b.to_vec(), bytes_of(r)),
+                Records::File(_) => panic!("a range held past the budget"),
+            }
+        }
     }
 }
