@@ -535,15 +535,17 @@ impl Partition {
     /// none at or after `offset`. Returns (log start, high watermark) too.
     /// Messages out are counted as the offsets the range spans (its batches
     /// are not read; equal to the record count where compaction left no
-    /// gaps).
+    /// gaps). `min_one`: the first batch comes whole past `max_bytes` (see
+    /// [`Log::read_range`]).
     pub fn read_range(
         &self,
         offset: u64,
         max_bytes: usize,
+        min_one: bool,
     ) -> Result<(u64, u64, Option<FileRange>)> {
         let (start, end, range) = self
             .log
-            .read_range(offset, max_bytes)
+            .read_range(offset, max_bytes, min_one)
             .map_err(|e| self.storage_err(e))?;
         if let Some(r) = &range {
             let t = &self.traffic;

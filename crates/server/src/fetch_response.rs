@@ -25,8 +25,10 @@
 //!
 //! Which partitions are file-backed is given by a [`FetchFiles`] map keyed
 //! by (topic, partition), not by position, so a handler may drop or reorder
-//! partitions (fetch sessions) after reading. A file-backed partition's
-//! `records` field in the response is ignored.
+//! partitions (fetch sessions) after reading; the handler answers each
+//! partition once (a partition a request names twice is read once, from
+//! its last position, as Kafka does). A file-backed partition's `records`
+//! field in the response is ignored.
 
 use std::collections::HashMap;
 

@@ -8,7 +8,10 @@
 //! page cache ([`SendMode::Sendfile`], plaintext TCP on Linux): the buffer
 //! goes first, with `MSG_MORE` so the kernel packs the frame's header with
 //! the records that follow rather than pushing a small segment on its own
-//! (the socket has `TCP_NODELAY`). Ranges under [`SENDFILE_MIN`] are
+//! (the socket has `TCP_NODELAY`). That write is the only one with
+//! `MSG_MORE`: any other may be the last of a frame, whose tail the kernel
+//! would then hold back (corked) until more data or an acknowledgement
+//! came. Ranges under [`SENDFILE_MIN`] are
 //! copied into the buffer instead: for a few KiB a `pread` costs no more
 //! than a `sendfile`, and many small partitions then leave in one write.
 //!
@@ -105,10 +108,10 @@ impl FrameSender {
 
     async fn bytes(&mut self, b: Bytes) -> io::Result<()> {
         if self.buf.len() + b.len() > BUFFER {
-            self.write_buffer(true).await?;
+            self.write_buffer(false).await?;
         }
         if b.len() >= BUFFER {
-            self.write_all(&b, true).await
+            self.write_all(&b, false).await
         } else {
             self.buf.extend_from_slice(&b);
             Ok(())
@@ -120,12 +123,12 @@ impl FrameSender {
     async fn copy(&mut self, r: &FileRange) -> io::Result<()> {
         let len = usize::try_from(r.len()).map_err(io::Error::other)?;
         if self.buf.len() + len > BUFFER {
-            self.write_buffer(true).await?;
+            self.write_buffer(false).await?;
         }
         if len >= BUFFER {
             let mut own = Vec::new();
             blocking(|| r.read_into(&mut own))?;
-            self.write_all(&own, true).await
+            self.write_all(&own, false).await
         } else {
             let buf = &mut self.buf;
             blocking(|| r.read_into(buf))
@@ -157,7 +160,7 @@ impl FrameSender {
         let flags = libc::MSG_NOSIGNAL | if more { libc::MSG_MORE } else { 0 };
         self.on_socket(|fd| {
             // SAFETY: `bytes` is valid for reads of its length for the call.
-            unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), flags) }
+            byte_count(unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), flags) })
         })
         .await
     }
@@ -166,7 +169,7 @@ impl FrameSender {
     async fn raw_send(&self, bytes: &[u8], _more: bool) -> io::Result<usize> {
         self.on_socket(|fd| {
             // SAFETY: `bytes` is valid for reads of its length for the call.
-            unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), 0) }
+            byte_count(unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), 0) })
         })
         .await
     }
@@ -189,7 +192,9 @@ impl FrameSender {
                     blocking(|| {
                         // SAFETY: both descriptors are open for the call (the
                         // range holds the file); `offset` is a valid pointer.
-                        unsafe { libc::sendfile(fd, file_fd, &mut offset, count) }
+                        // errno is read here, on the thread of the call,
+                        // before anything else can overwrite it.
+                        byte_count(unsafe { libc::sendfile(fd, file_fd, &mut offset, count) })
                     })
                 })
                 .await?;
@@ -212,26 +217,20 @@ impl FrameSender {
     #[cfg(not(target_os = "linux"))]
     async fn sendfile(&mut self, r: &FileRange) -> io::Result<()> {
         self.copy(r).await?;
-        self.write_buffer(true).await
+        self.write_buffer(false).await
     }
 
     /// Runs a non-blocking socket call when the socket is writable, until
-    /// it does not say "would block"; its result as a byte count.
-    async fn on_socket(&self, mut call: impl FnMut(i32) -> isize) -> io::Result<usize> {
+    /// it does not say "would block"; its result as a byte count (the call
+    /// turns its return value into one with [`byte_count`] at once).
+    async fn on_socket(&self, mut call: impl FnMut(i32) -> io::Result<usize>) -> io::Result<usize> {
         use std::os::fd::AsRawFd;
         use tokio::io::Interest;
         let sock: &tokio::net::TcpStream = self.stream.as_ref();
         let fd = sock.as_raw_fd();
         loop {
             sock.writable().await?;
-            let result = sock.try_io(Interest::WRITABLE, || {
-                let n = call(fd);
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n as usize)
-                }
-            });
+            let result = sock.try_io(Interest::WRITABLE, || call(fd));
             match result {
                 Ok(n) => return Ok(n),
                 Err(e)
@@ -241,4 +240,12 @@ impl FrameSender {
             }
         }
     }
+}
+
+/// A system call's return value as a byte count, or the error its `errno`
+/// names: called right after the call, on its thread, so that nothing run
+/// in between (a runtime's bookkeeping after [`blocking`], a log line) can
+/// overwrite `errno`.
+fn byte_count(n: isize) -> io::Result<usize> {
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }

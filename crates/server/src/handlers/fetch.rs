@@ -20,6 +20,13 @@
 //! A waiting fetch is told which partitions were appended to (tagged
 //! wakeups) and reads only those again.
 //!
+//! Budgets as Kafka's `ReplicaManager.readFromLocalLog`: each partition
+//! reads at most its `partition_max_bytes` and what is left of `max_bytes`,
+//! in whole batches; only the first partition with records may exceed that
+//! with its whole first batch (`minOneMessage`). A later partition whose
+//! first batch does not fit gets no records (Kafka answers an incomplete
+//! first entry as empty) and is read first by a later fetch.
+//!
 //! Leader epochs as Kafka's leader checks them: a `current_leader_epoch`
 //! (v9+) older than the partition's is FENCED_LEADER_EPOCH, newer is
 //! UNKNOWN_LEADER_EPOCH; a `last_fetched_epoch` (v12+) whose end offset
@@ -30,6 +37,17 @@
 //! Records are not read here: each partition's answer names a range of its
 //! segment file ([`FetchFiles`]), sent from there by the connection writer
 //! (see [`crate::fetch_response`]).
+//!
+//! A range holds its segment file's descriptor until the answer is sent,
+//! which the descriptor budget ([`pubsub_broker::Handles`]) cannot close:
+//! with many connections, each up to its queue of answers, each of many
+//! partitions, held ranges could take the budget's room for the appends'
+//! reopens (an EMFILE there). So a range read while the budget is already
+//! exceeded (more segment descriptors open than its limit) is copied into
+//! memory at once and its descriptor let go ([`hold_or_copy`]): past the
+//! budget, answers cost memory (at most their `max_bytes`, as the copying
+//! path always did) instead of descriptors, and the ranges held are at
+//! most what fits in the budget plus the reads in flight.
 
 use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
@@ -41,7 +59,7 @@ use kafka_protocol::messages::fetch_response::{
 };
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, RequestHeader};
 use pubsub_broker::notify::Wakeup;
-use pubsub_broker::{BrokerError, FileRange, Partition};
+use pubsub_broker::{BrokerError, FileRange, Handles, Partition};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -119,6 +137,7 @@ pub async fn handle(
             })
         })
         .collect();
+    let wanted = dedupe(wanted);
     let session = FetchRequestSession {
         session_id: req.session_id,
         epoch: req.session_epoch,
@@ -210,6 +229,26 @@ pub async fn handle(
         .with_session_id(session_id)
         .with_responses(topics);
     (resp, files)
+}
+
+/// One entry per partition, in the order first named, with the last
+/// parameters given for it: Kafka reads a request's partitions into a
+/// `LinkedHashMap`, where a partition named again keeps its place and takes
+/// the later values, and answers it once.
+fn dedupe(wanted: Vec<(PartitionKey, FetchParams)>) -> Vec<(PartitionKey, FetchParams)> {
+    let mut at: std::collections::HashMap<PartitionKey, usize> =
+        std::collections::HashMap::with_capacity(wanted.len());
+    let mut out: Vec<(PartitionKey, FetchParams)> = Vec::with_capacity(wanted.len());
+    for (key, params) in wanted {
+        match at.get(&key).and_then(|&i| out.get_mut(i)) {
+            Some(slot) => slot.1 = params,
+            None => {
+                at.insert(key.clone(), out.len());
+                out.push((key, params));
+            }
+        }
+    }
+    out
 }
 
 /// The fetch session cache (a poisoned lock is taken over: the cache is
@@ -322,9 +361,13 @@ async fn read_when_ready(
     reads
 }
 
-/// Reads one partition: at most `room` bytes of the response's budget left
-/// (the first batch comes whole when `first` is true, that is the answer
-/// holds no records yet, or when `room` is not zero).
+/// Reads one partition: at most `room` bytes of the response's budget left.
+/// `first`: the answer holds no records yet, so the first batch comes whole
+/// even past the budget (Kafka's `minOneMessage`, which
+/// `ReplicaManager.readFromLocalLog` gives only until a partition answered
+/// records); otherwise a first batch that does not fit the room gives no
+/// records (Kafka's incomplete first entry answered as empty), and the next
+/// fetch, whose first partition with records it may then be, gets it.
 fn read_partition(
     r: &ToRead,
     log: Option<&Partition>,
@@ -350,6 +393,8 @@ fn read_partition(
         .with_aborted_transactions(read_committed.then(Vec::new))
         .with_records(Some(Bytes::new()));
     let mut range = None;
+    // Record bytes copied into `part.records` instead (over the budget).
+    let mut memory = 0;
     let mut answer_now = false;
     let mut diverging = false;
     match log {
@@ -393,16 +438,39 @@ fn read_partition(
                     // (caught up): no records, but no error.
                     Ok((start, end, None))
                 } else {
-                    // The first batch always comes whole, even past the budget.
-                    blocking(|| log.read_range(w.fetch_offset as u64, budget.max(1)))
+                    blocking(|| log.read_range(w.fetch_offset as u64, budget, first))
                 };
                 match result {
                     Ok((start, end, read)) => {
-                        range = read;
                         part = part
                             .with_high_watermark(end as i64)
                             .with_last_stable_offset(end as i64)
                             .with_log_start_offset(start_of(start));
+                        let handles = log.log().handles();
+                        match read.map(|read| blocking(|| hold_or_copy(read, handles))) {
+                            Some(Ok(Records::File(read))) => range = Some(read),
+                            Some(Ok(Records::Memory(b))) => {
+                                memory = b.len();
+                                part.records = Some(b);
+                            }
+                            Some(Err(e)) => {
+                                // As any failed read: a storage error, the
+                                // offsets unknown (-1).
+                                tracing::warn!(
+                                    topic = %r.key.topic.as_str(),
+                                    partition = r.key.partition,
+                                    error = %e,
+                                    "could not copy a fetch range"
+                                );
+                                answer_now = true;
+                                part = part
+                                    .with_error_code(ResponseError::KafkaStorageError.code())
+                                    .with_high_watermark(-1)
+                                    .with_last_stable_offset(-1)
+                                    .with_log_start_offset(-1);
+                            }
+                            None => {}
+                        }
                     }
                     Err(e) => {
                         // As Kafka: an error leaves the offsets unknown (-1).
@@ -413,7 +481,7 @@ fn read_partition(
             }
         },
     }
-    let bytes = range.as_ref().map_or(0, |r| r.len() as usize);
+    let bytes = range.as_ref().map_or(memory, |r| r.len() as usize);
     let summary = ReadSummary {
         has_records: bytes > 0,
         high_watermark: part.high_watermark,
@@ -428,6 +496,27 @@ fn read_partition(
         answer_now,
         summary,
     }
+}
+
+/// A partition's records in an answer.
+enum Records {
+    /// Sent from the segment file (the range holds its descriptor).
+    File(FileRange),
+    /// Copied into memory.
+    Memory(Bytes),
+}
+
+/// Keeps `range` as a file range while the descriptor budget of `handles`
+/// holds, else copies it into memory and lets its descriptor go (see the
+/// module doc).
+fn hold_or_copy(range: FileRange, handles: &Handles) -> std::io::Result<Records> {
+    let stats = handles.stats();
+    if stats.descriptors <= stats.limits.descriptors {
+        return Ok(Records::File(range));
+    }
+    let mut out = Vec::new();
+    range.read_into(&mut out)?;
+    Ok(Records::Memory(Bytes::from(out)))
 }
 
 /// Whether a session's partition has nothing its client does not know: no
@@ -481,5 +570,77 @@ fn check_epochs(log: &Partition, w: &FetchParams) -> EpochCheck {
         )
     } else {
         EpochCheck::Read
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use pubsub_records::{BatchBuilder, NewRecord};
+    use pubsub_storage::fs::RealFs;
+    use pubsub_storage::{HandleLimits, Log, LogConfig};
+
+    use super::*;
+
+    fn batch(value: &str) -> Vec<u8> {
+        let mut b = BatchBuilder::new();
+        b.push(&NewRecord {
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(value.as_bytes()),
+            headers: &[],
+        })
+        .expect("push");
+        b.build().expect("build")
+    }
+
+    /// Within the descriptor budget a range stays in its file; past it, the
+    /// same bytes come copied into memory and the range is let go.
+    #[test]
+    fn a_range_read_past_the_descriptor_budget_is_copied_into_memory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let handles = Handles::new(HandleLimits {
+            descriptors: 1000,
+            maps: 1000,
+        });
+        let config = LogConfig {
+            segment_bytes: 1024,
+            ..LogConfig::default()
+        };
+        let (log, _) = Log::open_budgeted(dir.path(), config, Arc::new(RealFs), handles.clone())
+            .expect("open");
+        let value = "v".repeat(700);
+        for _ in 0..3 {
+            log.append(&mut batch(&value)).expect("append");
+        }
+        // One range per segment, each holding its file open.
+        let ranges: Vec<FileRange> = (0..3)
+            .map(|o| log.read_range(o, 1, true).expect("read").2.expect("range"))
+            .collect();
+        let bytes_of = |r: &FileRange| {
+            let mut out = Vec::new();
+            r.read_into(&mut out).expect("read range");
+            out
+        };
+        assert!(matches!(
+            hold_or_copy(ranges[0].clone(), &handles),
+            Ok(Records::File(_))
+        ));
+        handles.set_limits(HandleLimits {
+            descriptors: 1,
+            maps: 1000,
+        });
+        let stats = handles.stats();
+        assert!(
+            stats.descriptors > 1,
+            "held ranges keep their files open: {stats:?}"
+        );
+        for r in &ranges {
+            match hold_or_copy(r.clone(), &handles).expect("copy") {
+                Records::Memory(b) => assert_eq!(b.to_vec(), bytes_of(r)),
+                Records::File(_) => panic!("a range held past the budget"),
+            }
+        }
     }
 }

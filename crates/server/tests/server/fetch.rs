@@ -114,3 +114,86 @@ async fn fetch_edges_whole_first_batch_empty_not_null_and_out_of_range() {
     assert_eq!(r.responses[0].partitions[0].error_code, 3);
     server.stop().await;
 }
+
+/// Kafka's `minOneMessage` (ReplicaManager.readFromLocalLog): only the first
+/// partition of an answer with records may exceed the budget with a whole
+/// first batch; a later partition whose first batch does not fit the room
+/// left gets no records, and gets them in the next fetch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_first_partition_with_records_gets_a_batch_past_the_budget() {
+    let server = TestServer::start().await;
+    let mut c = Client::connect(server.addr).await;
+    create_topic(&mut c, "minone", 2, &[]).await;
+    let small = bytes(batch_of(&["small"]));
+    let big_value = "z".repeat(5_000);
+    let big = bytes(batch_of(&[&big_value]));
+    assert_eq!(
+        produce(&mut c, "minone", 0, -1, small.clone())
+            .await
+            .error_code,
+        0
+    );
+    assert_eq!(
+        produce(&mut c, "minone", 1, -1, big.clone())
+            .await
+            .error_code,
+        0
+    );
+    // Room for the small batch and some, not for the big one.
+    let max = (small.len() + 1_000) as i32;
+    let fetch = |p0: i64, p1: i64| {
+        let positions = std::collections::BTreeMap::from([(0, p0), (1, p1)]);
+        pubsub_client::fetch::request("minone", &positions, 0, max, 1 << 20)
+    };
+    let records = |r: &kafka_protocol::messages::FetchResponse, p: i32| -> usize {
+        r.responses
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .find(|x| x.partition_index == p)
+            .and_then(|x| x.records.as_ref())
+            .map_or(0, |b| b.len())
+    };
+    let r = c.call(FETCH_V, &fetch(0, 0)).await;
+    assert_eq!(records(&r, 0), small.len(), "partition 0: its batch");
+    assert_eq!(
+        records(&r, 1),
+        0,
+        "partition 1's batch does not fit the room left"
+    );
+    // Partition 0 caught up: partition 1 is the first with records now.
+    let r = c.call(FETCH_V, &fetch(1, 0)).await;
+    assert_eq!(records(&r, 0), 0);
+    assert_eq!(records(&r, 1), big.len(), "whole, past the budget");
+    server.stop().await;
+}
+
+/// A request naming a partition twice is answered once, from the last
+/// position given (Kafka reads the partitions into a LinkedHashMap).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_named_twice_is_answered_once_from_its_last_position() {
+    let server = TestServer::start().await;
+    let mut c = Client::connect(server.addr).await;
+    create_topic(&mut c, "twice", 1, &[]).await;
+    for v in ["first", "second"] {
+        assert_eq!(
+            produce(&mut c, "twice", 0, -1, bytes(batch_of(&[v])))
+                .await
+                .error_code,
+            0
+        );
+    }
+    let mut req = fetch_request("twice", 0, 0, 0, 1 << 20);
+    let mut again = req.topics[0].partitions[0].clone();
+    again.fetch_offset = 1;
+    req.topics[0].partitions.push(again);
+    for version in [4, FETCH_V] {
+        let r = c.call(version, &req).await;
+        let parts: Vec<_> = r.responses.iter().flat_map(|t| &t.partitions).collect();
+        assert_eq!(parts.len(), 1, "v{version}: one answer for the partition");
+        let records = parts[0].records.clone().expect("records");
+        let batch = pubsub_records::Batch::parse(&records).expect("batch");
+        assert_eq!(batch.base_offset(), 1, "v{version}: from the last position");
+        assert_eq!(records.len(), batch.len());
+    }
+    server.stop().await;
+}

@@ -99,14 +99,21 @@ impl FileRange {
 
 impl Log {
     /// As [`Log::read_into`], without reading: the whole batches from the
-    /// one holding `offset` (or the first after it) that fit in `max_bytes`
-    /// (the first always), as a range of its segment file; `None` when the
-    /// log holds nothing at or after `offset`. Returns the log start and
-    /// end offsets as of the read too.
+    /// one holding `offset` (or the first after it) that fit in `max_bytes`,
+    /// as a range of its segment file; `None` when the log holds nothing at
+    /// or after `offset`. Returns the log start and end offsets as of the
+    /// read too.
+    ///
+    /// `min_one`: the first batch comes whole even past `max_bytes` (Kafka's
+    /// `minOneMessage`, given to the first partition of a fetch answer with
+    /// records). Without it a first batch larger than `max_bytes` gives
+    /// `None`, as Kafka answers no records when the first entry would be
+    /// incomplete.
     pub fn read_range(
         &self,
         offset: u64,
         max_bytes: usize,
+        min_one: bool,
     ) -> Result<(u64, u64, Option<FileRange>)> {
         let end = self.log_end_offset();
         let start = self.log_start_offset();
@@ -120,9 +127,12 @@ impl Log {
                 break;
             };
             let found = seg.find_batch(target).and_then(|found| match found {
+                Some((_, header)) if !min_one && header.len as u64 > max_bytes as u64 => {
+                    Ok(Some(None))
+                }
                 Some((pos, header)) => {
                     let run = seg.batch_run(pos, &header, max_bytes)?;
-                    Ok(Some((pos, header, run, seg.file()?)))
+                    Ok(Some(Some((pos, header, run, seg.file()?))))
                 }
                 None => Ok(None),
             });
@@ -135,7 +145,11 @@ impl Log {
                 }
                 found => found.map_err(|e| self.vanished(e, offset))?,
             };
-            if let Some((pos, header, run, file)) = found {
+            if let Some(found) = found {
+                // The first batch does not fit and may not exceed the room.
+                let Some((pos, header, run, file)) = found else {
+                    return Ok((start, end, None));
+                };
                 let range = FileRange {
                     file,
                     pos,

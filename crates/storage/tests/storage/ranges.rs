@@ -21,7 +21,7 @@ fn same_as_copying_read(log: &Log, budgets: &[usize]) {
         for &max in budgets {
             let mut copied = Vec::new();
             let (s1, e1) = log.read_into(offset, max, &mut copied).expect("read_into");
-            let (s2, e2, range) = log.read_range(offset, max).expect("read_range");
+            let (s2, e2, range) = log.read_range(offset, max, true).expect("read_range");
             assert_eq!((s1, e1), (s2, e2));
             match range {
                 None => assert!(copied.is_empty(), "offset {offset} max {max}"),
@@ -30,6 +30,14 @@ fn same_as_copying_read(log: &Log, budgets: &[usize]) {
                     assert!(r.base_offset() <= offset && offset < r.next_offset());
                     assert_eq!(r.len(), copied.len() as u64);
                 }
+            }
+            // Without min_one: the same, or nothing when it exceeds `max`.
+            let (_, _, strict) = log.read_range(offset, max, false).expect("read_range");
+            if copied.len() > max {
+                assert!(strict.is_none(), "offset {offset} max {max}");
+            } else {
+                let strict = strict.as_ref().map(bytes_of).unwrap_or_default();
+                assert_eq!(strict, copied, "offset {offset} max {max}");
             }
         }
     }
@@ -81,14 +89,21 @@ fn the_first_batch_comes_whole_past_the_budget_and_out_of_range_is_an_error() {
     log.append(&mut big).expect("append");
     let mut small = simple_batch("small", 1, 0);
     log.append(&mut small).expect("append");
-    let (_, _, range) = log.read_range(5, 1).expect("read");
+    let (_, _, range) = log.read_range(5, 1, true).expect("read");
     let range = range.expect("a range");
     assert_eq!((range.base_offset(), range.len()), (0, big_len));
     assert_eq!(range.next_offset(), 200);
-    let (_, end, none) = log.read_range(201, 100).expect("read at the end");
+    // Not the first partition of an answer with records: nothing.
+    let (_, _, none) = log
+        .read_range(5, big_len as usize - 1, false)
+        .expect("read");
+    assert!(none.is_none());
+    let (_, _, whole) = log.read_range(5, big_len as usize, false).expect("read");
+    assert_eq!(whole.map(|r| r.len()), Some(big_len));
+    let (_, end, none) = log.read_range(201, 100, true).expect("read at the end");
     assert_eq!((end, none.is_none()), (201, true));
     assert!(matches!(
-        log.read_range(202, 100),
+        log.read_range(202, 100, true),
         Err(StorageError::OffsetOutOfRange { .. })
     ));
 }

@@ -77,6 +77,10 @@ pub const ALL: &[Scenario] = &[
         name: "fetch sessions",
         play: |p| Box::pin(fetch_sessions(p)),
     },
+    Scenario {
+        name: "fetch budgets",
+        play: |p| Box::pin(fetch_budgets(p)),
+    },
 ];
 
 /// A fixed CreateTime for the scenarios' records (2023-11-14).
@@ -1398,4 +1402,38 @@ async fn fetch_sessions(p: &mut Probe) {
         session_fetch(id, 6, t, &[], &[]),
     )
     .await;
+}
+
+/// The response budget across partitions (Kafka's minOneMessage): only the
+/// first partition with records may exceed `max_bytes` with a whole first
+/// batch; a later one whose first batch does not fit the room left gets
+/// none, and gets it when it is the first. A partition named twice in one
+/// request is answered once, from its last position.
+async fn fetch_budgets(p: &mut Probe) {
+    let t = "budgets";
+    create_topic(p, t, 2, &[]).await;
+    let small = batch(&[rec(T0, Some("s"), Some("small"))]);
+    let big_value = "b".repeat(3000);
+    let big = batch(&[rec(T0, Some("b"), Some(&big_value))]);
+    let room = (small.len() + 500) as i32;
+    p.call("produce a small batch to 0", produce_req(t, 0, -1, small))
+        .await;
+    p.call("produce a big batch to 1", produce_req(t, 1, -1, big))
+        .await;
+    let mut req = session_fetch(0, -1, t, &[(0, 0), (1, 0)], &[]);
+    req.max_bytes = room;
+    session_step(p, "the big batch does not fit after the small one", req).await;
+    let mut req = session_fetch(0, -1, t, &[(0, 1), (1, 0)], &[]);
+    req.max_bytes = room;
+    session_step(
+        p,
+        "the big batch comes whole as the first with records",
+        req,
+    )
+    .await;
+    let mut req = session_fetch(0, -1, t, &[(1, 0), (0, 0)], &[]);
+    req.max_bytes = 1;
+    session_step(p, "only the first partition exceeds a 1-byte budget", req).await;
+    let req = session_fetch(0, -1, t, &[(0, 0), (1, 0), (0, 1)], &[]);
+    session_step(p, "a partition named twice", req).await;
 }
