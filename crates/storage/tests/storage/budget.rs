@@ -294,7 +294,7 @@ fn read_through(log: &Log, ranges: bool) -> usize {
         buf.clear();
         if ranges {
             let (_, _, range) = log
-                .read_range(next, 300)
+                .read_range(next, 300, true)
                 .unwrap_or_else(|e| panic!("read_range at {next}: {e}"));
             match range {
                 Some(r) => r.read_into(&mut buf).expect("read the range"),
