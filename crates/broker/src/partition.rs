@@ -434,11 +434,18 @@ impl Partition {
         if self.epochs_on_disk.load(Ordering::Acquire) {
             return Ok(());
         }
-        metadata::write(
+        if let Err(e) = metadata::write(
             &self.log.dir().join(LEADER_EPOCHS_FILE),
             KIND_LEADER_EPOCHS,
             &self.epochs.entries(),
-        )?;
+        ) {
+            // Written before the first batch of an epoch: a full disk here
+            // is the partition's own, as for the batch.
+            if e.is_out_of_space() {
+                self.log.note_out_of_space(&e);
+            }
+            return Err(e);
+        }
         self.epochs_on_disk.store(true, Ordering::Release);
         Ok(())
     }

@@ -295,6 +295,14 @@ impl Log {
         self.space.episodes()
     }
 
+    /// A file written for this partition outside the log (its leader-epoch
+    /// cache, say) found no space: the partition is out of space as if an
+    /// append had failed, logged once, and ends it with the next append
+    /// that succeeds.
+    pub fn note_out_of_space(&self, cause: &dyn std::fmt::Display) {
+        self.space.ran_out(self.dir(), cause);
+    }
+
     /// The descriptor and map budget the log lives under.
     pub fn handles(&self) -> &Handles {
         &self.ctx.handles

@@ -21,8 +21,6 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use parking_lot::Mutex;
 use tracing::{debug, info, warn};
 
-use crate::error::StorageError;
-
 /// `state` bit: the log is out of space now (`/health`, metrics).
 const SHORT: u8 = 1;
 /// `state` bit: the log warned that it ran out and has not yet said that it
@@ -67,7 +65,7 @@ impl SpaceState {
     }
 
     /// A write ran out of space (logged only if no episode is under way).
-    pub(super) fn ran_out(&self, dir: &Path, cause: &StorageError) {
+    pub(super) fn ran_out(&self, dir: &Path, cause: &dyn std::fmt::Display) {
         let mut reason = self.reason.lock();
         if self.state.load(Ordering::Acquire) & ANNOUNCED == 0 {
             warn!(
