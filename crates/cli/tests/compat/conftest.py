@@ -183,6 +183,15 @@ def create_topic(broker, name, partitions=1):
     probe.close()
 
 
+def end_offsets(broker, topic, partitions):
+    """Each partition's high watermark, as ListOffsets answers it now."""
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": unique("ends")})
+    try:
+        return [c.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1] for p in range(partitions)]
+    finally:
+        c.close()
+
+
 def read_topic(broker, topic, partitions):
     """Every record of the topic, read from offset 0 to each partition's
     end: {(partition, offset): (key, value, headers)}. A record delivered
