@@ -404,41 +404,51 @@ impl Log {
             out.clear();
             return Err(StorageError::OffsetOutOfRange { offset, start, end });
         }
+        let read = self.at_first_batch(offset, end, |seg, pos, header| {
+            seg.read_batches_into(pos, header.len, max_bytes, out)
+        });
+        if !matches!(read, Ok(Some(()))) {
+            out.clear();
+        }
+        read.map(|_| (start, end))
+    }
+
+    /// Finds the batch holding `offset` (or the first after it, below
+    /// `end`) and calls `read` with its segment, position and header; `None`
+    /// when there is none. A segment that retention or compaction retired
+    /// under the lookup or the read is looked up again (the map no longer
+    /// holds it), up to [`RETIRED_RETRIES`] times; a file gone for another
+    /// reason reads as an offset out of range.
+    pub(crate) fn at_first_batch<T>(
+        &self,
+        offset: u64,
+        end: u64,
+        mut read: impl FnMut(&Segment, u64, &pubsub_records::BatchHeader) -> Result<T>,
+    ) -> Result<Option<T>> {
         let mut target = offset;
         let mut retries = RETIRED_RETRIES;
         while target < end {
             let Some((seg, next_base)) = self.segment_at(target) else {
                 break;
             };
-            let found = match seg.find_batch(target) {
-                // Retention or compaction replaced it after the lookup:
-                // look again (the map no longer holds it).
+            let found = seg
+                .find_batch(target)
+                .and_then(|found| found.map(|(pos, h)| read(&seg, pos, &h)).transpose());
+            match found {
                 Err(_) if seg.is_retired() && retries > 0 => {
                     retries -= 1;
                     continue;
                 }
-                found => found.map_err(|e| self.vanished(e, offset))?,
-            };
-            if let Some((pos, header)) = found {
-                match seg.read_batches_into(pos, header.len, max_bytes, out) {
-                    Ok(()) => return Ok((start, end)),
-                    Err(_) if seg.is_retired() && retries > 0 => {
-                        retries -= 1;
-                        continue;
-                    }
-                    Err(e) => {
-                        out.clear();
-                        return Err(self.vanished(e, offset));
-                    }
-                }
+                Err(e) => return Err(self.vanished(e, offset)),
+                Ok(Some(value)) => return Ok(Some(value)),
+                Ok(None) => {}
             }
             match next_base {
                 Some(b) => target = target.max(b),
                 None => break,
             }
         }
-        out.clear();
-        Ok((start, end))
+        Ok(None)
     }
 
     /// Calls `f` with the position-independent header of every batch from the

@@ -120,50 +120,20 @@ impl Log {
         if offset < start || offset > end {
             return Err(StorageError::OffsetOutOfRange { offset, start, end });
         }
-        let mut target = offset;
-        let mut retries = super::RETIRED_RETRIES;
-        while target < end {
-            let Some((seg, next_base)) = self.segment_at(target) else {
-                break;
-            };
-            let found = seg.find_batch(target).and_then(|found| match found {
-                Some((_, header)) if !min_one && header.len as u64 > max_bytes as u64 => {
-                    Ok(Some(None))
-                }
-                Some((pos, header)) => {
-                    let run = seg.batch_run(pos, &header, max_bytes)?;
-                    Ok(Some(Some((pos, header, run, seg.file()?))))
-                }
-                None => Ok(None),
-            });
-            let found = match found {
-                // Retention or compaction replaced the segment after the
-                // lookup: look again (the map no longer holds it).
-                Err(_) if seg.is_retired() && retries > 0 => {
-                    retries -= 1;
-                    continue;
-                }
-                found => found.map_err(|e| self.vanished(e, offset))?,
-            };
-            if let Some(found) = found {
+        let range = self.at_first_batch(offset, end, |seg, pos, header| {
+            if !min_one && header.len as u64 > max_bytes as u64 {
                 // The first batch does not fit and may not exceed the room.
-                let Some((pos, header, run, file)) = found else {
-                    return Ok((start, end, None));
-                };
-                let range = FileRange {
-                    file,
-                    pos,
-                    len: run.end - pos,
-                    base_offset: header.base_offset.max(0) as u64,
-                    next_offset: run.next_offset,
-                };
-                return Ok((start, end, Some(range)));
+                return Ok(None);
             }
-            match next_base {
-                Some(b) => target = target.max(b),
-                None => break,
-            }
-        }
-        Ok((start, end, None))
+            let run = seg.batch_run(pos, header, max_bytes)?;
+            Ok(Some(FileRange {
+                file: seg.file()?,
+                pos,
+                len: run.end - pos,
+                base_offset: header.base_offset.max(0) as u64,
+                next_offset: run.next_offset,
+            }))
+        })?;
+        Ok((start, end, range.flatten()))
     }
 }
