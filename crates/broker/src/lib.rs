@@ -38,6 +38,7 @@ pub mod notify;
 pub mod partition;
 pub mod partitioner;
 pub mod producer_state;
+pub mod security;
 mod topic;
 
 pub use config::{BrokerConfig, GroupConfig, TopicConfig};

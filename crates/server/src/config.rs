@@ -26,6 +26,72 @@ pub struct ServerConfig {
     /// How long a fetch session is kept before a bigger one may take its
     /// place, and how long unused before any new one may (Kafka: 120 s).
     pub fetch_session_eviction: Duration,
+    /// How clients of this listener connect (Kafka `security.protocol`).
+    pub security_protocol: SecurityProtocol,
+    /// SASL mechanisms offered when `security_protocol` uses SASL
+    /// (`SCRAM-SHA-512`, `SCRAM-SHA-256`, `PLAIN`), in order of preference.
+    pub sasl_mechanisms: Vec<String>,
+}
+
+/// A listener's security protocol, with Kafka's names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum SecurityProtocol {
+    /// No TLS, no authentication: every client is `User:ANONYMOUS`.
+    #[default]
+    Plaintext,
+    /// TLS; the principal comes from the client certificate, if asked for.
+    Ssl,
+    /// SASL authentication without TLS.
+    SaslPlaintext,
+    /// SASL authentication over TLS.
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    /// Every protocol, in Kafka's order.
+    pub const ALL: [SecurityProtocol; 4] = [
+        SecurityProtocol::Plaintext,
+        SecurityProtocol::Ssl,
+        SecurityProtocol::SaslPlaintext,
+        SecurityProtocol::SaslSsl,
+    ];
+
+    /// Kafka's name: `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT`, `SASL_SSL`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
+        }
+    }
+
+    /// The protocol named `name` (case-insensitive, as Kafka's).
+    pub fn from_name(name: &str) -> Option<SecurityProtocol> {
+        SecurityProtocol::ALL
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(name))
+    }
+
+    /// Whether clients must authenticate with SASL before anything but
+    /// ApiVersions and the SASL exchange is answered.
+    pub fn uses_sasl(self) -> bool {
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
+    }
+
+    /// Whether connections are TLS.
+    pub fn uses_tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
+    }
+}
+
+impl std::fmt::Display for SecurityProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl Default for ServerConfig {
@@ -39,6 +105,8 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(10),
             fetch_session_slots: crate::fetch_session::DEFAULT_SLOTS,
             fetch_session_eviction: crate::fetch_session::DEFAULT_EVICTION,
+            security_protocol: SecurityProtocol::Plaintext,
+            sasl_mechanisms: Vec::new(),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use pubsub_broker::security::Principal;
 use pubsub_broker::Broker;
 use tokio::sync::watch;
 
@@ -24,6 +25,9 @@ pub struct Ctx {
     pub metrics: Arc<Metrics>,
     /// The fetch sessions of every connection.
     pub fetch_sessions: Arc<Mutex<SessionCache>>,
+    /// Who the client is: `User:ANONYMOUS` until it authenticates. Shared
+    /// by the clones of one connection's context, never across connections.
+    pub principal: Arc<Mutex<Principal>>,
 }
 
 impl Ctx {
@@ -58,7 +62,24 @@ impl Ctx {
             client_host: format!("/{peer}"),
             shutdown,
             metrics,
+            principal: Arc::new(Mutex::new(Principal::anonymous())),
         }
+    }
+
+    /// The connection's principal.
+    pub fn principal(&self) -> Principal {
+        self.principal
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Records who the client authenticated as.
+    pub fn set_principal(&self, principal: Principal) {
+        *self
+            .principal
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = principal;
     }
 }
 

@@ -37,7 +37,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
-pub use config::{ServerConfig, NODE_ID};
+pub use config::{SecurityProtocol, ServerConfig, NODE_ID};
 pub use context::Ctx;
 pub use dispatch::{dispatch, Reply, SUPPORTED};
 pub use error::ServerError;

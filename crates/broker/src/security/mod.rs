@@ -1,0 +1,7 @@
+//! Who a client is, and (as the security work lands) what it may do:
+//! principals here; SCRAM credentials and ACLs are broker metadata beside
+//! them. The embedded API is trusted and never consults this module.
+
+mod principal;
+
+pub use principal::Principal;
