@@ -136,18 +136,19 @@ pub struct Partition {
 }
 
 impl Partition {
-    /// Opens (creating) the partition's directory and log.
+    /// Opens (creating) the partition's directory and log; `previous` is
+    /// what its partition file said before (the caller read it).
     pub(crate) fn open(
         dir: PathBuf,
         meta: PartitionMeta,
+        previous: Option<PartitionMeta>,
         config: Arc<TopicConfig>,
         flush: FlushPolicy,
     ) -> Result<(Partition, RecoveryReport)> {
         let (log, report) = Log::open(&dir, config.log_config(flush))
             .map_err(|e| BrokerError::storage(&meta.topic, meta.partition, e))?;
         let meta_path = dir.join(PARTITION_FILE);
-        let previous = metadata::read::<PartitionMeta>(&meta_path, KIND_PARTITION)?
-            .filter(|old| old.same_partition(&meta));
+        let previous = previous.filter(|old| old.same_partition(&meta));
         let storage = |e| BrokerError::storage(&meta.topic, meta.partition, e);
         let mut epochs = load_epochs(&dir, &log).map_err(storage)?;
         // Recovery may have cut the tail: epochs that started in it are gone.
