@@ -299,30 +299,45 @@ fn a_broker_killed_while_opening_many_partitions_keeps_acknowledged_records() {
             .spawn()
             .expect("spawn");
         let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
         let reader = std::thread::spawn(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .collect::<Vec<String>>()
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
         });
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
-        // Odd cycles kill soon after the start (while the partitions of
-        // the previous cycle are being recovered), even ones while writing.
-        let wait = if cycle % 2 == 1 {
-            rng % 60
+        let mut lines = Vec::new();
+        if cycle % 2 == 0 {
+            // Even cycles kill while writing: once a whole round of the
+            // partitions was acknowledged, at a random moment after.
+            let round = (MANY_TOPICS * MANY_PARTITIONS) as usize;
+            while lines
+                .iter()
+                .filter(|l: &&String| l.starts_with("produced"))
+                .count()
+                < round
+            {
+                match rx.recv() {
+                    Ok(line) => lines.push(line),
+                    Err(_) => panic!("cycle {cycle}: the child died on its own"),
+                }
+            }
+            std::thread::sleep(Duration::from_millis(rng % 300));
         } else {
-            500 + rng % 500
-        };
-        std::thread::sleep(Duration::from_millis(wait));
+            // Odd ones soon after the start, mostly while the partitions
+            // the previous kill left unclean are being recovered.
+            std::thread::sleep(Duration::from_millis(rng % 60));
+        }
         assert!(
             child.try_wait().expect("try_wait").is_none(),
             "cycle {cycle}: the child died on its own"
         );
         child.kill().expect("SIGKILL");
         child.wait().expect("reap");
-        let lines = reader.join().expect("reader");
+        reader.join().expect("reader");
+        lines.extend(rx.try_iter());
         if !lines.iter().any(|l| l == "opened") {
             killed_opening += 1;
         }
@@ -368,7 +383,7 @@ fn a_broker_killed_while_opening_many_partitions_keeps_acknowledged_records() {
     assert_eq!(reports, expected, "one report per partition, in order");
     broker.close().expect("close");
     assert!(
-        produced.len() > 2 * (MANY_TOPICS * MANY_PARTITIONS) as usize,
+        produced.len() >= 4 * (MANY_TOPICS * MANY_PARTITIONS) as usize,
         "only {} records were acknowledged",
         produced.len()
     );
