@@ -172,7 +172,14 @@ pub fn list_data_dir(data_dir: &Path) -> io::Result<DataDirListing> {
     for entry in std::fs::read_dir(data_dir)? {
         let entry = entry?;
         let path = entry.path();
-        if !path.is_dir() {
+        // The entry's type comes with the listing (no stat per entry on
+        // most file systems); a symbolic link is followed.
+        let dir = match entry.file_type() {
+            Ok(t) if t.is_symlink() => path.is_dir(),
+            Ok(t) => t.is_dir(),
+            Err(_) => path.is_dir(),
+        };
+        if !dir {
             continue;
         }
         let name = entry.file_name().to_string_lossy().into_owned();

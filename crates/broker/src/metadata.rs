@@ -112,11 +112,26 @@ pub(crate) struct ProducerSnapshot {
 }
 
 pub(crate) fn write<T: Serialize>(path: &Path, kind: u16, value: &T) -> Result<()> {
+    write_with(path, kind, value, checkpoint::write)
+}
+
+/// [`write`] without the directory fsync, which the caller owes before it
+/// relies on the file (see [`checkpoint::write_unsynced_dir`]).
+pub(crate) fn write_unsynced_dir<T: Serialize>(path: &Path, kind: u16, value: &T) -> Result<()> {
+    write_with(path, kind, value, checkpoint::write_unsynced_dir)
+}
+
+fn write_with<T: Serialize>(
+    path: &Path,
+    kind: u16,
+    value: &T,
+    write: fn(&dyn pubsub_storage::fs::FileSystem, &Path, u16, &[u8]) -> pubsub_storage::Result<()>,
+) -> Result<()> {
     let payload = serde_json::to_vec(value).map_err(|e| BrokerError::CorruptMetadata {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
-    checkpoint::write(&RealFs, path, kind, &payload).map_err(|e| match e {
+    write(&RealFs, path, kind, &payload).map_err(|e| match e {
         // A failed write (a full disk, say) is an I/O error, not corruption.
         StorageError::Io { op, path, source } => BrokerError::Io { op, path, source },
         other => BrokerError::CorruptMetadata {

@@ -136,18 +136,19 @@ pub struct Partition {
 }
 
 impl Partition {
-    /// Opens (creating) the partition's directory and log.
+    /// Opens (creating) the partition's directory and log; `previous` is
+    /// what its partition file said before (the caller read it).
     pub(crate) fn open(
         dir: PathBuf,
         meta: PartitionMeta,
+        previous: Option<PartitionMeta>,
         config: Arc<TopicConfig>,
         flush: FlushPolicy,
     ) -> Result<(Partition, RecoveryReport)> {
         let (log, report) = Log::open(&dir, config.log_config(flush))
             .map_err(|e| BrokerError::storage(&meta.topic, meta.partition, e))?;
         let meta_path = dir.join(PARTITION_FILE);
-        let previous = metadata::read::<PartitionMeta>(&meta_path, KIND_PARTITION)?
-            .filter(|old| old.same_partition(&meta));
+        let previous = previous.filter(|old| old.same_partition(&meta));
         let storage = |e| BrokerError::storage(&meta.topic, meta.partition, e);
         let mut epochs = load_epochs(&dir, &log).map_err(storage)?;
         // Recovery may have cut the tail: epochs that started in it are gone.
@@ -425,7 +426,10 @@ impl Partition {
 
     /// Writes the epoch cache file if it lacks the current epoch: before
     /// the first batch of an epoch is appended, so the file always knows
-    /// every epoch in the log (once per partition and broker start).
+    /// every epoch in the log (once per partition and broker start). The
+    /// directory fsync that makes the new file durable also covers the
+    /// removal of the clean-shutdown marker the first append owes
+    /// ([`Log::sync_dir_unmarking`]): 2 fsyncs before that append, not 3.
     fn persist_epochs(&self) -> Result<()> {
         if self.epochs_on_disk.load(Ordering::Acquire) {
             return Ok(());
@@ -434,11 +438,17 @@ impl Partition {
         if self.epochs_on_disk.load(Ordering::Acquire) {
             return Ok(());
         }
-        if let Err(e) = metadata::write(
+        let written = metadata::write_unsynced_dir(
             &self.log.dir().join(LEADER_EPOCHS_FILE),
             KIND_LEADER_EPOCHS,
             &self.epochs.entries(),
-        ) {
+        )
+        .and_then(|()| {
+            self.log
+                .sync_dir_unmarking()
+                .map_err(|e| self.storage_err(e))
+        });
+        if let Err(e) = written {
             // Written before the first batch of an epoch: a full disk here
             // is the partition's own, as for the batch.
             if e.is_out_of_space() {

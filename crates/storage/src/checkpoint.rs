@@ -88,6 +88,21 @@ fn tmp_path(path: &Path) -> PathBuf {
 /// Atomically replaces the checkpoint at `path` (temp file, fsync, rename,
 /// directory fsync).
 pub fn write(fs: &dyn FileSystem, path: &Path, kind: u16, payload: &[u8]) -> Result<()> {
+    write_unsynced_dir(fs, path, kind, payload)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs.sync_dir(dir)
+        .map_err(|e| StorageError::io("fsync directory", dir, e))
+}
+
+/// [`write`] but for the directory fsync, which the caller owes before it
+/// relies on the new file (a crash before it may leave the old one, or
+/// the temp file, which an open removes).
+pub fn write_unsynced_dir(
+    fs: &dyn FileSystem,
+    path: &Path,
+    kind: u16,
+    payload: &[u8],
+) -> Result<()> {
     let bytes = encode(kind, payload);
     let tmp = tmp_path(path);
     let file = fs
@@ -104,10 +119,7 @@ pub fn write(fs: &dyn FileSystem, path: &Path, kind: u16, payload: &[u8]) -> Res
         .map_err(|e| StorageError::io("fsync", &tmp, e))?;
     drop(file);
     fs.rename(&tmp, path)
-        .map_err(|e| StorageError::io("rename", path, e))?;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs.sync_dir(dir)
-        .map_err(|e| StorageError::io("fsync directory", dir, e))
+        .map_err(|e| StorageError::io("rename", path, e))
 }
 
 /// Reads the checkpoint at `path`: `None` if there is none.

@@ -113,14 +113,28 @@ impl Inner {
         let deferred = total >= DEFERRED_SYNC_PARTITIONS;
         let mut opened: Vec<Result<Arc<Topic>>> = {
             let _deferred = deferred.then(pubsub_storage::fs::defer_syncs);
-            validated
+            // Topic files first, then every partition of every topic at
+            // once (in parallel: see `Inner::open_topics`).
+            let mut written: Vec<Result<()>> = Vec::with_capacity(validated.len());
+            let mut to_open = Vec::new();
+            for v in validated {
+                written.push(v.and_then(|(meta, config)| {
+                    metadata::write(&topic_file(&self.dir, &meta.name), KIND_TOPIC, &meta)?;
+                    to_open.push((meta, config));
+                    Ok(())
+                }));
+            }
+            let names: Vec<String> = to_open.iter().map(|(m, _)| m.name.clone()).collect();
+            let mut opened = self.open_topics(to_open).into_iter().zip(names);
+            written
                 .into_iter()
-                .map(|v| {
-                    let (meta, config) = v?;
-                    let path = topic_file(&self.dir, &meta.name);
-                    metadata::write(&path, KIND_TOPIC, &meta)?;
-                    self.open_topic(meta, config).inspect_err(|_| {
-                        let _ = std::fs::remove_file(&path);
+                .map(|w| {
+                    w?;
+                    let (topic, name) = opened
+                        .next()
+                        .unwrap_or((Err(BrokerError::Closed), String::new()));
+                    topic.inspect_err(|_| {
+                        let _ = std::fs::remove_file(topic_file(&self.dir, &name));
                     })
                 })
                 .collect()

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -107,15 +107,21 @@ impl Broker {
                 metas.push(m);
             }
         }
+        let mut topics = Vec::with_capacity(metas.len());
         for meta in metas {
-            let name = meta.name.clone();
             let config = self
                 .inner
                 .config
                 .topic_defaults
                 .with_overrides(&meta.configs)?;
-            let topic = self.inner.open_topic(meta, config)?;
-            self.inner.topics.write().insert(name, topic);
+            topics.push((meta, config));
+        }
+        for topic in self.inner.open_topics(topics) {
+            let topic = topic?;
+            self.inner
+                .topics
+                .write()
+                .insert(topic.meta.name.clone(), topic);
         }
         Ok(())
     }
@@ -128,7 +134,18 @@ impl Broker {
         for (_, path) in &listing.deleting {
             std::fs::remove_dir_all(path).map_err(|e| BrokerError::io("delete", path, e))?;
         }
+        let topics = self.inner.topics.read().clone();
         for (name, path) in &listing.dirs {
+            // The directory of a partition just opened is live: its open
+            // checked (or wrote) its partition file, no need to read it again.
+            if check::split_dir_name(name).is_some_and(|(t, n)| {
+                *name == format!("{t}-{n}")
+                    && topics
+                        .get(t)
+                        .is_some_and(|t| u32::try_from(n).is_ok_and(|n| n < t.meta.partitions))
+            }) {
+                continue;
+            }
             let Ok(Some(pm)) = check::partition_meta(path) else {
                 continue;
             };
@@ -182,13 +199,27 @@ impl Broker {
 }
 
 impl Inner {
-    /// Opens (recovering) one partition directory of a topic.
+    /// Opens (recovering) one partition directory of a topic, and records
+    /// what recovery did.
     pub(super) fn open_partition(
         &self,
         meta: &TopicMeta,
         config: &Arc<TopicConfig>,
         index: i32,
     ) -> Result<Arc<Partition>> {
+        let (p, report) = self.open_partition_reporting(meta, config, index)?;
+        self.record_recovery(&meta.name, index, report);
+        Ok(p)
+    }
+
+    /// Opens (recovering) one partition directory of a topic; the caller
+    /// records the report ([`Inner::record_recovery`]).
+    fn open_partition_reporting(
+        &self,
+        meta: &TopicMeta,
+        config: &Arc<TopicConfig>,
+        index: i32,
+    ) -> Result<(Arc<Partition>, RecoveryReport)> {
         let dir = partition_dir(&self.dir, &meta.name, index);
         let pmeta = PartitionMeta {
             topic: meta.name.clone(),
@@ -197,34 +228,111 @@ impl Inner {
             leader_epoch: 0,
             generation: self.generation,
         };
-        // A directory left by a deleted topic of the same name is set aside.
-        if let Ok(Some(old)) =
-            metadata::read::<PartitionMeta>(&dir.join(PARTITION_FILE), KIND_PARTITION)
-        {
+        // The partition file, read once: a directory left by a deleted topic
+        // of the same name is set aside, else the open derives its epoch
+        // from it.
+        let mut previous =
+            metadata::read::<PartitionMeta>(&dir.join(PARTITION_FILE), KIND_PARTITION);
+        if let Ok(Some(old)) = &previous {
             if old.topic_id != meta.id {
                 remove_partition_dir(&dir)?;
+                previous = Ok(None);
             }
         }
-        let (p, report) = Partition::open(dir, pmeta, Arc::clone(config), self.config.flush)?;
+        let (p, report) =
+            Partition::open(dir, pmeta, previous?, Arc::clone(config), self.config.flush)?;
         log_recovery(&meta.name, index, &report);
+        Ok((Arc::new(p), report))
+    }
+
+    fn record_recovery(&self, topic: &str, index: i32, report: RecoveryReport) {
         self.recovery
             .lock()
-            .push((meta.name.clone(), index, report));
-        Ok(Arc::new(p))
+            .push((topic.to_string(), index, report));
     }
 
     /// Opens every partition of a topic with its settings.
     pub(super) fn open_topic(&self, meta: TopicMeta, config: TopicConfig) -> Result<Arc<Topic>> {
-        let config = Arc::new(config);
-        let mut partitions = Vec::with_capacity(meta.partitions as usize);
-        for i in 0..meta.partitions as i32 {
-            partitions.push(self.open_partition(&meta, &config, i)?);
+        self.open_topics(vec![(meta, config)])
+            .pop()
+            .unwrap_or(Err(BrokerError::Closed))
+    }
+
+    /// Opens every partition of several topics, on up to
+    /// [`open_threads`] threads (opening is mostly system calls and waits
+    /// for the disk, one partition independent of the next); one result per
+    /// topic, in order. A topic any of whose partitions failed to open is
+    /// an error (the first failure); its other partitions are dropped
+    /// (closed). Threads inherit the caller's deferred syncs.
+    pub(super) fn open_topics(
+        &self,
+        topics: Vec<(TopicMeta, TopicConfig)>,
+    ) -> Vec<Result<Arc<Topic>>> {
+        let topics: Vec<(TopicMeta, Arc<TopicConfig>)> =
+            topics.into_iter().map(|(m, c)| (m, Arc::new(c))).collect();
+        let jobs: Vec<(usize, i32)> = topics
+            .iter()
+            .enumerate()
+            .flat_map(|(t, (m, _))| (0..m.partitions as i32).map(move |i| (t, i)))
+            .collect();
+        let open = |&(t, i): &(usize, i32)| {
+            let (meta, config) = &topics[t];
+            self.open_partition_reporting(meta, config, i)
+        };
+        let mut opened: Vec<Option<Opened>> = jobs.iter().map(|_| None).collect();
+        let threads = open_threads(jobs.len());
+        if threads <= 1 {
+            for (slot, job) in opened.iter_mut().zip(&jobs) {
+                *slot = Some(open(job));
+            }
+        } else {
+            let deferred = pubsub_storage::fs::syncs_deferred();
+            let next = AtomicUsize::new(0);
+            let results = Mutex::new(&mut opened);
+            std::thread::scope(|s| {
+                for _ in 0..threads {
+                    s.spawn(|| {
+                        let _deferred = deferred.then(pubsub_storage::fs::defer_syncs);
+                        loop {
+                            let n = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(job) = jobs.get(n) else { break };
+                            let r = open(job);
+                            results.lock()[n] = Some(r);
+                        }
+                    });
+                }
+            });
         }
-        Ok(Arc::new(Topic {
-            meta,
-            config,
-            partitions,
-        }))
+        let mut opened = opened.into_iter();
+        topics
+            .into_iter()
+            .map(|(meta, config)| {
+                let mut partitions = Vec::with_capacity(meta.partitions as usize);
+                let mut failed = None;
+                for i in 0..meta.partitions as i32 {
+                    match opened.next().flatten() {
+                        Some(Ok((p, report))) => {
+                            self.record_recovery(&meta.name, i, report);
+                            partitions.push(p);
+                        }
+                        Some(Err(e)) => {
+                            failed.get_or_insert(e);
+                        }
+                        None => {
+                            failed.get_or_insert(BrokerError::Closed);
+                        }
+                    }
+                }
+                match failed {
+                    Some(e) => Err(e),
+                    None => Ok(Arc::new(Topic {
+                        meta,
+                        config,
+                        partitions,
+                    })),
+                }
+            })
+            .collect()
     }
 
     /// Makes everything written under deferred syncs durable (one
@@ -271,6 +379,23 @@ impl Inner {
         Ok(())
     }
 }
+
+/// How many threads open `partitions` partitions: one for a few, else
+/// twice the cores (the opens wait on the disk as much as they compute),
+/// at most [`MAX_OPEN_THREADS`].
+fn open_threads(partitions: usize) -> usize {
+    if partitions < 16 {
+        return 1;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cores * 2).clamp(2, MAX_OPEN_THREADS).min(partitions)
+}
+
+/// A partition opened, with what its recovery did.
+type Opened = Result<(Arc<Partition>, RecoveryReport)>;
+
+/// Most threads opening partitions at once.
+const MAX_OPEN_THREADS: usize = 16;
 
 fn log_recovery(topic: &str, partition: i32, report: &RecoveryReport) {
     if report.is_clean() {

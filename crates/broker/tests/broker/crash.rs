@@ -217,3 +217,175 @@ fn a_sigkilled_broker_keeps_acknowledged_records_and_committed_positions() {
         produced.len()
     );
 }
+
+const MANY_CHILD: &str = "PUBSUB_BROKER_CRASH_MANY_DIR";
+const MANY_TOPICS: i32 = 3;
+const MANY_PARTITIONS: i32 = 20;
+
+/// Opens the broker (its partitions open on several threads: more than
+/// enough of them), says so, then appends acks=all records round the
+/// partitions, reporting each acknowledged one, until killed.
+fn many_child(dir: &str) -> ! {
+    let mut out = std::io::stdout().lock();
+    writeln!(out).expect("stdout");
+    let broker = Broker::open(dir, test_config()).expect("child open");
+    writeln!(out, "opened").expect("stdout");
+    out.flush().expect("flush");
+    let new: Vec<pubsub_broker::NewTopic> = (0..MANY_TOPICS)
+        .map(|t| pubsub_broker::NewTopic {
+            name: format!("many-{t}"),
+            partitions: Some(MANY_PARTITIONS as u32),
+            configs: no_configs(),
+        })
+        .collect();
+    let _ = broker.create_topics(new);
+    let producer = broker
+        .producer(ProducerConfig {
+            linger: Duration::from_millis(1),
+            ..ProducerConfig::default()
+        })
+        .expect("producer");
+    let mut seq: u64 = 0;
+    loop {
+        let mut pending = Vec::new();
+        for t in 0..MANY_TOPICS {
+            for p in 0..MANY_PARTITIONS {
+                let topic = format!("many-{t}");
+                let v = format!("v{seq}");
+                pending.push((
+                    t,
+                    v.clone(),
+                    producer
+                        .send(&ProducerRecord::new(&topic, v.as_bytes()).partition(p))
+                        .expect("send"),
+                ));
+                seq += 1;
+            }
+        }
+        for (t, v, d) in pending {
+            let m = d.wait().expect("delivered");
+            writeln!(out, "produced {t} {} {} {v}", m.partition, m.offset).expect("stdout");
+        }
+        out.flush().expect("flush");
+    }
+}
+
+/// A broker of 60 partitions (opened on several threads) is killed with
+/// SIGKILL at random moments: while writing, and while opening (recovering
+/// every partition the previous kill left unclean). Every record
+/// acknowledged before any kill is there after the last one, at its offset,
+/// and every partition's recovery is reported once, in order.
+#[test]
+fn a_broker_killed_while_opening_many_partitions_keeps_acknowledged_records() {
+    if let Ok(dir) = std::env::var(MANY_CHILD) {
+        many_child(&dir);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = std::env::current_exe().expect("exe");
+    let mut produced: BTreeMap<(i32, i32, i64), String> = BTreeMap::new();
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut killed_opening = 0;
+    for cycle in 0..8 {
+        let mut child = Command::new(&exe)
+            .args([
+                "--exact",
+                "crash::a_broker_killed_while_opening_many_partitions_keeps_acknowledged_records",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(MANY_CHILD, dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let mut lines = Vec::new();
+        if cycle % 2 == 0 {
+            // Even cycles kill while writing: once a whole round of the
+            // partitions was acknowledged, at a random moment after.
+            let round = (MANY_TOPICS * MANY_PARTITIONS) as usize;
+            while lines
+                .iter()
+                .filter(|l: &&String| l.starts_with("produced"))
+                .count()
+                < round
+            {
+                match rx.recv() {
+                    Ok(line) => lines.push(line),
+                    Err(_) => panic!("cycle {cycle}: the child died on its own"),
+                }
+            }
+            std::thread::sleep(Duration::from_millis(rng % 300));
+        } else {
+            // Odd ones soon after the start, mostly while the partitions
+            // the previous kill left unclean are being recovered.
+            std::thread::sleep(Duration::from_millis(rng % 60));
+        }
+        assert!(
+            child.try_wait().expect("try_wait").is_none(),
+            "cycle {cycle}: the child died on its own"
+        );
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reap");
+        reader.join().expect("reader");
+        lines.extend(rx.try_iter());
+        if !lines.iter().any(|l| l == "opened") {
+            killed_opening += 1;
+        }
+        for line in &lines {
+            if let ["produced", t, p, o, v] = line.split_whitespace().collect::<Vec<_>>()[..] {
+                if let (Ok(t), Ok(p), Ok(o)) = (t.parse(), p.parse(), o.parse()) {
+                    produced.insert((t, p, o), v.to_string());
+                }
+            }
+        }
+    }
+    let broker = open(dir.path());
+    let mut buf = Vec::new();
+    for ((t, p, o), v) in &produced {
+        broker
+            .fetch(&format!("many-{t}"), *p, *o as u64, 1, &mut buf)
+            .expect("fetch");
+        let mut found = None;
+        for batch in Batches::new(&buf) {
+            for r in batch
+                .expect("batch")
+                .records(1 << 20)
+                .expect("records")
+                .iter()
+            {
+                let r = r.expect("record");
+                if r.offset == *o {
+                    found = r.value.map(<[u8]>::to_vec);
+                }
+            }
+        }
+        assert_eq!(found, Some(v.clone().into_bytes()), "record {t}/{p}/{o}");
+    }
+    let reports: Vec<(String, i32)> = broker
+        .recovery_reports()
+        .into_iter()
+        .filter(|(t, _, _)| t.starts_with("many-"))
+        .map(|(t, p, _)| (t, p))
+        .collect();
+    let expected: Vec<(String, i32)> = (0..MANY_TOPICS)
+        .flat_map(|t| (0..MANY_PARTITIONS).map(move |p| (format!("many-{t}"), p)))
+        .collect();
+    assert_eq!(reports, expected, "one report per partition, in order");
+    broker.close().expect("close");
+    assert!(
+        produced.len() >= 4 * (MANY_TOPICS * MANY_PARTITIONS) as usize,
+        "only {} records were acknowledged",
+        produced.len()
+    );
+    eprintln!("{killed_opening} of 8 kills came before the open finished");
+}

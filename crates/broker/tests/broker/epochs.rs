@@ -175,6 +175,28 @@ fn epochs_rise_by_two_per_open_from_the_generation_and_survive_sigkill() {
     child.kill().expect("SIGKILL");
     child.wait().expect("reap");
     assert_eq!(said, "appended in epoch 8");
+    // Before that first append of the open the marker of the clean close
+    // went and the cache file learnt epoch 8, both made durable by one
+    // directory fsync; both are on disk as the kill left them.
+    let pdir = dir.path().join("t-0");
+    assert!(
+        !pdir.join(pubsub_storage::CLEAN_SHUTDOWN).exists(),
+        "the first append removed the clean-shutdown marker"
+    );
+    assert_eq!(
+        pubsub_broker::check::leader_epochs_file_problem(&pdir),
+        None
+    );
+    let cache = std::fs::read(pdir.join(pubsub_storage::LEADER_EPOCHS_CHECKPOINT)).expect("cache");
+    assert!(
+        String::from_utf8_lossy(&cache).contains("\"epoch\":8"),
+        "the cache file knows epoch 8: {}",
+        String::from_utf8_lossy(&cache)
+    );
+    assert!(
+        !pdir.join("leader-epoch.checkpoint.tmp").exists(),
+        "no temp file is left"
+    );
     let broker = open(dir.path());
     let p = broker.partition("t", 0).expect("p");
     assert_eq!(p.leader_epoch(), 10);
