@@ -447,7 +447,7 @@ fn read_partition(
                             .with_last_stable_offset(end as i64)
                             .with_log_start_offset(start_of(start));
                         let handles = log.log().handles();
-                        match read.map(|read| blocking(|| hold_or_copy(read, handles))) {
+                        match read.map(|read| hold_or_copy(read, handles)) {
                             Some(Ok(Records::File(read))) => range = Some(read),
                             Some(Ok(Records::Memory(b))) => {
                                 memory = b.len();
@@ -508,14 +508,15 @@ enum Records {
 
 /// Keeps `range` as a file range while the descriptor budget of `handles`
 /// holds, else copies it into memory and lets its descriptor go (see the
-/// module doc).
+/// module doc). Only the copy reads the disk, so only it leaves the
+/// worker (`block_in_place` costs thread hand-offs: not for the common case).
 fn hold_or_copy(range: FileRange, handles: &Handles) -> std::io::Result<Records> {
     let stats = handles.stats();
     if stats.descriptors <= stats.limits.descriptors {
         return Ok(Records::File(range));
     }
     let mut out = Vec::new();
-    range.read_into(&mut out)?;
+    blocking(|| range.read_into(&mut out))?;
     Ok(Records::Memory(Bytes::from(out)))
 }
 
