@@ -34,6 +34,14 @@
 //! `--consume-runs` times, the page cache warm) next to the loopback copy
 //! measured before and after them; it prints consume / loopback ratios.
 //! `--pubsub PATH` points it at another build (an A/B of the fetch path).
+//!
+//! Both modes also run raw-wire clients (`raw_client.rs`): a consumer that
+//! walks only batch headers and a producer of prebuilt requests, each
+//! costing about what the loopback copy's reader or writer costs, so their
+//! rows measure the broker alone; rdkafka_performance's rows measure the
+//! broker plus a real client. `--fetch-bytes N` sets the raw consumer's
+//! fetch size (default 8 MiB), `--window N` the raw producer's requests in
+//! flight (default 16).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -45,6 +53,8 @@ use pubsub_storage::{FlushPolicy, Log, LogConfig};
 
 #[path = "common.rs"]
 mod common;
+#[path = "raw_client.rs"]
+mod raw_client;
 
 const MB: f64 = 1_000_000.0;
 
@@ -59,6 +69,10 @@ struct Args {
     rounds: usize,
     consume_only: bool,
     consume_runs: u32,
+    fetch_bytes: i32,
+    window: usize,
+    against: Option<String>,
+    partitions: u32,
 }
 
 fn args() -> Args {
@@ -74,6 +88,10 @@ fn args() -> Args {
         rounds: 3,
         consume_only: false,
         consume_runs: 3,
+        fetch_bytes: 8 << 20,
+        window: 16,
+        against: None,
+        partitions: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -94,10 +112,20 @@ fn args() -> Args {
             "--consume-runs" => {
                 a.consume_runs = value().parse().unwrap_or_else(|_| fail("--consume-runs N"))
             }
+            "--fetch-bytes" => {
+                a.fetch_bytes = value().parse().unwrap_or_else(|_| fail("--fetch-bytes N"))
+            }
+            "--against" => a.against = Some(value()),
+            "--partitions" => {
+                a.partitions = value().parse().unwrap_or_else(|_| fail("--partitions N"))
+            }
+            "--window" => a.window = value().parse().unwrap_or_else(|_| fail("--window N")),
             "-h" | "--help" => {
                 println!(
                     "net-bench [--rdkafka-perf PATH] [--pubsub PATH] [--dir DIR] \
-                     [--messages N] [--batch N] [--quick] [--produce [--rounds N]] [--consume-only [--consume-runs N]]\n\n\
+                     [--messages N] [--batch N] [--quick] [--produce [--rounds N] [--window N]] \
+                     [--consume-only [--consume-runs N] [--fetch-bytes N]] \
+                     [--against HOST:PORT [--partitions N]]\n\n\
                      Example:\n  target/release/net-bench --rdkafka-perf ../shared/tools/rdkafka-perf"
                 );
                 std::process::exit(0);
@@ -143,6 +171,10 @@ fn main() {
     let a = args();
     let work = tempfile::tempdir_in(&a.dir).unwrap_or_else(|e| fail(&format!("temp dir: {e}")));
     let bytes = a.messages * 1024;
+    if let Some(addr) = &a.against {
+        raw_against(&a, addr);
+        return;
+    }
     if a.produce_only {
         produce_path(&a, work.path(), bytes);
         return;
@@ -313,6 +345,9 @@ fn produce_path(a: &Args, base: &Path, bytes: u64) {
     let mut appends = Vec::new();
     let mut perf = Vec::new();
     let mut own = Vec::new();
+    let mut raw = Vec::new();
+    let batch = common::batch_of_1k_records(a.batch, 11);
+    let requests = (a.messages / a.batch as u64).max(1);
     for round in 1..=a.rounds.max(1) {
         eprintln!("round {round}: in-process Log::append");
         settle();
@@ -343,6 +378,25 @@ fn produce_path(a: &Args, base: &Path, bytes: u64) {
         );
         own.push((row.mb_s, server.cpu_ticks() - cpu));
         server.stop();
+        eprintln!("round {round}: produce acks=1, raw producer");
+        let server = Server::start(a, base, 1);
+        settle();
+        let cpu = server.cpu_ticks();
+        let moved = raw_client::produce(
+            &server.addr,
+            "bench",
+            1,
+            &batch,
+            a.batch as u64,
+            requests,
+            a.window,
+        )
+        .unwrap_or_else(|e| fail(&format!("raw producer: {e}")));
+        raw.push((
+            raw_row(String::new(), &moved).mb_s,
+            server.cpu_ticks() - cpu,
+        ));
+        server.stop();
     }
     let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
@@ -366,7 +420,12 @@ fn produce_path(a: &Args, base: &Path, bytes: u64) {
         "| Log::append in-process | {} | {append:.0} | | 1.00x |",
         list(&appends)
     );
+    let raw_name = format!(
+        "produce, raw producer ({} in flight; measures the broker)",
+        a.window
+    );
     for (name, rows) in [
+        (raw_name.as_str(), &raw),
         ("produce, rdkafka_performance", &perf),
         ("produce, pubsub bench", &own),
     ] {
@@ -385,7 +444,9 @@ fn produce_path(a: &Args, base: &Path, bytes: u64) {
     }
 }
 
-/// The consume cases alone, between two loopback copies.
+/// The consume cases alone, between two loopback copies: per run the raw
+/// consumer, rdkafka_performance and `pubsub bench consume`, each with the
+/// server's CPU time per GB.
 fn consume_only(a: &Args, base: &Path, bytes: u64) {
     eprintln!("baseline: loopback TCP copy");
     let before = loopback_copy(bytes.max(1 << 30));
@@ -398,13 +459,33 @@ fn consume_only(a: &Args, base: &Path, bytes: u64) {
         run_perf(a, &argv);
         settle();
         for run in 1..=a.consume_runs {
+            let name = format!(
+                "consume partitions={partitions} run {run}, raw consumer ({} MiB fetches; measures the broker)",
+                a.fetch_bytes >> 20
+            );
+            eprintln!("{name}");
+            let cpu = server.cpu_ticks();
+            let moved =
+                raw_client::consume(&server.addr, "bench", partitions as i32, a.fetch_bytes)
+                    .unwrap_or_else(|e| fail(&format!("raw consumer: {e}")));
+            if moved.records != a.messages {
+                fail(&format!(
+                    "raw consumer read {} records of {}",
+                    moved.records, a.messages
+                ));
+            }
+            let row = raw_row(name, &moved);
+            rows.push((row, server.cpu_ticks() - cpu));
             let name = format!("consume partitions={partitions} run {run}, rdkafka_performance");
             eprintln!("{name}");
-            rows.push(perf_row(
-                a,
-                name,
-                &consume_args(a, &server.addr, partitions),
-            ));
+            let cpu = server.cpu_ticks();
+            let row = perf_row(a, name, &consume_args(a, &server.addr, partitions));
+            rows.push((row, server.cpu_ticks() - cpu));
+            let name = format!("consume partitions={partitions} run {run}, pubsub bench");
+            eprintln!("{name}");
+            let cpu = server.cpu_ticks();
+            let row = own_consume(a, &server.addr, &name, "bench");
+            rows.push((row, server.cpu_ticks() - cpu));
         }
         server.stop();
     }
@@ -412,22 +493,70 @@ fn consume_only(a: &Args, base: &Path, bytes: u64) {
     let after = loopback_copy(bytes.max(1 << 30));
     let loopback = (before + after) / 2.0;
     println!(
-        "\n| workload (1 KiB messages, batches of {}) | MB/s | msg/s | / loopback copy |",
+        "\n| workload (1 KiB messages, batches of {}) | MB/s | msg/s | server CPU s/GB | / loopback copy |",
         a.batch
     );
-    println!("|---|---|---|---|");
-    for r in &rows {
+    println!("|---|---|---|---|---|");
+    for (r, ticks) in &rows {
+        // Clock ticks are 10 ms; GB of payload the run moved.
+        let gb = a.messages as f64 * 1024.0 / 1e9;
         println!(
-            "| {} | {:.0} | {:.0} | {:.2}x |",
+            "| {} | {:.0} | {:.0} | {:.2} | {:.2}x |",
             r.name,
             r.mb_s,
             r.msg_s,
+            *ticks as f64 / 100.0 / gb,
             r.mb_s / loopback
         );
     }
     println!(
         "\nloopback TCP copy, 1 MiB writes: {before:.0} MB/s before, {after:.0} MB/s after (ratios use the mean)"
     );
+}
+
+/// `--against`: the raw producer writes `--messages` records (none: 0) to
+/// topic `raw` of a running broker (its partitions created with the broker's
+/// default count, `--partitions` of them written), then the raw consumer
+/// reads them back `--consume-runs` times: a load for profiling a broker
+/// started by hand (perf, strace, callgrind).
+fn raw_against(a: &Args, addr: &str) {
+    let batch = common::batch_of_1k_records(a.batch, 11);
+    let requests = (a.messages / a.batch as u64).max(1);
+    let p = a.partitions as i32;
+    if a.messages == 0 {
+        return raw_consume_runs(a, addr);
+    }
+    let m = raw_client::produce(addr, "raw", p, &batch, a.batch as u64, requests, a.window)
+        .unwrap_or_else(|e| fail(&format!("raw producer: {e}")));
+    let row = raw_row(String::new(), &m);
+    println!(
+        "raw produce: {} records, {} requests, {:.0} MB/s, {:.0} msg/s",
+        m.records, m.requests, row.mb_s, row.msg_s
+    );
+    raw_consume_runs(a, addr);
+}
+
+fn raw_consume_runs(a: &Args, addr: &str) {
+    for run in 1..=a.consume_runs {
+        let m = raw_client::consume(addr, "raw", a.partitions as i32, a.fetch_bytes)
+            .unwrap_or_else(|e| fail(&format!("raw consumer: {e}")));
+        let row = raw_row(String::new(), &m);
+        println!(
+            "raw consume run {run}: {} records, {} requests, {:.0} MB/s, {:.0} msg/s",
+            m.records, m.requests, row.mb_s, row.msg_s
+        );
+    }
+}
+
+/// A row of a raw client's run: MB/s of 1 KiB payloads, as
+/// rdkafka_performance counts them.
+fn raw_row(name: String, m: &raw_client::Moved) -> Row {
+    Row {
+        name,
+        mb_s: m.records as f64 * 1024.0 / m.secs / MB,
+        msg_s: m.records as f64 / m.secs,
+        latency: None,
+    }
 }
 
 /// rdkafka_performance reading the topic `bench` from the beginning.

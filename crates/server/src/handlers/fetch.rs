@@ -292,19 +292,22 @@ async fn read_when_ready(
     let mut total = 0usize;
     let mut answer_now = false;
     let mut reads = Vec::with_capacity(to_read.len());
-    for (r, log) in to_read.iter().zip(&logs) {
-        let read = read_partition(
-            r,
-            log.as_deref(),
-            max_bytes.saturating_sub(total),
-            total == 0,
-            read_committed,
-            version,
-        );
-        total += read.bytes;
-        answer_now |= read.answer_now;
-        reads.push(read);
-    }
+    let first_pass = || {
+        for (r, log) in to_read.iter().zip(&logs) {
+            let read = read_partition(
+                r,
+                log.as_deref(),
+                max_bytes.saturating_sub(total),
+                total == 0,
+                read_committed,
+                version,
+            );
+            total += read.bytes;
+            answer_now |= read.answer_now;
+            reads.push(read);
+        }
+    };
+    off_worker_if_many(to_read.iter().zip(&logs), first_pass);
     let ready = |total: usize, answer_now: bool, shutdown: &watch::Receiver<bool>| {
         total >= min_bytes.max(1) || answer_now || Instant::now() >= deadline || *shutdown.borrow()
     };
@@ -327,24 +330,33 @@ async fn read_when_ready(
     loop {
         woken.sort_unstable();
         woken.dedup();
-        for i in std::mem::take(&mut woken) {
-            let i = i as usize;
-            let (Some(r), Some(log), Some(slot)) = (to_read.get(i), logs.get(i), reads.get_mut(i))
-            else {
-                continue;
-            };
-            total -= slot.bytes;
-            *slot = read_partition(
-                r,
-                log.as_deref(),
-                max_bytes.saturating_sub(total),
-                total == 0,
-                read_committed,
-                version,
-            );
-            total += slot.bytes;
-            answer_now |= slot.answer_now;
-        }
+        let rung = std::mem::take(&mut woken);
+        let reread = || {
+            for &i in &rung {
+                let i = i as usize;
+                let (Some(r), Some(log), Some(slot)) =
+                    (to_read.get(i), logs.get(i), reads.get_mut(i))
+                else {
+                    continue;
+                };
+                total -= slot.bytes;
+                *slot = read_partition(
+                    r,
+                    log.as_deref(),
+                    max_bytes.saturating_sub(total),
+                    total == 0,
+                    read_committed,
+                    version,
+                );
+                total += slot.bytes;
+                answer_now |= slot.answer_now;
+            }
+        };
+        off_worker_if_many(
+            rung.iter()
+                .filter_map(|&i| Some((to_read.get(i as usize)?, logs.get(i as usize)?))),
+            reread,
+        );
         if ready(total, answer_now, &shutdown) {
             break;
         }
@@ -359,6 +371,33 @@ async fn read_when_ready(
         log.unsubscribe(&wakeup);
     }
     reads
+}
+
+/// Runs `reads` (partition reads, each of which leaves the worker with
+/// `block_in_place` around its log read) in one `block_in_place` when at
+/// least two of `partitions` have records past their fetch offset: one
+/// hand-off of the worker's core for the request instead of one per
+/// partition (a nested `block_in_place` costs nothing). With one reader or
+/// none (a session's idle partitions) nothing changes: no hand-off is added
+/// where no read happens.
+fn off_worker_if_many<'a>(
+    partitions: impl Iterator<Item = (&'a ToRead, &'a Option<Arc<Partition>>)>,
+    reads: impl FnOnce(),
+) {
+    let readers = partitions
+        .filter(|(r, log)| {
+            log.as_deref().is_some_and(|log| {
+                r.params.fetch_offset >= 0
+                    && (r.params.fetch_offset as u64) < log.log().log_end_offset()
+            })
+        })
+        .take(2)
+        .count();
+    if readers >= 2 {
+        blocking(reads)
+    } else {
+        reads()
+    }
 }
 
 /// Reads one partition: at most `room` bytes of the response's budget left.
@@ -447,7 +486,7 @@ fn read_partition(
                             .with_last_stable_offset(end as i64)
                             .with_log_start_offset(start_of(start));
                         let handles = log.log().handles();
-                        match read.map(|read| blocking(|| hold_or_copy(read, handles))) {
+                        match read.map(|read| hold_or_copy(read, handles)) {
                             Some(Ok(Records::File(read))) => range = Some(read),
                             Some(Ok(Records::Memory(b))) => {
                                 memory = b.len();
@@ -508,14 +547,15 @@ enum Records {
 
 /// Keeps `range` as a file range while the descriptor budget of `handles`
 /// holds, else copies it into memory and lets its descriptor go (see the
-/// module doc).
+/// module doc). Only the copy reads the disk, so only it leaves the
+/// worker (`block_in_place` costs thread hand-offs: not for the common case).
 fn hold_or_copy(range: FileRange, handles: &Handles) -> std::io::Result<Records> {
     let stats = handles.stats();
     if stats.descriptors <= stats.limits.descriptors {
         return Ok(Records::File(range));
     }
     let mut out = Vec::new();
-    range.read_into(&mut out)?;
+    blocking(|| range.read_into(&mut out))?;
     Ok(Records::Memory(Bytes::from(out)))
 }
 

@@ -1,8 +1,9 @@
 //! Fetch answered from the segment files (sendfile): records arrive byte
 //! for byte as produced, whole batches within the byte budgets, pipelined
 //! answers in order; the sender's sendfile and copying modes write the same
-//! bytes; a file truncated under a send closes the connection rather than
-//! corrupt the stream.
+//! bytes, whether the range is in the page cache (sent on the worker) or
+//! not (sent under `block_in_place`); a file truncated under a send closes
+//! the connection rather than corrupt the stream.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -13,7 +14,7 @@ use kafka_protocol::messages::FetchRequest;
 use pubsub_broker::FileRange;
 use pubsub_client::fetch;
 use pubsub_server::fetch_response::{Chunk, ResponseFrame};
-use pubsub_server::sender::{FrameSender, SendMode, BUFFER, SENDFILE_MIN};
+use pubsub_server::sender::{in_page_cache, FrameSender, SendMode, BUFFER, SENDFILE_MIN};
 use pubsub_storage::fs::{FileHandle, RealFile};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -260,6 +261,69 @@ async fn sendfile_and_copying_modes_write_the_same_bytes() {
         result.expect("sent");
         assert_eq!(got.len(), expected.len(), "{mode:?}");
         assert!(got == expected, "{mode:?}: the bytes differ");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ranges_in_and_out_of_the_page_cache_are_sent_byte_for_byte() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let len: usize = 3 << 20;
+    let file = patterned_file(&dir, "cache", len);
+    let pattern: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    let frame = |pos: usize, n: usize| {
+        ResponseFrame::from_chunks(vec![
+            Chunk::Bytes(Bytes::from_static(b"head")),
+            Chunk::File(FileRange::new(
+                Arc::clone(&file),
+                pos as u64,
+                n as u64,
+                0,
+                0,
+            )),
+            Chunk::Bytes(Bytes::from_static(b"tail")),
+        ])
+    };
+    let check = |got: &[u8], pos: usize, n: usize, what: &str| {
+        assert_eq!(got.len(), 8 + n, "{what}");
+        assert_eq!(&got[..4], b"head", "{what}");
+        assert!(
+            got[4..4 + n] == pattern[pos..pos + n],
+            "{what}: the bytes differ"
+        );
+        assert_eq!(&got[4 + n..], b"tail", "{what}");
+    };
+    // Just written: every page is in the page cache (dirty or not).
+    let std_file = file.std_file();
+    let cached = in_page_cache(std_file, 0, len as u64);
+    assert_ne!(
+        cached,
+        Some(false),
+        "a file just written is in the page cache"
+    );
+    let (got, result) = through_socket(vec![frame(5, len - 5)], SendMode::Sendfile).await;
+    result.expect("sent");
+    check(&got, 5, len - 5, "cached");
+    // Written back and dropped from the page cache: the kernel says so
+    // where it can tell, and the send (under block_in_place) reads the disk.
+    std_file.sync_all().expect("fsync");
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid descriptor; the advice only drops clean cached pages.
+    let advised =
+        unsafe { libc::posix_fadvise(std_file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    assert_eq!(advised, 0, "posix_fadvise");
+    if cached.is_some() {
+        assert_eq!(
+            in_page_cache(std_file, 4096, 1 << 20),
+            Some(false),
+            "dropped pages are not in the page cache"
+        );
+    }
+    let (got, result) = through_socket(vec![frame(4096, 1 << 20)], SendMode::Sendfile).await;
+    result.expect("sent");
+    check(&got, 4096, 1 << 20, "not cached");
+    // The send read those pages back in.
+    if cached.is_some() {
+        assert_eq!(in_page_cache(std_file, 4096, 1 << 20), Some(true));
     }
 }
 
