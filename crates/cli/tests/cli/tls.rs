@@ -250,8 +250,15 @@ fn python(script: &str, args: &[&str]) -> (bool, String, String) {
 }
 
 /// Kafka's console producer and consumer (the Java client) over SSL with
-/// a PEM truststore; skipped without Java and Kafka's jars.
-fn java_console_round_trip(dir: &Path, addr: &str, ca: &Path, topic: &str) {
+/// a PEM truststore, and a PEM keystore (key, then certificate) if
+/// `client` is given; skipped without Java and Kafka's jars.
+fn java_console_round_trip(
+    dir: &Path,
+    addr: &str,
+    ca: &Path,
+    client: Option<(&Path, &Path)>,
+    topic: &str,
+) {
     if !crate::reference::java_and_maven("the Java console tools do not run over TLS") {
         return;
     }
@@ -262,15 +269,21 @@ fn java_console_round_trip(dir: &Path, addr: &str, ca: &Path, topic: &str) {
         "{}",
         String::from_utf8_lossy(&setup.stderr)
     );
-    let props = dir.join("client-ssl.properties");
-    std::fs::write(
-        &props,
-        format!(
-            "security.protocol=SSL\nssl.truststore.type=PEM\nssl.truststore.location={}\n",
-            ca.display()
-        ),
-    )
-    .unwrap();
+    let props = dir.join(format!("{topic}.properties"));
+    let mut text = format!(
+        "security.protocol=SSL\nssl.truststore.type=PEM\nssl.truststore.location={}\n",
+        ca.display()
+    );
+    if let Some((cert, key)) = client {
+        let keystore = dir.join(format!("{topic}-keystore.pem"));
+        let pem = std::fs::read_to_string(key).unwrap() + &std::fs::read_to_string(cert).unwrap();
+        std::fs::write(&keystore, pem).unwrap();
+        text.push_str(&format!(
+            "ssl.keystore.type=PEM\nssl.keystore.location={}\n",
+            keystore.display()
+        ));
+    }
+    std::fs::write(&props, text).unwrap();
     let tool = |class: &str, args: &[&str], stdin: &str| {
         let mut c = Command::new(&launcher);
         c.arg("run")
@@ -368,7 +381,7 @@ fn kafka_clients_produce_and_consume_over_ssl_and_bad_certificates_fail() {
     );
     assert!(ok, "kafka-python over SSL: {out}\n{err}");
     assert_eq!(out.trim(), "kp-0,kp-1,kp-2,kp-3,kp-4");
-    java_console_round_trip(dir, &ssl, &ca.path, "tls-java");
+    java_console_round_trip(dir, &ssl, &ca.path, None, "tls-java");
 
     // A client that trusts another CA fails, and the broker says why.
     let other = Ca::new(dir, "other");
@@ -423,6 +436,8 @@ fn mutual_tls_names_the_principal_and_sighup_swaps_the_certificate_for_new_conne
     assert_eq!(got, ["x", "y"]);
     // Kafka's DefaultKafkaPrincipalBuilder: User: + X500Principal.getName().
     log_shows(&daemon, "principal=User:CN=client,O=Pubsub,C=NL");
+    // The Java client with a PEM keystore.
+    java_console_round_trip(dir, &ssl, &ca.path, with_cert, "mtls-java");
     // Without a client certificate: refused.
     let (ok, _, _) = run(kcat(&ssl, &ca.path, None, &["-L"]), "");
     assert!(!ok, "a client without a certificate is refused");
