@@ -1,13 +1,17 @@
 //! `pubsub serve`: open the broker, listen, serve the Kafka protocol (and,
 //! if asked, Prometheus metrics over HTTP) until SIGINT or SIGTERM, then
-//! shut down cleanly.
+//! shut down cleanly. SIGHUP reloads the TLS certificate and key.
+//!
+//! The listeners are `listen` (PLAINTEXT, when set) and then each
+//! `[[listeners]]` entry, in that order; stdout says `listening on ADDR` for
+//! the first and `listening on ADDR (NAME, PROTOCOL)` for each other.
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use pubsub_broker::Broker;
-use pubsub_server::Metrics;
+use pubsub_server::{Bound, Listener, Metrics, Tls};
 use pubsub_storage::handles::{self, RESERVED_DESCRIPTORS};
 use pubsub_storage::{HandleLimits, Handles};
 use tokio::net::TcpListener;
@@ -39,18 +43,66 @@ pub fn run(settings: Settings) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn serve(settings: &Settings, broker: Broker) -> Result<(), CliError> {
-    let listener = TcpListener::bind(&settings.listen)
+/// Binds `addr`; the socket and its local address.
+async fn bind(addr: &str) -> Result<(TcpListener, SocketAddr), CliError> {
+    let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| CliError::Io {
-            what: format!("listening on {}", settings.listen),
+            what: format!("listening on {addr}"),
             source,
         })?;
     let local = listener.local_addr().map_err(|source| CliError::Io {
         what: "reading the listen address".into(),
         source,
     })?;
-    let (host, port) = advertised(settings, local);
+    Ok((listener, local))
+}
+
+/// Binds every listener: `listen` first, then `[[listeners]]`; each with
+/// its local address.
+async fn bind_all(
+    settings: &Settings,
+    tls: Option<&Arc<Tls>>,
+) -> Result<Vec<(Bound, SocketAddr)>, CliError> {
+    let mut bound = Vec::new();
+    if !settings.listen.trim().is_empty() {
+        let (socket, local) = bind(&settings.listen).await?;
+        let (host, port) = advertised(&settings.advertised, local);
+        let listener = Arc::new(Listener::plaintext(host, port));
+        bound.push((Bound { socket, listener }, local));
+    }
+    for l in &settings.listeners {
+        let (socket, local) = bind(&l.listen).await?;
+        let (host, port) = advertised(&l.advertised, local);
+        let protocol = l.security_protocol();
+        let listener = Arc::new(Listener {
+            name: l.name.clone(),
+            protocol,
+            advertised_host: host,
+            advertised_port: port,
+            sasl_mechanisms: l.sasl_mechanisms.clone(),
+            tls: protocol.uses_tls().then(|| tls.cloned()).flatten(),
+        });
+        bound.push((Bound { socket, listener }, local));
+    }
+    Ok(bound)
+}
+
+async fn serve(settings: &Settings, broker: Broker) -> Result<(), CliError> {
+    let uses_tls = settings
+        .listeners
+        .iter()
+        .any(|l| l.security_protocol().uses_tls());
+    let tls = match settings.tls.files() {
+        Some(files) if uses_tls => Some(Arc::new(Tls::load(files).map_err(|e| {
+            CliError::Invalid {
+                key: "tls".into(),
+                reason: e.to_string(),
+            }
+        })?)),
+        _ => None,
+    };
+    let bound = bind_all(settings, tls.as_ref()).await?;
     let metrics_listener = match settings.metrics.as_str() {
         "" => None,
         addr => {
@@ -75,10 +127,22 @@ async fn serve(settings: &Settings, broker: Broker) -> Result<(), CliError> {
         what: "installing the SIGINT handler".into(),
         source,
     })?;
-    tracing::info!(listen = %local, advertised = %format!("{host}:{port}"), data_dir = %settings.data_dir.display(), "serving the Kafka protocol");
+    let mut hangup = signal(SignalKind::hangup()).map_err(|source| CliError::Io {
+        what: "installing the SIGHUP handler".into(),
+        source,
+    })?;
     // The lines on stdout: scripts and tests wait for them.
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "listening on {local}");
+    for (i, (b, local)) in bound.iter().enumerate() {
+        let l = &b.listener;
+        let advertised = format!("{}:{}", l.advertised_host, l.advertised_port);
+        tracing::info!(listener = %l.name, protocol = %l.protocol, listen = %local, %advertised, data_dir = %settings.data_dir.display(), "serving the Kafka protocol");
+        if i == 0 {
+            let _ = writeln!(out, "listening on {local}");
+        } else {
+            let _ = writeln!(out, "listening on {local} ({}, {})", l.name, l.protocol);
+        }
+    }
     if let Some((_, addr)) = &metrics_listener {
         tracing::info!(listen = %addr, "serving /metrics and /health over HTTP");
         let _ = writeln!(out, "metrics on {addr}");
@@ -101,7 +165,24 @@ async fn serve(settings: &Settings, broker: Broker) -> Result<(), CliError> {
             std::process::exit(130);
         });
     };
-    let config = settings.server_config(host, port);
+    let reloads = tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            let Some(tls) = &tls else {
+                tracing::info!("SIGHUP: no TLS listener, nothing to reload");
+                continue;
+            };
+            let files = tls.files();
+            match tls.reload() {
+                Ok(()) => {
+                    tracing::info!(cert = %files.cert.display(), key = %files.key.display(), "SIGHUP: reloaded the TLS certificate and key; new connections use them")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "SIGHUP: TLS reload failed, keeping the current certificate")
+                }
+            }
+        }
+    });
+    let config = settings.server_config();
     let metrics = Arc::new(Metrics::new());
     let (stop_metrics, metrics_stopped) = oneshot::channel::<()>();
     let metrics_task = metrics_listener.map(|(l, _)| {
@@ -114,7 +195,9 @@ async fn serve(settings: &Settings, broker: Broker) -> Result<(), CliError> {
             },
         ))
     });
-    pubsub_server::run_with_metrics(listener, broker, config, metrics, shutdown).await;
+    let listeners = bound.into_iter().map(|(b, _)| b).collect();
+    pubsub_server::run_listeners(listeners, broker, config, metrics, shutdown).await;
+    reloads.abort();
     let _ = stop_metrics.send(());
     if let Some(task) = metrics_task {
         let _ = task.await;
@@ -175,9 +258,9 @@ fn fit_limits(max_connections: usize) {
 }
 
 /// What clients are told to connect to: `advertised`, or the bound address.
-fn advertised(settings: &Settings, local: SocketAddr) -> (String, u16) {
-    if !settings.advertised.is_empty() {
-        if let Ok(parts) = advertised_parts(&settings.advertised) {
+fn advertised(advertised: &str, local: SocketAddr) -> (String, u16) {
+    if !advertised.is_empty() {
+        if let Ok(parts) = advertised_parts(advertised) {
             return parts;
         }
     }

@@ -21,8 +21,10 @@ use crate::error::CliError;
 use crate::human::{parse_span, Size, Span};
 
 mod env;
+mod listeners;
 mod topics;
 use env::{env_keys, set, typed, IGNORED_ENV};
+pub use listeners::{ListenerSettings, TlsSettings};
 pub use topics::TopicSettings;
 
 /// Everything `pubsub serve` can be told.
@@ -31,10 +33,17 @@ pub use topics::TopicSettings;
 pub struct Settings {
     /// Where the data lives.
     pub data_dir: PathBuf,
-    /// Address to listen on (`127.0.0.1:0` picks a free port).
+    /// Address of the PLAINTEXT listener (`127.0.0.1:0` picks a free port);
+    /// empty: none (then `listeners` must name one).
     pub listen: String,
-    /// Address clients are told to connect to; empty: the listen address.
+    /// Address clients of `listen` are told to connect to; empty: the
+    /// listen address.
     pub advertised: String,
+    /// More listeners: `[[listeners]]` with name, listen, advertised,
+    /// protocol and sasl_mechanisms.
+    pub listeners: Vec<ListenerSettings>,
+    /// The certificate, key and client CA of TLS listeners.
+    pub tls: TlsSettings,
     /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `pubsub_server=debug`.
     pub log: String,
     /// When partitions fsync: `never` (the OS writes back; acks=all still
@@ -108,6 +117,8 @@ impl Default for Settings {
             data_dir: PathBuf::from("./pubsub-data"),
             listen: "127.0.0.1:9092".into(),
             advertised: String::new(),
+            listeners: Vec::new(),
+            tls: TlsSettings::default(),
             log: "info".into(),
             flush: "never".into(),
             metrics: String::new(),
@@ -246,9 +257,7 @@ impl Settings {
                 reason,
             })
         };
-        if self.listen.trim().is_empty() {
-            return bad("listen", "must be HOST:PORT".into());
-        }
+        listeners::validate(&self.listen, &self.listeners, &self.tls)?;
         if !self.advertised.is_empty() {
             advertised_parts(&self.advertised).map_err(|reason| CliError::Invalid {
                 key: "advertised".into(),
@@ -372,11 +381,9 @@ impl Settings {
         })
     }
 
-    /// The protocol server's configuration, advertising `advertised`.
-    pub fn server_config(&self, advertised_host: String, advertised_port: u16) -> ServerConfig {
+    /// The protocol server's configuration.
+    pub fn server_config(&self) -> ServerConfig {
         ServerConfig {
-            advertised_host,
-            advertised_port,
             max_request_bytes: self.server.max_request_size.0 as usize,
             max_connections: self.server.max_connections as usize,
             idle_timeout: self.server.idle_timeout.0,
@@ -598,6 +605,90 @@ mod tests {
         )
         .expect_err("bad address");
         assert!(e.to_string().contains("metrics"), "{e}");
+    }
+
+    #[test]
+    fn listeners_and_tls_layer_like_every_key_and_are_checked_together() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("pubsub.toml");
+        std::fs::write(
+            &file,
+            "listen = \"\"\n[[listeners]]\nname = \"ssl\"\nlisten = \"127.0.0.1:9093\"\nprotocol = \"SSL\"\n\
+             [[listeners]]\nname = \"sasl\"\nlisten = \"127.0.0.1:9094\"\nadvertised = \"b.example:9094\"\n\
+             protocol = \"sasl_ssl\"\nsasl_mechanisms = [\"SCRAM-SHA-512\", \"PLAIN\"]\n\
+             [tls]\ncert = \"server.pem\"\nkey = \"server.key\"\n",
+        )
+        .expect("write");
+        let s = Settings::load(Some(&file), env(&[]), &Overrides::default()).expect("load");
+        assert_eq!(s.listeners.len(), 2);
+        assert_eq!(s.listeners[0].advertised, "");
+        assert_eq!(
+            s.listeners[1].security_protocol(),
+            pubsub_server::SecurityProtocol::SaslSsl
+        );
+        assert_eq!(s.listeners[1].sasl_mechanisms, ["SCRAM-SHA-512", "PLAIN"]);
+        let files = s.tls.files().expect("tls");
+        assert_eq!(files.cert, PathBuf::from("server.pem"));
+        assert_eq!(files.client_ca, None);
+
+        // The environment replaces the list and sets [tls] keys; a flag
+        // brings back the PLAINTEXT listener.
+        let s = Settings::load(
+            Some(&file),
+            env(&[
+                (
+                    "PUBSUB_LISTENERS",
+                    "[{ name = \"tls\", listen = \"127.0.0.1:0\", protocol = \"SSL\" }]",
+                ),
+                ("PUBSUB_TLS_CLIENT_CA", "ca.pem"),
+            ]),
+            &Overrides {
+                listen: Some("127.0.0.1:0".into()),
+                ..Overrides::default()
+            },
+        )
+        .expect("load");
+        assert_eq!(s.listen, "127.0.0.1:0");
+        assert_eq!(s.listeners.len(), 1);
+        assert_eq!(s.listeners[0].name, "tls");
+        assert_eq!(
+            s.tls.files().expect("tls").client_ca,
+            Some(PathBuf::from("ca.pem"))
+        );
+        let e = Settings::load(
+            None,
+            env(&[("PUBSUB_LISTENERS", "ssl://127.0.0.1:9093")]),
+            &Overrides::default(),
+        )
+        .expect_err("not TOML");
+        assert!(e.to_string().contains("PUBSUB_LISTENERS"), "{e}");
+
+        let err = |text: &str| {
+            Settings::parse(text, "f.toml")
+                .and_then(|s| s.validate())
+                .expect_err(text)
+                .to_string()
+        };
+        let one = |fields: &str| {
+            format!("[[listeners]]\nname = \"x\"\nlisten = \"127.0.0.1:1\"\n{fields}")
+        };
+        assert!(err("listen = \"\"").contains("listen"));
+        assert!(err(&one("protocol = \"TLS\"")).contains("protocol"));
+        assert!(err(&one("protocol = \"SSL\"")).contains("tls.cert"));
+        assert!(err(&one(
+            "protocol = \"SASL_PLAINTEXT\"\nsasl_mechanisms = [\"GSSAPI\"]"
+        ))
+        .contains("GSSAPI"));
+        assert!(err(&one("sasl_mechanisms = [\"PLAIN\"]")).contains("sasl_mechanisms"));
+        assert!(err(&one("advertised = \"nohost\"")).contains("advertised"));
+        assert!(
+            err("[[listeners]]\nname = \"PLAINTEXT\"\nlisten = \"127.0.0.1:1\"").contains("twice")
+        );
+        assert!(err("[tls]\nclient_ca = \"ca.pem\"").contains("client_ca"));
+        assert!(
+            err(&one("port = 1")).contains("port"),
+            "unknown keys are refused"
+        );
     }
 
     #[test]

@@ -2,13 +2,9 @@
 
 use std::time::Duration;
 
-/// How the server listens and protects itself.
+/// How the server protects itself (what each listener is: [`crate::listener::Listener`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
-    /// Host clients are told to connect to (Metadata, FindCoordinator).
-    pub advertised_host: String,
-    /// Port clients are told to connect to.
-    pub advertised_port: u16,
     /// Largest request accepted, in bytes (Kafka `socket.request.max.bytes`,
     /// 100 MiB). A larger length prefix closes the connection before anything
     /// is allocated.
@@ -26,11 +22,8 @@ pub struct ServerConfig {
     /// How long a fetch session is kept before a bigger one may take its
     /// place, and how long unused before any new one may (Kafka: 120 s).
     pub fetch_session_eviction: Duration,
-    /// How clients of this listener connect (Kafka `security.protocol`).
-    pub security_protocol: SecurityProtocol,
-    /// SASL mechanisms offered when `security_protocol` uses SASL
-    /// (`SCRAM-SHA-512`, `SCRAM-SHA-256`, `PLAIN`), in order of preference.
-    pub sasl_mechanisms: Vec<String>,
+    /// A TLS handshake not done in this long closes the connection.
+    pub tls_handshake_timeout: Duration,
 }
 
 /// A listener's security protocol, with Kafka's names.
@@ -97,16 +90,13 @@ impl std::fmt::Display for SecurityProtocol {
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
-            advertised_host: "127.0.0.1".into(),
-            advertised_port: 9092,
             max_request_bytes: 100 << 20,
             max_connections: 1000,
             idle_timeout: Duration::from_secs(600),
             shutdown_grace: Duration::from_secs(10),
             fetch_session_slots: crate::fetch_session::DEFAULT_SLOTS,
             fetch_session_eviction: crate::fetch_session::DEFAULT_EVICTION,
-            security_protocol: SecurityProtocol::Plaintext,
-            sasl_mechanisms: Vec::new(),
+            tls_handshake_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -8,6 +8,7 @@ use tokio::sync::watch;
 
 use crate::config::ServerConfig;
 use crate::fetch_session::SessionCache;
+use crate::listener::Listener;
 use crate::metrics::Metrics;
 
 /// Per-connection context.
@@ -17,6 +18,9 @@ pub struct Ctx {
     pub broker: Broker,
     /// Server settings.
     pub config: Arc<ServerConfig>,
+    /// The listener the connection came in on: its protocol, SASL
+    /// mechanisms and the address clients are told to connect to.
+    pub listener: Arc<Listener>,
     /// The client's host, as Kafka reports it ("/127.0.0.1").
     pub client_host: String,
     /// Becomes true when the server shuts down (long polls end early).
@@ -31,8 +35,8 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// The context of a connection from `peer`, counting into its own
-    /// (unshared) metrics.
+    /// The context of a connection from `peer` on the default PLAINTEXT
+    /// listener (127.0.0.1:9092), counting into its own (unshared) metrics.
     pub fn new(
         broker: Broker,
         config: Arc<ServerConfig>,
@@ -59,6 +63,7 @@ impl Ctx {
             fetch_sessions,
             broker,
             config,
+            listener: Arc::new(Listener::default()),
             client_host: format!("/{peer}"),
             shutdown,
             metrics,

@@ -35,4 +35,8 @@ pub enum ServerError {
     /// The connection was idle too long.
     #[error("idle for longer than the idle timeout")]
     Idle,
+    /// A listener's TLS files are missing or unusable, or a handshake
+    /// failed.
+    #[error("TLS: {0}")]
+    Tls(String),
 }

@@ -1,7 +1,9 @@
 //! The Kafka wire protocol on tokio.
 //!
 //! [`run`] takes a bound listener, an open [`Broker`] and a shutdown future
-//! (so tests can drive it), accepts connections up to the configured limit
+//! (so tests can drive it); [`run_listeners`] takes several, each with its
+//! [`Listener`] (name, protocol, advertised address, TLS). The server
+//! accepts connections on all of them up to the configured limit
 //! and serves each on its own task: requests of one connection are answered
 //! in order; connections are served concurrently. Each API has its own
 //! module under [`handlers`]; broker errors become Kafka error codes in
@@ -26,8 +28,10 @@ pub mod fetch_response;
 pub mod fetch_session;
 pub mod frame;
 pub mod handlers;
+pub mod listener;
 pub mod metrics;
 pub mod sender;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -41,9 +45,12 @@ pub use config::{SecurityProtocol, ServerConfig, NODE_ID};
 pub use context::Ctx;
 pub use dispatch::{dispatch, Reply, SUPPORTED};
 pub use error::ServerError;
+pub use listener::{Bound, Listener};
 pub use metrics::Metrics;
+pub use tls::{Tls, TlsFiles};
 
-/// Serves Kafka clients on `listener` until `shutdown` completes.
+/// Serves Kafka clients on `listener` (PLAINTEXT, advertising its own
+/// address) until `shutdown` completes.
 pub async fn run(
     listener: TcpListener,
     broker: Broker,
@@ -62,6 +69,26 @@ pub async fn run_with_metrics(
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()>,
 ) {
+    let bound = match Bound::plaintext(listener) {
+        Ok(bound) => bound,
+        Err(e) => {
+            tracing::error!(error = %e, "reading the listen address");
+            return;
+        }
+    };
+    run_listeners(vec![bound], broker, config, metrics, shutdown).await
+}
+
+/// Serves Kafka clients on every listener of `listeners` until `shutdown`
+/// completes, counting into `metrics`. `server.max_connections` bounds the
+/// connections of all listeners together.
+pub async fn run_listeners(
+    listeners: Vec<Bound>,
+    broker: Broker,
+    config: ServerConfig,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()>,
+) {
     let config = Arc::new(config);
     let (stop_tx, stop_rx) = watch::channel(false);
     let slots = Arc::new(Semaphore::new(config.max_connections));
@@ -71,12 +98,31 @@ pub async fn run_with_metrics(
         config.fetch_session_eviction,
     )));
     let mut connections = JoinSet::new();
-    let mut accepts = Accepts::new("kafka");
+    // One accepting task per listener, handing connections to this loop.
+    let (accepted_tx, mut accepted) = tokio::sync::mpsc::channel(16);
+    let mut acceptors = JoinSet::new();
+    for bound in listeners {
+        let tx = accepted_tx.clone();
+        acceptors.spawn(async move {
+            let mut accepts = Accepts::new("kafka");
+            loop {
+                let (stream, peer) = accepts.next(&bound.socket).await;
+                if tx
+                    .send((stream, peer, Arc::clone(&bound.listener)))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+    }
+    drop(accepted_tx);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            (stream, peer) = accepts.next(&listener) => {
+            Some((stream, peer, listener)) = accepted.recv() => {
                 metrics.connection_accepted();
                 let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
                     metrics.connection_refused();
@@ -91,6 +137,7 @@ pub async fn run_with_metrics(
                     peer.ip(),
                     stop_rx.clone(),
                 );
+                ctx.listener = listener;
                 ctx.fetch_sessions = Arc::clone(&fetch_sessions);
                 connections.spawn(async move {
                     let metrics = Arc::clone(&ctx.metrics);
@@ -104,7 +151,9 @@ pub async fn run_with_metrics(
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
-    drop(listener);
+    // Stop accepting: the tasks own the sockets, which close with them.
+    acceptors.shutdown().await;
+    drop(accepted);
     let _ = stop_tx.send(true);
     let open = connections.len();
     if open > 0 {

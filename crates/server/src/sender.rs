@@ -16,8 +16,9 @@
 //! than a `sendfile`, and many small partitions then leave in one write.
 //!
 //! [`SendMode::Copy`] reads every range into the buffer and writes it: the
-//! path for a transport that must see the bytes (TLS, once it exists) and
-//! for systems without Linux's `sendfile`. Both modes write the same bytes
+//! path for a transport that must see the bytes (TLS: [`FrameSender::over`]
+//! takes any `AsyncWrite` and always copies) and for systems without
+//! Linux's `sendfile`. Both modes write the same bytes
 //! (tested in `tests/server/zero_copy.rs` of the server's test binary).
 //!
 //! `sendfile` reads the disk when the range is not in the page cache, which
@@ -42,6 +43,7 @@
 use std::io;
 
 use bytes::Bytes;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 
 use pubsub_broker::FileRange;
@@ -75,21 +77,48 @@ impl SendMode {
     }
 }
 
-/// Writes response frames to one socket.
+/// Where the frames go.
+enum Out {
+    /// A plaintext TCP socket, written with system calls (`send`,
+    /// `sendfile`).
+    Tcp(OwnedWriteHalf),
+    /// Any byte stream (TLS): written and flushed through `AsyncWrite`.
+    Stream(Box<dyn AsyncWrite + Send + Sync + Unpin>),
+}
+
+impl std::fmt::Debug for Out {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Out::Tcp(_) => "Tcp",
+            Out::Stream(_) => "Stream",
+        })
+    }
+}
+
+/// Writes response frames to one connection.
 #[derive(Debug)]
 pub struct FrameSender {
-    stream: OwnedWriteHalf,
+    out: Out,
     buf: Vec<u8>,
     mode: SendMode,
 }
 
 impl FrameSender {
-    /// A sender on `stream`.
+    /// A sender on the TCP socket `stream`.
     pub fn new(stream: OwnedWriteHalf, mode: SendMode) -> Self {
         FrameSender {
-            stream,
+            out: Out::Tcp(stream),
             buf: Vec::with_capacity(BUFFER),
             mode,
+        }
+    }
+
+    /// A sender on any byte stream (a TLS session): records are copied.
+    pub fn over(stream: impl AsyncWrite + Send + Sync + Unpin + 'static) -> Self {
+        FrameSender {
+            out: Out::Stream(Box::new(stream)),
+            buf: Vec::with_capacity(BUFFER),
+            mode: SendMode::Copy,
         }
     }
 
@@ -153,8 +182,16 @@ impl FrameSender {
         result
     }
 
-    /// Writes all of `bytes`; `more`: further data follows at once.
-    async fn write_all(&self, mut bytes: &[u8], more: bool) -> io::Result<()> {
+    /// Writes all of `bytes`; `more`: further data follows at once (a
+    /// stream is flushed unless it does).
+    async fn write_all(&mut self, mut bytes: &[u8], more: bool) -> io::Result<()> {
+        if let Out::Stream(w) = &mut self.out {
+            w.write_all(bytes).await?;
+            if !more {
+                w.flush().await?;
+            }
+            return Ok(());
+        }
         while !bytes.is_empty() {
             let n = self.raw_send(bytes, more).await?;
             bytes = &bytes[n..];
@@ -239,7 +276,13 @@ impl FrameSender {
     async fn on_socket(&self, mut call: impl FnMut(i32) -> io::Result<usize>) -> io::Result<usize> {
         use std::os::fd::AsRawFd;
         use tokio::io::Interest;
-        let sock: &tokio::net::TcpStream = self.stream.as_ref();
+        let Out::Tcp(stream) = &self.out else {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a system call on a stream that is not a TCP socket",
+            ));
+        };
+        let sock: &tokio::net::TcpStream = stream.as_ref();
         let fd = sock.as_raw_fd();
         loop {
             sock.writable().await?;

@@ -15,6 +15,8 @@ pub(super) enum Kind {
     Integer,
     Boolean,
     Text,
+    /// An array (`listeners`): the value is a TOML inline array.
+    Array,
 }
 
 /// `PUBSUB_*` name -> (key path, kind), from the defaults' own shape.
@@ -38,6 +40,7 @@ pub(super) fn env_keys() -> BTreeMap<String, (Vec<String>, Kind)> {
                 }
                 toml::Value::Integer(_) => Kind::Integer,
                 toml::Value::Boolean(_) => Kind::Boolean,
+                toml::Value::Array(_) => Kind::Array,
                 _ => Kind::Text,
             };
             out.insert(
@@ -63,6 +66,16 @@ pub(super) fn typed(kind: &Kind, value: &str) -> Result<toml::Value, String> {
             _ => Err(format!("{value:?} is not true or false")),
         },
         Kind::Text => Ok(toml::Value::String(value.to_string())),
+        Kind::Array => format!("v = {value}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .filter(toml::Value::is_array)
+            .ok_or_else(|| {
+                format!(
+                    "{value:?} is not a TOML array, e.g. [{{ name = \"ssl\", listen = \"127.0.0.1:9093\", protocol = \"SSL\" }}]"
+                )
+            }),
     }
 }
 

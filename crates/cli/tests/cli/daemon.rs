@@ -23,6 +23,8 @@ pub struct Daemon {
     pub addr: SocketAddr,
     /// The metrics listener, when started with [`Options::metrics`].
     pub metrics: Option<SocketAddr>,
+    /// The listeners after the first, as printed ([`Options::listeners`]).
+    pub listeners: Vec<SocketAddr>,
     pub data_dir: PathBuf,
     stderr_path: PathBuf,
     stdout_rest: mpsc::Receiver<String>,
@@ -45,6 +47,9 @@ pub struct Options {
     /// restarted daemon takes its predecessor's `addr` here, so clients
     /// reconnect to the same place.
     pub listen: Option<SocketAddr>,
+    /// How many listeners the config adds after the first: their
+    /// `listening on ADDR (NAME, PROTOCOL)` lines are read too.
+    pub listeners: usize,
 }
 
 impl Daemon {
@@ -155,6 +160,15 @@ impl Daemon {
             .strip_prefix("listening on ")
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
+        let listeners = (0..options.listeners)
+            .map(|_| {
+                let line = next_line("listening on");
+                line.strip_prefix("listening on ")
+                    .and_then(|rest| rest.split(' ').next())
+                    .and_then(|a| a.parse().ok())
+                    .unwrap_or_else(|| panic!("unexpected listener line {line:?}"))
+            })
+            .collect();
         let metrics = options.metrics.then(|| {
             let second = next_line("metrics on");
             second
@@ -166,6 +180,7 @@ impl Daemon {
             child: Some(child),
             addr,
             metrics,
+            listeners,
             data_dir: data_dir.to_path_buf(),
             stderr_path,
             stdout_rest: rx,

@@ -24,4 +24,5 @@ mod reference;
 mod serve;
 mod storage_errors;
 mod streams;
+mod tls;
 mod verifiable;

@@ -54,8 +54,8 @@ pub async fn handle(
         .with_controller_id(BrokerId(NODE_ID))
         .with_brokers(vec![DescribeClusterBroker::default()
             .with_broker_id(BrokerId(NODE_ID))
-            .with_host(sb(&ctx.config.advertised_host))
-            .with_port(i32::from(ctx.config.advertised_port))])
+            .with_host(sb(&ctx.listener.advertised_host))
+            .with_port(i32::from(ctx.listener.advertised_port))])
 }
 
 fn endpoint_name(t: i8) -> &'static str {

@@ -17,8 +17,8 @@ pub async fn handle(
 ) -> FindCoordinatorResponse {
     let resp = FindCoordinatorResponse::default()
         .with_node_id(BrokerId(NODE_ID))
-        .with_host(sb(&ctx.config.advertised_host))
-        .with_port(i32::from(ctx.config.advertised_port));
+        .with_host(sb(&ctx.listener.advertised_host))
+        .with_port(i32::from(ctx.listener.advertised_port));
     if req.key_type != 0 {
         // Transaction coordinators: transactions are not supported.
         return resp

@@ -67,6 +67,7 @@ pub struct Metrics {
     connections_refused: AtomicU64,
     connections_open: AtomicU64,
     protocol_errors: AtomicU64,
+    tls_handshake_failures: AtomicU64,
     fetch_sessions: AtomicU64,
     fetch_session_evictions: AtomicU64,
 }
@@ -123,6 +124,7 @@ impl Metrics {
             connections_refused: AtomicU64::new(0),
             connections_open: AtomicU64::new(0),
             protocol_errors: AtomicU64::new(0),
+            tls_handshake_failures: AtomicU64::new(0),
             fetch_sessions: AtomicU64::new(0),
             fetch_session_evictions: AtomicU64::new(0),
         }
@@ -148,6 +150,16 @@ impl Metrics {
     /// malformed request, an unknown API or version, an oversized frame).
     pub fn protocol_error(&self) {
         self.protocol_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A TLS handshake failed or timed out (the connection was closed).
+    pub fn tls_handshake_failed(&self) {
+        self.tls_handshake_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// TLS handshakes failed since start.
+    pub fn tls_handshake_failures(&self) -> u64 {
+        self.tls_handshake_failures.load(Ordering::Relaxed)
     }
 
     /// A request of API `slot` is being handled.

@@ -82,6 +82,12 @@ fn server(e: &mut DescriptorEncoder<'_>, m: &Metrics) -> fmt::Result {
             m.protocol_errors(),
         ),
         (
+            MetricType::Counter,
+            "pubsub_tls_handshake_failures_total",
+            "TLS connections closed because the handshake failed or timed out: an untrusted or expired certificate, a missing client certificate, a plaintext client.",
+            m.tls_handshake_failures(),
+        ),
+        (
             MetricType::Gauge,
             "pubsub_fetch_sessions",
             "Incremental fetch sessions (KIP-227) in the cache (server.fetch_session_slots at most).",

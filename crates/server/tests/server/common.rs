@@ -45,13 +45,11 @@ impl TestServer {
     pub async fn start_in(
         dir: TempDir,
         broker_config: BrokerConfig,
-        mut config: ServerConfig,
+        config: ServerConfig,
     ) -> TestServer {
         let broker = Broker::open(dir.path(), broker_config).expect("open broker");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        config.advertised_host = "127.0.0.1".into();
-        config.advertised_port = addr.port();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(pubsub_server::run(
             listener,
