@@ -31,6 +31,9 @@ pub struct ServerConfig {
     /// SASL mechanisms offered when `security_protocol` uses SASL
     /// (`SCRAM-SHA-512`, `SCRAM-SHA-256`, `PLAIN`), in order of preference.
     pub sasl_mechanisms: Vec<String>,
+    /// How long a failed SASL authentication waits before its answer and
+    /// the close (Kafka `connection.failed.authentication.delay.ms`, 100 ms).
+    pub failed_authentication_delay: Duration,
 }
 
 /// A listener's security protocol, with Kafka's names.
@@ -107,6 +110,7 @@ impl Default for ServerConfig {
             fetch_session_eviction: crate::fetch_session::DEFAULT_EVICTION,
             security_protocol: SecurityProtocol::Plaintext,
             sasl_mechanisms: Vec::new(),
+            failed_authentication_delay: Duration::from_millis(100),
         }
     }
 }

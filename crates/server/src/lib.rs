@@ -27,6 +27,7 @@ pub mod fetch_session;
 pub mod frame;
 pub mod handlers;
 pub mod metrics;
+pub mod sasl;
 pub mod sender;
 
 use std::future::Future;

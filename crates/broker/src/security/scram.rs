@@ -88,7 +88,8 @@ impl ScramMechanism {
         }
     }
 
-    fn hmac(self, key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    /// HMAC(key, the concatenation of `parts`).
+    pub fn hmac(self, key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
         fn run<M: Mac + hmac::digest::KeyInit>(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
             // HMAC takes keys of any length.
             let mut mac = <M as hmac::digest::KeyInit>::new_from_slice(key)
@@ -102,6 +103,11 @@ impl ScramMechanism {
             ScramMechanism::Sha256 => run::<Hmac<Sha256>>(key, parts),
             ScramMechanism::Sha512 => run::<Hmac<Sha512>>(key, parts),
         }
+    }
+
+    /// H(data).
+    pub fn hash_of(self, data: &[u8]) -> Vec<u8> {
+        self.hash(data)
     }
 
     fn hash(self, data: &[u8]) -> Vec<u8> {
@@ -190,6 +196,11 @@ impl ScramCredential {
             ScramCredential::from_password(mechanism, password, &self.salt, self.iterations);
         bool::from(other.stored_key.ct_eq(&self.stored_key))
     }
+}
+
+/// A fresh server nonce: base64 of 24 random bytes.
+pub fn server_nonce() -> crate::Result<String> {
+    Ok(BASE64.encode(super::users::random_bytes(24)?))
 }
 
 /// Why an authentication failed (the metrics' `reason` label). Clients are
@@ -325,7 +336,10 @@ impl ScramServer {
                     .ok_or(AuthFailure::Malformed)?;
                 // Further attributes (extensions) are allowed and ignored.
                 let binding = BASE64.decode(binding).map_err(|_| AuthFailure::Malformed)?;
-                if binding != gs2_header.as_bytes() || their_nonce != nonce {
+                // Kafka accepts a nonce that ends with the server's: older
+                // librdkafka (kcat in Debian) sends its own nonce again in
+                // front. The proof covers the message as sent either way.
+                if binding != gs2_header.as_bytes() || !their_nonce.ends_with(&nonce) {
                     return Err(AuthFailure::Malformed);
                 }
                 let proof = BASE64

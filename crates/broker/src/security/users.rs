@@ -264,10 +264,17 @@ impl CredentialSource for Users {
     }
 
     fn decoy(&self, user: &str, mechanism: ScramMechanism) -> ScramCredential {
+        // Keys no password leads to, derived without PBKDF2 so that an
+        // unknown user's first message costs what a known user's does
+        // (a PLAIN check derives from the salt, as for a real user).
         let mut salt = self.decoy_key(b"salt", user, mechanism);
         salt.resize(SALT_LEN, 0);
-        let password = self.decoy_key(b"password", user, mechanism);
-        ScramCredential::from_password(mechanism, &password, &salt, DEFAULT_ITERATIONS)
+        ScramCredential {
+            salt,
+            iterations: DEFAULT_ITERATIONS,
+            stored_key: mechanism.hash_of(&self.decoy_key(b"stored", user, mechanism)),
+            server_key: self.decoy_key(b"server", user, mechanism),
+        }
     }
 }
 
