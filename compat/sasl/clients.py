@@ -27,6 +27,10 @@ import sys
 import uuid
 
 MECHANISMS = ["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"]
+# librdkafka 2.0 (Debian's kcat) sends a wrong nonce in its SCRAM
+# client-final message; Kafka 4.1.1 refuses it as pubsub does. Its SCRAM
+# attempts run only when asked for explicitly (--client kcat --mechanism ...).
+KNOWN_BROKEN = {("kcat", "SCRAM-SHA-256"), ("kcat", "SCRAM-SHA-512")}
 CLIENTS = ["confluent", "kafka-python", "kcat"]
 
 
@@ -139,6 +143,8 @@ def main():
     args = ap.parse_args()
     for client in args.client or CLIENTS:
         for mechanism in args.mechanism or MECHANISMS:
+            if (client, mechanism) in KNOWN_BROKEN and not (args.client and args.mechanism):
+                continue
             topic = args.topic or f"sasl-{client}-{mechanism.lower()}-{uuid.uuid4().hex[:6]}"
             try:
                 value = RUN[client](args, mechanism, topic)

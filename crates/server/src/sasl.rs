@@ -284,9 +284,14 @@ pub fn authenticate(ctx: &Ctx, token: &[u8]) -> Outcome {
     }
 }
 
-/// The message every failed authentication gets (Kafka's words).
+/// The message every failed authentication of `mechanism` gets, whatever
+/// the reason (Kafka 4.1's words for a wrong password).
 pub fn failure_message(mechanism: &str) -> String {
-    format!("Authentication failed during authentication due to invalid credentials with SASL mechanism {mechanism}")
+    if mechanism == "PLAIN" {
+        "Authentication failed: Invalid username or password".to_string()
+    } else {
+        format!("Authentication failed during authentication due to invalid credentials with SASL mechanism {mechanism}")
+    }
 }
 
 /// The mechanism of the exchange under way, if any.

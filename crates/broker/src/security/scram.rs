@@ -336,10 +336,10 @@ impl ScramServer {
                     .ok_or(AuthFailure::Malformed)?;
                 // Further attributes (extensions) are allowed and ignored.
                 let binding = BASE64.decode(binding).map_err(|_| AuthFailure::Malformed)?;
-                // Kafka accepts a nonce that ends with the server's: older
-                // librdkafka (kcat in Debian) sends its own nonce again in
-                // front. The proof covers the message as sent either way.
-                if binding != gs2_header.as_bytes() || !their_nonce.ends_with(&nonce) {
+                // Exactly the nonce of the server-first message (RFC 5802;
+                // Kafka 4.1 too). librdkafka before 2.2 (Debian's kcat)
+                // repeats its own nonce in front and fails here, as there.
+                if binding != gs2_header.as_bytes() || their_nonce != nonce {
                     return Err(AuthFailure::Malformed);
                 }
                 let proof = BASE64

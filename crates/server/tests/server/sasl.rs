@@ -131,12 +131,13 @@ async fn metadata_works(c: &mut Client) {
 
 fn assert_auth_failed(r: &SaslAuthenticateResponse, mechanism: &str) {
     assert_eq!(r.error_code, 58, "SASL_AUTHENTICATION_FAILED");
-    assert_eq!(
-        r.error_message.as_deref(),
-        Some(&*format!(
-            "Authentication failed during authentication due to invalid credentials with SASL mechanism {mechanism}"
-        ))
-    );
+    // Kafka 4.1.1's messages (compat/kafka with KAFKA_SASL_USERS shows them).
+    let expected = if mechanism == "PLAIN" {
+        "Authentication failed: Invalid username or password".to_string()
+    } else {
+        format!("Authentication failed during authentication due to invalid credentials with SASL mechanism {mechanism}")
+    };
+    assert_eq!(r.error_message.as_deref(), Some(&*expected));
 }
 
 #[tokio::test]
@@ -471,7 +472,9 @@ async fn users_survive_a_restart_and_no_secret_is_stored() {
 
 /// The real clients, through compat/sasl/clients.py: every mechanism
 /// authenticates, produces and consumes; a wrong password and an unknown
-/// user fail (and nothing hangs).
+/// user fail (and nothing hangs). Against Apache Kafka 4.1.1 started with
+/// `KAFKA_SASL_USERS=admin:admin-secret compat/kafka start DIR` the script
+/// gives the same outcomes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_clients_authenticate_with_scram_and_plain() {
     let server = sasl_server().await;
@@ -511,7 +514,13 @@ async fn real_clients_authenticate_with_scram_and_plain() {
         })
     };
     let good = run(ADMIN, ADMIN_PASSWORD, None).await.expect("clients");
-    assert_eq!(good.len(), 9, "3 clients x 3 mechanisms: {good:#?}");
+    // kcat's librdkafka 2.0 SCRAM is broken (see compat/sasl/clients.py):
+    // kcat runs with PLAIN only.
+    assert_eq!(
+        good.len(),
+        7,
+        "2 clients x 3 mechanisms, kcat with PLAIN: {good:#?}"
+    );
     for line in &good {
         assert!(line.contains("\"ok\": true"), "{line}");
     }
@@ -523,7 +532,8 @@ async fn real_clients_authenticate_with_scram_and_plain() {
         (ADMIN, "wrong-password", "PLAIN"),
     ] {
         let bad = run(user, password, Some(mechanism)).await.expect("clients");
-        assert_eq!(bad.len(), 3, "{bad:#?}");
+        let expected = if mechanism == "PLAIN" { 3 } else { 2 };
+        assert_eq!(bad.len(), expected, "{bad:#?}");
         for line in &bad {
             assert!(line.contains("\"ok\": false"), "{user}: {line}");
         }
