@@ -7,6 +7,7 @@
 //! <data>/<topic>-<n>/partition.checkpoint   kind 18: which topic id the directory belongs to
 //! <data>/<topic>-<n>/producers.checkpoint   kind 19: idempotent producer state snapshot
 //! <data>/<topic>-<n>/leader-epoch.checkpoint kind 20: where each leader epoch started
+//! <data>/users.checkpoint                   kind 21: SCRAM credentials (security::users)
 //! ```
 
 use std::collections::BTreeMap;
@@ -26,9 +27,12 @@ pub(crate) const KIND_TOPIC: u16 = checkpoint::FIRST_USER_KIND + 1;
 pub(crate) const KIND_PARTITION: u16 = checkpoint::FIRST_USER_KIND + 2;
 pub(crate) const KIND_PRODUCERS: u16 = checkpoint::FIRST_USER_KIND + 3;
 pub(crate) const KIND_LEADER_EPOCHS: u16 = checkpoint::FIRST_USER_KIND + 4;
+pub(crate) const KIND_USERS: u16 = checkpoint::FIRST_USER_KIND + 5;
 
 /// `<data>/broker.checkpoint`.
 pub const BROKER_FILE: &str = "broker.checkpoint";
+/// `<data>/users.checkpoint`: SCRAM credentials.
+pub const USERS_FILE: &str = "users.checkpoint";
 /// `<data>/topics`: one file per topic.
 pub const TOPICS_DIR: &str = "topics";
 /// Suffix of a topic file in [`TOPICS_DIR`].

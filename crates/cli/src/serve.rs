@@ -25,6 +25,17 @@ use crate::settings::{advertised_parts, Settings};
 pub fn run(settings: Settings) -> Result<(), CliError> {
     fit_limits(settings.server.max_connections as usize);
     let broker = Broker::open(&settings.data_dir, settings.broker_config()?)?;
+    if let Some((user, password)) = settings.auth.bootstrap_user() {
+        if broker.users().ensure(user, password)? {
+            tracing::info!(
+                user,
+                iterations = pubsub_broker::security::scram::DEFAULT_ITERATIONS,
+                "bootstrap user created (SCRAM-SHA-256 and SCRAM-SHA-512)"
+            );
+        } else {
+            tracing::info!(user, "bootstrap user exists; left as it is");
+        }
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("pubsub-io")

@@ -60,6 +60,38 @@ pub struct Settings {
     pub groups: GroupSettings,
     /// Background work on the logs.
     pub storage: StorageSettings,
+    /// Users and authentication.
+    pub auth: AuthSettings,
+}
+
+/// `[auth]`
+#[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// `name:password` of a user created at start (both SCRAM mechanisms)
+    /// unless it exists; empty: none. Also `PUBSUB_BOOTSTRAP_USER`.
+    pub bootstrap_user: String,
+}
+
+impl std::fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The password never reaches a log.
+        f.debug_struct("AuthSettings")
+            .field(
+                "bootstrap_user",
+                &self.bootstrap_user().map(|(name, _)| name),
+            )
+            .finish()
+    }
+}
+
+impl AuthSettings {
+    /// The bootstrap user's name and password, if set.
+    pub fn bootstrap_user(&self) -> Option<(&str, &str)> {
+        self.bootstrap_user
+            .split_once(':')
+            .filter(|(name, password)| !name.is_empty() && !password.is_empty())
+    }
 }
 
 /// `[server]`
@@ -77,6 +109,9 @@ pub struct ServerSettings {
     /// Incremental fetch sessions kept (`max.incremental.fetch.session.cache.slots`);
     /// 0 declines sessions.
     pub fetch_session_slots: u32,
+    /// How long a failed SASL authentication waits before its answer and
+    /// the close (`connection.failed.authentication.delay.ms`).
+    pub failed_authentication_delay: Span,
 }
 
 /// `[groups]`
@@ -128,6 +163,7 @@ impl Default for Settings {
                 idle_timeout: span(server.idle_timeout),
                 shutdown_grace: span(server.shutdown_grace),
                 fetch_session_slots: server.fetch_session_slots as u32,
+                failed_authentication_delay: span(server.failed_authentication_delay),
             },
             topics: TopicSettings::default(),
             groups: GroupSettings {
@@ -141,6 +177,7 @@ impl Default for Settings {
                 retention_check_interval: span(broker.retention_check_interval),
                 compaction_interval: span(broker.compaction_interval),
             },
+            auth: AuthSettings::default(),
         }
     }
 }
@@ -197,6 +234,12 @@ impl Settings {
             .collect();
         env.sort();
         for (var, value) in env {
+            // Redpanda's and the name for it.
+            let var = if var == "PUBSUB_BOOTSTRAP_USER" {
+                "PUBSUB_AUTH_BOOTSTRAP_USER".to_string()
+            } else {
+                var
+            };
             let Some((path, kind)) = keys.get(&var) else {
                 if !IGNORED_ENV.contains(&var.as_str()) {
                     // Logging is not set up yet: say it directly.
@@ -269,6 +312,13 @@ impl Settings {
                 key: "metrics".into(),
                 reason,
             })?;
+        }
+        if !self.auth.bootstrap_user.is_empty() && self.auth.bootstrap_user().is_none() {
+            // Not the value: it holds a password.
+            return bad(
+                "auth.bootstrap_user",
+                "must be NAME:PASSWORD, both non-empty".into(),
+            );
         }
         self.flush_policy()?;
         tracing_subscriber::EnvFilter::try_new(&self.log).map_err(|e| CliError::Invalid {
@@ -389,6 +439,7 @@ impl Settings {
             idle_timeout: self.server.idle_timeout.0,
             shutdown_grace: self.server.shutdown_grace.0,
             fetch_session_slots: self.server.fetch_session_slots as usize,
+            failed_authentication_delay: self.server.failed_authentication_delay.0,
             ..ServerConfig::default()
         }
     }

@@ -24,6 +24,9 @@ pub struct ServerConfig {
     pub fetch_session_eviction: Duration,
     /// A TLS handshake not done in this long closes the connection.
     pub tls_handshake_timeout: Duration,
+    /// How long a failed SASL authentication waits before its answer and
+    /// the close (Kafka `connection.failed.authentication.delay.ms`, 100 ms).
+    pub failed_authentication_delay: Duration,
 }
 
 /// A listener's security protocol, with Kafka's names.
@@ -97,6 +100,7 @@ impl Default for ServerConfig {
             fetch_session_slots: crate::fetch_session::DEFAULT_SLOTS,
             fetch_session_eviction: crate::fetch_session::DEFAULT_EVICTION,
             tls_handshake_timeout: Duration::from_secs(10),
+            failed_authentication_delay: Duration::from_millis(100),
         }
     }
 }

@@ -196,6 +196,10 @@ async fn read_requests(
         if tx.send(answer).await.is_err() {
             return Ok(());
         }
+        // A failed authentication: its answer goes out, then the close.
+        if crate::sasl::must_close(ctx) {
+            return Ok(());
+        }
     }
 }
 

@@ -32,6 +32,8 @@ pub struct Ctx {
     /// Who the client is: `User:ANONYMOUS` until it authenticates. Shared
     /// by the clones of one connection's context, never across connections.
     pub principal: Arc<Mutex<Principal>>,
+    /// Where the connection is in its SASL authentication (SASL listeners).
+    pub sasl: Arc<Mutex<crate::sasl::SaslSession>>,
 }
 
 impl Ctx {
@@ -68,6 +70,7 @@ impl Ctx {
             shutdown,
             metrics,
             principal: Arc::new(Mutex::new(Principal::anonymous())),
+            sasl: crate::sasl::new_session(),
         }
     }
 

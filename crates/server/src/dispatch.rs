@@ -13,6 +13,10 @@ use kafka_protocol::messages::{
     OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest,
     RequestHeader, ResponseHeader, SyncGroupRequest,
 };
+use kafka_protocol::messages::{
+    AlterUserScramCredentialsRequest, DescribeUserScramCredentialsRequest, SaslAuthenticateRequest,
+    SaslHandshakeRequest,
+};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use tokio::task::JoinHandle;
 
@@ -54,6 +58,10 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeTopicPartitions, 0, 0),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::DescribeProducers, 0, 0),
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// The advertised range of an API.
@@ -127,6 +135,11 @@ pub async fn dispatch(ctx: &Ctx, frame: BytesMut) -> Result<Reply, ServerError> 
             "{} bytes is too short for a request header",
             frame.len()
         )));
+    }
+    // On a SASL listener, before authentication: only ApiVersions and the
+    // SASL exchange (raw tokens after a v0 handshake are answered here).
+    if let Some(reply) = crate::sasl::gate(ctx, &frame).await? {
+        return Ok(reply);
     }
     let api = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
@@ -238,6 +251,21 @@ pub async fn dispatch(ctx: &Ctx, frame: BytesMut) -> Result<Reply, ServerError> 
                 handlers::describe_producers::handle
             )
         }
+        ApiKey::SaslHandshake => serve!(SaslHandshakeRequest, handlers::sasl_handshake::handle),
+        ApiKey::SaslAuthenticate => {
+            let req = SaslAuthenticateRequest::decode(&mut body, version).map_err(malformed)?;
+            ctx.metrics.request(slot);
+            // Counts its answer's error codes; delays a failure's answer.
+            handlers::sasl_authenticate::reply(ctx, correlation_id, req, version, slot)?
+        }
+        ApiKey::DescribeUserScramCredentials => serve!(
+            DescribeUserScramCredentialsRequest,
+            handlers::describe_user_scram_credentials::handle
+        ),
+        ApiKey::AlterUserScramCredentials => serve!(
+            AlterUserScramCredentialsRequest,
+            handlers::alter_user_scram_credentials::handle
+        ),
         _ => return Err(ServerError::UnknownApi(api)),
     };
     Ok(reply)

@@ -32,6 +32,9 @@ pub enum ServerError {
     /// Writing to the socket failed.
     #[error("writing a response: {0}")]
     Write(#[from] std::io::Error),
+    /// A SASL listener's client did what an unauthenticated client may not.
+    #[error("closing an unauthenticated connection: {0}")]
+    Unauthenticated(String),
     /// The connection was idle too long.
     #[error("idle for longer than the idle timeout")]
     Idle,

@@ -30,6 +30,7 @@ pub mod frame;
 pub mod handlers;
 pub mod listener;
 pub mod metrics;
+pub mod sasl;
 pub mod sender;
 pub mod tls;
 

@@ -68,6 +68,8 @@ pub(crate) struct Inner {
     stop: (Mutex<bool>, Condvar),
     background: Mutex<Option<JoinHandle<()>>>,
     recovery: Mutex<Vec<(String, i32, RecoveryReport)>>,
+    /// SCRAM credentials (`users.checkpoint`).
+    users: crate::security::Users,
     /// Holds the data directory's lock while open.
     lock: File,
 }
@@ -223,5 +225,11 @@ impl Broker {
     /// `__consumer_offsets` partition.
     pub fn offsets_store(&self) -> &dyn OffsetsStore {
         self.inner.as_ref()
+    }
+
+    /// The users and their SCRAM credentials (the server authenticates
+    /// against them; the embedded API never does).
+    pub fn users(&self) -> &crate::security::Users {
+        &self.inner.users
     }
 }

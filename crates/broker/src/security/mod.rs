@@ -3,5 +3,9 @@
 //! them. The embedded API is trusted and never consults this module.
 
 mod principal;
+pub mod scram;
+pub mod users;
 
 pub use principal::Principal;
+pub use scram::{AuthFailure, ScramCredential, ScramMechanism};
+pub use users::{UserChange, Users};

@@ -255,3 +255,69 @@ fn serve_help_lists_its_flags_and_examples() {
         help.contains("--data-dir") && help.contains("--listen") && help.contains("--advertised")
     );
 }
+
+/// `PUBSUB_BOOTSTRAP_USER=name:password` creates the user (both SCRAM
+/// mechanisms, 4096 iterations) on the first start, leaves it alone on the
+/// next (another password changes nothing), and no log line or file holds
+/// the password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bootstrap_user_is_created_once_and_its_password_never_written() {
+    use kafka_protocol::messages::DescribeUserScramCredentialsRequest;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let mut logs = String::new();
+    for (round, password) in [(0, "first-Passw0rd"), (1, "second-Passw0rd")] {
+        let daemon = Daemon::start_with(
+            &data,
+            Options {
+                env: vec![("PUBSUB_BOOTSTRAP_USER".into(), format!("root:{password}"))],
+                ..Options::default()
+            },
+        );
+        let mut c = Client::connect(daemon.addr).await;
+        let d = c
+            .call(
+                0,
+                &DescribeUserScramCredentialsRequest::default().with_users(None),
+            )
+            .await;
+        let users: Vec<(String, Vec<(i8, i32)>)> = d
+            .results
+            .iter()
+            .map(|r| {
+                let infos = r
+                    .credential_infos
+                    .iter()
+                    .map(|i| (i.mechanism, i.iterations))
+                    .collect();
+                (r.user.to_string(), infos)
+            })
+            .collect();
+        assert_eq!(users, [("root".to_string(), vec![(1, 4096), (2, 4096)])]);
+        drop(c);
+        let (status, _, stderr) = daemon.stop();
+        assert!(status.success(), "{stderr}");
+        let expected = if round == 0 {
+            "bootstrap user created"
+        } else {
+            "bootstrap user exists"
+        };
+        assert!(stderr.contains(expected), "{stderr}");
+        logs.push_str(&stderr);
+    }
+    assert!(!logs.contains("Passw0rd"), "a password was logged:\n{logs}");
+    let users_file = std::fs::read(data.join("users.checkpoint")).expect("users file");
+    assert!(!String::from_utf8_lossy(&users_file).contains("Passw0rd"));
+
+    // A malformed value is refused before anything opens, without echoing it.
+    let out = Command::new(binary())
+        .args(["serve", "--data-dir"])
+        .arg(&data)
+        .env("PUBSUB_BOOTSTRAP_USER", "no-colon-Passw0rd")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("auth.bootstrap_user"), "{err}");
+    assert!(!err.contains("Passw0rd"), "{err}");
+}

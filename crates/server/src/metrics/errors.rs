@@ -12,6 +12,7 @@ use kafka_protocol::messages::{
     ListOffsetsResponse, MetadataResponse, OffsetCommitResponse, OffsetDeleteResponse,
     OffsetFetchResponse, OffsetForLeaderEpochResponse, ProduceResponse, SyncGroupResponse,
 };
+use kafka_protocol::messages::{SaslAuthenticateResponse, SaslHandshakeResponse};
 
 /// A response whose error codes can be listed.
 pub trait ErrorCodes {
@@ -242,8 +243,27 @@ top_level!(
     InitProducerIdResponse,
     JoinGroupResponse,
     ListGroupsResponse,
-    SyncGroupResponse
+    SyncGroupResponse,
+    SaslHandshakeResponse,
+    SaslAuthenticateResponse
 );
+
+impl ErrorCodes for kafka_protocol::messages::DescribeUserScramCredentialsResponse {
+    fn error_codes(&self, f: &mut dyn FnMut(i16)) {
+        f(self.error_code);
+        for r in &self.results {
+            f(r.error_code);
+        }
+    }
+}
+
+impl ErrorCodes for kafka_protocol::messages::AlterUserScramCredentialsResponse {
+    fn error_codes(&self, f: &mut dyn FnMut(i16)) {
+        for r in &self.results {
+            f(r.error_code);
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -22,7 +22,9 @@ use kafka_protocol::messages::ApiKey;
 use pubsub_broker::stats::{Histogram, HistogramSnapshot};
 
 use crate::dispatch::SUPPORTED;
+use crate::sasl::KNOWN_MECHANISMS;
 use errors::ErrorCodes;
+use pubsub_broker::security::AuthFailure;
 
 /// Error codes counted individually: -1 (UNKNOWN_SERVER_ERROR) up to this.
 /// Anything outside is counted as [`OTHER_CODE`].
@@ -70,7 +72,14 @@ pub struct Metrics {
     tls_handshake_failures: AtomicU64,
     fetch_sessions: AtomicU64,
     fetch_session_evictions: AtomicU64,
+    /// SASL outcomes: per mechanism of [`KNOWN_MECHANISMS`], one per
+    /// [`SASL_OUTCOMES`].
+    sasl: [[AtomicU64; 3]; 3],
 }
+
+/// The `outcome` of a SASL authentication: success, then each
+/// [`AuthFailure`] reason.
+pub const SASL_OUTCOMES: [&str; 3] = ["ok", "invalid_credentials", "malformed"];
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -127,6 +136,7 @@ impl Metrics {
             tls_handshake_failures: AtomicU64::new(0),
             fetch_sessions: AtomicU64::new(0),
             fetch_session_evictions: AtomicU64::new(0),
+            sasl: Default::default(),
         }
     }
 
@@ -224,6 +234,34 @@ impl Metrics {
             .store(sessions as u64, Ordering::Relaxed);
         self.fetch_session_evictions
             .store(evictions, Ordering::Relaxed);
+    }
+
+    /// A SASL authentication with `mechanism` ended: `None` authenticated,
+    /// else failed for that reason.
+    pub fn sasl_outcome(&self, mechanism: &str, failure: Option<AuthFailure>) {
+        let outcome = match failure {
+            None => 0,
+            Some(AuthFailure::InvalidCredentials) => 1,
+            Some(AuthFailure::Malformed) => 2,
+        };
+        if let Some(m) = KNOWN_MECHANISMS.iter().position(|k| *k == mechanism) {
+            self.sasl[m][outcome].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// (mechanism, outcome, count) of every SASL authentication since start.
+    pub fn sasl_outcomes(&self) -> Vec<(&'static str, &'static str, u64)> {
+        let mut out = Vec::new();
+        for (m, mechanism) in KNOWN_MECHANISMS.iter().enumerate() {
+            for (o, outcome) in SASL_OUTCOMES.iter().enumerate() {
+                out.push((
+                    *mechanism,
+                    *outcome,
+                    self.sasl[m][o].load(Ordering::Relaxed),
+                ));
+            }
+        }
+        out
     }
 
     /// Fetch sessions in the cache.

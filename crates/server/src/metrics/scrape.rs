@@ -105,6 +105,17 @@ fn server(e: &mut DescriptorEncoder<'_>, m: &Metrics) -> fmt::Result {
             _ => gauges(e, name, help, [(NO_LABELS, value)])?,
         }
     }
+    {
+        let outcomes = m.sasl_outcomes();
+        counters(
+            e,
+            "pubsub_sasl_authentications_total",
+            "SASL authentications on SASL listeners by mechanism and outcome: ok, invalid_credentials (a wrong password or an unknown user, not told apart), malformed.",
+            outcomes
+                .iter()
+                .map(|(m, o, n)| ([("mechanism", *m), ("outcome", *o)], *n)),
+        )?;
+    }
     let apis = m.apis();
     let names: Vec<String> = apis.iter().map(|a| format!("{:?}", a.key)).collect();
     counters(

@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use pubsub_broker::{Broker, BrokerConfig, GroupConfig};
-use pubsub_server::ServerConfig;
+use std::sync::Arc;
+
+use pubsub_server::{Bound, Listener, ServerConfig};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -47,14 +49,34 @@ impl TestServer {
         broker_config: BrokerConfig,
         config: ServerConfig,
     ) -> TestServer {
+        Self::start_listener_in(dir, broker_config, config, Listener::default()).await
+    }
+
+    /// Starts on `dir` with one listener like `listener` (its advertised
+    /// address becomes the bound one).
+    pub async fn start_listener_in(
+        dir: TempDir,
+        broker_config: BrokerConfig,
+        config: ServerConfig,
+        listener: Listener,
+    ) -> TestServer {
         let broker = Broker::open(dir.path(), broker_config).expect("open broker");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
+        let socket = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = socket.local_addr().expect("addr");
+        let bound = Bound {
+            socket,
+            listener: Arc::new(Listener {
+                advertised_host: addr.ip().to_string(),
+                advertised_port: addr.port(),
+                ..listener
+            }),
+        };
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(pubsub_server::run(
-            listener,
+        let task = tokio::spawn(pubsub_server::run_listeners(
+            vec![bound],
             broker.clone(),
             config,
+            Arc::new(pubsub_server::Metrics::new()),
             async move {
                 let _ = stopped.await;
             },

@@ -12,6 +12,7 @@ mod groups;
 mod java_client;
 mod limits;
 mod produce;
+mod sasl;
 mod tls;
 mod versions;
 mod zero_copy;
