@@ -191,6 +191,10 @@ impl Wire {
 const BATCH_PREFIX: usize = 12; // base offset, batch length
 const BATCH_HEADER: usize = 61;
 
+/// Answers in a row that may leave a partition where it was (each waits
+/// up to the fetch's 500 ms) before the consumer gives up.
+const MAX_STALLS: u32 = 20;
+
 /// Reads `topic`'s partitions `0..partitions` from offset 0 to their high
 /// watermark (taken from each partition's first answer), checking every
 /// offset arrives once. `partition_max` is the Fetch partition and
@@ -210,6 +214,10 @@ pub fn consume(
     let mut next = vec![0i64; n];
     let mut end: Vec<Option<i64>> = vec![None; n];
     let mut done = 0;
+    // Answers in a row that moved a partition no further: a broker that
+    // keeps answering nothing (or only a partial batch) below the high
+    // watermark fails the run instead of spinning.
+    let mut stalled = vec![0u32; n];
     let mut moved = Moved {
         records: 0,
         batch_bytes: 0,
@@ -273,6 +281,7 @@ pub fn consume(
                     return Err(format!("partition {p}: error {error}"));
                 }
                 let last_end = *end[i].get_or_insert(hw);
+                let before = next[i];
                 let mut sent_next = false;
                 // The batches: headers only.
                 while left >= BATCH_PREFIX {
@@ -306,6 +315,13 @@ pub fn consume(
                     wire.skip(whole)?;
                 }
                 wire.skip(left)?;
+                stalled[i] = if next[i] == before { stalled[i] + 1 } else { 0 };
+                if stalled[i] > MAX_STALLS {
+                    return Err(format!(
+                        "partition {p}: no progress at offset {} (high watermark {last_end}) in {MAX_STALLS} answers",
+                        next[i]
+                    ));
+                }
                 if sent_next {
                     // Asked for already.
                 } else if next[i] >= last_end {
