@@ -43,11 +43,17 @@ pub async fn describe_users(
     let v = conn
         .versions()
         .pick::<DescribeUserScramCredentialsRequest>(0..=0)?;
-    let req = DescribeUserScramCredentialsRequest::default().with_users(users.map(|us| {
-        us.iter()
+    // All users is an empty list, not null: Kafka 4.1 reads both as "all",
+    // but refusing a null list (to a user without Describe on the cluster)
+    // throws in its error path and never answers. Kafka's admin client
+    // sends an empty list too.
+    let names = users.unwrap_or_default();
+    let req = DescribeUserScramCredentialsRequest::default().with_users(Some(
+        names
+            .iter()
             .map(|u| UserName::default().with_name(sb(u)))
-            .collect()
-    }));
+            .collect(),
+    ));
     let resp = conn.call(v, &req).await?;
     check(
         resp.error_code,
