@@ -54,7 +54,10 @@ pub struct SecureBroker {
     pub kind: BrokerKind,
     /// The SASL_SSL listener.
     pub bootstrap: String,
-    /// The CA that signed the broker's certificate.
+    /// An SSL listener that requires a client certificate (Kafka only: the
+    /// pubsub configuration names one client CA for every TLS listener).
+    pub ssl_bootstrap: Option<String>,
+    /// The CA that signed the broker's certificate (and the client's).
     pub ca: PathBuf,
     /// Scratch files (password files, properties, the Kafka or pubsub dir).
     pub dir: tempfile::TempDir,
@@ -84,9 +87,14 @@ impl SecureBroker {
                     .lines()
                     .find_map(|l| l.strip_prefix("sasl_ssl on "))
                     .map(str::to_string);
+                let ssl_bootstrap = stdout
+                    .lines()
+                    .find_map(|l| l.strip_prefix("ssl on "))
+                    .map(str::to_string);
                 let broker = SecureBroker {
                     kind: BrokerKind::Kafka,
                     bootstrap: bootstrap.unwrap_or_default(),
+                    ssl_bootstrap,
                     ca: kafka.join("tls/ca.pem"),
                     dir,
                     daemon: None,
@@ -136,6 +144,7 @@ impl SecureBroker {
                 Some(SecureBroker {
                     kind: BrokerKind::Pubsub,
                     bootstrap,
+                    ssl_bootstrap: None,
                     ca: tls.join("tls/ca.pem"),
                     dir,
                     daemon: Some(daemon),
@@ -239,7 +248,10 @@ fn wait(mut child: Child, args: &[&str]) -> Output {
 
 /// Runs a command that must succeed; its stdout.
 pub fn ok(args: &[&str], login: &[String], stdin: &str) -> String {
-    let out = pubsub(args, login, stdin);
+    succeeded(args, pubsub(args, login, stdin))
+}
+
+fn succeeded(args: &[&str], out: Output) -> String {
     assert!(
         out.status.success(),
         "pubsub {args:?} failed: {}",
@@ -251,7 +263,10 @@ pub fn ok(args: &[&str], login: &[String], stdin: &str) -> String {
 /// Runs a command that must fail with one `error:` line and exit code 1;
 /// that line.
 pub fn fails(args: &[&str], login: &[String], stdin: &str) -> String {
-    let out = pubsub(args, login, stdin);
+    failed(args, pubsub(args, login, stdin))
+}
+
+fn failed(args: &[&str], out: Output) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(1), "pubsub {args:?}: {stderr}");
     assert_eq!(stderr.lines().count(), 1, "not one line: {stderr:?}");
@@ -268,19 +283,20 @@ pub fn eventually_ok(args: &[&str], login: &[String], stdin: &str) -> String {
     loop {
         let out = pubsub(args, login, stdin);
         if out.status.success() || Instant::now() > deadline {
-            return ok(args, login, stdin);
+            return succeeded(args, out);
         }
         std::thread::sleep(Duration::from_millis(200));
     }
 }
 
-/// [`eventually_ok`]'s opposite: until it fails (then checked by [`fails`]).
+/// [`eventually_ok`]'s opposite: until it fails (then checked as [`fails`]
+/// checks).
 pub fn eventually_fails(args: &[&str], login: &[String], stdin: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let out = pubsub(args, login, stdin);
         if !out.status.success() || Instant::now() > deadline {
-            return fails(args, login, stdin);
+            return failed(args, out);
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -727,4 +743,60 @@ fn users_and_acls_made_with_the_cli_take_effect() {
     assert!(gone.contains("SASL_AUTHENTICATION_FAILED"), "{gone}");
     let users = ok(&["user", "list"], &admin, "");
     assert!(!rows(&users).iter().any(|r| r[0] == "alice"), "{users}");
+}
+
+/// Mutual TLS: on a listener that requires client certificates, the client
+/// certificate (`--tls-cert`, `--tls-key`) gets in and is the principal
+/// (`User:CN=pubsub-client`) that ACLs name; without it the broker refuses
+/// the connection.
+#[test]
+fn mutual_tls_identifies_the_client_by_its_certificate() {
+    let Some(b) = SecureBroker::start() else {
+        return;
+    };
+    let Some(ssl) = b.ssl_bootstrap.clone() else {
+        eprintln!(
+            "skipped: {:?} has no client-certificate listener here",
+            b.kind
+        );
+        return;
+    };
+    let tls = b.ca.parent().unwrap();
+    let path = |f: &str| tls.join(f).display().to_string();
+    let with_cert = [
+        "--bootstrap".to_string(),
+        ssl.clone(),
+        "--tls-ca".into(),
+        path("ca.pem"),
+        "--tls-cert".into(),
+        path("client.pem"),
+        "--tls-key".into(),
+        path("client.key"),
+    ];
+    ok(&["topic", "list"], &with_cert, "");
+    let refused = fails(&["topic", "create", "mtls"], &with_cert, "");
+    assert!(refused.contains("TOPIC_AUTHORIZATION_FAILED"), "{refused}");
+    ok(
+        &[
+            "acl",
+            "create",
+            "--allow-principal",
+            "User:CN=pubsub-client",
+            "--operation",
+            "create",
+            "--cluster",
+        ],
+        &b.admin(),
+        "",
+    );
+    eventually_ok(&["topic", "create", "mtls"], &with_cert, "");
+
+    let without = [
+        "--bootstrap".to_string(),
+        ssl,
+        "--tls-ca".into(),
+        path("ca.pem"),
+    ];
+    let refused = fails(&["topic", "list"], &without, "");
+    assert!(refused.to_lowercase().contains("certificate"), "{refused}");
 }
