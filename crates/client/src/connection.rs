@@ -278,6 +278,8 @@ impl Sender {
         self.buf.clear();
         encode_request(&mut self.buf, id, version, &self.client_id, req)?;
         self.write.write_all(&self.buf).await?;
+        // TLS may hold the last record until flushed (a no-op on TCP).
+        self.write.flush().await?;
         Ok(id)
     }
 
@@ -286,6 +288,7 @@ impl Sender {
     /// correlation ids are the caller's to match.
     pub async fn send_bytes(&mut self, bytes: &[u8]) -> Result<()> {
         self.write.write_all(bytes).await?;
+        self.write.flush().await?;
         Ok(())
     }
 }
