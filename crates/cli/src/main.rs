@@ -2,10 +2,11 @@
 //! protocol.
 //!
 //! `pubsub serve` runs the broker on a data directory; `topic`, `produce`,
-//! `consume` and `group` talk to a running broker (or any Kafka-protocol
-//! broker); `bench` loads one; `log` inspects a stopped broker's files; see
-//! `pubsub --help`.
+//! `consume`, `group`, `user` and `acl` talk to a running broker (or any
+//! Kafka-protocol broker, over TLS and SASL if asked); `bench` loads one;
+//! `log` inspects a stopped broker's files; see `pubsub --help`.
 
+mod acl;
 mod bench;
 mod consume;
 mod error;
@@ -14,10 +15,12 @@ mod human;
 mod log;
 mod produce;
 mod remote;
+mod security;
 mod serve;
 mod settings;
 mod table;
 mod topic;
+mod user;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -63,6 +66,12 @@ enum Command {
     /// Consumer groups: list, describe (with lag), reset offsets, delete.
     #[command(subcommand)]
     Group(group::GroupCommand),
+    /// SCRAM users: create (or change a password), list, delete.
+    #[command(subcommand)]
+    User(user::UserCommand),
+    /// Access control lists: create, list, delete.
+    #[command(subcommand)]
+    Acl(acl::AclCommand),
     /// Load generator for any Kafka-protocol broker: throughput and latency.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -133,6 +142,8 @@ fn main() -> ExitCode {
         Command::Produce(args) => produce::run(args),
         Command::Consume(args) => consume::run(args),
         Command::Group(command) => group::run(command),
+        Command::User(command) => user::run(command),
+        Command::Acl(command) => acl::run(command),
         Command::Bench(command) => bench::run(command),
         Command::Log(command) => log::run(command),
     };

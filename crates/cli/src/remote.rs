@@ -1,12 +1,14 @@
-//! What the client subcommands (`topic`, `produce`, `consume`, `group`)
-//! share: the broker address flag, the runtime they run on, `key=value`
-//! arguments, and writing to stdout.
+//! What the client subcommands (`topic`, `produce`, `consume`, `group`,
+//! `user`, `acl`, `bench`) share: the broker address and security flags,
+//! the runtime they run on, `key=value` arguments, and writing to stdout.
 
 use std::future::Future;
+use std::sync::Arc;
 
-use pubsub_client::{Cluster, TopicInfo};
+use pubsub_client::{Cluster, Security, TopicInfo};
 
 use crate::error::CliError;
+use crate::security::SecurityArgs;
 
 /// The `client.id` the subcommands use.
 pub const CLIENT_ID: &str = "pubsub-cli";
@@ -22,12 +24,20 @@ pub struct ConnArgs {
         env = "PUBSUB_BOOTSTRAP"
     )]
     pub bootstrap: String,
+    #[command(flatten)]
+    pub security: SecurityArgs,
 }
 
 impl ConnArgs {
-    /// Connects to the bootstrap broker.
+    /// Connects to the bootstrap broker, secured as the flags say.
     pub async fn connect(&self) -> Result<Cluster, CliError> {
-        Ok(Cluster::connect(&self.bootstrap, CLIENT_ID).await?)
+        let security = self.security()?;
+        Ok(Cluster::connect_secure(&self.bootstrap, CLIENT_ID, security).await?)
+    }
+
+    /// How connections are secured (files read, TLS configuration made).
+    pub fn security(&self) -> Result<Arc<Security>, CliError> {
+        self.security.build().map(Arc::new)
     }
 }
 

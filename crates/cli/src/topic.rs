@@ -2,7 +2,9 @@
 //! running broker, over the Kafka protocol.
 
 use clap::Subcommand;
+use kafka_protocol::error::ResponseError;
 use pubsub_client::admin::{self, OffsetQuery};
+use pubsub_client::ClientError;
 
 use crate::error::CliError;
 use crate::remote::{block_on, parse_key_value, write_out, ConnArgs};
@@ -95,11 +97,19 @@ pub fn run(cmd: TopicCommand) -> Result<(), CliError> {
                     &configs,
                 )
                 .await?;
-                let info = cluster.created_topic(&name).await?;
-                eprintln!(
-                    "created topic {name} with {} partitions",
-                    info.partitions.len()
-                );
+                match cluster.created_topic(&name).await {
+                    Ok(info) => eprintln!(
+                        "created topic {name} with {} partitions",
+                        info.partitions.len()
+                    ),
+                    // Allowed to create it but not to describe it (an ACL
+                    // with Create and no Describe): created all the same.
+                    Err(ClientError::Kafka {
+                        error: ResponseError::TopicAuthorizationFailed,
+                        ..
+                    }) => eprintln!("created topic {name} (not allowed to describe it)"),
+                    Err(e) => return Err(e.into()),
+                }
                 Ok(())
             }
             TopicCommand::List { internal, conn } => {

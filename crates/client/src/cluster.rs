@@ -2,9 +2,11 @@
 //! that metadata names, one connection per broker opened on first use, and
 //! the routing of partition requests to leaders and group requests to the
 //! group's coordinator. On a single-node broker everything goes over the
-//! bootstrap connection.
+//! bootstrap connection. Every connection is secured alike (TLS, SASL) by
+//! the cluster's [`Security`].
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::error::ResponseError;
@@ -15,6 +17,7 @@ use kafka_protocol::protocol::StrBytes;
 use crate::admin;
 use crate::connection::Connection;
 use crate::error::{check, ClientError, Result};
+use crate::security::Security;
 
 /// How long FindCoordinator is retried while the answer is retriable.
 pub const COORDINATOR_WAIT: Duration = Duration::from_secs(30);
@@ -48,6 +51,8 @@ impl TopicInfo {
 pub struct Cluster {
     bootstrap: String,
     client_id: String,
+    /// How every connection is secured.
+    security: Arc<Security>,
     /// Open connections by address; the bootstrap one is always here.
     conns: HashMap<String, Connection>,
     /// Broker id -> address, from the last metadata.
@@ -57,18 +62,34 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Connects to the bootstrap broker.
+    /// Connects to the bootstrap broker over plain TCP.
     pub async fn connect(bootstrap: &str, client_id: &str) -> Result<Cluster> {
-        let conn = Connection::connect(bootstrap, client_id).await?;
+        Self::connect_secure(bootstrap, client_id, Arc::new(Security::plaintext())).await
+    }
+
+    /// Connects to the bootstrap broker, and later to the others, as
+    /// `security` says.
+    pub async fn connect_secure(
+        bootstrap: &str,
+        client_id: &str,
+        security: Arc<Security>,
+    ) -> Result<Cluster> {
+        let conn = Connection::connect_secure(bootstrap, client_id, &security).await?;
         let mut conns = HashMap::new();
         conns.insert(bootstrap.to_string(), conn);
         Ok(Cluster {
             bootstrap: bootstrap.to_string(),
             client_id: client_id.to_string(),
+            security,
             conns,
             brokers: HashMap::new(),
             coordinators: HashMap::new(),
         })
+    }
+
+    /// How this cluster's connections are secured.
+    pub fn security(&self) -> &Arc<Security> {
+        &self.security
     }
 
     /// The bootstrap connection (admin requests any broker answers).
@@ -81,7 +102,7 @@ impl Cluster {
     /// The connection to `addr`, opened if needed.
     pub async fn at(&mut self, addr: &str) -> Result<&mut Connection> {
         if !self.conns.contains_key(addr) {
-            let conn = Connection::connect(addr, &self.client_id).await?;
+            let conn = Connection::connect_secure(addr, &self.client_id, &self.security).await?;
             self.conns.insert(addr.to_string(), conn);
         }
         self.conns

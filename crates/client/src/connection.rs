@@ -1,6 +1,7 @@
-//! One TCP connection to a broker: length-prefixed frames, correlation ids,
-//! the API versions the broker advertises, and an optional split into a
-//! sending and a receiving half so requests can be pipelined.
+//! One connection to a broker (TCP, or TLS over TCP, authenticated with
+//! SASL when the [`Security`] says so): length-prefixed frames, correlation
+//! ids, the API versions the broker advertises, and an optional split into
+//! a sending and a receiving half so requests can be pipelined.
 //!
 //! Two layers: typed calls ([`Connection::call`], [`Sender::send`],
 //! [`Receiver::receive`]) at any version the caller names, built on frames
@@ -12,16 +13,23 @@ use std::collections::HashMap;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+    SaslAuthenticateRequest, SaslHandshakeRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use crate::error::{ClientError, Result};
+use crate::error::{check, ClientError, Result};
+use crate::scram::{ScramClient, ScramHash};
+use crate::security::{SaslLogin, SaslMechanism, Security, Stream};
+
+/// The write side of a connection, plain or TLS.
+type WriteHalf = Box<dyn AsyncWrite + Send + Sync + Unpin>;
+/// The read side of a connection, plain or TLS.
+type ReadHalf = Box<dyn AsyncRead + Send + Sync + Unpin>;
 
 /// Answers larger than this are refused (a broker speaking something else).
 const MAX_RESPONSE: usize = 512 << 20;
@@ -66,25 +74,55 @@ pub struct Connection {
 }
 
 /// The sending half: encodes requests with fresh correlation ids.
-#[derive(Debug)]
 pub struct Sender {
-    write: OwnedWriteHalf,
+    write: WriteHalf,
     next_id: i32,
     client_id: StrBytes,
     buf: BytesMut,
 }
 
+impl std::fmt::Debug for Sender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sender")
+            .field("next_id", &self.next_id)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The receiving half: reads answers, in the order requests were sent.
-#[derive(Debug)]
 pub struct Receiver {
-    read: BufReader<OwnedReadHalf>,
+    read: BufReader<ReadHalf>,
+}
+
+impl std::fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receiver").finish_non_exhaustive()
+    }
 }
 
 impl Connection {
-    /// Connects to `addr` (HOST:PORT) and asks for the broker's API versions.
+    /// Connects to `addr` (HOST:PORT) over plain TCP and asks for the
+    /// broker's API versions.
     pub async fn connect(addr: &str, client_id: &str) -> Result<Connection> {
-        let mut conn = Self::connect_unversioned(addr, client_id).await?;
+        Self::connect_secure(addr, client_id, &Security::plaintext()).await
+    }
+
+    /// Connects to `addr` as `security` says (TLS handshake first if the
+    /// protocol uses TLS), asks for the broker's API versions, then logs in
+    /// with SASL if the protocol uses SASL (SaslHandshake, then
+    /// SaslAuthenticate until the mechanism is done), as Kafka's clients do.
+    pub async fn connect_secure(
+        addr: &str,
+        client_id: &str,
+        security: &Security,
+    ) -> Result<Connection> {
+        let stream = tcp(addr).await?;
+        let mut conn = Self::over(security.wrap(addr, stream).await?, client_id);
         conn.versions = conn.api_versions().await?;
+        if let Some(login) = security.sasl() {
+            conn.authenticate(login).await?;
+        }
         Ok(conn)
     }
 
@@ -93,17 +131,21 @@ impl Connection {
     /// caller sends, [`Connection::versions`] is empty, and every request's
     /// version is the caller's choice.
     pub async fn connect_unversioned(addr: &str, client_id: &str) -> Result<Connection> {
-        let connect_err = |source| ClientError::Connect {
-            addr: addr.to_string(),
-            source,
+        Ok(Self::over(Stream::Plain(tcp(addr).await?), client_id))
+    }
+
+    fn over(stream: Stream, client_id: &str) -> Connection {
+        let (read, write): (ReadHalf, WriteHalf) = match stream {
+            Stream::Plain(s) => {
+                let (r, w) = s.into_split();
+                (Box::new(r), Box::new(w))
+            }
+            Stream::Tls(s) => {
+                let (r, w) = tokio::io::split(*s);
+                (Box::new(r), Box::new(w))
+            }
         };
-        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
-            .await
-            .map_err(|_| connect_err(std::io::ErrorKind::TimedOut.into()))?
-            .map_err(connect_err)?;
-        stream.set_nodelay(true)?;
-        let (read, write) = stream.into_split();
-        Ok(Connection {
+        Connection {
             sender: Sender {
                 write,
                 next_id: 1,
@@ -115,7 +157,58 @@ impl Connection {
             },
             versions: Versions::default(),
             timed_out: false,
-        })
+        }
+    }
+
+    /// The SASL login: SaslHandshake (v1: the exchange then goes in
+    /// SaslAuthenticate requests) and the mechanism's rounds. A refusal is
+    /// the broker's error (SASL_AUTHENTICATION_FAILED for a wrong password
+    /// or an unknown user), naming the user and mechanism, never the
+    /// password.
+    async fn authenticate(&mut self, login: &SaslLogin) -> Result<()> {
+        let mechanism = login.mechanism.name();
+        let context = format!("logging in as {} with {mechanism}", login.user);
+        let v = self.versions.pick::<SaslHandshakeRequest>(1..=1)?;
+        let req =
+            SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism));
+        let resp = self.call(v, &req).await?;
+        if resp.error_code != 0 {
+            let offered: Vec<&str> = resp.mechanisms.iter().map(|m| m.as_str()).collect();
+            let offered = format!("the broker offers {}", offered.join(", "));
+            check(resp.error_code, || context.clone(), Some(&offered))?;
+        }
+        match ScramHash::of(login.mechanism) {
+            None => {
+                debug_assert_eq!(login.mechanism, SaslMechanism::Plain);
+                let mut token = Vec::with_capacity(login.user.len() + 2 + 64);
+                token.push(0);
+                token.extend_from_slice(login.user.as_bytes());
+                token.push(0);
+                token.extend_from_slice(login.password.expose().as_bytes());
+                self.sasl_round(token, &context).await?;
+            }
+            Some(hash) => {
+                let mut scram = ScramClient::new(hash, &login.user)?;
+                let server_first = self.sasl_round(scram.first(), &context).await?;
+                let last = scram.answer(&server_first, login.password.expose())?;
+                let server_final = self.sasl_round(last, &context).await?;
+                scram.verify(&server_final)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One SaslAuthenticate request; the broker's bytes, or its refusal.
+    async fn sasl_round(&mut self, token: Vec<u8>, context: &str) -> Result<Bytes> {
+        let v = self.versions.pick::<SaslAuthenticateRequest>(0..=2)?;
+        let req = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
+        let resp = self.call(v, &req).await?;
+        check(
+            resp.error_code,
+            || context.to_string(),
+            resp.error_message.as_deref(),
+        )?;
+        Ok(resp.auth_bytes)
     }
 
     async fn api_versions(&mut self) -> Result<Versions> {
@@ -185,6 +278,8 @@ impl Sender {
         self.buf.clear();
         encode_request(&mut self.buf, id, version, &self.client_id, req)?;
         self.write.write_all(&self.buf).await?;
+        // TLS may hold the last record until flushed (a no-op on TCP).
+        self.write.flush().await?;
         Ok(id)
     }
 
@@ -193,6 +288,7 @@ impl Sender {
     /// correlation ids are the caller's to match.
     pub async fn send_bytes(&mut self, bytes: &[u8]) -> Result<()> {
         self.write.write_all(bytes).await?;
+        self.write.flush().await?;
         Ok(())
     }
 }
@@ -216,6 +312,20 @@ impl Receiver {
         self.read.read_exact(&mut frame).await?;
         Ok(frame)
     }
+}
+
+/// A TCP connection to `addr`, Nagle off.
+async fn tcp(addr: &str) -> Result<TcpStream> {
+    let connect_err = |source| ClientError::Connect {
+        addr: addr.to_string(),
+        source,
+    };
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| connect_err(std::io::ErrorKind::TimedOut.into()))?
+        .map_err(connect_err)?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
 }
 
 /// Appends to `buf` the frame of request `id` at `version`: size prefix,

@@ -47,6 +47,18 @@ pub enum ClientError {
     /// The topic does not exist.
     #[error("topic {0:?} does not exist")]
     UnknownTopic(String),
+    /// The security settings cannot work (a missing file, a mismatch), or
+    /// the SASL exchange went wrong on the broker's side.
+    #[error("{0}")]
+    Security(String),
+    /// The TLS handshake failed (an untrusted or mismatched certificate...).
+    #[error("TLS handshake with {addr} failed: {reason}")]
+    Tls {
+        /// The address.
+        addr: String,
+        /// Why, as rustls says it.
+        reason: String,
+    },
     /// Anything else, said plainly.
     #[error("{0}")]
     Other(String),

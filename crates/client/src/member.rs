@@ -151,6 +151,7 @@ impl Membership {
         self.heartbeat = Some(tokio::spawn(heartbeat(
             addr,
             self.client_id.clone(),
+            cluster.security().clone(),
             self.group.clone(),
             self.member_id.clone(),
             self.generation,
@@ -309,6 +310,7 @@ pub fn range_assign(
 async fn heartbeat(
     addr: String,
     client_id: String,
+    security: Arc<crate::security::Security>,
     group: String,
     member_id: String,
     generation: i32,
@@ -318,7 +320,9 @@ async fn heartbeat(
     loop {
         tokio::time::sleep(HEARTBEAT_EVERY).await;
         if conn.is_none() {
-            conn = Connection::connect(&addr, &client_id).await.ok();
+            conn = Connection::connect_secure(&addr, &client_id, &security)
+                .await
+                .ok();
         }
         let Some(c) = conn.as_mut() else { continue };
         let Ok(v) = c.versions().pick::<HeartbeatRequest>(0..=4) else {

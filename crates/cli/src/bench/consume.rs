@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use kafka_protocol::messages::FetchRequest;
 use pubsub_client::admin::{self, OffsetQuery};
 use pubsub_client::fetch;
-use pubsub_client::{ClientError, Cluster, Connection, TopicInfo};
+use pubsub_client::{ClientError, TopicInfo};
 use tokio::sync::Barrier;
 
 use super::report::Report;
@@ -26,8 +26,8 @@ const MAX_WAIT_MS: i32 = 100;
 /// Settings of a consume run.
 #[derive(Debug, Clone)]
 pub struct ConsumeRun {
-    /// Broker address.
-    pub bootstrap: String,
+    /// The broker and how to reach it.
+    pub bootstrap: super::Endpoint,
     /// Topic.
     pub topic: String,
     /// Messages to read; `None`: what the topic holds at the start.
@@ -103,7 +103,7 @@ pub async fn consume(run: ConsumeRun) -> Result<Report, CliError> {
     if run.consumers == 0 {
         return Err(CliError::Usage("--consumers must be at least 1".into()));
     }
-    let mut cluster = Cluster::connect(&run.bootstrap, "pubsub-bench").await?;
+    let mut cluster = run.bootstrap.cluster().await?;
     let topic = cluster.topic(&run.topic).await?;
     let partitions = topic.indexes();
     let start_at =
@@ -181,7 +181,7 @@ pub(super) enum Start {
 /// starting offsets.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn run_consumers(
-    bootstrap: &str,
+    bootstrap: &super::Endpoint,
     topic: &TopicInfo,
     consumers: usize,
     start: Start,
@@ -203,7 +203,7 @@ pub(super) async fn run_consumers(
             .filter(|p| (*p as usize) % consumers == index)
             .collect();
         let c = Consumer {
-            bootstrap: bootstrap.to_string(),
+            bootstrap: bootstrap.clone(),
             topic: topic.clone(),
             partitions: mine,
             start: start.clone(),
@@ -234,7 +234,7 @@ pub(super) async fn run_consumers(
 
 /// One connection's share.
 struct Consumer {
-    bootstrap: String,
+    bootstrap: super::Endpoint,
     topic: TopicInfo,
     partitions: Vec<i32>,
     start: Start,
@@ -249,7 +249,7 @@ struct Consumer {
 
 impl Consumer {
     async fn run(mut self) -> Result<Report, ClientError> {
-        let mut cluster = Cluster::connect(&self.bootstrap, "pubsub-bench").await?;
+        let mut cluster = self.bootstrap.cluster().await?;
         let mut positions: BTreeMap<i32, i64> = match &self.start {
             Start::Earliest { from, .. } => self
                 .partitions
@@ -273,7 +273,7 @@ impl Consumer {
         if positions.is_empty() {
             return Ok(self.report);
         }
-        let conn = Connection::connect(&self.bootstrap, "pubsub-bench").await?;
+        let conn = self.bootstrap.connection().await?;
         drop(cluster);
         let v = conn.versions().pick::<FetchRequest>(fetch::VERSIONS)?;
         let (mut tx, mut rx) = conn.into_split();

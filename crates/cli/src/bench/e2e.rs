@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pubsub_client::{admin, Cluster};
+use pubsub_client::admin;
 use tokio::sync::Barrier;
 
 use super::consume::{run_consumers, Goal, Start};
@@ -33,7 +33,7 @@ pub async fn e2e(mut run: ProduceRun, consumers: usize) -> Result<Report, CliErr
             "--size must be at least 8: each value carries its send time".into(),
         ));
     }
-    let mut cluster = Cluster::connect(&run.bootstrap, "pubsub-bench").await?;
+    let mut cluster = run.bootstrap.cluster().await?;
     let topic = admin::ensure_topic(&mut cluster, &run.topic, run.partitions).await?;
     // The target is known once the producers are done.
     let goal = Arc::new(Goal::new(u64::MAX, None));

@@ -11,9 +11,11 @@ pub mod produce;
 mod report;
 
 use std::io::IsTerminal;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Subcommand;
+use pubsub_client::{ClientError, Cluster, Connection, Security};
 
 use crate::error::CliError;
 use crate::human;
@@ -140,10 +142,41 @@ pub struct E2eArgs {
     json: bool,
 }
 
+/// The client id of the bench's connections.
+const CLIENT_ID: &str = "pubsub-bench";
+
+/// The broker under load and how every connection to it is secured.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// HOST:PORT.
+    pub addr: String,
+    /// TLS and SASL, as the security flags say.
+    pub security: Arc<Security>,
+}
+
+impl Endpoint {
+    fn of(conn: &ConnArgs) -> Result<Endpoint, CliError> {
+        Ok(Endpoint {
+            addr: conn.bootstrap.clone(),
+            security: conn.security()?,
+        })
+    }
+
+    /// A cluster view from this endpoint.
+    pub async fn cluster(&self) -> Result<Cluster, ClientError> {
+        Cluster::connect_secure(&self.addr, CLIENT_ID, self.security.clone()).await
+    }
+
+    /// One connection to it.
+    pub async fn connection(&self) -> Result<Connection, ClientError> {
+        Connection::connect_secure(&self.addr, CLIENT_ID, &self.security).await
+    }
+}
+
 impl LoadArgs {
-    fn run(&self, producers: usize, progress: bool) -> produce::ProduceRun {
-        produce::ProduceRun {
-            bootstrap: self.conn.bootstrap.clone(),
+    fn run(&self, producers: usize, progress: bool) -> Result<produce::ProduceRun, CliError> {
+        Ok(produce::ProduceRun {
+            bootstrap: Endpoint::of(&self.conn)?,
             topic: self.topic.clone(),
             messages: self.messages,
             duration: self.duration,
@@ -156,7 +189,7 @@ impl LoadArgs {
             in_flight: self.in_flight,
             progress,
             stamp_epoch: None,
-        }
+        })
     }
 }
 
@@ -170,12 +203,12 @@ pub fn run(cmd: BenchCommand) -> Result<(), CliError> {
     let (report, json) = crate::remote::block_on(async move {
         Ok(match cmd {
             BenchCommand::Produce(a) => {
-                let run = a.load.run(a.producers, !a.json && terminal);
+                let run = a.load.run(a.producers, !a.json && terminal)?;
                 (produce::produce(run).await?, a.json)
             }
             BenchCommand::Consume(a) => {
                 let run = consume::ConsumeRun {
-                    bootstrap: a.conn.bootstrap,
+                    bootstrap: Endpoint::of(&a.conn)?,
                     topic: a.topic,
                     messages: a.messages,
                     duration: a.duration,
@@ -187,7 +220,7 @@ pub fn run(cmd: BenchCommand) -> Result<(), CliError> {
                 (consume::consume(run).await?, a.json)
             }
             BenchCommand::E2e(a) => {
-                let run = a.load.run(a.producers, !a.json && terminal);
+                let run = a.load.run(a.producers, !a.json && terminal)?;
                 (e2e::e2e(run, a.consumers).await?, a.json)
             }
             BenchCommand::Partitions(_) => {

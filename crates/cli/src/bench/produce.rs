@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::ProduceRequest;
-use pubsub_client::{admin, produce, ClientError, Cluster, Connection, TopicInfo};
+use pubsub_client::{admin, produce, ClientError, Cluster, TopicInfo};
 use pubsub_records::{BatchBuilder, NewRecord};
 use tokio::sync::{mpsc, Semaphore};
 
@@ -25,8 +25,8 @@ use crate::error::CliError;
 /// Settings of a produce run.
 #[derive(Debug, Clone)]
 pub struct ProduceRun {
-    /// Broker address.
-    pub bootstrap: String,
+    /// The broker and how to reach it.
+    pub bootstrap: super::Endpoint,
     /// Topic (created with `partitions` if missing).
     pub topic: String,
     /// Messages in total (ignored when `duration` is set).
@@ -72,7 +72,7 @@ pub async fn produce(run: ProduceRun) -> Result<Report, CliError> {
             "--batch, --producers, --in-flight and --rate must be at least 1".into(),
         ));
     }
-    let mut cluster = Cluster::connect(&run.bootstrap, "pubsub-bench").await?;
+    let mut cluster = run.bootstrap.cluster().await?;
     let topic = admin::ensure_topic(&mut cluster, &run.topic, run.partitions).await?;
     let partitions = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
     drop(cluster);
@@ -142,7 +142,7 @@ async fn read_answers(
         let failed = if not_leader {
             let cluster = match resender.as_mut() {
                 Some(cluster) => cluster,
-                None => resender.insert(Cluster::connect(&run.bootstrap, "pubsub-bench").await?),
+                None => resender.insert(run.bootstrap.cluster().await?),
             };
             produce::to_leader(cluster, &topic, f.partition, run.acks, f.records)
                 .await
@@ -205,7 +205,7 @@ async fn producer(
     start: Instant,
     bar: indicatif::ProgressBar,
 ) -> Result<Report, ClientError> {
-    let conn = Connection::connect(&run.bootstrap, "pubsub-bench").await?;
+    let conn = run.bootstrap.connection().await?;
     let version = conn
         .versions()
         .pick::<ProduceRequest>(pubsub_client::produce::VERSIONS)?;

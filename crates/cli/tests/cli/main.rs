@@ -21,6 +21,7 @@ mod log_tools;
 mod metrics;
 mod readme;
 mod reference;
+mod security;
 mod serve;
 mod storage_errors;
 mod streams;
