@@ -56,6 +56,7 @@ impl Broker {
         // from it: one fsync however many partitions there are.
         meta.generation += 1;
         metadata::write(&meta_path, KIND_BROKER, &meta)?;
+        let acls = crate::security::acl::AclStore::open(&dir)?;
         let inner = Arc::new(Inner {
             dir: dir.clone(),
             coordinator: GroupCoordinator::new(config.group.clone()),
@@ -72,6 +73,7 @@ impl Broker {
             stop: (Mutex::new(false), Condvar::new()),
             background: Mutex::new(None),
             recovery: Mutex::new(Vec::new()),
+            acls,
             lock: lock_file,
         });
         let broker = Broker { inner };
