@@ -31,6 +31,8 @@ pub struct ServerConfig {
     /// SASL mechanisms offered when `security_protocol` uses SASL
     /// (`SCRAM-SHA-512`, `SCRAM-SHA-256`, `PLAIN`), in order of preference.
     pub sasl_mechanisms: Vec<String>,
+    /// ACL enforcement (`[auth]`): off by default, every request allowed.
+    pub authorizer: pubsub_broker::security::acl::AuthorizerConfig,
 }
 
 /// A listener's security protocol, with Kafka's names.
@@ -107,6 +109,7 @@ impl Default for ServerConfig {
             fetch_session_eviction: crate::fetch_session::DEFAULT_EVICTION,
             security_protocol: SecurityProtocol::Plaintext,
             sasl_mechanisms: Vec::new(),
+            authorizer: Default::default(),
         }
     }
 }
