@@ -51,6 +51,21 @@ pub struct Settings {
     pub groups: GroupSettings,
     /// Background work on the logs.
     pub storage: StorageSettings,
+    /// Authorization (ACLs).
+    pub auth: AuthSettings,
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Enforce ACLs (Kafka's `authorizer.class.name`); off, every request
+    /// is allowed.
+    pub authorizer: bool,
+    /// Principals allowed everything (`super.users`), e.g. `User:admin`.
+    pub super_users: Vec<String>,
+    /// Allow what no ACL covers (`allow.everyone.if.no.acl.found`).
+    pub allow_if_no_acl: bool,
 }
 
 /// `[server]`
@@ -130,6 +145,11 @@ impl Default for Settings {
                 retention_check_interval: span(broker.retention_check_interval),
                 compaction_interval: span(broker.compaction_interval),
             },
+            auth: AuthSettings {
+                authorizer: server.authorizer.enabled,
+                super_users: server.authorizer.super_users.clone(),
+                allow_if_no_acl: server.authorizer.allow_if_no_acl,
+            },
         }
     }
 }
@@ -143,7 +163,12 @@ macro_rules! section_defaults {
         }
     )*};
 }
-section_defaults!(ServerSettings => server, GroupSettings => groups, StorageSettings => storage);
+section_defaults!(
+    ServerSettings => server,
+    GroupSettings => groups,
+    StorageSettings => storage,
+    AuthSettings => auth
+);
 
 /// Values given on the command line (highest precedence).
 #[derive(Debug, Clone, Default)]
@@ -318,6 +343,14 @@ impl Settings {
             }
         }
         self.topic_defaults()?;
+        for user in &self.auth.super_users {
+            if pubsub_broker::security::Principal::parse(user).is_none() {
+                return bad(
+                    "auth.super_users",
+                    format!("{user:?} is not a principal (Type:name, e.g. User:admin)"),
+                );
+            }
+        }
         Ok(())
     }
 
@@ -382,6 +415,11 @@ impl Settings {
             idle_timeout: self.server.idle_timeout.0,
             shutdown_grace: self.server.shutdown_grace.0,
             fetch_session_slots: self.server.fetch_session_slots as usize,
+            authorizer: pubsub_broker::security::acl::AuthorizerConfig {
+                enabled: self.auth.authorizer,
+                super_users: self.auth.super_users.clone(),
+                allow_if_no_acl: self.auth.allow_if_no_acl,
+            },
             ..ServerConfig::default()
         }
     }
@@ -510,6 +548,37 @@ mod tests {
             }
         }
         assert!(named >= 10, "the README's table was found");
+    }
+
+    #[test]
+    fn auth_settings_reach_the_server_config() {
+        let s = Settings::load(
+            None,
+            env(&[
+                ("PUBSUB_AUTH_AUTHORIZER", "true"),
+                ("PUBSUB_AUTH_SUPER_USERS", "User:admin, User:ops"),
+            ]),
+            &Overrides::default(),
+        )
+        .expect("load");
+        let a = s.server_config("h".into(), 1).authorizer;
+        assert!(a.enabled && !a.allow_if_no_acl);
+        assert_eq!(a.super_users, vec!["User:admin", "User:ops"]);
+        let bad = Settings::load(
+            None,
+            env(&[("PUBSUB_AUTH_SUPER_USERS", "admin")]),
+            &Overrides::default(),
+        );
+        assert!(
+            matches!(&bad, Err(CliError::Invalid { key, .. }) if key == "auth.super_users"),
+            "{bad:?}"
+        );
+        assert!(
+            !Settings::default()
+                .server_config("h".into(), 1)
+                .authorizer
+                .enabled
+        );
     }
 
     #[test]

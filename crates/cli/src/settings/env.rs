@@ -15,6 +15,8 @@ pub(super) enum Kind {
     Integer,
     Boolean,
     Text,
+    /// A list, written comma-separated (`User:admin,User:ops`).
+    List,
 }
 
 /// `PUBSUB_*` name -> (key path, kind), from the defaults' own shape.
@@ -38,6 +40,7 @@ pub(super) fn env_keys() -> BTreeMap<String, (Vec<String>, Kind)> {
                 }
                 toml::Value::Integer(_) => Kind::Integer,
                 toml::Value::Boolean(_) => Kind::Boolean,
+                toml::Value::Array(_) => Kind::List,
                 _ => Kind::Text,
             };
             out.insert(
@@ -63,6 +66,14 @@ pub(super) fn typed(kind: &Kind, value: &str) -> Result<toml::Value, String> {
             _ => Err(format!("{value:?} is not true or false")),
         },
         Kind::Text => Ok(toml::Value::String(value.to_string())),
+        Kind::List => Ok(toml::Value::Array(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(|v| toml::Value::String(v.to_string()))
+                .collect(),
+        )),
     }
 }
 
