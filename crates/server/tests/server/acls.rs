@@ -51,9 +51,37 @@ use crate::common::{batch_of, broker_config, bytes};
 
 /// A filtered-out item (all-topics Metadata, ListGroups): no error code.
 const FILTERED: i16 = -100;
-const TOPIC: &str = "orders";
-const GROUP: &str = "g";
-const TXN: &str = "tx";
+
+/// The resources a rule's scenario uses: `orders`, `g`, `tx` on pubsub
+/// (a fresh broker per rule), numbered on Kafka (one broker for all).
+struct Names {
+    topic: String,
+    group: String,
+    txn: String,
+}
+
+impl Names {
+    fn plain() -> Names {
+        Names::with_suffix("")
+    }
+
+    fn with_suffix(suffix: &str) -> Names {
+        Names {
+            topic: format!("orders{suffix}"),
+            group: format!("g{suffix}"),
+            txn: format!("tx{suffix}"),
+        }
+    }
+
+    fn of(&self, rt: ResourceType) -> &str {
+        match rt {
+            ResourceType::Topic => &self.topic,
+            ResourceType::Group => &self.group,
+            ResourceType::TransactionalId => &self.txn,
+            _ => CLUSTER_NAME,
+        }
+    }
+}
 
 /// A broker and connections to it as principals, with the authorizer on
 /// and `User:admin` a super user.
@@ -99,21 +127,27 @@ impl Cluster {
         );
         // What the SASL exchange does once a client authenticated.
         ctx.set_principal(Principal::parse(principal).expect("principal"));
-        Conn { ctx }
+        Conn::Local(ctx)
     }
 }
 
-/// One connection's context.
-struct Conn {
-    ctx: Ctx,
+/// A connection as a principal: a connection context driven through
+/// `dispatch` (pubsub), or a SASL-authenticated socket (Apache Kafka).
+enum Conn {
+    Local(Ctx),
+    Remote(tokio::sync::Mutex<Client>),
 }
 
 impl Conn {
-    /// Sends `req` through the server's dispatch and decodes the answer.
+    /// Sends `req` and decodes the answer.
     async fn call<R: Request>(&self, version: i16, req: &R) -> R::Response {
+        let ctx = match self {
+            Conn::Local(ctx) => ctx,
+            Conn::Remote(client) => return client.lock().await.call(version, req).await,
+        };
         let mut frame = Client::frame(1, version, req);
         let frame: BytesMut = frame.split_off(4);
-        let reply = dispatch(&self.ctx, frame).await.expect("dispatch");
+        let reply = dispatch(ctx, frame).await.expect("dispatch");
         let out = reply
             .resolve()
             .await
@@ -125,7 +159,7 @@ impl Conn {
         decode_answer::<R>(&mut payload, 1, version).expect("decode")
     }
 
-    async fn create_acls(&self, acls: &[(ResourceType, &str, i8, &str, Operation, i8)]) {
+    async fn create_acls(&self, acls: &[Acl<'_>]) {
         let creations = acls
             .iter()
             .map(|(rt, name, pattern, principal, op, permission)| {
@@ -153,18 +187,10 @@ const PREFIXED: i8 = 4;
 const ALLOW: i8 = 3;
 const DENY: i8 = 2;
 
-fn grant(
-    rt: ResourceType,
-    op: Operation,
-    principal: &str,
-) -> (ResourceType, &'static str, i8, &str, Operation, i8) {
-    let name = match rt {
-        ResourceType::Topic => TOPIC,
-        ResourceType::Group => GROUP,
-        ResourceType::TransactionalId => TXN,
-        _ => CLUSTER_NAME,
-    };
-    (rt, name, LITERAL, principal, op, ALLOW)
+type Acl<'a> = (ResourceType, &'a str, i8, &'a str, Operation, i8);
+
+fn grant<'a>(rt: ResourceType, op: Operation, principal: &'a str, n: &'a Names) -> Acl<'a> {
+    (rt, n.of(rt), LITERAL, principal, op, ALLOW)
 }
 
 fn metadata(topics: Option<&[&str]>, auto_create: bool) -> MetadataRequest {
@@ -177,21 +203,21 @@ fn metadata(topics: Option<&[&str]>, auto_create: bool) -> MetadataRequest {
         .with_allow_auto_topic_creation(auto_create)
 }
 
-fn commit(group: &str) -> OffsetCommitRequest {
+fn commit(n: &Names) -> OffsetCommitRequest {
     OffsetCommitRequest::default()
-        .with_group_id(GroupId(s(group)))
+        .with_group_id(GroupId(s(&n.group)))
         .with_generation_id_or_member_epoch(-1)
         .with_member_id(s(""))
         .with_topics(vec![OffsetCommitRequestTopic::default()
-            .with_name(TopicName(s(TOPIC)))
+            .with_name(TopicName(s(&n.topic)))
             .with_partitions(vec![OffsetCommitRequestPartition::default()
                 .with_partition_index(0)
                 .with_committed_offset(0)])])
 }
 
-fn config_resource_type(rule: &Rule) -> (i8, &'static str) {
+fn config_resource_type<'a>(rule: &Rule, n: &'a Names) -> (i8, &'a str) {
     if rule.resource == ResourceType::Topic {
-        (2, TOPIC)
+        (2, &n.topic)
     } else {
         (4, "0")
     }
@@ -199,23 +225,24 @@ fn config_resource_type(rule: &Rule) -> (i8, &'static str) {
 
 /// Runs the request `rule` governs as `conn` and answers the error code of
 /// the item the rule decides ([`FILTERED`] when it is left out).
-async fn probe(rule: &Rule, conn: &Conn) -> i16 {
+async fn probe(rule: &Rule, conn: &Conn, n: &Names) -> i16 {
     use ApiKey::*;
-    let name = authorize_name(rule);
+    let name = n.of(rule.resource);
+    let (topic, group) = (n.topic.as_str(), n.group.as_str());
     match rule.api {
         Produce => {
-            let req = produce_request(TOPIC, 0, 1, bytes(batch_of(&["a"])));
+            let req = produce_request(topic, 0, 1, bytes(batch_of(&["a"])));
             let r = conn.call(9, &req).await;
             r.responses[0].partition_responses[0].error_code
         }
         Fetch => {
-            let req = crate::client::fetch_request(TOPIC, 0, 0, 0, 1 << 20);
+            let req = crate::client::fetch_request(topic, 0, 0, 0, 1 << 20);
             let r = conn.call(12, &req).await;
             r.responses[0].partitions[0].error_code
         }
         ListOffsets => {
             let req = ListOffsetsRequest::default().with_topics(vec![ListOffsetsTopic::default()
-                .with_name(TopicName(s(TOPIC)))
+                .with_name(TopicName(s(topic)))
                 .with_partitions(vec![ListOffsetsPartition::default()
                     .with_partition_index(0)
                     .with_timestamp(-1)])]);
@@ -232,29 +259,29 @@ async fn probe(rule: &Rule, conn: &Conn) -> i16 {
             }
         }
         Metadata if rule.operation == Operation::Create => {
-            let r = conn.call(12, &metadata(Some(&[TOPIC]), true)).await;
+            let r = conn.call(12, &metadata(Some(&[topic]), true)).await;
             r.topics[0].error_code
         }
         Metadata => {
-            let named = conn.call(12, &metadata(Some(&[TOPIC]), false)).await;
+            let named = conn.call(12, &metadata(Some(&[topic]), false)).await;
             let all = conn.call(12, &metadata(None, false)).await;
             let listed = all
                 .topics
                 .iter()
-                .any(|t| t.name.as_ref().is_some_and(|n| **n == *TOPIC));
+                .any(|t| t.name.as_ref().is_some_and(|name| **name == *topic));
             // Named: refused; all topics: left out.
             assert_eq!(listed, named.topics[0].error_code == 0);
             named.topics[0].error_code
         }
         OffsetCommit => {
-            let r = conn.call(8, &commit(GROUP)).await;
+            let r = conn.call(8, &commit(n)).await;
             r.topics[0].partitions[0].error_code
         }
         OffsetFetch => {
             let req = OffsetFetchRequest::default()
-                .with_group_id(GroupId(s(GROUP)))
+                .with_group_id(GroupId(s(group)))
                 .with_topics(Some(vec![OffsetFetchRequestTopic::default()
-                    .with_name(TopicName(s(TOPIC)))
+                    .with_name(TopicName(s(topic)))
                     .with_partition_indexes(vec![0])]));
             let r = conn.call(7, &req).await;
             if r.error_code != 0 {
@@ -276,7 +303,7 @@ async fn probe(rule: &Rule, conn: &Conn) -> i16 {
         }
         JoinGroup => {
             let req = JoinGroupRequest::default()
-                .with_group_id(GroupId(s(GROUP)))
+                .with_group_id(GroupId(s(group)))
                 .with_session_timeout_ms(10_000)
                 .with_rebalance_timeout_ms(10_000)
                 .with_member_id(s(""))
@@ -288,14 +315,14 @@ async fn probe(rule: &Rule, conn: &Conn) -> i16 {
         }
         Heartbeat => {
             let req = HeartbeatRequest::default()
-                .with_group_id(GroupId(s(GROUP)))
+                .with_group_id(GroupId(s(group)))
                 .with_generation_id(1)
                 .with_member_id(s("m"));
             conn.call(4, &req).await.error_code
         }
         LeaveGroup => {
             let req = LeaveGroupRequest::default()
-                .with_group_id(GroupId(s(GROUP)))
+                .with_group_id(GroupId(s(group)))
                 .with_members(vec![MemberIdentity::default().with_member_id(s("m"))]);
             let r = conn.call(4, &req).await;
             if r.error_code != 0 {
@@ -305,15 +332,19 @@ async fn probe(rule: &Rule, conn: &Conn) -> i16 {
             }
         }
         SyncGroup => {
+            // v5 needs the protocol type and name (else Kafka answers
+            // INCONSISTENT_GROUP_PROTOCOL before anything else).
             let req = SyncGroupRequest::default()
-                .with_group_id(GroupId(s(GROUP)))
+                .with_group_id(GroupId(s(group)))
                 .with_generation_id(1)
-                .with_member_id(s("m"));
+                .with_member_id(s("m"))
+                .with_protocol_type(Some(s("consumer")))
+                .with_protocol_name(Some(s("range")));
             conn.call(5, &req).await.error_code
         }
         DescribeGroups => {
             let req = DescribeGroupsRequest::default()
-                .with_groups(vec![GroupId(s(GROUP))])
+                .with_groups(vec![GroupId(s(group))])
                 .with_include_authorized_operations(true);
             let r = conn.call(5, &req).await;
             let g = &r.groups[0];
@@ -327,7 +358,7 @@ async fn probe(rule: &Rule, conn: &Conn) -> i16 {
         }
         ListGroups => {
             let r = conn.call(5, &ListGroupsRequest::default()).await;
-            if r.groups.iter().any(|g| *g.group_id == *GROUP) {
+            if r.groups.iter().any(|g| *g.group_id == *group) {
                 0
             } else {
                 FILTERED
@@ -337,27 +368,29 @@ async fn probe(rule: &Rule, conn: &Conn) -> i16 {
             let r = conn
                 .call(
                     7,
-                    &admin::create_topics_request::<&str, &str>(TOPIC, 1, &[]),
+                    &admin::create_topics_request::<&str, &str>(topic, 1, &[]),
                 )
                 .await;
             r.topics[0].error_code
         }
         DeleteTopics => {
-            let req = DeleteTopicsRequest::default().with_topic_names(vec![TopicName(s(TOPIC))]);
+            let req = DeleteTopicsRequest::default()
+                .with_topic_names(vec![TopicName(s(topic))])
+                .with_timeout_ms(30_000);
             conn.call(5, &req).await.responses[0].error_code
         }
         DeleteRecords => {
             let req =
                 DeleteRecordsRequest::default().with_topics(vec![DeleteRecordsTopic::default()
-                    .with_name(TopicName(s(TOPIC)))
+                    .with_name(TopicName(s(topic)))
                     .with_partitions(vec![DeleteRecordsPartition::default()
                         .with_partition_index(0)
                         .with_offset(-1)])]);
             conn.call(2, &req).await.topics[0].partitions[0].error_code
         }
         InitProducerId => {
-            let txn =
-                (rule.resource == ResourceType::TransactionalId).then(|| TransactionalId(s(TXN)));
+            let txn = (rule.resource == ResourceType::TransactionalId)
+                .then(|| TransactionalId(s(&n.txn)));
             let req = InitProducerIdRequest::default()
                 .with_transactional_id(txn)
                 .with_transaction_timeout_ms(60_000)
@@ -368,7 +401,7 @@ async fn probe(rule: &Rule, conn: &Conn) -> i16 {
         OffsetForLeaderEpoch => {
             let req = OffsetForLeaderEpochRequest::default().with_topics(vec![
                 OffsetForLeaderTopic::default()
-                    .with_topic(TopicName(s(TOPIC)))
+                    .with_topic(TopicName(s(topic)))
                     .with_partitions(vec![OffsetForLeaderPartition::default()
                         .with_partition(0)
                         .with_current_leader_epoch(-1)
@@ -401,7 +434,7 @@ async fn probe(rule: &Rule, conn: &Conn) -> i16 {
             conn.call(3, &req).await.filter_results[0].error_code
         }
         DescribeConfigs => {
-            let (rt, rname) = config_resource_type(rule);
+            let (rt, rname) = config_resource_type(rule, n);
             let req = DescribeConfigsRequest::default().with_resources(vec![
                 DescribeConfigsResource::default()
                     .with_resource_type(rt)
@@ -410,7 +443,7 @@ async fn probe(rule: &Rule, conn: &Conn) -> i16 {
             conn.call(4, &req).await.results[0].error_code
         }
         AlterConfigs => {
-            let (rt, rname) = config_resource_type(rule);
+            let (rt, rname) = config_resource_type(rule, n);
             let configs = if rt == 2 {
                 vec![AlterableConfig::default()
                     .with_name(s("retention.ms"))
@@ -427,7 +460,7 @@ async fn probe(rule: &Rule, conn: &Conn) -> i16 {
             conn.call(2, &req).await.responses[0].error_code
         }
         IncrementalAlterConfigs => {
-            let (rt, rname) = config_resource_type(rule);
+            let (rt, rname) = config_resource_type(rule, n);
             let configs = if rt == 2 {
                 vec![IncConfig::default()
                     .with_name(s("retention.ms"))
@@ -454,20 +487,21 @@ async fn probe(rule: &Rule, conn: &Conn) -> i16 {
         CreatePartitions => {
             let req = CreatePartitionsRequest::default()
                 .with_topics(vec![CreatePartitionsTopic::default()
-                    .with_name(TopicName(s(TOPIC)))
-                    .with_count(2)])
+                    .with_name(TopicName(s(topic)))
+                    .with_count(2)
+                    .with_assignments(None)])
                 .with_timeout_ms(10_000);
             conn.call(3, &req).await.results[0].error_code
         }
         DeleteGroups => {
-            let req = DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s(GROUP))]);
+            let req = DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s(group))]);
             conn.call(2, &req).await.results[0].error_code
         }
         OffsetDelete => {
             let req = OffsetDeleteRequest::default()
-                .with_group_id(GroupId(s(GROUP)))
+                .with_group_id(GroupId(s(group)))
                 .with_topics(vec![OffsetDeleteRequestTopic::default()
-                    .with_name(TopicName(s(TOPIC)))
+                    .with_name(TopicName(s(topic)))
                     .with_partitions(vec![
                         OffsetDeleteRequestPartition::default().with_partition_index(0)
                     ])]);
@@ -494,13 +528,13 @@ async fn probe(rule: &Rule, conn: &Conn) -> i16 {
         DescribeProducers => {
             let req = DescribeProducersRequest::default()
                 .with_topics(vec![TopicRequest::default()
-                    .with_name(TopicName(s(TOPIC)))
+                    .with_name(TopicName(s(topic)))
                     .with_partition_indexes(vec![0])]);
             conn.call(0, &req).await.topics[0].partitions[0].error_code
         }
         DescribeTopicPartitions => {
             let named = DescribeTopicPartitionsRequest::default()
-                .with_topics(vec![DtpTopic::default().with_name(TopicName(s(TOPIC)))])
+                .with_topics(vec![DtpTopic::default().with_name(TopicName(s(topic)))])
                 .with_response_partition_limit(100);
             let r = conn.call(0, &named).await;
             let all = DescribeTopicPartitionsRequest::default().with_response_partition_limit(100);
@@ -509,20 +543,11 @@ async fn probe(rule: &Rule, conn: &Conn) -> i16 {
                 .await
                 .topics
                 .iter()
-                .any(|t| t.name.as_ref().is_some_and(|n| **n == *TOPIC));
+                .any(|t| t.name.as_ref().is_some_and(|name| **name == *topic));
             assert_eq!(listed, r.topics[0].error_code == 0);
             r.topics[0].error_code
         }
         other => panic!("no probe for {other:?}: add one to acls.rs"),
-    }
-}
-
-fn authorize_name(rule: &Rule) -> &'static str {
-    match rule.resource {
-        ResourceType::Topic => TOPIC,
-        ResourceType::Group => GROUP,
-        ResourceType::TransactionalId => TXN,
-        _ => CLUSTER_NAME,
     }
 }
 
@@ -585,70 +610,314 @@ fn case(rule: &Rule) -> Case {
     c
 }
 
+/// Retries `step` (a setup step Kafka may need time for: a topic's leader,
+/// the offsets topic, ACLs reaching the authorizer) up to 600 times, 100 ms
+/// apart; panics naming `what` if it never succeeds.
+async fn until<F, Fut>(what: &str, mut step: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..600 {
+        if step().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{what} never happened");
+}
+
+/// How many bindings the broker's authorizer holds (DescribeAcls as admin).
+async fn acl_count(admin: &Conn) -> usize {
+    let r = admin.call(3, &describe_all()).await;
+    assert_eq!(r.error_code, 0);
+    r.resources.iter().map(|res| res.acls.len()).sum()
+}
+
+/// Sets up `rule`'s scenario (the topic, the group with a committed
+/// offset, the ACLs: `case(rule).base` for both, the rule's own grant for
+/// alice) and answers (bob's code, alice's code).
+async fn scenario(rule: &Rule, n: &Names, admin: &Conn, bob: &Conn, alice: &Conn) -> (i16, i16) {
+    let c = case(rule);
+    if c.topic_exists {
+        let r = admin
+            .call(
+                7,
+                &admin::create_topics_request::<&str, &str>(&n.topic, 1, &[]),
+            )
+            .await;
+        assert_eq!(r.topics[0].error_code, 0, "create {}", n.topic);
+        until("the topic's leader", || async {
+            let r = admin.call(12, &metadata(Some(&[&n.topic]), false)).await;
+            let t = &r.topics[0];
+            t.error_code == 0 && t.partitions.first().is_some_and(|p| p.leader_id.0 >= 0)
+        })
+        .await;
+        // The group, Empty, with a committed offset.
+        // On Kafka, FindCoordinator creates the offsets topic.
+        until("the first offset commit", || async {
+            let find = FindCoordinatorRequest::default().with_key(s(&n.group));
+            if admin.call(3, &find).await.error_code != 0 {
+                return false;
+            }
+            let r = admin.call(8, &commit(n)).await;
+            r.topics[0].partitions[0].error_code == 0
+        })
+        .await;
+    }
+    let before = acl_count(admin).await;
+    let mut acls = Vec::new();
+    for (rt, op) in &c.base {
+        for who in ["User:alice", "User:bob"] {
+            acls.push(grant(*rt, *op, who, n));
+        }
+    }
+    acls.push(grant(rule.resource, rule.operation, "User:alice", n));
+    admin.create_acls(&acls).await;
+    until("the ACLs reaching the authorizer", || async {
+        acl_count(admin).await == before + acls.len()
+    })
+    .await;
+    let denied = probe(rule, bob, n).await;
+    let allowed = probe(rule, alice, n).await;
+    (denied, allowed)
+}
+
+/// The code a refused item gets under `rule` ([`FILTERED`] for a filter).
+fn refusal(rule: &Rule) -> i16 {
+    if rule.error == 0 {
+        FILTERED
+    } else {
+        rule.error
+    }
+}
+
+fn served(api: ApiKey) -> bool {
+    SUPPORTED.iter().any(|(k, _, _)| *k == api)
+}
+
+fn rule_key(rule: &Rule) -> String {
+    format!("{:?}\t{}\t{}", rule.api, rule.operation, rule.resource)
+}
+
+/// What Apache Kafka 4.1.1 (StandardAuthorizer) answered for each rule's
+/// scenario, recorded by `apache_kafka_gives_the_recorded_outcomes`:
+/// API, operation, resource, bob's code (no ACL), alice's code (the ACL).
+const KAFKA_OUTCOMES: &str = include_str!("acl_kafka_outcomes.tsv");
+
+/// Rules where pubsub's allowed principal is refused anyway, on purpose:
+/// InitProducerId with a transactional id (no transactions).
+fn differs_when_allowed(rule: &Rule) -> bool {
+    rule.api == ApiKey::InitProducerId && rule.resource == ResourceType::TransactionalId
+}
+
 /// Every rule of the table, for every served API: refused as the table
-/// says for a principal without the ACL, allowed for one with it.
+/// says for a principal without the ACL, allowed for one with it, and the
+/// same outcome as Apache Kafka's for the same scenario.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_rule_is_enforced_allowed_and_denied() {
-    let served = |api: ApiKey| SUPPORTED.iter().any(|(k, _, _)| *k == api);
+    let kafka: std::collections::HashMap<String, (i16, i16)> = KAFKA_OUTCOMES
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (key, codes) = l.rsplit_once('\t').and_then(|(rest, alice)| {
+                let (key, bob) = rest.rsplit_once('\t')?;
+                Some((key.to_string(), (bob.parse().ok()?, alice.parse().ok()?)))
+            })?;
+            Some((key, codes))
+        })
+        .map(|kv| kv.expect("a line: API, operation, resource, bob, alice"))
+        .collect();
     let mut walked = 0;
-    for rule in RULES {
-        if !served(rule.api) {
-            continue;
-        }
+    for rule in RULES.iter().filter(|r| served(r.api)) {
         let c = case(rule);
         let cluster = Cluster::new();
-        let admin = cluster.connect("User:admin");
-        if c.topic_exists {
-            let r = admin
-                .call(
-                    7,
-                    &admin::create_topics_request::<&str, &str>(TOPIC, 1, &[]),
-                )
-                .await;
-            assert_eq!(r.topics[0].error_code, 0);
-        }
-        if c.topic_exists {
-            // The group, Empty, with a committed offset.
-            let r = admin.call(8, &commit(GROUP)).await;
-            assert_eq!(r.topics[0].partitions[0].error_code, 0);
-        }
-        let mut acls = Vec::new();
-        for (rt, op) in &c.base {
-            for who in ["User:alice", "User:bob"] {
-                acls.push(grant(*rt, *op, who));
-            }
-        }
-        acls.push(grant(rule.resource, rule.operation, "User:alice"));
-        admin.create_acls(&acls).await;
-
-        let denied = probe(rule, &cluster.connect("User:bob")).await;
-        let refused = if rule.error == 0 {
-            FILTERED
-        } else {
-            rule.error
-        };
-        assert_eq!(
-            denied, refused,
-            "{:?} {} {} as bob",
-            rule.api, rule.operation, rule.resource
+        let n = Names::plain();
+        let (admin, bob, alice) = (
+            cluster.connect("User:admin"),
+            cluster.connect("User:bob"),
+            cluster.connect("User:alice"),
         );
-        let allowed = probe(rule, &cluster.connect("User:alice")).await;
+        let (denied, allowed) = scenario(rule, &n, &admin, &bob, &alice).await;
+        let what = rule_key(rule);
+        assert_eq!(denied, refusal(rule), "{what} as bob");
         match c.allowed_code {
-            Some(code) => assert_eq!(
-                allowed, code,
-                "{:?} {} {} as alice",
-                rule.api, rule.operation, rule.resource
-            ),
-            None => assert_ne!(allowed, refused, "{:?} as alice", rule.api),
+            Some(code) => assert_eq!(allowed, code, "{what} as alice"),
+            None => assert_ne!(allowed, refusal(rule), "{what} as alice"),
+        }
+        // Kafka's outcome: the same refusal, and allowed where Kafka allows.
+        let (kafka_bob, kafka_alice) = kafka
+            .get(&what)
+            .copied()
+            .unwrap_or_else(|| panic!("no Kafka outcome recorded for {what}"));
+        assert_eq!(denied, kafka_bob, "{what}: bob on pubsub and on Kafka");
+        if !differs_when_allowed(rule) {
+            assert_eq!(
+                allowed == refusal(rule),
+                kafka_alice == refusal(rule),
+                "{what}: alice on pubsub ({allowed}) and on Kafka ({kafka_alice})"
+            );
         }
         walked += 1;
         cluster.broker.close().expect("close");
     }
-    // Every served API with a rule was walked (the SCRAM credential
-    // rules wait for their APIs).
-    let with_rules = RULES.iter().filter(|r| served(r.api)).count();
-    assert_eq!(walked, with_rules);
+    // Every served API with a rule was walked (the SCRAM credential rules
+    // wait for their APIs).
+    assert_eq!(walked, RULES.iter().filter(|r| served(r.api)).count());
     assert!(walked >= 40, "{walked}");
+}
+
+/// Apache Kafka with StandardAuthorizer, a SASL_PLAINTEXT listener and the
+/// users admin (a super user), alice and bob, started by `compat/kafka`
+/// where Java and Maven are (otherwise skipped, or failed under
+/// `COMPAT_REQUIRE_KAFKA=1`); stopped on drop.
+struct Kafka {
+    dir: TempDir,
+    addr: std::net::SocketAddr,
+}
+
+fn launcher() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../compat/kafka")
+}
+
+impl Kafka {
+    /// `server.properties` lines for SASL/PLAIN users and the authorizer.
+    /// The listener named PLAINTEXT speaks SASL_PLAINTEXT; the controller's
+    /// own listener stays PLAINTEXT, its principal ANONYMOUS a super user
+    /// (the broker's requests to its controller).
+    const PROPERTIES: &[&str] = &[
+        "listener.security.protocol.map=PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "sasl.enabled.mechanisms=PLAIN",
+        "sasl.mechanism.inter.broker.protocol=PLAIN",
+        "listener.name.plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"admin\" password=\"admin-secret\" user_admin=\"admin-secret\" user_alice=\"alice-secret\" user_bob=\"bob-secret\";",
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users=User:admin;User:ANONYMOUS",
+    ];
+
+    fn start() -> Option<Kafka> {
+        let required = std::env::var("COMPAT_REQUIRE_KAFKA").is_ok_and(|v| v == "1");
+        for tool in ["java", "mvn"] {
+            let found = std::process::Command::new(tool)
+                .arg("-version")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !found {
+                assert!(!required, "COMPAT_REQUIRE_KAFKA=1 but {tool} is missing");
+                eprintln!("skipped: {tool} is missing, so no Apache Kafka to compare with");
+                return None;
+            }
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = std::process::Command::new(launcher())
+            .arg("start")
+            .arg(dir.path())
+            .args(Self::PROPERTIES)
+            .output()
+            .expect("compat/kafka");
+        assert!(
+            out.status.success(),
+            "compat/kafka start failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let addr = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("listening on "))
+            .and_then(|a| a.trim().parse().ok())
+            .expect("listening on HOST:PORT");
+        Some(Kafka { dir, addr })
+    }
+
+    /// A connection authenticated as `user` (SASL PLAIN: Kafka's principal
+    /// is `User:<user>`, as after SCRAM).
+    async fn connect(&self, user: &str) -> Conn {
+        let mut c = Client::connect(self.addr).await;
+        let r = c
+            .call(
+                1,
+                &SaslHandshakeRequest::default().with_mechanism(s("PLAIN")),
+            )
+            .await;
+        assert_eq!(r.error_code, 0, "SaslHandshake");
+        let token = format!("\0{user}\0{user}-secret");
+        let r = c
+            .call(
+                2,
+                &SaslAuthenticateRequest::default()
+                    .with_auth_bytes(bytes::Bytes::from(token.into_bytes())),
+            )
+            .await;
+        assert_eq!(
+            r.error_code, 0,
+            "SaslAuthenticate as {user}: {:?}",
+            r.error_message
+        );
+        Conn::Remote(tokio::sync::Mutex::new(c))
+    }
+}
+
+impl Drop for Kafka {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(launcher())
+            .arg("stop")
+            .arg(self.dir.path())
+            .output();
+    }
+}
+
+/// The same scenarios on Apache Kafka give the outcomes recorded in
+/// `acl_kafka_outcomes.tsv` (which `PUBSUB_WRITE_FIXTURES=1` rewrites from
+/// this run), so the pubsub walk above compares with Kafka's answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apache_kafka_gives_the_recorded_outcomes() {
+    let Some(kafka) = Kafka::start() else {
+        return;
+    };
+    let admin = kafka.connect("admin").await;
+    let bob = kafka.connect("bob").await;
+    let alice = kafka.connect("alice").await;
+    let mut out = String::from(
+        "# Apache Kafka 4.1.1, StandardAuthorizer: API, operation, resource, then the code\n\
+         # of bob (no ACL) and alice (the ACL) in each rule's scenario (acls.rs).\n\
+         # -100: left out of a list. Rewritten by PUBSUB_WRITE_FIXTURES=1 cargo test\n\
+         # -p pubsub-server --test server apache_kafka_gives_the_recorded_outcomes.\n",
+    );
+    for (i, rule) in RULES.iter().filter(|r| served(r.api)).enumerate() {
+        let n = Names::with_suffix(&format!("-{i}"));
+        let (denied, allowed) = scenario(rule, &n, &admin, &bob, &alice).await;
+        out.push_str(&format!("{}\t{denied}\t{allowed}\n", rule_key(rule)));
+        // Every binding goes before the next scenario.
+        let all = DeleteAclsFilter::default()
+            .with_resource_name_filter(None)
+            .with_principal_filter(None)
+            .with_host_filter(None)
+            .with_resource_type_filter(1)
+            .with_pattern_type_filter(1)
+            .with_operation(1)
+            .with_permission_type(1);
+        let r = admin
+            .call(3, &DeleteAclsRequest::default().with_filters(vec![all]))
+            .await;
+        assert_eq!(r.filter_results[0].error_code, 0);
+        until("the ACLs leaving the authorizer", || async {
+            acl_count(&admin).await == 0
+        })
+        .await;
+    }
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/server/acl_kafka_outcomes.tsv");
+    if std::env::var("PUBSUB_WRITE_FIXTURES").is_ok_and(|v| v == "1") {
+        std::fs::write(&path, &out).expect("write the outcomes");
+    }
+    let recorded = std::fs::read_to_string(&path).expect("the recorded outcomes");
+    assert_eq!(
+        out,
+        recorded,
+        "Kafka's outcomes differ from {}",
+        path.display()
+    );
 }
 
 /// Super users pass every rule, even against a DENY of everything; DENY
