@@ -171,10 +171,10 @@ pub fn authorize(
     resource_type: ResourceType,
     name: &str,
 ) -> Decision {
-    if config.is_super_user(principal) {
+    let who = principal.to_string();
+    if config.super_users.contains(&who) {
         return Decision::Allow;
     }
-    let who = principal.to_string();
     let mut covered = false;
     let mut allowed = false;
     let mut denied = false;
@@ -671,6 +671,60 @@ mod tests {
                 .operations()
                 .iter()
                 .fold(0, |b, o| b | (1 << o.code()))
+        );
+    }
+
+    /// A decision looks at the bindings covering its resource, not at all
+    /// of them: 20,000 bindings on 10,000 topics, Metadata-like decisions
+    /// for 5,000 topics each visit only their own few.
+    #[test]
+    fn decisions_visit_only_the_covering_bindings() {
+        let mut acls = Vec::new();
+        for i in 0..10_000 {
+            acls.push(topic_acl(
+                &format!("topic-{i}"),
+                Literal,
+                "User:alice",
+                Read,
+                A,
+            ));
+            acls.push(topic_acl(
+                &format!("topic-{i}"),
+                Literal,
+                "User:bob",
+                Write,
+                A,
+            ));
+        }
+        acls.push(topic_acl("topic-1", Prefixed, "User:carol", Describe, A));
+        acls.push(topic_acl("*", Literal, "User:ops", Describe, A));
+        let index = AclIndex::new(acls);
+        assert_eq!(index.len(), 20_002);
+        let alice = Principal::user("alice");
+        let started = std::time::Instant::now();
+        let mut visited = 0;
+        for i in 0..5_000 {
+            let name = format!("topic-{i}");
+            let mut here = 0;
+            index.for_each_covering(Topic, &name, |_| {
+                here += 1;
+                true
+            });
+            // Its two literals, the wildcard, and `topic-1` for topic-1*.
+            let expected = if name.starts_with("topic-1") { 4 } else { 3 };
+            assert_eq!(here, expected, "{name}");
+            visited += here;
+            assert_eq!(
+                authorize(&index, &enabled(), &alice, "h", Describe, Topic, &name),
+                Allow
+            );
+        }
+        assert!(visited < 20_000);
+        // Indicative only (not asserted): `cargo test -p pubsub-broker --lib
+        // decisions_visit -- --nocapture`.
+        eprintln!(
+            "5,000 decisions over 20,002 bindings: {:?} (with the walk above)",
+            started.elapsed()
         );
     }
 
