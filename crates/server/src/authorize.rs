@@ -11,10 +11,11 @@ use std::sync::Arc;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::ApiKey;
 use pubsub_broker::security::acl::{
-    self, AclIndex, AuthorizerConfig, Decision, Operation, ResourceType, CLUSTER_NAME,
+    self, AclIndex, Decision, Operation, ResourceType, CLUSTER_NAME,
 };
 use pubsub_broker::security::Principal;
 
+use crate::config::ServerConfig;
 use crate::context::Ctx;
 
 /// One row of the table: `api` needs `operation` on a `resource`;
@@ -106,13 +107,18 @@ rules! {
 }
 
 /// What one request may do: the connection's principal and host, a
-/// snapshot of the ACLs and the authorizer's settings. Cheap to make; make
-/// one per request and ask it per item.
+/// snapshot of the ACLs and the authorizer's settings. Cheap to make (and
+/// free with the authorizer off); make one per request and ask it per item.
 #[derive(Debug, Clone)]
 pub struct Access {
     /// `None`: the authorizer is off, everything is allowed.
-    acls: Option<Arc<AclIndex>>,
-    config: AuthorizerConfig,
+    on: Option<Enforced>,
+}
+
+#[derive(Debug, Clone)]
+struct Enforced {
+    acls: Arc<AclIndex>,
+    config: Arc<ServerConfig>,
     principal: Principal,
     host: String,
 }
@@ -120,19 +126,19 @@ pub struct Access {
 impl Access {
     /// The access of `ctx`'s connection now.
     pub fn of(ctx: &Ctx) -> Access {
-        let config = ctx.config.authorizer.clone();
-        Access {
-            acls: config.enabled.then(|| ctx.broker.acls().snapshot()),
-            config,
+        let on = ctx.config.authorizer.enabled.then(|| Enforced {
+            acls: ctx.broker.acls().snapshot(),
+            config: Arc::clone(&ctx.config),
             principal: ctx.principal(),
             // Kafka compares ACL hosts with the bare address.
             host: ctx.client_host.trim_start_matches('/').to_string(),
-        }
+        });
+        Access { on }
     }
 
     /// Whether the authorizer is on.
     pub fn enforced(&self) -> bool {
-        self.acls.is_some()
+        self.on.is_some()
     }
 
     /// Whether `rule` allows the request on the resource `name` (ignored
@@ -148,10 +154,10 @@ impl Access {
 
     /// Logs a refusal, as Kafka's authorizer logs one.
     pub fn log_denial(&self, rule: &Rule, name: &str) {
-        {
+        if let Some(on) = &self.on {
             tracing::info!(
-                principal = %self.principal,
-                host = %self.host,
+                principal = %on.principal,
+                host = %on.host,
                 api = ?rule.api,
                 operation = %rule.operation,
                 resource = %rule.resource,
@@ -170,14 +176,14 @@ impl Access {
     /// Whether `rule` allows its operation on some resource of its type
     /// (Kafka's authorizeByResourceType).
     pub fn allows_any(&self, rule: &Rule) -> bool {
-        match &self.acls {
+        match &self.on {
             None => true,
-            Some(acls) => {
+            Some(on) => {
                 acl::authorize_any(
-                    acls,
-                    &self.config,
-                    &self.principal,
-                    &self.host,
+                    &on.acls,
+                    &on.config.authorizer,
+                    &on.principal,
+                    &on.host,
                     rule.operation,
                     rule.resource,
                 ) == Decision::Allow
@@ -189,16 +195,16 @@ impl Access {
     /// of its type the principal may do (all of them with the authorizer
     /// off, as Kafka answers).
     pub fn operations(&self, resource: ResourceType, name: &str) -> i32 {
-        match &self.acls {
+        match &self.on {
             None => resource
                 .operations()
                 .iter()
                 .fold(0, |bits, op| bits | (1 << op.code())),
-            Some(acls) => acl::authorized_operations(
-                acls,
-                &self.config,
-                &self.principal,
-                &self.host,
+            Some(on) => acl::authorized_operations(
+                &on.acls,
+                &on.config.authorizer,
+                &on.principal,
+                &on.host,
                 resource,
                 name,
             ),
@@ -233,14 +239,14 @@ impl Access {
     }
 
     fn check(&self, rule: &Rule, name: &str) -> bool {
-        match &self.acls {
+        match &self.on {
             None => true,
-            Some(acls) => {
+            Some(on) => {
                 acl::authorize(
-                    acls,
-                    &self.config,
-                    &self.principal,
-                    &self.host,
+                    &on.acls,
+                    &on.config.authorizer,
+                    &on.principal,
+                    &on.host,
                     rule.operation,
                     rule.resource,
                     self.name(rule, name),
