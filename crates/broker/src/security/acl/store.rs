@@ -106,6 +106,14 @@ impl AclStore {
     }
 }
 
+/// Why [`AclStore::open`] would refuse the ACL file of `dir`, if it would
+/// (`pubsub log check`).
+pub(crate) fn file_problem(dir: &Path) -> Option<String> {
+    metadata::read::<AclsFile>(&dir.join(ACLS_FILE), KIND_ACLS)
+        .err()
+        .map(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{Operation, PatternType, Permission, ResourceType};
@@ -161,5 +169,7 @@ mod tests {
         bytes[last] ^= 0x55;
         std::fs::write(&path, bytes).expect("write");
         assert!(AclStore::open(dir.path()).is_err());
+        let why = crate::check::broker_file_problem(dir.path()).expect("a problem");
+        assert!(why.contains(ACLS_FILE), "{why}");
     }
 }
