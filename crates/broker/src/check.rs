@@ -50,9 +50,11 @@ pub fn broker_running(data_dir: &Path) -> bool {
     )
 }
 
-/// Why open would refuse the broker file, if it would.
+/// Why open would refuse the broker file or the ACL file, if it would.
 pub fn broker_file_problem(data_dir: &Path) -> Option<String> {
-    read_file::<BrokerMeta>(&data_dir.join(BROKER_FILE), KIND_BROKER).err()
+    read_file::<BrokerMeta>(&data_dir.join(BROKER_FILE), KIND_BROKER)
+        .err()
+        .or_else(|| crate::security::acl::store::file_problem(data_dir))
 }
 
 /// Why open would ignore a partition's producer snapshot (and rebuild the

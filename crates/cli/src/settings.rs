@@ -60,17 +60,24 @@ pub struct Settings {
     pub groups: GroupSettings,
     /// Background work on the logs.
     pub storage: StorageSettings,
-    /// Users and authentication.
+    /// Users, authentication and authorization (ACLs).
     pub auth: AuthSettings,
 }
 
 /// `[auth]`
-#[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
     /// `name:password` of a user created at start (both SCRAM mechanisms)
     /// unless it exists; empty: none. Also `PUBSUB_BOOTSTRAP_USER`.
     pub bootstrap_user: String,
+    /// Enforce ACLs (Kafka's `authorizer.class.name`); off, every request
+    /// is allowed.
+    pub authorizer: bool,
+    /// Principals allowed everything (`super.users`), e.g. `User:admin`.
+    pub super_users: Vec<String>,
+    /// Allow what no ACL covers (`allow.everyone.if.no.acl.found`).
+    pub allow_if_no_acl: bool,
 }
 
 impl std::fmt::Debug for AuthSettings {
@@ -81,6 +88,9 @@ impl std::fmt::Debug for AuthSettings {
                 "bootstrap_user",
                 &self.bootstrap_user().map(|(name, _)| name),
             )
+            .field("authorizer", &self.authorizer)
+            .field("super_users", &self.super_users)
+            .field("allow_if_no_acl", &self.allow_if_no_acl)
             .finish()
     }
 }
@@ -177,7 +187,12 @@ impl Default for Settings {
                 retention_check_interval: span(broker.retention_check_interval),
                 compaction_interval: span(broker.compaction_interval),
             },
-            auth: AuthSettings::default(),
+            auth: AuthSettings {
+                bootstrap_user: String::new(),
+                authorizer: server.authorizer.enabled,
+                super_users: server.authorizer.super_users.clone(),
+                allow_if_no_acl: server.authorizer.allow_if_no_acl,
+            },
         }
     }
 }
@@ -191,7 +206,12 @@ macro_rules! section_defaults {
         }
     )*};
 }
-section_defaults!(ServerSettings => server, GroupSettings => groups, StorageSettings => storage);
+section_defaults!(
+    ServerSettings => server,
+    GroupSettings => groups,
+    StorageSettings => storage,
+    AuthSettings => auth
+);
 
 /// Values given on the command line (highest precedence).
 #[derive(Debug, Clone, Default)]
@@ -377,6 +397,14 @@ impl Settings {
             }
         }
         self.topic_defaults()?;
+        for user in &self.auth.super_users {
+            if pubsub_broker::security::Principal::parse(user).is_none() {
+                return bad(
+                    "auth.super_users",
+                    format!("{user:?} is not a principal (Type:name, e.g. User:admin)"),
+                );
+            }
+        }
         Ok(())
     }
 
@@ -440,6 +468,11 @@ impl Settings {
             shutdown_grace: self.server.shutdown_grace.0,
             fetch_session_slots: self.server.fetch_session_slots as usize,
             failed_authentication_delay: self.server.failed_authentication_delay.0,
+            authorizer: pubsub_broker::security::acl::AuthorizerConfig {
+                enabled: self.auth.authorizer,
+                super_users: self.auth.super_users.clone(),
+                allow_if_no_acl: self.auth.allow_if_no_acl,
+            },
             ..ServerConfig::default()
         }
     }
@@ -568,6 +601,32 @@ mod tests {
             }
         }
         assert!(named >= 10, "the README's table was found");
+    }
+
+    #[test]
+    fn auth_settings_reach_the_server_config() {
+        let s = Settings::load(
+            None,
+            env(&[
+                ("PUBSUB_AUTH_AUTHORIZER", "true"),
+                ("PUBSUB_AUTH_SUPER_USERS", "User:admin, User:ops"),
+            ]),
+            &Overrides::default(),
+        )
+        .expect("load");
+        let a = s.server_config().authorizer;
+        assert!(a.enabled && !a.allow_if_no_acl);
+        assert_eq!(a.super_users, vec!["User:admin", "User:ops"]);
+        let bad = Settings::load(
+            None,
+            env(&[("PUBSUB_AUTH_SUPER_USERS", "admin")]),
+            &Overrides::default(),
+        );
+        assert!(
+            matches!(&bad, Err(CliError::Invalid { key, .. }) if key == "auth.super_users"),
+            "{bad:?}"
+        );
+        assert!(!Settings::default().server_config().authorizer.enabled);
     }
 
     #[test]

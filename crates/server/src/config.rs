@@ -27,6 +27,8 @@ pub struct ServerConfig {
     /// How long a failed SASL authentication waits before its answer and
     /// the close (Kafka `connection.failed.authentication.delay.ms`, 100 ms).
     pub failed_authentication_delay: Duration,
+    /// ACL enforcement (`[auth]`): off by default, every request allowed.
+    pub authorizer: pubsub_broker::security::acl::AuthorizerConfig,
 }
 
 /// A listener's security protocol, with Kafka's names.
@@ -101,6 +103,7 @@ impl Default for ServerConfig {
             fetch_session_eviction: crate::fetch_session::DEFAULT_EVICTION,
             tls_handshake_timeout: Duration::from_secs(10),
             failed_authentication_delay: Duration::from_millis(100),
+            authorizer: Default::default(),
         }
     }
 }

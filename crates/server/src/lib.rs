@@ -18,6 +18,7 @@
 //! [`metrics::http::serve`], which answers Prometheus scrapes.
 
 pub mod alloc;
+pub mod authorize;
 pub mod codes;
 pub mod config;
 pub mod connection;

@@ -70,6 +70,8 @@ pub(crate) struct Inner {
     recovery: Mutex<Vec<(String, i32, RecoveryReport)>>,
     /// SCRAM credentials (`users.checkpoint`).
     users: crate::security::Users,
+    /// The ACLs (`acls.checkpoint`), which the protocol server enforces.
+    acls: crate::security::acl::AclStore,
     /// Holds the data directory's lock while open.
     lock: File,
 }
@@ -189,6 +191,12 @@ impl Broker {
     /// The configuration.
     pub fn config(&self) -> &BrokerConfig {
         &self.inner.config
+    }
+
+    /// The ACLs, durable in the data directory. The broker itself never
+    /// consults them (the embedded API is trusted); the protocol server does.
+    pub fn acls(&self) -> &crate::security::acl::AclStore {
+        &self.inner.acls
     }
 
     /// The cluster id (persisted at first start).

@@ -57,6 +57,7 @@ impl Broker {
         meta.generation += 1;
         metadata::write(&meta_path, KIND_BROKER, &meta)?;
         let users = crate::security::Users::open(&dir)?;
+        let acls = crate::security::acl::AclStore::open(&dir)?;
         let inner = Arc::new(Inner {
             dir: dir.clone(),
             coordinator: GroupCoordinator::new(config.group.clone()),
@@ -74,6 +75,7 @@ impl Broker {
             background: Mutex::new(None),
             recovery: Mutex::new(Vec::new()),
             users,
+            acls,
             lock: lock_file,
         });
         let broker = Broker { inner };

@@ -2,6 +2,7 @@
 //! principals here; SCRAM credentials and ACLs are broker metadata beside
 //! them. The embedded API is trusted and never consults this module.
 
+pub mod acl;
 mod principal;
 pub mod scram;
 pub mod users;

@@ -15,7 +15,9 @@ pub(super) enum Kind {
     Integer,
     Boolean,
     Text,
-    /// An array (`listeners`): the value is a TOML inline array.
+    /// An array: a TOML inline array (`[{ name = "ssl", ... }]`, as
+    /// `listeners` needs), or else a comma-separated list of texts
+    /// (`User:admin,User:ops`).
     Array,
 }
 
@@ -66,7 +68,7 @@ pub(super) fn typed(kind: &Kind, value: &str) -> Result<toml::Value, String> {
             _ => Err(format!("{value:?} is not true or false")),
         },
         Kind::Text => Ok(toml::Value::String(value.to_string())),
-        Kind::Array => format!("v = {value}")
+        Kind::Array if value.trim_start().starts_with('[') => format!("v = {value}")
             .parse::<toml::Table>()
             .ok()
             .and_then(|mut t| t.remove("v"))
@@ -76,6 +78,14 @@ pub(super) fn typed(kind: &Kind, value: &str) -> Result<toml::Value, String> {
                     "{value:?} is not a TOML array, e.g. [{{ name = \"ssl\", listen = \"127.0.0.1:9093\", protocol = \"SSL\" }}]"
                 )
             }),
+        Kind::Array => Ok(toml::Value::Array(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(|v| toml::Value::String(v.to_string()))
+                .collect(),
+        )),
     }
 }
 

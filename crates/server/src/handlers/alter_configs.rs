@@ -14,6 +14,7 @@ use super::config_changes::{
 };
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::{sb, Refusal};
+use crate::authorize::{Access, ALTER_CONFIGS_BROKER, ALTER_CONFIGS_TOPIC};
 use crate::context::Ctx;
 
 /// The listed settings, once the request's own checks pass.
@@ -73,6 +74,7 @@ pub async fn handle(
     req: AlterConfigsRequest,
     _v: i16,
 ) -> AlterConfigsResponse {
+    let access = Access::of(ctx);
     let responses = req
         .resources
         .iter()
@@ -80,7 +82,13 @@ pub async fn handle(
             let base = AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
-            match alter(ctx, r, req.validate_only) {
+            let refusal = access.config_refusal(
+                r.resource_type,
+                &r.resource_name,
+                &ALTER_CONFIGS_TOPIC,
+                &ALTER_CONFIGS_BROKER,
+            );
+            match refusal.map_or_else(|| alter(ctx, r, req.validate_only), Err) {
                 Ok(()) => base.with_error_message(None),
                 Err((error, message)) => base
                     .with_error_code(error)

@@ -6,6 +6,7 @@ use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse
 use pubsub_broker::{BrokerError, MAX_PARTITIONS};
 
 use super::sb;
+use crate::authorize::{Access, CREATE_PARTITIONS};
 use crate::codes::error_code;
 use crate::config::NODE_ID;
 use crate::context::{blocking, Ctx};
@@ -16,10 +17,14 @@ pub async fn handle(
     req: CreatePartitionsRequest,
     _v: i16,
 ) -> CreatePartitionsResponse {
+    let access = Access::of(ctx);
     let results = req
         .topics
         .into_iter()
         .map(|t| {
+            if !access.allows(&CREATE_PARTITIONS, &t.name) {
+                return CreatePartitionsTopicResult::default().with_name(t.name).with_error_code(CREATE_PARTITIONS.error);
+            }
             let local = t
                 .assignments
                 .as_ref()

@@ -13,6 +13,7 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, Reques
 use pubsub_broker::NewTopic;
 
 use super::sb;
+use crate::authorize::{Access, CREATE_TOPICS_CLUSTER, CREATE_TOPICS_TOPIC};
 use crate::codes::{error_code, CONFIG_SOURCE_DEFAULT, CONFIG_SOURCE_TOPIC};
 use crate::config::NODE_ID;
 use crate::context::{blocking, Ctx};
@@ -109,6 +110,8 @@ pub async fn handle(
     }
     // Checked one by one; the creations then go to the broker together, so
     // a request of a thousand topics costs a few filesystem syncs.
+    let access = Access::of(ctx);
+    let cluster_create = access.filters(&CREATE_TOPICS_CLUSTER, "");
     let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(req.topics.len());
     let mut to_create = Vec::new();
     for (i, t) in req.topics.iter().enumerate() {
@@ -116,6 +119,11 @@ pub async fn handle(
             Some(Err((
                 ResponseError::InvalidRequest.code(),
                 "the topic is named more than once in this request".to_string(),
+            )))
+        } else if !cluster_create && !access.allows(&CREATE_TOPICS_TOPIC, &t.name) {
+            Some(Err((
+                CREATE_TOPICS_TOPIC.error,
+                "Authorization failed.".to_string(),
             )))
         } else {
             match requested(t) {

@@ -7,6 +7,7 @@ use kafka_protocol::messages::delete_records_response::{
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse, RequestHeader};
 
+use crate::authorize::{Access, DELETE_RECORDS};
 use crate::codes::error_code;
 use crate::context::{blocking, Ctx};
 
@@ -19,10 +20,12 @@ pub async fn handle(
     req: DeleteRecordsRequest,
     _v: i16,
 ) -> DeleteRecordsResponse {
+    let access = Access::of(ctx);
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
+            let allowed = access.allows(&DELETE_RECORDS, &t.name);
             let partitions = t
                 .partitions
                 .iter()
@@ -30,13 +33,17 @@ pub async fn handle(
                     let base = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index);
                     match blocking(|| {
+                        if !allowed {
+                            return Err(None);
+                        }
                         ctx.broker
                             .delete_records(&t.name, p.partition_index, p.offset)
+                            .map_err(Some)
                     }) {
                         Ok(low) => base.with_low_watermark(low as i64),
                         Err(e) => base
                             .with_low_watermark(INVALID_LOW_WATERMARK)
-                            .with_error_code(error_code(&e)),
+                            .with_error_code(e.as_ref().map_or(DELETE_RECORDS.error, error_code)),
                     }
                 })
                 .collect();

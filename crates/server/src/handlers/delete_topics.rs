@@ -5,6 +5,7 @@ use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, RequestHeader};
 
 use super::sb;
+use crate::authorize::{Access, DELETE_TOPICS};
 use crate::codes::error_code;
 use crate::context::{blocking, Ctx};
 
@@ -14,11 +15,17 @@ pub async fn handle(
     req: DeleteTopicsRequest,
     version: i16,
 ) -> DeleteTopicsResponse {
+    let access = Access::of(ctx);
     let responses = req
         .topic_names
         .into_iter()
         .map(|name| {
             let base = DeletableTopicResult::default();
+            if !access.allows(&DELETE_TOPICS, &name) {
+                return base
+                    .with_name(Some(name))
+                    .with_error_code(DELETE_TOPICS.error);
+            }
             let result = blocking(|| ctx.broker.delete_topic(&name));
             let base = base.with_name(Some(name));
             match result {

@@ -1,6 +1,7 @@
 //! DescribeCluster (60): the cluster id and controller Metadata gives, this
-//! broker as the one (never fenced) broker, and, without an authorizer,
-//! every operation Kafka defines on the cluster resource.
+//! broker as the one (never fenced) broker, and the operations the client
+//! may do on the cluster (all of them without an authorizer; none without
+//! Describe on it, as Kafka answers).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
@@ -8,19 +9,15 @@ use kafka_protocol::messages::{
     BrokerId, DescribeClusterRequest, DescribeClusterResponse, RequestHeader,
 };
 
+use pubsub_broker::security::acl::{ResourceType, CLUSTER_NAME};
+
 use super::sb;
+use crate::authorize::{Access, DESCRIBE_CLUSTER_OPERATIONS};
 use crate::config::NODE_ID;
 use crate::context::Ctx;
 
 /// `endpoint_type` of a broker listener (v1+); 2 is a controller's.
 const ENDPOINT_BROKERS: i8 = 1;
-
-/// Kafka's ACL operation codes allowed on the cluster resource: ALTER (7),
-/// CLUSTER_ACTION (9), DESCRIBE_CONFIGS (10), ALTER_CONFIGS (11),
-/// IDEMPOTENT_WRITE (12), CREATE (5), DESCRIBE (8), as a bit field (what
-/// Kafka answers when no authorizer is configured).
-pub(crate) const CLUSTER_OPERATIONS: i32 =
-    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
 
 /// Kafka's "not asked for" value of an authorized-operations field.
 pub(crate) const OPERATIONS_NOT_ASKED: i32 = i32::MIN;
@@ -31,8 +28,14 @@ pub async fn handle(
     req: DescribeClusterRequest,
     _v: i16,
 ) -> DescribeClusterResponse {
+    let access = Access::of(ctx);
     let operations = if req.include_cluster_authorized_operations {
-        CLUSTER_OPERATIONS
+        // Describe on the cluster shows the operations; without it, none.
+        if access.filters(&DESCRIBE_CLUSTER_OPERATIONS, "") {
+            access.operations(ResourceType::Cluster, CLUSTER_NAME)
+        } else {
+            0
+        }
     } else {
         OPERATIONS_NOT_ASKED
     };

@@ -10,6 +10,7 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse, 
 use pubsub_broker::config::{topic_setting, ConfigType, TOPIC_SETTINGS};
 
 use super::sb;
+use crate::authorize::{Access, DESCRIBE_CONFIGS_BROKER, DESCRIBE_CONFIGS_TOPIC};
 use crate::codes::{
     error_code, CONFIG_SOURCE_DEFAULT, CONFIG_SOURCE_STATIC_BROKER, CONFIG_SOURCE_TOPIC,
 };
@@ -112,6 +113,7 @@ pub async fn handle(
     req: DescribeConfigsRequest,
     version: i16,
 ) -> DescribeConfigsResponse {
+    let access = Access::of(ctx);
     let results = req
         .resources
         .into_iter()
@@ -124,6 +126,17 @@ pub async fn handle(
             let base = DescribeConfigsResult::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
+            let refusal = access.config_refusal(
+                r.resource_type,
+                &r.resource_name,
+                &DESCRIBE_CONFIGS_TOPIC,
+                &DESCRIBE_CONFIGS_BROKER,
+            );
+            if let Some((code, message)) = refusal {
+                return base
+                    .with_error_code(code)
+                    .with_error_message(Some(sb(&message)));
+            }
             match r.resource_type {
                 RESOURCE_TOPIC => match ctx.broker.describe_topic(&r.resource_name) {
                     Ok(d) => base.with_configs(

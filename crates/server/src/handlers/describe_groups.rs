@@ -8,8 +8,10 @@ use kafka_protocol::messages::describe_groups_response::{DescribedGroup, Describ
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, RequestHeader};
 
 use pubsub_broker::group::GroupState;
+use pubsub_broker::security::acl::ResourceType;
 
 use super::{opt, sb};
+use crate::authorize::{Access, DESCRIBE_GROUPS};
 use crate::context::Ctx;
 
 pub async fn handle(
@@ -18,10 +20,25 @@ pub async fn handle(
     req: DescribeGroupsRequest,
     version: i16,
 ) -> DescribeGroupsResponse {
+    let access = Access::of(ctx);
+    let operations = |group: &str| {
+        if req.include_authorized_operations {
+            access.operations(ResourceType::Group, group)
+        } else {
+            i32::MIN
+        }
+    };
     let groups = req
         .groups
-        .into_iter()
+        .iter()
+        .cloned()
         .map(|group_id| {
+            if !access.allows(&DESCRIBE_GROUPS, &group_id) {
+                return DescribedGroup::default()
+                    .with_group_id(group_id)
+                    .with_error_code(DESCRIBE_GROUPS.error)
+                    .with_authorized_operations(i32::MIN);
+            }
             if group_id.is_empty() {
                 return DescribedGroup::default()
                     .with_group_id(group_id)
@@ -41,12 +58,13 @@ pub async fn handle(
             // Kafka names the protocol and hands out members' metadata only
             // once the group is stable; assignments (the last ones) always.
             let stable = d.state.kafka_name() == "Stable";
+            let operations = operations(&group_id);
             DescribedGroup::default()
                 .with_group_id(group_id)
                 .with_group_state(sb(d.state.kafka_name()))
                 .with_protocol_type(sb(&d.protocol_type))
                 .with_protocol_data(sb(if stable { &d.protocol } else { "" }))
-                .with_authorized_operations(i32::MIN)
+                .with_authorized_operations(operations)
                 .with_members(
                     d.members
                         .into_iter()

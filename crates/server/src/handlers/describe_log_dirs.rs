@@ -8,6 +8,7 @@ use kafka_protocol::messages::describe_log_dirs_response::{
 };
 use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, RequestHeader};
 
+use crate::authorize::{Access, DESCRIBE_LOG_DIRS};
 use crate::context::Ctx;
 use crate::handlers::{sb, topic_name};
 
@@ -17,6 +18,9 @@ pub async fn handle(
     req: DescribeLogDirsRequest,
     _version: i16,
 ) -> DescribeLogDirsResponse {
+    if !Access::of(ctx).allows(&DESCRIBE_LOG_DIRS, "") {
+        return DescribeLogDirsResponse::default().with_error_code(DESCRIBE_LOG_DIRS.error);
+    }
     // `None` asks for every partition; otherwise only those named (unknown
     // ones are left out, as Kafka does).
     let wanted: Vec<(String, Vec<i32>)> = match req.topics {

@@ -11,6 +11,7 @@ use kafka_protocol::messages::{
     DescribeProducersRequest, DescribeProducersResponse, ProducerId, RequestHeader,
 };
 
+use crate::authorize::{Access, DESCRIBE_PRODUCERS};
 use crate::codes::error_code;
 use crate::context::Ctx;
 
@@ -20,15 +21,20 @@ pub async fn handle(
     req: DescribeProducersRequest,
     _version: i16,
 ) -> DescribeProducersResponse {
+    let access = Access::of(ctx);
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
+            let allowed = access.allows(&DESCRIBE_PRODUCERS, &t.name);
             let partitions = t
                 .partition_indexes
                 .iter()
                 .map(|&index| {
                     let base = PartitionResponse::default().with_partition_index(index);
+                    if !allowed {
+                        return base.with_error_code(DESCRIBE_PRODUCERS.error);
+                    }
                     match ctx.broker.partition(&t.name, index) {
                         Err(e) => base.with_error_code(error_code(&e)),
                         Ok(part) => base.with_active_producers(

@@ -15,21 +15,16 @@ use kafka_protocol::messages::{
     BrokerId, DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse, RequestHeader,
 };
 use pubsub_broker::names::{validate_topic_name, CONSUMER_OFFSETS};
+use pubsub_broker::security::acl::ResourceType;
 
 use super::topic_name;
+use crate::authorize::{Access, DESCRIBE_TOPIC_PARTITIONS};
 use crate::config::NODE_ID;
 use crate::context::Ctx;
 
 /// Kafka's `max.request.partition.size.limit` default: the most partitions
 /// one answer carries, whatever the request asks.
 const MAX_PARTITIONS_PER_ANSWER: i32 = 2000;
-
-/// Kafka's ACL operation codes allowed on a topic: READ (3), WRITE (4),
-/// CREATE (5), DELETE (6), ALTER (7), DESCRIBE (8), DESCRIBE_CONFIGS (10),
-/// ALTER_CONFIGS (11), as a bit field (Kafka's answer without an
-/// authorizer).
-const TOPIC_OPERATIONS: i32 =
-    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
 
 fn partition(index: i32, leader_epoch: i32) -> DescribeTopicPartitionsResponsePartition {
     let me = vec![BrokerId(NODE_ID)];
@@ -65,6 +60,7 @@ pub async fn handle(
     _v: i16,
 ) -> DescribeTopicPartitionsResponse {
     let broker = &ctx.broker;
+    let access = Access::of(ctx);
     let all = req.topics.is_empty();
     let cursor = req
         .cursor
@@ -107,6 +103,16 @@ pub async fn handle(
         let topic = DescribeTopicPartitionsResponseTopic::default()
             .with_name(Some(topic_name(&name)))
             .with_is_internal(name == CONSUMER_OFFSETS);
+        // Listing all: left out; named: refused.
+        if !access.filters(&DESCRIBE_TOPIC_PARTITIONS, &name) {
+            if !all {
+                access.log_denial(&DESCRIBE_TOPIC_PARTITIONS, &name);
+                let refused = topic.with_error_code(DESCRIBE_TOPIC_PARTITIONS.error);
+                out.topics.push(refused.with_is_internal(false));
+            }
+            continue;
+        }
+        let operations = access.operations(ResourceType::Topic, &name);
         let Some(count) = broker.partition_count(&name).map(|c| c as i32) else {
             if !all {
                 let error = match validate_topic_name(&name) {
@@ -116,7 +122,7 @@ pub async fn handle(
                 out.topics.push(
                     topic
                         .with_error_code(error.code())
-                        .with_topic_authorized_operations(TOPIC_OPERATIONS),
+                        .with_topic_authorized_operations(operations),
                 );
             }
             continue;
@@ -137,7 +143,7 @@ pub async fn handle(
             topic
                 .with_topic_id(broker.topic_id(&name).unwrap_or_default())
                 .with_partitions(partitions)
-                .with_topic_authorized_operations(TOPIC_OPERATIONS),
+                .with_topic_authorized_operations(operations),
         );
         if upper < count {
             out.next_cursor = Some(

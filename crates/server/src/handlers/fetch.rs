@@ -63,6 +63,7 @@ use pubsub_broker::{BrokerError, FileRange, Handles, Partition};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::authorize::{Access, FETCH};
 use crate::codes::{epoch_error, error_code};
 use crate::context::{blocking, Ctx};
 use crate::fetch_response::FetchFiles;
@@ -275,9 +276,15 @@ async fn read_when_ready(
     version: i16,
     to_read: &[ToRead],
 ) -> Vec<Read> {
+    let access = Access::of(ctx);
+    let allowed: Vec<bool> = to_read
+        .iter()
+        .map(|r| access.allows(&FETCH, &r.key.topic))
+        .collect();
     let logs: Vec<Option<Arc<Partition>>> = to_read
         .iter()
-        .map(|r| ctx.broker.partition(&r.key.topic, r.key.partition).ok())
+        .zip(&allowed)
+        .map(|(r, ok)| ok.then(|| ctx.broker.partition(&r.key.topic, r.key.partition).ok())?)
         .collect();
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT);
     let deadline = Instant::now() + wait;
@@ -293,8 +300,8 @@ async fn read_when_ready(
     let mut answer_now = false;
     let mut reads = Vec::with_capacity(to_read.len());
     let first_pass = || {
-        for (r, log) in to_read.iter().zip(&logs) {
-            let read = read_partition(
+        for ((r, log), allowed) in to_read.iter().zip(&logs).zip(&allowed) {
+            let mut read = read_partition(
                 r,
                 log.as_deref(),
                 max_bytes.saturating_sub(total),
@@ -302,6 +309,9 @@ async fn read_when_ready(
                 read_committed,
                 version,
             );
+            if let (false, Some(part)) = (allowed, read.part.as_mut()) {
+                part.error_code = FETCH.error;
+            }
             total += read.bytes;
             answer_now |= read.answer_now;
             reads.push(read);

@@ -6,6 +6,7 @@ use kafka_protocol::messages::{
 };
 
 use super::sb;
+use crate::authorize::{Access, FIND_COORDINATOR_GROUP, FIND_COORDINATOR_TXN};
 use crate::config::NODE_ID;
 use crate::context::Ctx;
 
@@ -19,6 +20,18 @@ pub async fn handle(
         .with_node_id(BrokerId(NODE_ID))
         .with_host(sb(&ctx.listener.advertised_host))
         .with_port(i32::from(ctx.listener.advertised_port));
+    let rule = if req.key_type == 0 {
+        FIND_COORDINATOR_GROUP
+    } else {
+        FIND_COORDINATOR_TXN
+    };
+    if !Access::of(ctx).allows(&rule, &req.key) {
+        return resp
+            .with_error_code(rule.error)
+            .with_node_id(BrokerId(-1))
+            .with_host(sb(""))
+            .with_port(-1);
+    }
     if req.key_type != 0 {
         // Transaction coordinators: transactions are not supported.
         return resp

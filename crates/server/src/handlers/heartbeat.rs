@@ -2,6 +2,7 @@
 
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse, RequestHeader};
 
+use crate::authorize::{Access, HEARTBEAT};
 use crate::codes::group_error_code;
 use crate::context::Ctx;
 
@@ -11,6 +12,9 @@ pub async fn handle(
     req: HeartbeatRequest,
     _v: i16,
 ) -> HeartbeatResponse {
+    if !Access::of(ctx).allows(&HEARTBEAT, &req.group_id) {
+        return HeartbeatResponse::default().with_error_code(HEARTBEAT.error);
+    }
     let result = ctx.broker.coordinator().heartbeat(
         &req.group_id,
         &req.member_id,

@@ -17,6 +17,7 @@ use super::config_changes::{
 };
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::sb;
+use crate::authorize::{Access, INCREMENTAL_ALTER_CONFIGS_BROKER, INCREMENTAL_ALTER_CONFIGS_TOPIC};
 use crate::codes::error_code;
 use crate::context::Ctx;
 
@@ -95,11 +96,19 @@ pub async fn handle(
     req: IncrementalAlterConfigsRequest,
     _v: i16,
 ) -> IncrementalAlterConfigsResponse {
+    let access = Access::of(ctx);
     let responses = req
         .resources
         .iter()
         .map(|r| {
+            let refusal = access.config_refusal(
+                r.resource_type,
+                &r.resource_name,
+                &INCREMENTAL_ALTER_CONFIGS_TOPIC,
+                &INCREMENTAL_ALTER_CONFIGS_BROKER,
+            );
             let result = match r.resource_type {
+                _ if refusal.is_some() => Err(refusal.unwrap_or_default()),
                 RESOURCE_TOPIC => topic_overrides(ctx, &r.resource_name).and_then(|overrides| {
                     let c = changes(ctx, r)?;
                     change_topic(ctx, &r.resource_name, &overrides, &c, req.validate_only)

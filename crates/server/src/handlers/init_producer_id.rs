@@ -6,6 +6,9 @@ use kafka_protocol::messages::{
     InitProducerIdRequest, InitProducerIdResponse, ProducerId, RequestHeader,
 };
 
+use crate::authorize::{
+    Access, INIT_PRODUCER_ID_ANY_TOPIC, INIT_PRODUCER_ID_IDEMPOTENT, INIT_PRODUCER_ID_TXN,
+};
 use crate::codes::kafka_error;
 use crate::context::{blocking, Ctx};
 
@@ -26,8 +29,17 @@ pub async fn handle(
     if req.transactional_id.as_ref().is_some_and(|t| t.is_empty()) {
         return failed(ResponseError::InvalidRequest.code());
     }
+    let access = Access::of(ctx);
     if req.transactional_id.is_some() {
-        return failed(ResponseError::TransactionalIdAuthorizationFailed.code());
+        // Refused whether or not Write on it is allowed: no transactions.
+        return failed(INIT_PRODUCER_ID_TXN.error);
+    }
+    // Kafka (KIP-679): IdempotentWrite on the cluster, or Write on any topic.
+    if !access.filters(&INIT_PRODUCER_ID_IDEMPOTENT, "")
+        && !access.allows_any(&INIT_PRODUCER_ID_ANY_TOPIC)
+    {
+        access.log_denial(&INIT_PRODUCER_ID_IDEMPOTENT, "");
+        return failed(INIT_PRODUCER_ID_IDEMPOTENT.error);
     }
     // A producer that asks to bump its epoch (KIP-360) gets a new id: ids
     // are cheap and never reused, which fences the old one just as well.

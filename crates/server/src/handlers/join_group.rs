@@ -8,6 +8,7 @@ use pubsub_broker::group::JoinRequest;
 use pubsub_broker::BrokerError;
 
 use super::{opt, sb};
+use crate::authorize::{Access, JOIN_GROUP};
 use crate::codes::group_error_code;
 use crate::context::Ctx;
 
@@ -28,6 +29,9 @@ pub async fn handle(
     req: JoinGroupRequest,
     version: i16,
 ) -> JoinGroupResponse {
+    if !Access::of(ctx).allows(&JOIN_GROUP, &req.group_id) {
+        return failed(JOIN_GROUP.error, &req.member_id, version);
+    }
     let join = JoinRequest {
         group_id: req.group_id.to_string(),
         member_id: req.member_id.to_string(),

@@ -3,6 +3,7 @@
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse, RequestHeader};
 
+use crate::authorize::{Access, LEAVE_GROUP};
 use crate::codes::{group_error_code, NONE};
 use crate::context::{blocking, Ctx};
 
@@ -12,6 +13,9 @@ pub async fn handle(
     req: LeaveGroupRequest,
     version: i16,
 ) -> LeaveGroupResponse {
+    if !Access::of(ctx).allows(&LEAVE_GROUP, &req.group_id) {
+        return LeaveGroupResponse::default().with_error_code(LEAVE_GROUP.error);
+    }
     let members: Vec<(String, Option<String>)> = if version >= 3 {
         req.members
             .iter()

@@ -6,6 +6,7 @@ use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse, RequestHeader};
 
 use super::sb;
+use crate::authorize::{Access, LIST_GROUPS_CLUSTER, LIST_GROUPS_GROUP};
 use crate::context::Ctx;
 
 /// The type of every group here (Kafka's `GroupType.CLASSIC`).
@@ -17,11 +18,14 @@ pub async fn handle(
     req: ListGroupsRequest,
     version: i16,
 ) -> ListGroupsResponse {
+    let access = Access::of(ctx);
+    let every = access.filters(&LIST_GROUPS_CLUSTER, "");
     let groups = ctx
         .broker
         .coordinator()
         .list()
         .into_iter()
+        .filter(|g| every || access.filters(&LIST_GROUPS_GROUP, &g.group_id))
         .filter(|g| {
             req.states_filter.is_empty()
                 || req

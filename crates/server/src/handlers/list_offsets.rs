@@ -12,6 +12,7 @@ use kafka_protocol::messages::list_offsets_response::{
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, RequestHeader};
 use pubsub_broker::{ListedOffset, OffsetSpec};
 
+use crate::authorize::{Access, LIST_OFFSETS};
 use crate::codes::{epoch_error, error_code};
 use crate::context::{blocking, Ctx};
 
@@ -28,11 +29,13 @@ pub async fn handle(
 ) -> ListOffsetsResponse {
     // The answer names the offset's leader epoch from v4 on.
     let epoch_of = |e: i32| if version >= 4 { e } else { -1 };
+    let access = Access::of(ctx);
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
             let name: &str = &t.name;
+            let allowed = access.allows(&LIST_OFFSETS, name);
             let partitions = t
                 .partitions
                 .iter()
@@ -42,6 +45,9 @@ pub async fn handle(
                         .with_timestamp(-1)
                         .with_offset(-1)
                         .with_leader_epoch(-1);
+                    if !allowed {
+                        return base.with_error_code(LIST_OFFSETS.error);
+                    }
                     let part = match ctx.broker.partition(name, p.partition_index) {
                         Ok(part) => part,
                         Err(e) => return base.with_error_code(error_code(&e)),

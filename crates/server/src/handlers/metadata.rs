@@ -6,9 +6,13 @@ use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, RequestHeader};
+use pubsub_broker::security::acl::{ResourceType, CLUSTER_NAME};
 use uuid::Uuid;
 
 use super::{sb, topic_name};
+use crate::authorize::{
+    Access, METADATA, METADATA_CLUSTER_OPERATIONS, METADATA_CREATE_CLUSTER, METADATA_CREATE_TOPIC,
+};
 use crate::codes::error_code;
 use crate::config::NODE_ID;
 use crate::context::{blocking, Ctx};
@@ -64,19 +68,43 @@ pub async fn handle(
     // Versions 0-3 always allowed auto-creation; later ones ask for it.
     let allow_create =
         ctx.broker.config().auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
-    let topics: Vec<MetadataResponseTopic> = match &req.topics {
+    let access = Access::of(ctx);
+    // Create on the cluster, or else on each missing topic.
+    let create_any = allow_create && access.filters(&METADATA_CREATE_CLUSTER, "");
+    let mut topics: Vec<MetadataResponseTopic> = match &req.topics {
         // v0: an empty list means all topics; v1+: null means all.
-        None => all(ctx, version),
-        Some(list) if list.is_empty() && version == 0 => all(ctx, version),
+        None => all(ctx, &access, version),
+        Some(list) if list.is_empty() && version == 0 => all(ctx, &access, version),
         Some(list) => list
             .iter()
             .map(|t| match &t.name {
                 Some(n) if !n.is_empty() || t.topic_id.is_nil() => {
+                    if !access.allows(&METADATA, n) {
+                        return refused(Some(n), Uuid::nil());
+                    }
+                    let missing = allow_create && ctx.broker.partition_count(n).is_none();
+                    if missing && !create_any && !access.allows(&METADATA_CREATE_TOPIC, n) {
+                        return refused(Some(n), Uuid::nil());
+                    }
                     topic(ctx, n, allow_create, version)
                 }
-                _ => by_id(ctx, t.topic_id, version),
+                _ => by_id(ctx, &access, t.topic_id, version),
             })
             .collect(),
+    };
+    if req.include_topic_authorized_operations {
+        for t in topics.iter_mut().filter(|t| t.error_code == 0) {
+            if let Some(name) = &t.name {
+                t.topic_authorized_operations = access.operations(ResourceType::Topic, name);
+            }
+        }
+    }
+    let cluster_operations = match req.include_cluster_authorized_operations {
+        false => i32::MIN,
+        true if access.filters(&METADATA_CLUSTER_OPERATIONS, "") => {
+            access.operations(ResourceType::Cluster, CLUSTER_NAME)
+        }
+        true => 0,
     };
     MetadataResponse::default()
         .with_brokers(vec![MetadataResponseBroker::default()
@@ -86,13 +114,24 @@ pub async fn handle(
         .with_cluster_id((version >= 2).then(|| sb(ctx.broker.cluster_id())))
         .with_controller_id(BrokerId(if version >= 1 { NODE_ID } else { -1 }))
         .with_topics(topics)
-        .with_cluster_authorized_operations(i32::MIN)
+        .with_cluster_authorized_operations(cluster_operations)
+}
+
+/// A topic the client may not Describe (or create): named as asked (topic
+/// ids are not secret, Kafka answers them too).
+fn refused(name: Option<&str>, id: Uuid) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_name(name.map(topic_name))
+        .with_topic_id(id)
+        .with_error_code(METADATA.error)
+        .with_topic_authorized_operations(i32::MIN)
 }
 
 /// A topic asked for by id (v10+, name null): described under its name, or
 /// UNKNOWN_TOPIC_ID with the id and no name, as Kafka answers.
-fn by_id(ctx: &Ctx, id: Uuid, version: i16) -> MetadataResponseTopic {
+fn by_id(ctx: &Ctx, access: &Access, id: Uuid, version: i16) -> MetadataResponseTopic {
     match ctx.broker.topic_by_id(id) {
+        Some(name) if !access.allows(&METADATA, &name) => refused(None, id),
         Some(name) => topic(ctx, &name, false, version),
         None => MetadataResponseTopic::default()
             .with_name(None)
@@ -102,10 +141,12 @@ fn by_id(ctx: &Ctx, id: Uuid, version: i16) -> MetadataResponseTopic {
     }
 }
 
-fn all(ctx: &Ctx, version: i16) -> Vec<MetadataResponseTopic> {
+/// Every topic the client may Describe.
+fn all(ctx: &Ctx, access: &Access, version: i16) -> Vec<MetadataResponseTopic> {
     ctx.broker
         .topics(false)
         .iter()
+        .filter(|n| access.filters(&METADATA, n))
         .map(|n| topic(ctx, n, false, version))
         .collect()
 }

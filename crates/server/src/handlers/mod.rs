@@ -1,15 +1,19 @@
 //! One module per Kafka API: each turns a decoded request into a response
 //! using the broker. Errors become per-item error codes (codes.rs).
 
+mod acls;
 pub mod alter_configs;
 pub mod alter_user_scram_credentials;
 pub mod api_versions;
 mod config_changes;
+pub mod create_acls;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_acls;
 pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_acls;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;

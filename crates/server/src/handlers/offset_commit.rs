@@ -9,6 +9,7 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, Reques
 use pubsub_broker::group::{CommitEntry, CommitRequest};
 use pubsub_broker::wall_clock_ms;
 
+use crate::authorize::{Access, OFFSET_COMMIT_GROUP, OFFSET_COMMIT_TOPIC};
 use crate::codes::{group_error_code, NONE};
 use crate::context::{blocking, Ctx};
 
@@ -18,11 +19,26 @@ pub async fn handle(
     req: OffsetCommitRequest,
     _v: i16,
 ) -> OffsetCommitResponse {
+    let access = Access::of(ctx);
+    let group_allowed = access.allows(&OFFSET_COMMIT_GROUP, &req.group_id);
     let mut entries = Vec::new();
     // Per topic, per partition: does it exist (decided once, answered so).
     let mut exists: Vec<Vec<bool>> = Vec::with_capacity(req.topics.len());
+    // Per topic: the refusal of an unauthorized one.
+    let mut refused: Vec<Option<i16>> = Vec::with_capacity(req.topics.len());
     for t in &req.topics {
-        let known = ctx.broker.partition_count(&t.name);
+        let refusal = if !group_allowed {
+            Some(OFFSET_COMMIT_GROUP.error)
+        } else if !access.allows(&OFFSET_COMMIT_TOPIC, &t.name) {
+            Some(OFFSET_COMMIT_TOPIC.error)
+        } else {
+            None
+        };
+        refused.push(refusal);
+        let known = ctx
+            .broker
+            .partition_count(&t.name)
+            .filter(|_| refusal.is_none());
         let mut here = Vec::with_capacity(t.partitions.len());
         for p in &t.partitions {
             let found =
@@ -52,6 +68,9 @@ pub async fn handle(
         entries,
     };
     let group_error = match blocking(|| {
+        if !group_allowed {
+            return Ok(());
+        }
         ctx.broker.coordinator().commit(
             ctx.broker.offsets_store(),
             commit,
@@ -66,7 +85,8 @@ pub async fn handle(
         .topics
         .iter()
         .zip(exists)
-        .map(|(t, exists)| {
+        .zip(refused)
+        .map(|((t, exists), refused)| {
             OffsetCommitResponseTopic::default()
                 .with_name(t.name.clone())
                 .with_partitions(
@@ -76,7 +96,9 @@ pub async fn handle(
                         .map(|(p, exists)| {
                             OffsetCommitResponsePartition::default()
                                 .with_partition_index(p.partition_index)
-                                .with_error_code(if exists {
+                                .with_error_code(if let Some(code) = refused {
+                                    code
+                                } else if exists {
                                     group_error
                                 } else {
                                     ResponseError::UnknownTopicOrPartition.code()

@@ -12,6 +12,7 @@ use kafka_protocol::messages::offset_delete_response::{
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse, RequestHeader};
 
 use super::topic_name;
+use crate::authorize::{Access, OFFSET_DELETE_GROUP, OFFSET_DELETE_TOPIC};
 use crate::codes::{group_error_code, NONE};
 use crate::context::{blocking, Ctx};
 
@@ -36,10 +37,22 @@ pub async fn handle(
     req: OffsetDeleteRequest,
     _v: i16,
 ) -> OffsetDeleteResponse {
+    let access = Access::of(ctx);
+    if !access.allows(&OFFSET_DELETE_GROUP, &req.group_id) {
+        return OffsetDeleteResponse::default().with_error_code(OFFSET_DELETE_GROUP.error);
+    }
     let mut asked = Vec::new();
     let mut unknown = Vec::new();
     let code = ResponseError::UnknownTopicOrPartition.code();
     for t in &req.topics {
+        if !access.allows(&OFFSET_DELETE_TOPIC, &t.name) {
+            let refused = t
+                .partitions
+                .iter()
+                .map(|p| (p.partition_index, OFFSET_DELETE_TOPIC.error));
+            unknown.push(topic_result(&t.name, refused.collect()));
+            continue;
+        }
         let count = ctx.broker.partition_count(&t.name).map_or(0, |c| c as i32);
         let (known, missing): (Vec<i32>, Vec<i32>) = t
             .partitions

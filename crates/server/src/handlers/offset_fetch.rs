@@ -6,6 +6,7 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, RequestHeader};
 
 use super::{sb, topic_name};
+use crate::authorize::{Access, OFFSET_FETCH_GROUP, OFFSET_FETCH_TOPIC};
 use crate::context::Ctx;
 
 pub async fn handle(
@@ -14,6 +15,8 @@ pub async fn handle(
     req: OffsetFetchRequest,
     version: i16,
 ) -> OffsetFetchResponse {
+    let access = Access::of(ctx);
+    let group_allowed = access.allows(&OFFSET_FETCH_GROUP, &req.group_id);
     let asked: Option<Vec<(String, i32)>> = req.topics.as_ref().map(|ts| {
         ts.iter()
             .flat_map(|t| {
@@ -23,13 +26,27 @@ pub async fn handle(
             })
             .collect()
     });
-    let found = ctx
-        .broker
-        .coordinator()
-        .fetch_offsets(&req.group_id, asked.as_deref());
+    let found = if group_allowed {
+        ctx.broker
+            .coordinator()
+            .fetch_offsets(&req.group_id, asked.as_deref())
+    } else {
+        Vec::new()
+    };
     let mut topics: Vec<OffsetFetchResponseTopic> = Vec::new();
     for ((topic, partition), committed) in found {
+        // Asked for: refused by name; all topics: left out.
+        let topic_allowed = access.allows(&OFFSET_FETCH_TOPIC, &topic);
+        if !topic_allowed && asked.is_none() {
+            continue;
+        }
+        let committed = committed.filter(|_| topic_allowed);
         let part = OffsetFetchResponsePartition::default()
+            .with_error_code(if topic_allowed {
+                0
+            } else {
+                OFFSET_FETCH_TOPIC.error
+            })
             .with_partition_index(partition)
             .with_committed_offset(committed.as_ref().map_or(-1, |c| c.offset))
             .with_committed_leader_epoch(match &committed {
@@ -47,6 +64,9 @@ pub async fn handle(
                     .with_partitions(vec![part]),
             ),
         }
+    }
+    if !group_allowed {
+        return OffsetFetchResponse::default().with_error_code(OFFSET_FETCH_GROUP.error);
     }
     OffsetFetchResponse::default().with_topics(topics)
 }

@@ -12,6 +12,7 @@ use kafka_protocol::messages::{
     OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, RequestHeader,
 };
 
+use crate::authorize::{Access, OFFSET_FOR_LEADER_EPOCH};
 use crate::codes::{epoch_error, error_code};
 use crate::context::Ctx;
 
@@ -21,10 +22,12 @@ pub async fn handle(
     req: OffsetForLeaderEpochRequest,
     _version: i16,
 ) -> OffsetForLeaderEpochResponse {
+    let access = Access::of(ctx);
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
+            let allowed = access.allows(&OFFSET_FOR_LEADER_EPOCH, &t.topic);
             let partitions = t
                 .partitions
                 .iter()
@@ -33,6 +36,9 @@ pub async fn handle(
                         .with_partition(p.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
+                    if !allowed {
+                        return base.with_error_code(OFFSET_FOR_LEADER_EPOCH.error);
+                    }
                     match ctx.broker.partition(&t.topic, p.partition) {
                         Err(e) => base.with_error_code(error_code(&e)),
                         Ok(part) => {

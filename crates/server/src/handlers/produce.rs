@@ -22,6 +22,7 @@ use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicNam
 use pubsub_broker::{Acks, BrokerError, ListedOffset, OffsetSpec, PendingSync};
 
 use super::sb;
+use crate::authorize::{Access, PRODUCE};
 use crate::codes::error_code;
 use crate::context::{blocking, Ctx};
 use crate::dispatch::{encode_response, Reply};
@@ -148,6 +149,7 @@ fn append(
     version: i16,
 ) -> (ProduceResponse, Vec<(usize, usize, PendingSync)>) {
     let acks = Acks::from_kafka(req.acks);
+    let access = Access::of(ctx);
     let topics = locate(&frame, req);
     // With the request gone, the frame is writable if it owns its buffer
     // alone; if not, each partition's records are copied once into
@@ -158,9 +160,11 @@ fn append(
     let mut responses = Vec::with_capacity(topics.len());
     for (t, topic) in topics.into_iter().enumerate() {
         let name: &str = &topic.name;
+        let allowed = access.allows(&PRODUCE, name);
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for (p, (index, records)) in topic.partitions.into_iter().enumerate() {
             let resp = match (acks, records) {
+                _ if !allowed => base(index).with_error_code(PRODUCE.error),
                 (None, _) => base(index)
                     .with_error_code(ResponseError::InvalidRequiredAcks.code())
                     .with_error_message(message(version, "acks must be 0, 1 or -1")),

@@ -6,6 +6,7 @@ use pubsub_broker::group::SyncRequest;
 use pubsub_broker::BrokerError;
 
 use super::sb;
+use crate::authorize::{Access, SYNC_GROUP};
 use crate::codes::group_error_code;
 use crate::context::{blocking, Ctx};
 
@@ -15,6 +16,9 @@ pub async fn handle(
     req: SyncGroupRequest,
     version: i16,
 ) -> SyncGroupResponse {
+    if !Access::of(ctx).allows(&SYNC_GROUP, &req.group_id) {
+        return SyncGroupResponse::default().with_error_code(SYNC_GROUP.error);
+    }
     let sync = SyncRequest {
         group_id: req.group_id.to_string(),
         generation_id: req.generation_id,

@@ -3,14 +3,15 @@
 //! per-member code. [`Metrics`](super::Metrics) counts every non-zero one.
 
 use kafka_protocol::messages::{
-    AlterConfigsResponse, ApiVersionsResponse, CreatePartitionsResponse, CreateTopicsResponse,
-    DeleteGroupsResponse, DeleteRecordsResponse, DeleteTopicsResponse, DescribeClusterResponse,
-    DescribeConfigsResponse, DescribeGroupsResponse, DescribeLogDirsResponse,
-    DescribeProducersResponse, DescribeTopicPartitionsResponse, FetchResponse,
-    FindCoordinatorResponse, HeartbeatResponse, IncrementalAlterConfigsResponse,
-    InitProducerIdResponse, JoinGroupResponse, LeaveGroupResponse, ListGroupsResponse,
-    ListOffsetsResponse, MetadataResponse, OffsetCommitResponse, OffsetDeleteResponse,
-    OffsetFetchResponse, OffsetForLeaderEpochResponse, ProduceResponse, SyncGroupResponse,
+    AlterConfigsResponse, ApiVersionsResponse, CreateAclsResponse, CreatePartitionsResponse,
+    CreateTopicsResponse, DeleteAclsResponse, DeleteGroupsResponse, DeleteRecordsResponse,
+    DeleteTopicsResponse, DescribeAclsResponse, DescribeClusterResponse, DescribeConfigsResponse,
+    DescribeGroupsResponse, DescribeLogDirsResponse, DescribeProducersResponse,
+    DescribeTopicPartitionsResponse, FetchResponse, FindCoordinatorResponse, HeartbeatResponse,
+    IncrementalAlterConfigsResponse, InitProducerIdResponse, JoinGroupResponse, LeaveGroupResponse,
+    ListGroupsResponse, ListOffsetsResponse, MetadataResponse, OffsetCommitResponse,
+    OffsetDeleteResponse, OffsetFetchResponse, OffsetForLeaderEpochResponse, ProduceResponse,
+    SyncGroupResponse,
 };
 use kafka_protocol::messages::{SaslAuthenticateResponse, SaslHandshakeResponse};
 
@@ -175,6 +176,25 @@ impl ErrorCodes for IncrementalAlterConfigsResponse {
     }
 }
 
+impl ErrorCodes for CreateAclsResponse {
+    fn error_codes(&self, f: &mut dyn FnMut(i16)) {
+        for r in &self.results {
+            f(r.error_code);
+        }
+    }
+}
+
+impl ErrorCodes for DeleteAclsResponse {
+    fn error_codes(&self, f: &mut dyn FnMut(i16)) {
+        for r in &self.filter_results {
+            f(r.error_code);
+            for m in &r.matching_acls {
+                f(m.error_code);
+            }
+        }
+    }
+}
+
 /// Responses whose codes are per partition, in topics.
 macro_rules! per_partition {
     ($($t:ty),*) => {$(
@@ -238,6 +258,7 @@ macro_rules! top_level {
 }
 top_level!(
     ApiVersionsResponse,
+    DescribeAclsResponse,
     DescribeClusterResponse,
     HeartbeatResponse,
     InitProducerIdResponse,

@@ -83,8 +83,8 @@ async fn garbage_truncated_and_unknown_requests_close_only_their_connection() {
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("unknown API key", raw_request(9999, 0, &[])),
         (
-            "API not served (DescribeAcls)",
-            raw_request(29, 1, &[0; 16]),
+            "API not served (ElectLeaders)",
+            raw_request(43, 0, &[0; 16]),
         ),
         ("unsupported Produce version", raw_request(0, 2, &[0; 16])),
         ("unsupported Fetch version", raw_request(1, 99, &[0; 16])),

@@ -1,6 +1,7 @@
 //! Integration tests of the protocol server: a real broker on a temporary
 //! directory, served on a loopback port, driven by a Kafka-protocol client.
 
+mod acls;
 mod captured;
 mod client;
 mod common;
