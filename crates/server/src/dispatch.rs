@@ -134,16 +134,17 @@ fn malformed(e: impl std::fmt::Display) -> ServerError {
 
 /// Handles one request frame.
 pub async fn dispatch(ctx: &Ctx, frame: BytesMut) -> Result<Reply, ServerError> {
+    // On a SASL listener, before authentication: only ApiVersions and the
+    // SASL exchange (raw tokens after a v0 handshake, however short, are
+    // answered here).
+    if let Some(reply) = crate::sasl::gate(ctx, &frame).await? {
+        return Ok(reply);
+    }
     if frame.len() < 8 {
         return Err(malformed(format!(
             "{} bytes is too short for a request header",
             frame.len()
         )));
-    }
-    // On a SASL listener, before authentication: only ApiVersions and the
-    // SASL exchange (raw tokens after a v0 handshake are answered here).
-    if let Some(reply) = crate::sasl::gate(ctx, &frame).await? {
-        return Ok(reply);
     }
     let api = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);

@@ -264,7 +264,7 @@ pub fn authenticate(ctx: &Ctx, token: &[u8]) -> Outcome {
         }
         Ok((bytes, _, _)) => {
             let user = user.unwrap_or_default();
-            tracing::info!(client = %ctx.client_host, mechanism, %user, "SASL authentication succeeded");
+            tracing::debug!(client = %ctx.client_host, mechanism, %user, "SASL authentication succeeded");
             ctx.metrics.sasl_outcome(mechanism, None);
             ctx.set_principal(Principal::user(user));
             session(ctx).state = State::Authenticated;

@@ -6,6 +6,7 @@
 //! each, and what they print compared once what legitimately differs
 //! (topic ids, log dir paths, the brokers' addresses) is normalized.
 //!
+//! `kafka-configs --entity-type users` (AlterUserScramCredentials, 51),
 //! `kafka-delete-records` (DeleteRecords, 21), `kafka-consumer-groups
 //! --delete-offsets` (OffsetDelete, 47) and `kafka-get-offsets --time -4/-5`
 //! (ListOffsets v8+) run too.
@@ -483,6 +484,54 @@ fn scenario(run: &mut Run<'_>) {
         "the verifiable consumer did not consume exactly what was acked:\n{consumed}"
     );
     run.step("verifiable producer: acked records", format!("{acked:?}"));
+
+    // SCRAM users through AlterUserScramCredentials (51): created, then
+    // Kafka's refusals (both mechanisms in one request is the same user
+    // twice; deleting a credential that does not exist).
+    let user = [
+        "--alter",
+        "--entity-type",
+        "users",
+        "--entity-name",
+        "tool-user",
+    ];
+    run.step(
+        "configs --alter users --add-config SCRAM-SHA-256",
+        run.tool(
+            CONFIGS,
+            &[
+                &user[..],
+                &[
+                    "--add-config",
+                    "SCRAM-SHA-256=[iterations=8192,password=tool-pw]",
+                ],
+            ]
+            .concat(),
+            "",
+            true,
+        ),
+    );
+    run.step(
+        "configs --alter users, both SCRAM mechanisms at once",
+        run.cause(
+            CONFIGS,
+            &[
+                &user[..],
+                &[
+                    "--add-config",
+                    "SCRAM-SHA-256=[password=a],SCRAM-SHA-512=[password=b]",
+                ],
+            ]
+            .concat(),
+        ),
+    );
+    run.step(
+        "configs --alter users --delete-config of a missing credential",
+        run.cause(
+            CONFIGS,
+            &[&user[..], &["--delete-config", "SCRAM-SHA-512"]].concat(),
+        ),
+    );
 
     run.step(
         "topics --delete",

@@ -313,7 +313,24 @@ mod tests {
         }
         assert_eq!(api_slot(-1), None);
         assert_eq!(api_slot(i16::MAX), None);
-        assert_eq!(api_slot(ApiKey::SaslHandshake as i16), None);
+        assert_eq!(api_slot(ApiKey::DescribeClientQuotas as i16), None);
+    }
+
+    #[test]
+    fn sasl_outcomes_are_counted_by_mechanism_and_outcome() {
+        let m = Metrics::new();
+        m.sasl_outcome("SCRAM-SHA-256", None);
+        m.sasl_outcome("PLAIN", Some(AuthFailure::InvalidCredentials));
+        m.sasl_outcome("PLAIN", Some(AuthFailure::InvalidCredentials));
+        m.sasl_outcome("SCRAM-SHA-512", Some(AuthFailure::Malformed));
+        // Not a mechanism served: not counted.
+        m.sasl_outcome("GSSAPI", None);
+        let all = m.sasl_outcomes();
+        assert_eq!(all.len(), 9, "every mechanism and outcome, zeros too");
+        assert!(all.contains(&("SCRAM-SHA-256", "ok", 1)));
+        assert!(all.contains(&("PLAIN", "invalid_credentials", 2)));
+        assert!(all.contains(&("SCRAM-SHA-512", "malformed", 1)));
+        assert_eq!(all.iter().map(|(_, _, n)| n).sum::<u64>(), 4);
     }
 
     #[test]

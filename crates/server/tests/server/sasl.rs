@@ -256,9 +256,9 @@ async fn an_unknown_mechanism_gets_the_enabled_list_and_a_close() {
 #[tokio::test]
 async fn handshake_v0_takes_raw_tokens() {
     let server = sasl_server().await;
-    // PLAIN, then a wrong password: raw tokens answered raw, a failure
-    // closed unanswered.
-    for (password, ok) in [(ADMIN_PASSWORD, true), ("wrong", false)] {
+    // PLAIN, then a wrong password and a token shorter than a request
+    // header: raw tokens answered raw, a failure closed unanswered.
+    for (password, ok) in [(ADMIN_PASSWORD, true), ("wrong", false), ("", false)] {
         let mut c = Client::connect(server.addr).await;
         let h: SaslHandshakeResponse = c
             .call(
@@ -267,7 +267,11 @@ async fn handshake_v0_takes_raw_tokens() {
             )
             .await;
         assert_eq!(h.error_code, 0);
-        let raw = format!("\0{ADMIN}\0{password}");
+        let raw = if password.is_empty() {
+            "\0a\0b".to_string()
+        } else {
+            format!("\0{ADMIN}\0{password}")
+        };
         let mut frame = Vec::new();
         frame.put_u32(raw.len() as u32);
         frame.extend_from_slice(raw.as_bytes());
