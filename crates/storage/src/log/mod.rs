@@ -384,8 +384,12 @@ impl Log {
     /// directory fsync instead of two. The caller has fsynced its files'
     /// contents and renamed them into place (a checkpoint written with
     /// [`crate::checkpoint::write_unsynced_dir`]). A failed fsync poisons the
-    /// log, as a failed unmark would.
+    /// log, as a failed unmark would. Refused, with nothing removed, once
+    /// the log is closed or poisoned (as an append is: under the writer
+    /// lock, so a close's marker is never removed).
     pub fn sync_dir_unmarking(&self) -> Result<()> {
+        let _w = self.writer.lock();
+        self.check_writable()?;
         let _u = self.unmarking.lock();
         if self.marked.load(Ordering::Acquire) {
             let removed = self
