@@ -294,9 +294,15 @@ async fn write_all(addr: &str, args: &PartitionsArgs, round: u32) -> Res<Duratio
         .versions()
         .pick::<ProduceRequest>(pubsub_client::produce::VERSIONS)?;
     let value = format!("record {round}");
+    // Stamped now: a record of time 0 is older than any retention, so a
+    // write round longer than the retention check's period saw its first
+    // records deleted before the read round.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
     let mut b = BatchBuilder::new();
     b.push(&pubsub_records::NewRecord {
-        timestamp: 0,
+        timestamp: now_ms,
         key: None,
         value: Some(value.as_bytes()),
         headers: &[],
