@@ -6,10 +6,12 @@
 //! deleting a credential that does not exist RESOURCE_NOT_FOUND. An
 //! upsertion carries the client-computed SaltedPassword: the broker derives
 //! StoredKey and ServerKey from it and drops it. The accepted changes are
-//! made durable together before any is answered as done. Authorization
-//! (Alter on the cluster) belongs to the authorizer's table.
+//! made durable together before any is answered as done. Without Alter on
+//! the cluster nothing changes: every user of the request, once each and
+//! sorted, gets CLUSTER_AUTHORIZATION_FAILED, as Kafka's error response has
+//! it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::alter_user_scram_credentials_response::AlterUserScramCredentialsResult;
@@ -20,7 +22,33 @@ use pubsub_broker::security::scram::{MAX_ITERATIONS, MIN_ITERATIONS};
 use pubsub_broker::security::{ScramCredential, ScramMechanism, UserChange};
 
 use super::{sb, Refusal};
+use crate::authorize::{Access, ALTER_USER_SCRAM_CREDENTIALS};
 use crate::context::{blocking, Ctx};
+
+/// Kafka's refusal (`AlterUserScramCredentialsRequest.getErrorResponse`):
+/// each user named by a deletion or an upsertion, once, in name order,
+/// with the error. Kafka's controller words it `Request <its description
+/// of the request> needs ALTER permission.`; the description is Kafka's own.
+fn refused(req: &AlterUserScramCredentialsRequest) -> AlterUserScramCredentialsResponse {
+    let users: BTreeSet<&str> = req
+        .deletions
+        .iter()
+        .map(|d| &d.name[..])
+        .chain(req.upsertions.iter().map(|u| &u.name[..]))
+        .collect();
+    let message = sb("Request AlterUserScramCredentials needs ALTER permission.");
+    AlterUserScramCredentialsResponse::default().with_results(
+        users
+            .into_iter()
+            .map(|user| {
+                AlterUserScramCredentialsResult::default()
+                    .with_user(sb(user))
+                    .with_error_code(ALTER_USER_SCRAM_CREDENTIALS.error)
+                    .with_error_message(Some(message.clone()))
+            })
+            .collect(),
+    )
+}
 
 fn refuse(error: ResponseError, message: &str) -> Refusal {
     (error.code(), message.to_string())
@@ -47,6 +75,9 @@ pub async fn handle(
     req: AlterUserScramCredentialsRequest,
     _v: i16,
 ) -> AlterUserScramCredentialsResponse {
+    if !Access::of(ctx).allows(&ALTER_USER_SCRAM_CREDENTIALS, "") {
+        return refused(&req);
+    }
     let users = ctx.broker.users();
     // In request order: user -> the change, or why it is refused.
     let mut order: Vec<String> = Vec::new();

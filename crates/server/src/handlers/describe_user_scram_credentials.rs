@@ -1,8 +1,9 @@
 //! DescribeUserScramCredentials (50, KIP-554): which SCRAM mechanisms each
 //! user has, with their iterations (never salts or keys). No users named:
 //! every user. A user named twice: DUPLICATE_RESOURCE; an unknown one:
-//! RESOURCE_NOT_FOUND, as Kafka's metadata cache answers. Authorization
-//! (Describe on the cluster) belongs to the authorizer's table.
+//! RESOURCE_NOT_FOUND, as Kafka's metadata cache answers. Without Describe
+//! on the cluster: CLUSTER_AUTHORIZATION_FAILED at the top and in one
+//! nameless result per user named, as Kafka's error response has it.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +16,29 @@ use kafka_protocol::messages::{
 };
 
 use super::sb;
+use crate::authorize::{Access, DESCRIBE_USER_SCRAM_CREDENTIALS};
 use crate::context::Ctx;
+
+/// Kafka's refusal (`DescribeUserScramCredentialsRequest.getErrorResponse`
+/// with the default exception, whose message it drops): the code at the
+/// top and in one result per user named, the users' names left empty.
+fn refused(req: &DescribeUserScramCredentialsRequest) -> DescribeUserScramCredentialsResponse {
+    let code = DESCRIBE_USER_SCRAM_CREDENTIALS.error;
+    let named = req.users.as_deref().unwrap_or_default();
+    DescribeUserScramCredentialsResponse::default()
+        .with_error_code(code)
+        .with_error_message(None)
+        .with_results(
+            named
+                .iter()
+                .map(|_| {
+                    DescribeUserScramCredentialsResult::default()
+                        .with_error_code(code)
+                        .with_error_message(None)
+                })
+                .collect(),
+        )
+}
 
 pub async fn handle(
     ctx: &Ctx,
@@ -23,6 +46,9 @@ pub async fn handle(
     req: DescribeUserScramCredentialsRequest,
     _v: i16,
 ) -> DescribeUserScramCredentialsResponse {
+    if !Access::of(ctx).allows(&DESCRIBE_USER_SCRAM_CREDENTIALS, "") {
+        return refused(&req);
+    }
     let users = ctx.broker.users().describe();
     // Name -> asked for more than once.
     let mut asked: BTreeMap<String, bool> = BTreeMap::new();

@@ -547,6 +547,60 @@ async fn probe(rule: &Rule, conn: &Conn, n: &Names) -> i16 {
             assert_eq!(listed, r.topics[0].error_code == 0);
             r.topics[0].error_code
         }
+        DescribeUserScramCredentials => {
+            // A user nobody created: allowed, RESOURCE_NOT_FOUND in its
+            // result and nothing at the top.
+            let req = DescribeUserScramCredentialsRequest::default().with_users(Some(vec![
+                describe_user_scram_credentials_request::UserName::default().with_name(s("carol")),
+            ]));
+            let r = conn.call(0, &req).await;
+            assert_eq!(r.results.len(), 1);
+            if r.error_code != 0 {
+                // Refused: the code again in one nameless result, no message.
+                assert_eq!(r.error_message, None);
+                let result = &r.results[0];
+                assert_eq!(result.user.as_str(), "");
+                assert_eq!(result.error_code, r.error_code);
+                assert_eq!(result.error_message, None);
+            } else {
+                assert_eq!(r.results[0].user.as_str(), "carol");
+            }
+            r.error_code
+        }
+        AlterUserScramCredentials => {
+            // Two upsertions, out of name order.
+            let upsert = |user: &str| {
+                alter_user_scram_credentials_request::ScramCredentialUpsertion::default()
+                    .with_name(s(user))
+                    .with_mechanism(1) // SCRAM-SHA-256
+                    .with_iterations(4096)
+                    .with_salt(bytes::Bytes::from_static(b"a-salt-of-16-by."))
+                    .with_salted_password(bytes::Bytes::from(vec![7u8; 32]))
+            };
+            let req = AlterUserScramCredentialsRequest::default()
+                .with_upsertions(vec![upsert("zed"), upsert("carol")]);
+            let r = conn.call(0, &req).await;
+            let mut users: Vec<&str> = r.results.iter().map(|x| x.user.as_str()).collect();
+            let code = r.results[0].error_code;
+            if code != 0 {
+                // Refused: every user, sorted, with the code and a message.
+                assert_eq!(users, ["carol", "zed"]);
+                for x in &r.results {
+                    assert_eq!(x.error_code, code);
+                    let message = x.error_message.as_deref().unwrap_or_default();
+                    assert!(
+                        message.starts_with("Request ")
+                            && message.ends_with(" needs ALTER permission."),
+                        "{message}"
+                    );
+                }
+            } else {
+                users.sort();
+                assert_eq!(users, ["carol", "zed"]);
+                assert!(r.results.iter().all(|x| x.error_code == 0), "{r:?}");
+            }
+            code
+        }
         other => panic!("no probe for {other:?}: add one to acls.rs"),
     }
 }
@@ -761,8 +815,7 @@ async fn every_rule_is_enforced_allowed_and_denied() {
         walked += 1;
         cluster.broker.close().expect("close");
     }
-    // Every served API with a rule was walked (the SCRAM credential rules
-    // wait for their APIs).
+    // Every served API with a rule was walked.
     assert_eq!(walked, RULES.iter().filter(|r| served(r.api)).count());
     assert!(walked >= 40, "{walked}");
 }
