@@ -305,24 +305,32 @@ async fn ranges_in_and_out_of_the_page_cache_are_sent_byte_for_byte() {
     check(&got, 5, len - 5, "cached");
     // Written back and dropped from the page cache: the kernel says so
     // where it can tell, and the send (under block_in_place) reads the disk.
-    std_file.sync_all().expect("fsync");
     use std::os::fd::AsRawFd;
-    // SAFETY: a valid descriptor; the advice only drops clean cached pages.
-    let advised =
-        unsafe { libc::posix_fadvise(std_file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-    assert_eq!(advised, 0, "posix_fadvise");
-    if cached.is_some() {
-        assert_eq!(
-            in_page_cache(std_file, 4096, 1 << 20),
-            Some(false),
-            "dropped pages are not in the page cache"
-        );
+    // The advice is only advice: pages under writeback or touched by
+    // someone else may stay. Asked again a few times; if the kernel keeps
+    // them, the uncached path is not reached, which is said, and the bytes
+    // are still checked.
+    let mut dropped = false;
+    for _ in 0..20 {
+        std_file.sync_all().expect("fsync");
+        // SAFETY: a valid descriptor; the advice only drops clean cached pages.
+        let advised =
+            unsafe { libc::posix_fadvise(std_file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        assert_eq!(advised, 0, "posix_fadvise");
+        if cached.is_none() || in_page_cache(std_file, 4096, 1 << 20) == Some(false) {
+            dropped = cached.is_some();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    if cached.is_some() && !dropped {
+        eprintln!("the kernel kept the pages cached: the uncached send path was not reached");
     }
     let (got, result) = through_socket(vec![frame(4096, 1 << 20)], SendMode::Sendfile).await;
     result.expect("sent");
     check(&got, 4096, 1 << 20, "not cached");
     // The send read those pages back in.
-    if cached.is_some() {
+    if dropped {
         assert_eq!(in_page_cache(std_file, 4096, 1 << 20), Some(true));
     }
 }
