@@ -6,8 +6,9 @@
 //! deleting a credential that does not exist RESOURCE_NOT_FOUND. An
 //! upsertion carries the client-computed SaltedPassword: the broker derives
 //! StoredKey and ServerKey from it and drops it. The accepted changes are
-//! made durable together before any is answered as done. Authorization
-//! (Alter on the cluster) belongs to the authorizer's table.
+//! made durable together before any is answered as done. Without Alter on
+//! the cluster (the authorizer's table) nothing changes and every user
+//! named gets CLUSTER_AUTHORIZATION_FAILED, as Kafka answers.
 
 use std::collections::BTreeMap;
 
@@ -19,7 +20,10 @@ use kafka_protocol::messages::{
 use pubsub_broker::security::scram::{MAX_ITERATIONS, MIN_ITERATIONS};
 use pubsub_broker::security::{ScramCredential, ScramMechanism, UserChange};
 
+use pubsub_broker::security::acl::CLUSTER_NAME;
+
 use super::{sb, Refusal};
+use crate::authorize::{Access, ALTER_USER_SCRAM_CREDENTIALS};
 use crate::context::{blocking, Ctx};
 
 fn refuse(error: ResponseError, message: &str) -> Refusal {
@@ -47,6 +51,25 @@ pub async fn handle(
     req: AlterUserScramCredentialsRequest,
     _v: i16,
 ) -> AlterUserScramCredentialsResponse {
+    if !Access::of(ctx).allows(&ALTER_USER_SCRAM_CREDENTIALS, CLUSTER_NAME) {
+        let named: std::collections::BTreeSet<&str> = req
+            .deletions
+            .iter()
+            .map(|d| d.name.as_str())
+            .chain(req.upsertions.iter().map(|u| u.name.as_str()))
+            .collect();
+        return AlterUserScramCredentialsResponse::default().with_results(
+            named
+                .into_iter()
+                .map(|name| {
+                    AlterUserScramCredentialsResult::default()
+                        .with_user(sb(name))
+                        .with_error_code(ALTER_USER_SCRAM_CREDENTIALS.error)
+                        .with_error_message(Some(sb("Cluster authorization failed.")))
+                })
+                .collect(),
+        );
+    }
     let users = ctx.broker.users();
     // In request order: user -> the change, or why it is refused.
     let mut order: Vec<String> = Vec::new();

@@ -1,8 +1,9 @@
 //! DescribeUserScramCredentials (50, KIP-554): which SCRAM mechanisms each
 //! user has, with their iterations (never salts or keys). No users named:
 //! every user. A user named twice: DUPLICATE_RESOURCE; an unknown one:
-//! RESOURCE_NOT_FOUND, as Kafka's metadata cache answers. Authorization
-//! (Describe on the cluster) belongs to the authorizer's table.
+//! RESOURCE_NOT_FOUND, as Kafka's metadata cache answers. Without Describe
+//! on the cluster (the authorizer's table): CLUSTER_AUTHORIZATION_FAILED for
+//! the whole request, as Kafka answers.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +15,10 @@ use kafka_protocol::messages::{
     DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse, RequestHeader,
 };
 
+use pubsub_broker::security::acl::CLUSTER_NAME;
+
 use super::sb;
+use crate::authorize::{Access, DESCRIBE_USER_SCRAM_CREDENTIALS};
 use crate::context::Ctx;
 
 pub async fn handle(
@@ -23,6 +27,11 @@ pub async fn handle(
     req: DescribeUserScramCredentialsRequest,
     _v: i16,
 ) -> DescribeUserScramCredentialsResponse {
+    if !Access::of(ctx).allows(&DESCRIBE_USER_SCRAM_CREDENTIALS, CLUSTER_NAME) {
+        return DescribeUserScramCredentialsResponse::default()
+            .with_error_code(DESCRIBE_USER_SCRAM_CREDENTIALS.error)
+            .with_error_message(Some(sb("Cluster authorization failed.")));
+    }
     let users = ctx.broker.users().describe();
     // Name -> asked for more than once.
     let mut asked: BTreeMap<String, bool> = BTreeMap::new();
