@@ -3,13 +3,15 @@
 
 For each client library (confluent-kafka/librdkafka, kafka-python, kcat)
 and each SASL mechanism asked for, tries to produce one record and read it
-back over SASL_PLAINTEXT, and prints one JSON line per attempt:
+back over SASL_PLAINTEXT (or SASL_SSL with --ca, trusting that PEM CA), and
+prints one JSON line per attempt:
 
     {"client": "confluent", "mechanism": "SCRAM-SHA-256", "ok": true, "error": null}
 
 Usage:
     compat/sasl/clients.py --bootstrap HOST:PORT --user U --password P \
-        [--mechanism SCRAM-SHA-256 ...] [--client confluent ...] [--topic T]
+        [--mechanism SCRAM-SHA-256 ...] [--client confluent ...] [--topic T] \
+        [--ca ca.pem]
 
 The same script serves pubsub (crates/server/tests/server/sasl.rs spawns it
 against the in-process server) and Apache Kafka started with
@@ -34,18 +36,24 @@ KNOWN_BROKEN = {("kcat", "SCRAM-SHA-256"), ("kcat", "SCRAM-SHA-512")}
 CLIENTS = ["confluent", "kafka-python", "kcat"]
 
 
+def protocol(args):
+    return "SASL_SSL" if args.ca else "SASL_PLAINTEXT"
+
+
 def confluent(args, mechanism, topic):
     from confluent_kafka import Consumer, KafkaException, Producer
 
     conf = {
         "bootstrap.servers": args.bootstrap,
-        "security.protocol": "SASL_PLAINTEXT",
+        "security.protocol": protocol(args),
         "sasl.mechanisms": mechanism,
         "sasl.username": args.user,
         "sasl.password": args.password,
         "socket.timeout.ms": 10000,
         "message.timeout.ms": 10000,
     }
+    if args.ca:
+        conf["ssl.ca.location"] = args.ca
     errors = []
     conf_p = dict(conf, error_cb=lambda e: errors.append(str(e)))
     p = Producer(conf_p)
@@ -84,13 +92,15 @@ def kafka_python(args, mechanism, topic):
 
     conf = dict(
         bootstrap_servers=args.bootstrap,
-        security_protocol="SASL_PLAINTEXT",
+        security_protocol=protocol(args),
         sasl_mechanism=mechanism,
         sasl_plain_username=args.user,
         sasl_plain_password=args.password,
-        request_timeout_ms=10000,
+        request_timeout_ms=30000,
     )
-    p = KafkaProducer(**conf, max_block_ms=10000)
+    if args.ca:
+        conf["ssl_cafile"] = args.ca
+    p = KafkaProducer(**conf, max_block_ms=30000)
     try:
         p.send(topic, b"over " + mechanism.encode()).get(timeout=15)
     finally:
@@ -110,12 +120,12 @@ def kcat(args, mechanism, topic):
         raise RuntimeError("kcat is not installed")
     base = [
         exe, "-b", args.bootstrap,
-        "-X", "security.protocol=SASL_PLAINTEXT",
+        "-X", f"security.protocol={protocol(args)}",
         "-X", f"sasl.mechanisms={mechanism}",
         "-X", f"sasl.username={args.user}",
         "-X", f"sasl.password={args.password}",
         "-m", "15",
-    ] + (["-d", "security,broker,protocol"] if args.debug else [])
+    ] + (["-X", f"ssl.ca.location={args.ca}"] if args.ca else []) + (["-d", "security,broker,protocol"] if args.debug else [])
     out = subprocess.run(base + ["-P", "-t", topic], input=b"over " + mechanism.encode() + b"\n",
                          capture_output=True, timeout=60)
     if out.returncode != 0:
@@ -139,6 +149,7 @@ def main():
     ap.add_argument("--mechanism", action="append", choices=MECHANISMS)
     ap.add_argument("--client", action="append", choices=CLIENTS)
     ap.add_argument("--debug", action="store_true", help="kcat: print librdkafka's security debug log")
+    ap.add_argument("--ca", help="SASL_SSL, trusting this PEM CA (default: SASL_PLAINTEXT)")
     ap.add_argument("--topic", help="an existing topic (default: a new name per attempt)")
     args = ap.parse_args()
     for client in args.client or CLIENTS:
