@@ -77,6 +77,23 @@ fn child(dir: &str) -> ! {
     }
 }
 
+/// Reruns this test binary as the writing child of test `name`, which finds
+/// its data directory in the environment variable `var`.
+fn spawn_child(
+    exe: &std::path::Path,
+    name: &str,
+    var: &str,
+    dir: &std::path::Path,
+) -> std::process::Child {
+    Command::new(exe)
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(var, dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn")
+}
+
 #[test]
 fn a_sigkilled_broker_keeps_acknowledged_records_and_committed_positions() {
     if let Ok(dir) = std::env::var(CHILD) {
@@ -87,18 +104,12 @@ fn a_sigkilled_broker_keeps_acknowledged_records_and_committed_positions() {
     let mut produced: BTreeMap<(i32, i64), u64> = BTreeMap::new();
     let mut rng = 0x2545_f491_4f6c_dd1du64;
     for cycle in 0..6 {
-        let mut child = Command::new(&exe)
-            .args([
-                "--exact",
-                "crash::a_sigkilled_broker_keeps_acknowledged_records_and_committed_positions",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD, dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
+        let mut child = spawn_child(
+            &exe,
+            "crash::a_sigkilled_broker_keeps_acknowledged_records_and_committed_positions",
+            CHILD,
+            dir.path(),
+        );
         let stdout = child.stdout.take().expect("stdout");
         let reader = std::thread::spawn(move || {
             BufReader::new(stdout)
@@ -286,18 +297,12 @@ fn a_broker_killed_while_opening_many_partitions_keeps_acknowledged_records() {
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
     let mut killed_opening = 0;
     for cycle in 0..8 {
-        let mut child = Command::new(&exe)
-            .args([
-                "--exact",
-                "crash::a_broker_killed_while_opening_many_partitions_keeps_acknowledged_records",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(MANY_CHILD, dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
+        let mut child = spawn_child(
+            &exe,
+            "crash::a_broker_killed_while_opening_many_partitions_keeps_acknowledged_records",
+            MANY_CHILD,
+            dir.path(),
+        );
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel::<String>();
         let reader = std::thread::spawn(move || {
