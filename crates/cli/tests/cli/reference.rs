@@ -172,7 +172,7 @@ fn cli(bootstrap: &str, args: &[&str], stdin: &str) -> (bool, String, String) {
 }
 
 /// Runs `command` with `stdin`: (success, stdout, stderr).
-fn output_of(mut command: Command, stdin: &str) -> (bool, String, String) {
+pub fn output_of(mut command: Command, stdin: &str) -> (bool, String, String) {
     let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -188,8 +188,8 @@ fn output_of(mut command: Command, stdin: &str) -> (bool, String, String) {
     let out = child.wait_with_output().unwrap();
     (
         out.status.success(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
 

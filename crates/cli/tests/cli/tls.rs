@@ -19,6 +19,7 @@ use std::time::Duration;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 
 use crate::daemon::{Daemon, Options};
+use crate::reference::output_of;
 
 /// A certificate authority in a directory: `NAME.pem`.
 struct Ca {
@@ -100,28 +101,6 @@ fn tls_lines(cert: &Path, key: &Path, client_ca: Option<&Path>) -> String {
     s
 }
 
-/// Runs a command with `stdin`: (success, stdout, stderr).
-fn run(mut command: Command, stdin: &str) -> (bool, String, String) {
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// kcat over SSL trusting `ca`, with a client certificate if given.
 fn kcat(addr: &str, ca: &Path, cert: Option<(&Path, &Path)>, args: &[&str]) -> Command {
     let mut c = Command::new("kcat");
@@ -146,12 +125,12 @@ fn kcat_round_trip(
     topic: &str,
     lines: &[&str],
 ) -> Vec<String> {
-    let (ok, _, err) = run(
+    let (ok, _, err) = output_of(
         kcat(addr, ca, cert, &["-P", "-t", topic]),
         &lines.join("\n"),
     );
     assert!(ok, "kcat produce over SSL: {err}");
-    let (ok, out, err) = run(
+    let (ok, out, err) = output_of(
         kcat(
             addr,
             ca,
@@ -246,7 +225,7 @@ print("second", flush=True)
 fn python(script: &str, args: &[&str]) -> (bool, String, String) {
     let mut c = Command::new("python3");
     c.arg("-c").arg(script).args(args);
-    run(c, "")
+    output_of(c, "")
 }
 
 /// Kafka's console producer and consumer (the Java client) over SSL with
@@ -290,7 +269,7 @@ fn java_console_round_trip(
             .arg(dir.join("java-tools"))
             .arg(class)
             .args(args);
-        run(c, stdin)
+        output_of(c, stdin)
     };
     let props = props.display().to_string();
     let (ok, out, err) = tool(
@@ -347,11 +326,11 @@ fn kafka_clients_produce_and_consume_over_ssl_and_bad_certificates_fail() {
     let got = kcat_round_trip(&ssl, &ca.path, None, "tls-kcat", &["a", "b", "c"]);
     assert_eq!(got, ["a", "b", "c"]);
     // Metadata over the SSL listener names the SSL listener's address.
-    let (ok, out, err) = run(kcat(&ssl, &ca.path, None, &["-L", "-t", "tls-kcat"]), "");
+    let (ok, out, err) = output_of(kcat(&ssl, &ca.path, None, &["-L", "-t", "tls-kcat"]), "");
     assert!(ok, "{err}");
     assert!(out.contains(&format!("at {ssl}")), "{out}");
     // The plaintext listener serves the same topic.
-    let (ok, out, err) = run(
+    let (ok, out, err) = output_of(
         {
             let mut c = Command::new("kcat");
             c.args([
@@ -385,7 +364,7 @@ fn kafka_clients_produce_and_consume_over_ssl_and_bad_certificates_fail() {
 
     // A client that trusts another CA fails, and the broker says why.
     let other = Ca::new(dir, "other");
-    let (ok, _, err) = run(kcat(&ssl, &other.path, None, &["-L"]), "");
+    let (ok, _, err) = output_of(kcat(&ssl, &other.path, None, &["-L"]), "");
     assert!(!ok, "a client that does not trust the certificate fails");
     assert!(err.contains("certificate verify failed"), "{err}");
     // The client's alert, in the broker's log line.
@@ -394,7 +373,7 @@ fn kafka_clients_produce_and_consume_over_ssl_and_bad_certificates_fail() {
     // A plaintext client on the TLS port fails too.
     let mut plain = Command::new("kcat");
     plain.args(["-b", &ssl, "-L", "-m", "5"]);
-    let (ok, _, _) = run(plain, "");
+    let (ok, _, _) = output_of(plain, "");
     assert!(!ok, "plaintext on the TLS port");
     let (status, _, _) = daemon.stop();
     assert!(status.success());
@@ -405,7 +384,7 @@ fn kafka_clients_produce_and_consume_over_ssl_and_bad_certificates_fail() {
     let (cert, key) = ca.leaf(&expired_dir, "server", "broker", true);
     let daemon = start(&expired_dir, &tls_lines(&cert, &key, None), "info");
     let ssl = daemon.listeners[0].to_string();
-    let (ok, _, err) = run(kcat(&ssl, &ca.path, None, &["-L"]), "");
+    let (ok, _, err) = output_of(kcat(&ssl, &ca.path, None, &["-L"]), "");
     assert!(!ok, "an expired certificate fails");
     assert!(err.contains("certificate verify failed"), "{err}");
     log_shows(&daemon, "CertificateExpired");
@@ -439,7 +418,7 @@ fn mutual_tls_names_the_principal_and_sighup_swaps_the_certificate_for_new_conne
     // The Java client with a PEM keystore.
     java_console_round_trip(dir, &ssl, &ca.path, with_cert, "mtls-java");
     // Without a client certificate: refused.
-    let (ok, _, _) = run(kcat(&ssl, &ca.path, None, &["-L"]), "");
+    let (ok, _, _) = output_of(kcat(&ssl, &ca.path, None, &["-L"]), "");
     assert!(!ok, "a client without a certificate is refused");
 
     // An open connection, then new files and SIGHUP.
@@ -470,9 +449,9 @@ fn mutual_tls_names_the_principal_and_sighup_swaps_the_certificate_for_new_conne
     );
     assert!(open.wait().unwrap().success());
     // New connections get the new certificate: only the new CA trusts it.
-    let (ok, _, _) = run(kcat(&ssl, &ca.path, with_cert, &["-L"]), "");
+    let (ok, _, _) = output_of(kcat(&ssl, &ca.path, with_cert, &["-L"]), "");
     assert!(!ok, "the old CA no longer verifies the server");
-    let (ok, out, err) = run(kcat(&ssl, &new_ca.path, with_cert, &["-L"]), "");
+    let (ok, out, err) = output_of(kcat(&ssl, &new_ca.path, with_cert, &["-L"]), "");
     assert!(ok, "the new certificate: {err}");
     assert!(out.contains("mtls"), "{out}");
 
@@ -483,7 +462,7 @@ fn mutual_tls_names_the_principal_and_sighup_swaps_the_certificate_for_new_conne
         &daemon,
         "TLS reload failed, keeping the current certificate",
     );
-    let (ok, _, err) = run(kcat(&ssl, &new_ca.path, with_cert, &["-L"]), "");
+    let (ok, _, err) = output_of(kcat(&ssl, &new_ca.path, with_cert, &["-L"]), "");
     assert!(ok, "still served: {err}");
     let (status, _, _) = daemon.stop();
     assert!(status.success());
