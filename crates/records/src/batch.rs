@@ -51,7 +51,7 @@ pub(crate) const RECORD_COUNT: usize = 57;
 const COMPRESSION_MASK: i16 = 0x07;
 pub(crate) const TIMESTAMP_TYPE_BIT: i16 = 0x08;
 pub(crate) const TRANSACTIONAL_BIT: i16 = 0x10;
-const CONTROL_BIT: i16 = 0x20;
+pub(crate) const CONTROL_BIT: i16 = 0x20;
 
 /// The smallest encoded record: a 1-byte length and six 1-byte fields.
 const MIN_RECORD_LEN: usize = 7;

@@ -39,6 +39,7 @@ pub struct BatchBuilder {
     producer_epoch: i16,
     base_sequence: i32,
     transactional: bool,
+    control: bool,
     base_timestamp: Option<i64>,
     max_timestamp: Option<i64>,
     max_timestamp_override: Option<i64>,
@@ -66,6 +67,7 @@ impl BatchBuilder {
             producer_epoch: -1,
             base_sequence: -1,
             transactional: false,
+            control: false,
             base_timestamp: None,
             max_timestamp: None,
             max_timestamp_override: None,
@@ -111,6 +113,13 @@ impl BatchBuilder {
     /// Sets the transactional bit.
     pub fn transactional(mut self, yes: bool) -> Self {
         self.transactional = yes;
+        self
+    }
+
+    /// Sets the control bit: the batch holds transaction markers
+    /// (see [`crate::control`]), not data.
+    pub fn control(mut self, yes: bool) -> Self {
+        self.control = yes;
         self
     }
 
@@ -260,6 +269,9 @@ impl BatchBuilder {
         }
         if self.transactional {
             attributes |= crate::batch::TRANSACTIONAL_BIT;
+        }
+        if self.control {
+            attributes |= crate::batch::CONTROL_BIT;
         }
 
         let mut out = vec![0u8; HEADER_LEN];

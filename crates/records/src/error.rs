@@ -69,6 +69,9 @@ pub enum RecordsError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A control record is not a well-formed transaction marker.
+    #[error("invalid control record: {0}")]
+    InvalidControlRecord(&'static str),
     /// The builder was asked for something a batch cannot hold.
     #[error("cannot build batch: {0}")]
     Build(&'static str),

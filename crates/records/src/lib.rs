@@ -25,6 +25,7 @@ pub mod batch;
 pub mod builder;
 pub mod compression;
 pub mod consumed;
+pub mod control;
 mod error;
 mod error_name;
 pub mod partitioner;
@@ -37,6 +38,7 @@ pub use batch::{
 pub use builder::{BatchBuilder, NewRecord};
 pub use compression::Compression;
 pub use consumed::ConsumerRecord;
+pub use control::{control_batch, ControlRecord, ControlType};
 pub use error::{RecordsError, Result};
 pub use error_name::kafka_error_name;
 pub use record::{Header, HeaderIter, Record, RecordIter, RecordSet};
