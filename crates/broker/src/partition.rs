@@ -55,6 +55,8 @@ struct Span {
     epoch: i16,
     first_seq: i32,
     last_seq: i32,
+    /// A transaction marker: no sequence to check.
+    control: bool,
 }
 
 /// The fsync an `acks=all` append still owes
@@ -368,6 +370,7 @@ impl Partition {
                 epoch: batch.producer_epoch(),
                 first_seq: batch.base_sequence(),
                 last_seq: batch.last_sequence(),
+                control: batch.is_control(),
             });
             at += batch.len();
         }
@@ -487,10 +490,11 @@ impl Partition {
             epoch,
             first_seq,
             last_seq,
+            control,
         } in spans
         {
             let bytes = &mut records[at..at + len];
-            if pid < 0 {
+            if pid < 0 || control {
                 let info = self.raw_append(bytes)?;
                 first.get_or_insert(info.base_offset);
                 last = info.last_offset;

@@ -90,6 +90,29 @@ impl Broker {
         ))
     }
 
+    /// Ends a transaction of `producer_id` in one partition: appends its
+    /// COMMIT or ABORT marker (a control batch, `pubsub_records::control`)
+    /// and waits until it is fsynced, since the coordinator treats a written
+    /// marker as final. Returns the marker's offset. The one way markers
+    /// reach a log; clients cannot produce control batches.
+    pub fn write_txn_marker(
+        &self,
+        topic: &str,
+        partition: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: pubsub_records::ControlRecord,
+    ) -> Result<u64> {
+        let mut bytes = pubsub_records::control_batch(
+            marker,
+            producer_id,
+            producer_epoch,
+            super::wall_clock_ms(),
+        )?;
+        self.produce_built(topic, partition, &mut bytes, Acks::All)
+            .map(|r| r.base_offset)
+    }
+
     /// Appends batches built in this process (no second CRC pass).
     pub(crate) fn produce_built(
         &self,

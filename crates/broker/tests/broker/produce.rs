@@ -330,3 +330,43 @@ fn batching_producers_keep_order_per_partition() {
         n += recs.len();
     }
 }
+
+#[test]
+fn a_transaction_marker_is_appended_as_one_fsynced_control_batch() {
+    use pubsub_records::{ControlRecord, ControlType, RecordsError};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = open(dir.path());
+    broker
+        .create_topic("t", Some(1), no_configs())
+        .expect("create");
+    let mut data = idempotent_batch(9, 0, 0, 3);
+    broker.produce("t", 0, &mut data, Acks::All).expect("data");
+    let marker = ControlRecord {
+        kind: ControlType::Commit,
+        coordinator_epoch: 4,
+    };
+    let at = broker
+        .write_txn_marker("t", 0, 9, 0, marker)
+        .expect("marker");
+    assert_eq!(at, 3, "the marker takes the offset after the data");
+    broker.close().expect("close");
+    // Reopened from disk: the marker is there, with Kafka's shape.
+    let broker = open(dir.path());
+    let p = broker.partition("t", 0).expect("partition");
+    let mut out = Vec::new();
+    p.read(at, 1 << 20, &mut out).expect("read");
+    let batch = Batches::new(&out)
+        .map(|b| b.expect("batch"))
+        .find(|b| b.base_offset() as u64 == at)
+        .expect("marker batch");
+    assert!(batch.is_control() && batch.is_transactional());
+    assert_eq!((batch.producer_id(), batch.producer_epoch()), (9, 0));
+    let records = batch.records(1 << 20).expect("records");
+    let r = records
+        .iter()
+        .next()
+        .ok_or(RecordsError::Build("empty"))
+        .expect("one record")
+        .expect("record");
+    assert_eq!(ControlRecord::parse(r.key, r.value).expect("parse"), marker);
+}
