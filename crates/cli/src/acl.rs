@@ -19,7 +19,7 @@ pub enum AclCommand {
     /// Allow or deny principals operations on resources: one ACL per
     /// principal, host, operation and resource given.
     #[command(
-        after_help = "Examples:\n  pubsub acl create --allow-principal User:alice --operation read --operation describe --topic orders\n  pubsub acl create --allow-principal User:alice --operation read --group billing\n  pubsub acl create --allow-principal User:etl --operation write --topic logs- --resource-pattern-type prefixed\n  pubsub acl create --deny-principal User:mallory --deny-host 10.0.0.66 --operation all --topic '*'\n  pubsub acl create --allow-principal User:ops --operation create --cluster\n\nOperations: All, Read, Write, Create, Delete, Alter, Describe, ClusterAction,\nDescribeConfigs, AlterConfigs, IdempotentWrite. Deny wins over Allow."
+        after_help = "Examples:\n  pubsub acl create --allow-principal User:alice --operation read --operation describe --topic orders\n  pubsub acl create --allow-principal User:alice --operation read --group billing\n  pubsub acl create --allow-principal User:etl --operation write --topic logs- --resource-pattern-type prefixed\n  pubsub acl create --deny-principal User:mallory --deny-host 10.0.0.66 --operation all --topic '*'\n  pubsub acl create --allow-principal User:ops --operation create --cluster\n\nOperations (any case, - or _): ALL, READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE,\nCLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE, TWO_PHASE_COMMIT.\nDeny wins over Allow. `acl list` prints Kafka's names, as kafka-acls.sh does."
     )]
     Create {
         #[command(flatten)]

@@ -159,7 +159,7 @@ impl SecurityArgs {
             (false, true) => SecurityProtocol::Ssl,
             (false, false) => SecurityProtocol::Plaintext,
         });
-        let sasl = if protocol.sasl() {
+        let sasl = if protocol.uses_sasl() {
             let user = user.ok_or_else(|| {
                 invalid(
                     "user",

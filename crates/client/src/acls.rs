@@ -1,10 +1,8 @@
 //! Access control lists over Kafka's own APIs: CreateAcls (30),
 //! DescribeAcls (29) and DeleteAcls (31), with Kafka's vocabulary (resource
-//! types, LITERAL and PREFIXED patterns, operations, Allow and Deny) and its
-//! numbers on the wire.
-
-use std::fmt;
-use std::str::FromStr;
+//! types, LITERAL and PREFIXED patterns, operations, Allow and Deny: the
+//! broker's own, from `pubsub_records::security`) and its numbers on the
+//! wire.
 
 use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
@@ -14,148 +12,7 @@ use kafka_protocol::protocol::StrBytes;
 use crate::connection::Connection;
 use crate::error::{check, ClientError, Result};
 
-/// Defines a Kafka ACL enum: its variants, wire numbers and display names
-/// (parsed case-insensitively, `-` and `_` ignored).
-macro_rules! kafka_enum {
-    ($(#[$doc:meta])* $name:ident, $what:literal { $($(#[$vdoc:meta])* $variant:ident = $code:literal, $text:literal;)* }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub enum $name {
-            $($(#[$vdoc])* $variant,)*
-        }
-
-        impl $name {
-            /// Kafka's number on the wire.
-            pub fn code(self) -> i8 {
-                match self { $($name::$variant => $code,)* }
-            }
-
-            /// The value of Kafka's number.
-            pub fn from_code(code: i8) -> Option<$name> {
-                match code { $($code => Some($name::$variant),)* _ => None }
-            }
-
-            /// Kafka's name for it.
-            pub fn name(self) -> &'static str {
-                match self { $($name::$variant => $text,)* }
-            }
-
-            /// Every value, in Kafka's order.
-            pub const ALL: &'static [$name] = &[$($name::$variant,)*];
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.name())
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = String;
-
-            fn from_str(s: &str) -> Result<Self, String> {
-                let wanted = squash(s);
-                $name::ALL
-                    .iter()
-                    .copied()
-                    .find(|v| squash(v.name()) == wanted)
-                    .ok_or_else(|| {
-                        let names: Vec<&str> = $name::ALL.iter().map(|v| v.name()).collect();
-                        format!("{s:?}: {} is one of {}", $what, names.join(", "))
-                    })
-            }
-        }
-    };
-}
-
-fn squash(s: &str) -> String {
-    s.chars()
-        .filter(|c| *c != '-' && *c != '_')
-        .flat_map(char::to_lowercase)
-        .collect()
-}
-
-kafka_enum! {
-    /// What an ACL is about (Kafka's ResourceType).
-    ResourceType, "a resource type" {
-        /// Any type (filters only).
-        Any = 1, "Any";
-        /// A topic.
-        Topic = 2, "Topic";
-        /// A consumer group.
-        Group = 3, "Group";
-        /// The cluster (its one resource is named `kafka-cluster`).
-        Cluster = 4, "Cluster";
-        /// A transactional id.
-        TransactionalId = 5, "TransactionalId";
-        /// A delegation token.
-        DelegationToken = 6, "DelegationToken";
-        /// A user.
-        User = 7, "User";
-    }
-}
-
-kafka_enum! {
-    /// How an ACL's resource name matches (Kafka's PatternType).
-    PatternType, "a resource pattern type" {
-        /// Any pattern (filters only).
-        Any = 1, "ANY";
-        /// Whatever would match a resource of this name (filters only).
-        Match = 2, "MATCH";
-        /// Exactly this name (`*`: every resource of the type).
-        Literal = 3, "LITERAL";
-        /// Every name starting with this one.
-        Prefixed = 4, "PREFIXED";
-    }
-}
-
-kafka_enum! {
-    /// What an ACL allows or denies (Kafka's AclOperation).
-    Operation, "an operation" {
-        /// Any operation (filters only).
-        Any = 1, "Any";
-        /// Every operation.
-        All = 2, "All";
-        /// Read.
-        Read = 3, "Read";
-        /// Write.
-        Write = 4, "Write";
-        /// Create.
-        Create = 5, "Create";
-        /// Delete.
-        Delete = 6, "Delete";
-        /// Alter.
-        Alter = 7, "Alter";
-        /// Describe.
-        Describe = 8, "Describe";
-        /// ClusterAction.
-        ClusterAction = 9, "ClusterAction";
-        /// DescribeConfigs.
-        DescribeConfigs = 10, "DescribeConfigs";
-        /// AlterConfigs.
-        AlterConfigs = 11, "AlterConfigs";
-        /// IdempotentWrite.
-        IdempotentWrite = 12, "IdempotentWrite";
-        /// CreateTokens.
-        CreateTokens = 13, "CreateTokens";
-        /// DescribeTokens.
-        DescribeTokens = 14, "DescribeTokens";
-        /// TwoPhaseCommit.
-        TwoPhaseCommit = 15, "TwoPhaseCommit";
-    }
-}
-
-kafka_enum! {
-    /// Allow or deny (Kafka's AclPermissionType).
-    Permission, "a permission" {
-        /// Either (filters only).
-        Any = 1, "Any";
-        /// Deny: wins over any Allow.
-        Deny = 2, "Deny";
-        /// Allow.
-        Allow = 3, "Allow";
-    }
-}
+pub use pubsub_records::security::{Operation, PatternType, Permission, ResourceType};
 
 /// One ACL: `principal` from `host` is `permission`ed `operation` on the
 /// resources of `resource_type` that `resource_name` matches as `pattern`.
@@ -365,7 +222,7 @@ mod tests {
         );
         let err = "reed".parse::<Operation>().expect_err("no such operation");
         assert!(
-            err.contains("Read") && err.contains("IdempotentWrite"),
+            err.contains("READ") && err.contains("IDEMPOTENT_WRITE"),
             "{err}"
         );
     }

@@ -21,60 +21,8 @@ use tokio_rustls::TlsConnector;
 
 use crate::error::{ClientError, Result};
 
-/// Kafka's `security.protocol`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SecurityProtocol {
-    /// Neither TLS nor SASL.
-    #[default]
-    Plaintext,
-    /// TLS, no SASL.
-    Ssl,
-    /// SASL over plain TCP.
-    SaslPlaintext,
-    /// SASL over TLS.
-    SaslSsl,
-}
-
-impl SecurityProtocol {
-    /// Kafka's name for it.
-    pub fn name(self) -> &'static str {
-        match self {
-            SecurityProtocol::Plaintext => "PLAINTEXT",
-            SecurityProtocol::Ssl => "SSL",
-            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
-            SecurityProtocol::SaslSsl => "SASL_SSL",
-        }
-    }
-
-    /// Whether connections are wrapped in TLS.
-    pub fn tls(self) -> bool {
-        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
-    }
-
-    /// Whether connections authenticate with SASL.
-    pub fn sasl(self) -> bool {
-        matches!(
-            self,
-            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
-        )
-    }
-}
-
-impl FromStr for SecurityProtocol {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_uppercase().replace('-', "_").as_str() {
-            "PLAINTEXT" => Ok(SecurityProtocol::Plaintext),
-            "SSL" => Ok(SecurityProtocol::Ssl),
-            "SASL_PLAINTEXT" => Ok(SecurityProtocol::SaslPlaintext),
-            "SASL_SSL" => Ok(SecurityProtocol::SaslSsl),
-            _ => Err(format!(
-                "{s:?}: the security protocol is PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
-            )),
-        }
-    }
-}
+/// Kafka's `security.protocol` (the vocabulary the broker shares).
+pub use pubsub_records::security::SecurityProtocol;
 
 /// Kafka's `sasl.mechanism`, those this client speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,7 +146,7 @@ impl Security {
         tls: &TlsFiles,
         sasl: Option<SaslLogin>,
     ) -> Result<Security> {
-        let tls = if protocol.tls() {
+        let tls = if protocol.uses_tls() {
             Some(TlsConnector::from(Arc::new(client_config(tls)?)))
         } else {
             if tls.ca.is_some() || tls.cert.is_some() || tls.key.is_some() {
@@ -209,7 +157,7 @@ impl Security {
             }
             None
         };
-        match (&sasl, protocol.sasl()) {
+        match (&sasl, protocol.uses_sasl()) {
             (None, true) => {
                 return Err(ClientError::Security(format!(
                     "security protocol {} needs a SASL user and password",

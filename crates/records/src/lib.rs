@@ -2,7 +2,9 @@
 //! wire: a zero-copy header view ([`Batch`]), in-place rewrites of the fields a
 //! broker owns ([`BatchMut`]), a [`BatchBuilder`], an iterator over the
 //! records of plain and compressed batches ([`RecordSet`]), and the owned
-//! [`ConsumerRecord`] that consumers hand out.
+//! [`ConsumerRecord`] that consumers hand out; and Kafka's security vocabulary
+//! ([`security`]: ACL resource types, operations, security protocols) that
+//! the broker, the server and the client share.
 //!
 //! Pure bytes: nothing here does I/O, so the storage engine, the broker, the
 //! client and the fuzzers all share one implementation.
@@ -30,6 +32,7 @@ mod error;
 mod error_name;
 pub mod partitioner;
 pub mod record;
+pub mod security;
 pub mod varint;
 
 pub use batch::{

@@ -31,66 +31,9 @@ pub struct ServerConfig {
     pub authorizer: pubsub_broker::security::acl::AuthorizerConfig,
 }
 
-/// A listener's security protocol, with Kafka's names.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub enum SecurityProtocol {
-    /// No TLS, no authentication: every client is `User:ANONYMOUS`.
-    #[default]
-    Plaintext,
-    /// TLS; the principal comes from the client certificate, if asked for.
-    Ssl,
-    /// SASL authentication without TLS.
-    SaslPlaintext,
-    /// SASL authentication over TLS.
-    SaslSsl,
-}
-
-impl SecurityProtocol {
-    /// Every protocol, in Kafka's order.
-    pub const ALL: [SecurityProtocol; 4] = [
-        SecurityProtocol::Plaintext,
-        SecurityProtocol::Ssl,
-        SecurityProtocol::SaslPlaintext,
-        SecurityProtocol::SaslSsl,
-    ];
-
-    /// Kafka's name: `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT`, `SASL_SSL`.
-    pub fn name(self) -> &'static str {
-        match self {
-            SecurityProtocol::Plaintext => "PLAINTEXT",
-            SecurityProtocol::Ssl => "SSL",
-            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
-            SecurityProtocol::SaslSsl => "SASL_SSL",
-        }
-    }
-
-    /// The protocol named `name` (case-insensitive, as Kafka's).
-    pub fn from_name(name: &str) -> Option<SecurityProtocol> {
-        SecurityProtocol::ALL
-            .into_iter()
-            .find(|p| p.name().eq_ignore_ascii_case(name))
-    }
-
-    /// Whether clients must authenticate with SASL before anything but
-    /// ApiVersions and the SASL exchange is answered.
-    pub fn uses_sasl(self) -> bool {
-        matches!(
-            self,
-            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
-        )
-    }
-
-    /// Whether connections are TLS.
-    pub fn uses_tls(self) -> bool {
-        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
-    }
-}
-
-impl std::fmt::Display for SecurityProtocol {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+/// A listener's security protocol, with Kafka's names (the vocabulary the
+/// client shares).
+pub use pubsub_records::security::SecurityProtocol;
 
 impl Default for ServerConfig {
     fn default() -> Self {

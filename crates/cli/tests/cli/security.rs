@@ -678,26 +678,27 @@ fn users_and_acls_made_with_the_cli_take_effect_on(b: &SecureBroker) {
         rows(&listed),
         [
             [
-                "Topic",
+                "TOPIC",
                 "orders",
                 "LITERAL",
                 "User:alice",
                 "*",
-                "Write",
-                "Allow"
+                "WRITE",
+                "ALLOW"
             ],
             [
-                "Topic",
+                "TOPIC",
                 "orders",
                 "LITERAL",
                 "User:alice",
                 "*",
-                "Describe",
-                "Allow"
+                "DESCRIBE",
+                "ALLOW"
             ]
         ],
         "{listed}"
     );
+    kafka_acls_print_the_same_words(b, &listed);
     eventually_ok(&["produce", "orders"], &alice512, "from-alice\n");
     let read = ok(
         &["consume", "orders", "--from-beginning", "--count", "1"],
@@ -755,7 +756,7 @@ fn users_and_acls_made_with_the_cli_take_effect_on(b: &SecureBroker) {
             .as_array()
             .unwrap()
             .iter()
-            .any(|a| a["pattern_type"] == "PREFIXED" && a["operation"] == "Read"),
+            .any(|a| a["pattern_type"] == "PREFIXED" && a["operation"] == "READ"),
         "{matching}"
     );
 
@@ -784,13 +785,13 @@ fn users_and_acls_made_with_the_cli_take_effect_on(b: &SecureBroker) {
     assert_eq!(
         rows(&left),
         [[
-            "Topic",
+            "TOPIC",
             "ord",
             "PREFIXED",
             "User:alice",
             "*",
-            "Read",
-            "Allow"
+            "READ",
+            "ALLOW"
         ]],
         "{left}"
     );
@@ -1072,6 +1073,42 @@ fn java_round_trip(b: &SecureBroker, tls: bool, user: &str, password: &str, topi
         ["java-0", "java-1"],
         "{err}"
     );
+}
+
+/// Kafka's own `kafka-acls.sh` (AclCommand) lists the ACLs of `orders` on
+/// the same broker with the words `pubsub acl list` printed in `listed`:
+/// the resource type, pattern type, operation and permission of each row
+/// are Kafka's names.
+fn kafka_acls_print_the_same_words(b: &SecureBroker, listed: &str) {
+    let props = java_properties(b, true, "admin", ADMIN_PASSWORD, "kafka-acls");
+    let (ok, out, err) = java_tool(
+        b,
+        "org.apache.kafka.tools.AclCommand",
+        &[
+            "--bootstrap-server",
+            &b.bootstrap,
+            "--command-config",
+            &props.display().to_string(),
+            "--list",
+            "--topic",
+            "orders",
+        ],
+        "",
+    );
+    assert!(ok, "kafka-acls --list:\n{out}\n{err}");
+    let rows = rows(listed);
+    assert!(!rows.is_empty(), "{listed}");
+    for row in rows {
+        let (resource, name, pattern, principal, host, operation, permission) = (
+            &row[0], &row[1], &row[2], &row[3], &row[4], &row[5], &row[6],
+        );
+        let pattern_line = format!("resourceType={resource}, name={name}, patternType={pattern})");
+        let entry = format!(
+            "(principal={principal}, host={host}, operation={operation}, permissionType={permission})"
+        );
+        assert!(out.contains(&pattern_line), "{pattern_line} in:\n{out}");
+        assert!(out.contains(&entry), "{entry} in:\n{out}");
+    }
 }
 
 fn java_addr(b: &SecureBroker, tls: bool) -> String {

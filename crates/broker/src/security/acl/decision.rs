@@ -783,7 +783,7 @@ mod tests {
             prop::sample::select(vec![Literal, Prefixed]),
             prop::sample::select(vec!["User:alice", "User:bob", "User:*", "User:admin"]),
             prop::sample::select(vec!["*", "10.0.0.1", "10.0.0.2"]),
-            prop::sample::select(Operation::ALL_VALUES[1..12].to_vec()),
+            prop::sample::select(Operation::ALL[1..12].to_vec()),
             prop::sample::select(vec![A, D]),
         )
             .prop_map(|(rt, name, pattern, principal, host, op, perm)| {
@@ -797,7 +797,7 @@ mod tests {
             acls in prop::collection::vec(arb_binding(), 0..12),
             who in prop::sample::select(vec!["User:alice", "User:bob", "User:admin", "User:ANONYMOUS"]),
             host in prop::sample::select(vec!["10.0.0.1", "10.0.0.2"]),
-            op in prop::sample::select(Operation::ALL_VALUES[2..12].to_vec()),
+            op in prop::sample::select(Operation::ALL[2..12].to_vec()),
             rt in prop::sample::select(vec![Topic, Group, Cluster]),
             name in prop::sample::select(vec!["a", "ab", "abc", "abd", "b", "*", "é", "éa", "x"]),
             allow_if_no_acl in any::<bool>(),

@@ -4,20 +4,19 @@
 //! every protocol handler consults; [`store`] keeps the bindings durable
 //! with the broker's metadata (`acls.checkpoint`, docs/FORMAT.md).
 //!
-//! The numeric codes are the wire codes of Kafka's `ResourceType`,
-//! `PatternType`, `AclOperation` and `AclPermissionType`, so requests and
-//! answers convert without a table of their own.
+//! The vocabulary (resource types, pattern types, operations, permissions
+//! with Kafka's wire codes and names) is `pubsub_records::security`'s, the
+//! one the client shares, re-exported here.
 
 pub mod decision;
 pub mod store;
-
-use serde::{Deserialize, Serialize};
 
 use crate::security::Principal;
 
 pub use decision::{
     authorize, authorize_any, authorized_operations, AclIndex, AuthorizerConfig, Decision,
 };
+pub use pubsub_records::security::{Operation, PatternType, Permission, ResourceType};
 pub use store::AclStore;
 
 /// The one cluster resource's name (Kafka's `kafka-cluster`).
@@ -27,202 +26,8 @@ pub const WILDCARD: &str = "*";
 /// The principal that matches every `User:` principal.
 pub const WILDCARD_PRINCIPAL: &str = "User:*";
 
-macro_rules! wire_enum {
-    ($(#[$doc:meta])* $Name:ident { $($(#[$vdoc:meta])* $Variant:ident = $code:literal, $text:literal;)* }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        pub enum $Name {
-            $($(#[$vdoc])* $Variant = $code,)*
-        }
-
-        impl $Name {
-            /// Every value, in code order.
-            pub const ALL_VALUES: &'static [$Name] = &[$($Name::$Variant,)*];
-
-            /// The wire code.
-            pub fn code(self) -> i8 {
-                self as i8
-            }
-
-            /// The value of a wire code (`None`: Kafka's UNKNOWN).
-            pub fn from_code(code: i8) -> Option<$Name> {
-                match code {
-                    $($code => Some($Name::$Variant),)*
-                    _ => None,
-                }
-            }
-
-            /// Kafka's name (`TRANSACTIONAL_ID`, `PREFIXED`, `IDEMPOTENT_WRITE`).
-            pub fn name(self) -> &'static str {
-                match self {
-                    $($Name::$Variant => $text,)*
-                }
-            }
-
-            /// The value of a name, in any case, `-` or `_` alike
-            /// (`transactional-id`, `Prefixed`, `IdempotentWrite`).
-            pub fn from_name(name: &str) -> Option<$Name> {
-                let wanted: String = name
-                    .chars()
-                    .filter(|c| *c != '_' && *c != '-')
-                    .map(|c| c.to_ascii_uppercase())
-                    .collect();
-                $Name::ALL_VALUES
-                    .iter()
-                    .copied()
-                    .find(|v| v.name().replace('_', "") == wanted)
-            }
-        }
-
-        impl std::fmt::Display for $Name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.name())
-            }
-        }
-    };
-}
-
-wire_enum! {
-    /// What kind of thing a binding protects.
-    ResourceType {
-        /// Filters only: every type.
-        Any = 1, "ANY";
-        /// A topic.
-        Topic = 2, "TOPIC";
-        /// A consumer group.
-        Group = 3, "GROUP";
-        /// The cluster (one resource, [`CLUSTER_NAME`]).
-        Cluster = 4, "CLUSTER";
-        /// A transactional producer id.
-        TransactionalId = 5, "TRANSACTIONAL_ID";
-        /// A delegation token (stored; no API of pubsub checks it).
-        DelegationToken = 6, "DELEGATION_TOKEN";
-        /// A user (stored; no API of pubsub checks it).
-        User = 7, "USER";
-    }
-}
-
-wire_enum! {
-    /// How a binding's resource name matches names.
-    PatternType {
-        /// Filters only: every pattern type, names compared exactly.
-        Any = 1, "ANY";
-        /// Filters only: every binding that would apply to the name.
-        Match = 2, "MATCH";
-        /// The name itself, or every name when it is `*`.
-        Literal = 3, "LITERAL";
-        /// Every name that starts with it.
-        Prefixed = 4, "PREFIXED";
-    }
-}
-
-wire_enum! {
-    /// What a principal does to a resource.
-    Operation {
-        /// Filters only: every operation.
-        Any = 1, "ANY";
-        /// Every operation.
-        All = 2, "ALL";
-        /// Consume, join a group.
-        Read = 3, "READ";
-        /// Produce.
-        Write = 4, "WRITE";
-        /// Create topics.
-        Create = 5, "CREATE";
-        /// Delete topics, records, groups.
-        Delete = 6, "DELETE";
-        /// Add partitions, change ACLs.
-        Alter = 7, "ALTER";
-        /// See that a resource exists.
-        Describe = 8, "DESCRIBE";
-        /// Inter-broker requests.
-        ClusterAction = 9, "CLUSTER_ACTION";
-        /// Read settings.
-        DescribeConfigs = 10, "DESCRIBE_CONFIGS";
-        /// Change settings.
-        AlterConfigs = 11, "ALTER_CONFIGS";
-        /// Produce idempotently.
-        IdempotentWrite = 12, "IDEMPOTENT_WRITE";
-        /// Create delegation tokens.
-        CreateTokens = 13, "CREATE_TOKENS";
-        /// Describe delegation tokens.
-        DescribeTokens = 14, "DESCRIBE_TOKENS";
-    }
-}
-
-wire_enum! {
-    /// Whether a binding allows or denies.
-    Permission {
-        /// Filters only: both.
-        Any = 1, "ANY";
-        /// Denies (and wins over any allow).
-        Deny = 2, "DENY";
-        /// Allows.
-        Allow = 3, "ALLOW";
-    }
-}
-
-impl Operation {
-    /// Whether an ALLOW binding for `self` also allows `wanted` (Kafka's
-    /// implications: Describe by Read, Write, Delete and Alter;
-    /// DescribeConfigs by AlterConfigs; everything by All).
-    pub fn allow_implies(self, wanted: Operation) -> bool {
-        self == wanted
-            || self == Operation::All
-            || match wanted {
-                Operation::Describe => matches!(
-                    self,
-                    Operation::Read | Operation::Write | Operation::Delete | Operation::Alter
-                ),
-                Operation::DescribeConfigs => self == Operation::AlterConfigs,
-                _ => false,
-            }
-    }
-
-    /// Whether a DENY binding for `self` denies `wanted` (no implications
-    /// but All).
-    pub fn deny_covers(self, wanted: Operation) -> bool {
-        self == wanted || self == Operation::All
-    }
-}
-
-impl ResourceType {
-    /// The operations that apply to resources of this type, as the
-    /// `authorized_operations` bitfields of Metadata, DescribeCluster and
-    /// DescribeGroups list them (Kafka's `AclEntry.supportedOperations`).
-    pub fn operations(self) -> &'static [Operation] {
-        use Operation::*;
-        match self {
-            ResourceType::Topic => &[
-                Read,
-                Write,
-                Create,
-                Describe,
-                Delete,
-                Alter,
-                DescribeConfigs,
-                AlterConfigs,
-            ],
-            ResourceType::Group => &[Read, Describe, Delete],
-            ResourceType::Cluster => &[
-                Create,
-                ClusterAction,
-                DescribeConfigs,
-                AlterConfigs,
-                IdempotentWrite,
-                Alter,
-                Describe,
-            ],
-            ResourceType::TransactionalId => &[Describe, Write],
-            ResourceType::DelegationToken => &[Describe],
-            ResourceType::User => &[CreateTokens, DescribeTokens],
-            ResourceType::Any => &[],
-        }
-    }
-}
-
 /// One access control entry on one resource pattern (Kafka's `AclBinding`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AclBinding {
     /// Topic, Group, Cluster, TransactionalId, ...
     pub resource_type: ResourceType,
@@ -364,56 +169,6 @@ mod tests {
             operation: Operation::Read,
             permission: Permission::Allow,
         }
-    }
-
-    #[test]
-    fn codes_and_names_are_kafkas() {
-        assert_eq!(ResourceType::TransactionalId.code(), 5);
-        assert_eq!(PatternType::Prefixed.code(), 4);
-        assert_eq!(Operation::IdempotentWrite.code(), 12);
-        assert_eq!(Permission::Allow.code(), 3);
-        assert_eq!(ResourceType::from_code(0), None);
-        assert_eq!(Operation::from_code(15), None);
-        assert_eq!(
-            ResourceType::from_name("transactional-id"),
-            Some(ResourceType::TransactionalId)
-        );
-        assert_eq!(
-            Operation::from_name("IdempotentWrite"),
-            Some(Operation::IdempotentWrite)
-        );
-        assert_eq!(
-            Operation::from_name("describe_configs"),
-            Some(Operation::DescribeConfigs)
-        );
-        assert_eq!(PatternType::from_name("nope"), None);
-        for op in Operation::ALL_VALUES {
-            assert_eq!(Operation::from_code(op.code()), Some(*op));
-            assert_eq!(Operation::from_name(op.name()), Some(*op));
-        }
-    }
-
-    #[test]
-    fn implications_are_kafkas() {
-        use Operation::*;
-        for op in [Read, Write, Delete, Alter, Describe, All] {
-            assert!(op.allow_implies(Describe), "{op}");
-        }
-        for op in [
-            Create,
-            ClusterAction,
-            DescribeConfigs,
-            AlterConfigs,
-            IdempotentWrite,
-        ] {
-            assert!(!op.allow_implies(Describe), "{op}");
-        }
-        assert!(AlterConfigs.allow_implies(DescribeConfigs));
-        assert!(!Alter.allow_implies(DescribeConfigs));
-        assert!(!Write.allow_implies(IdempotentWrite));
-        assert!(!Read.allow_implies(Write));
-        assert!(!Read.deny_covers(Describe));
-        assert!(All.deny_covers(Read));
     }
 
     #[test]
