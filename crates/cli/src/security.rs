@@ -66,7 +66,7 @@ pub struct SecurityArgs {
     #[arg(
         long,
         value_name = "FILE",
-        env = "PUBSUB_TLS_CA",
+        env = "PUBSUB_CLIENT_TLS_CA",
         help_heading = "Security"
     )]
     pub tls_ca: Option<PathBuf>,
@@ -74,7 +74,7 @@ pub struct SecurityArgs {
     #[arg(
         long,
         value_name = "FILE",
-        env = "PUBSUB_TLS_CERT",
+        env = "PUBSUB_CLIENT_TLS_CERT",
         requires = "tls_key",
         help_heading = "Security"
     )]
@@ -83,7 +83,7 @@ pub struct SecurityArgs {
     #[arg(
         long,
         value_name = "FILE",
-        env = "PUBSUB_TLS_KEY",
+        env = "PUBSUB_CLIENT_TLS_KEY",
         requires = "tls_cert",
         help_heading = "Security"
     )]

@@ -717,6 +717,36 @@ mod tests {
         assert!(e.to_string().contains("metrics"), "{e}");
     }
 
+    /// The client subcommands' TLS variables (`PUBSUB_CLIENT_TLS_*`) and
+    /// login variables are not serve's: they leave its `[tls]` and every
+    /// other setting as they were, while serve's own `PUBSUB_TLS_*` set it.
+    #[test]
+    fn client_variables_do_not_leak_into_serve() {
+        let client = [
+            ("PUBSUB_CLIENT_TLS_CA", "client-ca.pem"),
+            ("PUBSUB_CLIENT_TLS_CERT", "client.pem"),
+            ("PUBSUB_CLIENT_TLS_KEY", "client.key"),
+            ("PUBSUB_SECURITY_PROTOCOL", "SSL"),
+            ("PUBSUB_USER", "alice"),
+            ("PUBSUB_PASSWORD", "alice-secret"),
+            ("PUBSUB_BOOTSTRAP", "127.0.0.1:9093"),
+        ];
+        let s = Settings::load(None, env(&client), &Overrides::default()).expect("load");
+        assert_eq!(s, Settings::default());
+        assert!(s.tls.files().is_none());
+
+        let mut both = client.to_vec();
+        both.extend([
+            ("PUBSUB_TLS_CERT", "server.pem"),
+            ("PUBSUB_TLS_KEY", "server.key"),
+        ]);
+        let s = Settings::load(None, env(&both), &Overrides::default()).expect("load");
+        let files = s.tls.files().expect("serve's [tls]");
+        assert_eq!(files.cert, PathBuf::from("server.pem"));
+        assert_eq!(files.key, PathBuf::from("server.key"));
+        assert_eq!(files.client_ca, None);
+    }
+
     #[test]
     fn listeners_and_tls_layer_like_every_key_and_are_checked_together() {
         let dir = tempfile::tempdir().expect("tempdir");

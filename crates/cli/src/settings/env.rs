@@ -6,8 +6,23 @@ use std::collections::BTreeMap;
 
 use super::Settings;
 
-/// Environment variables of our own tools that are not settings.
-pub(super) const IGNORED_ENV: &[&str] = &["PUBSUB_BIN", "PUBSUB_WRITE_FIXTURES"];
+/// Environment variables of our own tools that are not settings: the
+/// test tools' and the client subcommands' (crates/cli/src/remote.rs and
+/// security.rs), which `serve` leaves alone rather than warn about.
+pub(super) const IGNORED_ENV: &[&str] = &[
+    "PUBSUB_BIN",
+    "PUBSUB_WRITE_FIXTURES",
+    "PUBSUB_BOOTSTRAP",
+    "PUBSUB_SECURITY_PROTOCOL",
+    "PUBSUB_SASL_MECHANISM",
+    "PUBSUB_USER",
+    "PUBSUB_PASSWORD",
+    "PUBSUB_PASSWORD_FILE",
+    "PUBSUB_CLIENT_TLS_CA",
+    "PUBSUB_CLIENT_TLS_CERT",
+    "PUBSUB_CLIENT_TLS_KEY",
+    "PUBSUB_COMMAND_CONFIG",
+];
 
 /// The kind of a setting's value, to type environment variables.
 #[derive(Debug, Clone, Copy)]

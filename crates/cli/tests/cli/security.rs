@@ -472,7 +472,10 @@ fn sasl_ssl_clients_with_each_mechanism_on(b: &SecureBroker) {
             ("PUBSUB_SASL_MECHANISM", "SCRAM-SHA-512"),
             ("PUBSUB_USER", "admin"),
             ("PUBSUB_PASSWORD", ADMIN_PASSWORD),
-            ("PUBSUB_TLS_CA", &ca),
+            ("PUBSUB_CLIENT_TLS_CA", &ca),
+            // serve's names: not the client's, so without effect here.
+            ("PUBSUB_TLS_CERT", "/nonexistent/server.pem"),
+            ("PUBSUB_TLS_KEY", "/nonexistent/server.key"),
         ],
         "",
     );
@@ -836,6 +839,18 @@ fn mutual_tls_identifies_the_client_by_its_certificate_on(b: &SecureBroker) {
         path("client.key"),
     ];
     ok(&["topic", "list"], &with_cert, "");
+    // The same certificate from the client's variables.
+    let (ca, cert, key) = (path("ca.pem"), path("client.pem"), path("client.key"));
+    let out = pubsub_env(
+        &["topic", "list", "--bootstrap", &ssl, "--tls-ca", &ca],
+        &[],
+        &[
+            ("PUBSUB_CLIENT_TLS_CERT", &cert),
+            ("PUBSUB_CLIENT_TLS_KEY", &key),
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{out:?}");
     let refused = fails(&["topic", "create", "mtls"], &with_cert, "");
     assert!(refused.contains("TOPIC_AUTHORIZATION_FAILED"), "{refused}");
     ok(
