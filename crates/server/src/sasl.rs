@@ -13,8 +13,15 @@
 //! ```
 //!
 //! Before authentication nothing but ApiVersions, SaslHandshake and
-//! SaslAuthenticate is answered: any other request (or one out of order)
-//! closes the connection without an answer, as Kafka does. Mechanisms:
+//! SaslAuthenticate is answered, as in Kafka's `SaslServerAuthenticator`:
+//! before the handshake any other request (or SaslAuthenticate) closes the
+//! connection without an answer; after a v1 handshake, any request but
+//! SaslAuthenticate (ApiVersions and a second SaslHandshake too) gets its
+//! own error answer with ILLEGAL_SASL_STATE (34) after the
+//! failed-authentication delay, then the close ([`illegal_state_answer`]
+//! knows the answers of ApiVersions, SaslHandshake, Metadata and the APIs
+//! whose answer has one top-level error code; any other closes
+//! unanswered). Mechanisms:
 //! SCRAM-SHA-256, SCRAM-SHA-512 ([`pubsub_broker::security::scram`]) and
 //! PLAIN, all checked against the broker's users. A failure is counted in
 //! the metrics by mechanism and reason and logged once, without secrets;
@@ -30,7 +37,7 @@ use pubsub_broker::security::scram::{
 use pubsub_broker::security::{AuthFailure, Principal};
 
 use crate::context::{blocking, Ctx};
-use crate::dispatch::Reply;
+use crate::dispatch::{encode_response, Reply};
 use crate::error::ServerError;
 
 /// Mechanisms served when the listener names none, in order of preference.
@@ -134,29 +141,116 @@ pub async fn gate(ctx: &Ctx, frame: &[u8]) -> Result<Option<Reply>, ServerError>
     let api = i16::from_be_bytes([frame[0], frame[1]]);
     let allowed = match framed {
         None => api == ApiKey::ApiVersions as i16 || api == ApiKey::SaslHandshake as i16,
-        // A second handshake is answered ILLEGAL_SASL_STATE by its handler.
-        Some(_) => api == ApiKey::SaslAuthenticate as i16 || api == ApiKey::SaslHandshake as i16,
+        Some(_) => api == ApiKey::SaslAuthenticate as i16,
     };
     if allowed {
         return Ok(None);
     }
-    session(ctx).state = State::Failed;
     let name = ApiKey::try_from(api).map_or_else(|_| format!("key {api}"), |k| format!("{k:?}"));
-    Err(ServerError::Unauthenticated(format!(
-        "unexpected {name} request during SASL {}",
-        if framed.is_none() {
-            "handshake"
-        } else {
-            "authentication"
+    let mechanism = {
+        let mut s = session(ctx);
+        let mechanism = match &s.state {
+            State::Exchange { exchange, .. } => Some(exchange.mechanism()),
+            _ => None,
+        };
+        s.state = State::Failed;
+        mechanism
+    };
+    let Some(mechanism) = mechanism else {
+        // Before the handshake, Kafka closes without an answer.
+        return Err(ServerError::Unauthenticated(format!(
+            "unexpected {name} request during SASL handshake"
+        )));
+    };
+    tracing::warn!(client = %ctx.client_host, mechanism, request = %name, "unexpected request during SASL authentication: ILLEGAL_SASL_STATE, then the close");
+    ctx.metrics
+        .sasl_outcome(mechanism, Some(AuthFailure::Malformed));
+    tokio::time::sleep(ctx.config.failed_authentication_delay).await;
+    match illegal_state_answer(frame) {
+        Some(answer) => Ok(Some(Reply::Frame(answer))),
+        None => Err(ServerError::Unauthenticated(format!(
+            "unexpected {name} request during SASL authentication"
+        ))),
+    }
+}
+
+/// ILLEGAL_SASL_STATE.
+const ILLEGAL_SASL_STATE: i16 = 34;
+
+/// The answer Kafka gives `frame` (a request other than SaslAuthenticate
+/// during the exchange): the request's own error response with
+/// ILLEGAL_SASL_STATE, as its `getErrorResponse` builds it. `None` for a
+/// request this server does not build one for, or one it cannot read.
+pub fn illegal_state_answer(frame: &[u8]) -> Option<BytesMut> {
+    use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::Decodable;
+
+    if frame.len() < 8 {
+        return None;
+    }
+    let api = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let key = ApiKey::try_from(api).ok()?;
+    let (min, max) = crate::dispatch::supported(key)?;
+    if version < min || version > max {
+        return None;
+    }
+    let mut body = bytes::Bytes::copy_from_slice(frame);
+    let header = RequestHeader::decode(&mut body, key.request_header_version(version)).ok()?;
+    let id = header.correlation_id;
+    macro_rules! top_level {
+        ($Resp:ty) => {
+            encode_response(
+                key,
+                version,
+                id,
+                &<$Resp>::default().with_error_code(ILLEGAL_SASL_STATE),
+            )
+            .ok()
+        };
+    }
+    match key {
+        ApiKey::ApiVersions => top_level!(ApiVersionsResponse),
+        ApiKey::SaslHandshake => top_level!(SaslHandshakeResponse),
+        ApiKey::Metadata => {
+            let req = MetadataRequest::decode(&mut body, version).ok()?;
+            let topics = req
+                .topics
+                .unwrap_or_default()
+                .into_iter()
+                .map(|t| {
+                    MetadataResponseTopic::default()
+                        .with_name(t.name)
+                        .with_topic_id(t.topic_id)
+                        .with_error_code(ILLEGAL_SASL_STATE)
+                })
+                .collect();
+            encode_response(
+                key,
+                version,
+                id,
+                &MetadataResponse::default().with_topics(topics),
+            )
+            .ok()
         }
-    )))
+        ApiKey::JoinGroup => top_level!(JoinGroupResponse),
+        ApiKey::SyncGroup => top_level!(SyncGroupResponse),
+        ApiKey::Heartbeat => top_level!(HeartbeatResponse),
+        ApiKey::LeaveGroup => top_level!(LeaveGroupResponse),
+        ApiKey::ListGroups => top_level!(ListGroupsResponse),
+        ApiKey::InitProducerId => top_level!(InitProducerIdResponse),
+        ApiKey::DescribeAcls => top_level!(DescribeAclsResponse),
+        ApiKey::DescribeCluster => top_level!(DescribeClusterResponse),
+        ApiKey::DescribeUserScramCredentials => top_level!(DescribeUserScramCredentialsResponse),
+        _ => None,
+    }
 }
 
 /// SaslHandshake: chooses the mechanism. The error code (0,
 /// UNSUPPORTED_SASL_MECHANISM (33) or ILLEGAL_SASL_STATE (34)) and the
 /// mechanisms enabled.
 pub fn handshake(ctx: &Ctx, mechanism: &str, version: i16) -> (i16, Vec<String>) {
-    const ILLEGAL_SASL_STATE: i16 = 34;
     const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
     let enabled = enabled_mechanisms(ctx);
     if !ctx.listener.protocol.uses_sasl() {

@@ -824,9 +824,9 @@ async fn every_rule_is_enforced_allowed_and_denied() {
 /// users admin (a super user), alice and bob, started by `compat/kafka`
 /// where Java and Maven are (otherwise skipped, or failed under
 /// `COMPAT_REQUIRE_KAFKA=1`); stopped on drop.
-struct Kafka {
+pub(crate) struct Kafka {
     dir: TempDir,
-    addr: std::net::SocketAddr,
+    pub(crate) addr: std::net::SocketAddr,
 }
 
 fn launcher() -> std::path::PathBuf {
@@ -847,7 +847,7 @@ impl Kafka {
         "super.users=User:admin;User:ANONYMOUS",
     ];
 
-    fn start() -> Option<Kafka> {
+    pub(crate) fn start() -> Option<Kafka> {
         let required = std::env::var("COMPAT_REQUIRE_KAFKA").is_ok_and(|v| v == "1");
         for tool in ["java", "mvn"] {
             let found = std::process::Command::new(tool)
