@@ -79,6 +79,7 @@ rules! {
     LIST_GROUPS_GROUP: ListGroups, Describe, Group, 0, "only the groups allowed are listed";
     CREATE_TOPICS_CLUSTER: CreateTopics, Create, Cluster, TOPIC, "any topic, or else";
     CREATE_TOPICS_TOPIC: CreateTopics, Create, Topic, TOPIC, "each topic";
+    CREATE_TOPICS_CONFIGS: CreateTopics, DescribeConfigs, Topic, TOPIC, "a created topic's settings answered (without it: none, topic_config_error_code)";
     DELETE_TOPICS: DeleteTopics, Delete, Topic, TOPIC, "each topic";
     DELETE_RECORDS: DeleteRecords, Delete, Topic, TOPIC, "each topic";
     INIT_PRODUCER_ID_TXN: InitProducerId, Write, TransactionalId, TXN, "with a transactional id (refused anyway: no transactions)";

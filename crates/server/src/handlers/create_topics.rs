@@ -13,7 +13,7 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, Reques
 use pubsub_broker::NewTopic;
 
 use super::sb;
-use crate::authorize::{Access, CREATE_TOPICS_CLUSTER, CREATE_TOPICS_TOPIC};
+use crate::authorize::{Access, CREATE_TOPICS_CLUSTER, CREATE_TOPICS_CONFIGS, CREATE_TOPICS_TOPIC};
 use crate::codes::{error_code, CONFIG_SOURCE_DEFAULT, CONFIG_SOURCE_TOPIC};
 use crate::config::NODE_ID;
 use crate::context::{blocking, Ctx};
@@ -181,16 +181,26 @@ pub async fn handle(
         });
         results.push(match result {
             // Partitions, replication and settings are answered from v5,
-            // the topic id from v7.
-            Ok((count, configs, id)) if version >= 5 => base
-                .with_num_partitions(count as i32)
-                .with_replication_factor(1)
-                .with_configs(Some(configs))
-                .with_topic_id(if version >= 7 {
+            // the topic id from v7; as Kafka's controller, only to a
+            // principal that may DescribeConfigs the topic (else none, and
+            // topic_config_error_code TOPIC_AUTHORIZATION_FAILED).
+            Ok((count, configs, id)) if version >= 5 => {
+                let base = base.with_topic_id(if version >= 7 {
                     id.unwrap_or_default()
                 } else {
                     Default::default()
-                }),
+                });
+                if access.filters(&CREATE_TOPICS_CONFIGS, &t.name) {
+                    base.with_num_partitions(count as i32)
+                        .with_replication_factor(1)
+                        .with_configs(Some(configs))
+                } else {
+                    base.with_num_partitions(-1)
+                        .with_replication_factor(-1)
+                        .with_configs(Some(Vec::new()))
+                        .with_topic_config_error_code(CREATE_TOPICS_CONFIGS.error)
+                }
+            }
             Ok(_) => base,
             Err((error, message)) if version >= 5 => base
                 .with_num_partitions(-1)

@@ -365,13 +365,27 @@ async fn probe(rule: &Rule, conn: &Conn, n: &Names) -> i16 {
             }
         }
         CreateTopics => {
-            let r = conn
-                .call(
-                    7,
-                    &admin::create_topics_request::<&str, &str>(topic, 1, &[]),
-                )
-                .await;
-            r.topics[0].error_code
+            // The settings rule: both principals may create, so each only
+            // validates (answered alike, nothing created).
+            let settings = rule.operation == Operation::DescribeConfigs;
+            let req = admin::create_topics_request::<&str, &str>(topic, 1, &[])
+                .with_validate_only(settings);
+            let r = conn.call(7, &req).await;
+            let t = &r.topics[0];
+            if !settings {
+                return t.error_code;
+            }
+            // Valid either way; the settings only for DescribeConfigs.
+            assert_eq!(t.error_code, 0, "{t:?}");
+            let configs = t.configs.as_deref().unwrap_or_default();
+            if t.topic_config_error_code == 0 {
+                assert_eq!((t.num_partitions, t.replication_factor), (1, 1), "{t:?}");
+                assert!(!configs.is_empty(), "{t:?}");
+            } else {
+                assert_eq!((t.num_partitions, t.replication_factor), (-1, -1), "{t:?}");
+                assert!(configs.is_empty(), "{t:?}");
+            }
+            t.topic_config_error_code
         }
         DeleteTopics => {
             let req = DeleteTopicsRequest::default()
@@ -638,6 +652,9 @@ fn case(rule: &Rule) -> Case {
         c.base.push((R::Group, Describe));
     } else if is(&METADATA_CREATE_CLUSTER) || is(&METADATA_CREATE_TOPIC) {
         c.base.push((R::Topic, Describe));
+        c.topic_exists = false;
+    } else if is(&CREATE_TOPICS_CONFIGS) {
+        c.base.push((R::Cluster, Create));
         c.topic_exists = false;
     } else if rule.api == ApiKey::CreateTopics {
         c.topic_exists = false;
