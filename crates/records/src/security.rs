@@ -189,6 +189,8 @@ kafka_vocabulary! {
     }
 }
 
+// The vocabulary macro derives no Default (the ACL enums have none).
+#[allow(clippy::derivable_impls)]
 impl Default for SecurityProtocol {
     fn default() -> Self {
         SecurityProtocol::Plaintext
