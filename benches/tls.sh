@@ -25,7 +25,8 @@
 # TLS 1.3), and their difference: the handshake's cost as a client sees it.
 #
 # Environment: MESSAGES per run (300000), ROUNDS (2: plaintext then TLS,
-# repeated), TOOL_TIMEOUT (600 s). Prints one line per measurement and the
+# repeated), TOOL_TIMEOUT (600 s), TOOLS ("rdkafka kafka_tool": the load
+# generators run; `TOOLS=rdkafka` for librdkafka's alone). Prints one line per measurement and the
 # table for docs/BENCHMARKS.md with the ratio TLS / plaintext.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -153,7 +154,7 @@ for round in $(seq "$ROUNDS"); do
   for listener in plain ssl; do
     addr=$plain
     [ $listener = ssl ] && addr=$ssl
-    for tool in rdkafka kafka_tool; do
+    for tool in ${TOOLS:-rdkafka kafka_tool}; do
       topic="t-$round-$listener-$tool"
       "$PUBSUB" topic create "$topic" --partitions 1 --bootstrap "$plain" >/dev/null 2>&1
       record "$listener" produce "$tool" "$(produce_$tool "$addr" "$topic" $listener || true)"

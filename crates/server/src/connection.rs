@@ -83,7 +83,7 @@ async fn handshake(
     tls: &crate::tls::Tls,
     stream: TcpStream,
     peer: SocketAddr,
-) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+) -> Option<crate::tls::TlsConnection> {
     let listener = &ctx.listener.name;
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, error = %e, "connection dropped before the TLS handshake");
@@ -91,7 +91,7 @@ async fn handshake(
     }
     let accepted = tokio::time::timeout(
         ctx.config.tls_handshake_timeout,
-        tls.acceptor().accept(stream),
+        tls.acceptor().accept(crate::tls::buffered(stream)),
     )
     .await;
     let session = match accepted {
@@ -137,10 +137,7 @@ async fn run(ctx: &Ctx, stream: TcpStream) -> Result<(), ServerError> {
     serve_halves(ctx, read, FrameSender::new(write, SendMode::plaintext())).await
 }
 
-async fn run_tls(
-    ctx: &Ctx,
-    session: tokio_rustls::server::TlsStream<TcpStream>,
-) -> Result<(), ServerError> {
+async fn run_tls(ctx: &Ctx, session: crate::tls::TlsConnection) -> Result<(), ServerError> {
     let (read, write) = tokio::io::split(session);
     serve_halves(ctx, read, FrameSender::over(write)).await
 }
