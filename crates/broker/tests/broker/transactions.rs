@@ -348,3 +348,98 @@ fn a_sigkilled_broker_rebuilds_open_transactions_and_the_aborted_index() {
     let broker = open(dir.path());
     assert_open_and_aborted(&broker);
 }
+
+/// One record `key`=`value` from producer `pid` (transactional if pid >= 0).
+fn keyed(broker: &Broker, pid: i64, seq: i32, key: &str, value: &str) -> u64 {
+    let mut b = BatchBuilder::new()
+        .producer(pid, if pid < 0 { -1 } else { 0 }, seq)
+        .transactional(pid >= 0);
+    b.push(&NewRecord {
+        timestamp: 1,
+        key: Some(key.as_bytes()),
+        value: Some(value.as_bytes()),
+        headers: &[],
+    })
+    .expect("push");
+    let mut bytes = b.build().expect("build");
+    broker
+        .produce("t", 0, &mut bytes, Acks::All)
+        .expect("produce")
+        .base_offset
+}
+
+/// Every (key, value) in the log, markers skipped.
+fn all_records(p: &Partition) -> Vec<(String, String, u64)> {
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    let mut at = p.log().log_start_offset();
+    while at < p.log().log_end_offset() {
+        p.read(at, 1 << 20, &mut buf).expect("read");
+        for b in pubsub_records::Batches::new(&buf) {
+            let b = b.expect("batch");
+            at = b.last_offset() as u64 + 1;
+            if b.is_control() {
+                continue;
+            }
+            for r in b.records(1 << 20).expect("records").iter() {
+                let r = r.expect("record");
+                let s = |x: Option<&[u8]>| String::from_utf8_lossy(x.unwrap_or(b"")).into_owned();
+                out.push((s(r.key), s(r.value), r.offset as u64));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn compaction_drops_aborted_records_keeps_committed_ones_and_stops_at_the_lso() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = open(dir.path());
+    broker
+        .create_topic(
+            "t",
+            Some(1),
+            configs(&[("cleanup.policy", "compact"), ("segment.bytes", "600")]),
+        )
+        .expect("create");
+    keyed(&broker, 1, 0, "a", "committed");
+    end(&broker, 1, 0, ControlType::Commit);
+    keyed(&broker, 2, 0, "a", "aborted");
+    end(&broker, 2, 0, ControlType::Abort);
+    let filler = "f".repeat(200);
+    for i in 0..6 {
+        keyed(&broker, -1, -1, &format!("x{i}"), &filler);
+    }
+    // An open transaction: nothing from its first offset on is compacted.
+    let open_at = keyed(&broker, 3, 0, "o", "open");
+    keyed(&broker, -1, -1, "b", "1");
+    keyed(&broker, -1, -1, "b", "2");
+    for i in 0..6 {
+        keyed(&broker, -1, -1, &format!("y{i}"), &filler);
+    }
+    let p = part(&broker);
+    assert!(p.log().segment_count() > 3, "several segments to clean");
+    assert_eq!(p.last_stable_offset(), open_at);
+    broker.run_compaction(wall_clock());
+    let records = all_records(&p);
+    let values = |k: &str| -> Vec<String> {
+        records
+            .iter()
+            .filter(|(key, _, _)| key == k)
+            .map(|(_, v, _)| v.clone())
+            .collect()
+    };
+    // The aborted value is gone and did not supersede the committed one.
+    assert_eq!(values("a"), ["committed"]);
+    // Past the LSO nothing was cleaned, though "b"=1 is superseded.
+    assert_eq!(values("b"), ["1", "2"]);
+    assert_eq!(values("o"), ["open"]);
+    end(&broker, 3, 0, ControlType::Commit);
+    let seen = committed_values(&broker, "after-compaction");
+    assert_eq!(seen.first().map(String::as_str), Some("committed"));
+    assert!(!seen.iter().any(|v| v == "aborted"));
+}
+
+fn wall_clock() -> i64 {
+    pubsub_broker::wall_clock_ms()
+}
