@@ -13,7 +13,7 @@
 //! The entries are derived data: the broker, which knows where each
 //! transaction began, rebuilds them from the log after an unclean shutdown
 //! or when a file is missing ([`Log::reset_aborted_txns`]). Byte layout:
-//! docs/FORMAT.md 4.4.
+//! docs/FORMAT.md 4.3.
 
 use std::path::Path;
 use std::sync::Arc;
