@@ -48,7 +48,7 @@ pub use broker::{
     wall_clock_ms, Broker, ListedOffset, NewTopic, OffsetSpec, HIGH_WATERMARK, MAX_PARTITIONS,
 };
 pub use embedded::{
-    Consumer, ConsumerConfig, ConsumerRecord, Delivery, Flow, OffsetReset, Producer,
+    Consumer, ConsumerConfig, ConsumerRecord, Delivery, Flow, Isolation, OffsetReset, Producer,
     ProducerConfig, ProducerRecord, RecordMetadata, StopHandle,
 };
 pub use group::assignor::Strategy;

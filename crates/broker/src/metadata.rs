@@ -108,11 +108,26 @@ impl PartitionMeta {
     }
 }
 
+/// The producer snapshot version written (docs/FORMAT.md 9.4): 2 added
+/// open transactions and the aborted-transaction index summary; files
+/// without a version are version 1.
+pub(crate) const PRODUCER_SNAPSHOT_VERSION: u16 = 2;
+
+fn snapshot_v1() -> u16 {
+    1
+}
+
 /// Producer state valid for offsets below `offset`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct ProducerSnapshot {
+    #[serde(default = "snapshot_v1")]
+    pub version: u16,
     pub offset: u64,
     pub states: ProducerStates,
+    /// (segment base offset, entries) of every segment whose
+    /// aborted-transaction index holds any, when the snapshot was taken.
+    #[serde(default)]
+    pub txn_index: Vec<(u64, u64)>,
 }
 
 pub(crate) fn write<T: Serialize>(path: &Path, kind: u16, value: &T) -> Result<()> {

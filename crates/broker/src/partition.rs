@@ -1,6 +1,7 @@
 //! One partition of a topic: its log, its leader epoch and epoch cache, its
-//! idempotent-producer state, and a notifier for waiters (long-polling
-//! fetches and consumers).
+//! idempotent and transactional producer state (open transactions, the last
+//! stable offset, transaction markers and the aborted-transaction index),
+//! and a notifier for waiters (long-polling fetches and consumers).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -8,8 +9,8 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
-use pubsub_records::{Batch, BatchHeader, BatchMut, TimestampType};
-use pubsub_storage::{FileRange, FlushPolicy, Log, RecoveryReport};
+use pubsub_records::{Batch, BatchHeader, BatchMut, ControlRecord, ControlType, TimestampType};
+use pubsub_storage::{AbortedTxn, FileRange, FlushPolicy, Log, RecoveryReport};
 use tracing::warn;
 
 use crate::config::TopicConfig;
@@ -17,10 +18,10 @@ use crate::error::{BrokerError, Result};
 use crate::leader_epoch::{EpochEntry, LeaderEpochs, EPOCH_BUMP_AT_OPEN};
 use crate::metadata::{
     self, PartitionMeta, ProducerSnapshot, KIND_LEADER_EPOCHS, KIND_PARTITION, KIND_PRODUCERS,
-    LEADER_EPOCHS_FILE, PARTITION_FILE, PRODUCERS_FILE,
+    LEADER_EPOCHS_FILE, PARTITION_FILE, PRODUCERS_FILE, PRODUCER_SNAPSHOT_VERSION,
 };
 use crate::notify::{Notifier, Wakeup};
-use crate::producer_state::{BatchMeta, ProducerStates, SequenceCheck};
+use crate::producer_state::{BatchMeta, EndedTxn, ProducerStates, SequenceCheck};
 
 /// How much durability a produce waits for (Kafka's `acks`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -55,8 +56,8 @@ struct Span {
     epoch: i16,
     first_seq: i32,
     last_seq: i32,
-    /// A transaction marker: no sequence to check.
-    control: bool,
+    /// Part of a transaction.
+    transactional: bool,
 }
 
 /// The fsync an `acks=all` append still owes
@@ -211,18 +212,7 @@ impl Partition {
                 warn!(error = %e, "ignoring an unreadable producer snapshot");
                 None
             });
-        let mut snapshot_at = u64::MAX;
-        let (mut states, from) = match snapshot {
-            Some(s) if s.offset <= log.log_end_offset() && s.offset >= log.log_start_offset() => {
-                if s.offset == log.log_end_offset() {
-                    snapshot_at = s.offset;
-                }
-                (s.states, s.offset)
-            }
-            _ => (ProducerStates::default(), log.log_start_offset()),
-        };
-        log.for_each_batch_header(from, |h| states.replay(h))
-            .map_err(|e| BrokerError::storage(&meta.topic, meta.partition, e))?;
+        let (states, snapshot_at) = load_producers(&log, snapshot).map_err(storage)?;
         Ok((
             Partition {
                 topic: meta.topic.into(),
@@ -353,6 +343,14 @@ impl Partition {
             if !trusted {
                 batch.validate_crc()?;
             }
+            if batch.is_control() {
+                // Kafka's answer (INVALID_RECORD): markers come from the
+                // transaction coordinator only (`append_txn_marker`).
+                return Err(BrokerError::InvalidRecord(format!(
+                    "Clients are not allowed to write control records in topic partition {}-{}",
+                    self.topic, self.index
+                )));
+            }
             if config.cleanup_policy.compacts() {
                 let set = batch.records(64 << 20)?;
                 for r in set.iter() {
@@ -370,7 +368,7 @@ impl Partition {
                 epoch: batch.producer_epoch(),
                 first_seq: batch.base_sequence(),
                 last_seq: batch.last_sequence(),
-                control: batch.is_control(),
+                transactional: batch.is_transactional(),
             });
             at += batch.len();
         }
@@ -490,11 +488,11 @@ impl Partition {
             epoch,
             first_seq,
             last_seq,
-            control,
+            transactional,
         } in spans
         {
             let bytes = &mut records[at..at + len];
-            if pid < 0 || control {
+            if pid < 0 {
                 let info = self.raw_append(bytes)?;
                 first.get_or_insert(info.base_offset);
                 last = info.last_offset;
@@ -520,6 +518,9 @@ impl Partition {
                             timestamp,
                         },
                     );
+                    if transactional {
+                        states.begin_txn(pid, info.base_offset);
+                    }
                     first.get_or_insert(info.base_offset);
                     last = info.last_offset;
                     all_duplicates = false;
@@ -529,12 +530,78 @@ impl Partition {
         Ok((first.unwrap_or(last), last, all_duplicates))
     }
 
+    /// Ends a transaction of `producer_id` here: appends its COMMIT or
+    /// ABORT marker, waits until it is fsynced, and returns its offset. A
+    /// marker whose epoch is older than the producer's is refused
+    /// ([`BrokerError::InvalidProducerEpoch`]); a newer one becomes the
+    /// producer's epoch. An abort is recorded in the aborted-transaction
+    /// index (durably, before the marker is acknowledged).
+    pub fn append_txn_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: ControlRecord,
+        now_ms: i64,
+    ) -> Result<u64> {
+        let mut bytes = pubsub_records::control_batch(marker, producer_id, producer_epoch, now_ms)?;
+        BatchMut::parse(&mut bytes)?.set_partition_leader_epoch(self.leader_epoch);
+        let offset = {
+            let mut states = self.producers.lock();
+            states.check_marker(producer_id, producer_epoch)?;
+            let info = self.raw_append(&mut bytes)?;
+            let ended = states.end_txn(producer_id, producer_epoch, info.base_offset);
+            if marker.kind == ControlType::Abort {
+                self.log
+                    .append_aborted_txn(aborted(&ended))
+                    .map_err(|e| self.storage_err(e))?;
+            }
+            info.base_offset
+        };
+        self.notifier.notify();
+        self.wait_durable(offset)?;
+        Ok(offset)
+    }
+
+    /// The last stable offset: the first offset of the oldest open
+    /// transaction, or the high watermark when none is open.
+    /// `read_committed` readers see only offsets below it.
+    pub fn last_stable_offset(&self) -> u64 {
+        let states = self.producers.lock();
+        let hw = self.log.log_end_offset();
+        states.first_open_txn().map_or(hw, |first| first.min(hw))
+    }
+
+    /// The open transactions here: (producer id, first offset), oldest first.
+    pub fn open_transactions(&self) -> Vec<(i64, u64)> {
+        self.producers.lock().open_txns()
+    }
+
+    /// The aborted transactions whose records may lie in `[from, upper)`
+    /// (what a `read_committed` fetch of that range answers).
+    pub fn aborted_transactions(&self, from: u64, upper: u64) -> Result<Vec<AbortedTxn>> {
+        self.log
+            .aborted_txns(from, upper)
+            .map_err(|e| self.storage_err(e))
+    }
+
     /// Reads whole batches from `offset` into `out`; returns (log start,
     /// high watermark).
     pub fn read(&self, offset: u64, max_bytes: usize, out: &mut Vec<u8>) -> Result<(u64, u64)> {
+        self.read_below(offset, max_bytes, u64::MAX, out)
+    }
+
+    /// [`Partition::read`] of the batches below `upper` only (the last
+    /// stable offset, for `read_committed`).
+    pub fn read_below(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+        upper: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<(u64, u64)> {
         let offsets = self
             .log
-            .read_into(offset, max_bytes, out)
+            .read_into_below(offset, max_bytes, upper, out)
             .map_err(|e| self.storage_err(e))?;
         if !out.is_empty() {
             // Only the headers are looked at: a few loads per batch.
@@ -564,9 +631,21 @@ impl Partition {
         max_bytes: usize,
         min_one: bool,
     ) -> Result<(u64, u64, Option<FileRange>)> {
+        self.read_range_below(offset, max_bytes, min_one, u64::MAX)
+    }
+
+    /// [`Partition::read_range`] of the batches below `upper` only (the
+    /// last stable offset, for `read_committed`).
+    pub fn read_range_below(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+        min_one: bool,
+        upper: u64,
+    ) -> Result<(u64, u64, Option<FileRange>)> {
         let (start, end, range) = self
             .log
-            .read_range(offset, max_bytes, min_one)
+            .read_range_below(offset, max_bytes, min_one, upper)
             .map_err(|e| self.storage_err(e))?;
         if let Some(r) = &range {
             let t = &self.traffic;
@@ -594,9 +673,20 @@ impl Partition {
         if self.snapshot_at.load(Ordering::Acquire) == offset {
             return Ok(());
         }
+        if self.log.poisoned().is_some() {
+            // A failed write may have left a marker without its index
+            // entry: the next open replays from the last good snapshot.
+            return Ok(());
+        }
+        let txn_index = self
+            .log
+            .aborted_txn_counts()
+            .map_err(|e| self.storage_err(e))?;
         let snapshot = ProducerSnapshot {
+            version: PRODUCER_SNAPSHOT_VERSION,
             offset,
             states: states.clone(),
+            txn_index,
         };
         metadata::write(
             &self.log.dir().join(PRODUCERS_FILE),
@@ -638,6 +728,93 @@ impl Partition {
         self.snapshot_producers()?;
         self.log.close().map_err(|e| self.storage_err(e))
     }
+}
+
+/// The aborted-index entry of an ended transaction.
+fn aborted(t: &EndedTxn) -> AbortedTxn {
+    AbortedTxn {
+        producer_id: t.producer_id,
+        first_offset: t.first_offset,
+        last_offset: t.marker_offset,
+        last_stable_offset: t.last_stable_offset,
+    }
+}
+
+/// Producer state at open: from the snapshot if it is still valid and the
+/// aborted-transaction index it describes is intact, then the batches
+/// after it; otherwise from the whole log. The index entries of the markers
+/// replayed are rebuilt (after an unclean shutdown the index may lack the
+/// last ones, or hold entries of markers recovery cut off). Returns the
+/// state and the offset the snapshot on disk was taken at, if it is the
+/// log end offset (`u64::MAX` otherwise).
+fn load_producers(
+    log: &Log,
+    snapshot: Option<ProducerSnapshot>,
+) -> pubsub_storage::Result<(ProducerStates, u64)> {
+    let (start, end) = (log.log_start_offset(), log.log_end_offset());
+    let usable = match snapshot {
+        Some(s) if s.version > PRODUCER_SNAPSHOT_VERSION => {
+            warn!(
+                version = s.version,
+                "ignoring a producer snapshot of a newer version"
+            );
+            None
+        }
+        Some(s) if s.offset <= end && s.offset >= start => {
+            let mut intact = true;
+            for &(base, count) in &s.txn_index {
+                if log.aborted_txns_intact(base, count, s.offset)? == Some(false) {
+                    warn!(
+                        segment = base,
+                        "rebuilding the aborted-transaction index from the log"
+                    );
+                    intact = false;
+                }
+            }
+            // Version 1 snapshots knew no index: trust files that exist.
+            intact.then_some(s)
+        }
+        _ => None,
+    };
+    let mut snapshot_at = u64::MAX;
+    let (mut states, from) = match usable {
+        Some(s) => {
+            if s.offset == end {
+                snapshot_at = s.offset;
+            }
+            (s.states, s.offset)
+        }
+        None => (ProducerStates::default(), start),
+    };
+    let mut ended = Vec::new();
+    log.for_each_batch_header(from, |h| {
+        if let Some(t) = states.replay(h) {
+            ended.push(t);
+        }
+    })?;
+    // Which markers were aborts: their one control record says.
+    let mut aborts = Vec::new();
+    let mut buf = Vec::new();
+    for t in &ended {
+        log.read_into(t.marker_offset, 1, &mut buf)?;
+        let kind = Batch::parse(&buf).ok().and_then(|b| {
+            let records = b.records(1 << 20).ok()?;
+            let r = records.iter().next()?.ok()?;
+            ControlRecord::parse(r.key, r.value).ok()
+        });
+        match kind {
+            Some(m) if m.kind == ControlType::Abort => aborts.push(aborted(t)),
+            Some(_) => {}
+            None => warn!(
+                offset = t.marker_offset,
+                "ignoring an unreadable transaction marker"
+            ),
+        }
+    }
+    if from < end || snapshot_at == u64::MAX {
+        log.reset_aborted_txns(from, &aborts)?;
+    }
+    Ok((states, snapshot_at))
 }
 
 /// The epoch cache from its file, or rebuilt from the log's batch headers

@@ -3,8 +3,16 @@
 //! of one of them is answered with its original offsets and appended once,
 //! and anything out of sequence is refused.
 //!
+//! Transactions: a transactional batch of a producer with no open
+//! transaction here opens one at its base offset, and the producer's COMMIT
+//! or ABORT marker ends it. The first offset of the oldest open transaction
+//! is the partition's last stable offset (LSO): `read_committed` readers
+//! stop there. A marker or a write with an epoch older than the producer's
+//! is refused; a marker with a newer epoch bumps it (fencing the old one).
+//!
 //! The state is rebuilt from the log's batch headers at open (from a
-//! snapshot when there is one), so duplicates stay detected across restarts.
+//! snapshot when there is one), so duplicates stay detected and open
+//! transactions stay open across restarts.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -55,6 +63,24 @@ pub struct ActiveProducer {
 struct ProducerEntry {
     epoch: i16,
     batches: VecDeque<BatchMeta>,
+    /// First offset of the producer's open transaction (snapshot version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    txn_first: Option<u64>,
+}
+
+/// A transaction ended by a marker: what the aborted-transaction index
+/// records when it was an abort.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndedTxn {
+    /// The producer.
+    pub producer_id: i64,
+    /// First offset of the transaction (the marker's when it wrote
+    /// nothing here).
+    pub first_offset: u64,
+    /// The marker's offset.
+    pub marker_offset: u64,
+    /// The last stable offset right after it ended.
+    pub last_stable_offset: u64,
 }
 
 /// What to do with an idempotent batch.
@@ -126,6 +152,7 @@ impl ProducerStates {
         let entry = self.producers.entry(producer_id).or_insert(ProducerEntry {
             epoch,
             batches: VecDeque::new(),
+            txn_first: None,
         });
         if epoch != entry.epoch {
             entry.epoch = epoch;
@@ -135,6 +162,66 @@ impl ProducerStates {
         while entry.batches.len() > REMEMBERED_BATCHES {
             entry.batches.pop_front();
         }
+    }
+
+    /// A transactional batch was appended at `base_offset`: it opens the
+    /// producer's transaction here unless one is open.
+    pub fn begin_txn(&mut self, producer_id: i64, base_offset: u64) {
+        if let Some(entry) = self.producers.get_mut(&producer_id) {
+            entry.txn_first.get_or_insert(base_offset);
+        }
+    }
+
+    /// Whether a marker of `producer_id` at `epoch` may be written: not when
+    /// the producer has a newer epoch (a fenced coordinator or zombie).
+    pub fn check_marker(&self, producer_id: i64, epoch: i16) -> Result<()> {
+        match self.producers.get(&producer_id) {
+            Some(entry) if epoch < entry.epoch => Err(BrokerError::InvalidProducerEpoch {
+                producer_id,
+                epoch,
+                current: entry.epoch,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// A marker of `producer_id` at `epoch` was appended at `offset`: ends
+    /// its open transaction (if any) and adopts a newer epoch (sequences
+    /// start again at 0 under it). Returns the ended transaction.
+    pub fn end_txn(&mut self, producer_id: i64, epoch: i16, offset: u64) -> EndedTxn {
+        let entry = self.producers.entry(producer_id).or_insert(ProducerEntry {
+            epoch,
+            batches: VecDeque::new(),
+            txn_first: None,
+        });
+        if epoch > entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+        let first_offset = entry.txn_first.take().unwrap_or(offset);
+        let last_stable_offset = self.first_open_txn().unwrap_or(offset + 1);
+        EndedTxn {
+            producer_id,
+            first_offset,
+            marker_offset: offset,
+            last_stable_offset,
+        }
+    }
+
+    /// First offset of the oldest open transaction.
+    pub fn first_open_txn(&self) -> Option<u64> {
+        self.producers.values().filter_map(|e| e.txn_first).min()
+    }
+
+    /// The open transactions: (producer id, first offset), by first offset.
+    pub fn open_txns(&self) -> Vec<(i64, u64)> {
+        let mut out: Vec<(i64, u64)> = self
+            .producers
+            .iter()
+            .filter_map(|(&pid, e)| Some((pid, e.txn_first?)))
+            .collect();
+        out.sort_by_key(|&(pid, first)| (first, pid));
+        out
     }
 
     /// Every producer with a batch remembered, by producer id.
@@ -156,17 +243,28 @@ impl ProducerStates {
         out
     }
 
-    /// Replays one batch header from the log (rebuilding at open).
-    pub fn replay(&mut self, h: &BatchHeader) {
-        if h.producer_id < 0 || h.base_sequence < 0 || h.is_control() {
-            return;
+    /// Replays one batch header from the log (rebuilding at open); returns
+    /// the transaction a marker ended.
+    pub fn replay(&mut self, h: &BatchHeader) -> Option<EndedTxn> {
+        if h.producer_id < 0 {
+            return None;
         }
         if self
             .producers
             .get(&h.producer_id)
             .is_some_and(|e| h.producer_epoch < e.epoch)
         {
-            return;
+            return None;
+        }
+        if h.is_control() {
+            if !h.is_transactional() {
+                return None;
+            }
+            let offset = h.base_offset.max(0) as u64;
+            return Some(self.end_txn(h.producer_id, h.producer_epoch, offset));
+        }
+        if h.base_sequence < 0 {
+            return None;
         }
         self.record(
             h.producer_id,
@@ -179,6 +277,10 @@ impl ProducerStates {
                 timestamp: h.max_timestamp,
             },
         );
+        if h.is_transactional() {
+            self.begin_txn(h.producer_id, h.base_offset.max(0) as u64);
+        }
+        None
     }
 }
 

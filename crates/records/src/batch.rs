@@ -179,6 +179,11 @@ impl BatchHeader {
         self.attributes & CONTROL_BIT != 0
     }
 
+    /// Part of a transaction (attributes bit 4).
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & TRANSACTIONAL_BIT != 0
+    }
+
     /// Offset of the last record slot.
     pub fn last_offset(&self) -> i64 {
         self.base_offset

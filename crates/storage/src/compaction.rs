@@ -51,6 +51,8 @@ pub struct CompactionReport {
     pub tombstones_removed: u64,
     /// Records dropped for having no key.
     pub keyless_removed: u64,
+    /// Records of aborted transactions dropped.
+    pub aborted_removed: u64,
     /// Bytes of the rewritten groups before and after.
     pub bytes_before: u64,
     /// Bytes after.
@@ -104,6 +106,15 @@ impl Log {
     /// Runs one compaction pass over the sealed segments, as of `now_ms`
     /// (tombstone expiry). Does nothing unless the cleanup policy compacts.
     pub fn compact(&self, now_ms: i64) -> Result<CompactionReport> {
+        self.compact_below(now_ms, u64::MAX)
+    }
+
+    /// [`Log::compact`] of the sealed segments wholly below `upper` only:
+    /// the broker passes the last stable offset, as Kafka's cleaner never
+    /// cleans past the first unstable offset. Records of aborted
+    /// transactions (as the aborted-transaction index says) are removed
+    /// and never count as a key's latest value; markers are kept.
+    pub fn compact_below(&self, now_ms: i64, upper: u64) -> Result<CompactionReport> {
         let mut report = CompactionReport::default();
         if !self.config().cleanup_policy.compacts() {
             return Ok(report);
@@ -117,6 +128,7 @@ impl Log {
             .segment_list()
             .into_iter()
             .filter(|s| s.base_offset < active_base)
+            .filter(|s| s.end_offset().is_some_and(|e| e <= upper))
             .collect();
         report.segments_examined = sealed.len();
         if sealed.is_empty() {
@@ -134,10 +146,11 @@ impl Log {
 
         let hasher = KeyHasher::new();
         let limit = self.config().max_decompressed_bytes;
+        let aborted = self.aborted_txns(0, u64::MAX)?;
         let mut latest: HashMap<u128, u64> = HashMap::new();
         for seg in &sealed {
             for_each_batch(seg, |pos, batch| {
-                if batch.is_control() {
+                if batch.is_control() || in_aborted(&aborted, &batch) {
                     return Ok(());
                 }
                 let records = batch.records(limit).map_err(|e| corrupt(seg, pos, e))?;
@@ -152,7 +165,7 @@ impl Log {
         }
 
         for group in self.groups(&sealed) {
-            self.clean_group(&group, &latest, &hasher, now_ms, &mut report)?;
+            self.clean_group(&group, &latest, &aborted, &hasher, now_ms, &mut report)?;
         }
         Ok(report)
     }
@@ -185,6 +198,7 @@ impl Log {
         &self,
         group: &[Arc<Segment>],
         latest: &HashMap<u128, u64>,
+        aborted: &[crate::AbortedTxn],
         hasher: &KeyHasher,
         now_ms: i64,
         report: &mut CompactionReport,
@@ -233,7 +247,11 @@ impl Log {
                 } else {
                     let records = batch.records(limit).map_err(|e| corrupt(seg, at, e))?;
                     let mut kept = Vec::new();
-                    for r in records.iter() {
+                    let dropped = in_aborted(aborted, &batch);
+                    if dropped {
+                        stats.aborted_removed += records.len() as u64;
+                    }
+                    for r in records.iter().filter(|_| !dropped) {
                         let r = r.map_err(|e| corrupt(seg, at, e))?;
                         let Some(key) = r.key else {
                             stats.keyless_removed += 1;
@@ -294,6 +312,12 @@ impl Log {
 
         // Commit. From here a failure leaves the directory for recovery to
         // settle, so the log is poisoned until reopened.
+        // The group's aborted-transaction entries, gathered before its
+        // segments are replaced (the merged segment's index holds them all).
+        let mut txns = Vec::new();
+        for seg in group {
+            txns.extend(seg.aborted_txns()?.iter().copied());
+        }
         let committed = self.commit_group(group, base, &cleaned_log, &cleaned_index, &cleaned_time);
         self.poison_on_err(committed)?;
         let seg = Arc::new(Segment::from_parts(
@@ -305,6 +329,10 @@ impl Log {
             Some(end),
             &tracker,
         ));
+        if group.len() > 1 && !txns.is_empty() {
+            let merged = seg.set_aborted_txns(txns);
+            self.poison_on_err(merged)?;
+        }
         {
             let mut map = self.segments.write();
             for old in group {
@@ -318,6 +346,7 @@ impl Log {
         report.superseded_removed += stats.superseded_removed;
         report.tombstones_removed += stats.tombstones_removed;
         report.keyless_removed += stats.keyless_removed;
+        report.aborted_removed += stats.aborted_removed;
         report.bytes_before += group_bytes;
         report.bytes_after += pos;
         Ok(())
@@ -376,6 +405,19 @@ impl Log {
             let _ = self.ctx.fs.remove_file(p);
         }
     }
+}
+
+/// `batch` belongs to an aborted transaction: a transactional batch whose
+/// producer aborted a transaction spanning its offset (a producer has one
+/// transaction at a time).
+fn in_aborted(aborted: &[crate::AbortedTxn], batch: &Batch<'_>) -> bool {
+    if !batch.is_transactional() {
+        return false;
+    }
+    let (pid, at) = (batch.producer_id(), batch.base_offset().max(0) as u64);
+    aborted
+        .iter()
+        .any(|t| t.producer_id == pid && t.first_offset <= at && at <= t.last_offset)
 }
 
 /// Re-encodes `batch` with only `kept` records, keeping its codec, offsets,

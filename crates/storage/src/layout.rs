@@ -4,6 +4,7 @@
 //! 00000000000000000000.log         batches, as appended
 //! 00000000000000000000.index       sparse offset index
 //! 00000000000000000000.timeindex   sparse time index
+//! 00000000000000000000.txnindex    aborted transactions (only where there are some)
 //! recovery-point.checkpoint        recovery point and log start offset
 //! clean-shutdown.checkpoint        present only between a clean close and the next open
 //! *.cleaned                        compaction output not yet committed
@@ -22,6 +23,8 @@ pub const LOG_SUFFIX: &str = ".log";
 pub const INDEX_SUFFIX: &str = ".index";
 /// Time index.
 pub const TIME_INDEX_SUFFIX: &str = ".timeindex";
+/// Aborted-transaction index.
+pub const TXN_INDEX_SUFFIX: &str = ".txnindex";
 /// Suffix added to compaction output until it is committed.
 pub const CLEANED_SUFFIX: &str = ".cleaned";
 /// Suffix added to a segment replaced by compaction until it is removed.
@@ -63,6 +66,7 @@ pub(crate) enum FileKind {
     Log(u64),
     Index(u64),
     TimeIndex(u64),
+    TxnIndex(u64),
     /// Uncommitted compaction output: always removed at open.
     Cleaned,
     /// A replaced segment (`{base}.log.deleted`).
@@ -115,6 +119,8 @@ pub(crate) fn classify(name: &str) -> FileKind {
         FileKind::Index(b)
     } else if let Some(b) = parse(TIME_INDEX_SUFFIX) {
         FileKind::TimeIndex(b)
+    } else if let Some(b) = parse(TXN_INDEX_SUFFIX) {
+        FileKind::TxnIndex(b)
     } else {
         FileKind::Unknown
     }
@@ -132,6 +138,10 @@ mod tests {
         assert_eq!(
             classify("00000000000000000042.timeindex"),
             FileKind::TimeIndex(42)
+        );
+        assert_eq!(
+            classify("00000000000000000042.txnindex"),
+            FileKind::TxnIndex(42)
         );
         assert_eq!(
             classify("00000000000000000042.log.deleted"),

@@ -52,6 +52,7 @@ mod retention;
 pub mod scan;
 mod segment;
 pub mod stats;
+pub mod txn_index;
 mod writeback;
 
 pub use check::{check, CheckReport, SegmentCheck};
@@ -63,10 +64,11 @@ pub use error::{
 pub use handles::{HandleLimits, HandleStats, Handles};
 pub use layout::{
     CLEAN_SHUTDOWN, INDEX_SUFFIX, LEADER_EPOCHS_CHECKPOINT, LOG_SUFFIX, PARTITION_CHECKPOINT,
-    PRODUCERS_CHECKPOINT, RECOVERY_CHECKPOINT, TIME_INDEX_SUFFIX,
+    PRODUCERS_CHECKPOINT, RECOVERY_CHECKPOINT, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX,
 };
 pub use log::{AppendInfo, FileRange, Log, ReadResult, SegmentInfo, TimestampOffset};
 pub use log_start::StartOffsetReport;
 pub use plan::{Cut, CutReason, Outcome, RecoveryPlan, TidyStep};
 pub use recovery::{DroppedSegment, RecoveryReport, Truncation};
 pub use retention::RetentionReport;
+pub use txn_index::AbortedTxn;

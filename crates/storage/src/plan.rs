@@ -476,7 +476,9 @@ fn list(ctx: &SegmentContext) -> Result<Listing> {
             FileKind::Log(b) => {
                 out.logs.insert(b, dir.join(name));
             }
-            FileKind::Index(b) | FileKind::TimeIndex(b) => indexes.push((b, name.clone())),
+            FileKind::Index(b) | FileKind::TimeIndex(b) | FileKind::TxnIndex(b) => {
+                indexes.push((b, name.clone()))
+            }
             FileKind::Cleaned | FileKind::Temporary => {
                 out.leftovers.push(name.clone());
                 out.tidy.push(TidyStep::Remove(name.clone()));

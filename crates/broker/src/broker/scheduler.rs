@@ -115,8 +115,14 @@ impl Inner {
     fn run_compaction(&self, now_ms: i64) -> u64 {
         let mut removed = 0;
         for p in self.all_partitions() {
-            match p.log().compact(now_ms) {
-                Ok(r) => removed += r.superseded_removed + r.tombstones_removed + r.keyless_removed,
+            // Never past the last stable offset (open transactions).
+            match p.log().compact_below(now_ms, p.last_stable_offset()) {
+                Ok(r) => {
+                    removed += r.superseded_removed
+                        + r.tombstones_removed
+                        + r.keyless_removed
+                        + r.aborted_removed
+                }
                 Err(e) => {
                     warn!(topic = p.topic(), partition = p.index(), error = %e, "compaction failed")
                 }

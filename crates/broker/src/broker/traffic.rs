@@ -103,14 +103,15 @@ impl Broker {
         producer_epoch: i16,
         marker: pubsub_records::ControlRecord,
     ) -> Result<u64> {
-        let mut bytes = pubsub_records::control_batch(
-            marker,
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(BrokerError::Closed);
+        }
+        self.inner.partition(topic, partition)?.append_txn_marker(
             producer_id,
             producer_epoch,
+            marker,
             super::wall_clock_ms(),
-        )?;
-        self.produce_built(topic, partition, &mut bytes, Acks::All)
-            .map(|r| r.base_offset)
+        )
     }
 
     /// Appends batches built in this process (no second CRC pass).

@@ -16,7 +16,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, Flow, OffsetReset, StopHandle};
+pub use consumer::{
+    Consumer, ConsumerConfig, ConsumerRecord, Flow, Isolation, OffsetReset, StopHandle,
+};
 pub use producer::{
     Delivery, DeliveryResult, Producer, ProducerConfig, ProducerRecord, RecordMetadata,
 };

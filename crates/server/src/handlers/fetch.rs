@@ -55,9 +55,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{
-    EpochEndOffset, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData,
 };
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, RequestHeader};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, RequestHeader};
 use pubsub_broker::notify::Wakeup;
 use pubsub_broker::{BrokerError, FileRange, Handles, Partition};
 use tokio::sync::watch;
@@ -467,11 +467,15 @@ fn read_partition(
                 part = part
                     .with_diverging_epoch(at)
                     .with_high_watermark(l.log_end_offset() as i64)
-                    .with_last_stable_offset(l.log_end_offset() as i64)
+                    .with_last_stable_offset(log.last_stable_offset() as i64)
                     .with_log_start_offset(start_of(l.log_start_offset()));
             }
             EpochCheck::Read => {
                 let budget = (w.max_bytes.max(0) as usize).min(room);
+                // Taken first: it never passes the log end read after it.
+                let lso = log.last_stable_offset();
+                // read_committed reads only below the last stable offset.
+                let upper = if read_committed { lso } else { u64::MAX };
                 let (start, end) = (log.log().log_start_offset(), log.log().log_end_offset());
                 let result = if w.fetch_offset < 0 {
                     Err(BrokerError::OffsetOutOfRange {
@@ -481,20 +485,45 @@ fn read_partition(
                         start,
                         end,
                     })
-                } else if (budget == 0 && !first) || (w.fetch_offset as u64 == end && start <= end)
+                } else if (budget == 0 && !first)
+                    || (w.fetch_offset as u64 == end && start <= end)
+                    || (read_committed && w.fetch_offset as u64 >= upper && start <= upper)
                 {
                     // The response is full, or there is nothing to read
                     // (caught up): no records, but no error.
                     Ok((start, end, None))
                 } else {
-                    blocking(|| log.read_range(w.fetch_offset as u64, budget, first))
+                    blocking(|| log.read_range_below(w.fetch_offset as u64, budget, first, upper))
                 };
+                // The aborted transactions of the range read (Kafka's
+                // upper bound: the offset after its last batch).
+                let result = result.and_then(|(start, end, read)| {
+                    let aborted = match &read {
+                        Some(r) if read_committed => {
+                            log.aborted_transactions(w.fetch_offset as u64, r.next_offset())?
+                        }
+                        _ => Vec::new(),
+                    };
+                    Ok((start, end, read, aborted))
+                });
                 match result {
-                    Ok((start, end, read)) => {
+                    Ok((start, end, read, aborted)) => {
                         part = part
                             .with_high_watermark(end as i64)
-                            .with_last_stable_offset(end as i64)
+                            .with_last_stable_offset(lso.min(end) as i64)
                             .with_log_start_offset(start_of(start));
+                        if read_committed {
+                            part.aborted_transactions = Some(
+                                aborted
+                                    .iter()
+                                    .map(|t| {
+                                        AbortedTransaction::default()
+                                            .with_producer_id(ProducerId(t.producer_id))
+                                            .with_first_offset(t.first_offset as i64)
+                                    })
+                                    .collect(),
+                            );
+                        }
                         let handles = log.log().handles();
                         match read.map(|read| hold_or_copy(read, handles)) {
                             Some(Ok(Records::File(read))) => range = Some(read),

@@ -30,6 +30,8 @@ pub async fn handle(
     // The answer names the offset's leader epoch from v4 on.
     let epoch_of = |e: i32| if version >= 4 { e } else { -1 };
     let access = Access::of(ctx);
+    // isolation_level came with v2; before it every read was uncommitted.
+    let read_committed = version >= 2 && req.isolation_level == 1;
     let topics = req
         .topics
         .into_iter()
@@ -64,7 +66,21 @@ pub async fn handle(
                         LATEST_TIERED => return base,
                         ts => OffsetSpec::Timestamp(ts),
                     };
-                    match blocking(|| ctx.broker.list_offset(name, p.partition_index, spec)) {
+                    let listed = blocking(|| ctx.broker.list_offset(name, p.partition_index, spec));
+                    // read_committed (as Kafka): LATEST is the last stable
+                    // offset, and nothing at or past it is found by time.
+                    let listed = match listed {
+                        Ok(Some(l)) if read_committed => {
+                            let lso = part.last_stable_offset() as i64;
+                            match spec {
+                                OffsetSpec::Latest => Ok(Some(ListedOffset { offset: lso, ..l })),
+                                OffsetSpec::Earliest => Ok(Some(l)),
+                                _ => Ok(Some(l).filter(|l| l.offset < lso)),
+                            }
+                        }
+                        other => other,
+                    };
+                    match listed {
                         Ok(Some(ListedOffset {
                             offset,
                             timestamp,

@@ -434,15 +434,31 @@ impl Log {
         max_bytes: usize,
         out: &mut Vec<u8>,
     ) -> Result<(u64, u64)> {
+        self.read_into_below(offset, max_bytes, u64::MAX, out)
+    }
+
+    /// [`Log::read_into`] of the batches wholly below `upper` only (see
+    /// [`Log::read_range_below`]); nothing when the first batch reaches it.
+    pub fn read_into_below(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+        upper: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<(u64, u64)> {
         let end = self.log_end_offset();
         let start = self.log_start_offset();
         if offset < start || offset > end {
             out.clear();
             return Err(StorageError::OffsetOutOfRange { offset, start, end });
         }
-        let read = self.at_first_batch(offset, end, |seg, pos, header| {
-            seg.read_batches_into(pos, header.len, max_bytes, out)
+        let read = self.at_first_batch(offset, end.min(upper), |seg, pos, header| {
+            // `None`: the first batch reaches `upper`, nothing to read.
+            range::bytes_below(seg, pos, header, max_bytes, upper)?
+                .map(|max_bytes| seg.read_batches_into(pos, header.len, max_bytes, out))
+                .transpose()
         });
+        let read = read.map(Option::flatten);
         if !matches!(read, Ok(Some(()))) {
             out.clear();
         }

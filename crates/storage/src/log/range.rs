@@ -115,12 +115,28 @@ impl Log {
         max_bytes: usize,
         min_one: bool,
     ) -> Result<(u64, u64, Option<FileRange>)> {
+        self.read_range_below(offset, max_bytes, min_one, u64::MAX)
+    }
+
+    /// [`Log::read_range`] of the batches wholly below `upper` only (a
+    /// `read_committed` fetch stops at the last stable offset, which is
+    /// where a batch starts).
+    pub fn read_range_below(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+        min_one: bool,
+        upper: u64,
+    ) -> Result<(u64, u64, Option<FileRange>)> {
         let end = self.log_end_offset();
         let start = self.log_start_offset();
         if offset < start || offset > end {
             return Err(StorageError::OffsetOutOfRange { offset, start, end });
         }
-        let range = self.at_first_batch(offset, end, |seg, pos, header| {
+        let range = self.at_first_batch(offset, end.min(upper), |seg, pos, header| {
+            let Some(max_bytes) = bytes_below(seg, pos, header, max_bytes, upper)? else {
+                return Ok(None);
+            };
             if !min_one && header.len as u64 > max_bytes as u64 {
                 // The first batch does not fit and may not exceed the room.
                 return Ok(None);
@@ -136,4 +152,25 @@ impl Log {
         })?;
         Ok((start, end, range.flatten()))
     }
+}
+
+/// `max_bytes` cut to the bytes from `pos` (where `first` starts) to the
+/// first batch of `seg` reaching `upper`; `None` when `first` does.
+pub(crate) fn bytes_below(
+    seg: &crate::segment::Segment,
+    pos: u64,
+    first: &pubsub_records::BatchHeader,
+    max_bytes: usize,
+    upper: u64,
+) -> Result<Option<usize>> {
+    if upper == u64::MAX {
+        return Ok(Some(max_bytes));
+    }
+    if first.last_offset() as u64 >= upper {
+        return Ok(None);
+    }
+    Ok(Some(match seg.find_batch(upper)? {
+        Some((at, _)) if at > pos => max_bytes.min(usize::try_from(at - pos).unwrap_or(usize::MAX)),
+        _ => max_bytes,
+    }))
 }

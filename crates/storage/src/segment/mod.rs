@@ -23,7 +23,8 @@ use crate::error::{Result, StorageError};
 use crate::fs::{FileHandle, FileSystem, OpenMode};
 use crate::handles::{self, CacheState, Cached, CachedFile, CloseErrors, Handles};
 use crate::index::{IndexShape, IndexTracker, MemIndex, SegmentIndex};
-use crate::layout::{segment_path, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use crate::layout::{segment_path, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX};
+use crate::txn_index::{self, AbortedTxn, Entries};
 
 mod index_check;
 mod read;
@@ -137,6 +138,10 @@ pub(crate) struct Segment {
     offset_of_max_timestamp: AtomicU64,
     /// `max_timestamp` is known (the indexes were loaded once).
     timestamps_known: AtomicBool,
+    /// The aborted transactions of the `.txnindex`, once read (memory
+    /// only: the file is opened just to read or append), and whether the
+    /// file was whole.
+    txns: Mutex<Option<(Entries, bool)>>,
 }
 
 impl Segment {
@@ -171,6 +176,7 @@ impl Segment {
             max_timestamp: AtomicI64::new(-1),
             offset_of_max_timestamp: AtomicU64::new(base_offset),
             timestamps_known: AtomicBool::new(known),
+            txns: Mutex::new(None),
         }
     }
 
@@ -461,10 +467,69 @@ impl Segment {
         Ok(())
     }
 
+    /// The aborted transactions whose ABORT marker is in this segment (read
+    /// from the `.txnindex` on first use).
+    pub fn aborted_txns(&self) -> Result<Entries> {
+        let mut slot = self.txns.lock();
+        Ok(Arc::clone(&self.load_txns(&mut slot)?.0))
+    }
+
+    /// The `.txnindex` was read whole (no torn or corrupt tail); true until
+    /// it is read.
+    pub fn aborted_txns_whole(&self) -> bool {
+        self.txns.lock().as_ref().is_none_or(|(_, whole)| *whole)
+    }
+
+    fn load_txns<'a>(&self, slot: &'a mut Option<(Entries, bool)>) -> Result<&'a (Entries, bool)> {
+        if slot.is_none() {
+            let path = self.ctx.path(self.base_offset, TXN_INDEX_SUFFIX);
+            let (entries, whole) = txn_index::read(self.ctx.fs.as_ref(), &path)?;
+            if !whole {
+                warn!(index = %path.display(), "a transaction index has a torn or unreadable tail");
+            }
+            *slot = Some((Arc::new(entries), whole));
+        }
+        slot.as_ref().ok_or_else(|| StorageError::Closed {
+            dir: self.ctx.dir.clone(),
+        })
+    }
+
+    /// Appends one entry to the `.txnindex`, durably.
+    pub fn add_aborted_txn(&self, txn: &AbortedTxn) -> Result<()> {
+        let mut slot = self.txns.lock();
+        let (entries, _) = self.load_txns(&mut slot)?;
+        let path = self.ctx.path(self.base_offset, TXN_INDEX_SUFFIX);
+        txn_index::append(
+            self.ctx.fs.as_ref(),
+            &self.ctx.dir,
+            &path,
+            entries.len(),
+            txn,
+        )?;
+        let mut next = (**entries).clone();
+        next.push(*txn);
+        *slot = Some((Arc::new(next), true));
+        Ok(())
+    }
+
+    /// Replaces the `.txnindex` with `entries`, durably.
+    pub fn set_aborted_txns(&self, entries: Vec<AbortedTxn>) -> Result<()> {
+        let mut slot = self.txns.lock();
+        let path = self.ctx.path(self.base_offset, TXN_INDEX_SUFFIX);
+        txn_index::rewrite(self.ctx.fs.as_ref(), &self.ctx.dir, &path, &entries)?;
+        *slot = Some((Arc::new(entries), true));
+        Ok(())
+    }
+
     /// Deletes the segment's files: the log first, so a crash part-way leaves
     /// only orphan indexes, which open removes.
     pub fn delete_files(&self) -> Result<()> {
-        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        for suffix in [
+            LOG_SUFFIX,
+            INDEX_SUFFIX,
+            TIME_INDEX_SUFFIX,
+            TXN_INDEX_SUFFIX,
+        ] {
             let path = self.ctx.path(self.base_offset, suffix);
             match self.ctx.fs.remove_file(&path) {
                 Ok(()) => {}

@@ -38,6 +38,19 @@ pub enum OffsetReset {
     Latest,
 }
 
+/// Which records a consumer sees of transactions (Kafka's
+/// `isolation.level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Isolation {
+    /// Every record, committed, aborted or still open (Kafka's default).
+    #[default]
+    ReadUncommitted,
+    /// Only records of committed transactions (and non-transactional
+    /// ones), up to the last stable offset: records of open transactions
+    /// wait until their transaction ends, aborted ones are skipped.
+    ReadCommitted,
+}
+
 /// Consumer settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerConfig {
@@ -64,6 +77,8 @@ pub struct ConsumerConfig {
     pub max_poll_records: usize,
     /// Bytes read from a partition at a time (1 MiB).
     pub fetch_bytes: usize,
+    /// Which records of transactions are seen (read_uncommitted).
+    pub isolation: Isolation,
 }
 
 impl ConsumerConfig {
@@ -80,6 +95,7 @@ impl ConsumerConfig {
             offset_reset: OffsetReset::Earliest,
             max_poll_records: 500,
             fetch_bytes: 1 << 20,
+            isolation: Isolation::ReadUncommitted,
         }
     }
 
@@ -362,9 +378,21 @@ impl Consumer {
                 (Arc::clone(&a.topic), a.partition, a.fetch_position)
             };
             let mut buf = std::mem::take(&mut self.read_buf);
-            let result =
-                self.broker
-                    .fetch(&topic, partition, pos, self.config.fetch_bytes, &mut buf);
+            let mut aborted = Vec::new();
+            let result = match self.config.isolation {
+                Isolation::ReadUncommitted => {
+                    self.broker
+                        .fetch(&topic, partition, pos, self.config.fetch_bytes, &mut buf)
+                }
+                Isolation::ReadCommitted => {
+                    self.broker.partition(&topic, partition).and_then(|p| {
+                        let lso = p.last_stable_offset();
+                        let read = p.read_below(pos, self.config.fetch_bytes, lso, &mut buf)?;
+                        aborted = p.aborted_transactions(pos, lso)?;
+                        Ok(read)
+                    })
+                }
+            };
             match result {
                 Ok(_) => {}
                 Err(BrokerError::OffsetOutOfRange { start, end, .. }) => {
@@ -396,6 +424,16 @@ impl Consumer {
                 if batch.is_control() {
                     continue;
                 }
+                if batch.is_transactional() {
+                    // One transaction at a time per producer: a batch lies
+                    // in an aborted one if that one spans its offset.
+                    let (pid, at) = (batch.producer_id(), batch.base_offset().max(0) as u64);
+                    if aborted.iter().any(|t| {
+                        t.producer_id == pid && t.first_offset <= at && at <= t.last_offset
+                    }) {
+                        continue;
+                    }
+                }
                 for r in batch.records(64 << 20)?.iter() {
                     let r = r?;
                     if (r.offset as u64) < pos {
@@ -406,7 +444,13 @@ impl Consumer {
                 }
             }
             self.read_buf = buf;
-            self.assigned[i].fetch_position = next;
+            let a = &mut self.assigned[i];
+            a.fetch_position = next;
+            if self.buffer.is_empty() {
+                // Only markers or aborted records were read: the position
+                // moves past them, as a Kafka consumer's does.
+                a.position = a.position.max(next);
+            }
             if !self.buffer.is_empty() {
                 self.next_partition = (i + 1) % n;
                 return Ok(());
