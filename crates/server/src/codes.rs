@@ -33,11 +33,14 @@ pub fn kafka_error(e: &BrokerError) -> ResponseError {
         BrokerError::CorruptMessage(_) => K::CorruptMessage,
         BrokerError::OffsetOutOfRange { .. } => K::OffsetOutOfRange,
         BrokerError::Storage { .. } => K::KafkaStorageError,
-        // A broker file (topic metadata, a producer snapshot) that finds no
-        // space: Kafka turns any I/O failure on a log directory, creating a
-        // partition's files included, into KafkaStorageException; the
-        // client retries, and it works once space returns.
-        BrokerError::Io { .. } if e.is_out_of_space() => K::KafkaStorageError,
+        // A broker file (topic metadata, a producer snapshot, the epoch
+        // cache, users, ACLs) that cannot be written: no space, EIO, a
+        // read-only file system. Kafka turns any I/O failure on a log
+        // directory, creating a partition's files included, into
+        // KafkaStorageException, which every client takes as retriable (a
+        // full disk then heals once space returns). The group and
+        // InitProducerId handlers map it on to their coordinator codes.
+        BrokerError::Io { .. } => K::KafkaStorageError,
         BrokerError::OutOfOrderSequence { .. } => K::OutOfOrderSequenceNumber,
         BrokerError::InvalidProducerEpoch { .. } => K::InvalidProducerEpoch,
         BrokerError::InvalidGroupId(_) => K::InvalidGroupId,
@@ -56,9 +59,7 @@ pub fn kafka_error(e: &BrokerError) -> ResponseError {
         BrokerError::Closed => K::NotLeaderOrFollower,
         BrokerError::Timeout(_) => K::RequestTimedOut,
         BrokerError::Delivery(inner) => kafka_error(inner),
-        BrokerError::Io { .. } | BrokerError::CorruptMetadata { .. } | BrokerError::Locked(_) => {
-            K::UnknownServerError
-        }
+        BrokerError::CorruptMetadata { .. } | BrokerError::Locked(_) => K::UnknownServerError,
     }
 }
 

@@ -1,7 +1,9 @@
 //! Produce (0): append each partition's batches and answer with offsets
 //! (nothing at all for acks=0).
 //!
-//! Appends happen at once, in request order. For `acks=all` the answer
+//! Appends happen at once, in request order, on the connection's runtime
+//! worker while they are page-cache writes (see [`on_worker_or_blocking`]).
+//! For `acks=all` the answer
 //! then waits for the fsync of every partition written ([`Durable`]), off
 //! the connection's reader, so the next requests are appended meanwhile
 //! and share that fsync.
@@ -13,13 +15,16 @@
 //! records are copied once into a reused buffer first.
 
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
 use pubsub_broker::{Acks, BrokerError, ListedOffset, OffsetSpec, PendingSync};
+use pubsub_storage::FlushPolicy;
 
 use super::sb;
 use crate::authorize::{Access, PRODUCE};
@@ -69,7 +74,8 @@ pub fn reply(
     slot: usize,
 ) -> Result<Reply, ServerError> {
     let acks = req.acks;
-    let (resp, waits) = blocking(|| append(ctx, frame, req, version));
+    let flush_never = ctx.broker.config().flush == FlushPolicy::Never;
+    let (resp, waits) = on_worker_or_blocking(flush_never, || append(ctx, frame, req, version));
     if acks == 0 {
         ctx.metrics.errors_in(slot, &resp);
         return Ok(Reply::Nothing);
@@ -94,6 +100,52 @@ pub fn reply(
         metrics.errors_in(slot, &resp);
         encode_response(ApiKey::Produce, version, id, &resp)
     })))
+}
+
+/// An append that took at least this long slept in the kernel (dirty-page
+/// throttling, a disk-bound fsync or open): appends then leave the worker
+/// for a while.
+const SLOW_APPEND: Duration = Duration::from_millis(2);
+/// How long after a slow append every append leaves the worker.
+const CAUTIOUS_FOR: Duration = Duration::from_secs(1);
+
+/// Microseconds since [`since`] until which appends run under
+/// [`blocking`]; 0 at first.
+static CAUTIOUS_UNTIL: AtomicU64 = AtomicU64::new(0);
+
+/// The process's reference instant for [`CAUTIOUS_UNTIL`].
+fn since() -> Instant {
+    static START: OnceLock<Instant> = OnceLock::new();
+    *START.get_or_init(Instant::now)
+}
+
+/// Microseconds from [`since`] to `at`.
+fn micros(at: Instant) -> u64 {
+    u64::try_from(at.saturating_duration_since(since()).as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Runs a request's appends. With the flush policy `never`
+/// (`flush_never`) an append is a write into the page cache that returns in
+/// microseconds, so it runs on the runtime's worker: [`blocking`]
+/// (`block_in_place`) would hand the worker's core to a pool thread and
+/// back for every request, which costs more than the write on a busy
+/// machine. A write can still sleep (dirty-page throttling; the first
+/// append's fsync of the epoch cache; a segment roll's fsync): an append
+/// that took [`SLOW_APPEND`] or longer makes every append of the next
+/// [`CAUTIOUS_FOR`] run under [`blocking`], so a throttled disk stalls a
+/// worker at most about once a second. Other flush policies fsync inside
+/// the append: always under [`blocking`].
+fn on_worker_or_blocking<T>(flush_never: bool, f: impl FnOnce() -> T) -> T {
+    let start = Instant::now();
+    if !flush_never || micros(start) < CAUTIOUS_UNTIL.load(Ordering::Relaxed) {
+        return blocking(f);
+    }
+    let out = f();
+    let end = Instant::now();
+    if end.saturating_duration_since(start) >= SLOW_APPEND {
+        CAUTIOUS_UNTIL.store(micros(end + CAUTIOUS_FOR), Ordering::Relaxed);
+    }
+    out
 }
 
 /// Where a partition's records are.
@@ -270,4 +322,24 @@ fn refused(index: i32, version: i16, e: &BrokerError) -> PartitionProduceRespons
 /// Error messages are part of the answer from v8 on.
 fn message(version: i16, text: &str) -> Option<kafka_protocol::protocol::StrBytes> {
     (version >= 8).then(|| sb(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slow_append_sends_the_next_appends_off_the_worker_for_a_while() {
+        let before = Instant::now();
+        // Slower than SLOW_APPEND: a sleep lasts at least as long as asked.
+        let out = on_worker_or_blocking(true, || {
+            std::thread::sleep(SLOW_APPEND + Duration::from_millis(1));
+            7
+        });
+        assert_eq!(out, 7);
+        // Until at least CAUTIOUS_FOR after the slow append ended.
+        assert!(CAUTIOUS_UNTIL.load(Ordering::Relaxed) >= micros(before + CAUTIOUS_FOR));
+        // Other flush policies run the closure too (under `blocking`).
+        assert_eq!(on_worker_or_blocking(false, || 8), 8);
+    }
 }

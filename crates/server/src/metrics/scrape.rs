@@ -255,7 +255,7 @@ fn storage(e: &mut DescriptorEncoder<'_>, partitions: &[Arc<Partition>]) -> fmt:
         ),
         (
             "pubsub_topic_messages_out_total",
-            "Records in the batches read from the topic (fetches, embedded consumers) since the broker started; whole batches are counted.",
+            "Records in the batches read from the topic (fetches, embedded consumers) since the broker started; whole batches are counted, and a fetch counts the offsets its batches span (an upper bound where compaction removed records).",
             |t| t.messages_out,
         ),
         (

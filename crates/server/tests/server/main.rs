@@ -14,6 +14,7 @@ mod java_client;
 mod limits;
 mod produce;
 mod sasl;
+mod storage_errors;
 mod tls;
 mod transactions;
 mod versions;
