@@ -1308,3 +1308,36 @@ fn every_client_kind_against_the_issue_config() {
         assert_eq!(out.status.code(), Some(1), "{password} found: {out:?}");
     }
 }
+
+/// How many `SASL authentication failed` lines of `log` name `user` and
+/// `mechanism`.
+fn auth_failures(log: &str, user: &str, mechanism: &str) -> usize {
+    log.lines()
+        .filter(|l| {
+            l.contains("SASL authentication failed")
+                && l.contains(&format!("user=\"{user}\""))
+                && l.contains(&format!("mechanism=\"{mechanism}\""))
+        })
+        .count()
+}
+
+/// A failed SCRAM login is logged with the name the client gave (the
+/// exchange fails at its second message, after the name was read), so the
+/// log says whose login failed whatever the mechanism.
+#[test]
+fn a_failed_scram_login_names_the_user_in_the_log() {
+    let b = SecureBroker::start_pubsub(tempfile::tempdir().unwrap());
+    for mechanism in ["SCRAM-SHA-512", "SCRAM-SHA-256"] {
+        for user in ["admin", "nobody"] {
+            let refused = fails(
+                &["topic", "list"],
+                &b.login(user, "not-the-password", mechanism),
+                "",
+            );
+            assert!(refused.contains("SASL_AUTHENTICATION_FAILED"), "{refused}");
+            let log = b.log();
+            assert_eq!(auth_failures(&log, user, mechanism), 1, "{log}");
+        }
+    }
+    assert!(!b.log().contains("not-the-password"));
+}
