@@ -1592,3 +1592,47 @@ fn a_failed_scram_login_names_the_user_in_the_log() {
     }
     assert!(!b.log().contains("not-the-password"));
 }
+
+/// A Python TLS client that tells a clean end (close_notify) from a
+/// truncated one (`suppress_ragged_eofs=False`): a wrong PLAIN login on the
+/// SASL_SSL listener, then what follows the answer.
+const CLOSE_NOTIFY: &str = r#"
+import socket, ssl, struct, sys
+host, port = sys.argv[1].rsplit(":", 1)
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+s = ctx.wrap_socket(socket.create_connection((host, int(port))), server_hostname=host,
+                    suppress_ragged_eofs=False)
+def call(key, version, correlation, body):
+    header = struct.pack(">hhih", key, version, correlation, 1) + b"t"
+    s.sendall(struct.pack(">i", len(header) + len(body)) + header + body)
+    head = b""
+    while len(head) < 4:
+        head += s.recv(4 - len(head))
+    size, answer = struct.unpack(">i", head)[0], b""
+    while len(answer) < size:
+        answer += s.recv(size - len(answer))
+    return answer
+call(17, 1, 1, struct.pack(">h", 5) + b"PLAIN")
+token = b"\0admin\0not-the-password"
+answer = call(36, 1, 2, struct.pack(">i", len(token)) + token)
+code = struct.unpack(">h", answer[4:6])[0]
+try:
+    rest = s.recv(100)
+    print("answer", code, "then", "close_notify" if rest == b"" else repr(rest))
+except ssl.SSLEOFError as e:
+    print("answer", code, "then truncated:", e)
+"#;
+
+/// The broker ends a TLS connection with a close_notify alert (RFC 8446
+/// 6.1; Kafka's SSL transport sends one), so a client that checks sees a
+/// clean end, not a truncation: here after a refused login, whose answer
+/// (SASL_AUTHENTICATION_FAILED, 58) comes first.
+#[test]
+fn a_tls_connection_ends_with_close_notify() {
+    let b = SecureBroker::start_pubsub(tempfile::tempdir().unwrap());
+    let mut c = Command::new("python3");
+    c.arg("-c").arg(CLOSE_NOTIFY).arg(&b.bootstrap).arg(&b.ca);
+    let (ok, out, err) = run_client(c, "");
+    assert!(ok, "{out}\n{err}");
+    assert_eq!(out.trim(), "answer 58 then close_notify", "{err}");
+}
