@@ -988,10 +988,10 @@ fn names(error: &str, what: &str) -> bool {
 
 /// Each client of `attempts` was refused a login: confluent-kafka says
 /// SASL authentication failed; kafka-python 3.x retries a refused bootstrap
-/// until its deadline and then says "Unable to bootstrap", with the last
-/// failure it logged (the broker's SASL_AUTHENTICATION_FAILED answer, or a
-/// closed socket where it read that answer and the close at once and
-/// dropped the answer); kcat gives up with every broker down.
+/// until its deadline and then says "Unable to bootstrap", with the first
+/// and last failures it logged (the broker's SASL_AUTHENTICATION_FAILED
+/// answer, or a closed socket where it read that answer and the close at
+/// once and dropped the answer); kcat gives up with every broker down.
 fn assert_login_refused(attempts: &[Attempt], what: &str) {
     for a in attempts {
         assert!(!a.ok, "{what}: {a:?}");
