@@ -11,7 +11,18 @@ prints one JSON line per attempt:
 Usage:
     compat/sasl/clients.py --bootstrap HOST:PORT --user U --password P \
         [--mechanism SCRAM-SHA-256 ...] [--client confluent ...] [--topic T] \
-        [--ca ca.pem]
+        [--ca ca.pem] [--refused]
+
+With --refused (a refusal is expected) each client gives up at its first
+error instead of retrying: confluent-kafka stops at the first error its
+error callback reports, kafka-python waits 5 s instead of 30 s to
+bootstrap. kafka-python 3.x never raises an authentication failure at
+bootstrap: it retries every failed connection until bootstrap_timeout_ms
+and then raises KafkaTimeoutError("Unable to bootstrap ..."), so its error
+here carries the first and the last failure its bootstrap logged
+(SaslAuthenticationFailedError, or "socket disconnected" when the broker's
+answer and its close arrive in one read: kafka-python then drops the
+answer; the last attempt may also be cut short by the deadline).
 
 The same script serves pubsub (crates/server/tests/server/sasl.rs spawns it
 against the in-process server) and Apache Kafka started with
@@ -23,6 +34,7 @@ short timeouts.
 
 import argparse
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -34,6 +46,26 @@ MECHANISMS = ["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"]
 # attempts run only when asked for explicitly (--client kcat --mechanism ...).
 KNOWN_BROKEN = {("kcat", "SCRAM-SHA-256"), ("kcat", "SCRAM-SHA-512")}
 CLIENTS = ["confluent", "kafka-python", "kcat"]
+
+
+class BootstrapFailures(logging.Handler):
+    """The reasons kafka-python's bootstrap gave for its failed attempts."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.seen = []
+
+    def emit(self, record):
+        if record.getMessage().startswith("Bootstrap connection to") and len(record.args) > 1:
+            self.seen.append(str(record.args[1]))
+
+    def summary(self):
+        if not self.seen:
+            return "no attempt finished"
+        return f"first: {self.seen[0]}; last: {self.seen[-1]}; {len(self.seen)} attempts"
+
+
+BOOTSTRAP_FAILURES = BootstrapFailures()
 
 
 def protocol(args):
@@ -63,9 +95,9 @@ def confluent(args, mechanism, topic):
     # message timeout.
     for _ in range(30):
         p.poll(0.5)
-        if delivered or any("uthenticat" in e for e in errors):
+        if delivered or any("uthenticat" in e for e in errors) or (args.refused and errors):
             break
-    auth = [e for e in errors if "uthenticat" in e]
+    auth = [e for e in errors if "uthenticat" in e] or (errors if args.refused else [])
     if auth:
         raise RuntimeError(auth[0])
     if not delivered or delivered[0] is not None:
@@ -89,6 +121,7 @@ def confluent(args, mechanism, topic):
 
 def kafka_python(args, mechanism, topic):
     from kafka import KafkaConsumer, KafkaProducer
+    from kafka import errors as Errors
 
     conf = dict(
         bootstrap_servers=args.bootstrap,
@@ -100,7 +133,12 @@ def kafka_python(args, mechanism, topic):
     )
     if args.ca:
         conf["ssl_cafile"] = args.ca
-    p = KafkaProducer(**conf, max_block_ms=30000)
+    BOOTSTRAP_FAILURES.seen = []
+    try:
+        p = KafkaProducer(**conf, max_block_ms=30000,
+                          bootstrap_timeout_ms=5000 if args.refused else 30000)
+    except Errors.KafkaTimeoutError as e:
+        raise RuntimeError(f"{e} (bootstrap failures: {BOOTSTRAP_FAILURES.summary()})") from e
     try:
         p.send(topic, b"over " + mechanism.encode()).get(timeout=15)
     finally:
@@ -151,7 +189,10 @@ def main():
     ap.add_argument("--debug", action="store_true", help="kcat: print librdkafka's security debug log")
     ap.add_argument("--ca", help="SASL_SSL, trusting this PEM CA (default: SASL_PLAINTEXT)")
     ap.add_argument("--topic", help="an existing topic (default: a new name per attempt)")
+    ap.add_argument("--refused", action="store_true",
+                    help="a refusal is expected: give up at the first error rather than retrying")
     args = ap.parse_args()
+    logging.getLogger("kafka").addHandler(BOOTSTRAP_FAILURES)
     for client in args.client or CLIENTS:
         for mechanism in args.mechanism or MECHANISMS:
             if (client, mechanism) in KNOWN_BROKEN and not (args.client and args.mechanism):

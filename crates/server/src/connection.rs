@@ -218,6 +218,7 @@ async fn write_replies(
             writer.flush().await?;
         }
     }
-    writer.flush().await?;
+    // Every answer sent: end the stream (TLS: close_notify).
+    writer.close().await?;
     Ok(())
 }

@@ -337,8 +337,11 @@ pub fn authenticate(ctx: &Ctx, token: &[u8]) -> Outcome {
             Err(e) => (Err(e), None),
         },
         Exchange::Scram(mut scram) => {
+            // The name from the client-first message: a failed step leaves
+            // the exchange without it, and the log must still say who.
+            let named = scram.user().map(str::to_string);
             let r = scram.step(token, users);
-            let user = scram.user().map(str::to_string);
+            let user = scram.user().map(str::to_string).or(named);
             match r {
                 Ok(ScramStep::Continue(first)) => (Ok((first, false, Some(scram))), user),
                 Ok(ScramStep::Authenticated { user, server_final }) => {

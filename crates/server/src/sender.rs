@@ -142,6 +142,19 @@ impl FrameSender {
         self.write_buffer(false).await
     }
 
+    /// Writes whatever is buffered and ends the stream: a TLS session
+    /// sends its close_notify alert (RFC 8446 6.1, as Kafka's SSL
+    /// transport does), so the client sees a clean end rather than a
+    /// truncation; a TCP socket's write side is shut down when it is
+    /// dropped.
+    pub async fn close(&mut self) -> io::Result<()> {
+        self.flush().await?;
+        match &mut self.out {
+            Out::Stream(w) => w.shutdown().await,
+            Out::Tcp(_) => Ok(()),
+        }
+    }
+
     async fn bytes(&mut self, b: Bytes) -> io::Result<()> {
         if self.buf.len() + b.len() > BUFFER {
             self.write_buffer(false).await?;
