@@ -52,6 +52,7 @@ pub fn kafka_error(e: &BrokerError) -> ResponseError {
         BrokerError::GroupIdNotFound(_) => K::GroupIdNotFound,
         BrokerError::PolicyViolation(_) => K::PolicyViolation,
         BrokerError::GroupSubscribedToTopic { .. } => K::GroupSubscribedToTopic,
+        BrokerError::Transaction { refusal, .. } => txn_error(*refusal),
         // Shutting down: clients refresh metadata and retry elsewhere (here, later).
         BrokerError::Closed => K::NotLeaderOrFollower,
         BrokerError::Timeout(_) => K::RequestTimedOut,
@@ -59,6 +60,21 @@ pub fn kafka_error(e: &BrokerError) -> ResponseError {
         BrokerError::Io { .. } | BrokerError::CorruptMetadata { .. } | BrokerError::Locked(_) => {
             K::UnknownServerError
         }
+    }
+}
+
+/// The Kafka error of a transaction coordinator's refusal.
+pub fn txn_error(refusal: pubsub_broker::txn::TxnRefusal) -> ResponseError {
+    use pubsub_broker::txn::TxnRefusal as R;
+    use ResponseError as K;
+    match refusal {
+        R::InvalidRequest => K::InvalidRequest,
+        R::InvalidTransactionTimeout => K::InvalidTransactionTimeout,
+        R::ConcurrentTransactions => K::ConcurrentTransactions,
+        R::ProducerFenced => K::ProducerFenced,
+        R::InvalidProducerIdMapping => K::InvalidProducerIdMapping,
+        R::InvalidTxnState => K::InvalidTxnState,
+        R::TransactionalIdNotFound => K::TransactionalIdNotFound,
     }
 }
 
