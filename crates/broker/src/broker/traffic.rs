@@ -103,14 +103,8 @@ impl Broker {
         producer_epoch: i16,
         marker: pubsub_records::ControlRecord,
     ) -> Result<u64> {
-        let mut bytes = pubsub_records::control_batch(
-            marker,
-            producer_id,
-            producer_epoch,
-            super::wall_clock_ms(),
-        )?;
-        self.produce_built(topic, partition, &mut bytes, Acks::All)
-            .map(|r| r.base_offset)
+        self.inner
+            .append_marker(topic, partition, producer_id, producer_epoch, marker)
     }
 
     /// Appends batches built in this process (no second CRC pass).

@@ -13,3 +13,4 @@ mod offsets;
 mod produce;
 mod smoke;
 mod topics;
+mod transactions;
