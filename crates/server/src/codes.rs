@@ -78,6 +78,31 @@ pub fn txn_error(refusal: pubsub_broker::txn::TxnRefusal) -> ResponseError {
     }
 }
 
+/// The error code for a transaction API (InitProducerId with a
+/// transactional id, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn): a
+/// `__transaction_state` write that fails is the coordinator's
+/// unavailability (as [`group_error_code`]); PRODUCER_FENCED becomes
+/// INVALID_PRODUCER_EPOCH for request versions that predate it
+/// (`fenced_known` false), as Kafka answers them.
+pub fn txn_error_code(e: &BrokerError, fenced_known: bool) -> i16 {
+    let code = match e {
+        BrokerError::UnknownTopicOrPartition { topic, .. }
+            if topic == pubsub_broker::txn::TRANSACTION_STATE =>
+        {
+            ResponseError::CoordinatorNotAvailable.code()
+        }
+        BrokerError::Io { .. } | BrokerError::CorruptMetadata { .. } => {
+            ResponseError::CoordinatorNotAvailable.code()
+        }
+        other => group_error_code(other),
+    };
+    if !fenced_known && code == ResponseError::ProducerFenced.code() {
+        ResponseError::InvalidProducerEpoch.code()
+    } else {
+        code
+    }
+}
+
 /// The error a partition answers when a client names a leader epoch
 /// (`current_leader_epoch`, -1 for none) other than the partition's
 /// `current` one: FENCED_LEADER_EPOCH when the client's is older,

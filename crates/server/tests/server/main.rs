@@ -15,6 +15,7 @@ mod limits;
 mod produce;
 mod sasl;
 mod tls;
+mod transactions;
 mod versions;
 mod zero_copy;
 
