@@ -107,6 +107,12 @@ def main():
         for i in range(10):
             p.produce("cap2", key=b"k", value=b"v%d" % i, headers=[("a", b"b")])
         p.flush(30)
+        t = Producer({"bootstrap.servers": bootstrap, "transactional.id": "capt"})
+        t.init_transactions(30)
+        for commit in (True, False):
+            t.begin_transaction()
+            t.produce("cap2", key=b"k", value=b"t")
+            (t.commit_transaction if commit else t.abort_transaction)(30)
         c = Consumer({"bootstrap.servers": bootstrap, "group.id": "capg2", "auto.offset.reset": "earliest"})
         c.subscribe(["cap2"])
         end = time.time() + 10

@@ -3,7 +3,7 @@
 until the consumer's position reaches --until, with confluent-kafka and with
 kafka-python, and prints one line per client: `name|v1,v2,...|position`.
 
-Used by crates/server/tests/server/transactions.rs (pubsub's read_committed
+Used by crates/server/tests/server/read_committed.rs (pubsub's read_committed
 against real clients)."""
 
 import argparse

@@ -41,6 +41,10 @@ fn world() -> &'static World {
                 offsets_topic_partitions: 4,
                 ..GroupConfig::default()
             },
+            txn: pubsub_broker::txn::TxnConfig {
+                state_topic_partitions: 2,
+                ..Default::default()
+            },
             ..BrokerConfig::default()
         };
         let broker = Broker::open(dir.path(), config).expect("broker");

@@ -438,6 +438,8 @@ pub struct BrokerConfig {
     pub flush: FlushPolicy,
     /// Group coordinator settings.
     pub group: GroupConfig,
+    /// Transaction coordinator settings.
+    pub txn: crate::txn::TxnConfig,
     /// How often recovery points are written (Kafka 60 s).
     pub checkpoint_interval: Duration,
     /// How often retention runs (`log.retention.check.interval.ms`, 5 min).
@@ -459,6 +461,7 @@ impl Default for BrokerConfig {
             topic_defaults: TopicConfig::default(),
             flush: FlushPolicy::Never,
             group: GroupConfig::default(),
+            txn: crate::txn::TxnConfig::default(),
             checkpoint_interval: Duration::from_secs(60),
             retention_check_interval: Duration::from_secs(300),
             compaction_interval: Duration::from_secs(15),

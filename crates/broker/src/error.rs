@@ -177,6 +177,15 @@ pub enum BrokerError {
     /// No such group.
     #[error("group {0} not found")]
     GroupIdNotFound(String),
+    /// The transaction coordinator refused a request of a transactional id
+    /// (the refusal names Kafka's error).
+    #[error("transactional id {transactional_id:?}: {refusal}")]
+    Transaction {
+        /// The transactional id.
+        transactional_id: String,
+        /// Why.
+        refusal: crate::txn::TxnRefusal,
+    },
     /// The broker is closed.
     #[error("the broker is closed")]
     Closed,

@@ -40,6 +40,7 @@ pub mod partitioner;
 pub mod producer_state;
 pub mod security;
 mod topic;
+pub mod txn;
 
 pub use config::{BrokerConfig, GroupConfig, TopicConfig};
 pub use error::{BrokerError, Result};

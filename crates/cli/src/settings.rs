@@ -58,6 +58,8 @@ pub struct Settings {
     pub topics: TopicSettings,
     /// The group coordinator.
     pub groups: GroupSettings,
+    /// The transaction coordinator.
+    pub transactions: TransactionSettings,
     /// Background work on the logs.
     pub storage: StorageSettings,
     /// Users, authentication and authorization (ACLs).
@@ -138,6 +140,17 @@ pub struct GroupSettings {
     pub offsets_topic_partitions: u32,
 }
 
+/// `[transactions]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TransactionSettings {
+    /// Longest `transaction.timeout.ms` a producer may ask for
+    /// (`transaction.max.timeout.ms`).
+    pub max_timeout: Span,
+    /// Partitions of `__transaction_state`; fixed once the topic exists.
+    pub state_topic_partitions: u32,
+}
+
 /// `[storage]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -182,6 +195,10 @@ impl Default for Settings {
                 initial_rebalance_delay: span(broker.group.initial_rebalance_delay),
                 offsets_topic_partitions: broker.group.offsets_topic_partitions,
             },
+            transactions: TransactionSettings {
+                max_timeout: span(broker.txn.max_timeout),
+                state_topic_partitions: broker.txn.state_topic_partitions,
+            },
             storage: StorageSettings {
                 checkpoint_interval: span(broker.checkpoint_interval),
                 retention_check_interval: span(broker.retention_check_interval),
@@ -209,6 +226,7 @@ macro_rules! section_defaults {
 section_defaults!(
     ServerSettings => server,
     GroupSettings => groups,
+    TransactionSettings => transactions,
     StorageSettings => storage,
     AuthSettings => auth
 );
@@ -378,6 +396,21 @@ impl Settings {
                 "must be within 1..=1000".into(),
             );
         }
+        let tx = &self.transactions;
+        if tx.max_timeout.0 < Duration::from_millis(1)
+            || tx.max_timeout.0 > Duration::from_millis(i32::MAX as u64)
+        {
+            return bad(
+                "transactions.max_timeout",
+                "must be within 1ms..=24.8d (an int32 of milliseconds)".into(),
+            );
+        }
+        if tx.state_topic_partitions == 0 || tx.state_topic_partitions > 1000 {
+            return bad(
+                "transactions.state_topic_partitions",
+                "must be within 1..=1000".into(),
+            );
+        }
         for (key, v) in [
             (
                 "storage.checkpoint_interval",
@@ -451,6 +484,11 @@ impl Settings {
                 initial_rebalance_delay: self.groups.initial_rebalance_delay.0,
                 offsets_topic_partitions: self.groups.offsets_topic_partitions,
                 ..defaults.group
+            },
+            txn: pubsub_broker::txn::TxnConfig {
+                max_timeout: self.transactions.max_timeout.0,
+                state_topic_partitions: self.transactions.state_topic_partitions,
+                ..defaults.txn
             },
             checkpoint_interval: self.storage.checkpoint_interval.0,
             retention_check_interval: self.storage.retention_check_interval.0,

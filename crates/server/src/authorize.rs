@@ -58,6 +58,7 @@ macro_rules! rules {
 
 rules! {
     PRODUCE: Produce, Write, Topic, TOPIC, "each topic written to";
+    PRODUCE_TXN: Produce, Write, TransactionalId, TXN, "transactional batches: their transactional id (every partition fails)";
     FETCH: Fetch, Read, Topic, TOPIC, "each topic read";
     LIST_OFFSETS: ListOffsets, Describe, Topic, TOPIC, "each topic";
     METADATA: Metadata, Describe, Topic, TOPIC, "each topic named (all topics: only those allowed are listed)";
@@ -82,9 +83,15 @@ rules! {
     CREATE_TOPICS_CONFIGS: CreateTopics, DescribeConfigs, Topic, TOPIC, "a created topic's settings answered (without it: none, topic_config_error_code)";
     DELETE_TOPICS: DeleteTopics, Delete, Topic, TOPIC, "each topic";
     DELETE_RECORDS: DeleteRecords, Delete, Topic, TOPIC, "each topic";
-    INIT_PRODUCER_ID_TXN: InitProducerId, Write, TransactionalId, TXN, "with a transactional id (refused anyway: no transactions)";
+    INIT_PRODUCER_ID_TXN: InitProducerId, Write, TransactionalId, TXN, "with a transactional id";
     INIT_PRODUCER_ID_IDEMPOTENT: InitProducerId, IdempotentWrite, Cluster, CLUSTER, "without one: IdempotentWrite on the cluster, or else";
     INIT_PRODUCER_ID_ANY_TOPIC: InitProducerId, Write, Topic, CLUSTER, "without one: Write on any topic";
+    ADD_PARTITIONS_TO_TXN_TXN: AddPartitionsToTxn, Write, TransactionalId, TXN, "the transactional id (every partition fails)";
+    ADD_PARTITIONS_TO_TXN_TOPIC: AddPartitionsToTxn, Write, Topic, TOPIC, "each topic (the others: OPERATION_NOT_ATTEMPTED)";
+    ADD_PARTITIONS_TO_TXN_BATCHED: AddPartitionsToTxn, ClusterAction, Cluster, CLUSTER, "versions 4+ (the broker-to-broker form)";
+    ADD_OFFSETS_TO_TXN_TXN: AddOffsetsToTxn, Write, TransactionalId, TXN, "the transactional id";
+    ADD_OFFSETS_TO_TXN_GROUP: AddOffsetsToTxn, Read, Group, GROUP, "the group";
+    END_TXN: EndTxn, Write, TransactionalId, TXN, "the transactional id";
     OFFSET_FOR_LEADER_EPOCH: OffsetForLeaderEpoch, Describe, Topic, TOPIC, "each topic";
     DESCRIBE_ACLS: DescribeAcls, Describe, Cluster, CLUSTER, "always";
     CREATE_ACLS: CreateAcls, Alter, Cluster, CLUSTER, "always";

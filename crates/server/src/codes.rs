@@ -55,11 +55,52 @@ pub fn kafka_error(e: &BrokerError) -> ResponseError {
         BrokerError::GroupIdNotFound(_) => K::GroupIdNotFound,
         BrokerError::PolicyViolation(_) => K::PolicyViolation,
         BrokerError::GroupSubscribedToTopic { .. } => K::GroupSubscribedToTopic,
+        BrokerError::Transaction { refusal, .. } => txn_error(*refusal),
         // Shutting down: clients refresh metadata and retry elsewhere (here, later).
         BrokerError::Closed => K::NotLeaderOrFollower,
         BrokerError::Timeout(_) => K::RequestTimedOut,
         BrokerError::Delivery(inner) => kafka_error(inner),
         BrokerError::CorruptMetadata { .. } | BrokerError::Locked(_) => K::UnknownServerError,
+    }
+}
+
+/// The Kafka error of a transaction coordinator's refusal.
+pub fn txn_error(refusal: pubsub_broker::txn::TxnRefusal) -> ResponseError {
+    use pubsub_broker::txn::TxnRefusal as R;
+    use ResponseError as K;
+    match refusal {
+        R::InvalidRequest => K::InvalidRequest,
+        R::InvalidTransactionTimeout => K::InvalidTransactionTimeout,
+        R::ConcurrentTransactions => K::ConcurrentTransactions,
+        R::ProducerFenced => K::ProducerFenced,
+        R::InvalidProducerIdMapping => K::InvalidProducerIdMapping,
+        R::InvalidTxnState => K::InvalidTxnState,
+        R::TransactionalIdNotFound => K::TransactionalIdNotFound,
+    }
+}
+
+/// The error code for a transaction API (InitProducerId with a
+/// transactional id, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn): a
+/// `__transaction_state` write that fails is the coordinator's
+/// unavailability (as [`group_error_code`]); PRODUCER_FENCED becomes
+/// INVALID_PRODUCER_EPOCH for request versions that predate it
+/// (`fenced_known` false), as Kafka answers them.
+pub fn txn_error_code(e: &BrokerError, fenced_known: bool) -> i16 {
+    let code = match e {
+        BrokerError::UnknownTopicOrPartition { topic, .. }
+            if topic == pubsub_broker::txn::TRANSACTION_STATE =>
+        {
+            ResponseError::CoordinatorNotAvailable.code()
+        }
+        BrokerError::Io { .. } | BrokerError::CorruptMetadata { .. } => {
+            ResponseError::CoordinatorNotAvailable.code()
+        }
+        other => group_error_code(other),
+    };
+    if !fenced_known && code == ResponseError::ProducerFenced.code() {
+        ResponseError::InvalidProducerEpoch.code()
+    } else {
+        code
     }
 }
 

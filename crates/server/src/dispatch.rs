@@ -3,6 +3,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, EndTxnRequest};
 use kafka_protocol::messages::{
     AlterConfigsRequest, ApiKey, ApiVersionsRequest, CreateAclsRequest, CreatePartitionsRequest,
     CreateTopicsRequest, DeleteAclsRequest, DeleteGroupsRequest, DeleteRecordsRequest,
@@ -46,7 +47,10 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 5),
-    (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::AddPartitionsToTxn, 0, 5),
+    (ApiKey::AddOffsetsToTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 4),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DeleteGroups, 0, 2),
@@ -218,6 +222,14 @@ pub async fn dispatch(ctx: &Ctx, frame: BytesMut) -> Result<Reply, ServerError> 
         ApiKey::OffsetCommit => serve!(OffsetCommitRequest, handlers::offset_commit::handle),
         ApiKey::OffsetFetch => serve!(OffsetFetchRequest, handlers::offset_fetch::handle),
         ApiKey::InitProducerId => serve!(InitProducerIdRequest, handlers::init_producer_id::handle),
+        ApiKey::AddPartitionsToTxn => serve!(
+            AddPartitionsToTxnRequest,
+            handlers::add_partitions_to_txn::handle
+        ),
+        ApiKey::AddOffsetsToTxn => {
+            serve!(AddOffsetsToTxnRequest, handlers::add_offsets_to_txn::handle)
+        }
+        ApiKey::EndTxn => serve!(EndTxnRequest, handlers::end_txn::handle),
         ApiKey::CreateTopics => serve!(CreateTopicsRequest, handlers::create_topics::handle),
         ApiKey::DeleteTopics => serve!(DeleteTopicsRequest, handlers::delete_topics::handle),
         ApiKey::DescribeGroups => serve!(DescribeGroupsRequest, handlers::describe_groups::handle),

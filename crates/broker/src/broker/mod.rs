@@ -17,6 +17,7 @@ mod open;
 mod producer_ids;
 mod scheduler;
 mod traffic;
+mod transactions;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -58,6 +59,8 @@ pub(crate) struct Inner {
     /// Serialises topic creation, deletion and changes.
     admin: Mutex<()>,
     coordinator: GroupCoordinator,
+    /// The transaction coordinator (`__transaction_state`).
+    transactions: crate::txn::TransactionCoordinator,
     producer_ids: Mutex<producer_ids::ProducerIds>,
     /// This open's broker generation (see [`crate::metadata::BrokerMeta`]).
     generation: u64,
@@ -227,6 +230,19 @@ impl Broker {
     /// [`Broker::offsets_store`].
     pub fn coordinator(&self) -> &GroupCoordinator {
         &self.inner.coordinator
+    }
+
+    /// The transaction coordinator: InitProducerId with a transactional
+    /// id, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, on the wall clock
+    /// ([`wall_clock_ms`]) and the store [`Broker::txn_store`].
+    pub fn transactions(&self) -> &crate::txn::TransactionCoordinator {
+        &self.inner.transactions
+    }
+
+    /// Where the transaction coordinator makes its state durable
+    /// (`__transaction_state`, created at first use) and writes markers.
+    pub fn txn_store(&self) -> &dyn crate::txn::TxnStore {
+        self.inner.as_ref()
     }
 
     /// Where the coordinator makes group records durable: the group's

@@ -30,6 +30,7 @@ use crate::notify::Notifier;
 use crate::partition::Partition;
 use crate::partitioner::RoundRobin;
 use crate::topic::Topic;
+use crate::txn::TRANSACTION_STATE;
 
 impl Broker {
     /// Opens (creating if needed) the broker in `dir`: locks it, loads
@@ -61,6 +62,7 @@ impl Broker {
         let inner = Arc::new(Inner {
             dir: dir.clone(),
             coordinator: GroupCoordinator::new(config.group.clone()),
+            transactions: crate::txn::TransactionCoordinator::new(config.txn.clone()),
             config,
             cluster_id: meta.cluster_id.clone(),
             topics: RwLock::new(BTreeMap::new()),
@@ -94,6 +96,7 @@ impl Broker {
         let all = broker.inner.all_partitions();
         broker.inner.sync_then_record_recovery_points(&all)?;
         broker.load_groups()?;
+        broker.load_transactions()?;
         if broker.inner.config.background {
             broker.start_clock()?;
         }
@@ -163,7 +166,43 @@ impl Broker {
     }
 
     fn load_groups(&self) -> Result<()> {
-        let topic = self.inner.existing_topic(CONSUMER_OFFSETS)?;
+        let records = self.read_keyed_records(CONSUMER_OFFSETS)?;
+        let n = records.len();
+        self.inner.coordinator.load(records, self.inner.now_ms());
+        info!(
+            records = n,
+            groups = self.inner.coordinator.list().len(),
+            "loaded consumer groups"
+        );
+        Ok(())
+    }
+
+    /// Loads transactions from `__transaction_state` (when it exists) and
+    /// completes those decided before a crash (their markers rewritten).
+    fn load_transactions(&self) -> Result<()> {
+        if self.inner.topic(TRANSACTION_STATE).is_none() {
+            return Ok(());
+        }
+        let records = self.read_keyed_records(TRANSACTION_STATE)?;
+        let n = records.len();
+        self.inner.transactions.load(records);
+        let completed = self
+            .inner
+            .transactions
+            .tick(self.inner.as_ref(), super::wall_clock_ms());
+        info!(
+            records = n,
+            transactional_ids = self.inner.transactions.list().len(),
+            completed,
+            "loaded transactions"
+        );
+        Ok(())
+    }
+
+    /// Every keyed record of an internal topic's data batches, partition
+    /// by partition, in log order.
+    fn read_keyed_records(&self, name: &str) -> Result<Vec<KeyedRecord>> {
+        let topic = self.inner.existing_topic(name)?;
         let mut records = Vec::new();
         let mut buf = Vec::new();
         for p in &topic.partitions {
@@ -172,7 +211,7 @@ impl Broker {
                 // Through the log: loading is not consumer traffic.
                 p.log()
                     .read_into(next, 1 << 20, &mut buf)
-                    .map_err(|e| BrokerError::storage(CONSUMER_OFFSETS, p.index(), e))?;
+                    .map_err(|e| BrokerError::storage(name, p.index(), e))?;
                 if buf.is_empty() {
                     break;
                 }
@@ -191,14 +230,7 @@ impl Broker {
                 }
             }
         }
-        let n = records.len();
-        self.inner.coordinator.load(records, self.inner.now_ms());
-        info!(
-            records = n,
-            groups = self.inner.coordinator.list().len(),
-            "loaded consumer groups"
-        );
-        Ok(())
+        Ok(records)
     }
 }
 
@@ -365,6 +397,27 @@ impl Inner {
             .map_err(|e| BrokerError::io("sync the filesystem of", &self.dir, e))
     }
 
+    /// `__transaction_state`: compacted, with the transaction settings'
+    /// partition count and segment size. Created at the first
+    /// transactional InitProducerId, as Kafka does.
+    pub(super) fn create_transaction_state_topic(&self) -> Result<()> {
+        let mut configs = BTreeMap::new();
+        configs.insert("cleanup.policy".to_string(), "compact".to_string());
+        configs.insert(
+            "segment.bytes".to_string(),
+            self.config.txn.state_topic_segment_bytes.to_string(),
+        );
+        match self.create_topic(
+            TRANSACTION_STATE,
+            Some(self.config.txn.state_topic_partitions),
+            configs,
+            true,
+        ) {
+            Ok(_) | Err(BrokerError::TopicAlreadyExists(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// `__consumer_offsets`: compacted, with the group settings' partition
     /// count and segment size.
     fn create_offsets_topic(&self) -> Result<()> {
@@ -394,6 +447,9 @@ fn open_threads(partitions: usize) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     (cores * 2).clamp(2, MAX_OPEN_THREADS).min(partitions)
 }
+
+/// A record of an internal topic: key, and value (`None`: a tombstone).
+type KeyedRecord = (Vec<u8>, Option<Vec<u8>>);
 
 /// A partition opened, with what its recovery did.
 type Opened = Result<(Arc<Partition>, RecoveryReport)>;

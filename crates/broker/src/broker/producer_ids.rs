@@ -2,7 +2,7 @@
 //! the broker file first, so no id is ever handed out twice, even across
 //! restarts.
 
-use super::Broker;
+use super::{Broker, Inner};
 use crate::error::Result;
 use crate::metadata::{self, BrokerMeta, BROKER_FILE, KIND_BROKER};
 
@@ -26,26 +26,33 @@ impl ProducerIds {
     }
 }
 
-impl Broker {
-    /// A new idempotent producer id (never reused, even across restarts) and
-    /// its epoch.
-    pub fn init_producer_id(&self) -> Result<(i64, i16)> {
-        let mut ids = self.inner.producer_ids.lock();
+impl Inner {
+    /// A producer id never handed out before, even across restarts.
+    pub(super) fn next_producer_id(&self) -> Result<i64> {
+        let mut ids = self.producer_ids.lock();
         if ids.next >= ids.block_end {
             let block_end = ids.next + PRODUCER_ID_BLOCK;
             metadata::write(
-                &self.inner.dir.join(BROKER_FILE),
+                &self.dir.join(BROKER_FILE),
                 KIND_BROKER,
                 &BrokerMeta {
-                    cluster_id: self.inner.cluster_id.clone(),
+                    cluster_id: self.cluster_id.clone(),
                     next_producer_id_block: block_end,
-                    generation: self.inner.generation,
+                    generation: self.generation,
                 },
             )?;
             ids.block_end = block_end;
         }
         let id = ids.next;
         ids.next += 1;
-        Ok((id, 0))
+        Ok(id)
+    }
+}
+
+impl Broker {
+    /// A new idempotent producer id (never reused, even across restarts) and
+    /// its epoch.
+    pub fn init_producer_id(&self) -> Result<(i64, i16)> {
+        Ok((self.inner.next_producer_id()?, 0))
     }
 }

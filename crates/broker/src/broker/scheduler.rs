@@ -30,6 +30,7 @@ impl Inner {
     fn background_tick(&self, last: &mut Schedule) {
         let now = Instant::now();
         self.coordinator.tick(self, self.now_ms());
+        self.transactions.tick(self, wall_clock_ms());
         self.tick.notify();
         let partitions = self.all_partitions();
         for p in &partitions {
@@ -193,11 +194,15 @@ impl Broker {
         self.inner.run_compaction(now_ms)
     }
 
-    /// Advances the coordinator's timers (when the background clock is off).
+    /// Advances the coordinators' timers (when the background clock is
+    /// off): group sessions, and transactions to complete or time out.
     pub fn tick(&self) {
         self.inner
             .coordinator
             .tick(self.inner.as_ref(), self.inner.now_ms());
+        self.inner
+            .transactions
+            .tick(self.inner.as_ref(), wall_clock_ms());
         self.inner.tick.notify();
     }
 }

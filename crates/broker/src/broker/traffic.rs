@@ -103,15 +103,8 @@ impl Broker {
         producer_epoch: i16,
         marker: pubsub_records::ControlRecord,
     ) -> Result<u64> {
-        if self.inner.closed.load(Ordering::Acquire) {
-            return Err(BrokerError::Closed);
-        }
-        self.inner.partition(topic, partition)?.append_txn_marker(
-            producer_id,
-            producer_epoch,
-            marker,
-            super::wall_clock_ms(),
-        )
+        self.inner
+            .append_marker(topic, partition, producer_id, producer_epoch, marker)
     }
 
     /// Appends batches built in this process (no second CRC pass).

@@ -14,3 +14,4 @@ mod produce;
 mod smoke;
 mod topics;
 mod transactions;
+mod txn_coordinator;

@@ -172,6 +172,9 @@ fn codec_max(key: i16) -> Option<i16> {
         ApiKey::DeleteGroups => max::<DeleteGroupsRequest>(),
         ApiKey::IncrementalAlterConfigs => max::<IncrementalAlterConfigsRequest>(),
         ApiKey::OffsetDelete => max::<OffsetDeleteRequest>(),
+        ApiKey::AddPartitionsToTxn => max::<AddPartitionsToTxnRequest>(),
+        ApiKey::AddOffsetsToTxn => max::<AddOffsetsToTxnRequest>(),
+        ApiKey::EndTxn => max::<EndTxnRequest>(),
         _ => None,
     }
 }

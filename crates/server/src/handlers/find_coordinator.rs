@@ -1,4 +1,5 @@
-//! FindCoordinator (10): this broker coordinates every group.
+//! FindCoordinator (10): this broker coordinates every group (key type 0)
+//! and every transactional id (key type 1); other key types are invalid.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
@@ -20,23 +21,20 @@ pub async fn handle(
         .with_node_id(BrokerId(NODE_ID))
         .with_host(sb(&ctx.listener.advertised_host))
         .with_port(i32::from(ctx.listener.advertised_port));
-    let rule = if req.key_type == 0 {
-        FIND_COORDINATOR_GROUP
-    } else {
-        FIND_COORDINATOR_TXN
+    let rule = match req.key_type {
+        0 => FIND_COORDINATOR_GROUP,
+        1 => FIND_COORDINATOR_TXN,
+        _ => {
+            return resp
+                .with_error_code(ResponseError::InvalidRequest.code())
+                .with_node_id(BrokerId(-1))
+                .with_host(sb(""))
+                .with_port(-1)
+        }
     };
     if !Access::of(ctx).allows(&rule, &req.key) {
         return resp
             .with_error_code(rule.error)
-            .with_node_id(BrokerId(-1))
-            .with_host(sb(""))
-            .with_port(-1);
-    }
-    if req.key_type != 0 {
-        // Transaction coordinators: transactions are not supported.
-        return resp
-            .with_error_code(ResponseError::CoordinatorNotAvailable.code())
-            .with_error_message(Some(sb("transactions are not supported")))
             .with_node_id(BrokerId(-1))
             .with_host(sb(""))
             .with_port(-1);

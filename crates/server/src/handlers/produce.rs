@@ -27,7 +27,7 @@ use pubsub_broker::{Acks, BrokerError, ListedOffset, OffsetSpec, PendingSync};
 use pubsub_storage::FlushPolicy;
 
 use super::sb;
-use crate::authorize::{Access, PRODUCE};
+use crate::authorize::{Access, PRODUCE, PRODUCE_TXN};
 use crate::codes::error_code;
 use crate::context::{blocking, Ctx};
 use crate::dispatch::{encode_response, Reply};
@@ -162,6 +162,20 @@ struct Topic {
     partitions: Vec<(i32, Option<Records>)>,
 }
 
+/// Whether the first batch of `records` is transactional.
+fn transactional(frame: &Bytes, records: &Records) -> bool {
+    let bytes = match records {
+        Records::InFrame(r) => frame.get(r.clone()),
+        Records::Apart(b) => Some(&b[..]),
+    };
+    bytes
+        .and_then(|b| pubsub_records::BatchHeader::parse(b).ok())
+        .is_some_and(|h| h.attributes & TRANSACTIONAL_ATTRIBUTE != 0)
+}
+
+/// The transactional bit of a batch's attributes.
+const TRANSACTIONAL_ATTRIBUTE: i16 = 0x10;
+
 /// Where each partition's records lie in `frame`; the decoded request
 /// (whose byte slices hold the frame) is consumed.
 fn locate(frame: &Bytes, req: ProduceRequest) -> Vec<Topic> {
@@ -202,7 +216,15 @@ fn append(
 ) -> (ProduceResponse, Vec<(usize, usize, PendingSync)>) {
     let acks = Acks::from_kafka(req.acks);
     let access = Access::of(ctx);
+    let transactional_id = req.transactional_id.clone();
     let topics = locate(&frame, req);
+    // Transactional batches need Write on their transactional id (none
+    // named: refused too, as Kafka does); refused, every partition fails.
+    let txn_refused = topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .any(|(_, r)| r.as_ref().is_some_and(|r| transactional(&frame, r)))
+        && !transactional_id.is_some_and(|id| access.allows(&PRODUCE_TXN, &id));
     // With the request gone, the frame is writable if it owns its buffer
     // alone; if not, each partition's records are copied once into
     // `scratch`, reused across partitions.
@@ -216,6 +238,7 @@ fn append(
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for (p, (index, records)) in topic.partitions.into_iter().enumerate() {
             let resp = match (acks, records) {
+                _ if txn_refused => base(index).with_error_code(PRODUCE_TXN.error),
                 _ if !allowed => base(index).with_error_code(PRODUCE.error),
                 (None, _) => base(index)
                     .with_error_code(ResponseError::InvalidRequiredAcks.code())

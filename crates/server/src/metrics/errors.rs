@@ -266,8 +266,26 @@ top_level!(
     ListGroupsResponse,
     SyncGroupResponse,
     SaslHandshakeResponse,
-    SaslAuthenticateResponse
+    SaslAuthenticateResponse,
+    kafka_protocol::messages::AddOffsetsToTxnResponse,
+    kafka_protocol::messages::EndTxnResponse
 );
+
+impl ErrorCodes for kafka_protocol::messages::AddPartitionsToTxnResponse {
+    fn error_codes(&self, f: &mut dyn FnMut(i16)) {
+        f(self.error_code);
+        let topics = self
+            .results_by_transaction
+            .iter()
+            .flat_map(|t| &t.topic_results)
+            .chain(&self.results_by_topic_v3_and_below);
+        for t in topics {
+            for p in &t.results_by_partition {
+                f(p.partition_error_code);
+            }
+        }
+    }
+}
 
 impl ErrorCodes for kafka_protocol::messages::DescribeUserScramCredentialsResponse {
     fn error_codes(&self, f: &mut dyn FnMut(i16)) {

@@ -230,6 +230,14 @@ async fn probe(rule: &Rule, conn: &Conn, n: &Names) -> i16 {
     let name = n.of(rule.resource);
     let (topic, group) = (n.topic.as_str(), n.group.as_str());
     match rule.api {
+        Produce if rule.resource == ResourceType::TransactionalId => {
+            // A transactional batch, its transactional id named.
+            let batch = batch_of(&["a"]).producer(1, 0, 0).transactional(true);
+            let req = produce_request(topic, 0, -1, bytes(batch))
+                .with_transactional_id(Some(TransactionalId(s(&n.txn))));
+            let r = conn.call(9, &req).await;
+            r.responses[0].partition_responses[0].error_code
+        }
         Produce => {
             let req = produce_request(topic, 0, 1, bytes(batch_of(&["a"])));
             let r = conn.call(9, &req).await;
@@ -411,6 +419,50 @@ async fn probe(rule: &Rule, conn: &Conn, n: &Names) -> i16 {
                 .with_producer_id(ProducerId(-1))
                 .with_producer_epoch(-1);
             conn.call(4, &req).await.error_code
+        }
+        AddPartitionsToTxn => {
+            use kafka_protocol::messages::add_partitions_to_txn_request::{
+                AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+            };
+            let topics = vec![AddPartitionsToTxnTopic::default()
+                .with_name(TopicName(s(topic)))
+                .with_partitions(vec![0])];
+            // No InitProducerId first: allowed, the id is unknown (49).
+            if rule.resource == ResourceType::Cluster {
+                let req = AddPartitionsToTxnRequest::default().with_transactions(vec![
+                    AddPartitionsToTxnTransaction::default()
+                        .with_transactional_id(TransactionalId(s(&n.txn)))
+                        .with_producer_id(ProducerId(1))
+                        .with_topics(topics),
+                ]);
+                let r = conn.call(4, &req).await;
+                if r.error_code != 0 {
+                    return r.error_code;
+                }
+                r.results_by_transaction[0].topic_results[0].results_by_partition[0]
+                    .partition_error_code
+            } else {
+                let req = AddPartitionsToTxnRequest::default()
+                    .with_v3_and_below_transactional_id(TransactionalId(s(&n.txn)))
+                    .with_v3_and_below_producer_id(ProducerId(1))
+                    .with_v3_and_below_topics(topics);
+                let r = conn.call(3, &req).await;
+                r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code
+            }
+        }
+        AddOffsetsToTxn => {
+            let req = AddOffsetsToTxnRequest::default()
+                .with_transactional_id(TransactionalId(s(&n.txn)))
+                .with_producer_id(ProducerId(1))
+                .with_group_id(GroupId(s(group)));
+            conn.call(3, &req).await.error_code
+        }
+        EndTxn => {
+            let req = EndTxnRequest::default()
+                .with_transactional_id(TransactionalId(s(&n.txn)))
+                .with_producer_id(ProducerId(1))
+                .with_committed(true);
+            conn.call(3, &req).await.error_code
         }
         OffsetForLeaderEpoch => {
             let req = OffsetForLeaderEpochRequest::default().with_topics(vec![
@@ -658,12 +710,24 @@ fn case(rule: &Rule) -> Case {
         c.topic_exists = false;
     } else if rule.api == ApiKey::CreateTopics {
         c.topic_exists = false;
-    } else if is(&INIT_PRODUCER_ID_TXN) {
-        // No transactions: refused even when Write on the id is allowed.
-        c.allowed_code = Some(53);
-    } else if is(&FIND_COORDINATOR_TXN) {
-        // No transactions: no coordinator, once Describe is allowed.
-        c.allowed_code = Some(15);
+    } else if is(&PRODUCE_TXN) {
+        // Allowed: the batch goes on to the partition's checks.
+        c.base.push((R::Topic, Write));
+        c.allowed_code = None;
+    } else if is(&ADD_PARTITIONS_TO_TXN_TOPIC)
+        || is(&ADD_PARTITIONS_TO_TXN_BATCHED)
+        || is(&ADD_OFFSETS_TO_TXN_GROUP)
+    {
+        // Allowed: the transactional id has no producer yet (49).
+        c.base.push((R::TransactionalId, Write));
+        c.allowed_code = None;
+    } else if is(&ADD_OFFSETS_TO_TXN_TXN) {
+        c.base.push((R::Group, Read));
+        c.allowed_code = None;
+    } else if is(&ADD_PARTITIONS_TO_TXN_TXN) || is(&END_TXN) {
+        // Allowed: the transactional id has no producer yet.
+        c.base.push((R::Topic, Write));
+        c.allowed_code = None;
     } else if is(&JOIN_GROUP) {
         // Allowed: a first join is asked to come back with its member id.
         c.allowed_code = Some(79);
@@ -776,12 +840,6 @@ fn rule_key(rule: &Rule) -> String {
 /// API, operation, resource, bob's code (no ACL), alice's code (the ACL).
 const KAFKA_OUTCOMES: &str = include_str!("acl_kafka_outcomes.tsv");
 
-/// Rules where pubsub's allowed principal is refused anyway, on purpose:
-/// InitProducerId with a transactional id (no transactions).
-fn differs_when_allowed(rule: &Rule) -> bool {
-    rule.api == ApiKey::InitProducerId && rule.resource == ResourceType::TransactionalId
-}
-
 /// Every rule of the table, for every served API: refused as the table
 /// says for a principal without the ACL, allowed for one with it, and the
 /// same outcome as Apache Kafka's for the same scenario.
@@ -822,13 +880,11 @@ async fn every_rule_is_enforced_allowed_and_denied() {
             .copied()
             .unwrap_or_else(|| panic!("no Kafka outcome recorded for {what}"));
         assert_eq!(denied, kafka_bob, "{what}: bob on pubsub and on Kafka");
-        if !differs_when_allowed(rule) {
-            assert_eq!(
-                allowed == refusal(rule),
-                kafka_alice == refusal(rule),
-                "{what}: alice on pubsub ({allowed}) and on Kafka ({kafka_alice})"
-            );
-        }
+        assert_eq!(
+            allowed == refusal(rule),
+            kafka_alice == refusal(rule),
+            "{what}: alice on pubsub ({allowed}) and on Kafka ({kafka_alice})"
+        );
         walked += 1;
         cluster.broker.close().expect("close");
     }

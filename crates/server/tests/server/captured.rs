@@ -32,6 +32,8 @@ fn decode_response(key: ApiKey, version: i16, body: &mut Bytes) -> Result<(), St
         DeleteTopics => DeleteTopicsResponse, InitProducerId => InitProducerIdResponse,
         DescribeConfigs => DescribeConfigsResponse, CreatePartitions => CreatePartitionsResponse,
         DeleteGroups => DeleteGroupsResponse, IncrementalAlterConfigs => IncrementalAlterConfigsResponse,
+        AddPartitionsToTxn => AddPartitionsToTxnResponse, AddOffsetsToTxn => AddOffsetsToTxnResponse,
+        EndTxn => EndTxnResponse,
     )
 }
 

@@ -13,6 +13,7 @@ mod groups;
 mod java_client;
 mod limits;
 mod produce;
+mod read_committed;
 mod sasl;
 mod storage_errors;
 mod tls;

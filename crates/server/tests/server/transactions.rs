@@ -1,252 +1,206 @@
-//! read_committed over the wire: Fetch stops at the last stable offset and
-//! answers the aborted transactions of the range it read (on the zero-copy
-//! path and the copying one), ListOffsets LATEST is the LSO, clients cannot
-//! produce control batches, and real clients (confluent-kafka, kafka-python
-//! with isolation.level=read_committed) see committed records only. The
-//! transactions are written as raw transactional batches and
-//! `Broker::write_txn_marker`, the coordinator's way.
+//! The transaction APIs over the wire: every advertised version of
+//! InitProducerId (with a transactional id), AddPartitionsToTxn (the client
+//! form and the batched one), AddOffsetsToTxn and EndTxn, and the error
+//! codes of bad requests per version (PRODUCER_FENCED where the version
+//! knows it, INVALID_PRODUCER_EPOCH before).
 
-use std::path::Path;
-
-use bytes::Bytes;
-use kafka_protocol::messages::list_offsets_request::{
-    ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
+use kafka_protocol::messages::add_partitions_to_txn_request::{
+    AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
 };
-use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
-use pubsub_broker::{Acks, Broker};
-use pubsub_records::{BatchBuilder, Batches, ControlRecord, ControlType, NewRecord};
-use pubsub_server::ServerConfig;
+use kafka_protocol::messages::*;
+use pubsub_broker::txn::TxnState;
+use pubsub_server::SUPPORTED;
 
 use crate::client::{s, Client};
-use crate::common::{broker_config, create_topic, fetch_request, produce, TestServer, FETCH_V};
+use crate::common::TestServer;
 
-fn txn_batch(pid: i64, seq: i32, values: &[&str]) -> Vec<u8> {
-    let mut b = BatchBuilder::new()
-        .producer(pid, 0, seq)
-        .transactional(true);
-    for v in values {
-        b.push(&NewRecord {
-            timestamp: 1_700_000_000_000,
-            key: None,
-            value: Some(v.as_bytes()),
-            headers: &[],
-        })
-        .expect("push");
-    }
-    b.build().expect("build")
-}
-
-fn write(broker: &Broker, pid: i64, seq: i32, values: &[&str]) -> u64 {
-    let mut b = txn_batch(pid, seq, values);
-    broker
-        .produce("t", 0, &mut b, Acks::All)
-        .expect("produce")
-        .base_offset
-}
-
-fn end(broker: &Broker, pid: i64, kind: ControlType) -> u64 {
-    broker
-        .write_txn_marker(
-            "t",
-            0,
-            pid,
-            0,
-            ControlRecord {
-                kind,
-                coordinator_epoch: 0,
-            },
-        )
-        .expect("marker")
-}
-
-/// Producer 1 commits c1..c3 around producer 2's aborted a1, a2; producer 3
-/// leaves o1 open. Returns the offset of o1 (the LSO).
-fn scenario(broker: &Broker) -> u64 {
-    write(broker, 1, 0, &["c1"]); // 0
-    write(broker, 2, 0, &["a1", "a2"]); // 1..=2
-    write(broker, 1, 1, &["c2", "c3"]); // 3..=4
-    end(broker, 2, ControlType::Abort); // 5
-    end(broker, 1, ControlType::Commit); // 6
-    write(broker, 3, 0, &["o1"]) // 7
-}
-
-fn committed_fetch(offset: i64) -> FetchRequest {
-    let mut req = fetch_request("t", 0, offset, 0, 1 << 20);
-    req.isolation_level = 1;
-    req.replica_id = BrokerId(-1);
-    req
-}
-
-/// Values of the data batches in `records`, and the producer of each.
-fn values(records: &Bytes) -> Vec<(i64, String)> {
-    let mut out = Vec::new();
-    for b in Batches::new(records) {
-        let b = b.expect("batch");
-        if b.is_control() {
-            continue;
-        }
-        for r in b.records(1 << 20).expect("records").iter() {
-            let r = r.expect("record");
-            let v = String::from_utf8(r.value.expect("value").to_vec()).expect("utf8");
-            out.push((b.producer_id(), v));
-        }
-    }
-    out
-}
-
-async fn check_fetches(server: &TestServer, lso: u64) {
-    let mut c = Client::connect(server.addr).await;
-    let r = c.call(FETCH_V, &committed_fetch(0)).await;
-    let p = &r.responses[0].partitions[0];
-    assert_eq!(p.error_code, 0);
-    assert_eq!((p.high_watermark, p.last_stable_offset), (8, lso as i64));
-    let records = p.records.clone().expect("records");
-    let got = values(&records);
-    // Everything below the LSO, aborted records included: the client drops
-    // those of the aborted transactions it is told about.
-    assert_eq!(got.len(), 5, "{got:?}");
-    assert!(
-        got.iter().all(|(_, v)| v != "o1"),
-        "nothing at or past the LSO"
-    );
-    let aborted: Vec<(i64, i64)> = p
-        .aborted_transactions
-        .as_ref()
-        .expect("read_committed answers a list")
+fn range(key: ApiKey) -> (i16, i16) {
+    SUPPORTED
         .iter()
-        .map(|t| (t.producer_id.0, t.first_offset))
-        .collect();
-    assert_eq!(aborted, vec![(2, 1)]);
-    // Past the abort marker, none is relevant.
-    let r = c.call(FETCH_V, &committed_fetch(6)).await;
-    let p = &r.responses[0].partitions[0];
-    assert_eq!(p.aborted_transactions.as_deref().map(<[_]>::len), Some(0));
-    // At the LSO: nothing yet, no error.
-    let r = c.call(FETCH_V, &committed_fetch(lso as i64)).await;
-    let p = &r.responses[0].partitions[0];
-    assert_eq!(p.error_code, 0);
-    assert!(p.records.as_ref().is_none_or(|b| b.is_empty()));
-    // Past the markers (which a time-based roll put in a second
-    // segment: their timestamps are now, the data's are from 2023):
-    // read_committed has nothing below the LSO there, read_uncommitted
-    // reads the open transaction's record and still reports the real LSO.
-    let r = c.call(FETCH_V, &committed_fetch(5)).await;
-    let p = &r.responses[0].partitions[0];
-    assert!(values(p.records.as_ref().expect("records")).is_empty());
-    let mut req = committed_fetch(5);
-    req.isolation_level = 0;
-    let r = c.call(FETCH_V, &req).await;
-    let p = &r.responses[0].partitions[0];
-    assert_eq!(p.last_stable_offset, lso as i64);
-    let all = values(p.records.as_ref().expect("records"));
-    assert_eq!(all, vec![(3, "o1".to_string())]);
-    assert!(p.aborted_transactions.is_none());
-    // ListOffsets LATEST by isolation level.
-    for (isolation, want) in [(0i8, 8i64), (1, lso as i64)] {
-        let req = ListOffsetsRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_isolation_level(isolation)
-            .with_topics(vec![ListOffsetsTopic::default()
-                .with_name(TopicName(s("t")))
-                .with_partitions(vec![ListOffsetsPartition::default()
-                    .with_partition_index(0)
-                    .with_timestamp(-1)])]);
-        let r = c.call(7, &req).await;
-        assert_eq!(
-            r.topics[0].partitions[0].offset, want,
-            "isolation {isolation}"
-        );
-    }
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, min, max)| (*min, *max))
+        .expect("advertised")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn read_committed_fetch_stops_at_the_lso_and_names_aborted_transactions() {
-    let server = TestServer::start().await;
-    let mut c = Client::connect(server.addr).await;
-    create_topic(&mut c, "t", 1, &[]).await;
-    let lso = scenario(&server.broker);
-    assert_eq!(lso, 7);
-    // The handler bounds the file range it answers, which both the
-    // sendfile and the copying sender send as it is.
-    check_fetches(&server, lso).await;
-    // After a restart (the index and the LSO rebuilt at open) the same.
-    let dir = server.stop_keeping_data().await;
-    let server = TestServer::start_in(dir, broker_config(), ServerConfig::default()).await;
-    check_fetches(&server, lso).await;
-    server.stop().await;
+fn init(id: &str, timeout_ms: i32) -> InitProducerIdRequest {
+    InitProducerIdRequest::default()
+        .with_transactional_id(Some(TransactionalId(s(id))))
+        .with_transaction_timeout_ms(timeout_ms)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn clients_cannot_produce_control_batches_over_the_wire() {
-    let server = TestServer::start().await;
-    let mut c = Client::connect(server.addr).await;
-    create_topic(&mut c, "t", 1, &[]).await;
-    let marker = pubsub_records::control_batch(
-        ControlRecord {
-            kind: ControlType::Commit,
-            coordinator_epoch: 0,
-        },
-        5,
-        0,
-        1,
-    )
-    .expect("batch");
-    let r = produce(&mut c, "t", 0, -1, Bytes::from(marker)).await;
-    assert_eq!(r.error_code, 87, "INVALID_RECORD, as Kafka");
-    server.stop().await;
+fn end(id: &str, pid: i64, epoch: i16, commit: bool) -> EndTxnRequest {
+    EndTxnRequest::default()
+        .with_transactional_id(TransactionalId(s(id)))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_committed(commit)
 }
 
-/// Runs compat/txn/read_committed.py: one line per client, `name|values|position`.
-fn run_clients(bootstrap: String, until: u64) -> Vec<(String, String, u64)> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../compat/txn/read_committed.py");
-    let out = std::process::Command::new("python3")
-        .arg(script)
-        .args(["--bootstrap", &bootstrap, "--topic", "t"])
-        .args(["--until", &until.to_string()])
-        .output()
-        .expect("run compat/txn/read_committed.py (needs confluent-kafka, kafka-python)");
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            let parts: Vec<&str> = l.split('|').collect();
-            assert_eq!(parts.len(), 3, "{l}");
-            let pos = parts[2].parse().expect("position");
-            (parts[0].to_string(), parts[1].to_string(), pos)
+fn topics(topic: &str, partitions: &[i32]) -> Vec<AddPartitionsToTxnTopic> {
+    vec![AddPartitionsToTxnTopic::default()
+        .with_name(TopicName(s(topic)))
+        .with_partitions(partitions.to_vec())]
+}
+
+/// AddPartitionsToTxn at `version` (batched from 4): every partition's code.
+async fn add(
+    c: &mut Client,
+    version: i16,
+    id: &str,
+    pid: i64,
+    epoch: i16,
+    topic: &str,
+    partitions: &[i32],
+) -> Vec<i16> {
+    let results = if version >= 4 {
+        let req = AddPartitionsToTxnRequest::default().with_transactions(vec![
+            AddPartitionsToTxnTransaction::default()
+                .with_transactional_id(TransactionalId(s(id)))
+                .with_producer_id(ProducerId(pid))
+                .with_producer_epoch(epoch)
+                .with_topics(topics(topic, partitions)),
+        ]);
+        let r = c.call(version, &req).await;
+        assert_eq!(r.error_code, 0);
+        r.results_by_transaction[0].topic_results.clone()
+    } else {
+        let req = AddPartitionsToTxnRequest::default()
+            .with_v3_and_below_transactional_id(TransactionalId(s(id)))
+            .with_v3_and_below_producer_id(ProducerId(pid))
+            .with_v3_and_below_producer_epoch(epoch)
+            .with_v3_and_below_topics(topics(topic, partitions));
+        c.call(version, &req).await.results_by_topic_v3_and_below
+    };
+    results
+        .iter()
+        .flat_map(|t| {
+            t.results_by_partition
+                .iter()
+                .map(|p| p.partition_error_code)
         })
         .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn real_read_committed_consumers_see_only_committed_records() {
+async fn every_version_of_the_transaction_apis_commits() {
     let server = TestServer::start().await;
+    server
+        .broker
+        .create_topic("txv", Some(2), Default::default())
+        .expect("create");
     let mut c = Client::connect(server.addr).await;
-    create_topic(&mut c, "t", 1, &[]).await;
-    let lso = scenario(&server.broker);
-    let bootstrap = server.addr.to_string();
-    let b = bootstrap.clone();
-    let before = tokio::task::spawn_blocking(move || run_clients(b, lso))
-        .await
-        .expect("clients");
-    assert_eq!(before.len(), 2, "{before:?}");
-    for (client, values, pos) in &before {
-        assert_eq!(values, "c1,c2,c3", "{client}");
-        assert!(*pos >= lso, "{client} reached the LSO");
+    let (_, ip_max) = range(ApiKey::InitProducerId);
+    let (_, ap_max) = range(ApiKey::AddPartitionsToTxn);
+    let (_, ao_max) = range(ApiKey::AddOffsetsToTxn);
+    let (_, et_max) = range(ApiKey::EndTxn);
+    let (_, fc_max) = range(ApiKey::FindCoordinator);
+    let top = ip_max.max(ap_max).max(ao_max).max(et_max);
+    for i in 0..=top {
+        let id = format!("tx-{i}");
+        let fc = FindCoordinatorRequest::default()
+            .with_key(s(&id))
+            .with_key_type(1);
+        let r = c.call(i.clamp(1, fc_max), &fc).await;
+        assert_eq!((r.error_code, r.port), (0, i32::from(server.addr.port())));
+        let r = c.call(i.min(ip_max), &init(&id, 60_000)).await;
+        assert_eq!(r.error_code, 0, "InitProducerId v{}", i.min(ip_max));
+        let (pid, epoch) = (r.producer_id.0, r.producer_epoch);
+        assert_eq!(epoch, 0);
+        let codes = add(&mut c, i.min(ap_max), &id, pid, epoch, "txv", &[0, 1]).await;
+        assert_eq!(codes, [0, 0], "AddPartitionsToTxn v{}", i.min(ap_max));
+        let ao = AddOffsetsToTxnRequest::default()
+            .with_transactional_id(TransactionalId(s(&id)))
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch)
+            .with_group_id(GroupId(s("g")));
+        let r = c.call(i.min(ao_max), &ao).await;
+        assert_eq!(r.error_code, 0, "AddOffsetsToTxn v{}", i.min(ao_max));
+        let r = c
+            .call(i.min(et_max), &end(&id, pid, epoch, i % 2 == 0))
+            .await;
+        assert_eq!(r.error_code, 0, "EndTxn v{}", i.min(et_max));
+        let m = server.broker.transactions().describe(&id).expect("known");
+        let done = if i % 2 == 0 {
+            TxnState::CompleteCommit
+        } else {
+            TxnState::CompleteAbort
+        };
+        assert_eq!(m.state, done);
     }
-    // The open transaction commits: its record becomes visible, the
-    // aborted ones never do.
-    let at = end(&server.broker, 3, ControlType::Commit);
-    let after = tokio::task::spawn_blocking(move || run_clients(bootstrap, at + 1))
-        .await
-        .expect("clients");
-    assert_eq!(after.len(), 2, "{after:?}");
-    for (client, values, _) in &after {
-        assert_eq!(values, "c1,c2,c3,o1", "{client}");
+    // Each transaction wrote one marker per partition.
+    for p in 0..2 {
+        let (_, hw) = server
+            .broker
+            .fetch("txv", p, 0, 1, &mut Vec::new())
+            .expect("fetch");
+        assert_eq!(hw, u64::try_from(top + 1).expect("count"));
     }
-    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_kafkas_error_codes_per_version() {
+    let server = TestServer::start().await;
+    server
+        .broker
+        .create_topic("txb", Some(1), Default::default())
+        .expect("create");
+    let mut c = Client::connect(server.addr).await;
+    let id = "txb-id";
+    let r = c.call(4, &init(id, 60_000)).await;
+    let (pid, epoch) = (r.producer_id.0, r.producer_epoch);
+    // Timeouts out of (0, 15 min]: INVALID_TRANSACTION_TIMEOUT (50).
+    for t in [0, -1, 900_001] {
+        assert_eq!(c.call(4, &init(id, t)).await.error_code, 50, "{t}");
+    }
+    // A producer id without an epoch: INVALID_REQUEST (42).
+    let odd = init(id, 1000).with_producer_id(ProducerId(pid));
+    assert_eq!(c.call(4, &odd).await.error_code, 42);
+    // EndTxn with no transaction: INVALID_TXN_STATE (48).
+    assert_eq!(c.call(3, &end(id, pid, epoch, true)).await.error_code, 48);
+    // Unknown transactional id, or another producer id: INVALID_PRODUCER_ID_MAPPING (49).
+    assert_eq!(
+        c.call(3, &end("nobody", pid, epoch, true)).await.error_code,
+        49
+    );
+    assert_eq!(
+        c.call(3, &end(id, pid + 1, epoch, true)).await.error_code,
+        49
+    );
+    // An unknown topic: UNKNOWN_TOPIC_OR_PARTITION (3) for it, the rest not attempted (55).
+    let codes = add(&mut c, 3, id, pid, epoch, "txb-nope", &[0]).await;
+    assert_eq!(codes, [3]);
+    let codes = add(&mut c, 3, id, pid, epoch, "txb", &[0, 7]).await;
+    assert_eq!(codes, [55, 3]);
+    // The next producer fences this one: PRODUCER_FENCED (90) from the
+    // versions that know it, INVALID_PRODUCER_EPOCH (47) before.
+    assert_eq!(add(&mut c, 3, id, pid, epoch, "txb", &[0]).await, [0]);
+    let r = c.call(4, &init(id, 60_000)).await;
+    assert_eq!((r.error_code, r.producer_epoch), (0, epoch + 2));
+    for (v, code) in [(0, 47), (1, 47), (2, 90), (3, 90)] {
+        assert_eq!(
+            c.call(v, &end(id, pid, epoch, true)).await.error_code,
+            code,
+            "EndTxn v{v}"
+        );
+        assert_eq!(
+            add(&mut c, v, id, pid, epoch, "txb", &[0]).await,
+            [code],
+            "AddPartitionsToTxn v{v}"
+        );
+    }
+    // The fenced producer's transaction was aborted: one ABORT marker.
+    let (_, hw) = server
+        .broker
+        .fetch("txb", 0, 0, 1, &mut Vec::new())
+        .expect("fetch");
+    assert_eq!(hw, 1);
+    // An older producer epoch in InitProducerId (KIP-360): PRODUCER_FENCED,
+    // INVALID_PRODUCER_EPOCH before version 4.
+    let stale = init(id, 1000)
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch);
+    assert_eq!(c.call(4, &stale).await.error_code, 90);
+    assert_eq!(c.call(3, &stale).await.error_code, 47);
 }

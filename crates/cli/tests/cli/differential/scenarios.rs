@@ -81,6 +81,10 @@ pub const ALL: &[Scenario] = &[
         name: "fetch budgets",
         play: |p| Box::pin(fetch_budgets(p)),
     },
+    Scenario {
+        name: "transactions",
+        play: |p| Box::pin(transactions(p)),
+    },
 ];
 
 /// A fixed CreateTime for the scenarios' records (2023-11-14).
@@ -1436,4 +1440,138 @@ async fn fetch_budgets(p: &mut Probe) {
     session_step(p, "only the first partition exceeds a 1-byte budget", req).await;
     let req = session_fetch(0, -1, t, &[(0, 0), (1, 0), (0, 1)], &[]);
     session_step(p, "a partition named twice", req).await;
+}
+
+fn end_txn(id: &str, pid: i64, epoch: i16, commit: bool) -> EndTxnRequest {
+    EndTxnRequest::default()
+        .with_transactional_id(TransactionalId(s(id)))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_committed(commit)
+}
+
+fn add_partitions(
+    id: &str,
+    pid: i64,
+    epoch: i16,
+    topic: &str,
+    p: i32,
+) -> AddPartitionsToTxnRequest {
+    use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+    AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(TransactionalId(s(id)))
+        .with_v3_and_below_producer_id(ProducerId(pid))
+        .with_v3_and_below_producer_epoch(epoch)
+        .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+            .with_name(topic_name(topic))
+            .with_partitions(vec![p])])
+}
+
+/// The transaction coordinator's answers, good and bad: InitProducerId with
+/// a transactional id (and a timeout over the maximum), EndTxn without a
+/// transaction, with a stale epoch, with another producer id, commit, a
+/// retried commit, abort after commit; AddPartitionsToTxn of an unknown
+/// topic; AddOffsetsToTxn; the COMMIT markers' offsets.
+async fn transactions(p: &mut Probe) {
+    create_topic(p, "txn", 2, &[]).await;
+    let id = "dtx";
+    let init_req = InitProducerIdRequest::default()
+        .with_transactional_id(Some(TransactionalId(s(id))))
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    // Kafka creates `__transaction_state` at the first request and answers
+    // COORDINATOR_LOAD_IN_PROGRESS / COORDINATOR_NOT_AVAILABLE /
+    // NOT_COORDINATOR meanwhile (all retriable).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while matches!(
+        p.quiet(
+            FindCoordinatorRequest::default()
+                .with_key(s(id))
+                .with_key_type(1)
+        )
+        .await
+        .error_code,
+        14..=16
+    ) {
+        assert!(Instant::now() < deadline, "no transaction coordinator");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let first = loop {
+        let r = p.quiet(init_req.clone()).await;
+        if !matches!(r.error_code, 14..=16 | 51) {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "no producer id: {r:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(first.error_code, 0, "{first:?}");
+    let (pid, _) = (first.producer_id.0, first.producer_epoch);
+    p.names.producer(pid, "1");
+    let init = p.call("init again (a new epoch)", init_req.clone()).await;
+    let epoch = init.producer_epoch;
+    p.call(
+        "init with a timeout above the maximum",
+        init_req.clone().with_transaction_timeout_ms(900_001),
+    )
+    .await;
+    p.call("end without a transaction", end_txn(id, pid, epoch, true))
+        .await;
+    p.call_at(
+        "add a partition of an unknown topic",
+        3,
+        add_partitions(id, pid, epoch, "txn-nope", 0),
+    )
+    .await;
+    p.call_at(
+        "add with a stale epoch",
+        3,
+        add_partitions(id, pid, epoch - 1, "txn", 0),
+    )
+    .await;
+    p.call_at(
+        "add partition 0",
+        3,
+        add_partitions(id, pid, epoch, "txn", 0),
+    )
+    .await;
+    p.call_at(
+        "add partition 1",
+        3,
+        add_partitions(id, pid, epoch, "txn", 1),
+    )
+    .await;
+    p.call(
+        "add offsets of a group",
+        AddOffsetsToTxnRequest::default()
+            .with_transactional_id(TransactionalId(s(id)))
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch)
+            .with_group_id(GroupId(s("txn-group"))),
+    )
+    .await;
+    p.call("end with a stale epoch", end_txn(id, pid, epoch - 1, true))
+        .await;
+    p.call(
+        "end with another producer id",
+        end_txn(id, pid + 1, epoch, true),
+    )
+    .await;
+    p.call(
+        "end with an unknown transactional id",
+        end_txn("dtx-nobody", pid, epoch, true),
+    )
+    .await;
+    p.call("commit", end_txn(id, pid, epoch, true)).await;
+    // Kafka writes the markers after answering: retry until it is done.
+    while p.quiet(end_txn(id, pid, epoch, true)).await.error_code == 51 {
+        assert!(Instant::now() < deadline, "the commit never completed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    p.call("commit again (a retry)", end_txn(id, pid, epoch, true))
+        .await;
+    p.call("abort after the commit", end_txn(id, pid, epoch, false))
+        .await;
+    offsets(p, "txn", 0, &[("latest", -1)]).await;
+    offsets(p, "txn", 1, &[("latest", -1)]).await;
 }

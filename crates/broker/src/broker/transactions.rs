@@ -1,0 +1,99 @@
+//! The broker as the transaction coordinator's store: its records go to
+//! the transactional id's `__transaction_state` partition (the topic is
+//! created at first use), its markers to the partitions' logs, fsynced
+//! before either is reported done; producer ids come from the same
+//! counter as idempotent producers'.
+
+use pubsub_records::{BatchBuilder, ControlRecord, ControlType, NewRecord};
+
+use super::{wall_clock_ms, Broker, Inner};
+use crate::error::{BrokerError, Result};
+use crate::group::records::partition_for_group;
+use crate::partition::Acks;
+use crate::txn::{records, TxnStore, TRANSACTION_STATE};
+
+impl Inner {
+    /// Appends a COMMIT or ABORT control batch of a producer to a
+    /// partition, fsynced; returns its offset.
+    pub(super) fn append_marker(
+        &self,
+        topic: &str,
+        partition: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: ControlRecord,
+    ) -> Result<u64> {
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(BrokerError::Closed);
+        }
+        self.partition(topic, partition)?.append_txn_marker(
+            producer_id,
+            producer_epoch,
+            marker,
+            wall_clock_ms(),
+        )
+    }
+}
+
+impl TxnStore for Inner {
+    fn persist_txn(&self, transactional_id: &str, value: Option<Vec<u8>>) -> Result<()> {
+        if self.topic(TRANSACTION_STATE).is_none() {
+            self.create_transaction_state_topic()?;
+        }
+        let topic = self.existing_topic(TRANSACTION_STATE)?;
+        let n = u32::try_from(topic.partitions.len()).unwrap_or(u32::MAX);
+        let partition =
+            self.partition(TRANSACTION_STATE, partition_for_group(transactional_id, n))?;
+        let now = wall_clock_ms();
+        let key = records::encode_key(transactional_id);
+        let mut b = BatchBuilder::new();
+        b.push(&NewRecord {
+            timestamp: now,
+            key: Some(&key),
+            value: value.as_deref(),
+            headers: &[],
+        })?;
+        let mut bytes = b.build()?;
+        partition.append(&mut bytes, Acks::All, now, true)?;
+        Ok(())
+    }
+
+    fn write_marker(
+        &self,
+        topic: &str,
+        partition: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+    ) -> Result<()> {
+        let marker = ControlRecord {
+            kind: if commit {
+                ControlType::Commit
+            } else {
+                ControlType::Abort
+            },
+            // One coordinator, never moved: epoch 0.
+            coordinator_epoch: 0,
+        };
+        self.append_marker(topic, partition, producer_id, producer_epoch, marker)
+            .map(|_| ())
+    }
+
+    fn new_producer_id(&self) -> Result<i64> {
+        self.next_producer_id()
+    }
+}
+
+impl Broker {
+    /// The `__transaction_state` partition of a transactional id (Kafka's
+    /// partitioning: the id's Java hash modulo the partition count).
+    pub fn transaction_state_partition(&self, transactional_id: &str) -> i32 {
+        let n = self
+            .inner
+            .topic(TRANSACTION_STATE)
+            .map_or(self.inner.config.txn.state_topic_partitions, |t| {
+                u32::try_from(t.partitions.len()).unwrap_or(u32::MAX)
+            });
+        partition_for_group(transactional_id, n)
+    }
+}

@@ -1,0 +1,585 @@
+//! One transactional id's transaction, as Kafka's TransactionMetadata keeps
+//! it, and every transition of it as a pure function: each returns the
+//! metadata to make durable next (or Kafka's refusal), and changes nothing.
+//! The coordinator persists what a transition returns before it adopts it.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// No producer id (Kafka's `RecordBatch.NO_PRODUCER_ID`).
+pub const NO_PRODUCER_ID: i64 = -1;
+/// No producer epoch (Kafka's `RecordBatch.NO_PRODUCER_EPOCH`).
+pub const NO_PRODUCER_EPOCH: i16 = -1;
+
+/// The states of a transaction, with Kafka's ids (the `TransactionStatus`
+/// byte of `__transaction_state`) and names (DescribeTransactions,
+/// ListTransactions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TxnState {
+    /// No transaction: the producer id and epoch are handed out.
+    Empty,
+    /// Partitions (or a group's offsets) joined; not ended yet.
+    Ongoing,
+    /// Commit decided and durable; markers are being written.
+    PrepareCommit,
+    /// Abort decided and durable; markers are being written.
+    PrepareAbort,
+    /// Every COMMIT marker written.
+    CompleteCommit,
+    /// Every ABORT marker written.
+    CompleteAbort,
+    /// The transactional id expired (its tombstone follows).
+    Dead,
+    /// An ongoing transaction being aborted because a new producer (or the
+    /// timeout) fenced it; never written to the log.
+    PrepareEpochFence,
+}
+
+impl TxnState {
+    /// Every state, in id order.
+    pub const ALL: [TxnState; 8] = [
+        TxnState::Empty,
+        TxnState::Ongoing,
+        TxnState::PrepareCommit,
+        TxnState::PrepareAbort,
+        TxnState::CompleteCommit,
+        TxnState::CompleteAbort,
+        TxnState::Dead,
+        TxnState::PrepareEpochFence,
+    ];
+
+    /// Kafka's id of the state.
+    pub fn id(self) -> i8 {
+        match self {
+            TxnState::Empty => 0,
+            TxnState::Ongoing => 1,
+            TxnState::PrepareCommit => 2,
+            TxnState::PrepareAbort => 3,
+            TxnState::CompleteCommit => 4,
+            TxnState::CompleteAbort => 5,
+            TxnState::Dead => 6,
+            TxnState::PrepareEpochFence => 7,
+        }
+    }
+
+    /// The state of a Kafka id.
+    pub fn from_id(id: i8) -> Option<TxnState> {
+        TxnState::ALL.into_iter().find(|s| s.id() == id)
+    }
+
+    /// Kafka's name of the state.
+    pub fn name(self) -> &'static str {
+        match self {
+            TxnState::Empty => "Empty",
+            TxnState::Ongoing => "Ongoing",
+            TxnState::PrepareCommit => "PrepareCommit",
+            TxnState::PrepareAbort => "PrepareAbort",
+            TxnState::CompleteCommit => "CompleteCommit",
+            TxnState::CompleteAbort => "CompleteAbort",
+            TxnState::Dead => "Dead",
+            TxnState::PrepareEpochFence => "PrepareEpochFence",
+        }
+    }
+
+    /// The state named so (case-insensitive, as ListTransactions filters).
+    pub fn from_name(name: &str) -> Option<TxnState> {
+        TxnState::ALL
+            .into_iter()
+            .find(|s| s.name().eq_ignore_ascii_case(name))
+    }
+
+    /// The states a transaction may move to this one from (Kafka's
+    /// validPreviousStates).
+    pub fn valid_previous(self) -> &'static [TxnState] {
+        use TxnState::*;
+        match self {
+            Empty => &[Empty, CompleteCommit, CompleteAbort],
+            Ongoing => &[Ongoing, Empty, CompleteCommit, CompleteAbort],
+            PrepareCommit => &[Ongoing],
+            PrepareAbort => &[Ongoing, PrepareEpochFence],
+            CompleteCommit => &[PrepareCommit],
+            CompleteAbort => &[PrepareAbort],
+            Dead => &[Empty, CompleteAbort, CompleteCommit],
+            PrepareEpochFence => &[Ongoing],
+        }
+    }
+
+    /// A decided transaction whose markers may still be missing.
+    pub fn is_prepared(self) -> bool {
+        matches!(self, TxnState::PrepareCommit | TxnState::PrepareAbort)
+    }
+}
+
+impl fmt::Display for TxnState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why the coordinator refused a request: each is the Kafka error of the
+/// same name, the one Kafka's coordinator answers in that case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnRefusal {
+    /// INVALID_REQUEST (42): an empty transactional id, a producer id
+    /// without an epoch.
+    InvalidRequest,
+    /// INVALID_TRANSACTION_TIMEOUT (50): not in (0, the broker maximum].
+    InvalidTransactionTimeout,
+    /// CONCURRENT_TRANSACTIONS (51): the previous transaction is still
+    /// completing; retry.
+    ConcurrentTransactions,
+    /// PRODUCER_FENCED (90): another producer (a newer epoch) owns the
+    /// transactional id. Clients of request versions that predate it get
+    /// INVALID_PRODUCER_EPOCH (47).
+    ProducerFenced,
+    /// INVALID_PRODUCER_ID_MAPPING (49): the producer id is not the
+    /// transactional id's (or the id is unknown).
+    InvalidProducerIdMapping,
+    /// INVALID_TXN_STATE (48): the request does not fit the transaction's
+    /// state (EndTxn with no transaction, commit after abort).
+    InvalidTxnState,
+    /// TRANSACTIONAL_ID_NOT_FOUND (105): no such transactional id.
+    TransactionalIdNotFound,
+}
+
+impl fmt::Display for TxnRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TxnRefusal::InvalidRequest => "invalid request",
+            TxnRefusal::InvalidTransactionTimeout => "invalid transaction timeout",
+            TxnRefusal::ConcurrentTransactions => "the previous transaction is still completing",
+            TxnRefusal::ProducerFenced => "the producer is fenced by a newer epoch",
+            TxnRefusal::InvalidProducerIdMapping => "the producer id is not the transactional id's",
+            TxnRefusal::InvalidTxnState => "invalid transaction state for the request",
+            TxnRefusal::TransactionalIdNotFound => "no such transactional id",
+        })
+    }
+}
+
+/// The result of a transition: the next metadata, or the refusal.
+pub type Transit = Result<TxnMetadata, TxnRefusal>;
+
+/// A transaction's metadata (what `__transaction_state` stores per
+/// transactional id, plus the last epoch handed out, kept in memory only
+/// so a retried InitProducerId gets the same answer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnMetadata {
+    /// The producer id in use.
+    pub producer_id: i64,
+    /// The id before the last rotation (epoch exhaustion), or -1.
+    pub previous_producer_id: i64,
+    /// The epoch in use (-1 before the first InitProducerId completes).
+    pub producer_epoch: i16,
+    /// The epoch before the last bump, for retried InitProducerIds (not
+    /// persisted; -1 when unknown).
+    pub last_producer_epoch: i16,
+    /// The producer's `transaction.timeout.ms`.
+    pub timeout_ms: i32,
+    /// The state.
+    pub state: TxnState,
+    /// Partitions in the transaction (the group offsets' partition of
+    /// `__consumer_offsets` included).
+    pub partitions: BTreeSet<(String, i32)>,
+    /// When the transaction started (wall-clock ms; -1 with none).
+    pub start_ms: i64,
+    /// When the metadata last changed (wall-clock ms).
+    pub update_ms: i64,
+}
+
+/// Whether an epoch is the last usable one of its producer id (Kafka bumps
+/// to a new producer id from `i16::MAX - 1`, keeping `i16::MAX` for
+/// fencing).
+pub fn epoch_exhausted(epoch: i16) -> bool {
+    epoch >= i16::MAX - 1
+}
+
+/// What an InitProducerId does next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InitStep {
+    /// Persist this (state Empty), then answer its producer id and epoch.
+    Ready(TxnMetadata),
+    /// An ongoing transaction is fenced first: persist this (PrepareAbort
+    /// with the epoch bumped), write the ABORT markers, complete it, then
+    /// run the InitProducerId again.
+    FenceFirst(TxnMetadata),
+}
+
+impl TxnMetadata {
+    /// A transactional id seen for the first time: a fresh producer id, no
+    /// epoch yet, no transaction.
+    pub fn new(producer_id: i64, timeout_ms: i32, now: i64) -> TxnMetadata {
+        TxnMetadata {
+            producer_id,
+            previous_producer_id: NO_PRODUCER_ID,
+            producer_epoch: NO_PRODUCER_EPOCH,
+            last_producer_epoch: NO_PRODUCER_EPOCH,
+            timeout_ms,
+            state: TxnState::Empty,
+            partitions: BTreeSet::new(),
+            start_ms: -1,
+            update_ms: now,
+        }
+    }
+
+    fn moved_to(&self, state: TxnState, now: i64) -> Transit {
+        if !state.valid_previous().contains(&self.state) {
+            return Err(TxnRefusal::InvalidTxnState);
+        }
+        let mut next = self.clone();
+        next.state = state;
+        next.update_ms = now;
+        Ok(next)
+    }
+
+    /// InitProducerId: `expected` is the producer id and epoch the client
+    /// sent (KIP-360), `None` for a new producer; `new_producer_id` gives
+    /// a fresh id when the epoch is exhausted.
+    pub fn init_producer_id(
+        &self,
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+        now: i64,
+        new_producer_id: &mut dyn FnMut() -> Option<i64>,
+    ) -> Result<InitStep, TxnRefusal> {
+        let valid_id = |(id, epoch): (i64, i16)| {
+            self.producer_epoch == NO_PRODUCER_EPOCH
+                || id == self.producer_id
+                || (id == self.previous_producer_id && epoch_exhausted(epoch))
+        };
+        if !expected.is_none_or(valid_id) {
+            return Err(TxnRefusal::ProducerFenced);
+        }
+        match self.state {
+            TxnState::PrepareCommit | TxnState::PrepareAbort => {
+                Err(TxnRefusal::ConcurrentTransactions)
+            }
+            TxnState::Ongoing => self.fence(now).map(InitStep::FenceFirst),
+            TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort => {
+                if epoch_exhausted(self.producer_epoch)
+                    && expected.is_none_or(|(_, e)| e == self.producer_epoch)
+                {
+                    let id = new_producer_id().ok_or(TxnRefusal::ConcurrentTransactions)?;
+                    let mut next = self.moved_to(TxnState::Empty, now)?;
+                    next.previous_producer_id = self.producer_id;
+                    next.producer_id = id;
+                    next.producer_epoch = 0;
+                    next.last_producer_epoch = if expected.is_some() {
+                        self.producer_epoch
+                    } else {
+                        NO_PRODUCER_EPOCH
+                    };
+                    next.timeout_ms = timeout_ms;
+                    next.partitions.clear();
+                    next.start_ms = -1;
+                    return Ok(InitStep::Ready(next));
+                }
+                let bumped = self.producer_epoch.saturating_add(1);
+                let (epoch, last) = match expected {
+                    None => (bumped, NO_PRODUCER_EPOCH),
+                    Some((_, e))
+                        if self.producer_epoch == NO_PRODUCER_EPOCH || e == self.producer_epoch =>
+                    {
+                        (bumped, self.producer_epoch)
+                    }
+                    // A retry whose answer was lost: the same answer again.
+                    Some((_, e)) if e == self.last_producer_epoch => {
+                        (self.producer_epoch, self.last_producer_epoch)
+                    }
+                    Some(_) => return Err(TxnRefusal::ProducerFenced),
+                };
+                let mut next = self.moved_to(TxnState::Empty, now)?;
+                next.producer_epoch = epoch;
+                next.last_producer_epoch = last;
+                next.timeout_ms = timeout_ms;
+                next.partitions.clear();
+                next.start_ms = -1;
+                Ok(InitStep::Ready(next))
+            }
+            // Never kept: Dead metadata is removed, a fence is never stored.
+            TxnState::Dead | TxnState::PrepareEpochFence => Err(TxnRefusal::ConcurrentTransactions),
+        }
+    }
+
+    /// Fences the ongoing transaction (a new producer or the timeout): its
+    /// epoch bumped (unless exhausted, then kept: the next InitProducerId
+    /// rotates the id), straight to PrepareAbort, as Kafka logs it.
+    pub fn fence(&self, now: i64) -> Transit {
+        let fencing = self.moved_to(TxnState::PrepareEpochFence, now)?;
+        let mut next = fencing.moved_to(TxnState::PrepareAbort, now)?;
+        if !epoch_exhausted(self.producer_epoch) {
+            next.producer_epoch = self.producer_epoch + 1;
+        }
+        next.last_producer_epoch = NO_PRODUCER_EPOCH;
+        Ok(next)
+    }
+
+    /// Checks a request's producer id and epoch against the transaction
+    /// (AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit).
+    pub fn check_producer(&self, producer_id: i64, epoch: i16) -> Result<(), TxnRefusal> {
+        if self.producer_id != producer_id {
+            Err(TxnRefusal::InvalidProducerIdMapping)
+        } else if self.producer_epoch != epoch {
+            Err(TxnRefusal::ProducerFenced)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// AddPartitionsToTxn (and AddOffsetsToTxn with the group's offsets
+    /// partition): `Ok(None)` when every partition is in already.
+    pub fn add_partitions(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        partitions: &[(String, i32)],
+        now: i64,
+    ) -> Result<Option<TxnMetadata>, TxnRefusal> {
+        self.check_producer(producer_id, epoch)?;
+        match self.state {
+            TxnState::PrepareCommit | TxnState::PrepareAbort => {
+                return Err(TxnRefusal::ConcurrentTransactions)
+            }
+            TxnState::Ongoing if partitions.iter().all(|p| self.partitions.contains(p)) => {
+                return Ok(None)
+            }
+            _ => {}
+        }
+        let fresh = matches!(
+            self.state,
+            TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+        );
+        let mut next = self.moved_to(TxnState::Ongoing, now)?;
+        if fresh {
+            next.partitions.clear();
+            next.start_ms = now;
+        }
+        next.partitions.extend(partitions.iter().cloned());
+        Ok(Some(next))
+    }
+
+    /// EndTxn: `Ok(None)` when the transaction already ended that way (a
+    /// retry). `from_client` is false for the coordinator's own aborts,
+    /// which may carry a newer epoch.
+    pub fn end(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        from_client: bool,
+        now: i64,
+    ) -> Result<Option<TxnMetadata>, TxnRefusal> {
+        if self.producer_id != producer_id {
+            return Err(TxnRefusal::InvalidProducerIdMapping);
+        }
+        if (from_client && epoch != self.producer_epoch) || epoch < self.producer_epoch {
+            return Err(TxnRefusal::ProducerFenced);
+        }
+        match (self.state, commit) {
+            (TxnState::Ongoing, true) => self.moved_to(TxnState::PrepareCommit, now).map(Some),
+            (TxnState::Ongoing, false) => self.moved_to(TxnState::PrepareAbort, now).map(Some),
+            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => Ok(None),
+            (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
+                Err(TxnRefusal::ConcurrentTransactions)
+            }
+            _ => Err(TxnRefusal::InvalidTxnState),
+        }
+    }
+
+    /// The markers are all written: PrepareCommit -> CompleteCommit,
+    /// PrepareAbort -> CompleteAbort, no partitions left.
+    pub fn complete(&self, now: i64) -> Transit {
+        let state = match self.state {
+            TxnState::PrepareCommit => TxnState::CompleteCommit,
+            TxnState::PrepareAbort => TxnState::CompleteAbort,
+            _ => return Err(TxnRefusal::InvalidTxnState),
+        };
+        let mut next = self.moved_to(state, now)?;
+        next.partitions.clear();
+        Ok(next)
+    }
+
+    /// Whether an ongoing transaction has outlived its timeout at `now`.
+    pub fn timed_out(&self, now: i64) -> bool {
+        self.state == TxnState::Ongoing
+            && self.start_ms.saturating_add(i64::from(self.timeout_ms)) < now
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ongoing(epoch: i16) -> TxnMetadata {
+        let mut m = TxnMetadata::new(7, 60_000, 0);
+        m.producer_epoch = epoch;
+        m.add_partitions(7, epoch, &[("t".into(), 0)], 10)
+            .expect("a valid test value")
+            .expect("a valid test value")
+    }
+
+    fn ready(step: Result<InitStep, TxnRefusal>) -> TxnMetadata {
+        match step {
+            Ok(InitStep::Ready(m)) => m,
+            other => panic!("expected Ready, got {other:?}"),
+        }
+    }
+
+    fn no_id() -> Option<i64> {
+        None
+    }
+
+    #[test]
+    fn state_ids_and_names_round_trip() {
+        for s in TxnState::ALL {
+            assert_eq!(TxnState::from_id(s.id()), Some(s));
+            assert_eq!(TxnState::from_name(&s.name().to_lowercase()), Some(s));
+        }
+        assert_eq!(TxnState::from_id(8), None);
+    }
+
+    #[test]
+    fn first_init_gives_epoch_zero_then_bumps() {
+        let m = TxnMetadata::new(7, 1000, 0);
+        let m = ready(m.init_producer_id(1000, None, 1, &mut no_id));
+        assert_eq!(
+            (m.producer_id, m.producer_epoch, m.state),
+            (7, 0, TxnState::Empty)
+        );
+        let m = ready(m.init_producer_id(2000, None, 2, &mut no_id));
+        assert_eq!((m.producer_epoch, m.timeout_ms), (1, 2000));
+    }
+
+    #[test]
+    fn init_with_expected_epoch_bumps_and_a_retry_gets_the_same_answer() {
+        let mut m = TxnMetadata::new(7, 1000, 0);
+        m.producer_epoch = 4;
+        let bumped = ready(m.init_producer_id(1000, Some((7, 4)), 1, &mut no_id));
+        assert_eq!(bumped.producer_epoch, 5);
+        let retry = ready(bumped.init_producer_id(1000, Some((7, 4)), 2, &mut no_id));
+        assert_eq!(retry.producer_epoch, 5);
+        assert_eq!(
+            bumped.init_producer_id(1000, Some((7, 2)), 2, &mut no_id),
+            Err(TxnRefusal::ProducerFenced)
+        );
+        assert_eq!(
+            bumped.init_producer_id(1000, Some((8, 5)), 2, &mut no_id),
+            Err(TxnRefusal::ProducerFenced)
+        );
+    }
+
+    #[test]
+    fn init_during_a_transaction_fences_it_with_a_bumped_epoch() {
+        let m = ongoing(3);
+        match m.init_producer_id(1000, None, 20, &mut no_id) {
+            Ok(InitStep::FenceFirst(f)) => {
+                assert_eq!((f.state, f.producer_epoch), (TxnState::PrepareAbort, 4));
+                assert_eq!(f.partitions, m.partitions);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn exhausted_epoch_rotates_the_producer_id() {
+        let mut m = TxnMetadata::new(7, 1000, 0);
+        m.producer_epoch = i16::MAX - 1;
+        let mut ids = Some(99);
+        let next = ready(m.init_producer_id(1000, Some((7, i16::MAX - 1)), 1, &mut || ids.take()));
+        assert_eq!(
+            (
+                next.producer_id,
+                next.previous_producer_id,
+                next.producer_epoch
+            ),
+            (99, 7, 0)
+        );
+        // The producer retrying (its answer lost) gets the same answer.
+        let again = ready(next.init_producer_id(1000, Some((7, i16::MAX - 1)), 2, &mut no_id));
+        assert_eq!((again.producer_id, again.producer_epoch), (99, 0));
+        // Without an expected epoch, a new producer: a new id at once.
+        let mut ids = Some(100);
+        let fresh = ready(m.init_producer_id(1000, None, 1, &mut || ids.take()));
+        assert_eq!((fresh.producer_id, fresh.last_producer_epoch), (100, -1));
+    }
+
+    #[test]
+    fn add_partitions_checks_the_producer_and_state() {
+        let mut m = TxnMetadata::new(7, 1000, 0);
+        m.producer_epoch = 0;
+        let p = [("t".to_string(), 1)];
+        assert_eq!(
+            m.add_partitions(8, 0, &p, 1),
+            Err(TxnRefusal::InvalidProducerIdMapping)
+        );
+        assert_eq!(
+            m.add_partitions(7, 1, &p, 1),
+            Err(TxnRefusal::ProducerFenced)
+        );
+        let o = m
+            .add_partitions(7, 0, &p, 5)
+            .expect("a valid test value")
+            .expect("a valid test value");
+        assert_eq!((o.state, o.start_ms), (TxnState::Ongoing, 5));
+        assert_eq!(o.add_partitions(7, 0, &p, 6), Ok(None));
+        let prepared = o
+            .end(7, 0, true, true, 7)
+            .expect("a valid test value")
+            .expect("a valid test value");
+        assert_eq!(
+            prepared.add_partitions(7, 0, &p, 8),
+            Err(TxnRefusal::ConcurrentTransactions)
+        );
+    }
+
+    #[test]
+    fn end_refusals_are_kafkas() {
+        let mut empty = TxnMetadata::new(7, 1000, 0);
+        empty.producer_epoch = 2;
+        assert_eq!(
+            empty.end(7, 2, true, true, 1),
+            Err(TxnRefusal::InvalidTxnState)
+        );
+        assert_eq!(
+            empty.end(7, 1, true, true, 1),
+            Err(TxnRefusal::ProducerFenced)
+        );
+        assert_eq!(
+            empty.end(6, 2, true, true, 1),
+            Err(TxnRefusal::InvalidProducerIdMapping)
+        );
+        let o = ongoing(2);
+        let pc = o
+            .end(7, 2, true, true, 3)
+            .expect("a valid test value")
+            .expect("a valid test value");
+        assert_eq!(pc.state, TxnState::PrepareCommit);
+        assert_eq!(
+            pc.end(7, 2, true, true, 4),
+            Err(TxnRefusal::ConcurrentTransactions)
+        );
+        assert_eq!(
+            pc.end(7, 2, false, true, 4),
+            Err(TxnRefusal::InvalidTxnState)
+        );
+        let cc = pc.complete(5).expect("a valid test value");
+        assert!(cc.partitions.is_empty());
+        assert_eq!(cc.end(7, 2, true, true, 6), Ok(None));
+        assert_eq!(
+            cc.end(7, 2, false, true, 6),
+            Err(TxnRefusal::InvalidTxnState)
+        );
+        // The coordinator's own abort may carry a newer epoch.
+        assert!(o.end(7, 3, false, false, 4).is_ok());
+        assert_eq!(o.end(7, 3, false, true, 4), Err(TxnRefusal::ProducerFenced));
+    }
+
+    #[test]
+    fn timeout_counts_from_the_start() {
+        let o = ongoing(0);
+        assert!(!o.timed_out(10 + 60_000));
+        assert!(o.timed_out(10 + 60_001));
+        let f = o.fence(70_000).expect("a valid test value");
+        assert_eq!(f.producer_epoch, 1);
+        assert!(!f.timed_out(i64::MAX));
+    }
+}

@@ -1,0 +1,395 @@
+//! The coordinator over an in-memory store: what it persists, which
+//! markers it writes, and that reloading what it persisted gives back the
+//! same transactions.
+
+use std::cell::{Cell, RefCell};
+
+use proptest::prelude::*;
+
+use super::*;
+
+/// A `__transaction_state` record: key, value.
+type Record = (Vec<u8>, Option<Vec<u8>>);
+/// A marker written: topic, partition, producer id, epoch, commit.
+type Marker = (String, i32, i64, i16, bool);
+
+/// A store that keeps everything in memory and can be made to fail.
+#[derive(Default)]
+struct MemStore {
+    log: RefCell<Vec<Record>>,
+    markers: RefCell<Vec<Marker>>,
+    next_id: Cell<i64>,
+    fail_markers: Cell<bool>,
+    fail_log: Cell<bool>,
+}
+
+impl TxnStore for MemStore {
+    fn persist_txn(&self, id: &str, value: Option<Vec<u8>>) -> Result<()> {
+        if self.fail_log.get() {
+            return Err(BrokerError::Timeout("log down"));
+        }
+        self.log.borrow_mut().push((records::encode_key(id), value));
+        Ok(())
+    }
+    fn write_marker(&self, t: &str, p: i32, id: i64, e: i16, commit: bool) -> Result<()> {
+        if t == "gone" {
+            return Err(BrokerError::unknown_topic(t, Some(p)));
+        }
+        if self.fail_markers.get() {
+            return Err(BrokerError::Timeout("disk full"));
+        }
+        self.markers
+            .borrow_mut()
+            .push((t.to_string(), p, id, e, commit));
+        Ok(())
+    }
+    fn new_producer_id(&self) -> Result<i64> {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        Ok(id)
+    }
+}
+
+fn refusal(r: Result<impl std::fmt::Debug>) -> TxnRefusal {
+    match r {
+        Err(BrokerError::Transaction { refusal, .. }) => refusal,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+fn coordinator() -> TransactionCoordinator {
+    TransactionCoordinator::new(TxnConfig::default())
+}
+
+fn parts(list: &[(&str, i32)]) -> Vec<(String, i32)> {
+    list.iter().map(|(t, p)| (t.to_string(), *p)).collect()
+}
+
+fn reloaded(store: &MemStore) -> TransactionCoordinator {
+    let c = coordinator();
+    c.load(store.log.borrow().clone());
+    c
+}
+
+#[test]
+fn commit_logs_prepare_then_markers_then_complete() {
+    let (c, s) = (coordinator(), MemStore::default());
+    let (pid, epoch) = c
+        .init_producer_id(&s, "tx", 60_000, None, 1)
+        .expect("a valid test value");
+    assert_eq!((pid, epoch), (0, 0));
+    c.add_partitions(&s, "tx", pid, epoch, &parts(&[("a", 0), ("b", 1)]), 2)
+        .expect("a valid test value");
+    c.end_txn(&s, "tx", pid, epoch, true, 3)
+        .expect("a valid test value");
+    let states: Vec<TxnState> = s
+        .log
+        .borrow()
+        .iter()
+        .map(|(_, v)| {
+            records::decode_value(v.as_ref().expect("a valid test value"))
+                .expect("a valid test value")
+                .state
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            TxnState::Empty,
+            TxnState::Ongoing,
+            TxnState::PrepareCommit,
+            TxnState::CompleteCommit
+        ]
+    );
+    assert_eq!(
+        *s.markers.borrow(),
+        [
+            ("a".to_string(), 0, 0, 0, true),
+            ("b".to_string(), 1, 0, 0, true)
+        ]
+    );
+    // A retried commit is answered success and writes nothing.
+    c.end_txn(&s, "tx", pid, epoch, true, 4)
+        .expect("a valid test value");
+    assert_eq!(s.markers.borrow().len(), 2);
+    assert_eq!(
+        refusal(c.end_txn(&s, "tx", pid, epoch, false, 4)),
+        TxnRefusal::InvalidTxnState
+    );
+}
+
+#[test]
+fn bad_requests_get_kafkas_errors() {
+    let (c, s) = (coordinator(), MemStore::default());
+    assert_eq!(
+        refusal(c.init_producer_id(&s, "tx", 0, None, 1)),
+        TxnRefusal::InvalidTransactionTimeout
+    );
+    assert_eq!(
+        refusal(c.init_producer_id(&s, "tx", 900_001, None, 1)),
+        TxnRefusal::InvalidTransactionTimeout
+    );
+    assert_eq!(
+        refusal(c.init_producer_id(&s, "", 1000, None, 1)),
+        TxnRefusal::InvalidRequest
+    );
+    assert_eq!(
+        refusal(c.end_txn(&s, "nobody", 1, 0, true, 1)),
+        TxnRefusal::InvalidProducerIdMapping
+    );
+    let (pid, epoch) = c
+        .init_producer_id(&s, "tx", 1000, None, 1)
+        .expect("a valid test value");
+    assert_eq!(
+        refusal(c.end_txn(&s, "tx", pid, epoch, true, 2)),
+        TxnRefusal::InvalidTxnState
+    );
+    assert_eq!(
+        refusal(c.add_partitions(&s, "tx", pid + 1, epoch, &parts(&[("a", 0)]), 2)),
+        TxnRefusal::InvalidProducerIdMapping
+    );
+    assert_eq!(
+        refusal(c.add_partitions(&s, "tx", pid, epoch + 1, &parts(&[("a", 0)]), 2)),
+        TxnRefusal::ProducerFenced
+    );
+}
+
+#[test]
+fn a_new_producer_fences_the_old_one_and_aborts_its_transaction() {
+    let (c, s) = (coordinator(), MemStore::default());
+    let (pid, e0) = c
+        .init_producer_id(&s, "tx", 60_000, None, 1)
+        .expect("a valid test value");
+    c.add_partitions(&s, "tx", pid, e0, &parts(&[("a", 0)]), 2)
+        .expect("a valid test value");
+    let (pid2, e2) = c
+        .init_producer_id(&s, "tx", 60_000, None, 3)
+        .expect("a valid test value");
+    assert_eq!((pid2, e2), (pid, e0 + 2));
+    // The abort carried the fencing epoch.
+    assert_eq!(
+        *s.markers.borrow(),
+        [("a".to_string(), 0, pid, e0 + 1, false)]
+    );
+    assert_eq!(
+        refusal(c.end_txn(&s, "tx", pid, e0, true, 4)),
+        TxnRefusal::ProducerFenced
+    );
+    assert_eq!(
+        refusal(c.add_partitions(&s, "tx", pid, e0, &parts(&[("a", 0)]), 4)),
+        TxnRefusal::ProducerFenced
+    );
+}
+
+#[test]
+fn a_decision_whose_markers_fail_is_completed_by_the_tick_and_after_a_reload() {
+    let (c, s) = (coordinator(), MemStore::default());
+    let (pid, e) = c
+        .init_producer_id(&s, "tx", 60_000, None, 1)
+        .expect("a valid test value");
+    c.add_partitions(&s, "tx", pid, e, &parts(&[("a", 0), ("gone", 0)]), 2)
+        .expect("a valid test value");
+    s.fail_markers.set(true);
+    // The decision is durable: the commit is acknowledged.
+    c.end_txn(&s, "tx", pid, e, true, 3)
+        .expect("a valid test value");
+    assert_eq!(
+        c.describe("tx").expect("a valid test value").state,
+        TxnState::PrepareCommit
+    );
+    assert_eq!(
+        refusal(c.add_partitions(&s, "tx", pid, e, &parts(&[("a", 1)]), 4)),
+        TxnRefusal::ConcurrentTransactions
+    );
+    assert_eq!(
+        refusal(c.init_producer_id(&s, "tx", 60_000, None, 4)),
+        TxnRefusal::ConcurrentTransactions
+    );
+    // A restart here: the reloaded coordinator completes it.
+    let after = reloaded(&s);
+    assert_eq!(
+        after.describe("tx").expect("a valid test value").state,
+        TxnState::PrepareCommit
+    );
+    s.fail_markers.set(false);
+    assert_eq!(after.tick(&s, 5), 1);
+    assert_eq!(
+        after.describe("tx").expect("a valid test value").state,
+        TxnState::CompleteCommit
+    );
+    assert_eq!(*s.markers.borrow(), [("a".to_string(), 0, pid, e, true)]);
+    // So does the original, writing the (idempotent) marker again.
+    assert_eq!(c.tick(&s, 6), 1);
+    assert_eq!(
+        c.describe("tx").expect("a valid test value").state,
+        TxnState::CompleteCommit
+    );
+}
+
+#[test]
+fn the_timeout_aborts_and_fences() {
+    let (c, s) = (coordinator(), MemStore::default());
+    let (pid, e) = c
+        .init_producer_id(&s, "tx", 1000, None, 0)
+        .expect("a valid test value");
+    c.add_partitions(&s, "tx", pid, e, &parts(&[("a", 0)]), 100)
+        .expect("a valid test value");
+    assert_eq!(c.tick(&s, 1100), 0);
+    assert_eq!(c.tick(&s, 1101), 1);
+    let m = c.describe("tx").expect("a valid test value");
+    assert_eq!(
+        (m.state, m.producer_epoch),
+        (TxnState::CompleteAbort, e + 1)
+    );
+    assert_eq!(
+        *s.markers.borrow(),
+        [("a".to_string(), 0, pid, e + 1, false)]
+    );
+    assert_eq!(
+        refusal(c.end_txn(&s, "tx", pid, e, true, 1200)),
+        TxnRefusal::ProducerFenced
+    );
+    // Survives a reload: the abort is not redone.
+    let after = reloaded(&s);
+    assert_eq!(after.tick(&s, 5000), 0);
+    assert_eq!(after.describe("tx"), Some(m));
+}
+
+#[test]
+fn nothing_is_adopted_that_was_not_persisted() {
+    let (c, s) = (coordinator(), MemStore::default());
+    let (pid, e) = c
+        .init_producer_id(&s, "tx", 1000, None, 0)
+        .expect("a valid test value");
+    s.fail_log.set(true);
+    assert!(c
+        .add_partitions(&s, "tx", pid, e, &parts(&[("a", 0)]), 1)
+        .is_err());
+    assert_eq!(
+        c.describe("tx").expect("a valid test value").state,
+        TxnState::Empty
+    );
+    assert!(c.init_producer_id(&s, "tx", 1000, None, 1).is_err());
+    assert_eq!(
+        c.describe("tx").expect("a valid test value").producer_epoch,
+        e
+    );
+}
+
+/// Whether `to` follows `from` in at most `steps` of Kafka's transitions
+/// (one request may take several: a fence aborts, completes, then bumps).
+fn reachable(from: TxnState, to: TxnState, steps: usize) -> bool {
+    let mut frontier = vec![from];
+    for _ in 0..steps {
+        let mut next = Vec::new();
+        for s in &frontier {
+            for t in TxnState::ALL {
+                if t.valid_previous().contains(s) {
+                    if t == to {
+                        return true;
+                    }
+                    next.push(t);
+                }
+            }
+        }
+        frontier = next;
+    }
+    false
+}
+
+/// One client request in a random run.
+#[derive(Debug, Clone)]
+enum Op {
+    Init(u8, bool),
+    Add(u8, u8),
+    End(u8, bool),
+    Tick(u16),
+    MarkersFail(bool),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0u8..2, any::<bool>()).prop_map(|(t, keep)| Op::Init(t, keep)),
+        (0u8..2, 0u8..4).prop_map(|(t, p)| Op::Add(t, p)),
+        (0u8..2, any::<bool>()).prop_map(|(t, c)| Op::End(t, c)),
+        (0u16..3000).prop_map(Op::Tick),
+        any::<bool>().prop_map(Op::MarkersFail),
+    ]
+}
+
+proptest! {
+    /// Whatever clients do: states only move along Kafka's transitions,
+    /// epochs of a producer id never go down, every marker belongs to a
+    /// partition its producer added (at that epoch, or one below for a
+    /// fence), and reloading the log gives back exactly the coordinator's
+    /// state.
+    #[test]
+    fn random_requests_keep_the_invariants(ops in proptest::collection::vec(op(), 1..60)) {
+        let (c, s) = (coordinator(), MemStore::default());
+        let ids = ["t0", "t1"];
+        let mut held: [Option<(i64, i16)>; 2] = [None, None];
+        let mut now = 0i64;
+        let mut added: std::collections::BTreeSet<(String, i32, i64, i16)> = Default::default();
+        for op in ops {
+            now += 10;
+            let before: Vec<Option<TxnMetadata>> = ids.iter().map(|id| c.describe(id)).collect();
+            match op {
+                Op::Init(t, keep) => {
+                    let expected = if keep { held[t as usize] } else { None };
+                    if let Ok(r) = c.init_producer_id(&s, ids[t as usize], 500, expected, now) {
+                        held[t as usize] = Some(r);
+                    }
+                }
+                Op::Add(t, p) => {
+                    if let Some((pid, e)) = held[t as usize] {
+                        let ps = [(format!("p{}", p % 2), i32::from(p))];
+                        if c.add_partitions(&s, ids[t as usize], pid, e, &ps, now).is_ok() {
+                            added.insert((ps[0].0.clone(), ps[0].1, pid, e));
+                        }
+                    }
+                }
+                Op::End(t, commit) => {
+                    if let Some((pid, e)) = held[t as usize] {
+                        let _ = c.end_txn(&s, ids[t as usize], pid, e, commit, now);
+                    }
+                }
+                Op::Tick(dt) => {
+                    now += i64::from(dt);
+                    c.tick(&s, now);
+                }
+                Op::MarkersFail(f) => s.fail_markers.set(f),
+            }
+            for (i, id) in ids.iter().enumerate() {
+                let after = c.describe(id);
+                if let (Some(b), Some(a)) = (&before[i], &after) {
+                    if a != b {
+                        prop_assert!(
+                            reachable(b.state, a.state, 4),
+                            "{:?} -> {:?}", b.state, a.state
+                        );
+                        if a.producer_id == b.producer_id {
+                            prop_assert!(a.producer_epoch >= b.producer_epoch);
+                        }
+                    }
+                }
+            }
+        }
+        for (t, p, pid, e, _) in s.markers.borrow().iter() {
+            // A marker's epoch is the adding epoch, or one above it (a fence).
+            prop_assert!(
+                added.contains(&(t.clone(), *p, *pid, *e))
+                    || added.contains(&(t.clone(), *p, *pid, *e - 1)),
+                "marker for {t}-{p} of {pid}/{e} never added"
+            );
+        }
+        let after = reloaded(&s);
+        for id in ids {
+            let mut mine = c.describe(id);
+            let mut theirs = after.describe(id);
+            for m in [&mut mine, &mut theirs].into_iter().flatten() {
+                m.last_producer_epoch = -1;
+            }
+            prop_assert_eq!(mine, theirs);
+        }
+    }
+}

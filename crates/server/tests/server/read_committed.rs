@@ -1,0 +1,252 @@
+//! read_committed over the wire: Fetch stops at the last stable offset and
+//! answers the aborted transactions of the range it read (on the zero-copy
+//! path and the copying one), ListOffsets LATEST is the LSO, clients cannot
+//! produce control batches, and real clients (confluent-kafka, kafka-python
+//! with isolation.level=read_committed) see committed records only. The
+//! transactions are written as raw transactional batches and
+//! `Broker::write_txn_marker`, the coordinator's way.
+
+use std::path::Path;
+
+use bytes::Bytes;
+use kafka_protocol::messages::list_offsets_request::{
+    ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
+};
+use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
+use pubsub_broker::{Acks, Broker};
+use pubsub_records::{BatchBuilder, Batches, ControlRecord, ControlType, NewRecord};
+use pubsub_server::ServerConfig;
+
+use crate::client::{s, Client};
+use crate::common::{broker_config, create_topic, fetch_request, produce, TestServer, FETCH_V};
+
+fn txn_batch(pid: i64, seq: i32, values: &[&str]) -> Vec<u8> {
+    let mut b = BatchBuilder::new()
+        .producer(pid, 0, seq)
+        .transactional(true);
+    for v in values {
+        b.push(&NewRecord {
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(v.as_bytes()),
+            headers: &[],
+        })
+        .expect("push");
+    }
+    b.build().expect("build")
+}
+
+fn write(broker: &Broker, pid: i64, seq: i32, values: &[&str]) -> u64 {
+    let mut b = txn_batch(pid, seq, values);
+    broker
+        .produce("t", 0, &mut b, Acks::All)
+        .expect("produce")
+        .base_offset
+}
+
+fn end(broker: &Broker, pid: i64, kind: ControlType) -> u64 {
+    broker
+        .write_txn_marker(
+            "t",
+            0,
+            pid,
+            0,
+            ControlRecord {
+                kind,
+                coordinator_epoch: 0,
+            },
+        )
+        .expect("marker")
+}
+
+/// Producer 1 commits c1..c3 around producer 2's aborted a1, a2; producer 3
+/// leaves o1 open. Returns the offset of o1 (the LSO).
+fn scenario(broker: &Broker) -> u64 {
+    write(broker, 1, 0, &["c1"]); // 0
+    write(broker, 2, 0, &["a1", "a2"]); // 1..=2
+    write(broker, 1, 1, &["c2", "c3"]); // 3..=4
+    end(broker, 2, ControlType::Abort); // 5
+    end(broker, 1, ControlType::Commit); // 6
+    write(broker, 3, 0, &["o1"]) // 7
+}
+
+fn committed_fetch(offset: i64) -> FetchRequest {
+    let mut req = fetch_request("t", 0, offset, 0, 1 << 20);
+    req.isolation_level = 1;
+    req.replica_id = BrokerId(-1);
+    req
+}
+
+/// Values of the data batches in `records`, and the producer of each.
+fn values(records: &Bytes) -> Vec<(i64, String)> {
+    let mut out = Vec::new();
+    for b in Batches::new(records) {
+        let b = b.expect("batch");
+        if b.is_control() {
+            continue;
+        }
+        for r in b.records(1 << 20).expect("records").iter() {
+            let r = r.expect("record");
+            let v = String::from_utf8(r.value.expect("value").to_vec()).expect("utf8");
+            out.push((b.producer_id(), v));
+        }
+    }
+    out
+}
+
+async fn check_fetches(server: &TestServer, lso: u64) {
+    let mut c = Client::connect(server.addr).await;
+    let r = c.call(FETCH_V, &committed_fetch(0)).await;
+    let p = &r.responses[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    assert_eq!((p.high_watermark, p.last_stable_offset), (8, lso as i64));
+    let records = p.records.clone().expect("records");
+    let got = values(&records);
+    // Everything below the LSO, aborted records included: the client drops
+    // those of the aborted transactions it is told about.
+    assert_eq!(got.len(), 5, "{got:?}");
+    assert!(
+        got.iter().all(|(_, v)| v != "o1"),
+        "nothing at or past the LSO"
+    );
+    let aborted: Vec<(i64, i64)> = p
+        .aborted_transactions
+        .as_ref()
+        .expect("read_committed answers a list")
+        .iter()
+        .map(|t| (t.producer_id.0, t.first_offset))
+        .collect();
+    assert_eq!(aborted, vec![(2, 1)]);
+    // Past the abort marker, none is relevant.
+    let r = c.call(FETCH_V, &committed_fetch(6)).await;
+    let p = &r.responses[0].partitions[0];
+    assert_eq!(p.aborted_transactions.as_deref().map(<[_]>::len), Some(0));
+    // At the LSO: nothing yet, no error.
+    let r = c.call(FETCH_V, &committed_fetch(lso as i64)).await;
+    let p = &r.responses[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    assert!(p.records.as_ref().is_none_or(|b| b.is_empty()));
+    // Past the markers (which a time-based roll put in a second
+    // segment: their timestamps are now, the data's are from 2023):
+    // read_committed has nothing below the LSO there, read_uncommitted
+    // reads the open transaction's record and still reports the real LSO.
+    let r = c.call(FETCH_V, &committed_fetch(5)).await;
+    let p = &r.responses[0].partitions[0];
+    assert!(values(p.records.as_ref().expect("records")).is_empty());
+    let mut req = committed_fetch(5);
+    req.isolation_level = 0;
+    let r = c.call(FETCH_V, &req).await;
+    let p = &r.responses[0].partitions[0];
+    assert_eq!(p.last_stable_offset, lso as i64);
+    let all = values(p.records.as_ref().expect("records"));
+    assert_eq!(all, vec![(3, "o1".to_string())]);
+    assert!(p.aborted_transactions.is_none());
+    // ListOffsets LATEST by isolation level.
+    for (isolation, want) in [(0i8, 8i64), (1, lso as i64)] {
+        let req = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_isolation_level(isolation)
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(TopicName(s("t")))
+                .with_partitions(vec![ListOffsetsPartition::default()
+                    .with_partition_index(0)
+                    .with_timestamp(-1)])]);
+        let r = c.call(7, &req).await;
+        assert_eq!(
+            r.topics[0].partitions[0].offset, want,
+            "isolation {isolation}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_committed_fetch_stops_at_the_lso_and_names_aborted_transactions() {
+    let server = TestServer::start().await;
+    let mut c = Client::connect(server.addr).await;
+    create_topic(&mut c, "t", 1, &[]).await;
+    let lso = scenario(&server.broker);
+    assert_eq!(lso, 7);
+    // The handler bounds the file range it answers, which both the
+    // sendfile and the copying sender send as it is.
+    check_fetches(&server, lso).await;
+    // After a restart (the index and the LSO rebuilt at open) the same.
+    let dir = server.stop_keeping_data().await;
+    let server = TestServer::start_in(dir, broker_config(), ServerConfig::default()).await;
+    check_fetches(&server, lso).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_cannot_produce_control_batches_over_the_wire() {
+    let server = TestServer::start().await;
+    let mut c = Client::connect(server.addr).await;
+    create_topic(&mut c, "t", 1, &[]).await;
+    let marker = pubsub_records::control_batch(
+        ControlRecord {
+            kind: ControlType::Commit,
+            coordinator_epoch: 0,
+        },
+        5,
+        0,
+        1,
+    )
+    .expect("batch");
+    let r = produce(&mut c, "t", 0, -1, Bytes::from(marker)).await;
+    assert_eq!(r.error_code, 87, "INVALID_RECORD, as Kafka");
+    server.stop().await;
+}
+
+/// Runs compat/txn/read_committed.py: one line per client, `name|values|position`.
+fn run_clients(bootstrap: String, until: u64) -> Vec<(String, String, u64)> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../compat/txn/read_committed.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .args(["--bootstrap", &bootstrap, "--topic", "t"])
+        .args(["--until", &until.to_string()])
+        .output()
+        .expect("run compat/txn/read_committed.py (needs confluent-kafka, kafka-python)");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let parts: Vec<&str> = l.split('|').collect();
+            assert_eq!(parts.len(), 3, "{l}");
+            let pos = parts[2].parse().expect("position");
+            (parts[0].to_string(), parts[1].to_string(), pos)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_read_committed_consumers_see_only_committed_records() {
+    let server = TestServer::start().await;
+    let mut c = Client::connect(server.addr).await;
+    create_topic(&mut c, "t", 1, &[]).await;
+    let lso = scenario(&server.broker);
+    let bootstrap = server.addr.to_string();
+    let b = bootstrap.clone();
+    let before = tokio::task::spawn_blocking(move || run_clients(b, lso))
+        .await
+        .expect("clients");
+    assert_eq!(before.len(), 2, "{before:?}");
+    for (client, values, pos) in &before {
+        assert_eq!(values, "c1,c2,c3", "{client}");
+        assert!(*pos >= lso, "{client} reached the LSO");
+    }
+    // The open transaction commits: its record becomes visible, the
+    // aborted ones never do.
+    let at = end(&server.broker, 3, ControlType::Commit);
+    let after = tokio::task::spawn_blocking(move || run_clients(bootstrap, at + 1))
+        .await
+        .expect("clients");
+    assert_eq!(after.len(), 2, "{after:?}");
+    for (client, values, _) in &after {
+        assert_eq!(values, "c1,c2,c3,o1", "{client}");
+    }
+    server.stop().await;
+}
