@@ -12,13 +12,16 @@ use bytes::Bytes;
 use kafka_protocol::messages::list_offsets_request::{
     ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
 };
-use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
+use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName, TransactionalId};
 use pubsub_broker::{Acks, Broker};
 use pubsub_records::{BatchBuilder, Batches, ControlRecord, ControlType, NewRecord};
 use pubsub_server::ServerConfig;
 
 use crate::client::{s, Client};
-use crate::common::{broker_config, create_topic, fetch_request, produce, TestServer, FETCH_V};
+use crate::common::{
+    broker_config, create_topic, fetch_request, produce, produce_request, TestServer, FETCH_V,
+    PRODUCE_V,
+};
 
 fn txn_batch(pid: i64, seq: i32, values: &[&str]) -> Vec<u8> {
     let mut b = BatchBuilder::new()
@@ -191,7 +194,23 @@ async fn clients_cannot_produce_control_batches_over_the_wire() {
         1,
     )
     .expect("batch");
-    let r = produce(&mut c, "t", 0, -1, Bytes::from(marker)).await;
+    // Without a transactional id a transactional batch is refused before its
+    // records are looked at, as Kafka's produce handler does.
+    let r = c
+        .call(
+            PRODUCE_V,
+            &produce_request("t", 0, -1, Bytes::from(marker.clone())),
+        )
+        .await;
+    assert_eq!(
+        r.responses[0].partition_responses[0].error_code, 53,
+        "TRANSACTIONAL_ID_AUTHORIZATION_FAILED, as Kafka"
+    );
+    // With one (no authorizer here), the control batch itself is refused.
+    let request = produce_request("t", 0, -1, Bytes::from(marker))
+        .with_transactional_id(Some(TransactionalId(s("zombie"))));
+    let r = c.call(PRODUCE_V, &request).await;
+    let r = &r.responses[0].partition_responses[0];
     assert_eq!(r.error_code, 87, "INVALID_RECORD, as Kafka");
     server.stop().await;
 }
