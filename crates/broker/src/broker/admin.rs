@@ -17,7 +17,7 @@ use crate::error::{BrokerError, Result};
 use crate::metadata::{self, partition_dir, topic_file, TopicMeta, KIND_TOPIC, TOPICS_DIR};
 use crate::names::validate_topic_name;
 use crate::partition::Partition;
-use crate::topic::{PartitionEntry, Topic, TopicDescription};
+use crate::topic::{Topic, TopicDescription};
 
 /// Most partitions one topic may have.
 pub const MAX_PARTITIONS: u32 = 10_000;
@@ -352,11 +352,22 @@ impl Broker {
         let mut meta = topic.meta.clone();
         meta.partitions = total;
         metadata::write(&topic_file(&self.inner.dir, name), KIND_TOPIC, &meta)?;
-        let mut partitions = topic.partitions.clone();
-        for i in old..total {
-            let p = self.inner.open_partition(&meta, &topic.config, i as i32)?;
-            partitions.push(PartitionEntry::open(p, Arc::clone(&topic.config)));
+        // The new partitions at once (in parallel), their files made
+        // durable by two filesystem syncs when there are many.
+        let deferred = u64::from(total - old) >= DEFERRED_SYNC_PARTITIONS;
+        let added = {
+            let _deferred = deferred.then(pubsub_storage::fs::defer_syncs);
+            let job = [(meta.clone(), Arc::clone(&topic.config), old)];
+            self.inner.open_partitions(&job, None).pop()
         }
+        .unwrap_or(Err(BrokerError::Closed))?;
+        if deferred {
+            let opened: Vec<Arc<Partition>> =
+                added.iter().filter_map(|e| e.get().cloned()).collect();
+            self.inner.sync_then_record_recovery_points(&opened)?;
+        }
+        let mut partitions = topic.partitions.clone();
+        partitions.extend(added);
         self.inner.replace_topic(Topic {
             meta,
             config: Arc::clone(&topic.config),

@@ -284,15 +284,42 @@ impl Inner {
         topics: Vec<(TopicMeta, TopicConfig)>,
         lazy: Option<&LazyOpen>,
     ) -> Vec<Result<Arc<Topic>>> {
-        let topics: Vec<(TopicMeta, Arc<TopicConfig>)> =
-            topics.into_iter().map(|(m, c)| (m, Arc::new(c))).collect();
+        let topics: Vec<(TopicMeta, Arc<TopicConfig>, u32)> = topics
+            .into_iter()
+            .map(|(m, c)| (m, Arc::new(c), 0))
+            .collect();
+        let opened = self.open_partitions(&topics, lazy);
+        topics
+            .into_iter()
+            .zip(opened)
+            .map(|((meta, config, _), partitions)| {
+                Ok(Arc::new(Topic {
+                    meta,
+                    config,
+                    partitions: partitions?,
+                }))
+            })
+            .collect()
+    }
+
+    /// Opens partitions `first..` of each topic (as its meta counts them)
+    /// on up to [`open_threads`] threads, as [`Inner::open_topics`] says;
+    /// one result per topic, in order: its entries from `first` on, or the
+    /// first failure (the others are then dropped).
+    pub(super) fn open_partitions(
+        &self,
+        topics: &[(TopicMeta, Arc<TopicConfig>, u32)],
+        lazy: Option<&LazyOpen>,
+    ) -> Vec<Result<Vec<Arc<PartitionEntry>>>> {
         let jobs: Vec<(usize, i32)> = topics
             .iter()
             .enumerate()
-            .flat_map(|(t, (m, _))| (0..m.partitions as i32).map(move |i| (t, i)))
+            .flat_map(|(t, (m, _, first))| {
+                (*first as i32..m.partitions as i32).map(move |i| (t, i))
+            })
             .collect();
         let open = |&(t, i): &(usize, i32)| -> Opened {
-            let (meta, config) = &topics[t];
+            let (meta, config, _) = &topics[t];
             if let Some(closed) = lazy.and_then(|l| l.closed_entry(&self.dir, meta, i)) {
                 let entry = PartitionEntry::closed(i, closed, self.generation, Arc::clone(config));
                 return Ok((entry, None));
@@ -326,11 +353,11 @@ impl Inner {
         }
         let mut opened = opened.into_iter();
         topics
-            .into_iter()
-            .map(|(meta, config)| {
+            .iter()
+            .map(|(meta, _, first)| {
                 let mut partitions = Vec::with_capacity(meta.partitions as usize);
                 let mut failed = None;
-                for i in 0..meta.partitions as i32 {
+                for i in *first as i32..meta.partitions as i32 {
                     match opened.next().flatten() {
                         Some(Ok((p, report))) => {
                             if let Some(report) = report {
@@ -348,11 +375,7 @@ impl Inner {
                 }
                 match failed {
                     Some(e) => Err(e),
-                    None => Ok(Arc::new(Topic {
-                        meta,
-                        config,
-                        partitions,
-                    })),
+                    None => Ok(partitions),
                 }
             })
             .collect()
