@@ -127,13 +127,13 @@ impl Inner {
             .collect()
     }
 
-    /// Every partition, opening those not opened yet (retention and
-    /// compaction judge every log); one that fails to open is logged and
-    /// left out.
-    fn all_partitions_opening(&self) -> Vec<Arc<Partition>> {
+    /// Every partition of the topics `which` picks, opening those not
+    /// opened yet (retention and compaction judge every log); one that fails
+    /// to open is logged and left out.
+    fn all_partitions_opening(&self, which: impl Fn(&Topic) -> bool) -> Vec<Arc<Partition>> {
         let topics: Vec<Arc<Topic>> = self.topics.read().values().cloned().collect();
         let mut all = Vec::new();
-        for t in &topics {
+        for t in topics.iter().filter(|t| which(t)) {
             for e in &t.partitions {
                 match self.opened(t, e) {
                     Ok(p) => all.push(p),

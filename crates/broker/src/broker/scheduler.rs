@@ -90,7 +90,7 @@ impl Inner {
 
     fn run_retention(&self, now_ms: i64) -> u64 {
         let mut freed = 0;
-        for p in self.all_partitions_opening() {
+        for p in self.all_partitions_opening(|_| true) {
             match p.log().apply_retention(now_ms) {
                 Ok(r) => {
                     if !r.deleted_segments.is_empty() {
@@ -114,7 +114,8 @@ impl Inner {
 
     fn run_compaction(&self, now_ms: i64) -> u64 {
         let mut removed = 0;
-        for p in self.all_partitions_opening() {
+        // Only compacted topics' logs are opened for it.
+        for p in self.all_partitions_opening(|t| t.config.cleanup_policy.compacts()) {
             match p.log().compact(now_ms) {
                 Ok(r) => removed += r.superseded_removed + r.tombstones_removed + r.keyless_removed,
                 Err(e) => {

@@ -261,3 +261,62 @@ fn many_partitions_added_at_once_take_writes_and_survive_restarts() {
     assert_eq!(values(&broker, "grow", 128), Vec::<String>::new());
     broker.close().expect("close");
 }
+
+/// Compaction opens the compacted partitions not used since the start, and
+/// only those.
+#[test]
+fn compaction_cleans_compacted_partitions_not_used_since_the_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = open(dir.path());
+    broker
+        .create_topic(
+            "kv",
+            Some(1),
+            configs(&[("cleanup.policy", "compact"), ("segment.bytes", "1024")]),
+        )
+        .expect("create");
+    broker
+        .create_topic("plain", Some(1), no_configs())
+        .expect("create");
+    let producer = broker
+        .producer(ProducerConfig::default())
+        .expect("producer");
+    for round in 0..40 {
+        let sent: Vec<_> = (0..5)
+            .map(|k| {
+                producer
+                    .send(
+                        &ProducerRecord::new("kv", format!("r{round}").as_bytes())
+                            .key(format!("k{k}").as_bytes())
+                            .partition(0),
+                    )
+                    .expect("send")
+            })
+            .collect();
+        producer.flush();
+        for s in sent {
+            s.wait().expect("delivered");
+        }
+    }
+    produce_n(&broker, "plain", 0, 1);
+    assert!(broker.describe_topic("kv").expect("describe").partitions[0].segments > 2);
+    broker.close().expect("close");
+    let broker = open(dir.path());
+    assert_eq!(opened(&broker, "kv"), Vec::<i32>::new());
+    let removed = broker.run_compaction(pubsub_broker::wall_clock_ms());
+    assert!(removed > 0, "compaction removed nothing");
+    assert_eq!(opened(&broker, "kv"), [0]);
+    assert_eq!(opened(&broker, "plain"), Vec::<i32>::new(), "not compacted");
+    let latest = values(&broker, "kv", 0);
+    assert!(
+        latest.ends_with(&[
+            "r39".to_string(),
+            "r39".into(),
+            "r39".into(),
+            "r39".into(),
+            "r39".into()
+        ]),
+        "{latest:?}"
+    );
+    broker.close().expect("close");
+}
