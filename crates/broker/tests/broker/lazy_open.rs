@@ -320,3 +320,46 @@ fn compaction_cleans_compacted_partitions_not_used_since_the_start() {
     );
     broker.close().expect("close");
 }
+
+/// CreateTopics writes topic files only: a partition's directory appears at
+/// its first use, at epoch 0, and one never used stays without one across
+/// clean restarts.
+#[test]
+fn created_topics_create_partition_directories_on_first_use() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = open(dir.path());
+    let created = broker.create_topics(
+        (0..3)
+            .map(|t| pubsub_broker::NewTopic {
+                name: format!("new-{t}"),
+                partitions: Some(40),
+                configs: no_configs(),
+            })
+            .collect(),
+    );
+    assert!(created.iter().all(|c| c.is_ok()), "{created:?}");
+    let pdir = |t: i32, p: i32| dir.path().join(format!("new-{t}-{p}"));
+    assert!(!pdir(0, 0).exists() && !pdir(2, 39).exists());
+    assert_eq!(broker.leader_epoch("new-1", 7).expect("epoch"), 0);
+    let d = broker.describe_partition("new-1", 7).expect("describe");
+    assert_eq!((d.log_end_offset, d.size_bytes), (0, 0));
+    produce_n(&broker, "new-1", 7, 2);
+    assert!(pdir(1, 7).is_dir());
+    assert_eq!(broker.partition("new-1", 7).expect("p").leader_epoch(), 0);
+    broker.close().expect("close");
+    let broker = open(dir.path());
+    assert!(!pdir(0, 0).exists(), "still never used");
+    assert_eq!(broker.leader_epoch("new-0", 0).expect("epoch"), 0);
+    assert_eq!(broker.leader_epoch("new-1", 7).expect("epoch"), 2);
+    assert_eq!(values(&broker, "new-1", 7), ["v0", "v1"]);
+    produce_n(&broker, "new-0", 0, 1);
+    assert_eq!(broker.partition("new-0", 0).expect("p").leader_epoch(), 0);
+    broker
+        .delete_topic("new-2")
+        .expect("delete a topic never used");
+    broker.close().expect("close");
+    let broker = open(dir.path());
+    assert_eq!(values(&broker, "new-0", 0), ["v0"]);
+    assert_eq!(broker.partition_count("new-2"), None);
+    broker.close().expect("close");
+}
