@@ -68,17 +68,6 @@ pub struct ClosedPartition(
 );
 
 impl ClosedPartition {
-    /// A partition created by CreateTopics and never used since: no
-    /// directory yet, empty, no segment (the mark of one), epoch 0.
-    pub fn unborn(generation: u64) -> ClosedPartition {
-        ClosedPartition(0, 0, 0, 0, 0, generation)
-    }
-
-    /// Never used: its directory does not exist (0 segments).
-    pub fn is_unborn(&self) -> bool {
-        self.3 == 0
-    }
-
     /// First offset.
     pub fn log_start_offset(&self) -> u64 {
         self.0
@@ -103,10 +92,6 @@ impl ClosedPartition {
     /// `generation`: the partition file's rule (docs/FORMAT.md 9.3), +2 per
     /// broker open since, as `Partition::open` derives it.
     pub fn leader_epoch_at(&self, generation: u64) -> i32 {
-        if self.is_unborn() {
-            // Created at its first use, at epoch 0 whenever that is.
-            return self.4;
-        }
         let opens = i64::try_from(generation.saturating_sub(self.5)).unwrap_or(i64::MAX / 4);
         let epoch = i64::from(self.4).saturating_add(i64::from(EPOCH_BUMP_AT_OPEN) * opens);
         i32::try_from(epoch).unwrap_or(i32::MAX)
@@ -166,13 +151,6 @@ mod tests {
         assert_eq!(p.leader_epoch_at(7), 4);
         assert_eq!(p.leader_epoch_at(8), 6);
         assert_eq!(p.leader_epoch_at(10), 10);
-        let unborn = ClosedPartition::unborn(7);
-        assert!(unborn.is_unborn());
-        assert_eq!(
-            unborn.leader_epoch_at(9),
-            0,
-            "created at epoch 0 on first use"
-        );
     }
 
     #[test]

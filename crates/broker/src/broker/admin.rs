@@ -75,12 +75,11 @@ impl Inner {
         }
     }
 
-    /// Creates several topics under one admin lock (CreateTopics): writes
-    /// their topic files; each partition's directory and files are created
-    /// on its first use. With many partitions in all, the topic files are
-    /// written under deferred syncs and made durable by filesystem syncs
-    /// instead of fsyncs each; topics become visible only once durable. A
-    /// topic that cannot be created fails alone.
+    /// Creates several topics under one admin lock. With many partitions
+    /// in all, every file is written under deferred syncs and made durable
+    /// by two filesystem syncs (see [`Inner::sync_then_record_recovery_points`])
+    /// instead of several fsyncs per partition; topics become visible only
+    /// once durable. A topic that cannot be created fails alone.
     fn create_topics(&self, new: Vec<NewTopic>) -> Vec<Result<Arc<Topic>>> {
         let _admin = self.admin.lock();
         if self.closed.load(Ordering::Acquire) {
@@ -114,8 +113,8 @@ impl Inner {
         let deferred = total >= DEFERRED_SYNC_PARTITIONS;
         let mut opened: Vec<Result<Arc<Topic>>> = {
             let _deferred = deferred.then(pubsub_storage::fs::defer_syncs);
-            // Topic files only: a partition's directory and files are
-            // created on its first use (see `Inner::unborn_topics`).
+            // Topic files first, then every partition of every topic at
+            // once (in parallel: see `Inner::open_topics`).
             let mut written: Vec<Result<()>> = Vec::with_capacity(validated.len());
             let mut to_open = Vec::new();
             for v in validated {
@@ -126,7 +125,7 @@ impl Inner {
                 }));
             }
             let names: Vec<String> = to_open.iter().map(|(m, _)| m.name.clone()).collect();
-            let mut opened = self.unborn_topics(to_open).into_iter().zip(names);
+            let mut opened = self.open_topics(to_open, None).into_iter().zip(names);
             written
                 .into_iter()
                 .map(|w| {

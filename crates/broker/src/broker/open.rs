@@ -302,32 +302,6 @@ impl Inner {
             .collect()
     }
 
-    /// Topics whose files were just written (CreateTopics), with their
-    /// partitions not created on disk yet: each is created, as any new
-    /// partition is, on first use ([`ClosedPartition::unborn`]).
-    pub(super) fn unborn_topics(
-        &self,
-        topics: Vec<(TopicMeta, TopicConfig)>,
-    ) -> Vec<Result<Arc<Topic>>> {
-        topics
-            .into_iter()
-            .map(|(meta, config)| {
-                let config = Arc::new(config);
-                let unborn = ClosedPartition::unborn(self.generation);
-                let partitions = (0..meta.partitions as i32)
-                    .map(|i| {
-                        PartitionEntry::closed(i, unborn, self.generation, Arc::clone(&config))
-                    })
-                    .collect();
-                Ok(Arc::new(Topic {
-                    meta,
-                    config,
-                    partitions,
-                }))
-            })
-            .collect()
-    }
-
     /// Opens partitions `first..` of each topic (as its meta counts them)
     /// on up to [`open_threads`] threads, as [`Inner::open_topics`] says;
     /// one result per topic, in order: its entries from `first` on, or the
@@ -510,8 +484,7 @@ impl LazyOpen {
     /// The closed state of partition `index` of `meta`, if it may stand for
     /// the partition until first use: the file has it, for this topic id,
     /// and either the file vouches for everything or the partition's
-    /// clean-shutdown marker is still there (one `stat`; for a partition
-    /// never used, that its directory still is not).
+    /// clean-shutdown marker is still there (one `stat`).
     fn closed_entry(&self, data: &Path, meta: &TopicMeta, index: i32) -> Option<ClosedPartition> {
         let closed = self
             .file
@@ -519,14 +492,8 @@ impl LazyOpen {
         if self.trusted {
             return Some(closed);
         }
-        let dir = partition_dir(data, &meta.name, index);
-        if closed.is_unborn() {
-            // Still never used: its directory was never created.
-            return (!dir.exists()).then_some(closed);
-        }
-        dir.join(pubsub_storage::CLEAN_SHUTDOWN)
-            .exists()
-            .then_some(closed)
+        let marker = partition_dir(data, &meta.name, index).join(pubsub_storage::CLEAN_SHUTDOWN);
+        marker.exists().then_some(closed)
     }
 }
 
@@ -546,11 +513,6 @@ pub(super) fn remove_partition_dir(dir: &Path) -> Result<()> {
     let mut doomed = dir.as_os_str().to_os_string();
     doomed.push(format!(".{}{DELETE_SUFFIX}", Uuid::new_v4().simple()));
     let doomed = PathBuf::from(doomed);
-    match std::fs::rename(dir, &doomed) {
-        Ok(()) => {}
-        // A partition never used has no directory.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(BrokerError::io("rename", dir, e)),
-    }
+    std::fs::rename(dir, &doomed).map_err(|e| BrokerError::io("rename", dir, e))?;
     std::fs::remove_dir_all(&doomed).map_err(|e| BrokerError::io("delete", &doomed, e))
 }

@@ -400,8 +400,7 @@ const LAZY_MODE: &str = "PUBSUB_BROKER_CRASH_LAZY_MODE";
 const LAZY_PARTITIONS: i32 = 6;
 
 /// Opens the broker and says so; in mode `write`, then appends acks=all
-/// records to partitions 0 and 1 of `lazy` and 0 of `unborn` (their first
-/// use since the start; `unborn`'s first ever),
+/// records to partitions 0 and 1 (their first use since the start),
 /// reporting each acknowledged one, until killed; in mode `idle`, touches
 /// nothing until killed.
 fn lazy_child(dir: &str) -> ! {
@@ -424,20 +423,19 @@ fn lazy_child(dir: &str) -> ! {
     let mut seq: u64 = 0;
     loop {
         let mut pending = Vec::new();
-        for (topic, p) in [("lazy", 0), ("lazy", 1), ("unborn", 0)] {
+        for p in 0..2 {
             let v = format!("w{seq}");
             seq += 1;
             pending.push((
-                topic,
                 v.clone(),
                 producer
-                    .send(&ProducerRecord::new(topic, v.as_bytes()).partition(p))
+                    .send(&ProducerRecord::new("lazy", v.as_bytes()).partition(p))
                     .expect("send"),
             ));
         }
-        for (topic, v, d) in pending {
+        for (v, d) in pending {
             let m = d.wait().expect("delivered");
-            writeln!(out, "produced {topic} {} {} {v}", m.partition, m.offset).expect("stdout");
+            writeln!(out, "produced {} {} {v}", m.partition, m.offset).expect("stdout");
         }
         out.flush().expect("flush");
     }
@@ -508,66 +506,51 @@ fn lazily_opened_partitions_keep_acknowledged_records_through_sigkills() {
     broker
         .create_topic("lazy", Some(LAZY_PARTITIONS as u32), no_configs())
         .expect("create");
-    let created = broker.create_topics(vec![pubsub_broker::NewTopic {
-        name: "unborn".into(),
-        partitions: Some(3),
-        configs: no_configs(),
-    }]);
-    assert!(created[0].is_ok(), "{created:?}");
-    let mut expected: BTreeMap<(String, i32, i64), String> = BTreeMap::new();
+    let mut expected: BTreeMap<(i32, i64), String> = BTreeMap::new();
     for p in 0..LAZY_PARTITIONS {
         crate::lazy_open::produce_n(&broker, "lazy", p, 3);
         for o in 0..3 {
-            expected.insert(("lazy".into(), p, o), format!("v{o}"));
+            expected.insert((p, o), format!("v{o}"));
         }
     }
     broker.close().expect("close");
     run_lazy_child(dir.path(), "idle", 0);
     run_lazy_child(dir.path(), "idle", 0);
     for line in run_lazy_child(dir.path(), "write", 40) {
-        if let ["produced", t, p, o, v] = line.split_whitespace().collect::<Vec<_>>()[..] {
+        if let ["produced", p, o, v] = line.split_whitespace().collect::<Vec<_>>()[..] {
             if let (Ok(p), Ok(o)) = (p.parse(), o.parse()) {
-                expected.insert((t.to_string(), p, o), v.to_string());
+                expected.insert((p, o), v.to_string());
             }
         }
     }
     assert!(expected.len() >= 18 + 40, "{} records", expected.len());
-    let unborn_dir = |p: i32| dir.path().join(format!("unborn-{p}"));
-    assert!(unborn_dir(0).is_dir(), "created on first use");
-    assert!(!unborn_dir(1).exists() && !unborn_dir(2).exists());
     let broker = open(dir.path());
-    let opened: Vec<(String, i32)> = broker
+    let opened: Vec<i32> = broker
         .partitions()
         .iter()
-        .filter(|p| !p.topic().starts_with("__"))
-        .map(|p| (p.topic().to_string(), p.index()))
+        .filter(|p| p.topic() == "lazy")
+        .map(|p| p.index())
         .collect();
     assert_eq!(
         opened,
-        [("lazy".into(), 0), ("lazy".into(), 1), ("unborn".into(), 0)],
+        [0, 1],
         "only the written partitions recovered at start"
     );
     let untouched_epoch = broker.leader_epoch("lazy", 4).expect("epoch");
-    assert_eq!(broker.leader_epoch("unborn", 2).expect("epoch"), 0);
-    for (t, p) in (0..LAZY_PARTITIONS)
-        .map(|p| ("lazy", p))
-        .chain((0..3).map(|p| ("unborn", p)))
-    {
-        let got = crate::lazy_open::values(&broker, t, p);
+    for p in 0..LAZY_PARTITIONS {
+        let got = crate::lazy_open::values(&broker, "lazy", p);
         let want: Vec<String> = expected
-            .range((t.to_string(), p, 0)..(t.to_string(), p + 1, 0))
+            .range((p, 0)..(p + 1, 0))
             .map(|(_, v)| v.clone())
             .collect();
         assert!(
             got.len() >= want.len() && got[..want.len()] == want[..],
-            "{t}-{p}: {got:?} lacks {want:?}"
+            "partition {p}: {got:?} lacks {want:?}"
         );
     }
     assert_eq!(
         broker.partition("lazy", 4).expect("p4").leader_epoch(),
         untouched_epoch
     );
-    assert!(unborn_dir(2).is_dir(), "read: created");
-    assert_eq!(broker.partition("unborn", 2).expect("u2").leader_epoch(), 0);
     broker.close().expect("close");
 }
