@@ -1,7 +1,7 @@
 # Start times at many partitions: create TOPICS x 20 (250 a request), stop
+# cleanly, start (clean), SIGKILL, start (after the kill), stop.
 # Used by docs/BENCHMARKS.md ("Partitions opened on first use"):
 #   python3 benches/start-partitions.py BIN DATA_DIR TOPICS  (DATA_DIR must not exist)
-# cleanly, start (clean), SIGKILL, start (after the kill), stop.
 import os, signal, subprocess, sys, time
 from confluent_kafka.admin import AdminClient, NewTopic
 
