@@ -27,6 +27,7 @@
 
 mod broker;
 pub mod check;
+pub mod closed_partitions;
 pub mod config;
 pub mod embedded;
 mod error;

@@ -8,6 +8,7 @@
 //! <data>/<topic>-<n>/producers.checkpoint   kind 19: idempotent producer state snapshot
 //! <data>/<topic>-<n>/leader-epoch.checkpoint kind 20: where each leader epoch started
 //! <data>/users.checkpoint                   kind 21: SCRAM credentials (security::users)
+//! <data>/partitions.checkpoint              kind 23: partitions as the last clean close left them (closed_partitions)
 //! ```
 
 use std::collections::BTreeMap;

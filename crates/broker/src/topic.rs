@@ -1,9 +1,11 @@
-//! A topic: its metadata and its partitions.
+//! A topic: its metadata and its partitions, each opened on first use.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use parking_lot::Mutex;
 use uuid::Uuid;
 
+use crate::closed_partitions::ClosedPartition;
 use crate::config::TopicConfig;
 use crate::metadata::TopicMeta;
 use crate::partition::Partition;
@@ -13,7 +15,124 @@ use crate::partition::Partition;
 pub(crate) struct Topic {
     pub meta: TopicMeta,
     pub config: Arc<TopicConfig>,
-    pub partitions: Vec<Arc<Partition>>,
+    pub partitions: Vec<Arc<PartitionEntry>>,
+}
+
+/// A partition as its topic holds it: opened (its log, epochs and producer
+/// state loaded), or not yet, known by what its last clean close recorded
+/// ([`ClosedPartition`]), which answers Metadata, DescribeLogDirs and the
+/// metrics without a file of it being opened. It is opened once, on first
+/// use ([`crate::broker`]'s `Inner::opened`), however many callers race.
+#[derive(Debug)]
+pub(crate) struct PartitionEntry {
+    index: i32,
+    /// What the last clean close recorded, while that still holds.
+    closed: Option<ClosedPartition>,
+    /// The leader epoch the partition gets when opened in this broker
+    /// generation (from `closed`).
+    closed_epoch: i32,
+    opened: OnceLock<Arc<Partition>>,
+    /// Held while opening (so it happens once); holds the settings to open
+    /// with, which topic changes update.
+    opening: Mutex<Arc<TopicConfig>>,
+}
+
+impl PartitionEntry {
+    /// An entry for a partition already open.
+    pub fn open(p: Arc<Partition>, config: Arc<TopicConfig>) -> Arc<PartitionEntry> {
+        let entry = PartitionEntry {
+            index: p.index(),
+            closed: None,
+            closed_epoch: p.leader_epoch(),
+            opened: OnceLock::new(),
+            opening: Mutex::new(config),
+        };
+        let _ = entry.opened.set(p);
+        Arc::new(entry)
+    }
+
+    /// An entry for a partition left closed until first used.
+    pub fn closed(
+        index: i32,
+        closed: ClosedPartition,
+        generation: u64,
+        config: Arc<TopicConfig>,
+    ) -> Arc<PartitionEntry> {
+        Arc::new(PartitionEntry {
+            index,
+            closed: Some(closed),
+            closed_epoch: closed.leader_epoch_at(generation),
+            opened: OnceLock::new(),
+            opening: Mutex::new(config),
+        })
+    }
+
+    /// Partition index.
+    pub fn index(&self) -> i32 {
+        self.index
+    }
+
+    /// The partition, if opened.
+    pub fn get(&self) -> Option<&Arc<Partition>> {
+        self.opened.get()
+    }
+
+    /// What the last clean close recorded, if the partition is not opened.
+    pub fn closed_state(&self) -> Option<ClosedPartition> {
+        match self.opened.get() {
+            Some(_) => None,
+            None => self.closed,
+        }
+    }
+
+    /// The current leader epoch, opened or not.
+    pub fn leader_epoch(&self) -> i32 {
+        self.opened
+            .get()
+            .map_or(self.closed_epoch, |p| p.leader_epoch())
+    }
+
+    /// Offsets, size and segments, opened or not.
+    pub fn describe(&self) -> PartitionDescription {
+        match (self.opened.get(), self.closed) {
+            (Some(p), _) => {
+                let log = p.log();
+                PartitionDescription {
+                    partition: self.index,
+                    log_start_offset: log.log_start_offset(),
+                    log_end_offset: log.log_end_offset(),
+                    size_bytes: log.size_bytes(),
+                    segments: log.segment_count(),
+                }
+            }
+            (None, closed) => {
+                let c = closed.unwrap_or(ClosedPartition(0, 0, 0, 0, 0, 0));
+                PartitionDescription {
+                    partition: self.index,
+                    log_start_offset: c.log_start_offset(),
+                    log_end_offset: c.log_end_offset(),
+                    size_bytes: c.size_bytes(),
+                    segments: usize::try_from(c.segments()).unwrap_or(usize::MAX),
+                }
+            }
+        }
+    }
+
+    /// Runs `f` holding the open lock: with the settings to open with and
+    /// the partition if it is open (no open starts or finishes meanwhile).
+    pub fn with_opening<R>(
+        &self,
+        f: impl FnOnce(&mut Arc<TopicConfig>, Option<&Arc<Partition>>) -> R,
+    ) -> R {
+        let mut config = self.opening.lock();
+        f(&mut config, self.opened.get())
+    }
+
+    /// Marks the entry opened (the caller holds the open lock, through
+    /// [`PartitionEntry::with_opening`]).
+    pub fn set_opened(&self, p: Arc<Partition>) {
+        let _ = self.opened.set(p);
+    }
 }
 
 /// What `describe_topic` reports about a partition.
@@ -52,20 +171,7 @@ impl Topic {
             name: self.meta.name.clone(),
             id: self.meta.id,
             internal: self.meta.internal,
-            partitions: self
-                .partitions
-                .iter()
-                .map(|p| {
-                    let log = p.log();
-                    PartitionDescription {
-                        partition: p.index(),
-                        log_start_offset: log.log_start_offset(),
-                        log_end_offset: log.log_end_offset(),
-                        size_bytes: log.size_bytes(),
-                        segments: log.segments().len(),
-                    }
-                })
-                .collect(),
+            partitions: self.partitions.iter().map(|p| p.describe()).collect(),
             configs: self.config.described(&self.meta.configs),
         }
     }

@@ -125,7 +125,7 @@ impl Inner {
                 }));
             }
             let names: Vec<String> = to_open.iter().map(|(m, _)| m.name.clone()).collect();
-            let mut opened = self.open_topics(to_open).into_iter().zip(names);
+            let mut opened = self.open_topics(to_open, None).into_iter().zip(names);
             written
                 .into_iter()
                 .map(|w| {
@@ -143,7 +143,7 @@ impl Inner {
             let partitions: Vec<Arc<Partition>> = opened
                 .iter()
                 .flatten()
-                .flat_map(|t| t.partitions.iter().cloned())
+                .flat_map(|t| t.partitions.iter().filter_map(|e| e.get().cloned()))
                 .collect();
             if let Err(e) = self.sync_then_record_recovery_points(&partitions) {
                 // Nothing was answered yet: undo what may not be durable.
@@ -277,9 +277,11 @@ impl Broker {
             d.sync_all()
                 .map_err(|e| BrokerError::io("fsync directory", &topics_dir, e))?;
         }
-        for p in &topic.partitions {
-            p.notify_gone();
-            remove_partition_dir(&partition_dir(&self.inner.dir, name, p.index()))?;
+        for e in &topic.partitions {
+            if let Some(p) = e.get() {
+                p.notify_gone();
+            }
+            remove_partition_dir(&partition_dir(&self.inner.dir, name, e.index()))?;
         }
         info!(topic = name, "deleted topic");
         Ok(())
@@ -350,10 +352,22 @@ impl Broker {
         let mut meta = topic.meta.clone();
         meta.partitions = total;
         metadata::write(&topic_file(&self.inner.dir, name), KIND_TOPIC, &meta)?;
-        let mut partitions = topic.partitions.clone();
-        for i in old..total {
-            partitions.push(self.inner.open_partition(&meta, &topic.config, i as i32)?);
+        // The new partitions at once (in parallel), their files made
+        // durable by two filesystem syncs when there are many.
+        let deferred = u64::from(total - old) >= DEFERRED_SYNC_PARTITIONS;
+        let added = {
+            let _deferred = deferred.then(pubsub_storage::fs::defer_syncs);
+            let job = [(meta.clone(), Arc::clone(&topic.config), old)];
+            self.inner.open_partitions(&job, None).pop()
         }
+        .unwrap_or(Err(BrokerError::Closed))?;
+        if deferred {
+            let opened: Vec<Arc<Partition>> =
+                added.iter().filter_map(|e| e.get().cloned()).collect();
+            self.inner.sync_then_record_recovery_points(&opened)?;
+        }
+        let mut partitions = topic.partitions.clone();
+        partitions.extend(added);
         self.inner.replace_topic(Topic {
             meta,
             config: Arc::clone(&topic.config),
@@ -385,11 +399,18 @@ impl Broker {
                 .with_overrides(&meta.configs)?,
         );
         metadata::write(&topic_file(&self.inner.dir, name), KIND_TOPIC, &meta)?;
-        for p in &topic.partitions {
-            p.log()
-                .set_config(config.log_config(self.inner.config.flush))
-                .map_err(|e| BrokerError::storage(name, p.index(), e))?;
-            p.set_config(Arc::clone(&config));
+        for e in &topic.partitions {
+            // A partition not opened yet opens with the new settings.
+            e.with_opening(|to_open, opened| {
+                *to_open = Arc::clone(&config);
+                if let Some(p) = opened {
+                    p.log()
+                        .set_config(config.log_config(self.inner.config.flush))
+                        .map_err(|e| BrokerError::storage(name, p.index(), e))?;
+                    p.set_config(Arc::clone(&config));
+                }
+                Ok::<(), BrokerError>(())
+            })?;
         }
         self.inner.replace_topic(Topic {
             meta,

@@ -31,13 +31,14 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use pubsub_storage::RecoveryReport;
 use tracing::{info, warn};
 
+use crate::closed_partitions::{ClosedPartition, ClosedPartitions, ClosedTopic};
 use crate::config::BrokerConfig;
 use crate::error::{BrokerError, Result};
 use crate::group::{GroupCoordinator, OffsetsStore};
 use crate::notify::{Notifier, Wakeup};
 use crate::partition::Partition;
 use crate::partitioner::RoundRobin;
-use crate::topic::Topic;
+use crate::topic::{PartitionEntry, Topic};
 
 pub use admin::{NewTopic, MAX_PARTITIONS};
 pub use delete_records::HIGH_WATERMARK;
@@ -100,19 +101,51 @@ impl Inner {
             .ok_or_else(|| BrokerError::unknown_topic(name, None))
     }
 
+    /// The partition, opened (on first use: see [`PartitionEntry`]).
     fn partition(&self, topic: &str, partition: i32) -> Result<Arc<Partition>> {
+        let t = self.partition_entry(topic, partition)?;
+        self.opened(&t.0, &t.1)
+    }
+
+    /// The topic and the entry of one of its partitions, opened or not.
+    fn partition_entry(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(Arc<Topic>, Arc<PartitionEntry>)> {
         let unknown = || BrokerError::unknown_topic(topic, Some(partition));
         let t = self.topic(topic).ok_or_else(unknown)?;
         let index = usize::try_from(partition).map_err(|_| unknown())?;
-        t.partitions.get(index).cloned().ok_or_else(unknown)
+        let entry = t.partitions.get(index).cloned().ok_or_else(unknown)?;
+        Ok((t, entry))
     }
 
+    /// Every partition opened so far (one never used since the broker
+    /// opened has nothing to flush, checkpoint or close).
     fn all_partitions(&self) -> Vec<Arc<Partition>> {
         self.topics
             .read()
             .values()
-            .flat_map(|t| t.partitions.iter().cloned())
+            .flat_map(|t| t.partitions.iter().filter_map(|e| e.get().cloned()))
             .collect()
+    }
+
+    /// Every partition of the topics `which` picks, opening those not
+    /// opened yet (retention and compaction judge every log); one that fails
+    /// to open is logged and left out.
+    fn all_partitions_opening(&self, which: impl Fn(&Topic) -> bool) -> Vec<Arc<Partition>> {
+        let topics: Vec<Arc<Topic>> = self.topics.read().values().cloned().collect();
+        let mut all = Vec::new();
+        for t in topics.iter().filter(|t| which(t)) {
+            for e in &t.partitions {
+                match self.opened(t, e) {
+                    Ok(p) => all.push(p),
+                    Err(BrokerError::Closed) => return all,
+                    Err(e) => warn!(topic = %t.meta.name, error = %e, "partition did not open"),
+                }
+            }
+        }
+        all
     }
 
     fn close(&self) -> Result<()> {
@@ -122,13 +155,24 @@ impl Inner {
         self.stop_clock();
         let _admin = self.admin.lock();
         let mut first_error = None;
-        let all = self.all_partitions();
+        let mut all = self.all_partitions();
+        let mut summary = true;
         // Two filesystem syncs for all partitions instead of fsyncs per
         // partition: first the data and producer state of every partition,
         // then (only once those are durable) the clean-shutdown markers.
         let mut durable = Vec::with_capacity(all.len());
         {
             let _deferred = pubsub_storage::fs::defer_syncs();
+            // Its entries must not outlive the clean-shutdown markers they
+            // go with: gone (with the first sync) before any marker is
+            // written, written again once every marker is durable.
+            let removed = ClosedPartitions::remove(&self.dir);
+            if let Err(e) = removed {
+                warn!(error = %e, "no partition is marked clean: the closed-partitions file stays");
+                first_error.get_or_insert(e);
+                all.clear();
+                summary = false;
+            }
             for p in &all {
                 match p.prepare_close() {
                     Ok(()) => durable.push(Arc::clone(p)),
@@ -144,23 +188,84 @@ impl Inner {
             first_error.get_or_insert(e);
             durable.clear();
         }
+        let mut clean = std::collections::HashSet::with_capacity(durable.len());
         {
             let _deferred = pubsub_storage::fs::defer_syncs();
             for p in &durable {
-                if let Err(e) = p.close() {
-                    warn!(topic = p.topic(), partition = p.index(), error = %e, "partition did not close cleanly");
-                    first_error.get_or_insert(e);
+                match p.close() {
+                    Ok(()) => {
+                        clean.insert(Arc::as_ptr(p));
+                    }
+                    Err(e) => {
+                        warn!(topic = p.topic(), partition = p.index(), error = %e, "partition did not close cleanly");
+                        first_error.get_or_insert(e);
+                    }
                 }
             }
         }
-        if let Err(e) = self.sync_filesystem() {
-            first_error.get_or_insert(e);
+        match self.sync_filesystem() {
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+            Ok(()) if summary => {
+                if let Err(e) = self.closed_partitions(&clean).write(&self.dir) {
+                    warn!(error = %e, "the closed-partitions file was not written: every partition opens at the next start");
+                    first_error.get_or_insert(e);
+                }
+            }
+            Ok(()) => {}
         }
         self.tick.notify();
         // Handles may outlive the broker; the directory is free now.
         let _ = self.lock.unlock();
         info!(dir = %self.dir.display(), "broker closed");
         first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl Inner {
+    /// What the closed-partitions file says after a close: the partitions
+    /// in `clean` (closed cleanly now), and those never opened since the
+    /// broker opened, as the previous close recorded them.
+    fn closed_partitions(
+        &self,
+        clean: &std::collections::HashSet<*const Partition>,
+    ) -> ClosedPartitions {
+        let mut file = ClosedPartitions {
+            generation: self.generation,
+            ..Default::default()
+        };
+        for (name, t) in self.topics.read().iter() {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|e| {
+                    e.with_opening(|_, opened| match opened {
+                        Some(p) if clean.contains(&Arc::as_ptr(p)) => {
+                            let log = p.log();
+                            Some(ClosedPartition(
+                                log.log_start_offset(),
+                                log.log_end_offset(),
+                                log.size_bytes(),
+                                log.segment_count() as u64,
+                                p.leader_epoch(),
+                                self.generation,
+                            ))
+                        }
+                        Some(_) => None,
+                        None => e.closed_state(),
+                    })
+                })
+                .collect();
+            file.topics.insert(
+                name.clone(),
+                ClosedTopic {
+                    id: t.meta.id,
+                    partitions,
+                },
+            );
+        }
+        file
     }
 }
 

@@ -18,6 +18,7 @@ use uuid::Uuid;
 use super::producer_ids::ProducerIds;
 use super::{Broker, Inner};
 use crate::check;
+use crate::closed_partitions::{ClosedPartition, ClosedPartitions};
 use crate::config::{BrokerConfig, TopicConfig};
 use crate::error::{BrokerError, Result};
 use crate::group::GroupCoordinator;
@@ -29,7 +30,7 @@ use crate::names::CONSUMER_OFFSETS;
 use crate::notify::Notifier;
 use crate::partition::Partition;
 use crate::partitioner::RoundRobin;
-use crate::topic::Topic;
+use crate::topic::{PartitionEntry, Topic};
 use crate::txn::TRANSACTION_STATE;
 
 impl Broker {
@@ -53,6 +54,13 @@ impl Broker {
                 next_producer_id_block: 0,
                 generation: 0,
             });
+        // The closed-partitions file vouches for every entry when the
+        // previous open wrote it at its clean close (same generation);
+        // otherwise each entry only with its partition's marker.
+        let closed = ClosedPartitions::read(&dir).map(|file| LazyOpen {
+            trusted: file.generation == meta.generation,
+            file,
+        });
         // A new generation, durable before any partition takes an epoch
         // from it: one fsync however many partitions there are.
         meta.generation += 1;
@@ -87,7 +95,7 @@ impl Broker {
             // all of them instead of fsyncs per partition. Nothing is served
             // before it.
             let _deferred = pubsub_storage::fs::defer_syncs();
-            broker.load_topics()?;
+            broker.load_topics(closed.as_ref())?;
             broker.remove_stale_dirs()?;
             if broker.inner.topic(CONSUMER_OFFSETS).is_none() {
                 broker.inner.create_offsets_topic()?;
@@ -104,7 +112,7 @@ impl Broker {
         Ok(broker)
     }
 
-    fn load_topics(&self) -> Result<()> {
+    fn load_topics(&self, closed: Option<&LazyOpen>) -> Result<()> {
         let topics_dir = self.inner.dir.join(TOPICS_DIR);
         let mut metas = Vec::new();
         for path in check::topic_file_paths(&self.inner.dir)
@@ -123,7 +131,7 @@ impl Broker {
                 .with_overrides(&meta.configs)?;
             topics.push((meta, config));
         }
-        for topic in self.inner.open_topics(topics) {
+        for topic in self.inner.open_topics(topics, closed) {
             let topic = topic?;
             self.inner
                 .topics
@@ -205,7 +213,8 @@ impl Broker {
         let topic = self.inner.existing_topic(name)?;
         let mut records = Vec::new();
         let mut buf = Vec::new();
-        for p in &topic.partitions {
+        for e in &topic.partitions {
+            let p = self.inner.opened(&topic, e)?;
             let mut next = p.log().log_start_offset();
             while next < p.log().log_end_offset() {
                 // Through the log: loading is not consumer traffic.
@@ -289,7 +298,7 @@ impl Inner {
 
     /// Opens every partition of a topic with its settings.
     pub(super) fn open_topic(&self, meta: TopicMeta, config: TopicConfig) -> Result<Arc<Topic>> {
-        self.open_topics(vec![(meta, config)])
+        self.open_topics(vec![(meta, config)], None)
             .pop()
             .unwrap_or(Err(BrokerError::Closed))
     }
@@ -299,21 +308,56 @@ impl Inner {
     /// for the disk, one partition independent of the next); one result per
     /// topic, in order. A topic any of whose partitions failed to open is
     /// an error (the first failure); its other partitions are dropped
-    /// (closed). Threads inherit the caller's deferred syncs.
+    /// (closed). Threads inherit the caller's deferred syncs. With `lazy`,
+    /// a partition the closed-partitions file vouches for is not opened but
+    /// left to its first use ([`Inner::opened`]).
     pub(super) fn open_topics(
         &self,
         topics: Vec<(TopicMeta, TopicConfig)>,
+        lazy: Option<&LazyOpen>,
     ) -> Vec<Result<Arc<Topic>>> {
-        let topics: Vec<(TopicMeta, Arc<TopicConfig>)> =
-            topics.into_iter().map(|(m, c)| (m, Arc::new(c))).collect();
+        let topics: Vec<(TopicMeta, Arc<TopicConfig>, u32)> = topics
+            .into_iter()
+            .map(|(m, c)| (m, Arc::new(c), 0))
+            .collect();
+        let opened = self.open_partitions(&topics, lazy);
+        topics
+            .into_iter()
+            .zip(opened)
+            .map(|((meta, config, _), partitions)| {
+                Ok(Arc::new(Topic {
+                    meta,
+                    config,
+                    partitions: partitions?,
+                }))
+            })
+            .collect()
+    }
+
+    /// Opens partitions `first..` of each topic (as its meta counts them)
+    /// on up to [`open_threads`] threads, as [`Inner::open_topics`] says;
+    /// one result per topic, in order: its entries from `first` on, or the
+    /// first failure (the others are then dropped).
+    pub(super) fn open_partitions(
+        &self,
+        topics: &[(TopicMeta, Arc<TopicConfig>, u32)],
+        lazy: Option<&LazyOpen>,
+    ) -> Vec<Result<Vec<Arc<PartitionEntry>>>> {
         let jobs: Vec<(usize, i32)> = topics
             .iter()
             .enumerate()
-            .flat_map(|(t, (m, _))| (0..m.partitions as i32).map(move |i| (t, i)))
+            .flat_map(|(t, (m, _, first))| {
+                (*first as i32..m.partitions as i32).map(move |i| (t, i))
+            })
             .collect();
-        let open = |&(t, i): &(usize, i32)| {
-            let (meta, config) = &topics[t];
-            self.open_partition_reporting(meta, config, i)
+        let open = |&(t, i): &(usize, i32)| -> Opened {
+            let (meta, config, _) = &topics[t];
+            if let Some(closed) = lazy.and_then(|l| l.closed_entry(&self.dir, meta, i)) {
+                let entry = PartitionEntry::closed(i, closed, self.generation, Arc::clone(config));
+                return Ok((entry, None));
+            }
+            let (p, report) = self.open_partition_reporting(meta, config, i)?;
+            Ok((PartitionEntry::open(p, Arc::clone(config)), Some(report)))
         };
         let mut opened: Vec<Option<Opened>> = jobs.iter().map(|_| None).collect();
         let threads = open_threads(jobs.len());
@@ -341,14 +385,16 @@ impl Inner {
         }
         let mut opened = opened.into_iter();
         topics
-            .into_iter()
-            .map(|(meta, config)| {
+            .iter()
+            .map(|(meta, _, first)| {
                 let mut partitions = Vec::with_capacity(meta.partitions as usize);
                 let mut failed = None;
-                for i in 0..meta.partitions as i32 {
+                for i in *first as i32..meta.partitions as i32 {
                     match opened.next().flatten() {
                         Some(Ok((p, report))) => {
-                            self.record_recovery(&meta.name, i, report);
+                            if let Some(report) = report {
+                                self.record_recovery(&meta.name, i, report);
+                            }
                             partitions.push(p);
                         }
                         Some(Err(e)) => {
@@ -361,14 +407,42 @@ impl Inner {
                 }
                 match failed {
                     Some(e) => Err(e),
-                    None => Ok(Arc::new(Topic {
-                        meta,
-                        config,
-                        partitions,
-                    })),
+                    None => Ok(partitions),
                 }
             })
             .collect()
+    }
+
+    /// The partition of `entry`, opening it (once, whoever else asks
+    /// meanwhile) if it is not open yet: a partition left closed at start
+    /// opens here on first use. Refused once the broker is closing.
+    pub(super) fn opened(&self, topic: &Topic, entry: &PartitionEntry) -> Result<Arc<Partition>> {
+        if let Some(p) = entry.get() {
+            return Ok(Arc::clone(p));
+        }
+        entry.with_opening(|config, opened| {
+            if let Some(p) = opened {
+                return Ok(Arc::clone(p));
+            }
+            if self.closed.load(Ordering::Acquire) {
+                return Err(BrokerError::Closed);
+            }
+            let expected = entry.leader_epoch();
+            let p = self.open_partition(&topic.meta, config, entry.index())?;
+            if p.leader_epoch() != expected {
+                // Metadata answered the derived epoch until now; clients
+                // that cached it are fenced once and refresh.
+                warn!(
+                    topic = %topic.meta.name,
+                    partition = entry.index(),
+                    expected,
+                    epoch = p.leader_epoch(),
+                    "partition opened at another leader epoch than its closed state said"
+                );
+            }
+            entry.set_opened(Arc::clone(&p));
+            Ok(p)
+        })
     }
 
     /// Makes everything written under deferred syncs durable (one
@@ -451,8 +525,33 @@ fn open_threads(partitions: usize) -> usize {
 /// A record of an internal topic: key, and value (`None`: a tombstone).
 type KeyedRecord = (Vec<u8>, Option<Vec<u8>>);
 
-/// A partition opened, with what its recovery did.
-type Opened = Result<(Arc<Partition>, RecoveryReport)>;
+/// A partition opened, with what its recovery did, or left closed.
+type Opened = Result<(Arc<PartitionEntry>, Option<RecoveryReport>)>;
+
+/// The closed-partitions file read at start, and whether it vouches for all
+/// its entries (see [`crate::closed_partitions`]).
+#[derive(Debug)]
+pub(super) struct LazyOpen {
+    file: ClosedPartitions,
+    trusted: bool,
+}
+
+impl LazyOpen {
+    /// The closed state of partition `index` of `meta`, if it may stand for
+    /// the partition until first use: the file has it, for this topic id,
+    /// and either the file vouches for everything or the partition's
+    /// clean-shutdown marker is still there (one `stat`).
+    fn closed_entry(&self, data: &Path, meta: &TopicMeta, index: i32) -> Option<ClosedPartition> {
+        let closed = self
+            .file
+            .entry(&meta.name, meta.id, u32::try_from(index).ok()?)?;
+        if self.trusted {
+            return Some(closed);
+        }
+        let marker = partition_dir(data, &meta.name, index).join(pubsub_storage::CLEAN_SHUTDOWN);
+        marker.exists().then_some(closed)
+    }
+}
 
 /// Most threads opening partitions at once.
 const MAX_OPEN_THREADS: usize = 16;

@@ -91,7 +91,7 @@ impl Inner {
 
     fn run_retention(&self, now_ms: i64) -> u64 {
         let mut freed = 0;
-        for p in self.all_partitions() {
+        for p in self.all_partitions_opening(|_| true) {
             match p.log().apply_retention(now_ms) {
                 Ok(r) => {
                     if !r.deleted_segments.is_empty() {
@@ -115,7 +115,8 @@ impl Inner {
 
     fn run_compaction(&self, now_ms: i64) -> u64 {
         let mut removed = 0;
-        for p in self.all_partitions() {
+        // Only compacted topics' logs are opened for it.
+        for p in self.all_partitions_opening(|t| t.config.cleanup_policy.compacts()) {
             // Never past the last stable offset (open transactions).
             match p.log().compact_below(now_ms, p.last_stable_offset()) {
                 Ok(r) => {

@@ -13,6 +13,7 @@ use crate::group::records::partition_for_group;
 use crate::group::{OffsetsRecord, OffsetsStore};
 use crate::names::CONSUMER_OFFSETS;
 use crate::partition::{Acks, AppendResult, Partition, PendingSync};
+use crate::topic::PartitionDescription;
 
 /// Which offset ListOffsets asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,15 +49,43 @@ impl OffsetsStore for Inner {
 }
 
 impl Broker {
-    /// Every partition of every topic (internal ones included), by topic
-    /// name then index: for monitoring.
+    /// Every partition opened since the broker opened (internal ones
+    /// included), by topic name then index: for monitoring. A partition
+    /// not used since (left closed at start, opened on first use) is left
+    /// out: it has no traffic, no fsyncs and no errors; its offsets and
+    /// size are in [`Broker::partition_descriptions`].
     pub fn partitions(&self) -> Vec<Arc<Partition>> {
         self.inner.all_partitions()
     }
 
-    /// One partition.
+    /// One partition, opened if it was not yet.
     pub fn partition(&self, topic: &str, partition: i32) -> Result<Arc<Partition>> {
         self.inner.partition(topic, partition)
+    }
+
+    /// Offsets, size and segments of every partition of every topic,
+    /// opened or not (without opening any), by topic name then index.
+    pub fn partition_descriptions(&self) -> Vec<(String, PartitionDescription)> {
+        self.inner
+            .topics
+            .read()
+            .iter()
+            .flat_map(|(name, t)| t.partitions.iter().map(|e| (name.clone(), e.describe())))
+            .collect()
+    }
+
+    /// Offsets, size and segments of one partition, without opening it.
+    pub fn describe_partition(&self, topic: &str, partition: i32) -> Result<PartitionDescription> {
+        Ok(self.inner.partition_entry(topic, partition)?.1.describe())
+    }
+
+    /// A partition's current leader epoch, without opening it (Metadata).
+    pub fn leader_epoch(&self, topic: &str, partition: i32) -> Result<i32> {
+        Ok(self
+            .inner
+            .partition_entry(topic, partition)?
+            .1
+            .leader_epoch())
     }
 
     /// Appends batches a client sent (their CRC is checked) to a partition.

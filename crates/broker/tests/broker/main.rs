@@ -9,6 +9,7 @@ mod coordinator;
 mod crash;
 mod epochs;
 mod example;
+mod lazy_open;
 mod offsets;
 mod produce;
 mod smoke;

@@ -134,7 +134,7 @@ pub async fn handle(
         let upper = count.min(start.saturating_add(remaining));
         let partitions: Vec<_> = (start.max(0)..upper)
             .map(|p| {
-                let epoch = broker.partition(&name, p).map_or(0, |p| p.leader_epoch());
+                let epoch = broker.leader_epoch(&name, p).unwrap_or(0);
                 partition(p, epoch)
             })
             .collect();

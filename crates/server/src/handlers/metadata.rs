@@ -45,7 +45,7 @@ fn topic(ctx: &Ctx, name: &str, create: bool, version: i16) -> MetadataResponseT
                             .with_partition_index(p)
                             .with_leader_id(BrokerId(NODE_ID))
                             .with_leader_epoch(if version >= 7 {
-                                broker.partition(name, p).map_or(0, |p| p.leader_epoch())
+                                broker.leader_epoch(name, p).unwrap_or(0)
                             } else {
                                 -1
                             })

@@ -13,7 +13,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use pubsub_broker::stats::HistogramSnapshot;
-use pubsub_broker::{Broker, Partition, PartitionTraffic};
+use pubsub_broker::{Broker, Partition, PartitionDescription, PartitionTraffic};
 
 use super::exposition::{counters, gauges, histograms, NO_LABELS};
 use super::{Metrics, OTHER_CODE};
@@ -35,9 +35,12 @@ impl Page {
 impl Collector for Page {
     fn encode(&self, mut e: DescriptorEncoder<'_>) -> fmt::Result {
         server(&mut e, &self.metrics)?;
+        // Traffic, fsyncs and errors from the partitions opened; offsets
+        // and sizes of every partition, opened or not (without opening).
         let partitions = self.broker.partitions();
-        storage(&mut e, &partitions)?;
-        groups(&mut e, &self.broker, &partitions)
+        let described = self.broker.partition_descriptions();
+        storage(&mut e, &partitions, &described)?;
+        groups(&mut e, &self.broker, &described)
     }
 }
 
@@ -158,8 +161,15 @@ fn server(e: &mut DescriptorEncoder<'_>, m: &Metrics) -> fmt::Result {
     )
 }
 
-fn storage(e: &mut DescriptorEncoder<'_>, partitions: &[Arc<Partition>]) -> fmt::Result {
+fn storage(
+    e: &mut DescriptorEncoder<'_>,
+    partitions: &[Arc<Partition>],
+    described: &[(String, PartitionDescription)],
+) -> fmt::Result {
     let mut traffic: BTreeMap<&str, PartitionTraffic> = BTreeMap::new();
+    for (topic, _) in described {
+        traffic.entry(topic.as_str()).or_default();
+    }
     let mut fsyncs = HistogramSnapshot::default();
     let mut poisoned = 0u64;
     let mut out_of_space = Vec::new();
@@ -188,7 +198,7 @@ fn storage(e: &mut DescriptorEncoder<'_>, partitions: &[Arc<Partition>]) -> fmt:
         e,
         "pubsub_partitions",
         "Partitions of all topics, internal ones included.",
-        [(NO_LABELS, partitions.len())],
+        [(NO_LABELS, described.len())],
     )?;
     let handles = pubsub_broker::Handles::process().stats();
     for (name, help, value) in [
@@ -274,26 +284,29 @@ fn storage(e: &mut DescriptorEncoder<'_>, partitions: &[Arc<Partition>]) -> fmt:
                 .map(|(topic, t)| ([("topic", *topic)], field(t))),
         )?;
     }
-    let index: Vec<String> = partitions.iter().map(|p| p.index().to_string()).collect();
-    type LogField = fn(&Partition) -> u64;
+    let index: Vec<String> = described
+        .iter()
+        .map(|(_, p)| p.partition.to_string())
+        .collect();
+    type LogField = fn(&PartitionDescription) -> u64;
     let per_partition: [(&str, &str, LogField); 4] = [
         (
             "pubsub_log_size_bytes",
             "Bytes of the partition's segment files.",
-            |p| p.log().size_bytes(),
+            |p| p.size_bytes,
         ),
         ("pubsub_log_segments", "Segments of the partition.", |p| {
-            p.log().segment_count() as u64
+            p.segments as u64
         }),
         (
             "pubsub_log_start_offset",
             "First offset of the partition.",
-            |p| p.log().log_start_offset(),
+            |p| p.log_start_offset,
         ),
         (
             "pubsub_log_end_offset",
             "Offset the partition's next record gets (the high watermark).",
-            |p| p.log().log_end_offset(),
+            |p| p.log_end_offset,
         ),
     ];
     for (name, help, field) in per_partition {
@@ -301,10 +314,10 @@ fn storage(e: &mut DescriptorEncoder<'_>, partitions: &[Arc<Partition>]) -> fmt:
             e,
             name,
             help,
-            partitions
+            described
                 .iter()
                 .zip(&index)
-                .map(|(p, i)| ([("topic", p.topic()), ("partition", i.as_str())], field(p))),
+                .map(|((t, p), i)| ([("topic", t.as_str()), ("partition", i.as_str())], field(p))),
         )?;
     }
     histograms(
@@ -318,7 +331,7 @@ fn storage(e: &mut DescriptorEncoder<'_>, partitions: &[Arc<Partition>]) -> fmt:
 fn groups(
     e: &mut DescriptorEncoder<'_>,
     broker: &Broker,
-    partitions: &[Arc<Partition>],
+    described: &[(String, PartitionDescription)],
 ) -> fmt::Result {
     let groups = broker.coordinator().list();
     let mut states: BTreeMap<&'static str, u64> = BTreeMap::new();
@@ -331,9 +344,9 @@ fn groups(
         "Consumer groups, per state (groups with only committed offsets are Empty).",
         states.iter().map(|(state, n)| ([("state", *state)], *n)),
     )?;
-    let ends: HashMap<(&str, i32), u64> = partitions
+    let ends: HashMap<(&str, i32), u64> = described
         .iter()
-        .map(|p| ((p.topic(), p.index()), p.log().log_end_offset()))
+        .map(|(t, p)| ((t.as_str(), p.partition), p.log_end_offset))
         .collect();
     // (group, topic, partition, committed, lag), for partitions that exist.
     let mut rows = Vec::new();
