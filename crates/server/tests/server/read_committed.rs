@@ -19,8 +19,7 @@ use pubsub_server::ServerConfig;
 
 use crate::client::{s, Client};
 use crate::common::{
-    broker_config, create_topic, fetch_request, produce, produce_request, TestServer, FETCH_V,
-    PRODUCE_V,
+    broker_config, create_topic, fetch_request, produce_request, TestServer, FETCH_V, PRODUCE_V,
 };
 
 fn txn_batch(pid: i64, seq: i32, values: &[&str]) -> Vec<u8> {
