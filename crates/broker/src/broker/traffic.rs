@@ -32,20 +32,27 @@ impl OffsetsStore for Inner {
     fn persist(&self, group: &str, records: Vec<OffsetsRecord>) -> Result<()> {
         let n = self.config.group.offsets_topic_partitions;
         let partition = self.partition(CONSUMER_OFFSETS, partition_for_group(group, n))?;
-        let now = wall_clock_ms();
-        let mut b = BatchBuilder::new();
-        for (key, value) in &records {
-            b.push(&NewRecord {
-                timestamp: now,
-                key: Some(key),
-                value: value.as_deref(),
-                headers: &[],
-            })?;
-        }
-        let mut bytes = b.build()?;
-        partition.append(&mut bytes, Acks::All, now, true)?;
-        Ok(())
+        append_keyed(&partition, &records)
     }
+}
+
+/// Appends keyed records (a `None` value is a tombstone) to a partition of
+/// an internal topic as one batch stamped now, and returns once fsynced:
+/// how the group and transaction coordinators log their state.
+pub(super) fn append_keyed(partition: &Partition, records: &[OffsetsRecord]) -> Result<()> {
+    let now = wall_clock_ms();
+    let mut b = BatchBuilder::new();
+    for (key, value) in records {
+        b.push(&NewRecord {
+            timestamp: now,
+            key: Some(key),
+            value: value.as_deref(),
+            headers: &[],
+        })?;
+    }
+    let mut bytes = b.build()?;
+    partition.append(&mut bytes, Acks::All, now, true)?;
+    Ok(())
 }
 
 impl Broker {

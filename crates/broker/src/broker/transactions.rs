@@ -4,12 +4,11 @@
 //! before either is reported done; producer ids come from the same
 //! counter as idempotent producers'.
 
-use pubsub_records::{BatchBuilder, ControlRecord, ControlType, NewRecord};
+use pubsub_records::{ControlRecord, ControlType};
 
 use super::{wall_clock_ms, Broker, Inner};
 use crate::error::{BrokerError, Result};
 use crate::group::records::partition_for_group;
-use crate::partition::Acks;
 use crate::txn::{records, TxnStore, TRANSACTION_STATE};
 
 impl Inner {
@@ -44,18 +43,10 @@ impl TxnStore for Inner {
         let n = u32::try_from(topic.partitions.len()).unwrap_or(u32::MAX);
         let partition =
             self.partition(TRANSACTION_STATE, partition_for_group(transactional_id, n))?;
-        let now = wall_clock_ms();
-        let key = records::encode_key(transactional_id);
-        let mut b = BatchBuilder::new();
-        b.push(&NewRecord {
-            timestamp: now,
-            key: Some(&key),
-            value: value.as_deref(),
-            headers: &[],
-        })?;
-        let mut bytes = b.build()?;
-        partition.append(&mut bytes, Acks::All, now, true)?;
-        Ok(())
+        super::traffic::append_keyed(
+            &partition,
+            &[(records::encode_key(transactional_id), value)],
+        )
     }
 
     fn write_marker(
