@@ -30,6 +30,7 @@
 use std::sync::Mutex;
 
 use bytes::{BufMut, BytesMut};
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::ApiKey;
 use pubsub_broker::security::scram::{
     parse_plain, server_nonce, ScramMechanism, ScramServer, ScramStep,
@@ -89,7 +90,7 @@ pub enum Outcome {
     Authenticated(Vec<u8>),
     /// Authentication failed: answer after the delay, then close.
     Failed,
-    /// No exchange is under way (ILLEGAL_SASL_STATE).
+    /// No exchange is under way (ResponseError::IllegalSaslState.code()).
     Illegal(&'static str),
 }
 
@@ -147,15 +148,8 @@ pub async fn gate(ctx: &Ctx, frame: &[u8]) -> Result<Option<Reply>, ServerError>
         return Ok(None);
     }
     let name = ApiKey::try_from(api).map_or_else(|_| format!("key {api}"), |k| format!("{k:?}"));
-    let mechanism = {
-        let mut s = session(ctx);
-        let mechanism = match &s.state {
-            State::Exchange { exchange, .. } => Some(exchange.mechanism()),
-            _ => None,
-        };
-        s.state = State::Failed;
-        mechanism
-    };
+    let mechanism = current_mechanism(ctx);
+    session(ctx).state = State::Failed;
     let Some(mechanism) = mechanism else {
         // Before the handshake, Kafka closes without an answer.
         return Err(ServerError::Unauthenticated(format!(
@@ -174,14 +168,11 @@ pub async fn gate(ctx: &Ctx, frame: &[u8]) -> Result<Option<Reply>, ServerError>
     }
 }
 
-/// ILLEGAL_SASL_STATE.
-const ILLEGAL_SASL_STATE: i16 = 34;
-
 /// The answer Kafka gives `frame` (a request other than SaslAuthenticate
 /// during the exchange): the request's own error response with
 /// ILLEGAL_SASL_STATE, as its `getErrorResponse` builds it. `None` for a
 /// request this server does not build one for, or one it cannot read.
-pub fn illegal_state_answer(frame: &[u8]) -> Option<BytesMut> {
+fn illegal_state_answer(frame: &[u8]) -> Option<BytesMut> {
     use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
     use kafka_protocol::messages::*;
     use kafka_protocol::protocol::Decodable;
@@ -205,7 +196,7 @@ pub fn illegal_state_answer(frame: &[u8]) -> Option<BytesMut> {
                 key,
                 version,
                 id,
-                &<$Resp>::default().with_error_code(ILLEGAL_SASL_STATE),
+                &<$Resp>::default().with_error_code(ResponseError::IllegalSaslState.code()),
             )
             .ok()
         };
@@ -223,7 +214,7 @@ pub fn illegal_state_answer(frame: &[u8]) -> Option<BytesMut> {
                     MetadataResponseTopic::default()
                         .with_name(t.name)
                         .with_topic_id(t.topic_id)
-                        .with_error_code(ILLEGAL_SASL_STATE)
+                        .with_error_code(ResponseError::IllegalSaslState.code())
                 })
                 .collect();
             encode_response(
@@ -251,19 +242,18 @@ pub fn illegal_state_answer(frame: &[u8]) -> Option<BytesMut> {
 /// UNSUPPORTED_SASL_MECHANISM (33) or ILLEGAL_SASL_STATE (34)) and the
 /// mechanisms enabled.
 pub fn handshake(ctx: &Ctx, mechanism: &str, version: i16) -> (i16, Vec<String>) {
-    const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
     let enabled = enabled_mechanisms(ctx);
     if !ctx.listener.protocol.uses_sasl() {
         // Kafka answers so on a listener without SASL.
-        return (ILLEGAL_SASL_STATE, enabled);
+        return (ResponseError::IllegalSaslState.code(), enabled);
     }
     let mut s = session(ctx);
     match s.state {
         State::Start => {}
-        State::Authenticated => return (ILLEGAL_SASL_STATE, enabled),
+        State::Authenticated => return (ResponseError::IllegalSaslState.code(), enabled),
         State::Exchange { .. } | State::Failed => {
             s.state = State::Failed;
-            return (ILLEGAL_SASL_STATE, enabled);
+            return (ResponseError::IllegalSaslState.code(), enabled);
         }
     }
     let exchange = if !enabled.iter().any(|m| m == mechanism) {
@@ -293,7 +283,7 @@ pub fn handshake(ctx: &Ctx, mechanism: &str, version: i16) -> (i16, Vec<String>)
             drop(s);
             tracing::warn!(client = %ctx.client_host, mechanism, "SASL handshake with a mechanism this listener does not enable");
             session(ctx).state = State::Failed;
-            (UNSUPPORTED_SASL_MECHANISM, enabled)
+            (ResponseError::UnsupportedSaslMechanism.code(), enabled)
         }
     }
 }
