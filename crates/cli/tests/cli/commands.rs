@@ -10,6 +10,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::daemon::{binary, Daemon};
+use crate::reference::wait_output;
 
 /// Runs `pubsub ARGS --bootstrap ADDR` with `stdin`.
 fn run(d: &Daemon, args: &[&str], stdin: &str) -> Output {
@@ -25,26 +26,7 @@ fn run(d: &Daemon, args: &[&str], stdin: &str) -> Output {
     let mut input = child.stdin.take().expect("stdin");
     input.write_all(stdin.as_bytes()).expect("write stdin");
     drop(input);
-    wait_output(child, Duration::from_secs(60))
-}
-
-/// Waits for `child`, killing it (and failing) after `limit`.
-fn wait_output(mut child: Child, limit: Duration) -> Output {
-    let start = Instant::now();
-    loop {
-        if child.try_wait().expect("try_wait").is_some() {
-            return child.wait_with_output().expect("output");
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!(
-                "pubsub did not finish within {limit:?}; stderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_output(child, "pubsub", Duration::from_secs(60))
 }
 
 /// Runs a command that must succeed; its stdout.

@@ -13,7 +13,8 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::daemon::{binary, Daemon};
 
@@ -172,20 +173,55 @@ fn cli(bootstrap: &str, args: &[&str], stdin: &str) -> (bool, String, String) {
 }
 
 /// Runs `command` with `stdin`: (success, stdout, stderr).
-pub fn output_of(mut command: Command, stdin: &str) -> (bool, String, String) {
+pub fn output_of(command: Command, stdin: &str) -> (bool, String, String) {
+    lossy(spawn_with(command, stdin).wait_with_output().unwrap())
+}
+
+/// [`output_of`], but a command still running after `limit` is killed and
+/// fails the test (with its stderr) instead of hanging it.
+pub fn output_within(command: Command, stdin: &str, limit: Duration) -> (bool, String, String) {
+    let what = format!("{command:?}");
+    lossy(wait_output(spawn_with(command, stdin), &what, limit))
+}
+
+/// Waits for `child` (named `what` in the failure) for at most `limit`;
+/// past it, kills it and fails the test with its stderr.
+pub fn wait_output(mut child: Child, what: &str, limit: Duration) -> Output {
+    let start = Instant::now();
+    while child.try_wait().expect("try_wait").is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "{what} did not finish within {limit:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// Starts `command` with piped output and `stdin` written to it.
+fn spawn_with(mut command: Command, stdin: &str) -> Child {
+    let what = format!("{command:?}");
     let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
     child
         .stdin
         .take()
         .unwrap()
         .write_all(stdin.as_bytes())
         .unwrap();
-    let out = child.wait_with_output().unwrap();
+    child
+}
+
+/// (success, stdout, stderr) of an output, read lossily.
+fn lossy(out: Output) -> (bool, String, String) {
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
