@@ -126,6 +126,11 @@ pub struct Partition {
     /// Where each epoch started (fixed once open: only opening starts one).
     epochs: LeaderEpochs,
     producers: Mutex<ProducerStates>,
+    /// Whether a transaction may be open here: set (under `producers`)
+    /// before a transactional batch is appended, cleared (under it) when a
+    /// marker leaves none open. Lets [`Partition::last_stable_offset`]
+    /// answer without the producer lock when no transaction is open.
+    txn_open: AtomicBool,
     notifier: Notifier,
     config: RwLock<Arc<TopicConfig>>,
     traffic: TrafficCounters,
@@ -220,6 +225,7 @@ impl Partition {
                 log,
                 leader_epoch,
                 epochs,
+                txn_open: AtomicBool::new(states.first_open_txn().is_some()),
                 producers: Mutex::new(states),
                 notifier: Notifier::default(),
                 config: RwLock::new(config),
@@ -506,6 +512,11 @@ impl Partition {
                 }
                 SequenceCheck::Append => {
                     let timestamp = BatchHeader::parse(bytes)?.max_timestamp;
+                    if transactional {
+                        // Before the append publishes the new log end
+                        // (a Release store): see `last_stable_offset`.
+                        self.txn_open.store(true, Ordering::Relaxed);
+                    }
                     let info = self.raw_append(bytes)?;
                     states.record(
                         pid,
@@ -555,6 +566,8 @@ impl Partition {
                     .append_aborted_txn(aborted(&ended))
                     .map_err(|e| self.storage_err(e))?;
             }
+            self.txn_open
+                .store(states.first_open_txn().is_some(), Ordering::Release);
             info.base_offset
         };
         self.notifier.notify();
@@ -566,6 +579,13 @@ impl Partition {
     /// transaction, or the high watermark when none is open.
     /// `read_committed` readers see only offsets below it.
     pub fn last_stable_offset(&self) -> u64 {
+        // The log end first: a transactional append sets `txn_open` before
+        // its Release store of the end, so an end that includes it comes
+        // with the flag set (the common case, no transaction, takes no lock).
+        let hw = self.log.log_end_offset();
+        if !self.txn_open.load(Ordering::Acquire) {
+            return hw;
+        }
         let states = self.producers.lock();
         let hw = self.log.log_end_offset();
         states.first_open_txn().map_or(hw, |first| first.min(hw))
@@ -811,7 +831,9 @@ fn load_producers(
             ),
         }
     }
-    if from < end || snapshot_at == u64::MAX {
+    // Unless the snapshot was taken at the log end (then nothing was
+    // replayed and its index is intact).
+    if snapshot_at == u64::MAX {
         log.reset_aborted_txns(from, &aborts)?;
     }
     Ok((states, snapshot_at))

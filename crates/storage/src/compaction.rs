@@ -150,7 +150,7 @@ impl Log {
         let mut latest: HashMap<u128, u64> = HashMap::new();
         for seg in &sealed {
             for_each_batch(seg, |pos, batch| {
-                if batch.is_control() || in_aborted(&aborted, &batch) {
+                if batch.is_control() || crate::AbortedTxn::covers_batch(&aborted, &batch) {
                     return Ok(());
                 }
                 let records = batch.records(limit).map_err(|e| corrupt(seg, pos, e))?;
@@ -247,22 +247,22 @@ impl Log {
                 } else {
                     let records = batch.records(limit).map_err(|e| corrupt(seg, at, e))?;
                     let mut kept = Vec::new();
-                    let dropped = in_aborted(aborted, &batch);
-                    if dropped {
+                    if crate::AbortedTxn::covers_batch(aborted, &batch) {
                         stats.aborted_removed += records.len() as u64;
-                    }
-                    for r in records.iter().filter(|_| !dropped) {
-                        let r = r.map_err(|e| corrupt(seg, at, e))?;
-                        let Some(key) = r.key else {
-                            stats.keyless_removed += 1;
-                            continue;
-                        };
-                        if latest.get(&hasher.hash(key)) != Some(&(r.offset as u64)) {
-                            stats.superseded_removed += 1;
-                        } else if r.is_tombstone() && r.timestamp < tombstone_horizon {
-                            stats.tombstones_removed += 1;
-                        } else {
-                            kept.push(r);
+                    } else {
+                        for r in records.iter() {
+                            let r = r.map_err(|e| corrupt(seg, at, e))?;
+                            let Some(key) = r.key else {
+                                stats.keyless_removed += 1;
+                                continue;
+                            };
+                            if latest.get(&hasher.hash(key)) != Some(&(r.offset as u64)) {
+                                stats.superseded_removed += 1;
+                            } else if r.is_tombstone() && r.timestamp < tombstone_horizon {
+                                stats.tombstones_removed += 1;
+                            } else {
+                                kept.push(r);
+                            }
                         }
                     }
                     if kept.len() == records.len() {
@@ -405,19 +405,6 @@ impl Log {
             let _ = self.ctx.fs.remove_file(p);
         }
     }
-}
-
-/// `batch` belongs to an aborted transaction: a transactional batch whose
-/// producer aborted a transaction spanning its offset (a producer has one
-/// transaction at a time).
-fn in_aborted(aborted: &[crate::AbortedTxn], batch: &Batch<'_>) -> bool {
-    if !batch.is_transactional() {
-        return false;
-    }
-    let (pid, at) = (batch.producer_id(), batch.base_offset().max(0) as u64);
-    aborted
-        .iter()
-        .any(|t| t.producer_id == pid && t.first_offset <= at && at <= t.last_offset)
 }
 
 /// Re-encodes `batch` with only `kept` records, keeping its codec, offsets,

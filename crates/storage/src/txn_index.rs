@@ -48,6 +48,22 @@ pub struct AbortedTxn {
 }
 
 impl AbortedTxn {
+    /// Whether `batch` holds records of one of the `aborted` transactions:
+    /// a transactional batch of the same producer whose base offset lies in
+    /// its span (one transaction at a time per producer). What
+    /// read_committed readers skip and compaction drops.
+    pub fn covers_batch(aborted: &[AbortedTxn], batch: &pubsub_records::Batch<'_>) -> bool {
+        if !batch.is_transactional() {
+            return false;
+        }
+        let (pid, at) = (batch.producer_id(), batch.base_offset().max(0) as u64);
+        aborted
+            .iter()
+            .any(|t| t.producer_id == pid && t.first_offset <= at && at <= t.last_offset)
+    }
+}
+
+impl AbortedTxn {
     fn encode(&self, out: &mut Vec<u8>) {
         let at = out.len();
         out.extend_from_slice(&self.producer_id.to_be_bytes());
@@ -211,11 +227,8 @@ impl Log {
     /// A failure poisons the log: the marker is in the log without its
     /// entry, and only the rebuild at the next open puts it back.
     pub fn append_aborted_txn(&self, txn: AbortedTxn) -> Result<()> {
-        let seg = self
-            .segment_list()
-            .into_iter()
-            .rev()
-            .find(|s| s.base_offset <= txn.last_offset)
+        let (seg, _) = self
+            .segment_at(txn.last_offset)
             .ok_or(StorageError::OffsetOutOfRange {
                 offset: txn.last_offset,
                 start: self.log_start_offset(),

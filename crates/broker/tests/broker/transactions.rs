@@ -288,10 +288,9 @@ fn retention_deletes_a_segments_txnindex_with_it() {
     end(&broker, 1, 0, ControlType::Abort);
     assert_eq!(txn_indexes(dir.path()).len(), 1);
     // Roll past the first segment, then let retention remove it.
-    for seq in 0..20 {
+    for _ in 0..20 {
         let mut b = batch(-1, -1, -1, 4, &"filler".repeat(20), false);
         broker.produce("t", 0, &mut b, Acks::All).expect("filler");
-        let _ = seq;
     }
     let p = part(&broker);
     assert!(p.log().segment_count() > 1);

@@ -170,11 +170,8 @@ fn transactional(frame: &Bytes, records: &Records) -> bool {
     };
     bytes
         .and_then(|b| pubsub_records::BatchHeader::parse(b).ok())
-        .is_some_and(|h| h.attributes & TRANSACTIONAL_ATTRIBUTE != 0)
+        .is_some_and(|h| h.is_transactional())
 }
-
-/// The transactional bit of a batch's attributes.
-const TRANSACTIONAL_ATTRIBUTE: i16 = 0x10;
 
 /// Where each partition's records lie in `frame`; the decoded request
 /// (whose byte slices hold the frame) is consumed.

@@ -1,6 +1,6 @@
 //! read_committed over the wire: Fetch stops at the last stable offset and
-//! answers the aborted transactions of the range it read (on the zero-copy
-//! path and the copying one), ListOffsets LATEST is the LSO, clients cannot
+//! answers the aborted transactions of the range it read (over a plaintext
+//! listener: the zero-copy path), ListOffsets LATEST is the LSO, clients cannot
 //! produce control batches, and real clients (confluent-kafka, kafka-python
 //! with isolation.level=read_committed) see committed records only. The
 //! transactions are written as raw transactional batches and
@@ -168,8 +168,9 @@ async fn read_committed_fetch_stops_at_the_lso_and_names_aborted_transactions() 
     create_topic(&mut c, "t", 1, &[]).await;
     let lso = scenario(&server.broker);
     assert_eq!(lso, 7);
-    // The handler bounds the file range it answers, which both the
-    // sendfile and the copying sender send as it is.
+    // The handler bounds the file range it answers; this plaintext run
+    // sends it with sendfile (a TLS listener's copying sender gets the same
+    // bounded range, not exercised here).
     check_fetches(&server, lso).await;
     // After a restart (the index and the LSO rebuilt at open) the same.
     let dir = server.stop_keeping_data().await;

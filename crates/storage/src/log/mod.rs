@@ -547,7 +547,7 @@ impl Log {
     }
 
     /// The segment that would hold `offset`, and the next segment's base.
-    fn segment_at(&self, offset: u64) -> Option<(Arc<Segment>, Option<u64>)> {
+    pub(crate) fn segment_at(&self, offset: u64) -> Option<(Arc<Segment>, Option<u64>)> {
         let map = self.segments.read();
         let (_, seg) = map.range(..=offset).next_back()?;
         let next = map.range(seg.base_offset + 1..).next().map(|(b, _)| *b);

@@ -424,15 +424,8 @@ impl Consumer {
                 if batch.is_control() {
                     continue;
                 }
-                if batch.is_transactional() {
-                    // One transaction at a time per producer: a batch lies
-                    // in an aborted one if that one spans its offset.
-                    let (pid, at) = (batch.producer_id(), batch.base_offset().max(0) as u64);
-                    if aborted.iter().any(|t| {
-                        t.producer_id == pid && t.first_offset <= at && at <= t.last_offset
-                    }) {
-                        continue;
-                    }
+                if pubsub_storage::AbortedTxn::covers_batch(&aborted, &batch) {
+                    continue;
                 }
                 for r in batch.records(64 << 20)?.iter() {
                     let r = r?;
@@ -450,8 +443,7 @@ impl Consumer {
                 // Only markers or aborted records were read: the position
                 // moves past them, as a Kafka consumer's does.
                 a.position = a.position.max(next);
-            }
-            if !self.buffer.is_empty() {
+            } else {
                 self.next_partition = (i + 1) % n;
                 return Ok(());
             }
