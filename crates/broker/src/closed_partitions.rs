@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::Result;
-use crate::leader_epoch::EPOCH_BUMP_AT_OPEN;
+use crate::leader_epoch::epoch_after_opens;
 use crate::metadata;
 
 /// `<data>/partitions.checkpoint`.
@@ -92,9 +92,7 @@ impl ClosedPartition {
     /// `generation`: the partition file's rule (docs/FORMAT.md 9.3), +2 per
     /// broker open since, as `Partition::open` derives it.
     pub fn leader_epoch_at(&self, generation: u64) -> i32 {
-        let opens = i64::try_from(generation.saturating_sub(self.5)).unwrap_or(i64::MAX / 4);
-        let epoch = i64::from(self.4).saturating_add(i64::from(EPOCH_BUMP_AT_OPEN) * opens);
-        i32::try_from(epoch).unwrap_or(i32::MAX)
+        epoch_after_opens(self.4, generation.saturating_sub(self.5))
     }
 }
 

@@ -22,6 +22,17 @@ pub const UNDEFINED_OFFSET: i64 = -1;
 /// How much a partition's epoch rises each time the broker opens it.
 pub const EPOCH_BUMP_AT_OPEN: i32 = 2;
 
+/// The leader epoch a partition at `epoch` has after `opens` more broker
+/// opens ([`EPOCH_BUMP_AT_OPEN`] each), saturating at `i32::MAX`: the one
+/// rule for the epoch derived from the broker generation, whether the
+/// partition is opened or only described from the closed-partitions file.
+pub fn epoch_after_opens(epoch: i32, opens: u64) -> i32 {
+    let opens = i64::try_from(opens).unwrap_or(i64::MAX / 4);
+    let bumped =
+        i64::from(epoch).saturating_add(i64::from(EPOCH_BUMP_AT_OPEN).saturating_mul(opens));
+    i32::try_from(bumped).unwrap_or(i32::MAX)
+}
+
 /// Where one epoch started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EpochEntry {

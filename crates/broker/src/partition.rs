@@ -15,7 +15,7 @@ use tracing::warn;
 
 use crate::config::TopicConfig;
 use crate::error::{BrokerError, Result};
-use crate::leader_epoch::{EpochEntry, LeaderEpochs, EPOCH_BUMP_AT_OPEN};
+use crate::leader_epoch::{epoch_after_opens, EpochEntry, LeaderEpochs, EPOCH_BUMP_AT_OPEN};
 use crate::metadata::{
     self, PartitionMeta, ProducerSnapshot, KIND_LEADER_EPOCHS, KIND_PARTITION, KIND_PRODUCERS,
     LEADER_EPOCHS_FILE, PARTITION_FILE, PRODUCERS_FILE, PRODUCER_SNAPSHOT_VERSION,
@@ -172,9 +172,7 @@ impl Partition {
             .filter(|p| p.generation > 0 && p.generation <= generation)
             .map(|p| {
                 let opens = generation - p.generation;
-                let epoch = i64::from(p.leader_epoch)
-                    + i64::from(EPOCH_BUMP_AT_OPEN) * i64::try_from(opens).unwrap_or(i64::MAX / 4);
-                (i32::try_from(epoch).unwrap_or(i32::MAX), opens)
+                (epoch_after_opens(p.leader_epoch, opens), opens)
             });
         let leader_epoch = match (derived, epochs.latest()) {
             (Some((e, opens)), latest)

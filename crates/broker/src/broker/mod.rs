@@ -131,13 +131,21 @@ impl Inner {
     }
 
     /// Every partition of the topics `which` picks, opening those not
-    /// opened yet (retention and compaction judge every log); one that fails
-    /// to open is logged and left out.
+    /// opened yet (retention and compaction judge every log) unless the
+    /// closed-partitions file says they are empty (one empty segment: no
+    /// pass has anything to do there); one that fails to open is logged and
+    /// left out.
     fn all_partitions_opening(&self, which: impl Fn(&Topic) -> bool) -> Vec<Arc<Partition>> {
         let topics: Vec<Arc<Topic>> = self.topics.read().values().cloned().collect();
         let mut all = Vec::new();
         for t in topics.iter().filter(|t| which(t)) {
             for e in &t.partitions {
+                let empty = e
+                    .closed_state()
+                    .is_some_and(|c| c.segments() <= 1 && c.size_bytes() == 0);
+                if e.get().is_none() && empty {
+                    continue;
+                }
                 match self.opened(t, e) {
                     Ok(p) => all.push(p),
                     Err(BrokerError::Closed) => return all,

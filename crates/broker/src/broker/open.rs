@@ -1,7 +1,9 @@
 //! Opening a broker: lock the data directory, read or create the broker
-//! file, load and recover every topic's partitions, remove directories of
-//! deleted topics, create `__consumer_offsets` if missing, load consumer
-//! groups, start the clock.
+//! file, load every topic (a partition the closed-partitions file vouches
+//! for stays closed until its first use; the others are opened and
+//! recovered now), remove directories of deleted topics, create
+//! `__consumer_offsets` if missing, load consumer groups and transactions,
+//! start the clock.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -35,8 +37,9 @@ use crate::txn::TRANSACTION_STATE;
 
 impl Broker {
     /// Opens (creating if needed) the broker in `dir`: locks it, loads
-    /// topics and recovers their partitions, loads consumer groups and
-    /// committed offsets, and starts the background clock.
+    /// topics (recovering the partitions not left closed by a clean close),
+    /// loads consumer groups, committed offsets and transactions, and starts
+    /// the background clock.
     pub fn open(dir: impl Into<PathBuf>, config: BrokerConfig) -> Result<Broker> {
         let dir = dir.into();
         std::fs::create_dir_all(dir.join(TOPICS_DIR))
@@ -151,8 +154,9 @@ impl Broker {
         }
         let topics = self.inner.topics.read().clone();
         for (name, path) in &listing.dirs {
-            // The directory of a partition just opened is live: its open
-            // checked (or wrote) its partition file, no need to read it again.
+            // The directory of a partition of a live topic is live (opened
+            // now, or left closed and vouched for): no need to read its
+            // partition file again.
             if check::split_dir_name(name).is_some_and(|(t, n)| {
                 *name == format!("{t}-{n}")
                     && topics

@@ -12,6 +12,7 @@ use tracing::{debug, info, warn};
 use super::{wall_clock_ms, Broker, Inner};
 use crate::error::{BrokerError, Result};
 use crate::partition::Partition;
+use crate::topic::Topic;
 
 /// From this many changed partitions, a checkpoint round defers fsyncs to
 /// filesystem syncs.
@@ -91,7 +92,13 @@ impl Inner {
 
     fn run_retention(&self, now_ms: i64) -> u64 {
         let mut freed = 0;
-        for p in self.all_partitions_opening(|_| true) {
+        // Only topics with a limit to apply (`Log::apply_retention` does
+        // nothing for the others): never-used partitions stay closed there.
+        let limited = |t: &Topic| {
+            t.config.cleanup_policy.deletes()
+                && (t.config.retention_ms.is_some() || t.config.retention_bytes.is_some())
+        };
+        for p in self.all_partitions_opening(limited) {
             match p.log().apply_retention(now_ms) {
                 Ok(r) => {
                     if !r.deleted_segments.is_empty() {

@@ -3,7 +3,9 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use pubsub_broker::{Broker, BrokerConfig, GroupConfig};
@@ -35,4 +37,18 @@ pub fn configs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
+}
+
+/// Reruns this test binary as the child process of test `name` (its
+/// stdout piped, stderr dropped), with `envs` telling it what to do: how
+/// the SIGKILL tests run the broker they kill.
+pub fn spawn_child(name: &str, envs: &[(&str, &OsStr)]) -> Child {
+    let exe = std::env::current_exe().expect("exe");
+    Command::new(exe)
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .envs(envs.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn")
 }

@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use pubsub_broker::{Broker, ConsumerConfig, ProducerConfig, ProducerRecord};
@@ -77,38 +76,18 @@ fn child(dir: &str) -> ! {
     }
 }
 
-/// Reruns this test binary as the writing child of test `name`, which finds
-/// its data directory in the environment variable `var`.
-fn spawn_child(
-    exe: &std::path::Path,
-    name: &str,
-    var: &str,
-    dir: &std::path::Path,
-) -> std::process::Child {
-    Command::new(exe)
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(var, dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn")
-}
-
 #[test]
 fn a_sigkilled_broker_keeps_acknowledged_records_and_committed_positions() {
     if let Ok(dir) = std::env::var(CHILD) {
         child(&dir);
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let exe = std::env::current_exe().expect("exe");
     let mut produced: BTreeMap<(i32, i64), u64> = BTreeMap::new();
     let mut rng = 0x2545_f491_4f6c_dd1du64;
     for cycle in 0..6 {
         let mut child = spawn_child(
-            &exe,
             "crash::a_sigkilled_broker_keeps_acknowledged_records_and_committed_positions",
-            CHILD,
-            dir.path(),
+            &[(CHILD, dir.path().as_os_str())],
         );
         let stdout = child.stdout.take().expect("stdout");
         let reader = std::thread::spawn(move || {
@@ -292,16 +271,13 @@ fn a_broker_killed_while_opening_many_partitions_keeps_acknowledged_records() {
         many_child(&dir);
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let exe = std::env::current_exe().expect("exe");
     let mut produced: BTreeMap<(i32, i32, i64), String> = BTreeMap::new();
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
     let mut killed_opening = 0;
     for cycle in 0..8 {
         let mut child = spawn_child(
-            &exe,
             "crash::a_broker_killed_while_opening_many_partitions_keeps_acknowledged_records",
-            MANY_CHILD,
-            dir.path(),
+            &[(MANY_CHILD, dir.path().as_os_str())],
         );
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel::<String>();
@@ -445,20 +421,13 @@ fn lazy_child(dir: &str) -> ! {
 /// opened and, in mode `write`, had `acks` records acknowledged; returns
 /// its stdout lines.
 fn run_lazy_child(dir: &std::path::Path, mode: &str, acks: usize) -> Vec<String> {
-    let exe = std::env::current_exe().expect("exe");
-    let mut child = Command::new(exe)
-        .args([
-            "--exact",
-            "crash::lazily_opened_partitions_keep_acknowledged_records_through_sigkills",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(LAZY_CHILD, dir)
-        .env(LAZY_MODE, mode)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let mut child = spawn_child(
+        "crash::lazily_opened_partitions_keep_acknowledged_records_through_sigkills",
+        &[
+            (LAZY_CHILD, dir.as_os_str()),
+            (LAZY_MODE, std::ffi::OsStr::new(mode)),
+        ],
+    );
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = Vec::new();
     for line in BufReader::new(stdout).lines().map_while(Result::ok) {

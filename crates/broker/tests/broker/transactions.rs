@@ -4,7 +4,6 @@
 //! file) and read_committed embedded consumers.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use pubsub_broker::{Acks, Broker, BrokerError, ConsumerConfig, Isolation, Partition};
@@ -327,19 +326,10 @@ fn a_sigkilled_broker_rebuilds_open_transactions_and_the_aborted_index() {
         child(&dir);
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let exe = std::env::current_exe().expect("exe");
-    let mut child = Command::new(exe)
-        .args([
-            "--exact",
-            "transactions::a_sigkilled_broker_rebuilds_open_transactions_and_the_aborted_index",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD, dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let mut child = spawn_child(
+        "transactions::a_sigkilled_broker_rebuilds_open_transactions_and_the_aborted_index",
+        &[(CHILD, dir.path().as_os_str())],
+    );
     let stdout = child.stdout.take().expect("stdout");
     let ready = BufReader::new(stdout)
         .lines()
