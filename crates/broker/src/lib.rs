@@ -42,6 +42,7 @@ pub mod producer_state;
 pub mod security;
 mod topic;
 pub mod txn;
+mod wire;
 
 pub use config::{BrokerConfig, GroupConfig, TopicConfig};
 pub use error::{BrokerError, Result};

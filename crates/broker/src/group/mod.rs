@@ -14,7 +14,6 @@ pub mod assignor;
 pub mod protocol;
 pub mod records;
 mod state;
-mod wire;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 //! "consumer"). Embedded consumers use the same bytes as Kafka clients, so
 //! both can share a group.
 
-use super::wire::{Reader, WireResult, Writer};
+use crate::wire::{Reader, WireResult, Writer};
 
 /// A member's subscription.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -12,7 +12,7 @@
 //!
 //! A null value deletes the key. Every value starts with its int16 version.
 
-use super::wire::{Reader, WireResult, Writer};
+use crate::wire::{Reader, WireResult, Writer};
 
 /// A committed offset.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,6 +17,7 @@
 use std::collections::BTreeMap;
 
 use super::state::{TxnMetadata, TxnState, NO_PRODUCER_EPOCH, NO_PRODUCER_ID};
+use crate::wire::{Reader, Writer};
 
 /// The version of the values written.
 pub const VALUE_VERSION: i16 = 1;
@@ -26,38 +27,18 @@ pub type DecodeResult<T> = Result<T, String>;
 
 /// The key of a transactional id's record.
 pub fn encode_key(transactional_id: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(4 + transactional_id.len());
-    out.extend_from_slice(&0i16.to_be_bytes());
-    put_string(&mut out, transactional_id);
-    out
+    let mut w = Writer::new();
+    w.i16(0).string(transactional_id);
+    w.finish()
 }
 
 /// The transactional id of a key (`Err` for another record type).
 pub fn decode_key(bytes: &[u8]) -> DecodeResult<String> {
-    let mut r = Reader(bytes);
+    let mut r = Reader::new(bytes);
     match r.i16()? {
         0 => r.string(),
         v => Err(format!("not a transaction log key (type {v})")),
     }
-}
-
-fn put_string(out: &mut Vec<u8>, s: &str) {
-    let len = s.len().min(i16::MAX as usize);
-    out.extend_from_slice(&(len as i16).to_be_bytes());
-    out.extend_from_slice(&s.as_bytes()[..len]);
-}
-
-fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn put_compact_string(out: &mut Vec<u8>, s: &str) {
-    put_uvarint(out, s.len() as u64 + 1);
-    out.extend_from_slice(s.as_bytes());
 }
 
 /// The partitions grouped by topic, as the value lists them.
@@ -72,41 +53,38 @@ fn by_topic(m: &TxnMetadata) -> BTreeMap<&str, Vec<i32>> {
 /// The value of a transaction's record (version [`VALUE_VERSION`]). An
 /// Empty transaction has a null partition list, as Kafka writes it.
 pub fn encode_value(m: &TxnMetadata) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64);
-    out.extend_from_slice(&VALUE_VERSION.to_be_bytes());
-    out.extend_from_slice(&m.producer_id.to_be_bytes());
-    out.extend_from_slice(&m.producer_epoch.to_be_bytes());
-    out.extend_from_slice(&m.timeout_ms.to_be_bytes());
-    out.push(m.state.id() as u8);
+    let mut w = Writer::new();
+    w.i16(VALUE_VERSION)
+        .i64(m.producer_id)
+        .i16(m.producer_epoch)
+        .i32(m.timeout_ms)
+        .i8(m.state.id());
     if m.state == TxnState::Empty {
-        put_uvarint(&mut out, 0);
+        w.compact_array_len(None);
     } else {
         let topics = by_topic(m);
-        put_uvarint(&mut out, topics.len() as u64 + 1);
+        w.compact_array_len(Some(topics.len()));
         for (topic, partitions) in topics {
-            put_compact_string(&mut out, topic);
-            put_uvarint(&mut out, partitions.len() as u64 + 1);
+            w.compact_string(topic)
+                .compact_array_len(Some(partitions.len()));
             for p in partitions {
-                out.extend_from_slice(&p.to_be_bytes());
+                w.i32(p);
             }
-            put_uvarint(&mut out, 0);
+            w.tagged_fields(&[]);
         }
     }
-    out.extend_from_slice(&m.update_ms.to_be_bytes());
-    out.extend_from_slice(&m.start_ms.to_be_bytes());
-    let tagged = m.previous_producer_id != NO_PRODUCER_ID;
-    put_uvarint(&mut out, u64::from(tagged));
-    if tagged {
-        put_uvarint(&mut out, 0);
-        put_uvarint(&mut out, 8);
-        out.extend_from_slice(&m.previous_producer_id.to_be_bytes());
+    w.i64(m.update_ms).i64(m.start_ms);
+    if m.previous_producer_id != NO_PRODUCER_ID {
+        w.tagged_fields(&[(0, &m.previous_producer_id.to_be_bytes())]);
+    } else {
+        w.tagged_fields(&[]);
     }
-    out
+    w.finish()
 }
 
 /// A value of version 0 or 1.
 pub fn decode_value(bytes: &[u8]) -> DecodeResult<TxnMetadata> {
-    let mut r = Reader(bytes);
+    let mut r = Reader::new(bytes);
     let version = r.i16()?;
     let flexible = match version {
         0 => false,
@@ -120,42 +98,40 @@ pub fn decode_value(bytes: &[u8]) -> DecodeResult<TxnMetadata> {
     let state =
         TxnState::from_id(status).ok_or_else(|| format!("unknown transaction status {status}"))?;
     let mut partitions = std::collections::BTreeSet::new();
+    // A topic takes at least its name's length and its partitions' count.
     let topics = if flexible {
-        r.compact_len()?
+        r.compact_array_len(2)?
     } else {
-        r.array_len()?
+        r.array_len(6)?
     };
-    for _ in 0..topics.unwrap_or(0) {
+    for _ in 0..topics {
         let topic = if flexible {
             r.compact_string()?
         } else {
             r.string()?
         };
         let n = if flexible {
-            r.compact_len()?
+            r.compact_array_len(4)?
         } else {
-            r.array_len()?
+            r.array_len(4)?
         };
-        for _ in 0..n.unwrap_or(0) {
+        for _ in 0..n {
             partitions.insert((topic.clone(), r.i32()?));
         }
         if flexible {
-            r.skip_tagged()?;
+            r.tagged_fields(|_, _| Ok(()))?;
         }
     }
     let update_ms = r.i64()?;
     let start_ms = r.i64()?;
     let mut previous_producer_id = NO_PRODUCER_ID;
     if flexible {
-        let n = r.uvarint()?;
-        for _ in 0..n {
-            let tag = r.uvarint()?;
-            let size = usize::try_from(r.uvarint()?).map_err(|e| e.to_string())?;
-            let field = r.take(size)?;
+        r.tagged_fields(|tag, field| {
             if tag == 0 {
-                previous_producer_id = Reader(field).i64()?;
+                previous_producer_id = Reader::new(field).i64()?;
             }
-        }
+            Ok(())
+        })?;
     }
     if state == TxnState::Empty {
         partitions.clear();
@@ -171,93 +147,6 @@ pub fn decode_value(bytes: &[u8]) -> DecodeResult<TxnMetadata> {
         start_ms,
         update_ms,
     })
-}
-
-/// Reads Kafka primitives; fails cleanly on short or bad input.
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> DecodeResult<&'a [u8]> {
-        if self.0.len() < n {
-            return Err(format!("needed {n} bytes, {} left", self.0.len()));
-        }
-        let (head, tail) = self.0.split_at(n);
-        self.0 = tail;
-        Ok(head)
-    }
-    fn fixed<const N: usize>(&mut self) -> DecodeResult<[u8; N]> {
-        let mut b = [0u8; N];
-        b.copy_from_slice(self.take(N)?);
-        Ok(b)
-    }
-    fn i8(&mut self) -> DecodeResult<i8> {
-        Ok(i8::from_be_bytes(self.fixed()?))
-    }
-    fn i16(&mut self) -> DecodeResult<i16> {
-        Ok(i16::from_be_bytes(self.fixed()?))
-    }
-    fn i32(&mut self) -> DecodeResult<i32> {
-        Ok(i32::from_be_bytes(self.fixed()?))
-    }
-    fn i64(&mut self) -> DecodeResult<i64> {
-        Ok(i64::from_be_bytes(self.fixed()?))
-    }
-    fn utf8(b: &[u8]) -> DecodeResult<String> {
-        String::from_utf8(b.to_vec()).map_err(|_| "string is not UTF-8".to_string())
-    }
-    fn string(&mut self) -> DecodeResult<String> {
-        let len = self.i16()?;
-        let len = usize::try_from(len).map_err(|_| "null where a string is required")?;
-        Self::utf8(self.take(len)?)
-    }
-    fn uvarint(&mut self) -> DecodeResult<u64> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.take(1)?[0];
-            v |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err("varint longer than 10 bytes".to_string())
-    }
-    /// An array length (`None` for null), bounded by the bytes left.
-    fn bounded(&self, n: usize) -> DecodeResult<usize> {
-        if n > self.0.len() {
-            return Err(format!("array of {n} cannot fit in {} bytes", self.0.len()));
-        }
-        Ok(n)
-    }
-    fn array_len(&mut self) -> DecodeResult<Option<usize>> {
-        let n = self.i32()?;
-        match usize::try_from(n) {
-            Ok(n) => self.bounded(n).map(Some),
-            Err(_) => Ok(None),
-        }
-    }
-    fn compact_len(&mut self) -> DecodeResult<Option<usize>> {
-        match self.uvarint()? {
-            0 => Ok(None),
-            n => {
-                let n = usize::try_from(n - 1).map_err(|e| e.to_string())?;
-                self.bounded(n).map(Some)
-            }
-        }
-    }
-    fn compact_string(&mut self) -> DecodeResult<String> {
-        let n = self
-            .compact_len()?
-            .ok_or("null where a string is required")?;
-        Self::utf8(self.take(n)?)
-    }
-    fn skip_tagged(&mut self) -> DecodeResult<()> {
-        for _ in 0..self.uvarint()? {
-            self.uvarint()?;
-            let size = usize::try_from(self.uvarint()?).map_err(|e| e.to_string())?;
-            self.take(size)?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

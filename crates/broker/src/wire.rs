@@ -1,6 +1,8 @@
-//! Kafka's non-flexible primitive encodings (big-endian integers, int16
-//! length strings, int32 length bytes and arrays), used by the consumer
-//! protocol and by `__consumer_offsets` records.
+//! Kafka's primitive encodings: the non-flexible ones (big-endian integers,
+//! int16 length strings, int32 length bytes and arrays) and the flexible
+//! versions' (unsigned varints, compact strings and arrays, tagged
+//! fields), used by the consumer protocol, `__consumer_offsets` and
+//! `__transaction_state` records.
 
 /// Appends Kafka primitives to a buffer.
 #[derive(Debug, Default)]
@@ -14,6 +16,10 @@ impl Writer {
     }
     pub fn finish(self) -> Vec<u8> {
         self.buf
+    }
+    pub fn i8(&mut self, v: i8) -> &mut Self {
+        self.buf.extend_from_slice(&v.to_be_bytes());
+        self
     }
     pub fn i16(&mut self, v: i16) -> &mut Self {
         self.buf.extend_from_slice(&v.to_be_bytes());
@@ -53,6 +59,33 @@ impl Writer {
     pub fn array_len(&mut self, n: usize) -> &mut Self {
         self.i32(n as i32)
     }
+    /// An unsigned varint (flexible versions' lengths and tags).
+    pub fn uvarint(&mut self, mut v: u64) -> &mut Self {
+        while v >= 0x80 {
+            self.buf.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.buf.push(v as u8);
+        self
+    }
+    /// A compact array's length (`None`: a null array).
+    pub fn compact_array_len(&mut self, n: Option<usize>) -> &mut Self {
+        self.uvarint(n.map_or(0, |n| n as u64 + 1))
+    }
+    pub fn compact_string(&mut self, s: &str) -> &mut Self {
+        self.compact_array_len(Some(s.len()));
+        self.buf.extend_from_slice(s.as_bytes());
+        self
+    }
+    /// Tagged fields: each (tag, bytes), in tag order.
+    pub fn tagged_fields(&mut self, fields: &[(u64, &[u8])]) -> &mut Self {
+        self.uvarint(fields.len() as u64);
+        for (tag, bytes) in fields {
+            self.uvarint(*tag).uvarint(bytes.len() as u64);
+            self.buf.extend_from_slice(bytes);
+        }
+        self
+    }
 }
 
 /// Reads Kafka primitives; every method fails cleanly on short or bad input.
@@ -78,6 +111,9 @@ impl<'a> Reader<'a> {
         let (head, tail) = self.buf.split_at(n);
         self.buf = tail;
         Ok(head)
+    }
+    pub fn i8(&mut self) -> WireResult<i8> {
+        Ok(i8::from_be_bytes([self.take(1)?[0]]))
     }
     pub fn i16(&mut self) -> WireResult<i16> {
         let b = self.take(2)?;
@@ -132,5 +168,51 @@ impl<'a> Reader<'a> {
             ));
         }
         Ok(n)
+    }
+    /// An unsigned varint (flexible versions' lengths and tags).
+    pub fn uvarint(&mut self) -> WireResult<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.take(1)?[0];
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err("varint longer than 10 bytes".to_string())
+    }
+    /// A compact array's length; a null array reads as empty. Bounded by
+    /// the bytes left, as [`Reader::array_len`].
+    pub fn compact_array_len(&mut self, min_element: usize) -> WireResult<usize> {
+        let n = match self.uvarint()? {
+            0 => return Ok(0),
+            n => usize::try_from(n - 1).map_err(|e| e.to_string())?,
+        };
+        if n.saturating_mul(min_element.max(1)) > self.buf.len() {
+            return Err(format!(
+                "array of {n} elements cannot fit in {} bytes",
+                self.buf.len()
+            ));
+        }
+        Ok(n)
+    }
+    pub fn compact_string(&mut self) -> WireResult<String> {
+        let n = match self.uvarint()? {
+            0 => return Err("null where a string is required".to_string()),
+            n => usize::try_from(n - 1).map_err(|e| e.to_string())?,
+        };
+        String::from_utf8(self.take(n)?.to_vec()).map_err(|_| "string is not UTF-8".to_string())
+    }
+    /// Reads tagged fields, handing each (tag, bytes) to `f`.
+    pub fn tagged_fields(
+        &mut self,
+        mut f: impl FnMut(u64, &'a [u8]) -> WireResult<()>,
+    ) -> WireResult<()> {
+        for _ in 0..self.uvarint()? {
+            let tag = self.uvarint()?;
+            let size = usize::try_from(self.uvarint()?).map_err(|e| e.to_string())?;
+            f(tag, self.take(size)?)?;
+        }
+        Ok(())
     }
 }
