@@ -75,7 +75,6 @@ pub fn txn_error(refusal: pubsub_broker::txn::TxnRefusal) -> ResponseError {
         R::ProducerFenced => K::ProducerFenced,
         R::InvalidProducerIdMapping => K::InvalidProducerIdMapping,
         R::InvalidTxnState => K::InvalidTxnState,
-        R::TransactionalIdNotFound => K::TransactionalIdNotFound,
     }
 }
 

@@ -204,7 +204,7 @@ impl Broker {
             .tick(self.inner.as_ref(), super::wall_clock_ms());
         info!(
             records = n,
-            transactional_ids = self.inner.transactions.list().len(),
+            transactional_ids = self.inner.transactions.len(),
             completed,
             "loaded transactions"
         );

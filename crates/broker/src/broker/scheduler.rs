@@ -27,12 +27,18 @@ struct Schedule {
 }
 
 impl Inner {
-    /// Background work due at this tick.
-    fn background_tick(&self, last: &mut Schedule) {
-        let now = Instant::now();
+    /// The group and transaction coordinators' timers, then the tick
+    /// subscribers (what every tick does first).
+    fn tick_coordinators(&self) {
         self.coordinator.tick(self, self.now_ms());
         self.transactions.tick(self, wall_clock_ms());
         self.tick.notify();
+    }
+
+    /// Background work due at this tick.
+    fn background_tick(&self, last: &mut Schedule) {
+        let now = Instant::now();
+        self.tick_coordinators();
         let partitions = self.all_partitions();
         for p in &partitions {
             if let Err(e) = p.log().flush_if_due() {
@@ -205,13 +211,7 @@ impl Broker {
     /// Advances the coordinators' timers (when the background clock is
     /// off): group sessions, and transactions to complete or time out.
     pub fn tick(&self) {
-        self.inner
-            .coordinator
-            .tick(self.inner.as_ref(), self.inner.now_ms());
-        self.inner
-            .transactions
-            .tick(self.inner.as_ref(), wall_clock_ms());
-        self.inner.tick.notify();
+        self.inner.tick_coordinators();
     }
 }
 

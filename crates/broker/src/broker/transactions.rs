@@ -6,7 +6,7 @@
 
 use pubsub_records::{ControlRecord, ControlType};
 
-use super::{wall_clock_ms, Broker, Inner};
+use super::{wall_clock_ms, Inner};
 use crate::error::{BrokerError, Result};
 use crate::group::records::partition_for_group;
 use crate::txn::{records, TxnStore, TRANSACTION_STATE};
@@ -72,19 +72,5 @@ impl TxnStore for Inner {
 
     fn new_producer_id(&self) -> Result<i64> {
         self.next_producer_id()
-    }
-}
-
-impl Broker {
-    /// The `__transaction_state` partition of a transactional id (Kafka's
-    /// partitioning: the id's Java hash modulo the partition count).
-    pub fn transaction_state_partition(&self, transactional_id: &str) -> i32 {
-        let n = self
-            .inner
-            .topic(TRANSACTION_STATE)
-            .map_or(self.inner.config.txn.state_topic_partitions, |t| {
-                u32::try_from(t.partitions.len()).unwrap_or(u32::MAX)
-            });
-        partition_for_group(transactional_id, n)
     }
 }

@@ -82,20 +82,18 @@ pub trait TxnStore {
 /// One transactional id: `None` until its first InitProducerId is durable.
 type Slot = Arc<Mutex<Option<TxnMetadata>>>;
 
-/// A transaction as DescribeTransactions and ListTransactions show it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TxnListing {
-    /// The transactional id.
-    pub transactional_id: String,
-    /// Its metadata.
-    pub metadata: TxnMetadata,
-}
-
 /// Every transactional id of the broker.
 #[derive(Debug)]
 pub struct TransactionCoordinator {
     txns: Mutex<BTreeMap<String, Slot>>,
     config: TxnConfig,
+}
+
+/// What a locked slot holds: the id's metadata, or
+/// INVALID_PRODUCER_ID_MAPPING while it has none.
+fn metadata<'a>(id: &str, slot: &'a Option<TxnMetadata>) -> Result<&'a TxnMetadata> {
+    slot.as_ref()
+        .ok_or_else(|| refused(id, TxnRefusal::InvalidProducerIdMapping))
 }
 
 fn refused(transactional_id: &str, refusal: TxnRefusal) -> BrokerError {
@@ -112,11 +110,6 @@ impl TransactionCoordinator {
             txns: Mutex::new(BTreeMap::new()),
             config,
         }
-    }
-
-    /// The settings.
-    pub fn config(&self) -> &TxnConfig {
-        &self.config
     }
 
     /// Rebuilds transactions from `__transaction_state` records, in log
@@ -148,6 +141,13 @@ impl TransactionCoordinator {
 
     fn slot(&self, id: &str) -> Option<Slot> {
         self.txns.lock().get(id).cloned()
+    }
+
+    /// The slot of an id whose first InitProducerId is durable, or
+    /// INVALID_PRODUCER_ID_MAPPING.
+    fn known(&self, id: &str) -> Result<Slot> {
+        self.slot(id)
+            .ok_or_else(|| refused(id, TxnRefusal::InvalidProducerIdMapping))
     }
 
     fn slot_or_create(&self, id: &str) -> Slot {
@@ -275,17 +275,12 @@ impl TransactionCoordinator {
         if id.is_empty() {
             return Err(refused(id, TxnRefusal::InvalidRequest));
         }
-        let slot = self
-            .slot(id)
-            .ok_or_else(|| refused(id, TxnRefusal::InvalidProducerIdMapping))?;
+        let slot = self.known(id)?;
         let mut slot = slot.lock();
-        let current = slot
-            .clone()
-            .ok_or_else(|| refused(id, TxnRefusal::InvalidProducerIdMapping))?;
-        match current
+        let next = metadata(id, &slot)?
             .add_partitions(producer_id, epoch, partitions, now)
-            .map_err(|r| refused(id, r))?
-        {
+            .map_err(|r| refused(id, r))?;
+        match next {
             Some(next) => Self::transit(store, id, &mut slot, next),
             None => Ok(()),
         }
@@ -301,13 +296,9 @@ impl TransactionCoordinator {
         epoch: i16,
         partitions: &[(String, i32)],
     ) -> Result<Vec<bool>> {
-        let slot = self
-            .slot(id)
-            .ok_or_else(|| refused(id, TxnRefusal::InvalidProducerIdMapping))?;
+        let slot = self.known(id)?;
         let slot = slot.lock();
-        let m = slot
-            .as_ref()
-            .ok_or_else(|| refused(id, TxnRefusal::InvalidProducerIdMapping))?;
+        let m = metadata(id, &slot)?;
         m.check_producer(producer_id, epoch)
             .map_err(|r| refused(id, r))?;
         Ok(partitions
@@ -331,14 +322,9 @@ impl TransactionCoordinator {
         if id.is_empty() {
             return Err(refused(id, TxnRefusal::InvalidRequest));
         }
-        let slot = self
-            .slot(id)
-            .ok_or_else(|| refused(id, TxnRefusal::InvalidProducerIdMapping))?;
+        let slot = self.known(id)?;
         let mut slot = slot.lock();
-        let current = slot
-            .clone()
-            .ok_or_else(|| refused(id, TxnRefusal::InvalidProducerIdMapping))?;
-        let Some(prepared) = current
+        let Some(prepared) = metadata(id, &slot)?
             .end(producer_id, epoch, commit, true, now)
             .map_err(|r| refused(id, r))?
         else {
@@ -349,29 +335,6 @@ impl TransactionCoordinator {
             warn!(transactional_id = id, error = %e, "writing transaction markers failed; retried at the next tick");
         }
         Ok(())
-    }
-
-    /// Checks that the producer may commit offsets in its transaction
-    /// (TxnOffsetCommit): the id, epoch and an ongoing transaction holding
-    /// the group's offsets partition `offsets_partition`.
-    pub fn check_offsets_partition(
-        &self,
-        id: &str,
-        producer_id: i64,
-        epoch: i16,
-        offsets_partition: &(String, i32),
-    ) -> Result<()> {
-        let ok = self.verify_partitions(
-            id,
-            producer_id,
-            epoch,
-            std::slice::from_ref(offsets_partition),
-        )?;
-        if ok.first() == Some(&true) {
-            Ok(())
-        } else {
-            Err(refused(id, TxnRefusal::InvalidTxnState))
-        }
     }
 
     /// Advances timers: completes decided transactions whose markers are
@@ -421,23 +384,15 @@ impl TransactionCoordinator {
         self.slot(id).and_then(|s| s.lock().clone())
     }
 
-    /// Every transactional id with its transaction, by id.
-    pub fn list(&self) -> Vec<TxnListing> {
-        let slots: Vec<(String, Slot)> = self
-            .txns
-            .lock()
-            .iter()
-            .map(|(k, v)| (k.clone(), Arc::clone(v)))
-            .collect();
-        slots
-            .into_iter()
-            .filter_map(|(id, s)| {
-                s.lock().clone().map(|metadata| TxnListing {
-                    transactional_id: id,
-                    metadata,
-                })
-            })
-            .collect()
+    /// How many transactional ids have a transaction.
+    pub fn len(&self) -> usize {
+        let slots: Vec<Slot> = self.txns.lock().values().cloned().collect();
+        slots.iter().filter(|s| s.lock().is_some()).count()
+    }
+
+    /// No transactional id has a transaction.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

@@ -138,8 +138,6 @@ pub enum TxnRefusal {
     /// INVALID_TXN_STATE (48): the request does not fit the transaction's
     /// state (EndTxn with no transaction, commit after abort).
     InvalidTxnState,
-    /// TRANSACTIONAL_ID_NOT_FOUND (105): no such transactional id.
-    TransactionalIdNotFound,
 }
 
 impl fmt::Display for TxnRefusal {
@@ -151,7 +149,6 @@ impl fmt::Display for TxnRefusal {
             TxnRefusal::ProducerFenced => "the producer is fenced by a newer epoch",
             TxnRefusal::InvalidProducerIdMapping => "the producer id is not the transactional id's",
             TxnRefusal::InvalidTxnState => "invalid transaction state for the request",
-            TxnRefusal::TransactionalIdNotFound => "no such transactional id",
         })
     }
 }

@@ -21,23 +21,20 @@ pub async fn handle(
         .with_node_id(BrokerId(NODE_ID))
         .with_host(sb(&ctx.listener.advertised_host))
         .with_port(i32::from(ctx.listener.advertised_port));
+    // No coordinator: the error, node -1, no address.
+    let refuse = |resp: FindCoordinatorResponse, code: i16| {
+        resp.with_error_code(code)
+            .with_node_id(BrokerId(-1))
+            .with_host(sb(""))
+            .with_port(-1)
+    };
     let rule = match req.key_type {
         0 => FIND_COORDINATOR_GROUP,
         1 => FIND_COORDINATOR_TXN,
-        _ => {
-            return resp
-                .with_error_code(ResponseError::InvalidRequest.code())
-                .with_node_id(BrokerId(-1))
-                .with_host(sb(""))
-                .with_port(-1)
-        }
+        _ => return refuse(resp, ResponseError::InvalidRequest.code()),
     };
     if !Access::of(ctx).allows(&rule, &req.key) {
-        return resp
-            .with_error_code(rule.error)
-            .with_node_id(BrokerId(-1))
-            .with_host(sb(""))
-            .with_port(-1);
+        return refuse(resp, rule.error);
     }
     // Kafka's message for success is the name of error code 0.
     resp.with_error_message(Some(sb("NONE")))

@@ -1509,7 +1509,7 @@ async fn transactions(p: &mut Probe) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(first.error_code, 0, "{first:?}");
-    let (pid, _) = (first.producer_id.0, first.producer_epoch);
+    let pid = first.producer_id.0;
     p.names.producer(pid, "1");
     let init = p.call("init again (a new epoch)", init_req.clone()).await;
     let epoch = init.producer_epoch;
