@@ -785,6 +785,27 @@ mod tests {
         assert_eq!(files.client_ca, None);
     }
 
+    /// Every environment variable the client commands declare (read from
+    /// their clap arguments, not written out again) is one `serve` ignores
+    /// and none names a setting: a client name that collided with serve's
+    /// (as `PUBSUB_TLS_CERT` once did) fails here.
+    #[test]
+    fn the_client_commands_variables_are_ignored_by_serve_and_name_no_setting() {
+        use clap::Args;
+        let client = crate::remote::ConnArgs::augment_args(clap::Command::new("client"));
+        let names: Vec<String> = client
+            .get_arguments()
+            .filter_map(|a| a.get_env())
+            .map(|e| e.to_string_lossy().into_owned())
+            .collect();
+        assert!(names.len() >= 10, "{names:?}");
+        let keys = env_keys();
+        for name in &names {
+            assert!(IGNORED_ENV.contains(&name.as_str()), "{name} not ignored");
+            assert!(!keys.contains_key(name), "{name} names a setting");
+        }
+    }
+
     #[test]
     fn listeners_and_tls_layer_like_every_key_and_are_checked_together() {
         let dir = tempfile::tempdir().expect("tempdir");
