@@ -336,6 +336,39 @@ mod tests {
     }
 
     #[test]
+    fn markers_and_writes_of_an_older_epoch_are_refused() {
+        let mut s = ProducerStates::default();
+        s.record(4, 2, meta(0, 0, 10));
+        s.begin_txn(4, 10);
+        // A marker of an older epoch (a fenced coordinator's, a delayed one)
+        // is refused and ends nothing.
+        assert!(matches!(
+            s.check_marker(4, 1),
+            Err(BrokerError::InvalidProducerEpoch { current: 2, .. })
+        ));
+        assert_eq!(s.first_open_txn(), Some(10));
+        // The marker of a newer epoch (the coordinator fencing the
+        // producer) ends the transaction and adopts its epoch: writes and
+        // markers of the old epoch are refused from then on.
+        s.check_marker(4, 3).expect("newer");
+        let ended = s.end_txn(4, 3, 11);
+        assert_eq!((ended.first_offset, ended.marker_offset), (10, 11));
+        assert_eq!(s.first_open_txn(), None);
+        assert!(matches!(
+            s.check(4, 2, 1, 1),
+            Err(BrokerError::InvalidProducerEpoch { current: 3, .. })
+        ));
+        assert!(s.check_marker(4, 2).is_err());
+        // Same epoch: a marker is accepted (transaction version 1 markers
+        // carry the producer's epoch), and writes start again at 0.
+        s.check_marker(4, 3).expect("same epoch");
+        assert_eq!(
+            s.check(4, 3, 0, 0).expect("new epoch"),
+            SequenceCheck::Append
+        );
+    }
+
+    #[test]
     fn sequences_wrap() {
         let mut s = ProducerStates::default();
         s.record(1, 0, meta(i32::MAX - 1, i32::MAX, 0));

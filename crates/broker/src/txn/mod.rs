@@ -307,6 +307,40 @@ impl TransactionCoordinator {
             .collect())
     }
 
+    /// A transactional write (KIP-890 part 1): runs `append` only if
+    /// `partition` is in the ongoing transaction of `id` under this
+    /// producer id and epoch, holding the id's lock meanwhile, so no EndTxn
+    /// (nor the timeout) can write the transaction's markers between the
+    /// check and the append. A late write of an ended transaction is
+    /// refused with INVALID_TXN_STATE instead of opening a transaction no
+    /// one will end (or being committed by the next one's marker); a
+    /// decided transaction still writing its markers refuses with
+    /// CONCURRENT_TRANSACTIONS.
+    pub fn verified<T>(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partition: (&str, i32),
+        append: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        if id.is_empty() {
+            return Err(refused(id, TxnRefusal::InvalidRequest));
+        }
+        let slot = self.known(id)?;
+        let slot = slot.lock();
+        let m = metadata(id, &slot)?;
+        m.check_producer(producer_id, epoch)
+            .map_err(|r| refused(id, r))?;
+        let (topic, index) = partition;
+        let inside = m.partitions.iter().any(|(t, p)| t == topic && *p == index);
+        match m.state {
+            TxnState::Ongoing if inside => append(),
+            s if s.is_prepared() => Err(refused(id, TxnRefusal::ConcurrentTransactions)),
+            _ => Err(refused(id, TxnRefusal::InvalidTxnState)),
+        }
+    }
+
     /// EndTxn: commits or aborts the ongoing transaction. Returns once the
     /// decision is durable; the markers and the completion follow at once,
     /// or at the next tick if writing them failed (the decision stands).

@@ -566,3 +566,78 @@ fn kafka_tools_print_the_same_against_pubsub_and_apache_kafka() {
         "Kafka's tools saw differences:\n{differences}"
     );
 }
+
+/// `kafka-producer-perf-test` with a transactional id (Kafka's Java
+/// producer 4.1.1, transaction version 1 here: AddPartitionsToTxn before
+/// its writes, which the broker verifies against the coordinator) commits
+/// a transaction every 50 ms; a read_committed console consumer then reads
+/// every record, and the end offset counts records plus one COMMIT marker
+/// per transaction. The same on Apache Kafka.
+fn transactional_perf(kafka: &Kafka, bootstrap: &str) -> (usize, u64) {
+    let servers = format!("bootstrap.servers={bootstrap}");
+    let (ok, out, err) = kafka.tool(
+        "org.apache.kafka.tools.ProducerPerformance",
+        &[
+            "--topic",
+            "perf-txn",
+            "--num-records",
+            "2000",
+            "--record-size",
+            "50",
+            "--throughput",
+            "-1",
+            "--transactional-id",
+            "perf-txn-1",
+            "--transaction-duration-ms",
+            "50",
+            "--producer-props",
+            &servers,
+        ],
+        "",
+    );
+    assert!(ok, "perf test failed:\n{out}\n{err}");
+    let (ok, out, err) = kafka.tool(
+        CONSUMER,
+        &[
+            "--bootstrap-server",
+            bootstrap,
+            "--topic",
+            "perf-txn",
+            "--from-beginning",
+            "--isolation-level",
+            "read_committed",
+            "--max-messages",
+            "2000",
+            "--timeout-ms",
+            "60000",
+        ],
+        "",
+    );
+    assert!(ok, "console consumer failed:\n{out}\n{err}");
+    let (ok, offsets, err) = kafka.tool(
+        GET_OFFSETS,
+        &["--bootstrap-server", bootstrap, "--topic", "perf-txn"],
+        "",
+    );
+    assert!(ok, "get offsets failed:\n{err}");
+    let end: u64 = offsets
+        .lines()
+        .filter_map(|l| l.rsplit(':').next()?.trim().parse::<u64>().ok())
+        .sum();
+    (out.lines().count(), end)
+}
+
+#[test]
+fn a_java_transactional_producer_commits_through_verification_as_on_kafka() {
+    let Some(kafka) = Kafka::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&dir.path().join("data"));
+    for bootstrap in [daemon.addr.to_string(), kafka.bootstrap.clone()] {
+        let (read, end) = transactional_perf(&kafka, &bootstrap);
+        assert_eq!(read, 2000, "read_committed records on {bootstrap}");
+        assert!(
+            end > 2000,
+            "{end}: records and COMMIT markers on {bootstrap}"
+        );
+    }
+}

@@ -221,7 +221,9 @@ fn append(
         .iter()
         .flat_map(|t| &t.partitions)
         .any(|(_, r)| r.as_ref().is_some_and(|r| transactional(&frame, r)))
-        && !transactional_id.is_some_and(|id| access.allows(&PRODUCE_TXN, &id));
+        && !transactional_id
+            .as_ref()
+            .is_some_and(|id| access.allows(&PRODUCE_TXN, id));
     // With the request gone, the frame is writable if it owns its buffer
     // alone; if not, each partition's records are copied once into
     // `scratch`, reused across partitions.
@@ -257,7 +259,14 @@ fn append(
                             &mut scratch
                         }
                     };
-                    let appended = match acks {
+                    // A transactional batch is appended only inside its
+                    // producer's ongoing transaction (KIP-890 part 1); a
+                    // control batch is refused by the append itself.
+                    let txn = pubsub_records::BatchHeader::parse(bytes)
+                        .ok()
+                        .filter(|h| h.is_transactional() && !h.is_control())
+                        .map(|h| (h.producer_id, h.producer_epoch));
+                    let mut write = || match acks {
                         Acks::All => ctx
                             .broker
                             .produce_then_sync(name, index, bytes)
@@ -266,6 +275,14 @@ fn append(
                             .broker
                             .produce(name, index, bytes, acks)
                             .map(|r| (r, None)),
+                    };
+                    let appended = match (txn, transactional_id.as_deref().map(|s| &**s)) {
+                        (Some((pid, epoch)), Some(id)) => {
+                            ctx.broker
+                                .transactions()
+                                .verified(id, pid, epoch, (name, index), write)
+                        }
+                        _ => write(),
                     };
                     match appended {
                         Ok((r, sync)) => {
@@ -329,7 +346,7 @@ fn base(index: i32) -> PartitionProduceResponse {
 }
 
 fn refused(index: i32, version: i16, e: &BrokerError) -> PartitionProduceResponse {
-    let code = error_code(e);
+    let code = produce_error_code(e);
     // Kafka sends no message with MESSAGE_TOO_LARGE, so clients show the
     // error's own description ("The request included a message larger than
     // the max message size the server will accept.").
@@ -337,6 +354,24 @@ fn refused(index: i32, version: i16, e: &BrokerError) -> PartitionProduceRespons
     base(index)
         .with_error_code(code)
         .with_error_message(text.and_then(|t| message(version, &t)))
+}
+
+/// The error code of a refused append. A transactional write the
+/// coordinator did not verify is answered as Kafka's produce path answers
+/// it to clients of Produce v10 and below: a fenced epoch is
+/// INVALID_PRODUCER_EPOCH, a transaction still writing its markers the
+/// retriable NOT_ENOUGH_REPLICAS, a partition outside the ongoing
+/// transaction INVALID_TXN_STATE.
+fn produce_error_code(e: &BrokerError) -> i16 {
+    use pubsub_broker::txn::TxnRefusal;
+    match e {
+        BrokerError::Transaction { refusal, .. } => match refusal {
+            TxnRefusal::ProducerFenced => ResponseError::InvalidProducerEpoch.code(),
+            TxnRefusal::ConcurrentTransactions => ResponseError::NotEnoughReplicas.code(),
+            r => crate::codes::txn_error(*r).code(),
+        },
+        e => error_code(e),
+    }
 }
 
 /// Error messages are part of the answer from v8 on.
