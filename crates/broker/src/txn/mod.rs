@@ -384,6 +384,24 @@ impl TransactionCoordinator {
         self.slot(id).and_then(|s| s.lock().clone())
     }
 
+    /// Every transactional id with a transaction, by id (ListTransactions).
+    /// Ids busy with a request are read once it is done with them.
+    pub fn list(&self) -> Vec<(String, TxnMetadata)> {
+        let slots: Vec<(String, Slot)> = self
+            .txns
+            .lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), Arc::clone(v)))
+            .collect();
+        slots
+            .into_iter()
+            .filter_map(|(id, slot)| {
+                let m = slot.lock().clone()?;
+                Some((id, m))
+            })
+            .collect()
+    }
+
     /// How many transactional ids have a transaction.
     pub fn len(&self) -> usize {
         let slots: Vec<Slot> = self.txns.lock().values().cloned().collect();
