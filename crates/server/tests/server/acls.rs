@@ -1470,3 +1470,64 @@ async fn authorizer_off_allows_everything() {
     assert_eq!(r.topics[0].topic_authorized_operations, all_topic_ops);
     server.stop().await;
 }
+
+/// The answers of a principal without ACLs to malformed transaction
+/// requests (an empty transactional id; a producer id without an epoch):
+/// InitProducerId, AddPartitionsToTxn v3, AddOffsetsToTxn, EndTxn.
+async fn malformed_transaction_requests(conn: &Conn) -> Vec<i16> {
+    use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+    let empty = || TransactionalId(s(""));
+    let mut codes = Vec::new();
+    let init = InitProducerIdRequest::default()
+        .with_transactional_id(Some(empty()))
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    codes.push(conn.call(4, &init).await.error_code);
+    let idempotent = InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(ProducerId(5))
+        .with_producer_epoch(-1);
+    codes.push(conn.call(4, &idempotent).await.error_code);
+    let add = AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(empty())
+        .with_v3_and_below_producer_id(ProducerId(1))
+        .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+            .with_name(TopicName(s("orders")))
+            .with_partitions(vec![0])]);
+    let r = conn.call(3, &add).await;
+    codes.push(r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code);
+    let offsets = AddOffsetsToTxnRequest::default()
+        .with_transactional_id(empty())
+        .with_producer_id(ProducerId(1))
+        .with_group_id(GroupId(s("g")));
+    codes.push(conn.call(3, &offsets).await.error_code);
+    let end = EndTxnRequest::default()
+        .with_transactional_id(empty())
+        .with_producer_id(ProducerId(1))
+        .with_committed(true);
+    codes.push(conn.call(3, &end).await.error_code);
+    codes
+}
+
+/// Authorization comes before validation, as in Kafka: a principal without
+/// ACLs learns nothing about a malformed request but that it is refused
+/// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED, CLUSTER_AUTHORIZATION_FAILED),
+/// on pubsub and on Apache Kafka alike; a super user gets INVALID_REQUEST.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_requests_are_authorized_before_they_are_validated() {
+    let refused = [53, 31, 53, 53, 53];
+    let invalid = [42, 42, 42, 42, 42];
+    let cluster = Cluster::new();
+    let bob = cluster.connect("User:bob");
+    assert_eq!(malformed_transaction_requests(&bob).await, refused);
+    let admin = cluster.connect("User:admin");
+    assert_eq!(malformed_transaction_requests(&admin).await, invalid);
+    cluster.broker.close().expect("close");
+    let Some(kafka) = Kafka::start() else {
+        return;
+    };
+    let bob = kafka.connect("bob").await;
+    assert_eq!(malformed_transaction_requests(&bob).await, refused, "Kafka");
+}
