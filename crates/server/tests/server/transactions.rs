@@ -422,3 +422,41 @@ async fn describe_and_list_transactions_and_their_producers() {
         (b, -1, 0)
     );
 }
+
+/// `__transaction_state`, named, is reported internal in Metadata (v1+) and
+/// DescribeTopicPartitions, as `__consumer_offsets` is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_transaction_state_topic_is_internal() {
+    let server = TestServer::start().await;
+    let mut c = Client::connect(server.addr).await;
+    assert_eq!(c.call(4, &init("tx-int", 60_000)).await.error_code, 0);
+    for name in ["__transaction_state", "__consumer_offsets"] {
+        if name == "__consumer_offsets" {
+            let find = FindCoordinatorRequest::default().with_key(s("g"));
+            assert_eq!(c.call(3, &find).await.error_code, 0);
+        }
+        let req = MetadataRequest::default()
+            .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+            )
+            .with_name(Some(TopicName(s(name))))]))
+            .with_allow_auto_topic_creation(false);
+        let r = c.call(12, &req).await;
+        assert_eq!(
+            (r.topics[0].error_code, r.topics[0].is_internal),
+            (0, true),
+            "{name}"
+        );
+        let req = DescribeTopicPartitionsRequest::default()
+            .with_topics(vec![
+                describe_topic_partitions_request::TopicRequest::default()
+                    .with_name(TopicName(s(name))),
+            ])
+            .with_response_partition_limit(100);
+        let r = c.call(0, &req).await;
+        assert_eq!(
+            (r.topics[0].error_code, r.topics[0].is_internal),
+            (0, true),
+            "{name}"
+        );
+    }
+}
