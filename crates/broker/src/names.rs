@@ -8,6 +8,13 @@ pub const MAX_TOPIC_NAME: usize = 249;
 /// The internal topic holding committed offsets and group metadata.
 pub const CONSUMER_OFFSETS: &str = "__consumer_offsets";
 
+/// Whether `name` is one of the broker's internal topics
+/// (`__consumer_offsets`, `__transaction_state`), which Metadata and
+/// DescribeTopicPartitions report `is_internal`, as Kafka does.
+pub fn is_internal(name: &str) -> bool {
+    name == CONSUMER_OFFSETS || name == crate::txn::TRANSACTION_STATE
+}
+
 /// Checks a topic name: 1-249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
 pub fn validate_topic_name(name: &str) -> Result<()> {
     let bad = |reason| {

@@ -57,6 +57,11 @@ pub struct ActiveProducer {
     pub last_timestamp: i64,
     /// Offset of its last record appended.
     pub last_offset: u64,
+    /// First offset of its open transaction, if one is open.
+    pub txn_first: Option<u64>,
+    /// Whether a transaction marker of it was appended (Kafka then knows
+    /// the coordinator epoch the marker carried).
+    pub marked: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,6 +71,10 @@ struct ProducerEntry {
     /// First offset of the producer's open transaction (snapshot version 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     txn_first: Option<u64>,
+    /// A marker of the producer was appended (its coordinator epoch, always
+    /// 0 here, is then known to DescribeProducers).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    marked: bool,
 }
 
 /// A transaction ended by a marker: what the aborted-transaction index
@@ -153,6 +162,7 @@ impl ProducerStates {
             epoch,
             batches: VecDeque::new(),
             txn_first: None,
+            marked: false,
         });
         if epoch != entry.epoch {
             entry.epoch = epoch;
@@ -193,11 +203,13 @@ impl ProducerStates {
             epoch,
             batches: VecDeque::new(),
             txn_first: None,
+            marked: false,
         });
         if epoch > entry.epoch {
             entry.epoch = epoch;
             entry.batches.clear();
         }
+        entry.marked = true;
         let first_offset = entry.txn_first.take().unwrap_or(offset);
         let last_stable_offset = self.first_open_txn().unwrap_or(offset + 1);
         EndedTxn {
@@ -236,6 +248,8 @@ impl ProducerStates {
                     last_sequence: b.last_seq,
                     last_timestamp: b.timestamp,
                     last_offset: b.last_offset,
+                    txn_first: e.txn_first,
+                    marked: e.marked,
                 })
             })
             .collect();

@@ -149,6 +149,9 @@ pub struct TransactionSettings {
     pub max_timeout: Span,
     /// Partitions of `__transaction_state`; fixed once the topic exists.
     pub state_topic_partitions: u32,
+    /// How long an idle transactional id is kept
+    /// (`transactional.id.expiration.ms`).
+    pub id_expiration: Span,
 }
 
 /// `[storage]`
@@ -198,6 +201,7 @@ impl Default for Settings {
             transactions: TransactionSettings {
                 max_timeout: span(broker.txn.max_timeout),
                 state_topic_partitions: broker.txn.state_topic_partitions,
+                id_expiration: span(broker.txn.id_expiration),
             },
             storage: StorageSettings {
                 checkpoint_interval: span(broker.checkpoint_interval),
@@ -405,6 +409,9 @@ impl Settings {
                 "must be within 1ms..=24.8d (an int32 of milliseconds)".into(),
             );
         }
+        if tx.id_expiration.0 < Duration::from_millis(1) {
+            return bad("transactions.id_expiration", "must be at least 1ms".into());
+        }
         if tx.state_topic_partitions == 0 || tx.state_topic_partitions > 1000 {
             return bad(
                 "transactions.state_topic_partitions",
@@ -488,6 +495,7 @@ impl Settings {
             txn: pubsub_broker::txn::TxnConfig {
                 max_timeout: self.transactions.max_timeout.0,
                 state_topic_partitions: self.transactions.state_topic_partitions,
+                id_expiration: self.transactions.id_expiration.0,
                 ..defaults.txn
             },
             checkpoint_interval: self.storage.checkpoint_interval.0,

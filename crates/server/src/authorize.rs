@@ -112,6 +112,9 @@ rules! {
     DESCRIBE_CLUSTER_OPERATIONS: DescribeCluster, Describe, Cluster, 0, "cluster_authorized_operations answered (0 without it)";
     DESCRIBE_PRODUCERS: DescribeProducers, Read, Topic, TOPIC, "each topic";
     DESCRIBE_TOPIC_PARTITIONS: DescribeTopicPartitions, Describe, Topic, TOPIC, "each topic named (all topics: only those allowed)";
+    DESCRIBE_TRANSACTIONS: DescribeTransactions, Describe, TransactionalId, TXN, "each transactional id";
+    DESCRIBE_TRANSACTIONS_TOPIC: DescribeTransactions, Describe, Topic, 0, "each topic of a transaction (only those allowed are answered)";
+    LIST_TRANSACTIONS: ListTransactions, Describe, TransactionalId, 0, "only the transactional ids allowed are listed";
 }
 
 /// What one request may do: the connection's principal and host, a

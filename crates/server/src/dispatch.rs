@@ -19,6 +19,7 @@ use kafka_protocol::messages::{
     AlterUserScramCredentialsRequest, DescribeUserScramCredentialsRequest, SaslAuthenticateRequest,
     SaslHandshakeRequest,
 };
+use kafka_protocol::messages::{DescribeTransactionsRequest, ListTransactionsRequest};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use tokio::task::JoinHandle;
 
@@ -63,6 +64,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeTopicPartitions, 0, 0),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::DescribeProducers, 0, 0),
+    (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::ListTransactions, 0, 2),
     (ApiKey::SaslHandshake, 0, 1),
     (ApiKey::SaslAuthenticate, 0, 2),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
@@ -267,6 +270,13 @@ pub async fn dispatch(ctx: &Ctx, frame: BytesMut) -> Result<Reply, ServerError> 
                 DescribeProducersRequest,
                 handlers::describe_producers::handle
             )
+        }
+        ApiKey::DescribeTransactions => serve!(
+            DescribeTransactionsRequest,
+            handlers::describe_transactions::handle
+        ),
+        ApiKey::ListTransactions => {
+            serve!(ListTransactionsRequest, handlers::list_transactions::handle)
         }
         ApiKey::SaslHandshake => serve!(SaslHandshakeRequest, handlers::sasl_handshake::handle),
         ApiKey::SaslAuthenticate => {

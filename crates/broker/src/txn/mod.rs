@@ -20,12 +20,12 @@
 pub mod records;
 pub mod state;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::error::{BrokerError, Result};
 pub use state::{InitStep, TxnMetadata, TxnRefusal, TxnState};
@@ -45,6 +45,10 @@ pub struct TxnConfig {
     /// Segment size of `__transaction_state`
     /// (`transaction.state.log.segment.bytes`, 100 MiB).
     pub state_topic_segment_bytes: u64,
+    /// How long a transactional id with no transaction in progress is kept
+    /// after its last change (`transactional.id.expiration.ms`, 7 days);
+    /// then the tick removes it (a tombstone in `__transaction_state`).
+    pub id_expiration: Duration,
 }
 
 impl Default for TxnConfig {
@@ -53,6 +57,7 @@ impl Default for TxnConfig {
             max_timeout: Duration::from_secs(15 * 60),
             state_topic_partitions: 50,
             state_topic_segment_bytes: 100 << 20,
+            id_expiration: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -82,10 +87,29 @@ pub trait TxnStore {
 /// One transactional id: `None` until its first InitProducerId is durable.
 type Slot = Arc<Mutex<Option<TxnMetadata>>>;
 
+/// Markers of a decided transaction still missing after a failed attempt:
+/// which partitions have theirs already (not written again) and when to
+/// try the others next (the tick backs off, doubling the wait).
+#[derive(Debug, Default)]
+struct MarkerRetry {
+    /// The decision this is about: producer id, epoch, commit.
+    decision: (i64, i16, bool),
+    written: BTreeSet<(String, i32)>,
+    failures: u32,
+    next_ms: i64,
+}
+
+/// First wait after a failed marker write; doubled per failure up to
+/// [`MARKER_RETRY_MAX_MS`].
+const MARKER_RETRY_MS: i64 = 100;
+const MARKER_RETRY_MAX_MS: i64 = 30_000;
+
 /// Every transactional id of the broker.
 #[derive(Debug)]
 pub struct TransactionCoordinator {
     txns: Mutex<BTreeMap<String, Slot>>,
+    /// Decided transactions whose markers failed, by transactional id.
+    retries: Mutex<HashMap<String, MarkerRetry>>,
     config: TxnConfig,
 }
 
@@ -108,6 +132,7 @@ impl TransactionCoordinator {
     pub fn new(config: TxnConfig) -> Self {
         TransactionCoordinator {
             txns: Mutex::new(BTreeMap::new()),
+            retries: Mutex::new(HashMap::new()),
             config,
         }
     }
@@ -127,6 +152,12 @@ impl TransactionCoordinator {
             };
             match value.map(|v| records::decode_value(&v)) {
                 None => {
+                    txns.remove(&id);
+                }
+                // Dead: the id expired and its tombstone follows (or was
+                // lost to a crash): forgotten either way, so it can be used
+                // again.
+                Some(Ok(m)) if m.state == TxnState::Dead => {
                     txns.remove(&id);
                 }
                 Some(Ok(m)) => {
@@ -154,6 +185,19 @@ impl TransactionCoordinator {
         Arc::clone(self.txns.lock().entry(id.to_string()).or_default())
     }
 
+    /// Removes `slot` from the map if it is still `id`'s and holds nothing
+    /// (the request that created it was refused or failed), so unknown ids
+    /// leave nothing behind.
+    fn forget_if_empty(&self, id: &str, slot: &Slot) {
+        let mut txns = self.txns.lock();
+        let unused = txns
+            .get(id)
+            .is_some_and(|s| Arc::ptr_eq(s, slot) && s.try_lock().is_some_and(|m| m.is_none()));
+        if unused {
+            txns.remove(id);
+        }
+    }
+
     /// Persists `next` and adopts it.
     fn transit(
         store: &dyn TxnStore,
@@ -168,8 +212,11 @@ impl TransactionCoordinator {
 
     /// Writes the markers of a decided transaction, then logs its
     /// completion. On failure the decision stays (logged), to be completed
-    /// again later.
+    /// again later: the partitions whose markers landed are remembered and
+    /// not written again, the first failure of a decision is logged (the
+    /// retries only at debug level) and the tick waits longer after each.
     fn complete(
+        &self,
         store: &dyn TxnStore,
         id: &str,
         slot: &mut Option<TxnMetadata>,
@@ -179,7 +226,18 @@ impl TransactionCoordinator {
             return Ok(());
         };
         let commit = m.state == TxnState::PrepareCommit;
+        let decision = (m.producer_id, m.producer_epoch, commit);
+        let mut written = {
+            let mut retries = self.retries.lock();
+            match retries.get_mut(id) {
+                Some(r) if r.decision == decision => std::mem::take(&mut r.written),
+                _ => BTreeSet::new(),
+            }
+        };
         for (topic, partition) in &m.partitions {
+            if written.contains(&(topic.clone(), *partition)) {
+                continue;
+            }
             match store.write_marker(topic, *partition, m.producer_id, m.producer_epoch, commit) {
                 Ok(()) => {}
                 Err(BrokerError::UnknownTopicOrPartition { .. }) => {
@@ -189,11 +247,48 @@ impl TransactionCoordinator {
                         topic, partition, "skipping the marker of a deleted partition"
                     );
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    let mut retries = self.retries.lock();
+                    let r = retries.entry(id.to_string()).or_default();
+                    if r.decision != decision {
+                        *r = MarkerRetry {
+                            decision,
+                            ..MarkerRetry::default()
+                        };
+                    }
+                    r.written = written;
+                    r.failures = r.failures.saturating_add(1);
+                    let wait = MARKER_RETRY_MS
+                        .saturating_mul(1 << r.failures.min(16).saturating_sub(1))
+                        .min(MARKER_RETRY_MAX_MS);
+                    r.next_ms = now.saturating_add(wait);
+                    if r.failures == 1 {
+                        warn!(transactional_id = id, topic, partition, error = %e, "writing a transaction marker failed; retried with backoff");
+                    } else {
+                        debug!(transactional_id = id, topic, partition, failures = r.failures, error = %e, "writing a transaction marker failed again");
+                    }
+                    return Err(e);
+                }
             }
+            written.insert((topic.clone(), *partition));
         }
         let next = m.complete(now).map_err(|r| refused(id, r))?;
-        Self::transit(store, id, slot, next)
+        Self::transit(store, id, slot, next)?;
+        if let Some(r) = self.retries.lock().remove(id) {
+            if r.failures > 0 {
+                info!(
+                    transactional_id = id,
+                    failures = r.failures,
+                    "transaction markers written after failed attempts"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the tick should wait before retrying `id`'s markers.
+    fn backing_off(&self, id: &str, now: i64) -> bool {
+        self.retries.lock().get(id).is_some_and(|r| r.next_ms > now)
     }
 
     /// InitProducerId with a transactional id: its producer id and a new
@@ -216,6 +311,22 @@ impl TransactionCoordinator {
             return Err(refused(id, TxnRefusal::InvalidTransactionTimeout));
         }
         let slot = self.slot_or_create(id);
+        let answer = self.init_in_slot(store, id, &slot, timeout_ms, expected, now);
+        if answer.is_err() {
+            self.forget_if_empty(id, &slot);
+        }
+        answer
+    }
+
+    fn init_in_slot(
+        &self,
+        store: &dyn TxnStore,
+        id: &str,
+        slot: &Slot,
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+        now: i64,
+    ) -> Result<(i64, i16)> {
         let mut slot = slot.lock();
         // A fence aborts the ongoing transaction, then the request runs
         // again on the aborted one (Kafka answers CONCURRENT_TRANSACTIONS
@@ -251,8 +362,8 @@ impl TransactionCoordinator {
                         "fencing the previous producer: aborting its transaction"
                     );
                     Self::transit(store, id, &mut slot, aborting)?;
-                    if let Err(e) = Self::complete(store, id, &mut slot, now) {
-                        warn!(transactional_id = id, error = %e, "aborting the fenced transaction failed; retried at the next tick");
+                    if let Err(e) = self.complete(store, id, &mut slot, now) {
+                        debug!(transactional_id = id, error = %e, "aborting the fenced transaction failed; retried at the next tick");
                         return Err(refused(id, TxnRefusal::ConcurrentTransactions));
                     }
                 }
@@ -365,8 +476,8 @@ impl TransactionCoordinator {
             return Ok(());
         };
         Self::transit(store, id, &mut slot, prepared)?;
-        if let Err(e) = Self::complete(store, id, &mut slot, now) {
-            warn!(transactional_id = id, error = %e, "writing transaction markers failed; retried at the next tick");
+        if let Err(e) = self.complete(store, id, &mut slot, now) {
+            debug!(transactional_id = id, error = %e, "writing transaction markers failed; retried at the next tick");
         }
         Ok(())
     }
@@ -388,6 +499,22 @@ impl TransactionCoordinator {
                 continue;
             };
             let Some(m) = slot.clone() else { continue };
+            if self.expired(&m, now) {
+                // Kafka's transactional id expiration: a tombstone, then
+                // the id is forgotten (a later InitProducerId starts anew).
+                if let Err(e) = store.persist_txn(&id, None) {
+                    warn!(transactional_id = %id, error = %e, "expiring a transactional id failed; retried at the next tick");
+                    continue;
+                }
+                info!(transactional_id = %id, "transactional id expired");
+                // Requests already holding this slot see Dead and are told
+                // to retry (CONCURRENT_TRANSACTIONS): the retry finds no slot.
+                let mut dead = m;
+                dead.state = TxnState::Dead;
+                *slot = Some(dead);
+                self.txns.lock().remove(&id);
+                continue;
+            }
             if m.timed_out(now) {
                 let Ok(aborting) = m.fence(now) else { continue };
                 info!(
@@ -401,21 +528,48 @@ impl TransactionCoordinator {
                     continue;
                 }
             }
-            if slot.as_ref().is_some_and(|m| m.state.is_prepared()) {
-                match Self::complete(store, &id, &mut slot, now) {
-                    Ok(()) => ended += 1,
-                    Err(e) => {
-                        warn!(transactional_id = %id, error = %e, "completing a transaction failed; retried at the next tick")
-                    }
+            if slot.as_ref().is_some_and(|m| m.state.is_prepared()) && !self.backing_off(&id, now) {
+                // A failure is logged by complete(), once per decision.
+                if self.complete(store, &id, &mut slot, now).is_ok() {
+                    ended += 1;
                 }
             }
         }
         ended
     }
 
+    /// Whether an id with no transaction in progress has been idle longer
+    /// than `transactional.id.expiration.ms`.
+    fn expired(&self, m: &TxnMetadata, now: i64) -> bool {
+        let idle = matches!(
+            m.state,
+            TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+        );
+        let expiration = i64::try_from(self.config.id_expiration.as_millis()).unwrap_or(i64::MAX);
+        idle && m.update_ms.saturating_add(expiration) <= now
+    }
+
     /// One transactional id's transaction (`None`: unknown).
     pub fn describe(&self, id: &str) -> Option<TxnMetadata> {
         self.slot(id).and_then(|s| s.lock().clone())
+    }
+
+    /// Every transactional id with a transaction, by id (ListTransactions).
+    /// Ids busy with a request are read once it is done with them.
+    pub fn list(&self) -> Vec<(String, TxnMetadata)> {
+        let slots: Vec<(String, Slot)> = self
+            .txns
+            .lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), Arc::clone(v)))
+            .collect();
+        slots
+            .into_iter()
+            .filter_map(|(id, slot)| {
+                let m = slot.lock().clone()?;
+                Some((id, m))
+            })
+            .collect()
     }
 
     /// How many transactional ids have a transaction.

@@ -21,6 +21,10 @@ struct MemStore {
     next_id: Cell<i64>,
     fail_markers: Cell<bool>,
     fail_log: Cell<bool>,
+    /// Markers to this topic fail.
+    fail_topic: RefCell<Option<String>>,
+    /// Marker writes asked for, failed ones included.
+    attempts: Cell<usize>,
 }
 
 impl TxnStore for MemStore {
@@ -34,6 +38,10 @@ impl TxnStore for MemStore {
     fn write_marker(&self, t: &str, p: i32, id: i64, e: i16, commit: bool) -> Result<()> {
         if t == "gone" {
             return Err(BrokerError::unknown_topic(t, Some(p)));
+        }
+        self.attempts.set(self.attempts.get() + 1);
+        if self.fail_topic.borrow().as_deref() == Some(t) {
+            return Err(BrokerError::Timeout("disk full"));
         }
         if self.fail_markers.get() {
             return Err(BrokerError::Timeout("disk full"));
@@ -218,8 +226,10 @@ fn a_decision_whose_markers_fail_is_completed_by_the_tick_and_after_a_reload() {
         TxnState::CompleteCommit
     );
     assert_eq!(*s.markers.borrow(), [("a".to_string(), 0, pid, e, true)]);
-    // So does the original, writing the (idempotent) marker again.
-    assert_eq!(c.tick(&s, 6), 1);
+    // So does the original once its backoff is over, writing the
+    // (idempotent) marker again.
+    assert_eq!(c.tick(&s, 6), 0);
+    assert_eq!(c.tick(&s, 1_000), 1);
     assert_eq!(
         c.describe("tx").expect("a valid test value").state,
         TxnState::CompleteCommit
@@ -392,4 +402,138 @@ proptest! {
             prop_assert_eq!(mine, theirs);
         }
     }
+}
+
+#[test]
+fn a_dead_id_is_forgotten_at_load_and_can_be_used_again() {
+    let (c, s) = (coordinator(), MemStore::default());
+    let (pid, _) = c
+        .init_producer_id(&s, "tx", 60_000, None, 1)
+        .expect("a valid test value");
+    // The id expired: its Dead record is logged, the tombstone never was
+    // (a crash in between).
+    let mut dead = c.describe("tx").expect("known");
+    dead.state = TxnState::Dead;
+    s.log.borrow_mut().push((
+        records::encode_key("tx"),
+        Some(records::encode_value(&dead)),
+    ));
+    let c = reloaded(&s);
+    assert!(c.describe("tx").is_none());
+    assert!(c.is_empty());
+    let (again, epoch) = c
+        .init_producer_id(&s, "tx", 60_000, None, 2)
+        .expect("the id is usable again");
+    assert_ne!(again, pid);
+    assert_eq!(epoch, 0);
+}
+
+#[test]
+fn refused_and_failed_requests_leave_no_slot_behind() {
+    let (c, s) = (coordinator(), MemStore::default());
+    // Nothing durable: refused, and no slot kept for the id.
+    s.fail_log.set(true);
+    assert!(c.init_producer_id(&s, "a", 60_000, None, 1).is_err());
+    assert!(c.txns.lock().is_empty());
+    s.fail_log.set(false);
+    // Unknown ids in the other requests create nothing either.
+    assert_eq!(
+        refusal(c.end_txn(&s, "b", 1, 0, true, 2)),
+        TxnRefusal::InvalidProducerIdMapping
+    );
+    assert_eq!(
+        refusal(c.add_partitions(&s, "b", 1, 0, &parts(&[("t", 0)]), 2)),
+        TxnRefusal::InvalidProducerIdMapping
+    );
+    assert!(c.txns.lock().is_empty());
+    // A known id keeps its slot after a refused InitProducerId.
+    c.init_producer_id(&s, "a", 60_000, None, 3)
+        .expect("a valid test value");
+    assert_eq!(
+        refusal(c.init_producer_id(&s, "a", 60_000, Some((99, 5)), 4)),
+        TxnRefusal::ProducerFenced
+    );
+    assert_eq!(c.txns.lock().len(), 1);
+    assert_eq!(c.len(), 1);
+}
+
+#[test]
+fn a_failing_marker_is_retried_with_backoff_and_the_others_not_rewritten() {
+    let (c, s) = (coordinator(), MemStore::default());
+    let (pid, epoch) = c
+        .init_producer_id(&s, "tx", 60_000, None, 1)
+        .expect("a valid test value");
+    c.add_partitions(&s, "tx", pid, epoch, &parts(&[("a", 0), ("b", 0)]), 2)
+        .expect("a valid test value");
+    *s.fail_topic.borrow_mut() = Some("b".to_string());
+    // The decision is durable; b's marker fails.
+    c.end_txn(&s, "tx", pid, epoch, true, 1_000)
+        .expect("a valid test value");
+    assert_eq!(s.attempts.get(), 2);
+    // Ticks within the backoff try nothing; after it, only b again.
+    assert_eq!(c.tick(&s, 1_000), 0);
+    assert_eq!(c.tick(&s, 1_099), 0);
+    assert_eq!(s.attempts.get(), 2);
+    assert_eq!(c.tick(&s, 1_100), 0);
+    assert_eq!(s.attempts.get(), 3);
+    // The wait doubles: 200 ms after the second failure.
+    assert_eq!(c.tick(&s, 1_299), 0);
+    assert_eq!(s.attempts.get(), 3);
+    assert_eq!(c.tick(&s, 1_300), 0);
+    assert_eq!(s.attempts.get(), 4);
+    assert_eq!(
+        c.describe("tx").expect("known").state,
+        TxnState::PrepareCommit
+    );
+    // Once b can be written, the transaction completes; a's marker was
+    // written once only.
+    *s.fail_topic.borrow_mut() = None;
+    assert_eq!(c.tick(&s, 1_700), 1);
+    assert_eq!(
+        *s.markers.borrow(),
+        [
+            ("a".to_string(), 0, pid, epoch, true),
+            ("b".to_string(), 0, pid, epoch, true)
+        ]
+    );
+    assert_eq!(
+        c.describe("tx").expect("known").state,
+        TxnState::CompleteCommit
+    );
+    assert!(c.retries.lock().is_empty());
+}
+
+#[test]
+fn idle_transactional_ids_expire_with_a_tombstone() {
+    let config = TxnConfig {
+        id_expiration: std::time::Duration::from_millis(1_000),
+        ..TxnConfig::default()
+    };
+    let (c, s) = (TransactionCoordinator::new(config), MemStore::default());
+    let (idle, _) = c
+        .init_producer_id(&s, "idle", 60_000, None, 0)
+        .expect("a valid test value");
+    let (busy, epoch) = c
+        .init_producer_id(&s, "busy", 60_000, None, 0)
+        .expect("a valid test value");
+    c.add_partitions(&s, "busy", busy, epoch, &parts(&[("a", 0)]), 500)
+        .expect("a valid test value");
+    // Not idle long enough yet.
+    c.tick(&s, 999);
+    assert_eq!(c.len(), 2);
+    // idle expires (a tombstone logged); busy's transaction is ongoing
+    // (its own timeout is 60 s), so it stays.
+    c.tick(&s, 1_000);
+    assert!(c.describe("idle").is_none());
+    assert_eq!(c.len(), 1);
+    let last = s.log.borrow().last().cloned().expect("a record");
+    assert_eq!(last, (records::encode_key("idle"), None));
+    // Reloaded, the id is gone too; used again, it gets a new producer id.
+    let c2 = reloaded(&s);
+    assert!(c2.describe("idle").is_none());
+    let (again, epoch) = c
+        .init_producer_id(&s, "idle", 60_000, None, 1_001)
+        .expect("a valid test value");
+    assert_ne!(again, idle);
+    assert_eq!(epoch, 0);
 }

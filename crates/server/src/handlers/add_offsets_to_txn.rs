@@ -23,15 +23,17 @@ pub async fn handle(
 ) -> AddOffsetsToTxnResponse {
     let answer = |code| AddOffsetsToTxnResponse::default().with_error_code(code);
     let id = req.transactional_id.as_str();
-    if id.is_empty() {
-        return answer(ResponseError::InvalidRequest.code());
-    }
+    // Authorization first, as Kafka: a refused principal learns nothing
+    // about the id, not even that it is malformed.
     let access = Access::of(ctx);
     if !access.allows(&ADD_OFFSETS_TO_TXN_TXN, id) {
         return answer(ADD_OFFSETS_TO_TXN_TXN.error);
     }
     if !access.allows(&ADD_OFFSETS_TO_TXN_GROUP, &req.group_id) {
         return answer(ADD_OFFSETS_TO_TXN_GROUP.error);
+    }
+    if id.is_empty() {
+        return answer(ResponseError::InvalidRequest.code());
     }
     let broker = &ctx.broker;
     let partition = partition_for_group(

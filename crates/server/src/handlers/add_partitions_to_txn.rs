@@ -89,10 +89,12 @@ fn answer(
         .iter()
         .flat_map(|t| t.partitions.iter().map(|p| (t.name.to_string(), *p)))
         .collect();
-    let codes: Vec<i16> = if txn.id.is_empty() {
-        vec![ResponseError::InvalidRequest.code(); partitions.len()]
-    } else if !access.allows(&ADD_PARTITIONS_TO_TXN_TXN, txn.id) {
+    // Authorization first, as Kafka: a refused principal learns nothing
+    // about the id, not even that it is malformed.
+    let codes: Vec<i16> = if !access.allows(&ADD_PARTITIONS_TO_TXN_TXN, txn.id) {
         vec![ADD_PARTITIONS_TO_TXN_TXN.error; partitions.len()]
+    } else if txn.id.is_empty() {
+        vec![ResponseError::InvalidRequest.code(); partitions.len()]
     } else {
         let refused: Vec<Option<i16>> = partitions
             .iter()

@@ -1,8 +1,10 @@
-//! DescribeProducers (61): the idempotent producers with state in each
-//! partition (id, epoch, last sequence, last batch timestamp), as Kafka's
-//! `kafka-transactions describe-producers` and AdminClient show them. No
-//! transactions here: the coordinator epoch and the current transaction's
-//! start offset are always -1.
+//! DescribeProducers (61): the idempotent and transactional producers with
+//! state in each partition (id, epoch, last sequence, last batch timestamp,
+//! the first offset of the open transaction, the coordinator epoch of the
+//! last marker), as Kafka's `kafka-transactions describe-producers` and
+//! AdminClient show them. -1 where there is none: no open transaction, no
+//! marker written yet (markers here carry coordinator epoch 0: one
+//! coordinator that never moves).
 
 use kafka_protocol::messages::describe_producers_response::{
     PartitionResponse, ProducerState, TopicResponse,
@@ -14,6 +16,9 @@ use kafka_protocol::messages::{
 use crate::authorize::{Access, DESCRIBE_PRODUCERS};
 use crate::codes::error_code;
 use crate::context::Ctx;
+
+/// The coordinator epoch every marker of this broker carries.
+const MARKER_COORDINATOR_EPOCH: i32 = 0;
 
 pub async fn handle(
     ctx: &Ctx,
@@ -46,8 +51,16 @@ pub async fn handle(
                                         .with_producer_epoch(i32::from(p.epoch))
                                         .with_last_sequence(p.last_sequence)
                                         .with_last_timestamp(p.last_timestamp)
-                                        .with_coordinator_epoch(-1)
-                                        .with_current_txn_start_offset(-1)
+                                        .with_coordinator_epoch(if p.marked {
+                                            MARKER_COORDINATOR_EPOCH
+                                        } else {
+                                            -1
+                                        })
+                                        .with_current_txn_start_offset(
+                                            p.txn_first
+                                                .and_then(|o| i64::try_from(o).ok())
+                                                .unwrap_or(-1),
+                                        )
                                 })
                                 .collect(),
                         ),

@@ -14,7 +14,7 @@ use kafka_protocol::messages::describe_topic_partitions_response::{
 use kafka_protocol::messages::{
     BrokerId, DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse, RequestHeader,
 };
-use pubsub_broker::names::{validate_topic_name, CONSUMER_OFFSETS};
+use pubsub_broker::names::{is_internal, validate_topic_name};
 use pubsub_broker::security::acl::ResourceType;
 
 use super::topic_name;
@@ -102,7 +102,7 @@ pub async fn handle(
         }
         let topic = DescribeTopicPartitionsResponseTopic::default()
             .with_name(Some(topic_name(&name)))
-            .with_is_internal(name == CONSUMER_OFFSETS);
+            .with_is_internal(is_internal(&name));
         // Listing all: left out; named: refused.
         if !access.filters(&DESCRIBE_TOPIC_PARTITIONS, &name) {
             if !all {

@@ -27,11 +27,13 @@ pub async fn handle(
             .with_producer_epoch(-1)
     };
     let id = req.transactional_id.as_str();
-    if id.is_empty() {
-        return answer(ResponseError::InvalidRequest.code());
-    }
+    // Authorization first, as Kafka: a refused principal learns nothing
+    // about the id, not even that it is malformed.
     if !Access::of(ctx).allows(&END_TXN, id) {
         return answer(END_TXN.error);
+    }
+    if id.is_empty() {
+        return answer(ResponseError::InvalidRequest.code());
     }
     let broker = &ctx.broker;
     match blocking(|| {

@@ -30,6 +30,20 @@ pub async fn handle(
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     };
+    // Authorization first, as Kafka: a refused principal learns nothing
+    // about the request, not even that it is malformed.
+    let access = Access::of(ctx);
+    if let Some(id) = &req.transactional_id {
+        if !access.allows(&INIT_PRODUCER_ID_TXN, id) {
+            return failed(INIT_PRODUCER_ID_TXN.error);
+        }
+    } else if !access.filters(&INIT_PRODUCER_ID_IDEMPOTENT, "")
+        && !access.allows_any(&INIT_PRODUCER_ID_ANY_TOPIC)
+    {
+        // Kafka (KIP-679): IdempotentWrite on the cluster, or Write on any topic.
+        access.log_denial(&INIT_PRODUCER_ID_IDEMPOTENT, "");
+        return failed(INIT_PRODUCER_ID_IDEMPOTENT.error);
+    }
     // An empty transactional id is neither idempotent-only (null) nor a
     // transactional id: Kafka refuses it.
     if req.transactional_id.as_ref().is_some_and(|t| t.is_empty()) {
@@ -39,11 +53,7 @@ pub async fn handle(
     if (req.producer_id.0 == -1) != (req.producer_epoch == -1) {
         return failed(ResponseError::InvalidRequest.code());
     }
-    let access = Access::of(ctx);
     if let Some(id) = &req.transactional_id {
-        if !access.allows(&INIT_PRODUCER_ID_TXN, id) {
-            return failed(INIT_PRODUCER_ID_TXN.error);
-        }
         let expected = (req.producer_id.0 != -1).then_some((req.producer_id.0, req.producer_epoch));
         let broker = &ctx.broker;
         return match blocking(|| {
@@ -63,13 +73,6 @@ pub async fn handle(
                 failed(txn_error_code(&e, version >= FENCED_SINCE))
             }
         };
-    }
-    // Kafka (KIP-679): IdempotentWrite on the cluster, or Write on any topic.
-    if !access.filters(&INIT_PRODUCER_ID_IDEMPOTENT, "")
-        && !access.allows_any(&INIT_PRODUCER_ID_ANY_TOPIC)
-    {
-        access.log_denial(&INIT_PRODUCER_ID_IDEMPOTENT, "");
-        return failed(INIT_PRODUCER_ID_IDEMPOTENT.error);
     }
     // A producer that asks to bump its epoch (KIP-360) gets a new id: ids
     // are cheap and never reused, which fences the old one just as well.

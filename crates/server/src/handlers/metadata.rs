@@ -29,7 +29,7 @@ fn topic(ctx: &Ctx, name: &str, create: bool, version: i16) -> MetadataResponseT
     };
     let base = MetadataResponseTopic::default()
         .with_name(Some(topic_name(name)))
-        .with_is_internal(version >= 1 && name == pubsub_broker::names::CONSUMER_OFFSETS)
+        .with_is_internal(version >= 1 && pubsub_broker::names::is_internal(name))
         .with_topic_authorized_operations(i32::MIN);
     match found {
         Ok(Some(count)) => base

@@ -268,8 +268,17 @@ top_level!(
     SaslHandshakeResponse,
     SaslAuthenticateResponse,
     kafka_protocol::messages::AddOffsetsToTxnResponse,
-    kafka_protocol::messages::EndTxnResponse
+    kafka_protocol::messages::EndTxnResponse,
+    kafka_protocol::messages::ListTransactionsResponse
 );
+
+impl ErrorCodes for kafka_protocol::messages::DescribeTransactionsResponse {
+    fn error_codes(&self, f: &mut dyn FnMut(i16)) {
+        for t in &self.transaction_states {
+            f(t.error_code);
+        }
+    }
+}
 
 impl ErrorCodes for kafka_protocol::messages::AddPartitionsToTxnResponse {
     fn error_codes(&self, f: &mut dyn FnMut(i16)) {

@@ -667,6 +667,41 @@ async fn probe(rule: &Rule, conn: &Conn, n: &Names) -> i16 {
             }
             code
         }
+        DescribeTransactions => {
+            // The transaction `open_transaction` made: its topic answered
+            // only with Describe on it.
+            let req = DescribeTransactionsRequest::default()
+                .with_transactional_ids(vec![TransactionalId(s(&n.txn))]);
+            let r = conn.call(0, &req).await;
+            let t = &r.transaction_states[0];
+            if rule.resource == ResourceType::Topic {
+                assert_eq!(t.error_code, 0);
+                if t.topics.iter().any(|x| *x.topic == *topic) {
+                    0
+                } else {
+                    FILTERED
+                }
+            } else {
+                if t.error_code != 0 {
+                    // Refused: nothing about the id but the code.
+                    assert_eq!(t.transaction_state.as_str(), "");
+                    assert!(t.topics.is_empty());
+                }
+                t.error_code
+            }
+        }
+        ListTransactions => {
+            let r = conn.call(1, &ListTransactionsRequest::default()).await;
+            assert_eq!(r.error_code, 0);
+            if r.transaction_states
+                .iter()
+                .any(|t| *t.transactional_id == *n.txn)
+            {
+                0
+            } else {
+                FILTERED
+            }
+        }
         other => panic!("no probe for {other:?}: add one to acls.rs"),
     }
 }
@@ -728,6 +763,8 @@ fn case(rule: &Rule) -> Case {
         // Allowed: the transactional id has no producer yet.
         c.base.push((R::Topic, Write));
         c.allowed_code = None;
+    } else if is(&DESCRIBE_TRANSACTIONS_TOPIC) {
+        c.base.push((R::TransactionalId, Describe));
     } else if is(&JOIN_GROUP) {
         // Allowed: a first join is asked to come back with its member id.
         c.allowed_code = Some(79);
@@ -800,6 +837,12 @@ async fn scenario(rule: &Rule, n: &Names, admin: &Conn, bob: &Conn, alice: &Conn
         })
         .await;
     }
+    if matches!(
+        rule.api,
+        ApiKey::DescribeTransactions | ApiKey::ListTransactions
+    ) {
+        open_transaction(admin, n).await;
+    }
     let before = acl_count(admin).await;
     let mut acls = Vec::new();
     for (rt, op) in &c.base {
@@ -816,6 +859,45 @@ async fn scenario(rule: &Rule, n: &Names, admin: &Conn, bob: &Conn, alice: &Conn
     let denied = probe(rule, bob, n).await;
     let allowed = probe(rule, alice, n).await;
     (denied, allowed)
+}
+
+/// As admin: an ongoing transaction of `n.txn` with `n.topic`'s
+/// partition 0 in it (on Kafka, FindCoordinator creates
+/// `__transaction_state` first).
+async fn open_transaction(admin: &Conn, n: &Names) {
+    use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+    let mut pid = None;
+    for _ in 0..600 {
+        let find = FindCoordinatorRequest::default()
+            .with_key(s(&n.txn))
+            .with_key_type(1);
+        if admin.call(3, &find).await.error_code == 0 {
+            let req = InitProducerIdRequest::default()
+                .with_transactional_id(Some(TransactionalId(s(&n.txn))))
+                .with_transaction_timeout_ms(600_000)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1);
+            let r = admin.call(4, &req).await;
+            if r.error_code == 0 {
+                pid = Some((r.producer_id.0, r.producer_epoch));
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let pid = pid.expect("the transaction's producer id");
+    let req = AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(TransactionalId(s(&n.txn)))
+        .with_v3_and_below_producer_id(ProducerId(pid.0))
+        .with_v3_and_below_producer_epoch(pid.1)
+        .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+            .with_name(TopicName(s(&n.topic)))
+            .with_partitions(vec![0])]);
+    let r = admin.call(3, &req).await;
+    assert_eq!(
+        r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
+        0
+    );
 }
 
 /// The code a refused item gets under `rule` ([`FILTERED`] for a filter).
@@ -1387,4 +1469,65 @@ async fn authorizer_off_allows_everything() {
         .fold(0, |b, o| b | (1 << o.code()));
     assert_eq!(r.topics[0].topic_authorized_operations, all_topic_ops);
     server.stop().await;
+}
+
+/// The answers of a principal without ACLs to malformed transaction
+/// requests (an empty transactional id; a producer id without an epoch):
+/// InitProducerId, AddPartitionsToTxn v3, AddOffsetsToTxn, EndTxn.
+async fn malformed_transaction_requests(conn: &Conn) -> Vec<i16> {
+    use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+    let empty = || TransactionalId(s(""));
+    let mut codes = Vec::new();
+    let init = InitProducerIdRequest::default()
+        .with_transactional_id(Some(empty()))
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    codes.push(conn.call(4, &init).await.error_code);
+    let idempotent = InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(ProducerId(5))
+        .with_producer_epoch(-1);
+    codes.push(conn.call(4, &idempotent).await.error_code);
+    let add = AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(empty())
+        .with_v3_and_below_producer_id(ProducerId(1))
+        .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+            .with_name(TopicName(s("orders")))
+            .with_partitions(vec![0])]);
+    let r = conn.call(3, &add).await;
+    codes.push(r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code);
+    let offsets = AddOffsetsToTxnRequest::default()
+        .with_transactional_id(empty())
+        .with_producer_id(ProducerId(1))
+        .with_group_id(GroupId(s("g")));
+    codes.push(conn.call(3, &offsets).await.error_code);
+    let end = EndTxnRequest::default()
+        .with_transactional_id(empty())
+        .with_producer_id(ProducerId(1))
+        .with_committed(true);
+    codes.push(conn.call(3, &end).await.error_code);
+    codes
+}
+
+/// Authorization comes before validation, as in Kafka: a principal without
+/// ACLs learns nothing about a malformed request but that it is refused
+/// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED, CLUSTER_AUTHORIZATION_FAILED),
+/// on pubsub and on Apache Kafka alike; a super user gets INVALID_REQUEST.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_requests_are_authorized_before_they_are_validated() {
+    let refused = [53, 31, 53, 53, 53];
+    let invalid = [42, 42, 42, 42, 42];
+    let cluster = Cluster::new();
+    let bob = cluster.connect("User:bob");
+    assert_eq!(malformed_transaction_requests(&bob).await, refused);
+    let admin = cluster.connect("User:admin");
+    assert_eq!(malformed_transaction_requests(&admin).await, invalid);
+    cluster.broker.close().expect("close");
+    let Some(kafka) = Kafka::start() else {
+        return;
+    };
+    let bob = kafka.connect("bob").await;
+    assert_eq!(malformed_transaction_requests(&bob).await, refused, "Kafka");
 }
