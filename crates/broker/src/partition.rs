@@ -779,16 +779,14 @@ fn load_producers(
             None
         }
         Some(s) if s.offset <= end && s.offset >= start => {
-            let mut intact = true;
-            for &(base, count) in &s.txn_index {
-                if log.aborted_txns_intact(base, count, s.offset)? == Some(false) {
-                    warn!(
-                        segment = base,
-                        "rebuilding the aborted-transaction index from the log"
-                    );
-                    intact = false;
-                }
+            let mismatched = log.aborted_txns_mismatched(&s.txn_index, s.offset)?;
+            for segment in &mismatched {
+                warn!(
+                    segment,
+                    "rebuilding the aborted-transaction index from the log"
+                );
             }
+            let intact = mismatched.is_empty();
             // Version 1 snapshots knew no index: trust files that exist.
             intact.then_some(s)
         }
