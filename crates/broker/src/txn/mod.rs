@@ -75,6 +75,21 @@ pub trait TxnStore {
         producer_epoch: i16,
         commit: bool,
     ) -> Result<()>;
+    /// [`TxnStore::write_marker`] to every partition of `partitions`, one
+    /// result each, in order; returns once every marker written is durable
+    /// (a store may append them all first and fsync them in parallel).
+    fn write_markers(
+        &self,
+        partitions: &[(String, i32)],
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+    ) -> Vec<Result<()>> {
+        partitions
+            .iter()
+            .map(|(t, p)| self.write_marker(t, *p, producer_id, producer_epoch, commit))
+            .collect()
+    }
     /// A producer id never handed out before.
     fn new_producer_id(&self) -> Result<i64>;
 }
@@ -179,8 +194,10 @@ impl TransactionCoordinator {
             return Ok(());
         };
         let commit = m.state == TxnState::PrepareCommit;
-        for (topic, partition) in &m.partitions {
-            match store.write_marker(topic, *partition, m.producer_id, m.producer_epoch, commit) {
+        let partitions: Vec<(String, i32)> = m.partitions.iter().cloned().collect();
+        let written = store.write_markers(&partitions, m.producer_id, m.producer_epoch, commit);
+        for ((topic, partition), result) in partitions.iter().zip(written) {
+            match result {
                 Ok(()) => {}
                 Err(BrokerError::UnknownTopicOrPartition { .. }) => {
                     // Deleted since it joined: nothing there to mark.
