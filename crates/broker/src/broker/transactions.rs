@@ -9,7 +9,7 @@ use pubsub_records::{ControlRecord, ControlType};
 use super::{wall_clock_ms, Inner};
 use crate::error::{BrokerError, Result};
 use crate::group::records::partition_for_group;
-use crate::partition::PendingSync;
+use crate::partition::{Acks, PendingSync};
 use crate::txn::{records, TxnStore, TRANSACTION_STATE};
 
 /// Threads (beside the caller's) fsyncing one transaction's markers.
@@ -72,8 +72,15 @@ impl Inner {
     }
 }
 
-impl TxnStore for Inner {
-    fn persist_txn(&self, transactional_id: &str, value: Option<Vec<u8>>) -> Result<()> {
+impl Inner {
+    /// Appends a record of `transactional_id` to its `__transaction_state`
+    /// partition, waiting for `acks`.
+    fn append_txn_record(
+        &self,
+        transactional_id: &str,
+        value: Option<Vec<u8>>,
+        acks: Acks,
+    ) -> Result<()> {
         if self.topic(TRANSACTION_STATE).is_none() {
             self.create_transaction_state_topic()?;
         }
@@ -81,10 +88,23 @@ impl TxnStore for Inner {
         let n = u32::try_from(topic.partitions.len()).unwrap_or(u32::MAX);
         let partition =
             self.partition(TRANSACTION_STATE, partition_for_group(transactional_id, n))?;
-        super::traffic::append_keyed(
+        super::traffic::append_keyed_acks(
             &partition,
             &[(records::encode_key(transactional_id), value)],
+            acks,
         )
+    }
+}
+
+impl TxnStore for Inner {
+    fn persist_txn(&self, transactional_id: &str, value: Option<Vec<u8>>) -> Result<()> {
+        self.append_txn_record(transactional_id, value, Acks::All)
+    }
+
+    /// Written, not waited for (see the trait): the fsync a commit or abort
+    /// still owed after its markers.
+    fn persist_txn_completion(&self, transactional_id: &str, value: Vec<u8>) -> Result<()> {
+        self.append_txn_record(transactional_id, Some(value), Acks::Leader)
     }
 
     fn write_marker(

@@ -90,6 +90,16 @@ pub trait TxnStore {
             .map(|(t, p)| self.write_marker(t, *p, producer_id, producer_epoch, commit))
             .collect()
     }
+    /// Appends a completion (CompleteCommit, CompleteAbort) of
+    /// `transactional_id` without waiting for its fsync: it becomes durable
+    /// with the next flush of its partition. Lost in a crash, the decision
+    /// before it is reloaded and completed again (markers are idempotent);
+    /// and no later record of the id (the next transaction's) can be
+    /// durable without it, as it lies before it in the same partition and
+    /// a log is made durable as a prefix.
+    fn persist_txn_completion(&self, transactional_id: &str, value: Vec<u8>) -> Result<()> {
+        self.persist_txn(transactional_id, Some(value))
+    }
     /// A producer id never handed out before.
     fn new_producer_id(&self) -> Result<i64>;
 }
@@ -210,7 +220,9 @@ impl TransactionCoordinator {
             }
         }
         let next = m.complete(now).map_err(|r| refused(id, r))?;
-        Self::transit(store, id, slot, next)
+        store.persist_txn_completion(id, records::encode_value(&next))?;
+        *slot = Some(next);
+        Ok(())
     }
 
     /// InitProducerId with a transactional id: its producer id and a new
