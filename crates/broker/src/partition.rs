@@ -552,6 +552,23 @@ impl Partition {
         marker: ControlRecord,
         now_ms: i64,
     ) -> Result<u64> {
+        let offset =
+            self.append_txn_marker_unsynced(producer_id, producer_epoch, marker, now_ms)?;
+        self.wait_durable(offset)?;
+        Ok(offset)
+    }
+
+    /// [`Partition::append_txn_marker`] without the wait for the fsync (the
+    /// caller waits, [`PendingSync`], so the markers of one transaction
+    /// are appended everywhere before their fsyncs run, in parallel). The
+    /// aborted-transaction index entry is durable already.
+    pub(crate) fn append_txn_marker_unsynced(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: ControlRecord,
+        now_ms: i64,
+    ) -> Result<u64> {
         let mut bytes = pubsub_records::control_batch(marker, producer_id, producer_epoch, now_ms)?;
         BatchMut::parse(&mut bytes)?.set_partition_leader_epoch(self.leader_epoch);
         let offset = {
@@ -569,7 +586,6 @@ impl Partition {
             info.base_offset
         };
         self.notifier.notify();
-        self.wait_durable(offset)?;
         Ok(offset)
     }
 
@@ -779,16 +795,14 @@ fn load_producers(
             None
         }
         Some(s) if s.offset <= end && s.offset >= start => {
-            let mut intact = true;
-            for &(base, count) in &s.txn_index {
-                if log.aborted_txns_intact(base, count, s.offset)? == Some(false) {
-                    warn!(
-                        segment = base,
-                        "rebuilding the aborted-transaction index from the log"
-                    );
-                    intact = false;
-                }
+            let mismatched = log.aborted_txns_mismatched(&s.txn_index, s.offset)?;
+            for segment in &mismatched {
+                warn!(
+                    segment,
+                    "rebuilding the aborted-transaction index from the log"
+                );
             }
+            let intact = mismatched.is_empty();
             // Version 1 snapshots knew no index: trust files that exist.
             intact.then_some(s)
         }

@@ -12,11 +12,18 @@
 //!    without a key do not survive. An emptied batch is dropped, except the
 //!    group's last one, kept with no records so the group still ends at the
 //!    same offset (recovery relies on that). Control batches are kept.
+//!    A merged group's aborted-transaction entries (markers are kept, so
+//!    all of them) go to `{base}.txnindex.cleaned`.
 //! 4. Commit, crash-safe at every step: rename the group's other segments to
-//!    `.log.deleted` and drop the old indexes; rename the cleaned log over
-//!    `{base}.log` (the commit point); rename the cleaned indexes; remove
-//!    the `.deleted` files. Each step is followed by a directory fsync.
-//!    Recovery finishes or undoes a half-done commit (see `recovery`).
+//!    `.log.deleted` and drop the old offset and time indexes; rename the
+//!    cleaned log over `{base}.log` (the commit point); rename the cleaned
+//!    indexes (the `.txnindex` too); remove the `.deleted` files and the
+//!    other segments' `.txnindex` files (kept until the commit point, so
+//!    an undone commit restores them with their logs). Each step is
+//!    followed by a directory fsync. Recovery finishes or undoes a
+//!    half-done commit (see `recovery`); a merged `.txnindex` a crash kept
+//!    from its place is found short by the broker's producer snapshot
+//!    check and rebuilt from the log.
 //!
 //! The active segment is never touched.
 
@@ -31,10 +38,12 @@ use crate::fs::OpenMode;
 use crate::index::{IndexTracker, SegmentIndex};
 use crate::layout::{
     segment_name, CLEANED_SUFFIX, DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
+    TXN_INDEX_SUFFIX,
 };
 use crate::log::Log;
 use crate::scan::scan_file;
 use crate::segment::Segment;
+use crate::txn_index;
 
 /// What a compaction pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -213,6 +222,7 @@ impl Log {
         let cleaned_log = ctx.dir.join(name(LOG_SUFFIX));
         let cleaned_index = ctx.dir.join(name(INDEX_SUFFIX));
         let cleaned_time = ctx.dir.join(name(TIME_INDEX_SUFFIX));
+        let cleaned_txn = ctx.dir.join(name(TXN_INDEX_SUFFIX));
         let limit = self.config().max_decompressed_bytes;
         let tombstone_horizon = now_ms.saturating_sub(self.config().delete_retention_ms);
 
@@ -298,27 +308,37 @@ impl Log {
             self.discard(&[&cleaned_log, &cleaned_index, &cleaned_time]);
             return Ok(());
         }
+        // A merged group's aborted-transaction entries, in marker order:
+        // the merged segment's index holds them all.
+        let merged_txns = group.len() > 1 && group.iter().any(|s| s.has_aborted_txns());
         let finished = (|| {
             tracker.on_seal(&mut index, base)?;
             index.trim()?;
             index.flush()?;
+            if merged_txns {
+                let mut txns = Vec::new();
+                for seg in group {
+                    txns.extend(seg.aborted_txns()?.iter().copied());
+                }
+                txn_index::write_new(ctx.fs.as_ref(), &cleaned_txn, &txns)?;
+            }
             file.sync_data()
                 .map_err(|e| StorageError::io("fsync", &cleaned_log, e))
         })();
         if let Err(e) = finished {
-            self.discard(&[&cleaned_log, &cleaned_index, &cleaned_time]);
+            self.discard(&[&cleaned_log, &cleaned_index, &cleaned_time, &cleaned_txn]);
             return Err(e);
         }
 
         // Commit. From here a failure leaves the directory for recovery to
         // settle, so the log is poisoned until reopened.
-        // The group's aborted-transaction entries, gathered before its
-        // segments are replaced (the merged segment's index holds them all).
-        let mut txns = Vec::new();
-        for seg in group {
-            txns.extend(seg.aborted_txns()?.iter().copied());
-        }
-        let committed = self.commit_group(group, base, &cleaned_log, &cleaned_index, &cleaned_time);
+        let cleaned = Cleaned {
+            log: &cleaned_log,
+            index: &cleaned_index,
+            time: &cleaned_time,
+            txn: merged_txns.then_some(cleaned_txn.as_path()),
+        };
+        let committed = self.commit_group(group, base, &cleaned);
         self.poison_on_err(committed)?;
         let seg = Arc::new(Segment::from_parts(
             ctx,
@@ -329,10 +349,6 @@ impl Log {
             Some(end),
             &tracker,
         ));
-        if group.len() > 1 && !txns.is_empty() {
-            let merged = seg.set_aborted_txns(txns);
-            self.poison_on_err(merged)?;
-        }
         {
             let mut map = self.segments.write();
             for old in group {
@@ -352,14 +368,7 @@ impl Log {
         Ok(())
     }
 
-    fn commit_group(
-        &self,
-        group: &[Arc<Segment>],
-        base: u64,
-        cleaned_log: &std::path::Path,
-        cleaned_index: &std::path::Path,
-        cleaned_time: &std::path::Path,
-    ) -> Result<()> {
+    fn commit_group(&self, group: &[Arc<Segment>], base: u64, cleaned: &Cleaned<'_>) -> Result<()> {
         let ctx = &self.ctx;
         let fs = ctx.fs.as_ref();
         let dir = &ctx.dir;
@@ -388,11 +397,15 @@ impl Log {
             remove(&ctx.path(old.base_offset, TIME_INDEX_SUFFIX))?;
         }
         sync_dir()?;
-        rename(cleaned_log, &ctx.path(base, LOG_SUFFIX))?;
+        rename(cleaned.log, &ctx.path(base, LOG_SUFFIX))?;
         sync_dir()?;
-        rename(cleaned_index, &ctx.path(base, INDEX_SUFFIX))?;
-        rename(cleaned_time, &ctx.path(base, TIME_INDEX_SUFFIX))?;
+        rename(cleaned.index, &ctx.path(base, INDEX_SUFFIX))?;
+        rename(cleaned.time, &ctx.path(base, TIME_INDEX_SUFFIX))?;
+        if let Some(txn) = cleaned.txn {
+            rename(txn, &ctx.path(base, TXN_INDEX_SUFFIX))?;
+        }
         for old in &group[1..] {
+            remove(&ctx.path(old.base_offset, TXN_INDEX_SUFFIX))?;
             remove(&deleted(old.base_offset))?;
         }
         sync_dir()
@@ -405,6 +418,15 @@ impl Log {
             let _ = self.ctx.fs.remove_file(p);
         }
     }
+}
+
+/// A group's compaction output, written and fsynced, to be renamed in.
+struct Cleaned<'a> {
+    log: &'a std::path::Path,
+    index: &'a std::path::Path,
+    time: &'a std::path::Path,
+    /// The merged aborted-transaction index (a merged group with entries).
+    txn: Option<&'a std::path::Path>,
 }
 
 /// Re-encodes `batch` with only `kept` records, keeping its codec, offsets,

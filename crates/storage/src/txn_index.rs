@@ -195,26 +195,31 @@ pub(crate) fn rewrite(
             Err(e) => return Err(StorageError::io("delete", path, e)),
         }
     } else {
-        let mut bytes = header();
-        for e in entries {
-            e.encode(&mut bytes);
-        }
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(crate::layout::TMP_SUFFIX);
         let tmp = std::path::PathBuf::from(tmp);
-        let file = fs
-            .open(&tmp, OpenMode::Truncate)
-            .map_err(|e| StorageError::io("create", &tmp, e))?;
-        file.write_all_at(&bytes, 0)
-            .map_err(|e| StorageError::io("write", &tmp, e))?;
-        file.sync_data()
-            .map_err(|e| StorageError::io("fsync", &tmp, e))?;
-        drop(file);
+        write_new(fs, &tmp, entries)?;
         fs.rename(&tmp, path)
             .map_err(|e| StorageError::io("rename", &tmp, e))?;
     }
     fs.sync_dir(dir)
         .map_err(|e| StorageError::io("fsync directory", dir, e))
+}
+
+/// Writes `entries` to a new file at `path` (replacing any), fsynced; the
+/// caller renames it into place and syncs the directory.
+pub(crate) fn write_new(fs: &dyn FileSystem, path: &Path, entries: &[AbortedTxn]) -> Result<()> {
+    let mut bytes = header();
+    for e in entries {
+        e.encode(&mut bytes);
+    }
+    let file = fs
+        .open(path, OpenMode::Truncate)
+        .map_err(|e| StorageError::io("create", path, e))?;
+    file.write_all_at(&bytes, 0)
+        .map_err(|e| StorageError::io("write", path, e))?;
+    file.sync_data()
+        .map_err(|e| StorageError::io("fsync", path, e))
 }
 
 /// A segment's aborted transactions, as loaded (shared, read without
@@ -275,20 +280,33 @@ impl Log {
         Ok(out)
     }
 
-    /// Whether the index of the segment based at `base` holds exactly
-    /// `count` entries below `below` and was read whole (`None`: no such
-    /// segment any more).
-    pub fn aborted_txns_intact(&self, base: u64, count: u64, below: u64) -> Result<Option<bool>> {
-        let Some(seg) = self
-            .segment_list()
-            .into_iter()
-            .find(|s| s.base_offset == base)
-        else {
-            return Ok(None);
-        };
-        let entries = seg.aborted_txns()?;
-        let n = entries.iter().filter(|e| e.last_offset < below).count() as u64;
-        Ok(Some(n == count && seg.aborted_txns_whole()))
+    /// The segments whose index does not hold what `counts` (as
+    /// [`Log::aborted_txn_counts`] returned them when the producer
+    /// snapshot was taken at `below`) says: the number of entries below
+    /// `below`, summed over the bases inside each segment (compaction
+    /// merges segments and their indexes), or whose file was not read
+    /// whole. Bases before the first segment (deleted by retention) are
+    /// skipped. Empty: the index is intact.
+    pub fn aborted_txns_mismatched(&self, counts: &[(u64, u64)], below: u64) -> Result<Vec<u64>> {
+        let segments = self.segment_list();
+        let mut out = Vec::new();
+        for (i, seg) in segments.iter().enumerate() {
+            let next = segments.get(i + 1).map_or(u64::MAX, |s| s.base_offset);
+            let expected: u64 = counts
+                .iter()
+                .filter(|(b, _)| *b >= seg.base_offset && *b < next)
+                .map(|(_, n)| n)
+                .sum();
+            if expected == 0 {
+                continue;
+            }
+            let entries = seg.aborted_txns()?;
+            let n = entries.iter().filter(|e| e.last_offset < below).count() as u64;
+            if n != expected || !seg.aborted_txns_whole() {
+                out.push(seg.base_offset);
+            }
+        }
+        Ok(out)
     }
 
     /// Replaces every index entry whose marker is at or after `from` with

@@ -40,6 +40,15 @@ impl OffsetsStore for Inner {
 /// an internal topic as one batch stamped now, and returns once fsynced:
 /// how the group and transaction coordinators log their state.
 pub(super) fn append_keyed(partition: &Partition, records: &[OffsetsRecord]) -> Result<()> {
+    append_keyed_acks(partition, records, Acks::All)
+}
+
+/// [`append_keyed`], waiting for `acks` only.
+pub(super) fn append_keyed_acks(
+    partition: &Partition,
+    records: &[OffsetsRecord],
+    acks: Acks,
+) -> Result<()> {
     let now = wall_clock_ms();
     let mut b = BatchBuilder::new();
     for (key, value) in records {
@@ -51,7 +60,7 @@ pub(super) fn append_keyed(partition: &Partition, records: &[OffsetsRecord]) -> 
         })?;
     }
     let mut bytes = b.build()?;
-    partition.append(&mut bytes, Acks::All, now, true)?;
+    partition.append(&mut bytes, acks, now, true)?;
     Ok(())
 }
 

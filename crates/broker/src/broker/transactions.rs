@@ -9,7 +9,45 @@ use pubsub_records::{ControlRecord, ControlType};
 use super::{wall_clock_ms, Inner};
 use crate::error::{BrokerError, Result};
 use crate::group::records::partition_for_group;
+use crate::partition::{Acks, PendingSync};
 use crate::txn::{records, TxnStore, TRANSACTION_STATE};
+
+/// Threads (beside the caller's) fsyncing one transaction's markers.
+const MARKER_SYNC_THREADS: usize = 8;
+
+/// Waits for every sync, the first on this thread, the others on up to
+/// [`MARKER_SYNC_THREADS`] scoped threads, each waiting a run of them; one
+/// result per sync, in order.
+fn wait_all(syncs: &[&PendingSync]) -> Vec<Result<()>> {
+    let Some((first, rest)) = syncs.split_first() else {
+        return Vec::new();
+    };
+    let run = rest.len().div_ceil(MARKER_SYNC_THREADS).max(1);
+    std::thread::scope(|scope| {
+        let others: Vec<_> = rest
+            .chunks(run)
+            .map(|run| scope.spawn(move || run.iter().map(|s| s.wait()).collect::<Vec<_>>()))
+            .collect();
+        let mut out = vec![first.wait()];
+        for h in others {
+            out.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        }
+        out
+    })
+}
+
+/// A COMMIT (`commit`) or ABORT marker of the coordinator.
+fn marker(commit: bool) -> ControlRecord {
+    ControlRecord {
+        kind: if commit {
+            ControlType::Commit
+        } else {
+            ControlType::Abort
+        },
+        // One coordinator, never moved: epoch 0.
+        coordinator_epoch: 0,
+    }
+}
 
 impl Inner {
     /// Appends a COMMIT or ABORT control batch of a producer to a
@@ -34,8 +72,15 @@ impl Inner {
     }
 }
 
-impl TxnStore for Inner {
-    fn persist_txn(&self, transactional_id: &str, value: Option<Vec<u8>>) -> Result<()> {
+impl Inner {
+    /// Appends a record of `transactional_id` to its `__transaction_state`
+    /// partition, waiting for `acks`.
+    fn append_txn_record(
+        &self,
+        transactional_id: &str,
+        value: Option<Vec<u8>>,
+        acks: Acks,
+    ) -> Result<()> {
         if self.topic(TRANSACTION_STATE).is_none() {
             self.create_transaction_state_topic()?;
         }
@@ -43,10 +88,23 @@ impl TxnStore for Inner {
         let n = u32::try_from(topic.partitions.len()).unwrap_or(u32::MAX);
         let partition =
             self.partition(TRANSACTION_STATE, partition_for_group(transactional_id, n))?;
-        super::traffic::append_keyed(
+        super::traffic::append_keyed_acks(
             &partition,
             &[(records::encode_key(transactional_id), value)],
+            acks,
         )
+    }
+}
+
+impl TxnStore for Inner {
+    fn persist_txn(&self, transactional_id: &str, value: Option<Vec<u8>>) -> Result<()> {
+        self.append_txn_record(transactional_id, value, Acks::All)
+    }
+
+    /// Written, not waited for (see the trait): the fsync a commit or abort
+    /// still owed after its markers.
+    fn persist_txn_completion(&self, transactional_id: &str, value: Vec<u8>) -> Result<()> {
+        self.append_txn_record(transactional_id, Some(value), Acks::Leader)
     }
 
     fn write_marker(
@@ -57,17 +115,52 @@ impl TxnStore for Inner {
         producer_epoch: i16,
         commit: bool,
     ) -> Result<()> {
-        let marker = ControlRecord {
-            kind: if commit {
-                ControlType::Commit
-            } else {
-                ControlType::Abort
-            },
-            // One coordinator, never moved: epoch 0.
-            coordinator_epoch: 0,
-        };
-        self.append_marker(topic, partition, producer_id, producer_epoch, marker)
-            .map(|_| ())
+        self.append_marker(
+            topic,
+            partition,
+            producer_id,
+            producer_epoch,
+            marker(commit),
+        )
+        .map(|_| ())
+    }
+
+    /// Every marker appended first, then their fsyncs run in parallel
+    /// (one per partition file, each shared with that partition's other
+    /// waiters): a transaction over n partitions waits about one fsync,
+    /// not n in a row.
+    fn write_markers(
+        &self,
+        partitions: &[(String, i32)],
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+    ) -> Vec<Result<()>> {
+        let marker = marker(commit);
+        let now = wall_clock_ms();
+        let appended: Vec<Result<PendingSync>> = partitions
+            .iter()
+            .map(|(topic, p)| {
+                if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+                    return Err(BrokerError::Closed);
+                }
+                let partition = self.partition(topic, *p)?;
+                let offset = partition.append_txn_marker_unsynced(
+                    producer_id,
+                    producer_epoch,
+                    marker,
+                    now,
+                )?;
+                Ok(PendingSync { partition, offset })
+            })
+            .collect();
+        let syncs: Vec<&PendingSync> = appended.iter().filter_map(|a| a.as_ref().ok()).collect();
+        let synced = wait_all(&syncs);
+        let mut synced = synced.into_iter();
+        appended
+            .into_iter()
+            .map(|a| a.and_then(|_| synced.next().unwrap_or(Ok(()))))
+            .collect()
     }
 
     fn new_producer_id(&self) -> Result<i64> {

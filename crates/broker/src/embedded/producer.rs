@@ -1,5 +1,13 @@
 //! The embedded producer: records are batched per partition and appended
 //! when a batch is full, when it is `linger` old, or on `flush`.
+//!
+//! With a transactional id it is a transactional producer, through the
+//! broker's transaction coordinator as a network client would be:
+//! InitProducerId at creation (fencing an older producer of the id), each
+//! partition added to the transaction before its first batch, EndTxn at
+//! commit or abort. The refusals are the coordinator's (PRODUCER_FENCED,
+//! INVALID_TXN_STATE, ...) as [`BrokerError::Transaction`]; a fenced
+//! producer stays fenced.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +23,7 @@ use crate::error::{BrokerError, Result};
 use crate::notify::Outcome;
 use crate::partition::Acks;
 use crate::partitioner::partition_for_key;
+use crate::txn::TxnRefusal;
 
 /// Producer settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,8 +38,14 @@ pub struct ProducerConfig {
     /// Codec for batches.
     pub compression: Compression,
     /// Idempotent: batches carry a producer id and sequence numbers
-    /// (default true).
+    /// (default true; implied by `transactional_id`).
     pub idempotent: bool,
+    /// Kafka's `transactional.id`: records are sent in transactions
+    /// ([`Producer::begin_transaction`]). Default none.
+    pub transactional_id: Option<String>,
+    /// Kafka's `transaction.timeout.ms`: the coordinator aborts (and fences)
+    /// a transaction open longer (60 s; at most the broker's maximum).
+    pub transaction_timeout: Duration,
 }
 
 impl Default for ProducerConfig {
@@ -41,6 +56,8 @@ impl Default for ProducerConfig {
             batch_bytes: 256 << 10,
             compression: Compression::None,
             idempotent: true,
+            transactional_id: None,
+            transaction_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -175,11 +192,35 @@ struct Queue {
 /// Batch queues of one topic, by partition.
 type TopicQueues = Vec<Arc<Mutex<Queue>>>;
 
+/// A transactional producer's transaction, as the coordinator knows it.
+#[derive(Debug, Default)]
+struct TxnSession {
+    /// Between `begin_transaction` and its commit or abort.
+    active: bool,
+    /// Partitions added to the coordinator's transaction.
+    partitions: std::collections::HashSet<(String, i32)>,
+    /// Fenced by a newer producer of the id (or a timeout's abort): every
+    /// later call fails.
+    fenced: bool,
+}
+
+/// The transactional side of a producer. Lock order: `session`, then a
+/// queue, then `failed`; `send` holds `session` while it queues, commit and
+/// abort while they flush and end, so no record slips past a marker.
+#[derive(Debug)]
+struct Txn {
+    id: String,
+    session: Mutex<TxnSession>,
+    /// The first append of the transaction that failed: commit refuses.
+    failed: Mutex<Option<Arc<BrokerError>>>,
+}
+
 #[derive(Debug)]
 struct Shared {
     broker: Broker,
     config: ProducerConfig,
     producer_id: Option<(i64, i16)>,
+    txn: Option<Txn>,
     queues: RwLock<HashMap<String, TopicQueues>>,
     closed: AtomicBool,
     wake: (Mutex<bool>, Condvar),
@@ -223,7 +264,9 @@ impl Shared {
         let outcome = std::mem::replace(&mut q.outcome, Outcome::new());
         let count = builder.record_count() as i32;
         if let Some((pid, epoch)) = self.producer_id {
-            builder = builder.producer(pid, epoch, q.next_sequence);
+            builder = builder
+                .producer(pid, epoch, q.next_sequence)
+                .transactional(self.txn.is_some());
         }
         let result = builder
             .build()
@@ -239,7 +282,25 @@ impl Shared {
                 }
                 outcome.set(Ok((info.base_offset as i64, info.log_append_time)));
             }
-            Err(e) => outcome.set(Err(Arc::new(e))),
+            Err(e) => {
+                let e = Arc::new(self.fenced_if_stale(e));
+                if let Some(txn) = &self.txn {
+                    txn.failed.lock().get_or_insert_with(|| Arc::clone(&e));
+                }
+                outcome.set(Err(e))
+            }
+        }
+    }
+
+    /// A transactional append refused for an old epoch: the producer was
+    /// fenced (what Kafka's clients make of INVALID_PRODUCER_EPOCH).
+    fn fenced_if_stale(&self, e: BrokerError) -> BrokerError {
+        match (&self.txn, e) {
+            (Some(txn), BrokerError::InvalidProducerEpoch { .. }) => BrokerError::Transaction {
+                transactional_id: txn.id.clone(),
+                refusal: TxnRefusal::ProducerFenced,
+            },
+            (_, e) => e,
         }
     }
 
@@ -268,6 +329,57 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// Drops every queued batch (an aborted transaction's), failing its
+    /// deliveries.
+    fn discard_all(&self, id: &str) {
+        let queues: Vec<Arc<Mutex<Queue>>> =
+            self.queues.read().values().flatten().cloned().collect();
+        for q in queues {
+            let mut q = q.lock();
+            if q.builder.take().is_some() {
+                q.opened = None;
+                let outcome = std::mem::replace(&mut q.outcome, Outcome::new());
+                outcome.set(Err(Arc::new(BrokerError::Transaction {
+                    transactional_id: id.to_string(),
+                    refusal: TxnRefusal::InvalidTxnState,
+                })));
+            }
+        }
+    }
+}
+
+fn txn_refused(txn: &Txn, refusal: TxnRefusal) -> BrokerError {
+    BrokerError::Transaction {
+        transactional_id: txn.id.clone(),
+        refusal,
+    }
+}
+
+/// Runs a coordinator request again while it answers
+/// CONCURRENT_TRANSACTIONS (the previous transaction's markers are still
+/// being completed by the broker's clock), as Kafka's clients retry it.
+fn retry_concurrent<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut pause = Duration::from_millis(5);
+    for _ in 0..RETRIES {
+        match f() {
+            Err(BrokerError::Transaction {
+                refusal: TxnRefusal::ConcurrentTransactions,
+                ..
+            }) => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(200));
+            }
+            r => return r,
+        }
+    }
+    f()
+}
+
+/// CONCURRENT_TRANSACTIONS retries before the refusal is returned (about
+/// 10 s of pauses).
+const RETRIES: usize = 55;
+
 fn linger_loop(shared: Arc<Shared>) {
     let step = (shared.config.linger / 2).max(Duration::from_millis(1));
     loop {
@@ -285,15 +397,34 @@ fn linger_loop(shared: Arc<Shared>) {
 impl Broker {
     /// A producer for this broker.
     pub fn producer(&self, config: ProducerConfig) -> Result<Producer> {
-        let producer_id = if config.idempotent {
-            Some(self.init_producer_id()?)
-        } else {
-            None
+        let (producer_id, txn) = match &config.transactional_id {
+            Some(id) => {
+                let timeout =
+                    i32::try_from(config.transaction_timeout.as_millis()).unwrap_or(i32::MAX);
+                let pid = retry_concurrent(|| {
+                    self.transactions().init_producer_id(
+                        self.txn_store(),
+                        id,
+                        timeout,
+                        None,
+                        wall_clock_ms(),
+                    )
+                })?;
+                let txn = Txn {
+                    id: id.clone(),
+                    session: Mutex::new(TxnSession::default()),
+                    failed: Mutex::new(None),
+                };
+                (Some(pid), Some(txn))
+            }
+            None if config.idempotent => (Some(self.init_producer_id()?), None),
+            None => (None, None),
         };
         let shared = Arc::new(Shared {
             broker: self.clone(),
             config,
             producer_id,
+            txn,
             queues: RwLock::new(HashMap::new()),
             closed: AtomicBool::new(false),
             wake: (Mutex::new(false), Condvar::new()),
@@ -328,12 +459,29 @@ impl Producer {
     }
 
     /// Queues a record; the returned [`Delivery`] completes when it is
-    /// stored. Records to one partition are stored in the order sent.
+    /// stored. Records to one partition are stored in the order sent. A
+    /// transactional producer sends inside a transaction only (its first
+    /// record to a partition adds the partition to the transaction).
     pub fn send(&self, record: &ProducerRecord<'_>) -> Result<Delivery> {
         if self.shared.closed.load(Ordering::Acquire) {
             return Err(BrokerError::Closed);
         }
         let (partition, count) = self.choose_partition(record)?;
+        let mut session = match &self.shared.txn {
+            Some(txn) => {
+                let mut session = txn.session.lock();
+                self.check_session(txn, &session)?;
+                if !session.active {
+                    return Err(txn_refused(txn, TxnRefusal::InvalidTxnState));
+                }
+                let key = (record.topic.to_string(), partition);
+                if !session.partitions.contains(&key) {
+                    self.add_partition(txn, &mut session, key)?;
+                }
+                Some(session)
+            }
+            None => None,
+        };
         let timestamp = record.timestamp.unwrap_or_else(wall_clock_ms);
         let queue = self.shared.queue(record.topic, partition, count);
         let mut q = queue.lock();
@@ -360,7 +508,140 @@ impl Producer {
         if full || self.linger.is_none() {
             self.shared.flush_queue(partition, &mut q);
         }
+        drop(q);
+        session.take();
         Ok(delivery)
+    }
+
+    fn check_session(&self, txn: &Txn, session: &TxnSession) -> Result<()> {
+        if session.fenced {
+            return Err(txn_refused(txn, TxnRefusal::ProducerFenced));
+        }
+        Ok(())
+    }
+
+    /// AddPartitionsToTxn for one partition, durable at the coordinator.
+    fn add_partition(&self, txn: &Txn, session: &mut TxnSession, key: (String, i32)) -> Result<()> {
+        let broker = &self.shared.broker;
+        let (pid, epoch) = self.transactional_producer(txn)?;
+        let added = retry_concurrent(|| {
+            broker.transactions().add_partitions(
+                broker.txn_store(),
+                &txn.id,
+                pid,
+                epoch,
+                std::slice::from_ref(&key),
+                wall_clock_ms(),
+            )
+        });
+        self.note_fenced(session, &added);
+        added?;
+        session.partitions.insert(key);
+        Ok(())
+    }
+
+    fn transactional_producer(&self, txn: &Txn) -> Result<(i64, i16)> {
+        self.shared
+            .producer_id
+            .ok_or_else(|| txn_refused(txn, TxnRefusal::InvalidProducerIdMapping))
+    }
+
+    fn note_fenced<T>(&self, session: &mut TxnSession, r: &Result<T>) {
+        if let Err(BrokerError::Transaction {
+            refusal: TxnRefusal::ProducerFenced,
+            ..
+        }) = r
+        {
+            session.fenced = true;
+        }
+    }
+
+    fn txn(&self) -> Result<&Txn> {
+        self.shared
+            .txn
+            .as_ref()
+            .ok_or_else(|| BrokerError::Transaction {
+                transactional_id: String::new(),
+                refusal: TxnRefusal::InvalidTxnState,
+            })
+    }
+
+    /// Starts a transaction (Kafka's `beginTransaction`): nothing is sent to
+    /// the coordinator until the first record. INVALID_TXN_STATE when one
+    /// is open or the producer has no transactional id.
+    pub fn begin_transaction(&self) -> Result<()> {
+        let txn = self.txn()?;
+        let mut session = txn.session.lock();
+        self.check_session(txn, &session)?;
+        if session.active {
+            return Err(txn_refused(txn, TxnRefusal::InvalidTxnState));
+        }
+        session.active = true;
+        session.partitions.clear();
+        *txn.failed.lock() = None;
+        Ok(())
+    }
+
+    /// Commits the open transaction: appends every queued record, then
+    /// EndTxn. Returns once the commit is decided (durable); its markers
+    /// are written before this returns when they can be (else the broker
+    /// completes them). When a record of the transaction failed the commit
+    /// is refused with that error and the transaction stays open, to be
+    /// aborted.
+    pub fn commit_transaction(&self) -> Result<()> {
+        self.end_transaction(true)
+    }
+
+    /// Aborts the open transaction: records still queued are dropped (their
+    /// deliveries fail with INVALID_TXN_STATE), then EndTxn; what was
+    /// appended is never visible to read_committed consumers.
+    pub fn abort_transaction(&self) -> Result<()> {
+        self.end_transaction(false)
+    }
+
+    fn end_transaction(&self, commit: bool) -> Result<()> {
+        let txn = self.txn()?;
+        let mut session = txn.session.lock();
+        self.check_session(txn, &session)?;
+        if !session.active {
+            return Err(txn_refused(txn, TxnRefusal::InvalidTxnState));
+        }
+        if commit {
+            self.shared.flush_all(None);
+            if let Some(e) = txn.failed.lock().clone() {
+                if let BrokerError::Transaction {
+                    refusal: TxnRefusal::ProducerFenced,
+                    ..
+                } = *e
+                {
+                    session.fenced = true;
+                    return Err(txn_refused(txn, TxnRefusal::ProducerFenced));
+                }
+                return Err(BrokerError::Delivery(e));
+            }
+        } else {
+            self.shared.discard_all(&txn.id);
+        }
+        if !session.partitions.is_empty() {
+            let (pid, epoch) = self.transactional_producer(txn)?;
+            let broker = &self.shared.broker;
+            let ended = retry_concurrent(|| {
+                broker.transactions().end_txn(
+                    broker.txn_store(),
+                    &txn.id,
+                    pid,
+                    epoch,
+                    commit,
+                    wall_clock_ms(),
+                )
+            });
+            self.note_fenced(&mut session, &ended);
+            ended?;
+        }
+        session.active = false;
+        session.partitions.clear();
+        *txn.failed.lock() = None;
+        Ok(())
     }
 
     /// Sends one record and waits for it to be stored.

@@ -80,6 +80,31 @@ pub trait TxnStore {
         producer_epoch: i16,
         commit: bool,
     ) -> Result<()>;
+    /// [`TxnStore::write_marker`] to every partition of `partitions`, one
+    /// result each, in order; returns once every marker written is durable
+    /// (a store may append them all first and fsync them in parallel).
+    fn write_markers(
+        &self,
+        partitions: &[(String, i32)],
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+    ) -> Vec<Result<()>> {
+        partitions
+            .iter()
+            .map(|(t, p)| self.write_marker(t, *p, producer_id, producer_epoch, commit))
+            .collect()
+    }
+    /// Appends a completion (CompleteCommit, CompleteAbort) of
+    /// `transactional_id` without waiting for its fsync: it becomes durable
+    /// with the next flush of its partition. Lost in a crash, the decision
+    /// before it is reloaded and completed again (markers are idempotent);
+    /// and no later record of the id (the next transaction's) can be
+    /// durable without it, as it lies before it in the same partition and
+    /// a log is made durable as a prefix.
+    fn persist_txn_completion(&self, transactional_id: &str, value: Vec<u8>) -> Result<()> {
+        self.persist_txn(transactional_id, Some(value))
+    }
     /// A producer id never handed out before.
     fn new_producer_id(&self) -> Result<i64>;
 }
@@ -234,11 +259,16 @@ impl TransactionCoordinator {
                 _ => BTreeSet::new(),
             }
         };
-        for (topic, partition) in &m.partitions {
-            if written.contains(&(topic.clone(), *partition)) {
-                continue;
-            }
-            match store.write_marker(topic, *partition, m.producer_id, m.producer_epoch, commit) {
+        let pending: Vec<(String, i32)> = m
+            .partitions
+            .iter()
+            .filter(|p| !written.contains(*p))
+            .cloned()
+            .collect();
+        let results = store.write_markers(&pending, m.producer_id, m.producer_epoch, commit);
+        let mut failed = None;
+        for ((topic, partition), result) in pending.into_iter().zip(results) {
+            match result {
                 Ok(()) => {}
                 Err(BrokerError::UnknownTopicOrPartition { .. }) => {
                     // Deleted since it joined: nothing there to mark.
@@ -248,32 +278,39 @@ impl TransactionCoordinator {
                     );
                 }
                 Err(e) => {
-                    let mut retries = self.retries.lock();
-                    let r = retries.entry(id.to_string()).or_default();
-                    if r.decision != decision {
-                        *r = MarkerRetry {
-                            decision,
-                            ..MarkerRetry::default()
-                        };
+                    if failed.is_none() {
+                        failed = Some((topic, partition, e));
                     }
-                    r.written = written;
-                    r.failures = r.failures.saturating_add(1);
-                    let wait = MARKER_RETRY_MS
-                        .saturating_mul(1 << r.failures.min(16).saturating_sub(1))
-                        .min(MARKER_RETRY_MAX_MS);
-                    r.next_ms = now.saturating_add(wait);
-                    if r.failures == 1 {
-                        warn!(transactional_id = id, topic, partition, error = %e, "writing a transaction marker failed; retried with backoff");
-                    } else {
-                        debug!(transactional_id = id, topic, partition, failures = r.failures, error = %e, "writing a transaction marker failed again");
-                    }
-                    return Err(e);
+                    continue;
                 }
             }
-            written.insert((topic.clone(), *partition));
+            written.insert((topic, partition));
+        }
+        if let Some((topic, partition, e)) = failed {
+            let mut retries = self.retries.lock();
+            let r = retries.entry(id.to_string()).or_default();
+            if r.decision != decision {
+                *r = MarkerRetry {
+                    decision,
+                    ..MarkerRetry::default()
+                };
+            }
+            r.written = written;
+            r.failures = r.failures.saturating_add(1);
+            let wait = MARKER_RETRY_MS
+                .saturating_mul(1 << r.failures.min(16).saturating_sub(1))
+                .min(MARKER_RETRY_MAX_MS);
+            r.next_ms = now.saturating_add(wait);
+            if r.failures == 1 {
+                warn!(transactional_id = id, topic, partition, error = %e, "writing a transaction marker failed; retried with backoff");
+            } else {
+                debug!(transactional_id = id, topic, partition, failures = r.failures, error = %e, "writing a transaction marker failed again");
+            }
+            return Err(e);
         }
         let next = m.complete(now).map_err(|r| refused(id, r))?;
-        Self::transit(store, id, slot, next)?;
+        store.persist_txn_completion(id, records::encode_value(&next))?;
+        *slot = Some(next);
         if let Some(r) = self.retries.lock().remove(id) {
             if r.failures > 0 {
                 info!(

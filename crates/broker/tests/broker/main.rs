@@ -7,6 +7,7 @@ mod assignment;
 mod consumers;
 mod coordinator;
 mod crash;
+mod embedded_transactions;
 mod epochs;
 mod example;
 mod lazy_open;

@@ -436,3 +436,67 @@ fn compaction_drops_aborted_records_keeps_committed_ones_and_stops_at_the_lso() 
 fn wall_clock() -> i64 {
     pubsub_broker::wall_clock_ms()
 }
+
+#[test]
+fn compaction_merges_aborted_indexes_into_the_merged_segment_and_leaves_no_orphans() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = open(dir.path());
+    broker
+        .create_topic(
+            "t",
+            Some(1),
+            configs(&[("cleanup.policy", "compact"), ("segment.bytes", "600")]),
+        )
+        .expect("create");
+    let filler = "f".repeat(200);
+    let mut aborts = Vec::new();
+    for (pid, fill) in [(2, "x"), (4, "y")] {
+        let first = keyed(&broker, pid, 0, "a", "aborted");
+        let last = end(&broker, pid, 0, ControlType::Abort);
+        aborts.push((pid, first, last));
+        for i in 0..4 {
+            keyed(&broker, -1, -1, &format!("{fill}{i}"), &filler);
+        }
+    }
+    let p = part(&broker);
+    assert_eq!(txn_indexes(dir.path()).len(), 2, "two segments hold aborts");
+    let counts = p.log().aborted_txn_counts().expect("counts");
+    // Segments small after cleaning merge once a segment may hold them all.
+    let big = [("segment.bytes".to_string(), Some((1u64 << 20).to_string()))];
+    broker
+        .alter_topic_config("t", &big.into_iter().collect())
+        .expect("alter");
+    let report = p
+        .log()
+        .compact_below(wall_clock(), p.last_stable_offset())
+        .expect("compact");
+    assert!(report.segments_merged_away > 0, "{report:?}");
+    let expect_aborts = |p: &Partition| {
+        let got: Vec<(i64, u64, u64)> = p
+            .aborted_transactions(0, p.last_stable_offset())
+            .expect("aborted")
+            .iter()
+            .map(|t| (t.producer_id, t.first_offset, t.last_offset))
+            .collect();
+        assert_eq!(got, aborts);
+    };
+    expect_aborts(&p);
+    let files = txn_indexes(dir.path());
+    assert_eq!(files.len(), 1, "the merged segment's only: {files:?}");
+    // The producer snapshot's counts, taken before the merge, still match:
+    // the next open trusts the index instead of replaying the log.
+    let end_offset = p.log().log_end_offset();
+    assert_eq!(
+        p.log()
+            .aborted_txns_mismatched(&counts, end_offset)
+            .expect("check"),
+        Vec::<u64>::new()
+    );
+    drop(p);
+    broker.close().expect("close");
+    let broker = open(dir.path());
+    expect_aborts(&part(&broker));
+    assert_eq!(txn_indexes(dir.path()), files);
+    let seen = committed_values(&broker, "after-merge");
+    assert!(!seen.iter().any(|v| v == "aborted"), "{seen:?}");
+}

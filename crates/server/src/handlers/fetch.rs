@@ -487,10 +487,16 @@ fn read_partition(
                     })
                 } else if (budget == 0 && !first)
                     || (w.fetch_offset as u64 == end && start <= end)
-                    || (read_committed && w.fetch_offset as u64 >= upper && start <= upper)
+                    || (read_committed
+                        && (upper..end).contains(&(w.fetch_offset as u64))
+                        && start <= w.fetch_offset as u64)
                 {
                     // The response is full, or there is nothing to read
-                    // (caught up): no records, but no error.
+                    // (caught up; read_committed: between the LSO and the
+                    // log end): no records, but no error. Past the log end
+                    // the read answers OFFSET_OUT_OF_RANGE whatever the
+                    // isolation, as Kafka's LocalLog.read checks the log end
+                    // before the isolation's bound.
                     Ok((start, end, None))
                 } else {
                     blocking(|| log.read_range_below(w.fetch_offset as u64, budget, first, upper))

@@ -128,6 +128,24 @@ async fn check_fetches(server: &TestServer, lso: u64) {
     let p = &r.responses[0].partitions[0];
     assert_eq!(p.error_code, 0);
     assert!(p.records.as_ref().is_none_or(|b| b.is_empty()));
+    // Between the LSO and the log end: nothing yet, no error; past the log
+    // end: OFFSET_OUT_OF_RANGE, as read_uncommitted answers (Kafka's
+    // LocalLog.read checks the log end before the isolation's bound).
+    let r = c.call(FETCH_V, &committed_fetch(8)).await;
+    let p = &r.responses[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    assert!(p.records.as_ref().is_none_or(|b| b.is_empty()));
+    for isolation in [1i8, 0] {
+        let mut req = committed_fetch(9);
+        req.isolation_level = isolation;
+        let r = c.call(FETCH_V, &req).await;
+        let p = &r.responses[0].partitions[0];
+        assert_eq!(
+            p.error_code, 1,
+            "isolation {isolation}: OFFSET_OUT_OF_RANGE"
+        );
+        assert_eq!(p.high_watermark, -1, "isolation {isolation}");
+    }
     // Past the markers (which a time-based roll put in a second
     // segment: their timestamps are now, the data's are from 2023):
     // read_committed has nothing below the LSO there, read_uncommitted

@@ -460,3 +460,93 @@ async fn the_transaction_state_topic_is_internal() {
         );
     }
 }
+
+/// The embedded transactional producer and a network client of one
+/// transactional id fence each other through the one coordinator: the
+/// newer InitProducerId aborts the other's transaction, whose next request
+/// is PRODUCER_FENCED.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embedded_producer_and_a_wire_client_fence_each_other() {
+    use pubsub_broker::txn::TxnRefusal;
+    use pubsub_broker::{BrokerError, ProducerConfig, ProducerRecord};
+    let server = TestServer::start().await;
+    let broker = server.broker.clone();
+    broker
+        .create_topic("fx", Some(1), Default::default())
+        .expect("create");
+    let embedded = |broker: &pubsub_broker::Broker| {
+        broker
+            .producer(ProducerConfig {
+                transactional_id: Some("shared".into()),
+                linger: std::time::Duration::ZERO,
+                ..ProducerConfig::default()
+            })
+            .expect("embedded transactional producer")
+    };
+    let fenced = |r: Result<(), BrokerError>| {
+        matches!(
+            r,
+            Err(BrokerError::Transaction {
+                refusal: TxnRefusal::ProducerFenced,
+                ..
+            })
+        )
+    };
+    let first = tokio::task::block_in_place(|| {
+        let p = embedded(&broker);
+        p.begin_transaction().expect("begin");
+        p.send(&ProducerRecord::new("fx", b"embedded").partition(0))
+            .expect("send");
+        p
+    });
+    // The wire client's InitProducerId fences the embedded producer and
+    // aborts its transaction.
+    let mut c = Client::connect(server.addr).await;
+    let (_, ip_max) = range(ApiKey::InitProducerId);
+    let (_, ap_max) = range(ApiKey::AddPartitionsToTxn);
+    let (_, et_max) = range(ApiKey::EndTxn);
+    let r = c.call(ip_max, &init("shared", 60_000)).await;
+    assert_eq!(r.error_code, 0);
+    let (pid, epoch) = (r.producer_id.0, r.producer_epoch);
+    // Its transaction was aborted: nothing open on the partition, whose
+    // last stable offset is past the record and the ABORT marker.
+    let part = broker.partition("fx", 0).expect("partition");
+    assert!(part.open_transactions().is_empty());
+    assert_eq!(part.last_stable_offset(), 2);
+    assert_eq!(
+        broker
+            .transactions()
+            .describe("shared")
+            .expect("known")
+            .state,
+        TxnState::Empty
+    );
+    tokio::task::block_in_place(|| {
+        assert!(fenced(first.commit_transaction()), "embedded fenced");
+        assert!(fenced(first.begin_transaction()), "and stays fenced");
+    });
+    let codes = add(&mut c, ap_max, "shared", pid, epoch, "fx", &[0]).await;
+    assert_eq!(codes, [0]);
+    // A new embedded producer fences the wire client in turn.
+    let second = tokio::task::block_in_place(|| embedded(&broker));
+    let m = broker.transactions().describe("shared").expect("known");
+    assert_eq!(m.state, TxnState::Empty, "the wire one's aborted");
+    assert!(m.producer_epoch > epoch);
+    assert_eq!(part.last_stable_offset(), 3, "its ABORT marker");
+    let r = c.call(et_max, &end("shared", pid, epoch, true)).await;
+    assert_eq!(r.error_code, 90, "PRODUCER_FENCED");
+    let codes = add(&mut c, ap_max, "shared", pid, epoch, "fx", &[0]).await;
+    assert_eq!(codes, [90]);
+    tokio::task::block_in_place(|| {
+        second.begin_transaction().expect("begin");
+        second
+            .send(&ProducerRecord::new("fx", b"second").partition(0))
+            .expect("send")
+            .wait()
+            .expect("stored");
+        second.commit_transaction().expect("commit");
+    });
+    let m = broker.transactions().describe("shared").expect("known");
+    assert_eq!(m.state, TxnState::CompleteCommit);
+    server.stop().await;
+}

@@ -474,6 +474,11 @@ impl Segment {
         Ok(Arc::clone(&self.load_txns(&mut slot)?.0))
     }
 
+    /// Whether the segment's index lists any aborted transaction.
+    pub(crate) fn has_aborted_txns(&self) -> bool {
+        self.aborted_txns().map_or(true, |e| !e.is_empty())
+    }
+
     /// The `.txnindex` was read whole (no torn or corrupt tail); true until
     /// it is read.
     pub fn aborted_txns_whole(&self) -> bool {
