@@ -9,12 +9,14 @@
 //! By concern: [`open`] locks the directory and loads it, [`admin`] creates,
 //! changes and deletes topics, [`delete_records`] moves log start offsets, [`traffic`] produces and fetches,
 //! [`producer_ids`] hands out producer ids, [`scheduler`] is the background
-//! clock. Consumer groups are driven through [`Broker::coordinator`].
+//! clock, [`recovery`] recovers partitions a kill left unclean after the
+//! start. Consumer groups are driven through [`Broker::coordinator`].
 
 mod admin;
 mod delete_records;
 mod open;
 mod producer_ids;
+mod recovery;
 mod scheduler;
 mod traffic;
 mod transactions;
@@ -71,6 +73,8 @@ pub(crate) struct Inner {
     closed: AtomicBool,
     stop: (Mutex<bool>, Condvar),
     background: Mutex<Option<JoinHandle<()>>>,
+    /// The background recovery pass, while it runs.
+    recovering: Mutex<Option<JoinHandle<()>>>,
     recovery: Mutex<Vec<(String, i32, RecoveryReport)>>,
     /// SCRAM credentials (`users.checkpoint`).
     users: crate::security::Users,
@@ -161,6 +165,7 @@ impl Inner {
             return Ok(());
         }
         self.stop_clock();
+        self.stop_recovery();
         let _admin = self.admin.lock();
         let mut first_error = None;
         let mut all = self.all_partitions();
