@@ -137,7 +137,7 @@ impl PartitionEntry {
                 }
             }
             (None, closed) => {
-                let c = closed.unwrap_or(ClosedPartition(0, 0, 0, 0, 0, 0));
+                let c = closed.unwrap_or(ClosedPartition(0, 0, 0, 0, 0, 0, None, None));
                 PartitionDescription {
                     partition: self.index,
                     log_start_offset: c.log_start_offset(),

@@ -111,6 +111,10 @@ impl Broker {
         }
         let all = broker.inner.all_partitions();
         broker.inner.sync_then_record_recovery_points(&all)?;
+        // The internal topics are read now: recovered together first.
+        broker.inner.recover_pending_of(|t| {
+            t.meta.name == CONSUMER_OFFSETS || t.meta.name == TRANSACTION_STATE
+        });
         broker.load_groups()?;
         broker.load_transactions()?;
         if broker.inner.config.background {

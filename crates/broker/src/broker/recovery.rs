@@ -50,7 +50,15 @@ impl Inner {
     /// Recovers every partition still unrecovered, now (rounds of
     /// [`Inner::recover_round`]); returns how many it recovered.
     pub(super) fn recover_all_pending(&self) -> usize {
-        let pending = self.pending_recovery();
+        self.recover_pending_of(|_| true)
+    }
+
+    /// [`Inner::recover_all_pending`] for the topics `which` picks (the
+    /// open recovers the internal topics it loads so, one filesystem sync
+    /// per chunk instead of fsyncs per partition).
+    pub(super) fn recover_pending_of(&self, which: impl Fn(&Topic) -> bool) -> usize {
+        let mut pending = self.pending_recovery();
+        pending.retain(|(t, _)| which(t));
         let mut recovered = 0;
         for round in pending.chunks(round_size()) {
             if self.closed.load(std::sync::atomic::Ordering::Acquire) {
