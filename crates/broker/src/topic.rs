@@ -1,4 +1,6 @@
-//! A topic: its metadata and its partitions, each opened on first use.
+//! A topic: its metadata and its partitions, each opened on first use (a
+//! partition not closed cleanly is recovered then, or by the background
+//! recovery pass after start, whichever comes first).
 
 use std::sync::{Arc, OnceLock};
 
@@ -23,9 +25,17 @@ pub(crate) struct Topic {
 /// ([`ClosedPartition`]), which answers Metadata, DescribeLogDirs and the
 /// metrics without a file of it being opened. It is opened once, on first
 /// use ([`crate::broker`]'s `Inner::opened`), however many callers race.
+///
+/// A partition that did not close cleanly (killed broker) is left
+/// unrecovered at start: nothing about it is known until it opens, so
+/// every path that answers for it opens (recovers) it first
+/// ([`PartitionEntry::needs_recovery`]).
 #[derive(Debug)]
 pub(crate) struct PartitionEntry {
     index: i32,
+    /// Left unrecovered at start: `closed` is `None` and nothing may be
+    /// answered for it before it opens.
+    unrecovered: bool,
     /// What the last clean close recorded, while that still holds.
     closed: Option<ClosedPartition>,
     /// The leader epoch the partition gets when opened in this broker
@@ -42,6 +52,7 @@ impl PartitionEntry {
     pub fn open(p: Arc<Partition>, config: Arc<TopicConfig>) -> Arc<PartitionEntry> {
         let entry = PartitionEntry {
             index: p.index(),
+            unrecovered: false,
             closed: None,
             closed_epoch: p.leader_epoch(),
             opened: OnceLock::new(),
@@ -60,11 +71,31 @@ impl PartitionEntry {
     ) -> Arc<PartitionEntry> {
         Arc::new(PartitionEntry {
             index,
+            unrecovered: false,
             closed: Some(closed),
             closed_epoch: closed.leader_epoch_at(generation),
             opened: OnceLock::new(),
             opening: Mutex::new(config),
         })
+    }
+
+    /// An entry for a partition that did not close cleanly, recovered on
+    /// first use or by the background recovery pass.
+    pub fn unrecovered(index: i32, config: Arc<TopicConfig>) -> Arc<PartitionEntry> {
+        Arc::new(PartitionEntry {
+            index,
+            unrecovered: true,
+            closed: None,
+            closed_epoch: 0,
+            opened: OnceLock::new(),
+            opening: Mutex::new(config),
+        })
+    }
+
+    /// True while the partition is unrecovered: its epoch, offsets and size
+    /// are unknown until it opens.
+    pub fn needs_recovery(&self) -> bool {
+        self.unrecovered && self.opened.get().is_none()
     }
 
     /// Partition index.
@@ -106,7 +137,7 @@ impl PartitionEntry {
                 }
             }
             (None, closed) => {
-                let c = closed.unwrap_or(ClosedPartition(0, 0, 0, 0, 0, 0));
+                let c = closed.unwrap_or(ClosedPartition(0, 0, 0, 0, 0, 0, None, None));
                 PartitionDescription {
                     partition: self.index,
                     log_start_offset: c.log_start_offset(),
@@ -128,8 +159,15 @@ impl PartitionEntry {
         f(&mut config, self.opened.get())
     }
 
+    /// The open lock itself, for a caller that opens several partitions
+    /// together and holds all their locks until they are durable (the
+    /// background recovery pass); no open starts or finishes while held.
+    pub fn lock_opening(&self) -> parking_lot::MutexGuard<'_, Arc<TopicConfig>> {
+        self.opening.lock()
+    }
+
     /// Marks the entry opened (the caller holds the open lock, through
-    /// [`PartitionEntry::with_opening`]).
+    /// [`PartitionEntry::with_opening`] or [`PartitionEntry::lock_opening`]).
     pub fn set_opened(&self, p: Arc<Partition>) {
         let _ = self.opened.set(p);
     }

@@ -300,7 +300,11 @@ impl Broker {
 
     /// Partitions, offsets, sizes and settings of a topic.
     pub fn describe_topic(&self, name: &str) -> Result<TopicDescription> {
-        Ok(self.inner.existing_topic(name)?.describe())
+        let t = self.inner.existing_topic(name)?;
+        for e in &t.partitions {
+            self.inner.settle(&t, e)?;
+        }
+        Ok(t.describe())
     }
 
     /// Number of partitions of a topic.

@@ -9,12 +9,14 @@
 //! By concern: [`open`] locks the directory and loads it, [`admin`] creates,
 //! changes and deletes topics, [`delete_records`] moves log start offsets, [`traffic`] produces and fetches,
 //! [`producer_ids`] hands out producer ids, [`scheduler`] is the background
-//! clock. Consumer groups are driven through [`Broker::coordinator`].
+//! clock, [`recovery`] recovers partitions a kill left unclean after the
+//! start. Consumer groups are driven through [`Broker::coordinator`].
 
 mod admin;
 mod delete_records;
 mod open;
 mod producer_ids;
+mod recovery;
 mod scheduler;
 mod traffic;
 mod transactions;
@@ -71,6 +73,8 @@ pub(crate) struct Inner {
     closed: AtomicBool,
     stop: (Mutex<bool>, Condvar),
     background: Mutex<Option<JoinHandle<()>>>,
+    /// The background recovery pass, while it runs.
+    recovering: Mutex<Option<JoinHandle<()>>>,
     recovery: Mutex<Vec<(String, i32, RecoveryReport)>>,
     /// SCRAM credentials (`users.checkpoint`).
     users: crate::security::Users,
@@ -132,18 +136,18 @@ impl Inner {
 
     /// Every partition of the topics `which` picks, opening those not
     /// opened yet (retention and compaction judge every log) unless the
-    /// closed-partitions file says they are empty (one empty segment: no
-    /// pass has anything to do there); one that fails to open is logged and
-    /// left out.
-    fn all_partitions_opening(&self, which: impl Fn(&Topic) -> bool) -> Vec<Arc<Partition>> {
+    /// closed-partitions file says `idle` of them (the pass has nothing to
+    /// do there); one that fails to open is logged and left out.
+    fn all_partitions_opening(
+        &self,
+        which: impl Fn(&Topic) -> bool,
+        idle: impl Fn(&Topic, &ClosedPartition) -> bool,
+    ) -> Vec<Arc<Partition>> {
         let topics: Vec<Arc<Topic>> = self.topics.read().values().cloned().collect();
         let mut all = Vec::new();
         for t in topics.iter().filter(|t| which(t)) {
             for e in &t.partitions {
-                let empty = e
-                    .closed_state()
-                    .is_some_and(|c| c.segments() <= 1 && c.size_bytes() == 0);
-                if e.get().is_none() && empty {
+                if e.get().is_none() && e.closed_state().is_some_and(|c| idle(t, &c)) {
                     continue;
                 }
                 match self.opened(t, e) {
@@ -161,6 +165,7 @@ impl Inner {
             return Ok(());
         }
         self.stop_clock();
+        self.stop_recovery();
         let _admin = self.admin.lock();
         let mut first_error = None;
         let mut all = self.all_partitions();
@@ -251,6 +256,7 @@ impl Inner {
                     e.with_opening(|_, opened| match opened {
                         Some(p) if clean.contains(&Arc::as_ptr(p)) => {
                             let log = p.log();
+                            let oldest = log.oldest_segment().ok();
                             Some(ClosedPartition(
                                 log.log_start_offset(),
                                 log.log_end_offset(),
@@ -258,6 +264,8 @@ impl Inner {
                                 log.segment_count() as u64,
                                 p.leader_epoch(),
                                 self.generation,
+                                oldest.map(|o| o.0),
+                                oldest.map(|o| o.1),
                             ))
                         }
                         Some(_) => None,

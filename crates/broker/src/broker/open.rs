@@ -1,9 +1,10 @@
 //! Opening a broker: lock the data directory, read or create the broker
-//! file, load every topic (a partition the closed-partitions file vouches
-//! for stays closed until its first use; the others are opened and
-//! recovered now), remove directories of deleted topics, create
-//! `__consumer_offsets` if missing, load consumer groups and transactions,
-//! start the clock.
+//! file, load every topic (no partition is opened: one the
+//! closed-partitions file vouches for stays closed until its first use; the
+//! others are recovered at their first use or by the background recovery
+//! pass, see [`super::recovery`]), remove directories of deleted topics,
+//! create `__consumer_offsets` if missing, load consumer groups and
+//! transactions, start the clock and the recovery pass.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -60,10 +61,13 @@ impl Broker {
         // The closed-partitions file vouches for every entry when the
         // previous open wrote it at its clean close (same generation);
         // otherwise each entry only with its partition's marker.
-        let closed = ClosedPartitions::read(&dir).map(|file| LazyOpen {
-            trusted: file.generation == meta.generation,
-            file,
-        });
+        let closed = ClosedPartitions::read(&dir);
+        let closed = LazyOpen {
+            trusted: closed
+                .as_ref()
+                .is_some_and(|f| f.generation == meta.generation),
+            file: closed,
+        };
         // A new generation, durable before any partition takes an epoch
         // from it: one fsync however many partitions there are.
         meta.generation += 1;
@@ -86,6 +90,7 @@ impl Broker {
             closed: AtomicBool::new(false),
             stop: (Mutex::new(false), Condvar::new()),
             background: Mutex::new(None),
+            recovering: Mutex::new(None),
             recovery: Mutex::new(Vec::new()),
             users,
             acls,
@@ -98,7 +103,7 @@ impl Broker {
             // all of them instead of fsyncs per partition. Nothing is served
             // before it.
             let _deferred = pubsub_storage::fs::defer_syncs();
-            broker.load_topics(closed.as_ref())?;
+            broker.load_topics(&closed)?;
             broker.remove_stale_dirs()?;
             if broker.inner.topic(CONSUMER_OFFSETS).is_none() {
                 broker.inner.create_offsets_topic()?;
@@ -106,16 +111,21 @@ impl Broker {
         }
         let all = broker.inner.all_partitions();
         broker.inner.sync_then_record_recovery_points(&all)?;
+        // The internal topics are read now: recovered together first.
+        broker.inner.recover_pending_of(|t| {
+            t.meta.name == CONSUMER_OFFSETS || t.meta.name == TRANSACTION_STATE
+        });
         broker.load_groups()?;
         broker.load_transactions()?;
         if broker.inner.config.background {
             broker.start_clock()?;
+            broker.start_recovery()?;
         }
         info!(dir = %dir.display(), topics = broker.inner.topics.read().len(), "broker open");
         Ok(broker)
     }
 
-    fn load_topics(&self, closed: Option<&LazyOpen>) -> Result<()> {
+    fn load_topics(&self, closed: &LazyOpen) -> Result<()> {
         let topics_dir = self.inner.dir.join(TOPICS_DIR);
         let mut metas = Vec::new();
         for path in check::topic_file_paths(&self.inner.dir)
@@ -134,7 +144,7 @@ impl Broker {
                 .with_overrides(&meta.configs)?;
             topics.push((meta, config));
         }
-        for topic in self.inner.open_topics(topics, closed) {
+        for topic in self.inner.open_topics(topics, Some(closed)) {
             let topic = topic?;
             self.inner
                 .topics
@@ -263,7 +273,7 @@ impl Inner {
 
     /// Opens (recovering) one partition directory of a topic; the caller
     /// records the report ([`Inner::record_recovery`]).
-    fn open_partition_reporting(
+    pub(super) fn open_partition_reporting(
         &self,
         meta: &TopicMeta,
         config: &Arc<TopicConfig>,
@@ -294,7 +304,7 @@ impl Inner {
         Ok((Arc::new(p), report))
     }
 
-    fn record_recovery(&self, topic: &str, index: i32, report: RecoveryReport) {
+    pub(super) fn record_recovery(&self, topic: &str, index: i32, report: RecoveryReport) {
         self.recovery
             .lock()
             .push((topic.to_string(), index, report));
@@ -312,9 +322,11 @@ impl Inner {
     /// for the disk, one partition independent of the next); one result per
     /// topic, in order. A topic any of whose partitions failed to open is
     /// an error (the first failure); its other partitions are dropped
-    /// (closed). Threads inherit the caller's deferred syncs. With `lazy`,
-    /// a partition the closed-partitions file vouches for is not opened but
-    /// left to its first use ([`Inner::opened`]).
+    /// (closed). Threads inherit the caller's deferred syncs. With `lazy`
+    /// (at broker open), no partition is opened: one the closed-partitions
+    /// file vouches for is left closed, any other unrecovered, both until
+    /// first use ([`Inner::opened`]) or, for the unrecovered, the
+    /// background recovery pass ([`Inner::recover_pending`]).
     pub(super) fn open_topics(
         &self,
         topics: Vec<(TopicMeta, TopicConfig)>,
@@ -356,8 +368,13 @@ impl Inner {
             .collect();
         let open = |&(t, i): &(usize, i32)| -> Opened {
             let (meta, config, _) = &topics[t];
-            if let Some(closed) = lazy.and_then(|l| l.closed_entry(&self.dir, meta, i)) {
-                let entry = PartitionEntry::closed(i, closed, self.generation, Arc::clone(config));
+            if let Some(lazy) = lazy {
+                let entry = match lazy.closed_entry(&self.dir, meta, i) {
+                    Some(closed) => {
+                        PartitionEntry::closed(i, closed, self.generation, Arc::clone(config))
+                    }
+                    None => PartitionEntry::unrecovered(i, Arc::clone(config)),
+                };
                 return Ok((entry, None));
             }
             let (p, report) = self.open_partition_reporting(meta, config, i)?;
@@ -431,9 +448,10 @@ impl Inner {
             if self.closed.load(Ordering::Acquire) {
                 return Err(BrokerError::Closed);
             }
-            let expected = entry.leader_epoch();
+            // An unrecovered partition's epoch was never announced.
+            let expected = (!entry.needs_recovery()).then(|| entry.leader_epoch());
             let p = self.open_partition(&topic.meta, config, entry.index())?;
-            if p.leader_epoch() != expected {
+            if let Some(expected) = expected.filter(|&e| e != p.leader_epoch()) {
                 // Metadata answered the derived epoch until now; clients
                 // that cached it are fenced once and refresh.
                 warn!(
@@ -518,7 +536,7 @@ impl Inner {
 /// How many threads open `partitions` partitions: one for a few, else
 /// twice the cores (the opens wait on the disk as much as they compute),
 /// at most [`MAX_OPEN_THREADS`].
-fn open_threads(partitions: usize) -> usize {
+pub(super) fn open_threads(partitions: usize) -> usize {
     if partitions < 16 {
         return 1;
     }
@@ -532,11 +550,11 @@ type KeyedRecord = (Vec<u8>, Option<Vec<u8>>);
 /// A partition opened, with what its recovery did, or left closed.
 type Opened = Result<(Arc<PartitionEntry>, Option<RecoveryReport>)>;
 
-/// The closed-partitions file read at start, and whether it vouches for all
-/// its entries (see [`crate::closed_partitions`]).
+/// The closed-partitions file read at start (if any), and whether it
+/// vouches for all its entries (see [`crate::closed_partitions`]).
 #[derive(Debug)]
 pub(super) struct LazyOpen {
-    file: ClosedPartitions,
+    file: Option<ClosedPartitions>,
     trusted: bool,
 }
 
@@ -548,6 +566,7 @@ impl LazyOpen {
     fn closed_entry(&self, data: &Path, meta: &TopicMeta, index: i32) -> Option<ClosedPartition> {
         let closed = self
             .file
+            .as_ref()?
             .entry(&meta.name, meta.id, u32::try_from(index).ok()?)?;
         if self.trusted {
             return Some(closed);

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
 use super::{wall_clock_ms, Broker, Inner};
+use crate::closed_partitions::ClosedPartition;
 use crate::error::{BrokerError, Result};
 use crate::partition::Partition;
 use crate::topic::Topic;
@@ -104,7 +105,12 @@ impl Inner {
             t.config.cleanup_policy.deletes()
                 && (t.config.retention_ms.is_some() || t.config.retention_bytes.is_some())
         };
-        for p in self.all_partitions_opening(limited) {
+        // Partitions closed since the start are opened only if their
+        // oldest segment is past a limit.
+        let idle = |t: &Topic, c: &ClosedPartition| {
+            !c.retention_due(now_ms, t.config.retention_ms, t.config.retention_bytes)
+        };
+        for p in self.all_partitions_opening(limited, idle) {
             match p.log().apply_retention(now_ms) {
                 Ok(r) => {
                     if !r.deleted_segments.is_empty() {
@@ -129,7 +135,9 @@ impl Inner {
     fn run_compaction(&self, now_ms: i64) -> u64 {
         let mut removed = 0;
         // Only compacted topics' logs are opened for it.
-        for p in self.all_partitions_opening(|t| t.config.cleanup_policy.compacts()) {
+        // One empty segment: nothing to compact.
+        let empty = |_: &Topic, c: &ClosedPartition| c.segments() <= 1 && c.size_bytes() == 0;
+        for p in self.all_partitions_opening(|t| t.config.cleanup_policy.compacts(), empty) {
             // Never past the last stable offset (open transactions).
             match p.log().compact_below(now_ms, p.last_stable_offset()) {
                 Ok(r) => {

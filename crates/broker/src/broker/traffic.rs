@@ -80,28 +80,38 @@ impl Broker {
     }
 
     /// Offsets, size and segments of every partition of every topic,
-    /// opened or not (without opening any), by topic name then index.
+    /// opened or not (without opening any but those a kill left
+    /// unrecovered: recovered first), by topic name then index.
     pub fn partition_descriptions(&self) -> Vec<(String, PartitionDescription)> {
+        self.inner.recover_all_pending();
         self.inner
             .topics
             .read()
             .iter()
-            .flat_map(|(name, t)| t.partitions.iter().map(|e| (name.clone(), e.describe())))
+            .flat_map(|(name, t)| {
+                // One whose recovery failed has nothing true to say.
+                t.partitions
+                    .iter()
+                    .filter(|e| !e.needs_recovery())
+                    .map(|e| (name.clone(), e.describe()))
+            })
             .collect()
     }
 
-    /// Offsets, size and segments of one partition, without opening it.
+    /// Offsets, size and segments of one partition, without opening it
+    /// (unless a kill left it unrecovered: recovered first).
     pub fn describe_partition(&self, topic: &str, partition: i32) -> Result<PartitionDescription> {
-        Ok(self.inner.partition_entry(topic, partition)?.1.describe())
+        let (t, e) = self.inner.partition_entry(topic, partition)?;
+        self.inner.settle(&t, &e)?;
+        Ok(e.describe())
     }
 
-    /// A partition's current leader epoch, without opening it (Metadata).
+    /// A partition's current leader epoch, without opening it (Metadata;
+    /// unless a kill left it unrecovered: recovered first).
     pub fn leader_epoch(&self, topic: &str, partition: i32) -> Result<i32> {
-        Ok(self
-            .inner
-            .partition_entry(topic, partition)?
-            .1
-            .leader_epoch())
+        let (t, e) = self.inner.partition_entry(topic, partition)?;
+        self.inner.settle(&t, &e)?;
+        Ok(e.leader_epoch())
     }
 
     /// Appends batches a client sent (their CRC is checked) to a partition.

@@ -352,16 +352,18 @@ fn a_broker_killed_while_opening_many_partitions_keeps_acknowledged_records() {
         }
         assert_eq!(found, Some(v.clone().into_bytes()), "record {t}/{p}/{o}");
     }
-    let reports: Vec<(String, i32)> = broker
+    let mut reports: Vec<(String, i32)> = broker
         .recovery_reports()
         .into_iter()
         .filter(|(t, _, _)| t.starts_with("many-"))
         .map(|(t, p, _)| (t, p))
         .collect();
-    let expected: Vec<(String, i32)> = (0..MANY_TOPICS)
+    reports.sort();
+    let mut expected: Vec<(String, i32)> = (0..MANY_TOPICS)
         .flat_map(|t| (0..MANY_PARTITIONS).map(move |p| (format!("many-{t}"), p)))
         .collect();
-    assert_eq!(reports, expected, "one report per partition, in order");
+    expected.sort();
+    assert_eq!(reports, expected, "one report per partition");
     broker.close().expect("close");
     assert!(
         produced.len() >= 4 * (MANY_TOPICS * MANY_PARTITIONS) as usize,
@@ -461,8 +463,9 @@ fn run_lazy_child(dir: &std::path::Path, mode: &str, acks: usize) -> Vec<String>
 /// A cleanly closed broker whose partitions open lazily is killed with
 /// SIGKILL before any of them is used, twice in a row, then again after
 /// writing to two of them (their first use): every record acknowledged
-/// before any kill is there; the two written partitions are recovered at
-/// the next open, the four never touched still open lazily (their
+/// before any kill is there; the two written partitions are left to
+/// recover (at first use) at the next open, the four never touched still
+/// open lazily (their
 /// clean-shutdown markers vouch for the closed-partitions file) at the
 /// leader epoch announced before they opened.
 #[test]
@@ -493,17 +496,25 @@ fn lazily_opened_partitions_keep_acknowledged_records_through_sigkills() {
         }
     }
     assert!(expected.len() >= 18 + 40, "{} records", expected.len());
-    let broker = open(dir.path());
+    let broker = Broker::open(
+        dir.path(),
+        pubsub_broker::BrokerConfig {
+            background: false,
+            ..test_config()
+        },
+    )
+    .expect("open");
     let opened: Vec<i32> = broker
         .partitions()
         .iter()
         .filter(|p| p.topic() == "lazy")
         .map(|p| p.index())
         .collect();
+    assert_eq!(opened, Vec::<i32>::new(), "none opened at start");
     assert_eq!(
-        opened,
-        [0, 1],
-        "only the written partitions recovered at start"
+        broker.pending_recovery(),
+        2,
+        "only the written partitions are left to recover"
     );
     let untouched_epoch = broker.leader_epoch("lazy", 4).expect("epoch");
     for p in 0..LAZY_PARTITIONS {
@@ -521,5 +532,185 @@ fn lazily_opened_partitions_keep_acknowledged_records_through_sigkills() {
         broker.partition("lazy", 4).expect("p4").leader_epoch(),
         untouched_epoch
     );
+    broker.close().expect("close");
+}
+
+const UNCLEAN_CHILD: &str = "PUBSUB_BROKER_CRASH_UNCLEAN_DIR";
+const UNCLEAN_MODE: &str = "PUBSUB_BROKER_CRASH_UNCLEAN_MODE";
+const UNCLEAN_PARTITIONS: i32 = 24;
+
+/// Opens the broker (background clock and recovery pass on) and says so;
+/// in mode `write`, then creates topic `unclean` if missing and appends
+/// acks=all records to every partition in turn, reporting each
+/// acknowledged one, until killed; in mode `recover`, does nothing more
+/// (its background pass recovers what the last kill left) until killed.
+fn unclean_child(dir: &str) -> ! {
+    let mut out = std::io::stdout().lock();
+    writeln!(out).expect("stdout");
+    let broker = Broker::open(dir, test_config()).expect("child open");
+    writeln!(out, "opened").expect("stdout");
+    out.flush().expect("flush");
+    if std::env::var(UNCLEAN_MODE).as_deref() != Ok("write") {
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+    let _ = broker.create_topic("unclean", Some(UNCLEAN_PARTITIONS as u32), no_configs());
+    let producer = broker
+        .producer(ProducerConfig {
+            linger: Duration::from_millis(1),
+            ..ProducerConfig::default()
+        })
+        .expect("producer");
+    let mut seq: u64 = 0;
+    loop {
+        let mut pending = Vec::new();
+        for p in 0..UNCLEAN_PARTITIONS {
+            let v = format!("u{seq}");
+            seq += 1;
+            pending.push((
+                v.clone(),
+                producer
+                    .send(&ProducerRecord::new("unclean", v.as_bytes()).partition(p))
+                    .expect("send"),
+            ));
+        }
+        for (v, d) in pending {
+            let m = d.wait().expect("delivered");
+            writeln!(out, "produced {} {} {v}", m.partition, m.offset).expect("stdout");
+        }
+        out.flush().expect("flush");
+    }
+}
+
+/// Runs the unclean child in `mode` and kills it with SIGKILL: in mode
+/// `write` once `acks` records were acknowledged, in mode `recover` as soon
+/// as it has opened (its background recovery pass under way); returns its
+/// stdout lines.
+fn run_unclean_child(dir: &std::path::Path, mode: &str, acks: usize) -> Vec<String> {
+    let mut child = spawn_child(
+        "crash::unrecovered_partitions_are_recovered_at_first_use_or_in_the_background",
+        &[
+            (UNCLEAN_CHILD, dir.as_os_str()),
+            (UNCLEAN_MODE, std::ffi::OsStr::new(mode)),
+        ],
+    );
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = Vec::new();
+    let mut acked = 0;
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        acked += usize::from(line.starts_with("produced"));
+        let done = match mode {
+            "write" => acked >= acks,
+            _ => line == "opened",
+        };
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    assert!(
+        lines.iter().any(|l| l == "opened"),
+        "the {mode} child died before opening"
+    );
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+    lines
+}
+
+/// A broker killed with SIGKILL during acks=all writes to every partition
+/// of a topic opens without recovering them (none is opened by the open);
+/// killed again right after such an open, while its background pass
+/// recovers them, and again while writing (first uses racing the pass).
+/// At the last open: every partition is unrecovered, describing one
+/// recovers it first (its end offset covers what was acknowledged, never
+/// a stale figure), reading one recovers it at its first use, the
+/// recovery pass does the rest, each partition is recovered once, and
+/// every acknowledged record is at its offset.
+#[test]
+fn unrecovered_partitions_are_recovered_at_first_use_or_in_the_background() {
+    if let Ok(dir) = std::env::var(UNCLEAN_CHILD) {
+        unclean_child(&dir);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let round = UNCLEAN_PARTITIONS as usize;
+    let mut expected: BTreeMap<(i32, usize), String> = BTreeMap::new();
+    for cycle in 0..2 {
+        for line in run_unclean_child(dir.path(), "write", 3 * round + 5 * cycle) {
+            if let ["produced", p, o, v] = line.split_whitespace().collect::<Vec<_>>()[..] {
+                if let (Ok(p), Ok(o)) = (p.parse(), o.parse()) {
+                    expected.insert((p, o), v.to_string());
+                }
+            }
+        }
+        run_unclean_child(dir.path(), "recover", 0);
+    }
+    assert!(expected.len() >= 6 * round, "{} records", expected.len());
+
+    let config = pubsub_broker::BrokerConfig {
+        background: false,
+        ..test_config()
+    };
+    let broker = Broker::open(dir.path(), config).expect("open");
+    let opened = |broker: &Broker| -> Vec<i32> {
+        broker
+            .partitions()
+            .iter()
+            .filter(|p| p.topic() == "unclean")
+            .map(|p| p.index())
+            .collect()
+    };
+    assert_eq!(
+        opened(&broker),
+        Vec::<i32>::new(),
+        "the open recovered none"
+    );
+    assert_eq!(broker.pending_recovery(), UNCLEAN_PARTITIONS as usize);
+    let acked_end = |p: i32| {
+        expected
+            .range((p, 0)..(p + 1, 0))
+            .next_back()
+            .map_or(0, |((_, o), _)| *o as u64 + 1)
+    };
+    let described = broker.describe_partition("unclean", 5).expect("describe");
+    assert!(
+        described.log_end_offset >= acked_end(5),
+        "{described:?} lacks acknowledged records"
+    );
+    assert!(broker.leader_epoch("unclean", 6).expect("epoch") > 0);
+    assert_eq!(opened(&broker), [5, 6], "recovered before answering");
+    let check = |broker: &Broker, p: i32| {
+        let got = crate::lazy_open::values(broker, "unclean", p);
+        for ((_, o), v) in expected.range((p, 0)..(p + 1, 0)) {
+            assert_eq!(got.get(*o), Some(v), "partition {p} offset {o}");
+        }
+    };
+    for p in 0..4 {
+        check(&broker, p);
+    }
+    assert_eq!(broker.pending_recovery(), UNCLEAN_PARTITIONS as usize - 6);
+    assert_eq!(broker.recover_pending(), UNCLEAN_PARTITIONS as usize - 6);
+    assert_eq!(broker.pending_recovery(), 0);
+    for p in 0..UNCLEAN_PARTITIONS {
+        check(&broker, p);
+    }
+    let mut reports: Vec<i32> = broker
+        .recovery_reports()
+        .into_iter()
+        .filter(|(t, _, _)| t == "unclean")
+        .map(|(_, p, r)| {
+            assert!(!r.clean_shutdown, "partition {p} was not closed cleanly");
+            p
+        })
+        .collect();
+    reports.sort_unstable();
+    assert_eq!(
+        reports,
+        (0..UNCLEAN_PARTITIONS).collect::<Vec<_>>(),
+        "each recovered once"
+    );
+    broker.close().expect("close");
+    let broker = open(dir.path());
+    assert_eq!(broker.pending_recovery(), 0, "closed cleanly since");
     broker.close().expect("close");
 }

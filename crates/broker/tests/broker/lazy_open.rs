@@ -235,6 +235,67 @@ fn retention_judges_partitions_not_used_since_the_start() {
     broker.close().expect("close");
 }
 
+/// Retention opens a partition closed since the start only when the
+/// closed-partitions file says its oldest segment is past a limit: many
+/// partitions under their limits stay closed through passes; one over its
+/// size limit, then the others once their records expire, are trimmed.
+#[test]
+fn retention_opens_only_partitions_with_something_to_delete() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = open(dir.path());
+    let small = configs(&[("retention.ms", "3600000"), ("segment.bytes", "1024")]);
+    broker
+        .create_topic("kept", Some(40), small)
+        .expect("create");
+    broker
+        .create_topic(
+            "big",
+            Some(1),
+            configs(&[("retention.bytes", "2048"), ("segment.bytes", "1024")]),
+        )
+        .expect("create");
+    for p in 0..40 {
+        produce_n(&broker, "kept", p, 3);
+    }
+    for _ in 0..16 {
+        produce_n(&broker, "kept", 7, 20);
+        produce_n(&broker, "big", 0, 20);
+    }
+    let kept7 = broker.describe_topic("kept").expect("describe").partitions[7].clone();
+    assert!(kept7.segments > 1, "{kept7:?}");
+    broker.close().expect("close");
+
+    let broker = open(dir.path());
+    let now = pubsub_broker::wall_clock_ms();
+    let freed = broker.run_retention(now);
+    assert!(freed > 0, "big is over its size limit");
+    assert_eq!(opened(&broker, "big"), [0]);
+    let big = broker.describe_topic("big").expect("describe").partitions[0].clone();
+    assert!(big.log_start_offset > 0, "{big:?}");
+    broker.run_retention(now);
+    assert_eq!(
+        opened(&broker, "kept"),
+        Vec::<i32>::new(),
+        "all under their limits"
+    );
+    broker.close().expect("close");
+
+    // Two hours on, everything in "kept" expired: opened and trimmed.
+    let broker = open(dir.path());
+    assert_eq!(opened(&broker, "big"), Vec::<i32>::new(), "closed again");
+    broker.run_retention(now + 7_200_000);
+    assert_eq!(opened(&broker, "kept"), (0..40).collect::<Vec<_>>());
+    assert_eq!(
+        opened(&broker, "big"),
+        Vec::<i32>::new(),
+        "big is at its limit"
+    );
+    let after = broker.describe_topic("kept").expect("describe").partitions[7].clone();
+    assert!(after.log_start_offset > 0, "{after:?}");
+    assert_eq!(after.log_end_offset, kept7.log_end_offset);
+    broker.close().expect("close");
+}
+
 /// Many partitions added at once open in parallel under deferred syncs;
 /// each takes writes, and all of them are there after a clean restart (left
 /// closed until used; restarts that did not close cleanly are crash.rs's).

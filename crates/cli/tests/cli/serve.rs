@@ -104,6 +104,9 @@ async fn after_sigkill_recovery_runs_reports_and_keeps_every_acknowledged_messag
         .expect("garbage");
 
     let daemon = Daemon::start(&data);
+    let mut c = Client::connect(daemon.addr).await;
+    let got = fetch_all(&mut c, "crashy", 0).await;
+    // Recovered (in the background or at this first use) before answering.
     let stderr = daemon.stderr();
     assert!(
         stderr.contains("recovered partition"),
@@ -114,8 +117,6 @@ async fn after_sigkill_recovery_runs_reports_and_keeps_every_acknowledged_messag
         !stderr.contains("unknown file"),
         "the broker's own checkpoints are no unknown files: {stderr}"
     );
-    let mut c = Client::connect(daemon.addr).await;
-    let got = fetch_all(&mut c, "crashy", 0).await;
     let want: Vec<(i64, String)> = values
         .iter()
         .enumerate()

@@ -334,6 +334,18 @@ impl Log {
         self.segments.read().len()
     }
 
+    /// The oldest segment's largest timestamp (-1 when it holds none) and
+    /// its bytes: what retention judges first, so a caller that recorded
+    /// them can tell without opening the log whether retention would
+    /// delete anything (see [`Log::apply_retention`]).
+    pub fn oldest_segment(&self) -> Result<(i64, u64)> {
+        let first = self.segments.read().values().next().cloned();
+        match first {
+            Some(s) => Ok((s.max_timestamp()?.0, s.size())),
+            None => Ok((-1, 0)),
+        }
+    }
+
     /// How many group-commit fsync rounds this log has run since it was
     /// opened, and how long each took (failed ones included). A round
     /// fdatasyncs the active segment, plus sealed segments and the
