@@ -18,6 +18,7 @@ mod sasl;
 mod storage_errors;
 mod tls;
 mod transactions;
+mod txn_offsets;
 mod versions;
 mod zero_copy;
 
