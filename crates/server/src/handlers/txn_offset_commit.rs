@@ -27,9 +27,6 @@ use crate::authorize::{
 use crate::codes::{group_error_code, txn_error_code, NONE};
 use crate::context::{blocking, Ctx};
 
-/// The first version whose clients know PRODUCER_FENCED (KIP-588).
-const FENCED_SINCE: i16 = 3;
-
 /// The answer for every partition of the request.
 fn all(req: &TxnOffsetCommitRequest, code: i16) -> TxnOffsetCommitResponse {
     let topics = req
@@ -53,10 +50,13 @@ fn all(req: &TxnOffsetCommitRequest, code: i16) -> TxnOffsetCommitResponse {
     TxnOffsetCommitResponse::default().with_topics(topics)
 }
 
-/// The code of a refusal: the transaction's, or the group's.
-fn refusal_code(e: &BrokerError, version: i16) -> i16 {
+/// The code of a refusal: the transaction's, or the group's. A stale
+/// epoch is INVALID_PRODUCER_EPOCH at every version: Kafka 4.1.1 answers
+/// it from the offsets partition's producer state (checked with the
+/// differential runner at version 5).
+fn refusal_code(e: &BrokerError) -> i16 {
     match e {
-        BrokerError::Transaction { .. } => txn_error_code(e, version >= FENCED_SINCE),
+        BrokerError::Transaction { .. } => txn_error_code(e, false),
         other => group_error_code(other),
     }
 }
@@ -65,7 +65,7 @@ pub async fn handle(
     ctx: &Ctx,
     _h: &RequestHeader,
     req: TxnOffsetCommitRequest,
-    version: i16,
+    _version: i16,
 ) -> TxnOffsetCommitResponse {
     let access = Access::of(ctx);
     let id = req.transactional_id.to_string();
@@ -149,7 +149,7 @@ pub async fn handle(
             Ok(()) => NONE,
             Err(e) => {
                 tracing::debug!(error = %e, "TxnOffsetCommit refused");
-                refusal_code(&e, version)
+                refusal_code(&e)
             }
         }
     };
