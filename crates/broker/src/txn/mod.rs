@@ -463,7 +463,9 @@ impl TransactionCoordinator {
     /// refused with INVALID_TXN_STATE instead of opening a transaction no
     /// one will end (or being committed by the next one's marker); a
     /// decided transaction still writing its markers refuses with
-    /// CONCURRENT_TRANSACTIONS.
+    /// CONCURRENT_TRANSACTIONS. TxnOffsetCommit writes through it too (the
+    /// group's `__consumer_offsets` partition, added by AddOffsetsToTxn),
+    /// so the transaction's marker cannot land before its offsets.
     pub fn verified<T>(
         &self,
         id: &str,

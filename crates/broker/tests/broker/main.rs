@@ -17,3 +17,4 @@ mod smoke;
 mod topics;
 mod transactions;
 mod txn_coordinator;
+mod txn_offsets;

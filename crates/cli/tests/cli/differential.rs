@@ -175,6 +175,7 @@ fn codec_max(key: i16) -> Option<i16> {
         ApiKey::AddPartitionsToTxn => max::<AddPartitionsToTxnRequest>(),
         ApiKey::AddOffsetsToTxn => max::<AddOffsetsToTxnRequest>(),
         ApiKey::EndTxn => max::<EndTxnRequest>(),
+        ApiKey::TxnOffsetCommit => max::<TxnOffsetCommitRequest>(),
         _ => None,
     }
 }

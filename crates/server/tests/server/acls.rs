@@ -457,6 +457,23 @@ async fn probe(rule: &Rule, conn: &Conn, n: &Names) -> i16 {
                 .with_group_id(GroupId(s(group)));
             conn.call(3, &req).await.error_code
         }
+        TxnOffsetCommit => {
+            use kafka_protocol::messages::txn_offset_commit_request::{
+                TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+            };
+            // No InitProducerId first: allowed, the producer is unknown.
+            let req = TxnOffsetCommitRequest::default()
+                .with_transactional_id(TransactionalId(s(&n.txn)))
+                .with_group_id(GroupId(s(group)))
+                .with_producer_id(ProducerId(1))
+                .with_generation_id(-1)
+                .with_topics(vec![TxnOffsetCommitRequestTopic::default()
+                    .with_name(TopicName(s(topic)))
+                    .with_partitions(vec![TxnOffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(1)])]);
+            conn.call(3, &req).await.topics[0].partitions[0].error_code
+        }
         EndTxn => {
             let req = EndTxnRequest::default()
                 .with_transactional_id(TransactionalId(s(&n.txn)))
@@ -755,6 +772,19 @@ fn case(rule: &Rule) -> Case {
     {
         // Allowed: the transactional id has no producer yet (49).
         c.base.push((R::TransactionalId, Write));
+        c.allowed_code = None;
+    } else if is(&TXN_OFFSET_COMMIT_TXN) {
+        // Allowed: the transactional id has no producer yet.
+        c.base.push((R::Group, Read));
+        c.base.push((R::Topic, Read));
+        c.allowed_code = None;
+    } else if is(&TXN_OFFSET_COMMIT_GROUP) {
+        c.base.push((R::TransactionalId, Write));
+        c.base.push((R::Topic, Read));
+        c.allowed_code = None;
+    } else if is(&TXN_OFFSET_COMMIT_TOPIC) {
+        c.base.push((R::TransactionalId, Write));
+        c.base.push((R::Group, Read));
         c.allowed_code = None;
     } else if is(&ADD_OFFSETS_TO_TXN_TXN) {
         c.base.push((R::Group, Read));

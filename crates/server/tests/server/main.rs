@@ -19,6 +19,7 @@ mod storage_errors;
 mod tls;
 mod transactions;
 mod txn_anomalies;
+mod txn_offsets;
 mod versions;
 mod zero_copy;
 

@@ -1,0 +1,187 @@
+//! TxnOffsetCommit over the wire: every advertised version commits a
+//! group's offsets inside a transaction (invisible to OffsetFetch, and
+//! UNSTABLE_OFFSET_COMMIT with `require_stable`, until the commit), an
+//! abort drops them, and bad requests get Kafka's codes per version.
+
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+use kafka_protocol::messages::txn_offset_commit_request::{
+    TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::*;
+use pubsub_server::SUPPORTED;
+
+use crate::client::{s, Client};
+use crate::common::TestServer;
+
+fn max_version(key: ApiKey) -> i16 {
+    SUPPORTED
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, _, max)| *max)
+        .expect("advertised")
+}
+
+async fn init(c: &mut Client, id: &str) -> (i64, i16) {
+    let req = InitProducerIdRequest::default()
+        .with_transactional_id(Some(TransactionalId(s(id))))
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    let r = c.call(4, &req).await;
+    assert_eq!(r.error_code, 0);
+    (r.producer_id.0, r.producer_epoch)
+}
+
+async fn add_offsets(c: &mut Client, id: &str, (pid, epoch): (i64, i16), group: &str) {
+    let req = AddOffsetsToTxnRequest::default()
+        .with_transactional_id(TransactionalId(s(id)))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_group_id(GroupId(s(group)));
+    assert_eq!(c.call(3, &req).await.error_code, 0);
+}
+
+async fn end(c: &mut Client, id: &str, (pid, epoch): (i64, i16), commit: bool) {
+    let req = EndTxnRequest::default()
+        .with_transactional_id(TransactionalId(s(id)))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_committed(commit);
+    assert_eq!(c.call(3, &req).await.error_code, 0);
+}
+
+/// TxnOffsetCommit of `txo-0` at `version`: every partition's code.
+#[allow(clippy::too_many_arguments)]
+async fn commit(
+    c: &mut Client,
+    version: i16,
+    id: &str,
+    (pid, epoch): (i64, i16),
+    group: &str,
+    (generation, member): (i32, &str),
+    partitions: &[i32],
+    offset: i64,
+) -> Vec<i16> {
+    let req = TxnOffsetCommitRequest::default()
+        .with_transactional_id(TransactionalId(s(id)))
+        .with_group_id(GroupId(s(group)))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_generation_id(generation)
+        .with_member_id(s(member))
+        .with_topics(vec![TxnOffsetCommitRequestTopic::default()
+            .with_name(TopicName(s("txo")))
+            .with_partitions(
+                partitions
+                    .iter()
+                    .map(|&p| {
+                        TxnOffsetCommitRequestPartition::default()
+                            .with_partition_index(p)
+                            .with_committed_offset(offset)
+                            .with_committed_leader_epoch(-1)
+                            .with_committed_metadata(Some(s("meta")))
+                    })
+                    .collect(),
+            )]);
+    c.call(version, &req).await.topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.error_code)
+        .collect()
+}
+
+/// OffsetFetch v7 of `txo-0`: (error code, committed offset).
+async fn fetch(c: &mut Client, group: &str, require_stable: bool) -> (i16, i64) {
+    let req = OffsetFetchRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_require_stable(require_stable)
+        .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+            .with_name(TopicName(s("txo")))
+            .with_partition_indexes(vec![0])]));
+    let r = c.call(7, &req).await;
+    assert_eq!(r.error_code, 0);
+    let p = &r.topics[0].partitions[0];
+    (p.error_code, p.committed_offset)
+}
+
+const PLAIN: (i32, &str) = (-1, "");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_version_commits_offsets_with_the_transaction() {
+    let server = TestServer::start().await;
+    server
+        .broker
+        .create_topic("txo", Some(1), Default::default())
+        .expect("create");
+    let mut c = Client::connect(server.addr).await;
+    for v in 0..=max_version(ApiKey::TxnOffsetCommit) {
+        let (id, group) = (format!("txo-{v}"), format!("txo-g{v}"));
+        let p = init(&mut c, &id).await;
+        add_offsets(&mut c, &id, p, &group).await;
+        let offset = 10 + i64::from(v);
+        assert_eq!(
+            commit(&mut c, v, &id, p, &group, PLAIN, &[0], offset).await,
+            [0],
+            "TxnOffsetCommit v{v}"
+        );
+        assert_eq!(fetch(&mut c, &group, false).await, (0, -1), "pending");
+        // UNSTABLE_OFFSET_COMMIT (88) while the transaction is open.
+        assert_eq!(fetch(&mut c, &group, true).await, (88, -1));
+        end(&mut c, &id, p, true).await;
+        assert_eq!(fetch(&mut c, &group, true).await, (0, offset));
+        // The next transaction's commit, aborted: dropped.
+        add_offsets(&mut c, &id, p, &group).await;
+        assert_eq!(
+            commit(&mut c, v, &id, p, &group, PLAIN, &[0], 99).await,
+            [0]
+        );
+        end(&mut c, &id, p, false).await;
+        assert_eq!(fetch(&mut c, &group, true).await, (0, offset));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_txn_offset_commits_get_kafkas_error_codes_per_version() {
+    let server = TestServer::start().await;
+    server
+        .broker
+        .create_topic("txo", Some(1), Default::default())
+        .expect("create");
+    let mut c = Client::connect(server.addr).await;
+    let (id, group) = ("txo-bad", "txo-bad-g");
+    let p = init(&mut c, id).await;
+    // The group was not added with AddOffsetsToTxn: INVALID_TXN_STATE (48).
+    assert_eq!(commit(&mut c, 3, id, p, group, PLAIN, &[0], 1).await, [48]);
+    add_offsets(&mut c, id, p, group).await;
+    // An unknown partition: UNKNOWN_TOPIC_OR_PARTITION (3); the rest commit.
+    assert_eq!(
+        commit(&mut c, 3, id, p, group, PLAIN, &[0, 5], 1).await,
+        [0, 3]
+    );
+    // Another producer id: INVALID_PRODUCER_ID_MAPPING (49).
+    assert_eq!(
+        commit(&mut c, 3, id, (p.0 + 1, p.1), group, PLAIN, &[0], 1).await,
+        [49]
+    );
+    // An unknown group with a generation: ILLEGAL_GENERATION (22).
+    add_offsets(&mut c, id, p, "txo-nogroup").await;
+    assert_eq!(
+        commit(&mut c, 3, id, p, "txo-nogroup", (4, "m"), &[0], 1).await,
+        [22]
+    );
+    // An empty group id: INVALID_GROUP_ID (24).
+    assert_eq!(commit(&mut c, 3, id, p, "", PLAIN, &[0], 1).await, [24]);
+    // A new producer of the id fences this one: INVALID_PRODUCER_EPOCH
+    // (47) at every version, as Kafka 4.1.1 answers.
+    let fresh = init(&mut c, id).await;
+    assert!(fresh.1 > p.1);
+    for (v, code) in [(0, 47), (1, 47), (2, 47), (3, 47), (4, 47), (5, 47)] {
+        assert_eq!(
+            commit(&mut c, v, id, p, group, PLAIN, &[0], 1).await,
+            [code],
+            "v{v}"
+        );
+    }
+    // The fenced transaction was aborted: nothing committed.
+    assert_eq!(fetch(&mut c, group, true).await, (0, -1));
+}
