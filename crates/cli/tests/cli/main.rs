@@ -26,4 +26,5 @@ mod serve;
 mod storage_errors;
 mod streams;
 mod tls;
+mod txn_clients;
 mod verifiable;
