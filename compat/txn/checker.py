@@ -36,6 +36,7 @@ import random
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -288,7 +289,9 @@ def reader_config(bootstrap, group):
 
 
 class Reader(threading.Thread):
-    """A read_committed consumer of every partition from offset 0, all run long."""
+    """A read_committed consumer of every partition from offset 0, all run
+    long: confluent-kafka (even indexes) or kafka-python (odd ones), so that
+    what one client does with the broker's answers is not the only witness."""
 
     def __init__(self, index, broker, stop, partitions):
         super().__init__(daemon=True)
@@ -296,14 +299,22 @@ class Reader(threading.Thread):
         self.stop = stop
         self.partitions = partitions
         self.index = index
+        self.client = "confluent-kafka" if index % 2 == 0 else "kafka-python"
         # partition -> [(offset, value)]
         self.read = {p: [] for p in range(partitions)}
         # partition -> monotonic time of each read, for the report
         self.when = {p: [] for p in range(partitions)}
         self.error = None
 
+    def got(self, partition, offset, value):
+        self.read[partition].append((offset, value.decode()))
+        self.when[partition].append(time.monotonic())
+
     def run(self):
         try:
+            if self.client == "kafka-python":
+                self.run_kafka_python()
+                return
             c = Consumer(reader_config(self.broker.bootstrap, f"checker-{RUN}-reader-{self.index}"))
             c.assign([TopicPartition(TOPIC, p, 0) for p in range(self.partitions)])
             while not self.stop.is_set():
@@ -313,11 +324,196 @@ class Reader(threading.Thread):
                 if m.error():
                     # Connection errors around a kill are expected; the client reconnects.
                     continue
-                self.read[m.partition()].append((m.offset(), m.value().decode()))
-                self.when[m.partition()].append(time.monotonic())
+                self.got(m.partition(), m.offset(), m.value())
             c.close()
         except Exception as e:  # noqa: BLE001 - reported as a failure of the run
-            self.error = f"reader {self.index}: {type(e).__name__}: {e}"
+            self.error = f"reader {self.index} ({self.client}): {type(e).__name__}: {e}"
+
+    def run_kafka_python(self):
+        from kafka import KafkaConsumer
+        from kafka import TopicPartition as KTopicPartition
+
+        c = KafkaConsumer(
+            bootstrap_servers=self.broker.bootstrap,
+            isolation_level="read_committed",
+            enable_auto_commit=False,
+            reconnect_backoff_max_ms=500,
+        )
+        tps = [KTopicPartition(TOPIC, p) for p in range(self.partitions)]
+        c.assign(tps)
+        for tp in tps:
+            c.seek(tp, 0)
+        while not self.stop.is_set():
+            try:
+                batches = c.poll(timeout_ms=200)
+            except Exception:  # noqa: BLE001 - connection errors around a kill; it reconnects
+                time.sleep(0.1)
+                continue
+            for records in batches.values():
+                for r in records:
+                    self.got(r.partition, r.offset, r.value)
+        c.close()
+
+
+def varint(buf, at):
+    """A zigzag varint of a record at `at`: (value, next position)."""
+    shift = result = 0
+    while True:
+        b = buf[at]
+        at += 1
+        result |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return (result >> 1) ^ -(result & 1), at
+
+
+def batches(records):
+    """The record batches of a Fetch answer's records, uncompressed (the
+    checker's producers do not compress): dicts of base, last, pid,
+    transactional, control and the records' (offset, key, value)."""
+    out, at = [], 0
+    while at + 61 <= len(records):
+        base, length = struct.unpack_from(">qi", records, at)
+        if at + 12 + length > len(records):
+            break  # a partial batch at the end of the answer
+        attributes, last_delta = struct.unpack_from(">hi", records, at + 21)
+        pid, _epoch, _seq, count = struct.unpack_from(">qhii", records, at + 43)
+        if attributes & 0x07:
+            raise RuntimeError(f"a compressed batch at {base}")
+        items, pos = [], at + 61
+        for _ in range(count):
+            _length, pos = varint(records, pos)
+            pos += 1  # attributes
+            _ts, pos = varint(records, pos)
+            delta, pos = varint(records, pos)
+            klen, pos = varint(records, pos)
+            key = None if klen < 0 else bytes(records[pos : pos + klen])
+            pos += max(klen, 0)
+            vlen, pos = varint(records, pos)
+            value = None if vlen < 0 else bytes(records[pos : pos + vlen])
+            pos += max(vlen, 0)
+            headers, pos = varint(records, pos)
+            for _ in range(headers):
+                hk, pos = varint(records, pos)
+                pos += hk
+                hv, pos = varint(records, pos)
+                pos += max(hv, 0)
+            items.append((base + delta, key, value))
+        out.append(
+            {
+                "base": base,
+                "last": base + last_delta,
+                "pid": pid,
+                "transactional": bool(attributes & 0x10),
+                "control": bool(attributes & 0x20),
+                "records": items,
+            }
+        )
+        at += 12 + length
+    return out
+
+
+class RawReader(threading.Thread):
+    """A read_committed reader speaking Fetch v4 itself, so that what the
+    broker answered, and not what a client library made of it, is checked:
+    it skips, as clients must, the batches of each aborted transaction the
+    answer lists (from its first offset to the producer's ABORT marker) and
+    keeps every answer that delivered a record, for the report."""
+
+    def __init__(self, index, broker, stop, partitions):
+        super().__init__(daemon=True)
+        self.broker = broker
+        self.stop = stop
+        self.partitions = partitions
+        self.index = index
+        self.client = "raw Fetch v4"
+        self.read = {p: [] for p in range(partitions)}
+        self.when = {p: [] for p in range(partitions)}
+        # (partition, offset) -> the answer that delivered it
+        self.answer = {}
+        self.error = None
+
+    def fetch(self, sock, correlation, partition, offset):
+        topic = TOPIC.encode()
+        client = b"checker-raw"
+        body = struct.pack(">hhih", 1, 4, correlation, len(client)) + client
+        body += struct.pack(">iiiib", -1, 100, 1, 1 << 20, 1)
+        body += struct.pack(">ih", 1, len(topic)) + topic
+        body += struct.pack(">iiqi", 1, partition, offset, 1 << 20)
+        sock.sendall(struct.pack(">i", len(body)) + body)
+        size = struct.unpack(">i", self.exactly(sock, 4))[0]
+        resp = self.exactly(sock, size)
+        at = 4 + 4  # correlation id, throttle time
+        (_topics,) = struct.unpack_from(">i", resp, at)
+        (tlen,) = struct.unpack_from(">h", resp, at + 4)
+        at += 6 + tlen
+        (_parts,) = struct.unpack_from(">i", resp, at)
+        part, error, hw, lso = struct.unpack_from(">ihqq", resp, at + 4)
+        at += 4 + 4 + 2 + 8 + 8
+        (count,) = struct.unpack_from(">i", resp, at)
+        at += 4
+        aborted = []
+        for _ in range(max(count, 0)):
+            aborted.append(struct.unpack_from(">qq", resp, at))
+            at += 16
+        (rlen,) = struct.unpack_from(">i", resp, at)
+        records = resp[at + 4 : at + 4 + max(rlen, 0)]
+        return error, hw, lso, aborted, records
+
+    @staticmethod
+    def exactly(sock, n):
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = sock.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionError("closed")
+            buf += chunk
+        return bytes(buf)
+
+    def run(self):
+        position = {p: 0 for p in range(self.partitions)}
+        # partition -> {pid: first offset} of aborted transactions being skipped
+        skipping = {p: {} for p in range(self.partitions)}
+        correlation = 0
+        sock = None
+        try:
+            while not self.stop.is_set():
+                try:
+                    if sock is None:
+                        host, port = self.broker.bootstrap.rsplit(":", 1)
+                        sock = socket.create_connection((host, int(port)), timeout=10)
+                    for p in range(self.partitions):
+                        correlation += 1
+                        error, hw, lso, aborted, records = self.fetch(sock, correlation, p, position[p])
+                        if error:
+                            continue
+                        answer = f"fetch at {position[p]}: hw {hw}, lso {lso}, aborted {aborted}"
+                        pending = sorted(aborted, key=lambda a: a[1])
+                        for b in batches(records):
+                            if b["last"] < position[p]:
+                                continue
+                            # An entry applies once, from its first offset
+                            # (Kafka's clients take it off their queue).
+                            for entry in [a for a in pending if a[0] == b["pid"] and a[1] <= b["base"]]:
+                                pending.remove(entry)
+                                skipping[p].setdefault(entry[0], entry[1])
+                            if b["control"]:
+                                skipping[p].pop(b["pid"], None)
+                            elif not (b["transactional"] and b["pid"] in skipping[p]):
+                                for offset, _key, value in b["records"]:
+                                    if offset >= position[p]:
+                                        self.read[p].append((offset, value.decode()))
+                                        self.when[p].append(time.monotonic())
+                                        self.answer[(p, offset)] = answer
+                            position[p] = b["last"] + 1
+                except (OSError, ConnectionError, struct.error):
+                    # The broker was killed: connect again.
+                    if sock is not None:
+                        sock.close()
+                    sock = None
+                    time.sleep(0.1)
+        except Exception as e:  # noqa: BLE001 - reported as a failure of the run
+            self.error = f"reader {self.index} ({self.client}): {type(e).__name__}: {e}"
 
 
 def final_read(bootstrap, partitions):
@@ -398,8 +594,11 @@ def verify(ledger, final, readers, kills):
                 at = r.when[part][first] if first < len(r.when[part]) else None
                 near = [f"{k - at:+.3f}/{r - at:+.3f}" for k, r in kills if at is not None and abs(k - at) < 5]
                 when = f"; kills/restarts within 5 s of that read, in seconds after it: {near}"
+                answer = getattr(r, "answer", {}).get((part, seen[0][0])) if seen else None
+                if answer:
+                    when += f"; the broker's answer: {answer}"
                 problems.append(
-                    f"reader {r.index}, partition {part}: read {seen} (transactions {outcomes}) as its {first}th record,"
+                    f"reader {r.index} ({r.client}), partition {part}: read {seen} (transactions {outcomes}) as its {first}th record,"
                     f" the final read has {final[part][first:first + 3]}{when}"
                 )
     return problems
@@ -450,6 +649,7 @@ def main():
             for i in range(args.producers)
         ]
         readers = [Reader(i, broker, stop_reading, args.partitions) for i in range(args.readers)]
+        readers.append(RawReader(args.readers, broker, stop_reading, args.partitions))
         for t in readers + producers + [killer]:
             t.start()
         time.sleep(args.seconds)
