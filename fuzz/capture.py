@@ -123,6 +123,11 @@ def main():
         except Exception:  # nothing new to commit (auto-commit got there first)
             pass
         c.offsets_for_times([TopicPartition("cap2", 0, 1)], timeout=10)
+        # Consume-transform-produce: AddOffsetsToTxn and TxnOffsetCommit.
+        t.begin_transaction()
+        t.produce("cap2", key=b"k", value=b"o")
+        t.send_offsets_to_transaction(c.position(c.assignment()), c.consumer_group_metadata(), 30)
+        t.commit_transaction(30)
         c.close()
         admin.list_consumer_groups().result(30)
         admin.describe_consumer_groups(["capg2"])["capg2"].result(30)

@@ -539,6 +539,12 @@ impl Partition {
         Ok((first.unwrap_or(last), last, all_duplicates))
     }
 
+    /// The sequence the next batch of `producer_id` at `epoch` starts at
+    /// (the group coordinator's transactional offset commits).
+    pub(crate) fn next_sequence(&self, producer_id: i64, epoch: i16) -> i32 {
+        self.producers.lock().next_sequence(producer_id, epoch)
+    }
+
     /// Ends a transaction of `producer_id` here: appends its COMMIT or
     /// ABORT marker, waits until it is fsynced, and returns its offset. A
     /// marker whose epoch is older than the producer's is refused

@@ -147,6 +147,18 @@ impl ProducerStates {
         Ok(SequenceCheck::Append)
     }
 
+    /// The sequence the next batch of `producer_id` at `epoch` must start
+    /// at (0 for a producer never seen here or at a newer epoch): how the
+    /// group coordinator numbers the transactional batches it writes.
+    pub fn next_sequence(&self, producer_id: i64, epoch: i16) -> i32 {
+        match self.producers.get(&producer_id) {
+            Some(entry) if entry.epoch == epoch => {
+                entry.batches.back().map_or(0, |b| next_seq(b.last_seq))
+            }
+            _ => 0,
+        }
+    }
+
     /// Records an appended batch.
     pub fn record(&mut self, producer_id: i64, epoch: i16, meta: BatchMeta) {
         let entry = self.producers.entry(producer_id).or_insert(ProducerEntry {

@@ -92,6 +92,9 @@ rules! {
     ADD_OFFSETS_TO_TXN_TXN: AddOffsetsToTxn, Write, TransactionalId, TXN, "the transactional id";
     ADD_OFFSETS_TO_TXN_GROUP: AddOffsetsToTxn, Read, Group, GROUP, "the group";
     END_TXN: EndTxn, Write, TransactionalId, TXN, "the transactional id";
+    TXN_OFFSET_COMMIT_TXN: TxnOffsetCommit, Write, TransactionalId, TXN, "the transactional id (every partition fails)";
+    TXN_OFFSET_COMMIT_GROUP: TxnOffsetCommit, Read, Group, GROUP, "the group (every partition fails)";
+    TXN_OFFSET_COMMIT_TOPIC: TxnOffsetCommit, Read, Topic, TOPIC, "each topic committed";
     OFFSET_FOR_LEADER_EPOCH: OffsetForLeaderEpoch, Describe, Topic, TOPIC, "each topic";
     DESCRIBE_ACLS: DescribeAcls, Describe, Cluster, CLUSTER, "always";
     CREATE_ACLS: CreateAcls, Alter, Cluster, CLUSTER, "always";

@@ -3,6 +3,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::TxnOffsetCommitRequest;
 use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, EndTxnRequest};
 use kafka_protocol::messages::{
     AlterConfigsRequest, ApiKey, ApiVersionsRequest, CreateAclsRequest, CreatePartitionsRequest,
@@ -51,6 +52,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AddPartitionsToTxn, 0, 5),
     (ApiKey::AddOffsetsToTxn, 0, 4),
     (ApiKey::EndTxn, 0, 4),
+    (ApiKey::TxnOffsetCommit, 0, 5),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DeleteGroups, 0, 2),
@@ -230,6 +232,9 @@ pub async fn dispatch(ctx: &Ctx, frame: BytesMut) -> Result<Reply, ServerError> 
             serve!(AddOffsetsToTxnRequest, handlers::add_offsets_to_txn::handle)
         }
         ApiKey::EndTxn => serve!(EndTxnRequest, handlers::end_txn::handle),
+        ApiKey::TxnOffsetCommit => {
+            serve!(TxnOffsetCommitRequest, handlers::txn_offset_commit::handle)
+        }
         ApiKey::CreateTopics => serve!(CreateTopicsRequest, handlers::create_topics::handle),
         ApiKey::DeleteTopics => serve!(DeleteTopicsRequest, handlers::delete_topics::handle),
         ApiKey::DescribeGroups => serve!(DescribeGroupsRequest, handlers::describe_groups::handle),

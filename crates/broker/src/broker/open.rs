@@ -23,7 +23,7 @@ use crate::check;
 use crate::closed_partitions::{ClosedPartition, ClosedPartitions};
 use crate::config::{BrokerConfig, TopicConfig};
 use crate::error::{BrokerError, Result};
-use crate::group::GroupCoordinator;
+use crate::group::{GroupCoordinator, OffsetsLogEntry};
 use crate::metadata::{
     self, partition_dir, BrokerMeta, PartitionMeta, TopicMeta, BROKER_FILE, DELETE_SUFFIX,
     KIND_BROKER, KIND_PARTITION, KIND_TOPIC, LOCK_FILE, PARTITION_FILE, TOPICS_DIR,
@@ -178,9 +178,33 @@ impl Broker {
     }
 
     fn load_groups(&self) -> Result<()> {
-        let records = self.read_keyed_records(CONSUMER_OFFSETS)?;
-        let n = records.len();
-        self.inner.coordinator.load(records, self.inner.now_ms());
+        let mut entries = Vec::new();
+        self.scan_internal(CONSUMER_OFFSETS, |partition, batch| {
+            if batch.is_control() {
+                if let Some(commit) = marker_is_commit(batch) {
+                    entries.push(OffsetsLogEntry::Marker {
+                        partition,
+                        producer_id: batch.producer_id(),
+                        commit,
+                    });
+                }
+                return Ok(());
+            }
+            let producer_id = batch.is_transactional().then(|| batch.producer_id());
+            for r in batch.records(64 << 20)?.iter() {
+                let r = r?;
+                if let Some(k) = r.key {
+                    entries.push(OffsetsLogEntry::Record {
+                        key: k.to_vec(),
+                        value: r.value.map(<[u8]>::to_vec),
+                        producer_id,
+                    });
+                }
+            }
+            Ok(())
+        })?;
+        let n = entries.len();
+        self.inner.coordinator.load(entries, self.inner.now_ms());
         info!(
             records = n,
             groups = self.inner.coordinator.list().len(),
@@ -214,8 +238,30 @@ impl Broker {
     /// Every keyed record of an internal topic's data batches, partition
     /// by partition, in log order.
     fn read_keyed_records(&self, name: &str) -> Result<Vec<KeyedRecord>> {
-        let topic = self.inner.existing_topic(name)?;
         let mut records = Vec::new();
+        self.scan_internal(name, |_, batch| {
+            if batch.is_control() {
+                return Ok(());
+            }
+            for r in batch.records(64 << 20)?.iter() {
+                let r = r?;
+                if let Some(k) = r.key {
+                    records.push((k.to_vec(), r.value.map(<[u8]>::to_vec)));
+                }
+            }
+            Ok(())
+        })?;
+        Ok(records)
+    }
+
+    /// Every batch of an internal topic with its partition index,
+    /// partition by partition, in log order.
+    fn scan_internal(
+        &self,
+        name: &str,
+        mut each: impl FnMut(i32, &pubsub_records::Batch<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let topic = self.inner.existing_topic(name)?;
         let mut buf = Vec::new();
         for e in &topic.partitions {
             let p = self.inner.opened(&topic, e)?;
@@ -231,19 +277,23 @@ impl Broker {
                 for batch in pubsub_records::Batches::new(&buf) {
                     let batch = batch?;
                     next = batch.last_offset() as u64 + 1;
-                    if batch.is_control() {
-                        continue;
-                    }
-                    for r in batch.records(64 << 20)?.iter() {
-                        let r = r?;
-                        if let Some(k) = r.key {
-                            records.push((k.to_vec(), r.value.map(<[u8]>::to_vec)));
-                        }
-                    }
+                    each(p.index(), &batch)?;
                 }
             }
         }
-        Ok(records)
+        Ok(())
+    }
+}
+
+/// Whether a control batch is a COMMIT marker (`Some(false)`: ABORT;
+/// `None`: unreadable, or another kind of control record).
+fn marker_is_commit(batch: &pubsub_records::Batch<'_>) -> Option<bool> {
+    let records = batch.records(1 << 20).ok()?;
+    let r = records.iter().next()?.ok()?;
+    let marker = pubsub_records::ControlRecord::parse(r.key, r.value).ok()?;
+    match marker.kind {
+        pubsub_records::ControlType::Commit => Some(true),
+        pubsub_records::ControlType::Abort => Some(false),
     }
 }
 

@@ -34,6 +34,36 @@ impl OffsetsStore for Inner {
         let partition = self.partition(CONSUMER_OFFSETS, partition_for_group(group, n))?;
         append_keyed(&partition, &records)
     }
+
+    fn persist_transactional(
+        &self,
+        group: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        records: Vec<OffsetsRecord>,
+    ) -> Result<()> {
+        let n = self.config.group.offsets_topic_partitions;
+        let partition = self.partition(CONSUMER_OFFSETS, partition_for_group(group, n))?;
+        // The transaction coordinator holds the producer's transaction
+        // while this runs: no other batch of the producer reaches this
+        // partition between the sequence read and the append.
+        let sequence = partition.next_sequence(producer_id, producer_epoch);
+        let now = wall_clock_ms();
+        let mut b = BatchBuilder::new()
+            .producer(producer_id, producer_epoch, sequence)
+            .transactional(true);
+        for (key, value) in &records {
+            b.push(&NewRecord {
+                timestamp: now,
+                key: Some(key),
+                value: value.as_deref(),
+                headers: &[],
+            })?;
+        }
+        let mut bytes = b.build()?;
+        partition.append(&mut bytes, Acks::All, now, true)?;
+        Ok(())
+    }
 }
 
 /// Appends keyed records (a `None` value is a tombstone) to a partition of

@@ -9,6 +9,7 @@ use pubsub_records::{ControlRecord, ControlType};
 use super::{wall_clock_ms, Inner};
 use crate::error::{BrokerError, Result};
 use crate::group::records::partition_for_group;
+use crate::names::CONSUMER_OFFSETS;
 use crate::txn::{records, TxnStore, TRANSACTION_STATE};
 
 impl Inner {
@@ -25,12 +26,19 @@ impl Inner {
         if self.closed.load(std::sync::atomic::Ordering::Acquire) {
             return Err(BrokerError::Closed);
         }
-        self.partition(topic, partition)?.append_txn_marker(
+        let commit = marker.kind == ControlType::Commit;
+        let offset = self.partition(topic, partition)?.append_txn_marker(
             producer_id,
             producer_epoch,
             marker,
             wall_clock_ms(),
-        )
+        )?;
+        if topic == CONSUMER_OFFSETS {
+            // The group coordinator's pending transactional commits there.
+            self.coordinator
+                .complete_txn(partition, producer_id, commit);
+        }
+        Ok(offset)
     }
 }
 

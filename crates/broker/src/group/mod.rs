@@ -9,13 +9,21 @@
 //! acknowledged only once durable. Time is passed in (`now`, monotonic ms),
 //! so the coordinator is tested without sleeping; the broker's clock thread
 //! calls [`GroupCoordinator::tick`].
+//!
+//! Transactional offset commits (TxnOffsetCommit, KIP-98/KIP-447) are
+//! written as a transactional batch of the producer and held pending per
+//! (group, producer id): OffsetFetch does not return them until the
+//! transaction's COMMIT marker lands on the group's `__consumer_offsets`
+//! partition ([`GroupCoordinator::complete_txn`]); an ABORT drops them.
+//! The loader replays markers the same way, so a restart keeps committed
+//! ones, drops aborted ones and leaves open ones pending.
 
 pub mod assignor;
 pub mod protocol;
 pub mod records;
 mod state;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -26,7 +34,7 @@ use crate::config::GroupConfig;
 use crate::error::{BrokerError, Result};
 use crate::names::validate_group_id;
 use crate::notify::Promise;
-use records::{CommittedOffset, OffsetsKey, StoredGroup};
+use records::{partition_for_group, CommittedOffset, OffsetsKey, StoredGroup};
 use state::{Group, SyncStep};
 pub use state::{
     GroupDescription, GroupState, JoinMember, JoinRequest, JoinResponse, MemberDescription,
@@ -52,6 +60,41 @@ pub trait OffsetsStore {
     /// Appends `(key, value)` records for `group`; a `None` value deletes.
     /// Returns once they are durable.
     fn persist(&self, group: &str, records: Vec<OffsetsRecord>) -> Result<()>;
+    /// Appends `records` for `group` as one transactional batch of the
+    /// producer (id and epoch); returns once they are durable. The
+    /// transaction's marker, written later to the same partition, decides
+    /// them.
+    fn persist_transactional(
+        &self,
+        group: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        records: Vec<OffsetsRecord>,
+    ) -> Result<()>;
+}
+
+/// One entry of `__consumer_offsets` as the loader reads it, in log order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OffsetsLogEntry {
+    /// A record; `producer_id` is set when its batch is transactional.
+    Record {
+        /// The record's key.
+        key: Vec<u8>,
+        /// Its value (`None`: a tombstone).
+        value: Option<Vec<u8>>,
+        /// The producer of a transactional batch.
+        producer_id: Option<i64>,
+    },
+    /// A COMMIT (`commit`) or ABORT marker of a producer's transaction in
+    /// one `__consumer_offsets` partition.
+    Marker {
+        /// The partition it is in.
+        partition: i32,
+        /// The producer whose transaction it ends.
+        producer_id: i64,
+        /// COMMIT (or ABORT).
+        commit: bool,
+    },
 }
 
 /// One partition's commit in an OffsetCommit.
@@ -82,6 +125,59 @@ pub struct CommitRequest {
     pub group_instance_id: Option<String>,
     /// What to commit.
     pub entries: Vec<CommitEntry>,
+}
+
+/// A TxnOffsetCommit: offsets committed within a producer's transaction.
+#[derive(Debug, Clone, Default)]
+pub struct TxnCommitRequest {
+    /// Group.
+    pub group_id: String,
+    /// The transaction's producer id.
+    pub producer_id: i64,
+    /// The producer's epoch.
+    pub producer_epoch: i16,
+    /// Generation (-1 outside group membership).
+    pub generation_id: i32,
+    /// Member id ("" outside group membership).
+    pub member_id: String,
+    /// Static instance id.
+    pub group_instance_id: Option<String>,
+    /// What to commit.
+    pub entries: Vec<CommitEntry>,
+}
+
+fn to_committed(entries: Vec<CommitEntry>, wall_ms: i64) -> Vec<((String, i32), CommittedOffset)> {
+    entries
+        .into_iter()
+        .map(|e| {
+            (
+                (e.topic, e.partition),
+                CommittedOffset {
+                    offset: e.offset,
+                    leader_epoch: e.leader_epoch,
+                    metadata: e.metadata,
+                    commit_timestamp: wall_ms,
+                },
+            )
+        })
+        .collect()
+}
+
+fn offset_records(group: &str, commits: &[((String, i32), CommittedOffset)]) -> Vec<OffsetsRecord> {
+    commits
+        .iter()
+        .map(|((topic, partition), c)| {
+            (
+                OffsetsKey::Offset {
+                    group: group.to_string(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                }
+                .encode(),
+                Some(c.encode()),
+            )
+        })
+        .collect()
 }
 
 /// A group in ListGroups.
@@ -125,10 +221,34 @@ impl GroupCoordinator {
         }
     }
 
-    /// Rebuilds groups from `__consumer_offsets` records, in log order.
-    pub fn load(&self, records: impl IntoIterator<Item = OffsetsRecord>, now: u64) {
+    /// Rebuilds groups from `__consumer_offsets` entries, in log order:
+    /// plain records apply at once; a transactional batch's records are
+    /// pending for their producer until its marker in the same partition
+    /// commits (or aborts) them; without a marker they stay pending, for
+    /// the transaction coordinator to complete or time out.
+    pub fn load(&self, entries: impl IntoIterator<Item = OffsetsLogEntry>, now: u64) {
         let mut groups = self.groups.lock();
-        for (key, value) in records {
+        let n = self.config.offsets_topic_partitions;
+        for entry in entries {
+            let (key, value, producer_id) = match entry {
+                OffsetsLogEntry::Record {
+                    key,
+                    value,
+                    producer_id,
+                } => (key, value, producer_id),
+                OffsetsLogEntry::Marker {
+                    partition,
+                    producer_id,
+                    commit,
+                } => {
+                    for (id, g) in groups.iter() {
+                        if partition_for_group(id, n) == partition {
+                            g.lock().complete_txn(producer_id, commit);
+                        }
+                    }
+                    continue;
+                }
+            };
             let key = match OffsetsKey::decode(&key) {
                 Ok(k) => k,
                 Err(e) => {
@@ -148,7 +268,16 @@ impl GroupCoordinator {
                     Some(v),
                 ) => match CommittedOffset::decode(&v) {
                     Ok(c) => {
-                        g.offsets.insert((topic, partition), c);
+                        let tp = (topic, partition);
+                        match producer_id {
+                            Some(pid) => {
+                                g.pending_txn.entry(pid).or_default().insert(tp, Some(c));
+                            }
+                            None => {
+                                g.supersede_pending([&tp]);
+                                g.offsets.insert(tp, c);
+                            }
+                        }
                     }
                     Err(e) => {
                         warn!(group = %g.id, error = %e, "skipping an unreadable offset commit")
@@ -160,13 +289,17 @@ impl GroupCoordinator {
                     },
                     None,
                 ) => {
-                    g.offsets.remove(&(topic, partition));
+                    let tp = (topic, partition);
+                    g.supersede_pending([&tp]);
+                    g.offsets.remove(&tp);
                 }
                 (OffsetsKey::Group { group }, Some(v)) => match StoredGroup::decode(&v) {
                     Ok(stored) => {
                         let offsets = std::mem::take(&mut g.offsets);
+                        let pending = std::mem::take(&mut g.pending_txn);
                         *g = Group::restore(&group, stored, now);
                         g.offsets = offsets;
+                        g.pending_txn = pending;
                     }
                     Err(e) => {
                         warn!(group = %group, error = %e, "skipping unreadable group metadata")
@@ -174,14 +307,16 @@ impl GroupCoordinator {
                 },
                 (OffsetsKey::Group { group }, None) => {
                     let offsets = std::mem::take(&mut g.offsets);
+                    let pending = std::mem::take(&mut g.pending_txn);
                     *g = Group::new(&group);
                     g.offsets = offsets;
+                    g.pending_txn = pending;
                 }
             }
         }
         groups.retain(|_, g| {
             let g = g.lock();
-            !(g.is_empty() && g.offsets.is_empty() && g.generation == 0)
+            !(g.is_empty() && g.offsets.is_empty() && g.pending_txn.is_empty() && g.generation == 0)
         });
     }
 
@@ -310,38 +445,95 @@ impl GroupCoordinator {
             req.generation_id,
             now,
         )?;
-        let commits: Vec<((String, i32), CommittedOffset)> = req
-            .entries
-            .into_iter()
-            .map(|e| {
-                (
-                    (e.topic, e.partition),
-                    CommittedOffset {
-                        offset: e.offset,
-                        leader_epoch: e.leader_epoch,
-                        metadata: e.metadata,
-                        commit_timestamp: wall_ms,
-                    },
-                )
-            })
-            .collect();
-        let records = commits
-            .iter()
-            .map(|((topic, partition), c)| {
-                (
-                    OffsetsKey::Offset {
-                        group: req.group_id.clone(),
-                        topic: topic.clone(),
-                        partition: *partition,
-                    }
-                    .encode(),
-                    Some(c.encode()),
-                )
-            })
-            .collect();
-        store.persist(&req.group_id, records)?;
+        let commits = to_committed(req.entries, wall_ms);
+        store.persist(&req.group_id, offset_records(&req.group_id, &commits))?;
+        g.supersede_pending(commits.iter().map(|(tp, _)| tp));
         g.offsets.extend(commits);
         Ok(())
+    }
+
+    /// TxnOffsetCommit: the offsets are written to the group's
+    /// `__consumer_offsets` partition as a transactional batch of the
+    /// producer and held pending until the transaction's marker
+    /// ([`Self::complete_txn`]). An unknown group is created for a request
+    /// without a generation and refused with ILLEGAL_GENERATION otherwise,
+    /// as Kafka's group coordinator does. The caller has checked that the
+    /// group's partition is in the producer's ongoing transaction (and
+    /// holds that transaction still while this runs).
+    pub fn txn_commit(
+        &self,
+        store: &dyn OffsetsStore,
+        req: TxnCommitRequest,
+        now: u64,
+        wall_ms: i64,
+    ) -> Result<()> {
+        validate_group_id(&req.group_id)?;
+        let group = match self.group(&req.group_id) {
+            Some(g) => g,
+            None if req.generation_id < 0 => self.group_or_create(&req.group_id),
+            None => {
+                return Err(BrokerError::IllegalGeneration {
+                    group: req.group_id.clone(),
+                    generation: req.generation_id,
+                    current: -1,
+                })
+            }
+        };
+        let mut g = group.lock();
+        g.check_txn_commit(
+            &req.member_id,
+            req.group_instance_id.as_deref(),
+            req.generation_id,
+            now,
+        )?;
+        if req.entries.is_empty() {
+            return Ok(());
+        }
+        let commits = to_committed(req.entries, wall_ms);
+        store.persist_transactional(
+            &req.group_id,
+            req.producer_id,
+            req.producer_epoch,
+            offset_records(&req.group_id, &commits),
+        )?;
+        let pending = g.pending_txn.entry(req.producer_id).or_default();
+        for (tp, c) in commits {
+            pending.insert(tp, Some(c));
+        }
+        Ok(())
+    }
+
+    /// A transaction marker of `producer_id` landed on `__consumer_offsets`
+    /// partition `partition`: the pending transactional commits of that
+    /// producer in the groups of that partition are committed (`commit`)
+    /// or dropped.
+    pub fn complete_txn(&self, partition: i32, producer_id: i64, commit: bool) {
+        let n = self.config.offsets_topic_partitions;
+        let groups: Vec<Arc<Mutex<Group>>> = self
+            .groups
+            .lock()
+            .iter()
+            .filter(|(id, _)| partition_for_group(id, n) == partition)
+            .map(|(_, g)| Arc::clone(g))
+            .collect();
+        for g in groups {
+            g.lock().complete_txn(producer_id, commit);
+        }
+    }
+
+    /// The partitions of a group with a transactional commit awaiting its
+    /// marker (OffsetFetch with `require_stable` answers them
+    /// UNSTABLE_OFFSET_COMMIT).
+    pub fn pending_offsets(&self, group_id: &str) -> BTreeSet<(String, i32)> {
+        match self.group(group_id) {
+            Some(g) => g
+                .lock()
+                .pending_txn
+                .values()
+                .flat_map(|p| p.keys().cloned())
+                .collect(),
+            None => BTreeSet::new(),
+        }
     }
 
     /// OffsetFetch: committed offsets of the given partitions, or of all.
@@ -422,9 +614,15 @@ impl GroupCoordinator {
         if g.member_count() > 0 {
             return Err(BrokerError::NonEmptyGroup(group_id.to_string()));
         }
-        let mut records: Vec<OffsetsRecord> = g
+        // Pending transactional commits get tombstones too, so a marker
+        // read after them at the next load cannot revive the offsets.
+        let doomed: BTreeSet<&(String, i32)> = g
             .offsets
             .keys()
+            .chain(g.pending_txn.values().flat_map(|p| p.keys()))
+            .collect();
+        let mut records: Vec<OffsetsRecord> = doomed
+            .into_iter()
             .map(|(topic, partition)| offset_tombstone(group_id, topic, *partition))
             .collect();
         records.push((
@@ -471,7 +669,7 @@ impl GroupCoordinator {
                 results.push((tp, Err(refusal)));
                 continue;
             }
-            if g.offsets.contains_key(&tp) {
+            if g.offsets.contains_key(&tp) || g.has_pending(&tp) {
                 doomed.push(tp.clone());
             }
             results.push((tp, Ok(())));
@@ -483,6 +681,7 @@ impl GroupCoordinator {
         if !records.is_empty() {
             store.persist(group_id, records)?;
         }
+        g.supersede_pending(&doomed);
         for tp in &doomed {
             g.offsets.remove(tp);
         }

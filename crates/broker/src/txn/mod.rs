@@ -307,6 +307,31 @@ impl TransactionCoordinator {
             .collect())
     }
 
+    /// Runs `write` while the producer's ongoing transaction holds
+    /// `partition` (TxnOffsetCommit: the group's `__consumer_offsets`
+    /// partition, added by AddOffsetsToTxn), keeping the transaction from
+    /// ending meanwhile, so its marker cannot land before the write.
+    /// Refused as the transaction's checks refuse a stale producer, and
+    /// INVALID_TXN_STATE when the partition is not in an ongoing one.
+    pub fn while_holding<T>(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partition: &(String, i32),
+        write: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        let slot = self.known(id)?;
+        let slot = slot.lock();
+        let m = metadata(id, &slot)?;
+        m.check_producer(producer_id, epoch)
+            .map_err(|r| refused(id, r))?;
+        if m.state != TxnState::Ongoing || !m.partitions.contains(partition) {
+            return Err(refused(id, TxnRefusal::InvalidTxnState));
+        }
+        write()
+    }
+
     /// EndTxn: commits or aborts the ongoing transaction. Returns once the
     /// decision is durable; the markers and the completion follow at once,
     /// or at the next tick if writing them failed (the decision stands).

@@ -8,7 +8,7 @@ use std::time::Duration;
 use pubsub_broker::group::records::{OffsetsKey, StoredGroup};
 use pubsub_broker::group::{
     CommitEntry, CommitRequest, GroupCoordinator, GroupState, JoinRequest, JoinResponse,
-    OffsetsRecord, OffsetsStore, SyncRequest, SyncResponse,
+    OffsetsLogEntry, OffsetsRecord, OffsetsStore, SyncRequest, SyncResponse, TxnCommitRequest,
 };
 use pubsub_broker::notify::Promise;
 use pubsub_broker::{BrokerError, GroupConfig};
@@ -27,6 +27,16 @@ impl OffsetsStore for Store {
         }
         self.records.lock().expect("lock").extend(records);
         Ok(())
+    }
+
+    fn persist_transactional(
+        &self,
+        group: &str,
+        _producer_id: i64,
+        _producer_epoch: i16,
+        records: Vec<OffsetsRecord>,
+    ) -> pubsub_broker::Result<()> {
+        self.persist(group, records)
     }
 }
 
@@ -666,7 +676,16 @@ fn groups_are_rebuilt_from_their_records() {
     // A new coordinator (a restarted broker) loads the same records.
     let records = store.records.lock().expect("lock").clone();
     let c2 = GroupCoordinator::new(config(0));
-    c2.load(records, 0);
+    c2.load(
+        records
+            .into_iter()
+            .map(|(key, value)| OffsetsLogEntry::Record {
+                key,
+                value,
+                producer_id: None,
+            }),
+        0,
+    );
     let d = c2.describe("g");
     assert_eq!(d.state, GroupState::Stable);
     assert_eq!(d.members.len(), 1);
@@ -721,4 +740,71 @@ fn offsets_of_a_live_group_with_another_protocol_cannot_be_deleted() {
         .delete_offsets(&store, "g", &[("t".into(), 0)])
         .expect("an empty group's offsets can go");
     assert!(deleted[0].1.is_ok());
+}
+
+#[test]
+fn txn_offset_commits_check_member_and_generation_as_kip_447() {
+    let c = GroupCoordinator::new(config(0));
+    let store = Store::default();
+    let p = c.join(join_req("", Some("s1"), b"sub"), 0).expect("join");
+    let r = joined(&p);
+    ready(&sync(
+        &c,
+        &store,
+        &r.member_id,
+        1,
+        vec![(r.member_id.clone(), b"asg".to_vec())],
+        0,
+    ))
+    .expect("sync")
+    .expect("sync ok");
+    let req = |member: &str, instance: Option<&str>, generation: i32| TxnCommitRequest {
+        group_id: "g".into(),
+        producer_id: 7,
+        producer_epoch: 0,
+        generation_id: generation,
+        member_id: member.into(),
+        group_instance_id: instance.map(String::from),
+        entries: vec![CommitEntry {
+            topic: "t".into(),
+            partition: 0,
+            offset: 5,
+            leader_epoch: -1,
+            metadata: String::new(),
+        }],
+    };
+    let before = store.records.lock().expect("lock").len();
+    assert!(matches!(
+        c.txn_commit(&store, req("stranger", None, 1), 1, 1),
+        Err(BrokerError::UnknownMemberId { .. })
+    ));
+    assert!(matches!(
+        c.txn_commit(&store, req(&r.member_id, Some("s1"), 2), 1, 1),
+        Err(BrokerError::IllegalGeneration { .. })
+    ));
+    assert!(matches!(
+        c.txn_commit(&store, req("zombie", Some("s1"), 1), 1, 1),
+        Err(BrokerError::FencedInstanceId(_))
+    ));
+    assert_eq!(
+        store.records.lock().expect("lock").len(),
+        before,
+        "refusals write nothing"
+    );
+    // The current member and generation commit; so does a producer that
+    // names neither (no generation), even while the group has members.
+    c.txn_commit(&store, req(&r.member_id, Some("s1"), 1), 1, 1)
+        .expect("member commit");
+    c.txn_commit(&store, req("", None, -1), 1, 1)
+        .expect("commit outside membership");
+    // Pending until the marker, then committed; an abort drops.
+    assert!(c.fetch_offsets("g", None).is_empty());
+    assert_eq!(c.pending_offsets("g").len(), 1);
+    let partition = pubsub_broker::group::records::partition_for_group("g", 50);
+    c.complete_txn(partition, 7, true);
+    assert_eq!(
+        c.fetch_offsets("g", None)[0].1.as_ref().map(|o| o.offset),
+        Some(5)
+    );
+    assert!(c.pending_offsets("g").is_empty());
 }

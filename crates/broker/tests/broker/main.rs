@@ -16,3 +16,4 @@ mod smoke;
 mod topics;
 mod transactions;
 mod txn_coordinator;
+mod txn_offsets;

@@ -1,5 +1,9 @@
 //! OffsetFetch (9): committed offsets (-1 where none) with their metadata.
+//! Offsets committed in a transaction not yet ended are not returned; with
+//! `require_stable` (v7+) their partitions answer UNSTABLE_OFFSET_COMMIT,
+//! as Kafka does.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponsePartition, OffsetFetchResponseTopic,
 };
@@ -33,19 +37,27 @@ pub async fn handle(
     } else {
         Vec::new()
     };
+    let unstable = if group_allowed && req.require_stable {
+        ctx.broker.coordinator().pending_offsets(&req.group_id)
+    } else {
+        Default::default()
+    };
     let mut topics: Vec<OffsetFetchResponseTopic> = Vec::new();
     for ((topic, partition), committed) in found {
+        let pending = unstable.contains(&(topic.clone(), partition));
         // Asked for: refused by name; all topics: left out.
         let topic_allowed = access.allows(&OFFSET_FETCH_TOPIC, &topic);
         if !topic_allowed && asked.is_none() {
             continue;
         }
-        let committed = committed.filter(|_| topic_allowed);
+        let committed = committed.filter(|_| topic_allowed && !pending);
         let part = OffsetFetchResponsePartition::default()
-            .with_error_code(if topic_allowed {
-                0
-            } else {
+            .with_error_code(if !topic_allowed {
                 OFFSET_FETCH_TOPIC.error
+            } else if pending {
+                ResponseError::UnstableOffsetCommit.code()
+            } else {
+                0
             })
             .with_partition_index(partition)
             .with_committed_offset(committed.as_ref().map_or(-1, |c| c.offset))

@@ -287,6 +287,16 @@ impl ErrorCodes for kafka_protocol::messages::AddPartitionsToTxnResponse {
     }
 }
 
+impl ErrorCodes for kafka_protocol::messages::TxnOffsetCommitResponse {
+    fn error_codes(&self, f: &mut dyn FnMut(i16)) {
+        for t in &self.topics {
+            for p in &t.partitions {
+                f(p.error_code);
+            }
+        }
+    }
+}
+
 impl ErrorCodes for kafka_protocol::messages::DescribeUserScramCredentialsResponse {
     fn error_codes(&self, f: &mut dyn FnMut(i16)) {
         f(self.error_code);

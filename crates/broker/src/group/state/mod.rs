@@ -118,6 +118,10 @@ pub(crate) struct Group {
     sync_deadline: u64,
     state_timestamp: i64,
     pub offsets: BTreeMap<(String, i32), CommittedOffset>,
+    /// Transactional offset commits awaiting their transaction's marker,
+    /// by producer id; `None`: a later plain commit (or deletion) of the
+    /// partition supersedes it, so the COMMIT marker applies nothing there.
+    pub pending_txn: BTreeMap<i64, BTreeMap<(String, i32), Option<CommittedOffset>>>,
 }
 
 fn fresh_member_id(client_id: &str) -> String {
@@ -147,6 +151,7 @@ impl Group {
             sync_deadline: 0,
             state_timestamp: -1,
             offsets: BTreeMap::new(),
+            pending_txn: BTreeMap::new(),
         }
     }
 
@@ -509,6 +514,74 @@ impl Group {
             m.last_heartbeat = now;
         }
         Ok(())
+    }
+
+    /// Checks a TxnOffsetCommit's member and generation, as Kafka's
+    /// classic groups do: without a generation, a request naming no member
+    /// (a producer outside group management) or a group without members
+    /// may commit; otherwise the member must be known (its static instance
+    /// id not fenced) and the generation current. Unlike a plain commit, a
+    /// rebalance in progress does not refuse it.
+    pub fn check_txn_commit(
+        &mut self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        now: u64,
+    ) -> Result<()> {
+        if self.state == GroupState::Dead {
+            return Err(self.unknown_member(member_id));
+        }
+        if generation < 0
+            && (self.members.is_empty() || (member_id.is_empty() && instance_id.is_none()))
+        {
+            return Ok(());
+        }
+        self.check_member(member_id, instance_id)?;
+        self.check_generation(generation)?;
+        if let Some(m) = self.members.get_mut(member_id) {
+            m.last_heartbeat = now;
+        }
+        Ok(())
+    }
+
+    /// A plain commit or deletion of these partitions supersedes every
+    /// pending transactional commit of them (Kafka keeps whichever write
+    /// came last in the log).
+    pub fn supersede_pending<'a>(
+        &mut self,
+        partitions: impl IntoIterator<Item = &'a (String, i32)>,
+    ) {
+        if self.pending_txn.is_empty() {
+            return;
+        }
+        for tp in partitions {
+            for pending in self.pending_txn.values_mut() {
+                if let Some(slot) = pending.get_mut(tp) {
+                    *slot = None;
+                }
+            }
+        }
+    }
+
+    /// The marker of `producer_id`'s transaction: its pending commits
+    /// become the committed offsets (COMMIT) or are dropped (ABORT).
+    pub fn complete_txn(&mut self, producer_id: i64, commit: bool) {
+        let Some(pending) = self.pending_txn.remove(&producer_id) else {
+            return;
+        };
+        if commit {
+            for (tp, c) in pending {
+                if let Some(c) = c {
+                    self.offsets.insert(tp, c);
+                }
+            }
+        }
+    }
+
+    /// Whether a transactional commit of the partition awaits its marker.
+    pub fn has_pending(&self, tp: &(String, i32)) -> bool {
+        self.pending_txn.values().any(|p| p.contains_key(tp))
     }
 
     /// DescribeGroups.
