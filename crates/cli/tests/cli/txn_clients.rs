@@ -32,7 +32,7 @@ const SCENARIOS: &[&str] = &[
 ];
 
 /// Scenarios skipped against pubsub, with the API each waits for.
-const AWAITING_PUBSUB_API: &[(&str, &str)] = &[("txn.send-offsets", "TxnOffsetCommit")];
+const AWAITING_PUBSUB_API: &[(&str, &str)] = &[];
 
 /// The command that runs `name`'s script (kafkajs or kafka-python); the
 /// broker's address and `--skip` follow.
