@@ -29,7 +29,7 @@ use crate::reference::Kafka;
 /// an entry once pubsub serves that API.
 const AWAITING_PUBSUB_API: &[(&str, &str)] = &[(
     "txn.consume-transform-produce",
-    "TxnOffsetCommit (sendOffsetsToTransaction)",
+    "TxnOffsetCommit as the Java client uses it: with h/txnoffsets merged, its endOffsets (ListOffsets) after the transactions times out on pubsub",
 )];
 
 /// The Maven project at `compat/java`.
