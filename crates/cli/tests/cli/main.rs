@@ -26,4 +26,6 @@ mod serve;
 mod storage_errors;
 mod streams;
 mod tls;
+mod txn_checker;
+mod txn_clients;
 mod verifiable;

@@ -1036,7 +1036,7 @@ const kafka = new Kafka({
 
 /// kafkajs from npm, installed once under the target directory (kept
 /// between runs): its directory.
-fn kafkajs_dir() -> PathBuf {
+pub fn kafkajs_dir() -> PathBuf {
     let js = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("security-kafkajs");
     if !js.join("node_modules/kafkajs/package.json").exists() {
         std::fs::create_dir_all(&js).unwrap();

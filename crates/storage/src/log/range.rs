@@ -156,6 +156,12 @@ impl Log {
 
 /// `max_bytes` cut to the bytes from `pos` (where `first` starts) to the
 /// first batch of `seg` reaching `upper`; `None` when `first` does.
+///
+/// When `upper` is the log end (the last stable offset with no transaction
+/// open), the batch at `upper` may be appended while this runs: the
+/// segment's size is taken before looking for that batch, so a batch
+/// appended after the look (an open transaction's, past `upper`) lies
+/// beyond the cut, and one appended before it is found and cut at.
 pub(crate) fn bytes_below(
     seg: &crate::segment::Segment,
     pos: u64,
@@ -169,8 +175,14 @@ pub(crate) fn bytes_below(
     if first.last_offset() as u64 >= upper {
         return Ok(None);
     }
-    Ok(Some(match seg.find_batch(upper)? {
-        Some((at, _)) if at > pos => max_bytes.min(usize::try_from(at - pos).unwrap_or(usize::MAX)),
-        _ => max_bytes,
+    let size = seg.size();
+    let stop = match seg.find_batch(upper)? {
+        Some((at, _)) => at.min(size),
+        None => size,
+    };
+    Ok(Some(if stop > pos {
+        max_bytes.min(usize::try_from(stop - pos).unwrap_or(usize::MAX))
+    } else {
+        max_bytes
     }))
 }

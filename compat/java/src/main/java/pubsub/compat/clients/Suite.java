@@ -13,8 +13,8 @@ import java.util.TreeSet;
 /**
  * The Java client suite (kafka-clients, the reference client) against one
  * broker: every scenario of {@link ProducerScenarios}, {@link ConsumerScenarios},
- * {@link GroupScenarios} and {@link AdminScenarios} in turn, each reported on
- * one line:
+ * {@link GroupScenarios}, {@link AdminScenarios} and {@link TransactionScenarios} in
+ * turn, each reported on one line:
  *
  * <pre>
  *   PASS producer.acks-all
@@ -48,6 +48,7 @@ public final class Suite {
         ConsumerScenarios.register(all);
         GroupScenarios.register(all);
         AdminScenarios.register(all);
+        TransactionScenarios.register(all);
         return all;
     }
 
