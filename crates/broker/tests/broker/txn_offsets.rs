@@ -76,20 +76,16 @@ fn txn_commit(
         group_instance_id: None,
         entries: vec![entry(offset)],
     };
-    broker.transactions().verified(
-        id,
-        pid,
-        epoch,
-        (CONSUMER_OFFSETS, partition),
-        || {
+    broker
+        .transactions()
+        .verified(id, pid, epoch, (CONSUMER_OFFSETS, partition), || {
             broker.coordinator().txn_commit(
                 broker.offsets_store(),
                 req,
                 broker.now_ms(),
                 wall_clock_ms(),
             )
-        },
-    )
+        })
 }
 
 fn entry(offset: i64) -> CommitEntry {
