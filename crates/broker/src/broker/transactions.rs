@@ -71,12 +71,18 @@ impl Inner {
             marker,
             wall_clock_ms(),
         )?;
+        self.marker_landed(topic, partition, producer_id, commit);
+        Ok(offset)
+    }
+
+    /// After a producer's marker is durable in a partition: on
+    /// `__consumer_offsets`, the group coordinator applies (COMMIT) or drops
+    /// (ABORT) the producer's pending transactional offsets there.
+    fn marker_landed(&self, topic: &str, partition: i32, producer_id: i64, commit: bool) {
         if topic == CONSUMER_OFFSETS {
-            // The group coordinator's pending transactional commits there.
             self.coordinator
                 .complete_txn(partition, producer_id, commit);
         }
-        Ok(offset)
     }
 }
 
@@ -165,9 +171,14 @@ impl TxnStore for Inner {
         let syncs: Vec<&PendingSync> = appended.iter().filter_map(|a| a.as_ref().ok()).collect();
         let synced = wait_all(&syncs);
         let mut synced = synced.into_iter();
-        appended
-            .into_iter()
-            .map(|a| a.and_then(|_| synced.next().unwrap_or(Ok(()))))
+        partitions
+            .iter()
+            .zip(appended)
+            .map(|((topic, p), a)| {
+                a.and_then(|_| synced.next().unwrap_or(Ok(())))?;
+                self.marker_landed(topic, *p, producer_id, commit);
+                Ok(())
+            })
             .collect()
     }
 
