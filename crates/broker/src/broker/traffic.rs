@@ -48,21 +48,10 @@ impl OffsetsStore for Inner {
         // while this runs: no other batch of the producer reaches this
         // partition between the sequence read and the append.
         let sequence = partition.next_sequence(producer_id, producer_epoch);
-        let now = wall_clock_ms();
-        let mut b = BatchBuilder::new()
+        let builder = BatchBuilder::new()
             .producer(producer_id, producer_epoch, sequence)
             .transactional(true);
-        for (key, value) in &records {
-            b.push(&NewRecord {
-                timestamp: now,
-                key: Some(key),
-                value: value.as_deref(),
-                headers: &[],
-            })?;
-        }
-        let mut bytes = b.build()?;
-        partition.append(&mut bytes, Acks::All, now, true)?;
-        Ok(())
+        append_keyed_batch(&partition, builder, &records, Acks::All)
     }
 }
 
@@ -79,17 +68,27 @@ pub(super) fn append_keyed_acks(
     records: &[OffsetsRecord],
     acks: Acks,
 ) -> Result<()> {
+    append_keyed_batch(partition, BatchBuilder::new(), records, acks)
+}
+
+/// Builds `records` into one batch from `builder` (plain, or a producer's
+/// transactional batch), stamped now, and appends it waiting for `acks`.
+fn append_keyed_batch(
+    partition: &Partition,
+    mut builder: BatchBuilder,
+    records: &[OffsetsRecord],
+    acks: Acks,
+) -> Result<()> {
     let now = wall_clock_ms();
-    let mut b = BatchBuilder::new();
     for (key, value) in records {
-        b.push(&NewRecord {
+        builder.push(&NewRecord {
             timestamp: now,
             key: Some(key),
             value: value.as_deref(),
             headers: &[],
         })?;
     }
-    let mut bytes = b.build()?;
+    let mut bytes = builder.build()?;
     partition.append(&mut bytes, acks, now, true)?;
     Ok(())
 }
