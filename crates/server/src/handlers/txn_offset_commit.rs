@@ -27,12 +27,17 @@ use crate::authorize::{
 use crate::codes::{group_error_code, txn_error_code, NONE};
 use crate::context::{blocking, Ctx};
 
-/// The answer for every partition of the request.
-fn all(req: &TxnOffsetCommitRequest, code: i16) -> TxnOffsetCommitResponse {
+/// The answer for every partition of the request, the code of each given
+/// by its topic's place in the request and its index.
+fn answer(
+    req: &TxnOffsetCommitRequest,
+    code: impl Fn(usize, i32) -> i16,
+) -> TxnOffsetCommitResponse {
     let topics = req
         .topics
         .iter()
-        .map(|t| {
+        .enumerate()
+        .map(|(i, t)| {
             TxnOffsetCommitResponseTopic::default()
                 .with_name(t.name.clone())
                 .with_partitions(
@@ -41,7 +46,7 @@ fn all(req: &TxnOffsetCommitRequest, code: i16) -> TxnOffsetCommitResponse {
                         .map(|p| {
                             TxnOffsetCommitResponsePartition::default()
                                 .with_partition_index(p.partition_index)
-                                .with_error_code(code)
+                                .with_error_code(code(i, p.partition_index))
                         })
                         .collect(),
                 )
@@ -70,10 +75,10 @@ pub async fn handle(
     let access = Access::of(ctx);
     let id = req.transactional_id.to_string();
     if !access.allows(&TXN_OFFSET_COMMIT_TXN, &id) {
-        return all(&req, TXN_OFFSET_COMMIT_TXN.error);
+        return answer(&req, |_, _| TXN_OFFSET_COMMIT_TXN.error);
     }
     if !access.allows(&TXN_OFFSET_COMMIT_GROUP, &req.group_id) {
-        return all(&req, TXN_OFFSET_COMMIT_GROUP.error);
+        return answer(&req, |_, _| TXN_OFFSET_COMMIT_GROUP.error);
     }
     let broker = &ctx.broker;
     // Per topic: the refusal of an unauthorized or unknown one, and its
@@ -153,31 +158,9 @@ pub async fn handle(
             }
         }
     };
-    let topics = req
-        .topics
-        .iter()
-        .zip(&checked)
-        .map(|(t, (refusal, count))| {
-            let code = |index: i32| match refusal {
-                Some(code) => *code,
-                None if index < 0 || index as u32 >= *count => {
-                    ResponseError::UnknownTopicOrPartition.code()
-                }
-                None => outcome,
-            };
-            TxnOffsetCommitResponseTopic::default()
-                .with_name(t.name.clone())
-                .with_partitions(
-                    t.partitions
-                        .iter()
-                        .map(|p| {
-                            TxnOffsetCommitResponsePartition::default()
-                                .with_partition_index(p.partition_index)
-                                .with_error_code(code(p.partition_index))
-                        })
-                        .collect(),
-                )
-        })
-        .collect();
-    TxnOffsetCommitResponse::default().with_topics(topics)
+    answer(&req, |topic, index| match checked.get(topic) {
+        Some((Some(code), _)) => *code,
+        Some((None, count)) if index >= 0 && (index as u32) < *count => outcome,
+        _ => ResponseError::UnknownTopicOrPartition.code(),
+    })
 }
