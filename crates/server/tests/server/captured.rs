@@ -33,7 +33,7 @@ fn decode_response(key: ApiKey, version: i16, body: &mut Bytes) -> Result<(), St
         DescribeConfigs => DescribeConfigsResponse, CreatePartitions => CreatePartitionsResponse,
         DeleteGroups => DeleteGroupsResponse, IncrementalAlterConfigs => IncrementalAlterConfigsResponse,
         AddPartitionsToTxn => AddPartitionsToTxnResponse, AddOffsetsToTxn => AddOffsetsToTxnResponse,
-        EndTxn => EndTxnResponse,
+        EndTxn => EndTxnResponse, TxnOffsetCommit => TxnOffsetCommitResponse,
     )
 }
 
