@@ -156,21 +156,39 @@ enum Records {
     Apart(Bytes),
 }
 
-/// One topic of the request, its partitions' records located.
+/// One topic of the request, its partitions' records located (with their
+/// first batch's transactional producer).
 struct Topic {
     name: TopicName,
-    partitions: Vec<(i32, Option<Records>)>,
+    partitions: Vec<(i32, Option<Located>)>,
 }
 
-/// Whether the first batch of `records` is transactional.
-fn transactional(frame: &Bytes, records: &Records) -> bool {
+/// A partition's records and their first batch's transactional producer.
+type Located = (Records, Option<TxnBatch>);
+
+/// The producer of a partition's first batch when it is transactional:
+/// its id and epoch, and whether it is a control batch.
+#[derive(Clone, Copy)]
+struct TxnBatch {
+    producer_id: i64,
+    producer_epoch: i16,
+    control: bool,
+}
+
+/// [`TxnBatch`] of the first batch of `records`, parsed once per request.
+fn txn_batch(frame: &Bytes, records: &Records) -> Option<TxnBatch> {
     let bytes = match records {
         Records::InFrame(r) => frame.get(r.clone()),
         Records::Apart(b) => Some(&b[..]),
     };
     bytes
         .and_then(|b| pubsub_records::BatchHeader::parse(b).ok())
-        .is_some_and(|h| h.is_transactional())
+        .filter(|h| h.is_transactional())
+        .map(|h| TxnBatch {
+            producer_id: h.producer_id,
+            producer_epoch: h.producer_epoch,
+            control: h.is_control(),
+        })
 }
 
 /// Where each partition's records lie in `frame`; the decoded request
@@ -191,9 +209,13 @@ fn locate(frame: &Bytes, req: ProduceRequest) -> Vec<Topic> {
                 .partition_data
                 .into_iter()
                 .map(|data| {
-                    let records = data.records.map(|b| match range(&b) {
-                        Some(r) => Records::InFrame(r),
-                        None => Records::Apart(b),
+                    let records = data.records.map(|b| {
+                        let records = match range(&b) {
+                            Some(r) => Records::InFrame(r),
+                            None => Records::Apart(b),
+                        };
+                        let txn = txn_batch(frame, &records);
+                        (records, txn)
                     });
                     (data.index, records)
                 })
@@ -220,7 +242,7 @@ fn append(
     let txn_refused = topics
         .iter()
         .flat_map(|t| &t.partitions)
-        .any(|(_, r)| r.as_ref().is_some_and(|r| transactional(&frame, r)))
+        .any(|(_, r)| r.as_ref().is_some_and(|(_, txn)| txn.is_some()))
         && !transactional_id
             .as_ref()
             .is_some_and(|id| access.allows(&PRODUCE_TXN, id));
@@ -245,7 +267,7 @@ fn append(
                 (_, None) => base(index)
                     .with_error_code(ResponseError::CorruptMessage.code())
                     .with_error_message(message(version, "no records")),
-                (Some(acks), Some(records)) => {
+                (Some(acks), Some((records, txn))) => {
                     let bytes: &mut [u8] = match (&mut frame, records) {
                         (Ok(own), Records::InFrame(r)) => &mut own[r],
                         (Err(shared), Records::InFrame(r)) => {
@@ -262,10 +284,9 @@ fn append(
                     // A transactional batch is appended only inside its
                     // producer's ongoing transaction (KIP-890 part 1); a
                     // control batch is refused by the append itself.
-                    let txn = pubsub_records::BatchHeader::parse(bytes)
-                        .ok()
-                        .filter(|h| h.is_transactional() && !h.is_control())
-                        .map(|h| (h.producer_id, h.producer_epoch));
+                    let txn = txn
+                        .filter(|b| !b.control)
+                        .map(|b| (b.producer_id, b.producer_epoch));
                     let mut write = || match acks {
                         Acks::All => ctx
                             .broker
