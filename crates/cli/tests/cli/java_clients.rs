@@ -27,10 +27,7 @@ use crate::reference::Kafka;
 
 /// Scenarios skipped against pubsub, each with the API it waits for. Empty
 /// an entry once pubsub serves that API.
-const AWAITING_PUBSUB_API: &[(&str, &str)] = &[(
-    "txn.consume-transform-produce",
-    "passes alone on pubsub; after the suite's other scenarios the scenario code's unclosed consumers (ends(), readAll()) reach pubsub's 1,000-connection cap and endOffsets times out (Kafka has no cap); closing them left a wait for the last stable offsets unexplained",
-)];
+const AWAITING_PUBSUB_API: &[(&str, &str)] = &[];
 
 /// The Maven project at `compat/java`.
 fn project() -> PathBuf {

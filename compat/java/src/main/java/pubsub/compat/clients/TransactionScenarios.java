@@ -77,6 +77,7 @@ final class TransactionScenarios {
                         .add(r.partition() + "/" + r.offset() + ":" + r.value());
             }
         }
+        c.close();
         List<String> out = new ArrayList<>();
         got.values().forEach(out::addAll);
         return out;
@@ -109,6 +110,8 @@ final class TransactionScenarios {
         KafkaConsumer<String, String> c = reader(ctx, level, partitions);
         Map<Integer, Long> out = new TreeMap<>();
         c.endOffsets(partitions).forEach((tp, o) -> out.put(tp.partition(), o));
+        // Closed here, not at the scenario's end: settle() asks every 50 ms.
+        c.close();
         return out;
     }
 
@@ -118,8 +121,16 @@ final class TransactionScenarios {
      */
     static void settle(Context ctx, List<TopicPartition> partitions, Map<Integer, Long> expected)
             throws InterruptedException {
-        Check.eventually(Duration.ofSeconds(60), "last stable offsets " + expected,
-                () -> ends(ctx, IsolationLevel.READ_COMMITTED, partitions).equals(expected));
+        List<Map<Integer, Long>> seen = new ArrayList<>(List.of(Map.of()));
+        try {
+            Check.eventually(Duration.ofSeconds(60), "last stable offsets " + expected, () -> {
+                seen.set(0, ends(ctx, IsolationLevel.READ_COMMITTED, partitions));
+                return seen.get(0).equals(expected);
+            });
+        } catch (Check.Failed e) {
+            throw new Check.Failed(e.getMessage() + " (last seen " + seen.get(0) + ", log end "
+                    + ends(ctx, IsolationLevel.READ_UNCOMMITTED, partitions) + ")");
+        }
     }
 
     /** The group's committed offset of `tp` (none: -1). */
@@ -270,6 +281,12 @@ final class TransactionScenarios {
         first.close();
         // Kafka applies a transaction's offsets when it writes the marker, after answering EndTxn.
         settle(ctx, partitions(out, 1), Map.of(0, 12L));
+        List<String> aborted = new ArrayList<>();
+        for (int i = 5; i < 10; i++) {
+            aborted.add("0/" + (i + 1) + ":V-" + i);
+        }
+        Check.equal(aborted, readAll(ctx, IsolationLevel.READ_UNCOMMITTED, partitions(out, 1)).subList(5, 10),
+                "the aborted output, read_uncommitted");
         Check.eventually(Duration.ofSeconds(60), "the group's offset at 5", () -> groupOffset(ctx, group, input) == 5);
 
         KafkaConsumer<String, String> second = ctx.consumer(group, rc);
@@ -312,6 +329,11 @@ final class TransactionScenarios {
             p.send(new ProducerRecord<>(out, 0, r.key(), r.value().toUpperCase()));
             next.put(new TopicPartition(r.topic(), r.partition()), new OffsetAndMetadata(r.offset() + 1));
         }
+        // Stored before the transaction ends: abortTransaction drops the
+        // batches the producer has not sent yet (TransactionAbortedException),
+        // so without this how many aborted records reach the log (and where
+        // the output ends) depends on the client's timing.
+        p.flush();
         p.sendOffsetsToTransaction(next, c.groupMetadata());
         if (commit) {
             p.commitTransaction();
