@@ -51,8 +51,8 @@ pub use broker::{
     wall_clock_ms, Broker, ListedOffset, NewTopic, OffsetSpec, HIGH_WATERMARK, MAX_PARTITIONS,
 };
 pub use embedded::{
-    Consumer, ConsumerConfig, ConsumerRecord, Delivery, Flow, Isolation, OffsetReset, Producer,
-    ProducerConfig, ProducerRecord, RecordMetadata, StopHandle,
+    Consumer, ConsumerConfig, ConsumerGroupMetadata, ConsumerRecord, Delivery, Flow, Isolation,
+    OffsetReset, Producer, ProducerConfig, ProducerRecord, RecordMetadata, StopHandle,
 };
 pub use group::assignor::Strategy;
 pub use partition::{Acks, AppendResult, Partition, PartitionTraffic, PendingSync};

@@ -17,7 +17,8 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 pub use consumer::{
-    Consumer, ConsumerConfig, ConsumerRecord, Flow, Isolation, OffsetReset, StopHandle,
+    Consumer, ConsumerConfig, ConsumerGroupMetadata, ConsumerRecord, Flow, Isolation, OffsetReset,
+    StopHandle,
 };
 pub use producer::{
     Delivery, DeliveryResult, Producer, ProducerConfig, ProducerRecord, RecordMetadata,

@@ -4,10 +4,13 @@
 //! With a transactional id it is a transactional producer, through the
 //! broker's transaction coordinator as a network client would be:
 //! InitProducerId at creation (fencing an older producer of the id), each
-//! partition added to the transaction before its first batch, EndTxn at
-//! commit or abort. The refusals are the coordinator's (PRODUCER_FENCED,
-//! INVALID_TXN_STATE, ...) as [`BrokerError::Transaction`]; a fenced
-//! producer stays fenced.
+//! partition added to the transaction before its first batch, each batch
+//! appended only while its partition is in the ongoing transaction (the
+//! check Produce makes, KIP-890 part 1), a consumer group's offsets sent
+//! into the transaction as AddOffsetsToTxn and TxnOffsetCommit do
+//! ([`Producer::send_offsets_to_transaction`]), EndTxn at commit or abort.
+//! The refusals are the coordinator's (PRODUCER_FENCED, INVALID_TXN_STATE,
+//! ...) as [`BrokerError::Transaction`]; a fenced producer stays fenced.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,8 +21,12 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, RwLock};
 use pubsub_records::{BatchBuilder, Compression, Header, NewRecord};
 
+use super::ConsumerGroupMetadata;
 use crate::broker::{wall_clock_ms, Broker};
 use crate::error::{BrokerError, Result};
+use crate::group::records::partition_for_group;
+use crate::group::{CommitEntry, TxnCommitRequest};
+use crate::names::CONSUMER_OFFSETS;
 use crate::notify::Outcome;
 use crate::partition::Acks;
 use crate::partitioner::partition_for_key;
@@ -272,8 +279,23 @@ impl Shared {
             .build()
             .map_err(BrokerError::from)
             .and_then(|mut bytes| {
-                self.broker
-                    .produce_built(&q.topic, partition, &mut bytes, self.config.acks)
+                let mut append = || {
+                    self.broker
+                        .produce_built(&q.topic, partition, &mut bytes, self.config.acks)
+                };
+                match (&self.txn, self.producer_id) {
+                    // As Produce over the wire (KIP-890 part 1): appended
+                    // only while the partition is in the ongoing
+                    // transaction, under the transaction's lock.
+                    (Some(txn), Some((pid, epoch))) => self.broker.transactions().verified(
+                        &txn.id,
+                        pid,
+                        epoch,
+                        (&q.topic, partition),
+                        append,
+                    ),
+                    _ => append(),
+                }
             });
         match result {
             Ok(info) => {
@@ -580,6 +602,90 @@ impl Producer {
         session.partitions.clear();
         *txn.failed.lock() = None;
         Ok(())
+    }
+
+    /// Kafka's `sendOffsetsToTransaction`: commits `offsets` (topic,
+    /// partition, next offset to consume) for the consumer group of
+    /// `group` inside the open transaction. The group's `__consumer_offsets`
+    /// partition joins the transaction (AddOffsetsToTxn), then the offsets
+    /// are written there as the transaction's records (TxnOffsetCommit,
+    /// under the same KIP-890 check as a record): they become the group's
+    /// committed offsets when the transaction commits and are dropped if
+    /// it aborts. The group coordinator checks `group`'s member and
+    /// generation (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, ...; a
+    /// [`ConsumerGroupMetadata::new`] outside the group's membership skips
+    /// them). An unknown topic or partition is refused before anything is
+    /// sent.
+    pub fn send_offsets_to_transaction(
+        &self,
+        offsets: &[(&str, i32, i64)],
+        group: &ConsumerGroupMetadata,
+    ) -> Result<()> {
+        let txn = self.txn()?;
+        let mut session = txn.session.lock();
+        self.check_session(txn, &session)?;
+        if !session.active {
+            return Err(txn_refused(txn, TxnRefusal::InvalidTxnState));
+        }
+        let broker = &self.shared.broker;
+        crate::names::validate_group_id(&group.group_id)?;
+        let mut entries = Vec::with_capacity(offsets.len());
+        for &(topic, partition, offset) in offsets {
+            let known = broker
+                .partition_count(topic)
+                .is_some_and(|n| partition >= 0 && (partition as u32) < n);
+            if !known {
+                return Err(BrokerError::unknown_topic(topic, Some(partition)));
+            }
+            entries.push(CommitEntry {
+                topic: topic.to_string(),
+                partition,
+                offset,
+                leader_epoch: -1,
+                metadata: String::new(),
+            });
+        }
+        let offsets_partition = (
+            CONSUMER_OFFSETS.to_string(),
+            partition_for_group(
+                &group.group_id,
+                broker.config().group.offsets_topic_partitions,
+            ),
+        );
+        if !session.partitions.contains(&offsets_partition) {
+            self.add_partition(txn, &mut session, offsets_partition.clone())?;
+        }
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let (pid, epoch) = self.transactional_producer(txn)?;
+        let written = retry_concurrent(|| {
+            broker.transactions().verified(
+                &txn.id,
+                pid,
+                epoch,
+                (offsets_partition.0.as_str(), offsets_partition.1),
+                || {
+                    broker.coordinator().txn_commit(
+                        broker.offsets_store(),
+                        TxnCommitRequest {
+                            group_id: group.group_id.clone(),
+                            producer_id: pid,
+                            producer_epoch: epoch,
+                            generation_id: group.generation_id,
+                            member_id: group.member_id.clone(),
+                            group_instance_id: group.group_instance_id.clone(),
+                            entries: entries.clone(),
+                        },
+                        broker.now_ms(),
+                        wall_clock_ms(),
+                    )
+                },
+            )
+        });
+        let written = written.map_err(|e| self.shared.fenced_if_stale(e));
+        self.note_fenced(&mut session, &written);
+        written
     }
 
     /// Commits the open transaction: appends every queued record, then

@@ -142,6 +142,35 @@ impl StopHandle {
 
 type TopicPartition = (String, i32);
 
+/// A consumer's place in its group, as a transactional producer sends it
+/// with the group's offsets ([`crate::Producer::send_offsets_to_transaction`],
+/// Kafka's `ConsumerGroupMetadata`): the group coordinator refuses the
+/// offsets of a member that left or of an older generation (KIP-447).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerGroupMetadata {
+    /// The group.
+    pub group_id: String,
+    /// The generation of the member's assignment (-1: outside membership).
+    pub generation_id: i32,
+    /// The member id ("" outside membership).
+    pub member_id: String,
+    /// The static member's name.
+    pub group_instance_id: Option<String>,
+}
+
+impl ConsumerGroupMetadata {
+    /// A group's metadata outside its membership (no member or generation
+    /// checks), as Kafka's `new ConsumerGroupMetadata(groupId)`.
+    pub fn new(group_id: &str) -> Self {
+        ConsumerGroupMetadata {
+            group_id: group_id.to_string(),
+            generation_id: -1,
+            member_id: String::new(),
+            group_instance_id: None,
+        }
+    }
+}
+
 /// An assigned partition and where the consumer is in it.
 #[derive(Debug)]
 struct Assigned {
@@ -259,6 +288,18 @@ impl Consumer {
     /// The group generation of the current assignment.
     pub fn generation(&self) -> i32 {
         self.generation
+    }
+
+    /// This member's group, member id, generation and static name, for
+    /// [`crate::Producer::send_offsets_to_transaction`] (Kafka's
+    /// `groupMetadata()`).
+    pub fn group_metadata(&self) -> ConsumerGroupMetadata {
+        ConsumerGroupMetadata {
+            group_id: self.config.group_id.clone(),
+            generation_id: self.generation,
+            member_id: self.member_id.clone(),
+            group_instance_id: self.config.name.clone(),
+        }
     }
 
     /// Next offset this consumer will return for a partition.
