@@ -10,9 +10,10 @@
 #   benches/txn.sh [target/release/pubsub]
 #
 # Brokers, each fresh per round: `pubsub serve` defaults (acks=all answers
-# after an fsync; the coordinator's decision, AddPartitionsToTxn and each
-# marker are fsynced too) and Kafka with its default flush policy (nothing
-# fsynced) as benches/vs-kafka.sh runs it. Environment: MESSAGES per run
+# after an fsync; the coordinator's decision and each marker are fsynced
+# too, AddPartitionsToTxn's record before the transaction's first write)
+# and Kafka with its default flush policy (nothing fsynced) as
+# benches/vs-kafka.sh runs it. Environment: MESSAGES per run
 # (200000), ROUNDS (3; the median is reported), BROKERS ("pubsub kafka").
 # Prints one line per measurement, then a table with each transactional
 # figure as a ratio of the idempotent one of the same broker, and the

@@ -1,8 +1,11 @@
 //! The broker as the transaction coordinator's store: its records go to
 //! the transactional id's `__transaction_state` partition (the topic is
 //! created at first use), its markers to the partitions' logs, fsynced
-//! before either is reported done; producer ids come from the same
-//! counter as idempotent producers'.
+//! before either is reported done (an AddPartitionsToTxn record's fsync
+//! is owed instead, see `TxnStore::persist_txn_owed`); producer ids come
+//! from the same counter as idempotent producers'.
+
+use std::sync::Arc;
 
 use pubsub_records::{ControlRecord, ControlType};
 
@@ -10,8 +13,8 @@ use super::{wall_clock_ms, Inner};
 use crate::error::{BrokerError, Result};
 use crate::group::records::partition_for_group;
 use crate::names::CONSUMER_OFFSETS;
-use crate::partition::{Acks, PendingSync};
-use crate::txn::{records, TxnStore, TRANSACTION_STATE};
+use crate::partition::{Acks, Partition, PendingSync};
+use crate::txn::{records, OwedSync, TxnStore, TRANSACTION_STATE};
 
 /// Threads (beside the caller's) fsyncing one transaction's markers.
 const MARKER_SYNC_THREADS: usize = 8;
@@ -88,13 +91,13 @@ impl Inner {
 
 impl Inner {
     /// Appends a record of `transactional_id` to its `__transaction_state`
-    /// partition, waiting for `acks`.
+    /// partition, waiting for `acks`; returns the partition.
     fn append_txn_record(
         &self,
         transactional_id: &str,
         value: Option<Vec<u8>>,
         acks: Acks,
-    ) -> Result<()> {
+    ) -> Result<Arc<Partition>> {
         if self.topic(TRANSACTION_STATE).is_none() {
             self.create_transaction_state_topic()?;
         }
@@ -106,19 +109,49 @@ impl Inner {
             &partition,
             &[(records::encode_key(transactional_id), value)],
             acks,
-        )
+        )?;
+        Ok(partition)
     }
 }
 
 impl TxnStore for Inner {
     fn persist_txn(&self, transactional_id: &str, value: Option<Vec<u8>>) -> Result<()> {
         self.append_txn_record(transactional_id, value, Acks::All)
+            .map(|_| ())
     }
 
     /// Written, not waited for (see the trait): the fsync a commit or abort
     /// still owed after its markers.
     fn persist_txn_completion(&self, transactional_id: &str, value: Vec<u8>) -> Result<()> {
         self.append_txn_record(transactional_id, Some(value), Acks::Leader)
+            .map(|_| ())
+    }
+
+    /// Written, its fsync started on a short-lived thread so that it runs
+    /// while the producer is answered and sends its records; the handle
+    /// waits for that same fsync (group commit). The handle's offset is
+    /// the log end read after the append: this record's or a later one's,
+    /// so waiting for it waits for at least this record.
+    fn persist_txn_owed(
+        &self,
+        transactional_id: &str,
+        value: Vec<u8>,
+    ) -> Result<Box<dyn OwedSync>> {
+        let partition = self.append_txn_record(transactional_id, Some(value), Acks::Leader)?;
+        let offset = partition.log().log_end_offset().saturating_sub(1);
+        let sync = PendingSync { partition, offset };
+        let background = sync.clone();
+        let spawned = std::thread::Builder::new()
+            .name("txn-state-sync".into())
+            .spawn(move || {
+                // A failure poisons the log; the waiting write reports it.
+                let _ = background.wait();
+            });
+        if let Err(e) = spawned {
+            // No thread: the first write of the transaction fsyncs instead.
+            tracing::debug!(error = %e, "starting the __transaction_state fsync in the background failed");
+        }
+        Ok(Box::new(sync))
     }
 
     fn write_marker(
@@ -184,5 +217,11 @@ impl TxnStore for Inner {
 
     fn new_producer_id(&self) -> Result<i64> {
         self.next_producer_id()
+    }
+}
+
+impl OwedSync for PendingSync {
+    fn wait(&self) -> Result<()> {
+        PendingSync::wait(self)
     }
 }

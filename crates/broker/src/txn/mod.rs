@@ -107,6 +107,35 @@ pub trait TxnStore {
     }
     /// A producer id never handed out before.
     fn new_producer_id(&self) -> Result<i64>;
+    /// Appends `value` for `transactional_id` like [`TxnStore::persist_txn`]
+    /// but returns before its fsync, which the store starts at once in the
+    /// background; the returned [`OwedSync`] waits for it. The default
+    /// store has no background: it persists, and owes nothing.
+    fn persist_txn_owed(
+        &self,
+        transactional_id: &str,
+        value: Vec<u8>,
+    ) -> Result<Box<dyn OwedSync>> {
+        self.persist_txn(transactional_id, Some(value))?;
+        Ok(Box::new(Durable))
+    }
+}
+
+/// The fsync a record appended to `__transaction_state` still owes
+/// ([`TxnStore::persist_txn_owed`]).
+pub trait OwedSync: Send + Sync + std::fmt::Debug {
+    /// Blocks until the record is durable (one fsync serves every waiter).
+    fn wait(&self) -> Result<()>;
+}
+
+/// A record durable already.
+#[derive(Debug)]
+struct Durable;
+
+impl OwedSync for Durable {
+    fn wait(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// One transactional id: `None` until its first InitProducerId is durable.
@@ -135,6 +164,11 @@ pub struct TransactionCoordinator {
     txns: Mutex<BTreeMap<String, Slot>>,
     /// Decided transactions whose markers failed, by transactional id.
     retries: Mutex<HashMap<String, MarkerRetry>>,
+    /// The fsync each id's last AddPartitionsToTxn record still owes
+    /// ([`TransactionCoordinator::add_partitions_owed`]): awaited before the
+    /// transaction's first write (in [`TransactionCoordinator::verified`])
+    /// and covered by the id's next fsynced record.
+    owed: Mutex<HashMap<String, Box<dyn OwedSync>>>,
     config: TxnConfig,
 }
 
@@ -158,6 +192,7 @@ impl TransactionCoordinator {
         TransactionCoordinator {
             txns: Mutex::new(BTreeMap::new()),
             retries: Mutex::new(HashMap::new()),
+            owed: Mutex::new(HashMap::new()),
             config,
         }
     }
@@ -223,8 +258,11 @@ impl TransactionCoordinator {
         }
     }
 
-    /// Persists `next` and adopts it.
+    /// Persists `next` and adopts it. Its fsync covers every earlier
+    /// record of the id (one `__transaction_state` partition, durable as a
+    /// prefix), so nothing is owed for it after.
     fn transit(
+        &self,
         store: &dyn TxnStore,
         id: &str,
         slot: &mut Option<TxnMetadata>,
@@ -232,6 +270,21 @@ impl TransactionCoordinator {
     ) -> Result<()> {
         store.persist_txn(id, Some(records::encode_value(&next)))?;
         *slot = Some(next);
+        self.owed.lock().remove(id);
+        Ok(())
+    }
+
+    /// Waits until the id's last AddPartitionsToTxn record is durable (the
+    /// caller holds the id's lock). A failed fsync stays owed: the log
+    /// refuses writes until reopened, and so does every write waiting here.
+    fn settle_owed(&self, id: &str) -> Result<()> {
+        let Some(owed) = self.owed.lock().remove(id) else {
+            return Ok(());
+        };
+        if let Err(e) = owed.wait() {
+            self.owed.lock().entry(id.to_string()).or_insert(owed);
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -388,7 +441,7 @@ impl TransactionCoordinator {
             match step.map_err(|r| refused(id, r))? {
                 InitStep::Ready(next) => {
                     let answer = (next.producer_id, next.producer_epoch);
-                    Self::transit(store, id, &mut slot, next)?;
+                    self.transit(store, id, &mut slot, next)?;
                     return Ok(answer);
                 }
                 InitStep::FenceFirst(aborting) => {
@@ -398,7 +451,7 @@ impl TransactionCoordinator {
                         epoch = aborting.producer_epoch,
                         "fencing the previous producer: aborting its transaction"
                     );
-                    Self::transit(store, id, &mut slot, aborting)?;
+                    self.transit(store, id, &mut slot, aborting)?;
                     if let Err(e) = self.complete(store, id, &mut slot, now) {
                         debug!(transactional_id = id, error = %e, "aborting the fenced transaction failed; retried at the next tick");
                         return Err(refused(id, TxnRefusal::ConcurrentTransactions));
@@ -429,9 +482,46 @@ impl TransactionCoordinator {
             .add_partitions(producer_id, epoch, partitions, now)
             .map_err(|r| refused(id, r))?;
         match next {
-            Some(next) => Self::transit(store, id, &mut slot, next),
+            Some(next) => self.transit(store, id, &mut slot, next),
             None => Ok(()),
         }
+    }
+
+    /// AddPartitionsToTxn of a wire client: as [`Self::add_partitions`],
+    /// but answered once the record is appended, its fsync running in the
+    /// background meanwhile. The partitions join at once; what makes them
+    /// durable first is [`Self::verified`], which waits for that fsync
+    /// before the transaction's first write to any partition: a partition's
+    /// transactional records are never on disk while the coordinator's
+    /// record naming the partition may not be, so a crash cannot leave a
+    /// transaction in a log that the reloaded coordinator does not know
+    /// (and would never end). Lost in a crash before that write, the join
+    /// is refused to the producer's next write (INVALID_TXN_STATE), which
+    /// aborts. Callers whose writes do not pass through
+    /// [`Self::verified`] use [`Self::add_partitions`].
+    pub fn add_partitions_owed(
+        &self,
+        store: &dyn TxnStore,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: &[(String, i32)],
+        now: i64,
+    ) -> Result<()> {
+        if id.is_empty() {
+            return Err(refused(id, TxnRefusal::InvalidRequest));
+        }
+        let slot = self.known(id)?;
+        let mut slot = slot.lock();
+        let next = metadata(id, &slot)?
+            .add_partitions(producer_id, epoch, partitions, now)
+            .map_err(|r| refused(id, r))?;
+        let Some(next) = next else { return Ok(()) };
+        let owed = store.persist_txn_owed(id, records::encode_value(&next))?;
+        *slot = Some(next);
+        // A later record's fsync covers an earlier one: the newest is kept.
+        self.owed.lock().insert(id.to_string(), owed);
+        Ok(())
     }
 
     /// AddPartitionsToTxn with `verify_only`: for each partition, whether
@@ -485,7 +575,10 @@ impl TransactionCoordinator {
         let (topic, index) = partition;
         let inside = m.partitions.iter().any(|(t, p)| t == topic && *p == index);
         match m.state {
-            TxnState::Ongoing if inside => append(),
+            TxnState::Ongoing if inside => {
+                self.settle_owed(id)?;
+                append()
+            }
             s if s.is_prepared() => Err(refused(id, TxnRefusal::ConcurrentTransactions)),
             _ => Err(refused(id, TxnRefusal::InvalidTxnState)),
         }
@@ -514,7 +607,7 @@ impl TransactionCoordinator {
         else {
             return Ok(());
         };
-        Self::transit(store, id, &mut slot, prepared)?;
+        self.transit(store, id, &mut slot, prepared)?;
         if let Err(e) = self.complete(store, id, &mut slot, now) {
             debug!(transactional_id = id, error = %e, "writing transaction markers failed; retried at the next tick");
         }
@@ -552,6 +645,7 @@ impl TransactionCoordinator {
                 dead.state = TxnState::Dead;
                 *slot = Some(dead);
                 self.txns.lock().remove(&id);
+                self.owed.lock().remove(&id);
                 continue;
             }
             if m.timed_out(now) {
@@ -562,7 +656,7 @@ impl TransactionCoordinator {
                     timeout_ms = m.timeout_ms,
                     "aborting a transaction past its timeout"
                 );
-                if let Err(e) = Self::transit(store, &id, &mut slot, aborting) {
+                if let Err(e) = self.transit(store, &id, &mut slot, aborting) {
                     warn!(transactional_id = %id, error = %e, "aborting a timed-out transaction failed");
                     continue;
                 }

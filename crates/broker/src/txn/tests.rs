@@ -3,6 +3,7 @@
 //! same transactions.
 
 use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use proptest::prelude::*;
 
@@ -25,6 +26,36 @@ struct MemStore {
     fail_topic: RefCell<Option<String>>,
     /// Marker writes asked for, failed ones included.
     attempts: Cell<usize>,
+    /// How many records of `log` are durable: a crash keeps these only.
+    durable: Arc<AtomicUsize>,
+    /// The fsync a record written by `persist_txn_owed` owes fails.
+    fail_owed: Cell<bool>,
+}
+
+/// The fsync of the first `upto` records of a [`MemStore`]'s log.
+#[derive(Debug)]
+struct MemSync {
+    durable: Arc<AtomicUsize>,
+    upto: usize,
+    fails: bool,
+}
+
+impl OwedSync for MemSync {
+    fn wait(&self) -> Result<()> {
+        if self.fails {
+            return Err(BrokerError::Timeout("fsync failed"));
+        }
+        self.durable.fetch_max(self.upto, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+impl MemStore {
+    /// What a crash leaves of the log: its durable records.
+    fn after_crash(&self) -> Vec<Record> {
+        let durable = self.durable.load(Ordering::SeqCst);
+        self.log.borrow()[..durable].to_vec()
+    }
 }
 
 impl TxnStore for MemStore {
@@ -33,7 +64,22 @@ impl TxnStore for MemStore {
             return Err(BrokerError::Timeout("log down"));
         }
         self.log.borrow_mut().push((records::encode_key(id), value));
+        self.durable
+            .store(self.log.borrow().len(), Ordering::SeqCst);
         Ok(())
+    }
+    fn persist_txn_owed(&self, id: &str, value: Vec<u8>) -> Result<Box<dyn OwedSync>> {
+        if self.fail_log.get() {
+            return Err(BrokerError::Timeout("log down"));
+        }
+        self.log
+            .borrow_mut()
+            .push((records::encode_key(id), Some(value)));
+        Ok(Box::new(MemSync {
+            durable: Arc::clone(&self.durable),
+            upto: self.log.borrow().len(),
+            fails: self.fail_owed.get(),
+        }))
     }
     fn write_marker(&self, t: &str, p: i32, id: i64, e: i16, commit: bool) -> Result<()> {
         if t == "gone" {
@@ -536,4 +582,76 @@ fn idle_transactional_ids_expire_with_a_tombstone() {
         .expect("a valid test value");
     assert_ne!(again, idle);
     assert_eq!(epoch, 0);
+}
+
+/// AddPartitionsToTxn answered before its record is durable: the
+/// transaction's first write waits for that record, so whenever a write
+/// ran, a crash keeps a coordinator that knows the partition is in the
+/// transaction (and will end it there).
+#[test]
+fn a_transactions_first_write_waits_until_its_partitions_are_durable() {
+    let (c, s) = (coordinator(), MemStore::default());
+    let (pid, e) = c
+        .init_producer_id(&s, "tx", 60_000, None, 1)
+        .expect("a valid test value");
+    c.add_partitions_owed(&s, "tx", pid, e, &parts(&[("a", 0)]), 2)
+        .expect("a valid test value");
+    // Answered, not yet durable: a crash now forgets the join, and the
+    // producer's write is refused by the reloaded coordinator.
+    let crashed = coordinator();
+    crashed.load(s.after_crash());
+    assert_eq!(
+        refusal(crashed.verified("tx", pid, e, ("a", 0), || Ok(()))),
+        TxnRefusal::InvalidTxnState
+    );
+    // The write runs only once the join is durable.
+    let known_when_written = c
+        .verified("tx", pid, e, ("a", 0), || {
+            let reloaded = coordinator();
+            reloaded.load(s.after_crash());
+            Ok(reloaded.describe("tx").is_some_and(|m| {
+                m.state == TxnState::Ongoing && m.partitions.contains(&("a".to_string(), 0))
+            }))
+        })
+        .expect("a valid test value");
+    assert!(
+        known_when_written,
+        "a write ran before its partition's join was durable"
+    );
+    // A second join is owed again; its fsync failing refuses the write,
+    // which is never run, and keeps refusing it.
+    s.fail_owed.set(true);
+    c.add_partitions_owed(&s, "tx", pid, e, &parts(&[("b", 0)]), 3)
+        .expect("a valid test value");
+    let mut ran = false;
+    for _ in 0..2 {
+        assert!(c
+            .verified("tx", pid, e, ("b", 0), || {
+                ran = true;
+                Ok(())
+            })
+            .is_err());
+    }
+    assert!(
+        !ran,
+        "a write ran although its partition's join is not durable"
+    );
+    // The decision's fsync covers the owed record: the transaction ends
+    // in both partitions, and a reload after a crash agrees.
+    c.end_txn(&s, "tx", pid, e, false, 4)
+        .expect("a valid test value");
+    assert_eq!(
+        *s.markers.borrow(),
+        [
+            ("a".to_string(), 0, pid, e, false),
+            ("b".to_string(), 0, pid, e, false)
+        ]
+    );
+    let crashed = coordinator();
+    crashed.load(s.after_crash());
+    assert_eq!(
+        crashed.describe("tx").map(|m| m.state),
+        Some(TxnState::CompleteAbort)
+    );
+    assert!(c.verified("tx", pid, e, ("b", 0), || Ok(())).is_err());
 }

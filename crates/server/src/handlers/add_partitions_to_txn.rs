@@ -158,8 +158,10 @@ fn coordinator(ctx: &Ctx, txn: &Txn<'_>, partitions: &[(String, i32)], version: 
             Err(e) => vec![txn_error_code(&e, fenced_known); partitions.len()],
         };
     }
+    // Answered once appended: Produce waits for the fsync before the
+    // transaction's first write (see `add_partitions_owed`).
     let code = match blocking(|| {
-        broker.transactions().add_partitions(
+        broker.transactions().add_partitions_owed(
             broker.txn_store(),
             txn.id,
             txn.producer_id,

@@ -191,16 +191,23 @@ fn txn_batch(frame: &Bytes, records: &Records) -> Option<TxnBatch> {
         })
 }
 
-/// Where each partition's records lie in `frame`; the decoded request
-/// (whose byte slices hold the frame) is consumed.
-fn locate(frame: &Bytes, req: ProduceRequest) -> Vec<Topic> {
+/// The request's transactional id, and where each partition's records lie
+/// in `frame`; the decoded request (whose byte slices hold the frame) is
+/// consumed, and nothing returned holds a part of the frame, so that the
+/// records can be written in place.
+fn locate(frame: &Bytes, req: ProduceRequest) -> (Option<String>, Vec<Topic>) {
     let start = frame.as_ptr() as usize;
     let range = |b: &Bytes| {
         let from = (b.as_ptr() as usize).checked_sub(start)?;
         let to = from.checked_add(b.len())?;
         (to <= frame.len()).then_some(from..to)
     };
-    req.topic_data
+    // A copy of its own, as the topic names below: a clone of the request's
+    // string would share the frame's buffer, and every transactional
+    // request's records were copied once more.
+    let transactional_id = req.transactional_id.as_deref().map(|s| (**s).to_string());
+    let topics = req
+        .topic_data
         .into_iter()
         .map(|topic| Topic {
             // A copy of its own: the name in the request is part of the frame.
@@ -221,7 +228,8 @@ fn locate(frame: &Bytes, req: ProduceRequest) -> Vec<Topic> {
                 })
                 .collect(),
         })
-        .collect()
+        .collect();
+    (transactional_id, topics)
 }
 
 /// Appends every partition's batches, in request order; acks=all appends
@@ -235,8 +243,7 @@ fn append(
 ) -> (ProduceResponse, Vec<(usize, usize, PendingSync)>) {
     let acks = Acks::from_kafka(req.acks);
     let access = Access::of(ctx);
-    let transactional_id = req.transactional_id.clone();
-    let topics = locate(&frame, req);
+    let (transactional_id, topics) = locate(&frame, req);
     // Transactional batches need Write on their transactional id (none
     // named: refused too, as Kafka does); refused, every partition fails.
     let txn_refused = topics
@@ -297,7 +304,7 @@ fn append(
                             .produce(name, index, bytes, acks)
                             .map(|r| (r, None)),
                     };
-                    let appended = match (txn, transactional_id.as_deref().map(|s| &**s)) {
+                    let appended = match (txn, transactional_id.as_deref()) {
                         (Some((pid, epoch)), Some(id)) => {
                             ctx.broker
                                 .transactions()
@@ -417,5 +424,43 @@ mod tests {
         assert!(CAUTIOUS_UNTIL.load(Ordering::Relaxed) >= micros(before + CAUTIOUS_FOR));
         // Other flush policies run the closure too (under `blocking`).
         assert_eq!(on_worker_or_blocking(false, || 8), 8);
+    }
+
+    /// A transactional request's records are written where they arrived:
+    /// once located, nothing (its transactional id included) holds a part
+    /// of the frame, so the frame's buffer is the handler's alone.
+    #[test]
+    fn a_transactional_requests_frame_is_writable_once_located() {
+        use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+        use kafka_protocol::messages::TransactionalId;
+        use kafka_protocol::protocol::{Decodable, Encodable};
+
+        let version = 9;
+        let records = Bytes::from(vec![7u8; 300]);
+        let req = ProduceRequest::default()
+            .with_transactional_id(Some(TransactionalId(sb("tx-writes-in-place"))))
+            .with_acks(-1)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(sb("t")))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(records))])]);
+        let mut buf = BytesMut::new();
+        req.encode(&mut buf, version).expect("a valid test value");
+        let frame = buf.freeze();
+        let mut body = frame.clone();
+        let decoded = ProduceRequest::decode(&mut body, version).expect("a valid test value");
+        drop(body);
+        let (id, topics) = locate(&frame, decoded);
+        assert_eq!(id.as_deref(), Some("tx-writes-in-place"));
+        let located = topics[0].partitions[0].1.as_ref().map(|(r, _)| match r {
+            Records::InFrame(r) => frame[r.clone()].to_vec(),
+            Records::Apart(_) => Vec::new(),
+        });
+        assert_eq!(located, Some(vec![7u8; 300]));
+        assert!(
+            frame.try_into_mut().is_ok(),
+            "a part of the frame is still held: the records would be copied"
+        );
     }
 }
