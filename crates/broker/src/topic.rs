@@ -41,6 +41,9 @@ pub(crate) struct PartitionEntry {
     /// The leader epoch the partition gets when opened in this broker
     /// generation (from `closed`).
     closed_epoch: i32,
+    /// An unrecovered partition's epoch as its files tell it before
+    /// recovery (see [`PartitionEntry::set_epoch_before_recovery`]).
+    epoch_before_recovery: OnceLock<i32>,
     opened: OnceLock<Arc<Partition>>,
     /// Held while opening (so it happens once); holds the settings to open
     /// with, which topic changes update.
@@ -55,6 +58,7 @@ impl PartitionEntry {
             unrecovered: false,
             closed: None,
             closed_epoch: p.leader_epoch(),
+            epoch_before_recovery: OnceLock::new(),
             opened: OnceLock::new(),
             opening: Mutex::new(config),
         };
@@ -74,6 +78,7 @@ impl PartitionEntry {
             unrecovered: false,
             closed: Some(closed),
             closed_epoch: closed.leader_epoch_at(generation),
+            epoch_before_recovery: OnceLock::new(),
             opened: OnceLock::new(),
             opening: Mutex::new(config),
         })
@@ -87,6 +92,7 @@ impl PartitionEntry {
             unrecovered: true,
             closed: None,
             closed_epoch: 0,
+            epoch_before_recovery: OnceLock::new(),
             opened: OnceLock::new(),
             opening: Mutex::new(config),
         })
@@ -116,11 +122,27 @@ impl PartitionEntry {
         }
     }
 
-    /// The current leader epoch, opened or not.
+    /// The current leader epoch, opened or not (an unrecovered partition:
+    /// the epoch told before its recovery, if one was, else 0).
     pub fn leader_epoch(&self) -> i32 {
-        self.opened
-            .get()
-            .map_or(self.closed_epoch, |p| p.leader_epoch())
+        match (self.opened.get(), self.epoch_before_recovery.get()) {
+            (Some(p), _) => p.leader_epoch(),
+            (None, Some(&e)) if self.unrecovered => e,
+            (None, _) => self.closed_epoch,
+        }
+    }
+
+    /// The epoch its open will give an unrecovered partition, as read from
+    /// its files before recovery (`crate::partition::epoch_without_recovery`),
+    /// if it was read; what Metadata answered for it until it opens.
+    pub fn epoch_before_recovery(&self) -> Option<i32> {
+        self.epoch_before_recovery.get().copied()
+    }
+
+    /// Records the epoch an unrecovered partition's files tell before its
+    /// recovery (the first reading stays).
+    pub fn set_epoch_before_recovery(&self, epoch: i32) {
+        let _ = self.epoch_before_recovery.set(epoch);
     }
 
     /// Offsets, size and segments, opened or not.
