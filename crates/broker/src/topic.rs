@@ -44,6 +44,8 @@ pub(crate) struct PartitionEntry {
     /// An unrecovered partition's epoch as its files tell it before
     /// recovery (see [`PartitionEntry::set_epoch_before_recovery`]).
     epoch_before_recovery: OnceLock<i32>,
+    /// Created closed by CreateTopics in this run (no log files yet).
+    created_closed: bool,
     opened: OnceLock<Arc<Partition>>,
     /// Held while opening (so it happens once); holds the settings to open
     /// with, which topic changes update.
@@ -59,11 +61,41 @@ impl PartitionEntry {
             closed: None,
             closed_epoch: p.leader_epoch(),
             epoch_before_recovery: OnceLock::new(),
+            created_closed: false,
             opened: OnceLock::new(),
             opening: Mutex::new(config),
         };
         let _ = entry.opened.set(p);
         Arc::new(entry)
+    }
+
+    /// An entry for a partition CreateTopics just created closed: its
+    /// directory holds only its partition file (made durable by the
+    /// request), and its first open creates the log ([`PartitionEntry::is_created_closed`]).
+    pub fn created_closed(
+        index: i32,
+        generation: u64,
+        config: Arc<TopicConfig>,
+    ) -> Arc<PartitionEntry> {
+        let empty = ClosedPartition(0, 0, 0, 1, 0, generation, Some(-1), Some(0));
+        Arc::new(PartitionEntry {
+            index,
+            unrecovered: false,
+            closed: Some(empty),
+            closed_epoch: empty.leader_epoch_at(generation),
+            epoch_before_recovery: OnceLock::new(),
+            created_closed: true,
+            opened: OnceLock::new(),
+            opening: Mutex::new(config),
+        })
+    }
+
+    /// True for a partition CreateTopics created closed in this run and
+    /// not opened since: its first open writes nothing an answer relies on
+    /// but the new log's files, whose directory the log's first flush
+    /// syncs anyway, so it may defer its fsyncs.
+    pub fn is_created_closed(&self) -> bool {
+        self.created_closed && self.opened.get().is_none()
     }
 
     /// An entry for a partition left closed until first used.
@@ -79,6 +111,7 @@ impl PartitionEntry {
             closed: Some(closed),
             closed_epoch: closed.leader_epoch_at(generation),
             epoch_before_recovery: OnceLock::new(),
+            created_closed: false,
             opened: OnceLock::new(),
             opening: Mutex::new(config),
         })
@@ -93,6 +126,7 @@ impl PartitionEntry {
             closed: None,
             closed_epoch: 0,
             epoch_before_recovery: OnceLock::new(),
+            created_closed: false,
             opened: OnceLock::new(),
             opening: Mutex::new(config),
         })

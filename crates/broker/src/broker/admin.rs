@@ -12,7 +12,6 @@ use uuid::Uuid;
 
 use super::open::remove_partition_dir;
 use super::{Broker, Inner};
-use crate::closed_partitions::ClosedPartition;
 use crate::config::TopicConfig;
 use crate::error::{BrokerError, Result};
 use crate::metadata::{
@@ -219,10 +218,8 @@ impl Inner {
                 generation: self.generation,
             };
             metadata::write(&dir.join(PARTITION_FILE), KIND_PARTITION, &pmeta)?;
-            let empty = ClosedPartition(0, 0, 0, 1, 0, self.generation, Some(-1), Some(0));
-            partitions.push(PartitionEntry::closed(
+            partitions.push(PartitionEntry::created_closed(
                 i,
-                empty,
                 self.generation,
                 Arc::clone(&config),
             ));

@@ -504,7 +504,15 @@ impl Inner {
                 true => entry.epoch_before_recovery(),
                 false => Some(entry.leader_epoch()),
             };
-            let p = self.open_partition(&topic.meta, config, entry.index())?;
+            let p = {
+                // Only the new log's files are written: its first flush
+                // syncs their directory (and the partition file is durable
+                // since CreateTopics), so no fsync is owed here.
+                let _deferred = entry
+                    .is_created_closed()
+                    .then(pubsub_storage::fs::defer_syncs);
+                self.open_partition(&topic.meta, config, entry.index())?
+            };
             warn_if_epoch_moved(&topic.meta.name, entry.index(), expected, p.leader_epoch());
             entry.set_opened(Arc::clone(&p));
             Ok(p)
