@@ -6,7 +6,8 @@
 # Arguments go to `pubsub bench partitions`, e.g.
 #   benches/partitions.sh                       # 5,000 topics x 20 partitions
 #   benches/partitions.sh --topics 100          # 2,000 partitions
-# Prints a markdown table on stdout; progress goes to stderr.
+# Prints a markdown table on stdout; progress goes to stderr. Builds into
+# $CARGO_TARGET_DIR when set (else target/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q -p pubsub-cli
@@ -15,4 +16,4 @@ if [ "$hard" != unlimited ] && [ "$hard" -lt 65536 ]; then
     ulimit -Hn 65536 2>/dev/null || echo "note: hard open-files limit stays at $hard (cannot raise it here)" >&2
 fi
 ulimit -Sn 1024
-exec target/release/pubsub bench partitions "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/pubsub" bench partitions "$@"

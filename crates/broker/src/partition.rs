@@ -857,6 +857,49 @@ fn load_producers(
     Ok((states, snapshot_at))
 }
 
+/// The leader epoch [`Partition::open`] gives the partition in `dir` (of
+/// topic id `topic_id`) at broker generation `generation`, told without
+/// opening its log, so without recovering it after a kill: `None` when its
+/// files do not settle it (then only the open can tell).
+///
+/// The open derives the epoch from the partition file (`leader_epoch + 2 *
+/// opens since its generation`) whenever that file has a generation in
+/// `1..generation` and the epoch cache holds no epoch at or above the
+/// derived one. A kill cannot make either stale here: the partition file
+/// is replaced atomically and made durable before any batch carries an
+/// epoch it derives, and every epoch in the cache or in a batch header is
+/// one the broker gave the partition in an earlier generation, which the
+/// derivation exceeds by 2 per open since. Recovery only truncates the
+/// cache (epochs starting past the recovered end), so its latest epoch can
+/// only fall. The cache is still read, and an epoch at or above the
+/// derived one (a file this rule did not write) leaves the answer to the
+/// open; so does a missing or unreadable partition file, another topic id,
+/// or a generation outside the range (a file from before generations, or
+/// one rewritten in this generation). docs/FORMAT.md 9.3 and 9.5.
+pub(crate) fn epoch_without_recovery(
+    dir: &std::path::Path,
+    topic_id: uuid::Uuid,
+    generation: u64,
+) -> Option<i32> {
+    let meta =
+        metadata::read::<PartitionMeta>(&dir.join(PARTITION_FILE), KIND_PARTITION).ok()??;
+    if meta.topic_id != topic_id || meta.generation == 0 || meta.generation >= generation {
+        return None;
+    }
+    let derived = epoch_after_opens(meta.leader_epoch, generation - meta.generation);
+    let cached = match metadata::read::<Vec<EpochEntry>>(
+        &dir.join(LEADER_EPOCHS_FILE),
+        KIND_LEADER_EPOCHS,
+    ) {
+        // Absent: no batch was written since the partition was created, or
+        // the cache is rebuilt from batch headers (earlier epochs only).
+        Ok(None) => None,
+        Ok(Some(entries)) => LeaderEpochs::from_entries(entries)?.latest(),
+        Err(_) => return None,
+    };
+    cached.is_none_or(|l| l < derived).then_some(derived)
+}
+
 /// The epoch cache from its file, or rebuilt from the log's batch headers
 /// when the file is missing or cannot be trusted (it is derived data).
 fn load_epochs(dir: &std::path::Path, log: &Log) -> pubsub_storage::Result<LeaderEpochs> {

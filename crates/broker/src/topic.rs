@@ -41,6 +41,11 @@ pub(crate) struct PartitionEntry {
     /// The leader epoch the partition gets when opened in this broker
     /// generation (from `closed`).
     closed_epoch: i32,
+    /// An unrecovered partition's epoch as its files tell it before
+    /// recovery (see [`PartitionEntry::set_epoch_before_recovery`]).
+    epoch_before_recovery: OnceLock<i32>,
+    /// Created closed by CreateTopics in this run (no log files yet).
+    created_closed: bool,
     opened: OnceLock<Arc<Partition>>,
     /// Held while opening (so it happens once); holds the settings to open
     /// with, which topic changes update.
@@ -55,11 +60,42 @@ impl PartitionEntry {
             unrecovered: false,
             closed: None,
             closed_epoch: p.leader_epoch(),
+            epoch_before_recovery: OnceLock::new(),
+            created_closed: false,
             opened: OnceLock::new(),
             opening: Mutex::new(config),
         };
         let _ = entry.opened.set(p);
         Arc::new(entry)
+    }
+
+    /// An entry for a partition CreateTopics just created closed: its
+    /// directory holds only its partition file (made durable by the
+    /// request), and its first open creates the log ([`PartitionEntry::is_created_closed`]).
+    pub fn created_closed(
+        index: i32,
+        generation: u64,
+        config: Arc<TopicConfig>,
+    ) -> Arc<PartitionEntry> {
+        let empty = ClosedPartition(0, 0, 0, 1, 0, generation, Some(-1), Some(0));
+        Arc::new(PartitionEntry {
+            index,
+            unrecovered: false,
+            closed: Some(empty),
+            closed_epoch: empty.leader_epoch_at(generation),
+            epoch_before_recovery: OnceLock::new(),
+            created_closed: true,
+            opened: OnceLock::new(),
+            opening: Mutex::new(config),
+        })
+    }
+
+    /// True for a partition CreateTopics created closed in this run and
+    /// not opened since: its first open writes nothing an answer relies on
+    /// but the new log's files, whose directory the log's first flush
+    /// syncs anyway, so it may defer its fsyncs.
+    pub fn is_created_closed(&self) -> bool {
+        self.created_closed && self.opened.get().is_none()
     }
 
     /// An entry for a partition left closed until first used.
@@ -74,6 +110,8 @@ impl PartitionEntry {
             unrecovered: false,
             closed: Some(closed),
             closed_epoch: closed.leader_epoch_at(generation),
+            epoch_before_recovery: OnceLock::new(),
+            created_closed: false,
             opened: OnceLock::new(),
             opening: Mutex::new(config),
         })
@@ -87,6 +125,8 @@ impl PartitionEntry {
             unrecovered: true,
             closed: None,
             closed_epoch: 0,
+            epoch_before_recovery: OnceLock::new(),
+            created_closed: false,
             opened: OnceLock::new(),
             opening: Mutex::new(config),
         })
@@ -116,11 +156,27 @@ impl PartitionEntry {
         }
     }
 
-    /// The current leader epoch, opened or not.
+    /// The current leader epoch, opened or not (an unrecovered partition:
+    /// the epoch told before its recovery, if one was, else 0).
     pub fn leader_epoch(&self) -> i32 {
-        self.opened
-            .get()
-            .map_or(self.closed_epoch, |p| p.leader_epoch())
+        match (self.opened.get(), self.epoch_before_recovery.get()) {
+            (Some(p), _) => p.leader_epoch(),
+            (None, Some(&e)) if self.unrecovered => e,
+            (None, _) => self.closed_epoch,
+        }
+    }
+
+    /// The epoch its open will give an unrecovered partition, as read from
+    /// its files before recovery (`crate::partition::epoch_without_recovery`),
+    /// if it was read; what Metadata answered for it until it opens.
+    pub fn epoch_before_recovery(&self) -> Option<i32> {
+        self.epoch_before_recovery.get().copied()
+    }
+
+    /// Records the epoch an unrecovered partition's files tell before its
+    /// recovery (the first reading stays).
+    pub fn set_epoch_before_recovery(&self, epoch: i32) {
+        let _ = self.epoch_before_recovery.set(epoch);
     }
 
     /// Offsets, size and segments, opened or not.

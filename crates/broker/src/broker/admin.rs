@@ -14,10 +14,14 @@ use super::open::remove_partition_dir;
 use super::{Broker, Inner};
 use crate::config::TopicConfig;
 use crate::error::{BrokerError, Result};
-use crate::metadata::{self, partition_dir, topic_file, TopicMeta, KIND_TOPIC, TOPICS_DIR};
+use crate::metadata::{
+    self, partition_dir, topic_file, PartitionMeta, TopicMeta, KIND_PARTITION, KIND_TOPIC,
+    PARTITION_FILE, TOPICS_DIR,
+};
 use crate::names::validate_topic_name;
 use crate::partition::Partition;
-use crate::topic::{Topic, TopicDescription};
+use crate::topic::{PartitionEntry, Topic, TopicDescription};
+use pubsub_storage::fs::{FileSystem, RealFs};
 
 /// Most partitions one topic may have.
 pub const MAX_PARTITIONS: u32 = 10_000;
@@ -125,7 +129,10 @@ impl Inner {
                 }));
             }
             let names: Vec<String> = to_open.iter().map(|(m, _)| m.name.clone()).collect();
-            let mut opened = self.open_topics(to_open, None).into_iter().zip(names);
+            let mut opened = to_open
+                .into_iter()
+                .map(|(meta, config)| self.create_closed_topic(meta, config))
+                .zip(names);
             written
                 .into_iter()
                 .map(|w| {
@@ -174,6 +181,54 @@ impl Inner {
             info!(topic = %t.meta.name, partitions = t.meta.partitions, "created topic");
         }
         opened
+    }
+
+    /// The partitions of a new topic (its file written), created closed:
+    /// each gets its directory and its partition file (epoch 0 at this
+    /// generation: what its epoch derives from, docs/FORMAT.md 9.3) and
+    /// stays closed, known empty, until its first use opens it and creates
+    /// its log (as a partition left closed by a clean close does). So
+    /// CreateTopics costs a directory and a small file per partition, not
+    /// a log's files, maps and checkpoints. A directory already there (a
+    /// deleted topic's leftover) is opened instead, which sets it aside.
+    /// A failed partition fails the topic (its other directories name a
+    /// topic id no topic has: removed at the next open).
+    fn create_closed_topic(&self, meta: TopicMeta, config: TopicConfig) -> Result<Arc<Topic>> {
+        let config = Arc::new(config);
+        let mut partitions = Vec::with_capacity(meta.partitions as usize);
+        for i in 0..meta.partitions as i32 {
+            let dir = partition_dir(&self.dir, &meta.name, i);
+            match std::fs::create_dir(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let p = self.open_partition(&meta, &config, i)?;
+                    partitions.push(PartitionEntry::open(p, Arc::clone(&config)));
+                    continue;
+                }
+                Err(e) => return Err(BrokerError::io("create directory", &dir, e)),
+            }
+            RealFs
+                .sync_dir(&self.dir)
+                .map_err(|e| BrokerError::io("fsync directory", &self.dir, e))?;
+            let pmeta = PartitionMeta {
+                topic: meta.name.clone(),
+                topic_id: meta.id,
+                partition: i,
+                leader_epoch: 0,
+                generation: self.generation,
+            };
+            metadata::write(&dir.join(PARTITION_FILE), KIND_PARTITION, &pmeta)?;
+            partitions.push(PartitionEntry::created_closed(
+                i,
+                self.generation,
+                Arc::clone(&config),
+            ));
+        }
+        Ok(Arc::new(Topic {
+            meta,
+            config,
+            partitions,
+        }))
     }
 
     /// Checks that a topic could be created as asked; returns its partition

@@ -498,20 +498,22 @@ impl Inner {
             if self.closed.load(Ordering::Acquire) {
                 return Err(BrokerError::Closed);
             }
-            // An unrecovered partition's epoch was never announced.
-            let expected = (!entry.needs_recovery()).then(|| entry.leader_epoch());
-            let p = self.open_partition(&topic.meta, config, entry.index())?;
-            if let Some(expected) = expected.filter(|&e| e != p.leader_epoch()) {
-                // Metadata answered the derived epoch until now; clients
-                // that cached it are fenced once and refresh.
-                warn!(
-                    topic = %topic.meta.name,
-                    partition = entry.index(),
-                    expected,
-                    epoch = p.leader_epoch(),
-                    "partition opened at another leader epoch than its closed state said"
-                );
-            }
+            // An unrecovered partition's epoch was announced only if its
+            // files told it before recovery.
+            let expected = match entry.needs_recovery() {
+                true => entry.epoch_before_recovery(),
+                false => Some(entry.leader_epoch()),
+            };
+            let p = {
+                // Only the new log's files are written: its first flush
+                // syncs their directory (and the partition file is durable
+                // since CreateTopics), so no fsync is owed here.
+                let _deferred = entry
+                    .is_created_closed()
+                    .then(pubsub_storage::fs::defer_syncs);
+                self.open_partition(&topic.meta, config, entry.index())?
+            };
+            warn_if_epoch_moved(&topic.meta.name, entry.index(), expected, p.leader_epoch());
             entry.set_opened(Arc::clone(&p));
             Ok(p)
         })
@@ -526,15 +528,21 @@ impl Inner {
         partitions: &[Arc<Partition>],
     ) -> Result<()> {
         self.sync_filesystem()?;
-        {
-            let _deferred = pubsub_storage::fs::defer_syncs();
-            for p in partitions {
-                p.log()
-                    .record_recovery_point()
-                    .map_err(|e| BrokerError::storage(p.topic(), p.index(), e))?;
-            }
-        }
+        self.write_recovery_points(partitions)?;
         self.sync_filesystem()
+    }
+
+    /// Writes the recovery points of `partitions` their open left
+    /// unwritten, under deferred syncs (the caller syncs the filesystem
+    /// after, and did before).
+    pub(super) fn write_recovery_points(&self, partitions: &[Arc<Partition>]) -> Result<()> {
+        let _deferred = pubsub_storage::fs::defer_syncs();
+        for p in partitions {
+            p.log()
+                .record_recovery_point()
+                .map_err(|e| BrokerError::storage(p.topic(), p.index(), e))?;
+        }
+        Ok(())
     }
 
     /// One `syncfs` of the data directory's filesystem.
@@ -623,6 +631,22 @@ impl LazyOpen {
         }
         let marker = partition_dir(data, &meta.name, index).join(pubsub_storage::CLEAN_SHUTDOWN);
         marker.exists().then_some(closed)
+    }
+}
+
+/// Warns when a partition opened at another leader epoch than the one
+/// answered for it before (`expected`: from its closed state, or read
+/// before its recovery); clients that cached that epoch are fenced once and
+/// refresh.
+pub(super) fn warn_if_epoch_moved(topic: &str, partition: i32, expected: Option<i32>, epoch: i32) {
+    if let Some(expected) = expected.filter(|&e| e != epoch) {
+        warn!(
+            topic,
+            partition,
+            expected,
+            epoch,
+            "partition opened at another leader epoch than the one answered before"
+        );
     }
 }
 

@@ -14,6 +14,8 @@ use tracing::{info, warn};
 
 use super::{Broker, Inner};
 use crate::error::{BrokerError, Result};
+use crate::metadata::partition_dir;
+use crate::partition::epoch_without_recovery;
 use crate::topic::{PartitionEntry, Topic};
 
 /// Partitions one thread of the pass recovers between two filesystem
@@ -47,6 +49,30 @@ impl Inner {
         Ok(())
     }
 
+    /// The leader epoch to answer for `entry` (Metadata): an unrecovered
+    /// partition's is read from its files, without recovering it, when
+    /// they settle it ([`crate::partition::epoch_without_recovery`]: the
+    /// epoch its recovery will give it); otherwise it is recovered first.
+    pub(super) fn answered_epoch(&self, topic: &Topic, entry: &PartitionEntry) -> Result<i32> {
+        if entry.needs_recovery() && entry.epoch_before_recovery().is_none() {
+            let dir = partition_dir(&self.dir, &topic.meta.name, entry.index());
+            match epoch_without_recovery(&dir, topic.meta.id, self.generation) {
+                Some(epoch) => entry.set_epoch_before_recovery(epoch),
+                None => self.settle(topic, entry)?,
+            }
+        }
+        Ok(entry.leader_epoch())
+    }
+
+    /// Whether `topic` is still the broker's topic of its name (not deleted,
+    /// nor re-created since).
+    fn is_current(&self, topic: &Arc<Topic>) -> bool {
+        self.topics
+            .read()
+            .get(&topic.meta.name)
+            .is_some_and(|t| Arc::ptr_eq(t, topic))
+    }
+
     /// Recovers every partition still unrecovered, now (rounds of
     /// [`Inner::recover_round`]); returns how many it recovered.
     pub(super) fn recover_all_pending(&self) -> usize {
@@ -70,10 +96,8 @@ impl Inner {
     }
 
     /// Recovers `round` on up to [`super::open::open_threads`] threads,
-    /// [`CHUNK`] partitions each, holding the admin lock (no topic is
-    /// deleted or re-created meanwhile); returns how many it recovered.
+    /// [`CHUNK`] partitions each; returns how many it recovered.
     fn recover_round(&self, round: &[Pending]) -> usize {
-        let _admin = self.admin.lock();
         let threads = super::open::open_threads(round.len()).max(1);
         let per_thread = round.len().div_ceil(threads).clamp(1, CHUNK);
         let recovered = std::sync::atomic::AtomicUsize::new(0);
@@ -95,6 +119,13 @@ impl Inner {
     /// points are written (and synced), and only then are they served. A
     /// partition that fails to open, or a chunk whose sync fails, stays
     /// unrecovered (its first use tries again and answers the error).
+    ///
+    /// The admin lock is held for one partition's open at a time (no topic
+    /// is deleted or re-created while it opens: an open under a deleted
+    /// topic would set aside the directory of the topic re-created in its
+    /// place), then for the chunk's recovery-point writes (not their
+    /// sync), which skip the topics deleted meanwhile; so CreateTopics and
+    /// DeleteTopics wait for one partition's recovery at most, not a round.
     fn recover_chunk(&self, chunk: &[Pending]) -> usize {
         let mut held = Vec::with_capacity(chunk.len());
         {
@@ -103,12 +134,8 @@ impl Inner {
                 if self.closed.load(std::sync::atomic::Ordering::Acquire) {
                     break;
                 }
-                let current = self
-                    .topics
-                    .read()
-                    .get(&topic.meta.name)
-                    .is_some_and(|t| Arc::ptr_eq(t, topic));
-                if !current {
+                let _admin = self.admin.lock();
+                if !self.is_current(topic) {
                     continue;
                 }
                 let guard = entry.lock_opening();
@@ -126,13 +153,24 @@ impl Inner {
                 }
             }
         }
-        let partitions: Vec<_> = held.iter().map(|h| Arc::clone(&h.3)).collect();
-        if let Err(e) = self.sync_then_record_recovery_points(&partitions) {
+        let durable = self.sync_filesystem().and_then(|()| {
+            let _admin = self.admin.lock();
+            held.retain(|h| self.is_current(h.1));
+            let partitions: Vec<_> = held.iter().map(|h| Arc::clone(&h.3)).collect();
+            self.write_recovery_points(&partitions)
+        });
+        if let Err(e) = durable.and_then(|()| self.sync_filesystem()) {
             warn!(error = %e, partitions = held.len(), "background recovery could not sync: the partitions are recovered at their first use");
             return 0;
         }
         let n = held.len();
         for (guard, topic, entry, p, report) in held {
+            super::open::warn_if_epoch_moved(
+                &topic.meta.name,
+                entry.index(),
+                entry.epoch_before_recovery(),
+                p.leader_epoch(),
+            );
             entry.set_opened(p);
             drop(guard);
             self.record_recovery(&topic.meta.name, entry.index(), report);

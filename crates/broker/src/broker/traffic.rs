@@ -109,10 +109,11 @@ impl Broker {
     }
 
     /// Offsets, size and segments of every partition of every topic,
-    /// opened or not (without opening any but those a kill left
-    /// unrecovered: recovered first), by topic name then index.
+    /// opened or not, without opening any, by topic name then index; the
+    /// partitions a kill left unrecovered are left out (nothing true is
+    /// known about them before their recovery; see
+    /// [`Broker::pending_recovery`]).
     pub fn partition_descriptions(&self) -> Vec<(String, PartitionDescription)> {
-        self.inner.recover_all_pending();
         self.inner
             .topics
             .read()
@@ -136,11 +137,12 @@ impl Broker {
     }
 
     /// A partition's current leader epoch, without opening it (Metadata;
-    /// unless a kill left it unrecovered: recovered first).
+    /// one a kill left unrecovered is not recovered for it either when its
+    /// files tell the epoch its recovery will give it, else recovered
+    /// first).
     pub fn leader_epoch(&self, topic: &str, partition: i32) -> Result<i32> {
         let (t, e) = self.inner.partition_entry(topic, partition)?;
-        self.inner.settle(&t, &e)?;
-        Ok(e.leader_epoch())
+        self.inner.answered_epoch(&t, &e)
     }
 
     /// Appends batches a client sent (their CRC is checked) to a partition.

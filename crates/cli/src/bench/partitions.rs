@@ -587,6 +587,25 @@ fn measure(args: &PartitionsArgs, data: &Path, log: &Path) -> Res<Vec<(String, S
         "start after SIGKILL: first Metadata answered",
         ms(rt.block_on(first_metadata(&serve.addr, began))?),
     );
+    // Every partition was written since the clean start: all are left to
+    // recover (at first use or in the background), and Metadata must not
+    // wait for that.
+    let (took, bytes, topics, parts) = rt.block_on(metadata_all(&serve.addr))?;
+    row(
+        "start after SIGKILL: Metadata of all topics",
+        format!(
+            "{} , {:.1} MiB, {topics} topics, {parts} partitions, {} after start",
+            ms(took),
+            bytes as f64 / (1 << 20) as f64,
+            ms(began.elapsed())
+        ),
+    );
+    let u = usage(serve.pid())?;
+    row("RSS after SIGKILL start, before reading", mib(u.rss_kib));
+    row(
+        "descriptors / maps after SIGKILL start, before reading",
+        format!("{} / {}", u.fds, u.maps),
+    );
     let (read, first) = rt.block_on(read_all(&serve.addr, args, 2))?;
     row(
         "read every partition after SIGKILL (2 records each)",

@@ -184,6 +184,10 @@ impl Log {
             .last()
             .map(Arc::clone)
             .ok_or_else(|| StorageError::Config("log opened without segments".into()))?;
+        // No recovery point yet (a new log, or one whose file was lost):
+        // what an open under deferred syncs created is not durable, so the
+        // first flush also syncs the directory.
+        let never_checkpointed = opened.checkpoint.is_none();
         let map: BTreeMap<u64, Arc<Segment>> = opened
             .segments
             .into_iter()
@@ -198,7 +202,7 @@ impl Log {
                 rolling_timestamp: opened.rolling_timestamp,
                 next_offset: next,
                 unflushed: Vec::new(),
-                dir_dirty: false,
+                dir_dirty: never_checkpointed && crate::fs::syncs_deferred(),
             }),
             segments: RwLock::new(map),
             end_offset: AtomicU64::new(next),
