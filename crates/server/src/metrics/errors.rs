@@ -346,3 +346,15 @@ mod tests {
         assert_eq!(codes, vec![3, 0, 56]);
     }
 }
+
+impl ErrorCodes for kafka_protocol::messages::WriteTxnMarkersResponse {
+    fn error_codes(&self, f: &mut dyn FnMut(i16)) {
+        for m in &self.markers {
+            for t in &m.topics {
+                for p in &t.partitions {
+                    f(p.error_code);
+                }
+            }
+        }
+    }
+}
