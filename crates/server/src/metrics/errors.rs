@@ -323,6 +323,18 @@ impl ErrorCodes for kafka_protocol::messages::AlterUserScramCredentialsResponse 
     }
 }
 
+impl ErrorCodes for kafka_protocol::messages::WriteTxnMarkersResponse {
+    fn error_codes(&self, f: &mut dyn FnMut(i16)) {
+        for m in &self.markers {
+            for t in &m.topics {
+                for p in &t.partitions {
+                    f(p.error_code);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,17 +356,5 @@ mod tests {
         let mut codes = Vec::new();
         resp.error_codes(&mut |c| codes.push(c));
         assert_eq!(codes, vec![3, 0, 56]);
-    }
-}
-
-impl ErrorCodes for kafka_protocol::messages::WriteTxnMarkersResponse {
-    fn error_codes(&self, f: &mut dyn FnMut(i16)) {
-        for m in &self.markers {
-            for t in &m.topics {
-                for p in &t.partitions {
-                    f(p.error_code);
-                }
-            }
-        }
     }
 }
