@@ -92,6 +92,7 @@ rules! {
     ADD_OFFSETS_TO_TXN_TXN: AddOffsetsToTxn, Write, TransactionalId, TXN, "the transactional id";
     ADD_OFFSETS_TO_TXN_GROUP: AddOffsetsToTxn, Read, Group, GROUP, "the group";
     END_TXN: EndTxn, Write, TransactionalId, TXN, "the transactional id";
+    WRITE_TXN_MARKERS: WriteTxnMarkers, ClusterAction, Cluster, CLUSTER, "always (operators' markers: `kafka-transactions abort`)";
     TXN_OFFSET_COMMIT_TXN: TxnOffsetCommit, Write, TransactionalId, TXN, "the transactional id (every partition fails)";
     TXN_OFFSET_COMMIT_GROUP: TxnOffsetCommit, Read, Group, GROUP, "the group (every partition fails)";
     TXN_OFFSET_COMMIT_TOPIC: TxnOffsetCommit, Read, Topic, TOPIC, "each topic committed";

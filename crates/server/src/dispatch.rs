@@ -4,6 +4,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::TxnOffsetCommitRequest;
+use kafka_protocol::messages::WriteTxnMarkersRequest;
 use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, EndTxnRequest};
 use kafka_protocol::messages::{
     AlterConfigsRequest, ApiKey, ApiVersionsRequest, CreateAclsRequest, CreatePartitionsRequest,
@@ -53,6 +54,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AddPartitionsToTxn, 0, 5),
     (ApiKey::AddOffsetsToTxn, 0, 4),
     (ApiKey::EndTxn, 0, 4),
+    (ApiKey::WriteTxnMarkers, 1, 1),
     (ApiKey::TxnOffsetCommit, 0, 5),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::CreatePartitions, 0, 3),
@@ -282,6 +284,9 @@ pub async fn dispatch(ctx: &Ctx, frame: BytesMut) -> Result<Reply, ServerError> 
         ),
         ApiKey::ListTransactions => {
             serve!(ListTransactionsRequest, handlers::list_transactions::handle)
+        }
+        ApiKey::WriteTxnMarkers => {
+            serve!(WriteTxnMarkersRequest, handlers::write_txn_markers::handle)
         }
         ApiKey::SaslHandshake => serve!(SaslHandshakeRequest, handlers::sasl_handshake::handle),
         ApiKey::SaslAuthenticate => {

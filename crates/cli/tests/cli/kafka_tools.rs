@@ -10,6 +10,14 @@
 //! `kafka-delete-records` (DeleteRecords, 21), `kafka-consumer-groups
 //! --delete-offsets` (OffsetDelete, 47) and `kafka-get-offsets --time -4/-5`
 //! (ListOffsets v8+) run too.
+//!
+//! `kafka-transactions` (TransactionsCommand) runs against a transaction
+//! left open by a producer killed mid-transaction (`pubsub.compat.tools.
+//! OpenTransaction`, SIGKILLed once its records are in the log): `list`,
+//! `describe --transactional-id`, `describe-producers`, `find-hanging`
+//! (none: the coordinator still tracks the transaction and its partition),
+//! `abort --start-offset` (WriteTxnMarkers, 27: an ABORT marker written into
+//! the partition), after which a read_committed consumer reads past it.
 //! The normalizations that hide a known difference say so where they are.
 
 // A test that cannot unwrap has failed; the panic says where.
@@ -33,6 +41,8 @@ const DELETE_RECORDS: &str = "org.apache.kafka.tools.DeleteRecordsCommand";
 const LOG_DIRS: &str = "org.apache.kafka.tools.LogDirsCommand";
 const VERIFIABLE_PRODUCER: &str = "org.apache.kafka.tools.VerifiableProducer";
 const VERIFIABLE_CONSUMER: &str = "org.apache.kafka.tools.VerifiableConsumer";
+const TRANSACTIONS: &str = "org.apache.kafka.tools.TransactionsCommand";
+const OPEN_TRANSACTION: &str = "pubsub.compat.tools.OpenTransaction";
 
 /// The tools against one broker, each step's (normalized) output recorded.
 struct Run<'a> {
@@ -543,9 +553,161 @@ fn scenario(run: &mut Run<'_>) {
     );
 }
 
+/// A `kafka-transactions` table (columns padded, tab-separated) with the
+/// columns named in `blank` replaced by `-` (producer ids, clocks), its
+/// fields joined by single spaces and its rows sorted.
+fn txn_table(out: &str, blank: &[&str]) -> String {
+    let split = |l: &str| -> Vec<String> { l.split('\t').map(|f| f.trim().to_string()).collect() };
+    let mut lines = out.lines().filter(|l| !l.trim().is_empty());
+    let header = split(
+        lines
+            .next()
+            .unwrap_or_else(|| panic!("no table in {out:?}")),
+    );
+    let mut rows: Vec<String> = lines
+        .map(|l| {
+            split(l)
+                .into_iter()
+                .zip(&header)
+                .map(|(f, h)| {
+                    if blank.contains(&h.as_str()) {
+                        "-".into()
+                    } else {
+                        f
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    rows.sort();
+    format!("{}\n{}", header.join(" "), rows.join("\n"))
+}
+
+/// A transactional producer that sends `records` records to `topic`'s
+/// partition 0 as `id` and is SIGKILLed once they are acknowledged: its
+/// transaction stays open (15-minute timeout).
+fn leave_transaction_open(kafka: &Kafka, bootstrap: &str, topic: &str, id: &str, records: u32) {
+    use std::io::{BufRead, BufReader};
+    let mut command = kafka.command(OPEN_TRANSACTION);
+    command
+        .args([bootstrap, topic, "0", id, &records.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut child = command.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let open = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l == "open");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        open,
+        "the transactional producer did not open its transaction"
+    );
+}
+
+/// `kafka-transactions` against a transaction left open by a killed
+/// producer, then aborted with the tool.
+fn transactions_scenario(run: &mut Run<'_>) {
+    const TOPIC: &str = "txn-tools";
+    const ID: &str = "tools-txn";
+    run.tool(
+        TOPICS,
+        &["--create", "--topic", TOPIC, "--partitions", "1"],
+        "",
+        true,
+    );
+    leave_transaction_open(run.kafka, &run.bootstrap, TOPIC, ID, 3);
+    let tx = |run: &Run<'_>, args: &[&str], blank: &[&str]| {
+        txn_table(&run.tool(TRANSACTIONS, args, "", true), blank)
+    };
+    let producers = ["describe-producers", "--topic", TOPIC, "--partition", "0"];
+    let producer_clocks = ["ProducerId", "LastTimestamp"];
+    let describe = ["describe", "--transactional-id", ID];
+    let describe_clocks = [
+        "ProducerId",
+        "CurrentTransactionStartTimeMs",
+        "TransactionDurationMs",
+    ];
+    run.step("transactions list", tx(run, &["list"], &["ProducerId"]));
+    run.step(
+        "transactions describe",
+        tx(run, &describe, &describe_clocks),
+    );
+    run.step(
+        "transactions describe-producers",
+        tx(run, &producers, &producer_clocks),
+    );
+    run.step(
+        "transactions find-hanging",
+        tx(
+            run,
+            &[
+                "find-hanging",
+                "--topic",
+                TOPIC,
+                "--max-transaction-timeout",
+                "0",
+            ],
+            &["ProducerId", "LastTimestamp", "Duration(min)"],
+        ),
+    );
+    run.step(
+        "transactions abort",
+        run.tool(
+            TRANSACTIONS,
+            &[
+                "abort",
+                "--topic",
+                TOPIC,
+                "--partition",
+                "0",
+                "--start-offset",
+                "0",
+            ],
+            "",
+            true,
+        ),
+    );
+    run.step(
+        "transactions describe-producers after the abort",
+        tx(run, &producers, &producer_clocks),
+    );
+    run.step(
+        "transactions describe after the abort",
+        tx(run, &describe, &describe_clocks),
+    );
+    // The partition's last stable offset moved past the aborted records: a
+    // record written after them is read_committed at once.
+    run.tool(PRODUCER, &["--topic", TOPIC], "after the abort\n", true);
+    run.step(
+        "read_committed after the abort",
+        run.tool(
+            CONSUMER,
+            &[
+                "--topic",
+                TOPIC,
+                "--from-beginning",
+                "--isolation-level",
+                "read_committed",
+                "--max-messages",
+                "1",
+                "--timeout-ms",
+                "60000",
+            ],
+            "",
+            true,
+        ),
+    );
+}
+
 #[test]
 fn kafka_tools_print_the_same_against_pubsub_and_apache_kafka() {
     let Some(kafka) = Kafka::start() else { return };
+    kafka.compile();
     let dir = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(&dir.path().join("data"));
     let mut ours = Run {
@@ -554,12 +716,14 @@ fn kafka_tools_print_the_same_against_pubsub_and_apache_kafka() {
         steps: Vec::new(),
     };
     scenario(&mut ours);
+    transactions_scenario(&mut ours);
     let mut theirs = Run {
         kafka: &kafka,
         bootstrap: kafka.bootstrap.clone(),
         steps: Vec::new(),
     };
     scenario(&mut theirs);
+    transactions_scenario(&mut theirs);
     let differences = crate::reference::differences(&ours.steps, &theirs.steps);
     assert!(
         differences.is_empty(),

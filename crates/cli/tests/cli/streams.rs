@@ -25,6 +25,29 @@
 //! Streams set on them) are compared between the brokers. Streams purges consumed
 //! repartition records with AdminClient.deleteRecords (DeleteRecords, 21):
 //! on both brokers the repartition topic's log start offset advances.
+//!
+//! The same word count with `processing.guarantee=exactly_once_v2` (a
+//! transaction per commit, every 200 ms, holding the repartition, changelog
+//! and output records and the consumed offsets), slowed to 10 ms per count
+//! so that kills land inside open transactions, on each broker:
+//!
+//! 1. feed lines, run the app: the output topic read with
+//!    `isolation.level=read_committed` holds each word's exact count;
+//! 2. SIGKILL the broker while the app processes a batch, start it on the
+//!    same data and port;
+//! 3. SIGKILL the app while it processes a batch; `kafka-transactions list`
+//!    (ListTransactions, 66) then shows its transaction `Ongoing` (the kill
+//!    landed inside an open transaction; tried up to three times); start it
+//!    again on the same state dir (its transactional id, fencing the dead
+//!    one's and aborting its transaction), feed more;
+//! 4. stop the app: the output topic and the changelog, read_committed,
+//!    hold each word's count exactly as fed (exactly once: no double count
+//!    where at_least_once may count twice), and read_uncommitted shows more
+//!    records than read_committed (the aborted transaction's records stay
+//!    in the log, skipped).
+//!
+//! The final counts, the transactions hit and the internal topics are
+//! compared between the brokers.
 
 // A test that cannot unwrap has failed; the panic says where.
 #![allow(clippy::unwrap_used)]
@@ -154,7 +177,18 @@ fn java(kafka: &Kafka, args: &[&str], stdin: &str) -> String {
 
 /// The output topic read to its end: (records, last count of each word).
 fn counts(kafka: &Kafka, bootstrap: &str) -> (u64, BTreeMap<String, u64>) {
-    let out = java(kafka, &["counts", bootstrap, OUTPUT], "");
+    counts_in(kafka, bootstrap, OUTPUT, "read_uncommitted")
+}
+
+/// `topic` (word -> count) read to its end with `isolation`: (records,
+/// last count of each word).
+fn counts_in(
+    kafka: &Kafka,
+    bootstrap: &str,
+    topic: &str,
+    isolation: &str,
+) -> (u64, BTreeMap<String, u64>) {
+    let out = java(kafka, &["counts", bootstrap, topic, isolation], "");
     let mut records = None;
     let mut last = BTreeMap::new();
     for line in out.lines() {
@@ -205,10 +239,16 @@ struct App {
 
 impl App {
     fn start(kafka: &Kafka, bootstrap: &str, state_dir: &Path) -> App {
+        App::start_with(kafka, bootstrap, state_dir, &[])
+    }
+
+    /// [`App::start`] with the optional `GUARANTEE PAUSE_MS` arguments.
+    fn start_with(kafka: &Kafka, bootstrap: &str, state_dir: &Path, extra: &[&str]) -> App {
         let mut command = kafka.command(APP);
         command
             .args(["run", bootstrap, APP_ID, INPUT, OUTPUT])
             .arg(state_dir)
+            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -275,6 +315,32 @@ impl App {
     fn kill9(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
+    }
+
+    /// The last `processed N` the app printed (0 before any): the counts
+    /// it made since it started, with a pause given.
+    fn processed(&self) -> u64 {
+        self.output
+            .lock()
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.strip_prefix("processed ")?.parse().ok())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Waits until the app has made `n` more counts than `since`.
+    fn wait_processed(&mut self, since: u64, n: u64) {
+        let start = Instant::now();
+        while self.processed() < since + n {
+            self.check();
+            assert!(
+                start.elapsed() < PATIENCE,
+                "the app did not process {n} counts\n{}",
+                self.report()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
@@ -483,5 +549,149 @@ fn kafka_streams_word_count_gives_the_same_counts_on_pubsub_and_apache_kafka() {
     assert!(
         differences.is_empty(),
         "Kafka Streams saw differences:\n{differences}"
+    );
+}
+
+const EXACTLY_ONCE: [&str; 2] = ["exactly_once_v2", "10"];
+const TRANSACTIONS: &str = "org.apache.kafka.tools.TransactionsCommand";
+
+/// Polls the output topic, read_committed, until every word of `expected`
+/// has reached its count; the counts then.
+fn wait_for_committed(
+    kafka: &Kafka,
+    bootstrap: &str,
+    app: &mut App,
+    expected: &BTreeMap<String, u64>,
+) -> BTreeMap<String, u64> {
+    let start = Instant::now();
+    loop {
+        app.check();
+        let (_, now) = counts_in(kafka, bootstrap, OUTPUT, "read_committed");
+        if expected
+            .iter()
+            .all(|(w, n)| now.get(w).is_some_and(|c| c >= n))
+        {
+            return now;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "the committed counts did not reach {expected:?}; last seen {now:?}\n{}",
+            app.report()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// `kafka-transactions list`: the app's transactional ids (`wordcount-`)
+/// and their state, in order.
+fn app_transactions(kafka: &Kafka, bootstrap: &str) -> Vec<(String, String)> {
+    let (ok, out, err) = kafka.tool(TRANSACTIONS, &["--bootstrap-server", bootstrap, "list"], "");
+    assert!(ok, "kafka-transactions list failed:\n{out}\n{err}");
+    let mut found: Vec<(String, String)> = out
+        .lines()
+        .filter(|l| l.starts_with(&format!("{APP_ID}-")))
+        .map(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            (fields[0].to_string(), fields.last().unwrap().to_string())
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// The exactly_once_v2 scenario against one broker; the steps to compare.
+fn exactly_once_scenario(kafka: &Kafka, broker: &mut dyn Broker) -> Vec<(String, String)> {
+    let mut steps = Vec::new();
+    let b = broker.bootstrap();
+    java(kafka, &["create", &b, "2", INPUT, OUTPUT], "");
+    let state = tempfile::tempdir().unwrap();
+    let mut expected = BTreeMap::new();
+
+    // 1. A first batch, counted once.
+    let batch = lines(1, 20, &WORDS);
+    count_into(&mut expected, &batch);
+    feed(kafka, &b, &batch);
+    let mut app = App::start_with(kafka, &b, state.path(), &EXACTLY_ONCE);
+    let now = wait_for_committed(kafka, &b, &mut app, &expected);
+    assert_eq!(now, expected, "first batch, read_committed");
+
+    // 2. The broker is killed while the app processes a batch.
+    let batch = lines(2, 60, &WORDS[..6]);
+    count_into(&mut expected, &batch);
+    let since = app.processed();
+    feed(kafka, &b, &batch);
+    app.wait_processed(since, 20);
+    broker.crash_and_restart();
+    let now = wait_for_committed(kafka, &b, &mut app, &expected);
+    assert_eq!(now, expected, "after the broker's crash, read_committed");
+
+    // 3. The app is killed while it processes a batch, until a kill lands
+    //    inside an open transaction (the first one nearly always does: the
+    //    app holds one through each pause), then started again; more lines.
+    let mut hit = Vec::new();
+    for seed in 3..6 {
+        let batch = lines(seed, 60, &WORDS[6..]);
+        count_into(&mut expected, &batch);
+        let since = app.processed();
+        feed(kafka, &b, &batch);
+        app.wait_processed(since, 20);
+        app.kill9();
+        let open: Vec<_> = app_transactions(kafka, &b)
+            .into_iter()
+            .filter(|(_, state)| state == "Ongoing")
+            .collect();
+        app = App::start_with(kafka, &b, state.path(), &EXACTLY_ONCE);
+        if !open.is_empty() {
+            hit = open;
+            break;
+        }
+    }
+    assert!(
+        !hit.is_empty(),
+        "none of three kills of the app landed inside an open transaction"
+    );
+    let batch = lines(6, 20, &WORDS);
+    count_into(&mut expected, &batch);
+    feed(kafka, &b, &batch);
+    wait_for_committed(kafka, &b, &mut app, &expected);
+    app.stop();
+
+    // 4. Exactly once, in the output topic and in the changelog.
+    let (committed, now) = counts_in(kafka, &b, OUTPUT, "read_committed");
+    assert_eq!(now, expected, "output, read_committed");
+    let (_, changelog) = counts_in(kafka, &b, CHANGELOG, "read_committed");
+    assert_eq!(changelog, expected, "changelog, read_committed");
+    let (uncommitted, _) = counts_in(kafka, &b, OUTPUT, "read_uncommitted");
+    assert!(
+        uncommitted > committed,
+        "read_uncommitted sees {uncommitted} records, read_committed {committed}: \
+         no aborted transaction's records in the output topic"
+    );
+    steps.push(("counts, read_committed".into(), format!("{now:?}")));
+    steps.push(("changelog, read_committed".into(), format!("{changelog:?}")));
+    steps.push((
+        "kill inside an open transaction: transactional ids hit".into(),
+        hit.len().to_string(),
+    ));
+    steps.push(("topics".into(), java(kafka, &["topics", &b], "")));
+    steps
+}
+
+#[test]
+fn kafka_streams_exactly_once_v2_counts_each_word_once_across_kills_on_pubsub_and_apache_kafka() {
+    let Some(kafka) = Kafka::start() else { return };
+    kafka.compile();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut pubsub = Pubsub {
+        daemon: Some(Daemon::start(&data)),
+        data,
+    };
+    let ours = exactly_once_scenario(&kafka, &mut pubsub);
+    let theirs = exactly_once_scenario(&kafka, &mut Reference(&kafka));
+    let differences = crate::reference::differences(&ours, &theirs);
+    assert!(
+        differences.is_empty(),
+        "Kafka Streams exactly_once_v2 saw differences:\n{differences}"
     );
 }

@@ -323,6 +323,18 @@ impl ErrorCodes for kafka_protocol::messages::AlterUserScramCredentialsResponse 
     }
 }
 
+impl ErrorCodes for kafka_protocol::messages::WriteTxnMarkersResponse {
+    fn error_codes(&self, f: &mut dyn FnMut(i16)) {
+        for m in &self.markers {
+            for t in &m.topics {
+                for p in &t.partitions {
+                    f(p.error_code);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -481,6 +481,19 @@ async fn probe(rule: &Rule, conn: &Conn, n: &Names) -> i16 {
                 .with_committed(true);
             conn.call(3, &req).await.error_code
         }
+        WriteTxnMarkers => {
+            use kafka_protocol::messages::write_txn_markers_request::{
+                WritableTxnMarker, WritableTxnMarkerTopic,
+            };
+            // An ABORT marker of a producer with no transaction there.
+            let req =
+                WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+                    .with_producer_id(ProducerId(1))
+                    .with_topics(vec![WritableTxnMarkerTopic::default()
+                        .with_name(TopicName(s(topic)))
+                        .with_partition_indexes(vec![0])])]);
+            conn.call(1, &req).await.markers[0].topics[0].partitions[0].error_code
+        }
         OffsetForLeaderEpoch => {
             let req = OffsetForLeaderEpochRequest::default().with_topics(vec![
                 OffsetForLeaderTopic::default()

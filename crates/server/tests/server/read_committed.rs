@@ -287,3 +287,72 @@ async fn real_read_committed_consumers_see_only_committed_records() {
     }
     server.stop().await;
 }
+
+/// WriteTxnMarkers (27), as `kafka-transactions abort` sends it: an ABORT
+/// marker of producer 3 ends its open transaction, so the LSO moves to the
+/// high watermark and read_committed Fetch names the transaction aborted;
+/// a marker with an epoch older than the producer's is
+/// INVALID_PRODUCER_EPOCH, and an unknown partition UNKNOWN_TOPIC_OR_PARTITION.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_txn_markers_aborts_an_open_transaction() {
+    use kafka_protocol::messages::write_txn_markers_request::{
+        WritableTxnMarker, WritableTxnMarkerTopic,
+    };
+    use kafka_protocol::messages::{ProducerId, WriteTxnMarkersRequest};
+    let server = TestServer::start().await;
+    let mut c = Client::connect(server.addr).await;
+    create_topic(&mut c, "t", 1, &[]).await;
+    let open = scenario(&server.broker);
+    // Producer 4 moves to epoch 2 with a transactional write.
+    let mut b = BatchBuilder::new().producer(4, 2, 0).transactional(true);
+    b.push(&NewRecord {
+        timestamp: 1_700_000_000_000,
+        key: None,
+        value: Some(b"e2"),
+        headers: &[],
+    })
+    .expect("push");
+    let mut b = b.build().expect("build");
+    server
+        .broker
+        .produce("t", 0, &mut b, Acks::All)
+        .expect("produce"); // 8
+    let marker = |pid: i64, epoch: i16, topic: &str, partition: i32| {
+        WritableTxnMarker::default()
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch)
+            .with_transaction_result(false)
+            .with_coordinator_epoch(0)
+            .with_topics(vec![WritableTxnMarkerTopic::default()
+                .with_name(TopicName(s(topic)))
+                .with_partition_indexes(vec![partition])])
+    };
+    let req = WriteTxnMarkersRequest::default().with_markers(vec![
+        marker(3, 0, "t", 0),
+        marker(4, 1, "t", 0),
+        marker(3, 0, "t", 7),
+        marker(3, 0, "missing", 0),
+    ]);
+    let r = c.call(1, &req).await;
+    let codes: Vec<(i64, i16)> = r
+        .markers
+        .iter()
+        .map(|m| (m.producer_id.0, m.topics[0].partitions[0].error_code))
+        .collect();
+    assert_eq!(codes, vec![(3, 0), (4, 47), (3, 3), (3, 3)]);
+    // Producer 3's transaction is over (aborted); producer 4's, at 8, is
+    // not: a read_committed fetch from o1 (7) reads it, names it aborted.
+    let r = c.call(FETCH_V, &committed_fetch(open as i64)).await;
+    let p = &r.responses[0].partitions[0];
+    assert_eq!((p.high_watermark, p.last_stable_offset), (10, 8));
+    let read = values(&p.records.clone().expect("records"));
+    assert_eq!(read, vec![(3, "o1".to_string())]);
+    let aborted: Vec<(i64, i64)> = p
+        .aborted_transactions
+        .as_ref()
+        .expect("read_committed answers a list")
+        .iter()
+        .map(|t| (t.producer_id.0, t.first_offset))
+        .collect();
+    assert_eq!(aborted, vec![(3, 7)]);
+}

@@ -44,13 +44,20 @@ import org.apache.kafka.streams.kstream.Produced;
  * The Kafka Streams word count that crates/cli/tests/cli/streams.rs runs against pubsub and
  * against Apache Kafka: lines in, (word, count) out, through a repartition topic (the groupBy on
  * the word) and a count store backed by a changelog topic, with processing.guarantee
- * at_least_once. One class, four modes, each printing plain lines on stdout for the test to read:
+ * at_least_once (or the one `run` is given, e.g. exactly_once_v2). One class, several modes, each
+ * printing plain lines on stdout for the test to read:
  *
  * <pre>
  *   create BOOTSTRAP PARTITIONS TOPIC...      create topics (replication factor: the broker's)
  *   feed BOOTSTRAP TOPIC                      produce each stdin line as a record (acks=all)
- *   run BOOTSTRAP APP_ID IN OUT STATE_DIR     run the topology until stdin closes, then close
- *   counts BOOTSTRAP TOPIC                    read OUT to its end: "records N", "WORD COUNT"...
+ *   run BOOTSTRAP APP_ID IN OUT STATE_DIR [GUARANTEE [PAUSE_MS]]
+ *                                             run the topology until stdin closes, then close;
+ *                                             GUARANTEE: processing.guarantee (at_least_once);
+ *                                             PAUSE_MS > 0: sleep that long per count and
+ *                                             print "processed N" after each (N since start)
+ *   counts BOOTSTRAP TOPIC [ISOLATION]        read TOPIC (values: longs) to its end with
+ *                                             isolation.level ISOLATION (read_uncommitted):
+ *                                             "records N", "WORD COUNT"... (last count per word)
  *   topics BOOTSTRAP                          each topic: partitions, cleanup.policy, configs set on it
  *   lag BOOTSTRAP GROUP                       "lag N": end offsets minus GROUP's committed offsets
  *   offsets BOOTSTRAP TOPIC                   "PARTITION EARLIEST LATEST" for each partition
@@ -66,8 +73,16 @@ public final class WordCount {
     switch (args[0]) {
       case "create" -> create(args[1], Integer.parseInt(args[2]), Arrays.asList(args).subList(3, args.length));
       case "feed" -> feed(args[1], args[2]);
-      case "run" -> run(args[1], args[2], args[3], args[4], args[5]);
-      case "counts" -> counts(args[1], args[2]);
+      case "run" ->
+          run(
+              args[1],
+              args[2],
+              args[3],
+              args[4],
+              args[5],
+              args.length > 6 ? args[6] : StreamsConfig.AT_LEAST_ONCE,
+              args.length > 7 ? Long.parseLong(args[7]) : 0);
+      case "counts" -> counts(args[1], args[2], args.length > 3 ? args[3] : "read_uncommitted");
       case "topics" -> topics(args[1]);
       case "lag" -> lag(args[1], args[2]);
       case "offsets" -> offsets(args[1], args[2]);
@@ -80,16 +95,37 @@ public final class WordCount {
     System.exit(2);
   }
 
-  /** The word-count topology: split, re-key by word (repartition), count (store + changelog). */
-  static Topology topology(String input, String output) {
+  /**
+   * The word-count topology: split, re-key by word (repartition), count (store + changelog). With
+   * {@code pauseMs > 0} each count, once its store update is on its way to the changelog, sleeps
+   * that long and prints "processed N" before it is sent to the output topic: under
+   * exactly_once_v2 the thread's transaction then holds a changelog record through every pause,
+   * so a process killed during one dies inside an open transaction.
+   */
+  static Topology topology(String input, String output, long pauseMs) {
     StreamsBuilder builder = new StreamsBuilder();
-    builder.stream(input, Consumed.with(Serdes.String(), Serdes.String()))
-        .flatMapValues(line -> Arrays.asList(line.toLowerCase(Locale.ROOT).split("\\W+")))
-        .filter((key, word) -> !word.isEmpty())
-        .groupBy((key, word) -> word, Grouped.with("words", Serdes.String(), Serdes.String()))
-        .count(Materialized.as("counts"))
-        .toStream()
-        .to(output, Produced.with(Serdes.String(), Serdes.Long()));
+    var counted =
+        builder.stream(input, Consumed.with(Serdes.String(), Serdes.String()))
+            .flatMapValues(line -> Arrays.asList(line.toLowerCase(Locale.ROOT).split("\\W+")))
+            .filter((key, word) -> !word.isEmpty())
+            .groupBy((key, word) -> word, Grouped.with("words", Serdes.String(), Serdes.String()))
+            .count(Materialized.as("counts"))
+            .toStream();
+    if (pauseMs > 0) {
+      java.util.concurrent.atomic.AtomicLong processed = new java.util.concurrent.atomic.AtomicLong();
+      counted =
+          counted.peek(
+              (word, count) -> {
+                try {
+                  Thread.sleep(pauseMs);
+                } catch (InterruptedException e) {
+                  Thread.currentThread().interrupt();
+                }
+                System.out.println("processed " + processed.incrementAndGet());
+                System.out.flush();
+              });
+    }
+    counted.to(output, Produced.with(Serdes.String(), Serdes.Long()));
     return builder.build();
   }
 
@@ -123,13 +159,20 @@ public final class WordCount {
     System.out.println("fed " + sent);
   }
 
-  private static void run(String bootstrap, String appId, String input, String output, String stateDir)
+  private static void run(
+      String bootstrap,
+      String appId,
+      String input,
+      String output,
+      String stateDir,
+      String guarantee,
+      long pauseMs)
       throws Exception {
     Properties p = new Properties();
     p.put(StreamsConfig.APPLICATION_ID_CONFIG, appId);
     p.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
     p.put(StreamsConfig.STATE_DIR_CONFIG, stateDir);
-    p.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, StreamsConfig.AT_LEAST_ONCE);
+    p.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, guarantee);
     p.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, 1);
     // Commit often and forward every update, so a test does not wait 30 s per commit and each
     // increment reaches the output topic (the final count per word is the same either way).
@@ -137,13 +180,18 @@ public final class WordCount {
     p.put(StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, 0);
     // Purge consumed repartition records (AdminClient.deleteRecords) at every commit.
     p.put(StreamsConfig.REPARTITION_PURGE_INTERVAL_MS_CONFIG, 200);
+    if (pauseMs > 0) {
+      // Each record on its way at once (Streams' producers linger 100 ms by default), so the
+      // broker holds the open transaction's records while the thread pauses.
+      p.put(StreamsConfig.producerPrefix(ProducerConfig.LINGER_MS_CONFIG), 0);
+    }
     // Streams does not leave its group on close; a restarted app (a new member) waits for the
     // old member's session to expire, 45 s by default.
     p.put(StreamsConfig.consumerPrefix(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG), 10000);
     p.put(StreamsConfig.consumerPrefix(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG), 1000);
     p.put(StreamsConfig.DEFAULT_KEY_SERDE_CLASS_CONFIG, Serdes.StringSerde.class);
     p.put(StreamsConfig.DEFAULT_VALUE_SERDE_CLASS_CONFIG, Serdes.StringSerde.class);
-    KafkaStreams streams = new KafkaStreams(topology(input, output), p);
+    KafkaStreams streams = new KafkaStreams(topology(input, output, pauseMs), p);
     CountDownLatch closed = new CountDownLatch(1);
     streams.setStateListener(
         (now, before) -> {
@@ -179,8 +227,9 @@ public final class WordCount {
     System.exit(clean ? 0 : 1);
   }
 
-  private static void counts(String bootstrap, String topic) {
+  private static void counts(String bootstrap, String topic, String isolation) {
     Properties p = new Properties();
+    p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, isolation);
     p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
     p.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class);
     p.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, LongDeserializer.class);
