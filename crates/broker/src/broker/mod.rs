@@ -168,7 +168,7 @@ impl Inner {
         self.stop_recovery();
         let _admin = self.admin.lock();
         let mut first_error = None;
-        let mut all = self.all_partitions();
+        let all = self.all_partitions();
         let mut summary = true;
         // Two filesystem syncs for all partitions instead of fsyncs per
         // partition: first the data and producer state of every partition,
@@ -183,7 +183,6 @@ impl Inner {
             if let Err(e) = removed {
                 warn!(error = %e, "no partition is marked clean: the closed-partitions file stays");
                 first_error.get_or_insert(e);
-                all.clear();
                 summary = false;
             }
             for p in &all {
@@ -199,6 +198,16 @@ impl Inner {
         if let Err(e) = self.sync_filesystem() {
             warn!(error = %e, "no partition is marked clean: the filesystem sync failed");
             first_error.get_or_insert(e);
+            durable.clear();
+        }
+        if !summary && !durable.is_empty() {
+            // The stale file stays, so no partition may be marked clean
+            // (its entries would hold again): the partitions stay flushed,
+            // with their producer state and recovery points, and the next
+            // start recovers each from there.
+            if let Err(e) = self.sync_then_record_recovery_points(&durable) {
+                first_error.get_or_insert(e);
+            }
             durable.clear();
         }
         let mut clean = std::collections::HashSet::with_capacity(durable.len());
