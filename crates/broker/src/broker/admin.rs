@@ -278,10 +278,16 @@ impl Broker {
                 .map_err(|e| BrokerError::io("fsync directory", &topics_dir, e))?;
         }
         for e in &topic.partitions {
-            if let Some(p) = e.get() {
-                p.notify_gone();
-            }
-            remove_partition_dir(&partition_dir(&self.inner.dir, name, e.index()))?;
+            // Under the open lock: a first use that found the partition
+            // before the topic went either opened it already (its files go
+            // now) or opens nothing after (it finds the entry deleted).
+            e.with_opening(|_, opened| {
+                e.set_deleted();
+                if let Some(p) = opened {
+                    p.notify_gone();
+                }
+                remove_partition_dir(&partition_dir(&self.inner.dir, name, e.index()))
+            })?;
         }
         info!(topic = name, "deleted topic");
         Ok(())

@@ -18,6 +18,8 @@ mod open;
 mod producer_ids;
 mod recovery;
 mod scheduler;
+#[cfg(test)]
+mod seam;
 mod traffic;
 mod transactions;
 

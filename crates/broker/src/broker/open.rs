@@ -491,9 +491,17 @@ impl Inner {
         if let Some(p) = entry.get() {
             return Ok(Arc::clone(p));
         }
+        #[cfg(test)]
+        super::seam::before_open(&self.dir);
         entry.with_opening(|config, opened| {
             if let Some(p) = opened {
                 return Ok(Arc::clone(p));
+            }
+            if entry.is_deleted() {
+                return Err(BrokerError::unknown_topic(
+                    &topic.meta.name,
+                    Some(entry.index()),
+                ));
             }
             if self.closed.load(Ordering::Acquire) {
                 return Err(BrokerError::Closed);
