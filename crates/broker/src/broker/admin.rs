@@ -361,9 +361,11 @@ impl Broker {
         }
         let mut meta = topic.meta.clone();
         meta.partitions = total;
-        metadata::write(&topic_file(&self.inner.dir, name), KIND_TOPIC, &meta)?;
         // The new partitions at once (in parallel), their files made
-        // durable by two filesystem syncs when there are many.
+        // durable by two filesystem syncs when there are many; then the
+        // topic file, which makes them part of the topic. A failure undoes
+        // what was made (a start would remove the directories of
+        // partitions past the topic file's count anyway).
         let deferred = u64::from(total - old) >= DEFERRED_SYNC_PARTITIONS;
         let added = {
             let _deferred = deferred.then(pubsub_storage::fs::defer_syncs);
@@ -371,10 +373,19 @@ impl Broker {
             self.inner.open_partitions(&job, None).pop()
         }
         .unwrap_or(Err(BrokerError::Closed))?;
-        if deferred {
-            let opened: Vec<Arc<Partition>> =
-                added.iter().filter_map(|e| e.get().cloned()).collect();
-            self.inner.sync_then_record_recovery_points(&opened)?;
+        let opened: Vec<Arc<Partition>> = added.iter().filter_map(|e| e.get().cloned()).collect();
+        let committed = (|| {
+            if deferred {
+                self.inner.sync_then_record_recovery_points(&opened)?;
+            }
+            metadata::write(&topic_file(&self.inner.dir, name), KIND_TOPIC, &meta)
+        })();
+        if let Err(e) = committed {
+            drop((opened, added));
+            for i in old..total {
+                let _ = remove_partition_dir(&partition_dir(&self.inner.dir, name, i as i32));
+            }
+            return Err(e);
         }
         let mut partitions = topic.partitions.clone();
         partitions.extend(added);
