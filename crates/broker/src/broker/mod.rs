@@ -84,7 +84,14 @@ pub(crate) struct Inner {
     acls: crate::security::acl::AclStore,
     /// Holds the data directory's lock while open.
     lock: File,
+    /// What first-use opens run through ([`Broker::run_opens_with`]).
+    offload: std::sync::OnceLock<Offload>,
 }
+
+/// A function that runs work which may block for long (a partition's
+/// first-use open: file opens, maps, recovery) so that it stalls nothing
+/// else the calling thread serves; see [`Broker::run_opens_with`].
+pub type Offload = fn(&mut dyn FnMut());
 
 /// A broker, opened on a data directory.
 #[derive(Debug, Clone)]
@@ -311,6 +318,16 @@ impl Broker {
     /// every partition so the next open needs no recovery.
     pub fn close(&self) -> Result<()> {
         self.inner.close()
+    }
+
+    /// Runs every first-use open of a partition (and the wait for one
+    /// another caller runs) through `offload` from now on: a server on an
+    /// async runtime passes a function that leaves the runtime's worker
+    /// for the blocking pool, so one slow open (a large recovery, a slow
+    /// disk) does not stall the connections served by that worker. The
+    /// first call wins; without one, opens run on the calling thread.
+    pub fn run_opens_with(&self, offload: Offload) {
+        let _ = self.inner.offload.set(offload);
     }
 
     /// The data directory.

@@ -92,6 +92,7 @@ impl Broker {
             background: Mutex::new(None),
             recovering: Mutex::new(None),
             recovery: Mutex::new(Vec::new()),
+            offload: std::sync::OnceLock::new(),
             users,
             acls,
             lock: lock_file,
@@ -510,6 +511,31 @@ impl Inner {
         }
         #[cfg(test)]
         super::seam::before_open(&self.dir);
+        self.off_worker(|| self.open_entry(topic, entry))
+    }
+
+    /// Runs `open` through the offload function, if one was set.
+    fn off_worker(&self, open: impl FnOnce() -> Result<Arc<Partition>>) -> Result<Arc<Partition>> {
+        let Some(offload) = self.offload.get() else {
+            return open();
+        };
+        let mut open = Some(open);
+        let mut out = None;
+        offload(&mut || {
+            if let Some(open) = open.take() {
+                out = Some(open());
+            }
+        });
+        match (out, open.take()) {
+            (Some(out), _) => out,
+            // An offload that did not run it: run it here.
+            (None, Some(open)) => open(),
+            (None, None) => Err(BrokerError::Closed),
+        }
+    }
+
+    /// [`Inner::opened`] past its quick check: under the open lock.
+    fn open_entry(&self, topic: &Topic, entry: &PartitionEntry) -> Result<Arc<Partition>> {
         entry.with_opening(|config, opened| {
             if let Some(p) = opened {
                 return Ok(Arc::clone(p));
