@@ -48,7 +48,8 @@ pub use config::{BrokerConfig, GroupConfig, TopicConfig};
 pub use error::{BrokerError, Result};
 
 pub use broker::{
-    wall_clock_ms, Broker, ListedOffset, NewTopic, OffsetSpec, HIGH_WATERMARK, MAX_PARTITIONS,
+    wall_clock_ms, Broker, ListedOffset, NewTopic, Offload, OffsetSpec, HIGH_WATERMARK,
+    MAX_PARTITIONS,
 };
 pub use embedded::{
     Consumer, ConsumerConfig, ConsumerGroupMetadata, ConsumerRecord, Delivery, Flow, Isolation,

@@ -185,11 +185,19 @@ pub(crate) fn decode<T: DeserializeOwned>(
 }
 
 pub(crate) fn read<T: DeserializeOwned>(path: &Path, kind: u16) -> Result<Option<T>> {
-    decode(path, kind).map_err(|e| BrokerError::CorruptMetadata {
-        path: path.to_path_buf(),
-        reason: match e {
-            Unreadable::Container(e) => e.to_string(),
-            Unreadable::Json(e) => e.to_string(),
+    decode(path, kind).map_err(|e| match e {
+        // Not read at all (a file in the way, EIO, no permission): a
+        // storage failure, not a corrupt file.
+        Unreadable::Container(pubsub_storage::StorageError::Io { op, path, source }) => {
+            BrokerError::io(op, path, source)
+        }
+        Unreadable::Container(e) => BrokerError::CorruptMetadata {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        },
+        Unreadable::Json(e) => BrokerError::CorruptMetadata {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
         },
     })
 }

@@ -581,7 +581,7 @@ impl Partition {
             let mut states = self.producers.lock();
             states.check_marker(producer_id, producer_epoch)?;
             let info = self.raw_append(&mut bytes)?;
-            let ended = states.end_txn(producer_id, producer_epoch, info.base_offset);
+            let ended = states.end_txn(producer_id, producer_epoch, info.base_offset, now_ms);
             if marker.kind == ControlType::Abort {
                 self.log
                     .append_aborted_txn(aborted(&ended))
@@ -693,6 +693,12 @@ impl Partition {
             t.bytes_out.fetch_add(r.len(), Ordering::Relaxed);
         }
         Ok((start, end, range))
+    }
+
+    /// Forgets the producers idle here since before `cutoff_ms` (see
+    /// [`crate::producer_state`]); returns how many.
+    pub(crate) fn expire_producers(&self, cutoff_ms: i64) -> usize {
+        self.producers.lock().expire(cutoff_ms)
     }
 
     /// The idempotent producers with state here whose last batch is still

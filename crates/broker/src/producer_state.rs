@@ -13,6 +13,15 @@
 //! The state is rebuilt from the log's batch headers at open (from a
 //! snapshot when there is one), so duplicates stay detected and open
 //! transactions stay open across restarts.
+//!
+//! Expiry, as Kafka's `producer.id.expiration.ms`: a producer with no
+//! transaction open here whose last batch or marker is older than
+//! [`PRODUCER_ID_EXPIRATION_MS`] (by its timestamp) is forgotten, every
+//! [`PRODUCER_EXPIRY_CHECK`] (Kafka also checks when a log loads; the state
+//! a snapshot or the log gives back is first checked 10 minutes after the
+//! start). A producer unknown
+//! here (expired, its batches deleted, or new) may start at any sequence,
+//! as in Kafka.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -23,6 +32,14 @@ use crate::error::{BrokerError, Result};
 
 /// Batches remembered per producer (Kafka's max.in.flight with idempotence).
 pub const REMEMBERED_BATCHES: usize = 5;
+
+/// How long a producer idle here is remembered (Kafka's
+/// `producer.id.expiration.ms` default, 1 day).
+pub const PRODUCER_ID_EXPIRATION_MS: i64 = 24 * 3600 * 1000;
+
+/// How often the broker forgets expired producers (Kafka's
+/// `producer.id.expiration.check.interval.ms` default, 10 minutes).
+pub const PRODUCER_EXPIRY_CHECK: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// What was appended for one batch of an idempotent producer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +92,33 @@ struct ProducerEntry {
     /// 0 here, is then known to DescribeProducers).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     marked: bool,
+    /// maxTimestamp of its last marker here (-1, or absent: none, or a
+    /// snapshot written before it was kept).
+    #[serde(default = "no_timestamp", skip_serializing_if = "is_no_timestamp")]
+    marker_timestamp: i64,
+}
+
+fn is_no_timestamp(t: &i64) -> bool {
+    *t == -1
+}
+
+impl ProducerEntry {
+    fn new(epoch: i16) -> ProducerEntry {
+        ProducerEntry {
+            epoch,
+            batches: VecDeque::new(),
+            txn_first: None,
+            marked: false,
+            marker_timestamp: -1,
+        }
+    }
+
+    /// The timestamp of its last batch or marker, whichever is later (-1:
+    /// unknown).
+    fn last_timestamp(&self) -> i64 {
+        let batch = self.batches.back().map_or(-1, |b| b.timestamp);
+        batch.max(self.marker_timestamp)
+    }
 }
 
 /// A transaction ended by a marker: what the aborted-transaction index
@@ -125,8 +169,11 @@ impl ProducerStates {
         first_seq: i32,
         last_seq: i32,
     ) -> Result<SequenceCheck> {
-        // A producer never seen, or starting a newer epoch, begins at 0.
+        // A producer starting a newer epoch begins at 0; one unknown here
+        // (never seen, expired, or its batches deleted) at any sequence,
+        // as in Kafka.
         let expected = match self.producers.get(&producer_id) {
+            None => return Ok(SequenceCheck::Append),
             Some(entry) if epoch < entry.epoch => {
                 return Err(BrokerError::InvalidProducerEpoch {
                     producer_id,
@@ -170,12 +217,10 @@ impl ProducerStates {
 
     /// Records an appended batch.
     pub fn record(&mut self, producer_id: i64, epoch: i16, meta: BatchMeta) {
-        let entry = self.producers.entry(producer_id).or_insert(ProducerEntry {
-            epoch,
-            batches: VecDeque::new(),
-            txn_first: None,
-            marked: false,
-        });
+        let entry = self
+            .producers
+            .entry(producer_id)
+            .or_insert_with(|| ProducerEntry::new(epoch));
         if epoch != entry.epoch {
             entry.epoch = epoch;
             entry.batches.clear();
@@ -207,16 +252,22 @@ impl ProducerStates {
         }
     }
 
-    /// A marker of `producer_id` at `epoch` was appended at `offset`: ends
-    /// its open transaction (if any) and adopts a newer epoch (sequences
-    /// start again at 0 under it). Returns the ended transaction.
-    pub fn end_txn(&mut self, producer_id: i64, epoch: i16, offset: u64) -> EndedTxn {
-        let entry = self.producers.entry(producer_id).or_insert(ProducerEntry {
-            epoch,
-            batches: VecDeque::new(),
-            txn_first: None,
-            marked: false,
-        });
+    /// A marker of `producer_id` at `epoch`, stamped `timestamp`, was
+    /// appended at `offset`: ends its open transaction (if any) and adopts
+    /// a newer epoch (sequences start again at 0 under it). Returns the
+    /// ended transaction.
+    pub fn end_txn(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        offset: u64,
+        timestamp: i64,
+    ) -> EndedTxn {
+        let entry = self
+            .producers
+            .entry(producer_id)
+            .or_insert_with(|| ProducerEntry::new(epoch));
+        entry.marker_timestamp = entry.marker_timestamp.max(timestamp);
         if epoch > entry.epoch {
             entry.epoch = epoch;
             entry.batches.clear();
@@ -230,6 +281,15 @@ impl ProducerStates {
             marker_offset: offset,
             last_stable_offset,
         }
+    }
+
+    /// Forgets the producers with no transaction open here whose last
+    /// batch or marker is stamped before `cutoff_ms`; returns how many.
+    pub fn expire(&mut self, cutoff_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers
+            .retain(|_, e| e.txn_first.is_some() || e.last_timestamp() >= cutoff_ms);
+        before - self.producers.len()
     }
 
     /// First offset of the oldest open transaction.
@@ -287,7 +347,7 @@ impl ProducerStates {
                 return None;
             }
             let offset = h.base_offset.max(0) as u64;
-            return Some(self.end_txn(h.producer_id, h.producer_epoch, offset));
+            return Some(self.end_txn(h.producer_id, h.producer_epoch, offset, h.max_timestamp));
         }
         if h.base_sequence < 0 {
             return None;
@@ -328,7 +388,11 @@ mod tests {
     fn sequences_duplicates_and_epochs() {
         let mut s = ProducerStates::default();
         assert_eq!(s.check(7, 0, 0, 4).expect("first"), SequenceCheck::Append);
-        assert!(s.check(8, 0, 3, 4).is_err(), "a new producer starts at 0");
+        assert_eq!(
+            s.check(8, 0, 3, 4).expect("unknown"),
+            SequenceCheck::Append,
+            "a producer unknown here starts anywhere"
+        );
         s.record(7, 0, meta(0, 4, 100));
         assert!(matches!(
             s.check(7, 0, 6, 7),
@@ -377,7 +441,7 @@ mod tests {
         // producer) ends the transaction and adopts its epoch: writes and
         // markers of the old epoch are refused from then on.
         s.check_marker(4, 3).expect("newer");
-        let ended = s.end_txn(4, 3, 11);
+        let ended = s.end_txn(4, 3, 11, 1);
         assert_eq!((ended.first_offset, ended.marker_offset), (10, 11));
         assert_eq!(s.first_open_txn(), None);
         assert!(matches!(
@@ -392,6 +456,45 @@ mod tests {
             s.check(4, 3, 0, 0).expect("new epoch"),
             SequenceCheck::Append
         );
+    }
+
+    #[test]
+    fn idle_producers_expire_unless_a_transaction_is_open() {
+        let mut s = ProducerStates::default();
+        s.record(
+            1,
+            0,
+            BatchMeta {
+                timestamp: 100,
+                ..meta(0, 0, 0)
+            },
+        );
+        s.record(
+            2,
+            0,
+            BatchMeta {
+                timestamp: 300,
+                ..meta(0, 0, 1)
+            },
+        );
+        s.record(
+            3,
+            0,
+            BatchMeta {
+                timestamp: 100,
+                ..meta(0, 0, 2)
+            },
+        );
+        s.begin_txn(3, 2);
+        // A marker counts as activity.
+        s.end_txn(4, 0, 3, 250);
+        assert_eq!(s.expire(200), 1);
+        let left: Vec<i64> = s.active().iter().map(|a| a.producer_id).collect();
+        assert_eq!(left, [2, 3], "4 has no batch to list");
+        assert_eq!(s.next_sequence(4, 0), 0);
+        assert!(s.check_marker(4, 0).is_ok());
+        assert_eq!(s.expire(260), 1, "the marker-only producer goes");
+        assert!(s.producers.contains_key(&3), "its transaction is open");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! partition not closed cleanly is recovered then, or by the background
 //! recovery pass after start, whichever comes first).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
@@ -50,6 +51,8 @@ pub(crate) struct PartitionEntry {
     /// Held while opening (so it happens once); holds the settings to open
     /// with, which topic changes update.
     opening: Mutex<Arc<TopicConfig>>,
+    /// Its topic was deleted (set under the open lock): it never opens.
+    deleted: AtomicBool,
 }
 
 impl PartitionEntry {
@@ -64,6 +67,7 @@ impl PartitionEntry {
             created_closed: false,
             opened: OnceLock::new(),
             opening: Mutex::new(config),
+            deleted: AtomicBool::new(false),
         };
         let _ = entry.opened.set(p);
         Arc::new(entry)
@@ -114,6 +118,7 @@ impl PartitionEntry {
             created_closed: false,
             opened: OnceLock::new(),
             opening: Mutex::new(config),
+            deleted: AtomicBool::new(false),
         })
     }
 
@@ -129,6 +134,7 @@ impl PartitionEntry {
             created_closed: false,
             opened: OnceLock::new(),
             opening: Mutex::new(config),
+            deleted: AtomicBool::new(false),
         })
     }
 
@@ -220,6 +226,18 @@ impl PartitionEntry {
     /// background recovery pass); no open starts or finishes while held.
     pub fn lock_opening(&self) -> parking_lot::MutexGuard<'_, Arc<TopicConfig>> {
         self.opening.lock()
+    }
+
+    /// Marks the partition deleted with its topic (the caller holds the
+    /// open lock, and removes its files before releasing it): an open that
+    /// raced the deletion and comes after finds it gone.
+    pub fn set_deleted(&self) {
+        self.deleted.store(true, Ordering::Release);
+    }
+
+    /// Whether its topic was deleted ([`PartitionEntry::set_deleted`]).
+    pub fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Acquire)
     }
 
     /// Marks the entry opened (the caller holds the open lock, through

@@ -91,6 +91,13 @@ impl Ctx {
     }
 }
 
+/// [`blocking`] as the broker's first-use opens call it
+/// (`Broker::run_opens_with`): an open (file opens, maps, recovery) may
+/// take long, wherever a handler first names a partition.
+pub fn blocking_section(f: &mut dyn FnMut()) {
+    blocking(f)
+}
+
 /// Runs `f`, which may block on disk (an fsync), without stalling the
 /// other connections on this runtime thread.
 pub fn blocking<T>(f: impl FnOnce() -> T) -> T {

@@ -92,6 +92,8 @@ pub async fn run_listeners(
     shutdown: impl Future<Output = ()>,
 ) {
     let config = Arc::new(config);
+    // A partition's first-use open leaves the worker (see `blocking`).
+    broker.run_opens_with(context::blocking_section);
     let (stop_tx, stop_rx) = watch::channel(false);
     let slots = Arc::new(Semaphore::new(config.max_connections));
     // One fetch session cache for every connection, as Kafka's.

@@ -333,10 +333,16 @@ impl Broker {
                 .map_err(|e| BrokerError::io("fsync directory", &topics_dir, e))?;
         }
         for e in &topic.partitions {
-            if let Some(p) = e.get() {
-                p.notify_gone();
-            }
-            remove_partition_dir(&partition_dir(&self.inner.dir, name, e.index()))?;
+            // Under the open lock: a first use that found the partition
+            // before the topic went either opened it already (its files go
+            // now) or opens nothing after (it finds the entry deleted).
+            e.with_opening(|_, opened| {
+                e.set_deleted();
+                if let Some(p) = opened {
+                    p.notify_gone();
+                }
+                remove_partition_dir(&partition_dir(&self.inner.dir, name, e.index()))
+            })?;
         }
         info!(topic = name, "deleted topic");
         Ok(())
@@ -410,9 +416,11 @@ impl Broker {
         }
         let mut meta = topic.meta.clone();
         meta.partitions = total;
-        metadata::write(&topic_file(&self.inner.dir, name), KIND_TOPIC, &meta)?;
         // The new partitions at once (in parallel), their files made
-        // durable by two filesystem syncs when there are many.
+        // durable by two filesystem syncs when there are many; then the
+        // topic file, which makes them part of the topic. A failure undoes
+        // what was made (a start would remove the directories of
+        // partitions past the topic file's count anyway).
         let deferred = u64::from(total - old) >= DEFERRED_SYNC_PARTITIONS;
         let added = {
             let _deferred = deferred.then(pubsub_storage::fs::defer_syncs);
@@ -420,10 +428,19 @@ impl Broker {
             self.inner.open_partitions(&job, None).pop()
         }
         .unwrap_or(Err(BrokerError::Closed))?;
-        if deferred {
-            let opened: Vec<Arc<Partition>> =
-                added.iter().filter_map(|e| e.get().cloned()).collect();
-            self.inner.sync_then_record_recovery_points(&opened)?;
+        let opened: Vec<Arc<Partition>> = added.iter().filter_map(|e| e.get().cloned()).collect();
+        let committed = (|| {
+            if deferred {
+                self.inner.sync_then_record_recovery_points(&opened)?;
+            }
+            metadata::write(&topic_file(&self.inner.dir, name), KIND_TOPIC, &meta)
+        })();
+        if let Err(e) = committed {
+            drop((opened, added));
+            for i in old..total {
+                let _ = remove_partition_dir(&partition_dir(&self.inner.dir, name, i as i32));
+            }
+            return Err(e);
         }
         let mut partitions = topic.partitions.clone();
         partitions.extend(added);

@@ -18,6 +18,8 @@ mod open;
 mod producer_ids;
 mod recovery;
 mod scheduler;
+#[cfg(test)]
+mod seam;
 mod traffic;
 mod transactions;
 
@@ -82,7 +84,14 @@ pub(crate) struct Inner {
     acls: crate::security::acl::AclStore,
     /// Holds the data directory's lock while open.
     lock: File,
+    /// What first-use opens run through ([`Broker::run_opens_with`]).
+    offload: std::sync::OnceLock<Offload>,
 }
+
+/// A function that runs work which may block for long (a partition's
+/// first-use open: file opens, maps, recovery) so that it stalls nothing
+/// else the calling thread serves; see [`Broker::run_opens_with`].
+pub type Offload = fn(&mut dyn FnMut());
 
 /// A broker, opened on a data directory.
 #[derive(Debug, Clone)]
@@ -168,7 +177,7 @@ impl Inner {
         self.stop_recovery();
         let _admin = self.admin.lock();
         let mut first_error = None;
-        let mut all = self.all_partitions();
+        let all = self.all_partitions();
         let mut summary = true;
         // Two filesystem syncs for all partitions instead of fsyncs per
         // partition: first the data and producer state of every partition,
@@ -183,7 +192,6 @@ impl Inner {
             if let Err(e) = removed {
                 warn!(error = %e, "no partition is marked clean: the closed-partitions file stays");
                 first_error.get_or_insert(e);
-                all.clear();
                 summary = false;
             }
             for p in &all {
@@ -199,6 +207,16 @@ impl Inner {
         if let Err(e) = self.sync_filesystem() {
             warn!(error = %e, "no partition is marked clean: the filesystem sync failed");
             first_error.get_or_insert(e);
+            durable.clear();
+        }
+        if !summary && !durable.is_empty() {
+            // The stale file stays, so no partition may be marked clean
+            // (its entries would hold again): the partitions stay flushed,
+            // with their producer state and recovery points, and the next
+            // start recovers each from there.
+            if let Err(e) = self.sync_then_record_recovery_points(&durable) {
+                first_error.get_or_insert(e);
+            }
             durable.clear();
         }
         let mut clean = std::collections::HashSet::with_capacity(durable.len());
@@ -300,6 +318,16 @@ impl Broker {
     /// every partition so the next open needs no recovery.
     pub fn close(&self) -> Result<()> {
         self.inner.close()
+    }
+
+    /// Runs every first-use open of a partition (and the wait for one
+    /// another caller runs) through `offload` from now on: a server on an
+    /// async runtime passes a function that leaves the runtime's worker
+    /// for the blocking pool, so one slow open (a large recovery, a slow
+    /// disk) does not stall the connections served by that worker. The
+    /// first call wins; without one, opens run on the calling thread.
+    pub fn run_opens_with(&self, offload: Offload) {
+        let _ = self.inner.offload.set(offload);
     }
 
     /// The data directory.

@@ -92,6 +92,7 @@ impl Broker {
             background: Mutex::new(None),
             recovering: Mutex::new(None),
             recovery: Mutex::new(Vec::new()),
+            offload: std::sync::OnceLock::new(),
             users,
             acls,
             lock: lock_file,
@@ -403,7 +404,8 @@ impl Inner {
     /// Opens partitions `first..` of each topic (as its meta counts them)
     /// on up to [`open_threads`] threads, as [`Inner::open_topics`] says;
     /// one result per topic, in order: its entries from `first` on, or the
-    /// first failure (the others are then dropped).
+    /// first failure (the others are then dropped, and the directories this
+    /// call made for the topic removed).
     pub(super) fn open_partitions(
         &self,
         topics: &[(TopicMeta, Arc<TopicConfig>, u32)],
@@ -416,6 +418,9 @@ impl Inner {
                 (*first as i32..m.partitions as i32).map(move |i| (t, i))
             })
             .collect();
+        // The partitions whose directories this call makes (undone for a
+        // topic that fails).
+        let made = Mutex::new(Vec::new());
         let open = |&(t, i): &(usize, i32)| -> Opened {
             let (meta, config, _) = &topics[t];
             if let Some(lazy) = lazy {
@@ -426,6 +431,9 @@ impl Inner {
                     None => PartitionEntry::unrecovered(i, Arc::clone(config)),
                 };
                 return Ok((entry, None));
+            }
+            if std::fs::symlink_metadata(partition_dir(&self.dir, &meta.name, i)).is_err() {
+                made.lock().push((t, i));
             }
             let (p, report) = self.open_partition_reporting(meta, config, i)?;
             Ok((PartitionEntry::open(p, Arc::clone(config)), Some(report)))
@@ -455,9 +463,11 @@ impl Inner {
             });
         }
         let mut opened = opened.into_iter();
+        let made = made.into_inner();
         topics
             .iter()
-            .map(|(meta, _, first)| {
+            .enumerate()
+            .map(|(t, (meta, _, first))| {
                 let mut partitions = Vec::with_capacity(meta.partitions as usize);
                 let mut failed = None;
                 for i in *first as i32..meta.partitions as i32 {
@@ -477,7 +487,15 @@ impl Inner {
                     }
                 }
                 match failed {
-                    Some(e) => Err(e),
+                    Some(e) => {
+                        // Disk as memory: the partitions opened are closed,
+                        // and the directories made for them go.
+                        drop(partitions);
+                        for &(_, i) in made.iter().filter(|m| m.0 == t) {
+                            let _ = remove_partition_dir(&partition_dir(&self.dir, &meta.name, i));
+                        }
+                        Err(e)
+                    }
                     None => Ok(partitions),
                 }
             })
@@ -491,9 +509,42 @@ impl Inner {
         if let Some(p) = entry.get() {
             return Ok(Arc::clone(p));
         }
+        #[cfg(test)]
+        super::seam::before_open(&self.dir);
+        self.off_worker(|| self.open_entry(topic, entry))
+    }
+
+    /// Runs `open` through the offload function, if one was set.
+    fn off_worker(&self, open: impl FnOnce() -> Result<Arc<Partition>>) -> Result<Arc<Partition>> {
+        let Some(offload) = self.offload.get() else {
+            return open();
+        };
+        let mut open = Some(open);
+        let mut out = None;
+        offload(&mut || {
+            if let Some(open) = open.take() {
+                out = Some(open());
+            }
+        });
+        match (out, open.take()) {
+            (Some(out), _) => out,
+            // An offload that did not run it: run it here.
+            (None, Some(open)) => open(),
+            (None, None) => Err(BrokerError::Closed),
+        }
+    }
+
+    /// [`Inner::opened`] past its quick check: under the open lock.
+    fn open_entry(&self, topic: &Topic, entry: &PartitionEntry) -> Result<Arc<Partition>> {
         entry.with_opening(|config, opened| {
             if let Some(p) = opened {
                 return Ok(Arc::clone(p));
+            }
+            if entry.is_deleted() {
+                return Err(BrokerError::unknown_topic(
+                    &topic.meta.name,
+                    Some(entry.index()),
+                ));
             }
             if self.closed.load(Ordering::Acquire) {
                 return Err(BrokerError::Closed);

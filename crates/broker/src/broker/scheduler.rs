@@ -13,6 +13,7 @@ use super::{wall_clock_ms, Broker, Inner};
 use crate::closed_partitions::ClosedPartition;
 use crate::error::{BrokerError, Result};
 use crate::partition::Partition;
+use crate::producer_state::{PRODUCER_EXPIRY_CHECK, PRODUCER_ID_EXPIRATION_MS};
 use crate::topic::Topic;
 
 /// From this many changed partitions, a checkpoint round defers fsyncs to
@@ -25,6 +26,7 @@ struct Schedule {
     checkpoint: Instant,
     retention: Instant,
     compaction: Instant,
+    producer_expiry: Instant,
 }
 
 impl Inner {
@@ -58,6 +60,26 @@ impl Inner {
             last.compaction = now;
             self.run_compaction(wall_clock_ms());
         }
+        if now.duration_since(last.producer_expiry) >= PRODUCER_EXPIRY_CHECK {
+            last.producer_expiry = now;
+            self.expire_producers(wall_clock_ms());
+        }
+    }
+
+    /// Forgets, in every open partition, the producers idle longer than
+    /// [`PRODUCER_ID_EXPIRATION_MS`] as of `now_ms` (a partition not open
+    /// forgets them when it opens); returns how many.
+    fn expire_producers(&self, now_ms: i64) -> usize {
+        let cutoff = now_ms.saturating_sub(PRODUCER_ID_EXPIRATION_MS);
+        let forgotten: usize = self
+            .all_partitions()
+            .iter()
+            .map(|p| p.expire_producers(cutoff))
+            .sum();
+        if forgotten > 0 {
+            debug!(producers = forgotten, "forgot idle producers");
+        }
+        forgotten
     }
 
     /// Records the recovery point and producer state of every partition
@@ -173,6 +195,7 @@ fn background_loop(inner: Weak<Inner>, interval: Duration) {
         checkpoint: Instant::now(),
         retention: Instant::now(),
         compaction: Instant::now(),
+        producer_expiry: Instant::now(),
     };
     loop {
         let Some(strong) = inner.upgrade() else {
@@ -214,6 +237,13 @@ impl Broker {
     /// records removed.
     pub fn run_compaction(&self, now_ms: i64) -> u64 {
         self.inner.run_compaction(now_ms)
+    }
+
+    /// Forgets the producers idle longer than Kafka's
+    /// `producer.id.expiration.ms` (1 day) as of `now_ms`, in every open
+    /// partition (what the clock does every 10 minutes); returns how many.
+    pub fn expire_producers(&self, now_ms: i64) -> usize {
+        self.inner.expire_producers(now_ms)
     }
 
     /// Advances the coordinators' timers (when the background clock is

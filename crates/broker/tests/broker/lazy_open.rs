@@ -386,3 +386,48 @@ fn compaction_cleans_compacted_partitions_not_used_since_the_start() {
     );
     broker.close().expect("close");
 }
+
+/// A close that cannot remove the closed-partitions file marks no
+/// partition clean (the stale file's entries would hold again), but still
+/// flushes every partition and records its recovery point: the next start
+/// recovers each from where the close left it.
+#[test]
+fn a_close_that_cannot_remove_the_closed_partitions_file_still_flushes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = pubsub_broker::BrokerConfig {
+        background: false,
+        ..test_config()
+    };
+    let broker = Broker::open(dir.path(), config.clone()).expect("open");
+    broker
+        .create_topic("kept", Some(2), no_configs())
+        .expect("create");
+    produce_n(&broker, "kept", 0, 10);
+    produce_n(&broker, "kept", 1, 3);
+    // A directory where the file is: removing it fails.
+    let file = dir
+        .path()
+        .join(pubsub_broker::closed_partitions::CLOSED_PARTITIONS_FILE);
+    std::fs::create_dir(&file).expect("mkdir");
+    std::fs::write(file.join("in-the-way"), b"x").expect("write");
+    assert!(broker.close().is_err(), "the removal failure is reported");
+    drop(broker);
+    std::fs::remove_dir_all(&file).expect("rm");
+
+    let broker = Broker::open(dir.path(), config).expect("reopen");
+    assert_eq!(values(&broker, "kept", 0).len(), 10);
+    assert_eq!(values(&broker, "kept", 1).len(), 3);
+    for (partition, end) in [(0, 10), (1, 3)] {
+        let (_, _, report) = broker
+            .recovery_reports()
+            .into_iter()
+            .find(|(t, p, _)| t == "kept" && *p == partition)
+            .expect("recovered at first use");
+        assert!(!report.clean_shutdown, "not marked clean: {report}");
+        assert_eq!(
+            report.recovery_point, end,
+            "partition {partition}: the close recorded its recovery point: {report}"
+        );
+    }
+    broker.close().expect("close");
+}

@@ -370,3 +370,67 @@ fn a_transaction_marker_is_appended_as_one_fsynced_control_batch() {
         .expect("record");
     assert_eq!(ControlRecord::parse(r.key, r.value).expect("parse"), marker);
 }
+
+/// A batch of producer `pid` stamped `timestamp` (transactional if asked).
+fn stamped_batch(pid: i64, seq: i32, timestamp: i64, transactional: bool) -> Vec<u8> {
+    let mut b = BatchBuilder::new()
+        .producer(pid, 0, seq)
+        .transactional(transactional);
+    b.push(&NewRecord {
+        timestamp,
+        key: None,
+        value: Some(b"v"),
+        headers: &[],
+    })
+    .expect("push");
+    b.build().expect("build")
+}
+
+/// Producers idle longer than Kafka's `producer.id.expiration.ms` (1 day,
+/// by their last batch's timestamp) are forgotten by the periodic check,
+/// also after a restart (the snapshot keeps their timestamps), unless a
+/// transaction of theirs is open here; a forgotten producer goes on at any
+/// sequence, as in Kafka.
+#[test]
+fn idle_producers_are_forgotten_after_the_expiration() {
+    const DAY_MS: i64 = 24 * 3600 * 1000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = pubsub_broker::wall_clock_ms();
+    let ids = |broker: &pubsub_broker::Broker| -> Vec<i64> {
+        let p = broker.partition("idle", 0).expect("partition");
+        p.active_producers().iter().map(|a| a.producer_id).collect()
+    };
+    {
+        let broker = open(dir.path());
+        broker
+            .create_topic("idle", Some(1), no_configs())
+            .expect("create");
+        // 1: active now; 2: idle for over a day; 3: idle as long, with a
+        // transaction open.
+        for (pid, ts, txn) in [
+            (1, now, false),
+            (2, now - DAY_MS - 60_000, false),
+            (3, now - DAY_MS - 60_000, true),
+        ] {
+            broker
+                .produce("idle", 0, &mut stamped_batch(pid, 0, ts, txn), Acks::All)
+                .expect("produce");
+        }
+        assert_eq!(ids(&broker), [1, 2, 3]);
+        broker.close().expect("close");
+    }
+    let broker = open(dir.path());
+    assert_eq!(ids(&broker), [1, 2, 3], "the snapshot kept them all");
+    assert_eq!(broker.expire_producers(now), 1, "producer 2 is due");
+    assert_eq!(ids(&broker), [1, 3]);
+    assert_eq!(broker.expire_producers(now), 0, "nothing more is due now");
+    assert_eq!(broker.expire_producers(now + DAY_MS + 60_000), 1);
+    assert_eq!(ids(&broker), [3], "the open transaction keeps its producer");
+    // Producer 1, forgotten, goes on where it was (sequence 1).
+    let r = broker
+        .produce("idle", 0, &mut stamped_batch(1, 1, now, false), Acks::All)
+        .expect("a forgotten producer goes on");
+    assert!(!r.duplicate);
+    assert_eq!(ids(&broker), [1, 3]);
+    broker.close().expect("close");
+}

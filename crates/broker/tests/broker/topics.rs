@@ -261,3 +261,94 @@ fn delete_records_moves_the_start_for_embedded_consumers_and_survives_a_restart(
         10
     );
 }
+
+/// The entries of the data directory whose names start with `prefix`
+/// (partition directories, and whatever stands in their way).
+fn entries(dir: &std::path::Path, prefix: &str) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    out.sort();
+    out
+}
+
+/// A CreatePartitions that fails midway (a file where a new partition's
+/// directory goes) leaves disk and memory as before it, across a restart;
+/// once the file is gone the same request works.
+#[test]
+fn a_failed_add_partitions_leaves_disk_and_memory_as_before() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = open(dir.path());
+    broker
+        .create_topic("grow", Some(2), no_configs())
+        .expect("create");
+    let obstacle = dir.path().join("grow-3");
+    std::fs::write(&obstacle, b"in the way").expect("write");
+    let failed = broker.add_partitions("grow", 5);
+    assert!(
+        matches!(
+            failed,
+            Err(BrokerError::Storage { .. } | BrokerError::Io { .. })
+        ),
+        "a storage error: {failed:?}"
+    );
+    assert_eq!(broker.partition_count("grow"), Some(2));
+    assert_eq!(entries(dir.path(), "grow"), ["grow-0", "grow-1", "grow-3"]);
+    broker.close().expect("close");
+    drop(broker);
+
+    let broker = open(dir.path());
+    assert_eq!(broker.partition_count("grow"), Some(2), "the disk agrees");
+    std::fs::remove_file(&obstacle).expect("remove");
+    broker
+        .add_partitions("grow", 5)
+        .expect("works once the cause is gone");
+    assert_eq!(broker.partition_count("grow"), Some(5));
+    let producer = broker
+        .producer(ProducerConfig::default())
+        .expect("producer");
+    producer
+        .send(&ProducerRecord::new("grow", b"late").partition(4))
+        .expect("send")
+        .wait()
+        .expect("delivered");
+    broker.close().expect("close");
+    drop(broker);
+    let broker = open(dir.path());
+    assert_eq!(broker.partition_count("grow"), Some(5));
+    broker.close().expect("close");
+}
+
+/// A CreateTopics whose topic fails midway (a file where one partition's
+/// directory goes) leaves no directory of the others behind; the same
+/// request works once the file is gone.
+#[test]
+fn a_failed_create_topics_leaves_no_partition_behind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = open(dir.path());
+    let obstacle = dir.path().join("made-2");
+    std::fs::write(&obstacle, b"in the way").expect("write");
+    let new = || {
+        vec![pubsub_broker::NewTopic {
+            name: "made".into(),
+            partitions: Some(4),
+            configs: BTreeMap::new(),
+        }]
+    };
+    let failed = broker.create_topics(new()).pop().expect("one result");
+    assert!(
+        matches!(
+            failed,
+            Err(BrokerError::Storage { .. } | BrokerError::Io { .. })
+        ),
+        "a storage error: {failed:?}"
+    );
+    assert_eq!(broker.partition_count("made"), None);
+    assert_eq!(entries(dir.path(), "made"), ["made-2"], "only the obstacle");
+    std::fs::remove_file(&obstacle).expect("remove");
+    let created = broker.create_topics(new()).pop().expect("one result");
+    assert_eq!(created.expect("created").partitions.len(), 4);
+    broker.close().expect("close");
+}

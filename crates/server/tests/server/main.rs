@@ -8,6 +8,7 @@ mod common;
 mod configs;
 mod fetch;
 mod fetch_sessions;
+mod first_use;
 mod frames;
 mod groups;
 mod java_client;
