@@ -91,6 +91,7 @@ impl PartitionEntry {
             created_closed: true,
             opened: OnceLock::new(),
             opening: Mutex::new(config),
+            deleted: AtomicBool::new(false),
         })
     }
 

@@ -191,18 +191,43 @@ impl Inner {
     /// CreateTopics costs a directory and a small file per partition, not
     /// a log's files, maps and checkpoints. A directory already there (a
     /// deleted topic's leftover) is opened instead, which sets it aside.
-    /// A failed partition fails the topic (its other directories name a
-    /// topic id no topic has: removed at the next open).
+    /// A failed partition fails the topic, and the directories made for
+    /// its other partitions are removed (never what stood in the way).
     fn create_closed_topic(&self, meta: TopicMeta, config: TopicConfig) -> Result<Arc<Topic>> {
         let config = Arc::new(config);
         let mut partitions = Vec::with_capacity(meta.partitions as usize);
+        let mut made = Vec::new();
+        let created = self.create_closed_partitions(&meta, &config, &mut partitions, &mut made);
+        if let Err(e) = created {
+            drop(partitions);
+            for dir in &made {
+                let _ = remove_partition_dir(dir);
+            }
+            return Err(e);
+        }
+        Ok(Arc::new(Topic {
+            meta,
+            config,
+            partitions,
+        }))
+    }
+
+    /// [`Inner::create_closed_topic`]'s loop: each partition's entry pushed
+    /// to `partitions`, each directory it made to `made`.
+    fn create_closed_partitions(
+        &self,
+        meta: &TopicMeta,
+        config: &Arc<TopicConfig>,
+        partitions: &mut Vec<Arc<PartitionEntry>>,
+        made: &mut Vec<std::path::PathBuf>,
+    ) -> Result<()> {
         for i in 0..meta.partitions as i32 {
             let dir = partition_dir(&self.dir, &meta.name, i);
             match std::fs::create_dir(&dir) {
-                Ok(()) => {}
+                Ok(()) => made.push(dir.clone()),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let p = self.open_partition(&meta, &config, i)?;
-                    partitions.push(PartitionEntry::open(p, Arc::clone(&config)));
+                    let p = self.open_partition(meta, config, i)?;
+                    partitions.push(PartitionEntry::open(p, Arc::clone(config)));
                     continue;
                 }
                 Err(e) => return Err(BrokerError::io("create directory", &dir, e)),
@@ -221,14 +246,10 @@ impl Inner {
             partitions.push(PartitionEntry::created_closed(
                 i,
                 self.generation,
-                Arc::clone(&config),
+                Arc::clone(config),
             ));
         }
-        Ok(Arc::new(Topic {
-            meta,
-            config,
-            partitions,
-        }))
+        Ok(())
     }
 
     /// Checks that a topic could be created as asked; returns its partition
