@@ -420,13 +420,30 @@ impl TransactionCoordinator {
         partitions: &[(String, i32)],
         now: i64,
     ) -> Result<()> {
+        self.add_partitions_at(store, id, producer_id, epoch, partitions, 0, now)
+    }
+
+    /// [`Self::add_partitions`] of a client speaking transaction version
+    /// `client_version` (2 for AddPartitionsToTxn v4+, recorded with the
+    /// transaction).
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_partitions_at(
+        &self,
+        store: &dyn TxnStore,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: &[(String, i32)],
+        client_version: i16,
+        now: i64,
+    ) -> Result<()> {
         if id.is_empty() {
             return Err(refused(id, TxnRefusal::InvalidRequest));
         }
         let slot = self.known(id)?;
         let mut slot = slot.lock();
         let next = metadata(id, &slot)?
-            .add_partitions(producer_id, epoch, partitions, now)
+            .add_partitions(producer_id, epoch, partitions, client_version, now)
             .map_err(|r| refused(id, r))?;
         match next {
             Some(next) => Self::transit(store, id, &mut slot, next),
@@ -491,7 +508,8 @@ impl TransactionCoordinator {
         }
     }
 
-    /// EndTxn: commits or aborts the ongoing transaction. Returns once the
+    /// EndTxn of transaction version 1 (EndTxn v0-4): commits or aborts
+    /// the ongoing transaction at the producer's epoch. Returns once the
     /// decision is durable; the markers and the completion follow at once,
     /// or at the next tick if writing them failed (the decision stands).
     pub fn end_txn(
@@ -503,22 +521,63 @@ impl TransactionCoordinator {
         commit: bool,
         now: i64,
     ) -> Result<()> {
+        self.end_transaction(store, id, producer_id, epoch, commit, false, now)
+            .map(|_| ())
+    }
+
+    /// EndTxn, of transaction version 2 when `v2` (EndTxn v5, KIP-890:
+    /// the epoch bumped by the decision, a new producer id once the epoch
+    /// is exhausted). Returns the producer id and epoch the producer goes
+    /// on with, once the decision is durable.
+    #[allow(clippy::too_many_arguments)]
+    pub fn end_transaction(
+        &self,
+        store: &dyn TxnStore,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        v2: bool,
+        now: i64,
+    ) -> Result<(i64, i16)> {
         if id.is_empty() {
             return Err(refused(id, TxnRefusal::InvalidRequest));
         }
         let slot = self.known(id)?;
         let mut slot = slot.lock();
-        let Some(prepared) = metadata(id, &slot)?
-            .end(producer_id, epoch, commit, true, now)
-            .map_err(|r| refused(id, r))?
-        else {
-            return Ok(());
+        let current = metadata(id, &slot)?;
+        let decided = if v2 {
+            let mut failed = None;
+            let mut new_id = || match store.new_producer_id() {
+                Ok(id) => Some(id),
+                Err(e) => {
+                    failed = Some(e);
+                    None
+                }
+            };
+            let decided = current.end_v2(producer_id, epoch, commit, now, &mut new_id);
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            decided
+        } else {
+            current.end(producer_id, epoch, commit, true, now)
+        };
+        let Some(prepared) = decided.map_err(|r| refused(id, r))? else {
+            // A retry of a decided EndTxn: the current id and epoch.
+            return Ok((current.producer_id, current.producer_epoch));
+        };
+        // What the producer goes on with: the completion's id and epoch.
+        let answer = if prepared.next_producer_id != state::NO_PRODUCER_ID {
+            (prepared.next_producer_id, 0)
+        } else {
+            (prepared.producer_id, prepared.producer_epoch)
         };
         Self::transit(store, id, &mut slot, prepared)?;
         if let Err(e) = self.complete(store, id, &mut slot, now) {
             debug!(transactional_id = id, error = %e, "writing transaction markers failed; retried at the next tick");
         }
-        Ok(())
+        Ok(answer)
     }
 
     /// Advances timers: completes decided transactions whose markers are

@@ -102,6 +102,34 @@ async fn end(c: &mut Client, id: &str, pid: i64, epoch: i16, commit: bool) -> i1
     c.call(3, &req).await.error_code
 }
 
+/// EndTxn v5 (transaction version 2): its error code, producer id and
+/// epoch.
+async fn end_v5(c: &mut Client, id: &str, pid: i64, epoch: i16, commit: bool) -> (i16, i64, i16) {
+    let req = EndTxnRequest::default()
+        .with_transactional_id(TransactionalId(s(id)))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_committed(commit);
+    let r = c.call(5, &req).await;
+    (r.error_code, r.producer_id.0, r.producer_epoch)
+}
+
+/// The producer id and epoch of every control batch of the partition.
+async fn markers(c: &mut Client, topic: &str, partition: i32) -> Vec<(i64, i16)> {
+    let r = c
+        .call(FETCH_V, &fetch_request(topic, partition, 0, 0, 1 << 20))
+        .await;
+    let records = r.responses[0].partitions[0]
+        .records
+        .clone()
+        .unwrap_or_default();
+    Batches::new(&records)
+        .map(|b| b.expect("batch"))
+        .filter(|b| b.is_control())
+        .map(|b| (b.producer_id(), b.producer_epoch()))
+        .collect()
+}
+
 /// The partition's high watermark (read_uncommitted).
 async fn high_watermark(c: &mut Client, topic: &str, partition: i32) -> i64 {
     let r = c
@@ -447,5 +475,68 @@ async fn a_commit_interrupted_between_its_markers_is_completed_everywhere() {
     assert_eq!(committed(&mut c, "tt", 1).await, ["p1"]);
     // The missing marker was written (the first maybe twice: harmless).
     assert_eq!(high_watermark(&mut c, "tt", 1).await, 2);
+    server.stop().await;
+}
+
+/// Transaction version 2 over the wire (EndTxn v5): every commit or abort
+/// bumps the producer's epoch, its markers carry the bumped epoch, the
+/// answer tells the producer its new epoch, a retry of the EndTxn gets the
+/// same answer, and the writes of the ended transaction (its epoch) are
+/// refused as a fenced epoch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_end_of_transaction_version_2_bumps_the_epoch_its_markers_carry() {
+    let server = TestServer::start().await;
+    let mut c = Client::connect(server.addr).await;
+    create_topic(&mut c, "v2e", 1, &[]).await;
+    let (pid, e0) = init(&mut c, "tx-v2e").await;
+    assert_eq!(add(&mut c, "tx-v2e", pid, e0, "v2e", &[0]).await, [0]);
+    let code = write(&mut c, "tx-v2e", "v2e", 0, batch(pid, e0, 0, &["one"])).await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        end_v5(&mut c, "tx-v2e", pid, e0, true).await,
+        (0, pid, e0 + 1)
+    );
+    assert_eq!(markers(&mut c, "v2e", 0).await, [(pid, e0 + 1)]);
+    // Retried (the answer lost): the same answer, no second marker.
+    assert_eq!(
+        end_v5(&mut c, "tx-v2e", pid, e0, true).await,
+        (0, pid, e0 + 1)
+    );
+    assert_eq!(
+        end_v5(&mut c, "tx-v2e", pid, e0, false).await.0,
+        INVALID_TXN_STATE
+    );
+    // A late write of the committed transaction: its epoch is over.
+    let late = batch(pid, e0, 1, &["late"]);
+    assert_eq!(
+        write(&mut c, "tx-v2e", "v2e", 0, late).await,
+        INVALID_PRODUCER_EPOCH
+    );
+    // The next transaction, at the new epoch (sequences from 0), aborts:
+    // another bump.
+    let e1 = e0 + 1;
+    assert_eq!(add(&mut c, "tx-v2e", pid, e1, "v2e", &[0]).await, [0]);
+    let code = write(&mut c, "tx-v2e", "v2e", 0, batch(pid, e1, 0, &["two"])).await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        end_v5(&mut c, "tx-v2e", pid, e1, false).await,
+        (0, pid, e1 + 1)
+    );
+    assert_eq!(
+        markers(&mut c, "v2e", 0).await,
+        [(pid, e0 + 1), (pid, e1 + 1)]
+    );
+    // An abort with nothing open bumps the epoch too (no markers); a
+    // commit with nothing open is refused.
+    assert_eq!(
+        end_v5(&mut c, "tx-v2e", pid, e1 + 1, false).await,
+        (0, pid, e1 + 2)
+    );
+    assert_eq!(
+        end_v5(&mut c, "tx-v2e", pid, e1 + 2, true).await.0,
+        INVALID_TXN_STATE
+    );
+    assert_eq!(markers(&mut c, "v2e", 0).await.len(), 2);
+    assert_eq!(committed(&mut c, "v2e", 0).await, ["one"]);
     server.stop().await;
 }
