@@ -33,7 +33,7 @@ use crate::metrics::api_slot;
 /// Every API served, with the versions advertised. Nothing else is
 /// advertised: clients change behaviour on what they see.
 pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
-    (ApiKey::Produce, 3, 10),
+    (ApiKey::Produce, 3, 12),
     (ApiKey::Fetch, 4, 12),
     (ApiKey::ListOffsets, 1, 10),
     (ApiKey::Metadata, 0, 12),

@@ -491,19 +491,49 @@ impl TransactionCoordinator {
         partition: (&str, i32),
         append: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
+        self.verified_or_added(None, id, producer_id, epoch, partition, 0, append)
+    }
+
+    /// [`Self::verified`], where a write of transaction version 2 (Produce
+    /// v12+, TxnOffsetCommit v5+: `implicit` holds the store) also adds its
+    /// partition to the transaction, starting one if none is open, with
+    /// AddPartitionsToTxn's checks (KIP-890 part 2, as Kafka's partition
+    /// leader asks its coordinator): the addition is durable before the
+    /// append, both under the id's lock.
+    #[allow(clippy::too_many_arguments)]
+    pub fn verified_or_added<T>(
+        &self,
+        implicit: Option<&dyn TxnStore>,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partition: (&str, i32),
+        now: i64,
+        append: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
         if id.is_empty() {
             return Err(refused(id, TxnRefusal::InvalidRequest));
         }
         let slot = self.known(id)?;
-        let slot = slot.lock();
+        let mut slot = slot.lock();
         let m = metadata(id, &slot)?;
         m.check_producer(producer_id, epoch)
             .map_err(|r| refused(id, r))?;
         let (topic, index) = partition;
         let inside = m.partitions.iter().any(|(t, p)| t == topic && *p == index);
-        match m.state {
-            TxnState::Ongoing if inside => append(),
-            s if s.is_prepared() => Err(refused(id, TxnRefusal::ConcurrentTransactions)),
+        match (m.state, implicit) {
+            (TxnState::Ongoing, _) if inside => append(),
+            (s, _) if s.is_prepared() => Err(refused(id, TxnRefusal::ConcurrentTransactions)),
+            (_, Some(store)) => {
+                let joined = [(topic.to_string(), index)];
+                let next = m
+                    .add_partitions(producer_id, epoch, &joined, state::TXN_VERSION_2, now)
+                    .map_err(|r| refused(id, r))?;
+                if let Some(next) = next {
+                    Self::transit(store, id, &mut slot, next)?;
+                }
+                append()
+            }
             _ => Err(refused(id, TxnRefusal::InvalidTxnState)),
         }
     }

@@ -53,6 +53,15 @@ async fn write(c: &mut Client, id: &str, topic: &str, partition: i32, records: B
     r.responses[0].partition_responses[0].error_code
 }
 
+/// A transactional Produce v12 (transaction version 2: the write adds its
+/// partition to the transaction): the partition's error code.
+async fn write_v12(c: &mut Client, id: &str, topic: &str, partition: i32, records: Bytes) -> i16 {
+    let req = produce_request(topic, partition, -1, records)
+        .with_transactional_id(Some(TransactionalId(s(id))));
+    let r = c.call(12, &req).await;
+    r.responses[0].partition_responses[0].error_code
+}
+
 /// InitProducerId v3 for `id`: its producer id and epoch.
 async fn init(c: &mut Client, id: &str) -> (i64, i16) {
     let req = InitProducerIdRequest::default()
@@ -538,5 +547,73 @@ async fn an_end_of_transaction_version_2_bumps_the_epoch_its_markers_carry() {
     );
     assert_eq!(markers(&mut c, "v2e", 0).await.len(), 2);
     assert_eq!(committed(&mut c, "v2e", 0).await, ["one"]);
+    server.stop().await;
+}
+
+/// Transaction version 2's implicit add (KIP-890 part 2): a Produce v12 of
+/// a transactional batch adds its partition to the producer's transaction
+/// (starting one), with AddPartitionsToTxn's checks, as Kafka 4.x's
+/// partition leader has its coordinator do. Produce v10 and below still
+/// need AddPartitionsToTxn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_produce_of_transaction_version_2_adds_its_partition_to_the_transaction() {
+    let server = TestServer::start().await;
+    let mut c = Client::connect(server.addr).await;
+    create_topic(&mut c, "v2a", 2, &[]).await;
+    let (pid, e0) = init(&mut c, "tx-v2a").await;
+    // Not a transactional id the coordinator knows; another producer id; a
+    // fenced epoch: refused as AddPartitionsToTxn refuses them.
+    let code = write_v12(&mut c, "ghost", "v2a", 0, batch(pid, e0, 0, &["g"])).await;
+    assert_eq!(code, INVALID_PRODUCER_ID_MAPPING);
+    let code = write_v12(&mut c, "tx-v2a", "v2a", 0, batch(pid + 1, e0, 0, &["g"])).await;
+    assert_eq!(code, INVALID_PRODUCER_ID_MAPPING);
+    let code = write_v12(&mut c, "tx-v2a", "v2a", 0, batch(pid, e0 + 1, 0, &["g"])).await;
+    assert_eq!(code, INVALID_PRODUCER_EPOCH);
+    // Produce v9 (transaction version 1) does not add the partition.
+    let code = write(&mut c, "tx-v2a", "v2a", 1, batch(pid, e0, 0, &["g"])).await;
+    assert_eq!(code, INVALID_TXN_STATE);
+    for p in 0..2 {
+        assert_eq!(
+            high_watermark(&mut c, "v2a", p).await,
+            0,
+            "nothing appended"
+        );
+    }
+    // The first write starts the transaction; the second partition joins.
+    let code = write_v12(&mut c, "tx-v2a", "v2a", 0, batch(pid, e0, 0, &["a"])).await;
+    assert_eq!(code, 0);
+    let code = write_v12(&mut c, "tx-v2a", "v2a", 1, batch(pid, e0, 0, &["b"])).await;
+    assert_eq!(code, 0);
+    let txn = server
+        .broker
+        .transactions()
+        .describe("tx-v2a")
+        .expect("known");
+    assert_eq!(txn.state, TxnState::Ongoing);
+    assert_eq!(txn.partitions.len(), 2);
+    assert_eq!(txn.client_version, 2);
+    // Still open: nothing readable.
+    assert!(committed(&mut c, "v2a", 0).await.is_empty());
+    assert_eq!(
+        end_v5(&mut c, "tx-v2a", pid, e0, true).await,
+        (0, pid, e0 + 1)
+    );
+    assert_eq!(committed(&mut c, "v2a", 0).await, ["a"]);
+    assert_eq!(committed(&mut c, "v2a", 1).await, ["b"]);
+    // A late write of the committed transaction cannot open the next one:
+    // its epoch is over. The next transaction, at the new epoch, aborts.
+    let late = batch(pid, e0, 1, &["late"]);
+    assert_eq!(
+        write_v12(&mut c, "tx-v2a", "v2a", 0, late).await,
+        INVALID_PRODUCER_EPOCH
+    );
+    let e1 = e0 + 1;
+    let code = write_v12(&mut c, "tx-v2a", "v2a", 0, batch(pid, e1, 0, &["aborted"])).await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        end_v5(&mut c, "tx-v2a", pid, e1, false).await,
+        (0, pid, e1 + 1)
+    );
+    assert_eq!(committed(&mut c, "v2a", 0).await, ["a"]);
     server.stop().await;
 }
