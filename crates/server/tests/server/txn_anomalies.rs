@@ -617,3 +617,109 @@ async fn a_produce_of_transaction_version_2_adds_its_partition_to_the_transactio
     assert_eq!(committed(&mut c, "v2a", 0).await, ["a"]);
     server.stop().await;
 }
+
+/// Jepsen's anomalies with a transaction version 2 producer (Produce v12,
+/// whose writes add their partition; EndTxn v5, which bumps the epoch):
+/// the aborted read (a late write of an aborted transaction would open a
+/// new one by itself, but its epoch is over), the lost write through a
+/// stale marker (a marker of the previous epoch cannot end the next
+/// transaction), and the torn transaction (a crash between the markers:
+/// completed everywhere after the restart, and nothing of the next
+/// transaction slips in before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_anomalies_cannot_happen_with_a_transaction_version_2_producer_either() {
+    let mut config = broker_config();
+    config.background = false;
+    let server = TestServer::start_with(config.clone(), ServerConfig::default()).await;
+    let mut c = Client::connect(server.addr).await;
+    create_topic(&mut c, "j2", 2, &[]).await;
+    let id = "tx-j2";
+    let (pid, e0) = init(&mut c, id).await;
+    // Aborted read: N writes, aborts; its late writes, to a partition it
+    // wrote and to one it did not, are refused rather than opening N+1.
+    let code = write_v12(&mut c, id, "j2", 0, batch(pid, e0, 0, &["aborted"])).await;
+    assert_eq!(code, 0);
+    assert_eq!(end_v5(&mut c, id, pid, e0, false).await, (0, pid, e0 + 1));
+    for p in 0..2 {
+        let late = batch(pid, e0, 1, &["aborted-late"]);
+        assert_eq!(
+            write_v12(&mut c, id, "j2", p, late).await,
+            INVALID_PRODUCER_EPOCH
+        );
+    }
+    let m = server.broker.transactions().describe(id).expect("known");
+    assert_eq!(m.state, TxnState::CompleteAbort, "no transaction opened");
+    // Lost write via a stale marker: N+1 writes at the new epoch; a marker
+    // of N's epoch arriving now is refused by the partition.
+    let e1 = e0 + 1;
+    let code = write_v12(&mut c, id, "j2", 0, batch(pid, e1, 0, &["n1"])).await;
+    assert_eq!(code, 0);
+    let hw = high_watermark(&mut c, "j2", 0).await;
+    let stale = server.broker.write_txn_marker(
+        "j2",
+        0,
+        pid,
+        e0,
+        ControlRecord {
+            kind: ControlType::Commit,
+            coordinator_epoch: 0,
+        },
+    );
+    assert!(
+        matches!(stale, Err(BrokerError::InvalidProducerEpoch { .. })),
+        "{stale:?}"
+    );
+    assert_eq!(high_watermark(&mut c, "j2", 0).await, hw, "nothing landed");
+    assert!(committed(&mut c, "j2", 0).await.is_empty(), "N+1 is open");
+    assert_eq!(end_v5(&mut c, id, pid, e1, true).await, (0, pid, e1 + 1));
+    assert_eq!(committed(&mut c, "j2", 0).await, ["n1"]);
+    // Torn transaction: N+2 writes both partitions; the broker dies after
+    // the first COMMIT marker.
+    let e2 = e1 + 1;
+    for p in 0..2 {
+        let b = batch(pid, e2, 0, &[&format!("n2-p{p}")]);
+        assert_eq!(write_v12(&mut c, id, "j2", p, b).await, 0);
+    }
+    let dying = DiesAfterOneMarker {
+        store: server.broker.txn_store(),
+        markers: AtomicUsize::new(0),
+    };
+    let answer = server
+        .broker
+        .transactions()
+        .end_transaction(&dying, id, pid, e2, true, true, wall_clock_ms())
+        .expect("the decision is durable");
+    let e3 = e2 + 1;
+    assert_eq!(answer, (pid, e3));
+    assert_eq!(committed(&mut c, "j2", 0).await, ["n1", "n2-p0"]);
+    assert!(committed(&mut c, "j2", 1).await.is_empty(), "not torn");
+    // Neither N+3 (at the epoch it was told) nor a late write of N+2 slips
+    // in before the missing marker.
+    let next = batch(pid, e3, 0, &["n3"]);
+    assert_eq!(
+        write_v12(&mut c, id, "j2", 1, next).await,
+        NOT_ENOUGH_REPLICAS
+    );
+    let late = batch(pid, e2, 1, &["n2-late"]);
+    assert_eq!(
+        write_v12(&mut c, id, "j2", 1, late).await,
+        INVALID_PRODUCER_EPOCH
+    );
+    drop(c);
+    let dir = server.stop_keeping_data().await;
+    let server = TestServer::start_in(dir, config, ServerConfig::default()).await;
+    let mut c = Client::connect(server.addr).await;
+    let m = server.broker.transactions().describe(id).expect("loaded");
+    assert_eq!(
+        (m.state, m.producer_epoch, m.client_version),
+        (TxnState::CompleteCommit, e3, 2)
+    );
+    assert_eq!(committed(&mut c, "j2", 0).await, ["n1", "n2-p0"]);
+    assert_eq!(committed(&mut c, "j2", 1).await, ["n2-p1"]);
+    // N+3 now runs at the epoch the decision handed out.
+    let next = batch(pid, e3, 0, &["n3"]);
+    assert_eq!(write_v12(&mut c, id, "j2", 1, next).await, 0);
+    assert_eq!(end_v5(&mut c, id, pid, e3, true).await, (0, pid, e3 + 1));
+    assert_eq!(committed(&mut c, "j2", 1).await, ["n2-p1", "n3"]);
+    server.stop().await;
+}
