@@ -473,13 +473,30 @@ impl TransactionCoordinator {
         partitions: &[(String, i32)],
         now: i64,
     ) -> Result<()> {
+        self.add_partitions_at(store, id, producer_id, epoch, partitions, 0, now)
+    }
+
+    /// [`Self::add_partitions`] of a client speaking transaction version
+    /// `client_version` (2 for AddPartitionsToTxn v4+, recorded with the
+    /// transaction).
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_partitions_at(
+        &self,
+        store: &dyn TxnStore,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: &[(String, i32)],
+        client_version: i16,
+        now: i64,
+    ) -> Result<()> {
         if id.is_empty() {
             return Err(refused(id, TxnRefusal::InvalidRequest));
         }
         let slot = self.known(id)?;
         let mut slot = slot.lock();
         let next = metadata(id, &slot)?
-            .add_partitions(producer_id, epoch, partitions, now)
+            .add_partitions(producer_id, epoch, partitions, client_version, now)
             .map_err(|r| refused(id, r))?;
         match next {
             Some(next) => self.transit(store, id, &mut slot, next),
@@ -514,7 +531,7 @@ impl TransactionCoordinator {
         let slot = self.known(id)?;
         let mut slot = slot.lock();
         let next = metadata(id, &slot)?
-            .add_partitions(producer_id, epoch, partitions, now)
+            .add_partitions(producer_id, epoch, partitions, 0, now)
             .map_err(|r| refused(id, r))?;
         let Some(next) = next else { return Ok(()) };
         let owed = store.persist_txn_owed(id, records::encode_value(&next))?;
@@ -564,27 +581,61 @@ impl TransactionCoordinator {
         partition: (&str, i32),
         append: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
+        self.verified_or_added(None, id, producer_id, epoch, partition, 0, append)
+    }
+
+    /// [`Self::verified`], where a write of transaction version 2 (Produce
+    /// v12+, TxnOffsetCommit v5+: `implicit` holds the store) also adds its
+    /// partition to the transaction, starting one if none is open, with
+    /// AddPartitionsToTxn's checks (KIP-890 part 2, as Kafka's partition
+    /// leader asks its coordinator): the addition is durable before the
+    /// append, both under the id's lock.
+    #[allow(clippy::too_many_arguments)]
+    pub fn verified_or_added<T>(
+        &self,
+        implicit: Option<&dyn TxnStore>,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partition: (&str, i32),
+        now: i64,
+        append: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
         if id.is_empty() {
             return Err(refused(id, TxnRefusal::InvalidRequest));
         }
         let slot = self.known(id)?;
-        let slot = slot.lock();
+        let mut slot = slot.lock();
         let m = metadata(id, &slot)?;
         m.check_producer(producer_id, epoch)
             .map_err(|r| refused(id, r))?;
         let (topic, index) = partition;
         let inside = m.partitions.iter().any(|(t, p)| t == topic && *p == index);
-        match m.state {
-            TxnState::Ongoing if inside => {
+        match (m.state, implicit) {
+            (TxnState::Ongoing, _) if inside => {
                 self.settle_owed(id)?;
                 append()
             }
-            s if s.is_prepared() => Err(refused(id, TxnRefusal::ConcurrentTransactions)),
+            (s, _) if s.is_prepared() => Err(refused(id, TxnRefusal::ConcurrentTransactions)),
+            (_, Some(store)) => {
+                let joined = [(topic.to_string(), index)];
+                let next = m
+                    .add_partitions(producer_id, epoch, &joined, state::TXN_VERSION_2, now)
+                    .map_err(|r| refused(id, r))?;
+                // Durable before the append (transit fsyncs, which also
+                // covers an earlier record still owed).
+                match next {
+                    Some(next) => self.transit(store, id, &mut slot, next)?,
+                    None => self.settle_owed(id)?,
+                }
+                append()
+            }
             _ => Err(refused(id, TxnRefusal::InvalidTxnState)),
         }
     }
 
-    /// EndTxn: commits or aborts the ongoing transaction. Returns once the
+    /// EndTxn of transaction version 1 (EndTxn v0-4): commits or aborts
+    /// the ongoing transaction at the producer's epoch. Returns once the
     /// decision is durable; the markers and the completion follow at once,
     /// or at the next tick if writing them failed (the decision stands).
     pub fn end_txn(
@@ -596,22 +647,63 @@ impl TransactionCoordinator {
         commit: bool,
         now: i64,
     ) -> Result<()> {
+        self.end_transaction(store, id, producer_id, epoch, commit, false, now)
+            .map(|_| ())
+    }
+
+    /// EndTxn, of transaction version 2 when `v2` (EndTxn v5, KIP-890:
+    /// the epoch bumped by the decision, a new producer id once the epoch
+    /// is exhausted). Returns the producer id and epoch the producer goes
+    /// on with, once the decision is durable.
+    #[allow(clippy::too_many_arguments)]
+    pub fn end_transaction(
+        &self,
+        store: &dyn TxnStore,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        v2: bool,
+        now: i64,
+    ) -> Result<(i64, i16)> {
         if id.is_empty() {
             return Err(refused(id, TxnRefusal::InvalidRequest));
         }
         let slot = self.known(id)?;
         let mut slot = slot.lock();
-        let Some(prepared) = metadata(id, &slot)?
-            .end(producer_id, epoch, commit, true, now)
-            .map_err(|r| refused(id, r))?
-        else {
-            return Ok(());
+        let current = metadata(id, &slot)?;
+        let decided = if v2 {
+            let mut failed = None;
+            let mut new_id = || match store.new_producer_id() {
+                Ok(id) => Some(id),
+                Err(e) => {
+                    failed = Some(e);
+                    None
+                }
+            };
+            let decided = current.end_v2(producer_id, epoch, commit, now, &mut new_id);
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            decided
+        } else {
+            current.end(producer_id, epoch, commit, true, now)
+        };
+        let Some(prepared) = decided.map_err(|r| refused(id, r))? else {
+            // A retry of a decided EndTxn: the current id and epoch.
+            return Ok((current.producer_id, current.producer_epoch));
+        };
+        // What the producer goes on with: the completion's id and epoch.
+        let answer = if prepared.next_producer_id != state::NO_PRODUCER_ID {
+            (prepared.next_producer_id, 0)
+        } else {
+            (prepared.producer_id, prepared.producer_epoch)
         };
         self.transit(store, id, &mut slot, prepared)?;
         if let Err(e) = self.complete(store, id, &mut slot, now) {
             debug!(transactional_id = id, error = %e, "writing transaction markers failed; retried at the next tick");
         }
-        Ok(())
+        Ok(answer)
     }
 
     /// Advances timers: completes decided transactions whose markers are

@@ -9,8 +9,12 @@
 //!   partitionIds [int32]], lastUpdateTimestampMs int64, startTimestampMs
 //!   int64}`; version 1 (written, as Kafka 4 writes it) is the same fields
 //!   in the flexible encoding (compact strings and arrays, tagged fields)
-//!   with tagged fields 0 previousProducerId, 1 nextProducerId and
-//!   2 clientTransactionVersion, each written only when not its default.
+//!   with tagged fields 0 previousProducerId (int64), 1 nextProducerId
+//!   (int64) and 2 clientTransactionVersion (int16), each written only
+//!   when not its default (-1, -1, 0). Kafka 4.1 writes tag 2 alone;
+//!   pubsub also writes 0 and 1 when set, so a restart between a
+//!   transaction version 2 decision at an exhausted epoch and its
+//!   completion still rotates to the new producer id.
 //!
 //! A null value (a tombstone) forgets the transactional id.
 
@@ -74,11 +78,20 @@ pub fn encode_value(m: &TxnMetadata) -> Vec<u8> {
         }
     }
     w.i64(m.update_ms).i64(m.start_ms);
+    let previous = m.previous_producer_id.to_be_bytes();
+    let next = m.next_producer_id.to_be_bytes();
+    let version = m.client_version.to_be_bytes();
+    let mut tags: Vec<(u64, &[u8])> = Vec::with_capacity(3);
     if m.previous_producer_id != NO_PRODUCER_ID {
-        w.tagged_fields(&[(0, &m.previous_producer_id.to_be_bytes())]);
-    } else {
-        w.tagged_fields(&[]);
+        tags.push((0, &previous));
     }
+    if m.next_producer_id != NO_PRODUCER_ID {
+        tags.push((1, &next));
+    }
+    if m.client_version != 0 {
+        tags.push((2, &version));
+    }
+    w.tagged_fields(&tags);
     w.finish()
 }
 
@@ -125,10 +138,15 @@ pub fn decode_value(bytes: &[u8]) -> DecodeResult<TxnMetadata> {
     let update_ms = r.i64()?;
     let start_ms = r.i64()?;
     let mut previous_producer_id = NO_PRODUCER_ID;
+    let mut next_producer_id = NO_PRODUCER_ID;
+    let mut client_version = 0;
     if flexible {
         r.tagged_fields(|tag, field| {
-            if tag == 0 {
-                previous_producer_id = Reader::new(field).i64()?;
+            match tag {
+                0 => previous_producer_id = Reader::new(field).i64()?,
+                1 => next_producer_id = Reader::new(field).i64()?,
+                2 => client_version = Reader::new(field).i16()?,
+                _ => {}
             }
             Ok(())
         })?;
@@ -139,6 +157,7 @@ pub fn decode_value(bytes: &[u8]) -> DecodeResult<TxnMetadata> {
     Ok(TxnMetadata {
         producer_id,
         previous_producer_id,
+        next_producer_id,
         producer_epoch,
         last_producer_epoch: NO_PRODUCER_EPOCH,
         timeout_ms,
@@ -146,6 +165,7 @@ pub fn decode_value(bytes: &[u8]) -> DecodeResult<TxnMetadata> {
         partitions,
         start_ms,
         update_ms,
+        client_version,
     })
 }
 
@@ -220,18 +240,37 @@ mod tests {
     }
 
     #[test]
-    fn unknown_tagged_fields_are_skipped_and_bad_bytes_refused() {
-        let mut m = sample(TxnState::Ongoing);
+    fn tagged_fields_are_kafkas_and_unknown_ones_skipped() {
+        let mut m = sample(TxnState::PrepareCommit);
         m.previous_producer_id = 77;
+        m.next_producer_id = 78;
+        m.client_version = 2;
         let mut v = encode_value(&m);
+        let mut tags = vec![3, 0, 8];
+        tags.extend_from_slice(&77i64.to_be_bytes());
+        tags.extend_from_slice(&[1, 8]);
+        tags.extend_from_slice(&78i64.to_be_bytes());
+        tags.extend_from_slice(&[2, 2, 0, 2]);
+        assert!(v.ends_with(&tags), "{v:?}");
         assert_eq!(decode_value(&v).expect("a valid test value"), m);
-        // Add tag 2 (clientTransactionVersion = 2) after tag 0.
+        // An unknown tag (9) after them is skipped.
         let n = v.len();
-        v.truncate(n - 11);
-        v.extend_from_slice(&[2, 0, 8]);
-        v.extend_from_slice(&77i64.to_be_bytes());
-        v.extend_from_slice(&[2, 2, 0, 2]);
+        v[n - tags.len()] = 4;
+        v.extend_from_slice(&[9, 1, 5]);
         assert_eq!(decode_value(&v).expect("a valid test value"), m);
+        // As Kafka 4.1 writes a transaction version 2 record: tag 2 alone.
+        let mut kafka = encode_value(&sample(TxnState::Ongoing));
+        kafka.pop();
+        kafka.extend_from_slice(&[1, 2, 2, 0, 2]);
+        let read = decode_value(&kafka).expect("a valid test value");
+        assert_eq!(
+            (
+                read.client_version,
+                read.previous_producer_id,
+                read.next_producer_id
+            ),
+            (2, -1, -1)
+        );
         for cut in 0..v.len() - 1 {
             assert!(decode_value(&v[..cut]).is_err(), "cut at {cut}");
         }
@@ -241,7 +280,8 @@ mod tests {
     proptest! {
         #[test]
         fn values_round_trip(
-            id in any::<i64>(), prev in -1i64..1000, epoch in any::<i16>(),
+            id in any::<i64>(), prev in -1i64..1000, next in -1i64..1000,
+            client_version in 0i16..3, epoch in any::<i16>(),
             timeout in any::<i32>(), state in 0usize..6,
             parts in proptest::collection::btree_set(("[a-z]{1,5}", 0i32..50), 0..10),
             start in any::<i64>(), update in any::<i64>(),
@@ -250,6 +290,7 @@ mod tests {
             let m = TxnMetadata {
                 producer_id: id,
                 previous_producer_id: prev,
+                next_producer_id: next,
                 producer_epoch: epoch,
                 last_producer_epoch: NO_PRODUCER_EPOCH,
                 timeout_ms: timeout,
@@ -257,6 +298,7 @@ mod tests {
                 partitions: if state == TxnState::Empty { Default::default() } else { parts },
                 start_ms: start,
                 update_ms: update,
+                client_version,
             };
             prop_assert_eq!(decode_value(&encode_value(&m)).expect("a valid test value"), m);
         }

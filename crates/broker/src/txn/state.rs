@@ -96,7 +96,14 @@ impl TxnState {
             Empty => &[Empty, CompleteCommit, CompleteAbort],
             Ongoing => &[Ongoing, Empty, CompleteCommit, CompleteAbort],
             PrepareCommit => &[Ongoing],
-            PrepareAbort => &[Ongoing, PrepareEpochFence],
+            // Transaction version 2 may abort with no transaction open.
+            PrepareAbort => &[
+                Ongoing,
+                PrepareEpochFence,
+                Empty,
+                CompleteCommit,
+                CompleteAbort,
+            ],
             CompleteCommit => &[PrepareCommit],
             CompleteAbort => &[PrepareAbort],
             Dead => &[Empty, CompleteAbort, CompleteCommit],
@@ -165,6 +172,9 @@ pub struct TxnMetadata {
     pub producer_id: i64,
     /// The id before the last rotation (epoch exhaustion), or -1.
     pub previous_producer_id: i64,
+    /// The id a decided transaction version 2 transaction rotates to when
+    /// it completes (its epoch was exhausted), or -1.
+    pub next_producer_id: i64,
     /// The epoch in use (-1 before the first InitProducerId completes).
     pub producer_epoch: i16,
     /// The epoch before the last bump, for retried InitProducerIds (not
@@ -181,7 +191,16 @@ pub struct TxnMetadata {
     pub start_ms: i64,
     /// When the metadata last changed (wall-clock ms).
     pub update_ms: i64,
+    /// The transaction version the client spoke in the request that last
+    /// changed the transaction (Kafka's `clientTransactionVersion`): 0
+    /// for AddPartitionsToTxn v0-3, AddOffsetsToTxn and EndTxn v0-4, 2 for
+    /// EndTxn v5 and for partitions added implicitly (KIP-890).
+    pub client_version: i16,
 }
+
+/// The transaction version of KIP-890 part 2: an epoch bump at every
+/// EndTxn and partitions added implicitly by the transactional writes.
+pub const TXN_VERSION_2: i16 = 2;
 
 /// Whether an epoch is the last usable one of its producer id (Kafka bumps
 /// to a new producer id from `i16::MAX - 1`, keeping `i16::MAX` for
@@ -208,6 +227,7 @@ impl TxnMetadata {
         TxnMetadata {
             producer_id,
             previous_producer_id: NO_PRODUCER_ID,
+            next_producer_id: NO_PRODUCER_ID,
             producer_epoch: NO_PRODUCER_EPOCH,
             last_producer_epoch: NO_PRODUCER_EPOCH,
             timeout_ms,
@@ -215,6 +235,7 @@ impl TxnMetadata {
             partitions: BTreeSet::new(),
             start_ms: -1,
             update_ms: now,
+            client_version: 0,
         }
     }
 
@@ -324,11 +345,14 @@ impl TxnMetadata {
 
     /// AddPartitionsToTxn (and AddOffsetsToTxn with the group's offsets
     /// partition): `Ok(None)` when every partition is in already.
+    /// `client_version` is the transaction version the request speaks
+    /// (recorded when the transaction changes).
     pub fn add_partitions(
         &self,
         producer_id: i64,
         epoch: i16,
         partitions: &[(String, i32)],
+        client_version: i16,
         now: i64,
     ) -> Result<Option<TxnMetadata>, TxnRefusal> {
         self.check_producer(producer_id, epoch)?;
@@ -351,6 +375,7 @@ impl TxnMetadata {
             next.start_ms = now;
         }
         next.partitions.extend(partitions.iter().cloned());
+        next.client_version = client_version;
         Ok(Some(next))
     }
 
@@ -372,14 +397,84 @@ impl TxnMetadata {
             return Err(TxnRefusal::ProducerFenced);
         }
         match (self.state, commit) {
-            (TxnState::Ongoing, true) => self.moved_to(TxnState::PrepareCommit, now).map(Some),
-            (TxnState::Ongoing, false) => self.moved_to(TxnState::PrepareAbort, now).map(Some),
+            (TxnState::Ongoing, _) => {
+                let target = if commit {
+                    TxnState::PrepareCommit
+                } else {
+                    TxnState::PrepareAbort
+                };
+                let mut next = self.moved_to(target, now)?;
+                next.client_version = 0;
+                Ok(Some(next))
+            }
             (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => Ok(None),
             (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
                 Err(TxnRefusal::ConcurrentTransactions)
             }
             _ => Err(TxnRefusal::InvalidTxnState),
         }
+    }
+
+    /// EndTxn of transaction version 2 (EndTxn v5, KIP-890), as Kafka 4.x
+    /// decides it: the decision bumps the epoch (the markers carry the
+    /// bumped one, so no marker of this transaction can end the next), and
+    /// at an exhausted epoch names the producer id the completion rotates
+    /// to (`new_producer_id`). An abort needs no open transaction. A retry
+    /// of an EndTxn already decided (the client still holds the epoch
+    /// before the bump, or the last epoch of the id rotated away) is
+    /// `Ok(None)`: its answer is the current producer id and epoch.
+    pub fn end_v2(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        now: i64,
+        new_producer_id: &mut dyn FnMut() -> Option<i64>,
+    ) -> Result<Option<TxnMetadata>, TxnRefusal> {
+        use TxnState::*;
+        let retry_on_overflow = self.previous_producer_id == producer_id
+            && producer_id != NO_PRODUCER_ID
+            && epoch == i16::MAX - 1
+            && self.producer_epoch == 0;
+        let retry_on_bump = i32::from(self.producer_epoch) == i32::from(epoch) + 1;
+        let valid_epoch = match self.state {
+            PrepareCommit | PrepareAbort => retry_on_bump,
+            CompleteCommit | CompleteAbort => {
+                retry_on_bump || retry_on_overflow || epoch == self.producer_epoch
+            }
+            Ongoing | Empty | Dead | PrepareEpochFence => epoch == self.producer_epoch,
+        };
+        if self.producer_id != producer_id && !retry_on_overflow {
+            return Err(TxnRefusal::InvalidProducerIdMapping);
+        }
+        if !valid_epoch {
+            return Err(TxnRefusal::ProducerFenced);
+        }
+        let retry = retry_on_bump || retry_on_overflow;
+        let target = if commit { PrepareCommit } else { PrepareAbort };
+        match (self.state, commit) {
+            (Ongoing, _) => {}
+            (CompleteCommit, true) | (CompleteAbort, false) if retry => return Ok(None),
+            (CompleteCommit, false) | (CompleteAbort, false) | (Empty, false) if !retry => {}
+            (PrepareCommit, true) | (PrepareAbort, false) => {
+                return Err(TxnRefusal::ConcurrentTransactions)
+            }
+            _ => return Err(TxnRefusal::InvalidTxnState),
+        }
+        let empty = self.state != Ongoing;
+        let mut next = self.moved_to(target, now)?;
+        if epoch_exhausted(self.producer_epoch) {
+            next.next_producer_id = new_producer_id().ok_or(TxnRefusal::ConcurrentTransactions)?;
+        }
+        next.producer_epoch = self.producer_epoch.saturating_add(1);
+        next.last_producer_epoch = self.producer_epoch;
+        next.client_version = TXN_VERSION_2;
+        if empty {
+            // Nothing was added: the abort starts and ends now.
+            next.partitions.clear();
+            next.start_ms = now;
+        }
+        Ok(Some(next))
     }
 
     /// The markers are all written: PrepareCommit -> CompleteCommit,
@@ -392,6 +487,15 @@ impl TxnMetadata {
         };
         let mut next = self.moved_to(state, now)?;
         next.partitions.clear();
+        if self.next_producer_id != NO_PRODUCER_ID {
+            // Transaction version 2 at epoch exhaustion: the markers carried
+            // the old id at the last epoch; the producer goes on with the
+            // new id at epoch 0.
+            next.previous_producer_id = self.producer_id;
+            next.producer_id = self.next_producer_id;
+            next.next_producer_id = NO_PRODUCER_ID;
+            next.producer_epoch = 0;
+        }
         Ok(next)
     }
 
@@ -409,7 +513,7 @@ mod tests {
     fn ongoing(epoch: i16) -> TxnMetadata {
         let mut m = TxnMetadata::new(7, 60_000, 0);
         m.producer_epoch = epoch;
-        m.add_partitions(7, epoch, &[("t".into(), 0)], 10)
+        m.add_partitions(7, epoch, &[("t".into(), 0)], 0, 10)
             .expect("a valid test value")
             .expect("a valid test value")
     }
@@ -505,25 +609,25 @@ mod tests {
         m.producer_epoch = 0;
         let p = [("t".to_string(), 1)];
         assert_eq!(
-            m.add_partitions(8, 0, &p, 1),
+            m.add_partitions(8, 0, &p, 0, 1),
             Err(TxnRefusal::InvalidProducerIdMapping)
         );
         assert_eq!(
-            m.add_partitions(7, 1, &p, 1),
+            m.add_partitions(7, 1, &p, 0, 1),
             Err(TxnRefusal::ProducerFenced)
         );
         let o = m
-            .add_partitions(7, 0, &p, 5)
+            .add_partitions(7, 0, &p, 0, 5)
             .expect("a valid test value")
             .expect("a valid test value");
         assert_eq!((o.state, o.start_ms), (TxnState::Ongoing, 5));
-        assert_eq!(o.add_partitions(7, 0, &p, 6), Ok(None));
+        assert_eq!(o.add_partitions(7, 0, &p, 0, 6), Ok(None));
         let prepared = o
             .end(7, 0, true, true, 7)
             .expect("a valid test value")
             .expect("a valid test value");
         assert_eq!(
-            prepared.add_partitions(7, 0, &p, 8),
+            prepared.add_partitions(7, 0, &p, 0, 8),
             Err(TxnRefusal::ConcurrentTransactions)
         );
     }

@@ -655,3 +655,154 @@ fn a_transactions_first_write_waits_until_its_partitions_are_durable() {
     );
     assert!(c.verified("tx", pid, e, ("b", 0), || Ok(())).is_err());
 }
+
+/// The state of the last `__transaction_state` record.
+fn last_record(s: &MemStore) -> TxnMetadata {
+    let log = s.log.borrow();
+    let (_, value) = log.last().expect("a record");
+    records::decode_value(value.as_ref().expect("a value")).expect("a valid record")
+}
+
+#[test]
+fn transaction_version_2_bumps_the_epoch_at_every_end_and_answers_retries_as_kafka() {
+    let (c, s) = (coordinator(), MemStore::default());
+    let (pid, e0) = c
+        .init_producer_id(&s, "tx", 60_000, None, 1)
+        .expect("a valid test value");
+    c.add_partitions_at(&s, "tx", pid, e0, &parts(&[("a", 0)]), 2, 2)
+        .expect("a valid test value");
+    let (pid1, e1) = c
+        .end_transaction(&s, "tx", pid, e0, true, true, 3)
+        .expect("a valid test value");
+    assert_eq!((pid1, e1), (pid, e0 + 1));
+    // The marker carries the bumped epoch: no marker of this transaction
+    // can be mistaken for one of the next (which writes at e0 + 1 too,
+    // but is ended by a marker at e0 + 2).
+    assert_eq!(
+        *s.markers.borrow(),
+        [("a".to_string(), 0, pid, e0 + 1, true)]
+    );
+    let done = last_record(&s);
+    assert_eq!(
+        (done.state, done.producer_epoch, done.client_version),
+        (TxnState::CompleteCommit, e1, 2)
+    );
+    // The client retrying with the epoch it sent (its answer lost): the
+    // same answer, nothing written; an abort of it is refused.
+    let records = s.log.borrow().len();
+    assert_eq!(
+        c.end_transaction(&s, "tx", pid, e0, true, true, 4)
+            .expect("a valid test value"),
+        (pid, e1)
+    );
+    assert_eq!(s.log.borrow().len(), records);
+    assert_eq!(
+        refusal(c.end_transaction(&s, "tx", pid, e0, false, true, 4)),
+        TxnRefusal::InvalidTxnState
+    );
+    // An older epoch still is fenced; a commit with nothing open is not a
+    // retry at the current epoch.
+    assert_eq!(
+        refusal(c.end_transaction(&s, "tx", pid, e0.wrapping_sub(1), true, true, 4)),
+        TxnRefusal::ProducerFenced
+    );
+    assert_eq!(
+        refusal(c.end_transaction(&s, "tx", pid, e1, true, true, 4)),
+        TxnRefusal::InvalidTxnState
+    );
+    // An abort needs no transaction: it bumps the epoch too, no markers.
+    assert_eq!(
+        c.end_transaction(&s, "tx", pid, e1, false, true, 5)
+            .expect("a valid test value"),
+        (pid, e1 + 1)
+    );
+    assert_eq!(s.markers.borrow().len(), 1);
+    assert_eq!(last_record(&s).state, TxnState::CompleteAbort);
+    // Reloaded, the same.
+    let again = reloaded(&s).describe("tx").expect("a valid test value");
+    assert_eq!(
+        (again.producer_epoch, again.state, again.client_version),
+        (e1 + 1, TxnState::CompleteAbort, 2)
+    );
+    // A version 1 EndTxn of the next transaction keeps the epoch.
+    c.add_partitions(&s, "tx", pid, e1 + 1, &parts(&[("a", 0)]), 6)
+        .expect("a valid test value");
+    assert_eq!(
+        c.end_transaction(&s, "tx", pid, e1 + 1, true, false, 7)
+            .expect("a valid test value"),
+        (pid, e1 + 1)
+    );
+    assert_eq!(last_record(&s).client_version, 0);
+}
+
+#[test]
+fn transaction_version_2_rotates_the_producer_id_at_epoch_exhaustion() {
+    let (c, s) = (coordinator(), MemStore::default());
+    let (pid, _) = c
+        .init_producer_id(&s, "tx", 60_000, None, 1)
+        .expect("a valid test value");
+    // The producer at the last epoch a client may hold.
+    let last = i16::MAX - 1;
+    let mut m = c.describe("tx").expect("a valid test value");
+    m.producer_epoch = last;
+    s.persist_txn("tx", Some(records::encode_value(&m)))
+        .expect("a valid test value");
+    let c = reloaded(&s);
+    c.add_partitions_at(&s, "tx", pid, last, &parts(&[("a", 0)]), 2, 2)
+        .expect("a valid test value");
+    // The decision is logged with the next id; a crash before the
+    // completion is completed by the reloaded coordinator.
+    s.fail_markers.set(true);
+    let (next, epoch) = c
+        .end_transaction(&s, "tx", pid, last, true, true, 3)
+        .expect("a valid test value");
+    assert_ne!(next, pid);
+    assert_eq!(epoch, 0);
+    let decided = last_record(&s);
+    assert_eq!(
+        (
+            decided.state,
+            decided.producer_id,
+            decided.producer_epoch,
+            decided.next_producer_id
+        ),
+        (TxnState::PrepareCommit, pid, i16::MAX, next)
+    );
+    s.fail_markers.set(false);
+    let c = reloaded(&s);
+    c.tick(&s, 10);
+    // The marker carries the old id at the reserved last epoch.
+    assert_eq!(
+        *s.markers.borrow(),
+        [("a".to_string(), 0, pid, i16::MAX, true)]
+    );
+    let done = c.describe("tx").expect("a valid test value");
+    assert_eq!(
+        (
+            done.state,
+            done.producer_id,
+            done.producer_epoch,
+            done.previous_producer_id
+        ),
+        (TxnState::CompleteCommit, next, 0, pid)
+    );
+    // A retry with the old id at the last epoch gets the new id; the old
+    // id otherwise is not the transactional id's any more.
+    assert_eq!(
+        c.end_transaction(&s, "tx", pid, last, true, true, 11)
+            .expect("a valid test value"),
+        (next, 0)
+    );
+    assert_eq!(
+        refusal(c.end_transaction(&s, "tx", pid, 5, true, true, 11)),
+        TxnRefusal::InvalidProducerIdMapping
+    );
+    // The new id works.
+    c.add_partitions_at(&s, "tx", next, 0, &parts(&[("a", 0)]), 2, 12)
+        .expect("a valid test value");
+    assert_eq!(
+        c.end_transaction(&s, "tx", next, 0, false, true, 13)
+            .expect("a valid test value"),
+        (next, 1)
+    );
+}

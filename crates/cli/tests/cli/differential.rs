@@ -316,10 +316,14 @@ fn pubsub_and_apache_kafka_answer_the_same_scenarios_alike() {
         let both = agreed(&ours, &theirs);
         let kafka_alone = agreed(&theirs, &theirs);
         let mut report = Vec::new();
-        // DIFFERENTIAL_ONLY=name plays that scenario alone (while writing one).
+        // DIFFERENTIAL_ONLY=name[,name...] plays those scenarios alone
+        // (while writing one).
         let only = std::env::var("DIFFERENTIAL_ONLY").ok();
         for scenario in scenarios::ALL {
-            if only.as_deref().is_some_and(|o| o != scenario.name) {
+            if only
+                .as_deref()
+                .is_some_and(|o| !o.split(',').any(|n| n == scenario.name))
+            {
                 continue;
             }
             if let Some(&(_, api)) = AWAITING_PUBSUB_API

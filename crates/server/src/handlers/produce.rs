@@ -23,7 +23,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
-use pubsub_broker::{Acks, BrokerError, ListedOffset, OffsetSpec, PendingSync};
+use pubsub_broker::{wall_clock_ms, Acks, BrokerError, ListedOffset, OffsetSpec, PendingSync};
 use pubsub_storage::FlushPolicy;
 
 use super::sb;
@@ -32,6 +32,10 @@ use crate::codes::error_code;
 use crate::context::{blocking, Ctx};
 use crate::dispatch::{encode_response, Reply};
 use crate::error::ServerError;
+
+/// The first Produce version of transaction version 2 clients: their
+/// transactional writes add the partition to the transaction.
+const IMPLICIT_ADD_SINCE: i16 = 12;
 
 /// An `acks=all` answer waiting for fsyncs.
 #[derive(Debug)]
@@ -306,9 +310,19 @@ fn append(
                     };
                     let appended = match (txn, transactional_id.as_deref()) {
                         (Some((pid, epoch)), Some(id)) => {
-                            ctx.broker
-                                .transactions()
-                                .verified(id, pid, epoch, (name, index), write)
+                            // Version 12 is transaction version 2's: the
+                            // write adds its partition (KIP-890 part 2).
+                            let implicit =
+                                (version >= IMPLICIT_ADD_SINCE).then(|| ctx.broker.txn_store());
+                            ctx.broker.transactions().verified_or_added(
+                                implicit,
+                                id,
+                                pid,
+                                epoch,
+                                (name, index),
+                                wall_clock_ms(),
+                                write,
+                            )
                         }
                         _ => write(),
                     };

@@ -8,8 +8,10 @@
 //! group (every partition answers the refusal), then per partition Read on
 //! its topic and the partition's existence; the rest go to the
 //! coordinators: the producer id and epoch against the transaction, the
-//! group's partition in it (AddOffsetsToTxn first), the member and its
-//! generation (versions 3+, KIP-447).
+//! group's partition in it (AddOffsetsToTxn first; from version 5, the
+//! transaction version 2 clients' version, the request adds it itself, as
+//! Kafka's group coordinator has the transaction coordinator do), the
+//! member and its generation (versions 3+, KIP-447).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::txn_offset_commit_response::{
@@ -26,6 +28,10 @@ use crate::authorize::{
 };
 use crate::codes::{group_error_code, txn_error_code, NONE};
 use crate::context::{blocking, Ctx};
+
+/// The first version whose requests add the group's offsets partition to
+/// the transaction (KIP-890 part 2).
+const IMPLICIT_ADD_SINCE: i16 = 5;
 
 /// The answer for every partition of the request, the code of each given
 /// by its topic's place in the request and its index.
@@ -70,7 +76,7 @@ pub async fn handle(
     ctx: &Ctx,
     _h: &RequestHeader,
     req: TxnOffsetCommitRequest,
-    _version: i16,
+    version: i16,
 ) -> TxnOffsetCommitResponse {
     let access = Access::of(ctx);
     let id = req.transactional_id.to_string();
@@ -135,12 +141,15 @@ pub async fn handle(
                 broker.config().group.offsets_topic_partitions,
             ),
         );
+        let implicit = (version >= IMPLICIT_ADD_SINCE).then(|| broker.txn_store());
         match blocking(|| {
-            broker.transactions().verified(
+            broker.transactions().verified_or_added(
+                implicit,
                 &id,
                 commit.producer_id,
                 commit.producer_epoch,
                 (offsets_partition.0.as_str(), offsets_partition.1),
+                wall_clock_ms(),
                 || {
                     broker.coordinator().txn_commit(
                         broker.offsets_store(),

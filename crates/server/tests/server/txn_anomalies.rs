@@ -53,6 +53,15 @@ async fn write(c: &mut Client, id: &str, topic: &str, partition: i32, records: B
     r.responses[0].partition_responses[0].error_code
 }
 
+/// A transactional Produce v12 (transaction version 2: the write adds its
+/// partition to the transaction): the partition's error code.
+async fn write_v12(c: &mut Client, id: &str, topic: &str, partition: i32, records: Bytes) -> i16 {
+    let req = produce_request(topic, partition, -1, records)
+        .with_transactional_id(Some(TransactionalId(s(id))));
+    let r = c.call(12, &req).await;
+    r.responses[0].partition_responses[0].error_code
+}
+
 /// InitProducerId v3 for `id`: its producer id and epoch.
 async fn init(c: &mut Client, id: &str) -> (i64, i16) {
     let req = InitProducerIdRequest::default()
@@ -100,6 +109,34 @@ async fn end(c: &mut Client, id: &str, pid: i64, epoch: i16, commit: bool) -> i1
         .with_producer_epoch(epoch)
         .with_committed(commit);
     c.call(3, &req).await.error_code
+}
+
+/// EndTxn v5 (transaction version 2): its error code, producer id and
+/// epoch.
+async fn end_v5(c: &mut Client, id: &str, pid: i64, epoch: i16, commit: bool) -> (i16, i64, i16) {
+    let req = EndTxnRequest::default()
+        .with_transactional_id(TransactionalId(s(id)))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_committed(commit);
+    let r = c.call(5, &req).await;
+    (r.error_code, r.producer_id.0, r.producer_epoch)
+}
+
+/// The producer id and epoch of every control batch of the partition.
+async fn markers(c: &mut Client, topic: &str, partition: i32) -> Vec<(i64, i16)> {
+    let r = c
+        .call(FETCH_V, &fetch_request(topic, partition, 0, 0, 1 << 20))
+        .await;
+    let records = r.responses[0].partitions[0]
+        .records
+        .clone()
+        .unwrap_or_default();
+    Batches::new(&records)
+        .map(|b| b.expect("batch"))
+        .filter(|b| b.is_control())
+        .map(|b| (b.producer_id(), b.producer_epoch()))
+        .collect()
 }
 
 /// The partition's high watermark (read_uncommitted).
@@ -447,5 +484,242 @@ async fn a_commit_interrupted_between_its_markers_is_completed_everywhere() {
     assert_eq!(committed(&mut c, "tt", 1).await, ["p1"]);
     // The missing marker was written (the first maybe twice: harmless).
     assert_eq!(high_watermark(&mut c, "tt", 1).await, 2);
+    server.stop().await;
+}
+
+/// Transaction version 2 over the wire (EndTxn v5): every commit or abort
+/// bumps the producer's epoch, its markers carry the bumped epoch, the
+/// answer tells the producer its new epoch, a retry of the EndTxn gets the
+/// same answer, and the writes of the ended transaction (its epoch) are
+/// refused as a fenced epoch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_end_of_transaction_version_2_bumps_the_epoch_its_markers_carry() {
+    let server = TestServer::start().await;
+    let mut c = Client::connect(server.addr).await;
+    create_topic(&mut c, "v2e", 1, &[]).await;
+    let (pid, e0) = init(&mut c, "tx-v2e").await;
+    assert_eq!(add(&mut c, "tx-v2e", pid, e0, "v2e", &[0]).await, [0]);
+    let code = write(&mut c, "tx-v2e", "v2e", 0, batch(pid, e0, 0, &["one"])).await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        end_v5(&mut c, "tx-v2e", pid, e0, true).await,
+        (0, pid, e0 + 1)
+    );
+    assert_eq!(markers(&mut c, "v2e", 0).await, [(pid, e0 + 1)]);
+    // Retried (the answer lost): the same answer, no second marker.
+    assert_eq!(
+        end_v5(&mut c, "tx-v2e", pid, e0, true).await,
+        (0, pid, e0 + 1)
+    );
+    assert_eq!(
+        end_v5(&mut c, "tx-v2e", pid, e0, false).await.0,
+        INVALID_TXN_STATE
+    );
+    // A late write of the committed transaction: its epoch is over.
+    let late = batch(pid, e0, 1, &["late"]);
+    assert_eq!(
+        write(&mut c, "tx-v2e", "v2e", 0, late).await,
+        INVALID_PRODUCER_EPOCH
+    );
+    // The next transaction, at the new epoch (sequences from 0), aborts:
+    // another bump.
+    let e1 = e0 + 1;
+    assert_eq!(add(&mut c, "tx-v2e", pid, e1, "v2e", &[0]).await, [0]);
+    let code = write(&mut c, "tx-v2e", "v2e", 0, batch(pid, e1, 0, &["two"])).await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        end_v5(&mut c, "tx-v2e", pid, e1, false).await,
+        (0, pid, e1 + 1)
+    );
+    assert_eq!(
+        markers(&mut c, "v2e", 0).await,
+        [(pid, e0 + 1), (pid, e1 + 1)]
+    );
+    // An abort with nothing open bumps the epoch too (no markers); a
+    // commit with nothing open is refused.
+    assert_eq!(
+        end_v5(&mut c, "tx-v2e", pid, e1 + 1, false).await,
+        (0, pid, e1 + 2)
+    );
+    assert_eq!(
+        end_v5(&mut c, "tx-v2e", pid, e1 + 2, true).await.0,
+        INVALID_TXN_STATE
+    );
+    assert_eq!(markers(&mut c, "v2e", 0).await.len(), 2);
+    assert_eq!(committed(&mut c, "v2e", 0).await, ["one"]);
+    server.stop().await;
+}
+
+/// Transaction version 2's implicit add (KIP-890 part 2): a Produce v12 of
+/// a transactional batch adds its partition to the producer's transaction
+/// (starting one), with AddPartitionsToTxn's checks, as Kafka 4.x's
+/// partition leader has its coordinator do. Produce v10 and below still
+/// need AddPartitionsToTxn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_produce_of_transaction_version_2_adds_its_partition_to_the_transaction() {
+    let server = TestServer::start().await;
+    let mut c = Client::connect(server.addr).await;
+    create_topic(&mut c, "v2a", 2, &[]).await;
+    let (pid, e0) = init(&mut c, "tx-v2a").await;
+    // Not a transactional id the coordinator knows; another producer id; a
+    // fenced epoch: refused as AddPartitionsToTxn refuses them.
+    let code = write_v12(&mut c, "ghost", "v2a", 0, batch(pid, e0, 0, &["g"])).await;
+    assert_eq!(code, INVALID_PRODUCER_ID_MAPPING);
+    let code = write_v12(&mut c, "tx-v2a", "v2a", 0, batch(pid + 1, e0, 0, &["g"])).await;
+    assert_eq!(code, INVALID_PRODUCER_ID_MAPPING);
+    let code = write_v12(&mut c, "tx-v2a", "v2a", 0, batch(pid, e0 + 1, 0, &["g"])).await;
+    assert_eq!(code, INVALID_PRODUCER_EPOCH);
+    // Produce v9 (transaction version 1) does not add the partition.
+    let code = write(&mut c, "tx-v2a", "v2a", 1, batch(pid, e0, 0, &["g"])).await;
+    assert_eq!(code, INVALID_TXN_STATE);
+    for p in 0..2 {
+        assert_eq!(
+            high_watermark(&mut c, "v2a", p).await,
+            0,
+            "nothing appended"
+        );
+    }
+    // The first write starts the transaction; the second partition joins.
+    let code = write_v12(&mut c, "tx-v2a", "v2a", 0, batch(pid, e0, 0, &["a"])).await;
+    assert_eq!(code, 0);
+    let code = write_v12(&mut c, "tx-v2a", "v2a", 1, batch(pid, e0, 0, &["b"])).await;
+    assert_eq!(code, 0);
+    let txn = server
+        .broker
+        .transactions()
+        .describe("tx-v2a")
+        .expect("known");
+    assert_eq!(txn.state, TxnState::Ongoing);
+    assert_eq!(txn.partitions.len(), 2);
+    assert_eq!(txn.client_version, 2);
+    // Still open: nothing readable.
+    assert!(committed(&mut c, "v2a", 0).await.is_empty());
+    assert_eq!(
+        end_v5(&mut c, "tx-v2a", pid, e0, true).await,
+        (0, pid, e0 + 1)
+    );
+    assert_eq!(committed(&mut c, "v2a", 0).await, ["a"]);
+    assert_eq!(committed(&mut c, "v2a", 1).await, ["b"]);
+    // A late write of the committed transaction cannot open the next one:
+    // its epoch is over. The next transaction, at the new epoch, aborts.
+    let late = batch(pid, e0, 1, &["late"]);
+    assert_eq!(
+        write_v12(&mut c, "tx-v2a", "v2a", 0, late).await,
+        INVALID_PRODUCER_EPOCH
+    );
+    let e1 = e0 + 1;
+    let code = write_v12(&mut c, "tx-v2a", "v2a", 0, batch(pid, e1, 0, &["aborted"])).await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        end_v5(&mut c, "tx-v2a", pid, e1, false).await,
+        (0, pid, e1 + 1)
+    );
+    assert_eq!(committed(&mut c, "v2a", 0).await, ["a"]);
+    server.stop().await;
+}
+
+/// Jepsen's anomalies with a transaction version 2 producer (Produce v12,
+/// whose writes add their partition; EndTxn v5, which bumps the epoch):
+/// the aborted read (a late write of an aborted transaction would open a
+/// new one by itself, but its epoch is over), the lost write through a
+/// stale marker (a marker of the previous epoch cannot end the next
+/// transaction), and the torn transaction (a crash between the markers:
+/// completed everywhere after the restart, and nothing of the next
+/// transaction slips in before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_anomalies_cannot_happen_with_a_transaction_version_2_producer_either() {
+    let mut config = broker_config();
+    config.background = false;
+    let server = TestServer::start_with(config.clone(), ServerConfig::default()).await;
+    let mut c = Client::connect(server.addr).await;
+    create_topic(&mut c, "j2", 2, &[]).await;
+    let id = "tx-j2";
+    let (pid, e0) = init(&mut c, id).await;
+    // Aborted read: N writes, aborts; its late writes, to a partition it
+    // wrote and to one it did not, are refused rather than opening N+1.
+    let code = write_v12(&mut c, id, "j2", 0, batch(pid, e0, 0, &["aborted"])).await;
+    assert_eq!(code, 0);
+    assert_eq!(end_v5(&mut c, id, pid, e0, false).await, (0, pid, e0 + 1));
+    for p in 0..2 {
+        let late = batch(pid, e0, 1, &["aborted-late"]);
+        assert_eq!(
+            write_v12(&mut c, id, "j2", p, late).await,
+            INVALID_PRODUCER_EPOCH
+        );
+    }
+    let m = server.broker.transactions().describe(id).expect("known");
+    assert_eq!(m.state, TxnState::CompleteAbort, "no transaction opened");
+    // Lost write via a stale marker: N+1 writes at the new epoch; a marker
+    // of N's epoch arriving now is refused by the partition.
+    let e1 = e0 + 1;
+    let code = write_v12(&mut c, id, "j2", 0, batch(pid, e1, 0, &["n1"])).await;
+    assert_eq!(code, 0);
+    let hw = high_watermark(&mut c, "j2", 0).await;
+    let stale = server.broker.write_txn_marker(
+        "j2",
+        0,
+        pid,
+        e0,
+        ControlRecord {
+            kind: ControlType::Commit,
+            coordinator_epoch: 0,
+        },
+    );
+    assert!(
+        matches!(stale, Err(BrokerError::InvalidProducerEpoch { .. })),
+        "{stale:?}"
+    );
+    assert_eq!(high_watermark(&mut c, "j2", 0).await, hw, "nothing landed");
+    assert!(committed(&mut c, "j2", 0).await.is_empty(), "N+1 is open");
+    assert_eq!(end_v5(&mut c, id, pid, e1, true).await, (0, pid, e1 + 1));
+    assert_eq!(committed(&mut c, "j2", 0).await, ["n1"]);
+    // Torn transaction: N+2 writes both partitions; the broker dies after
+    // the first COMMIT marker.
+    let e2 = e1 + 1;
+    for p in 0..2 {
+        let b = batch(pid, e2, 0, &[&format!("n2-p{p}")]);
+        assert_eq!(write_v12(&mut c, id, "j2", p, b).await, 0);
+    }
+    let dying = DiesAfterOneMarker {
+        store: server.broker.txn_store(),
+        markers: AtomicUsize::new(0),
+    };
+    let answer = server
+        .broker
+        .transactions()
+        .end_transaction(&dying, id, pid, e2, true, true, wall_clock_ms())
+        .expect("the decision is durable");
+    let e3 = e2 + 1;
+    assert_eq!(answer, (pid, e3));
+    assert_eq!(committed(&mut c, "j2", 0).await, ["n1", "n2-p0"]);
+    assert!(committed(&mut c, "j2", 1).await.is_empty(), "not torn");
+    // Neither N+3 (at the epoch it was told) nor a late write of N+2 slips
+    // in before the missing marker.
+    let next = batch(pid, e3, 0, &["n3"]);
+    assert_eq!(
+        write_v12(&mut c, id, "j2", 1, next).await,
+        NOT_ENOUGH_REPLICAS
+    );
+    let late = batch(pid, e2, 1, &["n2-late"]);
+    assert_eq!(
+        write_v12(&mut c, id, "j2", 1, late).await,
+        INVALID_PRODUCER_EPOCH
+    );
+    drop(c);
+    let dir = server.stop_keeping_data().await;
+    let server = TestServer::start_in(dir, config, ServerConfig::default()).await;
+    let mut c = Client::connect(server.addr).await;
+    let m = server.broker.transactions().describe(id).expect("loaded");
+    assert_eq!(
+        (m.state, m.producer_epoch, m.client_version),
+        (TxnState::CompleteCommit, e3, 2)
+    );
+    assert_eq!(committed(&mut c, "j2", 0).await, ["n1", "n2-p0"]);
+    assert_eq!(committed(&mut c, "j2", 1).await, ["n2-p1"]);
+    // N+3 now runs at the epoch the decision handed out.
+    let next = batch(pid, e3, 0, &["n3"]);
+    assert_eq!(write_v12(&mut c, id, "j2", 1, next).await, 0);
+    assert_eq!(end_v5(&mut c, id, pid, e3, true).await, (0, pid, e3 + 1));
+    assert_eq!(committed(&mut c, "j2", 1).await, ["n2-p1", "n3"]);
     server.stop().await;
 }

@@ -185,3 +185,41 @@ async fn bad_txn_offset_commits_get_kafkas_error_codes_per_version() {
     // The fenced transaction was aborted: nothing committed.
     assert_eq!(fetch(&mut c, group, true).await, (0, -1));
 }
+
+/// Transaction version 2 (KIP-890): TxnOffsetCommit v5 adds the group's
+/// offsets partition to the transaction itself, as Kafka 4.1.1 does (no
+/// AddOffsetsToTxn); earlier versions still need AddOffsetsToTxn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_5_adds_the_group_to_the_transaction_itself() {
+    let server = TestServer::start().await;
+    server
+        .broker
+        .create_topic("txo", Some(1), Default::default())
+        .expect("create");
+    let mut c = Client::connect(server.addr).await;
+    let (id, group) = ("txo-v5", "txo-v5-g");
+    let p = init(&mut c, id).await;
+    assert_eq!(commit(&mut c, 4, id, p, group, PLAIN, &[0], 7).await, [48]);
+    // A stale epoch or another producer id is refused before anything joins.
+    let stale = (p.0, p.1 - 1);
+    assert_eq!(
+        commit(&mut c, 5, id, stale, group, PLAIN, &[0], 7).await,
+        [47]
+    );
+    let other = (p.0 + 1, p.1);
+    assert_eq!(
+        commit(&mut c, 5, id, other, group, PLAIN, &[0], 7).await,
+        [49]
+    );
+    assert_eq!(commit(&mut c, 5, id, p, group, PLAIN, &[0], 7).await, [0]);
+    assert_eq!(fetch(&mut c, group, true).await, (88, -1), "pending");
+    let txn = server.broker.transactions().describe(id).expect("known");
+    assert_eq!(txn.partitions.len(), 1, "{txn:?}");
+    assert_eq!(txn.client_version, 2);
+    end(&mut c, id, p, true).await;
+    assert_eq!(fetch(&mut c, group, true).await, (0, 7));
+    // The next transaction, started by the offsets alone, aborted.
+    assert_eq!(commit(&mut c, 5, id, p, group, PLAIN, &[0], 9).await, [0]);
+    end(&mut c, id, p, false).await;
+    assert_eq!(fetch(&mut c, group, true).await, (0, 7));
+}
