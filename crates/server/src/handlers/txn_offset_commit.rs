@@ -21,6 +21,7 @@ use kafka_protocol::messages::{RequestHeader, TxnOffsetCommitRequest, TxnOffsetC
 use pubsub_broker::group::records::partition_for_group;
 use pubsub_broker::group::{CommitEntry, TxnCommitRequest};
 use pubsub_broker::names::CONSUMER_OFFSETS;
+use pubsub_broker::txn::TxnRefusal;
 use pubsub_broker::{wall_clock_ms, BrokerError};
 
 use crate::authorize::{
@@ -61,12 +62,22 @@ fn answer(
     TxnOffsetCommitResponse::default().with_topics(topics)
 }
 
+/// The first version whose clients take TRANSACTION_ABORTABLE (KIP-890's
+/// abortable error): a group not in the transaction is refused with it,
+/// not INVALID_TXN_STATE, as Kafka 4.1.1 answers (the differential runner's
+/// "transactional offsets" scenario, at version 4).
+const ABORTABLE_SINCE: i16 = 4;
+
 /// The code of a refusal: the transaction's, or the group's. A stale
 /// epoch is INVALID_PRODUCER_EPOCH at every version: Kafka 4.1.1 answers
 /// it from the offsets partition's producer state (checked with the
 /// differential runner at version 5).
-fn refusal_code(e: &BrokerError) -> i16 {
+fn refusal_code(e: &BrokerError, version: i16) -> i16 {
     match e {
+        BrokerError::Transaction {
+            refusal: TxnRefusal::InvalidTxnState,
+            ..
+        } if version >= ABORTABLE_SINCE => ResponseError::TransactionAbortable.code(),
         BrokerError::Transaction { .. } => txn_error_code(e, false),
         other => group_error_code(other),
     }
@@ -163,7 +174,7 @@ pub async fn handle(
             Ok(()) => NONE,
             Err(e) => {
                 tracing::debug!(error = %e, "TxnOffsetCommit refused");
-                refusal_code(&e)
+                refusal_code(&e, version)
             }
         }
     };
