@@ -29,6 +29,7 @@ mod broker;
 pub mod check;
 pub mod closed_partitions;
 pub mod config;
+mod crash_point;
 pub mod embedded;
 mod error;
 pub mod group;

@@ -592,6 +592,7 @@ impl Partition {
             info.base_offset
         };
         self.notifier.notify();
+        crate::crash_point::after_marker_appended();
         Ok(offset)
     }
 

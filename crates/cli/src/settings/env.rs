@@ -12,6 +12,7 @@ use super::Settings;
 pub(super) const IGNORED_ENV: &[&str] = &[
     "PUBSUB_BIN",
     "PUBSUB_WRITE_FIXTURES",
+    "PUBSUB_TEST_HALT_AFTER_MARKERS",
     "PUBSUB_BOOTSTRAP",
     "PUBSUB_SECURITY_PROTOCOL",
     "PUBSUB_SASL_MECHANISM",

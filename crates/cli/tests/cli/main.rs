@@ -26,6 +26,7 @@ mod serve;
 mod storage_errors;
 mod streams;
 mod tls;
+mod torn_txn;
 mod txn_checker;
 mod txn_clients;
 mod verifiable;
