@@ -7,6 +7,10 @@
 
 use std::collections::HashMap;
 
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_response::AbortedTransaction;
+use pubsub_records::Batch;
+
 use super::tree::Node;
 
 /// Differences left on purpose (or not fixed yet), each with the
@@ -21,6 +25,14 @@ pub const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
     (
         "DescribeConfigs synonyms",
         "emptied on both sides: pubsub sends none, Kafka the override and the broker default it shadows",
+    ),
+    (
+        "a size-limited Fetch",
+        "cut to its whole batches, and the aborted transactions it lists to those before its \
+         last batch's end (fetched_batches): Kafka answers its file's bytes up to the budget (a \
+         client drops the partial batch at the end) and, read_committed, the aborted \
+         transactions up to its next offset-index entry past the budget (the segment's end in a \
+         small one); pubsub answers whole batches and the aborted transactions they overlap",
     ),
     (
         "the text of a refusal",
@@ -87,6 +99,26 @@ impl Names {
 pub struct Clock {
     pub from: i64,
     pub to: i64,
+}
+
+/// Known difference, a size-limited Fetch: `records` cut to its whole
+/// batches (Kafka may end an answer with part of one) and `aborted` to the
+/// transactions that start before the last whole batch's end (Kafka lists
+/// some beyond what it answers; a client needs only those its batches
+/// overlap). Nothing changes where no batch is whole.
+pub fn fetched_batches(records: &mut Bytes, aborted: &mut Option<Vec<AbortedTransaction>>) {
+    let (mut pos, mut next) = (0, None);
+    while let Ok(batch) = Batch::parse(&records[pos..]) {
+        pos += batch.len();
+        next = Some(batch.last_offset() + 1);
+    }
+    let Some(next) = next else {
+        return;
+    };
+    records.truncate(pos);
+    if let Some(aborted) = aborted {
+        aborted.retain(|t| t.first_offset < next);
+    }
 }
 
 /// Normalises one recorded answer in place.
