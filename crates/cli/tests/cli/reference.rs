@@ -4,8 +4,9 @@
 //! prints compared. Where the two differ, the test fails and shows both.
 //!
 //! Needs Java 17+ and Maven. Without them the test says so and passes,
-//! unless `COMPAT_REQUIRE_KAFKA=1` (which `.ci/run` sets) makes that a
-//! failure.
+//! unless CI (`COMPAT_REQUIRE_KAFKA=1`, which `.ci/run` sets, or `CI=true`)
+//! makes that a failure; the same rule for every external tool a test
+//! needs ([`tools_found`]).
 
 // A test that cannot unwrap has failed; the panic says where.
 #![allow(clippy::unwrap_used)]
@@ -23,11 +24,28 @@ fn launcher() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../compat/kafka")
 }
 
+/// Whether a missing external tool fails the test rather than skips it:
+/// under CI (`COMPAT_REQUIRE_KAFKA=1`, which `.ci/run` sets, or `CI=true`).
+fn tools_required() -> bool {
+    std::env::var("COMPAT_REQUIRE_KAFKA").is_ok_and(|v| v == "1")
+        || std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// What a test does without `missing`: fails under CI ([`tools_required`]),
+/// elsewhere says that `without` follows and returns false.
+fn missing(missing: &str, without: &str) -> bool {
+    assert!(
+        !tools_required(),
+        "{missing} is missing, and CI (COMPAT_REQUIRE_KAFKA=1 or CI=true) requires it"
+    );
+    eprintln!("skipped: {missing} is missing, so {without}");
+    false
+}
+
 /// Whether each `(tool, version flag)` runs here. Without one: a message
-/// saying that `without` follows, or a failure where
-/// `COMPAT_REQUIRE_KAFKA=1` (CI).
+/// saying that `without` follows, or a failure under CI
+/// ([`tools_required`]).
 pub fn tools_found(tools: &[(&str, &str)], without: &str) -> bool {
-    let required = std::env::var("COMPAT_REQUIRE_KAFKA").is_ok_and(|v| v == "1");
     for (tool, version_flag) in tools {
         let found = Command::new(tool)
             .arg(version_flag)
@@ -36,9 +54,28 @@ pub fn tools_found(tools: &[(&str, &str)], without: &str) -> bool {
             .status()
             .is_ok_and(|s| s.success());
         if !found {
-            assert!(!required, "COMPAT_REQUIRE_KAFKA=1 but {tool} is missing");
-            eprintln!("skipped: {tool} is missing, so {without}");
-            return false;
+            return missing(tool, without);
+        }
+    }
+    true
+}
+
+/// Whether `python3` runs here and imports each of `modules`; otherwise
+/// as [`tools_found`].
+pub fn python_modules_found(modules: &[&str], without: &str) -> bool {
+    if !tools_found(&[("python3", "--version")], without) {
+        return false;
+    }
+    for module in modules {
+        let found = Command::new("python3")
+            .arg("-c")
+            .arg(format!("import {module}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !found {
+            return missing(&format!("the Python module {module}"), without);
         }
     }
     true

@@ -312,7 +312,10 @@ fn java_console_round_trip(
 
 #[test]
 fn kafka_clients_produce_and_consume_over_ssl_and_bad_certificates_fail() {
-    if !crate::reference::tools_found(&[("kcat", "-V")], "the TLS client tests do not run") {
+    let without = "the TLS client tests do not run";
+    if !crate::reference::tools_found(&[("kcat", "-V")], without)
+        || !crate::reference::python_modules_found(&["confluent_kafka", "kafka"], without)
+    {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -394,7 +397,8 @@ fn kafka_clients_produce_and_consume_over_ssl_and_bad_certificates_fail() {
 
 #[test]
 fn mutual_tls_names_the_principal_and_sighup_swaps_the_certificate_for_new_connections() {
-    if !crate::reference::tools_found(&[("kcat", "-V")], "the mutual TLS tests do not run") {
+    let without = "the mutual TLS tests do not run";
+    if !crate::reference::tools_found(&[("kcat", "-V"), ("python3", "--version")], without) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
