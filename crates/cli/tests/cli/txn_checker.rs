@@ -9,6 +9,8 @@
 //!
 //! A short run by default; `PUBSUB_TXN_CHECK_SECONDS=600` makes a long
 //! one, and `PUBSUB_TXN_CHECK_SEED=N` replays a seed (printed on failure).
+//! `benches/txn-checker.sh` runs it long outside the test harness; the
+//! long runs' figures are in docs/BENCHMARKS.md.
 
 // A test that cannot unwrap has failed; the panic says where.
 #![allow(clippy::unwrap_used)]
