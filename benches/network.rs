@@ -25,7 +25,11 @@
 //! `--rounds` times (default 3) so both see the same machine, each
 //! network row with the server's CPU time per message (utime + stime from
 //! `/proc/PID/stat`, steadier than throughput on a shared machine), and the
-//! ratio of the medians.
+//! ratio of the medians (and of each round's). Every case starts from the
+//! same state (log or topic existing, first append done, disk settled) and
+//! writes the same batches; `Broker::produce` in-process separates what the
+//! broker adds to `Log::append` from what the network adds.
+//! `--clients broker,raw,rdkafka,own` picks the cases (default all).
 //!
 //! Prints a markdown table and writes `target/net-bench.json`.
 //!
@@ -73,6 +77,8 @@ struct Args {
     window: usize,
     against: Option<String>,
     partitions: u32,
+    /// `--produce`'s cases besides the in-process append.
+    clients: Vec<String>,
 }
 
 fn args() -> Args {
@@ -92,6 +98,9 @@ fn args() -> Args {
         window: 16,
         against: None,
         partitions: 1,
+        clients: ["broker", "raw", "rdkafka", "own"]
+            .map(String::from)
+            .to_vec(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -120,10 +129,21 @@ fn args() -> Args {
                 a.partitions = value().parse().unwrap_or_else(|_| fail("--partitions N"))
             }
             "--window" => a.window = value().parse().unwrap_or_else(|_| fail("--window N")),
+            "--clients" => {
+                a.clients = value()
+                    .split(',')
+                    .filter(|c| !c.is_empty())
+                    .map(String::from)
+                    .collect();
+                let known = ["broker", "raw", "rdkafka", "own"];
+                if let Some(c) = a.clients.iter().find(|c| !known.contains(&c.as_str())) {
+                    fail(&format!("--clients: unknown {c} (of {})", known.join(",")))
+                }
+            }
             "-h" | "--help" => {
                 println!(
                     "net-bench [--rdkafka-perf PATH] [--pubsub PATH] [--dir DIR] \
-                     [--messages N] [--batch N] [--quick] [--produce [--rounds N] [--window N]] \
+                     [--messages N] [--batch N] [--quick] [--produce [--rounds N] [--window N] [--clients broker,raw,rdkafka,own]] \
                      [--consume-only [--consume-runs N] [--fetch-bytes N]] \
                      [--against HOST:PORT [--partitions N]]\n\n\
                      Example:\n  target/release/net-bench --rdkafka-perf ../shared/tools/rdkafka-perf"
@@ -176,7 +196,7 @@ fn main() {
         return;
     }
     if a.produce_only {
-        produce_path(&a, work.path(), bytes);
+        produce_path(&a, work.path());
         return;
     }
     if a.consume_only {
@@ -187,10 +207,14 @@ fn main() {
     eprintln!("baseline: loopback TCP copy");
     let loopback = loopback_copy(bytes.max(1 << 30));
     eprintln!("baseline: in-process Log::append");
-    settle();
-    let append = log_append(work.path(), bytes, a.batch, FlushPolicy::Never);
-    settle();
-    let append_fsync = log_append(work.path(), bytes / 4, a.batch, FlushPolicy::Always);
+    let requests = (a.messages / a.batch as u64).max(1);
+    let (append, _) = log_append(work.path(), requests, a.batch, FlushPolicy::Never);
+    let (append_fsync, _) = log_append(
+        work.path(),
+        (requests / 4).max(1),
+        a.batch,
+        FlushPolicy::Always,
+    );
 
     let mut rows = Vec::new();
     for partitions in [1u32, 8] {
@@ -341,107 +365,173 @@ fn main() {
 
 /// `--produce`: in-process append and acks=1 network produce on one
 /// partition, alternated, then the medians and their ratio.
-fn produce_path(a: &Args, base: &Path, bytes: u64) {
+///
+/// Every case is measured in the same state: its log or topic already
+/// exists before the clock starts (the in-process logs are opened first; a
+/// network case's topic is created and sent one small request, which writes
+/// the partition's leader-epoch file, then left idle while the disk
+/// settles), each writes the same batches (`messages / batch` of them), and
+/// MB/s counts 1 KiB payloads in every row.
+fn produce_path(a: &Args, base: &Path) {
     let mut appends = Vec::new();
+    let mut brokers = Vec::new();
     let mut perf = Vec::new();
     let mut own = Vec::new();
     let mut raw = Vec::new();
     let batch = common::batch_of_1k_records(a.batch, 11);
     let requests = (a.messages / a.batch as u64).max(1);
+    let messages = requests * a.batch as u64;
+    let load_before = load_average();
+    let wants = |client: &str| a.clients.iter().any(|c| c == client);
     for round in 1..=a.rounds.max(1) {
         eprintln!("round {round}: in-process Log::append");
-        settle();
-        appends.push(log_append(base, bytes, a.batch, FlushPolicy::Never));
-        eprintln!("round {round}: produce acks=1, rdkafka_performance");
-        let server = Server::start(a, base, 1);
-        settle();
-        let mut argv = produce_args(a, &server.addr, 1, 1);
-        argv.extend(["-c".into(), a.messages.to_string()]);
-        let cpu = server.cpu_ticks();
-        let row = perf_row(a, String::new(), &argv);
-        perf.push((row.mb_s, server.cpu_ticks() - cpu));
-        server.stop();
-        eprintln!("round {round}: produce acks=1, pubsub bench");
-        let server = Server::start(a, base, 1);
-        settle();
-        let cpu = server.cpu_ticks();
-        let row = own_load(
-            a,
-            &server.addr,
-            "",
-            "produce",
-            "own",
-            1,
-            1,
-            a.messages,
-            None,
-        );
-        own.push((row.mb_s, server.cpu_ticks() - cpu));
-        server.stop();
-        eprintln!("round {round}: produce acks=1, raw producer");
-        let server = Server::start(a, base, 1);
-        settle();
-        let cpu = server.cpu_ticks();
-        let moved = raw_client::produce(
-            &server.addr,
-            "bench",
-            1,
-            &batch,
-            a.batch as u64,
-            requests,
-            a.window,
-        )
-        .unwrap_or_else(|e| fail(&format!("raw producer: {e}")));
-        raw.push((
-            raw_row(String::new(), &moved).mb_s,
-            server.cpu_ticks() - cpu,
-        ));
-        server.stop();
+        appends.push(log_append(base, requests, a.batch, FlushPolicy::Never));
+        if wants("broker") {
+            eprintln!("round {round}: in-process Broker::produce");
+            brokers.push(broker_produce(base, requests, a.batch));
+        }
+        if wants("rdkafka") {
+            eprintln!("round {round}: produce acks=1, rdkafka_performance");
+            let server = warm_server(a, base, "bench");
+            let mut argv = produce_args(a, &server.addr, 1, 1);
+            argv.extend(["-c".into(), messages.to_string()]);
+            let cpu = server.cpu_ticks();
+            let row = perf_row(a, String::new(), &argv);
+            perf.push((row.mb_s, server.cpu_ticks() - cpu));
+            server.stop();
+        }
+        if wants("own") {
+            eprintln!("round {round}: produce acks=1, pubsub bench");
+            let server = warm_server(a, base, "own");
+            let cpu = server.cpu_ticks();
+            let row = own_load(a, &server.addr, "", "produce", "own", 1, 1, messages, None);
+            own.push((row.mb_s, server.cpu_ticks() - cpu));
+            server.stop();
+        }
+        if wants("raw") {
+            eprintln!("round {round}: produce acks=1, raw producer");
+            let server = warm_server(a, base, "bench");
+            let cpu = server.cpu_ticks();
+            let moved = raw_client::produce(
+                &server.addr,
+                "bench",
+                1,
+                &batch,
+                a.batch as u64,
+                requests,
+                a.window,
+            )
+            .unwrap_or_else(|e| fail(&format!("raw producer: {e}")));
+            raw.push((
+                raw_row(String::new(), &moved).mb_s,
+                server.cpu_ticks() - cpu,
+            ));
+            server.stop();
+        }
     }
+    let load_after = load_average();
     let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
     // Clock ticks are 10 ms on Linux (USER_HZ 100).
-    let us_per_msg = |ticks: u64| ticks as f64 * 10_000.0 / a.messages as f64;
+    let us_per_msg = |ticks: u64| ticks as f64 * 10_000.0 / messages as f64;
     let list = |v: &[f64]| {
         v.iter()
             .map(|x| format!("{x:.0}"))
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let append = median(appends.clone());
+    let spread = |v: &[f64]| {
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(0.0, f64::max);
+        format!("{lo:.0}-{hi:.0}")
+    };
+    let append_mb: Vec<f64> = appends.iter().map(|r| r.0).collect();
+    let append = median(append_mb.clone());
+    let append_cpu = median(appends.iter().map(|r| us_per_msg(r.1)).collect());
+    println!("\nload average (1, 5, 15 min): {load_before} at the start, {load_after} at the end");
     println!(
-        "\n| 1 KiB records, batches of {}, {} messages, acks=1 / flush never, 1 partition | MB/s per round | median MB/s | server CPU µs/msg per round | ratio to in-process append |",
-        a.batch, a.messages
+        "\n| 1 KiB records, batches of {}, {messages} messages, acks=1 / flush never, 1 partition | MB/s per round | median MB/s (min-max) | ratio to in-process append (per round) | CPU µs/msg per round (in-process: the process; network: the server) | in-process append CPU / this CPU (medians) |",
+        a.batch
     );
-    println!("|---|---|---|---|---|");
-    println!(
-        "| Log::append in-process | {} | {append:.0} | | 1.00x |",
-        list(&appends)
-    );
+    println!("|---|---|---|---|---|---|");
     let raw_name = format!(
         "produce, raw producer ({} in flight; measures the broker)",
         a.window
     );
     for (name, rows) in [
+        ("Log::append in-process", &appends),
+        (
+            "Broker::produce in-process (partition checks, no network)",
+            &brokers,
+        ),
         (raw_name.as_str(), &raw),
         ("produce, rdkafka_performance", &perf),
         ("produce, pubsub bench", &own),
     ] {
+        if rows.is_empty() {
+            continue;
+        }
         let mb: Vec<f64> = rows.iter().map(|r| r.0).collect();
-        let cpu = rows
+        let cpu: Vec<f64> = rows.iter().map(|r| us_per_msg(r.1)).collect();
+        let cpu_list = cpu
             .iter()
-            .map(|r| format!("{:.2}", us_per_msg(r.1)))
+            .map(|c| format!("{c:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // Each round's ratio is to that round's append, measured a minute
+        // or two apart at most.
+        let per_round = mb
+            .iter()
+            .zip(&append_mb)
+            .map(|(m, a)| format!("{:.2}", m / a))
             .collect::<Vec<_>>()
             .join(", ");
         let m = median(mb.clone());
         println!(
-            "| {name} | {} | {m:.0} | {cpu} | {:.2}x |",
+            "| {name} | {} | {m:.0} ({}) | {:.2}x ({per_round}) | {cpu_list} | {:.2}x |",
             list(&mb),
-            m / append
+            spread(&mb),
+            m / append,
+            append_cpu / median(cpu)
         );
     }
+}
+
+/// A fresh server whose `topic` (one partition) exists and has taken one
+/// small produce request, then a settled disk: what a case measures is
+/// steady-state appends, as the in-process append's (whose log is open
+/// before its clock starts). The first append to a partition writes its
+/// leader-epoch file with an fsync.
+fn warm_server(a: &Args, base: &Path, topic: &str) -> Server {
+    let server = Server::start(a, base, 1);
+    let small = common::batch_of_1k_records(1, 3);
+    raw_client::produce(&server.addr, topic, 1, &small, 1, 1, 1)
+        .unwrap_or_else(|e| fail(&format!("warming {topic} up: {e}")));
+    settle();
+    server
+}
+
+/// CPU time (utime + stime, all threads) of process `pid` (or `self`) so
+/// far, in clock ticks.
+fn process_cpu_ticks(pid: &str) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): state is
+    // field 3, utime 14, stime 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let field = |n: usize| -> u64 { fields.get(n - 3).and_then(|v| v.parse().ok()).unwrap_or(0) };
+    field(14) + field(15)
+}
+
+/// `/proc/loadavg`'s three averages.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(", "))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 /// The consume cases alone, between two loopback copies: per run the raw
@@ -798,17 +888,7 @@ impl Server {
 
     /// The server's CPU time so far (utime + stime), in clock ticks.
     fn cpu_ticks(&self) -> u64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // Fields after the command name (which may hold spaces): state is
-        // field 3, utime 14, stime 15.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().collect())
-            .unwrap_or_default();
-        let field =
-            |n: usize| -> u64 { fields.get(n - 3).and_then(|v| v.parse().ok()).unwrap_or(0) };
-        field(14) + field(15)
+        process_cpu_ticks(&self.child.id().to_string())
     }
 
     fn stop(mut self) {
@@ -869,9 +949,13 @@ fn loopback_copy(bytes: u64) -> f64 {
     got as f64 / secs / MB
 }
 
-/// The storage engine's in-process append of 1 KiB records in batches of
-/// `batch`, CRC checked as for client bytes; MB/s.
-fn log_append(base: &Path, bytes: u64, batch: usize, flush: FlushPolicy) -> f64 {
+/// The storage engine's in-process append of `requests` batches of `batch`
+/// 1 KiB records, each copied into the buffer appended from (the server's
+/// socket read copies each byte once too) and CRC checked as client bytes
+/// are; MB/s of payload, and this process's CPU ticks over the appends
+/// (the writeback thread's included, as in a server's). The log is opened
+/// and the disk settled before the clock starts.
+fn log_append(base: &Path, requests: u64, batch: usize, flush: FlushPolicy) -> (f64, u64) {
     let dir = tempfile::tempdir_in(base).unwrap_or_else(|e| fail(&format!("{e}")));
     let config = LogConfig {
         flush,
@@ -880,15 +964,49 @@ fn log_append(base: &Path, bytes: u64, batch: usize, flush: FlushPolicy) -> f64 
     let (log, _) = Log::open(dir.path(), config).unwrap_or_else(|e| fail(&format!("{e}")));
     let template = common::batch_of_1k_records(batch, 11);
     let mut scratch = template.clone();
+    settle();
+    let cpu = process_cpu_ticks("self");
     let start = Instant::now();
-    let mut written = 0u64;
-    while written < bytes {
+    for _ in 0..requests {
         scratch.copy_from_slice(&template);
         log.append(&mut scratch)
             .unwrap_or_else(|e| fail(&format!("append: {e}")));
-        written += scratch.len() as u64;
     }
     let secs = start.elapsed().as_secs_f64();
+    let cpu = process_cpu_ticks("self") - cpu;
     let _ = log.close();
-    written as f64 / secs / MB
+    ((requests * batch as u64 * 1024) as f64 / secs / MB, cpu)
+}
+
+/// The embedded broker's `Broker::produce` (acks=1) of the same batches to
+/// a one-partition topic created first: [`log_append`] plus what the
+/// broker adds to an append without the network (the partition's CRC
+/// check, leader-epoch stamping, producer state, counters); MB/s of payload
+/// and CPU ticks, as [`log_append`].
+fn broker_produce(base: &Path, requests: u64, batch: usize) -> (f64, u64) {
+    let dir = tempfile::tempdir_in(base).unwrap_or_else(|e| fail(&format!("{e}")));
+    let broker = pubsub_broker::Broker::open(dir.path(), pubsub_broker::BrokerConfig::default())
+        .unwrap_or_else(|e| fail(&format!("{e}")));
+    broker
+        .create_topic("bench", Some(1), Default::default())
+        .unwrap_or_else(|e| fail(&format!("{e}")));
+    let template = common::batch_of_1k_records(batch, 11);
+    let mut scratch = template.clone();
+    // The first append writes the partition's leader-epoch file.
+    broker
+        .produce("bench", 0, &mut scratch, pubsub_broker::Acks::Leader)
+        .unwrap_or_else(|e| fail(&format!("produce: {e}")));
+    settle();
+    let cpu = process_cpu_ticks("self");
+    let start = Instant::now();
+    for _ in 0..requests {
+        scratch.copy_from_slice(&template);
+        broker
+            .produce("bench", 0, &mut scratch, pubsub_broker::Acks::Leader)
+            .unwrap_or_else(|e| fail(&format!("produce: {e}")));
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let cpu = process_cpu_ticks("self") - cpu;
+    let _ = broker.close();
+    ((requests * batch as u64 * 1024) as f64 / secs / MB, cpu)
 }

@@ -135,21 +135,65 @@ fn micros(at: Instant) -> u64 {
 /// back for every request, which costs more than the write on a busy
 /// machine. A write can still sleep (dirty-page throttling; the first
 /// append's fsync of the epoch cache; a segment roll's fsync): an append
-/// that took [`SLOW_APPEND`] or longer makes every append of the next
-/// [`CAUTIOUS_FOR`] run under [`blocking`], so a throttled disk stalls a
-/// worker at most about once a second. Other flush policies fsync inside
-/// the append: always under [`blocking`].
+/// that took [`SLOW_APPEND`] or longer and slept in the kernel makes every
+/// append of the next [`CAUTIOUS_FOR`] run under [`blocking`], so a
+/// throttled disk stalls a worker at most about once a second. Other flush
+/// policies fsync inside the append: always under [`blocking`].
 fn on_worker_or_blocking<T>(flush_never: bool, f: impl FnOnce() -> T) -> T {
+    appended_with(&CAUTIOUS_UNTIL, flush_never, f)
+}
+
+/// [`on_worker_or_blocking`] with its state (`cautious_until`, microseconds
+/// since [`since`]) given.
+///
+/// Slow alone is not enough: on a loaded machine the scheduler preempts the
+/// worker in the middle of a page-cache write for milliseconds, which says
+/// nothing about the disk, and every such preemption then sent a second of
+/// appends through `block_in_place`. What throttling, an fsync or a disk
+/// read have in common is that the thread sleeps: the thread's voluntary
+/// context switches grow ([`voluntary_switches`]). Where they cannot be
+/// read, a slow append counts as one that slept.
+fn appended_with<T>(cautious_until: &AtomicU64, flush_never: bool, f: impl FnOnce() -> T) -> T {
     let start = Instant::now();
-    if !flush_never || micros(start) < CAUTIOUS_UNTIL.load(Ordering::Relaxed) {
+    if !flush_never || micros(start) < cautious_until.load(Ordering::Relaxed) {
         return blocking(f);
     }
+    let switches = voluntary_switches();
     let out = f();
     let end = Instant::now();
     if end.saturating_duration_since(start) >= SLOW_APPEND {
-        CAUTIOUS_UNTIL.store(micros(end + CAUTIOUS_FOR), Ordering::Relaxed);
+        let slept = match (switches, voluntary_switches()) {
+            (Some(before), Some(after)) => after > before,
+            _ => true,
+        };
+        if slept {
+            cautious_until.store(micros(end + CAUTIOUS_FOR), Ordering::Relaxed);
+        }
     }
     out
+}
+
+/// The calling thread's voluntary context switches so far (it slept: I/O,
+/// a lock, throttling), as `getrusage(RUSAGE_THREAD)` counts them; `None`
+/// where that is not available.
+#[cfg(target_os = "linux")]
+fn voluntary_switches() -> Option<i64> {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::uninit();
+    // SAFETY: `usage` is a valid place for one `rusage`, which the call
+    // fills on success (return 0) and leaves alone otherwise.
+    let done = unsafe { libc::getrusage(libc::RUSAGE_THREAD, usage.as_mut_ptr()) };
+    if done != 0 {
+        return None;
+    }
+    // SAFETY: the call succeeded, so it filled `usage`.
+    let usage = unsafe { usage.assume_init() };
+    Some(usage.ru_nvcsw)
+}
+
+/// Not available off Linux: every slow append counts as one that slept.
+#[cfg(not(target_os = "linux"))]
+fn voluntary_switches() -> Option<i64> {
+    None
 }
 
 /// Where a partition's records are.
@@ -427,17 +471,43 @@ mod tests {
 
     #[test]
     fn a_slow_append_sends_the_next_appends_off_the_worker_for_a_while() {
+        let cautious = AtomicU64::new(0);
         let before = Instant::now();
-        // Slower than SLOW_APPEND: a sleep lasts at least as long as asked.
-        let out = on_worker_or_blocking(true, || {
+        // Slower than SLOW_APPEND, asleep: a sleep lasts at least as long as
+        // asked.
+        let out = appended_with(&cautious, true, || {
             std::thread::sleep(SLOW_APPEND + Duration::from_millis(1));
             7
         });
         assert_eq!(out, 7);
         // Until at least CAUTIOUS_FOR after the slow append ended.
-        assert!(CAUTIOUS_UNTIL.load(Ordering::Relaxed) >= micros(before + CAUTIOUS_FOR));
+        assert!(cautious.load(Ordering::Relaxed) >= micros(before + CAUTIOUS_FOR));
         // Other flush policies run the closure too (under `blocking`).
-        assert_eq!(on_worker_or_blocking(false, || 8), 8);
+        assert_eq!(appended_with(&cautious, false, || 8), 8);
+        // The process-wide state is used the same way.
+        assert_eq!(on_worker_or_blocking(false, || 9), 9);
+    }
+
+    /// An append that is slow without sleeping (the thread computed, or was
+    /// preempted, for longer than SLOW_APPEND) leaves appends on the worker.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_slow_append_that_never_slept_keeps_appends_on_the_worker() {
+        let cautious = AtomicU64::new(0);
+        let out = appended_with(&cautious, true, || {
+            let start = Instant::now();
+            let mut spins = 0u64;
+            while start.elapsed() < SLOW_APPEND + Duration::from_millis(1) {
+                spins = std::hint::black_box(spins + 1);
+            }
+            spins
+        });
+        assert!(out > 0);
+        assert_eq!(cautious.load(Ordering::Relaxed), 0);
+        // A thread that sleeps is seen to.
+        let before = voluntary_switches();
+        std::thread::sleep(Duration::from_millis(1));
+        assert!(voluntary_switches() > before);
     }
 
     /// A transactional request's records are written where they arrived:
