@@ -14,7 +14,7 @@ use crate::error::{BrokerError, Result};
 use crate::group::records::partition_for_group;
 use crate::names::CONSUMER_OFFSETS;
 use crate::partition::{Acks, Partition, PendingSync};
-use crate::txn::{records, OwedSync, TxnStore, TRANSACTION_STATE};
+use crate::txn::{records, Durable, OwedSync, TxnStore, TRANSACTION_STATE};
 
 /// Threads (beside the caller's) fsyncing one transaction's markers.
 const MARKER_SYNC_THREADS: usize = 8;
@@ -212,6 +212,67 @@ impl TxnStore for Inner {
                 self.marker_landed(topic, *p, producer_id, commit);
                 Ok(())
             })
+            .collect()
+    }
+
+    /// Every marker appended, then one short-lived thread starts their
+    /// fsyncs (in parallel, as [`TxnStore::write_markers`]) while the
+    /// coordinator answers; each handle waits for its marker's fsync.
+    /// A marker of `__consumer_offsets` is written durable first (the
+    /// group coordinator applies or drops the transaction's offsets once it
+    /// is, `marker_landed`); the coordinator completes such transactions
+    /// before answering anyway.
+    fn append_markers(
+        &self,
+        partitions: &[(String, i32)],
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+    ) -> Vec<Result<Box<dyn OwedSync>>> {
+        if partitions.iter().any(|(t, _)| t == CONSUMER_OFFSETS) {
+            return self
+                .write_markers(partitions, producer_id, producer_epoch, commit)
+                .into_iter()
+                .map(|r| r.map(|()| Box::new(Durable) as Box<dyn OwedSync>))
+                .collect();
+        }
+        let marker = marker(commit);
+        let now = wall_clock_ms();
+        let appended: Vec<Result<PendingSync>> = partitions
+            .iter()
+            .map(|(topic, p)| {
+                if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+                    return Err(BrokerError::Closed);
+                }
+                let partition = self.partition(topic, *p)?;
+                let offset = partition.append_txn_marker_unsynced(
+                    producer_id,
+                    producer_epoch,
+                    marker,
+                    now,
+                )?;
+                Ok(PendingSync { partition, offset })
+            })
+            .collect();
+        let background: Vec<PendingSync> = appended
+            .iter()
+            .filter_map(|a| a.as_ref().ok().cloned())
+            .collect();
+        if !background.is_empty() {
+            let spawned = std::thread::Builder::new()
+                .name("txn-marker-sync".into())
+                .spawn(move || {
+                    // A failure poisons the log; the coordinator's wait reports it.
+                    let _ = wait_all(&background.iter().collect::<Vec<_>>());
+                });
+            if let Err(e) = spawned {
+                // No thread: the coordinator's wait fsyncs instead.
+                tracing::debug!(error = %e, "starting the markers' fsyncs in the background failed");
+            }
+        }
+        appended
+            .into_iter()
+            .map(|a| a.map(|sync| Box::new(sync) as Box<dyn OwedSync>))
             .collect()
     }
 

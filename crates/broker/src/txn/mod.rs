@@ -9,8 +9,12 @@
 //! nothing is acknowledged before it is stored. A commit or abort is two
 //! phases: PrepareCommit (PrepareAbort) is logged first — the decision —
 //! then a COMMIT (ABORT) marker is written to every partition of the
-//! transaction, then CompleteCommit (CompleteAbort) is logged. A decision
-//! whose markers did not all land (a full disk, a crash) is completed by
+//! transaction, then CompleteCommit (CompleteAbort) is logged. EndTxn is
+//! answered once the decision is durable and the markers appended (as
+//! Kafka answers before its markers): their fsyncs run in the background,
+//! and the id's next request, or the tick, waits for them before logging
+//! the completion, so the next transaction's records always follow durable
+//! markers. A decision whose markers did not all land (a full disk, a crash) is completed by
 //! [`TransactionCoordinator::tick`], after a restart too: markers are
 //! idempotent, so writing one twice is harmless. Time is passed in (`now`,
 //! wall-clock ms, the clock the records carry); the broker's clock thread
@@ -28,6 +32,7 @@ use parking_lot::Mutex;
 use tracing::{debug, info, warn};
 
 use crate::error::{BrokerError, Result};
+use crate::names::CONSUMER_OFFSETS;
 pub use state::{InitStep, TxnMetadata, TxnRefusal, TxnState};
 
 /// The internal topic holding transaction state.
@@ -95,6 +100,23 @@ pub trait TxnStore {
             .map(|(t, p)| self.write_marker(t, *p, producer_id, producer_epoch, commit))
             .collect()
     }
+    /// Appends a marker to every partition of `partitions` like
+    /// [`TxnStore::write_markers`], one result each, in order, but returns
+    /// before their fsyncs, which the store starts at once in the
+    /// background: each [`OwedSync`] waits for its marker's. The default
+    /// store has no background: it writes them durable, and owes nothing.
+    fn append_markers(
+        &self,
+        partitions: &[(String, i32)],
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+    ) -> Vec<Result<Box<dyn OwedSync>>> {
+        self.write_markers(partitions, producer_id, producer_epoch, commit)
+            .into_iter()
+            .map(|r| r.map(|()| Box::new(Durable) as Box<dyn OwedSync>))
+            .collect()
+    }
     /// Appends a completion (CompleteCommit, CompleteAbort) of
     /// `transactional_id` without waiting for its fsync: it becomes durable
     /// with the next flush of its partition. Lost in a crash, the decision
@@ -126,15 +148,22 @@ pub trait TxnStore {
 pub trait OwedSync: Send + Sync + std::fmt::Debug {
     /// Blocks until the record is durable (one fsync serves every waiter).
     fn wait(&self) -> Result<()>;
+    /// Whether the record is known durable already (nothing to wait for).
+    fn is_durable(&self) -> bool {
+        false
+    }
 }
 
 /// A record durable already.
 #[derive(Debug)]
-struct Durable;
+pub struct Durable;
 
 impl OwedSync for Durable {
     fn wait(&self) -> Result<()> {
         Ok(())
+    }
+    fn is_durable(&self) -> bool {
+        true
     }
 }
 
@@ -153,6 +182,25 @@ struct MarkerRetry {
     next_ms: i64,
 }
 
+/// The markers of a decision that EndTxn answered before their fsyncs
+/// ([`TransactionCoordinator::end_transaction`]): appended to every
+/// partition, each with the fsync it still owes, or the error appending it
+/// met. [`TransactionCoordinator::complete`] waits for them (writing again
+/// the ones that failed) before it logs the completion.
+#[derive(Debug)]
+struct Landing {
+    /// The decision these markers are of: producer id, epoch, commit.
+    decision: (i64, i16, bool),
+    markers: Vec<((String, i32), Result<SharedSync>)>,
+}
+
+/// A landing marker's fsync, shared by the coordinator's waiters.
+type SharedSync = Arc<dyn OwedSync>;
+
+/// One marker's outcome per partition (what [`TxnStore::write_markers`]
+/// answers, with the partition).
+type MarkerResults = Vec<((String, i32), Result<()>)>;
+
 /// First wait after a failed marker write; doubled per failure up to
 /// [`MARKER_RETRY_MAX_MS`].
 const MARKER_RETRY_MS: i64 = 100;
@@ -169,6 +217,10 @@ pub struct TransactionCoordinator {
     /// transaction's first write (in [`TransactionCoordinator::verified`])
     /// and covered by the id's next fsynced record.
     owed: Mutex<HashMap<String, Box<dyn OwedSync>>>,
+    /// Decided transactions whose markers are appended but may not be
+    /// durable yet, by transactional id: completed by the id's next
+    /// request or the tick, whichever comes first.
+    landing: Mutex<HashMap<String, Landing>>,
     config: TxnConfig,
 }
 
@@ -193,6 +245,7 @@ impl TransactionCoordinator {
             txns: Mutex::new(BTreeMap::new()),
             retries: Mutex::new(HashMap::new()),
             owed: Mutex::new(HashMap::new()),
+            landing: Mutex::new(HashMap::new()),
             config,
         }
     }
@@ -312,15 +365,24 @@ impl TransactionCoordinator {
                 _ => BTreeSet::new(),
             }
         };
-        let pending: Vec<(String, i32)> = m
-            .partitions
-            .iter()
-            .filter(|p| !written.contains(*p))
-            .cloned()
-            .collect();
-        let results = store.write_markers(&pending, m.producer_id, m.producer_epoch, commit);
+        // This attempt: the markers left landing by EndTxn, once durable,
+        // or else those still missing, written now.
+        let attempt = match self.landed(id, decision) {
+            Some(landed) => landed,
+            None => {
+                let pending: Vec<(String, i32)> = m
+                    .partitions
+                    .iter()
+                    .filter(|p| !written.contains(*p))
+                    .cloned()
+                    .collect();
+                let results =
+                    store.write_markers(&pending, m.producer_id, m.producer_epoch, commit);
+                pending.into_iter().zip(results).collect()
+            }
+        };
         let mut failed = None;
-        for ((topic, partition), result) in pending.into_iter().zip(results) {
+        for ((topic, partition), result) in attempt {
             match result {
                 Ok(()) => {}
                 Err(BrokerError::UnknownTopicOrPartition { .. }) => {
@@ -376,6 +438,103 @@ impl TransactionCoordinator {
         Ok(())
     }
 
+    /// Appends the markers of the decision `m` (just made durable) to
+    /// every partition of its transaction and leaves them landing: their
+    /// fsyncs run in the background while EndTxn is answered, and the
+    /// completion waits for them ([`Self::settle_landing`]). A crash
+    /// before they are durable reloads the decision, which the tick
+    /// completes again (markers are idempotent).
+    /// Returns whether every marker is durable already (a store without
+    /// background writes them durable): then nothing is left landing.
+    fn land(&self, store: &dyn TxnStore, id: &str, m: &TxnMetadata) -> bool {
+        let partitions: Vec<(String, i32)> = m.partitions.iter().cloned().collect();
+        let commit = m.state == TxnState::PrepareCommit;
+        let markers = store.append_markers(&partitions, m.producer_id, m.producer_epoch, commit);
+        let landing = Landing {
+            decision: (m.producer_id, m.producer_epoch, commit),
+            markers: partitions
+                .into_iter()
+                .zip(markers.into_iter().map(|m| m.map(Arc::from)))
+                .collect(),
+        };
+        let durable = landing
+            .markers
+            .iter()
+            .all(|(_, m)| m.as_ref().is_ok_and(|m| m.is_durable()));
+        self.landing.lock().insert(id.to_string(), landing);
+        durable
+    }
+
+    /// Waits for the markers of `decision` left landing by [`Self::land`]
+    /// (`None` if there are none): one result per partition of the
+    /// transaction, as if [`Self::complete`] had just written them (a
+    /// failed one is written again after the backoff).
+    fn landed(&self, id: &str, decision: (i64, i16, bool)) -> Option<MarkerResults> {
+        let landing = self.landing.lock().remove(id)?;
+        if landing.decision != decision {
+            return None;
+        }
+        let waited = landing
+            .markers
+            .into_iter()
+            .map(|(partition, marker)| (partition, marker.and_then(|s| s.wait())))
+            .collect();
+        Some(waited)
+    }
+
+    /// What `m`, a decision whose markers are landing, is once they are
+    /// durable: waits for their fsyncs and returns the completed
+    /// transaction, without adopting it (the id's next request or the tick
+    /// logs the completion; a crash before that completes it again).
+    /// `None` when `m` has no markers landing or one of them failed. For
+    /// the readers without a store: DescribeTransactions, and a late
+    /// write, which is refused as after the completion (INVALID_TXN_STATE).
+    fn landed_view(&self, id: &str, m: &TxnMetadata) -> Option<TxnMetadata> {
+        if !m.state.is_prepared() {
+            return None;
+        }
+        let decision = (
+            m.producer_id,
+            m.producer_epoch,
+            m.state == TxnState::PrepareCommit,
+        );
+        let syncs: Vec<SharedSync> = {
+            let landing = self.landing.lock();
+            let l = landing.get(id).filter(|l| l.decision == decision)?;
+            l.markers
+                .iter()
+                .map(|(_, s)| s.as_ref().ok().cloned())
+                .collect::<Option<_>>()?
+        };
+        if syncs.iter().any(|s| s.wait().is_err()) {
+            return None;
+        }
+        m.complete(m.update_ms).ok()
+    }
+
+    /// Completes the id's decision whose markers are landing (the caller
+    /// holds the id's lock): waits for their fsyncs, then logs the
+    /// completion, so the id's request that follows EndTxn sees the
+    /// transaction ended and the next transaction's records land after
+    /// its markers (a partition's log is durable as a prefix). If a marker
+    /// cannot be written the decision stays for the tick, and the request
+    /// sees it still completing (CONCURRENT_TRANSACTIONS), as after any
+    /// failed marker.
+    fn settle_landing(
+        &self,
+        store: &dyn TxnStore,
+        id: &str,
+        slot: &mut Option<TxnMetadata>,
+        now: i64,
+    ) {
+        if !self.landing.lock().contains_key(id) {
+            return;
+        }
+        if let Err(e) = self.complete(store, id, slot, now) {
+            debug!(transactional_id = id, error = %e, "completing a transaction whose markers were landing failed; retried at the next tick");
+        }
+    }
+
     /// Whether the tick should wait before retrying `id`'s markers.
     fn backing_off(&self, id: &str, now: i64) -> bool {
         self.retries.lock().get(id).is_some_and(|r| r.next_ms > now)
@@ -418,6 +577,7 @@ impl TransactionCoordinator {
         now: i64,
     ) -> Result<(i64, i16)> {
         let mut slot = slot.lock();
+        self.settle_landing(store, id, &mut slot, now);
         // A fence aborts the ongoing transaction, then the request runs
         // again on the aborted one (Kafka answers CONCURRENT_TRANSACTIONS
         // and the client retries: the same outcome, one round trip less).
@@ -495,6 +655,7 @@ impl TransactionCoordinator {
         }
         let slot = self.known(id)?;
         let mut slot = slot.lock();
+        self.settle_landing(store, id, &mut slot, now);
         let next = metadata(id, &slot)?
             .add_partitions(producer_id, epoch, partitions, client_version, now)
             .map_err(|r| refused(id, r))?;
@@ -530,6 +691,7 @@ impl TransactionCoordinator {
         }
         let slot = self.known(id)?;
         let mut slot = slot.lock();
+        self.settle_landing(store, id, &mut slot, now);
         let next = metadata(id, &slot)?
             .add_partitions(producer_id, epoch, partitions, 0, now)
             .map_err(|r| refused(id, r))?;
@@ -606,7 +768,17 @@ impl TransactionCoordinator {
         }
         let slot = self.known(id)?;
         let mut slot = slot.lock();
-        let m = metadata(id, &slot)?;
+        if let Some(store) = implicit {
+            self.settle_landing(store, id, &mut slot, now);
+        }
+        let view = match implicit {
+            None => self.landed_view(id, metadata(id, &slot)?),
+            Some(_) => None,
+        };
+        let m = match &view {
+            Some(view) => view,
+            None => metadata(id, &slot)?,
+        };
         m.check_producer(producer_id, epoch)
             .map_err(|r| refused(id, r))?;
         let (topic, index) = partition;
@@ -636,8 +808,10 @@ impl TransactionCoordinator {
 
     /// EndTxn of transaction version 1 (EndTxn v0-4): commits or aborts
     /// the ongoing transaction at the producer's epoch. Returns once the
-    /// decision is durable; the markers and the completion follow at once,
-    /// or at the next tick if writing them failed (the decision stands).
+    /// decision is durable and its markers appended; their fsyncs and the
+    /// completion follow at the id's next request or tick (at once for a
+    /// transaction with consumer offsets), or at a later tick if writing
+    /// them failed (the decision stands).
     pub fn end_txn(
         &self,
         store: &dyn TxnStore,
@@ -671,6 +845,7 @@ impl TransactionCoordinator {
         }
         let slot = self.known(id)?;
         let mut slot = slot.lock();
+        self.settle_landing(store, id, &mut slot, now);
         let current = metadata(id, &slot)?;
         let decided = if v2 {
             let mut failed = None;
@@ -699,9 +874,24 @@ impl TransactionCoordinator {
         } else {
             (prepared.producer_id, prepared.producer_epoch)
         };
+        // Answered once the decision is durable, as Kafka does: its markers
+        // land in the background, and the id's next request waits for them
+        // (`settle_landing`). A transaction with consumer offsets completes
+        // first: the group applies them when its marker is durable, and a
+        // consumer that commits, then fetches, expects to see them.
+        let offsets = prepared
+            .partitions
+            .iter()
+            .any(|(t, _)| t == CONSUMER_OFFSETS);
         self.transit(store, id, &mut slot, prepared)?;
-        if let Err(e) = self.complete(store, id, &mut slot, now) {
-            debug!(transactional_id = id, error = %e, "writing transaction markers failed; retried at the next tick");
+        let landing = match slot.as_ref() {
+            Some(m) if !offsets => !self.land(store, id, m),
+            _ => false,
+        };
+        if !landing {
+            if let Err(e) = self.complete(store, id, &mut slot, now) {
+                debug!(transactional_id = id, error = %e, "writing transaction markers failed; retried at the next tick");
+            }
         }
         Ok(answer)
     }
@@ -774,9 +964,11 @@ impl TransactionCoordinator {
         idle && m.update_ms.saturating_add(expiration) <= now
     }
 
-    /// One transactional id's transaction (`None`: unknown).
+    /// One transactional id's transaction (`None`: unknown); a decision
+    /// whose markers are landing is shown complete once they are durable.
     pub fn describe(&self, id: &str) -> Option<TxnMetadata> {
-        self.slot(id).and_then(|s| s.lock().clone())
+        let m = self.slot(id).and_then(|s| s.lock().clone())?;
+        Some(self.landed_view(id, &m).unwrap_or(m))
     }
 
     /// Every transactional id with a transaction, by id (ListTransactions).
@@ -792,6 +984,7 @@ impl TransactionCoordinator {
             .into_iter()
             .filter_map(|(id, slot)| {
                 let m = slot.lock().clone()?;
+                let m = self.landed_view(&id, &m).unwrap_or(m);
                 Some((id, m))
             })
             .collect()

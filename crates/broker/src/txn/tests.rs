@@ -30,6 +30,17 @@ struct MemStore {
     durable: Arc<AtomicUsize>,
     /// The fsync a record written by `persist_txn_owed` owes fails.
     fail_owed: Cell<bool>,
+    /// `append_markers` appends without fsync (the broker's way), where
+    /// the default writes them durable.
+    landing: Cell<bool>,
+    /// How many of `markers` are durable when `landing` is on (before,
+    /// every marker is durable once written).
+    markers_durable: Arc<AtomicUsize>,
+    /// The fsyncs owed by landing markers fail.
+    fail_landing: Cell<bool>,
+    /// For each completion record logged: whether every marker written
+    /// was durable then.
+    completions: RefCell<Vec<bool>>,
 }
 
 /// The fsync of the first `upto` records of a [`MemStore`]'s log.
@@ -62,6 +73,18 @@ impl TxnStore for MemStore {
     fn persist_txn(&self, id: &str, value: Option<Vec<u8>>) -> Result<()> {
         if self.fail_log.get() {
             return Err(BrokerError::Timeout("log down"));
+        }
+        let state = value
+            .as_ref()
+            .and_then(|v| records::decode_value(v).ok())
+            .map(|m| m.state);
+        if matches!(
+            state,
+            Some(TxnState::CompleteCommit | TxnState::CompleteAbort)
+        ) {
+            let all = !self.landing.get()
+                || self.markers_durable.load(Ordering::SeqCst) == self.markers.borrow().len();
+            self.completions.borrow_mut().push(all);
         }
         self.log.borrow_mut().push((records::encode_key(id), value));
         self.durable
@@ -96,6 +119,38 @@ impl TxnStore for MemStore {
             .borrow_mut()
             .push((t.to_string(), p, id, e, commit));
         Ok(())
+    }
+    fn append_markers(
+        &self,
+        partitions: &[(String, i32)],
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+    ) -> Vec<Result<Box<dyn OwedSync>>> {
+        if !self.landing.get() {
+            return self
+                .write_markers(partitions, producer_id, producer_epoch, commit)
+                .into_iter()
+                .map(|r| r.map(|()| Box::new(Durable) as Box<dyn OwedSync>))
+                .collect();
+        }
+        partitions
+            .iter()
+            .map(|(t, p)| {
+                self.markers.borrow_mut().push((
+                    t.clone(),
+                    *p,
+                    producer_id,
+                    producer_epoch,
+                    commit,
+                ));
+                Ok(Box::new(MemSync {
+                    durable: Arc::clone(&self.markers_durable),
+                    upto: self.markers.borrow().len(),
+                    fails: self.fail_landing.get(),
+                }) as Box<dyn OwedSync>)
+            })
+            .collect()
     }
     fn new_producer_id(&self) -> Result<i64> {
         let id = self.next_id.get();
@@ -805,4 +860,120 @@ fn transaction_version_2_rotates_the_producer_id_at_epoch_exhaustion() {
             .expect("a valid test value"),
         (next, 1)
     );
+}
+
+/// The states of the `__transaction_state` records, in log order.
+fn logged_states(s: &MemStore) -> Vec<TxnState> {
+    s.log
+        .borrow()
+        .iter()
+        .filter_map(|(_, v)| v.as_ref())
+        .map(|v| records::decode_value(v).expect("a valid record").state)
+        .collect()
+}
+
+#[test]
+fn end_txn_answers_once_decided_and_the_next_request_waits_for_the_markers() {
+    let (c, s) = (coordinator(), MemStore::default());
+    s.landing.set(true);
+    let (pid, e) = c
+        .init_producer_id(&s, "tx", 60_000, None, 1)
+        .expect("a valid test value");
+    c.add_partitions_owed(&s, "tx", pid, e, &parts(&[("a", 0), ("b", 1)]), 2)
+        .expect("a valid test value");
+    c.end_txn(&s, "tx", pid, e, true, 3)
+        .expect("a valid test value");
+    // Answered with the decision durable and the markers appended, not yet
+    // durable; nothing after the decision is logged.
+    assert_eq!(s.markers.borrow().len(), 2);
+    assert_eq!(s.markers_durable.load(Ordering::SeqCst), 0);
+    assert_eq!(logged_states(&s).last(), Some(&TxnState::PrepareCommit));
+    // A crash now reloads the decision, and completes it again.
+    let crashed = coordinator();
+    crashed.load(s.after_crash());
+    assert_eq!(
+        crashed.describe("tx").map(|m| m.state),
+        Some(TxnState::PrepareCommit)
+    );
+    // The next transaction's join waits for the markers, then logs the
+    // completion, then its own record: in that order, each durable only
+    // after the one before.
+    c.add_partitions_owed(&s, "tx", pid, e, &parts(&[("a", 0)]), 4)
+        .expect("a valid test value");
+    assert_eq!(s.markers_durable.load(Ordering::SeqCst), 2);
+    assert_eq!(*s.completions.borrow(), [true]);
+    assert_eq!(
+        logged_states(&s)[2..],
+        [
+            TxnState::PrepareCommit,
+            TxnState::CompleteCommit,
+            TxnState::Ongoing
+        ]
+    );
+    assert_eq!(s.markers.borrow().len(), 2, "no marker written twice");
+    c.verified("tx", pid, e, ("a", 0), || Ok(()))
+        .expect("a valid test value");
+
+    // A retried EndTxn while the markers land is answered as a retry.
+    c.end_txn(&s, "tx", pid, e, false, 5)
+        .expect("a valid test value");
+    // Readers without a store see it complete once its markers are
+    // durable: a late write is refused as after the completion.
+    assert_eq!(
+        refusal(c.verified("tx", pid, e, ("a", 0), || Ok(()))),
+        TxnRefusal::InvalidTxnState
+    );
+    assert_eq!(
+        c.describe("tx").map(|m| m.state),
+        Some(TxnState::CompleteAbort)
+    );
+    assert_eq!(logged_states(&s).last(), Some(&TxnState::PrepareAbort));
+    c.end_txn(&s, "tx", pid, e, false, 6)
+        .expect("a valid test value");
+    assert_eq!(*s.completions.borrow(), [true, true]);
+    assert_eq!(logged_states(&s).last(), Some(&TxnState::CompleteAbort));
+
+    // A landing marker whose fsync fails is written again after the
+    // backoff, before the completion; the tick completes a decision no
+    // request follows.
+    c.add_partitions_owed(&s, "tx", pid, e, &parts(&[("b", 1)]), 7)
+        .expect("a valid test value");
+    s.fail_landing.set(true);
+    c.end_txn(&s, "tx", pid, e, true, 8)
+        .expect("a valid test value");
+    assert_eq!(c.tick(&s, 9), 0);
+    assert_eq!(logged_states(&s).last(), Some(&TxnState::PrepareCommit));
+    assert_eq!(c.tick(&s, 109), 1);
+    assert_eq!(logged_states(&s).last(), Some(&TxnState::CompleteCommit));
+    assert_eq!(
+        s.markers.borrow()[3..],
+        [
+            ("b".to_string(), 1, pid, e, true),
+            ("b".to_string(), 1, pid, e, true)
+        ],
+        "the failed marker is written again"
+    );
+    assert_eq!(c.tick(&s, 110), 0);
+}
+
+#[test]
+fn a_transaction_with_consumer_offsets_completes_before_end_txn_answers() {
+    let (c, s) = (coordinator(), MemStore::default());
+    s.landing.set(true);
+    let (pid, e) = c
+        .init_producer_id(&s, "tx", 60_000, None, 1)
+        .expect("a valid test value");
+    c.add_partitions(
+        &s,
+        "tx",
+        pid,
+        e,
+        &parts(&[("a", 0), (CONSUMER_OFFSETS, 3)]),
+        2,
+    )
+    .expect("a valid test value");
+    c.end_txn(&s, "tx", pid, e, true, 3)
+        .expect("a valid test value");
+    assert_eq!(logged_states(&s).last(), Some(&TxnState::CompleteCommit));
+    assert_eq!(s.markers.borrow().len(), 2);
 }
