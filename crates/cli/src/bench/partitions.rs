@@ -7,7 +7,11 @@
 //! descriptors and memory maps from /proc. Prints a markdown table.
 //!
 //! The broker inherits this process's limits: run it under the limits you
-//! want measured (`benches/partitions.sh` sets soft 1024 / hard 65536).
+//! want measured (`benches/partitions.sh` sets soft 1024 and raises the hard
+//! limit to 65536 where it may; a container without CAP_SYS_RESOURCE keeps
+//! its own, and the table's first line says which limits held). The broker
+//! raises its soft limit to whatever hard limit it finds and sizes its
+//! descriptor budget from that, never from a number assumed here.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
