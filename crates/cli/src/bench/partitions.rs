@@ -787,14 +787,14 @@ mod tests {
     #[test]
     fn the_log_tail_holds_only_this_starts_last_lines() {
         let dir = std::env::temp_dir().join(format!("pubsub-log-tail-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
         let log = dir.join("serve.log");
         let earlier = "an earlier start\n";
         let mut text = earlier.to_string();
         for i in 0..30 {
             text.push_str(&format!("line {i}\n"));
         }
-        std::fs::write(&log, &text).unwrap();
+        std::fs::write(&log, &text).expect("writing the log");
         let tail = log_tail(&log, earlier.len() as u64);
         let lines: Vec<&str> = tail.lines().collect();
         assert_eq!(lines.len(), 20);
@@ -802,6 +802,6 @@ mod tests {
         assert_eq!(lines.last(), Some(&"line 29"));
         assert_eq!(log_tail(&log, text.len() as u64), "(nothing)");
         assert!(log_tail(&dir.join("missing"), 0).starts_with("(unreadable: "));
-        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).expect("removing the directory");
     }
 }
