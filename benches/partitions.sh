@@ -2,7 +2,10 @@
 # 100,000 partitions on one node under default limits: builds pubsub
 # (release), then runs `pubsub bench partitions` with the soft open-files
 # limit at 1024 and the hard limit as high as this shell may set it
-# (65,536 or more is the target; vm.max_map_count is left as it is).
+# (65,536 or more is the target; vm.max_map_count is left as it is). Where
+# the hard limit cannot be raised (a container without CAP_SYS_RESOURCE:
+# even root gets EPERM, see docs/BENCHMARKS.md) the broker works within the
+# hard limit it finds; the table's first line prints the limits that held.
 # Arguments go to `pubsub bench partitions`, e.g.
 #   benches/partitions.sh                       # 5,000 topics x 20 partitions
 #   benches/partitions.sh --topics 100          # 2,000 partitions

@@ -625,6 +625,12 @@ impl Partition {
             .map_err(|e| self.storage_err(e))
     }
 
+    /// [`Partition::aborted_transactions`] when it needs no disk read
+    /// (every index it searches was read before); `None` otherwise.
+    pub fn aborted_transactions_in_memory(&self, from: u64, upper: u64) -> Option<Vec<AbortedTxn>> {
+        self.log.aborted_txns_in_memory(from, upper)
+    }
+
     /// Reads whole batches from `offset` into `out`; returns (log start,
     /// high watermark).
     pub fn read(&self, offset: u64, max_bytes: usize, out: &mut Vec<u8>) -> Result<(u64, u64)> {

@@ -124,7 +124,7 @@ pub fn write_unsynced_dir(
 
 /// Reads the checkpoint at `path`: `None` if there is none.
 pub fn read(path: &Path, kind: u16) -> Result<Option<Vec<u8>>> {
-    let bytes = match std::fs::read(path) {
+    let bytes = match read_small(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(StorageError::io("read", path, e)),
@@ -136,6 +136,29 @@ pub fn read(path: &Path, kind: u16) -> Result<Option<Vec<u8>>> {
             reason,
         }),
     }
+}
+
+/// Reads a (small) file whole without asking its size first: open, reads
+/// until end of file, close. `std::fs::read` asks for the size (one more
+/// system call); a partition's first open reads five checkpoints.
+fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut bytes = vec![0u8; 4096];
+    let mut len = 0;
+    loop {
+        if len == bytes.len() {
+            bytes.resize(len * 2, 0);
+        }
+        match file.read(&mut bytes[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    bytes.truncate(len);
+    Ok(bytes)
 }
 
 /// A typed checkpoint with a fixed file name in the partition directory.
@@ -253,6 +276,21 @@ fn u64_fields<const N: usize>(payload: &[u8]) -> std::result::Result<[u64; N], S
 mod tests {
     use super::*;
     use crate::fs::RealFs;
+
+    #[test]
+    fn checkpoints_larger_than_the_first_read_buffer_read_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("big.checkpoint");
+        for size in [0, 1, 4095, 4096, 4097, 20_000] {
+            let payload: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            write(&RealFs, &path, 9, &payload).expect("write");
+            assert_eq!(
+                read(&path, 9).expect("read"),
+                Some(payload),
+                "a payload of {size} bytes"
+            );
+        }
+    }
 
     #[test]
     fn round_trip_and_corruption() {

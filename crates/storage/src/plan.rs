@@ -586,7 +586,14 @@ pub(crate) fn survey(ctx: &SegmentContext, scope: Scope) -> Result<Survey> {
             plan.notes
                 .push(format!("active segment index rebuilt: {reason}"));
         }
-        let end = last_offset_in(ctx, &last.path)?.map_or(last.base, |l| l + 1);
+        // The check walked the batches from the last indexed one to the
+        // end: its last is the log's (no walk of the whole segment). Only
+        // indexes to be rebuilt leave the end to a walk from the start.
+        let last_offset = match check.problem {
+            None => check.last_offset,
+            Some(_) => last_offset_in(ctx, &last.path)?,
+        };
+        let end = last_offset.map_or(last.base, |l| l + 1);
         plan.clean_shutdown = true;
         plan.recovery_point = end;
         plan.first_scanned = files.len();

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use crate::error::{Result, StorageError};
 use crate::fs::{FileSystem, OpenMode};
 use crate::log::Log;
+use crate::segment::Segment;
 
 /// File header: magic, version, reserved.
 const MAGIC: [u8; 4] = *b"PSTX";
@@ -250,21 +251,45 @@ impl Log {
     /// marker order. Segments are searched from the one holding `from`
     /// until an entry shows every transaction begun below `upper` ended.
     pub fn aborted_txns(&self, from: u64, upper: u64) -> Result<Vec<AbortedTxn>> {
+        self.collect_aborted_txns(from, upper, |seg| seg.aborted_txns().map(Some))
+            .map(Option::unwrap_or_default)
+    }
+
+    /// [`Log::aborted_txns`] if it needs no disk read: `None` when a
+    /// segment it would search has not had its index read yet (the caller
+    /// then calls [`Log::aborted_txns`] where blocking is allowed).
+    pub fn aborted_txns_in_memory(&self, from: u64, upper: u64) -> Option<Vec<AbortedTxn>> {
+        self.collect_aborted_txns(from, upper, |seg| Ok(seg.loaded_aborted_txns()))
+            .ok()
+            .flatten()
+    }
+
+    /// The search of [`Log::aborted_txns`], with `entries` giving each
+    /// segment's index (`None`: give up, the whole answer is `None`).
+    fn collect_aborted_txns(
+        &self,
+        from: u64,
+        upper: u64,
+        entries: impl Fn(&Segment) -> Result<Option<Entries>>,
+    ) -> Result<Option<Vec<AbortedTxn>>> {
         let mut out = Vec::new();
         for seg in self.segment_list() {
             if seg.end_offset().is_some_and(|e| e <= from) {
                 continue;
             }
-            for e in seg.aborted_txns()?.iter() {
+            let Some(index) = entries(&seg)? else {
+                return Ok(None);
+            };
+            for e in index.iter() {
                 if e.last_offset >= from && e.first_offset < upper {
                     out.push(*e);
                 }
                 if e.last_stable_offset >= upper {
-                    return Ok(out);
+                    return Ok(Some(out));
                 }
             }
         }
-        Ok(out)
+        Ok(Some(out))
     }
 
     /// How many aborted transactions each segment's index holds, for the

@@ -46,7 +46,7 @@ pub enum BenchCommand {
     /// and report creation, Metadata, memory, descriptors, maps, the first
     /// read of every partition, and clean and SIGKILL restart times.
     #[command(
-        after_help = "Examples:\n  benches/partitions.sh            (soft limit 1024, hard 65536, 100,000 partitions)\n  pubsub bench partitions --topics 100 --partitions-per-topic 20\n\nThe broker is this binary, started with this process's limits. Prints a markdown table."
+        after_help = "Examples:\n  benches/partitions.sh            (soft limit 1024, hard 65536 where the shell may raise it, 100,000 partitions)\n  pubsub bench partitions --topics 100 --partitions-per-topic 20\n\nThe broker is this binary, started with this process's limits. Prints a markdown table."
     )]
     Partitions(partitions::PartitionsArgs),
 }

@@ -7,7 +7,11 @@
 //! descriptors and memory maps from /proc. Prints a markdown table.
 //!
 //! The broker inherits this process's limits: run it under the limits you
-//! want measured (`benches/partitions.sh` sets soft 1024 / hard 65536).
+//! want measured (`benches/partitions.sh` sets soft 1024 and raises the hard
+//! limit to 65536 where it may; a container without CAP_SYS_RESOURCE keeps
+//! its own, and the table's first line says which limits held). The broker
+//! raises its soft limit to whatever hard limit it finds and sizes its
+//! descriptor budget from that, never from a number assumed here.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -68,6 +72,9 @@ struct Serve {
     /// From spawn to its `listening on` line (the broker listens once every
     /// partition is open).
     listening: Duration,
+    /// The log its stderr goes to, and where this start's lines begin.
+    log: PathBuf,
+    log_from: u64,
 }
 
 impl Serve {
@@ -78,6 +85,7 @@ impl Serve {
             .append(true)
             .open(log)
             .map_err(|e| fail(format!("{}: {e}", log.display())))?;
+        let log_from = stderr.metadata().map_or(0, |m| m.len());
         let began = Instant::now();
         let mut child = Command::new(exe)
             .arg("serve")
@@ -106,9 +114,19 @@ impl Serve {
             }
         });
         let line = rx.recv_timeout(Duration::from_secs(600)).map_err(|_| {
-            let _ = child.kill();
-            let _ = child.wait();
-            fail(format!("pubsub serve did not start; see {}", log.display()))
+            let fate = match child.try_wait() {
+                Ok(Some(status)) => exit_story(status),
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    "killed after 600 s without listening".to_string()
+                }
+            };
+            fail(format!(
+                "pubsub serve did not start ({fate}); the end of its log {}:\n{}",
+                log.display(),
+                log_tail(log, log_from)
+            ))
         })?;
         let listening = began.elapsed();
         let addr = line
@@ -119,7 +137,38 @@ impl Serve {
             child,
             addr,
             listening,
+            log: log.to_path_buf(),
+            log_from,
         })
+    }
+
+    /// `e`, the failure of a step against the broker, with the broker's
+    /// fate if it is gone: its exit status or the signal that ended it, and
+    /// the end of what it wrote to stderr since it started. (A broker that
+    /// vanished under load once left only a reset connection behind.)
+    fn explain(&mut self, e: CliError) -> CliError {
+        // A broker that just died may not be reapable yet.
+        let mut status = None;
+        for _ in 0..50 {
+            match self.child.try_wait() {
+                Ok(Some(s)) => {
+                    status = Some(s);
+                    break;
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(100)),
+                Err(_) => break,
+            }
+        }
+        match status {
+            None => e,
+            Some(status) => fail(format!(
+                "{e}\npubsub serve (pid {}) is gone: {}; the end of its log {}:\n{}",
+                self.child.id(),
+                exit_story(status),
+                self.log.display(),
+                log_tail(&self.log, self.log_from)
+            )),
+        }
     }
 
     fn pid(&self) -> u32 {
@@ -142,7 +191,12 @@ impl Serve {
             .wait()
             .map_err(|e| fail(format!("waiting for pubsub serve: {e}")))?;
         if !exit.success() {
-            return Err(fail(format!("pubsub serve stopped with {exit}")));
+            return Err(fail(format!(
+                "pubsub serve stopped with {}; the end of its log {}:\n{}",
+                exit_story(exit),
+                self.log.display(),
+                log_tail(&self.log, self.log_from)
+            )));
         }
         Ok(began.elapsed())
     }
@@ -163,6 +217,64 @@ impl Drop for Serve {
             let _ = self.child.wait();
         }
     }
+}
+
+/// How a process ended, in words: its exit code, or the signal that killed
+/// it (by name for the usual suspects) and whether it dumped core.
+fn exit_story(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(code) = status.code() {
+        return format!("exited with code {code}");
+    }
+    let Some(signal) = status.signal() else {
+        return status.to_string();
+    };
+    // Linux's numbers (x86-64 and arm64 agree on these).
+    let name = match signal {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        4 => "SIGILL",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        13 => "SIGPIPE",
+        15 => "SIGTERM",
+        24 => "SIGXCPU",
+        25 => "SIGXFSZ",
+        _ => "signal",
+    };
+    let core = if status.core_dumped() {
+        ", core dumped"
+    } else {
+        ""
+    };
+    format!("killed by {name} ({signal}{core})")
+}
+
+/// The last lines (at most 20, from the last 16 KiB) that `log` holds past
+/// byte `from`, or why they could not be read.
+fn log_tail(log: &Path, from: u64) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    const LINES: usize = 20;
+    const BYTES: u64 = 16 << 10;
+    let read = || -> std::io::Result<String> {
+        let mut f = std::fs::File::open(log)?;
+        let end = f.metadata()?.len();
+        let at = from.max(end.saturating_sub(BYTES)).min(end);
+        f.seek(SeekFrom::Start(at))?;
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes)?;
+        let text = String::from_utf8_lossy(&bytes);
+        let lines: Vec<&str> = text.lines().collect();
+        let keep = &lines[lines.len().saturating_sub(LINES)..];
+        Ok(if keep.is_empty() {
+            "(nothing)".to_string()
+        } else {
+            keep.join("\n")
+        })
+    };
+    read().unwrap_or_else(|e| format!("(unreadable: {e})"))
 }
 
 /// RSS, descriptors and maps of a process, from /proc.
@@ -509,9 +621,11 @@ fn measure(args: &PartitionsArgs, data: &Path, log: &Path) -> Res<Vec<(String, S
             source,
         })?;
     let partitions = u64::from(args.topics) * args.partitions_per_topic.max(0) as u64;
-    let serve = Serve::start(data, log)?;
+    let mut serve = Serve::start(data, log)?;
     row("start, empty directory", ms(serve.listening));
-    let (created, slowest) = rt.block_on(create_all(&serve.addr, args))?;
+    let (created, slowest) = rt
+        .block_on(create_all(&serve.addr, args))
+        .map_err(|e| serve.explain(e))?;
     row(
         &format!(
             "create {} topics ({} per request)",
@@ -524,7 +638,9 @@ fn measure(args: &PartitionsArgs, data: &Path, log: &Path) -> Res<Vec<(String, S
             ms(slowest)
         ),
     );
-    let (took, bytes, topics, parts) = rt.block_on(metadata_all(&serve.addr))?;
+    let (took, bytes, topics, parts) = rt
+        .block_on(metadata_all(&serve.addr))
+        .map_err(|e| serve.explain(e))?;
     row(
         "Metadata of all topics",
         format!(
@@ -533,13 +649,15 @@ fn measure(args: &PartitionsArgs, data: &Path, log: &Path) -> Res<Vec<(String, S
             bytes as f64 / (1 << 20) as f64
         ),
     );
-    let u = usage(serve.pid())?;
+    let u = usage(serve.pid()).map_err(|e| serve.explain(e))?;
     row("RSS after creation", mib(u.rss_kib));
     row(
         "descriptors / maps after creation",
         format!("{} / {}", u.fds, u.maps),
     );
-    let wrote = rt.block_on(write_all(&serve.addr, args, 1))?;
+    let wrote = rt
+        .block_on(write_all(&serve.addr, args, 1))
+        .map_err(|e| serve.explain(e))?;
     row(
         &format!(
             "write 1 record to every partition (acks=1, {} topics a request)",
@@ -547,9 +665,11 @@ fn measure(args: &PartitionsArgs, data: &Path, log: &Path) -> Res<Vec<(String, S
         ),
         ms(wrote),
     );
-    let (read, _) = rt.block_on(read_all(&serve.addr, args, 1))?;
+    let (read, _) = rt
+        .block_on(read_all(&serve.addr, args, 1))
+        .map_err(|e| serve.explain(e))?;
     row("read every partition back (first read of each)", ms(read));
-    let u = usage(serve.pid())?;
+    let u = usage(serve.pid()).map_err(|e| serve.explain(e))?;
     row("RSS after writing and reading all", mib(u.rss_kib));
     row(
         "descriptors / maps after writing and reading all",
@@ -559,38 +679,48 @@ fn measure(args: &PartitionsArgs, data: &Path, log: &Path) -> Res<Vec<(String, S
     row("clean stop (SIGTERM to exit)", ms(stopped));
 
     let began = Instant::now();
-    let serve = Serve::start(data, log)?;
+    let mut serve = Serve::start(data, log)?;
     row("clean start: listening", ms(serve.listening));
     row(
         "clean start: first Metadata answered",
-        ms(rt.block_on(first_metadata(&serve.addr, began))?),
+        ms(rt
+            .block_on(first_metadata(&serve.addr, began))
+            .map_err(|e| serve.explain(e))?),
     );
-    let u = usage(serve.pid())?;
+    let u = usage(serve.pid()).map_err(|e| serve.explain(e))?;
     row("RSS after clean start (idle)", mib(u.rss_kib));
     row(
         "descriptors / maps after clean start",
         format!("{} / {}", u.fds, u.maps),
     );
-    let (read, first) = rt.block_on(read_all(&serve.addr, args, 1))?;
+    let (read, first) = rt
+        .block_on(read_all(&serve.addr, args, 1))
+        .map_err(|e| serve.explain(e))?;
     row(
         "read every partition after clean start",
         format!("{} (first answer {})", ms(read), ms(first)),
     );
-    let wrote = rt.block_on(write_all(&serve.addr, args, 2))?;
+    let wrote = rt
+        .block_on(write_all(&serve.addr, args, 2))
+        .map_err(|e| serve.explain(e))?;
     row("write 1 more record to every partition", ms(wrote));
     serve.kill9()?;
 
     let began = Instant::now();
-    let serve = Serve::start(data, log)?;
+    let mut serve = Serve::start(data, log)?;
     row("start after SIGKILL: listening", ms(serve.listening));
     row(
         "start after SIGKILL: first Metadata answered",
-        ms(rt.block_on(first_metadata(&serve.addr, began))?),
+        ms(rt
+            .block_on(first_metadata(&serve.addr, began))
+            .map_err(|e| serve.explain(e))?),
     );
     // Every partition was written since the clean start: all are left to
     // recover (at first use or in the background), and Metadata must not
     // wait for that.
-    let (took, bytes, topics, parts) = rt.block_on(metadata_all(&serve.addr))?;
+    let (took, bytes, topics, parts) = rt
+        .block_on(metadata_all(&serve.addr))
+        .map_err(|e| serve.explain(e))?;
     row(
         "start after SIGKILL: Metadata of all topics",
         format!(
@@ -600,13 +730,15 @@ fn measure(args: &PartitionsArgs, data: &Path, log: &Path) -> Res<Vec<(String, S
             ms(began.elapsed())
         ),
     );
-    let u = usage(serve.pid())?;
+    let u = usage(serve.pid()).map_err(|e| serve.explain(e))?;
     row("RSS after SIGKILL start, before reading", mib(u.rss_kib));
     row(
         "descriptors / maps after SIGKILL start, before reading",
         format!("{} / {}", u.fds, u.maps),
     );
-    let (read, first) = rt.block_on(read_all(&serve.addr, args, 2))?;
+    let (read, first) = rt
+        .block_on(read_all(&serve.addr, args, 2))
+        .map_err(|e| serve.explain(e))?;
     row(
         "read every partition after SIGKILL (2 records each)",
         format!(
@@ -616,9 +748,60 @@ fn measure(args: &PartitionsArgs, data: &Path, log: &Path) -> Res<Vec<(String, S
             ms(began.elapsed())
         ),
     );
-    let u = usage(serve.pid())?;
+    let u = usage(serve.pid()).map_err(|e| serve.explain(e))?;
     row("RSS after SIGKILL start and reading all", mib(u.rss_kib));
     row("descriptors / maps then", format!("{} / {}", u.fds, u.maps));
     serve.stop()?;
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ended_by(script: &str) -> std::process::ExitStatus {
+        Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .status()
+            .expect("running sh")
+    }
+
+    #[test]
+    fn a_vanished_broker_is_described_by_its_exit_code_or_signal() {
+        assert_eq!(exit_story(ended_by("exit 3")), "exited with code 3");
+        assert_eq!(
+            exit_story(ended_by("kill -KILL $$")),
+            "killed by SIGKILL (9)"
+        );
+        assert_eq!(
+            exit_story(ended_by("kill -BUS $$")).split(" (").next(),
+            Some("killed by SIGBUS")
+        );
+        assert_eq!(
+            exit_story(ended_by("kill -USR1 $$")),
+            "killed by signal (10)"
+        );
+    }
+
+    #[test]
+    fn the_log_tail_holds_only_this_starts_last_lines() {
+        let dir = std::env::temp_dir().join(format!("pubsub-log-tail-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let log = dir.join("serve.log");
+        let earlier = "an earlier start\n";
+        let mut text = earlier.to_string();
+        for i in 0..30 {
+            text.push_str(&format!("line {i}\n"));
+        }
+        std::fs::write(&log, &text).expect("writing the log");
+        let tail = log_tail(&log, earlier.len() as u64);
+        let lines: Vec<&str> = tail.lines().collect();
+        assert_eq!(lines.len(), 20);
+        assert_eq!(lines.first(), Some(&"line 10"));
+        assert_eq!(lines.last(), Some(&"line 29"));
+        assert_eq!(log_tail(&log, text.len() as u64), "(nothing)");
+        assert!(log_tail(&dir.join("missing"), 0).starts_with("(unreadable: "));
+        std::fs::remove_dir_all(&dir).expect("removing the directory");
+    }
 }

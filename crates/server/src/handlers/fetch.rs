@@ -502,11 +502,18 @@ fn read_partition(
                     blocking(|| log.read_range_below(w.fetch_offset as u64, budget, first, upper))
                 };
                 // The aborted transactions of the range read (Kafka's
-                // upper bound: the offset after its last batch).
+                // upper bound: the offset after its last batch). A segment's
+                // index is read from disk at its first use: that read leaves
+                // the worker, as the range read does; once read, the answer
+                // comes from memory on the worker.
                 let result = result.and_then(|(start, end, read)| {
                     let aborted = match &read {
                         Some(r) if read_committed => {
-                            log.aborted_transactions(w.fetch_offset as u64, r.next_offset())?
+                            let (from, upper) = (w.fetch_offset as u64, r.next_offset());
+                            match log.aborted_transactions_in_memory(from, upper) {
+                                Some(aborted) => aborted,
+                                None => blocking(|| log.aborted_transactions(from, upper))?,
+                            }
                         }
                         _ => Vec::new(),
                     };

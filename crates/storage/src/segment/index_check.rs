@@ -39,6 +39,10 @@ pub(crate) struct IndexCheck {
     /// The indexing state at the end of the data, from the indexes and the
     /// replayed tail (meaningful when there is no problem).
     pub tracker: IndexTracker,
+    /// The last offset of the last batch, seen by the replay (meaningful
+    /// when there is no problem: the replay then walked the segment's
+    /// batches from the last indexed one to the end; `None`, no batch).
+    pub last_offset: Option<u64>,
 }
 
 /// The first entry that is out of order with its predecessor or out of
@@ -106,12 +110,18 @@ pub(crate) fn check_indexes(
         problem: offsets_problem(offsets, data.size, data.span)
             .or_else(|| times_problem(times, data.span)),
         tracker: IndexTracker::new(data.base),
+        last_offset: None,
     };
     if check.problem.is_some() {
         return Ok(check);
     }
     let last_time = times.last_entry();
-    check.problem = replay_tail(offsets.last_entry(), data, &mut check.tracker)?;
+    check.problem = replay_tail(
+        offsets.last_entry(),
+        data,
+        &mut check.tracker,
+        &mut check.last_offset,
+    )?;
     let indexed = last_time.map_or(-1, |e| e.timestamp);
     if check.problem.is_none()
         && sealed
@@ -131,11 +141,13 @@ pub(crate) fn check_indexes(
 
 /// Replays the indexing rule from the last offset-index entry to the end of
 /// the data into `tracker` (which starts fresh): no entry may be missing, and
-/// the last entry must name the batch at its position.
+/// the last entry must name the batch at its position. `last_offset` gets
+/// the last offset of the last batch walked.
 fn replay_tail(
     last_entry: Option<OffsetEntry>,
     data: SegmentData<'_>,
     tracker: &mut IndexTracker,
+    last_offset: &mut Option<u64>,
 ) -> Result<Option<String>> {
     let start = last_entry.map_or(0, |e| u64::from(e.position));
     let mut walker = HeaderWalker::new(data.file, data.path, start, data.size);
@@ -160,6 +172,7 @@ fn replay_tail(
                 "offset index lacks an entry for the batch at position {pos}"
             )));
         }
+        *last_offset = Some(header.last_offset() as u64);
         tracker.bytes_since_entry += header.len as u64;
         if header.max_timestamp > tracker.max_timestamp {
             tracker.max_timestamp = header.max_timestamp;

@@ -474,6 +474,12 @@ impl Segment {
         Ok(Arc::clone(&self.load_txns(&mut slot)?.0))
     }
 
+    /// The aborted transactions of the segment's index if it was read
+    /// already (kept once read), without touching the disk.
+    pub(crate) fn loaded_aborted_txns(&self) -> Option<Entries> {
+        self.txns.lock().as_ref().map(|(e, _)| Arc::clone(e))
+    }
+
     /// Whether the segment's index lists any aborted transaction.
     pub(crate) fn has_aborted_txns(&self) -> bool {
         self.aborted_txns().map_or(true, |e| !e.is_empty())

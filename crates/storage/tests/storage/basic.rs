@@ -415,3 +415,29 @@ fn readers_run_alongside_a_writer() {
     }
     assert_eq!(read_all(&log).len(), 1250);
 }
+
+#[test]
+fn aborted_transactions_come_from_memory_only_once_their_index_was_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, _) = Log::open(dir.path(), small_config()).expect("open");
+    log.append(&mut simple_batch("t", 3, 1000)).expect("append");
+    let aborted = pubsub_storage::AbortedTxn {
+        producer_id: 7,
+        first_offset: 0,
+        last_offset: 2,
+        last_stable_offset: 3,
+    };
+    log.append_aborted_txn(aborted).expect("index the abort");
+    assert_eq!(log.aborted_txns_in_memory(0, 3), Some(vec![aborted]));
+    log.close().expect("close");
+    drop(log);
+
+    // Reopened, the index is on disk only: the in-memory answer declines
+    // (the caller reads it where blocking is allowed), the read loads it,
+    // and from then on memory answers the same.
+    let (log, _) = Log::open(dir.path(), small_config()).expect("reopen");
+    assert_eq!(log.aborted_txns_in_memory(0, 3), None);
+    assert_eq!(log.aborted_txns(0, 3).expect("read"), vec![aborted]);
+    assert_eq!(log.aborted_txns_in_memory(0, 3), Some(vec![aborted]));
+    assert_eq!(log.aborted_txns_in_memory(3, 4), Some(vec![]));
+}

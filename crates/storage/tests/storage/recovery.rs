@@ -395,3 +395,43 @@ fn a_restored_active_segment_gets_its_indexes_rebuilt_after_a_clean_stop() {
     assert_eq!(std::fs::read(&index).expect("index"), good_index);
     assert_eq!(std::fs::read(&time_index).expect("time"), good_time);
 }
+
+#[test]
+fn a_clean_open_finds_the_log_end_from_the_index_tail_and_from_the_start_when_the_index_is_bad() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, _) = Log::open(dir.path(), small_config()).expect("open");
+    let before = fill(&log, 10);
+    let end = log.log_end_offset();
+    let active = log.segments().last().copied().expect("active");
+    assert!(active.end_offset - active.base_offset > 1, "{active:?}");
+    log.close().expect("close");
+    let index = seg_path(dir.path(), active.base_offset, ".index");
+    let entries = std::fs::read(&index).expect("index").len() / 8;
+    assert!(entries >= 1, "the active segment has index entries");
+
+    // The end comes from the batches after the last indexed one.
+    let (log, report) = Log::open(dir.path(), small_config()).expect("reopen");
+    assert!(
+        report.clean_shutdown && report.rebuilt_indexes.is_empty(),
+        "{report}"
+    );
+    assert_eq!(log.log_end_offset(), end);
+    log.close().expect("close");
+
+    // An offset index whose last entry names no batch start: rebuilt, and
+    // the end is found by walking the whole segment.
+    let mut bytes = std::fs::read(&index).expect("index");
+    let at = bytes.len() - 4;
+    let position = u32::from_be_bytes(bytes[at..].try_into().expect("4 bytes"));
+    bytes[at..].copy_from_slice(&(position + 1).to_be_bytes());
+    std::fs::write(&index, &bytes).expect("damage");
+    let (log, report) = Log::open(dir.path(), small_config()).expect("reopen");
+    assert!(report.clean_shutdown, "{report}");
+    assert_eq!(report.rebuilt_indexes, vec![active.base_offset], "{report}");
+    assert_eq!(log.log_end_offset(), end);
+    assert_eq!(raw_batches(&log), before);
+    let more = log
+        .append(&mut simple_batch("after", 2, 5000))
+        .expect("append");
+    assert_eq!(more.base_offset, end);
+}
