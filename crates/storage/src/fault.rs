@@ -257,6 +257,11 @@ impl FileHandle for FaultFile {
         self.inner.read_at(buf, pos)
     }
 
+    fn read_at_cached(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        self.plan.reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.read_at_cached(buf, pos)
+    }
+
     fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
         self.plan.mutate()?;
         let budget = self.plan.write_budget.load(Ordering::SeqCst);

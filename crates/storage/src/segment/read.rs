@@ -270,9 +270,12 @@ impl<'a> HeaderWalker<'a> {
         if !buffered {
             let n = (WALK_BUF as u64).min(left) as usize;
             self.buf.resize(n, 0);
-            self.file
-                .read_exact_at(&mut self.buf, pos)
-                .map_err(|e| StorageError::io("read", self.path, e))?;
+            let read = if crate::fs::page_cache_only() {
+                read_exact_cached(self.file, &mut self.buf, pos)
+            } else {
+                self.file.read_exact_at(&mut self.buf, pos)
+            };
+            read.map_err(|e| StorageError::io("read", self.path, e))?;
             self.buf_start = pos;
         }
         let at = (pos - self.buf_start) as usize;
@@ -286,6 +289,27 @@ impl<'a> HeaderWalker<'a> {
         self.pos += header.len as u64;
         Ok(Some((pos, header)))
     }
+}
+
+/// Fills `buf` from `pos` with [`FileHandle::read_at_cached`]: from the page
+/// cache, or `WouldBlock`.
+fn read_exact_cached(
+    file: &dyn FileHandle,
+    mut buf: &mut [u8],
+    mut pos: u64,
+) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        match file.read_at_cached(buf, pos) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => {
+                buf = &mut buf[n..];
+                pos += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Where a run of whole batches ends, found without reading the batches.

@@ -215,3 +215,53 @@ fn an_in_order_read_of_large_batches_reads_two_headers_a_fetch() {
         );
     }
 }
+
+/// `from_page_cache_only`: a read whose batch headers are not in the page
+/// cache fails at once as `WouldBlock` (and changes nothing); once they are,
+/// the read answers as an ordinary one.
+#[test]
+fn a_read_from_the_page_cache_only_would_block_on_evicted_pages() {
+    use pubsub_storage::fs::from_page_cache_only;
+    use std::os::fd::AsRawFd;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        segment_bytes: 8 << 20,
+        index_interval_bytes: 4096,
+        ..config()
+    };
+    {
+        let (log, _) = Log::open(dir.path(), config.clone()).expect("open");
+        append_all(&log, &[200; 20]);
+        log.close().expect("close");
+    }
+    let (log, _) = Log::open(dir.path(), config).expect("reopen");
+    // Written to disk (the reopen may have read some), then dropped from the page cache.
+    for entry in std::fs::read_dir(dir.path()).expect("list") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "log") {
+            let f = std::fs::File::open(&path).expect("open segment");
+            f.sync_all().expect("sync");
+            // SAFETY: a valid open descriptor; advice only.
+            let r = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+            assert_eq!(r, 0, "fadvise");
+        }
+    }
+    let offset = 1000;
+    let cold = from_page_cache_only(|| log.read_range(offset, 1 << 20, true));
+    match cold {
+        Err(e) => assert!(e.is_would_block(), "{e}"),
+        Ok(r) => panic!("a read of evicted pages answered {r:?}"),
+    }
+    let (s, e, warm) = log
+        .read_range(offset, 1 << 20, true)
+        .expect("ordinary read");
+    let warm = warm.expect("records");
+    let (s2, e2, cached) = from_page_cache_only(|| log.read_range(offset, 1 << 20, true))
+        .expect("the same read, now cached");
+    let cached = cached.expect("records");
+    assert_eq!((s, e), (s2, e2));
+    assert_eq!(
+        (cached.pos(), cached.len(), cached.next_offset()),
+        (warm.pos(), warm.len(), warm.next_offset())
+    );
+}
