@@ -249,6 +249,13 @@ impl BrokerError {
         }
     }
 
+    /// True for a log read that would have waited for the disk inside
+    /// [`pubsub_storage::fs::from_page_cache_only`] (nothing happened: run
+    /// it again where it may block).
+    pub fn is_would_block(&self) -> bool {
+        matches!(self, BrokerError::Storage { source, .. } if source.is_would_block())
+    }
+
     /// True when a partition's log ran out of space: the log has said so
     /// once already (and will say when it takes writes again), so callers
     /// need not log each such failure. A broker file (a producer snapshot,

@@ -122,6 +122,13 @@ impl StorageError {
             _ => false,
         }
     }
+
+    /// True for a read that would have waited for the disk inside
+    /// [`crate::fs::from_page_cache_only`]: nothing happened; run it again
+    /// where it may block.
+    pub fn is_would_block(&self) -> bool {
+        matches!(self, StorageError::Io { source, .. } if source.kind() == io::ErrorKind::WouldBlock)
+    }
 }
 
 /// The operations (the `op` of [`StorageError::Io`]) that may fail for want

@@ -41,6 +41,8 @@ pub struct FaultPlan {
     ops: AtomicU64,
     crashed: AtomicBool,
     syncs: AtomicU64,
+    /// Reads (`read_at` calls) of any file.
+    reads: AtomicU64,
     hold: Mutex<bool>,
     /// fsyncs blocked by `hold` now.
     waiting: AtomicU64,
@@ -158,6 +160,12 @@ impl FaultPlan {
         self.syncs.load(Ordering::SeqCst)
     }
 
+    /// Reads of files so far (`read_at` calls; a read the kernel answers
+    /// short counts once per call). Memory-mapped index reads are not seen.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::SeqCst)
+    }
+
     /// While held, every file fsync blocks until [`FaultPlan::release_syncs`]
     /// (lets a test line up many waiters behind one fsync).
     pub fn hold_syncs(&self) {
@@ -245,7 +253,13 @@ struct FaultFile {
 
 impl FileHandle for FaultFile {
     fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        self.plan.reads.fetch_add(1, Ordering::SeqCst);
         self.inner.read_at(buf, pos)
+    }
+
+    fn read_at_cached(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        self.plan.reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.read_at_cached(buf, pos)
     }
 
     fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {

@@ -15,6 +15,31 @@ use std::cell::Cell;
 
 thread_local! {
     static DEFERRED: Cell<bool> = const { Cell::new(false) };
+    static CACHED_ONLY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with this thread's batch-header reads (the lookups of
+/// [`crate::Log::read_range`] and its kin) answered from the page cache
+/// only: a read that would wait for the disk fails at once with
+/// `ErrorKind::WouldBlock` ([`FileHandle::read_at_cached`]), and so does the
+/// whole call. The caller then runs it again where it may block. A network
+/// server's worker thread answers a consumer near the tail this way without
+/// handing its core to another thread for a read the page cache holds.
+/// Nested calls are fine.
+pub fn from_page_cache_only<T>(f: impl FnOnce() -> T) -> T {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CACHED_ONLY.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(CACHED_ONLY.with(|c| c.replace(true)));
+    f()
+}
+
+/// True inside [`from_page_cache_only`] on this thread.
+pub(crate) fn page_cache_only() -> bool {
+    CACHED_ONLY.with(Cell::get)
 }
 
 /// While alive, fsyncs (file and directory) made through [`RealFs`] on this
@@ -83,6 +108,13 @@ pub enum OpenMode {
 pub trait FileHandle: Send + Sync + fmt::Debug {
     /// Reads at `pos`; returns bytes read (0 at end of file).
     fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize>;
+    /// As [`FileHandle::read_at`] from the page cache only: fails with
+    /// `ErrorKind::WouldBlock` rather than wait for the disk (Linux
+    /// `preadv2(RWF_NOWAIT)`; may return fewer bytes, those cached). The
+    /// default cannot tell, and always fails so.
+    fn read_at_cached(&self, _buf: &mut [u8], _pos: u64) -> io::Result<usize> {
+        Err(io::ErrorKind::WouldBlock.into())
+    }
     /// Writes all of `buf` at `pos`, or fails (possibly after a partial write).
     fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()>;
     /// fdatasync: data and the metadata needed to read it back.
@@ -167,6 +199,34 @@ impl FileHandle for RealFile {
     fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
         self.check_open()?;
         self.file.read_at(buf, pos)
+    }
+    #[cfg(target_os = "linux")]
+    fn read_at_cached(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        self.check_open()?;
+        let offset = libc::off_t::try_from(pos).map_err(io::Error::other)?;
+        let iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: `iov` names `buf`, valid for writes of its length for the
+        // call; the descriptor is open (checked above, held by `self`).
+        let n = unsafe { libc::preadv2(self.file.as_raw_fd(), &iov, 1, offset, libc::RWF_NOWAIT) };
+        match usize::try_from(n) {
+            Ok(n) => Ok(n),
+            Err(_) => {
+                let e = io::Error::last_os_error();
+                // Not supported by this kernel or file system: cannot tell.
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EOPNOTSUPP | libc::EINVAL | libc::ENOSYS)
+                ) {
+                    Err(io::ErrorKind::WouldBlock.into())
+                } else {
+                    Err(e)
+                }
+            }
+        }
     }
     fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
         self.check_open()?;

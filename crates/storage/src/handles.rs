@@ -433,6 +433,9 @@ impl FileHandle for OpenFile {
     fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
         self.inner.read_at(buf, pos)
     }
+    fn read_at_cached(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        self.inner.read_at_cached(buf, pos)
+    }
     fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
         self.inner.write_all_at(buf, pos)
     }

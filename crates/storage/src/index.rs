@@ -519,6 +519,22 @@ impl OffsetIndex {
         self.last_where(|e| e.relative_offset <= target)
     }
 
+    /// [`OffsetIndex::floor`] and the entry after it (the first with a
+    /// relative offset `> target`), each if there is one.
+    pub fn around(&self, target: u32) -> (Option<OffsetEntry>, Option<OffsetEntry>) {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if self.entry(mid).relative_offset <= target {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let after = (lo < self.len()).then(|| self.entry(lo));
+        (lo.checked_sub(1).map(|i| self.entry(i)), after)
+    }
+
     pub fn push(&mut self, e: OffsetEntry) -> Result<bool> {
         self.push_entry(e)
     }

@@ -383,7 +383,22 @@ async fn read_when_ready(
     reads
 }
 
-/// Runs `reads` (partition reads, each of which leaves the worker with
+/// Runs a partition's log read (index lookups and a few batch-header
+/// reads) on the worker when the headers are in the page cache, the usual
+/// case for a consumer near the tail, and under [`blocking`] only when a
+/// header read would wait for the disk: `block_in_place` hands the worker's
+/// core to another thread and back (futex wakes, context switches) on every
+/// fetch's path otherwise, time a consumer with one fetch in flight waits
+/// through. The read that would wait fails at once, having done nothing,
+/// and runs again.
+fn on_worker_if_cached<T>(read: impl Fn() -> Result<T, BrokerError>) -> Result<T, BrokerError> {
+    match pubsub_storage::fs::from_page_cache_only(&read) {
+        Err(e) if e.is_would_block() => blocking(read),
+        result => result,
+    }
+}
+
+/// Runs `reads` (partition reads, each of which may leave the worker with
 /// `block_in_place` around its log read) in one `block_in_place` when at
 /// least two of `partitions` have records past their fetch offset: one
 /// hand-off of the worker's core for the request instead of one per
@@ -499,7 +514,9 @@ fn read_partition(
                     // before the isolation's bound.
                     Ok((start, end, None))
                 } else {
-                    blocking(|| log.read_range_below(w.fetch_offset as u64, budget, first, upper))
+                    on_worker_if_cached(|| {
+                        log.read_range_below(w.fetch_offset as u64, budget, first, upper)
+                    })
                 };
                 // The aborted transactions of the range read (Kafka's
                 // upper bound: the offset after its last batch). A segment's

@@ -24,14 +24,52 @@ impl Segment {
             .map_or(0, |e| u64::from(e.position)))
     }
 
+    /// [`Segment::scan_start`] for `offset`, and where the batch of the
+    /// next index entry starts (if there is one): the batch holding `offset`
+    /// starts in between, or at that position. No next position when the
+    /// floor entry's batch ends at `offset` (it holds it).
+    fn index_around(&self, offset: u64) -> Result<(u64, Option<u64>)> {
+        let rel = offset
+            .saturating_sub(self.base_offset)
+            .min(u64::from(u32::MAX)) as u32;
+        let index = self.index()?;
+        let index = index.read();
+        let (floor, after) = index.offsets.around(rel);
+        let exact = floor.is_some_and(|e| e.relative_offset == rel);
+        Ok((
+            floor.map_or(0, |e| u64::from(e.position)),
+            after.filter(|_| !exact).map(|e| u64::from(e.position)),
+        ))
+    }
+
     /// The batch holding `offset`, or the first batch after it (offsets
     /// removed by compaction leave gaps); `None` if the segment holds nothing
     /// at or after `offset`.
+    ///
+    /// Index entries name a batch's last offset, so the floor entry of the
+    /// offset after a batch (where a consumer reading in order asks next)
+    /// is that batch, and the walk from it needs a second read when the
+    /// batch is longer than one read of the walk. The entry after the
+    /// floor is then tried first: if its batch holds `offset` it is the
+    /// answer (offsets only grow along the file), in one read; if not (an
+    /// unindexed batch lies between, or a compaction gap), the walk from
+    /// the floor follows, one read spent for nothing.
     pub fn find_batch(&self, offset: u64) -> Result<Option<(u64, BatchHeader)>> {
         let size = self.size();
-        let start = self.scan_start(offset)?;
+        let (start, after) = self.index_around(offset)?;
         let file = self.file()?;
         let path = self.path();
+        let far = |at: u64| at.saturating_sub(start) > (WALK_BUF - HEADER_LEN) as u64;
+        if let Some(at) = after.filter(|&at| far(at) && at < size) {
+            let mut walker = HeaderWalker::new(file.as_ref(), path, at, size);
+            if let Some((pos, header)) = walker.next()? {
+                if header.base_offset.max(0) as u64 <= offset
+                    && header.last_offset() as u64 >= offset
+                {
+                    return Ok(Some((pos, header)));
+                }
+            }
+        }
         let mut walker = HeaderWalker::new(file.as_ref(), path, start, size);
         while let Some((pos, header)) = walker.next()? {
             if header.last_offset() as u64 >= offset {
@@ -206,6 +244,11 @@ impl<'a> HeaderWalker<'a> {
         }
     }
 
+    /// Where the next header starts.
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
     /// The next header and its position; `None` at the end. A header that
     /// does not parse, or a batch running past the end, is `Corrupt`.
     pub fn next(&mut self) -> Result<Option<(u64, BatchHeader)>> {
@@ -227,9 +270,12 @@ impl<'a> HeaderWalker<'a> {
         if !buffered {
             let n = (WALK_BUF as u64).min(left) as usize;
             self.buf.resize(n, 0);
-            self.file
-                .read_exact_at(&mut self.buf, pos)
-                .map_err(|e| StorageError::io("read", self.path, e))?;
+            let read = if crate::fs::page_cache_only() {
+                read_exact_cached(self.file, &mut self.buf, pos)
+            } else {
+                self.file.read_exact_at(&mut self.buf, pos)
+            };
+            read.map_err(|e| StorageError::io("read", self.path, e))?;
             self.buf_start = pos;
         }
         let at = (pos - self.buf_start) as usize;
@@ -245,13 +291,35 @@ impl<'a> HeaderWalker<'a> {
     }
 }
 
+/// Fills `buf` from `pos` with [`FileHandle::read_at_cached`]: from the page
+/// cache, or `WouldBlock`.
+fn read_exact_cached(
+    file: &dyn FileHandle,
+    mut buf: &mut [u8],
+    mut pos: u64,
+) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        match file.read_at_cached(buf, pos) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => {
+                buf = &mut buf[n..];
+                pos += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// Where a run of whole batches ends, found without reading the batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct BatchRun {
     /// Exclusive end position of the last batch in the run.
     pub end: u64,
     /// The offset after the run: the last batch's last offset + 1, or the
-    /// base offset of the first batch left out.
+    /// base offset of the first batch left out when the walk read it (the
+    /// two differ only where compaction left a gap between them).
     pub next_offset: u64,
 }
 
@@ -290,7 +358,15 @@ impl Segment {
         run.end = from;
         let file = self.file()?;
         let mut walker = HeaderWalker::new(file.as_ref(), self.path(), from, size);
-        while let Some((at, header)) = walker.next()? {
+        // A batch starting at or past `limit` cannot fit (a batch is never
+        // empty): the walk ends there without reading its header, which
+        // for batches larger than the walk's read is a `pread` saved per
+        // fetch (the usual case: the index's last entry below `limit` is
+        // the last batch that fits).
+        while walker.position() < limit {
+            let Some((at, header)) = walker.next()? else {
+                break;
+            };
             let end = at + header.len as u64;
             if end > limit {
                 run.next_offset = header.base_offset.max(0) as u64;
