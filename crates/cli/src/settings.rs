@@ -152,6 +152,10 @@ pub struct TransactionSettings {
     /// How long an idle transactional id is kept
     /// (`transactional.id.expiration.ms`).
     pub id_expiration: Span,
+    /// The `transaction.version` feature finalized in ApiVersions: 2 lets
+    /// clients use KIP-890's transaction version 2, 1 keeps them on
+    /// version 1 (Kafka's `kafka-features downgrade`).
+    pub version: u8,
 }
 
 /// `[storage]`
@@ -202,6 +206,7 @@ impl Default for Settings {
                 max_timeout: span(broker.txn.max_timeout),
                 state_topic_partitions: broker.txn.state_topic_partitions,
                 id_expiration: span(broker.txn.id_expiration),
+                version: server.transaction_version as u8,
             },
             storage: StorageSettings {
                 checkpoint_interval: span(broker.checkpoint_interval),
@@ -412,6 +417,9 @@ impl Settings {
         if tx.id_expiration.0 < Duration::from_millis(1) {
             return bad("transactions.id_expiration", "must be at least 1ms".into());
         }
+        if !(1..=2).contains(&tx.version) {
+            return bad("transactions.version", "must be 1 or 2".into());
+        }
         if tx.state_topic_partitions == 0 || tx.state_topic_partitions > 1000 {
             return bad(
                 "transactions.state_topic_partitions",
@@ -519,6 +527,7 @@ impl Settings {
                 super_users: self.auth.super_users.clone(),
                 allow_if_no_acl: self.auth.allow_if_no_acl,
             },
+            transaction_version: i16::from(self.transactions.version),
             ..ServerConfig::default()
         }
     }

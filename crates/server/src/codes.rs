@@ -4,6 +4,7 @@
 //! `ResponseError::InvalidRequest.code()`.
 
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::ApiKey;
 use pubsub_broker::BrokerError;
 
 /// The code of a successful answer (the one code `ResponseError` has no
@@ -75,6 +76,30 @@ pub fn txn_error(refusal: pubsub_broker::txn::TxnRefusal) -> ResponseError {
         R::ProducerFenced => K::ProducerFenced,
         R::InvalidProducerIdMapping => K::InvalidProducerIdMapping,
         R::InvalidTxnState => K::InvalidTxnState,
+    }
+}
+
+/// KIP-890's abortable error: from the first version of each API listed
+/// here, a transactional write or offset commit the coordinator refuses
+/// for the transaction's state (a partition or group not in the ongoing
+/// transaction, or none ongoing) is TRANSACTION_ABORTABLE, which the client
+/// answers by aborting; older versions get INVALID_TXN_STATE. Kafka 4.1.1
+/// answers so (`AddPartitionsToTxnManager`'s "generic error supported"
+/// versions: Produce 11, TxnOffsetCommit 4; checked by the differential
+/// scenarios "transactional offsets" and "transactional produce versions").
+const ABORTABLE_SINCE: &[(ApiKey, i16)] = &[(ApiKey::Produce, 11), (ApiKey::TxnOffsetCommit, 4)];
+
+/// `code` as answered to `api` at `version`: INVALID_TXN_STATE becomes
+/// TRANSACTION_ABORTABLE from the API's first abortable version
+/// ([`ABORTABLE_SINCE`]).
+pub fn abortable(code: i16, api: ApiKey, version: i16) -> i16 {
+    let abortable = ABORTABLE_SINCE
+        .iter()
+        .any(|(k, since)| *k == api && version >= *since);
+    if abortable && code == ResponseError::InvalidTxnState.code() {
+        ResponseError::TransactionAbortable.code()
+    } else {
+        code
     }
 }
 

@@ -29,6 +29,11 @@ pub struct ServerConfig {
     pub failed_authentication_delay: Duration,
     /// ACL enforcement (`[auth]`): off by default, every request allowed.
     pub authorizer: pubsub_broker::security::acl::AuthorizerConfig,
+    /// The `transaction.version` feature level ApiVersions finalizes (1 or
+    /// 2; Kafka's `kafka-features upgrade/downgrade --feature
+    /// transaction.version=N`): 2 lets clients use KIP-890's transaction
+    /// version 2, 1 keeps them on the explicit AddPartitionsToTxn path.
+    pub transaction_version: i16,
 }
 
 /// A listener's security protocol, with Kafka's names (the vocabulary the
@@ -47,6 +52,7 @@ impl Default for ServerConfig {
             tls_handshake_timeout: Duration::from_secs(10),
             failed_authentication_delay: Duration::from_millis(100),
             authorizer: Default::default(),
+            transaction_version: crate::handlers::api_versions::TRANSACTION_VERSION_MAX,
         }
     }
 }

@@ -319,12 +319,17 @@ impl TxnMetadata {
     }
 
     /// Fences the ongoing transaction (a new producer or the timeout): its
-    /// epoch bumped (unless exhausted, then kept: the next InitProducerId
-    /// rotates the id), straight to PrepareAbort, as Kafka logs it.
+    /// epoch bumped, straight to PrepareAbort, as Kafka logs it. At the
+    /// last epoch a client may hold (`i16::MAX - 1`) the bump reaches
+    /// `i16::MAX`, the epoch kept for fencing: the ABORT markers carry it,
+    /// so the zombie's epoch is refused at its partitions, and the next
+    /// InitProducerId rotates the id (Kafka's `prepareFenceProducerEpoch`).
+    /// Only at `i16::MAX` itself is the epoch kept (Kafka refuses that
+    /// fence as an overflow; no client holds that epoch).
     pub fn fence(&self, now: i64) -> Transit {
         let fencing = self.moved_to(TxnState::PrepareEpochFence, now)?;
         let mut next = fencing.moved_to(TxnState::PrepareAbort, now)?;
-        if !epoch_exhausted(self.producer_epoch) {
+        if self.producer_epoch < i16::MAX {
             next.producer_epoch = self.producer_epoch + 1;
         }
         next.last_producer_epoch = NO_PRODUCER_EPOCH;

@@ -977,3 +977,37 @@ fn a_transaction_with_consumer_offsets_completes_before_end_txn_answers() {
     assert_eq!(logged_states(&s).last(), Some(&TxnState::CompleteCommit));
     assert_eq!(s.markers.borrow().len(), 2);
 }
+
+/// A new producer fencing a transaction at the last epoch a client may
+/// hold (`i16::MAX - 1`) bumps it to `i16::MAX`, as Kafka's
+/// `prepareFenceProducerEpoch` does: the ABORT marker carries `i16::MAX`, so
+/// the zombie's epoch is below the partition's, and the new producer gets a
+/// new producer id at epoch 0.
+#[test]
+fn fencing_at_the_last_epoch_aborts_at_the_reserved_one_and_rotates_the_id() {
+    let (c, s) = (coordinator(), MemStore::default());
+    let (pid, _) = c
+        .init_producer_id(&s, "tx", 60_000, None, 1)
+        .expect("a valid test value");
+    let last = i16::MAX - 1;
+    let mut m = c.describe("tx").expect("a valid test value");
+    m.producer_epoch = last;
+    s.persist_txn("tx", Some(records::encode_value(&m)))
+        .expect("a valid test value");
+    let c = reloaded(&s);
+    c.add_partitions(&s, "tx", pid, last, &parts(&[("a", 0)]), 2)
+        .expect("a valid test value");
+    let (next, epoch) = c
+        .init_producer_id(&s, "tx", 60_000, None, 3)
+        .expect("a valid test value");
+    assert_eq!(
+        *s.markers.borrow(),
+        [("a".to_string(), 0, pid, i16::MAX, false)]
+    );
+    assert_ne!(next, pid);
+    assert_eq!(epoch, 0);
+    assert_eq!(
+        refusal(c.end_txn(&s, "tx", pid, last, true, 4)),
+        TxnRefusal::InvalidProducerIdMapping
+    );
+}

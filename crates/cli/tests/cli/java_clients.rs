@@ -2,7 +2,9 @@
 //! kafka-clients 4.1.1, the reference client; producer, consumer, groups
 //! with live rebalances and static membership, AdminClient, transactions:
 //! commit, abort, an open transaction invisible to read_committed, zombie
-//! fencing, consume-transform-produce) run against a
+//! fencing, consume-transform-produce, all on transaction version 2 with
+//! both brokers, one scenario checking the epoch moves on at every commit
+//! and abort as only version 2 does) run against a
 //! fresh pubsub daemon and against a real Apache Kafka (`compat/kafka`):
 //! every scenario must pass on both, and what the scenarios observed
 //! (error classes and messages, offsets, config values and sources, group

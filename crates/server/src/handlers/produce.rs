@@ -389,17 +389,22 @@ fn append(
                             let resp = refused(index, version, &e);
                             // Kafka tells the log start offset with every
                             // refusal except those where the partition or the
-                            // batch itself is the problem.
-                            let unknown_partition_info = [
-                                ResponseError::UnknownTopicOrPartition,
-                                ResponseError::NotLeaderOrFollower,
-                                ResponseError::MessageTooLarge,
-                                ResponseError::RecordListTooLarge,
-                                ResponseError::CorruptMessage,
-                                ResponseError::KafkaStorageError,
-                            ]
-                            .iter()
-                            .any(|c| c.code() == resp.error_code);
+                            // batch itself is the problem, and those of the
+                            // transaction coordinator's verification, made
+                            // before the log is looked at (the differential
+                            // scenario "transactional produce versions").
+                            let unknown_partition_info =
+                                matches!(e, BrokerError::Transaction { .. })
+                                    || [
+                                        ResponseError::UnknownTopicOrPartition,
+                                        ResponseError::NotLeaderOrFollower,
+                                        ResponseError::MessageTooLarge,
+                                        ResponseError::RecordListTooLarge,
+                                        ResponseError::CorruptMessage,
+                                        ResponseError::KafkaStorageError,
+                                    ]
+                                    .iter()
+                                    .any(|c| c.code() == resp.error_code);
                             match ctx.broker.list_offset(name, index, OffsetSpec::Earliest) {
                                 Ok(Some(ListedOffset { offset: start, .. }))
                                     if version >= 5 && !unknown_partition_info =>
@@ -432,7 +437,7 @@ fn base(index: i32) -> PartitionProduceResponse {
 }
 
 fn refused(index: i32, version: i16, e: &BrokerError) -> PartitionProduceResponse {
-    let code = produce_error_code(e);
+    let code = produce_error_code(e, version);
     // Kafka sends no message with MESSAGE_TOO_LARGE, so clients show the
     // error's own description ("The request included a message larger than
     // the max message size the server will accept.").
@@ -444,17 +449,21 @@ fn refused(index: i32, version: i16, e: &BrokerError) -> PartitionProduceRespons
 
 /// The error code of a refused append. A transactional write the
 /// coordinator did not verify is answered as Kafka's produce path answers
-/// it to clients of Produce v10 and below: a fenced epoch is
-/// INVALID_PRODUCER_EPOCH, a transaction still writing its markers the
-/// retriable NOT_ENOUGH_REPLICAS, a partition outside the ongoing
-/// transaction INVALID_TXN_STATE.
-fn produce_error_code(e: &BrokerError) -> i16 {
+/// it: a fenced epoch is INVALID_PRODUCER_EPOCH, a transaction still
+/// writing its markers the retriable NOT_ENOUGH_REPLICAS, a partition
+/// outside the ongoing transaction INVALID_TXN_STATE, TRANSACTION_ABORTABLE
+/// from version 11 (the shared rule, [`crate::codes::abortable`]).
+fn produce_error_code(e: &BrokerError, version: i16) -> i16 {
     use pubsub_broker::txn::TxnRefusal;
     match e {
         BrokerError::Transaction { refusal, .. } => match refusal {
             TxnRefusal::ProducerFenced => ResponseError::InvalidProducerEpoch.code(),
             TxnRefusal::ConcurrentTransactions => ResponseError::NotEnoughReplicas.code(),
-            r => crate::codes::txn_error(*r).code(),
+            r => crate::codes::abortable(
+                crate::codes::txn_error(*r).code(),
+                ApiKey::Produce,
+                version,
+            ),
         },
         e => error_code(e),
     }

@@ -17,17 +17,18 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
-use kafka_protocol::messages::{RequestHeader, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
+use kafka_protocol::messages::{
+    ApiKey, RequestHeader, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
+};
 use pubsub_broker::group::records::partition_for_group;
 use pubsub_broker::group::{CommitEntry, TxnCommitRequest};
 use pubsub_broker::names::CONSUMER_OFFSETS;
-use pubsub_broker::txn::TxnRefusal;
 use pubsub_broker::{wall_clock_ms, BrokerError};
 
 use crate::authorize::{
     Access, TXN_OFFSET_COMMIT_GROUP, TXN_OFFSET_COMMIT_TOPIC, TXN_OFFSET_COMMIT_TXN,
 };
-use crate::codes::{group_error_code, txn_error_code, NONE};
+use crate::codes::{abortable, group_error_code, txn_error_code, NONE};
 use crate::context::{blocking, Ctx};
 
 /// The first version whose requests add the group's offsets partition to
@@ -62,23 +63,16 @@ fn answer(
     TxnOffsetCommitResponse::default().with_topics(topics)
 }
 
-/// The first version whose clients take TRANSACTION_ABORTABLE (KIP-890's
-/// abortable error): a group not in the transaction is refused with it,
-/// not INVALID_TXN_STATE, as Kafka 4.1.1 answers (the differential runner's
-/// "transactional offsets" scenario, at version 4).
-const ABORTABLE_SINCE: i16 = 4;
-
-/// The code of a refusal: the transaction's, or the group's. A stale
-/// epoch is INVALID_PRODUCER_EPOCH at every version: Kafka 4.1.1 answers
-/// it from the offsets partition's producer state (checked with the
-/// differential runner at version 5).
+/// The code of a refusal: the transaction's, or the group's. A group not
+/// in the transaction is TRANSACTION_ABORTABLE from version 4 (the shared
+/// rule, [`abortable`]). A stale epoch is INVALID_PRODUCER_EPOCH at every
+/// version: Kafka 4.1.1 answers it from the offsets partition's producer
+/// state (checked with the differential runner at version 5).
 fn refusal_code(e: &BrokerError, version: i16) -> i16 {
     match e {
-        BrokerError::Transaction {
-            refusal: TxnRefusal::InvalidTxnState,
-            ..
-        } if version >= ABORTABLE_SINCE => ResponseError::TransactionAbortable.code(),
-        BrokerError::Transaction { .. } => txn_error_code(e, false),
+        BrokerError::Transaction { .. } => {
+            abortable(txn_error_code(e, false), ApiKey::TxnOffsetCommit, version)
+        }
         other => group_error_code(other),
     }
 }

@@ -723,3 +723,36 @@ async fn the_anomalies_cannot_happen_with_a_transaction_version_2_producer_eithe
     assert_eq!(committed(&mut c, "j2", 1).await, ["n2-p1", "n3"]);
     server.stop().await;
 }
+
+/// KIP-890's abortable error on the produce path: a transactional write to
+/// a partition outside the ongoing transaction is INVALID_TXN_STATE up to
+/// Produce v10 and TRANSACTION_ABORTABLE from v11, with no log start offset
+/// (the coordinator refused it before the log was looked at), as Kafka
+/// 4.1.1 answers (the differential scenario "transactional produce
+/// versions"); nothing is appended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_outside_the_transaction_is_abortable_from_produce_v11() {
+    const TRANSACTION_ABORTABLE: i16 = 120;
+    let server = TestServer::start().await;
+    let mut c = Client::connect(server.addr).await;
+    create_topic(&mut c, "abortable", 2, &[]).await;
+    let (pid, e0) = init(&mut c, "tx-abortable").await;
+    assert_eq!(
+        add(&mut c, "tx-abortable", pid, e0, "abortable", &[0]).await,
+        [0]
+    );
+    for (version, expected) in [
+        (9, INVALID_TXN_STATE),
+        (10, INVALID_TXN_STATE),
+        (11, TRANSACTION_ABORTABLE),
+    ] {
+        let req = produce_request("abortable", 1, -1, batch(pid, e0, 0, &["x"]))
+            .with_transactional_id(Some(TransactionalId(s("tx-abortable"))));
+        let r = c.call(version, &req).await;
+        let p = &r.responses[0].partition_responses[0];
+        assert_eq!(p.error_code, expected, "Produce v{version}");
+        assert_eq!(p.log_start_offset, -1, "Produce v{version}");
+    }
+    assert_eq!(high_watermark(&mut c, "abortable", 1).await, 0);
+    server.stop().await;
+}

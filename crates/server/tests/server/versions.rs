@@ -521,3 +521,53 @@ fn the_documented_api_table_matches_what_is_advertised() {
     advertised.sort_unstable();
     assert_eq!(documented, advertised);
 }
+
+/// (name, min, max) of each supported feature and (name, min level, max
+/// level) of each finalized one, with the finalized epoch.
+type Features = (Vec<(String, i16, i16)>, Vec<(String, i16, i16)>, i64);
+
+async fn features(addr: std::net::SocketAddr, version: i16) -> Features {
+    let mut c = Client::connect(addr).await;
+    let r = c.call(version, &ApiVersionsRequest::default()).await;
+    assert_eq!(r.error_code, 0, "ApiVersions v{version}");
+    (
+        r.supported_features
+            .iter()
+            .map(|f| (f.name.to_string(), f.min_version, f.max_version))
+            .collect(),
+        r.finalized_features
+            .iter()
+            .map(|f| (f.name.to_string(), f.min_version_level, f.max_version_level))
+            .collect(),
+        r.finalized_features_epoch,
+    )
+}
+
+/// `transaction.version` as Kafka 4.1.1 advertises it on a new cluster:
+/// supported 0-2 (at version 4; version 3 leaves out ranges starting at 0,
+/// KIP-1022) and finalized at 2, with an epoch clients can order by;
+/// `transaction_version: 1` finalizes level 1 (clients stay on version 1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_versions_advertises_transaction_version_2_as_kafka_does() {
+    let server = TestServer::start().await;
+    let tv = |min, max| vec![("transaction.version".to_string(), min, max)];
+    let (supported, finalized, epoch) = features(server.addr, 4).await;
+    assert_eq!(supported, tv(0, 2), "supported features at v4");
+    assert_eq!(finalized, tv(2, 2), "finalized features at v4");
+    assert!(epoch >= 0, "finalized epoch {epoch}");
+    let (supported, finalized, epoch3) = features(server.addr, 3).await;
+    assert_eq!(supported, vec![], "supported features at v3");
+    assert_eq!(finalized, tv(2, 2), "finalized features at v3");
+    assert_eq!(epoch3, epoch, "one epoch for every connection");
+    server.stop().await;
+
+    let pinned = pubsub_server::ServerConfig {
+        transaction_version: 1,
+        ..pubsub_server::ServerConfig::default()
+    };
+    let server = TestServer::start_with(crate::common::broker_config(), pinned).await;
+    let (supported, finalized, _) = features(server.addr, 4).await;
+    assert_eq!(supported, tv(0, 2), "supported features, pinned to 1");
+    assert_eq!(finalized, tv(1, 1), "finalized features, pinned to 1");
+    server.stop().await;
+}

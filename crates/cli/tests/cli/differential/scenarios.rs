@@ -93,6 +93,10 @@ pub const ALL: &[Scenario] = &[
         name: "read committed",
         play: |p| Box::pin(read_committed(p)),
     },
+    Scenario {
+        name: "transactional produce versions",
+        play: |p| Box::pin(transactional_produce_versions(p)),
+    },
 ];
 
 /// A fixed CreateTime for the scenarios' records (2023-11-14).
@@ -1939,4 +1943,121 @@ async fn read_committed(p: &mut Probe) {
             fetch_committed(p, &step, t, offset, bytes).await;
         }
     }
+}
+
+/// A transactional batch of one record `value` from `(pid, epoch)` at
+/// `sequence`, to `topic`'s `partition`, for transactional id `id`.
+fn txn_produce(
+    id: &str,
+    (pid, epoch): (i64, i16),
+    topic: &str,
+    partition: i32,
+    sequence: i32,
+    value: &str,
+) -> ProduceRequest {
+    let records = batch_of(
+        BatchBuilder::new()
+            .producer(pid, epoch, sequence)
+            .transactional(true),
+        &[rec(T0, None, Some(value))],
+    );
+    produce_req(topic, partition, -1, records).with_transactional_id(Some(TransactionalId(s(id))))
+}
+
+/// Transactional writes the coordinator refuses, at each Produce version
+/// whose answer differs (KIP-890): a partition not in the transaction,
+/// before any transaction and after one ended, at versions 10 (the
+/// pre-KIP-890 code), 11 (the abortable error) and 12 (transaction
+/// version 2: the write adds its partition); a stale epoch after EndTxn 5
+/// bumped it.
+async fn transactional_produce_versions(p: &mut Probe) {
+    let t = "txp";
+    create_topic(p, t, 3, &[]).await;
+    let id = "dtxp";
+    let init_req = InitProducerIdRequest::default()
+        .with_transactional_id(Some(TransactionalId(s(id))))
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let first = loop {
+        let coordinator = p
+            .quiet(
+                FindCoordinatorRequest::default()
+                    .with_key(s(id))
+                    .with_key_type(1),
+            )
+            .await;
+        if coordinator.error_code == 0 {
+            let r = p.quiet(init_req.clone()).await;
+            if !matches!(r.error_code, 14..=16 | 51) {
+                break r;
+            }
+        }
+        assert!(Instant::now() < deadline, "no transaction coordinator");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(first.error_code, 0, "{first:?}");
+    let pid = first.producer_id.0;
+    p.names.producer(pid, "1");
+    let me = (pid, first.producer_epoch);
+    for v in [10, 11] {
+        p.call_at(
+            &format!("write before any transaction, v{v}"),
+            v,
+            txn_produce(id, me, t, 0, 0, "early"),
+        )
+        .await;
+    }
+    p.call_at("add partition 0", 3, add_partitions(id, pid, me.1, t, 0))
+        .await;
+    p.call_at(
+        "write to the added partition, v11",
+        11,
+        txn_produce(id, me, t, 0, 0, "a"),
+    )
+    .await;
+    for v in [10, 11] {
+        p.call_at(
+            &format!("write to a partition not added, v{v}"),
+            v,
+            txn_produce(id, me, t, 1, 0, "b"),
+        )
+        .await;
+    }
+    p.call_at(
+        "write to a partition not added, v12 (joins it)",
+        12,
+        txn_produce(id, me, t, 2, 0, "c"),
+    )
+    .await;
+    p.call("commit", end_txn(id, pid, me.1, true)).await;
+    let bumped = loop {
+        let r = p.quiet(end_txn(id, pid, me.1, true)).await;
+        if r.error_code != 51 {
+            assert_eq!(r.error_code, 0, "the commit's retry: {r:?}");
+            break (pid, r.producer_epoch);
+        }
+        assert!(Instant::now() < deadline, "the commit never completed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for v in [10, 11] {
+        p.call_at(
+            &format!("write after the commit, v{v}"),
+            v,
+            txn_produce(id, bumped, t, 0, 1, "late"),
+        )
+        .await;
+    }
+    for v in [10, 11, 12] {
+        p.call_at(
+            &format!("write with the epoch before the commit, v{v}"),
+            v,
+            txn_produce(id, me, t, 0, 1, "stale"),
+        )
+        .await;
+    }
+    offsets(p, t, 0, &[("latest", -1)]).await;
+    offsets(p, t, 1, &[("latest", -1)]).await;
+    offsets(p, t, 2, &[("latest", -1)]).await;
 }

@@ -24,7 +24,10 @@ import org.apache.kafka.common.errors.ProducerFencedException;
  * ({@code transactional.id} set): commit, abort, an open transaction that
  * read_committed does not see until it ends, a zombie producer fenced by a
  * new instance of the same transactional id, and consume-transform-produce
- * with {@code sendOffsetsToTransaction}. Each scenario checks what a
+ * with {@code sendOffsetsToTransaction}. The client uses transaction version
+ * 2 (KIP-890) where the broker finalizes the {@code transaction.version}
+ * feature at 2, which Kafka 4.x and pubsub do; one scenario checks it did.
+ * Each scenario checks what a
  * read_committed and a read_uncommitted consumer read; the OBSERVE lines
  * (offsets, values, exception classes) must be the same on every broker.
  */
@@ -37,6 +40,7 @@ final class TransactionScenarios {
         all.put("txn.open-invisible-to-read-committed", TransactionScenarios::openInvisible);
         all.put("txn.zombie-fenced", TransactionScenarios::zombieFenced);
         all.put("txn.consume-transform-produce", TransactionScenarios::consumeTransformProduce);
+        all.put("txn.version-2-epoch-per-transaction", TransactionScenarios::epochPerTransaction);
     }
 
     static KafkaProducer<String, String> transactional(Context ctx, String txnId) {
@@ -307,6 +311,48 @@ final class TransactionScenarios {
         Check.equal(expected, output, "the output, read_committed");
         ctx.observe("output", output);
         ctx.observe("group-offset", groupOffset(ctx, group, input));
+    }
+
+    /**
+     * Transaction version 2 in use: the coordinator bumps the producer epoch
+     * at every commit or abort (EndTxn 5), which a version 1 client never
+     * asks for, so DescribeTransactions shows the epoch after
+     * initTransactions and one more after each of three transactions (two
+     * commits and an abort, each writing to a partition without
+     * AddPartitionsToTxn: Produce 12 adds it). The records committed are
+     * read whole.
+     */
+    static void epochPerTransaction(Context ctx) throws Exception {
+        String t = ctx.topic("t", 1);
+        List<TopicPartition> tps = partitions(t, 1);
+        String txnId = ctx.name("tx");
+        KafkaProducer<String, String> p = transactional(ctx, txnId);
+        List<Integer> epochs = new ArrayList<>(List.of(coordinatorEpoch(ctx, txnId)));
+        String[] outcomes = {"commit", "abort", "commit"};
+        for (int i = 0; i < outcomes.length; i++) {
+            p.beginTransaction();
+            send(p, t, 1, outcomes[i] + i, 1);
+            if (outcomes[i].equals("commit")) {
+                p.commitTransaction();
+            } else {
+                p.abortTransaction();
+            }
+            epochs.add(coordinatorEpoch(ctx, txnId));
+        }
+        for (int i = 1; i < epochs.size(); i++) {
+            Check.equal(epochs.get(i - 1) + 1, epochs.get(i),
+                    "the producer epoch after transaction " + i + " (epochs " + epochs + ")");
+        }
+        settle(ctx, tps, Map.of(0, 6L));
+        List<String> committed = readAll(ctx, IsolationLevel.READ_COMMITTED, tps);
+        Check.equal(List.of("0/0:commit0-0-0", "0/4:commit2-0-0"), committed, "read_committed");
+        ctx.observe("epochs", epochs);
+        ctx.observe("read-committed", committed);
+    }
+
+    /** The producer epoch the transaction coordinator holds for `txnId` (DescribeTransactions). */
+    static int coordinatorEpoch(Context ctx, String txnId) throws Exception {
+        return ctx.admin.describeTransactions(List.of(txnId)).description(txnId).get().producerEpoch();
     }
 
     /** One transaction: `count` records polled from `c`, written upper-cased to `out` with c's offsets. */
