@@ -112,6 +112,35 @@ impl Inner {
         )?;
         Ok(partition)
     }
+
+    /// Appends a marker to each of `partitions`, in order, without an
+    /// fsync: each result names the partition and the offset to sync to.
+    fn append_markers_unsynced(
+        &self,
+        partitions: &[(String, i32)],
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+    ) -> Vec<Result<PendingSync>> {
+        let marker = marker(commit);
+        let now = wall_clock_ms();
+        partitions
+            .iter()
+            .map(|(topic, p)| {
+                if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+                    return Err(BrokerError::Closed);
+                }
+                let partition = self.partition(topic, *p)?;
+                let offset = partition.append_txn_marker_unsynced(
+                    producer_id,
+                    producer_epoch,
+                    marker,
+                    now,
+                )?;
+                Ok(PendingSync { partition, offset })
+            })
+            .collect()
+    }
 }
 
 impl TxnStore for Inner {
@@ -183,24 +212,8 @@ impl TxnStore for Inner {
         producer_epoch: i16,
         commit: bool,
     ) -> Vec<Result<()>> {
-        let marker = marker(commit);
-        let now = wall_clock_ms();
-        let appended: Vec<Result<PendingSync>> = partitions
-            .iter()
-            .map(|(topic, p)| {
-                if self.closed.load(std::sync::atomic::Ordering::Acquire) {
-                    return Err(BrokerError::Closed);
-                }
-                let partition = self.partition(topic, *p)?;
-                let offset = partition.append_txn_marker_unsynced(
-                    producer_id,
-                    producer_epoch,
-                    marker,
-                    now,
-                )?;
-                Ok(PendingSync { partition, offset })
-            })
-            .collect();
+        let appended =
+            self.append_markers_unsynced(partitions, producer_id, producer_epoch, commit);
         let syncs: Vec<&PendingSync> = appended.iter().filter_map(|a| a.as_ref().ok()).collect();
         let synced = wait_all(&syncs);
         let mut synced = synced.into_iter();
@@ -230,30 +243,15 @@ impl TxnStore for Inner {
         commit: bool,
     ) -> Vec<Result<Box<dyn OwedSync>>> {
         if partitions.iter().any(|(t, _)| t == CONSUMER_OFFSETS) {
-            return self
-                .write_markers(partitions, producer_id, producer_epoch, commit)
-                .into_iter()
-                .map(|r| r.map(|()| Box::new(Durable) as Box<dyn OwedSync>))
-                .collect();
+            return Durable::all(self.write_markers(
+                partitions,
+                producer_id,
+                producer_epoch,
+                commit,
+            ));
         }
-        let marker = marker(commit);
-        let now = wall_clock_ms();
-        let appended: Vec<Result<PendingSync>> = partitions
-            .iter()
-            .map(|(topic, p)| {
-                if self.closed.load(std::sync::atomic::Ordering::Acquire) {
-                    return Err(BrokerError::Closed);
-                }
-                let partition = self.partition(topic, *p)?;
-                let offset = partition.append_txn_marker_unsynced(
-                    producer_id,
-                    producer_epoch,
-                    marker,
-                    now,
-                )?;
-                Ok(PendingSync { partition, offset })
-            })
-            .collect();
+        let appended =
+            self.append_markers_unsynced(partitions, producer_id, producer_epoch, commit);
         let background: Vec<PendingSync> = appended
             .iter()
             .filter_map(|a| a.as_ref().ok().cloned())

@@ -112,10 +112,7 @@ pub trait TxnStore {
         producer_epoch: i16,
         commit: bool,
     ) -> Vec<Result<Box<dyn OwedSync>>> {
-        self.write_markers(partitions, producer_id, producer_epoch, commit)
-            .into_iter()
-            .map(|r| r.map(|()| Box::new(Durable) as Box<dyn OwedSync>))
-            .collect()
+        Durable::all(self.write_markers(partitions, producer_id, producer_epoch, commit))
     }
     /// Appends a completion (CompleteCommit, CompleteAbort) of
     /// `transactional_id` without waiting for its fsync: it becomes durable
@@ -157,6 +154,16 @@ pub trait OwedSync: Send + Sync + std::fmt::Debug {
 /// A record durable already.
 #[derive(Debug)]
 pub struct Durable;
+
+impl Durable {
+    /// Results of writes made durable already, as owing nothing.
+    pub fn all(written: Vec<Result<()>>) -> Vec<Result<Box<dyn OwedSync>>> {
+        written
+            .into_iter()
+            .map(|r| r.map(|()| Box::new(Durable) as Box<dyn OwedSync>))
+            .collect()
+    }
+}
 
 impl OwedSync for Durable {
     fn wait(&self) -> Result<()> {

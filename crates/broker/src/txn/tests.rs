@@ -128,11 +128,12 @@ impl TxnStore for MemStore {
         commit: bool,
     ) -> Vec<Result<Box<dyn OwedSync>>> {
         if !self.landing.get() {
-            return self
-                .write_markers(partitions, producer_id, producer_epoch, commit)
-                .into_iter()
-                .map(|r| r.map(|()| Box::new(Durable) as Box<dyn OwedSync>))
-                .collect();
+            return Durable::all(self.write_markers(
+                partitions,
+                producer_id,
+                producer_epoch,
+                commit,
+            ));
         }
         partitions
             .iter()
