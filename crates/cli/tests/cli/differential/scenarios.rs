@@ -1666,33 +1666,10 @@ async fn transactional_offsets(p: &mut Probe) {
     create_topic(p, t, 1, &[]).await;
     let id = "dtxo";
     let group = "txo-group";
-    let init_req = InitProducerIdRequest::default()
-        .with_transactional_id(Some(TransactionalId(s(id))))
-        .with_transaction_timeout_ms(60_000)
-        .with_producer_id(ProducerId(-1))
-        .with_producer_epoch(-1);
     let deadline = Instant::now() + Duration::from_secs(60);
-    let first = loop {
-        let coordinator = p
-            .quiet(
-                FindCoordinatorRequest::default()
-                    .with_key(s(id))
-                    .with_key_type(1),
-            )
-            .await;
-        if coordinator.error_code == 0 {
-            let r = p.quiet(init_req.clone()).await;
-            if !matches!(r.error_code, 14..=16 | 51) {
-                break r;
-            }
-        }
-        assert!(Instant::now() < deadline, "no transaction coordinator");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert_eq!(first.error_code, 0, "{first:?}");
-    let pid = first.producer_id.0;
-    p.names.producer(pid, "1");
-    let me = (pid, first.producer_epoch);
+    let first = init_txn(p, id, "1", deadline).await;
+    let pid = first.pid;
+    let me = (pid, first.epoch);
     let plain = (-1, "");
     // A Kafka group coordinator loads its partition at first use.
     settle_offsets(p, group, t, deadline).await;
@@ -1788,7 +1765,7 @@ async fn transactional_offsets(p: &mut Probe) {
         .await;
 }
 
-/// A transactional producer of the read_committed scenario: its id, its
+/// A transactional producer of the scenarios: its id, its
 /// producer id and epoch, and its next sequence number.
 struct Txn {
     id: &'static str,
@@ -1974,33 +1951,10 @@ async fn transactional_produce_versions(p: &mut Probe) {
     let t = "txp";
     create_topic(p, t, 3, &[]).await;
     let id = "dtxp";
-    let init_req = InitProducerIdRequest::default()
-        .with_transactional_id(Some(TransactionalId(s(id))))
-        .with_transaction_timeout_ms(60_000)
-        .with_producer_id(ProducerId(-1))
-        .with_producer_epoch(-1);
     let deadline = Instant::now() + Duration::from_secs(60);
-    let first = loop {
-        let coordinator = p
-            .quiet(
-                FindCoordinatorRequest::default()
-                    .with_key(s(id))
-                    .with_key_type(1),
-            )
-            .await;
-        if coordinator.error_code == 0 {
-            let r = p.quiet(init_req.clone()).await;
-            if !matches!(r.error_code, 14..=16 | 51) {
-                break r;
-            }
-        }
-        assert!(Instant::now() < deadline, "no transaction coordinator");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert_eq!(first.error_code, 0, "{first:?}");
-    let pid = first.producer_id.0;
-    p.names.producer(pid, "1");
-    let me = (pid, first.producer_epoch);
+    let first = init_txn(p, id, "1", deadline).await;
+    let pid = first.pid;
+    let me = (pid, first.epoch);
     for v in [10, 11] {
         p.call_at(
             &format!("write before any transaction, v{v}"),
