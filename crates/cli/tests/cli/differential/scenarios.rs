@@ -282,6 +282,12 @@ async fn create_topic(p: &mut Probe, topic: &str, partitions: i32, configs: &[(&
 /// record's offset, timestamp, key, value and headers).
 async fn fetch(p: &mut Probe, step: &str, topic: &str, partition: i32, offset: i64) {
     let req = crate::client::fetch_request(topic, partition, offset, 0, 1 << 20);
+    observe_fetch(p, step, "Fetch", req).await;
+}
+
+/// Sends `req` and records, as "`step` (`what` vVERSION)", the answer
+/// without its record bytes and the records decoded.
+async fn observe_fetch(p: &mut Probe, step: &str, what: &str, req: FetchRequest) {
     let version = p.version::<FetchRequest>();
     let mut resp = p.client.call(version, &req).await;
     let mut decoded = Vec::new();
@@ -294,7 +300,7 @@ async fn fetch(p: &mut Probe, step: &str, topic: &str, partition: i32, offset: i
         }
     }
     p.observe(
-        &format!("{step} (Fetch v{version})"),
+        &format!("{step} ({what} v{version})"),
         Node::Fields(vec![
             ("answer".into(), Node::of(&resp)),
             ("records".into(), Node::List(decoded)),
@@ -1854,24 +1860,7 @@ async fn txn_end(p: &mut Probe, step: &str, txn: &mut Txn, commit: bool, deadlin
 async fn fetch_committed(p: &mut Probe, step: &str, topic: &str, offset: i64, max_bytes: i32) {
     let mut req = crate::client::fetch_request(topic, 0, offset, 0, max_bytes);
     req.isolation_level = 1;
-    let version = p.version::<FetchRequest>();
-    let mut resp = p.client.call(version, &req).await;
-    let mut decoded = Vec::new();
-    for t in &mut resp.responses {
-        for part in &mut t.partitions {
-            let mut bytes = part.records.take().unwrap_or_default();
-            // Known difference: a trailing partial batch.
-            super::normalise::fetched_batches(&mut bytes, &mut part.aborted_transactions);
-            decoded.push(decode(&bytes));
-        }
-    }
-    p.observe(
-        &format!("{step} (read_committed Fetch v{version})"),
-        Node::Fields(vec![
-            ("answer".into(), Node::of(&resp)),
-            ("records".into(), Node::List(decoded)),
-        ]),
-    );
+    observe_fetch(p, step, "read_committed Fetch", req).await;
 }
 
 /// read_committed Fetch over committed, aborted and open transactions of
