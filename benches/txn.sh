@@ -3,7 +3,11 @@
 # one run: idempotent acks=all produce, transactional produce with 100 and
 # 1,000 records per transaction, and consume of the transactional topic with
 # read_uncommitted and read_committed; 1 KiB records, one partition each,
-# every load from benches/txn.py (confluent-kafka / librdkafka).
+# every load from benches/txn.py (confluent-kafka / librdkafka, which speaks
+# transaction version 1) and from pubsub.compat.tools.TxnBench (the
+# reference Java client, kafka-clients 4.1.1, which takes transaction
+# version 2, KIP-890, where the broker finalizes it: pubsub and Kafka 4.1.1
+# both do).
 #
 #   cargo build --release -p pubsub-cli
 #   compat/kafka setup
@@ -14,10 +18,15 @@
 # too, AddPartitionsToTxn's record before the transaction's first write)
 # and Kafka with its default flush policy (nothing fsynced) as
 # benches/vs-kafka.sh runs it. Environment: MESSAGES per run
-# (200000), ROUNDS (3; the median is reported), BROKERS ("pubsub kafka").
-# Prints one line per measurement, then a table with each transactional
-# figure as a ratio of the idempotent one of the same broker, and the
-# read_committed figure as a ratio of read_uncommitted.
+# (200000), ROUNDS (3; the median is reported), BROKERS ("pubsub kafka"),
+# CLIENT (python, java or both: the default; each client gets its own fresh
+# broker). Prints one line per measurement (the Java client's broker column
+# says "pubsub/java", "kafka/java"), then for each client a table with each
+# transactional figure as a ratio of the idempotent one of the same broker
+# and client, and the read_committed figure as a ratio of read_uncommitted,
+# then the transaction version the Java client used against each broker
+# (and how far the coordinator's epoch moved: version 2 bumps it once per
+# transaction).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +34,11 @@ PUBSUB=$(realpath "${1:-target/release/pubsub}")
 N=${MESSAGES:-200000}
 ROUNDS=${ROUNDS:-3}
 BROKERS=${BROKERS:-pubsub kafka}
+case ${CLIENT:-both} in
+  python | java) CLIENTS=$CLIENT ;;
+  both) CLIENTS="python java" ;;
+  *) echo "CLIENT must be python, java or both, not '$CLIENT'" >&2; exit 2 ;;
+esac
 work=$(mktemp -d)
 results=$work/results.tsv
 pubsub_pid=""
@@ -74,33 +88,67 @@ start_broker() {
   esac
 }
 
-run() { # BROKER WORKLOAD ARGS...
-  local broker=$1 workload=$2
-  shift 2
-  local line
-  line=$(python3 benches/txn.py "$addr" "$@")
-  printf '%s\t%s\t%s\n' "$broker" "$workload" "$line" | tee -a "$results"
+# load CLIENT ARGS...: one benches/txn.py (python) or TxnBench (java) run
+# against $addr; its stdout. TxnBench's transaction-version line (stderr)
+# goes to $work/versions, the rest of its stderr to ours.
+load() {
+  local client=$1
+  shift
+  case $client in
+    python) python3 benches/txn.py "$addr" "$@" ;;
+    java)
+      local status=0
+      compat/kafka run "$work/java-logs" pubsub.compat.tools.TxnBench "$addr" "$@" 2>"$work/java-err" || status=$?
+      grep '^transaction version' "$work/java-err" | sed "s/^/$broker: /" >>"$work/versions" || true
+      grep -v '^transaction version' "$work/java-err" >&2 || true
+      return $status
+      ;;
+  esac
 }
 
+run() { # CLIENT BROKER WORKLOAD ARGS...
+  local client=$1 broker=$2 workload=$3
+  shift 3
+  local line label=$broker
+  [ "$client" = python ] || label=$broker/$client
+  line=$(load "$client" "$@")
+  printf '%s\t%s\t%s\n' "$label" "$workload" "$line"
+  printf '%s\t%s\t%s\t%s\n' "$client" "$broker" "$workload" "$line" >>"$results"
+}
+
+if [[ " $CLIENTS " == *" java "* ]]; then
+  compat/kafka compile
+fi
 for round in $(seq "$ROUNDS"); do
   for broker in $BROKERS; do
-    start_broker "$broker"
-    python3 benches/txn.py "$addr" create idem txn100 txn1000
-    run "$broker" "idempotent acks=all" produce-idempotent idem "$N" 1024
-    run "$broker" "txn 100/txn" produce-txn txn100 "$N" 1024 100
-    run "$broker" "txn 1000/txn" produce-txn txn1000 "$N" 1024 1000
-    run "$broker" "consume read_uncommitted" consume txn1000 "$N" read_uncommitted
-    run "$broker" "consume read_committed" consume txn1000 "$N" read_committed
-    stop_broker
+    for client in $CLIENTS; do
+      start_broker "$broker"
+      load "$client" create idem txn100 txn1000
+      run "$client" "$broker" "idempotent acks=all" produce-idempotent idem "$N" 1024
+      run "$client" "$broker" "txn 100/txn" produce-txn txn100 "$N" 1024 100
+      run "$client" "$broker" "txn 1000/txn" produce-txn txn1000 "$N" 1024 1000
+      run "$client" "$broker" "consume read_uncommitted" consume txn1000 "$N" read_uncommitted
+      run "$client" "$broker" "consume read_committed" consume txn1000 "$N" read_committed
+      stop_broker
+    done
   done
   echo "round $round done" >&2
 done
 
-python3 - "$results" <<'PY'
+for client in $CLIENTS; do
+if [ "$CLIENTS" != python ]; then
+  case $client in
+    python) echo; echo "python (confluent-kafka / librdkafka, transaction version 1):"; echo ;;
+    java) echo; echo "java (kafka-clients 4.1.1):"; echo ;;
+  esac
+fi
+python3 - "$results" "$client" <<'PY'
 import statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
-    broker, workload, figures = line.rstrip("\n").split("\t")
+    client, broker, workload, figures = line.rstrip("\n").split("\t")
+    if client != sys.argv[2]:
+        continue
     mbs, rps, secs = figures.split()
     rows.setdefault((broker, workload), []).append(float(rps))
 med = {k: statistics.median(v) for k, v in rows.items()}
@@ -123,3 +171,13 @@ for w in ["idempotent acks=all", "txn 100/txn", "txn 1000/txn",
 if ("kafka", "txn 1000/txn") in med and ("pubsub", "txn 1000/txn") in med:
     print(f"\npubsub / kafka, txn 1000/txn: {med[('pubsub','txn 1000/txn')] / med[('kafka','txn 1000/txn')]:.2f}x")
 PY
+done
+if [ -s "$work/versions" ]; then
+  echo
+  echo "transaction version used by the java client:"
+  # "BROKER: transaction version V (...) (java client against ADDR):
+  # coordinator epoch A -> B over T transactions", one per transactional run.
+  sed 's/ (java client against [^)]*)//' "$work/versions" | awk -F': ' '
+    { split($3, e, " "); bumps[$1 ": " $2] = bumps[$1 ": " $2] sprintf(" %d/%d", e[5] - e[3], e[7]) }
+    END { for (k in bumps) print k ", coordinator epoch bumps / transactions:" bumps[k] }' | sort
+fi
