@@ -111,7 +111,12 @@ run() { # CLIENT BROKER WORKLOAD ARGS...
   shift 3
   local line label=$broker
   [ "$client" = python ] || label=$broker/$client
-  line=$(load "$client" "$@")
+  # A failed run is reported and left out of the medians (the others of
+  # the round still run).
+  if ! line=$(load "$client" "$@"); then
+    printf '%s\t%s\tfailed\n' "$label" "$workload"
+    return 0
+  fi
   printf '%s\t%s\t%s\n' "$label" "$workload" "$line"
   printf '%s\t%s\t%s\t%s\n' "$client" "$broker" "$workload" "$line" >>"$results"
 }
