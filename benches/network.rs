@@ -397,27 +397,37 @@ fn produce_path(a: &Args, base: &Path) {
     let wants = |client: &str| a.clients.iter().any(|c| c == client);
     for round in 1..=a.rounds.max(1) {
         eprintln!("round {round}: in-process Log::append");
-        appends.push(log_append(base, requests, a.batch, FlushPolicy::Never));
+        let (mb, cpu) = log_append(base, requests, a.batch, FlushPolicy::Never);
+        appends.push((mb, cpu, None));
         if wants("broker") {
             eprintln!("round {round}: in-process Broker::produce");
-            brokers.push(broker_produce(base, requests, a.batch));
+            let (mb, cpu) = broker_produce(base, requests, a.batch);
+            brokers.push((mb, cpu, None));
         }
         if wants("rdkafka") {
             eprintln!("round {round}: produce acks=1, rdkafka_performance");
             let server = warm_server(a, base, "bench");
             let mut argv = produce_args(a, &server.addr, 1, 1);
             argv.extend(["-c".into(), messages.to_string()]);
-            let cpu = server.cpu_ticks();
+            let (cpu, client) = (server.cpu_ticks(), children_cpu_ticks());
             let row = perf_row(a, String::new(), &argv);
-            perf.push((row.mb_s, server.cpu_ticks() - cpu));
+            perf.push((
+                row.mb_s,
+                server.cpu_ticks() - cpu,
+                Some(children_cpu_ticks() - client),
+            ));
             server.stop();
         }
         if wants("own") {
             eprintln!("round {round}: produce acks=1, pubsub bench");
             let server = warm_server(a, base, "own");
-            let cpu = server.cpu_ticks();
+            let (cpu, client) = (server.cpu_ticks(), children_cpu_ticks());
             let row = own_load(a, &server.addr, "", "produce", "own", 1, 1, messages, None);
-            own.push((row.mb_s, server.cpu_ticks() - cpu));
+            own.push((
+                row.mb_s,
+                server.cpu_ticks() - cpu,
+                Some(children_cpu_ticks() - client),
+            ));
             server.stop();
         }
         if wants("raw") {
@@ -437,6 +447,7 @@ fn produce_path(a: &Args, base: &Path) {
             raw.push((
                 raw_row(String::new(), &moved).mb_s,
                 server.cpu_ticks() - cpu,
+                None,
             ));
             server.stop();
         }
@@ -464,10 +475,10 @@ fn produce_path(a: &Args, base: &Path) {
     let append_cpu = median(appends.iter().map(|r| us_per_msg(r.1)).collect());
     println!("\nload average (1, 5, 15 min): {load_before} at the start, {load_after} at the end");
     println!(
-        "\n| 1 KiB records, batches of {}, {messages} messages, acks=1 / flush never, 1 partition | MB/s per round | median MB/s (min-max) | ratio to in-process append (per round) | CPU µs/msg per round (in-process: the process; network: the server) | in-process append CPU / this CPU (medians) |",
+        "\n| 1 KiB records, batches of {}, {messages} messages, acks=1 / flush never, 1 partition | MB/s per round | median MB/s (min-max) | ratio to in-process append (per round) | CPU µs/msg per round (in-process: the process; network: the server) | in-process append CPU / this CPU (medians) | client CPU µs/msg per round |",
         a.batch
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     let raw_name = format!(
         "produce, raw producer ({} in flight; measures the broker)",
         a.window
@@ -492,6 +503,13 @@ fn produce_path(a: &Args, base: &Path) {
             .map(|c| format!("{c:.2}"))
             .collect::<Vec<_>>()
             .join(", ");
+        // Clients run as child processes: their CPU, once waited for.
+        let client_list = rows
+            .iter()
+            .filter_map(|r| r.2)
+            .map(|t| format!("{:.2}", us_per_msg(t)))
+            .collect::<Vec<_>>()
+            .join(", ");
         // Each round's ratio is to that round's append, measured a minute
         // or two apart at most.
         let per_round = mb
@@ -502,7 +520,7 @@ fn produce_path(a: &Args, base: &Path) {
             .join(", ");
         let m = median(mb.clone());
         println!(
-            "| {name} | {} | {m:.0} ({}) | {:.2}x ({per_round}) | {cpu_list} | {:.2}x |",
+            "| {name} | {} | {m:.0} ({}) | {:.2}x ({per_round}) | {cpu_list} | {:.2}x | {client_list} |",
             list(&mb),
             spread(&mb),
             m / append,
@@ -530,6 +548,14 @@ fn warm_server(a: &Args, base: &Path, topic: &str) -> Server {
 fn process_cpu_ticks(pid: &str) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     stat_ticks(&stat, &[14, 15])
+}
+
+/// CPU time (cutime + cstime) of this process's children that have been
+/// waited for, in clock ticks: a client run with `Command::output` counts
+/// once it has exited.
+fn children_cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    stat_ticks(&stat, &[16, 17])
 }
 
 /// `/proc/loadavg`'s three averages.

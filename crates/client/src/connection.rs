@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
     SaslAuthenticateRequest, SaslHandshakeRequest,
@@ -279,6 +279,26 @@ impl Sender {
         encode_request(&mut self.buf, id, version, &self.client_id, req)?;
         self.write.write_all(&self.buf).await?;
         // TLS may hold the last record until flushed (a no-op on TCP).
+        self.write.flush().await?;
+        Ok(id)
+    }
+
+    /// Sends a request whose frame is a head, `payload`, then a tail, in one
+    /// vectored write: a large payload (a Produce request's record batch)
+    /// goes from the caller's buffer to the socket without being copied
+    /// into the frame. `encode` appends the head to the connection's reused
+    /// buffer, given the request's correlation id and the client id, and
+    /// returns the tail. Returns the correlation id.
+    pub async fn send_around<F>(&mut self, payload: &[u8], encode: F) -> Result<i32>
+    where
+        F: FnOnce(&mut BytesMut, i32, &StrBytes) -> Result<&'static [u8]>,
+    {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        self.buf.clear();
+        let tail = encode(&mut self.buf, id, &self.client_id)?;
+        let mut frame = Buf::chain(&self.buf[..], payload).chain(tail);
+        self.write.write_all_buf(&mut frame).await?;
         self.write.flush().await?;
         Ok(id)
     }

@@ -1,5 +1,12 @@
 //! Encodes records into a RecordBatch v2: what the embedded producer, the
-//! compactor and the tests use to make batches.
+//! compactor, the network clients and the tests use to make batches.
+//!
+//! Records are encoded after a gap the size of the batch header, in one
+//! buffer; an uncompressed batch's header is then written into the gap and
+//! the CRC-32C computed over the buffer as it is, so building copies each
+//! value once (into the buffer) and reads it once more (the CRC). The
+//! buffer can be handed back with [`BatchBuilder::reusing`] for the next
+//! batch, so a producer that builds one batch after another allocates none.
 
 use crate::batch::{
     compute_crc, TimestampType, ATTRIBUTES, BASE_OFFSET, BASE_SEQUENCE, BASE_TIMESTAMP,
@@ -45,7 +52,8 @@ pub struct BatchBuilder {
     max_timestamp_override: Option<i64>,
     last_offset_delta: Option<i32>,
     last_offset_delta_override: Option<i32>,
-    records: Vec<u8>,
+    /// [`HEADER_LEN`] bytes for the header, then the encoded records.
+    buf: Vec<u8>,
     count: i32,
 }
 
@@ -58,6 +66,15 @@ impl Default for BatchBuilder {
 impl BatchBuilder {
     /// An empty, uncompressed, non-idempotent batch at base offset 0.
     pub fn new() -> Self {
+        Self::reusing(Vec::new())
+    }
+
+    /// As [`BatchBuilder::new`], encoding into `buf` (its contents are
+    /// dropped, its allocation kept): pass the buffer of a batch that is no
+    /// longer needed to build the next without allocating.
+    pub fn reusing(mut buf: Vec<u8>) -> Self {
+        buf.clear();
+        buf.resize(HEADER_LEN, 0);
         BatchBuilder {
             compression: Compression::None,
             timestamp_type: TimestampType::CreateTime,
@@ -73,9 +90,14 @@ impl BatchBuilder {
             max_timestamp_override: None,
             last_offset_delta: None,
             last_offset_delta_override: None,
-            records: Vec::new(),
+            buf,
             count: 0,
         }
+    }
+
+    /// Makes room for `bytes` more bytes of records without reallocating.
+    pub fn reserve(&mut self, bytes: usize) {
+        self.buf.reserve(bytes);
     }
 
     /// Compresses the records with `codec`.
@@ -155,7 +177,7 @@ impl BatchBuilder {
 
     /// Size of the batch if built now without compression.
     pub fn uncompressed_len(&self) -> usize {
-        HEADER_LEN + self.records.len()
+        self.buf.len()
     }
 
     /// Appends a record at the next offset delta.
@@ -205,7 +227,7 @@ impl BatchBuilder {
             + headers_size;
         let body = i32::try_from(body).map_err(|_| RecordsError::Build("record too large"))?;
 
-        let out = &mut self.records;
+        let out = &mut self.buf;
         out.reserve(body as usize + 5);
         write_varint(out, body);
         out.push(0); // attributes
@@ -251,11 +273,18 @@ impl BatchBuilder {
         if last_delta < 0 {
             return Err(RecordsError::Build("negative lastOffsetDelta"));
         }
-        let payload = match self.compression {
-            Compression::None => self.records,
-            codec => compress(codec, &self.records)?,
+        let mut out = match self.compression {
+            // The records are already in place after the header's gap.
+            Compression::None => self.buf,
+            codec => {
+                let compressed = compress(codec, &self.buf[HEADER_LEN..])?;
+                let mut out = Vec::with_capacity(HEADER_LEN + compressed.len());
+                out.resize(HEADER_LEN, 0);
+                out.extend_from_slice(&compressed);
+                out
+            }
         };
-        let total = HEADER_LEN + payload.len();
+        let total = out.len();
         let batch_length = i32::try_from(total - LOG_OVERHEAD)
             .map_err(|_| RecordsError::Build("batch larger than i32::MAX"))?;
         let base_ts = self.base_timestamp.unwrap_or(-1);
@@ -274,7 +303,6 @@ impl BatchBuilder {
             attributes |= crate::batch::CONTROL_BIT;
         }
 
-        let mut out = vec![0u8; HEADER_LEN];
         out[BASE_OFFSET..BASE_OFFSET + 8].copy_from_slice(&self.base_offset.to_be_bytes());
         out[BATCH_LENGTH..BATCH_LENGTH + 4].copy_from_slice(&batch_length.to_be_bytes());
         out[PARTITION_LEADER_EPOCH..PARTITION_LEADER_EPOCH + 4]
@@ -288,7 +316,6 @@ impl BatchBuilder {
         out[PRODUCER_EPOCH..PRODUCER_EPOCH + 2].copy_from_slice(&self.producer_epoch.to_be_bytes());
         out[BASE_SEQUENCE..BASE_SEQUENCE + 4].copy_from_slice(&self.base_sequence.to_be_bytes());
         out[RECORD_COUNT..RECORD_COUNT + 4].copy_from_slice(&self.count.to_be_bytes());
-        out.extend_from_slice(&payload);
         let crc = compute_crc(&out);
         out[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
         Ok(out)

@@ -9,6 +9,14 @@
 //! broker shows up in the percentiles instead of merely slowing the sender
 //! (no coordinated omission). Without `--rate` producers send as fast as
 //! the in-flight window lets them and latency runs from the send.
+//!
+//! A producer owns `--in-flight` batch buffers and no more: a batch is
+//! built in a free one (each value copied in once, the CRC computed in
+//! place), written to the socket around the request's head and tail
+//! without another copy ([`produce::send_batch`]), and its buffer comes
+//! back for the next batch once the answer is read (or the request was
+//! sent, with acks=0). The buffers are the in-flight window, and after the
+//! first few batches nothing is allocated per batch.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +25,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::ProduceRequest;
 use pubsub_client::{admin, produce, ClientError, Cluster, TopicInfo};
 use pubsub_records::{BatchBuilder, NewRecord};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 
 use super::report::Report;
 use crate::error::CliError;
@@ -61,8 +69,22 @@ struct InFlight {
     due: Instant,
     count: u64,
     partition: i32,
-    records: bytes::Bytes,
-    _permit: tokio::sync::OwnedSemaphorePermit,
+    batch: Lent,
+}
+
+/// One of a producer's batch buffers, out of its pool: it goes back when
+/// dropped (answered, sent with acks=0, or abandoned on an error), so a
+/// producer waiting for a free buffer always gets one back.
+struct Lent {
+    buf: Vec<u8>,
+    home: mpsc::UnboundedSender<Vec<u8>>,
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        // Fails only once the producer is gone, which no longer needs it.
+        let _ = self.home.send(std::mem::take(&mut self.buf));
+    }
 }
 
 /// Runs the load and measures it.
@@ -144,7 +166,8 @@ async fn read_answers(
                 Some(cluster) => cluster,
                 None => resender.insert(run.bootstrap.cluster().await?),
             };
-            produce::to_leader(cluster, &topic, f.partition, run.acks, f.records)
+            let records = bytes::Bytes::copy_from_slice(&f.batch.buf);
+            produce::to_leader(cluster, &topic, f.partition, run.acks, records)
                 .await
                 .err()
                 .map(|e| e.to_string())
@@ -210,7 +233,15 @@ async fn producer(
         .versions()
         .pick::<ProduceRequest>(pubsub_client::produce::VERSIONS)?;
     let (mut sender, receiver) = conn.into_split();
-    let window = Arc::new(Semaphore::new(run.in_flight));
+    // The window: `in_flight` buffers, each back in `free` once its batch
+    // is answered.
+    let (home, mut free) = mpsc::unbounded_channel::<Vec<u8>>();
+    for _ in 0..run.in_flight {
+        let _ = home.send(Vec::new());
+    }
+    // What a record takes besides its value: length, attributes, deltas,
+    // key and value lengths, header count (varints; 24 bytes is ample).
+    let per_record = run.size + 24;
     let (tx, rx) = mpsc::unbounded_channel::<InFlight>();
     let size = run.size as u64;
     let reader = tokio::spawn(read_answers(
@@ -239,6 +270,7 @@ async fn producer(
         )
     });
     let deadline = run.duration.map(|d| start + d);
+    let mut stamped = Vec::with_capacity(run.size);
     let mut sent = 0u64;
     let mut unanswered = 0u64;
     for k in 0u64.. {
@@ -256,29 +288,33 @@ async fn producer(
             },
             None => None,
         };
-        let permit = window
-            .clone()
-            .acquire_owned()
+        let buf = free
+            .recv()
             .await
-            .map_err(|e| ClientError::Other(e.to_string()))?;
+            .ok_or_else(|| ClientError::Other("the batch buffers were lost".into()))?;
         let due = due.unwrap_or_else(Instant::now);
         let partition = ((index as u64 + k) % partitions.max(1) as u64) as i32;
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
-        let mut b = BatchBuilder::new();
+        let mut b = BatchBuilder::reusing(buf);
+        b.reserve(count as usize * per_record);
         // End to end: one value per batch, stamped with when it was due.
-        let stamped = run.stamp_epoch.map(|epoch| {
+        if let Some(epoch) = run.stamp_epoch {
             let nanos =
                 u64::try_from(due.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX);
-            let mut v = noise[..run.size].to_vec();
-            v[..8].copy_from_slice(&nanos.to_le_bytes());
-            v
-        });
+            stamped.clear();
+            stamped.extend_from_slice(&noise[..run.size]);
+            stamped[..8].copy_from_slice(&nanos.to_le_bytes());
+        }
         for i in 0..count {
             let at = ((k * 31 + i * 7) % 4096) as usize;
-            let value = stamped.as_deref().unwrap_or(&noise[at..at + run.size]);
+            let value = if run.stamp_epoch.is_some() {
+                &stamped[..]
+            } else {
+                &noise[at..at + run.size]
+            };
             b.push(&NewRecord {
                 timestamp: now_ms,
                 key: None,
@@ -287,15 +323,21 @@ async fn producer(
             })
             .map_err(|e| ClientError::Other(format!("building a batch: {e}")))?;
         }
-        let records = b
-            .build()
-            .map_err(|e| ClientError::Other(format!("building a batch: {e}")))?;
-        let records: bytes::Bytes = records.into();
-        let req = produce::request(&run.topic, partition, run.acks, records.clone());
-        let id = sender.send(version, &req).await?;
+        let batch = Lent {
+            buf: b
+                .build()
+                .map_err(|e| ClientError::Other(format!("building a batch: {e}")))?,
+            home: home.clone(),
+        };
+        let to = produce::Target {
+            topic: &run.topic,
+            partition,
+            acks: run.acks,
+        };
+        let id = produce::send_batch(&mut sender, version, to, &batch.buf).await?;
         sent += count;
         if run.acks == 0 {
-            // No answer will come: counted as sent.
+            // No answer will come: counted as sent (the buffer is free).
             unanswered += count;
             bar.inc(count);
             continue;
@@ -305,8 +347,7 @@ async fn producer(
             due,
             count,
             partition,
-            records,
-            _permit: permit,
+            batch,
         };
         if tx.send(in_flight).is_err() {
             // The reader stopped on an error; it is reported below.

@@ -459,3 +459,102 @@ async fn bench_produce_and_consume_against_apache_kafka_store_every_message() {
         );
     }
 }
+
+/// What `pubsub bench produce` sends: batches built in reused buffers and
+/// written around their request's head and tail
+/// (`pubsub_client::produce::send_batch`), pipelined, at the oldest and
+/// the newest Produce version this client speaks. The daemon checks each
+/// batch's CRC; the records fetched back are the records built, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_sent_around_their_frames_read_back_as_built() {
+    use kafka_protocol::messages::ProduceRequest;
+    use pubsub_client::{admin, fetch, produce, Connection};
+    use pubsub_records::{BatchBuilder, NewRecord};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = Daemon::start(&dir.path().join("data"));
+    let addr = daemon.addr.to_string();
+    let mut cluster = pubsub_client::Cluster::connect(&addr, "test")
+        .await
+        .expect("cluster");
+    admin::ensure_topic(&mut cluster, "around", 2)
+        .await
+        .expect("topic");
+    // Record n: key, value (9 bytes to a few hundred), timestamp.
+    let record = |n: usize| {
+        (
+            format!("k{n}").into_bytes(),
+            format!("value {n} ").repeat(n % 50 + 1).into_bytes(),
+            1_700_000_000_000 + n as i64,
+        )
+    };
+    // Batch k of a round: k * 13 + 1 records, to partition k % 2.
+    let numbers = |round: usize, k: usize| (0..k * 13 + 1).map(move |i| round * 1000 + k * 100 + i);
+
+    let versions = [*produce::VERSIONS.start(), *produce::VERSIONS.end()];
+    let mut expected = [Vec::new(), Vec::new()];
+    for (round, version) in versions.into_iter().enumerate() {
+        let conn = Connection::connect(&addr, "test").await.expect("connect");
+        let (mut sender, mut receiver) = conn.into_split();
+        let mut buf = Vec::new();
+        let mut ids = Vec::new();
+        // Eight requests in flight, each batch built in the buffer of the
+        // one before (already written, so free).
+        for k in 0..8 {
+            let mut b = BatchBuilder::reusing(buf);
+            for n in numbers(round, k) {
+                let (key, value, timestamp) = record(n);
+                b.push(&NewRecord {
+                    timestamp,
+                    key: Some(&key),
+                    value: Some(&value),
+                    headers: &[],
+                })
+                .expect("push");
+                expected[k % 2].push(record(n));
+            }
+            let batch = b.build().expect("build");
+            let to = produce::Target {
+                topic: "around",
+                partition: (k % 2) as i32,
+                acks: -1,
+            };
+            let id = produce::send_batch(&mut sender, version, to, &batch)
+                .await
+                .expect("send");
+            ids.push(id);
+            buf = batch;
+        }
+        for id in ids {
+            let answer = receiver
+                .receive::<ProduceRequest>(id, version)
+                .await
+                .expect("answer");
+            produce::base_offset(&answer, "around").expect("stored");
+        }
+    }
+
+    let mut conn = Connection::connect(&addr, "test").await.expect("connect");
+    for (partition, want) in expected.iter().enumerate() {
+        let mut got = Vec::new();
+        while got.len() < want.len() {
+            let positions = [(partition as i32, got.len() as i64)].into_iter().collect();
+            let fetched = fetch::fetch(&mut conn, "around", &positions, 500, 1 << 20)
+                .await
+                .expect("fetch");
+            assert_eq!(fetched[0].error_code, 0);
+            assert!(
+                !fetched[0].messages.is_empty(),
+                "partition {partition} ends early"
+            );
+            got.extend(
+                fetched
+                    .into_iter()
+                    .flat_map(|f| f.messages)
+                    .map(|r| (r.key.expect("key"), r.value.expect("value"), r.timestamp)),
+            );
+        }
+        assert!(got == *want, "partition {partition}: records differ");
+    }
+    daemon.stop();
+}
