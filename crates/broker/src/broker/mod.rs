@@ -22,6 +22,7 @@ mod scheduler;
 mod seam;
 mod traffic;
 mod transactions;
+mod txn_background;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -66,6 +67,8 @@ pub(crate) struct Inner {
     coordinator: GroupCoordinator,
     /// The transaction coordinator (`__transaction_state`).
     transactions: crate::txn::TransactionCoordinator,
+    /// Its fsync threads and completer, on this broker's files.
+    txn_background: txn_background::TxnBackground,
     producer_ids: Mutex<producer_ids::ProducerIds>,
     /// This open's broker generation (see [`crate::metadata::BrokerMeta`]).
     generation: u64,
@@ -175,6 +178,8 @@ impl Inner {
         }
         self.stop_clock();
         self.stop_recovery();
+        // The completer logs the completions still queued first.
+        self.txn_background.stop();
         let _admin = self.admin.lock();
         let mut first_error = None;
         let all = self.all_partitions();

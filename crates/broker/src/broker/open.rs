@@ -74,10 +74,11 @@ impl Broker {
         metadata::write(&meta_path, KIND_BROKER, &meta)?;
         let users = crate::security::Users::open(&dir)?;
         let acls = crate::security::acl::AclStore::open(&dir)?;
-        let inner = Arc::new(Inner {
+        let inner = Arc::new_cyclic(|me| Inner {
             dir: dir.clone(),
             coordinator: GroupCoordinator::new(config.group.clone()),
             transactions: crate::txn::TransactionCoordinator::new(config.txn.clone()),
+            txn_background: super::txn_background::TxnBackground::new(me.clone()),
             config,
             cluster_id: meta.cluster_id.clone(),
             topics: RwLock::new(BTreeMap::new()),

@@ -2,8 +2,12 @@
 //! the transactional id's `__transaction_state` partition (the topic is
 //! created at first use), its markers to the partitions' logs, fsynced
 //! before either is reported done (an AddPartitionsToTxn record's fsync
-//! is owed instead, see `TxnStore::persist_txn_owed`); producer ids come
-//! from the same counter as idempotent producers'.
+//! is owed instead, see `TxnStore::persist_txn_owed`, and so are the
+//! markers EndTxn answers before, see `TxnStore::append_markers`: their
+//! fsyncs start on the broker's transaction fsync threads, and its
+//! completer logs the completion once they are durable, see
+//! [`super::txn_background`]); producer ids come from the same counter as
+//! idempotent producers'.
 
 use std::sync::Arc;
 
@@ -15,30 +19,6 @@ use crate::group::records::partition_for_group;
 use crate::names::CONSUMER_OFFSETS;
 use crate::partition::{Acks, Partition, PendingSync};
 use crate::txn::{records, Durable, OwedSync, TxnStore, TRANSACTION_STATE};
-
-/// Threads (beside the caller's) fsyncing one transaction's markers.
-const MARKER_SYNC_THREADS: usize = 8;
-
-/// Waits for every sync, the first on this thread, the others on up to
-/// [`MARKER_SYNC_THREADS`] scoped threads, each waiting a run of them; one
-/// result per sync, in order.
-fn wait_all(syncs: &[&PendingSync]) -> Vec<Result<()>> {
-    let Some((first, rest)) = syncs.split_first() else {
-        return Vec::new();
-    };
-    let run = rest.len().div_ceil(MARKER_SYNC_THREADS).max(1);
-    std::thread::scope(|scope| {
-        let others: Vec<_> = rest
-            .chunks(run)
-            .map(|run| scope.spawn(move || run.iter().map(|s| s.wait()).collect::<Vec<_>>()))
-            .collect();
-        let mut out = vec![first.wait()];
-        for h in others {
-            out.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
-        }
-        out
-    })
-}
 
 /// A COMMIT (`commit`) or ABORT marker of the coordinator.
 fn marker(commit: bool) -> ControlRecord {
@@ -156,11 +136,11 @@ impl TxnStore for Inner {
             .map(|_| ())
     }
 
-    /// Written, its fsync started on a short-lived thread so that it runs
-    /// while the producer is answered and sends its records; the handle
-    /// waits for that same fsync (group commit). The handle's offset is
-    /// the log end read after the append: this record's or a later one's,
-    /// so waiting for it waits for at least this record.
+    /// Written, its fsync started on a transaction fsync thread so that it
+    /// runs while the producer is answered and sends its records; the
+    /// handle waits for that same fsync (group commit). The handle's offset
+    /// is the log end read after the append: this record's or a later
+    /// one's, so waiting for it waits for at least this record.
     fn persist_txn_owed(
         &self,
         transactional_id: &str,
@@ -169,17 +149,7 @@ impl TxnStore for Inner {
         let partition = self.append_txn_record(transactional_id, Some(value), Acks::Leader)?;
         let offset = partition.log().log_end_offset().saturating_sub(1);
         let sync = PendingSync { partition, offset };
-        let background = sync.clone();
-        let spawned = std::thread::Builder::new()
-            .name("txn-state-sync".into())
-            .spawn(move || {
-                // A failure poisons the log; the waiting write reports it.
-                let _ = background.wait();
-            });
-        if let Err(e) = spawned {
-            // No thread: the first write of the transaction fsyncs instead.
-            tracing::debug!(error = %e, "starting the __transaction_state fsync in the background failed");
-        }
+        self.txn_background.start_sync(sync.clone());
         Ok(Box::new(sync))
     }
 
@@ -203,7 +173,8 @@ impl TxnStore for Inner {
 
     /// Every marker appended first, then their fsyncs run in parallel
     /// (one per partition file, each shared with that partition's other
-    /// waiters): a transaction over n partitions waits about one fsync,
+    /// waiters; all but the first started on the transaction fsync
+    /// threads): a transaction over n partitions waits about one fsync,
     /// not n in a row.
     fn write_markers(
         &self,
@@ -214,23 +185,23 @@ impl TxnStore for Inner {
     ) -> Vec<Result<()>> {
         let appended =
             self.append_markers_unsynced(partitions, producer_id, producer_epoch, commit);
-        let syncs: Vec<&PendingSync> = appended.iter().filter_map(|a| a.as_ref().ok()).collect();
-        let synced = wait_all(&syncs);
-        let mut synced = synced.into_iter();
+        for sync in appended.iter().filter_map(|a| a.as_ref().ok()).skip(1) {
+            self.txn_background.start_sync(sync.clone());
+        }
         partitions
             .iter()
             .zip(appended)
             .map(|((topic, p), a)| {
-                a.and_then(|_| synced.next().unwrap_or(Ok(())))?;
+                a.and_then(|sync| sync.wait())?;
                 self.marker_landed(topic, *p, producer_id, commit);
                 Ok(())
             })
             .collect()
     }
 
-    /// Every marker appended, then one short-lived thread starts their
-    /// fsyncs (in parallel, as [`TxnStore::write_markers`]) while the
-    /// coordinator answers; each handle waits for its marker's fsync.
+    /// Every marker appended, their fsyncs started on the transaction
+    /// fsync threads (in parallel, as [`TxnStore::write_markers`]) while
+    /// the coordinator answers; each handle waits for its marker's fsync.
     /// A marker of `__consumer_offsets` is written durable first (the
     /// group coordinator applies or drops the transaction's offsets once it
     /// is, `marker_landed`); the coordinator completes such transactions
@@ -252,26 +223,19 @@ impl TxnStore for Inner {
         }
         let appended =
             self.append_markers_unsynced(partitions, producer_id, producer_epoch, commit);
-        let background: Vec<PendingSync> = appended
-            .iter()
-            .filter_map(|a| a.as_ref().ok().cloned())
-            .collect();
-        if !background.is_empty() {
-            let spawned = std::thread::Builder::new()
-                .name("txn-marker-sync".into())
-                .spawn(move || {
-                    // A failure poisons the log; the coordinator's wait reports it.
-                    let _ = wait_all(&background.iter().collect::<Vec<_>>());
-                });
-            if let Err(e) = spawned {
-                // No thread: the coordinator's wait fsyncs instead.
-                tracing::debug!(error = %e, "starting the markers' fsyncs in the background failed");
-            }
+        for sync in appended.iter().filter_map(|a| a.as_ref().ok()) {
+            self.txn_background.start_sync(sync.clone());
         }
         appended
             .into_iter()
             .map(|a| a.map(|sync| Box::new(sync) as Box<dyn OwedSync>))
             .collect()
+    }
+
+    /// The broker's completer logs the completion as soon as the markers
+    /// are durable.
+    fn complete_in_background(&self, transactional_id: &str) {
+        self.txn_background.complete(transactional_id);
     }
 
     fn new_producer_id(&self) -> Result<i64> {

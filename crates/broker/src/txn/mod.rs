@@ -12,9 +12,12 @@
 //! transaction, then CompleteCommit (CompleteAbort) is logged. EndTxn is
 //! answered once the decision is durable and the markers appended (as
 //! Kafka answers before its markers): their fsyncs run in the background,
-//! and the id's next request, or the tick, waits for them before logging
-//! the completion, so the next transaction's records always follow durable
-//! markers. A decision whose markers did not all land (a full disk, a crash) is completed by
+//! and the store's background worker logs the completion as soon as they
+//! are durable ([`TxnStore::complete_in_background`]); the id's next
+//! request, or the tick, if it comes first, waits for them and logs it
+//! before doing anything else, so the next transaction's records always
+//! follow durable markers and the completion. A decision whose markers did
+//! not all land (a full disk, a crash) is completed by
 //! [`TransactionCoordinator::tick`], after a restart too: markers are
 //! idempotent, so writing one twice is harmless. Time is passed in (`now`,
 //! wall-clock ms, the clock the records carry); the broker's clock thread
@@ -124,6 +127,16 @@ pub trait TxnStore {
     fn persist_txn_completion(&self, transactional_id: &str, value: Vec<u8>) -> Result<()> {
         self.persist_txn(transactional_id, Some(value))
     }
+    /// The coordinator left `transactional_id`'s markers landing
+    /// ([`TxnStore::append_markers`]; its decision is not complete yet): a
+    /// store with a background worker completes it as soon as they are
+    /// durable, by calling [`TransactionCoordinator::complete_landed`], so
+    /// `__transaction_state` holds the completion without waiting for the
+    /// id's next request or the tick. The default store has no worker:
+    /// those complete it.
+    fn complete_in_background(&self, transactional_id: &str) {
+        let _ = transactional_id;
+    }
     /// A producer id never handed out before.
     fn new_producer_id(&self) -> Result<i64>;
     /// Appends `value` for `transactional_id` like [`TxnStore::persist_txn`]
@@ -225,7 +238,8 @@ pub struct TransactionCoordinator {
     /// and covered by the id's next fsynced record.
     owed: Mutex<HashMap<String, Box<dyn OwedSync>>>,
     /// Decided transactions whose markers are appended but may not be
-    /// durable yet, by transactional id: completed by the id's next
+    /// durable yet, by transactional id: completed by the store's
+    /// background worker ([`Self::complete_landed`]), the id's next
     /// request or the tick, whichever comes first.
     landing: Mutex<HashMap<String, Landing>>,
     config: TxnConfig,
@@ -491,8 +505,9 @@ impl TransactionCoordinator {
 
     /// What `m`, a decision whose markers are landing, is once they are
     /// durable: waits for their fsyncs and returns the completed
-    /// transaction, without adopting it (the id's next request or the tick
-    /// logs the completion; a crash before that completes it again).
+    /// transaction, without adopting it (the store's background worker,
+    /// the id's next request or the tick logs the completion; a crash
+    /// before that completes it again).
     /// `None` when `m` has no markers landing or one of them failed. For
     /// the readers without a store: DescribeTransactions, and a late
     /// write, which is refused as after the completion (INVALID_TXN_STATE).
@@ -540,6 +555,18 @@ impl TransactionCoordinator {
         if let Err(e) = self.complete(store, id, slot, now) {
             debug!(transactional_id = id, error = %e, "completing a transaction whose markers were landing failed; retried at the next tick");
         }
+    }
+
+    /// Completes `id`'s decision whose markers EndTxn left landing: waits
+    /// until they are durable, then logs the completion (a marker that
+    /// failed is written again by the tick, after the backoff, as when a
+    /// request completes it). What a store's background worker calls
+    /// ([`TxnStore::complete_in_background`]); nothing to do when a request
+    /// of the id, or the tick, completed it first.
+    pub fn complete_landed(&self, store: &dyn TxnStore, id: &str, now: i64) {
+        let Some(slot) = self.slot(id) else { return };
+        let mut slot = slot.lock();
+        self.settle_landing(store, id, &mut slot, now);
     }
 
     /// Whether the tick should wait before retrying `id`'s markers.
@@ -816,9 +843,10 @@ impl TransactionCoordinator {
     /// EndTxn of transaction version 1 (EndTxn v0-4): commits or aborts
     /// the ongoing transaction at the producer's epoch. Returns once the
     /// decision is durable and its markers appended; their fsyncs and the
-    /// completion follow at the id's next request or tick (at once for a
-    /// transaction with consumer offsets), or at a later tick if writing
-    /// them failed (the decision stands).
+    /// completion follow in the store's background, or at the id's next
+    /// request or tick if one comes first (at once for a transaction with
+    /// consumer offsets), or at a later tick if writing them failed (the
+    /// decision stands).
     pub fn end_txn(
         &self,
         store: &dyn TxnStore,
@@ -882,8 +910,9 @@ impl TransactionCoordinator {
             (prepared.producer_id, prepared.producer_epoch)
         };
         // Answered once the decision is durable, as Kafka does: its markers
-        // land in the background, and the id's next request waits for them
-        // (`settle_landing`). A transaction with consumer offsets completes
+        // land in the background, where the store completes the decision
+        // once they are durable; the id's next request, if it comes first,
+        // waits for them and completes it (`settle_landing`). A transaction with consumer offsets completes
         // first: the group applies them when its marker is durable, and a
         // consumer that commits, then fetches, expects to see them.
         let offsets = prepared
@@ -895,7 +924,9 @@ impl TransactionCoordinator {
             Some(m) if !offsets => !self.land(store, id, m),
             _ => false,
         };
-        if !landing {
+        if landing {
+            store.complete_in_background(id);
+        } else {
             if let Err(e) = self.complete(store, id, &mut slot, now) {
                 debug!(transactional_id = id, error = %e, "writing transaction markers failed; retried at the next tick");
             }

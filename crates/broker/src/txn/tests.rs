@@ -41,6 +41,9 @@ struct MemStore {
     /// For each completion record logged: whether every marker written
     /// was durable then.
     completions: RefCell<Vec<bool>>,
+    /// The ids whose completion the coordinator left to the store's
+    /// background (`complete_in_background`), in order.
+    background: RefCell<Vec<String>>,
 }
 
 /// The fsync of the first `upto` records of a [`MemStore`]'s log.
@@ -152,6 +155,9 @@ impl TxnStore for MemStore {
                 }) as Box<dyn OwedSync>)
             })
             .collect()
+    }
+    fn complete_in_background(&self, id: &str) {
+        self.background.borrow_mut().push(id.to_string());
     }
     fn new_producer_id(&self) -> Result<i64> {
         let id = self.next_id.get();
@@ -955,6 +961,69 @@ fn end_txn_answers_once_decided_and_the_next_request_waits_for_the_markers() {
         "the failed marker is written again"
     );
     assert_eq!(c.tick(&s, 110), 0);
+}
+
+/// What a store's background worker does once EndTxn has answered: the
+/// completion logged as soon as the markers are durable, with no request
+/// of the id and no tick; a failed marker fsync leaves the decision to the
+/// tick's retry, as when a request completes it.
+#[test]
+fn the_stores_background_completes_a_landing_decision_once_its_markers_are_durable() {
+    let (c, s) = (coordinator(), MemStore::default());
+    s.landing.set(true);
+    let (pid, e) = c
+        .init_producer_id(&s, "tx", 60_000, None, 1)
+        .expect("a valid test value");
+    c.add_partitions_owed(&s, "tx", pid, e, &parts(&[("a", 0), ("b", 1)]), 2)
+        .expect("a valid test value");
+    c.end_txn(&s, "tx", pid, e, true, 3)
+        .expect("a valid test value");
+    assert_eq!(*s.background.borrow(), ["tx"], "left to the background");
+    assert_eq!(logged_states(&s).last(), Some(&TxnState::PrepareCommit));
+    c.complete_landed(&s, "tx", 4);
+    assert_eq!(s.markers_durable.load(Ordering::SeqCst), 2);
+    assert_eq!(*s.completions.borrow(), [true]);
+    assert_eq!(logged_states(&s).last(), Some(&TxnState::CompleteCommit));
+    // Reloaded, the log alone has the transaction complete.
+    assert_eq!(
+        reloaded(&s).describe("tx").map(|m| m.state),
+        Some(TxnState::CompleteCommit)
+    );
+    // Done already: a second call (a request came first) logs nothing.
+    let logged = s.log.borrow().len();
+    c.complete_landed(&s, "tx", 5);
+    assert_eq!(s.log.borrow().len(), logged);
+    // The next transaction's records follow the completion.
+    c.add_partitions_owed(&s, "tx", pid, e, &parts(&[("a", 0)]), 6)
+        .expect("a valid test value");
+    assert_eq!(
+        logged_states(&s)[2..],
+        [
+            TxnState::PrepareCommit,
+            TxnState::CompleteCommit,
+            TxnState::Ongoing
+        ]
+    );
+    assert_eq!(s.markers.borrow().len(), 2, "no marker written twice");
+
+    // A failed marker fsync: the decision stays, and the tick writes the
+    // marker again after the backoff, then completes it.
+    s.fail_landing.set(true);
+    c.end_txn(&s, "tx", pid, e, false, 7)
+        .expect("a valid test value");
+    c.complete_landed(&s, "tx", 8);
+    assert_eq!(logged_states(&s).last(), Some(&TxnState::PrepareAbort));
+    assert_eq!(c.tick(&s, 9), 0, "backing off");
+    assert_eq!(c.tick(&s, 108), 1);
+    assert_eq!(logged_states(&s).last(), Some(&TxnState::CompleteAbort));
+    assert_eq!(
+        s.markers.borrow().len(),
+        4,
+        "the failed marker written again"
+    );
+    // Unknown ids are nothing to do.
+    c.complete_landed(&s, "nobody", 109);
+    assert!(c.describe("nobody").is_none());
 }
 
 #[test]

@@ -205,3 +205,104 @@ fn an_ongoing_transaction_is_aborted_at_its_timeout_after_a_restart() {
         [(pid, epoch + 1, ControlType::Abort)]
     );
 }
+
+/// The states of `id`'s records in `__transaction_state`, in log order
+/// (its 3 partitions scanned; one holds them all).
+fn logged_states(broker: &Broker, id: &str) -> Vec<TxnState> {
+    let mut states = Vec::new();
+    let mut buf = Vec::new();
+    for partition in 0..3 {
+        let mut next = 0;
+        loop {
+            let (_, hw) = broker
+                .fetch(TRANSACTION_STATE, partition, next, 1 << 20, &mut buf)
+                .expect("fetch");
+            if next >= hw || buf.is_empty() {
+                break;
+            }
+            for batch in Batches::new(&buf) {
+                let batch = batch.expect("batch");
+                next = batch.next_offset() as u64;
+                for r in batch.records(1 << 20).expect("records").iter() {
+                    let r = r.expect("record");
+                    let key = records::decode_key(r.key.expect("a key")).expect("a key");
+                    if key == id {
+                        let value = r.value.expect("not a tombstone");
+                        states.push(records::decode_value(value).expect("a value").state);
+                    }
+                }
+            }
+        }
+    }
+    states
+}
+
+/// EndTxn answers before its markers are durable; the broker's completer
+/// logs the completion once they are, with no further request of the id
+/// and no clock (a tick would complete it too): the log itself is
+/// current, and a restart finds the transaction complete, writing no
+/// marker again. A close right after EndTxn logs the completion too.
+#[test]
+fn the_completion_is_logged_once_the_markers_are_durable_without_a_request_or_tick() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config();
+    cfg.background = false;
+    let broker = Broker::open(dir.path(), cfg.clone()).expect("open");
+    broker
+        .create_topic("orders", Some(2), no_configs())
+        .expect("create");
+    let (txns, store) = (broker.transactions(), broker.txn_store());
+    let (pid, epoch) = txns
+        .init_producer_id(store, "tx-d", 60_000, None, wall_clock_ms())
+        .expect("init");
+    let both = [("orders".to_string(), 0), ("orders".to_string(), 1)];
+    txns.add_partitions(store, "tx-d", pid, epoch, &both, wall_clock_ms())
+        .expect("add");
+    txns.end_txn(store, "tx-d", pid, epoch, true, wall_clock_ms())
+        .expect("commit");
+    // Bounded: a broker that never logs it fails below instead of hanging.
+    for _ in 0..6_000 {
+        if logged_states(&broker, "tx-d").last() == Some(&TxnState::CompleteCommit) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(
+        logged_states(&broker, "tx-d"),
+        [
+            TxnState::Empty,
+            TxnState::Ongoing,
+            TxnState::PrepareCommit,
+            TxnState::CompleteCommit
+        ]
+    );
+    // The next transaction, committed, then the broker closed at once.
+    txns.add_partitions(store, "tx-d", pid, epoch, &both[..1], wall_clock_ms())
+        .expect("add");
+    txns.end_txn(store, "tx-d", pid, epoch, true, wall_clock_ms())
+        .expect("commit");
+    broker.close().expect("close");
+    drop(broker);
+
+    let broker = Broker::open(dir.path(), cfg).expect("reopen");
+    assert_eq!(
+        logged_states(&broker, "tx-d")[4..],
+        [
+            TxnState::Ongoing,
+            TxnState::PrepareCommit,
+            TxnState::CompleteCommit
+        ]
+    );
+    assert_eq!(
+        markers(&broker, "orders", 0),
+        [
+            (pid, epoch, ControlType::Commit),
+            (pid, epoch, ControlType::Commit)
+        ],
+        "completed before the close: the load writes no marker again"
+    );
+    assert_eq!(
+        markers(&broker, "orders", 1),
+        [(pid, epoch, ControlType::Commit)]
+    );
+}
