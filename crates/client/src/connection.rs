@@ -321,6 +321,8 @@ impl Receiver {
     }
 
     /// Reads one answer frame, undecoded: the bytes after its size prefix.
+    /// The frame is read into uninitialised capacity: a fetch answer of
+    /// many MiB is not zeroed first only to be overwritten.
     pub async fn read_frame(&mut self) -> Result<BytesMut> {
         let mut size = [0u8; 4];
         self.read.read_exact(&mut size).await?;
@@ -328,8 +330,13 @@ impl Receiver {
             .ok()
             .filter(|&n| n <= MAX_RESPONSE)
             .ok_or_else(|| ClientError::Protocol("the broker sent an invalid frame size".into()))?;
-        let mut frame = BytesMut::zeroed(size);
-        self.read.read_exact(&mut frame).await?;
+        let mut frame = BytesMut::with_capacity(size);
+        while frame.len() < size {
+            let left = (size - frame.len()) as u64;
+            if (&mut self.read).take(left).read_buf(&mut frame).await? == 0 {
+                return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+            }
+        }
         Ok(frame)
     }
 }

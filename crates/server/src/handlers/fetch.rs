@@ -298,26 +298,33 @@ async fn read_when_ready(
     let mut shutdown = ctx.shutdown.clone();
     let mut total = 0usize;
     let mut answer_now = false;
-    let mut reads = Vec::with_capacity(to_read.len());
-    let first_pass = || {
-        for ((r, log), allowed) in to_read.iter().zip(&logs).zip(&allowed) {
-            let mut read = read_partition(
-                r,
-                log.as_deref(),
-                max_bytes.saturating_sub(total),
-                total == 0,
-                read_committed,
-                version,
-            );
-            if let (false, Some(part)) = (allowed, read.part.as_mut()) {
-                part.error_code = FETCH.error;
-            }
-            total += read.bytes;
-            answer_now |= read.answer_now;
-            reads.push(read);
+    let mut reads: Vec<Read> = Vec::with_capacity(to_read.len());
+    let mut first_pass = |i: usize, place: Place| {
+        let (Some(r), Some(log), Some(&allowed)) = (to_read.get(i), logs.get(i), allowed.get(i))
+        else {
+            return true;
+        };
+        let room = max_bytes.saturating_sub(total);
+        let Some(mut read) = read_partition(
+            r,
+            log.as_deref(),
+            room,
+            total == 0,
+            read_committed,
+            version,
+            place,
+        ) else {
+            return false;
+        };
+        if let (false, Some(part)) = (allowed, read.part.as_mut()) {
+            part.error_code = FETCH.error;
         }
+        total += read.bytes;
+        answer_now |= read.answer_now;
+        reads.push(read);
+        true
     };
-    off_worker_if_many(to_read.iter().zip(&logs), first_pass);
+    on_worker_until_disk(ctx, 0..to_read.len(), &mut first_pass);
     let ready = |total: usize, answer_now: bool, shutdown: &watch::Receiver<bool>| {
         total >= min_bytes.max(1) || answer_now || Instant::now() >= deadline || *shutdown.borrow()
     };
@@ -341,32 +348,30 @@ async fn read_when_ready(
         woken.sort_unstable();
         woken.dedup();
         let rung = std::mem::take(&mut woken);
-        let reread = || {
-            for &i in &rung {
-                let i = i as usize;
-                let (Some(r), Some(log), Some(slot)) =
-                    (to_read.get(i), logs.get(i), reads.get_mut(i))
-                else {
-                    continue;
-                };
-                total -= slot.bytes;
-                *slot = read_partition(
-                    r,
-                    log.as_deref(),
-                    max_bytes.saturating_sub(total),
-                    total == 0,
-                    read_committed,
-                    version,
-                );
-                total += slot.bytes;
-                answer_now |= slot.answer_now;
-            }
+        let mut reread = |i: usize, place: Place| {
+            let (Some(r), Some(log), Some(slot)) = (to_read.get(i), logs.get(i), reads.get_mut(i))
+            else {
+                return true;
+            };
+            let room = max_bytes.saturating_sub(total - slot.bytes);
+            let first = total == slot.bytes;
+            let Some(read) = read_partition(
+                r,
+                log.as_deref(),
+                room,
+                first,
+                read_committed,
+                version,
+                place,
+            ) else {
+                return false;
+            };
+            total = total - slot.bytes + read.bytes;
+            answer_now |= read.answer_now;
+            *slot = read;
+            true
         };
-        off_worker_if_many(
-            rung.iter()
-                .filter_map(|&i| Some((to_read.get(i as usize)?, logs.get(i as usize)?))),
-            reread,
-        );
+        on_worker_until_disk(ctx, rung.iter().map(|&i| i as usize), &mut reread);
         if ready(total, answer_now, &shutdown) {
             break;
         }
@@ -383,45 +388,44 @@ async fn read_when_ready(
     reads
 }
 
-/// Runs a partition's log read (index lookups and a few batch-header
-/// reads) on the worker when the headers are in the page cache, the usual
-/// case for a consumer near the tail, and under [`blocking`] only when a
-/// header read would wait for the disk: `block_in_place` hands the worker's
-/// core to another thread and back (futex wakes, context switches) on every
-/// fetch's path otherwise, time a consumer with one fetch in flight waits
-/// through. The read that would wait fails at once, having done nothing,
-/// and runs again.
-fn on_worker_if_cached<T>(read: impl Fn() -> Result<T, BrokerError>) -> Result<T, BrokerError> {
-    match pubsub_storage::fs::from_page_cache_only(&read) {
-        Err(e) if e.is_would_block() => blocking(read),
-        result => result,
-    }
+/// Where a partition's log read (index lookups and a few batch-header
+/// reads) may run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// On the runtime's worker, from the page cache only: a header read
+    /// that would wait for the disk fails at once, having done nothing.
+    Worker,
+    /// Where a read may wait for the disk (under [`blocking`]).
+    Anywhere,
 }
 
-/// Runs `reads` (partition reads, each of which may leave the worker with
-/// `block_in_place` around its log read) in one `block_in_place` when at
-/// least two of `partitions` have records past their fetch offset: one
-/// hand-off of the worker's core for the request instead of one per
-/// partition (a nested `block_in_place` costs nothing). With one reader or
-/// none (a session's idle partitions) nothing changes: no hand-off is added
-/// where no read happens.
-fn off_worker_if_many<'a>(
-    partitions: impl Iterator<Item = (&'a ToRead, &'a Option<Arc<Partition>>)>,
-    reads: impl FnOnce(),
+/// Runs `read` (one partition's read, by index; `false`: it would have
+/// waited for the disk at [`Place::Worker`] and did nothing) for each of
+/// `partitions` in order: on the worker while their batch headers are in
+/// the page cache, the usual case for consumers near the tail, and from
+/// the first that is not, that one and every later one in one [`blocking`]
+/// section. `block_in_place` hands the worker's core to another thread and
+/// back (an eventfd wake, futexes, context switches) on the fetch's path,
+/// which a consumer with one fetch in flight (librdkafka) waits through; a
+/// request reading many partitions from disk pays one hand-off, not one
+/// per partition.
+fn on_worker_until_disk(
+    ctx: &Ctx,
+    partitions: impl Iterator<Item = usize>,
+    read: &mut dyn FnMut(usize, Place) -> bool,
 ) {
-    let readers = partitions
-        .filter(|(r, log)| {
-            log.as_deref().is_some_and(|log| {
-                r.params.fetch_offset >= 0
-                    && (r.params.fetch_offset as u64) < log.log().log_end_offset()
-            })
-        })
-        .take(2)
-        .count();
-    if readers >= 2 {
-        blocking(reads)
-    } else {
-        reads()
+    let mut partitions = partitions.peekable();
+    while let Some(&i) = partitions.peek() {
+        if !read(i, Place::Worker) {
+            ctx.metrics.fetch_read_off_worker();
+            blocking(|| {
+                for i in partitions {
+                    read(i, Place::Anywhere);
+                }
+            });
+            return;
+        }
+        partitions.next();
     }
 }
 
@@ -432,6 +436,8 @@ fn off_worker_if_many<'a>(
 /// records); otherwise a first batch that does not fit the room gives no
 /// records (Kafka's incomplete first entry answered as empty), and the next
 /// fetch, whose first partition with records it may then be, gets it.
+/// `None`: at [`Place::Worker`], a batch header was not in the page cache
+/// (nothing was done; read it again at [`Place::Anywhere`]).
 fn read_partition(
     r: &ToRead,
     log: Option<&Partition>,
@@ -439,13 +445,14 @@ fn read_partition(
     first: bool,
     read_committed: bool,
     version: i16,
-) -> Read {
+    place: Place,
+) -> Option<Read> {
     // The log start offset is part of the answer from v5 on.
     let start_of = |s: u64| if version >= 5 { s as i64 } else { -1 };
     let w = &r.params;
     if let Some(log) = log {
         if unchanged(r, log, start_of) {
-            return Read::unchanged(&r.sent);
+            return Some(Read::unchanged(&r.sent));
         }
     }
     let mut part = PartitionData::default()
@@ -514,9 +521,14 @@ fn read_partition(
                     // before the isolation's bound.
                     Ok((start, end, None))
                 } else {
-                    on_worker_if_cached(|| {
-                        log.read_range_below(w.fetch_offset as u64, budget, first, upper)
-                    })
+                    let read = || log.read_range_below(w.fetch_offset as u64, budget, first, upper);
+                    match place {
+                        Place::Worker => match pubsub_storage::fs::from_page_cache_only(read) {
+                            Err(e) if e.is_would_block() => return None,
+                            result => result,
+                        },
+                        Place::Anywhere => read(),
+                    }
                 };
                 // The aborted transactions of the range read (Kafka's
                 // upper bound: the offset after its last batch). A segment's
@@ -597,13 +609,13 @@ fn read_partition(
         error_code: part.error_code,
         diverging,
     };
-    Read {
+    Some(Read {
         part: Some(Box::new(part)),
         range,
         bytes,
         answer_now,
         summary,
-    }
+    })
 }
 
 /// A partition's records in an answer.

@@ -72,6 +72,7 @@ pub struct Metrics {
     tls_handshake_failures: AtomicU64,
     fetch_sessions: AtomicU64,
     fetch_session_evictions: AtomicU64,
+    fetch_reads_off_worker: AtomicU64,
     /// SASL outcomes: per mechanism of [`KNOWN_MECHANISMS`], one per
     /// [`SASL_OUTCOMES`].
     sasl: [[AtomicU64; 3]; 3],
@@ -136,6 +137,7 @@ impl Metrics {
             tls_handshake_failures: AtomicU64::new(0),
             fetch_sessions: AtomicU64::new(0),
             fetch_session_evictions: AtomicU64::new(0),
+            fetch_reads_off_worker: AtomicU64::new(0),
             sasl: Default::default(),
         }
     }
@@ -272,6 +274,17 @@ impl Metrics {
     /// Fetch sessions evicted to make room for others since start.
     pub fn fetch_session_evictions(&self) -> u64 {
         self.fetch_session_evictions.load(Ordering::Relaxed)
+    }
+
+    /// A fetch's partition reads left the runtime's worker
+    /// (`block_in_place`): a batch header was not in the page cache.
+    pub fn fetch_read_off_worker(&self) {
+        self.fetch_reads_off_worker.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Fetch read passes that left the worker, since start.
+    pub fn fetch_reads_off_worker(&self) -> u64 {
+        self.fetch_reads_off_worker.load(Ordering::Relaxed)
     }
 
     /// Every served API's counters, in [`SUPPORTED`] order.

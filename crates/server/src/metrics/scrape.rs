@@ -103,6 +103,12 @@ fn server(e: &mut DescriptorEncoder<'_>, m: &Metrics) -> fmt::Result {
             "Fetch sessions evicted from a full cache to make room for another.",
             m.fetch_session_evictions(),
         ),
+        (
+            MetricType::Counter,
+            "pubsub_fetch_reads_off_worker_total",
+            "Fetch read passes that left the network worker (block_in_place) because a batch header they needed was not in the page cache.",
+            m.fetch_reads_off_worker(),
+        ),
     ] {
         match kind {
             MetricType::Counter => counters(e, name, help, [(NO_LABELS, value)])?,

@@ -19,6 +19,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub broker: Broker,
     pub dir: TempDir,
+    /// The server's counters (what its metrics endpoint would show).
+    pub metrics: Arc<pubsub_server::Metrics>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -72,11 +74,12 @@ impl TestServer {
             }),
         };
         let (stop, stopped) = oneshot::channel::<()>();
+        let metrics = Arc::new(pubsub_server::Metrics::new());
         let task = tokio::spawn(pubsub_server::run_listeners(
             vec![bound],
             broker.clone(),
             config,
-            Arc::new(pubsub_server::Metrics::new()),
+            metrics.clone(),
             async move {
                 let _ = stopped.await;
             },
@@ -85,6 +88,7 @@ impl TestServer {
             addr,
             broker,
             dir,
+            metrics,
             stop: Some(stop),
             task: Some(task),
         }

@@ -1,7 +1,10 @@
 //! Fetch over the wire: long polls woken by appends, independence of
-//! partitions, whole batches, offsets out of range.
+//! partitions, whole batches, offsets out of range, where the reads run.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+
+use pubsub_client::fetch;
 
 use crate::client::Client;
 use crate::common::*;
@@ -196,4 +199,117 @@ async fn a_partition_named_twice_is_answered_once_from_its_last_position() {
         assert_eq!(records.len(), batch.len());
     }
     server.stop().await;
+}
+
+/// A fetch of many partitions reads them on the network worker while their
+/// batch headers are in the page cache: no `block_in_place` (a thread
+/// hand-off on the path of every fetch, which librdkafka asking for all its
+/// partitions in one request waited through). With the segment files
+/// evicted, the request leaves the worker once, not once per partition,
+/// and answers the same records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_of_cached_partitions_reads_on_the_worker_and_of_evicted_ones_leaves_it_once() {
+    let server = TestServer::start().await;
+    let mut c = Client::connect(server.addr).await;
+    let partitions = 8;
+    create_topic(&mut c, "ow", partitions, &[]).await;
+    let value = "v".repeat(6000);
+    for p in 0..partitions {
+        for _ in 0..3 {
+            let values = [value.as_str(); 10];
+            let r = produce(&mut c, "ow", p, -1, bytes(batch_of(&values))).await;
+            assert_eq!(r.error_code, 0);
+        }
+    }
+    let positions: BTreeMap<i32, i64> = (0..partitions).map(|p| (p, 0)).collect();
+    let req = fetch::request("ow", &positions, 0, 50 << 20, 1 << 20);
+    let records_of = |r: &kafka_protocol::messages::FetchResponse| -> Vec<(i32, usize)> {
+        r.responses[0]
+            .partitions
+            .iter()
+            .map(|p| {
+                assert_eq!(p.error_code, 0, "partition {}", p.partition_index);
+                let records = p.records.as_deref().unwrap_or_default();
+                let mut n = 0;
+                fetch::for_each_record(records, 0, true, |_| n += 1).expect("records");
+                (p.partition_index, n)
+            })
+            .collect()
+    };
+    let all: Vec<(i32, usize)> = (0..partitions).map(|p| (p, 30)).collect();
+    for _ in 0..5 {
+        let r = c.call(FETCH_V, &req).await;
+        assert_eq!(records_of(&r), all);
+    }
+    assert_eq!(
+        server.metrics.fetch_reads_off_worker(),
+        0,
+        "fetches of cached partitions left the worker"
+    );
+
+    // Written back and dropped from the page cache (advice the kernel may
+    // not take at once: asked until it says the pages are gone).
+    let logs: Vec<std::fs::File> = walk(server.dir.path())
+        .into_iter()
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "log")
+                && p.parent()
+                    .and_then(|d| d.file_name())
+                    .is_some_and(|d| d.to_string_lossy().starts_with("ow-"))
+        })
+        .map(|p| std::fs::File::open(p).expect("open segment"))
+        .collect();
+    assert_eq!(logs.len(), partitions as usize, "one segment each");
+    let mut evicted = false;
+    for _ in 0..20 {
+        use std::os::fd::AsRawFd;
+        for f in &logs {
+            f.sync_all().expect("fsync");
+            // SAFETY: a valid descriptor; the advice only drops clean cached pages.
+            let advised =
+                unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+            assert_eq!(advised, 0, "posix_fadvise");
+        }
+        let cached: Vec<Option<bool>> = logs
+            .iter()
+            .map(|f| {
+                let len = f.metadata().expect("metadata").len();
+                pubsub_server::sender::in_page_cache(f, 0, len)
+            })
+            .collect();
+        if cached.contains(&None) {
+            break; // the kernel cannot tell (no cachestat): not checked
+        }
+        if cached.iter().all(|c| *c == Some(false)) {
+            evicted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = c.call(FETCH_V, &req).await;
+    assert_eq!(records_of(&r), all);
+    if evicted {
+        assert_eq!(
+            server.metrics.fetch_reads_off_worker(),
+            1,
+            "a fetch of 8 evicted partitions leaves the worker once"
+        );
+    } else {
+        eprintln!("the segment pages stayed cached: the path off the worker was not reached");
+    }
+    server.stop().await;
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("list") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
 }
