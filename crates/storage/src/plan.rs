@@ -16,7 +16,8 @@
 //!    next one's base, or where the last one ends below `rp`, the log is cut:
 //!    below `rp` that is corruption and open refuses; at or above `rp` the
 //!    segment is truncated there and every later one dropped;
-//! 4. everything kept is fsynced (done by `recovery`).
+//! 4. everything kept is made durable (done by `recovery`: the data above
+//!    the recovery point is fsynced).
 
 use std::collections::BTreeMap;
 use std::fmt;
