@@ -14,7 +14,7 @@ use crate::fs::OpenMode;
 use crate::index::IndexTracker;
 use crate::layout::{segment_name, CLEAN_SHUTDOWN, DELETED_SUFFIX, LOG_SUFFIX};
 use crate::plan::{self, Cut, Outcome, Scope, SegmentFile, Survey, TidyStep};
-use crate::segment::{HeaderWalker, Segment, SegmentContext};
+use crate::segment::{ActiveFiles, HeaderWalker, Segment, SegmentContext};
 
 /// Where recovery cut a segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,7 +160,8 @@ pub(crate) struct Opened {
 /// plan phase by phase, in the order of docs/FORMAT.md section 6.
 pub(crate) fn open(ctx: &Arc<SegmentContext>) -> Result<Opened> {
     create_dir(ctx)?;
-    let survey = plan::survey(ctx, Scope::Recovery)?;
+    let mut survey = plan::survey(ctx, Scope::Recovery)?;
+    let active_files = survey.active_files.take();
     let plan = &survey.plan;
     let mut report = RecoveryReport {
         clean_shutdown: plan.clean_shutdown,
@@ -181,7 +182,7 @@ pub(crate) fn open(ctx: &Arc<SegmentContext>) -> Result<Opened> {
     }
     let (segments, tracker) = match &plan.outcome {
         Outcome::CreateEmpty { base } => create_empty(ctx, *base)?,
-        Outcome::Clean => open_clean(ctx, &survey, &mut report)?,
+        Outcome::Clean => open_clean(ctx, &survey, active_files, &mut report)?,
         Outcome::Refuse(cut) => return Err(refusal(ctx, cut, plan.recovery_point)),
         Outcome::KeepAll | Outcome::Truncate { .. } => recover(ctx, &survey, &mut report)?,
     };
@@ -293,6 +294,7 @@ fn lazy_sealed(ctx: &Arc<SegmentContext>, files: &[SegmentFile], n: usize) -> Ve
 fn open_clean(
     ctx: &Arc<SegmentContext>,
     survey: &Survey,
+    files_opened: Option<ActiveFiles>,
     report: &mut RecoveryReport,
 ) -> Result<(Vec<Arc<Segment>>, IndexTracker)> {
     let files = &survey.files;
@@ -305,7 +307,7 @@ fn open_clean(
             ))
         }
     };
-    let (active, tracker) = Segment::open_active(ctx, last.base, last.size, check)?;
+    let (active, tracker) = Segment::open_active(ctx, last.base, last.size, check, files_opened)?;
     report
         .rebuilt_indexes
         .clone_from(&survey.plan.rebuilt_indexes);

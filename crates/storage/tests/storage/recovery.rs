@@ -491,3 +491,38 @@ fn an_unclean_open_fsyncs_only_the_data_above_the_recovery_point() {
     assert_ne!(std::fs::read(&rp_file).expect("recovery point"), rp_bytes);
     log.close().expect("close");
 }
+
+/// A clean open opens each file of the active segment once: the `.log`
+/// (for writing) and the two index files (mapped), whose mapped entries the
+/// recovery plan checks; before, the plan read the index files and the
+/// `.log` for the check and the open then opened all three again. Sealed
+/// segments are not opened at all. The log then reads and appends as
+/// before, and its indexes stay valid through another clean close.
+#[test]
+fn a_clean_open_opens_each_file_of_the_active_segment_once() {
+    use pubsub_storage::fault::{FaultFs, FaultPlan};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, _) = Log::open(dir.path(), small_config()).expect("open");
+    let written = fill(&log, 40);
+    assert!(log.segments().len() >= 3);
+    log.close().expect("close");
+
+    let plan = FaultPlan::new();
+    let fs = std::sync::Arc::new(FaultFs::new(plan.clone()));
+    let (log, report) = Log::open_with(dir.path(), small_config(), fs).expect("reopen");
+    assert!(report.clean_shutdown, "{report}");
+    assert!(report.rebuilt_indexes.is_empty(), "{report}");
+    assert_eq!(plan.opens(".log"), 1, "the active .log");
+    assert_eq!(plan.opens(".index"), 1, "the active offset index");
+    assert_eq!(plan.opens(".timeindex"), 1, "the active time index");
+    assert_eq!(raw_batches(&log), written);
+    log.append(&mut simple_batch("more", 2, 9000))
+        .expect("append");
+    let written = raw_batches(&log);
+    log.close().expect("close");
+    let (log, report) = Log::open(dir.path(), small_config()).expect("reopen");
+    assert!(report.clean_shutdown, "{report}");
+    assert!(report.rebuilt_indexes.is_empty(), "{report}");
+    assert_eq!(raw_batches(&log), written);
+    log.close().expect("close");
+}
