@@ -155,7 +155,10 @@ pub fn closed_partitions_problems(
                 continue;
             }
             let dir = partition_dir(data_dir, name, index as i32);
-            if !trusted && !dir.join(pubsub_storage::CLEAN_SHUTDOWN).exists() {
+            // A missing directory is a problem of its own (`log check`
+            // reports it); without a marker (and an older file) open does
+            // not trust the entry.
+            if !dir.is_dir() || (!trusted && !dir.join(pubsub_storage::CLEAN_SHUTDOWN).exists()) {
                 continue;
             }
             let said = LogFigures {
