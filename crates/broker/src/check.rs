@@ -76,6 +76,122 @@ pub fn leader_epochs_file_problem(partition_dir: &Path) -> Option<String> {
     }
 }
 
+/// What a partition's log holds, as a check of its files found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogFigures {
+    /// First offset.
+    pub log_start_offset: u64,
+    /// Next offset.
+    pub log_end_offset: u64,
+    /// Bytes of its segment files.
+    pub size_bytes: u64,
+    /// Segments.
+    pub segments: u64,
+}
+
+impl LogFigures {
+    /// The figures of the log `report` checked (as its open would find
+    /// them: the start the checkpoint records, the end after the last
+    /// valid batch); `None` without segments.
+    pub fn of(report: &pubsub_storage::CheckReport) -> Option<LogFigures> {
+        let first = report.segments.first()?;
+        let last = report.segments.last()?;
+        let end = report
+            .segments
+            .iter()
+            .rev()
+            .find_map(|s| s.last_offset)
+            .map_or(last.base_offset, |l| l + 1);
+        Some(LogFigures {
+            log_start_offset: report.log_start_offset.unwrap_or(first.base_offset),
+            log_end_offset: end,
+            size_bytes: report.segments.iter().map(|s| s.size).sum(),
+            segments: report.segments.len() as u64,
+        })
+    }
+}
+
+/// Problems with the closed-partitions file (`partitions.checkpoint`,
+/// docs/FORMAT.md 9.8), each as a sentence: unreadable (open ignores it),
+/// or an entry open would trust (the file's generation is the broker
+/// file's, or the partition's clean-shutdown marker is there) whose figures
+/// are not its log's (`log` gives them; `None`: no log), which a broker
+/// would answer (Metadata, DescribeLogDirs, ListOffsets) until the
+/// partition's first use. Entries of other topics (deleted, or re-created
+/// under another id) are ignored by open, and here.
+pub fn closed_partitions_problems(
+    data_dir: &Path,
+    topics: &TopicFiles,
+    log: &dyn Fn(&str, u32) -> Option<LogFigures>,
+) -> Vec<String> {
+    use crate::closed_partitions::{
+        ClosedPartitions, CLOSED_PARTITIONS_FILE, KIND_CLOSED_PARTITIONS,
+    };
+    let path = data_dir.join(CLOSED_PARTITIONS_FILE);
+    let file = match read_file::<ClosedPartitions>(&path, KIND_CLOSED_PARTITIONS) {
+        Ok(Some(file)) => file,
+        Ok(None) => return Vec::new(),
+        Err(why) => {
+            return vec![format!(
+                "{why}: open would ignore it (every partition is then opened or recovered at its first use)"
+            )]
+        }
+    };
+    let generation = read_file::<BrokerMeta>(&data_dir.join(BROKER_FILE), KIND_BROKER)
+        .ok()
+        .flatten()
+        .map(|b| b.generation);
+    let trusted = generation == Some(file.generation);
+    let mut problems = Vec::new();
+    for (name, closed) in &file.topics {
+        let Some(meta) = topics.by_name.get(name).filter(|t| t.id == closed.id) else {
+            continue;
+        };
+        for (i, entry) in closed.partitions.iter().enumerate() {
+            let (Some(entry), Ok(index)) = (entry, u32::try_from(i)) else {
+                continue;
+            };
+            if index >= meta.partitions {
+                continue;
+            }
+            let dir = partition_dir(data_dir, name, index as i32);
+            // A missing directory is a problem of its own (`log check`
+            // reports it); without a marker (and an older file) open does
+            // not trust the entry.
+            if !dir.is_dir() || (!trusted && !dir.join(pubsub_storage::CLEAN_SHUTDOWN).exists()) {
+                continue;
+            }
+            let said = LogFigures {
+                log_start_offset: entry.log_start_offset(),
+                log_end_offset: entry.log_end_offset(),
+                size_bytes: entry.size_bytes(),
+                segments: entry.segments(),
+            };
+            let describe = |f: &LogFigures| {
+                format!(
+                    "offsets {}..{}, {} bytes in {} segment(s)",
+                    f.log_start_offset, f.log_end_offset, f.size_bytes, f.segments
+                )
+            };
+            match log(name, index) {
+                Some(found) if found == said => {}
+                Some(found) => problems.push(format!(
+                    "{}: its entry for {name}-{index} says {}, the log holds {}: a broker would answer the file's figures until the partition's first use",
+                    path.display(),
+                    describe(&said),
+                    describe(&found)
+                )),
+                None => problems.push(format!(
+                    "{}: its entry for {name}-{index} says {}, but the partition has no log: a broker would answer the file's figures until the partition's first use",
+                    path.display(),
+                    describe(&said)
+                )),
+            }
+        }
+    }
+    problems
+}
+
 /// A partition directory's identity: `Ok(None)` without a partition file.
 pub fn partition_meta(partition_dir: &Path) -> Result<Option<PartitionMeta>, String> {
     read_file(&partition_dir.join(PARTITION_FILE), KIND_PARTITION)

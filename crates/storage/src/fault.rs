@@ -43,6 +43,8 @@ pub struct FaultPlan {
     syncs: AtomicU64,
     /// Reads (`read_at` calls) of any file.
     reads: AtomicU64,
+    /// Every file opened, in order.
+    opened: Mutex<Vec<std::path::PathBuf>>,
     hold: Mutex<bool>,
     /// fsyncs blocked by `hold` now.
     waiting: AtomicU64,
@@ -125,6 +127,7 @@ impl FaultPlan {
     }
 
     fn open(&self, path: &Path) -> io::Result<()> {
+        self.opened.lock().push(path.to_path_buf());
         let errno = self.open_errno.load(Ordering::SeqCst);
         if errno != 0
             && path
@@ -164,6 +167,16 @@ impl FaultPlan {
     /// short counts once per call). Memory-mapped index reads are not seen.
     pub fn reads(&self) -> u64 {
         self.reads.load(Ordering::SeqCst)
+    }
+
+    /// Opens so far of files whose names end with `suffix` (".log",
+    /// ".index", "" for all).
+    pub fn opens(&self, suffix: &str) -> usize {
+        let opened = self.opened.lock();
+        opened
+            .iter()
+            .filter(|p| p.to_string_lossy().ends_with(suffix))
+            .count()
     }
 
     /// While held, every file fsync blocks until [`FaultPlan::release_syncs`]

@@ -16,6 +16,18 @@ use std::cell::Cell;
 thread_local! {
     static DEFERRED: Cell<bool> = const { Cell::new(false) };
     static CACHED_ONLY: Cell<bool> = const { Cell::new(false) };
+    static FSYNCS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// File and directory fsyncs [`RealFs`] made on this thread so far (those
+/// deferred by [`defer_syncs`] not counted): what an operation costs in
+/// fsyncs, for tests that count them.
+pub fn fsyncs_on_this_thread() -> u64 {
+    FSYNCS.with(Cell::get)
+}
+
+fn count_fsync() {
+    FSYNCS.with(|n| n.set(n.get() + 1));
 }
 
 /// Runs `f` with this thread's batch-header reads (the lookups of
@@ -237,6 +249,7 @@ impl FileHandle for RealFile {
         if syncs_deferred() {
             return Ok(());
         }
+        count_fsync();
         self.file.sync_data()
     }
     #[cfg(target_os = "linux")]
@@ -303,6 +316,7 @@ impl FileSystem for RealFs {
         if syncs_deferred() {
             return Ok(());
         }
+        count_fsync();
         File::open(dir)?.sync_all()
     }
 }

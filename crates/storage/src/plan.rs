@@ -1,6 +1,9 @@
 //! The recovery plan: what opening a log will do, decided once from what is
-//! on disk, without changing anything. `Log::open` executes it
-//! (`recovery`), `check` reports it, so the two cannot disagree.
+//! on disk, without changing anything (for an open after a clean stop the
+//! active segment's files are opened as the log keeps them, its missing
+//! index files then created empty, as the open would). `Log::open`
+//! executes it (`recovery`), `check` reports it, so the two cannot
+//! disagree.
 //!
 //! The plan follows docs/FORMAT.md section 6 in order:
 //!
@@ -16,7 +19,8 @@
 //!    next one's base, or where the last one ends below `rp`, the log is cut:
 //!    below `rp` that is corruption and open refuses; at or above `rp` the
 //!    segment is truncated there and every later one dropped;
-//! 4. everything kept is fsynced (done by `recovery`).
+//! 4. everything kept is made durable (done by `recovery`: the data above
+//!    the recovery point is fsynced).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -32,7 +36,8 @@ use crate::layout::{
 use crate::recovery::{DroppedSegment, Truncation};
 use crate::scan::ScanSummary;
 use crate::segment::{
-    check_indexes, scan_and_index, HeaderWalker, IndexCheck, SegmentContext, SegmentData, MAX_SPAN,
+    check_indexes, scan_and_index, ActiveFiles, HeaderWalker, IndexCheck, SegmentContext,
+    SegmentData, MAX_SPAN,
 };
 
 /// One step of tidying the directory (rule 1), in the order it is taken.
@@ -308,6 +313,9 @@ pub(crate) struct Survey {
     pub unknown: Vec<String>,
     /// After a clean stop: the check of the active segment's indexes.
     pub active_index: Option<IndexCheck>,
+    /// After a clean stop, for recovery: the active segment's files the
+    /// check read, kept open for the log (see [`ActiveFiles`]).
+    pub active_files: Option<ActiveFiles>,
 }
 
 impl Survey {
@@ -561,6 +569,7 @@ pub(crate) fn survey(ctx: &SegmentContext, scope: Scope) -> Result<Survey> {
         leftovers: listing.leftovers,
         unknown: listing.unknown,
         active_index: None,
+        active_files: None,
     };
     let plan = &mut survey.plan;
     let Some(last) = files.last().cloned() else {
@@ -580,7 +589,28 @@ pub(crate) fn survey(ctx: &SegmentContext, scope: Scope) -> Result<Survey> {
 
     // Rule 2: a clean stop.
     if survey.marker_matches {
-        let check = check_active_index(ctx, &last)?;
+        // Recovery opens the active segment's files once: the check reads
+        // the mapped indexes and the `.log` the log keeps (a segment put
+        // back from `.log.deleted` loses its index files to tidying first,
+        // so it is checked as `check` does). `check` changes nothing.
+        let restored = last.path != ctx.path(last.base, LOG_SUFFIX);
+        let (check, opened) = match scope {
+            Scope::Recovery if !restored => {
+                let opened = ActiveFiles::open(ctx, last.base)?;
+                let data = SegmentData {
+                    file: opened.file.as_ref(),
+                    path: &last.path,
+                    base: last.base,
+                    size: last.size,
+                    span: MAX_SPAN,
+                    interval: ctx.index_interval,
+                };
+                let index = &opened.index;
+                let check = check_indexes(&index.offsets, &index.times, data, false)?;
+                (check, Some(opened))
+            }
+            _ => (check_active_index(ctx, &last)?, None),
+        };
         if let Some(reason) = &check.problem {
             plan.rebuilt_indexes.push(last.base);
             plan.notes
@@ -600,6 +630,7 @@ pub(crate) fn survey(ctx: &SegmentContext, scope: Scope) -> Result<Survey> {
         plan.outcome = Outcome::Clean;
         plan.log_end_offset = Some(end);
         survey.active_index = Some(check);
+        survey.active_files = opened;
     } else {
         let rp = rcp
             .map_or(last.base, |c| c.recovery_point)

@@ -14,7 +14,7 @@ use crate::fs::OpenMode;
 use crate::index::IndexTracker;
 use crate::layout::{segment_name, CLEAN_SHUTDOWN, DELETED_SUFFIX, LOG_SUFFIX};
 use crate::plan::{self, Cut, Outcome, Scope, SegmentFile, Survey, TidyStep};
-use crate::segment::{HeaderWalker, Segment, SegmentContext};
+use crate::segment::{ActiveFiles, HeaderWalker, Segment, SegmentContext};
 
 /// Where recovery cut a segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,6 +149,10 @@ pub(crate) struct Opened {
     pub checkpointed_start: Option<u64>,
     /// The clean-shutdown marker is still on disk (see `Log::unmark`).
     pub marked: bool,
+    /// Recovery scanned segments (an unclean stop), and this recovery
+    /// checkpoint is what the directory holds (if a readable one): the
+    /// recovery point stays there until the next checkpoint or close.
+    pub scanned: Option<Option<RecoveryCheckpoint>>,
     pub report: RecoveryReport,
 }
 
@@ -156,7 +160,8 @@ pub(crate) struct Opened {
 /// plan phase by phase, in the order of docs/FORMAT.md section 6.
 pub(crate) fn open(ctx: &Arc<SegmentContext>) -> Result<Opened> {
     create_dir(ctx)?;
-    let survey = plan::survey(ctx, Scope::Recovery)?;
+    let mut survey = plan::survey(ctx, Scope::Recovery)?;
+    let active_files = survey.active_files.take();
     let plan = &survey.plan;
     let mut report = RecoveryReport {
         clean_shutdown: plan.clean_shutdown,
@@ -177,7 +182,7 @@ pub(crate) fn open(ctx: &Arc<SegmentContext>) -> Result<Opened> {
     }
     let (segments, tracker) = match &plan.outcome {
         Outcome::CreateEmpty { base } => create_empty(ctx, *base)?,
-        Outcome::Clean => open_clean(ctx, &survey, &mut report)?,
+        Outcome::Clean => open_clean(ctx, &survey, active_files, &mut report)?,
         Outcome::Refuse(cut) => return Err(refusal(ctx, cut, plan.recovery_point)),
         Outcome::KeepAll | Outcome::Truncate { .. } => recover(ctx, &survey, &mut report)?,
     };
@@ -201,6 +206,8 @@ pub(crate) fn open(ctx: &Arc<SegmentContext>) -> Result<Opened> {
         },
         checkpointed_start: survey.checkpoint.map(|c| c.log_start_offset),
         marked,
+        scanned: matches!(plan.outcome, Outcome::KeepAll | Outcome::Truncate { .. })
+            .then_some(survey.checkpoint),
         report,
     })
 }
@@ -287,6 +294,7 @@ fn lazy_sealed(ctx: &Arc<SegmentContext>, files: &[SegmentFile], n: usize) -> Ve
 fn open_clean(
     ctx: &Arc<SegmentContext>,
     survey: &Survey,
+    files_opened: Option<ActiveFiles>,
     report: &mut RecoveryReport,
 ) -> Result<(Vec<Arc<Segment>>, IndexTracker)> {
     let files = &survey.files;
@@ -299,7 +307,7 @@ fn open_clean(
             ))
         }
     };
-    let (active, tracker) = Segment::open_active(ctx, last.base, last.size, check)?;
+    let (active, tracker) = Segment::open_active(ctx, last.base, last.size, check, files_opened)?;
     report
         .rebuilt_indexes
         .clone_from(&survey.plan.rebuilt_indexes);
@@ -321,7 +329,8 @@ fn refusal(ctx: &SegmentContext, cut: &Cut, rp: u64) -> StorageError {
 
 /// Rules 3 and 4 after an unclean stop: segments below the recovery point
 /// open lazily; scanned ones get the indexes the scan built; the cut segment
-/// is truncated and later ones deleted; everything kept is fsynced.
+/// is truncated and later ones deleted; everything kept is made durable
+/// (the data above the recovery point fsynced, docs/FORMAT.md 6 rule 4).
 fn recover(
     ctx: &Arc<SegmentContext>,
     survey: &Survey,
@@ -330,11 +339,15 @@ fn recover(
     let plan = &survey.plan;
     let files = &survey.files;
     let first = plan.first_scanned;
+    let rp = plan.recovery_point;
     let mut segments = lazy_sealed(ctx, files, first);
+    // Whether a file was deleted (its directory then owes an fsync).
+    let mut deleted = false;
     let (last, cut) = match &plan.outcome {
         Outcome::Truncate { cut, dropped } => {
             for d in dropped {
                 Segment::sealed(ctx, d.base_offset, d.bytes, d.base_offset).delete_files()?;
+                deleted = true;
             }
             report.dropped_segments.clone_from(dropped);
             let at = files.iter().position(|f| f.base == cut.segment_base);
@@ -357,10 +370,12 @@ fn recover(
             .open(&path, OpenMode::ReadWrite)
             .map_err(|e| StorageError::io("open", &path, e))?;
         let is_last = i == last;
+        let mut truncated = false;
         if let Some(cut) = cut.filter(|_| is_last) {
             if cut.bytes > 0 {
                 file.set_len(cut.position)
                     .map_err(|e| StorageError::io("truncate", &path, e))?;
+                truncated = true;
             }
             report.truncation = Some(cut.truncation());
         }
@@ -375,12 +390,24 @@ fn recover(
             &scan.index,
             &scan.tracker,
         )?;
-        // Everything kept is now made durable, so it can count as fsynced.
-        seg.sync(is_last)?;
+        // Everything kept is now made durable, so it can count as fsynced:
+        // the segment's data, unless all of it lies below the recovery
+        // point (fsynced before the stop: a log killed after its last
+        // flush) and nothing was cut. Indexes are derived: the next
+        // recovery rebuilds what it scans, a clean close flushes them.
+        let kept_end = match cut.filter(|_| is_last) {
+            Some(cut) => cut.end_offset,
+            None => scan.next_offset(base),
+        };
+        if kept_end > rp || truncated {
+            seg.sync(false)?;
+        }
         segments.push(Arc::new(seg));
         tracker = scan.tracker;
     }
-    sync_dir(ctx)?;
+    if deleted {
+        sync_dir(ctx)?;
+    }
     Ok((segments, tracker))
 }
 

@@ -221,6 +221,7 @@ impl Inner {
         partitions: &mut Vec<Arc<PartitionEntry>>,
         made: &mut Vec<std::path::PathBuf>,
     ) -> Result<()> {
+        let made_before = made.len();
         for i in 0..meta.partitions as i32 {
             let dir = partition_dir(&self.dir, &meta.name, i);
             match std::fs::create_dir(&dir) {
@@ -232,9 +233,6 @@ impl Inner {
                 }
                 Err(e) => return Err(BrokerError::io("create directory", &dir, e)),
             }
-            RealFs
-                .sync_dir(&self.dir)
-                .map_err(|e| BrokerError::io("fsync directory", &self.dir, e))?;
             let pmeta = PartitionMeta {
                 topic: meta.name.clone(),
                 topic_id: meta.id,
@@ -242,12 +240,30 @@ impl Inner {
                 leader_epoch: 0,
                 generation: self.generation,
             };
-            metadata::write(&dir.join(PARTITION_FILE), KIND_PARTITION, &pmeta)?;
+            // The file's bytes are fsynced here, its name with its
+            // directory's fsync below.
+            metadata::write_unsynced_dir(&dir.join(PARTITION_FILE), KIND_PARTITION, &pmeta)?;
             partitions.push(PartitionEntry::created_closed(
                 i,
                 self.generation,
                 Arc::clone(config),
             ));
+        }
+        // Durable before the topic is answered: each new directory's entry
+        // for its partition file, then the data directory's entries for the
+        // new directories, once for the whole topic (a crash before leaves
+        // a topic file whose partitions are missing or have no partition
+        // file, which a start recovers as empty partitions).
+        let fsync_dir = |dir: &std::path::Path| {
+            RealFs
+                .sync_dir(dir)
+                .map_err(|e| BrokerError::io("fsync directory", dir, e))
+        };
+        for dir in &made[made_before..] {
+            fsync_dir(dir)?;
+        }
+        if made.len() > made_before {
+            fsync_dir(&self.dir)?;
         }
         Ok(())
     }

@@ -352,3 +352,38 @@ fn a_failed_create_topics_leaves_no_partition_behind() {
     assert_eq!(created.expect("created").partitions.len(), 4);
     broker.close().expect("close");
 }
+
+/// A CreateTopics too small for deferred syncs (one topic of 20
+/// partitions) pays two fsyncs per partition (its partition file's bytes,
+/// then its directory, which names the file) and one of the data directory
+/// for the whole topic, besides the topic file's two (its bytes and the
+/// topics directory): not three per partition (a data directory fsync after
+/// each new directory). Everything answered is there after a restart.
+#[test]
+fn a_small_create_topics_fsyncs_the_data_directory_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = open(dir.path());
+    let before = pubsub_storage::fs::fsyncs_on_this_thread();
+    let created = broker
+        .create_topics(vec![pubsub_broker::NewTopic {
+            name: "small".into(),
+            partitions: Some(20),
+            configs: BTreeMap::new(),
+        }])
+        .pop()
+        .expect("one result");
+    let fsyncs = pubsub_storage::fs::fsyncs_on_this_thread() - before;
+    assert_eq!(created.expect("created").partitions.len(), 20);
+    assert_eq!(fsyncs, 2 * 20 + 1 + 2, "fsyncs of a 20-partition topic");
+    for i in 0..20 {
+        let file = dir
+            .path()
+            .join(format!("small-{i}"))
+            .join("partition.checkpoint");
+        assert!(file.exists(), "{}", file.display());
+    }
+    broker.close().expect("close");
+    let broker = open(dir.path());
+    assert_eq!(broker.partition_count("small"), Some(20));
+    broker.close().expect("close");
+}

@@ -1,7 +1,8 @@
 //! `pubsub log check`: every partition of a stopped broker's data
 //! directory through `pubsub_storage::check`, plus what the broker's own
-//! open would change (its rules come from `pubsub_broker::check`), reported
-//! as text or one JSON document.
+//! open would change or answer (its rules come from `pubsub_broker::check`:
+//! stale directories, unreadable metadata files, a closed-partitions file
+//! that does not match the logs), reported as text or one JSON document.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -219,6 +220,21 @@ pub(super) fn check(args: &CheckArgs) -> Result<(), CliError> {
             &topics,
             args.index_interval_bytes,
         )?);
+    }
+    if broker_dir && !single {
+        // The closed-partitions file against the logs just checked.
+        let figures: std::collections::BTreeMap<(&str, i32), check::LogFigures> = partitions
+            .iter()
+            .filter_map(|p| {
+                let key = (p.topic.as_deref()?, p.partition?);
+                Some((key, check::LogFigures::of(&p.report)?))
+            })
+            .collect();
+        let log = |topic: &str, index: u32| {
+            let index = i32::try_from(index).ok()?;
+            figures.get(&(topic, index)).copied()
+        };
+        problems.extend(check::closed_partitions_problems(&data_dir, &topics, &log));
     }
     let unhealthy = partitions.iter().filter(|p| !p.healthy()).count();
     let healthy = unhealthy == 0 && problems.is_empty();

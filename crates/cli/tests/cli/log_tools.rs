@@ -679,15 +679,30 @@ async fn check_reports_corruption_and_what_recovery_would_do_without_changing_an
         text.contains("PROBLEM: topic \"__consumer_offsets\" partition 1 has no directory: open would create an empty log\n"),
         "{text}"
     );
+    // The clean stop's partitions.checkpoint (its generation the broker
+    // file's: open trusts every entry) still describes the logs as they
+    // were before the damage: a broker would answer that until first use.
+    assert!(
+        text.contains("partitions.checkpoint: its entry for cut-0 says offsets 0..15, ")
+            && text.contains(", the log holds offsets 0..12, 480 bytes in 1 segment(s): a broker would answer the file's figures until the partition's first use\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "partitions.checkpoint: its entry for orders-0 says offsets 0..10, {orders_size} bytes in 1 segment(s), the log holds offsets 0..10, {} bytes in 1 segment(s)",
+            orders_size + 100
+        )),
+        "{text}"
+    );
     assert!(
         text.ends_with(
-            "5 partition(s) checked: 1 healthy, 4 not healthy; 1 data directory problem(s)\n"
+            "5 partition(s) checked: 1 healthy, 4 not healthy; 3 data directory problem(s)\n"
         ),
         "{text}"
     );
     assert_eq!(
         stderr(&o),
-        "error: log check: 4 of 5 partition(s) not healthy, 1 data directory problem(s)\n",
+        "error: log check: 4 of 5 partition(s) not healthy, 3 data directory problem(s)\n",
         "one error line"
     );
 
@@ -708,7 +723,7 @@ async fn check_reports_corruption_and_what_recovery_would_do_without_changing_an
         .map(|p| p["name"].as_str().expect("name"))
         .collect();
     assert_eq!(unhealthy, ["bulk-0", "cut-0", "ghost-0", "orders-0"]);
-    assert_eq!(doc["problems"].as_array().expect("problems").len(), 1);
+    assert_eq!(doc["problems"].as_array().expect("problems").len(), 3);
     let part = |name: &str| {
         doc["partitions"]
             .as_array()

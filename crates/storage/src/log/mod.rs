@@ -222,11 +222,19 @@ impl Log {
             unmarking: Mutex::new(()),
             flush_stats: Histogram::new(),
         };
-        // Whatever recovery kept is now fsynced: make the next recovery
-        // start here. Under deferred syncs nothing is fsynced yet: the
-        // caller syncs the filesystem, then calls `record_recovery_point`.
+        // Whatever recovery kept is now fsynced. Under deferred syncs
+        // nothing is fsynced yet: the caller syncs the filesystem, then
+        // calls `record_recovery_point`. Otherwise a new or cleanly closed
+        // log records its point now (nothing is written when the file
+        // already says it); a recovered one keeps the point on disk (true:
+        // it only promises less) until its next checkpoint or its close
+        // records the log end, so its first use after a kill writes no
+        // checkpoint file (two fsyncs) on the way.
         if !crate::fs::syncs_deferred() {
-            log.write_checkpoint(next)?;
+            match opened.scanned {
+                Some(on_disk) => *log.checkpointed.lock() = on_disk,
+                None => log.write_checkpoint(next)?,
+            }
         }
         Ok((log, opened.report))
     }

@@ -75,6 +75,29 @@ impl SegmentContext {
     }
 }
 
+/// The active segment's `.log`, open for writing, and its two index files,
+/// mapped: what a clean open checks and then keeps, so each file is opened
+/// once (the plan checks the mapped entries, not a copy read before).
+#[derive(Debug)]
+pub(crate) struct ActiveFiles {
+    pub file: Arc<dyn FileHandle>,
+    pub index: SegmentIndex,
+}
+
+impl ActiveFiles {
+    /// Opens the `.log` of the segment at `base` for writing and maps its
+    /// index files (creating missing ones empty, as the open would).
+    pub fn open(ctx: &SegmentContext, base: u64) -> Result<ActiveFiles> {
+        let path = ctx.path(base, LOG_SUFFIX);
+        let file = ctx
+            .fs
+            .open(&path, OpenMode::ReadWrite)
+            .map_err(|e| StorageError::io("open", &path, e))?;
+        let index = ctx.open_index(base, false)?;
+        Ok(ActiveFiles { file, index })
+    }
+}
+
 /// A segment's indexes: mapped while in use or while the budget has room.
 #[derive(Debug, Default)]
 struct CachedIndex {
@@ -257,18 +280,22 @@ impl Segment {
     /// the check of its indexes the recovery plan made: they are rebuilt if
     /// it found a problem. Returns the segment and the indexing state to
     /// continue from.
+    ///
+    /// `opened`: the `.log` (for writing) and the mapped indexes, when the
+    /// plan checked them so (see [`ActiveFiles`]); otherwise they are
+    /// opened here.
     pub fn open_active(
         ctx: &Arc<SegmentContext>,
         base: u64,
         size: u64,
         check: &IndexCheck,
+        opened: Option<ActiveFiles>,
     ) -> Result<(Segment, IndexTracker)> {
         let path = ctx.path(base, LOG_SUFFIX);
-        let file = ctx
-            .fs
-            .open(&path, OpenMode::ReadWrite)
-            .map_err(|e| StorageError::io("open", &path, e))?;
-        let mut index = ctx.open_index(base, false)?;
+        let ActiveFiles { file, mut index } = match opened {
+            Some(opened) => opened,
+            None => ActiveFiles::open(ctx, base)?,
+        };
         let tracker = match &check.problem {
             None => check.tracker,
             Some(reason) => {

@@ -435,3 +435,94 @@ fn a_clean_open_finds_the_log_end_from_the_index_tail_and_from_the_start_when_th
         .expect("append");
     assert_eq!(more.base_offset, end);
 }
+
+/// An open after an unclean stop fsyncs only what the recovery point does
+/// not vouch for: nothing when the log was flushed and checkpointed up to
+/// its end before the kill (no fsync, no checkpoint written), one fsync
+/// (the active segment's data; no index, directory or checkpoint file)
+/// when records lie above it. The recovery point on disk stays until the
+/// log's next checkpoint, which records the log end.
+#[test]
+fn an_unclean_open_fsyncs_only_the_data_above_the_recovery_point() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rp_file = dir.path().join(RECOVERY_CHECKPOINT);
+    let (log, _) = Log::open(dir.path(), LogConfig::default()).expect("open");
+    let written = fill(&log, 5);
+    log.checkpoint().expect("checkpoint");
+    let end = log.log_end_offset();
+    assert_eq!(log.recovery_point(), end);
+    drop(log); // no close: unclean
+    let rp_bytes = std::fs::read(&rp_file).expect("recovery point");
+
+    let before = pubsub_storage::fs::fsyncs_on_this_thread();
+    let (log, report) = Log::open(dir.path(), LogConfig::default()).expect("reopen");
+    assert_eq!(
+        pubsub_storage::fs::fsyncs_on_this_thread() - before,
+        0,
+        "everything kept lies below the recovery point: {report}"
+    );
+    assert!(!report.clean_shutdown);
+    assert_eq!(report.segments_scanned, 1, "{report}");
+    assert_eq!(report.log_end_offset, end);
+    assert_eq!(raw_batches(&log), written);
+    log.append(&mut simple_batch("late", 2, 5000))
+        .expect("append");
+    let written = raw_batches(&log);
+    drop(log);
+
+    let before = pubsub_storage::fs::fsyncs_on_this_thread();
+    let (log, report) = Log::open(dir.path(), LogConfig::default()).expect("reopen");
+    assert_eq!(
+        pubsub_storage::fs::fsyncs_on_this_thread() - before,
+        1,
+        "the active segment's data only: {report}"
+    );
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(report.recovery_point, end);
+    assert_eq!(raw_batches(&log), written);
+    assert_eq!(
+        std::fs::read(&rp_file).expect("recovery point"),
+        rp_bytes,
+        "the open wrote no recovery point"
+    );
+    assert_eq!(log.recovery_point(), end, "the point on disk");
+    log.checkpoint().expect("checkpoint");
+    assert_eq!(log.recovery_point(), log.log_end_offset());
+    assert_ne!(std::fs::read(&rp_file).expect("recovery point"), rp_bytes);
+    log.close().expect("close");
+}
+
+/// A clean open opens each file of the active segment once: the `.log`
+/// (for writing) and the two index files (mapped), whose mapped entries the
+/// recovery plan checks; before, the plan read the index files and the
+/// `.log` for the check and the open then opened all three again. Sealed
+/// segments are not opened at all. The log then reads and appends as
+/// before, and its indexes stay valid through another clean close.
+#[test]
+fn a_clean_open_opens_each_file_of_the_active_segment_once() {
+    use pubsub_storage::fault::{FaultFs, FaultPlan};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, _) = Log::open(dir.path(), small_config()).expect("open");
+    let written = fill(&log, 40);
+    assert!(log.segments().len() >= 3);
+    log.close().expect("close");
+
+    let plan = FaultPlan::new();
+    let fs = std::sync::Arc::new(FaultFs::new(plan.clone()));
+    let (log, report) = Log::open_with(dir.path(), small_config(), fs).expect("reopen");
+    assert!(report.clean_shutdown, "{report}");
+    assert!(report.rebuilt_indexes.is_empty(), "{report}");
+    assert_eq!(plan.opens(".log"), 1, "the active .log");
+    assert_eq!(plan.opens(".index"), 1, "the active offset index");
+    assert_eq!(plan.opens(".timeindex"), 1, "the active time index");
+    assert_eq!(raw_batches(&log), written);
+    log.append(&mut simple_batch("more", 2, 9000))
+        .expect("append");
+    let written = raw_batches(&log);
+    log.close().expect("close");
+    let (log, report) = Log::open(dir.path(), small_config()).expect("reopen");
+    assert!(report.clean_shutdown, "{report}");
+    assert!(report.rebuilt_indexes.is_empty(), "{report}");
+    assert_eq!(raw_batches(&log), written);
+    log.close().expect("close");
+}
