@@ -35,6 +35,9 @@ trap cleanup EXIT
 # start BIN: a fresh server on a free port; sets $addr and $server_pid.
 start() {
   local dir=$work/data-$RANDOM$RANDOM
+  # Emptied here, not only by the redirection below: that runs in the child,
+  # and the poll could otherwise read the previous broker's address.
+  : >"$work/out"
   "$1" serve --listen 127.0.0.1:0 --data-dir "$dir" >"$work/out" 2>"$work/err" &
   server_pid=$!
   for _ in $(seq 200); do

@@ -39,6 +39,9 @@ ticks() { awk '{print $14 + $15}' "/proc/$server_pid/stat"; }
 # case LABEL BIN: one server, produce then consume; appends to results.
 case_of() {
   local dir=$work/data-$RANDOM$RANDOM
+  # Emptied here, not only by the redirection below: that runs in the child,
+  # and the poll could otherwise read the previous broker's address.
+  : >"$work/out"
   PUBSUB_TOPICS_DEFAULT_PARTITIONS=$P RUST_LOG=warn "$2" serve --listen 127.0.0.1:0 --data-dir "$dir" >"$work/out" 2>"$work/err" &
   server_pid=$!
   for _ in $(seq 200); do grep -q listening "$work/out" 2>/dev/null && break; sleep 0.05; done

@@ -68,6 +68,9 @@ start_broker() {
   case $1 in
     pubsub)
       rm -rf "$work/pubsub"
+      # Emptied here, not only by the redirection below: that runs in the child,
+      # and the poll could otherwise read the previous broker's address.
+      : >"$work/out"
       "$PUBSUB" serve --listen 127.0.0.1:0 --data-dir "$work/pubsub" >"$work/out" 2>"$work/err" &
       pubsub_pid=$!
       addr=""
