@@ -890,6 +890,10 @@ mod tests {
         };
         assert!(err("listen = \"\"").contains("listen"));
         assert!(err(&one("protocol = \"TLS\"")).contains("protocol"));
+        // Kafka's spellings only (SecurityProtocol.forName): any case, the
+        // underscore as it is.
+        assert!(err(&one("protocol = \"sasl-plaintext\"")).contains("protocol"));
+        assert!(err(&one("protocol = \"SaslPlaintext\"")).contains("protocol"));
         assert!(err(&one("protocol = \"SSL\"")).contains("tls.cert"));
         assert!(err(&one(
             "protocol = \"SASL_PLAINTEXT\"\nsasl_mechanisms = [\"GSSAPI\"]"

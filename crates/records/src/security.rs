@@ -7,16 +7,21 @@
 //! Each value has Kafka's wire code ([`Operation::code`]) and Kafka's name
 //! ([`Operation::name`]: `TRANSACTIONAL_ID`, `PREFIXED`, `IDEMPOTENT_WRITE`,
 //! what the Java enums' `toString`, `kafka-acls.sh` and AdminClient print).
-//! Names parse in any case with `-` and `_` ignored, so `transactional-id`,
-//! `TransactionalId` and `TRANSACTIONAL_ID` are one value. A code Kafka does
-//! not know (0 is its UNKNOWN) has no value: `from_code` answers `None`.
+//! The ACL names parse in any case with `-` and `_` ignored, so
+//! `transactional-id`, `TransactionalId` and `TRANSACTIONAL_ID` are one
+//! value; a security protocol parses as Kafka's `SecurityProtocol.forName`
+//! (its `listener.security.protocol.map` values and the clients'
+//! `security.protocol`) does: in any case, spelled with its underscore
+//! (`sasl_ssl`, not `sasl-ssl`). A code Kafka does not know (0 is its
+//! UNKNOWN) has no value: `from_code` answers `None`.
 
 use std::fmt;
 use std::str::FromStr;
 
-/// Defines one vocabulary enum: its variants with Kafka's codes and names.
+/// Defines one vocabulary enum: its variants with Kafka's codes and names;
+/// `$spelled` says whether a string names a value's Kafka name.
 macro_rules! kafka_vocabulary {
-    ($(#[$doc:meta])* $Name:ident, $what:literal {
+    ($(#[$doc:meta])* $Name:ident, $what:literal, $spelled:path {
         $($(#[$vdoc:meta])* $Variant:ident = $code:literal, $text:literal;)*
     }) => {
         $(#[$doc])*
@@ -58,10 +63,9 @@ macro_rules! kafka_vocabulary {
                 }
             }
 
-            /// The value of a name in any case, `-` and `_` ignored.
+            /// The value `name` spells (see `$spelled`).
             pub fn from_name(name: &str) -> Option<$Name> {
-                let wanted = squash(name);
-                $Name::ALL.iter().copied().find(|v| squash(v.name()) == wanted)
+                $Name::ALL.iter().copied().find(|v| $spelled(name, v.name()))
             }
         }
 
@@ -85,16 +89,27 @@ macro_rules! kafka_vocabulary {
     };
 }
 
-fn squash(s: &str) -> String {
-    s.chars()
-        .filter(|c| *c != '-' && *c != '_')
-        .map(|c| c.to_ascii_uppercase())
-        .collect()
+/// Whether `name` spells Kafka's `kafka`, in any case with `-` and `_`
+/// ignored (the ACL vocabularies).
+fn loosely(name: &str, kafka: &str) -> bool {
+    let squash = |s: &str| -> String {
+        s.chars()
+            .filter(|c| *c != '-' && *c != '_')
+            .map(|c| c.to_ascii_uppercase())
+            .collect()
+    };
+    squash(name) == squash(kafka)
+}
+
+/// Whether `name` spells Kafka's `kafka` in any case, as Kafka's
+/// `SecurityProtocol.forName` (upper-cased, then the enum's exact name).
+fn in_any_case(name: &str, kafka: &str) -> bool {
+    name.eq_ignore_ascii_case(kafka)
 }
 
 kafka_vocabulary! {
     /// What kind of thing an ACL protects (Kafka's `ResourceType`).
-    ResourceType, "a resource type" {
+    ResourceType, "a resource type", loosely {
         /// Filters only: every type.
         Any = 1, "ANY";
         /// A topic.
@@ -114,7 +129,7 @@ kafka_vocabulary! {
 
 kafka_vocabulary! {
     /// How an ACL's resource name matches names (Kafka's `PatternType`).
-    PatternType, "a resource pattern type" {
+    PatternType, "a resource pattern type", loosely {
         /// Filters only: every pattern type, names compared exactly.
         Any = 1, "ANY";
         /// Filters only: every binding that would apply to the name.
@@ -128,7 +143,7 @@ kafka_vocabulary! {
 
 kafka_vocabulary! {
     /// What a principal does to a resource (Kafka's `AclOperation`).
-    Operation, "an operation" {
+    Operation, "an operation", loosely {
         /// Filters only: every operation.
         Any = 1, "ANY";
         /// Every operation.
@@ -164,7 +179,7 @@ kafka_vocabulary! {
 
 kafka_vocabulary! {
     /// Whether an ACL allows or denies (Kafka's `AclPermissionType`).
-    Permission, "a permission" {
+    Permission, "a permission", loosely {
         /// Filters only: both.
         Any = 1, "ANY";
         /// Denies (and wins over any allow).
@@ -177,7 +192,7 @@ kafka_vocabulary! {
 kafka_vocabulary! {
     /// A listener's `security.protocol` (Kafka's `SecurityProtocol`, whose
     /// ids are the codes).
-    SecurityProtocol, "the security protocol" {
+    SecurityProtocol, "the security protocol", in_any_case {
         /// Neither TLS nor SASL: every client is `User:ANONYMOUS`.
         Plaintext = 0, "PLAINTEXT";
         /// TLS; the principal comes from the client certificate, if asked for.
@@ -351,10 +366,6 @@ mod tests {
             Ok(Operation::DescribeConfigs)
         );
         assert_eq!("prefixed".parse::<PatternType>(), Ok(PatternType::Prefixed));
-        assert_eq!(
-            "sasl-ssl".parse::<SecurityProtocol>(),
-            Ok(SecurityProtocol::SaslSsl)
-        );
         let err = "reed".parse::<Operation>().expect_err("no such operation");
         assert!(
             err.contains("READ") && err.contains("IDEMPOTENT_WRITE"),
@@ -362,6 +373,25 @@ mod tests {
         );
         let err = "tls".parse::<SecurityProtocol>().expect_err("not one");
         assert!(err.contains("SASL_PLAINTEXT"), "{err}");
+    }
+
+    /// Kafka's `SecurityProtocol.forName` upper-cases the name and takes
+    /// the enum's exact name: any case, but the underscore as it is.
+    #[test]
+    fn security_protocols_parse_as_kafkas_for_name() {
+        for (spelling, protocol) in [
+            ("SASL_SSL", SecurityProtocol::SaslSsl),
+            ("sasl_ssl", SecurityProtocol::SaslSsl),
+            ("Sasl_Plaintext", SecurityProtocol::SaslPlaintext),
+            ("plaintext", SecurityProtocol::Plaintext),
+            ("ssl", SecurityProtocol::Ssl),
+        ] {
+            assert_eq!(spelling.parse::<SecurityProtocol>(), Ok(protocol));
+        }
+        for wrong in ["sasl-ssl", "SASLSSL", "SaslSsl", "sasl_plain", "TLS", ""] {
+            let err = wrong.parse::<SecurityProtocol>().expect_err(wrong);
+            assert!(err.contains("SASL_SSL"), "{err}");
+        }
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub mod connection;
 pub mod context;
 pub mod dispatch;
 pub mod error;
+pub mod error_answer;
 pub mod fetch_response;
 pub mod fetch_session;
 pub mod frame;

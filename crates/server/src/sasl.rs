@@ -2,7 +2,7 @@
 //! `SASL_SSL` listener, as Kafka's `SaslServerAuthenticator` does it:
 //!
 //! ```text
-//! Start ──ApiVersions──▶ Start
+//! Start ──ApiVersions (once)──▶ Start
 //!   │ SaslHandshake(mechanism)
 //!   ▼
 //! Exchange ──SaslAuthenticate (v1+) or a raw token (handshake v0)──▶ Exchange
@@ -14,14 +14,13 @@
 //!
 //! Before authentication nothing but ApiVersions, SaslHandshake and
 //! SaslAuthenticate is answered, as in Kafka's `SaslServerAuthenticator`:
-//! before the handshake any other request (or SaslAuthenticate) closes the
-//! connection without an answer; after a v1 handshake, any request but
+//! before the handshake any other request (SaslAuthenticate, or a second
+//! ApiVersions, too) closes the connection without an answer; after a v1 handshake, any request but
 //! SaslAuthenticate (ApiVersions and a second SaslHandshake too) gets its
 //! own error answer with ILLEGAL_SASL_STATE (34) after the
-//! failed-authentication delay, then the close ([`illegal_state_answer`]
-//! knows the answers of ApiVersions, SaslHandshake, Metadata and the APIs
-//! whose answer has one top-level error code; any other closes
-//! unanswered). Mechanisms:
+//! failed-authentication delay, then the close (every API's answer is
+//! [`crate::error_answer`]'s; a request this server cannot read, or a
+//! Produce with `acks=0`, closes unanswered). Mechanisms:
 //! SCRAM-SHA-256, SCRAM-SHA-512 ([`pubsub_broker::security::scram`]) and
 //! PLAIN, all checked against the broker's users. A failure is counted in
 //! the metrics by mechanism and reason and logged once, without secrets;
@@ -38,8 +37,9 @@ use pubsub_broker::security::scram::{
 use pubsub_broker::security::{AuthFailure, Principal};
 
 use crate::context::{blocking, Ctx};
-use crate::dispatch::{encode_response, Reply};
+use crate::dispatch::Reply;
 use crate::error::ServerError;
+use crate::error_answer::Failure;
 
 /// Mechanisms served when the listener names none, in order of preference.
 pub const DEFAULT_MECHANISMS: [&str; 3] = ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"];
@@ -57,6 +57,10 @@ enum State {
     /// Waiting for ApiVersions or SaslHandshake.
     #[default]
     Start,
+    /// ApiVersions was answered: waiting for SaslHandshake (Kafka's
+    /// HANDSHAKE_REQUEST state, where another ApiVersions closes the
+    /// connection unanswered).
+    VersionsAnswered,
     /// A mechanism was chosen; its tokens come in SaslAuthenticate
     /// requests (`framed`, handshake v1) or bare (handshake v0).
     Exchange { exchange: Exchange, framed: bool },
@@ -129,7 +133,7 @@ pub async fn gate(ctx: &Ctx, frame: &[u8]) -> Result<Option<Reply>, ServerError>
                 "a request after a failed authentication".into(),
             ))
         }
-        State::Start => None,
+        State::Start | State::VersionsAnswered => None,
         State::Exchange { framed, .. } => Some(*framed),
     };
     if framed == Some(false) {
@@ -144,6 +148,9 @@ pub async fn gate(ctx: &Ctx, frame: &[u8]) -> Result<Option<Reply>, ServerError>
         None => api == ApiKey::ApiVersions as i16 || api == ApiKey::SaslHandshake as i16,
         Some(_) => api == ApiKey::SaslAuthenticate as i16,
     };
+    if allowed && framed.is_none() && api == ApiKey::ApiVersions as i16 {
+        return versions_before_handshake(ctx, frame);
+    }
     if allowed {
         return Ok(None);
     }
@@ -160,7 +167,7 @@ pub async fn gate(ctx: &Ctx, frame: &[u8]) -> Result<Option<Reply>, ServerError>
     ctx.metrics
         .sasl_outcome(mechanism, Some(AuthFailure::Malformed));
     tokio::time::sleep(ctx.config.failed_authentication_delay).await;
-    match illegal_state_answer(frame) {
+    match crate::error_answer::answer(frame, Failure::illegal_sasl_state) {
         Some(answer) => Ok(Some(Reply::Frame(answer))),
         None => Err(ServerError::Unauthenticated(format!(
             "unexpected {name} request during SASL authentication"
@@ -168,74 +175,25 @@ pub async fn gate(ctx: &Ctx, frame: &[u8]) -> Result<Option<Reply>, ServerError>
     }
 }
 
-/// The answer Kafka gives `frame` (a request other than SaslAuthenticate
-/// during the exchange): the request's own error response with
-/// ILLEGAL_SASL_STATE, as its `getErrorResponse` builds it. `None` for a
-/// request this server does not build one for, or one it cannot read.
-fn illegal_state_answer(frame: &[u8]) -> Option<BytesMut> {
-    use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
-    use kafka_protocol::messages::*;
-    use kafka_protocol::protocol::Decodable;
-
-    if frame.len() < 8 {
-        return None;
+/// ApiVersions before the handshake: Kafka answers one of a version it
+/// speaks (an unsupported version gets its UNSUPPORTED_VERSION answer and
+/// may be retried); a second closes the connection unanswered.
+fn versions_before_handshake(ctx: &Ctx, frame: &[u8]) -> Result<Option<Reply>, ServerError> {
+    let mut s = session(ctx);
+    if matches!(s.state, State::VersionsAnswered) {
+        s.state = State::Failed;
+        return Err(ServerError::Unauthenticated(
+            "a second ApiVersions request before the SASL handshake".into(),
+        ));
     }
-    let api = i16::from_be_bytes([frame[0], frame[1]]);
-    let version = i16::from_be_bytes([frame[2], frame[3]]);
-    let key = ApiKey::try_from(api).ok()?;
-    let (min, max) = crate::dispatch::supported(key)?;
-    if version < min || version > max {
-        return None;
+    let version = frame.get(2..4).map(|v| i16::from_be_bytes([v[0], v[1]]));
+    let speaks = crate::dispatch::supported(ApiKey::ApiVersions)
+        .zip(version)
+        .is_some_and(|((min, max), v)| (min..=max).contains(&v));
+    if speaks {
+        s.state = State::VersionsAnswered;
     }
-    let mut body = bytes::Bytes::copy_from_slice(frame);
-    let header = RequestHeader::decode(&mut body, key.request_header_version(version)).ok()?;
-    let id = header.correlation_id;
-    macro_rules! top_level {
-        ($Resp:ty) => {
-            encode_response(
-                key,
-                version,
-                id,
-                &<$Resp>::default().with_error_code(ResponseError::IllegalSaslState.code()),
-            )
-            .ok()
-        };
-    }
-    match key {
-        ApiKey::ApiVersions => top_level!(ApiVersionsResponse),
-        ApiKey::SaslHandshake => top_level!(SaslHandshakeResponse),
-        ApiKey::Metadata => {
-            let req = MetadataRequest::decode(&mut body, version).ok()?;
-            let topics = req
-                .topics
-                .unwrap_or_default()
-                .into_iter()
-                .map(|t| {
-                    MetadataResponseTopic::default()
-                        .with_name(t.name)
-                        .with_topic_id(t.topic_id)
-                        .with_error_code(ResponseError::IllegalSaslState.code())
-                })
-                .collect();
-            encode_response(
-                key,
-                version,
-                id,
-                &MetadataResponse::default().with_topics(topics),
-            )
-            .ok()
-        }
-        ApiKey::JoinGroup => top_level!(JoinGroupResponse),
-        ApiKey::SyncGroup => top_level!(SyncGroupResponse),
-        ApiKey::Heartbeat => top_level!(HeartbeatResponse),
-        ApiKey::LeaveGroup => top_level!(LeaveGroupResponse),
-        ApiKey::ListGroups => top_level!(ListGroupsResponse),
-        ApiKey::InitProducerId => top_level!(InitProducerIdResponse),
-        ApiKey::DescribeAcls => top_level!(DescribeAclsResponse),
-        ApiKey::DescribeCluster => top_level!(DescribeClusterResponse),
-        ApiKey::DescribeUserScramCredentials => top_level!(DescribeUserScramCredentialsResponse),
-        _ => None,
-    }
+    Ok(None)
 }
 
 /// SaslHandshake: chooses the mechanism. The error code (0,
@@ -249,7 +207,7 @@ pub fn handshake(ctx: &Ctx, mechanism: &str, version: i16) -> (i16, Vec<String>)
     }
     let mut s = session(ctx);
     match s.state {
-        State::Start => {}
+        State::Start | State::VersionsAnswered => {}
         State::Authenticated => return (ResponseError::IllegalSaslState.code(), enabled),
         State::Exchange { .. } | State::Failed => {
             s.state = State::Failed;
@@ -305,7 +263,7 @@ pub fn authenticate(ctx: &Ctx, token: &[u8]) -> Outcome {
                 );
             }
             // Before a handshake, or after a failure: the connection closes.
-            State::Start | State::Failed => {
+            State::Start | State::VersionsAnswered | State::Failed => {
                 return Outcome::Illegal("SaslAuthenticate request received before a SaslHandshake")
             }
         }

@@ -684,6 +684,25 @@ impl TransactionCoordinator {
         client_version: i16,
         now: i64,
     ) -> Result<()> {
+        let request = (producer_id, epoch, partitions, client_version);
+        self.add_partitions_then(store, id, request, now, |slot, next| {
+            self.transit(store, id, slot, next)
+        })
+    }
+
+    /// What both AddPartitionsToTxn paths share: checks `request`
+    /// (producer id, epoch, partitions, client transaction version)
+    /// against the ongoing transaction of `id` under its lock, then hands
+    /// the changed metadata to `write` (not called when nothing changes).
+    fn add_partitions_then(
+        &self,
+        store: &dyn TxnStore,
+        id: &str,
+        request: (i64, i16, &[(String, i32)], i16),
+        now: i64,
+        write: impl FnOnce(&mut Option<TxnMetadata>, TxnMetadata) -> Result<()>,
+    ) -> Result<()> {
+        let (producer_id, epoch, partitions, client_version) = request;
         if id.is_empty() {
             return Err(refused(id, TxnRefusal::InvalidRequest));
         }
@@ -694,7 +713,7 @@ impl TransactionCoordinator {
             .add_partitions(producer_id, epoch, partitions, client_version, now)
             .map_err(|r| refused(id, r))?;
         match next {
-            Some(next) => self.transit(store, id, &mut slot, next),
+            Some(next) => write(&mut slot, next),
             None => Ok(()),
         }
     }
@@ -720,21 +739,14 @@ impl TransactionCoordinator {
         partitions: &[(String, i32)],
         now: i64,
     ) -> Result<()> {
-        if id.is_empty() {
-            return Err(refused(id, TxnRefusal::InvalidRequest));
-        }
-        let slot = self.known(id)?;
-        let mut slot = slot.lock();
-        self.settle_landing(store, id, &mut slot, now);
-        let next = metadata(id, &slot)?
-            .add_partitions(producer_id, epoch, partitions, 0, now)
-            .map_err(|r| refused(id, r))?;
-        let Some(next) = next else { return Ok(()) };
-        let owed = store.persist_txn_owed(id, records::encode_value(&next))?;
-        *slot = Some(next);
-        // A later record's fsync covers an earlier one: the newest is kept.
-        self.owed.lock().insert(id.to_string(), owed);
-        Ok(())
+        let request = (producer_id, epoch, partitions, 0);
+        self.add_partitions_then(store, id, request, now, |slot, next| {
+            let owed = store.persist_txn_owed(id, records::encode_value(&next))?;
+            *slot = Some(next);
+            // A later record's fsync covers an earlier one: the newest is kept.
+            self.owed.lock().insert(id.to_string(), owed);
+            Ok(())
+        })
     }
 
     /// AddPartitionsToTxn with `verify_only`: for each partition, whether

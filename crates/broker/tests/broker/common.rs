@@ -52,3 +52,19 @@ pub fn spawn_child(name: &str, envs: &[(&str, &OsStr)]) -> Child {
         .spawn()
         .expect("spawn")
 }
+
+/// Runs the child of test `name` on `dir` (the environment variable
+/// `dir_var`), lets it run until it prints a line ending in `ready`, then
+/// kills it with SIGKILL: whether it got ready.
+pub fn kill_when_ready(name: &str, dir_var: &str, dir: &Path) -> bool {
+    use std::io::{BufRead, BufReader};
+    let mut child = spawn_child(name, &[(dir_var, dir.as_os_str())]);
+    let stdout = child.stdout.take().expect("stdout");
+    let ready = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.ends_with("ready"));
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+    ready
+}

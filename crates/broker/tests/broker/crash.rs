@@ -382,82 +382,15 @@ const LAZY_PARTITIONS: i32 = 6;
 /// reporting each acknowledged one, until killed; in mode `idle`, touches
 /// nothing until killed.
 fn lazy_child(dir: &str) -> ! {
-    let mut out = std::io::stdout().lock();
-    writeln!(out).expect("stdout");
-    let broker = Broker::open(dir, test_config()).expect("child open");
-    writeln!(out, "opened").expect("stdout");
-    out.flush().expect("flush");
-    if std::env::var(LAZY_MODE).as_deref() != Ok("write") {
-        loop {
-            std::thread::sleep(Duration::from_secs(1));
-        }
-    }
-    let producer = broker
-        .producer(ProducerConfig {
-            linger: Duration::from_millis(1),
-            ..ProducerConfig::default()
-        })
-        .expect("producer");
-    let mut seq: u64 = 0;
-    loop {
-        let mut pending = Vec::new();
-        for p in 0..2 {
-            let v = format!("w{seq}");
-            seq += 1;
-            pending.push((
-                v.clone(),
-                producer
-                    .send(&ProducerRecord::new("lazy", v.as_bytes()).partition(p))
-                    .expect("send"),
-            ));
-        }
-        for (v, d) in pending {
-            let m = d.wait().expect("delivered");
-            writeln!(out, "produced {} {} {v}", m.partition, m.offset).expect("stdout");
-        }
-        out.flush().expect("flush");
-    }
+    produce_until_killed(dir, LAZY_MODE, ("lazy", 2, "w"), |_| {})
 }
 
 /// Runs the lazy child in `mode` and kills it with SIGKILL once it has
 /// opened and, in mode `write`, had `acks` records acknowledged; returns
 /// its stdout lines.
 fn run_lazy_child(dir: &std::path::Path, mode: &str, acks: usize) -> Vec<String> {
-    let mut child = spawn_child(
-        "crash::lazily_opened_partitions_keep_acknowledged_records_through_sigkills",
-        &[
-            (LAZY_CHILD, dir.as_os_str()),
-            (LAZY_MODE, std::ffi::OsStr::new(mode)),
-        ],
-    );
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = Vec::new();
-    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-        let done = match mode {
-            "write" => {
-                line.starts_with("produced") && {
-                    lines
-                        .iter()
-                        .filter(|l: &&String| l.starts_with("produced"))
-                        .count()
-                        + 1
-                        >= acks
-                }
-            }
-            _ => line == "opened",
-        };
-        lines.push(line);
-        if done {
-            break;
-        }
-    }
-    assert!(
-        lines.iter().any(|l| l == "opened"),
-        "the {mode} child died before opening"
-    );
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reap");
-    lines
+    let test = "crash::lazily_opened_partitions_keep_acknowledged_records_through_sigkills";
+    run_until_acked(test, (LAZY_CHILD, LAZY_MODE), dir, mode, acks)
 }
 
 /// A cleanly closed broker whose partitions open lazily is killed with
@@ -545,17 +478,43 @@ const UNCLEAN_PARTITIONS: i32 = 24;
 /// acknowledged one, until killed; in mode `recover`, does nothing more
 /// (its background pass recovers what the last kill left) until killed.
 fn unclean_child(dir: &str) -> ! {
+    let topic = ("unclean", UNCLEAN_PARTITIONS, "u");
+    produce_until_killed(dir, UNCLEAN_MODE, topic, |broker| {
+        let _ = broker.create_topic("unclean", Some(UNCLEAN_PARTITIONS as u32), no_configs());
+    })
+}
+
+/// Runs the unclean child in `mode` and kills it with SIGKILL: in mode
+/// `write` once `acks` records were acknowledged, in mode `recover` as soon
+/// as it has opened (its background recovery pass under way); returns its
+/// stdout lines.
+fn run_unclean_child(dir: &std::path::Path, mode: &str, acks: usize) -> Vec<String> {
+    let test = "crash::unrecovered_partitions_are_recovered_at_first_use_or_in_the_background";
+    run_until_acked(test, (UNCLEAN_CHILD, UNCLEAN_MODE), dir, mode, acks)
+}
+
+/// A crash-test child: opens the broker at `dir` and says `opened`; in
+/// mode `write` (the environment variable `mode_var`), then runs `prepare`
+/// and appends acks=all records `{prefix}{n}` to partitions `0..partitions`
+/// of `topic` in turn, reporting each acknowledged one (`produced P O V`),
+/// until killed; in any other mode, touches nothing until killed.
+fn produce_until_killed(
+    dir: &str,
+    mode_var: &str,
+    (topic, partitions, prefix): (&str, i32, &str),
+    prepare: impl FnOnce(&Broker),
+) -> ! {
     let mut out = std::io::stdout().lock();
     writeln!(out).expect("stdout");
     let broker = Broker::open(dir, test_config()).expect("child open");
     writeln!(out, "opened").expect("stdout");
     out.flush().expect("flush");
-    if std::env::var(UNCLEAN_MODE).as_deref() != Ok("write") {
+    if std::env::var(mode_var).as_deref() != Ok("write") {
         loop {
             std::thread::sleep(Duration::from_secs(1));
         }
     }
-    let _ = broker.create_topic("unclean", Some(UNCLEAN_PARTITIONS as u32), no_configs());
+    prepare(&broker);
     let producer = broker
         .producer(ProducerConfig {
             linger: Duration::from_millis(1),
@@ -565,13 +524,13 @@ fn unclean_child(dir: &str) -> ! {
     let mut seq: u64 = 0;
     loop {
         let mut pending = Vec::new();
-        for p in 0..UNCLEAN_PARTITIONS {
-            let v = format!("u{seq}");
+        for p in 0..partitions {
+            let v = format!("{prefix}{seq}");
             seq += 1;
             pending.push((
                 v.clone(),
                 producer
-                    .send(&ProducerRecord::new("unclean", v.as_bytes()).partition(p))
+                    .send(&ProducerRecord::new(topic, v.as_bytes()).partition(p))
                     .expect("send"),
             ));
         }
@@ -583,16 +542,22 @@ fn unclean_child(dir: &str) -> ! {
     }
 }
 
-/// Runs the unclean child in `mode` and kills it with SIGKILL: in mode
-/// `write` once `acks` records were acknowledged, in mode `recover` as soon
-/// as it has opened (its background recovery pass under way); returns its
-/// stdout lines.
-fn run_unclean_child(dir: &std::path::Path, mode: &str, acks: usize) -> Vec<String> {
+/// Runs the child of test `test` on `dir` in `mode` (the environment
+/// variables `dir_var` and `mode_var`) and kills it with SIGKILL once it
+/// has opened and, in mode `write`, had `acks` records acknowledged;
+/// returns its stdout lines.
+fn run_until_acked(
+    test: &str,
+    (dir_var, mode_var): (&str, &str),
+    dir: &std::path::Path,
+    mode: &str,
+    acks: usize,
+) -> Vec<String> {
     let mut child = spawn_child(
-        "crash::unrecovered_partitions_are_recovered_at_first_use_or_in_the_background",
+        test,
         &[
-            (UNCLEAN_CHILD, dir.as_os_str()),
-            (UNCLEAN_MODE, std::ffi::OsStr::new(mode)),
+            (dir_var, dir.as_os_str()),
+            (mode_var, std::ffi::OsStr::new(mode)),
         ],
     );
     let stdout = child.stdout.take().expect("stdout");

@@ -3,7 +3,6 @@
 //! aborted-transaction index (rebuilt after a restart, a SIGKILL or a lost
 //! file) and read_committed embedded consumers.
 
-use std::io::{BufRead, BufReader};
 use std::time::Duration;
 
 use pubsub_broker::{Acks, Broker, BrokerError, ConsumerConfig, Isolation, Partition};
@@ -326,17 +325,8 @@ fn a_sigkilled_broker_rebuilds_open_transactions_and_the_aborted_index() {
         child(&dir);
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = spawn_child(
-        "transactions::a_sigkilled_broker_rebuilds_open_transactions_and_the_aborted_index",
-        &[(CHILD, dir.path().as_os_str())],
-    );
-    let stdout = child.stdout.take().expect("stdout");
-    let ready = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .any(|l| l.ends_with("ready"));
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reap");
+    let test = "transactions::a_sigkilled_broker_rebuilds_open_transactions_and_the_aborted_index";
+    let ready = kill_when_ready(test, CHILD, dir.path());
     assert!(ready, "the child wrote its transactions");
     let broker = open(dir.path());
     assert_open_and_aborted(&broker);
@@ -387,14 +377,7 @@ fn all_records(p: &Partition) -> Vec<(String, String, u64)> {
 #[test]
 fn compaction_drops_aborted_records_keeps_committed_ones_and_stops_at_the_lso() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let broker = open(dir.path());
-    broker
-        .create_topic(
-            "t",
-            Some(1),
-            configs(&[("cleanup.policy", "compact"), ("segment.bytes", "600")]),
-        )
-        .expect("create");
+    let broker = open_with_compacted_topic(dir.path());
     keyed(&broker, 1, 0, "a", "committed");
     end(&broker, 1, 0, ControlType::Commit);
     keyed(&broker, 2, 0, "a", "aborted");
@@ -433,14 +416,10 @@ fn compaction_drops_aborted_records_keeps_committed_ones_and_stops_at_the_lso() 
     assert!(!seen.iter().any(|v| v == "aborted"));
 }
 
-fn wall_clock() -> i64 {
-    pubsub_broker::wall_clock_ms()
-}
-
-#[test]
-fn compaction_merges_aborted_indexes_into_the_merged_segment_and_leaves_no_orphans() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let broker = open(dir.path());
+/// A broker on `dir` with topic `t`: one partition, compacted, in
+/// segments of 600 bytes.
+fn open_with_compacted_topic(dir: &std::path::Path) -> Broker {
+    let broker = open(dir);
     broker
         .create_topic(
             "t",
@@ -448,6 +427,17 @@ fn compaction_merges_aborted_indexes_into_the_merged_segment_and_leaves_no_orpha
             configs(&[("cleanup.policy", "compact"), ("segment.bytes", "600")]),
         )
         .expect("create");
+    broker
+}
+
+fn wall_clock() -> i64 {
+    pubsub_broker::wall_clock_ms()
+}
+
+#[test]
+fn compaction_merges_aborted_indexes_into_the_merged_segment_and_leaves_no_orphans() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = open_with_compacted_topic(dir.path());
     let filler = "f".repeat(200);
     let mut aborts = Vec::new();
     for (pid, fill) in [(2, "x"), (4, "y")] {

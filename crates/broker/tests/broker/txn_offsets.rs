@@ -3,7 +3,6 @@
 //! `__consumer_offsets` partition, committed or dropped by it, and loaded
 //! the same way after a clean restart, a SIGKILL and a compaction.
 
-use std::io::{BufRead, BufReader};
 use std::time::Duration;
 
 use pubsub_broker::group::records::partition_for_group;
@@ -284,17 +283,8 @@ fn a_sigkilled_broker_loads_txn_offsets_by_their_markers() {
         }
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = spawn_child(
-        "txn_offsets::a_sigkilled_broker_loads_txn_offsets_by_their_markers",
-        &[(CHILD, dir.path().as_os_str())],
-    );
-    let stdout = child.stdout.take().expect("stdout");
-    let ready = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .any(|l| l.ends_with("ready"));
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reap");
+    let test = "txn_offsets::a_sigkilled_broker_loads_txn_offsets_by_their_markers";
+    let ready = kill_when_ready(test, CHILD, dir.path());
     assert!(ready, "the child wrote its offsets");
     let broker = open_broker(dir.path());
     assert_three(&broker);

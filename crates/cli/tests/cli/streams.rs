@@ -359,10 +359,21 @@ fn wait_for_counts(
     app: &mut App,
     expected: &BTreeMap<String, u64>,
 ) -> BTreeMap<String, u64> {
+    wait_for_counts_in(kafka, (bootstrap, "read_uncommitted"), app, expected)
+}
+
+/// Polls the output topic, read with `isolation`, until every word of
+/// `expected` has reached its count; the counts then.
+fn wait_for_counts_in(
+    kafka: &Kafka,
+    (bootstrap, isolation): (&str, &str),
+    app: &mut App,
+    expected: &BTreeMap<String, u64>,
+) -> BTreeMap<String, u64> {
     let start = Instant::now();
     loop {
         app.check();
-        let (_, now) = counts(kafka, bootstrap);
+        let (_, now) = counts_in(kafka, bootstrap, OUTPUT, isolation);
         if expected
             .iter()
             .all(|(w, n)| now.get(w).is_some_and(|c| c >= n))
@@ -371,7 +382,7 @@ fn wait_for_counts(
         }
         assert!(
             start.elapsed() < PATIENCE,
-            "the counts did not reach {expected:?}; last seen {now:?}\n{}",
+            "the {isolation} counts did not reach {expected:?}; last seen {now:?}\n{}",
             app.report()
         );
         std::thread::sleep(Duration::from_millis(500));
@@ -535,6 +546,15 @@ fn scenario(kafka: &Kafka, broker: &mut dyn Broker) -> Vec<(String, String)> {
 
 #[test]
 fn kafka_streams_word_count_gives_the_same_counts_on_pubsub_and_apache_kafka() {
+    same_on_pubsub_and_kafka(scenario, "Kafka Streams");
+}
+
+/// Runs `scenario` on a pubsub daemon and on Apache Kafka (where Java and
+/// Maven are): the steps must read the same.
+fn same_on_pubsub_and_kafka(
+    scenario: fn(&Kafka, &mut dyn Broker) -> Vec<(String, String)>,
+    what: &str,
+) {
     let Some(kafka) = Kafka::start() else { return };
     kafka.compile();
     let dir = tempfile::tempdir().unwrap();
@@ -548,7 +568,7 @@ fn kafka_streams_word_count_gives_the_same_counts_on_pubsub_and_apache_kafka() {
     let differences = crate::reference::differences(&ours, &theirs);
     assert!(
         differences.is_empty(),
-        "Kafka Streams saw differences:\n{differences}"
+        "{what} saw differences:\n{differences}"
     );
 }
 
@@ -563,23 +583,7 @@ fn wait_for_committed(
     app: &mut App,
     expected: &BTreeMap<String, u64>,
 ) -> BTreeMap<String, u64> {
-    let start = Instant::now();
-    loop {
-        app.check();
-        let (_, now) = counts_in(kafka, bootstrap, OUTPUT, "read_committed");
-        if expected
-            .iter()
-            .all(|(w, n)| now.get(w).is_some_and(|c| c >= n))
-        {
-            return now;
-        }
-        assert!(
-            start.elapsed() < PATIENCE,
-            "the committed counts did not reach {expected:?}; last seen {now:?}\n{}",
-            app.report()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_for_counts_in(kafka, (bootstrap, "read_committed"), app, expected)
 }
 
 /// `kafka-transactions list`: the app's transactional ids (`wordcount-`)
@@ -689,19 +693,5 @@ fn exactly_once_scenario(kafka: &Kafka, broker: &mut dyn Broker) -> Vec<(String,
 
 #[test]
 fn kafka_streams_exactly_once_v2_counts_each_word_once_across_kills_on_pubsub_and_apache_kafka() {
-    let Some(kafka) = Kafka::start() else { return };
-    kafka.compile();
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let mut pubsub = Pubsub {
-        daemon: Some(Daemon::start(&data)),
-        data,
-    };
-    let ours = exactly_once_scenario(&kafka, &mut pubsub);
-    let theirs = exactly_once_scenario(&kafka, &mut Reference(&kafka));
-    let differences = crate::reference::differences(&ours, &theirs);
-    assert!(
-        differences.is_empty(),
-        "Kafka Streams exactly_once_v2 saw differences:\n{differences}"
-    );
+    same_on_pubsub_and_kafka(exactly_once_scenario, "Kafka Streams exactly_once_v2");
 }

@@ -15,35 +15,18 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
-use kafka_protocol::messages::{
-    AddPartitionsToTxnRequest, EndTxnRequest, InitProducerIdRequest, ProducerId, TopicName,
-    TransactionalId,
-};
-use pubsub_records::{BatchBuilder, Batches, ControlRecord, ControlType, NewRecord};
+use kafka_protocol::messages::TransactionalId;
+use pubsub_records::{Batches, ControlRecord, ControlType};
 
-use crate::client::{create_topic, fetch_request, produce_request, s, Client};
+use crate::client::{
+    add_partitions, create_topic, end_txn_request, fetch_request, init_txn, produce_request, s,
+    txn_batch, Client,
+};
 use crate::daemon::{Daemon, Options};
 
 const TOPIC: &str = "torn";
 const ID: &str = "tx-torn";
 const PARTITIONS: i32 = 3;
-
-/// A transactional batch of one record, `value`.
-fn batch(pid: i64, epoch: i16, value: &str) -> Bytes {
-    let mut b = BatchBuilder::new()
-        .producer(pid, epoch, 0)
-        .transactional(true);
-    b.push(&NewRecord {
-        timestamp: 1_700_000_000_000,
-        key: None,
-        value: Some(value.as_bytes()),
-        headers: &[],
-    })
-    .unwrap();
-    Bytes::from(b.build().unwrap())
-}
 
 /// What read_committed Fetches (v12) from offset 0 read of a partition,
 /// one after the other until the last stable offset (an answer holds one
@@ -103,40 +86,20 @@ async fn a_broker_killed_between_the_commit_markers_completes_them_all_after_res
     let daemon = Daemon::start_with(&data, options);
     let mut c = Client::connect(daemon.addr).await;
     create_topic(&mut c, TOPIC, PARTITIONS, &[]).await;
-    let init = InitProducerIdRequest::default()
-        .with_transactional_id(Some(TransactionalId(s(ID))))
-        .with_transaction_timeout_ms(60_000)
-        .with_producer_id(ProducerId(-1))
-        .with_producer_epoch(-1);
-    let r = c.call(3, &init).await;
-    assert_eq!(r.error_code, 0);
-    let (pid, epoch) = (r.producer_id.0, r.producer_epoch);
-    let add = AddPartitionsToTxnRequest::default()
-        .with_v3_and_below_transactional_id(TransactionalId(s(ID)))
-        .with_v3_and_below_producer_id(ProducerId(pid))
-        .with_v3_and_below_producer_epoch(epoch)
-        .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
-            .with_name(TopicName(s(TOPIC)))
-            .with_partitions((0..PARTITIONS).collect())]);
-    let r = c.call(3, &add).await;
-    for t in &r.results_by_topic_v3_and_below {
-        for p in &t.results_by_partition {
-            assert_eq!(p.partition_error_code, 0, "add {}", p.partition_index);
-        }
-    }
+    let (pid, epoch) = init_txn(&mut c, 3, ID).await;
+    let all: Vec<i32> = (0..PARTITIONS).collect();
+    let codes = add_partitions(&mut c, 3, (ID, pid, epoch), TOPIC, &all).await;
+    assert_eq!(codes, [0; PARTITIONS as usize], "add");
     for p in 0..PARTITIONS {
-        let req = produce_request(TOPIC, p, -1, batch(pid, epoch, &format!("p{p}")))
+        let batch = txn_batch(pid, epoch, 0, 1_700_000_000_000, &[&format!("p{p}")]);
+        let req = produce_request(TOPIC, p, -1, batch)
             .with_transactional_id(Some(TransactionalId(s(ID))));
         let r = c.call(9, &req).await;
         assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
     }
     // The commit: its answer never comes, the coordinator halts after the
     // first marker.
-    let end = EndTxnRequest::default()
-        .with_transactional_id(TransactionalId(s(ID)))
-        .with_producer_id(ProducerId(pid))
-        .with_producer_epoch(epoch)
-        .with_committed(true);
+    let end = end_txn_request(ID, pid, epoch, true);
     let mut committer = Client::connect(daemon.addr).await;
     let _ = committer.send(3, &end).await;
     let mut halted = false;

@@ -2,7 +2,8 @@
 //! request at the version a test names, nothing sent unasked), with
 //! failures as panics and every answer checked to decode exactly; plus
 //! hostile frames and the requests both the server and the daemon tests
-//! make (create a topic, produce a batch, fetch a partition).
+//! make (create a topic, produce a batch, fetch a partition, the steps of
+//! a transaction).
 
 #![allow(dead_code)]
 
@@ -10,8 +11,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::add_partitions_to_txn_request::{
+    AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+};
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
-use kafka_protocol::messages::{ApiKey, FetchRequest};
+use kafka_protocol::messages::{
+    AddPartitionsToTxnRequest, ApiKey, EndTxnRequest, FetchRequest, InitProducerIdRequest,
+    ProducerId, TopicName, TransactionalId,
+};
 use kafka_protocol::protocol::{Request, StrBytes};
 use pubsub_client::connection::{decode_answer, encode_request};
 use pubsub_client::{admin, fetch, Connection, Receiver, Sender};
@@ -168,4 +175,89 @@ pub async fn produce(
         .call(PRODUCE_V, &produce_request(topic, partition, acks, records))
         .await;
     r.responses[0].partition_responses[0].clone()
+}
+
+/// InitProducerId for a new producer of transactional id `id`.
+pub fn init_txn_request(id: &str, timeout_ms: i32) -> InitProducerIdRequest {
+    InitProducerIdRequest::default()
+        .with_transactional_id(Some(TransactionalId(s(id))))
+        .with_transaction_timeout_ms(timeout_ms)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1)
+}
+
+/// InitProducerId at `version` for a new producer of `id` (60 s
+/// transactions): its producer id and epoch.
+pub async fn init_txn(c: &mut Client, version: i16, id: &str) -> (i64, i16) {
+    let r = c.call(version, &init_txn_request(id, 60_000)).await;
+    assert_eq!(r.error_code, 0, "InitProducerId {id}");
+    (r.producer_id.0, r.producer_epoch)
+}
+
+/// EndTxn of `id`'s producer `pid` at `epoch`: commit or abort.
+pub fn end_txn_request(id: &str, pid: i64, epoch: i16, commit: bool) -> EndTxnRequest {
+    EndTxnRequest::default()
+        .with_transactional_id(TransactionalId(s(id)))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_committed(commit)
+}
+
+/// AddPartitionsToTxn at `version` (batched from 4) of `partitions` of
+/// `topic`: every partition's code.
+pub async fn add_partitions(
+    c: &mut Client,
+    version: i16,
+    (id, pid, epoch): (&str, i64, i16),
+    topic: &str,
+    partitions: &[i32],
+) -> Vec<i16> {
+    let topics = vec![AddPartitionsToTxnTopic::default()
+        .with_name(TopicName(s(topic)))
+        .with_partitions(partitions.to_vec())];
+    let results = if version >= 4 {
+        let req = AddPartitionsToTxnRequest::default().with_transactions(vec![
+            AddPartitionsToTxnTransaction::default()
+                .with_transactional_id(TransactionalId(s(id)))
+                .with_producer_id(ProducerId(pid))
+                .with_producer_epoch(epoch)
+                .with_topics(topics),
+        ]);
+        let r = c.call(version, &req).await;
+        assert_eq!(r.error_code, 0);
+        r.results_by_transaction[0].topic_results.clone()
+    } else {
+        let req = AddPartitionsToTxnRequest::default()
+            .with_v3_and_below_transactional_id(TransactionalId(s(id)))
+            .with_v3_and_below_producer_id(ProducerId(pid))
+            .with_v3_and_below_producer_epoch(epoch)
+            .with_v3_and_below_topics(topics);
+        c.call(version, &req).await.results_by_topic_v3_and_below
+    };
+    results
+        .iter()
+        .flat_map(|t| {
+            t.results_by_partition
+                .iter()
+                .map(|p| p.partition_error_code)
+        })
+        .collect()
+}
+
+/// A transactional batch of `values` from producer `pid` at `epoch`,
+/// starting at sequence `seq`, every record stamped `timestamp`.
+pub fn txn_batch(pid: i64, epoch: i16, seq: i32, timestamp: i64, values: &[&str]) -> Bytes {
+    let mut b = pubsub_records::BatchBuilder::new()
+        .producer(pid, epoch, seq)
+        .transactional(true);
+    for v in values {
+        b.push(&pubsub_records::NewRecord {
+            timestamp,
+            key: None,
+            value: Some(v.as_bytes()),
+            headers: &[],
+        })
+        .expect("push");
+    }
+    Bytes::from(b.build().expect("build"))
 }

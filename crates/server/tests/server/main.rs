@@ -16,6 +16,7 @@ mod limits;
 mod produce;
 mod read_committed;
 mod sasl;
+mod sasl_out_of_turn;
 mod storage_errors;
 mod tls;
 mod transactions;

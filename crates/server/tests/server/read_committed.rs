@@ -17,29 +17,13 @@ use pubsub_broker::{Acks, Broker};
 use pubsub_records::{BatchBuilder, Batches, ControlRecord, ControlType, NewRecord};
 use pubsub_server::ServerConfig;
 
-use crate::client::{s, Client};
+use crate::client::{s, txn_batch, Client};
 use crate::common::{
     broker_config, create_topic, fetch_request, produce_request, TestServer, FETCH_V, PRODUCE_V,
 };
 
-fn txn_batch(pid: i64, seq: i32, values: &[&str]) -> Vec<u8> {
-    let mut b = BatchBuilder::new()
-        .producer(pid, 0, seq)
-        .transactional(true);
-    for v in values {
-        b.push(&NewRecord {
-            timestamp: 1_700_000_000_000,
-            key: None,
-            value: Some(v.as_bytes()),
-            headers: &[],
-        })
-        .expect("push");
-    }
-    b.build().expect("build")
-}
-
 fn write(broker: &Broker, pid: i64, seq: i32, values: &[&str]) -> u64 {
-    let mut b = txn_batch(pid, seq, values);
+    let mut b = txn_batch(pid, 0, seq, 1_700_000_000_000, values).to_vec();
     broker
         .produce("t", 0, &mut b, Acks::All)
         .expect("produce")

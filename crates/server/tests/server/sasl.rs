@@ -52,7 +52,7 @@ async fn sasl_server_in(dir: tempfile::TempDir) -> TestServer {
     TestServer::start_listener_in(dir, broker_config(), sasl_config(), sasl_listener()).await
 }
 
-async fn sasl_server() -> TestServer {
+pub(crate) async fn sasl_server() -> TestServer {
     let server = sasl_server_in(tempfile::tempdir().expect("tempdir")).await;
     assert!(server
         .broker
@@ -194,88 +194,13 @@ async fn a_client_without_sasl_gets_api_versions_and_nothing_else() {
     assert!(c.is_closed().await);
 
     // A request other than SaslAuthenticate mid-exchange: answered
-    // ILLEGAL_SASL_STATE, then closed (illegal_sasl_state_is_answered_as_kafka).
+    // ILLEGAL_SASL_STATE, then closed (sasl_out_of_turn.rs: every API, as Kafka).
     let mut c = Client::connect(server.addr).await;
     assert_eq!(handshake(&mut c, "PLAIN").await.error_code, 0);
     let id = c.send(12, &MetadataRequest::default()).await;
     assert!(c.receive::<MetadataRequest>(id, 12).await.topics.is_empty());
     assert!(c.is_closed().await);
     server.stop().await;
-}
-
-/// What one connection got for a request out of turn: the answer's error
-/// code (`None`: no answer) and whether the connection then closed.
-type OutOfTurn = (&'static str, Option<i16>, bool);
-
-/// Requests out of turn on a SASL listener at `addr` (PLAIN enabled): after
-/// a v1 handshake, Metadata, ApiVersions, a second SaslHandshake and
-/// ListGroups; before any handshake, Metadata.
-async fn out_of_turn(addr: std::net::SocketAddr) -> Vec<OutOfTurn> {
-    let mut out = Vec::new();
-    let mid_exchange = || async {
-        let mut c = Client::connect(addr).await;
-        assert_eq!(handshake(&mut c, "PLAIN").await.error_code, 0);
-        c
-    };
-    let topic =
-        metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(s("t"))));
-    let mut c = mid_exchange().await;
-    let id = c
-        .send(
-            12,
-            &MetadataRequest::default().with_topics(Some(vec![topic])),
-        )
-        .await;
-    let r = c.receive::<MetadataRequest>(id, 12).await;
-    assert_eq!(r.topics.len(), 1, "{r:?}");
-    assert_eq!(r.topics[0].name.as_deref().map(|n| &**n), Some("t"));
-    out.push((
-        "Metadata",
-        Some(r.topics[0].error_code),
-        c.is_closed().await,
-    ));
-
-    let mut c = mid_exchange().await;
-    let id = c.send(3, &ApiVersionsRequest::default()).await;
-    let r = c.receive::<ApiVersionsRequest>(id, 3).await;
-    out.push(("ApiVersions", Some(r.error_code), c.is_closed().await));
-
-    let mut c = mid_exchange().await;
-    let r = handshake(&mut c, "PLAIN").await;
-    out.push(("SaslHandshake", Some(r.error_code), c.is_closed().await));
-
-    let mut c = mid_exchange().await;
-    let id = c.send(4, &ListGroupsRequest::default()).await;
-    let r = c.receive::<ListGroupsRequest>(id, 4).await;
-    out.push(("ListGroups", Some(r.error_code), c.is_closed().await));
-
-    let mut c = Client::connect(addr).await;
-    c.send(12, &MetadataRequest::default()).await;
-    out.push(("Metadata before the handshake", None, c.is_closed().await));
-    out
-}
-
-/// Kafka's SaslServerAuthenticator: after a v1 handshake any request but
-/// SaslAuthenticate (ApiVersions and a second SaslHandshake too) gets its
-/// own error answer, ILLEGAL_SASL_STATE (34), then the close; before the
-/// handshake, anything but ApiVersions and SaslHandshake is closed
-/// unanswered. pubsub answers alike, and Apache Kafka (where Java and Maven
-/// are) gives the same outcomes over the same wire.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn illegal_sasl_state_is_answered_as_kafka() {
-    let expected: Vec<OutOfTurn> = vec![
-        ("Metadata", Some(34), true),
-        ("ApiVersions", Some(34), true),
-        ("SaslHandshake", Some(34), true),
-        ("ListGroups", Some(34), true),
-        ("Metadata before the handshake", None, true),
-    ];
-    let server = sasl_server().await;
-    assert_eq!(out_of_turn(server.addr).await, expected, "pubsub");
-    server.stop().await;
-    if let Some(kafka) = crate::acls::Kafka::start() {
-        assert_eq!(out_of_turn(kafka.addr).await, expected, "Apache Kafka");
-    }
 }
 
 #[tokio::test]

@@ -4,83 +4,15 @@
 //! codes of bad requests per version (PRODUCER_FENCED where the version
 //! knows it, INVALID_PRODUCER_EPOCH before).
 
-use kafka_protocol::messages::add_partitions_to_txn_request::{
-    AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
-};
 use kafka_protocol::messages::*;
 use pubsub_broker::txn::TxnState;
-use pubsub_server::SUPPORTED;
+use pubsub_server::dispatch::supported;
 
-use crate::client::{s, Client};
+use crate::client::{add_partitions, end_txn_request, init_txn_request, s, Client};
 use crate::common::TestServer;
 
 fn range(key: ApiKey) -> (i16, i16) {
-    SUPPORTED
-        .iter()
-        .find(|(k, _, _)| *k == key)
-        .map(|(_, min, max)| (*min, *max))
-        .expect("advertised")
-}
-
-fn init(id: &str, timeout_ms: i32) -> InitProducerIdRequest {
-    InitProducerIdRequest::default()
-        .with_transactional_id(Some(TransactionalId(s(id))))
-        .with_transaction_timeout_ms(timeout_ms)
-        .with_producer_id(ProducerId(-1))
-        .with_producer_epoch(-1)
-}
-
-fn end(id: &str, pid: i64, epoch: i16, commit: bool) -> EndTxnRequest {
-    EndTxnRequest::default()
-        .with_transactional_id(TransactionalId(s(id)))
-        .with_producer_id(ProducerId(pid))
-        .with_producer_epoch(epoch)
-        .with_committed(commit)
-}
-
-fn topics(topic: &str, partitions: &[i32]) -> Vec<AddPartitionsToTxnTopic> {
-    vec![AddPartitionsToTxnTopic::default()
-        .with_name(TopicName(s(topic)))
-        .with_partitions(partitions.to_vec())]
-}
-
-/// AddPartitionsToTxn at `version` (batched from 4): every partition's code.
-async fn add(
-    c: &mut Client,
-    version: i16,
-    id: &str,
-    pid: i64,
-    epoch: i16,
-    topic: &str,
-    partitions: &[i32],
-) -> Vec<i16> {
-    let results = if version >= 4 {
-        let req = AddPartitionsToTxnRequest::default().with_transactions(vec![
-            AddPartitionsToTxnTransaction::default()
-                .with_transactional_id(TransactionalId(s(id)))
-                .with_producer_id(ProducerId(pid))
-                .with_producer_epoch(epoch)
-                .with_topics(topics(topic, partitions)),
-        ]);
-        let r = c.call(version, &req).await;
-        assert_eq!(r.error_code, 0);
-        r.results_by_transaction[0].topic_results.clone()
-    } else {
-        let req = AddPartitionsToTxnRequest::default()
-            .with_v3_and_below_transactional_id(TransactionalId(s(id)))
-            .with_v3_and_below_producer_id(ProducerId(pid))
-            .with_v3_and_below_producer_epoch(epoch)
-            .with_v3_and_below_topics(topics(topic, partitions));
-        c.call(version, &req).await.results_by_topic_v3_and_below
-    };
-    results
-        .iter()
-        .flat_map(|t| {
-            t.results_by_partition
-                .iter()
-                .map(|p| p.partition_error_code)
-        })
-        .collect()
+    supported(key).expect("advertised")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,11 +36,11 @@ async fn every_version_of_the_transaction_apis_commits() {
             .with_key_type(1);
         let r = c.call(i.clamp(1, fc_max), &fc).await;
         assert_eq!((r.error_code, r.port), (0, i32::from(server.addr.port())));
-        let r = c.call(i.min(ip_max), &init(&id, 60_000)).await;
+        let r = c.call(i.min(ip_max), &init_txn_request(&id, 60_000)).await;
         assert_eq!(r.error_code, 0, "InitProducerId v{}", i.min(ip_max));
         let (pid, epoch) = (r.producer_id.0, r.producer_epoch);
         assert_eq!(epoch, 0);
-        let codes = add(&mut c, i.min(ap_max), &id, pid, epoch, "txv", &[0, 1]).await;
+        let codes = add_partitions(&mut c, i.min(ap_max), (&id, pid, epoch), "txv", &[0, 1]).await;
         assert_eq!(codes, [0, 0], "AddPartitionsToTxn v{}", i.min(ap_max));
         let ao = AddOffsetsToTxnRequest::default()
             .with_transactional_id(TransactionalId(s(&id)))
@@ -118,7 +50,7 @@ async fn every_version_of_the_transaction_apis_commits() {
         let r = c.call(i.min(ao_max), &ao).await;
         assert_eq!(r.error_code, 0, "AddOffsetsToTxn v{}", i.min(ao_max));
         let r = c
-            .call(i.min(et_max), &end(&id, pid, epoch, i % 2 == 0))
+            .call(i.min(et_max), &end_txn_request(&id, pid, epoch, i % 2 == 0))
             .await;
         assert_eq!(r.error_code, 0, "EndTxn v{}", i.min(et_max));
         let m = server.broker.transactions().describe(&id).expect("known");
@@ -148,44 +80,62 @@ async fn bad_requests_get_kafkas_error_codes_per_version() {
         .expect("create");
     let mut c = Client::connect(server.addr).await;
     let id = "txb-id";
-    let r = c.call(4, &init(id, 60_000)).await;
+    let r = c.call(4, &init_txn_request(id, 60_000)).await;
     let (pid, epoch) = (r.producer_id.0, r.producer_epoch);
     // Timeouts out of (0, 15 min]: INVALID_TRANSACTION_TIMEOUT (50).
     for t in [0, -1, 900_001] {
-        assert_eq!(c.call(4, &init(id, t)).await.error_code, 50, "{t}");
+        assert_eq!(
+            c.call(4, &init_txn_request(id, t)).await.error_code,
+            50,
+            "{t}"
+        );
     }
     // A producer id without an epoch: INVALID_REQUEST (42).
-    let odd = init(id, 1000).with_producer_id(ProducerId(pid));
+    let odd = init_txn_request(id, 1000).with_producer_id(ProducerId(pid));
     assert_eq!(c.call(4, &odd).await.error_code, 42);
     // EndTxn with no transaction: INVALID_TXN_STATE (48).
-    assert_eq!(c.call(3, &end(id, pid, epoch, true)).await.error_code, 48);
+    assert_eq!(
+        c.call(3, &end_txn_request(id, pid, epoch, true))
+            .await
+            .error_code,
+        48
+    );
     // Unknown transactional id, or another producer id: INVALID_PRODUCER_ID_MAPPING (49).
     assert_eq!(
-        c.call(3, &end("nobody", pid, epoch, true)).await.error_code,
+        c.call(3, &end_txn_request("nobody", pid, epoch, true))
+            .await
+            .error_code,
         49
     );
     assert_eq!(
-        c.call(3, &end(id, pid + 1, epoch, true)).await.error_code,
+        c.call(3, &end_txn_request(id, pid + 1, epoch, true))
+            .await
+            .error_code,
         49
     );
     // An unknown topic: UNKNOWN_TOPIC_OR_PARTITION (3) for it, the rest not attempted (55).
-    let codes = add(&mut c, 3, id, pid, epoch, "txb-nope", &[0]).await;
+    let codes = add_partitions(&mut c, 3, (id, pid, epoch), "txb-nope", &[0]).await;
     assert_eq!(codes, [3]);
-    let codes = add(&mut c, 3, id, pid, epoch, "txb", &[0, 7]).await;
+    let codes = add_partitions(&mut c, 3, (id, pid, epoch), "txb", &[0, 7]).await;
     assert_eq!(codes, [55, 3]);
     // The next producer fences this one: PRODUCER_FENCED (90) from the
     // versions that know it, INVALID_PRODUCER_EPOCH (47) before.
-    assert_eq!(add(&mut c, 3, id, pid, epoch, "txb", &[0]).await, [0]);
-    let r = c.call(4, &init(id, 60_000)).await;
+    assert_eq!(
+        add_partitions(&mut c, 3, (id, pid, epoch), "txb", &[0]).await,
+        [0]
+    );
+    let r = c.call(4, &init_txn_request(id, 60_000)).await;
     assert_eq!((r.error_code, r.producer_epoch), (0, epoch + 2));
     for (v, code) in [(0, 47), (1, 47), (2, 90), (3, 90)] {
         assert_eq!(
-            c.call(v, &end(id, pid, epoch, true)).await.error_code,
+            c.call(v, &end_txn_request(id, pid, epoch, true))
+                .await
+                .error_code,
             code,
             "EndTxn v{v}"
         );
         assert_eq!(
-            add(&mut c, v, id, pid, epoch, "txb", &[0]).await,
+            add_partitions(&mut c, v, (id, pid, epoch), "txb", &[0]).await,
             [code],
             "AddPartitionsToTxn v{v}"
         );
@@ -198,7 +148,7 @@ async fn bad_requests_get_kafkas_error_codes_per_version() {
     assert_eq!(hw, 1);
     // An older producer epoch in InitProducerId (KIP-360): PRODUCER_FENCED,
     // INVALID_PRODUCER_EPOCH before version 4.
-    let stale = init(id, 1000)
+    let stale = init_txn_request(id, 1000)
         .with_producer_id(ProducerId(pid))
         .with_producer_epoch(epoch);
     assert_eq!(c.call(4, &stale).await.error_code, 90);
@@ -207,17 +157,7 @@ async fn bad_requests_get_kafkas_error_codes_per_version() {
 
 /// A transactional batch of one record from `pid` at epoch 0.
 fn txn_batch(pid: i64, seq: i32) -> Vec<u8> {
-    let mut b = pubsub_records::BatchBuilder::new()
-        .producer(pid, 0, seq)
-        .transactional(true);
-    b.push(&pubsub_records::NewRecord {
-        timestamp: 1_700_000_000_000,
-        key: None,
-        value: Some(b"v"),
-        headers: &[],
-    })
-    .expect("push");
-    b.build().expect("build")
+    crate::client::txn_batch(pid, 0, seq, 1_700_000_000_000, &["v"]).to_vec()
 }
 
 /// ListTransactions with the filters its version has.
@@ -270,13 +210,16 @@ async fn describe_and_list_transactions_and_their_producers() {
     let mut c = Client::connect(server.addr).await;
     let mut pids = Vec::new();
     for id in ["a-open", "b-done", "c-empty"] {
-        let r = c.call(4, &init(id, 60_000)).await;
+        let r = c.call(4, &init_txn_request(id, 60_000)).await;
         assert_eq!(r.error_code, 0);
         pids.push(r.producer_id.0);
     }
     let (a, b, e) = (pids[0], pids[1], pids[2]);
     // a: ongoing, a record in txd-0 at offset 0, txd-1 and group g's offsets joined.
-    assert_eq!(add(&mut c, 3, "a-open", a, 0, "txd", &[0, 1]).await, [0, 0]);
+    assert_eq!(
+        add_partitions(&mut c, 3, ("a-open", a, 0), "txd", &[0, 1]).await,
+        [0, 0]
+    );
     let ao = AddOffsetsToTxnRequest::default()
         .with_transactional_id(TransactionalId(s("a-open")))
         .with_producer_id(ProducerId(a))
@@ -288,11 +231,19 @@ async fn describe_and_list_transactions_and_their_producers() {
         .expect("produce");
     assert_eq!(written.base_offset, 0);
     // b: a record in txd-1 (offset 0), committed (its marker at offset 1).
-    assert_eq!(add(&mut c, 3, "b-done", b, 0, "txd", &[1]).await, [0]);
+    assert_eq!(
+        add_partitions(&mut c, 3, ("b-done", b, 0), "txd", &[1]).await,
+        [0]
+    );
     broker
         .produce("txd", 1, &mut txn_batch(b, 0), pubsub_broker::Acks::All)
         .expect("produce");
-    assert_eq!(c.call(3, &end("b-done", b, 0, true)).await.error_code, 0);
+    assert_eq!(
+        c.call(3, &end_txn_request("b-done", b, 0, true))
+            .await
+            .error_code,
+        0
+    );
 
     let req = DescribeTransactionsRequest::default().with_transactional_ids(
         ["a-open", "b-done", "c-empty", "nobody"]
@@ -429,7 +380,12 @@ async fn describe_and_list_transactions_and_their_producers() {
 async fn the_transaction_state_topic_is_internal() {
     let server = TestServer::start().await;
     let mut c = Client::connect(server.addr).await;
-    assert_eq!(c.call(4, &init("tx-int", 60_000)).await.error_code, 0);
+    assert_eq!(
+        c.call(4, &init_txn_request("tx-int", 60_000))
+            .await
+            .error_code,
+        0
+    );
     for name in ["__transaction_state", "__consumer_offsets"] {
         if name == "__consumer_offsets" {
             let find = FindCoordinatorRequest::default().with_key(s("g"));
@@ -505,7 +461,7 @@ async fn an_embedded_producer_and_a_wire_client_fence_each_other() {
     let (_, ip_max) = range(ApiKey::InitProducerId);
     let (_, ap_max) = range(ApiKey::AddPartitionsToTxn);
     let (_, et_max) = range(ApiKey::EndTxn);
-    let r = c.call(ip_max, &init("shared", 60_000)).await;
+    let r = c.call(ip_max, &init_txn_request("shared", 60_000)).await;
     assert_eq!(r.error_code, 0);
     let (pid, epoch) = (r.producer_id.0, r.producer_epoch);
     // Its transaction was aborted: nothing open on the partition, whose
@@ -525,7 +481,7 @@ async fn an_embedded_producer_and_a_wire_client_fence_each_other() {
         assert!(fenced(first.commit_transaction()), "embedded fenced");
         assert!(fenced(first.begin_transaction()), "and stays fenced");
     });
-    let codes = add(&mut c, ap_max, "shared", pid, epoch, "fx", &[0]).await;
+    let codes = add_partitions(&mut c, ap_max, ("shared", pid, epoch), "fx", &[0]).await;
     assert_eq!(codes, [0]);
     // A new embedded producer fences the wire client in turn.
     let second = tokio::task::block_in_place(|| embedded(&broker));
@@ -533,9 +489,11 @@ async fn an_embedded_producer_and_a_wire_client_fence_each_other() {
     assert_eq!(m.state, TxnState::Empty, "the wire one's aborted");
     assert!(m.producer_epoch > epoch);
     assert_eq!(part.last_stable_offset(), 3, "its ABORT marker");
-    let r = c.call(et_max, &end("shared", pid, epoch, true)).await;
+    let r = c
+        .call(et_max, &end_txn_request("shared", pid, epoch, true))
+        .await;
     assert_eq!(r.error_code, 90, "PRODUCER_FENCED");
-    let codes = add(&mut c, ap_max, "shared", pid, epoch, "fx", &[0]).await;
+    let codes = add_partitions(&mut c, ap_max, ("shared", pid, epoch), "fx", &[0]).await;
     assert_eq!(codes, [90]);
     tokio::task::block_in_place(|| {
         second.begin_transaction().expect("begin");

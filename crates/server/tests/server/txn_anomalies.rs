@@ -11,14 +11,13 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
-use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::*;
 use pubsub_broker::txn::{TxnState, TxnStore};
 use pubsub_broker::{wall_clock_ms, BrokerError};
-use pubsub_records::{BatchBuilder, Batches, ControlRecord, ControlType, NewRecord};
+use pubsub_records::{Batches, ControlRecord, ControlType};
 use pubsub_server::ServerConfig;
 
-use crate::client::{s, Client};
+use crate::client::{add_partitions, end_txn_request, init_txn, s, txn_batch, Client};
 use crate::common::{broker_config, create_topic, fetch_request, produce_request, TestServer};
 use crate::common::{FETCH_V, PRODUCE_V};
 
@@ -28,98 +27,58 @@ const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
 const CONCURRENT_TRANSACTIONS: i16 = 51;
 const NOT_ENOUGH_REPLICAS: i16 = 19;
 
-/// A transactional batch of `values`.
+/// A transactional batch of `values`, stamped now.
 fn batch(pid: i64, epoch: i16, seq: i32, values: &[&str]) -> Bytes {
-    let mut b = BatchBuilder::new()
-        .producer(pid, epoch, seq)
-        .transactional(true);
-    for v in values {
-        b.push(&NewRecord {
-            timestamp: wall_clock_ms(),
-            key: None,
-            value: Some(v.as_bytes()),
-            headers: &[],
-        })
-        .expect("push");
-    }
-    Bytes::from(b.build().expect("build"))
+    txn_batch(pid, epoch, seq, wall_clock_ms(), values)
 }
 
-/// A transactional Produce (acks=all) of `id`: the partition's error code.
-async fn write(c: &mut Client, id: &str, topic: &str, partition: i32, records: Bytes) -> i16 {
+/// A transactional Produce (acks=all) of `id` at `version`: the
+/// partition's error code.
+async fn write_at(
+    c: &mut Client,
+    version: i16,
+    (id, topic, partition): (&str, &str, i32),
+    records: Bytes,
+) -> i16 {
     let req = produce_request(topic, partition, -1, records)
         .with_transactional_id(Some(TransactionalId(s(id))));
-    let r = c.call(PRODUCE_V, &req).await;
+    let r = c.call(version, &req).await;
     r.responses[0].partition_responses[0].error_code
+}
+
+/// A transactional Produce (acks=all) of `values` by producer `pid` at
+/// `epoch` of `id`, from sequence `seq`: the partition's error code.
+async fn write_values(
+    c: &mut Client,
+    (id, pid, epoch): (&str, i64, i16),
+    (topic, partition): (&str, i32),
+    seq: i32,
+    values: &[&str],
+) -> i16 {
+    write(c, id, topic, partition, batch(pid, epoch, seq, values)).await
+}
+
+/// A transactional Produce of `id` (acks=all): the partition's error code.
+async fn write(c: &mut Client, id: &str, topic: &str, partition: i32, records: Bytes) -> i16 {
+    write_at(c, PRODUCE_V, (id, topic, partition), records).await
 }
 
 /// A transactional Produce v12 (transaction version 2: the write adds its
 /// partition to the transaction): the partition's error code.
 async fn write_v12(c: &mut Client, id: &str, topic: &str, partition: i32, records: Bytes) -> i16 {
-    let req = produce_request(topic, partition, -1, records)
-        .with_transactional_id(Some(TransactionalId(s(id))));
-    let r = c.call(12, &req).await;
-    r.responses[0].partition_responses[0].error_code
-}
-
-/// InitProducerId v3 for `id`: its producer id and epoch.
-async fn init(c: &mut Client, id: &str) -> (i64, i16) {
-    let req = InitProducerIdRequest::default()
-        .with_transactional_id(Some(TransactionalId(s(id))))
-        .with_transaction_timeout_ms(60_000)
-        .with_producer_id(ProducerId(-1))
-        .with_producer_epoch(-1);
-    let r = c.call(3, &req).await;
-    assert_eq!(r.error_code, 0, "InitProducerId {id}");
-    (r.producer_id.0, r.producer_epoch)
-}
-
-/// AddPartitionsToTxn v3: each partition's code.
-async fn add(
-    c: &mut Client,
-    id: &str,
-    pid: i64,
-    epoch: i16,
-    topic: &str,
-    parts: &[i32],
-) -> Vec<i16> {
-    let req = AddPartitionsToTxnRequest::default()
-        .with_v3_and_below_transactional_id(TransactionalId(s(id)))
-        .with_v3_and_below_producer_id(ProducerId(pid))
-        .with_v3_and_below_producer_epoch(epoch)
-        .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
-            .with_name(TopicName(s(topic)))
-            .with_partitions(parts.to_vec())]);
-    let r = c.call(3, &req).await;
-    r.results_by_topic_v3_and_below
-        .iter()
-        .flat_map(|t| {
-            t.results_by_partition
-                .iter()
-                .map(|p| p.partition_error_code)
-        })
-        .collect()
+    write_at(c, 12, (id, topic, partition), records).await
 }
 
 /// EndTxn v3: its error code.
 async fn end(c: &mut Client, id: &str, pid: i64, epoch: i16, commit: bool) -> i16 {
-    let req = EndTxnRequest::default()
-        .with_transactional_id(TransactionalId(s(id)))
-        .with_producer_id(ProducerId(pid))
-        .with_producer_epoch(epoch)
-        .with_committed(commit);
+    let req = end_txn_request(id, pid, epoch, commit);
     c.call(3, &req).await.error_code
 }
 
 /// EndTxn v5 (transaction version 2): its error code, producer id and
 /// epoch.
 async fn end_v5(c: &mut Client, id: &str, pid: i64, epoch: i16, commit: bool) -> (i16, i64, i16) {
-    let req = EndTxnRequest::default()
-        .with_transactional_id(TransactionalId(s(id)))
-        .with_producer_id(ProducerId(pid))
-        .with_producer_epoch(epoch)
-        .with_committed(commit);
-    let r = c.call(5, &req).await;
+    let r = c.call(5, &end_txn_request(id, pid, epoch, commit)).await;
     (r.error_code, r.producer_id.0, r.producer_epoch)
 }
 
@@ -210,33 +169,36 @@ async fn a_transactional_write_is_appended_only_inside_its_ongoing_transaction()
     let mut c = Client::connect(server.addr).await;
     create_topic(&mut c, "v", 2, &[]).await;
     // An id the coordinator does not know.
-    let code = write(&mut c, "ghost", "v", 0, batch(1_000, 0, 0, &["g"])).await;
+    let code = write_values(&mut c, ("ghost", 1_000, 0), ("v", 0), 0, &["g"]).await;
     assert_eq!(code, INVALID_PRODUCER_ID_MAPPING);
-    let (pid, epoch) = init(&mut c, "tx-v").await;
+    let (pid, epoch) = init_txn(&mut c, 3, "tx-v").await;
     // No AddPartitionsToTxn yet: outside the transaction (there is none).
-    let code = write(&mut c, "tx-v", "v", 0, batch(pid, epoch, 0, &["x"])).await;
+    let code = write_values(&mut c, ("tx-v", pid, epoch), ("v", 0), 0, &["x"]).await;
     assert_eq!(code, INVALID_TXN_STATE);
-    assert_eq!(add(&mut c, "tx-v", pid, epoch, "v", &[0]).await, [0]);
+    assert_eq!(
+        add_partitions(&mut c, 3, ("tx-v", pid, epoch), "v", &[0]).await,
+        [0]
+    );
     // Partition 1 did not join; another producer id; the id's batch under
     // someone else's transactional id.
-    let code = write(&mut c, "tx-v", "v", 1, batch(pid, epoch, 0, &["x"])).await;
+    let code = write_values(&mut c, ("tx-v", pid, epoch), ("v", 1), 0, &["x"]).await;
     assert_eq!(code, INVALID_TXN_STATE);
-    let code = write(&mut c, "tx-v", "v", 0, batch(pid + 1, epoch, 0, &["x"])).await;
+    let code = write_values(&mut c, ("tx-v", pid + 1, epoch), ("v", 0), 0, &["x"]).await;
     assert_eq!(code, INVALID_PRODUCER_ID_MAPPING);
-    let code = write(&mut c, "ghost", "v", 0, batch(pid, epoch, 0, &["x"])).await;
+    let code = write_values(&mut c, ("ghost", pid, epoch), ("v", 0), 0, &["x"]).await;
     assert_eq!(code, INVALID_PRODUCER_ID_MAPPING);
     for p in 0..2 {
         assert_eq!(high_watermark(&mut c, "v", p).await, 0, "nothing appended");
     }
     // Inside it: appended.
-    let code = write(&mut c, "tx-v", "v", 0, batch(pid, epoch, 0, &["in"])).await;
+    let code = write_values(&mut c, ("tx-v", pid, epoch), ("v", 0), 0, &["in"]).await;
     assert_eq!(code, 0);
     // A new producer of the id fences this one (its transaction aborted
     // with epoch + 1, the new producer gets epoch + 2, as Kafka): its
     // writes are refused with the epoch error Produce v9 clients know.
-    let (pid2, epoch2) = init(&mut c, "tx-v").await;
+    let (pid2, epoch2) = init_txn(&mut c, 3, "tx-v").await;
     assert_eq!((pid2, epoch2), (pid, epoch + 2));
-    let code = write(&mut c, "tx-v", "v", 0, batch(pid, epoch, 1, &["zombie"])).await;
+    let code = write_values(&mut c, ("tx-v", pid, epoch), ("v", 0), 1, &["zombie"]).await;
     assert_eq!(code, INVALID_PRODUCER_EPOCH);
     // The fenced transaction was aborted: nothing of it is committed.
     assert_eq!(
@@ -257,19 +219,12 @@ async fn a_write_arriving_after_its_transactions_abort_is_never_read() {
     let server = TestServer::start().await;
     let mut c = Client::connect(server.addr).await;
     create_topic(&mut c, "ar", 2, &[]).await;
-    let (pid, epoch) = init(&mut c, "tx-ar").await;
+    let (pid, epoch) = init_txn(&mut c, 3, "tx-ar").await;
     assert_eq!(
-        add(&mut c, "tx-ar", pid, epoch, "ar", &[0, 1]).await,
+        add_partitions(&mut c, 3, ("tx-ar", pid, epoch), "ar", &[0, 1]).await,
         [0, 0]
     );
-    let code = write(
-        &mut c,
-        "tx-ar",
-        "ar",
-        0,
-        batch(pid, epoch, 0, &["aborted-1"]),
-    )
-    .await;
+    let code = write_values(&mut c, ("tx-ar", pid, epoch), ("ar", 0), 0, &["aborted-1"]).await;
     assert_eq!(code, 0);
     assert_eq!(end(&mut c, "tx-ar", pid, epoch, false).await, 0);
     // The late write, to a partition written before and to one that was
@@ -288,24 +243,24 @@ async fn a_write_arriving_after_its_transactions_abort_is_never_read() {
     assert_eq!(high_watermark(&mut c, "ar", 1).await, 1, "ABORT only");
     // The producer's next transaction commits what it wrote, and only that.
     assert_eq!(
-        add(&mut c, "tx-ar", pid, epoch, "ar", &[0, 1]).await,
+        add_partitions(&mut c, 3, ("tx-ar", pid, epoch), "ar", &[0, 1]).await,
         [0, 0]
     );
-    let code = write(
+    let code = write_values(
         &mut c,
-        "tx-ar",
-        "ar",
-        0,
-        batch(pid, epoch, 1, &["committed-1"]),
+        ("tx-ar", pid, epoch),
+        ("ar", 0),
+        1,
+        &["committed-1"],
     )
     .await;
     assert_eq!(code, 0);
-    let code = write(
+    let code = write_values(
         &mut c,
-        "tx-ar",
-        "ar",
-        1,
-        batch(pid, epoch, 0, &["committed-2"]),
+        ("tx-ar", pid, epoch),
+        ("ar", 1),
+        0,
+        &["committed-2"],
     )
     .await;
     assert_eq!(code, 0);
@@ -332,19 +287,25 @@ async fn a_stale_marker_or_write_of_one_transaction_cannot_land_in_the_next() {
     let server = TestServer::start().await;
     let mut c = Client::connect(server.addr).await;
     create_topic(&mut c, "sm", 1, &[]).await;
-    let (pid, e0) = init(&mut c, "tx-sm").await;
-    assert_eq!(add(&mut c, "tx-sm", pid, e0, "sm", &[0]).await, [0]);
+    let (pid, e0) = init_txn(&mut c, 3, "tx-sm").await;
     assert_eq!(
-        write(&mut c, "tx-sm", "sm", 0, batch(pid, e0, 0, &["n-1"])).await,
+        add_partitions(&mut c, 3, ("tx-sm", pid, e0), "sm", &[0]).await,
+        [0]
+    );
+    assert_eq!(
+        write_values(&mut c, ("tx-sm", pid, e0), ("sm", 0), 0, &["n-1"]).await,
         0
     );
     // The producer restarts (or a new instance takes the id): N is aborted
     // with epoch + 1, N+1 begins with epoch + 2.
-    let (pid1, e1) = init(&mut c, "tx-sm").await;
+    let (pid1, e1) = init_txn(&mut c, 3, "tx-sm").await;
     assert_eq!((pid1, e1), (pid, e0 + 2));
-    assert_eq!(add(&mut c, "tx-sm", pid, e1, "sm", &[0]).await, [0]);
     assert_eq!(
-        write(&mut c, "tx-sm", "sm", 0, batch(pid, e1, 0, &["n1-1"])).await,
+        add_partitions(&mut c, 3, ("tx-sm", pid, e1), "sm", &[0]).await,
+        [0]
+    );
+    assert_eq!(
+        write_values(&mut c, ("tx-sm", pid, e1), ("sm", 0), 0, &["n1-1"]).await,
         0
     );
     let hw = high_watermark(&mut c, "sm", 0).await;
@@ -375,9 +336,12 @@ async fn a_stale_marker_or_write_of_one_transaction_cannot_land_in_the_next() {
     // N+1 aborts; N+2 commits: only N+2's record is ever read.
     assert_eq!(end(&mut c, "tx-sm", pid, e1, false).await, 0);
     assert!(committed(&mut c, "sm", 0).await.is_empty());
-    assert_eq!(add(&mut c, "tx-sm", pid, e1, "sm", &[0]).await, [0]);
     assert_eq!(
-        write(&mut c, "tx-sm", "sm", 0, batch(pid, e1, 1, &["n2-1"])).await,
+        add_partitions(&mut c, 3, ("tx-sm", pid, e1), "sm", &[0]).await,
+        [0]
+    );
+    assert_eq!(
+        write_values(&mut c, ("tx-sm", pid, e1), ("sm", 0), 1, &["n2-1"]).await,
         0
     );
     assert_eq!(end(&mut c, "tx-sm", pid, e1, true).await, 0);
@@ -432,9 +396,9 @@ async fn a_commit_interrupted_between_its_markers_is_completed_everywhere() {
     let server = TestServer::start_with(config.clone(), ServerConfig::default()).await;
     let mut c = Client::connect(server.addr).await;
     create_topic(&mut c, "tt", 2, &[]).await;
-    let (pid, epoch) = init(&mut c, "tx-tt").await;
+    let (pid, epoch) = init_txn(&mut c, 3, "tx-tt").await;
     assert_eq!(
-        add(&mut c, "tx-tt", pid, epoch, "tt", &[0, 1]).await,
+        add_partitions(&mut c, 3, ("tx-tt", pid, epoch), "tt", &[0, 1]).await,
         [0, 0]
     );
     for p in 0..2 {
@@ -463,7 +427,7 @@ async fn a_commit_interrupted_between_its_markers_is_completed_everywhere() {
     );
     // The next transaction waits for this one's markers: neither it nor a
     // late write can slip in before them.
-    let codes = add(&mut c, "tx-tt", pid, epoch, "tt", &[1]).await;
+    let codes = add_partitions(&mut c, 3, ("tx-tt", pid, epoch), "tt", &[1]).await;
     assert_eq!(codes, [CONCURRENT_TRANSACTIONS]);
     let late = batch(pid, epoch, 1, &["late"]);
     assert_eq!(
@@ -497,9 +461,12 @@ async fn an_end_of_transaction_version_2_bumps_the_epoch_its_markers_carry() {
     let server = TestServer::start().await;
     let mut c = Client::connect(server.addr).await;
     create_topic(&mut c, "v2e", 1, &[]).await;
-    let (pid, e0) = init(&mut c, "tx-v2e").await;
-    assert_eq!(add(&mut c, "tx-v2e", pid, e0, "v2e", &[0]).await, [0]);
-    let code = write(&mut c, "tx-v2e", "v2e", 0, batch(pid, e0, 0, &["one"])).await;
+    let (pid, e0) = init_txn(&mut c, 3, "tx-v2e").await;
+    assert_eq!(
+        add_partitions(&mut c, 3, ("tx-v2e", pid, e0), "v2e", &[0]).await,
+        [0]
+    );
+    let code = write_values(&mut c, ("tx-v2e", pid, e0), ("v2e", 0), 0, &["one"]).await;
     assert_eq!(code, 0);
     assert_eq!(
         end_v5(&mut c, "tx-v2e", pid, e0, true).await,
@@ -524,8 +491,11 @@ async fn an_end_of_transaction_version_2_bumps_the_epoch_its_markers_carry() {
     // The next transaction, at the new epoch (sequences from 0), aborts:
     // another bump.
     let e1 = e0 + 1;
-    assert_eq!(add(&mut c, "tx-v2e", pid, e1, "v2e", &[0]).await, [0]);
-    let code = write(&mut c, "tx-v2e", "v2e", 0, batch(pid, e1, 0, &["two"])).await;
+    assert_eq!(
+        add_partitions(&mut c, 3, ("tx-v2e", pid, e1), "v2e", &[0]).await,
+        [0]
+    );
+    let code = write_values(&mut c, ("tx-v2e", pid, e1), ("v2e", 0), 0, &["two"]).await;
     assert_eq!(code, 0);
     assert_eq!(
         end_v5(&mut c, "tx-v2e", pid, e1, false).await,
@@ -560,7 +530,7 @@ async fn a_produce_of_transaction_version_2_adds_its_partition_to_the_transactio
     let server = TestServer::start().await;
     let mut c = Client::connect(server.addr).await;
     create_topic(&mut c, "v2a", 2, &[]).await;
-    let (pid, e0) = init(&mut c, "tx-v2a").await;
+    let (pid, e0) = init_txn(&mut c, 3, "tx-v2a").await;
     // Not a transactional id the coordinator knows; another producer id; a
     // fenced epoch: refused as AddPartitionsToTxn refuses them.
     let code = write_v12(&mut c, "ghost", "v2a", 0, batch(pid, e0, 0, &["g"])).await;
@@ -570,7 +540,7 @@ async fn a_produce_of_transaction_version_2_adds_its_partition_to_the_transactio
     let code = write_v12(&mut c, "tx-v2a", "v2a", 0, batch(pid, e0 + 1, 0, &["g"])).await;
     assert_eq!(code, INVALID_PRODUCER_EPOCH);
     // Produce v9 (transaction version 1) does not add the partition.
-    let code = write(&mut c, "tx-v2a", "v2a", 1, batch(pid, e0, 0, &["g"])).await;
+    let code = write_values(&mut c, ("tx-v2a", pid, e0), ("v2a", 1), 0, &["g"]).await;
     assert_eq!(code, INVALID_TXN_STATE);
     for p in 0..2 {
         assert_eq!(
@@ -634,7 +604,7 @@ async fn the_anomalies_cannot_happen_with_a_transaction_version_2_producer_eithe
     let mut c = Client::connect(server.addr).await;
     create_topic(&mut c, "j2", 2, &[]).await;
     let id = "tx-j2";
-    let (pid, e0) = init(&mut c, id).await;
+    let (pid, e0) = init_txn(&mut c, 3, id).await;
     // Aborted read: N writes, aborts; its late writes, to a partition it
     // wrote and to one it did not, are refused rather than opening N+1.
     let code = write_v12(&mut c, id, "j2", 0, batch(pid, e0, 0, &["aborted"])).await;
@@ -736,9 +706,9 @@ async fn a_write_outside_the_transaction_is_abortable_from_produce_v11() {
     let server = TestServer::start().await;
     let mut c = Client::connect(server.addr).await;
     create_topic(&mut c, "abortable", 2, &[]).await;
-    let (pid, e0) = init(&mut c, "tx-abortable").await;
+    let (pid, e0) = init_txn(&mut c, 3, "tx-abortable").await;
     assert_eq!(
-        add(&mut c, "tx-abortable", pid, e0, "abortable", &[0]).await,
+        add_partitions(&mut c, 3, ("tx-abortable", pid, e0), "abortable", &[0]).await,
         [0]
     );
     for (version, expected) in [

@@ -8,29 +8,10 @@ use kafka_protocol::messages::txn_offset_commit_request::{
     TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::*;
-use pubsub_server::SUPPORTED;
+use pubsub_server::dispatch::supported;
 
-use crate::client::{s, Client};
+use crate::client::{end_txn_request, init_txn, s, Client};
 use crate::common::TestServer;
-
-fn max_version(key: ApiKey) -> i16 {
-    SUPPORTED
-        .iter()
-        .find(|(k, _, _)| *k == key)
-        .map(|(_, _, max)| *max)
-        .expect("advertised")
-}
-
-async fn init(c: &mut Client, id: &str) -> (i64, i16) {
-    let req = InitProducerIdRequest::default()
-        .with_transactional_id(Some(TransactionalId(s(id))))
-        .with_transaction_timeout_ms(60_000)
-        .with_producer_id(ProducerId(-1))
-        .with_producer_epoch(-1);
-    let r = c.call(4, &req).await;
-    assert_eq!(r.error_code, 0);
-    (r.producer_id.0, r.producer_epoch)
-}
 
 async fn add_offsets(c: &mut Client, id: &str, (pid, epoch): (i64, i16), group: &str) {
     let req = AddOffsetsToTxnRequest::default()
@@ -42,11 +23,7 @@ async fn add_offsets(c: &mut Client, id: &str, (pid, epoch): (i64, i16), group: 
 }
 
 async fn end(c: &mut Client, id: &str, (pid, epoch): (i64, i16), commit: bool) {
-    let req = EndTxnRequest::default()
-        .with_transactional_id(TransactionalId(s(id)))
-        .with_producer_id(ProducerId(pid))
-        .with_producer_epoch(epoch)
-        .with_committed(commit);
+    let req = end_txn_request(id, pid, epoch, commit);
     assert_eq!(c.call(3, &req).await.error_code, 0);
 }
 
@@ -114,9 +91,9 @@ async fn every_version_commits_offsets_with_the_transaction() {
         .create_topic("txo", Some(1), Default::default())
         .expect("create");
     let mut c = Client::connect(server.addr).await;
-    for v in 0..=max_version(ApiKey::TxnOffsetCommit) {
+    for v in 0..=supported(ApiKey::TxnOffsetCommit).expect("advertised").1 {
         let (id, group) = (format!("txo-{v}"), format!("txo-g{v}"));
-        let p = init(&mut c, &id).await;
+        let p = init_txn(&mut c, 4, &id).await;
         add_offsets(&mut c, &id, p, &group).await;
         let offset = 10 + i64::from(v);
         assert_eq!(
@@ -149,7 +126,7 @@ async fn bad_txn_offset_commits_get_kafkas_error_codes_per_version() {
         .expect("create");
     let mut c = Client::connect(server.addr).await;
     let (id, group) = ("txo-bad", "txo-bad-g");
-    let p = init(&mut c, id).await;
+    let p = init_txn(&mut c, 4, id).await;
     // The group was not added with AddOffsetsToTxn: INVALID_TXN_STATE (48).
     assert_eq!(commit(&mut c, 3, id, p, group, PLAIN, &[0], 1).await, [48]);
     add_offsets(&mut c, id, p, group).await;
@@ -173,7 +150,7 @@ async fn bad_txn_offset_commits_get_kafkas_error_codes_per_version() {
     assert_eq!(commit(&mut c, 3, id, p, "", PLAIN, &[0], 1).await, [24]);
     // A new producer of the id fences this one: INVALID_PRODUCER_EPOCH
     // (47) at every version, as Kafka 4.1.1 answers.
-    let fresh = init(&mut c, id).await;
+    let fresh = init_txn(&mut c, 4, id).await;
     assert!(fresh.1 > p.1);
     for (v, code) in [(0, 47), (1, 47), (2, 47), (3, 47), (4, 47), (5, 47)] {
         assert_eq!(
@@ -198,7 +175,7 @@ async fn version_5_adds_the_group_to_the_transaction_itself() {
         .expect("create");
     let mut c = Client::connect(server.addr).await;
     let (id, group) = ("txo-v5", "txo-v5-g");
-    let p = init(&mut c, id).await;
+    let p = init_txn(&mut c, 4, id).await;
     // Version 4 clients take KIP-890's abortable error: TRANSACTION_ABORTABLE
     // (120) where version 3 gets INVALID_TXN_STATE (48), as on Kafka 4.1.1.
     assert_eq!(commit(&mut c, 4, id, p, group, PLAIN, &[0], 7).await, [120]);

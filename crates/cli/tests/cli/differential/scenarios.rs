@@ -286,8 +286,9 @@ async fn fetch(p: &mut Probe, step: &str, topic: &str, partition: i32, offset: i
 }
 
 /// Sends `req` and records, as "`step` (`what` vVERSION)", the answer
-/// without its record bytes and the records decoded.
-async fn observe_fetch(p: &mut Probe, step: &str, what: &str, req: FetchRequest) {
+/// without its record bytes and the records decoded; returns the answer's
+/// session id.
+async fn observe_fetch(p: &mut Probe, step: &str, what: &str, req: FetchRequest) -> i32 {
     let version = p.version::<FetchRequest>();
     let mut resp = p.client.call(version, &req).await;
     let mut decoded = Vec::new();
@@ -306,6 +307,7 @@ async fn observe_fetch(p: &mut Probe, step: &str, what: &str, req: FetchRequest)
             ("records".into(), Node::List(decoded)),
         ]),
     );
+    resp.session_id
 }
 
 /// The batches and records of fetched bytes, as a client decodes them.
@@ -1328,25 +1330,7 @@ fn session_fetch(
 /// Sends a session fetch and records its answer with the records decoded;
 /// returns the answer's session id.
 async fn session_step(p: &mut Probe, step: &str, req: FetchRequest) -> i32 {
-    let version = p.version::<FetchRequest>();
-    let mut resp = p.client.call(version, &req).await;
-    let mut decoded = Vec::new();
-    for t in &mut resp.responses {
-        for part in &mut t.partitions {
-            let mut bytes = part.records.take().unwrap_or_default();
-            // Known difference: a trailing partial batch.
-            super::normalise::fetched_batches(&mut bytes, &mut part.aborted_transactions);
-            decoded.push(decode(&bytes));
-        }
-    }
-    p.observe(
-        &format!("{step} (Fetch v{version})"),
-        Node::Fields(vec![
-            ("answer".into(), Node::of(&resp)),
-            ("records".into(), Node::List(decoded)),
-        ]),
-    );
-    resp.session_id
+    observe_fetch(p, step, "Fetch", req).await
 }
 
 /// Fetch sessions (KIP-227): which partitions a full and then incremental
