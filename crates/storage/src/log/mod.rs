@@ -229,11 +229,14 @@ impl Log {
         // already says it); a recovered one keeps the point on disk (true:
         // it only promises less) until its next checkpoint or its close
         // records the log end, so its first use after a kill writes no
-        // checkpoint file (two fsyncs) on the way.
+        // checkpoint file (two fsyncs) on the way. Only a readable point is
+        // kept: without one, the next recovery would take the last segment's
+        // base as the point, and once the log rolls, the unflushed tail of
+        // the segment before would lie below it, unscanned after a power loss.
         if !crate::fs::syncs_deferred() {
             match opened.scanned {
-                Some(on_disk) => *log.checkpointed.lock() = on_disk,
-                None => log.write_checkpoint(next)?,
+                Some(Some(on_disk)) => *log.checkpointed.lock() = Some(on_disk),
+                Some(None) | None => log.write_checkpoint(next)?,
             }
         }
         Ok((log, opened.report))

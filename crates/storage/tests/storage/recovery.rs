@@ -492,6 +492,33 @@ fn an_unclean_open_fsyncs_only_the_data_above_the_recovery_point() {
     log.close().expect("close");
 }
 
+/// An unclean open whose recovery point file is gone writes one at the log
+/// end, as before: keeping "no point" would make the next recovery start at
+/// the last segment's base, so after a roll the previous segment's
+/// unflushed tail would lie below it, unscanned after a power loss.
+#[test]
+fn an_unclean_open_without_a_recovery_point_writes_one_at_the_log_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rp_file = dir.path().join(RECOVERY_CHECKPOINT);
+    let (log, _) = Log::open(dir.path(), LogConfig::default()).expect("open");
+    let written = fill(&log, 5);
+    log.checkpoint().expect("checkpoint");
+    let end = log.log_end_offset();
+    drop(log); // no close: unclean
+    std::fs::remove_file(&rp_file).expect("remove the recovery point");
+
+    let (log, report) = Log::open(dir.path(), LogConfig::default()).expect("reopen");
+    assert!(!report.clean_shutdown, "{report}");
+    assert_eq!(raw_batches(&log), written);
+    assert!(rp_file.exists(), "the open wrote a recovery point");
+    assert_eq!(
+        log.recovery_point(),
+        end,
+        "the point on disk is the log end"
+    );
+    log.close().expect("close");
+}
+
 /// A clean open opens each file of the active segment once: the `.log`
 /// (for writing) and the two index files (mapped), whose mapped entries the
 /// recovery plan checks; before, the plan read the index files and the
