@@ -171,6 +171,7 @@ async fn read_requests(
         if *shutdown.borrow() {
             return Ok(());
         }
+        frames.set_limit(crate::sasl::frame_limit(ctx));
         let frame = tokio::select! {
             r = tokio::time::timeout(idle, frames.next()) => match r {
                 Ok(frame) => frame?,

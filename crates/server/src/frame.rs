@@ -61,6 +61,12 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 
+    /// Changes the largest frame accepted from the next one on (a SASL
+    /// connection's limit grows once it is authenticated).
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit;
+    }
+
     /// The next frame's payload.
     pub async fn next(&mut self) -> Result<BytesMut, FrameError> {
         loop {

@@ -113,6 +113,24 @@ pub fn enabled_mechanisms(ctx: &Ctx) -> Vec<String> {
     }
 }
 
+/// The largest request frame read before authentication completes, as
+/// Kafka's `sasl.server.max.receive.size` (512 KiB): an unauthenticated
+/// client cannot make the server buffer and decode a 100 MiB request.
+pub const MAX_UNAUTHENTICATED_FRAME: usize = 512 * 1024;
+
+/// The largest frame the connection's next request may be: the listener's
+/// limit, or [`MAX_UNAUTHENTICATED_FRAME`] on a SASL listener until the
+/// client is authenticated (a larger one closes the connection, as Kafka's
+/// `InvalidReceiveException`).
+pub fn frame_limit(ctx: &Ctx) -> usize {
+    let limit = ctx.config.max_request_bytes;
+    if !ctx.listener.protocol.uses_sasl() || matches!(session(ctx).state, State::Authenticated) {
+        limit
+    } else {
+        limit.min(MAX_UNAUTHENTICATED_FRAME)
+    }
+}
+
 /// Whether the connection must close once what was accepted is answered
 /// (a failed authentication).
 pub fn must_close(ctx: &Ctx) -> bool {

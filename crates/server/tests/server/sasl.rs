@@ -232,6 +232,38 @@ async fn wrong_passwords_unknown_users_and_malformed_exchanges_fail_alike_then_c
     server.stop().await;
 }
 
+/// Before authentication a request frame may be at most 512 KiB, as Kafka's
+/// `sasl.server.max.receive.size`: a larger one closes the connection
+/// unanswered, one just under is read (and fails authentication as any
+/// bad token); once authenticated, the listener's own limit applies.
+#[tokio::test]
+async fn an_unauthenticated_frame_over_512_kib_closes_the_connection() {
+    let server = sasl_server().await;
+    let big =
+        |n: usize| SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(vec![b'x'; n]));
+
+    let mut c = Client::connect(server.addr).await;
+    assert_eq!(handshake(&mut c, "PLAIN").await.error_code, 0);
+    c.send(2, &big(512 * 1024 + 1)).await;
+    assert!(
+        c.is_closed().await,
+        "an oversized frame before authentication"
+    );
+
+    let mut c = Client::connect(server.addr).await;
+    assert_eq!(handshake(&mut c, "PLAIN").await.error_code, 0);
+    assert_eq!(token(&mut c, &vec![b'x'; 400 * 1024]).await.error_code, 58);
+
+    let mut c = Client::connect(server.addr).await;
+    scram_login(&mut c, ScramMechanism::Sha512, ADMIN, ADMIN_PASSWORD)
+        .await
+        .unwrap_or_else(|r| panic!("{r:?}"));
+    let r: SaslAuthenticateResponse = c.call(2, &big(2 << 20)).await;
+    assert_eq!(r.error_code, 34, "read and answered once authenticated");
+    metadata_works(&mut c).await;
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn plain_is_checked_against_the_scram_credentials() {
     let server = sasl_server().await;
