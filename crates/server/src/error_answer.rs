@@ -258,6 +258,8 @@ impl ErrorAnswer for ProduceRequest {
             return None;
         }
         let mut topics: Vec<TopicProduceResponse> = Vec::new();
+        // Each name's entry in `topics`: a lookup per topic, not a scan.
+        let mut at: std::collections::HashMap<_, usize> = std::collections::HashMap::new();
         for t in self.topic_data {
             let partitions = t.partition_data.iter().map(|p| {
                 PartitionProduceResponse::default()
@@ -269,14 +271,17 @@ impl ErrorAnswer for ProduceRequest {
                     .with_error_message(failure.message())
             });
             // One entry per topic, as Kafka's map of partitions.
-            match topics.iter_mut().find(|r| r.name == t.name) {
-                Some(r) => r.partition_responses.extend(partitions),
-                None => topics.push(
-                    TopicProduceResponse::default()
-                        .with_name(t.name)
-                        .with_topic_id(t.topic_id)
-                        .with_partition_responses(partitions.collect()),
-                ),
+            match at.get(&(t.name.clone(), t.topic_id)) {
+                Some(&i) => topics[i].partition_responses.extend(partitions),
+                None => {
+                    at.insert((t.name.clone(), t.topic_id), topics.len());
+                    topics.push(
+                        TopicProduceResponse::default()
+                            .with_name(t.name)
+                            .with_topic_id(t.topic_id)
+                            .with_partition_responses(partitions.collect()),
+                    );
+                }
             }
         }
         Some(ProduceResponse::default().with_responses(topics))
