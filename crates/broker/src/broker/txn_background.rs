@@ -134,6 +134,15 @@ impl TxnBackground {
                 }
             }
         }
+        // An id already queued is completed once: the completer reads its
+        // state when it gets to it, whatever landed since.
+        if work
+            .completions
+            .iter()
+            .any(|queued| queued == transactional_id)
+        {
+            return;
+        }
         work.completions.push_back(transactional_id.to_string());
         drop(work);
         self.shared.completions_queued.notify_one();
@@ -141,7 +150,10 @@ impl TxnBackground {
 
     /// Stops the threads once the completer has completed what is queued,
     /// and waits for them (but for the calling thread, when the last
-    /// handle of the broker is dropped on one of them).
+    /// handle of the broker is dropped on one of them). When the broker is
+    /// dropped without `close`, the completer can no longer reach it and
+    /// leaves what is queued: those transactions stay prepared in
+    /// `__transaction_state` and the next open completes them.
     pub(super) fn stop(&self) {
         self.shared.work.lock().stopping = true;
         self.shared.syncs_queued.notify_all();
