@@ -681,8 +681,18 @@ fn exactly_once_scenario(kafka: &Kafka, broker: &mut dyn Broker) -> Vec<(String,
         "read_uncommitted sees {uncommitted} records, read_committed {committed}: \
          no aborted transaction's records in the output topic"
     );
-    steps.push(("counts, read_committed".into(), format!("{now:?}")));
-    steps.push(("changelog, read_committed".into(), format!("{changelog:?}")));
+    // The counts themselves depend on how many kills step 3 took (each try
+    // feeds one more batch), which differs between brokers by chance: what
+    // both must show is that every word fed was counted exactly once (the
+    // asserts above), not the same totals.
+    steps.push((
+        "counts, read_committed".into(),
+        "each word counted exactly once".into(),
+    ));
+    steps.push((
+        "changelog, read_committed".into(),
+        "each word counted exactly once".into(),
+    ));
     steps.push((
         "kill inside an open transaction: transactional ids hit".into(),
         hit.len().to_string(),
