@@ -584,28 +584,9 @@ impl ErrorAnswer for WriteTxnMarkersRequest {
 impl ErrorAnswer for TxnOffsetCommitRequest {
     type Answer = TxnOffsetCommitResponse;
     fn error_answer(self, _: i16, failure: &Failure) -> Option<TxnOffsetCommitResponse> {
-        use txn_offset_commit_response::{
-            TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
-        };
-        let topics = self
-            .topics
-            .into_iter()
-            .map(|t| {
-                TxnOffsetCommitResponseTopic::default()
-                    .with_name(t.name)
-                    .with_partitions(
-                        t.partitions
-                            .iter()
-                            .map(|p| {
-                                TxnOffsetCommitResponsePartition::default()
-                                    .with_partition_index(p.partition_index)
-                                    .with_error_code(failure.code)
-                            })
-                            .collect(),
-                    )
-            })
-            .collect();
-        Some(TxnOffsetCommitResponse::default().with_topics(topics))
+        Some(crate::handlers::txn_offset_commit::answer(&self, |_, _| {
+            failure.code
+        }))
     }
 }
 

@@ -37,7 +37,7 @@ const IMPLICIT_ADD_SINCE: i16 = 5;
 
 /// The answer for every partition of the request, the code of each given
 /// by its topic's place in the request and its index.
-fn answer(
+pub(crate) fn answer(
     req: &TxnOffsetCommitRequest,
     code: impl Fn(usize, i32) -> i16,
 ) -> TxnOffsetCommitResponse {
