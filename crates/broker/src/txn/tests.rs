@@ -879,8 +879,10 @@ fn logged_states(s: &MemStore) -> Vec<TxnState> {
         .collect()
 }
 
-#[test]
-fn end_txn_answers_once_decided_and_the_next_request_waits_for_the_markers() {
+/// A store whose markers land in the background, and "tx" committed over
+/// partitions a-0 and b-1 (EndTxn answered at time 3): the coordinator, the
+/// store, and the producer id and epoch.
+fn committed_over_a_and_b() -> (TransactionCoordinator, MemStore, i64, i16) {
     let (c, s) = (coordinator(), MemStore::default());
     s.landing.set(true);
     let (pid, e) = c
@@ -890,6 +892,12 @@ fn end_txn_answers_once_decided_and_the_next_request_waits_for_the_markers() {
         .expect("a valid test value");
     c.end_txn(&s, "tx", pid, e, true, 3)
         .expect("a valid test value");
+    (c, s, pid, e)
+}
+
+#[test]
+fn end_txn_answers_once_decided_and_the_next_request_waits_for_the_markers() {
+    let (c, s, pid, e) = committed_over_a_and_b();
     // Answered with the decision durable and the markers appended, not yet
     // durable; nothing after the decision is logged.
     assert_eq!(s.markers.borrow().len(), 2);
@@ -969,15 +977,7 @@ fn end_txn_answers_once_decided_and_the_next_request_waits_for_the_markers() {
 /// tick's retry, as when a request completes it.
 #[test]
 fn the_stores_background_completes_a_landing_decision_once_its_markers_are_durable() {
-    let (c, s) = (coordinator(), MemStore::default());
-    s.landing.set(true);
-    let (pid, e) = c
-        .init_producer_id(&s, "tx", 60_000, None, 1)
-        .expect("a valid test value");
-    c.add_partitions_owed(&s, "tx", pid, e, &parts(&[("a", 0), ("b", 1)]), 2)
-        .expect("a valid test value");
-    c.end_txn(&s, "tx", pid, e, true, 3)
-        .expect("a valid test value");
+    let (c, s, pid, e) = committed_over_a_and_b();
     assert_eq!(*s.background.borrow(), ["tx"], "left to the background");
     assert_eq!(logged_states(&s).last(), Some(&TxnState::PrepareCommit));
     c.complete_landed(&s, "tx", 4);
