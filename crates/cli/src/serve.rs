@@ -21,6 +21,12 @@ use tokio::sync::oneshot;
 use crate::error::CliError;
 use crate::settings::{advertised_parts, Settings};
 
+/// Descriptors of the fetch path's pipe pool (none off Linux).
+#[cfg(target_os = "linux")]
+const PIPE_DESCRIPTORS: usize = pubsub_server::pipe::DESCRIPTORS;
+#[cfg(not(target_os = "linux"))]
+const PIPE_DESCRIPTORS: usize = 0;
+
 /// Runs the daemon to completion.
 pub fn run(settings: Settings) -> Result<(), CliError> {
     fit_limits(settings.server.max_connections as usize);
@@ -221,8 +227,9 @@ async fn serve(settings: &Settings, broker: Broker) -> Result<(), CliError> {
 /// and sizes the storage budget of open segment files and index maps to
 /// what is left after the connection reserve: `server.max_connections` plus
 /// [`RESERVED_DESCRIPTORS`] for everything else (the metrics listener,
-/// checkpoints, recovery scans, temporary files). Storage then never takes
-/// the descriptors a client needs to connect.
+/// checkpoints, recovery scans, temporary files) plus the fetch path's
+/// pooled pipes ([`PIPE_DESCRIPTORS`]).
+/// Storage then never takes the descriptors a client needs to connect.
 fn fit_limits(max_connections: usize) {
     match handles::raise_nofile_limit() {
         Ok((before, after)) => {
@@ -246,7 +253,9 @@ fn fit_limits(max_connections: usize) {
             tracing::warn!(error = %e, soft = handles::soft_nofile(), "could not raise the open-files limit (RLIMIT_NOFILE)");
         }
     }
-    let reserved = max_connections.saturating_add(RESERVED_DESCRIPTORS);
+    let reserved = max_connections
+        .saturating_add(RESERVED_DESCRIPTORS)
+        .saturating_add(PIPE_DESCRIPTORS);
     let limits = HandleLimits::from_system(reserved);
     let nofile = handles::soft_nofile();
     let connections = nofile.saturating_sub(limits.descriptors);

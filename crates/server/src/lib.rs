@@ -32,6 +32,8 @@ pub mod frame;
 pub mod handlers;
 pub mod listener;
 pub mod metrics;
+#[cfg(target_os = "linux")]
+pub mod pipe;
 pub mod sasl;
 pub mod sender;
 pub mod tls;

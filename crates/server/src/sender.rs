@@ -4,9 +4,11 @@
 //! A frame is a list of chunks ([`crate::fetch_response`]): bytes in memory
 //! and file ranges. Bytes gather in a buffer so that answers to pipelined
 //! requests leave in one write (the caller flushes when no answer is
-//! waiting). A file range is sent with `sendfile(2)` straight from the
-//! page cache ([`SendMode::Sendfile`], plaintext TCP on Linux): the buffer
-//! goes first, with `MSG_MORE` so the kernel packs the frame's header with
+//! waiting). A file range goes straight from the page cache to the socket
+//! (plaintext TCP on Linux): with `splice(2)` through a pooled 1 MiB pipe
+//! ([`SendMode::Splice`], the default: [`crate::pipe`] says why it beats
+//! `sendfile`), or with `sendfile(2)` ([`SendMode::Sendfile`], also what
+//! a splice falls back to when no pipe is free). The buffer goes first, with `MSG_MORE` so the kernel packs the frame's header with
 //! the records that follow rather than pushing a small segment on its own
 //! (the socket has `TCP_NODELAY`). That write is the only one with
 //! `MSG_MORE`: any other may be the last of a frame, whose tail the kernel
@@ -21,7 +23,8 @@
 //! Linux's `sendfile`. Both modes write the same bytes
 //! (tested in `tests/server/zero_copy.rs` of the server's test binary).
 //!
-//! `sendfile` reads the disk when the range is not in the page cache, which
+//! `sendfile` (and a splice into the pipe) reads the disk when the range
+//! is not in the page cache, which
 //! must not stall the worker's other connections: such a range is sent
 //! under [`blocking`] (`block_in_place`). A range wholly in the page cache
 //! (asked of the kernel once per range with `cachestat(2)`, Linux 6.5+) is
@@ -62,6 +65,10 @@ pub const SENDFILE_MIN: u64 = 16 << 10;
 pub enum SendMode {
     /// `sendfile(2)` from the page cache (Linux); small ranges copied.
     Sendfile,
+    /// `splice(2)` from the page cache into a pooled 1 MiB pipe and from
+    /// there into the socket (Linux); small ranges copied; `sendfile` when
+    /// no pipe is free ([`crate::pipe`]).
+    Splice,
     /// Read into memory, then written.
     Copy,
 }
@@ -70,7 +77,7 @@ impl SendMode {
     /// The mode for a plaintext TCP socket on this system.
     pub fn plaintext() -> Self {
         if cfg!(target_os = "linux") {
-            SendMode::Sendfile
+            SendMode::Splice
         } else {
             SendMode::Copy
         }
@@ -127,9 +134,9 @@ impl FrameSender {
         for chunk in frame.into_chunks() {
             match chunk {
                 Chunk::Bytes(b) => self.bytes(b).await?,
-                Chunk::File(r) if self.mode == SendMode::Sendfile && r.len() >= SENDFILE_MIN => {
+                Chunk::File(r) if self.mode != SendMode::Copy && r.len() >= SENDFILE_MIN => {
                     self.write_buffer(true).await?;
-                    self.sendfile(&r).await?;
+                    self.send_range(&r).await?;
                 }
                 Chunk::File(r) => self.copy(&r).await?,
             }
@@ -231,6 +238,89 @@ impl FrameSender {
         .await
     }
 
+    /// A file range in a zero-copy mode: through a pooled pipe with
+    /// `splice` in [`SendMode::Splice`] when one is free, else `sendfile`.
+    async fn send_range(&mut self, r: &FileRange) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        if self.mode == SendMode::Splice {
+            if let Some(pipe) = crate::pipe::take() {
+                return self.splice(r, pipe).await;
+            }
+        }
+        self.sendfile(r).await
+    }
+
+    /// Sends `r` through `pipe`: up to the pipe's size spliced in from the
+    /// file, then spliced out to the socket until the pipe is empty, and
+    /// again. The file side reads the disk when pages are not cached, so
+    /// it runs as `sendfile` does (on the worker only when cached); the
+    /// socket side waits for room like any write. A failure leaves the
+    /// bytes in the pipe, which the lease then closes.
+    #[cfg(target_os = "linux")]
+    async fn splice(&self, r: &FileRange, mut pipe: crate::pipe::Lease) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let file_fd = r.file().std_file().as_raw_fd();
+        let end = r.pos() + r.len();
+        let mut pos = r.pos();
+        let cached = in_page_cache(r.file().std_file(), pos, r.len()) == Some(true);
+        while pos < end || pipe.held > 0 {
+            if pipe.held == 0 {
+                let mut offset = libc::loff_t::try_from(pos).map_err(io::Error::other)?;
+                let count = usize::try_from((end - pos).min(pipe.capacity() as u64))
+                    .map_err(io::Error::other)?;
+                let pipe_in = pipe.write_fd();
+                let mut fill = || {
+                    // SAFETY: the file (held by the range) and the pipe are
+                    // open for the call; `offset` is a valid pointer. The
+                    // pipe is empty, so the call never waits for room.
+                    byte_count(unsafe {
+                        libc::splice(
+                            file_fd,
+                            &mut offset,
+                            pipe_in,
+                            std::ptr::null_mut(),
+                            count,
+                            0,
+                        )
+                    })
+                };
+                let filled = if cached { fill() } else { blocking(fill) }?;
+                if filled == 0 {
+                    return Err(truncated(pos, end));
+                }
+                pos += filled as u64;
+                pipe.held = filled;
+            }
+            let (pipe_out, held) = (pipe.read_fd(), pipe.held);
+            // More of the range follows: let the kernel fill whole segments.
+            let flags = libc::SPLICE_F_NONBLOCK | if pos < end { libc::SPLICE_F_MORE } else { 0 };
+            let sent = self
+                .on_socket(|fd| {
+                    // SAFETY: the pipe and the socket are open for the call;
+                    // no offsets (neither is seekable).
+                    byte_count(unsafe {
+                        libc::splice(
+                            pipe_out,
+                            std::ptr::null_mut(),
+                            fd,
+                            std::ptr::null_mut(),
+                            held,
+                            flags,
+                        )
+                    })
+                })
+                .await?;
+            if sent == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "the socket took no bytes from the pipe",
+                ));
+            }
+            pipe.held -= sent.min(held);
+        }
+        Ok(())
+    }
+
     #[cfg(target_os = "linux")]
     async fn sendfile(&self, r: &FileRange) -> io::Result<()> {
         use std::os::fd::AsRawFd;
@@ -262,15 +352,7 @@ impl FrameSender {
                 })
                 .await?;
             if sent == 0 {
-                tracing::warn!(
-                    position = pos,
-                    end,
-                    "a segment file shrank under a fetch response; closing the connection"
-                );
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "segment file truncated under a send",
-                ));
+                return Err(truncated(pos, end));
             }
             pos += sent as u64;
         }
@@ -373,6 +455,21 @@ pub fn in_page_cache(file: &std::fs::File, pos: u64, len: u64) -> Option<bool> {
         let _ = (file, pos, len);
         None
     }
+}
+
+#[cfg(target_os = "linux")]
+/// The error of a send whose segment file ended before the range did
+/// (logged: the connection closes on it).
+fn truncated(position: u64, end: u64) -> io::Error {
+    tracing::warn!(
+        position,
+        end,
+        "a segment file shrank under a fetch response; closing the connection"
+    );
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "segment file truncated under a send",
+    )
 }
 
 /// A system call's return value as a byte count, or the error its `errno`

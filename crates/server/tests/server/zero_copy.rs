@@ -1,9 +1,11 @@
-//! Fetch answered from the segment files (sendfile): records arrive byte
-//! for byte as produced, whole batches within the byte budgets, pipelined
-//! answers in order; the sender's sendfile and copying modes write the same
-//! bytes, whether the range is in the page cache (sent on the worker) or
-//! not (sent under `block_in_place`); a file truncated under a send closes
-//! the connection rather than corrupt the stream.
+//! Fetch answered from the segment files (splice or sendfile): records
+//! arrive byte for byte as produced, whole batches within the byte budgets,
+//! pipelined answers in order; the sender's splice, sendfile and copying
+//! modes write the same bytes, whether the range is in the page cache (sent
+//! on the worker) or not (sent under `block_in_place`); a file truncated
+//! under a send closes the connection rather than corrupt the stream; a
+//! splice cut off by the peer leaves no bytes in a pooled pipe, and more
+//! sends at once than the pool has pipes fall back to sendfile.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -224,7 +226,7 @@ async fn through_socket(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sendfile_and_copying_modes_write_the_same_bytes() {
+async fn splice_sendfile_and_copying_modes_write_the_same_bytes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let big = patterned_file(&dir, "big", 3 << 20);
     let small = patterned_file(&dir, "small", 1000);
@@ -256,7 +258,7 @@ async fn sendfile_and_copying_modes_write_the_same_bytes() {
     for f in frames() {
         expected.extend(f.to_bytes().expect("read"));
     }
-    for mode in [SendMode::Sendfile, SendMode::Copy] {
+    for mode in [SendMode::Splice, SendMode::Sendfile, SendMode::Copy] {
         let (got, result) = through_socket(frames(), mode).await;
         result.expect("sent");
         assert_eq!(got.len(), expected.len(), "{mode:?}");
@@ -300,9 +302,11 @@ async fn ranges_in_and_out_of_the_page_cache_are_sent_byte_for_byte() {
         Some(false),
         "a file just written is in the page cache"
     );
-    let (got, result) = through_socket(vec![frame(5, len - 5)], SendMode::Sendfile).await;
-    result.expect("sent");
-    check(&got, 5, len - 5, "cached");
+    for mode in [SendMode::Splice, SendMode::Sendfile] {
+        let (got, result) = through_socket(vec![frame(5, len - 5)], mode).await;
+        result.expect("sent");
+        check(&got, 5, len - 5, &format!("cached, {mode:?}"));
+    }
     // Written back and dropped from the page cache: the kernel says so
     // where it can tell, and the send (under block_in_place) reads the disk.
     use std::os::fd::AsRawFd;
@@ -326,7 +330,7 @@ async fn ranges_in_and_out_of_the_page_cache_are_sent_byte_for_byte() {
     if cached.is_some() && !dropped {
         eprintln!("the kernel kept the pages cached: the uncached send path was not reached");
     }
-    let (got, result) = through_socket(vec![frame(4096, 1 << 20)], SendMode::Sendfile).await;
+    let (got, result) = through_socket(vec![frame(4096, 1 << 20)], SendMode::Splice).await;
     result.expect("sent");
     check(&got, 4096, 1 << 20, "not cached");
     // The send read those pages back in.
@@ -338,7 +342,7 @@ async fn ranges_in_and_out_of_the_page_cache_are_sent_byte_for_byte() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_truncated_under_a_send_closes_the_connection() {
     let dir = tempfile::tempdir().expect("tempdir");
-    for mode in [SendMode::Sendfile, SendMode::Copy] {
+    for mode in [SendMode::Splice, SendMode::Sendfile, SendMode::Copy] {
         let file = patterned_file(&dir, &format!("shrinks-{mode:?}"), 1 << 20);
         let frame = ResponseFrame::from_chunks(vec![
             Chunk::Bytes(Bytes::from_static(b"head")),
@@ -358,4 +362,104 @@ async fn a_file_truncated_under_a_send_closes_the_connection() {
         let pattern: Vec<u8> = (0..got.len() - 4).map(|i| (i % 251) as u8).collect();
         assert!(got[4..] == pattern[..], "{mode:?}: only the file's bytes");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_splice_cut_off_by_the_peer_leaves_no_bytes_in_the_pool() {
+    use pubsub_server::pipe;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let len: usize = 8 << 20;
+    let file = patterned_file(&dir, "cut", len);
+    let pattern: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    let frame = || {
+        ResponseFrame::from_chunks(vec![
+            Chunk::Bytes(Bytes::from_static(b"head")),
+            Chunk::File(FileRange::new(Arc::clone(&file), 0, len as u64, 0, 0)),
+        ])
+    };
+    // The peer reads a little and closes with unread bytes (a reset): the
+    // send fails with bytes still in its pipe.
+    for _ in 0..3 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let peer = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.expect("accept");
+            let mut some = vec![0u8; 64 << 10];
+            s.read_exact(&mut some).await.expect("read");
+            drop(s);
+        });
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let (_read, write) = stream.into_split();
+        let mut sender = FrameSender::new(write, SendMode::Splice);
+        let result = sender.send(frame()).await;
+        peer.await.expect("peer");
+        assert!(result.is_err(), "a send to a closed peer fails");
+        assert!(pipe::live() <= pipe::PIPES);
+    }
+    // Every later send through the pool carries exactly its own bytes: no
+    // pipe went back holding the cut-off sends' leftovers.
+    for _ in 0..4 {
+        let (got, result) = through_socket(vec![frame()], SendMode::Splice).await;
+        result.expect("sent");
+        assert_eq!(got.len(), 4 + len);
+        assert_eq!(&got[..4], b"head");
+        assert!(got[4..] == pattern[..], "the bytes differ");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_sends_at_once_than_pipes_fall_back_to_sendfile() {
+    use pubsub_server::pipe;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Larger than a loopback socket's send and receive buffers together,
+    // so each send waits on its socket holding its pipe.
+    let len: usize = 16 << 20;
+    let file = patterned_file(&dir, "many", len);
+    let fallbacks = pipe::fallbacks();
+    let pattern: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    let senders = pipe::PIPES + 8;
+    // Every peer waits until its sender's first bytes arrive and then for
+    // all the others, before reading: each send has taken a pipe (or found
+    // none) and blocks on a full socket until every send has.
+    let start = Arc::new(tokio::sync::Barrier::new(senders));
+    let mut sends = Vec::new();
+    for _ in 0..senders {
+        let file = Arc::clone(&file);
+        let start = Arc::clone(&start);
+        sends.push(tokio::spawn(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            let reader = tokio::spawn(async move {
+                let (mut s, _) = listener.accept().await.expect("accept");
+                s.peek(&mut [0u8; 1]).await.expect("first bytes");
+                start.wait().await;
+                let mut got = Vec::new();
+                s.read_to_end(&mut got).await.expect("read");
+                got
+            });
+            let stream = TcpStream::connect(addr).await.expect("connect");
+            let (read, write) = stream.into_split();
+            let mut sender = FrameSender::new(write, SendMode::Splice);
+            let frame = ResponseFrame::from_chunks(vec![Chunk::File(FileRange::new(
+                file, 0, len as u64, 0, 0,
+            ))]);
+            sender.send(frame).await.expect("sent");
+            assert!(
+                pipe::live() <= pipe::PIPES,
+                "the pool stays within its size"
+            );
+            drop(sender);
+            drop(read);
+            reader.await.expect("reader")
+        }));
+    }
+    for send in sends {
+        let got = send.await.expect("send");
+        assert!(got == pattern, "a send's bytes differ");
+    }
+    assert!(pipe::live() <= pipe::PIPES);
+    assert!(
+        pipe::fallbacks() >= fallbacks + 8,
+        "the sends beyond the pool's pipes used sendfile"
+    );
 }
