@@ -33,6 +33,11 @@
 //!
 //! Prints a markdown table and writes `target/net-bench.json`.
 //!
+//! `--send-modes` runs no broker: the server's `FrameSender` sends a
+//! cached file to a loopback reader with `splice` and with `sendfile`,
+//! next to a send from memory, alternated `--rounds` times, with the
+//! sending thread's CPU per GB (`send_modes.rs`).
+//!
 //! `--consume-only` runs just the consume cases (1 and 8 partitions:
 //! rdkafka_performance produces the topic with acks=1, then reads it back
 //! `--consume-runs` times, the page cache warm) next to the loopback copy
@@ -68,6 +73,8 @@ use pubsub_storage::{FlushPolicy, Log, LogConfig};
 mod common;
 #[path = "raw_client.rs"]
 mod raw_client;
+#[path = "send_modes.rs"]
+mod send_modes;
 
 const MB: f64 = 1_000_000.0;
 
@@ -81,6 +88,7 @@ struct Args {
     produce_only: bool,
     rounds: usize,
     consume_only: bool,
+    send_modes: bool,
     consume_runs: u32,
     fetch_bytes: i32,
     window: usize,
@@ -103,6 +111,7 @@ fn args() -> Args {
         produce_only: false,
         rounds: 3,
         consume_only: false,
+        send_modes: false,
         consume_runs: 3,
         fetch_bytes: 8 << 20,
         window: 16,
@@ -129,6 +138,7 @@ fn args() -> Args {
             "--produce" => a.produce_only = true,
             "--rounds" => a.rounds = value().parse().unwrap_or_else(|_| fail("--rounds N")),
             "--consume-only" => a.consume_only = true,
+            "--send-modes" => a.send_modes = true,
             "--kafka" => a.kafka = true,
             "--consume-runs" => {
                 a.consume_runs = value().parse().unwrap_or_else(|_| fail("--consume-runs N"))
@@ -156,7 +166,7 @@ fn args() -> Args {
                 println!(
                     "net-bench [--rdkafka-perf PATH] [--pubsub PATH] [--dir DIR] \
                      [--messages N] [--batch N] [--quick] [--produce [--rounds N] [--window N] [--clients broker,raw,rdkafka,own]] \
-                     [--consume-only [--consume-runs N] [--fetch-bytes N] [--kafka]] \
+                     [--consume-only [--consume-runs N] [--fetch-bytes N] [--kafka]] [--send-modes [--rounds N]] \
                      [--against HOST:PORT [--partitions N]]\n\n\
                      Example:\n  target/release/net-bench --rdkafka-perf ../shared/tools/rdkafka-perf"
                 );
@@ -171,7 +181,7 @@ fn args() -> Args {
     a
 }
 
-fn fail(msg: &str) -> ! {
+pub(crate) fn fail(msg: &str) -> ! {
     eprintln!("net-bench: {msg}");
     // Servers still running are stopped (exit skips destructors).
     for pid in SERVERS.lock().map(|v| v.clone()).unwrap_or_default() {
@@ -213,6 +223,10 @@ fn main() {
     }
     if a.consume_only {
         consume_only(&a, work.path(), bytes);
+        return;
+    }
+    if a.send_modes {
+        send_modes::run(work.path(), bytes, a.rounds);
         return;
     }
 
@@ -559,7 +573,7 @@ fn children_cpu_ticks() -> u64 {
 }
 
 /// `/proc/loadavg`'s three averages.
-fn load_average() -> String {
+pub(crate) fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(", "))
         .unwrap_or_else(|_| "unknown".into())
@@ -767,7 +781,7 @@ fn consume_args(
 
 /// Lets the disk drain between cases: this class of virtual disk absorbs
 /// a burst of a gigabyte or two quickly, then writes at its sustained rate.
-fn settle() {
+pub(crate) fn settle() {
     let _ = Command::new("sync").status();
     std::thread::sleep(std::time::Duration::from_secs(5));
 }
