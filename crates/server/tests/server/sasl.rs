@@ -264,6 +264,44 @@ async fn an_unauthenticated_frame_over_512_kib_closes_the_connection() {
     server.stop().await;
 }
 
+/// Requests pipelined through authentication (sent without waiting for
+/// answers): each is read under the limit its predecessors leave, so a
+/// frame over 512 KiB right behind the handshake still closes the
+/// connection, and one right behind the authenticating token is read and
+/// answered.
+#[tokio::test]
+async fn pipelined_requests_get_the_frame_limit_of_their_place() {
+    let server = sasl_server().await;
+    let big =
+        |n: usize| SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(vec![b'x'; n]));
+    let plain = SaslHandshakeRequest::default().with_mechanism(s("PLAIN"));
+    let login = SaslAuthenticateRequest::default()
+        .with_auth_bytes(Bytes::from_static(b"admin\0admin\0admin-secret"));
+
+    let mut c = Client::connect(server.addr).await;
+    let h = c.send(1, &plain).await;
+    c.send(2, &big(512 * 1024 + 1)).await;
+    let r: SaslHandshakeResponse = c.receive::<SaslHandshakeRequest>(h, 1).await;
+    assert_eq!(r.error_code, 0);
+    assert!(
+        c.is_closed().await,
+        "an oversized frame before authentication"
+    );
+
+    let mut c = Client::connect(server.addr).await;
+    let h = c.send(1, &plain).await;
+    let t = c.send(2, &login).await;
+    let after = c.send(2, &big(2 << 20)).await;
+    let r: SaslHandshakeResponse = c.receive::<SaslHandshakeRequest>(h, 1).await;
+    assert_eq!(r.error_code, 0);
+    let r: SaslAuthenticateResponse = c.receive::<SaslAuthenticateRequest>(t, 2).await;
+    assert_eq!(r.error_code, 0, "authenticated");
+    let r: SaslAuthenticateResponse = c.receive::<SaslAuthenticateRequest>(after, 2).await;
+    assert_eq!(r.error_code, 34, "read and answered once authenticated");
+    metadata_works(&mut c).await;
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn plain_is_checked_against_the_scram_credentials() {
     let server = sasl_server().await;
