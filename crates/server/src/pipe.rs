@@ -12,11 +12,13 @@
 //! empty again. A pipe that still holds bytes when its send fails (the
 //! socket closed under it) is closed instead, so no stray bytes reach the
 //! next connection. At most [`PIPES`] exist at once; a send that finds none
-//! free uses `sendfile` (no pipe needed). [`DESCRIPTORS`] is what the pool
+//! free, or cannot make one (out of descriptors; a system that only makes
+//! small pipes), uses `sendfile` (no pipe needed), counted in
+//! `pubsub_fetch_sendfile_fallbacks_total`. [`DESCRIPTORS`] is what the pool
 //! can hold, counted in the connection reserve next to the storage budget.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// Most pipes alive at once (idle in the pool or held by a send).
@@ -29,6 +31,9 @@ pub const DESCRIPTORS: usize = 2 * PIPES;
 /// unprivileged process may set.
 const PIPE_BYTES: i32 = 1 << 20;
 
+/// The smallest pipe worth splicing through.
+const MIN_PIPE_BYTES: usize = 256 << 10;
+
 /// Pipes not in use.
 static IDLE: Mutex<Vec<Pipe>> = Mutex::new(Vec::new());
 
@@ -37,6 +42,11 @@ static LIVE: AtomicUsize = AtomicUsize::new(0);
 
 /// Sends that found no pipe.
 static FALLBACKS: AtomicUsize = AtomicUsize::new(0);
+
+/// Set once a pipe could not be made as needed: no more are tried (the
+/// system's limits do not change under a running broker often enough to
+/// retry on every send).
+static UNAVAILABLE: AtomicBool = AtomicBool::new(false);
 
 /// A non-blocking pipe and how many bytes it holds.
 #[derive(Debug)]
@@ -64,8 +74,11 @@ impl Pipe {
         self.capacity
     }
 
-    /// A new pipe: non-blocking both ends, 1 MiB if the system allows
-    /// (else its default size).
+    /// A new pipe: non-blocking both ends, resized to 1 MiB. A pipe the
+    /// system will not make at least [`MIN_PIPE_BYTES`] (a lowered
+    /// `pipe-max-size`, or a user over `pipe-user-pages-soft`, whose new
+    /// pipes get two pages) is refused: two splices per few KiB would cost
+    /// more than `sendfile`.
     fn open() -> std::io::Result<Pipe> {
         let mut fds = [0i32; 2];
         // SAFETY: `fds` is valid for two ints.
@@ -79,10 +92,12 @@ impl Pipe {
         unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_BYTES) };
         // SAFETY: as above.
         let size = unsafe { libc::fcntl(write.as_raw_fd(), libc::F_GETPIPE_SZ) };
-        let capacity = usize::try_from(size)
-            .ok()
-            .filter(|&s| s > 0)
-            .unwrap_or(64 << 10);
+        let capacity = usize::try_from(size).unwrap_or(0);
+        if capacity < MIN_PIPE_BYTES {
+            return Err(std::io::Error::other(format!(
+                "the system makes pipes of {capacity} bytes, under {MIN_PIPE_BYTES}"
+            )));
+        }
         Ok(Pipe {
             read,
             write,
@@ -129,13 +144,19 @@ impl Drop for Lease {
 }
 
 /// An idle pipe, or a new one while fewer than [`PIPES`] exist; `None`
-/// when all are in use or a pipe cannot be made (out of descriptors).
+/// when all are in use or a pipe cannot be made (out of descriptors, or
+/// only small pipes: then none is tried again).
 pub fn take() -> Option<Lease> {
     if let Some(pipe) = IDLE.lock().ok().and_then(|mut idle| idle.pop()) {
         return Some(Lease(Some(pipe)));
     }
-    if LIVE.fetch_add(1, Ordering::Relaxed) >= PIPES {
-        LIVE.fetch_sub(1, Ordering::Relaxed);
+    let counted = !UNAVAILABLE.load(Ordering::Relaxed)
+        && LIVE
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < PIPES).then_some(n + 1)
+            })
+            .is_ok();
+    if !counted {
         FALLBACKS.fetch_add(1, Ordering::Relaxed);
         return None;
     }
@@ -144,7 +165,12 @@ pub fn take() -> Option<Lease> {
         Err(e) => {
             LIVE.fetch_sub(1, Ordering::Relaxed);
             FALLBACKS.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(error = %e, "no pipe for splice; sending with sendfile");
+            if e.raw_os_error().is_none() {
+                UNAVAILABLE.store(true, Ordering::Relaxed);
+                tracing::warn!(error = %e, "fetch answers use sendfile, not splice");
+            } else {
+                tracing::debug!(error = %e, "no pipe for splice; sending with sendfile");
+            }
             None
         }
     }
@@ -155,7 +181,8 @@ pub fn live() -> usize {
     LIVE.load(Ordering::Relaxed)
 }
 
-/// Sends so far that found no pipe and used `sendfile` (for tests).
+/// Sends so far that found no pipe and used `sendfile` (the metric
+/// `pubsub_fetch_sendfile_fallbacks_total`).
 pub fn fallbacks() -> usize {
     FALLBACKS.load(Ordering::Relaxed)
 }

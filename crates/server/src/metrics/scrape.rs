@@ -109,6 +109,12 @@ fn server(e: &mut DescriptorEncoder<'_>, m: &Metrics) -> fmt::Result {
             "Fetch read passes that left the network worker (block_in_place) because a batch header they needed was not in the page cache.",
             m.fetch_reads_off_worker(),
         ),
+        (
+            MetricType::Counter,
+            "pubsub_fetch_sendfile_fallbacks_total",
+            "Fetch file ranges sent with sendfile instead of splice because every pooled pipe was in use (or none could be made).",
+            sendfile_fallbacks(),
+        ),
     ] {
         match kind {
             MetricType::Counter => counters(e, name, help, [(NO_LABELS, value)])?,
@@ -434,5 +440,18 @@ pub fn health(broker: &Broker) -> Result<(), String> {
         Ok(())
     } else {
         Err(problems.join("\n"))
+    }
+}
+
+/// Sends that found no pooled pipe ([`crate::pipe::fallbacks`]; none off
+/// Linux, where every range is copied).
+fn sendfile_fallbacks() -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        u64::try_from(crate::pipe::fallbacks()).unwrap_or(u64::MAX)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        0
     }
 }
