@@ -258,13 +258,25 @@ async fn splice_sendfile_and_copying_modes_write_the_same_bytes() {
     for f in frames() {
         expected.extend(f.to_bytes().expect("read"));
     }
+    let _pool = POOL.lock().await;
+    let fallbacks = pubsub_server::pipe::fallbacks();
     for mode in [SendMode::Splice, SendMode::Sendfile, SendMode::Copy] {
         let (got, result) = through_socket(frames(), mode).await;
         result.expect("sent");
         assert_eq!(got.len(), expected.len(), "{mode:?}");
         assert!(got == expected, "{mode:?}: the bytes differ");
     }
+    assert_eq!(
+        pubsub_server::pipe::fallbacks(),
+        fallbacks,
+        "the splice mode spliced (a pipe was free)"
+    );
 }
+
+/// Held by the tests that take pipes from the process-wide pool for long
+/// or count its fallbacks, so that one does not starve another (other
+/// tests of this binary take pipes only for the moment of a send).
+static POOL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ranges_in_and_out_of_the_page_cache_are_sent_byte_for_byte() {
@@ -308,34 +320,38 @@ async fn ranges_in_and_out_of_the_page_cache_are_sent_byte_for_byte() {
         check(&got, 5, len - 5, &format!("cached, {mode:?}"));
     }
     // Written back and dropped from the page cache: the kernel says so
-    // where it can tell, and the send (under block_in_place) reads the disk.
+    // where it can tell, and the send (under block_in_place) reads the disk;
+    // for each zero-copy mode in turn.
     use std::os::fd::AsRawFd;
-    // The advice is only advice: pages under writeback or touched by
-    // someone else may stay. Asked again a few times; if the kernel keeps
-    // them, the uncached path is not reached, which is said, and the bytes
-    // are still checked.
-    let mut dropped = false;
-    for _ in 0..20 {
-        std_file.sync_all().expect("fsync");
-        // SAFETY: a valid descriptor; the advice only drops clean cached pages.
-        let advised =
-            unsafe { libc::posix_fadvise(std_file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-        assert_eq!(advised, 0, "posix_fadvise");
-        if cached.is_none() || in_page_cache(std_file, 4096, 1 << 20) == Some(false) {
-            dropped = cached.is_some();
-            break;
+    for mode in [SendMode::Splice, SendMode::Sendfile] {
+        // The advice is only advice: pages under writeback or touched by
+        // someone else may stay. Asked again a few times; if the kernel
+        // keeps them, the uncached path is not reached, which is said, and
+        // the bytes are still checked.
+        let mut dropped = false;
+        for _ in 0..20 {
+            std_file.sync_all().expect("fsync");
+            // SAFETY: a valid descriptor; the advice only drops clean cached pages.
+            let advised = unsafe {
+                libc::posix_fadvise(std_file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED)
+            };
+            assert_eq!(advised, 0, "posix_fadvise");
+            if cached.is_none() || in_page_cache(std_file, 4096, 1 << 20) == Some(false) {
+                dropped = cached.is_some();
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    if cached.is_some() && !dropped {
-        eprintln!("the kernel kept the pages cached: the uncached send path was not reached");
-    }
-    let (got, result) = through_socket(vec![frame(4096, 1 << 20)], SendMode::Splice).await;
-    result.expect("sent");
-    check(&got, 4096, 1 << 20, "not cached");
-    // The send read those pages back in.
-    if dropped {
-        assert_eq!(in_page_cache(std_file, 4096, 1 << 20), Some(true));
+        if cached.is_some() && !dropped {
+            eprintln!("{mode:?}: the kernel kept the pages cached: the uncached send path was not reached");
+        }
+        let (got, result) = through_socket(vec![frame(4096, 1 << 20)], mode).await;
+        result.expect("sent");
+        check(&got, 4096, 1 << 20, &format!("not cached, {mode:?}"));
+        // The send read those pages back in.
+        if dropped {
+            assert_eq!(in_page_cache(std_file, 4096, 1 << 20), Some(true));
+        }
     }
 }
 
@@ -377,6 +393,8 @@ async fn a_splice_cut_off_by_the_peer_leaves_no_bytes_in_the_pool() {
             Chunk::File(FileRange::new(Arc::clone(&file), 0, len as u64, 0, 0)),
         ])
     };
+    let _pool = POOL.lock().await;
+    let fallbacks = pipe::fallbacks();
     // The peer reads a little and closes with unread bytes (a reset): the
     // send fails with bytes still in its pipe.
     for _ in 0..3 {
@@ -405,58 +423,87 @@ async fn a_splice_cut_off_by_the_peer_leaves_no_bytes_in_the_pool() {
         assert_eq!(&got[..4], b"head");
         assert!(got[4..] == pattern[..], "the bytes differ");
     }
+    assert_eq!(pipe::fallbacks(), fallbacks, "every send had a pipe");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn more_sends_at_once_than_pipes_fall_back_to_sendfile() {
     use pubsub_server::pipe;
+    let _pool = POOL.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    // Larger than a loopback socket's send and receive buffers together,
-    // so each send waits on its socket holding its pipe.
-    let len: usize = 16 << 20;
+    // Sockets with 64 KiB buffers each way: far less than a send, so each
+    // send waits on its socket holding what it took, whatever the system's
+    // TCP buffer settings.
+    let buffers = 64 << 10;
+    let len: usize = 4 << 20;
     let file = patterned_file(&dir, "many", len);
-    let fallbacks = pipe::fallbacks();
-    let pattern: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    let pattern: Arc<Vec<u8>> = Arc::new((0..len).map(|i| (i % 251) as u8).collect());
     let senders = pipe::PIPES + 8;
+    let fallbacks = pipe::fallbacks();
     // Every peer waits until its sender's first bytes arrive and then for
     // all the others, before reading: each send has taken a pipe (or found
-    // none) and blocks on a full socket until every send has.
+    // none) and blocks on a full socket until every send has. Then all the
+    // pool's pipes are held by these sends.
     let start = Arc::new(tokio::sync::Barrier::new(senders));
     let mut sends = Vec::new();
     for _ in 0..senders {
-        let file = Arc::clone(&file);
-        let start = Arc::clone(&start);
+        let (file, start, pattern) = (Arc::clone(&file), Arc::clone(&start), Arc::clone(&pattern));
         sends.push(tokio::spawn(async move {
-            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+            socket.set_recv_buffer_size(buffers).expect("SO_RCVBUF");
+            socket
+                .bind("127.0.0.1:0".parse().expect("addr"))
+                .expect("bind");
+            let listener = socket.listen(1).expect("listen");
             let addr = listener.local_addr().expect("addr");
             let reader = tokio::spawn(async move {
                 let (mut s, _) = listener.accept().await.expect("accept");
                 s.peek(&mut [0u8; 1]).await.expect("first bytes");
-                start.wait().await;
-                let mut got = Vec::new();
-                s.read_to_end(&mut got).await.expect("read");
-                got
+                let held_at_once = start.wait().await.is_leader().then(pipe::live);
+                // Compared as it arrives, not kept: 24 copies of 4 MiB.
+                let (mut at, mut same) = (0usize, true);
+                let mut buf = vec![0u8; 1 << 20];
+                loop {
+                    let n = s.read(&mut buf).await.expect("read");
+                    if n == 0 {
+                        break;
+                    }
+                    same &= pattern.get(at..at + n) == Some(&buf[..n]);
+                    at += n;
+                }
+                (at, same, held_at_once)
             });
-            let stream = TcpStream::connect(addr).await.expect("connect");
+            let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+            socket.set_send_buffer_size(buffers).expect("SO_SNDBUF");
+            let stream = socket.connect(addr).await.expect("connect");
             let (read, write) = stream.into_split();
             let mut sender = FrameSender::new(write, SendMode::Splice);
             let frame = ResponseFrame::from_chunks(vec![Chunk::File(FileRange::new(
                 file, 0, len as u64, 0, 0,
             ))]);
             sender.send(frame).await.expect("sent");
-            assert!(
-                pipe::live() <= pipe::PIPES,
-                "the pool stays within its size"
-            );
             drop(sender);
             drop(read);
             reader.await.expect("reader")
         }));
     }
+    let mut held = None;
     for send in sends {
-        let got = send.await.expect("send");
-        assert!(got == pattern, "a send's bytes differ");
+        // A hung send would hang the test, not fail it: bounded.
+        let (at, same, held_at_once) =
+            tokio::time::timeout(std::time::Duration::from_secs(300), send)
+                .await
+                .expect("the sends finish")
+                .expect("send");
+        assert_eq!(at, len, "a send's length");
+        assert!(same, "a send's bytes differ");
+        held = held.or(held_at_once);
     }
+    assert_eq!(
+        held,
+        Some(pipe::PIPES),
+        "while every send waited, the pool's pipes were all in use"
+    );
     assert!(pipe::live() <= pipe::PIPES);
     assert!(
         pipe::fallbacks() >= fallbacks + 8,
