@@ -20,7 +20,7 @@
 //! [`SendMode::Copy`] reads every range into the buffer and writes it: the
 //! path for a transport that must see the bytes (TLS: [`FrameSender::over`]
 //! takes any `AsyncWrite` and always copies) and for systems without
-//! Linux's `sendfile`. Both modes write the same bytes
+//! Linux's `sendfile`. All three modes write the same bytes
 //! (tested in `tests/server/zero_copy.rs` of the server's test binary).
 //!
 //! `sendfile` (and a splice into the pipe) reads the disk when the range
