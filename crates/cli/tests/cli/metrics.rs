@@ -224,6 +224,8 @@ async fn metrics_count_known_traffic_exactly_and_the_endpoint_survives_bad_reque
     assert_eq!(value(&m, "pubsub_topics"), 2.0);
     assert_eq!(value(&m, "pubsub_partitions"), 51.0);
     assert_eq!(value(&m, "pubsub_partitions_poisoned"), 0.0);
+    // No fetch answer here went without a pooled pipe.
+    assert_eq!(value(&m, "pubsub_fetch_sendfile_fallbacks_total"), 0.0);
 
     // Requests per API, answered ones in the latency histogram.
     assert_eq!(value(&m, "pubsub_requests_total{api=\"Produce\"}"), 4.0);
