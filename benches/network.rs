@@ -41,7 +41,8 @@
 //! `--consume-only` runs just the consume cases (1 and 8 partitions:
 //! rdkafka_performance produces the topic with acks=1, then reads it back
 //! `--consume-runs` times, the page cache warm) next to the loopback copy
-//! measured before and after them; it prints consume / loopback ratios and,
+//! measured before and after them and just before each case; it prints
+//! consume / loopback ratios (to the mean and to the copy just before) and,
 //! per row, the broker's and the client's CPU seconds per GB (the client:
 //! the raw consumer's thread or the tool's process, from `/proc/self/stat`
 //! with its waited-for children). Per run: the raw consumer at
@@ -587,8 +588,11 @@ pub(crate) fn load_average() -> String {
 /// `--fetch-bytes` (fewer round trips), and `pubsub bench consume`. Each
 /// row has the broker's CPU time per GB and the client's (the raw
 /// consumer's thread or the tool's process), the two halves of the cores
-/// a consume shares. `--kafka` runs the same cases against Apache Kafka
-/// (`compat/kafka`, run from the repository root) after pubsub's.
+/// a consume shares, and its ratio to the mean of the loopback copies
+/// before and after all cases and to a loopback copy run just before it
+/// (this machine's copy rate drifts by 1.3x within a minute). `--kafka`
+/// runs the same cases against Apache Kafka (`compat/kafka`, run from the
+/// repository root) after pubsub's.
 fn consume_only(a: &Args, base: &Path, bytes: u64) {
     eprintln!("baseline: loopback TCP copy");
     let before = loopback_copy(bytes.max(1 << 30));
@@ -613,6 +617,7 @@ fn consume_only(a: &Args, base: &Path, bytes: u64) {
                         f64::from(fetch) / f64::from(1 << 20)
                     );
                     eprintln!("{name}");
+                    let adjacent = loopback_copy(bytes.max(1 << 30));
                     let cost = Cost::start(&server);
                     let moved =
                         raw_client::consume(&server.addr, "bench", partitions as i32, fetch)
@@ -623,27 +628,30 @@ fn consume_only(a: &Args, base: &Path, bytes: u64) {
                             moved.records, a.messages
                         ));
                     }
-                    rows.push((raw_row(name, &moved), cost.stop(&server)));
+                    rows.push((raw_row(name, &moved), cost.stop(&server), adjacent));
                 }
                 let name = format!("{prefix}, rdkafka_performance (defaults: 1 MiB a partition)");
                 eprintln!("{name}");
+                let adjacent = loopback_copy(bytes.max(1 << 30));
                 let cost = Cost::start(&server);
                 let row = perf_row(a, name, &consume_args(a, &server.addr, partitions, None));
-                rows.push((row, cost.stop(&server)));
+                rows.push((row, cost.stop(&server), adjacent));
                 let name = format!(
                     "{prefix}, rdkafka_performance (max.partition.fetch.bytes {} MiB)",
                     a.fetch_bytes >> 20
                 );
                 eprintln!("{name}");
+                let adjacent = loopback_copy(bytes.max(1 << 30));
                 let cost = Cost::start(&server);
                 let argv = consume_args(a, &server.addr, partitions, Some(a.fetch_bytes));
                 let row = perf_row(a, name, &argv);
-                rows.push((row, cost.stop(&server)));
+                rows.push((row, cost.stop(&server), adjacent));
                 let name = format!("{prefix}, pubsub bench");
                 eprintln!("{name}");
+                let adjacent = loopback_copy(bytes.max(1 << 30));
                 let cost = Cost::start(&server);
                 let row = own_consume(a, &server.addr, &name, "bench");
-                rows.push((row, cost.stop(&server)));
+                rows.push((row, cost.stop(&server), adjacent));
             }
             server.stop();
         }
@@ -652,21 +660,23 @@ fn consume_only(a: &Args, base: &Path, bytes: u64) {
     let after = loopback_copy(bytes.max(1 << 30));
     let loopback = (before + after) / 2.0;
     println!(
-        "\n| workload (1 KiB messages, batches of {}) | MB/s | msg/s | broker CPU s/GB | client CPU s/GB | / loopback copy |",
+        "\n| workload (1 KiB messages, batches of {}) | MB/s | msg/s | broker CPU s/GB | client CPU s/GB | / loopback copy | loopback copy just before, MB/s | / that copy |",
         a.batch
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     // GB of payload a run moved.
     let gb = a.messages as f64 * 1024.0 / 1e9;
-    for (r, (broker, client)) in &rows {
+    for (r, (broker, client), adjacent) in &rows {
         println!(
-            "| {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2}x |",
+            "| {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2}x | {:.0} | {:.2}x |",
             r.name,
             r.mb_s,
             r.msg_s,
             broker / gb,
             client / gb,
-            r.mb_s / loopback
+            r.mb_s / loopback,
+            adjacent,
+            r.mb_s / adjacent
         );
     }
     println!(
@@ -1137,9 +1147,10 @@ fn own_and_children_ticks() -> u64 {
     stat_ticks(&stat, &[14, 15, 16, 17])
 }
 
-/// Raw loopback TCP: one thread writes `bytes` in 1 MiB writes, another
-/// reads them; MB/s.
-fn loopback_copy(bytes: u64) -> f64 {
+/// A loopback listener and the thread that accepts one connection on it
+/// and reads it to its end in 1 MiB reads; the thread returns the bytes
+/// read.
+pub(crate) fn loopback_reader() -> (std::net::SocketAddr, std::thread::JoinHandle<u64>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| fail(&format!("{e}")));
     let addr = listener
         .local_addr()
@@ -1157,6 +1168,13 @@ fn loopback_copy(bytes: u64) -> f64 {
         }
         total
     });
+    (addr, reader)
+}
+
+/// Raw loopback TCP: one thread writes `bytes` in 1 MiB writes, another
+/// reads them; MB/s.
+fn loopback_copy(bytes: u64) -> f64 {
+    let (addr, reader) = loopback_reader();
     let mut s = TcpStream::connect(addr).unwrap_or_else(|e| fail(&format!("{e}")));
     let chunk = vec![0x5au8; 1 << 20];
     let start = Instant::now();

@@ -9,8 +9,7 @@
 //! current-thread runtime, so that is all its work, the loopback's
 //! receive processing run in its softirqs included).
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,7 +22,7 @@ use pubsub_storage::fs::{FileHandle, RealFile};
 
 use super::{fail, settle, MB};
 
-/// The file sent from: 128 MiB, read once so it is in the page cache.
+/// The file sent from: 128 MiB, just written, so in the page cache.
 const FILE: usize = 128 << 20;
 
 /// One range, as one partition's share of a fetch.
@@ -105,27 +104,13 @@ pub fn run(dir: &Path, bytes: u64, rounds: usize) {
 
 /// One case: MB/s and the sender's CPU seconds per GB.
 fn one(case: Case, file: &Arc<dyn FileHandle>, pattern: &[u8], answers: usize) -> (f64, f64) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| fail(&format!("{e}")));
-    let addr = listener
-        .local_addr()
-        .unwrap_or_else(|e| fail(&format!("{e}")));
-    let reader = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().unwrap_or_else(|e| fail(&format!("{e}")));
-        let mut buf = vec![0u8; 1 << 20];
-        let mut total = 0u64;
-        loop {
-            match s.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => total += n as u64,
-                Err(e) => fail(&format!("reader: {e}")),
-            }
-        }
-        total
-    });
+    let (addr, reader) = super::loopback_reader();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()
         .unwrap_or_else(|e| fail(&format!("{e}")));
+    // The bytes a send from memory sends, copied before the clock starts.
+    let from_memory = matches!(case, Case::FromMemory).then(|| Bytes::copy_from_slice(pattern));
     let cpu = thread_cpu_seconds();
     let start = Instant::now();
     match case {
@@ -159,7 +144,7 @@ fn one(case: Case, file: &Arc<dyn FileHandle>, pattern: &[u8], answers: usize) -
                 .unwrap_or_else(|e| fail(&format!("flush: {e}")));
         }),
         Case::FromMemory => {
-            let bytes = Bytes::copy_from_slice(pattern);
+            let bytes = from_memory.unwrap_or_default();
             let mut s =
                 std::net::TcpStream::connect(addr).unwrap_or_else(|e| fail(&format!("{e}")));
             for a in 0..answers * RANGES {
