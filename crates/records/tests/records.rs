@@ -50,23 +50,28 @@ fn read_all(bytes: &[u8]) -> Vec<Owned> {
 fn build(records: &[Owned], codec: Compression) -> Vec<u8> {
     let mut b = BatchBuilder::new().compression(codec);
     for r in records {
-        let headers: Vec<Header<'_>> = r
-            .headers
-            .iter()
-            .map(|(k, v)| Header {
-                key: k,
-                value: v.as_deref(),
-            })
-            .collect();
-        b.push(&NewRecord {
-            timestamp: r.timestamp,
-            key: r.key.as_deref(),
-            value: r.value.as_deref(),
-            headers: &headers,
-        })
-        .expect("push");
+        push(&mut b, r);
     }
     b.build().expect("build")
+}
+
+/// Adds `r` to the batch `b` builds.
+fn push(b: &mut BatchBuilder, r: &Owned) {
+    let headers: Vec<Header<'_>> = r
+        .headers
+        .iter()
+        .map(|(k, v)| Header {
+            key: k,
+            value: v.as_deref(),
+        })
+        .collect();
+    b.push(&NewRecord {
+        timestamp: r.timestamp,
+        key: r.key.as_deref(),
+        value: r.value.as_deref(),
+        headers: &headers,
+    })
+    .expect("push");
 }
 
 fn sample(n: usize) -> Vec<Owned> {
@@ -121,21 +126,7 @@ fn a_reused_buffer_builds_the_same_batch_in_place() {
     let (ptr, cap) = (old.as_ptr(), old.capacity());
     let mut b = BatchBuilder::reusing(old);
     for r in &records {
-        let headers: Vec<Header<'_>> = r
-            .headers
-            .iter()
-            .map(|(k, v)| Header {
-                key: k,
-                value: v.as_deref(),
-            })
-            .collect();
-        b.push(&NewRecord {
-            timestamp: r.timestamp,
-            key: r.key.as_deref(),
-            value: r.value.as_deref(),
-            headers: &headers,
-        })
-        .expect("push");
+        push(&mut b, r);
         assert!(b.uncompressed_len() <= cap);
     }
     assert_eq!(b.uncompressed_len(), fresh.len());
