@@ -879,6 +879,29 @@ fn logged_states(s: &MemStore) -> Vec<TxnState> {
         .collect()
 }
 
+/// The next transaction of `committed_over_a_and_b`'s id joins a-0 at
+/// `now`: its Ongoing record follows the commit's completion in the log,
+/// and the commit's two markers are not written again.
+fn next_transaction_follows_the_completion(
+    c: &TransactionCoordinator,
+    s: &MemStore,
+    pid: i64,
+    e: i16,
+    now: i64,
+) {
+    c.add_partitions_owed(s, "tx", pid, e, &parts(&[("a", 0)]), now)
+        .expect("a valid test value");
+    assert_eq!(
+        logged_states(s)[2..],
+        [
+            TxnState::PrepareCommit,
+            TxnState::CompleteCommit,
+            TxnState::Ongoing
+        ]
+    );
+    assert_eq!(s.markers.borrow().len(), 2, "no marker written twice");
+}
+
 /// A store whose markers land in the background, and "tx" committed over
 /// partitions a-0 and b-1 (EndTxn answered at time 3): the coordinator, the
 /// store, and the producer id and epoch.
@@ -913,19 +936,9 @@ fn end_txn_answers_once_decided_and_the_next_request_waits_for_the_markers() {
     // The next transaction's join waits for the markers, then logs the
     // completion, then its own record: in that order, each durable only
     // after the one before.
-    c.add_partitions_owed(&s, "tx", pid, e, &parts(&[("a", 0)]), 4)
-        .expect("a valid test value");
+    next_transaction_follows_the_completion(&c, &s, pid, e, 4);
     assert_eq!(s.markers_durable.load(Ordering::SeqCst), 2);
     assert_eq!(*s.completions.borrow(), [true]);
-    assert_eq!(
-        logged_states(&s)[2..],
-        [
-            TxnState::PrepareCommit,
-            TxnState::CompleteCommit,
-            TxnState::Ongoing
-        ]
-    );
-    assert_eq!(s.markers.borrow().len(), 2, "no marker written twice");
     c.verified("tx", pid, e, ("a", 0), || Ok(()))
         .expect("a valid test value");
 
@@ -994,17 +1007,7 @@ fn the_stores_background_completes_a_landing_decision_once_its_markers_are_durab
     c.complete_landed(&s, "tx", 5);
     assert_eq!(s.log.borrow().len(), logged);
     // The next transaction's records follow the completion.
-    c.add_partitions_owed(&s, "tx", pid, e, &parts(&[("a", 0)]), 6)
-        .expect("a valid test value");
-    assert_eq!(
-        logged_states(&s)[2..],
-        [
-            TxnState::PrepareCommit,
-            TxnState::CompleteCommit,
-            TxnState::Ongoing
-        ]
-    );
-    assert_eq!(s.markers.borrow().len(), 2, "no marker written twice");
+    next_transaction_follows_the_completion(&c, &s, pid, e, 6);
 
     // A failed marker fsync: the decision stays, and the tick writes the
     // marker again after the backoff, then completes it.
