@@ -442,6 +442,20 @@ final class AdminScenarios {
         String t = ctx.topic("t", 2);
         KafkaProducer<String, String> producer = ctx.producer(new Properties());
         ctx.produce(producer, t, 0, "v", 20);
+        // Kafka creates a partition's log after CreateTopics has answered
+        // (the broker applies the metadata change on its own time): an
+        // empty partition can be missing from the first description.
+        Check.eventually(Duration.ofSeconds(30), "both partitions in the log dir", () -> {
+            try {
+                return ctx.admin.describeLogDirs(List.of(0)).allDescriptions().get().values().stream()
+                        .flatMap(dirs -> dirs.values().stream())
+                        .filter(d -> d.replicaInfos().containsKey(new TopicPartition(t, 0))
+                                && d.replicaInfos().containsKey(new TopicPartition(t, 1)))
+                        .findAny().isPresent();
+            } catch (Exception e) {
+                return false;
+            }
+        });
         Map<Integer, Map<String, LogDirDescription>> all = ctx.admin.describeLogDirs(List.of(0)).allDescriptions().get();
         Check.equal(Set.of(0), all.keySet(), "nodes described");
         Map<String, LogDirDescription> dirs = all.get(0);
