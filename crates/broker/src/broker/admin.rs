@@ -369,17 +369,28 @@ impl Broker {
             d.sync_all()
                 .map_err(|e| BrokerError::io("fsync directory", &topics_dir, e))?;
         }
+        // Every entry is marked deleted, even past a directory that could
+        // not be removed: an entry left unmarked could be opened (or
+        // recovered) later on the directory of a topic re-created under
+        // the same name.
+        let mut first_error = None;
         for e in &topic.partitions {
             // Under the open lock: a first use that found the partition
             // before the topic went either opened it already (its files go
             // now) or opens nothing after (it finds the entry deleted).
-            e.with_opening(|_, opened| {
+            let removed = e.with_opening(|_, opened| {
                 e.set_deleted();
                 if let Some(p) = opened {
                     p.notify_gone();
                 }
                 remove_partition_dir(&partition_dir(&self.inner.dir, name, e.index()))
-            })?;
+            });
+            if let Err(err) = removed {
+                first_error.get_or_insert(err);
+            }
+        }
+        if let Some(err) = first_error {
+            return Err(err);
         }
         info!(topic = name, "deleted topic");
         Ok(())

@@ -511,7 +511,7 @@ impl Inner {
             return Ok(Arc::clone(p));
         }
         #[cfg(test)]
-        super::seam::before_open(&self.dir);
+        super::seam::reached(super::seam::Seam::BeforeOpen, &self.dir);
         self.off_worker(|| self.open_entry(topic, entry))
     }
 

@@ -64,15 +64,6 @@ impl Inner {
         Ok(entry.leader_epoch())
     }
 
-    /// Whether `topic` is still the broker's topic of its name (not deleted,
-    /// nor re-created since).
-    fn is_current(&self, topic: &Arc<Topic>) -> bool {
-        self.topics
-            .read()
-            .get(&topic.meta.name)
-            .is_some_and(|t| Arc::ptr_eq(t, topic))
-    }
-
     /// Recovers every partition still unrecovered, now (rounds of
     /// [`Inner::recover_round`]); returns how many it recovered.
     pub(super) fn recover_all_pending(&self) -> usize {
@@ -120,12 +111,15 @@ impl Inner {
     /// partition that fails to open, or a chunk whose sync fails, stays
     /// unrecovered (its first use tries again and answers the error).
     ///
-    /// The admin lock is held for one partition's open at a time (no topic
-    /// is deleted or re-created while it opens: an open under a deleted
-    /// topic would set aside the directory of the topic re-created in its
-    /// place), then for the chunk's recovery-point writes (not their
-    /// sync), which skip the topics deleted meanwhile; so CreateTopics and
-    /// DeleteTopics wait for one partition's recovery at most, not a round.
+    /// The pass takes no admin lock: the admin paths (DeleteTopics, topic
+    /// settings) take the admin lock and then one open lock at a time, so
+    /// the pass, which holds many open locks at once, must not wait for
+    /// the admin lock while it holds any. As for a first-use open, the
+    /// open lock is what orders it against a deletion: a deletion marks
+    /// each entry deleted and removes its directory under its open lock,
+    /// so an entry found not deleted under that lock still has its own
+    /// directory (its topic cannot have been re-created in its place),
+    /// and keeps it until the lock is released; a deleted one is skipped.
     fn recover_chunk(&self, chunk: &[Pending]) -> usize {
         let mut held = Vec::with_capacity(chunk.len());
         {
@@ -134,16 +128,16 @@ impl Inner {
                 if self.closed.load(std::sync::atomic::Ordering::Acquire) {
                     break;
                 }
-                let _admin = self.admin.lock();
-                if !self.is_current(topic) {
-                    continue;
-                }
                 let guard = entry.lock_opening();
-                if !entry.needs_recovery() {
+                if !entry.needs_recovery() || entry.is_deleted() {
                     continue;
                 }
                 match self.open_partition_reporting(&topic.meta, &guard, entry.index()) {
-                    Ok((p, report)) => held.push((guard, topic, entry, p, report)),
+                    Ok((p, report)) => {
+                        held.push((guard, topic, entry, p, report));
+                        #[cfg(test)]
+                        super::seam::reached(super::seam::Seam::RecoveryHolds, &self.dir);
+                    }
                     Err(e) => warn!(
                         topic = %topic.meta.name,
                         partition = entry.index(),
@@ -153,13 +147,12 @@ impl Inner {
                 }
             }
         }
-        let durable = self.sync_filesystem().and_then(|()| {
-            let _admin = self.admin.lock();
-            held.retain(|h| self.is_current(h.1));
-            let partitions: Vec<_> = held.iter().map(|h| Arc::clone(&h.3)).collect();
-            self.write_recovery_points(&partitions)
-        });
-        if let Err(e) = durable.and_then(|()| self.sync_filesystem()) {
+        let partitions: Vec<_> = held.iter().map(|h| Arc::clone(&h.3)).collect();
+        let durable = self
+            .sync_filesystem()
+            .and_then(|()| self.write_recovery_points(&partitions))
+            .and_then(|()| self.sync_filesystem());
+        if let Err(e) = durable {
             warn!(error = %e, partitions = held.len(), "background recovery could not sync: the partitions are recovered at their first use");
             return 0;
         }

@@ -1,49 +1,65 @@
-//! Races around a partition's first-use open, held open by the tests: a
-//! seam (test builds only) where a first use has found its partition
-//! unopened and is about to take the open lock, and the tests that stop a
-//! caller there while a topic deletion runs.
+//! Races held open by the tests, at seams (test builds only):
+//! [`Seam::BeforeOpen`], where a first use has found its partition
+//! unopened and is about to take the open lock, and
+//! [`Seam::RecoveryHolds`], where the background recovery pass holds the
+//! open lock of a partition it has recovered but not yet made durable;
+//! and the tests that stop a caller there while a topic deletion runs.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-/// What a test runs at the seam, for the broker on one data directory.
+/// A point where a test can stop the broker on one data directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Seam {
+    /// A first use found a partition unopened and has not taken its open
+    /// lock yet.
+    BeforeOpen,
+    /// The recovery pass has opened a partition of its chunk and holds its
+    /// open lock until the chunk is durable.
+    RecoveryHolds,
+}
+
+/// What a test runs at a seam.
 type Hook = Arc<dyn Fn() + Send + Sync>;
 
-static BEFORE_OPEN: Mutex<Vec<(PathBuf, Hook)>> = parking_lot::const_mutex(Vec::new());
+static HOOKS: Mutex<Vec<(Seam, PathBuf, Hook)>> = parking_lot::const_mutex(Vec::new());
 
-/// Runs the hook set for the broker on `dir`, if any: a first use found a
-/// partition unopened and has not taken its open lock yet.
-pub(super) fn before_open(dir: &Path) {
-    let hook = BEFORE_OPEN
+/// Runs the hook set at `seam` for the broker on `dir`, if any.
+pub(super) fn reached(seam: Seam, dir: &Path) {
+    let hook = HOOKS
         .lock()
         .iter()
-        .find(|(d, _)| d == dir)
-        .map(|(_, h)| Arc::clone(h));
+        .find(|(s, d, _)| *s == seam && d == dir)
+        .map(|(_, _, h)| Arc::clone(h));
     if let Some(hook) = hook {
         hook();
     }
 }
 
-/// The hook of the broker on a directory, set until dropped.
-struct HeldBeforeOpen(PathBuf);
+/// A hook of the broker on a directory, set until dropped.
+struct Held(Seam, PathBuf);
 
-impl Drop for HeldBeforeOpen {
+impl Drop for Held {
     fn drop(&mut self) {
-        BEFORE_OPEN.lock().retain(|(d, _)| d != &self.0);
+        HOOKS
+            .lock()
+            .retain(|(s, d, _)| !(*s == self.0 && d == &self.1));
     }
 }
 
-/// Sets the hook of the broker on `dir` until the guard drops.
-fn hold_before_open(dir: &Path, hook: Hook) -> HeldBeforeOpen {
-    BEFORE_OPEN.lock().push((dir.to_path_buf(), hook));
-    HeldBeforeOpen(dir.to_path_buf())
+/// Sets `hook` at `seam` for the broker on `dir` until the guard drops.
+fn hold(seam: Seam, dir: &Path, hook: Hook) -> Held {
+    HOOKS.lock().push((seam, dir.to_path_buf(), hook));
+    Held(seam, dir.to_path_buf())
 }
 
 mod tests {
     use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::mpsc;
+    use std::time::{Duration, Instant};
 
     use super::*;
     use crate::{Broker, BrokerConfig, BrokerError};
@@ -81,7 +97,8 @@ mod tests {
         let (release, go) = mpsc::channel::<()>();
         let go = Mutex::new(go);
         let reached = Mutex::new(reached);
-        let _hook = hold_before_open(
+        let _hook = hold(
+            Seam::BeforeOpen,
             dir.path(),
             Arc::new(move || {
                 let _ = reached.lock().send(());
@@ -105,6 +122,133 @@ mod tests {
             left(dir.path(), "doomed").is_empty(),
             "nothing brought back: {:?}",
             left(dir.path(), "doomed")
+        );
+        broker.close().expect("close");
+    }
+
+    /// A bound on a wait that only a deadlock reaches (not a timing).
+    const HANG: Duration = Duration::from_secs(120);
+
+    /// Copies the directory tree at `from` into `to`.
+    fn copy_tree(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).expect("create dir");
+        for e in std::fs::read_dir(from).expect("read dir") {
+            let e = e.expect("entry");
+            let target = to.join(e.file_name());
+            if e.file_type().expect("file type").is_dir() {
+                copy_tree(&e.path(), &target);
+            } else {
+                std::fs::copy(e.path(), target).expect("copy");
+            }
+        }
+    }
+
+    /// One acks=all record appended to each of `partitions` of `topic`.
+    fn write_one_each(broker: &Broker, topic: &str, partitions: i32) {
+        for p in 0..partitions {
+            let mut b = pubsub_records::BatchBuilder::new();
+            b.push(&pubsub_records::NewRecord {
+                timestamp: 1_700_000_000_000,
+                key: None,
+                value: Some(b"old"),
+                headers: &[],
+            })
+            .expect("push");
+            let mut batch = b.build().expect("build");
+            broker
+                .produce(topic, p, &mut batch, crate::Acks::All)
+                .expect("produce");
+        }
+    }
+
+    /// The background recovery pass holds the open locks of the partitions
+    /// of its chunk until the chunk is durable. A topic deletion that comes
+    /// meanwhile holds the admin lock and waits for one of those open
+    /// locks: the pass must finish its chunk without waiting for the admin
+    /// lock (it once did, and the two waited for each other for ever); the
+    /// deletion then finishes, and the topic is re-created empty.
+    #[test]
+    fn a_deletion_during_a_recovery_chunk_waits_for_the_chunk_and_finishes() {
+        const PARTITIONS: i32 = 3;
+        let config = BrokerConfig {
+            background: false,
+            ..BrokerConfig::default()
+        };
+        // A copy of a data directory taken while its broker is open, after
+        // writes, opens as after a kill: its partitions are unrecovered.
+        let source = tempfile::tempdir().expect("tempdir");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = Broker::open(source.path(), config.clone()).expect("open");
+        broker
+            .create_topic("doomed", Some(PARTITIONS as u32), BTreeMap::new())
+            .expect("create");
+        write_one_each(&broker, "doomed", PARTITIONS);
+        copy_tree(source.path(), dir.path());
+        broker.close().expect("close");
+        drop(broker);
+        let broker = Broker::open(dir.path(), config).expect("open the copy");
+        assert_eq!(broker.pending_recovery(), PARTITIONS as usize);
+
+        let (reached, at_seam) = mpsc::channel::<()>();
+        let (release, go) = mpsc::channel::<()>();
+        let (reached, go) = (Mutex::new(reached), Mutex::new(go));
+        let first = AtomicBool::new(true);
+        let _hook = hold(
+            Seam::RecoveryHolds,
+            dir.path(),
+            Arc::new(move || {
+                if first.swap(false, Ordering::AcqRel) {
+                    let _ = reached.lock().send(());
+                    let _ = go.lock().recv();
+                }
+            }),
+        );
+        let (pass_done, pass) = mpsc::channel();
+        {
+            let broker = broker.clone();
+            std::thread::spawn(move || {
+                let _ = pass_done.send(broker.recover_pending());
+            });
+        }
+        at_seam
+            .recv_timeout(HANG)
+            .expect("the pass holds a recovered partition of its chunk");
+        let (deletion_done, deletion) = mpsc::channel();
+        {
+            let broker = broker.clone();
+            std::thread::spawn(move || {
+                let _ = deletion_done.send(broker.delete_topic("doomed"));
+            });
+        }
+        // The topic leaves the list under the admin lock, which the
+        // deletion then holds while it waits for the held open lock.
+        let since = Instant::now();
+        while broker.topics(false).iter().any(|t| t == "doomed") {
+            assert!(since.elapsed() < HANG, "the deletion never started");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        release.send(()).expect("release the pass");
+        let recovered = pass
+            .recv_timeout(HANG)
+            .expect("the pass finishes its chunk while the deletion holds the admin lock");
+        assert_eq!(recovered, PARTITIONS as usize, "the whole chunk recovered");
+        deletion
+            .recv_timeout(HANG)
+            .expect("the deletion finishes after the chunk")
+            .expect("delete");
+        assert!(
+            left(dir.path(), "doomed").is_empty(),
+            "deleted: {:?}",
+            left(dir.path(), "doomed")
+        );
+        assert_eq!(broker.pending_recovery(), 0);
+        broker
+            .create_topic("doomed", Some(PARTITIONS as u32), BTreeMap::new())
+            .expect("re-create");
+        let described = broker.describe_topic("doomed").expect("describe");
+        assert!(
+            described.partitions.iter().all(|p| p.log_end_offset == 0),
+            "the re-created topic is empty: {described:?}"
         );
         broker.close().expect("close");
     }

@@ -705,8 +705,9 @@ fn unrecovered_partitions_are_recovered_at_first_use_or_in_the_background() {
     broker.close().expect("close");
 }
 
-/// The background recovery pass takes the admin lock one partition at a
-/// time, so a topic can be deleted and re-created under it while it runs:
+/// The background recovery pass takes no admin lock (the open lock of
+/// each partition orders it against a deletion), so a topic can be deleted
+/// and re-created under it while it runs:
 /// whatever the interleaving, the re-created topic keeps what is written to
 /// it (the pass neither recovers the deleted topic's partitions into the
 /// new directories nor sets them aside), and nothing stays pending.
