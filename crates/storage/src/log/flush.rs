@@ -15,6 +15,12 @@ use crate::log::Log;
 pub(super) struct FlushState {
     /// Every offset below this is on disk.
     pub(super) durable: u64,
+    /// Every offset below this was flushed by a round under deferred
+    /// syncs ([`crate::fs::defer_syncs`]): on disk only once its caller's
+    /// filesystem sync has succeeded, which [`Log::record_recovery_point`]
+    /// marks. Until then it counts for that caller only, never for a
+    /// producer waiting for durability.
+    pub(super) deferred: u64,
     pub(super) in_progress: bool,
     pub(super) last_flush: Instant,
 }
@@ -106,11 +112,21 @@ impl Log {
     /// Group commit: makes every offset below `target` durable. The first
     /// caller to find no flush running runs one covering everything written
     /// at that moment; the others wait for it and rarely need another.
+    ///
+    /// Under deferred syncs the round fsyncs nothing: it counts in
+    /// [`FlushState::deferred`], not as durable, so a producer waiting for
+    /// durability meanwhile runs a round of its own.
     pub(crate) fn flush_until(&self, target: u64) -> Result<()> {
         let target = target.min(self.log_end_offset());
+        let deferred = crate::fs::syncs_deferred();
         let mut st = self.flush.lock();
         loop {
-            if st.durable >= target {
+            let flushed = if deferred {
+                st.durable.max(st.deferred)
+            } else {
+                st.durable
+            };
+            if flushed >= target {
                 return Ok(());
             }
             self.check_not_poisoned()?;
@@ -127,6 +143,7 @@ impl Log {
             st.in_progress = false;
             st.last_flush = Instant::now();
             match result {
+                Ok(end) if deferred => st.deferred = st.deferred.max(end),
                 Ok(end) => st.durable = st.durable.max(end),
                 Err(e) => {
                     drop(st);
@@ -185,8 +202,17 @@ impl Log {
         // reported a failed writeback of data this round counts as durable.
         self.check_close_errors()?;
         // Under deferred syncs nothing above is durable yet: the caller
-        // records the recovery point after its filesystem sync.
-        if !sealed.is_empty() && !crate::fs::syncs_deferred() {
+        // records the recovery point after its filesystem sync, and the
+        // sealed segments and the directory stay owed to the next round
+        // that fsyncs (one that comes before that filesystem sync must not
+        // count them durable unsynced).
+        if crate::fs::syncs_deferred() {
+            let mut w = self.writer.lock();
+            w.unflushed.extend(sealed);
+            w.dir_dirty |= dir_dirty;
+            return Ok(end);
+        }
+        if !sealed.is_empty() {
             match self.write_checkpoint(end) {
                 // The data is on disk; only the recovery point stays behind
                 // (recovery would scan a little more) until a later

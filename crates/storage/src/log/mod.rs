@@ -207,8 +207,11 @@ impl Log {
             segments: RwLock::new(map),
             end_offset: AtomicU64::new(next),
             start_offset: AtomicU64::new(start),
+            // Under deferred syncs not on disk yet either: an opener that
+            // defers syncs serves nothing before its filesystem sync.
             flush: Mutex::new(FlushState {
                 durable: next,
+                deferred: next,
                 in_progress: false,
                 last_flush: Instant::now(),
             }),
@@ -242,11 +245,18 @@ impl Log {
         Ok((log, opened.report))
     }
 
-    /// Writes the recovery point an open under deferred syncs left unwritten
-    /// (see [`crate::fs::DeferSyncs`]): call it once the filesystem is
-    /// synced. Nothing is written when the checkpoint already says it.
+    /// Writes the recovery point an open or a flush under deferred syncs
+    /// left unwritten (see [`crate::fs::DeferSyncs`]): call it only once
+    /// the filesystem is synced since, for it also marks what those
+    /// flushed durable. Nothing is written when the checkpoint already
+    /// says it.
     pub fn record_recovery_point(&self) -> Result<()> {
-        self.write_checkpoint(self.durable_offset())
+        let durable = {
+            let mut st = self.flush.lock();
+            st.durable = st.durable.max(st.deferred);
+            st.durable
+        };
+        self.write_checkpoint(durable)
     }
 
     /// The partition directory.

@@ -553,3 +553,73 @@ fn a_clean_open_opens_each_file_of_the_active_segment_once() {
     assert_eq!(raw_batches(&log), written);
     log.close().expect("close");
 }
+
+/// Appends and flushes under deferred syncs fsync nothing, so they make
+/// nothing durable but for their own caller, who owes a filesystem sync: a
+/// producer waiting for durability meanwhile (syncs not deferred) runs a
+/// round that fsyncs every segment written so (the rolls' sealed segments
+/// included), and only `record_recovery_point`, called after the caller's
+/// filesystem sync, marks the deferred rounds durable.
+#[test]
+fn a_flush_under_deferred_syncs_makes_nothing_durable_for_a_waiting_producer() {
+    // Fsyncs a producer's wait for the log end makes, and the segments.
+    let fsyncs_to_durable = |deferred: bool| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (log, _) = Log::open(dir.path(), small_config()).expect("open");
+        let durable_at_open = log.durable_offset();
+        {
+            let _deferred = deferred.then(pubsub_storage::fs::defer_syncs);
+            let before = pubsub_storage::fs::fsyncs_on_this_thread();
+            fill(&log, 100);
+            log.flush().expect("flush");
+            if deferred {
+                assert_eq!(pubsub_storage::fs::fsyncs_on_this_thread(), before);
+            }
+        }
+        assert!(log.segment_count() > 2, "rolled");
+        let end = log.log_end_offset();
+        if deferred {
+            assert_eq!(
+                log.durable_offset(),
+                durable_at_open,
+                "nothing is durable before the deferring caller's filesystem sync"
+            );
+        } else {
+            assert_eq!(log.durable_offset(), end);
+        }
+        let before = pubsub_storage::fs::fsyncs_on_this_thread();
+        log.wait_durable(end - 1).expect("wait durable");
+        assert_eq!(log.durable_offset(), end);
+        (
+            pubsub_storage::fs::fsyncs_on_this_thread() - before,
+            log.segment_count() as u64,
+        )
+    };
+    assert_eq!(fsyncs_to_durable(false).0, 0, "flushed: nothing owed");
+    let (fsyncs, segments) = fsyncs_to_durable(true);
+    assert!(
+        fsyncs >= segments,
+        "every segment written under deferred syncs is fsynced by the producer's round: {fsyncs} fsyncs, {segments} segments"
+    );
+
+    // The deferring caller syncs the filesystem, then records the point.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, _) = Log::open(dir.path(), small_config()).expect("open");
+    fill(&log, 100);
+    let end = log.log_end_offset();
+    {
+        let _deferred = pubsub_storage::fs::defer_syncs();
+        log.flush().expect("deferred flush");
+    }
+    pubsub_storage::fs::sync_filesystem(dir.path()).expect("sync the filesystem");
+    log.record_recovery_point().expect("record");
+    assert_eq!(log.durable_offset(), end);
+    assert_eq!(log.recovery_point(), end);
+    let before = pubsub_storage::fs::fsyncs_on_this_thread();
+    log.wait_durable(end - 1).expect("wait durable");
+    assert_eq!(
+        pubsub_storage::fs::fsyncs_on_this_thread(),
+        before,
+        "durable since the recorded point: nothing left to fsync"
+    );
+}
