@@ -362,6 +362,22 @@ impl Broker {
             });
         }
         self.inner.topics.write().remove(name);
+        // Every entry is marked deleted first, whatever fails after: an
+        // entry left unmarked could be opened (or recovered) later on the
+        // directory of a topic re-created under the same name. Under the
+        // open lock: a first use that found the partition before the topic
+        // went either opened it already (its files go below) or opens
+        // nothing after (it finds the entry deleted).
+        for e in &topic.partitions {
+            e.with_opening(|_, opened| {
+                e.set_deleted();
+                if let Some(p) = opened {
+                    p.notify_gone();
+                }
+            });
+        }
+        // A failure here leaves the topic's files: it is back at the next
+        // start, whole.
         let path = topic_file(&self.inner.dir, name);
         std::fs::remove_file(&path).map_err(|e| BrokerError::io("delete", &path, e))?;
         let topics_dir = self.inner.dir.join(TOPICS_DIR);
@@ -369,23 +385,10 @@ impl Broker {
             d.sync_all()
                 .map_err(|e| BrokerError::io("fsync directory", &topics_dir, e))?;
         }
-        // Every entry is marked deleted, even past a directory that could
-        // not be removed: an entry left unmarked could be opened (or
-        // recovered) later on the directory of a topic re-created under
-        // the same name.
         let mut first_error = None;
         for e in &topic.partitions {
-            // Under the open lock: a first use that found the partition
-            // before the topic went either opened it already (its files go
-            // now) or opens nothing after (it finds the entry deleted).
-            let removed = e.with_opening(|_, opened| {
-                e.set_deleted();
-                if let Some(p) = opened {
-                    p.notify_gone();
-                }
-                remove_partition_dir(&partition_dir(&self.inner.dir, name, e.index()))
-            });
-            if let Err(err) = removed {
+            let dir = partition_dir(&self.inner.dir, name, e.index());
+            if let Err(err) = remove_partition_dir(&dir) {
                 first_error.get_or_insert(err);
             }
         }

@@ -176,6 +176,7 @@ mod tests {
         };
         // A copy of a data directory taken while its broker is open, after
         // writes, opens as after a kill: its partitions are unrecovered.
+        // (Nothing writes during the copy: no background threads.)
         let source = tempfile::tempdir().expect("tempdir");
         let dir = tempfile::tempdir().expect("tempdir");
         let broker = Broker::open(source.path(), config.clone()).expect("open");
@@ -227,6 +228,10 @@ mod tests {
             assert!(since.elapsed() < HANG, "the deletion never started");
             std::thread::sleep(Duration::from_millis(5));
         }
+        assert!(
+            deletion.recv_timeout(Duration::from_millis(50)).is_err(),
+            "the deletion waits for the open lock the pass holds"
+        );
         release.send(()).expect("release the pass");
         let recovered = pass
             .recv_timeout(HANG)
