@@ -271,7 +271,15 @@ impl Inner {
             generation: self.generation,
             ..Default::default()
         };
-        for (name, t) in self.topics.read().iter() {
+        // The topics are cloned out of the map first: no read lock on it is
+        // held while waiting for open locks.
+        let topics: Vec<(String, Arc<Topic>)> = self
+            .topics
+            .read()
+            .iter()
+            .map(|(name, t)| (name.clone(), Arc::clone(t)))
+            .collect();
+        for (name, t) in &topics {
             let partitions = t
                 .partitions
                 .iter()

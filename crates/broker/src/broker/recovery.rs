@@ -174,7 +174,10 @@ impl Inner {
     /// Waits for the background recovery pass to stop (it stops at its next
     /// round once the broker is closing), unless called from it.
     pub(super) fn stop_recovery(&self) {
-        if let Some(handle) = self.recovering.lock().take() {
+        // The lock is released before the join (a temporary's guard would
+        // live through the `if let`).
+        let handle = self.recovering.lock().take();
+        if let Some(handle) = handle {
             if handle.thread().id() != std::thread::current().id() {
                 let _ = handle.join();
             }

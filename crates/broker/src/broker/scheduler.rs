@@ -182,7 +182,10 @@ impl Inner {
             *self.stop.0.lock() = true;
             self.stop.1.notify_all();
         }
-        if let Some(handle) = self.background.lock().take() {
+        // The lock is released before the join (a temporary's guard would
+        // live through the `if let`).
+        let handle = self.background.lock().take();
+        if let Some(handle) = handle {
             if handle.thread().id() != std::thread::current().id() {
                 let _ = handle.join();
             }
