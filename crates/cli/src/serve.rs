@@ -42,7 +42,10 @@ pub fn run(settings: Settings) -> Result<(), CliError> {
             tracing::info!(user, "bootstrap user exists; left as it is");
         }
     }
+    let io_threads = settings.io_threads();
+    tracing::info!(io_threads, "threads serving connections");
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(io_threads)
         .enable_all()
         .thread_name("pubsub-io")
         .build()

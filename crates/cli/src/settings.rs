@@ -27,6 +27,19 @@ use env::{env_keys, set, typed, IGNORED_ENV};
 pub use listeners::{ListenerSettings, TlsSettings};
 pub use topics::TopicSettings;
 
+/// Most threads `server.io_threads` may ask for.
+pub const MAX_IO_THREADS: u32 = 1024;
+
+impl Settings {
+    /// Threads serving connections: `server.io_threads`, or one per core.
+    pub fn io_threads(&self) -> usize {
+        match self.server.io_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n as usize,
+        }
+    }
+}
+
 /// Everything `pubsub serve` can be told.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -124,6 +137,9 @@ pub struct ServerSettings {
     /// How long a failed SASL authentication waits before its answer and
     /// the close (`connection.failed.authentication.delay.ms`).
     pub failed_authentication_delay: Span,
+    /// Threads that serve connections (what Kafka splits between
+    /// `num.network.threads` and `num.io.threads`); 0: one per core.
+    pub io_threads: u32,
 }
 
 /// `[groups]`
@@ -194,6 +210,7 @@ impl Default for Settings {
                 shutdown_grace: span(server.shutdown_grace),
                 fetch_session_slots: server.fetch_session_slots as u32,
                 failed_authentication_delay: span(server.failed_authentication_delay),
+                io_threads: 0,
             },
             topics: TopicSettings::default(),
             groups: GroupSettings {
@@ -384,6 +401,12 @@ impl Settings {
         }
         if s.idle_timeout.0 < Duration::from_secs(1) {
             return bad("server.idle_timeout", "must be at least 1s".into());
+        }
+        if s.io_threads > MAX_IO_THREADS {
+            return bad(
+                "server.io_threads",
+                format!("must be at most {MAX_IO_THREADS} (0: one per core)"),
+            );
         }
         let t = &self.topics;
         if t.default_partitions == 0 || t.default_partitions > MAX_PARTITIONS {
@@ -953,5 +976,27 @@ mod tests {
         )
         .expect_err("bad env");
         assert!(e.to_string().contains("PUBSUB_SERVER_IDLE_TIMEOUT"), "{e}");
+    }
+
+    #[test]
+    fn io_threads_default_to_one_per_core_and_are_bounded() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let s = Settings::load(None, env(&[]), &Overrides::default()).expect("load");
+        assert_eq!(s.server.io_threads, 0);
+        assert_eq!(s.io_threads(), cores);
+        let s = Settings::load(
+            None,
+            env(&[("PUBSUB_SERVER_IO_THREADS", "1")]),
+            &Overrides::default(),
+        )
+        .expect("load");
+        assert_eq!(s.io_threads(), 1);
+        let e = Settings::load(
+            None,
+            env(&[("PUBSUB_SERVER_IO_THREADS", "5000")]),
+            &Overrides::default(),
+        )
+        .expect_err("too many");
+        assert!(e.to_string().contains("server.io_threads"), "{e}");
     }
 }

@@ -322,3 +322,33 @@ async fn the_bootstrap_user_is_created_once_and_its_password_never_written() {
     assert!(err.contains("auth.bootstrap_user"), "{err}");
     assert!(!err.contains("Passw0rd"), "{err}");
 }
+
+/// `server.io_threads` sets the threads serving connections (logged at
+/// start); one thread serves two connections at once, a producer's and a
+/// consumer's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_io_thread_serves_producers_and_consumers() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let daemon = Daemon::start_with(
+        &tmp.path().join("data"),
+        Options {
+            env: vec![("PUBSUB_SERVER_IO_THREADS".into(), "1".into())],
+            ..Options::default()
+        },
+    );
+    let mut producer = Client::connect(daemon.addr).await;
+    let mut consumer = Client::connect(daemon.addr).await;
+    let values: Vec<String> = (0..50).map(|i| format!("v{i}")).collect();
+    let offsets = produce_values(&mut producer, "one-thread", 0, -1, &values).await;
+    assert_eq!(offsets, (0..50).collect::<Vec<i64>>());
+    let read = fetch_all(&mut consumer, "one-thread", 0).await;
+    assert_eq!(read.into_iter().map(|(_, v)| v).collect::<Vec<_>>(), values);
+    let more = produce_values(&mut producer, "one-thread", 0, 1, &values[..1]).await;
+    assert_eq!(more, vec![50]);
+    let (status, _, stderr) = daemon.stop();
+    assert!(status.success());
+    assert!(
+        stderr.contains("io_threads=1"),
+        "the setting reaches the runtime: {stderr}"
+    );
+}
