@@ -575,11 +575,20 @@ impl Inner {
     /// filesystem sync), then writes the recovery points of `partitions`
     /// their open left unwritten, and syncs again: the recovery point never
     /// reaches the disk before the data it vouches for.
+    ///
+    /// When the first sync fails, what the partitions' flushes under
+    /// deferred syncs did is forgotten ([`pubsub_storage::Log::forget_deferred`]):
+    /// their next flush fsyncs for itself.
     pub(super) fn sync_then_record_recovery_points(
         &self,
         partitions: &[Arc<Partition>],
     ) -> Result<()> {
-        self.sync_filesystem()?;
+        if let Err(e) = self.sync_filesystem() {
+            for p in partitions {
+                p.log().forget_deferred();
+            }
+            return Err(e);
+        }
         self.write_recovery_points(partitions)?;
         self.sync_filesystem()
     }

@@ -116,7 +116,8 @@ impl Inner {
     /// the pass, which holds many open locks at once, must not wait for
     /// the admin lock while it holds any. As for a first-use open, the
     /// open lock is what orders it against a deletion: a deletion marks
-    /// each entry deleted and removes its directory under its open lock,
+    /// each entry deleted under its open lock before it removes any
+    /// directory, and holds the admin lock until it has removed them all,
     /// so an entry found not deleted under that lock still has its own
     /// directory (its topic cannot have been re-created in its place),
     /// and keeps it until the lock is released; a deleted one is skipped.
@@ -148,11 +149,7 @@ impl Inner {
             }
         }
         let partitions: Vec<_> = held.iter().map(|h| Arc::clone(&h.3)).collect();
-        let durable = self
-            .sync_filesystem()
-            .and_then(|()| self.write_recovery_points(&partitions))
-            .and_then(|()| self.sync_filesystem());
-        if let Err(e) = durable {
+        if let Err(e) = self.sync_then_record_recovery_points(&partitions) {
             warn!(error = %e, partitions = held.len(), "background recovery could not sync: the partitions are recovered at their first use");
             return 0;
         }

@@ -250,6 +250,10 @@ impl Log {
     /// the filesystem is synced since, for it also marks what those
     /// flushed durable. Nothing is written when the checkpoint already
     /// says it.
+    ///
+    /// One caller at a time defers flushes of a log (the broker's clock,
+    /// or its close once the clock has stopped), so what this marks is
+    /// what that caller flushed before its sync.
     pub fn record_recovery_point(&self) -> Result<()> {
         let durable = {
             let mut st = self.flush.lock();
@@ -257,6 +261,15 @@ impl Log {
             st.durable
         };
         self.write_checkpoint(durable)
+    }
+
+    /// Forgets what flushes under deferred syncs did, after their caller's
+    /// filesystem sync failed: nothing of it counts, and the next flush
+    /// fsyncs the log's files itself (an fsync of a file whose writeback
+    /// failed reports it, and poisons the log).
+    pub fn forget_deferred(&self) {
+        let mut st = self.flush.lock();
+        st.deferred = st.durable;
     }
 
     /// The partition directory.

@@ -622,4 +622,26 @@ fn a_flush_under_deferred_syncs_makes_nothing_durable_for_a_waiting_producer() {
         before,
         "durable since the recorded point: nothing left to fsync"
     );
+
+    // The caller's filesystem sync failed: the deferred round is forgotten,
+    // a later record marks nothing, and the next flush fsyncs it all.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, _) = Log::open(dir.path(), small_config()).expect("open");
+    let durable_at_open = log.durable_offset();
+    let end = {
+        let _deferred = pubsub_storage::fs::defer_syncs();
+        fill(&log, 100);
+        log.flush().expect("deferred flush");
+        log.log_end_offset()
+    };
+    log.forget_deferred();
+    log.record_recovery_point().expect("record");
+    assert_eq!(log.durable_offset(), durable_at_open, "nothing marked");
+    let before = pubsub_storage::fs::fsyncs_on_this_thread();
+    log.wait_durable(end - 1).expect("wait durable");
+    assert!(
+        pubsub_storage::fs::fsyncs_on_this_thread() - before >= log.segment_count() as u64,
+        "every segment fsynced by the next flush"
+    );
+    assert_eq!(log.durable_offset(), end);
 }
