@@ -361,13 +361,17 @@ impl Broker {
                 reason: "internal topics cannot be deleted",
             });
         }
+        // The topic file goes first: a failure here changes nothing.
+        let path = topic_file(&self.inner.dir, name);
+        std::fs::remove_file(&path).map_err(|e| BrokerError::io("delete", &path, e))?;
         self.inner.topics.write().remove(name);
-        // Every entry is marked deleted first, whatever fails after: an
-        // entry left unmarked could be opened (or recovered) later on the
-        // directory of a topic re-created under the same name. Under the
-        // open lock: a first use that found the partition before the topic
-        // went either opened it already (its files go below) or opens
-        // nothing after (it finds the entry deleted).
+        // Every entry is marked deleted before any directory goes, whatever
+        // fails after: an entry left unmarked could be opened (or
+        // recovered) later on the directory of a topic re-created under the
+        // same name. Under the open lock: a first use that found the
+        // partition before the topic went either opened it already (its
+        // files go below) or opens nothing after (it finds the entry
+        // deleted).
         for e in &topic.partitions {
             e.with_opening(|_, opened| {
                 e.set_deleted();
@@ -376,10 +380,8 @@ impl Broker {
                 }
             });
         }
-        // A failure here leaves the topic's files: it is back at the next
-        // start, whole.
-        let path = topic_file(&self.inner.dir, name);
-        std::fs::remove_file(&path).map_err(|e| BrokerError::io("delete", &path, e))?;
+        // A failed fsync here leaves the partitions' files: the topic may
+        // be back at the next start.
         let topics_dir = self.inner.dir.join(TOPICS_DIR);
         if let Ok(d) = File::open(&topics_dir) {
             d.sync_all()

@@ -143,22 +143,85 @@ mod tests {
         }
     }
 
-    /// One acks=all record appended to each of `partitions` of `topic`.
-    fn write_one_each(broker: &Broker, topic: &str, partitions: i32) {
+    /// `records` acks=all records appended to each of `partitions` of
+    /// `topic`, in one batch a partition.
+    fn write_each(broker: &Broker, topic: &str, partitions: i32, records: usize) {
         for p in 0..partitions {
             let mut b = pubsub_records::BatchBuilder::new();
-            b.push(&pubsub_records::NewRecord {
-                timestamp: 1_700_000_000_000,
-                key: None,
-                value: Some(b"old"),
-                headers: &[],
-            })
-            .expect("push");
+            for _ in 0..records {
+                b.push(&pubsub_records::NewRecord {
+                    timestamp: 1_700_000_000_000,
+                    key: None,
+                    value: Some(b"v"),
+                    headers: &[],
+                })
+                .expect("push");
+            }
             let mut batch = b.build().expect("build");
             broker
                 .produce(topic, p, &mut batch, crate::Acks::All)
                 .expect("produce");
         }
+    }
+
+    /// A broker on `dir` as after a kill, with `topics` (name, partitions)
+    /// written (one record a partition) and unrecovered, and no background
+    /// recovery pass: a copy of a data directory taken while its broker is
+    /// open, after writes (nothing writes during the copy: that broker has
+    /// no background threads either).
+    fn open_unclean(dir: &Path, topics: &[(&str, i32)]) -> Broker {
+        let config = BrokerConfig {
+            background: false,
+            ..BrokerConfig::default()
+        };
+        let source = tempfile::tempdir().expect("tempdir");
+        let broker = Broker::open(source.path(), config.clone()).expect("open");
+        for (topic, partitions) in topics {
+            broker
+                .create_topic(topic, Some(*partitions as u32), BTreeMap::new())
+                .expect("create");
+            write_each(&broker, topic, *partitions, 1);
+        }
+        copy_tree(source.path(), dir);
+        broker.close().expect("close");
+        drop(broker);
+        Broker::open(dir, config).expect("open the copy")
+    }
+
+    /// Stops the background recovery pass, run by `broker.recover_pending()`
+    /// on a thread of its own, the first time it holds a recovered
+    /// partition: returns the hook's guard, a receiver told when the pass
+    /// is there, the sender that lets it go on, and a receiver of the
+    /// pass's count of recovered partitions.
+    fn pass_stopped_at_its_first_partition(
+        broker: &Broker,
+        dir: &Path,
+    ) -> (
+        Held,
+        mpsc::Receiver<()>,
+        mpsc::Sender<()>,
+        mpsc::Receiver<usize>,
+    ) {
+        let (reached, at_seam) = mpsc::channel::<()>();
+        let (release, go) = mpsc::channel::<()>();
+        let (reached, go) = (Mutex::new(reached), Mutex::new(go));
+        let first = AtomicBool::new(true);
+        let hook = hold(
+            Seam::RecoveryHolds,
+            dir,
+            Arc::new(move || {
+                if first.swap(false, Ordering::AcqRel) {
+                    let _ = reached.lock().send(());
+                    let _ = go.lock().recv();
+                }
+            }),
+        );
+        let (pass_done, pass) = mpsc::channel();
+        let broker = broker.clone();
+        std::thread::spawn(move || {
+            let _ = pass_done.send(broker.recover_pending());
+        });
+        (hook, at_seam, release, pass)
     }
 
     /// The background recovery pass holds the open locks of the partitions
@@ -170,47 +233,12 @@ mod tests {
     #[test]
     fn a_deletion_during_a_recovery_chunk_waits_for_the_chunk_and_finishes() {
         const PARTITIONS: i32 = 3;
-        let config = BrokerConfig {
-            background: false,
-            ..BrokerConfig::default()
-        };
-        // A copy of a data directory taken while its broker is open, after
-        // writes, opens as after a kill: its partitions are unrecovered.
-        // (Nothing writes during the copy: no background threads.)
-        let source = tempfile::tempdir().expect("tempdir");
         let dir = tempfile::tempdir().expect("tempdir");
-        let broker = Broker::open(source.path(), config.clone()).expect("open");
-        broker
-            .create_topic("doomed", Some(PARTITIONS as u32), BTreeMap::new())
-            .expect("create");
-        write_one_each(&broker, "doomed", PARTITIONS);
-        copy_tree(source.path(), dir.path());
-        broker.close().expect("close");
-        drop(broker);
-        let broker = Broker::open(dir.path(), config).expect("open the copy");
+        let broker = open_unclean(dir.path(), &[("doomed", PARTITIONS)]);
         assert_eq!(broker.pending_recovery(), PARTITIONS as usize);
 
-        let (reached, at_seam) = mpsc::channel::<()>();
-        let (release, go) = mpsc::channel::<()>();
-        let (reached, go) = (Mutex::new(reached), Mutex::new(go));
-        let first = AtomicBool::new(true);
-        let _hook = hold(
-            Seam::RecoveryHolds,
-            dir.path(),
-            Arc::new(move || {
-                if first.swap(false, Ordering::AcqRel) {
-                    let _ = reached.lock().send(());
-                    let _ = go.lock().recv();
-                }
-            }),
-        );
-        let (pass_done, pass) = mpsc::channel();
-        {
-            let broker = broker.clone();
-            std::thread::spawn(move || {
-                let _ = pass_done.send(broker.recover_pending());
-            });
-        }
+        let (_hook, at_seam, release, pass) =
+            pass_stopped_at_its_first_partition(&broker, dir.path());
         at_seam
             .recv_timeout(HANG)
             .expect("the pass holds a recovered partition of its chunk");
@@ -255,6 +283,50 @@ mod tests {
             described.partitions.iter().all(|p| p.log_end_offset == 0),
             "the re-created topic is empty: {described:?}"
         );
+        broker.close().expect("close");
+    }
+
+    /// A topic deleted and re-created while the pass holds a partition of
+    /// another topic earlier in its chunk: the pass then reaches the
+    /// deleted topic's entries, finds them deleted under their open locks
+    /// and skips them, so the re-created topic keeps its directories and
+    /// what was written to it, now and after a restart.
+    #[test]
+    fn the_pass_skips_the_entries_of_a_topic_deleted_before_it_reached_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = open_unclean(dir.path(), &[("alpha", 1), ("doomed", 2)]);
+        assert_eq!(broker.pending_recovery(), 3);
+        let (_hook, at_seam, release, pass) =
+            pass_stopped_at_its_first_partition(&broker, dir.path());
+        at_seam
+            .recv_timeout(HANG)
+            .expect("the pass holds alpha-0, the first of its chunk");
+        // None of doomed's open locks is held: the deletion goes through.
+        broker.delete_topic("doomed").expect("delete");
+        broker
+            .create_topic("doomed", Some(2), BTreeMap::new())
+            .expect("re-create");
+        write_each(&broker, "doomed", 2, 2);
+        release.send(()).expect("release the pass");
+        let recovered = pass.recv_timeout(HANG).expect("the pass finishes");
+        assert_eq!(recovered, 1, "alpha-0 only: doomed's old entries skipped");
+        assert_eq!(broker.pending_recovery(), 0);
+        let ends = |broker: &Broker| -> Vec<u64> {
+            let d = broker.describe_topic("doomed").expect("describe");
+            d.partitions.iter().map(|p| p.log_end_offset).collect()
+        };
+        assert_eq!(ends(&broker), [2, 2], "the re-created topic's records");
+        let mut dirs = left(dir.path(), "doomed");
+        dirs.sort();
+        assert_eq!(dirs, ["doomed-0", "doomed-1"], "nothing set aside");
+        broker.close().expect("close");
+        drop(broker);
+        let config = BrokerConfig {
+            background: false,
+            ..BrokerConfig::default()
+        };
+        let broker = Broker::open(dir.path(), config).expect("reopen");
+        assert_eq!(ends(&broker), [2, 2], "and after a restart");
         broker.close().expect("close");
     }
 }
