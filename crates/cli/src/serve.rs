@@ -42,10 +42,8 @@ pub fn run(settings: Settings) -> Result<(), CliError> {
             tracing::info!(user, "bootstrap user exists; left as it is");
         }
     }
-    let io_threads = settings.io_threads();
-    tracing::info!(io_threads, "threads serving connections");
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(io_threads)
+        .worker_threads(settings.io_threads())
         .enable_all()
         .thread_name("pubsub-io")
         .build()
@@ -53,6 +51,10 @@ pub fn run(settings: Settings) -> Result<(), CliError> {
             what: "starting the runtime".into(),
             source,
         })?;
+    tracing::info!(
+        io_threads = runtime.metrics().num_workers(),
+        "threads serving connections (waits for the disk run on a pool of their own)"
+    );
     let served = runtime.block_on(serve(&settings, broker.clone()));
     drop(runtime);
     // Flush every partition and write the clean-shutdown marker.

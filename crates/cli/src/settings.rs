@@ -137,8 +137,8 @@ pub struct ServerSettings {
     /// How long a failed SASL authentication waits before its answer and
     /// the close (`connection.failed.authentication.delay.ms`).
     pub failed_authentication_delay: Span,
-    /// Threads that serve connections (what Kafka splits between
-    /// `num.network.threads` and `num.io.threads`); 0: one per core.
+    /// Threads that serve connections (reads and fsyncs that wait for the
+    /// disk run on a pool of their own); 0: one per core.
     pub io_threads: u32,
 }
 

@@ -323,9 +323,9 @@ async fn the_bootstrap_user_is_created_once_and_its_password_never_written() {
     assert!(!err.contains("Passw0rd"), "{err}");
 }
 
-/// `server.io_threads` sets the threads serving connections (logged at
-/// start); one thread serves two connections at once, a producer's and a
-/// consumer's.
+/// `server.io_threads` sets the runtime's worker threads (logged from the
+/// runtime once built); one thread serves two producers at once, then
+/// their consumers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_io_thread_serves_producers_and_consumers() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -336,19 +336,26 @@ async fn one_io_thread_serves_producers_and_consumers() {
             ..Options::default()
         },
     );
-    let mut producer = Client::connect(daemon.addr).await;
-    let mut consumer = Client::connect(daemon.addr).await;
+    let mut first = Client::connect(daemon.addr).await;
+    let mut second = Client::connect(daemon.addr).await;
     let values: Vec<String> = (0..50).map(|i| format!("v{i}")).collect();
-    let offsets = produce_values(&mut producer, "one-thread", 0, -1, &values).await;
-    assert_eq!(offsets, (0..50).collect::<Vec<i64>>());
-    let read = fetch_all(&mut consumer, "one-thread", 0).await;
-    assert_eq!(read.into_iter().map(|(_, v)| v).collect::<Vec<_>>(), values);
-    let more = produce_values(&mut producer, "one-thread", 0, 1, &values[..1]).await;
-    assert_eq!(more, vec![50]);
+    let (a, b) = tokio::join!(
+        produce_values(&mut first, "one-thread-a", 0, -1, &values),
+        produce_values(&mut second, "one-thread-b", 0, 1, &values),
+    );
+    assert_eq!(a, (0..50).collect::<Vec<i64>>());
+    assert_eq!(b, a);
+    let (a, b) = tokio::join!(
+        fetch_all(&mut first, "one-thread-a", 0),
+        fetch_all(&mut second, "one-thread-b", 0),
+    );
+    for read in [a, b] {
+        assert_eq!(read.into_iter().map(|(_, v)| v).collect::<Vec<_>>(), values);
+    }
     let (status, _, stderr) = daemon.stop();
     assert!(status.success());
     assert!(
         stderr.contains("io_threads=1"),
-        "the setting reaches the runtime: {stderr}"
+        "the runtime has one worker: {stderr}"
     );
 }
