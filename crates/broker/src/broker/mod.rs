@@ -229,6 +229,9 @@ impl Inner {
             let _deferred = pubsub_storage::fs::defer_syncs();
             for p in &durable {
                 match p.close() {
+                    // A log appended to after its flush above is closed
+                    // unmarked: its next open recovers it.
+                    Ok(()) if !p.log().is_marked_clean() => {}
                     Ok(()) => {
                         clean.insert(Arc::as_ptr(p));
                     }

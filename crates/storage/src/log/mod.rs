@@ -702,7 +702,15 @@ impl Log {
 
     /// Closes cleanly: flushes, trims the active indexes, records the
     /// recovery point and writes the clean-shutdown marker, so the next open
-    /// skips recovery. A poisoned log is not marked clean.
+    /// skips recovery ([`Log::is_marked_clean`] says whether it did). A
+    /// poisoned log is not marked clean.
+    ///
+    /// Under deferred syncs the caller syncs the filesystem once after its
+    /// closes, and the marker and recovery point written here would share
+    /// that sync, unordered, with anything flushed now: they vouch only for
+    /// what was flushed before the caller's previous sync (its flushes under
+    /// deferred syncs). A log appended to since, or while it closes, is
+    /// closed without a marker, and its next open recovers the tail.
     pub fn close(&self) -> Result<()> {
         let _m = self.maintenance.lock();
         if self.closed.load(Ordering::Acquire) {
@@ -713,9 +721,19 @@ impl Log {
             return Err(e);
         }
         let end = self.log_end_offset();
+        let flushed_before = {
+            let st = self.flush.lock();
+            st.durable.max(st.deferred)
+        };
         self.flush_until(end)?;
         let w = self.writer.lock();
         self.closed.store(true, Ordering::Release);
+        let vouched = if crate::fs::syncs_deferred() {
+            flushed_before.min(end)
+        } else {
+            end
+        };
+        let clean = vouched == end && w.next_offset == end;
         // Nothing changed since a clean open: its marker still holds.
         let marked = self.marked.load(Ordering::Acquire);
         let active = Arc::clone(&w.active);
@@ -726,8 +744,8 @@ impl Log {
                 index.trim()?;
                 index.flush()?;
             }
-            self.write_checkpoint(end)?;
-            if marked {
+            self.write_checkpoint(vouched)?;
+            if marked || !clean {
                 return Ok(());
             }
             CleanShutdown {
@@ -735,9 +753,17 @@ impl Log {
                 active_segment_base: active.base_offset,
                 active_segment_size: active.size(),
             }
-            .write_to(self.ctx.fs.as_ref(), &self.ctx.dir)
+            .write_to(self.ctx.fs.as_ref(), &self.ctx.dir)?;
+            self.marked.store(true, Ordering::Release);
+            Ok(())
         })();
         drop(w);
         self.heal_or_poison(done)
+    }
+
+    /// Whether the log's clean-shutdown marker is on disk: left by a clean
+    /// close and untouched since its open, or written by its own close.
+    pub fn is_marked_clean(&self) -> bool {
+        self.marked.load(Ordering::Acquire)
     }
 }

@@ -645,3 +645,50 @@ fn a_flush_under_deferred_syncs_makes_nothing_durable_for_a_waiting_producer() {
     );
     assert_eq!(log.durable_offset(), end);
 }
+
+/// A close under deferred syncs writes its clean-shutdown marker and
+/// recovery point in the same filesystem sync as whatever it flushes, so it
+/// marks the log clean only when everything was flushed before the caller's
+/// previous sync (the broker's close: flush all, sync, close all, sync). A
+/// log appended to in between closes unmarked, its recovery point at what
+/// was flushed, and its next open recovers the tail.
+#[test]
+fn a_close_under_deferred_syncs_marks_only_what_an_earlier_sync_covered() {
+    let close_after = |append_between: bool| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (log, _) = Log::open(dir.path(), small_config()).expect("open");
+        fill(&log, 30);
+        let flushed = log.log_end_offset();
+        {
+            let _deferred = pubsub_storage::fs::defer_syncs();
+            log.flush().expect("deferred flush");
+        }
+        pubsub_storage::fs::sync_filesystem(dir.path()).expect("sync");
+        if append_between {
+            log.append(&mut simple_batch("late", 2, 9000))
+                .expect("append");
+        }
+        let written = raw_batches(&log);
+        {
+            let _deferred = pubsub_storage::fs::defer_syncs();
+            log.close().expect("close");
+        }
+        pubsub_storage::fs::sync_filesystem(dir.path()).expect("sync");
+        let marked = log.is_marked_clean();
+        assert_eq!(
+            dir.path().join(pubsub_storage::CLEAN_SHUTDOWN).exists(),
+            marked
+        );
+        assert_eq!(log.recovery_point(), flushed);
+        drop(log);
+        let (log, report) = Log::open(dir.path(), small_config()).expect("reopen");
+        assert_eq!(report.clean_shutdown, marked, "{report}");
+        assert_eq!(raw_batches(&log), written, "nothing lost either way");
+        marked
+    };
+    assert!(close_after(false), "flushed before the sync: marked clean");
+    assert!(
+        !close_after(true),
+        "appended after the sync: closed unmarked"
+    );
+}
