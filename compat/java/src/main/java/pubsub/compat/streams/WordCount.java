@@ -200,7 +200,12 @@ public final class WordCount {
         });
     streams.setUncaughtExceptionHandler(
         e -> {
-          System.out.println("error " + e);
+          // The whole cause chain: a failed commit says why only in its causes.
+          StringBuilder chain = new StringBuilder("error " + e);
+          for (Throwable c = e.getCause(); c != null && c != c.getCause(); c = c.getCause()) {
+            chain.append(" <- caused by ").append(c);
+          }
+          System.out.println(chain);
           System.out.flush();
           return StreamThreadExceptionResponse.SHUTDOWN_CLIENT;
         });
