@@ -554,6 +554,17 @@ fn a_clean_open_opens_each_file_of_the_active_segment_once() {
     log.close().expect("close");
 }
 
+/// A log in the new directory `dir`, `batches` written and flushed under
+/// deferred syncs (nothing fsynced), and its end.
+fn written_under_deferred_syncs(dir: &Path, batches: usize) -> (Log, u64) {
+    let (log, _) = Log::open(dir, small_config()).expect("open");
+    let _deferred = pubsub_storage::fs::defer_syncs();
+    fill(&log, batches);
+    log.flush().expect("deferred flush");
+    let end = log.log_end_offset();
+    (log, end)
+}
+
 /// Appends and flushes under deferred syncs fsync nothing, so they make
 /// nothing durable but for their own caller, who owes a filesystem sync: a
 /// producer waiting for durability meanwhile (syncs not deferred) runs a
@@ -604,13 +615,7 @@ fn a_flush_under_deferred_syncs_makes_nothing_durable_for_a_waiting_producer() {
 
     // The deferring caller syncs the filesystem, then records the point.
     let dir = tempfile::tempdir().expect("tempdir");
-    let (log, _) = Log::open(dir.path(), small_config()).expect("open");
-    fill(&log, 100);
-    let end = log.log_end_offset();
-    {
-        let _deferred = pubsub_storage::fs::defer_syncs();
-        log.flush().expect("deferred flush");
-    }
+    let (log, end) = written_under_deferred_syncs(dir.path(), 100);
     pubsub_storage::fs::sync_filesystem(dir.path()).expect("sync the filesystem");
     log.record_recovery_point().expect("record");
     assert_eq!(log.durable_offset(), end);
@@ -626,14 +631,8 @@ fn a_flush_under_deferred_syncs_makes_nothing_durable_for_a_waiting_producer() {
     // The caller's filesystem sync failed: the deferred round is forgotten,
     // a later record marks nothing, and the next flush fsyncs it all.
     let dir = tempfile::tempdir().expect("tempdir");
-    let (log, _) = Log::open(dir.path(), small_config()).expect("open");
-    let durable_at_open = log.durable_offset();
-    let end = {
-        let _deferred = pubsub_storage::fs::defer_syncs();
-        fill(&log, 100);
-        log.flush().expect("deferred flush");
-        log.log_end_offset()
-    };
+    let (log, end) = written_under_deferred_syncs(dir.path(), 100);
+    let durable_at_open = 0; // a new log: nothing durable before its first fsync
     log.forget_deferred();
     log.record_recovery_point().expect("record");
     assert_eq!(log.durable_offset(), durable_at_open, "nothing marked");
@@ -656,13 +655,7 @@ fn a_flush_under_deferred_syncs_makes_nothing_durable_for_a_waiting_producer() {
 fn a_close_under_deferred_syncs_marks_only_what_an_earlier_sync_covered() {
     let close_after = |append_between: bool| {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (log, _) = Log::open(dir.path(), small_config()).expect("open");
-        fill(&log, 30);
-        let flushed = log.log_end_offset();
-        {
-            let _deferred = pubsub_storage::fs::defer_syncs();
-            log.flush().expect("deferred flush");
-        }
+        let (log, flushed) = written_under_deferred_syncs(dir.path(), 30);
         pubsub_storage::fs::sync_filesystem(dir.path()).expect("sync");
         if append_between {
             log.append(&mut simple_batch("late", 2, 9000))
