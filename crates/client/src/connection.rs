@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -23,6 +24,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use crate::error::{check, ClientError, Result};
+use crate::low_water::LowWater;
 use crate::scram::{ScramClient, ScramHash};
 use crate::security::{SaslLogin, SaslMechanism, Security, Stream};
 
@@ -93,6 +95,8 @@ impl std::fmt::Debug for Sender {
 /// The receiving half: reads answers, in the order requests were sent.
 pub struct Receiver {
     read: BufReader<ReadHalf>,
+    /// The socket's low-water mark, on plain TCP (Linux).
+    low_water: Option<LowWater>,
 }
 
 impl std::fmt::Debug for Receiver {
@@ -135,6 +139,10 @@ impl Connection {
     }
 
     fn over(stream: Stream, client_id: &str) -> Connection {
+        let low_water = match &stream {
+            Stream::Plain(s) if cfg!(target_os = "linux") => Some(LowWater::new(s.as_raw_fd())),
+            _ => None,
+        };
         let (read, write): (ReadHalf, WriteHalf) = match stream {
             Stream::Plain(s) => {
                 let (r, w) = s.into_split();
@@ -154,6 +162,7 @@ impl Connection {
             },
             receiver: Receiver {
                 read: BufReader::with_capacity(256 << 10, read),
+                low_water,
             },
             versions: Versions::default(),
             timed_out: false,
@@ -324,6 +333,9 @@ impl Receiver {
     /// The frame is read into uninitialised capacity: a fetch answer of
     /// many MiB is not zeroed first only to be overwritten.
     pub async fn read_frame(&mut self) -> Result<BytesMut> {
+        if let Some(lw) = &mut self.low_water {
+            lw.reset();
+        }
         let mut size = [0u8; 4];
         self.read.read_exact(&mut size).await?;
         let size = usize::try_from(i32::from_be_bytes(size))
@@ -333,6 +345,10 @@ impl Receiver {
         let mut frame = BytesMut::with_capacity(size);
         while frame.len() < size {
             let left = (size - frame.len()) as u64;
+            if let Some(lw) = &mut self.low_water {
+                let in_socket = (size - frame.len()).saturating_sub(self.read.buffer().len());
+                lw.before_read(size, in_socket);
+            }
             if (&mut self.read).take(left).read_buf(&mut frame).await? == 0 {
                 return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
             }
@@ -506,5 +522,52 @@ mod tests {
             receiver.read_frame().await,
             Err(ClientError::Io(_))
         ));
+    }
+
+    /// A large answer whose tail comes late, then a small one after it: the
+    /// low-water mark never asks for more than is still to come, so both
+    /// are read (a mark left at 256 KiB for the tail, or at the tail's size
+    /// for the next frame's size, would wait for ever).
+    #[tokio::test]
+    async fn a_large_answer_with_a_late_tail_then_a_small_one_are_both_read() {
+        const BIG: usize = 3 << 20;
+        const TAIL: usize = 10_000;
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let body: Vec<u8> = (0..BIG).map(|i| (i % 251) as u8).collect();
+        let sent = body.clone();
+        let broker = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.expect("accept");
+            let pause = || tokio::time::sleep(Duration::from_millis(100));
+            stream
+                .write_all(&(BIG as i32).to_be_bytes())
+                .await
+                .expect("size");
+            stream.write_all(&sent[..BIG - TAIL]).await.expect("body");
+            pause().await;
+            stream.write_all(&sent[BIG - TAIL..]).await.expect("tail");
+            pause().await;
+            stream.write_all(&5i32.to_be_bytes()).await.expect("size");
+            stream.write_all(b"small").await.expect("small");
+            stream
+        });
+        let conn = Connection::connect_unversioned(&addr, "me")
+            .await
+            .expect("connect");
+        let (_sender, mut receiver) = conn.into_split();
+        let both = async {
+            let big = receiver.read_frame().await.expect("big frame");
+            let small = receiver.read_frame().await.expect("small frame");
+            (big, small)
+        };
+        let (big, small) = tokio::time::timeout(Duration::from_secs(30), both)
+            .await
+            .expect("both frames read, none waited for bytes that were not coming");
+        assert!(
+            big[..] == body[..],
+            "the large frame arrives whole and in order"
+        );
+        assert_eq!(&small[..], b"small");
+        drop(broker.await.expect("broker"));
     }
 }

@@ -15,6 +15,7 @@ pub mod connection;
 pub mod error;
 pub mod fetch;
 pub mod groups;
+pub mod low_water;
 pub mod member;
 pub mod produce;
 pub mod scram;
