@@ -64,10 +64,12 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
+use pubsub_client::low_water;
 use pubsub_storage::{FlushPolicy, Log, LogConfig};
 
 #[path = "common.rs"]
@@ -232,7 +234,8 @@ fn main() {
     }
 
     eprintln!("baseline: loopback TCP copy");
-    let loopback = loopback_copy(bytes.max(1 << 30));
+    let copies = Copies::measure(bytes.max(1 << 30));
+    let loopback = copies.plain;
     eprintln!("baseline: in-process Log::append");
     let requests = (a.messages / a.batch as u64).max(1);
     let (append, _) = log_append(work.path(), requests, a.batch, FlushPolicy::Never);
@@ -347,6 +350,11 @@ fn main() {
     println!("\n| baseline (same run) | MB/s |");
     println!("|---|---|");
     println!("| loopback TCP copy, 1 MiB writes | {loopback:.0} |");
+    println!(
+        "| loopback TCP copy, 1 MiB writes, reader's low-water mark {} KiB | {:.0} |",
+        low_water::MAX_MARK >> 10,
+        copies.marked
+    );
     println!("| Log::append in-process, flush never | {append:.0} |");
     println!("| Log::append in-process, fsync per batch | {append_fsync:.0} |");
     println!("\n| ratio | value |");
@@ -365,6 +373,11 @@ fn main() {
     }
     for r in rows.iter().filter(|r| r.name.starts_with("consume")) {
         println!("| {} / loopback copy | {:.2}x |", r.name, r.mb_s / loopback);
+        println!(
+            "| {} / loopback copy, marked reader | {:.2}x |",
+            r.name,
+            r.mb_s / copies.marked
+        );
     }
 
     let json = serde_json::json!({
@@ -372,6 +385,7 @@ fn main() {
         "messages": a.messages,
         "baselines": {
             "loopback_copy_mb_s": loopback,
+            "loopback_copy_marked_mb_s": copies.marked,
             "log_append_mb_s": append,
             "log_append_fsync_mb_s": append_fsync,
         },
@@ -595,7 +609,7 @@ pub(crate) fn load_average() -> String {
 /// repository root) after pubsub's.
 fn consume_only(a: &Args, base: &Path, bytes: u64) {
     eprintln!("baseline: loopback TCP copy");
-    let before = loopback_copy(bytes.max(1 << 30));
+    let before = Copies::measure(bytes.max(1 << 30));
     let mut rows = Vec::new();
     let mut brokers = vec![BrokerKind::Pubsub];
     if a.kafka {
@@ -617,7 +631,7 @@ fn consume_only(a: &Args, base: &Path, bytes: u64) {
                         f64::from(fetch) / f64::from(1 << 20)
                     );
                     eprintln!("{name}");
-                    let adjacent = loopback_copy(bytes.max(1 << 30));
+                    let adjacent = loopback_copy(bytes.max(1 << 30), Reader::Marked);
                     let cost = Cost::start(&server);
                     let moved =
                         raw_client::consume(&server.addr, "bench", partitions as i32, fetch)
@@ -632,7 +646,7 @@ fn consume_only(a: &Args, base: &Path, bytes: u64) {
                 }
                 let name = format!("{prefix}, rdkafka_performance (defaults: 1 MiB a partition)");
                 eprintln!("{name}");
-                let adjacent = loopback_copy(bytes.max(1 << 30));
+                let adjacent = loopback_copy(bytes.max(1 << 30), Reader::Marked);
                 let cost = Cost::start(&server);
                 let row = perf_row(a, name, &consume_args(a, &server.addr, partitions, None));
                 rows.push((row, cost.stop(&server), adjacent));
@@ -641,14 +655,14 @@ fn consume_only(a: &Args, base: &Path, bytes: u64) {
                     a.fetch_bytes >> 20
                 );
                 eprintln!("{name}");
-                let adjacent = loopback_copy(bytes.max(1 << 30));
+                let adjacent = loopback_copy(bytes.max(1 << 30), Reader::Marked);
                 let cost = Cost::start(&server);
                 let argv = consume_args(a, &server.addr, partitions, Some(a.fetch_bytes));
                 let row = perf_row(a, name, &argv);
                 rows.push((row, cost.stop(&server), adjacent));
                 let name = format!("{prefix}, pubsub bench");
                 eprintln!("{name}");
-                let adjacent = loopback_copy(bytes.max(1 << 30));
+                let adjacent = loopback_copy(bytes.max(1 << 30), Reader::Marked);
                 let cost = Cost::start(&server);
                 let row = own_consume(a, &server.addr, &name, "bench");
                 rows.push((row, cost.stop(&server), adjacent));
@@ -657,30 +671,36 @@ fn consume_only(a: &Args, base: &Path, bytes: u64) {
         }
     }
     eprintln!("baseline: loopback TCP copy");
-    let after = loopback_copy(bytes.max(1 << 30));
-    let loopback = (before + after) / 2.0;
+    let after = Copies::measure(bytes.max(1 << 30));
+    let loopback = Copies::mean(before, after);
     println!(
-        "\n| workload (1 KiB messages, batches of {}) | MB/s | msg/s | broker CPU s/GB | client CPU s/GB | / loopback copy | loopback copy just before, MB/s | / that copy |",
+        "\n| workload (1 KiB messages, batches of {}) | MB/s | msg/s | broker CPU s/GB | client CPU s/GB | / loopback copy | / copy, marked reader | marked copy just before, MB/s | / that copy |",
         a.batch
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     // GB of payload a run moved.
     let gb = a.messages as f64 * 1024.0 / 1e9;
     for (r, (broker, client), adjacent) in &rows {
         println!(
-            "| {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2}x | {:.0} | {:.2}x |",
+            "| {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2}x | {:.2}x | {:.0} | {:.2}x |",
             r.name,
             r.mb_s,
             r.msg_s,
             broker / gb,
             client / gb,
-            r.mb_s / loopback,
+            r.mb_s / loopback.plain,
+            r.mb_s / loopback.marked,
             adjacent,
             r.mb_s / adjacent
         );
     }
     println!(
-        "\nloopback TCP copy, 1 MiB writes: {before:.0} MB/s before, {after:.0} MB/s after (ratios use the mean); load average at the end: {}",
+        "\nloopback TCP copy, 1 MiB writes: plain reader {:.0} MB/s before, {:.0} after; reader with a {} KiB low-water mark {:.0} before, {:.0} after (ratios use the means); load average at the end: {}",
+        before.plain,
+        after.plain,
+        low_water::MAX_MARK >> 10,
+        before.marked,
+        after.marked,
         std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
     );
 }
@@ -1147,16 +1167,30 @@ fn own_and_children_ticks() -> u64 {
     stat_ticks(&stat, &[14, 15, 16, 17])
 }
 
+/// How a loopback copy's reader waits for data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reader {
+    /// Woken by every arriving segment (the socket's default mark of 1).
+    Plain,
+    /// The socket's low-water mark at [`low_water::MAX_MARK`], as pubsub's
+    /// client and the raw consumer read a large answer.
+    Marked,
+}
+
 /// A loopback listener and the thread that accepts one connection on it
 /// and reads it to its end in 1 MiB reads; the thread returns the bytes
 /// read.
-pub(crate) fn loopback_reader() -> (std::net::SocketAddr, std::thread::JoinHandle<u64>) {
+pub(crate) fn loopback_reader(how: Reader) -> (std::net::SocketAddr, std::thread::JoinHandle<u64>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| fail(&format!("{e}")));
     let addr = listener
         .local_addr()
         .unwrap_or_else(|e| fail(&format!("{e}")));
     let reader = std::thread::spawn(move || {
         let (mut s, _) = listener.accept().unwrap_or_else(|e| fail(&format!("{e}")));
+        if how == Reader::Marked {
+            low_water::set_mark(s.as_raw_fd(), low_water::MAX_MARK)
+                .unwrap_or_else(|e| fail(&format!("SO_RCVLOWAT: {e}")));
+        }
         let mut buf = vec![0u8; 1 << 20];
         let mut total = 0u64;
         loop {
@@ -1171,10 +1205,33 @@ pub(crate) fn loopback_reader() -> (std::net::SocketAddr, std::thread::JoinHandl
     (addr, reader)
 }
 
+/// The loopback copy with each reader, one after the other; MB/s.
+#[derive(Debug, Clone, Copy)]
+struct Copies {
+    plain: f64,
+    marked: f64,
+}
+
+impl Copies {
+    fn measure(bytes: u64) -> Copies {
+        Copies {
+            plain: loopback_copy(bytes, Reader::Plain),
+            marked: loopback_copy(bytes, Reader::Marked),
+        }
+    }
+
+    fn mean(a: Copies, b: Copies) -> Copies {
+        Copies {
+            plain: (a.plain + b.plain) / 2.0,
+            marked: (a.marked + b.marked) / 2.0,
+        }
+    }
+}
+
 /// Raw loopback TCP: one thread writes `bytes` in 1 MiB writes, another
-/// reads them; MB/s.
-fn loopback_copy(bytes: u64) -> f64 {
-    let (addr, reader) = loopback_reader();
+/// reads them as `how` says; MB/s.
+fn loopback_copy(bytes: u64, how: Reader) -> f64 {
+    let (addr, reader) = loopback_reader(how);
     let mut s = TcpStream::connect(addr).unwrap_or_else(|e| fail(&format!("{e}")));
     let chunk = vec![0x5au8; 1 << 20];
     let start = Instant::now();

@@ -21,8 +21,11 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::fd::AsRawFd;
 use std::sync::mpsc::sync_channel;
 use std::time::Instant;
+
+use pubsub_client::low_water::LowWater;
 
 /// What a raw client moved.
 pub struct Moved {
@@ -94,11 +97,14 @@ struct Wire {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// `s`'s low-water mark, raised only inside [`Wire::skip`].
+    low_water: LowWater,
 }
 
 impl Wire {
     fn new(s: TcpStream) -> Wire {
         Wire {
+            low_water: LowWater::new(s.as_raw_fd()),
             s,
             buf: vec![0; 1 << 20],
             start: 0,
@@ -158,7 +164,10 @@ impl Wire {
     }
 
     /// Drops `n` bytes, reading them off the socket as needed (whole
-    /// buffers at a time; what follows them stays buffered).
+    /// buffers at a time; what follows them stays buffered). A long run is
+    /// read with the socket's low-water mark at up to 256 KiB of what is
+    /// still to come, as pubsub's client reads a large answer: the reader
+    /// wakes once per mark, not once per arriving segment.
     fn skip(&mut self, mut n: usize) -> Result<(), String> {
         let buffered = (self.end - self.start).min(n);
         self.start += buffered;
@@ -167,7 +176,9 @@ impl Wire {
             self.start = 0;
             self.end = 0;
         }
+        let run = n;
         while n > 0 {
+            self.low_water.before_read(run, n);
             let got = self
                 .s
                 .read(&mut self.buf)
@@ -183,6 +194,7 @@ impl Wire {
                 n = 0;
             }
         }
+        self.low_water.reset();
         Ok(())
     }
 }

@@ -104,7 +104,7 @@ pub fn run(dir: &Path, bytes: u64, rounds: usize) {
 
 /// One case: MB/s and the sender's CPU seconds per GB.
 fn one(case: Case, file: &Arc<dyn FileHandle>, pattern: &[u8], answers: usize) -> (f64, f64) {
-    let (addr, reader) = super::loopback_reader();
+    let (addr, reader) = super::loopback_reader(super::Reader::Plain);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()

@@ -59,19 +59,34 @@ impl LowWater {
     }
 
     fn set(&mut self, mark: usize) {
-        let value = libc::c_int::try_from(mark).unwrap_or(libc::c_int::MAX);
-        // SAFETY: `fd` is the connection's socket, open for as long as the
-        // receiver that owns this value; the option value is a c_int.
-        let rc = unsafe {
-            libc::setsockopt(
-                self.fd,
-                libc::SOL_SOCKET,
-                libc::SO_RCVLOWAT,
-                (&value as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
+        self.mark = if set_mark(self.fd, mark).is_ok() {
+            mark
+        } else {
+            1
         };
-        self.mark = if rc == 0 { mark } else { 1 };
+    }
+}
+
+/// Sets `SO_RCVLOWAT` of socket `fd` to `mark` bytes: a read waits until
+/// that many have arrived (or the peer closed), and the kernel wakes the
+/// reader no earlier.
+pub fn set_mark(fd: RawFd, mark: usize) -> std::io::Result<()> {
+    let value = libc::c_int::try_from(mark).unwrap_or(libc::c_int::MAX);
+    // SAFETY: the caller's `fd` is an open socket (a closed or wrong one
+    // gets an error back); the option value is a c_int that outlives the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVLOWAT,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 
