@@ -66,7 +66,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
@@ -1189,14 +1189,21 @@ pub(crate) fn loopback_reader(how: Reader) -> (std::net::SocketAddr, std::thread
         .unwrap_or_else(|e| fail(&format!("{e}")));
     let reader = std::thread::spawn(move || {
         let (mut s, _) = listener.accept().unwrap_or_else(|e| fail(&format!("{e}")));
-        if how == Reader::Marked {
-            low_water::set_mark(s.as_raw_fd(), low_water::MAX_MARK)
+        let marked = how == Reader::Marked;
+        if marked {
+            low_water::set_mark(s.as_fd(), low_water::MAX_MARK)
                 .unwrap_or_else(|e| fail(&format!("SO_RCVLOWAT: {e}")));
         }
         let mut buf = vec![0u8; 1 << 20];
         let mut total = 0u64;
         loop {
-            match s.read(&mut buf) {
+            // Woken as a non-blocking reader is: once a mark is queued.
+            let read = if marked {
+                low_water::read_when_ready(s.as_fd(), &mut buf)
+            } else {
+                s.read(&mut buf)
+            };
+            match read {
                 Ok(0) => break,
                 Ok(n) => total += n as u64,
                 Err(e) => fail(&format!("loopback read: {e}")),

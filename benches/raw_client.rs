@@ -21,11 +21,11 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
-use pubsub_client::low_water::LowWater;
+use pubsub_client::low_water::{self, LowWater};
 
 /// What a raw client moved.
 pub struct Moved {
@@ -104,7 +104,7 @@ struct Wire {
 impl Wire {
     fn new(s: TcpStream) -> Wire {
         Wire {
-            low_water: LowWater::new(s.as_raw_fd()),
+            low_water: LowWater::new(),
             s,
             buf: vec![0; 1 << 20],
             start: 0,
@@ -178,10 +178,10 @@ impl Wire {
         }
         let run = n;
         while n > 0 {
-            self.low_water.before_read(run, n);
-            let got = self
-                .s
-                .read(&mut self.buf)
+            self.low_water.before_read(self.s.as_fd(), run, n);
+            // A blocking read with a mark could sleep for more than is
+            // coming (`low_water::read_when_ready`).
+            let got = low_water::read_when_ready(self.s.as_fd(), &mut self.buf)
                 .map_err(|e| format!("read: {e}"))?;
             if got == 0 {
                 return Err("the broker closed the connection".into());
@@ -194,7 +194,7 @@ impl Wire {
                 n = 0;
             }
         }
-        self.low_water.reset();
+        self.low_water.reset(self.s.as_fd());
         Ok(())
     }
 }

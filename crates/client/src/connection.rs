@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -95,8 +95,46 @@ impl std::fmt::Debug for Sender {
 /// The receiving half: reads answers, in the order requests were sent.
 pub struct Receiver {
     read: BufReader<ReadHalf>,
-    /// The socket's low-water mark, on plain TCP (Linux).
-    low_water: Option<LowWater>,
+    /// The socket's low-water mark, on plain TCP to a loopback peer (Linux).
+    low_water: Option<Marked>,
+}
+
+/// The low-water mark of the socket a [`Receiver`] reads
+/// ([`crate::low_water`]).
+struct Marked {
+    /// The socket of the read half in the same receiver's `read`.
+    fd: RawFd,
+    mark: LowWater,
+}
+
+impl Marked {
+    /// For `s` if it is plain TCP to a loopback peer, on Linux.
+    fn of(s: &TcpStream) -> Option<Marked> {
+        let loopback = s.peer_addr().is_ok_and(|a| a.ip().is_loopback());
+        (cfg!(target_os = "linux") && loopback).then(|| Marked {
+            fd: s.as_raw_fd(),
+            mark: LowWater::new(),
+        })
+    }
+
+    /// The socket, and its mark to set.
+    fn parts(&mut self) -> (BorrowedFd<'_>, &mut LowWater) {
+        // SAFETY: `fd` is the socket of the read half that the receiver
+        // owning this value holds in its `read`: open for as long as this
+        // value exists.
+        let fd = unsafe { BorrowedFd::borrow_raw(self.fd) };
+        (fd, &mut self.mark)
+    }
+
+    fn before_read(&mut self, total: usize, left: usize) {
+        let (fd, mark) = self.parts();
+        mark.before_read(fd, total, left);
+    }
+
+    fn reset(&mut self) {
+        let (fd, mark) = self.parts();
+        mark.reset(fd);
+    }
 }
 
 impl std::fmt::Debug for Receiver {
@@ -140,8 +178,8 @@ impl Connection {
 
     fn over(stream: Stream, client_id: &str) -> Connection {
         let low_water = match &stream {
-            Stream::Plain(s) if cfg!(target_os = "linux") => Some(LowWater::new(s.as_raw_fd())),
-            _ => None,
+            Stream::Plain(s) => Marked::of(s),
+            Stream::Tls(_) => None,
         };
         let (read, write): (ReadHalf, WriteHalf) = match stream {
             Stream::Plain(s) => {
@@ -331,7 +369,9 @@ impl Receiver {
 
     /// Reads one answer frame, undecoded: the bytes after its size prefix.
     /// The frame is read into uninitialised capacity: a fetch answer of
-    /// many MiB is not zeroed first only to be overwritten.
+    /// many MiB is not zeroed first only to be overwritten. A large frame
+    /// from a loopback peer is read with the socket's low-water mark raised
+    /// ([`crate::low_water`]), put back to 1 once the frame is in.
     pub async fn read_frame(&mut self) -> Result<BytesMut> {
         if let Some(lw) = &mut self.low_water {
             lw.reset();
@@ -352,6 +392,9 @@ impl Receiver {
             if (&mut self.read).take(left).read_buf(&mut frame).await? == 0 {
                 return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
             }
+        }
+        if let Some(lw) = &mut self.low_water {
+            lw.reset();
         }
         Ok(frame)
     }
@@ -568,6 +611,56 @@ mod tests {
             "the large frame arrives whole and in order"
         );
         assert_eq!(&small[..], b"small");
+        drop(broker.await.expect("broker"));
+    }
+
+    /// Toward a loopback peer the client does raise the mark: a read of a
+    /// large frame whose rest never comes is left waiting with the mark
+    /// raised, no higher than 256 KiB, as the kernel reports it.
+    #[tokio::test]
+    async fn a_large_frame_from_a_loopback_peer_is_read_with_the_mark_raised() {
+        const SIZE: usize = 1 << 20;
+        const SENT: usize = SIZE - 100_000;
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let broker = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.expect("accept");
+            stream
+                .write_all(&(SIZE as i32).to_be_bytes())
+                .await
+                .expect("size");
+            stream.write_all(&vec![1u8; SENT]).await.expect("part");
+            stream
+        });
+        let conn = Connection::connect_unversioned(&addr, "me")
+            .await
+            .expect("connect");
+        let (_sender, mut receiver) = conn.into_split();
+        let waited = tokio::time::timeout(Duration::from_millis(500), receiver.read_frame()).await;
+        assert!(waited.is_err(), "the frame's rest never comes");
+        let marked = receiver.low_water.as_mut().expect("marked toward loopback");
+        let (fd, _) = marked.parts();
+        let mut value: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `fd` is the receiver's open socket; `value` and `len` are
+        // valid for writes.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVLOWAT,
+                (&mut value as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0);
+        // At least the part that never comes (bytes that came may wait,
+        // queued under the mark), at most the largest mark.
+        let value = usize::try_from(value).expect("a mark is positive");
+        assert!(
+            (SIZE - SENT..=crate::low_water::MAX_MARK).contains(&value),
+            "mark {value}"
+        );
         drop(broker.await.expect("broker"));
     }
 }
