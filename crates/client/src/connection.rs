@@ -640,23 +640,9 @@ mod tests {
         assert!(waited.is_err(), "the frame's rest never comes");
         let marked = receiver.low_water.as_mut().expect("marked toward loopback");
         let (fd, _) = marked.parts();
-        let mut value: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: `fd` is the receiver's open socket; `value` and `len` are
-        // valid for writes.
-        let rc = unsafe {
-            libc::getsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVLOWAT,
-                (&mut value as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
-        assert_eq!(rc, 0);
+        let value = crate::low_water::mark_of(fd);
         // At least the part that never comes (bytes that came may wait,
         // queued under the mark), at most the largest mark.
-        let value = usize::try_from(value).expect("a mark is positive");
         assert!(
             (SIZE - SENT..=crate::low_water::MAX_MARK).contains(&value),
             "mark {value}"

@@ -159,6 +159,25 @@ pub fn read_when_ready(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> 
     }
 }
 
+/// The socket's `SO_RCVLOWAT` as the kernel reports it (for tests).
+#[cfg(test)]
+pub(crate) fn mark_of(fd: BorrowedFd<'_>) -> usize {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `fd` is borrowed, so open; `value` and `len` are valid for writes.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVLOWAT,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(rc, 0, "getsockopt: {}", io::Error::last_os_error());
+    usize::try_from(value).expect("a mark is positive")
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Write;
@@ -166,24 +185,6 @@ mod tests {
     use std::os::fd::AsFd;
 
     use super::*;
-
-    /// The socket's `SO_RCVLOWAT` as the kernel reports it.
-    fn mark_of(s: &TcpStream) -> usize {
-        let mut value: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: `s` is an open socket; `value` and `len` are valid for writes.
-        let rc = unsafe {
-            libc::getsockopt(
-                s.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVLOWAT,
-                (&mut value as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
-        assert_eq!(rc, 0, "getsockopt: {}", io::Error::last_os_error());
-        usize::try_from(value).expect("a mark is positive")
-    }
 
     /// The largest mark the kernel keeps: half of `tcp_rmem`'s maximum.
     fn kernel_cap() -> usize {
@@ -207,28 +208,28 @@ mod tests {
 
         lw.before_read(s.as_fd(), 8 << 20, 8 << 20);
         assert_eq!(
-            mark_of(&s),
+            mark_of(s.as_fd()),
             MAX_MARK.min(kernel_cap()),
             "a large frame's body"
         );
         lw.before_read(s.as_fd(), 8 << 20, 10_000);
         assert_eq!(
-            mark_of(&s),
+            mark_of(s.as_fd()),
             10_000,
             "its tail: no more than is still to come"
         );
         lw.before_read(s.as_fd(), 8 << 20, 0);
-        assert_eq!(mark_of(&s), 1, "nothing left in the socket");
+        assert_eq!(mark_of(s.as_fd()), 1, "nothing left in the socket");
         lw.before_read(s.as_fd(), MIN_FRAME, MIN_FRAME);
         assert_eq!(
-            mark_of(&s),
+            mark_of(s.as_fd()),
             MIN_FRAME,
             "a frame of the smallest size marked"
         );
         lw.reset(s.as_fd());
-        assert_eq!(mark_of(&s), 1, "put back");
+        assert_eq!(mark_of(s.as_fd()), 1, "put back");
         lw.before_read(s.as_fd(), MIN_FRAME - 1, MIN_FRAME - 1);
-        assert_eq!(mark_of(&s), 1, "a smaller frame is read as it comes");
+        assert_eq!(mark_of(s.as_fd()), 1, "a smaller frame is read as it comes");
     }
 
     #[test]
@@ -243,7 +244,7 @@ mod tests {
         assert_eq!(lw.mark(), None, "a failure leaves the mark unknown");
         lw.reset(s.as_fd());
         assert_eq!(
-            (lw.mark(), mark_of(&s)),
+            (lw.mark(), mark_of(s.as_fd())),
             (Some(1), 1),
             "the same value asked again is set"
         );
