@@ -195,6 +195,10 @@ impl Wire {
             }
         }
         self.low_water.reset(self.s.as_fd());
+        if self.low_water.mark() != Some(1) {
+            // `need` reads blocking, which a mark left raised could stall.
+            return Err("could not put the socket's low-water mark back to 1".into());
+        }
         Ok(())
     }
 }

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -102,28 +102,30 @@ pub struct Receiver {
 /// The low-water mark of the socket a [`Receiver`] reads
 /// ([`crate::low_water`]).
 struct Marked {
-    /// The socket of the read half in the same receiver's `read`.
-    fd: RawFd,
+    /// A duplicate of the socket's descriptor: the same socket, open for
+    /// as long as this value, whatever happens to the read half.
+    fd: OwnedFd,
     mark: LowWater,
 }
 
 impl Marked {
-    /// For `s` if it is plain TCP to a loopback peer, on Linux.
+    /// For `s` if it is plain TCP to a loopback peer, on Linux (and the
+    /// descriptor could be duplicated).
     fn of(s: &TcpStream) -> Option<Marked> {
         let loopback = s.peer_addr().is_ok_and(|a| a.ip().is_loopback());
-        (cfg!(target_os = "linux") && loopback).then(|| Marked {
-            fd: s.as_raw_fd(),
+        if !(cfg!(target_os = "linux") && loopback) {
+            return None;
+        }
+        let fd = s.as_fd().try_clone_to_owned().ok()?;
+        Some(Marked {
+            fd,
             mark: LowWater::new(),
         })
     }
 
     /// The socket, and its mark to set.
     fn parts(&mut self) -> (BorrowedFd<'_>, &mut LowWater) {
-        // SAFETY: `fd` is the socket of the read half that the receiver
-        // owning this value holds in its `read`: open for as long as this
-        // value exists.
-        let fd = unsafe { BorrowedFd::borrow_raw(self.fd) };
-        (fd, &mut self.mark)
+        (self.fd.as_fd(), &mut self.mark)
     }
 
     fn before_read(&mut self, total: usize, left: usize) {

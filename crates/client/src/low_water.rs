@@ -22,6 +22,11 @@
 //! (`poll`, which honours the mark as a non-blocking reader's readiness
 //! does, then a read that does not sleep).
 //!
+//! Lowering the mark wakes a reader whose queued bytes now reach it (the
+//! kernel checks at the `setsockopt`, Linux 4.18 and later; a kernel
+//! before that could leave a non-blocking reader waiting for a wake-up
+//! that already passed).
+//!
 //! pubsub's client sets the mark only toward a loopback peer, where the
 //! saving was measured. Over a real network, with segments that fill their
 //! buffers less densely, a mark near the receive buffer's size could hold
