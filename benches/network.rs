@@ -354,8 +354,7 @@ fn main() {
     println!("| loopback TCP copy, 1 MiB writes | {loopback:.0} |");
     println!(
         "| loopback TCP copy, 1 MiB writes, reader's low-water mark {} KiB | {:.0} |",
-        low_water::MAX_MARK >> 10,
-        copies.marked
+        MARK_KIB, copies.marked
     );
     println!("| Log::append in-process, flush never | {append:.0} |");
     println!("| Log::append in-process, fsync per batch | {append_fsync:.0} |");
@@ -610,8 +609,10 @@ pub(crate) fn load_average() -> String {
 /// runs the same cases against Apache Kafka (`compat/kafka`, run from the
 /// repository root) after pubsub's.
 fn consume_only(a: &Args, base: &Path, bytes: u64) {
+    // Every loopback copy moves at least 1 GiB, however few the messages.
+    let copy = bytes.max(1 << 30);
     eprintln!("baseline: loopback TCP copy");
-    let before = Copies::measure(bytes.max(1 << 30));
+    let before = Copies::measure(copy);
     let mut rows = Vec::new();
     let mut brokers = vec![BrokerKind::Pubsub];
     if a.kafka {
@@ -633,7 +634,7 @@ fn consume_only(a: &Args, base: &Path, bytes: u64) {
                         f64::from(fetch) / f64::from(1 << 20)
                     );
                     eprintln!("{name}");
-                    let adjacent = loopback_copy(bytes.max(1 << 30), Reader::Marked);
+                    let adjacent = loopback_copy(copy, Reader::Marked);
                     let cost = Cost::start(&server);
                     let moved =
                         raw_client::consume(&server.addr, "bench", partitions as i32, fetch)
@@ -648,7 +649,7 @@ fn consume_only(a: &Args, base: &Path, bytes: u64) {
                 }
                 let name = format!("{prefix}, rdkafka_performance (defaults: 1 MiB a partition)");
                 eprintln!("{name}");
-                let adjacent = loopback_copy(bytes.max(1 << 30), Reader::Marked);
+                let adjacent = loopback_copy(copy, Reader::Marked);
                 let cost = Cost::start(&server);
                 let row = perf_row(a, name, &consume_args(a, &server.addr, partitions, None));
                 rows.push((row, cost.stop(&server), adjacent));
@@ -657,14 +658,14 @@ fn consume_only(a: &Args, base: &Path, bytes: u64) {
                     a.fetch_bytes >> 20
                 );
                 eprintln!("{name}");
-                let adjacent = loopback_copy(bytes.max(1 << 30), Reader::Marked);
+                let adjacent = loopback_copy(copy, Reader::Marked);
                 let cost = Cost::start(&server);
                 let argv = consume_args(a, &server.addr, partitions, Some(a.fetch_bytes));
                 let row = perf_row(a, name, &argv);
                 rows.push((row, cost.stop(&server), adjacent));
                 let name = format!("{prefix}, pubsub bench");
                 eprintln!("{name}");
-                let adjacent = loopback_copy(bytes.max(1 << 30), Reader::Marked);
+                let adjacent = loopback_copy(copy, Reader::Marked);
                 let cost = Cost::start(&server);
                 let row = own_consume(a, &server.addr, &name, "bench");
                 rows.push((row, cost.stop(&server), adjacent));
@@ -673,7 +674,7 @@ fn consume_only(a: &Args, base: &Path, bytes: u64) {
         }
     }
     eprintln!("baseline: loopback TCP copy");
-    let after = Copies::measure(bytes.max(1 << 30));
+    let after = Copies::measure(copy);
     let loopback = Copies::mean(before, after);
     println!(
         "\n| workload (1 KiB messages, batches of {}) | MB/s | msg/s | broker CPU s/GB | client CPU s/GB | / loopback copy | / copy, marked reader | marked copy just before, MB/s | / that copy |",
@@ -700,7 +701,7 @@ fn consume_only(a: &Args, base: &Path, bytes: u64) {
         "\nloopback TCP copy, 1 MiB writes: plain reader {:.0} MB/s before, {:.0} after; reader with a {} KiB low-water mark {:.0} before, {:.0} after (ratios use the means); load average at the end: {}",
         before.plain,
         after.plain,
-        low_water::MAX_MARK >> 10,
+        MARK_KIB,
         before.marked,
         after.marked,
         std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
@@ -1168,6 +1169,9 @@ fn own_and_children_ticks() -> u64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     stat_ticks(&stat, &[14, 15, 16, 17])
 }
+
+/// The marked reader's low-water mark, KiB (as printed).
+const MARK_KIB: usize = low_water::MAX_MARK >> 10;
 
 /// How a loopback copy's reader waits for data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
