@@ -326,13 +326,21 @@ impl TxnMetadata {
     /// InitProducerId rotates the id (Kafka's `prepareFenceProducerEpoch`).
     /// Only at `i16::MAX` itself is the epoch kept (Kafka refuses that
     /// fence as an overflow; no client holds that epoch).
+    ///
+    /// The fenced epoch stays as the last one: Kafka 4.x aborts a fenced
+    /// transaction at the broker's transaction version (2), whose abort
+    /// records the epoch it bumps from. So the fenced producer itself may
+    /// still recover with InitProducerId naming that epoch (KIP-360, what
+    /// librdkafka sends after its transaction timed out): it is answered
+    /// the bumped epoch, as a retry is. A new producer's InitProducerId
+    /// (no epoch named) clears it, fencing the old one for good.
     pub fn fence(&self, now: i64) -> Transit {
         let fencing = self.moved_to(TxnState::PrepareEpochFence, now)?;
         let mut next = fencing.moved_to(TxnState::PrepareAbort, now)?;
         if self.producer_epoch < i16::MAX {
             next.producer_epoch = self.producer_epoch + 1;
         }
-        next.last_producer_epoch = NO_PRODUCER_EPOCH;
+        next.last_producer_epoch = self.producer_epoch;
         Ok(next)
     }
 

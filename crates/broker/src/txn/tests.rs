@@ -367,10 +367,54 @@ fn the_timeout_aborts_and_fences() {
         refusal(c.end_txn(&s, "tx", pid, e, true, 1200)),
         TxnRefusal::ProducerFenced
     );
-    // Survives a reload: the abort is not redone.
+    // Survives a reload: the abort is not redone. The last epoch is not
+    // logged (Kafka's transaction log value has no field for it either).
     let after = reloaded(&s);
     assert_eq!(after.tick(&s, 5000), 0);
-    assert_eq!(after.describe("tx"), Some(m));
+    let logged = TxnMetadata {
+        last_producer_epoch: -1,
+        ..m
+    };
+    assert_eq!(after.describe("tx"), Some(logged));
+}
+
+#[test]
+fn the_producer_of_a_timed_out_transaction_recovers_with_its_epoch_until_a_new_one_starts() {
+    let (c, s) = (coordinator(), MemStore::default());
+    c.init_producer_id(&s, "tx", 1000, None, 0)
+        .expect("a valid test value");
+    // At epoch 1, so that an older epoch exists.
+    let (pid, e) = c
+        .init_producer_id(&s, "tx", 1000, None, 0)
+        .expect("a valid test value");
+    assert_eq!(e, 1);
+    c.add_partitions(&s, "tx", pid, e, &parts(&[("a", 0)]), 100)
+        .expect("a valid test value");
+    assert_eq!(c.tick(&s, 1101), 1);
+    // KIP-360 naming the fenced epoch: the bumped one, without a second
+    // bump (Kafka 4.x answers so), as often as it is asked.
+    for now in [1200, 1300] {
+        assert_eq!(
+            c.init_producer_id(&s, "tx", 1000, Some((pid, e)), now)
+                .expect("a valid test value"),
+            (pid, e + 1)
+        );
+    }
+    // An older epoch is fenced.
+    assert_eq!(
+        refusal(c.init_producer_id(&s, "tx", 1000, Some((pid, e - 1)), 1400)),
+        TxnRefusal::ProducerFenced
+    );
+    // A new producer bumps and forgets the fenced epoch.
+    assert_eq!(
+        c.init_producer_id(&s, "tx", 1000, None, 1500)
+            .expect("a valid test value"),
+        (pid, e + 2)
+    );
+    assert_eq!(
+        refusal(c.init_producer_id(&s, "tx", 1000, Some((pid, e)), 1600)),
+        TxnRefusal::ProducerFenced
+    );
 }
 
 #[test]
