@@ -176,6 +176,7 @@ fn codec_max(key: i16) -> Option<i16> {
         ApiKey::AddOffsetsToTxn => max::<AddOffsetsToTxnRequest>(),
         ApiKey::EndTxn => max::<EndTxnRequest>(),
         ApiKey::TxnOffsetCommit => max::<TxnOffsetCommitRequest>(),
+        ApiKey::DescribeTransactions => max::<DescribeTransactionsRequest>(),
         _ => None,
     }
 }
@@ -286,11 +287,19 @@ fn elements(flat: &BTreeMap<String, String>) -> BTreeSet<&str> {
 /// (their defaults are minutes), so the retention scenario sees it happen.
 const RETENTION_CHECK_MS: u64 = 500;
 
+/// How often Kafka looks for transactions past their timeout in this suite
+/// (its default is 10 s; pubsub looks at every tick, 100 ms), so the
+/// transaction timeout scenario does not wait for it.
+const TXN_TIMEOUT_CHECK_MS: u64 = 500;
+
 #[test]
 fn pubsub_and_apache_kafka_answer_the_same_scenarios_alike() {
-    let Some(kafka) = Kafka::start_with(&[&format!(
-        "log.retention.check.interval.ms={RETENTION_CHECK_MS}"
-    )]) else {
+    let Some(kafka) = Kafka::start_with(&[
+        &format!("log.retention.check.interval.ms={RETENTION_CHECK_MS}"),
+        &format!(
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms={TXN_TIMEOUT_CHECK_MS}"
+        ),
+    ]) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

@@ -97,6 +97,10 @@ pub const ALL: &[Scenario] = &[
         name: "transactional produce versions",
         play: |p| Box::pin(transactional_produce_versions(p)),
     },
+    Scenario {
+        name: "transaction timeout",
+        play: |p| Box::pin(transaction_timeout(p)),
+    },
 ];
 
 /// A fixed CreateTime for the scenarios' records (2023-11-14).
@@ -1767,9 +1771,20 @@ struct Txn {
 /// InitProducerId for `id` once its coordinator answers; the producer is
 /// named `name` in the recorded answers.
 async fn init_txn(p: &mut Probe, id: &'static str, name: &str, deadline: Instant) -> Txn {
+    init_txn_timing_out(p, id, name, 60_000, deadline).await
+}
+
+/// [`init_txn`] with the transaction timeout `timeout_ms`.
+async fn init_txn_timing_out(
+    p: &mut Probe,
+    id: &'static str,
+    name: &str,
+    timeout_ms: i32,
+    deadline: Instant,
+) -> Txn {
     let init = InitProducerIdRequest::default()
         .with_transactional_id(Some(TransactionalId(s(id))))
-        .with_transaction_timeout_ms(60_000)
+        .with_transaction_timeout_ms(timeout_ms)
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
     loop {
@@ -1987,4 +2002,62 @@ async fn transactional_produce_versions(p: &mut Probe) {
     offsets(p, t, 0, &[("latest", -1)]).await;
     offsets(p, t, 1, &[("latest", -1)]).await;
     offsets(p, t, 2, &[("latest", -1)]).await;
+}
+
+/// A transaction the coordinator aborts at its timeout (1 s; Kafka looks
+/// for timed-out transactions every half second in this suite, pubsub at
+/// every tick), and
+/// what its producer then meets, still at the epoch it wrote with: EndTxn
+/// commit at transaction version 2 (the epoch bumped by the abort reads as
+/// a retry's, and a commit after an abort is INVALID_TXN_STATE) and at
+/// version 1 (a stale epoch), a write, EndTxn abort (a retry of the abort),
+/// and InitProducerId naming the producer id and that epoch (KIP-360), as
+/// librdkafka sends it to recover.
+async fn transaction_timeout(p: &mut Probe) {
+    let t = "tto";
+    create_topic(p, t, 1, &[]).await;
+    let id = "dtto";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let txn = init_txn_timing_out(p, id, "1", 1_000, deadline).await;
+    let me = (txn.pid, txn.epoch);
+    p.call_at(
+        "write (joins the partition)",
+        12,
+        txn_produce(id, me, t, 0, 0, "a"),
+    )
+    .await;
+    let describe =
+        DescribeTransactionsRequest::default().with_transactional_ids(vec![TransactionalId(s(id))]);
+    loop {
+        let r = p.quiet(describe.clone()).await;
+        let state = r
+            .transaction_states
+            .first()
+            .map(|s| s.transaction_state.to_string());
+        if state.as_deref() == Some("CompleteAbort") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the transaction never timed out: {r:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    p.call("aborted at the timeout", describe).await;
+    p.call_at("commit, v5", 5, end_txn(id, me.0, me.1, true))
+        .await;
+    p.call_at("commit, v4", 4, end_txn(id, me.0, me.1, true))
+        .await;
+    p.call_at("write again", 12, txn_produce(id, me, t, 0, 1, "b"))
+        .await;
+    p.call_at("abort, v5", 5, end_txn(id, me.0, me.1, false))
+        .await;
+    let recover = InitProducerIdRequest::default()
+        .with_transactional_id(Some(TransactionalId(s(id))))
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(ProducerId(me.0))
+        .with_producer_epoch(me.1);
+    p.call("InitProducerId with the producer's id and epoch", recover)
+        .await;
+    offsets(p, t, 0, &[("latest", -1)]).await;
 }
