@@ -185,6 +185,12 @@ public final class WordCount {
       // broker holds the open transaction's records while the thread pauses.
       p.put(StreamsConfig.producerPrefix(ProducerConfig.LINGER_MS_CONFIG), 0);
     }
+    // A transaction open when the broker is killed stays open until the broker is back and the
+    // app commits it. Streams' default transaction timeout (10 s) is shorter than Apache Kafka's
+    // restart on a loaded machine (14 s seen): its coordinator then aborts the transaction at
+    // the timeout, answers the app's commit with INVALID_TXN_STATE, and the app stops. What the
+    // tests check is recovery from the kill, not the timeout, so they give it a minute.
+    p.put(StreamsConfig.producerPrefix(ProducerConfig.TRANSACTION_TIMEOUT_CONFIG), 60000);
     // Streams does not leave its group on close; a restarted app (a new member) waits for the
     // old member's session to expire, 45 s by default.
     p.put(StreamsConfig.consumerPrefix(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG), 10000);
