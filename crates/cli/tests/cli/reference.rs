@@ -176,6 +176,11 @@ impl Kafka {
         command
     }
 
+    /// Where the broker logs.
+    pub fn server_log(&self) -> PathBuf {
+        self.dir.path().join("logs/server.log")
+    }
+
     /// Where [`Kafka::command`]'s JVMs log.
     pub fn tool_log(&self) -> PathBuf {
         self.dir.path().join("tools/logs/server.log")

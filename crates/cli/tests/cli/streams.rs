@@ -115,6 +115,14 @@ trait Broker {
     fn bootstrap(&self) -> String;
     /// SIGKILL, then start again on the same data dir and address.
     fn crash_and_restart(&mut self);
+    /// The last lines of the broker's own log, for a failure report.
+    fn log_tail(&self) -> String;
+}
+
+/// The last `n` lines of `text`.
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 struct Pubsub {
@@ -137,6 +145,13 @@ impl Broker for Pubsub {
         };
         self.daemon = Some(Daemon::start_with(&self.data, options));
     }
+
+    fn log_tail(&self) -> String {
+        tail(
+            &self.daemon.as_ref().map(Daemon::stderr).unwrap_or_default(),
+            40,
+        )
+    }
 }
 
 struct Reference<'a>(&'a Kafka);
@@ -149,6 +164,13 @@ impl Broker for Reference<'_> {
     fn crash_and_restart(&mut self) {
         self.0.kill9();
         self.0.restart();
+    }
+
+    fn log_tail(&self) -> String {
+        tail(
+            &std::fs::read_to_string(self.0.server_log()).unwrap_or_default(),
+            40,
+        )
     }
 }
 
@@ -278,12 +300,10 @@ impl App {
     /// What it printed, and the tail of the log Streams writes.
     fn report(&self) -> String {
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(40).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
         format!(
             "app output:\n{}\nlog tail:\n{}",
             self.output.lock().unwrap(),
-            tail.join("\n")
+            tail(&log, 40)
         )
     }
 
@@ -563,13 +583,32 @@ fn same_on_pubsub_and_kafka(
         daemon: Some(Daemon::start(&data)),
         data,
     };
-    let ours = scenario(&kafka, &mut pubsub);
-    let theirs = scenario(&kafka, &mut Reference(&kafka));
+    let ours = run_on("pubsub", scenario, &kafka, &mut pubsub);
+    let theirs = run_on("Apache Kafka", scenario, &kafka, &mut Reference(&kafka));
     let differences = crate::reference::differences(&ours, &theirs);
     assert!(
         differences.is_empty(),
         "{what} saw differences:\n{differences}"
     );
+}
+
+/// `scenario` against `broker`; if it fails, the tail of the broker's log
+/// is printed under its name before the failure goes on (the failure's own
+/// message shows the app's side, and does not say which broker it was).
+fn run_on(
+    name: &str,
+    scenario: fn(&Kafka, &mut dyn Broker) -> Vec<(String, String)>,
+    kafka: &Kafka,
+    broker: &mut dyn Broker,
+) -> Vec<(String, String)> {
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scenario(kafka, broker)));
+    run.unwrap_or_else(|failure| {
+        eprintln!(
+            "the scenario failed on {name}; the tail of {name}'s log:\n{}",
+            broker.log_tail()
+        );
+        std::panic::resume_unwind(failure)
+    })
 }
 
 const EXACTLY_ONCE: [&str; 2] = ["exactly_once_v2", "10"];
