@@ -177,8 +177,8 @@ pub struct TxnMetadata {
     pub next_producer_id: i64,
     /// The epoch in use (-1 before the first InitProducerId completes).
     pub producer_epoch: i16,
-    /// The epoch before the last bump, for retried InitProducerIds (not
-    /// persisted; -1 when unknown).
+    /// The epoch before the last bump, for retried InitProducerIds and for
+    /// the producer a fence bumped past (not persisted; -1 when unknown).
     pub last_producer_epoch: i16,
     /// The producer's `transaction.timeout.ms`.
     pub timeout_ms: i32,
@@ -299,8 +299,14 @@ impl TxnMetadata {
                     {
                         (bumped, self.producer_epoch)
                     }
-                    // A retry whose answer was lost: the same answer again.
-                    Some((_, e)) if e == self.last_producer_epoch => {
+                    // A retry whose answer was lost, or the fenced producer
+                    // recovering: the same answer again. Never the epoch
+                    // reserved for fencing (a fence at the last usable one
+                    // reaches it): that producer is fenced, and the next
+                    // new producer rotates the id.
+                    Some((_, e))
+                        if e == self.last_producer_epoch && self.producer_epoch < i16::MAX =>
+                    {
                         (self.producer_epoch, self.last_producer_epoch)
                     }
                     Some(_) => return Err(TxnRefusal::ProducerFenced),

@@ -1128,3 +1128,32 @@ fn fencing_at_the_last_epoch_aborts_at_the_reserved_one_and_rotates_the_id() {
         TxnRefusal::InvalidProducerIdMapping
     );
 }
+
+#[test]
+fn a_producer_fenced_at_the_last_epoch_is_not_handed_the_reserved_one() {
+    let (c, s) = (coordinator(), MemStore::default());
+    let (pid, _) = c
+        .init_producer_id(&s, "tx", 1_000, None, 1)
+        .expect("a valid test value");
+    let last = i16::MAX - 1;
+    let mut m = c.describe("tx").expect("a valid test value");
+    m.producer_epoch = last;
+    s.persist_txn("tx", Some(records::encode_value(&m)))
+        .expect("a valid test value");
+    let c = reloaded(&s);
+    c.add_partitions(&s, "tx", pid, last, &parts(&[("a", 0)]), 2)
+        .expect("a valid test value");
+    // The timeout fences it at the reserved epoch.
+    assert_eq!(c.tick(&s, 2_000), 1);
+    let m = c.describe("tx").expect("a valid test value");
+    assert_eq!((m.producer_epoch, m.last_producer_epoch), (i16::MAX, last));
+    assert_eq!(
+        refusal(c.init_producer_id(&s, "tx", 1_000, Some((pid, last)), 3_000)),
+        TxnRefusal::ProducerFenced
+    );
+    let (next, epoch) = c
+        .init_producer_id(&s, "tx", 1_000, None, 3_001)
+        .expect("a valid test value");
+    assert_ne!(next, pid);
+    assert_eq!(epoch, 0);
+}
