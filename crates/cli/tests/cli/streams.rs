@@ -128,6 +128,9 @@ fn tail(text: &str, n: usize) -> String {
 struct Pubsub {
     daemon: Option<Daemon>,
     data: PathBuf,
+    /// What the daemons before a crash logged (each restart's log starts
+    /// afresh).
+    crashed_logs: String,
 }
 
 impl Broker for Pubsub {
@@ -138,7 +141,7 @@ impl Broker for Pubsub {
     fn crash_and_restart(&mut self) {
         let daemon = self.daemon.take().unwrap();
         let addr = daemon.addr;
-        daemon.kill9();
+        self.crashed_logs.push_str(&daemon.kill9());
         let options = Options {
             listen: Some(addr),
             ..Options::default()
@@ -147,9 +150,11 @@ impl Broker for Pubsub {
     }
 
     fn log_tail(&self) -> String {
-        tail(
-            &self.daemon.as_ref().map(Daemon::stderr).unwrap_or_default(),
-            40,
+        let now = self.daemon.as_ref().map(Daemon::stderr).unwrap_or_default();
+        format!(
+            "before the last crash:\n{}\nsince:\n{}",
+            tail(&self.crashed_logs, 40),
+            tail(&now, 40)
         )
     }
 }
@@ -166,6 +171,8 @@ impl Broker for Reference<'_> {
         self.0.restart();
     }
 
+    /// Since the last restart (`compat/kafka` keeps the log before it
+    /// beside it, as `server.log.<time>`).
     fn log_tail(&self) -> String {
         tail(
             &std::fs::read_to_string(self.0.server_log()).unwrap_or_default(),
@@ -582,6 +589,7 @@ fn same_on_pubsub_and_kafka(
     let mut pubsub = Pubsub {
         daemon: Some(Daemon::start(&data)),
         data,
+        crashed_logs: String::new(),
     };
     let ours = run_on("pubsub", scenario, &kafka, &mut pubsub);
     let theirs = run_on("Apache Kafka", scenario, &kafka, &mut Reference(&kafka));
