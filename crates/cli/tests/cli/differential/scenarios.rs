@@ -2004,10 +2004,10 @@ async fn transactional_produce_versions(p: &mut Probe) {
     offsets(p, t, 2, &[("latest", -1)]).await;
 }
 
-/// A transaction the coordinator aborts at its timeout (1 s; Kafka looks
-/// for timed-out transactions every half second in this suite, pubsub at
-/// every tick), and
-/// what its producer then meets, still at the epoch it wrote with: EndTxn
+/// A transaction the coordinator aborts at its timeout (3 s, room for a
+/// slow first write on a loaded machine; Kafka looks for timed-out
+/// transactions every half second in this suite, pubsub at every tick),
+/// and what its producer then meets, still at the epoch it wrote with: EndTxn
 /// commit at transaction version 2 (the epoch bumped by the abort reads as
 /// a retry's, and a commit after an abort is INVALID_TXN_STATE) and at
 /// version 1 (a stale epoch), a write, EndTxn abort (a retry of the abort),
@@ -2018,7 +2018,7 @@ async fn transaction_timeout(p: &mut Probe) {
     create_topic(p, t, 1, &[]).await;
     let id = "dtto";
     let deadline = Instant::now() + Duration::from_secs(60);
-    let txn = init_txn_timing_out(p, id, "1", 1_000, deadline).await;
+    let txn = init_txn_timing_out(p, id, "1", 3_000, deadline).await;
     let me = (txn.pid, txn.epoch);
     p.call_at(
         "write (joins the partition)",
