@@ -1095,6 +1095,24 @@ fn a_transaction_with_consumer_offsets_completes_before_end_txn_answers() {
     assert_eq!(s.markers.borrow().len(), 2);
 }
 
+/// A transaction of "tx" on `a`-0, opened at 2 ms at the last epoch a
+/// producer may hold (`i16::MAX - 1`), its timeout `timeout_ms`: the
+/// coordinator, its store and the producer id.
+fn ongoing_at_the_last_epoch(timeout_ms: i32) -> (TransactionCoordinator, MemStore, i64) {
+    let (c, s) = (coordinator(), MemStore::default());
+    let (pid, _) = c
+        .init_producer_id(&s, "tx", timeout_ms, None, 1)
+        .expect("a valid test value");
+    let mut m = c.describe("tx").expect("a valid test value");
+    m.producer_epoch = i16::MAX - 1;
+    s.persist_txn("tx", Some(records::encode_value(&m)))
+        .expect("a valid test value");
+    let c = reloaded(&s);
+    c.add_partitions(&s, "tx", pid, i16::MAX - 1, &parts(&[("a", 0)]), 2)
+        .expect("a valid test value");
+    (c, s, pid)
+}
+
 /// A new producer fencing a transaction at the last epoch a client may
 /// hold (`i16::MAX - 1`) bumps it to `i16::MAX`, as Kafka's
 /// `prepareFenceProducerEpoch` does: the ABORT marker carries `i16::MAX`, so
@@ -1102,18 +1120,8 @@ fn a_transaction_with_consumer_offsets_completes_before_end_txn_answers() {
 /// new producer id at epoch 0.
 #[test]
 fn fencing_at_the_last_epoch_aborts_at_the_reserved_one_and_rotates_the_id() {
-    let (c, s) = (coordinator(), MemStore::default());
-    let (pid, _) = c
-        .init_producer_id(&s, "tx", 60_000, None, 1)
-        .expect("a valid test value");
+    let (c, s, pid) = ongoing_at_the_last_epoch(60_000);
     let last = i16::MAX - 1;
-    let mut m = c.describe("tx").expect("a valid test value");
-    m.producer_epoch = last;
-    s.persist_txn("tx", Some(records::encode_value(&m)))
-        .expect("a valid test value");
-    let c = reloaded(&s);
-    c.add_partitions(&s, "tx", pid, last, &parts(&[("a", 0)]), 2)
-        .expect("a valid test value");
     let (next, epoch) = c
         .init_producer_id(&s, "tx", 60_000, None, 3)
         .expect("a valid test value");
@@ -1131,18 +1139,8 @@ fn fencing_at_the_last_epoch_aborts_at_the_reserved_one_and_rotates_the_id() {
 
 #[test]
 fn a_producer_fenced_at_the_last_epoch_is_not_handed_the_reserved_one() {
-    let (c, s) = (coordinator(), MemStore::default());
-    let (pid, _) = c
-        .init_producer_id(&s, "tx", 1_000, None, 1)
-        .expect("a valid test value");
+    let (c, s, pid) = ongoing_at_the_last_epoch(1_000);
     let last = i16::MAX - 1;
-    let mut m = c.describe("tx").expect("a valid test value");
-    m.producer_epoch = last;
-    s.persist_txn("tx", Some(records::encode_value(&m)))
-        .expect("a valid test value");
-    let c = reloaded(&s);
-    c.add_partitions(&s, "tx", pid, last, &parts(&[("a", 0)]), 2)
-        .expect("a valid test value");
     // The timeout fences it at the reserved epoch.
     assert_eq!(c.tick(&s, 2_000), 1);
     let m = c.describe("tx").expect("a valid test value");
