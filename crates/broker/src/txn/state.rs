@@ -336,9 +336,9 @@ impl TxnMetadata {
     /// The fenced epoch stays as the last one: Kafka 4.x aborts a fenced
     /// transaction at the broker's transaction version (2), whose abort
     /// records the epoch it bumps from. So the fenced producer itself may
-    /// still recover with InitProducerId naming that epoch (KIP-360, what
-    /// librdkafka sends after its transaction timed out): it is answered
-    /// the bumped epoch, as a retry is. A new producer's InitProducerId
+    /// still recover with InitProducerId naming that epoch (KIP-360: a
+    /// producer bumping its own epoch after an abortable error): it is
+    /// answered the bumped epoch, as a retry is. A new producer's InitProducerId
     /// (no epoch named) clears it, fencing the old one for good.
     pub fn fence(&self, now: i64) -> Transit {
         let fencing = self.moved_to(TxnState::PrepareEpochFence, now)?;

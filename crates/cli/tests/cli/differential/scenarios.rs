@@ -2011,8 +2011,8 @@ async fn transactional_produce_versions(p: &mut Probe) {
 /// commit at transaction version 2 (the epoch bumped by the abort reads as
 /// a retry's, and a commit after an abort is INVALID_TXN_STATE) and at
 /// version 1 (a stale epoch), a write, EndTxn abort (a retry of the abort),
-/// and InitProducerId naming the producer id and that epoch (KIP-360), as
-/// librdkafka sends it to recover.
+/// and InitProducerId naming the producer id and that epoch (KIP-360, as a
+/// producer sends it to bump its own epoch after an abortable error).
 async fn transaction_timeout(p: &mut Probe) {
     let t = "tto";
     create_topic(p, t, 1, &[]).await;
