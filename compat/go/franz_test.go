@@ -1,6 +1,7 @@
 // franz-go (pkg/kgo, pkg/kadm) against the broker under test: topic admin
 // and configs, idempotent acks=all keyed produce, a consumer group that
-// commits, and what kadm then reports about offsets, lag and groups.
+// commits, and what kadm then reports about offsets, lag and groups; a
+// transactional producer recovering after its transaction timed out.
 package compat
 
 import (
@@ -408,4 +409,77 @@ func sortedInt32(ps []int32) string {
 	s := append([]int32(nil), ps...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return fmt.Sprint(s)
+}
+
+// A transaction the coordinator aborts at its timeout: the producer's next
+// write, still at its old epoch, fails; franz-go then aborts and, before
+// the next transaction, bumps its own epoch with InitProducerId naming its
+// producer id and that epoch (KIP-360/KIP-588). The coordinator answers
+// the epoch the abort bumped to, so the producer carries on: the next
+// transaction commits, and a read_committed consumer sees only its record.
+func TestFranzTransactionTimedOutRecoversWithItsEpoch(t *testing.T) {
+	ctx := deadline(t)
+	adm := kadm.NewClient(franzClient(t))
+	topic := unique("franz-txn-timeout")
+	txnID := unique("franz-txn")
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, topic); err != nil {
+		t.Fatalf("CreateTopic: %v", err)
+	}
+	t.Cleanup(func() { _, _ = adm.DeleteTopics(context.Background(), topic) })
+	producer := franzClient(t,
+		kgo.TransactionalID(txnID),
+		kgo.TransactionTimeout(2*time.Second),
+		kgo.DefaultProduceTopic(topic),
+		kgo.RecordRetries(3),
+	)
+	if err := producer.BeginTransaction(); err != nil {
+		t.Fatalf("BeginTransaction: %v", err)
+	}
+	if err := producer.ProduceSync(ctx, kgo.StringRecord("timed-out")).FirstErr(); err != nil {
+		t.Fatalf("ProduceSync in the first transaction: %v", err)
+	}
+	// Kafka looks for timed-out transactions every 10 s, pubsub at each tick.
+	eventually(t, func() string {
+		described, err := adm.DescribeTransactions(ctx, txnID)
+		if err != nil {
+			return fmt.Sprintf("DescribeTransactions: %v", err)
+		}
+		d, err := described.On(txnID, nil)
+		if err != nil || d.State != "CompleteAbort" {
+			return fmt.Sprintf("the transaction is not aborted at its timeout yet: %+v %v", d, err)
+		}
+		return ""
+	})
+	err := producer.ProduceSync(ctx, kgo.StringRecord("late")).FirstErr()
+	if !errors.Is(err, kerr.InvalidProducerEpoch) {
+		t.Fatalf("a write after the timeout's abort: %v, want INVALID_PRODUCER_EPOCH", err)
+	}
+	if err := producer.EndTransaction(ctx, kgo.TryAbort); err != nil {
+		t.Fatalf("EndTransaction(TryAbort) after the timeout: %v", err)
+	}
+	if err := producer.BeginTransaction(); err != nil {
+		t.Fatalf("BeginTransaction after the timeout: %v", err)
+	}
+	if err := producer.ProduceSync(ctx, kgo.StringRecord("after")).FirstErr(); err != nil {
+		t.Fatalf("ProduceSync in the next transaction: %v", err)
+	}
+	if err := producer.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatalf("EndTransaction(TryCommit) of the next transaction: %v", err)
+	}
+	consumer := franzClient(t,
+		kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+	)
+	var seen []string
+	for len(seen) == 0 {
+		fetches := consumer.PollFetches(ctx)
+		if errs := fetches.Errors(); len(errs) > 0 {
+			t.Fatalf("PollFetches: %+v", errs)
+		}
+		fetches.EachRecord(func(r *kgo.Record) { seen = append(seen, string(r.Value)) })
+	}
+	if len(seen) != 1 || seen[0] != "after" {
+		t.Errorf("read_committed sees %q, want only the next transaction's record", seen)
+	}
 }
